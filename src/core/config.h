@@ -1,0 +1,75 @@
+/*
+ * config.h - cutover.yaml and the CUTOVER_* environment (DESIGN §7).
+ *
+ * Order: built-in defaults, then the YAML file (--config, $CUTOVER_CONFIG,
+ * or ./cutover.yaml if present), then environment variables, which win.
+ * With environment variables alone (no file) every command works.
+ *
+ * YAML shape (every key optional):
+ *
+ *   git:    { repo: PATH|URL, branch: main, poll_interval: 30s, fsync: true }
+ *   etcd:   { endpoints: [http://127.0.0.1:2379], prefix: /, user: u,
+ *             password: p, ca_file: F, cert_file: F, key_file: F,
+ *             connect_timeout: 1s, request_timeout: 5s }
+ *   state_dir: ./.cutover
+ *   flags: PATH
+ *   listen: 127.0.0.1:7480
+ *   admin_token_file: PATH
+ *   reconcile: { min_consistency: 0.9999, max_mismatch_ratio: 0.001,
+ *                grace: 2s, go_no_go_window: 1h }
+ *
+ * Durations accept "250ms", "2s", "5m", "1h" or a bare number of seconds.
+ */
+#ifndef CO_CONFIG_H
+#define CO_CONFIG_H
+
+#include <stddef.h>
+
+typedef struct co_config {
+	char *path; /* the file read, or NULL */
+
+	char *git_repo;
+	char *git_branch;
+	int git_poll_interval_ms;
+	int git_fsync;
+
+	char **etcd_endpoints;
+	size_t n_etcd_endpoints;
+	char *etcd_prefix;
+	char *etcd_user;
+	char *etcd_password;
+	char *etcd_ca_file;
+	char *etcd_cert_file;
+	char *etcd_key_file;
+	int etcd_connect_timeout_ms;
+	int etcd_request_timeout_ms;
+
+	char *state_dir;
+	char *flags_path; /* default <state_dir>/flags.yaml */
+	char *listen;
+	char *admin_token_file;
+
+	double reconcile_min_consistency;
+	double reconcile_max_mismatch_ratio;
+	int reconcile_grace_ms;
+	int go_no_go_window_ms;
+} co_config;
+
+/*
+ * Load the configuration.  `path` is the --config value or NULL (then
+ * $CUTOVER_CONFIG, then ./cutover.yaml if it exists, else no file).  A file
+ * named explicitly must exist.  Errors: CO_EINVAL with "FILE:LINE: key
+ * \"k\": what is wrong" for a bad file; CO_EIO if it cannot be read.
+ * *out is owned by the caller (co_config_free).
+ */
+int co_config_load(co_config **out, const char *path);
+
+/* Defaults only, no file or environment (for tests). */
+int co_config_defaults(co_config **out);
+
+void co_config_free(co_config *c);
+
+/* Parse a duration ("250ms", "2s", "5m", "1h", "3"): milliseconds or CO_EINVAL. */
+int co_config_parse_duration(int *out_ms, const char *s);
+
+#endif

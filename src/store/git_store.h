@@ -1,0 +1,39 @@
+/*
+ * git_store.h - the legacy store: task files in a bare git repository.
+ *
+ * Layout: branch `main` (configurable), files tasks/<id>.json and
+ * swarms/<id>.json holding pretty canonical JSON.  Every mutation is one
+ * commit touching one file, authored by "cutover <cutover@localhost>" with a
+ * "Cutover-Op: <why>" trailer so that cutover's own commits are recognisable.
+ * Publishing is a compare-and-swap on the branch ref (local path) or a push
+ * that the server may reject as non-fast-forward (URL).
+ */
+#ifndef CO_GIT_STORE_H
+#define CO_GIT_STORE_H
+
+#include "store.h"
+
+typedef struct co_git_opts {
+	const char *repo;      /* path of a bare repo, or a URL */
+	const char *branch;    /* default "main" */
+	const char *cache_dir; /* for URLs: where the local mirror lives */
+	int poll_interval_ms;  /* watch polling; default 30000 */
+	int fsync;             /* 1 (default): acknowledged commits survive a crash */
+	int max_retries;       /* ref CAS retries before CO_EUNAVAIL; default 200 */
+} co_git_opts;
+
+#define CO_GIT_OPTS_INIT { NULL, "main", NULL, 30000, 1, 200 }
+
+/* The author name and trailer that mark cutover's own commits. */
+#define CO_GIT_AUTHOR_NAME "cutover"
+#define CO_GIT_AUTHOR_EMAIL "cutover@localhost"
+#define CO_GIT_TRAILER "Cutover-Op"
+
+/*
+ * Open the git store.  A path must be an existing bare repository (an empty
+ * `git init --bare` is fine: the first write creates the branch).
+ * CO_EUNAVAIL naming the repo if it cannot be opened.
+ */
+int co_git_store_open(co_store **out, const co_git_opts *opts);
+
+#endif

@@ -1,0 +1,128 @@
+/*
+ * store.h - one interface over the two stores (DESIGN §2, §3).
+ *
+ * A co_store is a handle on git (git_store.h) or etcd (etcd_store.h).  Every
+ * operation of DESIGN §3 is implemented once, here, as read -> decide ->
+ * compare-and-swap against the backend: the decision that picks a claim's
+ * winner lives in exactly one place, and the backend's CAS (a ref update in
+ * git, a txn on mod_revision in etcd) makes it atomic.  Losing a CAS race
+ * means re-reading and deciding again, bounded.
+ *
+ * Thread safety: a co_store may be used from many threads at once; the
+ * backends guarantee it.  Records returned are owned by the caller.
+ *
+ * Errors: CO_EINVAL (bad ID or argument), CO_ENOTFOUND, CO_ECONFLICT (claim
+ * lost, not owner, exists differently, wrong status), CO_EUNAVAIL (store
+ * unreachable or too much contention), CO_ENOMEM.
+ */
+#ifndef CO_STORE_H
+#define CO_STORE_H
+
+#include "../core/record.h"
+
+#include <stdint.h>
+
+typedef struct co_store co_store;
+typedef struct co_watch co_watch;
+
+/* Close a store; NULL is fine.  Not while other threads still use it. */
+void co_store_free(co_store *s);
+
+/* "git" or "etcd". */
+const char *co_store_name(const co_store *s);
+
+/* A short description for messages: the repo path or the endpoints. */
+const char *co_store_describe(const co_store *s);
+
+/* 0 if the store answers now; CO_EUNAVAIL with the reason if not. */
+int co_store_ping(co_store *s);
+
+/*
+ * Create a task (rev 1).  If the ID exists: success with the stored record
+ * in *out when type, metadata, blocked_by and status are the same;
+ * CO_ECONFLICT otherwise.  `task` is not taken.
+ */
+int co_store_task_create(co_record **out, co_store *s, const co_record *task);
+
+/* Read one record, with the claim-expiry rule applied.  CO_ENOTFOUND. */
+int co_store_get(co_record **out, co_store *s, co_kind kind, const char *id);
+
+/* All records of a kind, sorted by ID, claim-expiry rule applied. */
+int co_store_list(co_record_list *out, co_store *s, co_kind kind);
+
+/*
+ * Claim task `id` for `swarm`, with a TTL in seconds (0 = none).
+ * Won: 0 and the new record.  Lost: CO_ECONFLICT and *out = the current
+ * record, so the loser learns the owner (the one case where *out is set on
+ * failure).  Blocked, complete or failed task: CO_ECONFLICT, *out set too.
+ * Claiming a task one already holds renews it (with the new TTL).
+ */
+int co_store_claim(co_record **out, co_store *s, const char *id, const char *swarm,
+		   int64_t ttl);
+
+/*
+ * Release a task held by `swarm` to `to` (available, complete or failed).
+ * Not the owner (or not claimed): CO_ECONFLICT with *out = current record.
+ */
+int co_store_release(co_record **out, co_store *s, const char *id, const char *swarm,
+		     co_status to);
+
+/* Extend the claim held by `swarm` to now + ttl.  CO_ECONFLICT if not owner. */
+int co_store_renew(co_record **out, co_store *s, const char *id, const char *swarm,
+		   int64_t ttl);
+
+/*
+ * Register a swarm: created at rev 1, or updated (rev + 1) when its
+ * capabilities or metadata differ; unchanged when identical.
+ */
+int co_store_swarm_register(co_record **out, co_store *s, const co_record *swarm);
+
+/* Remove a record.  CO_ENOTFOUND if absent. */
+int co_store_remove(co_store *s, co_kind kind, const char *id);
+
+/*
+ * Mirror: store `r` only if it is newer (by rev) than what the store holds,
+ * or absent there.  0 whether or not it wrote; *applied (may be NULL) says
+ * which.  This is how a secondary follows its primary and how backfill
+ * copies: it never moves a record backwards.
+ */
+int co_store_put_if_newer(co_store *s, const co_record *r, int *applied);
+
+/*
+ * Write `r` unconditionally (repair, which has decided who is right).
+ * Still refuses nothing but invalid records.
+ */
+int co_store_put(co_store *s, const co_record *r);
+
+/* --- watch --- */
+
+typedef enum { CO_EVENT_PUT = 1, CO_EVENT_DELETE = 2 } co_event_type;
+
+typedef struct co_event {
+	co_event_type type;
+	co_kind kind;
+	char *id;
+	co_record *record; /* the new record on PUT, NULL on DELETE */
+	const char *store; /* "git" or "etcd" (static) */
+} co_event;
+
+void co_event_free(co_event *e);
+
+/*
+ * Watch records under `prefix` ("" = all, "tasks/", "swarms/", or
+ * "tasks/P0." to narrow).  etcd streams; git polls every poll interval and
+ * diffs trees.  Events start from now.
+ */
+int co_store_watch(co_watch **out, co_store *s, const char *prefix);
+
+/*
+ * Next event, waiting at most timeout_ms (-1 = forever).  On timeout: 0 and
+ * *out = NULL.  CO_EUNAVAIL if the stream broke and could not resume.
+ */
+int co_watch_next(co_event **out, co_watch *w, int timeout_ms);
+
+/* Stop and free a watch; NULL is fine.  Safe to call from another thread
+ * than the one blocked in co_watch_next() only after that call returns. */
+void co_watch_close(co_watch *w);
+
+#endif

@@ -1,0 +1,57 @@
+/*
+ * store_backend.h - what a store implementation provides (internal).
+ *
+ * The generic operations in store.c are built on these primitives.  A
+ * version token identifies what a key held when it was read: etcd's
+ * mod_revision, git's blob id.  The empty token means "absent".
+ *
+ * Every function must be safe to call from many threads at once.
+ */
+#ifndef CO_STORE_BACKEND_H
+#define CO_STORE_BACKEND_H
+
+#include "store.h"
+
+typedef struct co_version {
+	char v[48]; /* "" = absent */
+} co_version;
+
+typedef struct co_store_backend {
+	const char *name; /* "git" or "etcd" */
+
+	/*
+	 * Read one record as stored (no normalization) and its version.
+	 * Absent: CO_ENOTFOUND with ver->v[0] == '\0'.
+	 */
+	int (*get)(co_record **out, co_version *ver, void *impl, co_kind kind,
+		   const char *id);
+
+	/*
+	 * Compare-and-swap: write `r` (or delete kind/id when r is NULL) only if
+	 * the key still has version `expected` ("" = must be absent).
+	 * CO_ERETRY when it changed meanwhile; CO_EUNAVAIL etc. otherwise.
+	 * Backends derive side effects from the record (etcd attaches a lease
+	 * to <prefix>claims/<id> for a claimed task with claim_expires_at, and
+	 * removes it otherwise).  `why` is a short description of the change
+	 * for commit messages ("claim P0.1 by swarm-a").
+	 */
+	int (*cas)(void *impl, co_kind kind, const char *id, const co_record *r,
+		   const co_version *expected, const char *why);
+
+	/* All records of a kind, as stored, any order. */
+	int (*list)(co_record_list *out, void *impl, co_kind kind);
+
+	int (*ping)(void *impl);
+
+	int (*watch_open)(void **out, void *impl, const char *prefix);
+	int (*watch_next)(co_event **out, void *w, int timeout_ms);
+	void (*watch_close)(void *w);
+
+	const char *(*describe)(void *impl);
+	void (*free)(void *impl);
+} co_store_backend;
+
+/* Wrap a backend and its state into a co_store (takes impl).  CO_ENOMEM. */
+int co_store__new(co_store **out, const co_store_backend *be, void *impl);
+
+#endif
