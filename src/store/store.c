@@ -1,0 +1,533 @@
+/*
+ * store.c - the operations of DESIGN §3, written once over both stores.
+ *
+ * Each mutation is: read the record and its version, decide (the rules of
+ * §1 and §3 live here and only here), then ask the backend to write the new
+ * record only if the version is unchanged.  A lost compare-and-swap means
+ * another writer got there first: read again and decide again, so a claim
+ * that loses the race sees the winner's record and reports its owner.
+ *
+ * The retry bound is generous because on git every writer to the same file
+ * contends for one blob; after a lost race the re-read normally settles the
+ * outcome at once (the task is now claimed), so real loops are short.
+ */
+#include "store_backend.h"
+
+#include "../core/error.h"
+#include "../core/id.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_ROUNDS 64
+
+struct co_store {
+	const co_store_backend *be;
+	void *impl;
+};
+
+struct co_watch {
+	const co_store_backend *be;
+	void *impl;
+};
+
+int co_store__new(co_store **out, const co_store_backend *be, void *impl)
+{
+	co_store *s = calloc(1, sizeof(*s));
+
+	if (s == NULL) {
+		be->free(impl);
+		return co_error_set(CO_ENOMEM, "out of memory");
+	}
+	s->be = be;
+	s->impl = impl;
+	*out = s;
+	return 0;
+}
+
+void co_store_free(co_store *s)
+{
+	if (s == NULL)
+		return;
+	s->be->free(s->impl);
+	free(s);
+}
+
+const char *co_store_name(const co_store *s)
+{
+	return s->be->name;
+}
+
+const char *co_store_describe(const co_store *s)
+{
+	return s->be->describe(s->impl);
+}
+
+int co_store_ping(co_store *s)
+{
+	return s->be->ping(s->impl);
+}
+
+static int too_busy(co_store *s, const char *what, const char *id)
+{
+	return co_error_set(CO_EUNAVAIL, "%s %s: %s %s: gave up after %d compare-and-swap rounds",
+			    s->be->name, co_store_describe(s), what, id, MAX_ROUNDS);
+}
+
+/* Read and apply the claim-expiry rule.  *ver is set even when absent. */
+static int read_now(co_record **out, co_version *ver, co_store *s, co_kind kind,
+		    const char *id)
+{
+	int error;
+
+	memset(ver, 0, sizeof(*ver));
+	if ((error = s->be->get(out, ver, s->impl, kind, id)) < 0)
+		return error;
+	co_record_normalize(*out, co_time_now());
+	return 0;
+}
+
+static int not_found(co_kind kind, const char *id)
+{
+	return co_error_set(CO_ENOTFOUND, "%s %s not found", co_kind_name(kind), id);
+}
+
+static int strv_equal(const co_strv *a, const co_strv *b)
+{
+	size_t i;
+
+	if (a->n != b->n)
+		return 0;
+	for (i = 0; i < a->n; i++)
+		if (strcmp(a->v[i], b->v[i]) != 0)
+			return 0;
+	return 1;
+}
+
+static int str_equal(const char *a, const char *b)
+{
+	return strcmp(a ? a : "", b ? b : "") == 0;
+}
+
+/* The fields a creator chooses; rev and timestamps are the store's. */
+static int same_task_content(const co_record *a, const co_record *b)
+{
+	return str_equal(a->type, b->type) && str_equal(a->metadata, b->metadata) &&
+	       strv_equal(&a->blocked_by, &b->blocked_by) && a->status == b->status;
+}
+
+int co_store_task_create(co_record **out, co_store *s, const co_record *task)
+{
+	co_record *cur = NULL, *r = NULL;
+	co_version ver;
+	int error, round;
+	int64_t now = co_time_now();
+
+	if ((error = co_id_validate(task->id)) < 0)
+		return error;
+	if (task->kind != CO_KIND_TASK)
+		return co_error_set(CO_EINVAL, "task create: record %s is not a task", task->id);
+	if (task->status != CO_STATUS_AVAILABLE && task->status != CO_STATUS_BLOCKED)
+		return co_error_set(CO_EINVAL, "task create: a new task is available or blocked");
+	if ((error = co_record_dup(&r, task)) < 0)
+		return error;
+	r->rev = 1;
+	r->created_at = r->updated_at = now;
+	free(r->owner);
+	r->owner = NULL;
+	r->claim_expires_at = 0;
+	for (round = 0; round < MAX_ROUNDS; round++) {
+		co_record_free(cur);
+		cur = NULL;
+		error = read_now(&cur, &ver, s, CO_KIND_TASK, r->id);
+		if (error == 0) {
+			if (!same_task_content(cur, r)) {
+				error = co_error_set(CO_ECONFLICT,
+						     "task %s exists with different content (rev %lld)",
+						     r->id, (long long)cur->rev);
+				goto done;
+			}
+			*out = cur;
+			cur = NULL;
+			goto done;
+		}
+		if (error != CO_ENOTFOUND)
+			goto done;
+		error = s->be->cas(s->impl, CO_KIND_TASK, r->id, r, &ver, "create");
+		if (error == CO_ERETRY)
+			continue;
+		if (error == 0) {
+			*out = r;
+			r = NULL;
+		}
+		goto done;
+	}
+	error = too_busy(s, "create", r->id);
+done:
+	co_record_free(cur);
+	co_record_free(r);
+	return error;
+}
+
+int co_store_get(co_record **out, co_store *s, co_kind kind, const char *id)
+{
+	co_version ver;
+	int error;
+
+	if ((error = co_id_validate(id)) < 0)
+		return error;
+	error = read_now(out, &ver, s, kind, id);
+	if (error == CO_ENOTFOUND)
+		return not_found(kind, id);
+	return error;
+}
+
+int co_store_list(co_record_list *out, co_store *s, co_kind kind)
+{
+	co_record_list l = {0};
+	int64_t now = co_time_now();
+	size_t i;
+	int error;
+
+	if ((error = s->be->list(&l, s->impl, kind)) < 0) {
+		co_record_list_clear(&l);
+		return error;
+	}
+	for (i = 0; i < l.n; i++)
+		co_record_normalize(l.items[i], now);
+	co_record_list_sort(&l);
+	*out = l;
+	return 0;
+}
+
+/*
+ * The shape of every task mutation: read, let `decide` build the new record
+ * from the current one (or refuse), CAS, and on a lost race do it again.
+ * On a refusal the current record is handed out too, so callers can say who
+ * holds the task.
+ */
+typedef int (*decide_fn)(co_record *next, const co_record *cur, const void *arg);
+
+static int mutate(co_record **out, co_store *s, co_kind kind, const char *id,
+		  decide_fn decide, const void *arg, const char *why)
+{
+	co_record *cur = NULL, *next = NULL;
+	co_version ver;
+	int error, round;
+
+	if ((error = co_id_validate(id)) < 0)
+		return error;
+	for (round = 0; round < MAX_ROUNDS; round++) {
+		co_record_free(cur);
+		co_record_free(next);
+		cur = next = NULL;
+		if ((error = read_now(&cur, &ver, s, kind, id)) < 0) {
+			if (error == CO_ENOTFOUND)
+				error = not_found(kind, id);
+			goto done;
+		}
+		if ((error = co_record_dup(&next, cur)) < 0)
+			goto done;
+		if ((error = decide(next, cur, arg)) < 0) {
+			if (error == CO_ECONFLICT) {
+				*out = cur;
+				cur = NULL;
+			}
+			goto done;
+		}
+		next->rev = cur->rev + 1;
+		next->updated_at = co_time_now();
+		error = s->be->cas(s->impl, kind, id, next, &ver, why);
+		if (error == CO_ERETRY)
+			continue;
+		if (error == 0) {
+			*out = next;
+			next = NULL;
+		}
+		goto done;
+	}
+	error = too_busy(s, why, id);
+done:
+	co_record_free(cur);
+	co_record_free(next);
+	return error;
+}
+
+struct claim_arg {
+	const char *swarm;
+	int64_t ttl;
+	int renew_only;
+};
+
+static int decide_claim(co_record *next, const co_record *cur, const void *varg)
+{
+	const struct claim_arg *a = varg;
+
+	if (cur->status == CO_STATUS_CLAIMED && strcmp(cur->owner, a->swarm) != 0)
+		return co_error_set(CO_ECONFLICT, "task %s: claimed by %s", cur->id, cur->owner);
+	if (a->renew_only && cur->status != CO_STATUS_CLAIMED)
+		return co_error_set(CO_ECONFLICT, "task %s: not claimed (status %s)", cur->id,
+				    co_status_name(cur->status));
+	if (cur->status != CO_STATUS_CLAIMED && cur->status != CO_STATUS_AVAILABLE)
+		return co_error_set(CO_ECONFLICT, "task %s: cannot be claimed: status %s",
+				    cur->id, co_status_name(cur->status));
+	next->status = CO_STATUS_CLAIMED;
+	if (next->owner == NULL && (next->owner = strdup(a->swarm)) == NULL)
+		return co_error_set(CO_ENOMEM, "out of memory");
+	next->claim_expires_at = a->ttl > 0 ? co_time_now() + a->ttl : 0;
+	return 0;
+}
+
+static int check_swarm(const char *swarm)
+{
+	if (co_id_validate(swarm) < 0)
+		return co_error_set(CO_EINVAL, "swarm: %s", co_error_last());
+	return 0;
+}
+
+int co_store_claim(co_record **out, co_store *s, const char *id, const char *swarm,
+		   int64_t ttl)
+{
+	struct claim_arg a = {swarm, ttl, 0};
+	char why[300];
+	int error;
+
+	if ((error = check_swarm(swarm)) < 0)
+		return error;
+	if (ttl < 0)
+		return co_error_set(CO_EINVAL, "ttl must be >= 0");
+	snprintf(why, sizeof(why), "claim %s by %s", id, swarm);
+	return mutate(out, s, CO_KIND_TASK, id, decide_claim, &a, why);
+}
+
+int co_store_renew(co_record **out, co_store *s, const char *id, const char *swarm,
+		   int64_t ttl)
+{
+	struct claim_arg a = {swarm, ttl, 1};
+	char why[300];
+	int error;
+
+	if ((error = check_swarm(swarm)) < 0)
+		return error;
+	if (ttl <= 0)
+		return co_error_set(CO_EINVAL, "renew: ttl must be > 0");
+	snprintf(why, sizeof(why), "renew %s by %s", id, swarm);
+	return mutate(out, s, CO_KIND_TASK, id, decide_claim, &a, why);
+}
+
+struct release_arg {
+	const char *swarm;
+	co_status to;
+};
+
+static int decide_release(co_record *next, const co_record *cur, const void *varg)
+{
+	const struct release_arg *a = varg;
+
+	if (cur->status != CO_STATUS_CLAIMED)
+		return co_error_set(CO_ECONFLICT, "task %s: not claimed (status %s)", cur->id,
+				    co_status_name(cur->status));
+	if (strcmp(cur->owner, a->swarm) != 0)
+		return co_error_set(CO_ECONFLICT, "task %s: not owner: claimed by %s", cur->id,
+				    cur->owner);
+	next->status = a->to;
+	free(next->owner);
+	next->owner = NULL;
+	next->claim_expires_at = 0;
+	return 0;
+}
+
+int co_store_release(co_record **out, co_store *s, const char *id, const char *swarm,
+		     co_status to)
+{
+	struct release_arg a = {swarm, to};
+	char why[300];
+	int error;
+
+	if ((error = check_swarm(swarm)) < 0)
+		return error;
+	if (to != CO_STATUS_AVAILABLE && to != CO_STATUS_COMPLETE && to != CO_STATUS_FAILED)
+		return co_error_set(CO_EINVAL,
+				    "release: status must be available, complete or failed");
+	snprintf(why, sizeof(why), "release %s by %s to %s", id, swarm, co_status_name(to));
+	return mutate(out, s, CO_KIND_TASK, id, decide_release, &a, why);
+}
+
+int co_store_swarm_register(co_record **out, co_store *s, const co_record *swarm)
+{
+	co_record *cur = NULL, *r = NULL;
+	co_version ver;
+	int error, round;
+	int64_t now = co_time_now();
+
+	if ((error = co_id_validate(swarm->id)) < 0)
+		return error;
+	if (swarm->kind != CO_KIND_SWARM)
+		return co_error_set(CO_EINVAL, "swarm register: %s is not a swarm", swarm->id);
+	for (round = 0; round < MAX_ROUNDS; round++) {
+		co_record_free(cur);
+		co_record_free(r);
+		cur = r = NULL;
+		error = read_now(&cur, &ver, s, CO_KIND_SWARM, swarm->id);
+		if (error < 0 && error != CO_ENOTFOUND)
+			goto done;
+		if (cur && str_equal(cur->metadata, swarm->metadata) &&
+		    strv_equal(&cur->capabilities, &swarm->capabilities)) {
+			*out = cur;
+			cur = NULL;
+			error = 0;
+			goto done;
+		}
+		if ((error = co_record_dup(&r, swarm)) < 0)
+			goto done;
+		r->rev = cur ? cur->rev + 1 : 1;
+		r->registered_at = cur ? cur->registered_at : now;
+		r->updated_at = now;
+		error = s->be->cas(s->impl, CO_KIND_SWARM, r->id, r, &ver,
+				   cur ? "update swarm" : "register swarm");
+		if (error == CO_ERETRY)
+			continue;
+		if (error == 0) {
+			*out = r;
+			r = NULL;
+		}
+		goto done;
+	}
+	error = too_busy(s, "register", swarm->id);
+done:
+	co_record_free(cur);
+	co_record_free(r);
+	return error;
+}
+
+int co_store_remove(co_store *s, co_kind kind, const char *id)
+{
+	co_record *cur = NULL;
+	co_version ver;
+	int error, round;
+
+	if ((error = co_id_validate(id)) < 0)
+		return error;
+	for (round = 0; round < MAX_ROUNDS; round++) {
+		co_record_free(cur);
+		cur = NULL;
+		memset(&ver, 0, sizeof(ver));
+		if ((error = s->be->get(&cur, &ver, s->impl, kind, id)) < 0) {
+			if (error == CO_ENOTFOUND)
+				error = not_found(kind, id);
+			goto done;
+		}
+		error = s->be->cas(s->impl, kind, id, NULL, &ver, "remove");
+		if (error != CO_ERETRY)
+			goto done;
+	}
+	error = too_busy(s, "remove", id);
+done:
+	co_record_free(cur);
+	return error;
+}
+
+int co_store_put_if_newer(co_store *s, const co_record *r, int *applied)
+{
+	co_record *cur = NULL;
+	co_version ver;
+	int error, round;
+
+	if (applied)
+		*applied = 0;
+	if ((error = co_id_validate(r->id)) < 0)
+		return error;
+	for (round = 0; round < MAX_ROUNDS; round++) {
+		co_record_free(cur);
+		cur = NULL;
+		memset(&ver, 0, sizeof(ver));
+		error = s->be->get(&cur, &ver, s->impl, r->kind, r->id);
+		if (error < 0 && error != CO_ENOTFOUND)
+			goto done;
+		/* Never backwards: a store keeps the higher rev it holds. */
+		if (cur && cur->rev >= r->rev) {
+			error = 0;
+			goto done;
+		}
+		error = s->be->cas(s->impl, r->kind, r->id, r, &ver, "mirror");
+		if (error == CO_ERETRY)
+			continue;
+		if (error == 0 && applied)
+			*applied = 1;
+		goto done;
+	}
+	error = too_busy(s, "mirror", r->id);
+done:
+	co_record_free(cur);
+	return error;
+}
+
+int co_store_put(co_store *s, const co_record *r)
+{
+	co_record *cur = NULL;
+	co_version ver;
+	int error, round;
+
+	if ((error = co_id_validate(r->id)) < 0)
+		return error;
+	for (round = 0; round < MAX_ROUNDS; round++) {
+		co_record_free(cur);
+		cur = NULL;
+		memset(&ver, 0, sizeof(ver));
+		error = s->be->get(&cur, &ver, s->impl, r->kind, r->id);
+		if (error < 0 && error != CO_ENOTFOUND)
+			goto done;
+		if (cur && co_record_equal(cur, r)) {
+			error = 0;
+			goto done;
+		}
+		error = s->be->cas(s->impl, r->kind, r->id, r, &ver, "repair");
+		if (error != CO_ERETRY)
+			goto done;
+	}
+	error = too_busy(s, "put", r->id);
+done:
+	co_record_free(cur);
+	return error;
+}
+
+/* ---- watch ---- */
+
+void co_event_free(co_event *e)
+{
+	if (e == NULL)
+		return;
+	free(e->id);
+	co_record_free(e->record);
+	free(e);
+}
+
+int co_store_watch(co_watch **out, co_store *s, const char *prefix)
+{
+	co_watch *w = calloc(1, sizeof(*w));
+	int error;
+
+	if (w == NULL)
+		return co_error_set(CO_ENOMEM, "out of memory");
+	w->be = s->be;
+	if ((error = s->be->watch_open(&w->impl, s->impl, prefix ? prefix : "")) < 0) {
+		free(w);
+		return error;
+	}
+	*out = w;
+	return 0;
+}
+
+int co_watch_next(co_event **out, co_watch *w, int timeout_ms)
+{
+	return w->be->watch_next(out, w->impl, timeout_ms);
+}
+
+void co_watch_close(co_watch *w)
+{
+	if (w == NULL)
+		return;
+	w->be->watch_close(w->impl);
+	free(w);
+}

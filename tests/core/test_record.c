@@ -1,0 +1,237 @@
+/*
+ * test_record.c - records, canonical JSON and the claim-expiry rule.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "core/error.h"
+#include "core/record.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static const char *TASK_JSON =
+	"{\"blocked_by\":[\"P0.1.1\"],\"claim_expires_at\":null,"
+	"\"created_at\":\"2026-11-22T10:00:00Z\",\"id\":\"P0.1.2\",\"kind\":\"task\","
+	"\"metadata\":{\"a\":{\"y\":1,\"x\":[2,{\"d\":1,\"c\":2}]},\"Z\":true},\"owner\":null,"
+	"\"rev\":1,\"status\":\"blocked\",\"type\":\"build\","
+	"\"updated_at\":\"2026-11-22T10:00:00Z\"}";
+
+static void task_round_trips_to_canonical_json(void **state)
+{
+	co_record *r = NULL, *back = NULL;
+	char *j, *j2;
+
+	(void)state;
+	assert_int_equal(co_record_from_json(&r, TASK_JSON, strlen(TASK_JSON)), 0);
+	assert_string_equal(r->id, "P0.1.2");
+	assert_int_equal(r->status, CO_STATUS_BLOCKED);
+	assert_int_equal(r->blocked_by.n, 1);
+	j = co_record_to_json(r, 0);
+	/* metadata keys sorted recursively, top-level keys sorted */
+	assert_string_equal(
+		j, "{\"blocked_by\":[\"P0.1.1\"],\"claim_expires_at\":null,"
+		   "\"created_at\":\"2026-11-22T10:00:00Z\",\"id\":\"P0.1.2\",\"kind\":\"task\","
+		   "\"metadata\":{\"Z\":true,\"a\":{\"x\":[2,{\"c\":2,\"d\":1}],\"y\":1}},"
+		   "\"owner\":null,\"rev\":1,\"status\":\"blocked\",\"type\":\"build\","
+		   "\"updated_at\":\"2026-11-22T10:00:00Z\"}");
+	assert_int_equal(co_record_from_json(&back, j, strlen(j)), 0);
+	j2 = co_record_to_json(back, 0);
+	assert_string_equal(j, j2);
+	assert_true(co_record_equal(r, back));
+	free(j);
+	free(j2);
+	co_record_free(r);
+	co_record_free(back);
+}
+
+static void pretty_form_parses_to_the_same_record(void **state)
+{
+	co_record *r = NULL, *back = NULL;
+	char *p;
+
+	(void)state;
+	assert_int_equal(co_record_from_json(&r, TASK_JSON, strlen(TASK_JSON)), 0);
+	p = co_record_to_json(r, 1);
+	assert_non_null(strchr(p, '\n'));
+	assert_int_equal(p[strlen(p) - 1], '\n');
+	assert_int_equal(co_record_from_json(&back, p, strlen(p)), 0);
+	assert_true(co_record_equal(r, back));
+	free(p);
+	co_record_free(r);
+	co_record_free(back);
+}
+
+static void swarm_round_trips(void **state)
+{
+	const char *js = "{\"capabilities\":[\"integration:sip\"],\"id\":\"swarm-sip\","
+			 "\"kind\":\"swarm\",\"metadata\":{\"model\":\"sonnet\"},"
+			 "\"registered_at\":\"2026-11-22T10:00:00Z\",\"rev\":1,"
+			 "\"updated_at\":\"2026-11-22T10:00:00Z\"}";
+	co_record *r = NULL;
+	char *j;
+
+	(void)state;
+	assert_int_equal(co_record_from_json(&r, js, strlen(js)), 0);
+	assert_int_equal(r->kind, CO_KIND_SWARM);
+	j = co_record_to_json(r, 0);
+	assert_string_equal(j, js);
+	free(j);
+	co_record_free(r);
+}
+
+static void bad_records_are_refused_naming_the_field(void **state)
+{
+	static const struct {
+		const char *json, *needle;
+	} cases[] = {
+		{"{", "not valid JSON"},
+		{"[]", "JSON object"},
+		{"{\"kind\":\"job\",\"id\":\"a\",\"rev\":1}", "kind"},
+		{"{\"kind\":\"task\",\"id\":\"../x\",\"rev\":1}", "invalid id"},
+		{"{\"kind\":\"task\",\"id\":\"a\"}", "rev"},
+		{"{\"kind\":\"task\",\"id\":\"a\",\"rev\":0}", "rev"},
+		{"{\"kind\":\"task\",\"id\":\"a\",\"rev\":1.5}", "rev"},
+		{"{\"kind\":\"task\",\"id\":\"a\",\"rev\":1,\"status\":\"done\"}", "status"},
+		{"{\"kind\":\"task\",\"id\":\"a\",\"rev\":1,\"metadata\":[]}", "metadata"},
+		{"{\"kind\":\"task\",\"id\":\"a\",\"rev\":1,\"bogus\":1}", "bogus"},
+		{"{\"kind\":\"task\",\"id\":\"a\",\"rev\":1,\"created_at\":\"yesterday\"}",
+		 "created_at"},
+		{"{\"kind\":\"task\",\"id\":\"a\",\"rev\":1,\"status\":\"claimed\"}", "owner"},
+		{"{\"kind\":\"task\",\"id\":\"a\",\"rev\":1,\"owner\":\"a/b\"}", "owner"},
+	};
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		co_record *r = NULL;
+		int e = co_record_from_json(&r, cases[i].json, strlen(cases[i].json));
+
+		assert_int_equal(e, CO_EINVAL);
+		assert_null(r);
+		if (strstr(co_error_last(), cases[i].needle) == NULL)
+			fail_msg("case %zu: \"%s\" lacks \"%s\"", i, co_error_last(),
+				 cases[i].needle);
+	}
+}
+
+static void metadata_over_64k_is_too_big(void **state)
+{
+	co_record *r = NULL;
+	size_t n = 70 * 1024;
+	char *big = malloc(n + 16);
+
+	(void)state;
+	memcpy(big, "{\"x\":\"", 6);
+	memset(big + 6, 'a', n);
+	memcpy(big + 6 + n, "\"}", 3);
+	assert_int_equal(co_record_new(&r, CO_KIND_TASK, "t1"), 0);
+	assert_int_equal(co_record_set_metadata(r, big), CO_ETOOBIG);
+	assert_string_equal(r->metadata, "{}");
+	assert_int_equal(co_record_set_metadata(r, "{\"b\":1,\"a\":2}"), 0);
+	assert_string_equal(r->metadata, "{\"a\":2,\"b\":1}");
+	assert_int_equal(co_record_set_metadata(r, "[1]"), CO_EINVAL);
+	assert_int_equal(co_record_set_metadata(r, "{nope"), CO_EINVAL);
+	free(big);
+	co_record_free(r);
+}
+
+static void expired_claim_normalizes_to_available(void **state)
+{
+	co_record *r = NULL;
+
+	(void)state;
+	assert_int_equal(co_record_new(&r, CO_KIND_TASK, "t1"), 0);
+	r->rev = 3;
+	r->status = CO_STATUS_CLAIMED;
+	r->owner = strdup("swarm-a");
+	r->claim_expires_at = 1000;
+	assert_int_equal(co_record_normalize(r, 999), 0);
+	assert_int_equal(r->status, CO_STATUS_CLAIMED);
+	assert_int_equal(co_record_normalize(r, 1000), 1);
+	assert_int_equal(r->status, CO_STATUS_AVAILABLE);
+	assert_null(r->owner);
+	assert_int_equal(r->claim_expires_at, 0);
+	assert_int_equal(r->rev, 3); /* expiry is not a mutation */
+	co_record_free(r);
+}
+
+static void claim_without_ttl_never_expires(void **state)
+{
+	co_record *r = NULL;
+
+	(void)state;
+	assert_int_equal(co_record_new(&r, CO_KIND_TASK, "t1"), 0);
+	r->status = CO_STATUS_CLAIMED;
+	r->owner = strdup("swarm-a");
+	assert_int_equal(co_record_normalize(r, INT64_MAX), 0);
+	assert_int_equal(r->status, CO_STATUS_CLAIMED);
+	co_record_free(r);
+}
+
+static void diff_names_the_differing_fields(void **state)
+{
+	co_record *a = NULL, *b = NULL;
+	char *d;
+
+	(void)state;
+	assert_int_equal(co_record_from_json(&a, TASK_JSON, strlen(TASK_JSON)), 0);
+	assert_int_equal(co_record_dup(&b, a), 0);
+	d = co_record_diff(a, b);
+	assert_string_equal(d, "");
+	free(d);
+	b->status = CO_STATUS_AVAILABLE;
+	b->rev = 2;
+	d = co_record_diff(a, b);
+	assert_string_equal(d, "rev,status");
+	free(d);
+	co_record_free(a);
+	co_record_free(b);
+}
+
+static void time_round_trips_and_rejects_non_utc(void **state)
+{
+	int64_t t;
+	char buf[32];
+
+	(void)state;
+	assert_int_equal(co_time_parse(&t, "2026-11-22T10:00:00Z"), 0);
+	co_time_format(buf, sizeof(buf), t);
+	assert_string_equal(buf, "2026-11-22T10:00:00Z");
+	assert_int_equal(co_time_parse(&t, "2026-11-22T10:00:00.123Z"), 0);
+	assert_int_equal(co_time_parse(&t, "2026-11-22T10:00:00+01:00"), CO_EINVAL);
+	assert_int_equal(co_time_parse(&t, "tomorrow"), CO_EINVAL);
+}
+
+static void strv_split_trims_and_skips_empty(void **state)
+{
+	co_strv v = {0};
+
+	(void)state;
+	assert_int_equal(co_strv_split(&v, " a, b ,,c"), 0);
+	assert_int_equal(v.n, 3);
+	assert_string_equal(v.v[1], "b");
+	co_strv_clear(&v);
+	assert_int_equal(co_strv_split(&v, ""), 0);
+	assert_int_equal(v.n, 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(task_round_trips_to_canonical_json),
+		cmocka_unit_test(pretty_form_parses_to_the_same_record),
+		cmocka_unit_test(swarm_round_trips),
+		cmocka_unit_test(bad_records_are_refused_naming_the_field),
+		cmocka_unit_test(metadata_over_64k_is_too_big),
+		cmocka_unit_test(expired_claim_normalizes_to_available),
+		cmocka_unit_test(claim_without_ttl_never_expires),
+		cmocka_unit_test(diff_names_the_differing_fields),
+		cmocka_unit_test(time_round_trips_and_rejects_non_utc),
+		cmocka_unit_test(strv_split_trims_and_skips_empty),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
