@@ -23,8 +23,8 @@
 
 #include <errno.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -165,13 +165,13 @@ int co_config_parse_duration(int *out_ms, const char *s)
 	for (p = s; (*p >= '0' && *p <= '9') || *p == '.'; p++)
 		;
 	if (p == s)
-		return co_error_set(CO_EINVAL, "bad duration \"%s\" (use 250ms, 2s, 5m, 1h)",
-				    s);
+		return co_error_set(CO_EINVAL,
+				    "bad duration \"%s\" (use 250ms, 2s, 5m, 1h)", s);
 	errno = 0;
 	v = strtod(s, &end);
 	if (errno != 0 || end != p)
-		return co_error_set(CO_EINVAL, "bad duration \"%s\" (use 250ms, 2s, 5m, 1h)",
-				    s);
+		return co_error_set(CO_EINVAL,
+				    "bad duration \"%s\" (use 250ms, 2s, 5m, 1h)", s);
 	if (strcmp(p, "") == 0 || strcmp(p, "s") == 0)
 		scale = 1000.0;
 	else if (strcmp(p, "ms") == 0)
@@ -181,8 +181,8 @@ int co_config_parse_duration(int *out_ms, const char *s)
 	else if (strcmp(p, "h") == 0)
 		scale = 3600000.0;
 	else
-		return co_error_set(CO_EINVAL, "bad duration \"%s\" (use 250ms, 2s, 5m, 1h)",
-				    s);
+		return co_error_set(CO_EINVAL,
+				    "bad duration \"%s\" (use 250ms, 2s, 5m, 1h)", s);
 	v *= scale;
 	if (!isfinite(v) || v > (double)INT_MAX)
 		return co_error_set(CO_EINVAL, "duration \"%s\" is too long", s);
@@ -223,10 +223,14 @@ static int key_error(file_ctx *fc, const yaml_node_t *n, const char *key, const 
 static const char *node_type_name(const yaml_node_t *n)
 {
 	switch (n->type) {
-	case YAML_SCALAR_NODE: return "a scalar";
-	case YAML_SEQUENCE_NODE: return "a list";
-	case YAML_MAPPING_NODE: return "a mapping";
-	default: return "nothing";
+	case YAML_SCALAR_NODE:
+		return "a scalar";
+	case YAML_SEQUENCE_NODE:
+		return "a list";
+	case YAML_MAPPING_NODE:
+		return "a mapping";
+	default:
+		return "nothing";
 	}
 }
 
@@ -249,7 +253,8 @@ static int get_scalar(const char **out, file_ctx *fc, const yaml_node_t *n,
 		      const char *key, int optional)
 {
 	if (n->type != YAML_SCALAR_NODE)
-		return key_error(fc, n, key, "expected a string, got %s", node_type_name(n));
+		return key_error(fc, n, key, "expected a string, got %s",
+				 node_type_name(n));
 	if (scalar_is_null(n)) {
 		if (!optional)
 			return key_error(fc, n, key, "must not be empty");
@@ -275,8 +280,10 @@ static int get_string(char **dst, file_ctx *fc, const yaml_node_t *n, const char
 
 static int get_bool(int *dst, file_ctx *fc, const yaml_node_t *n, const char *key)
 {
-	static const char *const yes[] = {"true", "True", "TRUE", "yes", "Yes", "on", "On"};
-	static const char *const no[] = {"false", "False", "FALSE", "no", "No", "off", "Off"};
+	static const char *const yes[] = {"true", "True", "TRUE", "yes",
+					  "Yes",  "on",	  "On"};
+	static const char *const no[] = {"false", "False", "FALSE", "no",
+					 "No",	  "off",   "Off"};
 	const char *s;
 	size_t i;
 	int error;
@@ -328,8 +335,8 @@ static int get_ratio(double *dst, file_ctx *fc, const yaml_node_t *n, const char
 	if (errno != 0 || end == s || *end != '\0' || !isfinite(v) || s[0] == ' ')
 		return key_error(fc, n, key, "bad number \"%s\"", s);
 	if (v < 0.0 || v > 1.0)
-		return key_error(fc, n, key, "%s is out of range: must be between 0 and 1",
-				 s);
+		return key_error(fc, n, key,
+				 "%s is out of range: must be between 0 and 1", s);
 	*dst = v;
 	return 0;
 }
@@ -338,8 +345,8 @@ static int check_endpoint(file_ctx *fc, const yaml_node_t *n, const char *key,
 			  const char *s)
 {
 	if (!endpoint_ok(s))
-		return key_error(fc, n, key,
-				 "endpoint \"%s\" must start with http:// or https://", s);
+		return key_error(
+		    fc, n, key, "endpoint \"%s\" must start with http:// or https://", s);
 	return 0;
 }
 
@@ -419,17 +426,20 @@ static int walk_mapping(file_ctx *fc, const yaml_node_t *map, const char *sectio
 		int error;
 
 		if (k->type != YAML_SCALAR_NODE)
-			return co_error_set(CO_EINVAL, "%s:%d: key must be a string, got %s",
+			return co_error_set(CO_EINVAL,
+					    "%s:%d: key must be a string, got %s",
 					    fc->file, line_of(k), node_type_name(k));
 		name = (const char *)k->data.scalar.value;
-		snprintf(full, sizeof(full), "%s%s%s", section, *section ? "." : "", name);
+		snprintf(full, sizeof(full), "%s%s%s", section, *section ? "." : "",
+			 name);
 		/* libyaml accepts duplicate keys; the second would silently win. */
 		for (other = map->data.mapping.pairs.start; other < pair; other++) {
 			yaml_node_t *ok = yaml_document_get_node(fc->doc, other->key);
 
 			if (ok->type == YAML_SCALAR_NODE &&
 			    strcmp((const char *)ok->data.scalar.value, name) == 0)
-				return key_error(fc, k, full, "duplicate key (first on line %d)",
+				return key_error(fc, k, full,
+						 "duplicate key (first on line %d)",
 						 line_of(ok));
 		}
 		if ((error = apply_key(fc, section, name, full, k, v)) < 0)
@@ -443,7 +453,8 @@ static int load_section(file_ctx *fc, const yaml_node_t *v, const char *name)
 	if (v->type == YAML_SCALAR_NODE && scalar_is_null(v))
 		return 0; /* "git:" with nothing under it */
 	if (v->type != YAML_MAPPING_NODE)
-		return key_error(fc, v, name, "expected a mapping, got %s", node_type_name(v));
+		return key_error(fc, v, name, "expected a mapping, got %s",
+				 node_type_name(v));
 	return walk_mapping(fc, v, name);
 }
 
@@ -561,8 +572,9 @@ static int load_file(co_config *c, const char *path)
 	if (root == NULL || (root->type == YAML_SCALAR_NODE && scalar_is_null(root)))
 		goto done; /* an empty file: defaults */
 	if (root->type != YAML_MAPPING_NODE) {
-		error = co_error_set(CO_EINVAL, "%s:%d: expected a mapping at the top, got %s",
-				     path, line_of(root), node_type_name(root));
+		error = co_error_set(CO_EINVAL,
+				     "%s:%d: expected a mapping at the top, got %s", path,
+				     line_of(root), node_type_name(root));
 		goto done;
 	}
 	if ((error = walk_mapping(&fc, root, "")) < 0)
@@ -602,7 +614,8 @@ static int env_duration(int *dst, const char *name)
 	if (v == NULL)
 		return 0;
 	if (co_config_parse_duration(&ms, v) < 0 || ms <= 0)
-		return co_error_set(CO_EINVAL, "%s: bad duration \"%s\" (use 250ms, 2s, 5m, 1h)",
+		return co_error_set(CO_EINVAL,
+				    "%s: bad duration \"%s\" (use 250ms, 2s, 5m, 1h)",
 				    name, v);
 	*dst = ms;
 	return 0;
@@ -625,10 +638,11 @@ static int env_endpoints(co_config *c)
 		if ((error = push_endpoint(&list, &n, p, len)) < 0)
 			goto done;
 		if (!endpoint_ok(list[n - 1])) {
-			error = co_error_set(CO_EINVAL,
-					     "CUTOVER_ETCD_ENDPOINTS: endpoint \"%s\" must "
-					     "start with http:// or https://",
-					     list[n - 1]);
+			error =
+			    co_error_set(CO_EINVAL,
+					 "CUTOVER_ETCD_ENDPOINTS: endpoint \"%s\" must "
+					 "start with http:// or https://",
+					 list[n - 1]);
 			goto done;
 		}
 		if (comma == NULL)
@@ -648,7 +662,8 @@ static int apply_env(co_config *c)
 
 	if ((error = env_string(&c->git_repo, "CUTOVER_GIT_REPO")) < 0 ||
 	    (error = env_string(&c->git_branch, "CUTOVER_GIT_BRANCH")) < 0 ||
-	    (error = env_duration(&c->git_poll_interval_ms, "CUTOVER_GIT_POLL_INTERVAL")) < 0 ||
+	    (error = env_duration(&c->git_poll_interval_ms,
+				  "CUTOVER_GIT_POLL_INTERVAL")) < 0 ||
 	    (error = env_endpoints(c)) < 0 ||
 	    (error = env_string(&c->etcd_prefix, "CUTOVER_ETCD_PREFIX")) < 0 ||
 	    (error = env_string(&c->etcd_user, "CUTOVER_ETCD_USER")) < 0 ||
@@ -695,7 +710,8 @@ int co_config_load(co_config **out, const char *path)
 			error = co_error_set(CO_ENOMEM, "config: out of memory");
 			goto done;
 		}
-		sprintf(c->flags_path, "%s%s%s", c->state_dir, slash ? "" : "/", FLAGS_FILE);
+		sprintf(c->flags_path, "%s%s%s", c->state_dir, slash ? "" : "/",
+			FLAGS_FILE);
 	}
 	*out = c;
 	c = NULL;

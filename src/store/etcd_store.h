@@ -12,6 +12,8 @@
 
 #include "store.h"
 
+#include <stdint.h>
+
 typedef struct co_etcd_opts {
 	const char *const *endpoints; /* "http://127.0.0.1:2379", ... */
 	size_t n_endpoints;
@@ -30,8 +32,23 @@ typedef struct co_etcd_opts {
 
 /*
  * Open the etcd store.  Does not contact etcd (co_store_ping() does), so
- * that a router can start while etcd is down.  CO_EINVAL for bad options.
+ * that a router can start while etcd is down.  CO_EINVAL for bad options
+ * (no endpoint, an endpoint that is not http(s)://).  Thread-safe once open;
+ * every watch must be closed before the store is freed.  Transport errors
+ * and timeouts give CO_EUNAVAIL naming the endpoints tried and the elapsed
+ * time; HTTP proxies from the environment are not used.
  */
 int co_etcd_store_open(co_store **out, const co_etcd_opts *opts);
+
+/*
+ * All records of `kind` as stored (no expiry rule applied, any order), read
+ * page by page at one etcd revision, which goes to *revision (may be NULL):
+ * a consistent snapshot, and the point from which to watch for what came
+ * after it.  `s` must come from co_etcd_store_open() (CO_EINVAL if not).
+ * *out is owned by the caller.  CO_EUNAVAIL, CO_EINVAL (a stored value is
+ * not a valid record), CO_ENOMEM.  Thread-safe.
+ */
+int co_etcd_store_list_at(co_record_list *out, int64_t *revision, co_store *s,
+			  co_kind kind);
 
 #endif

@@ -1,0 +1,227 @@
+/*
+ * flags.h - the cutover feature flags (DESIGN §4): per-operation mode and
+ * etcd percentage, a default, the kill switch; YAML load/validate/save, the
+ * routing decision for one operation on one ID.  Hot reload: watcher.h.
+ *
+ * The file (written by co_flags_save, read in block or flow style):
+ *
+ *	kill_switch: false
+ *	kill_reason: ""
+ *	updated_at: "2026-11-22T10:00:00Z"     (optional metadata)
+ *	updated_by: "alice"                    (optional metadata)
+ *	default: {mode: git, etcd_percent: 0}
+ *	operations:
+ *	  task_claim: {mode: dual, etcd_percent: 10}
+ *
+ * Operations not listed under `operations` follow `default`.  A missing
+ * file means all defaults (every operation in mode git, kill switch off).
+ *
+ * Routing (co_flags_route), per DESIGN §4:
+ *
+ *	mode        primary                      secondary
+ *	git         git                          none
+ *	shadow      git                          etcd (mirror; reads compared)
+ *	dual + N    etcd if bucket(id) < N,      the other store (mirror)
+ *	            else git
+ *	etcd        etcd                         git (asynchronous, via outbox)
+ *	kill switch every operation as shadow: git primary, etcd mirrored
+ *
+ * Operations without a single ID (task_list, swarm_list, watch; or any op
+ * called with id NULL): in dual mode the primary is etcd only at N == 100
+ * and git otherwise (N == 0 is plain git); for 0 < N < 100 the route has
+ * `split` set: each store is primary for some IDs, so the router must read
+ * both and keep, per ID, the record (or event) from the store that
+ * co_flags_route(op, that id) names as primary.  Other modes are
+ * ID-independent.
+ *
+ * co_flags is a plain value: copy it with `=`, no allocation inside, so
+ * that a snapshot can be taken under a lock in a few hundred nanoseconds.
+ * Functions on a co_flags are thread-safe as long as no other thread
+ * modifies the same object; co_flags_watcher is thread-safe throughout.
+ */
+#ifndef CO_FLAGS_H
+#define CO_FLAGS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* The operations of DESIGN §3, in the order used for stable output. */
+typedef enum co_op {
+	CO_OP_TASK_CREATE = 0,
+	CO_OP_TASK_GET,
+	CO_OP_TASK_LIST,
+	CO_OP_TASK_CLAIM,
+	CO_OP_TASK_RELEASE,
+	CO_OP_TASK_RENEW,
+	CO_OP_SWARM_REGISTER,
+	CO_OP_SWARM_GET,
+	CO_OP_SWARM_LIST,
+	CO_OP_SWARM_REMOVE,
+	CO_OP_WATCH,
+	CO_OP__COUNT
+} co_op;
+
+/* Where an operation goes.  Ordered from git towards etcd. */
+typedef enum co_mode {
+	CO_MODE_GIT = 0,
+	CO_MODE_SHADOW,
+	CO_MODE_DUAL,
+	CO_MODE_ETCD,
+	CO_MODE__COUNT
+} co_mode;
+
+/* A store in a route. */
+typedef enum co_side { CO_SIDE_NONE = 0, CO_SIDE_GIT, CO_SIDE_ETCD } co_side;
+
+/* Longest kill reason kept (bytes, without the NUL); longer ones are cut. */
+#define CO_FLAGS_REASON_MAX 511
+/* Longest updated_by / updated_at kept. */
+#define CO_FLAGS_WHO_MAX 127
+#define CO_FLAGS_WHEN_MAX 63
+/* Largest flags file accepted by the loader. */
+#define CO_FLAGS_FILE_MAX (1024 * 1024)
+
+/* One operation's setting.  etcd_percent (0..100) matters in dual mode. */
+typedef struct co_op_flags {
+	co_mode mode;
+	int etcd_percent;
+} co_op_flags;
+
+typedef struct co_flags {
+	int kill_switch; /* 0 or 1 */
+	char kill_reason[CO_FLAGS_REASON_MAX + 1];
+	char updated_at[CO_FLAGS_WHEN_MAX + 1]; /* "" if absent */
+	char updated_by[CO_FLAGS_WHO_MAX + 1];	/* "" if absent */
+	co_op_flags def;			/* `default` */
+	co_op_flags ops[CO_OP__COUNT];		/* valid where has_op[op] */
+	unsigned char has_op[CO_OP__COUNT];	/* listed under `operations` */
+} co_flags;
+
+/* The decision for one operation (on one ID). */
+typedef struct co_route {
+	co_op op;
+	co_mode mode;	     /* effective: CO_MODE_SHADOW while the kill switch is on */
+	co_mode configured;  /* what the flags say for op, kill switch aside */
+	int etcd_percent;    /* configured percent (0..100) */
+	co_side primary;     /* decides: CAS, reads served from it */
+	co_side secondary;   /* mirrors the primary's outcome, or CO_SIDE_NONE */
+	int secondary_async; /* 1 in etcd mode: the secondary is fed via the outbox */
+	int compare_reads;   /* 1 in shadow (and kill switch): read both, compare */
+	int kill_switch;     /* 1 if the kill switch forced this route */
+	int bucket;	     /* the ID's bucket 0..99, or -1 without an ID */
+	int split;	     /* no ID and 0<N<100 in dual: merge both stores */
+} co_route;
+
+/* "task_claim", ... ; "?" for a value out of range. */
+const char *co_op_name(co_op op);
+
+/* Parse an operation name.  0, or CO_EINVAL "unknown operation \"x\"". */
+int co_op_parse(co_op *out, const char *name);
+
+/* "git", "shadow", "dual", "etcd"; "?" out of range. */
+const char *co_mode_name(co_mode mode);
+
+/* Parse a mode.  0, or CO_EINVAL "unknown mode \"x\" (git, shadow, dual, etcd)". */
+int co_mode_parse(co_mode *out, const char *name);
+
+/* "none", "git", "etcd". */
+const char *co_side_name(co_side side);
+
+/* Set `f` to the defaults: every operation git, percent 0, kill switch off. */
+void co_flags_init(co_flags *f);
+
+/*
+ * Parse flags from YAML text (`len` bytes; block or flow style).  `name`
+ * (e.g. the file name) prefixes messages.  Empty (or NULL) text gives the defaults.
+ * Errors, all CO_EINVAL with "NAME:LINE: ...": malformed YAML (libyaml's
+ * problem), top level not a mapping, unknown top-level key, duplicate key,
+ * unknown operation, unknown mode, missing mode, etcd_percent not an
+ * integer or outside 0..100, kill_switch not true/false, a string where a
+ * mapping belongs (or vice versa); CO_ETOOBIG for a kill_reason/updated_*
+ * over its maximum.  *out is written only on success.  Thread-safe.
+ */
+int co_flags_parse(co_flags *out, const char *text, size_t len, const char *name);
+
+/*
+ * Load the flags file at `path`.  A missing file gives the defaults (0).
+ * Errors: as co_flags_parse with the path as NAME; CO_EIO if the file
+ * exists but cannot be read; CO_ETOOBIG over CO_FLAGS_FILE_MAX.  *out is
+ * written only on success.  Thread-safe.
+ */
+int co_flags_load(co_flags *out, const char *path);
+
+/*
+ * The YAML text of `f` (keys in a fixed order, operations in co_op order,
+ * only overridden operations listed) in *out, malloc'd, owned by the caller
+ * (free()).  co_flags_parse() of it gives back `f`.  CO_ENOMEM, or CO_EINVAL
+ * if `f` holds an invalid mode/percent.  Thread-safe.
+ */
+int co_flags_format(char **out, const co_flags *f);
+
+/*
+ * Write `f` to `path` atomically: PATH.tmp.<pid>.<n> created with mode
+ * 0600, written, fsync'd, renamed over PATH, then the directory fsync'd.
+ * Readers (and the watcher) see the old file or the new one, never a
+ * partial one.  On failure the temp file is removed and PATH is untouched.
+ * Errors: CO_EIO (message names the path and errno text), CO_EINVAL for
+ * invalid flags, CO_ENOMEM.  Thread-safe; concurrent saves to one path are
+ * each atomic, the last rename wins.  Does not record an audit entry: the
+ * caller (CLI, admin API) does, with co_flags_diff() for the "what".
+ */
+int co_flags_save(const co_flags *f, const char *path);
+
+/* The effective setting of `op`: its override, or the default. */
+co_op_flags co_flags_get(const co_flags *f, co_op op);
+
+/*
+ * Override `op` with `mode` and `etcd_percent`.  CO_EINVAL for an op or mode
+ * out of range or a percent outside 0..100 (nothing changed then).
+ */
+int co_flags_set(co_flags *f, co_op op, co_mode mode, int etcd_percent);
+
+/* Set the default (operations without an override).  Errors as co_flags_set. */
+int co_flags_set_default(co_flags *f, co_mode mode, int etcd_percent);
+
+/* Remove the override of `op` (it follows the default again). */
+void co_flags_clear(co_flags *f, co_op op);
+
+/*
+ * Turn the kill switch on (with `reason`, NULL for "") or off (the reason
+ * is cleared).  A reason over CO_FLAGS_REASON_MAX bytes is cut at a UTF-8
+ * character boundary: pulling the kill switch never fails.
+ */
+void co_flags_set_kill(co_flags *f, int on, const char *reason);
+
+/*
+ * Record who changed the flags and when: `who` (NULL keeps the old value)
+ * and `when` (an RFC 3339 string, or NULL for the current UTC time).
+ * Values over their maximum are cut.
+ */
+void co_flags_stamp(co_flags *f, const char *who, const char *when);
+
+/* 1 if `a` and `b` route identically and carry the same metadata, else 0. */
+int co_flags_equal(const co_flags *a, const co_flags *b);
+
+/*
+ * A one-line human description of what changed from `a` to `b` ("kill_switch
+ * false -> true (reason); task_claim dual 10 -> dual 50"), or "no change",
+ * written into buf (always NUL-terminated, cut if short).  For audit rows.
+ */
+void co_flags_diff(char *buf, size_t len, const co_flags *a, const co_flags *b);
+
+/*
+ * 1 if some operation can have etcd as its primary under `f` (a dual mode
+ * with percent > 0, or etcd mode) and the kill switch is off, else 0.  The
+ * legacy-writer gate (DESIGN §4) applies when moving from 0 to 1.
+ */
+int co_flags_etcd_primary_possible(const co_flags *f);
+
+/*
+ * Decide where `op` on `id` goes (see the table at the top).  `id` NULL
+ * means an operation without a single ID.  CO_EINVAL if `op` is out of
+ * range; then *out is untouched.  Thread-safe, no allocation, a hash of the
+ * ID at most: meant to be called on every operation.
+ */
+int co_flags_route(co_route *out, const co_flags *f, co_op op, const char *id);
+
+#endif

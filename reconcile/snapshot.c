@@ -1,0 +1,245 @@
+/*
+ * snapshot.c - compact store snapshots and their sorted-merge diff.
+ *
+ * The reconciler must compare a million records per store in well under
+ * 512 MiB.  Keeping both stores' records as structs would cost about 250
+ * bytes each, twice; instead each record is reduced, as soon as it is
+ * listed, to a 64-bit hash of its canonical JSON and its ID in a shared
+ * string arena (16 bytes + the ID).  The full records of divergent IDs are
+ * read again later, one by one, which the reconciler needs anyway to tell a
+ * write in flight from a real divergence.
+ *
+ * This module does not decide what counts: it only says which IDs differ
+ * and how.  It does not read the outbox nor retry anything.
+ */
+#include "snapshot.h"
+
+#include "core/error.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+void co_snapshot_init(co_snapshot *s)
+{
+	memset(s, 0, sizeof(*s));
+}
+
+void co_snapshot_clear(co_snapshot *s)
+{
+	if (s == NULL)
+		return;
+	free(s->v);
+	free(s->ids);
+	memset(s, 0, sizeof(*s));
+}
+
+const char *co_snapshot_id(const co_snapshot *s, size_t i)
+{
+	return s->ids + s->v[i].id_off;
+}
+
+static uint64_t fnv1a(const char *p)
+{
+	uint64_t h = 1469598103934665603ULL;
+
+	for (; *p; p++) {
+		h ^= (unsigned char)*p;
+		h *= 1099511628211ULL;
+	}
+	/* FNV's low bits avalanche poorly; finish with splitmix64's mixer. */
+	h ^= h >> 30;
+	h *= 0xbf58476d1ce4e5b9ULL;
+	h ^= h >> 27;
+	h *= 0x94d049bb133111ebULL;
+	h ^= h >> 31;
+	return h ? h : 1;
+}
+
+int co_snapshot_hash(uint64_t *out, const co_record *r)
+{
+	char *json = co_record_to_json(r, 0);
+
+	if (json == NULL)
+		return co_error_set(CO_ENOMEM, "out of memory hashing %s %s",
+				    co_kind_name(r->kind), r->id);
+	*out = fnv1a(json);
+	free(json);
+	return 0;
+}
+
+int co_snapshot_add(co_snapshot *s, const co_record *r)
+{
+	size_t len = strlen(r->id) + 1;
+	uint64_t hash;
+	int error;
+
+	if ((error = co_snapshot_hash(&hash, r)) < 0)
+		return error;
+	if (s->n == s->cap) {
+		size_t cap = s->cap ? s->cap * 2 : 1024;
+		co_snapshot_entry *v = realloc(s->v, cap * sizeof(*v));
+
+		if (v == NULL)
+			return co_error_set(CO_ENOMEM, "out of memory (snapshot of %zu records)",
+					    s->n);
+		s->v = v;
+		s->cap = cap;
+	}
+	if (s->ids_len + len > s->ids_cap) {
+		size_t cap = s->ids_cap ? s->ids_cap * 2 : 16384;
+		char *ids;
+
+		while (cap < s->ids_len + len)
+			cap *= 2;
+		if (cap > UINT32_MAX)
+			return co_error_set(CO_ETOOBIG, "snapshot: over 4 GiB of record IDs");
+		if ((ids = realloc(s->ids, cap)) == NULL)
+			return co_error_set(CO_ENOMEM, "out of memory (snapshot of %zu records)",
+					    s->n);
+		s->ids = ids;
+		s->ids_cap = cap;
+	}
+	memcpy(s->ids + s->ids_len, r->id, len);
+	s->v[s->n].hash = hash;
+	s->v[s->n].id_off = (uint32_t)s->ids_len;
+	s->v[s->n].kind = (uint32_t)r->kind;
+	s->n++;
+	s->ids_len += len;
+	return 0;
+}
+
+static int entry_cmp(const void *a, const void *b, void *arg)
+{
+	const co_snapshot_entry *x = a, *y = b;
+	const char *ids = arg;
+
+	if (x->kind != y->kind)
+		return x->kind < y->kind ? -1 : 1;
+	return strcmp(ids + x->id_off, ids + y->id_off);
+}
+
+void co_snapshot_sort(co_snapshot *s)
+{
+	size_t i;
+
+	for (i = 1; i < s->n; i++)
+		if (entry_cmp(&s->v[i - 1], &s->v[i], s->ids) > 0)
+			break;
+	if (i < s->n)
+		qsort_r(s->v, s->n, sizeof(*s->v), entry_cmp, s->ids);
+}
+
+int co_snapshot_take(co_snapshot *out, co_store *store, co_snapshot_progress_fn progress,
+		     void *progress_ctx)
+{
+	static const co_kind kinds[] = {CO_KIND_TASK, CO_KIND_SWARM};
+	co_snapshot s = {0};
+	co_record_list l = {0};
+	size_t k, i;
+	int error = 0;
+
+	for (k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
+		if ((error = co_store_list(&l, store, kinds[k])) < 0)
+			goto done;
+		for (i = 0; i < l.n; i++) {
+			if ((error = co_snapshot_add(&s, l.items[i])) < 0)
+				goto done;
+			/* Free as we go: the peak is one list, not one list plus
+			 * its snapshot. */
+			co_record_free(l.items[i]);
+			l.items[i] = NULL;
+		}
+		co_record_list_clear(&l);
+		if (progress)
+			progress(progress_ctx, co_store_name(store), k + 1,
+				 sizeof(kinds) / sizeof(kinds[0]));
+	}
+	co_snapshot_sort(&s);
+	co_snapshot_clear(out);
+	*out = s;
+	memset(&s, 0, sizeof(s));
+done:
+	co_record_list_clear(&l);
+	co_snapshot_clear(&s);
+	return error;
+}
+
+static const char *const class_names[] = {"equal", "missing_in_etcd", "missing_in_git",
+					  "mismatch"};
+
+const char *co_diff_class_name(co_diff_class c)
+{
+	if ((unsigned)c >= sizeof(class_names) / sizeof(class_names[0]))
+		return "?";
+	return class_names[c];
+}
+
+int co_diff_class_parse(co_diff_class *out, const char *name)
+{
+	size_t i;
+
+	for (i = 0; name && i < sizeof(class_names) / sizeof(class_names[0]); i++) {
+		if (strcmp(name, class_names[i]) == 0) {
+			*out = (co_diff_class)i;
+			return 0;
+		}
+	}
+	return co_error_set(CO_EINVAL, "unknown divergence class \"%s\"", name ? name : "");
+}
+
+int co_snapshot_diff(size_t *equal, size_t *total, const co_snapshot *git,
+		     const co_snapshot *etcd, co_diff_fn fn, void *ctx)
+{
+	size_t i = 0, j = 0, n_equal = 0, n_total = 0;
+	co_diff_item item;
+	int error = 0;
+
+	while (i < git->n || j < etcd->n) {
+		int c;
+
+		if (i == git->n)
+			c = 1;
+		else if (j == etcd->n)
+			c = -1;
+		else if (git->v[i].kind != etcd->v[j].kind)
+			c = git->v[i].kind < etcd->v[j].kind ? -1 : 1;
+		else
+			c = strcmp(co_snapshot_id(git, i), co_snapshot_id(etcd, j));
+		n_total++;
+		memset(&item, 0, sizeof(item));
+		if (c < 0) {
+			item.kind = (co_kind)git->v[i].kind;
+			item.id = co_snapshot_id(git, i);
+			item.cls = CO_DIFF_MISSING_IN_ETCD;
+			item.git_hash = git->v[i].hash;
+			i++;
+		} else if (c > 0) {
+			item.kind = (co_kind)etcd->v[j].kind;
+			item.id = co_snapshot_id(etcd, j);
+			item.cls = CO_DIFF_MISSING_IN_GIT;
+			item.etcd_hash = etcd->v[j].hash;
+			j++;
+		} else {
+			item.kind = (co_kind)git->v[i].kind;
+			item.id = co_snapshot_id(git, i);
+			item.git_hash = git->v[i].hash;
+			item.etcd_hash = etcd->v[j].hash;
+			item.cls = item.git_hash == item.etcd_hash ? CO_DIFF_EQUAL : CO_DIFF_MISMATCH;
+			i++;
+			j++;
+		}
+		if (item.cls == CO_DIFF_EQUAL) {
+			n_equal++;
+			continue;
+		}
+		if (fn && (error = fn(ctx, &item)) < 0)
+			break;
+	}
+	if (error == 0) {
+		if (equal)
+			*equal = n_equal;
+		if (total)
+			*total = n_total;
+	}
+	return error;
+}

@@ -1,0 +1,114 @@
+/*
+ * snapshot.h - a compact picture of one store, and the sorted-merge diff of
+ * two of them (DESIGN §5).
+ *
+ * A snapshot keeps, for every record of a store, its kind, its ID and a
+ * 64-bit hash of its normalized canonical compact JSON: 16 bytes plus the
+ * ID, whatever the record's size.  Two records are equal exactly when their
+ * canonical forms are (record.h), so equal hashes mean equal records (up to
+ * a 2^-64 collision, which would hide one divergence for one run).  The
+ * records themselves are freed as soon as they are hashed: the memory of a
+ * run is one store's list of one kind at a time plus the compact entries.
+ *
+ * Entries are sorted by kind (tasks, then swarms) and ID (strcmp), so the
+ * diff of two snapshots is one linear merge.
+ *
+ * A snapshot is a plain value used by one thread at a time.
+ */
+#ifndef CO_RECONCILE_SNAPSHOT_H
+#define CO_RECONCILE_SNAPSHOT_H
+
+#include "core/record.h"
+#include "store/store.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct co_snapshot_entry {
+	uint64_t hash;   /* co_snapshot_hash() of the normalized record */
+	uint32_t id_off; /* offset of the NUL-terminated ID in the snapshot's ids */
+	uint32_t kind;   /* co_kind */
+} co_snapshot_entry;
+
+typedef struct co_snapshot {
+	co_snapshot_entry *v;
+	size_t n, cap;
+	char *ids; /* all IDs, NUL-terminated, back to back */
+	size_t ids_len, ids_cap;
+} co_snapshot;
+
+/* Called after each kind is listed and hashed: `done` of `total` kinds. */
+typedef void (*co_snapshot_progress_fn)(void *ctx, const char *store, size_t done,
+					size_t total);
+
+/* Zero-initialise a snapshot (same as `co_snapshot s = {0}`). */
+void co_snapshot_init(co_snapshot *s);
+
+/* Free what a snapshot holds and reset it to empty.  NULL is fine. */
+void co_snapshot_clear(co_snapshot *s);
+
+/* The ID of entry i. */
+const char *co_snapshot_id(const co_snapshot *s, size_t i);
+
+/*
+ * The hash of a record: 64-bit FNV-1a of its canonical compact JSON, with a
+ * final avalanche mix.  0 is never returned (0 stands for "absent").
+ * CO_ENOMEM if the JSON cannot be built.
+ */
+int co_snapshot_hash(uint64_t *out, const co_record *r);
+
+/*
+ * Add one record to a snapshot (kept in the order added; call
+ * co_snapshot_sort() if that was not kind/ID order).  CO_ENOMEM, CO_ETOOBIG
+ * past 4 GiB of IDs.
+ */
+int co_snapshot_add(co_snapshot *s, const co_record *r);
+
+/* Sort entries by kind, then ID; a no-op when already sorted. */
+void co_snapshot_sort(co_snapshot *s);
+
+/*
+ * Snapshot every task and swarm of `store` with co_store_list() (records
+ * normalized by the store), one kind at a time, freeing each record as soon
+ * as it is hashed.  *out is replaced on success only.  Errors: those of
+ * co_store_list (CO_EUNAVAIL, ...), CO_ENOMEM.  `progress` may be NULL.
+ */
+int co_snapshot_take(co_snapshot *out, co_store *store, co_snapshot_progress_fn progress,
+		     void *progress_ctx);
+
+/* Classes of an ID in a diff (DESIGN §5). */
+typedef enum co_diff_class {
+	CO_DIFF_EQUAL = 0,
+	CO_DIFF_MISSING_IN_ETCD,
+	CO_DIFF_MISSING_IN_GIT,
+	CO_DIFF_MISMATCH,
+} co_diff_class;
+
+/* "equal", "missing_in_etcd", "missing_in_git", "mismatch". */
+const char *co_diff_class_name(co_diff_class c);
+
+/* Parse a class name; CO_EINVAL for anything else. */
+int co_diff_class_parse(co_diff_class *out, const char *name);
+
+/* One ID that differs between the snapshots. */
+typedef struct co_diff_item {
+	co_kind kind;
+	co_diff_class cls;
+	const char *id;     /* points into one of the snapshots */
+	uint64_t git_hash;  /* 0 when absent from git */
+	uint64_t etcd_hash; /* 0 when absent from etcd */
+} co_diff_item;
+
+/* Called for each differing ID, in kind/ID order.  A negative return stops
+ * the merge and is returned by co_snapshot_diff(). */
+typedef int (*co_diff_fn)(void *ctx, const co_diff_item *item);
+
+/*
+ * Merge two sorted snapshots.  *equal (may be NULL) gets the number of IDs
+ * with equal records, *total (may be NULL) the number of distinct IDs in
+ * either; `fn` is called for every other ID.  0, or what `fn` returned.
+ */
+int co_snapshot_diff(size_t *equal, size_t *total, const co_snapshot *git,
+		     const co_snapshot *etcd, co_diff_fn fn, void *ctx);
+
+#endif

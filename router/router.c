@@ -1,0 +1,848 @@
+/*
+ * router.c - routing, dual-write through the outbox, shadow compare.
+ *
+ * The idea in one paragraph: the flags name a primary and maybe a secondary
+ * for each (operation, ID).  A write is made durable-before-acknowledged in
+ * three steps: (1) a "sync" intent bound to the secondary goes into the
+ * SQLite outbox, (2) the primary runs the operation and decides, (3) the
+ * primary's resulting record is mirrored into the secondary (put if newer by
+ * rev) and the intent retired — or, if the secondary is down or mirrored
+ * asynchronously (etcd mode), the record itself is queued and the intent
+ * retired.  Whoever drains an intent left by a crash copies the record from
+ * the other store.  Before any store serves an ID, that ID's entries bound
+ * to it are applied first (settle), so that a store never acts on a state
+ * older than one already acknowledged elsewhere.
+ *
+ * Not here: the flag file (flags/), the stores' own CAS (src/store/), the
+ * outbox schema (src/core/outbox.c), reconciliation (reconcile/).
+ */
+#include "router.h"
+
+#include "core/audit.h"
+#include "core/error.h"
+#include "core/id.h"
+#include "core/outbox.h"
+#include "core/state.h"
+#include "flags/watcher.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/*
+ * Outbox payload of an intent: "copy this ID from the other store".  Not
+ * JSON, so it cannot be mistaken for a record.  It carries a nonce of the
+ * router that wrote it, so that a router can tell its own intents (never in
+ * flight while it holds the ID's stripe lock) from another process's.
+ */
+#define SYNC_PREFIX "@sync:"
+
+/*
+ * Another router's intent younger than this may belong to an operation still
+ * in flight, so it is not resolved; older ones are left by a crash.  It must
+ * exceed the longest a store call can take (the etcd request timeout).
+ */
+#define IN_FLIGHT_MS 15000
+
+/* Operations on one ID are serialized inside a router (see routed_write). */
+#define ROUTER_STRIPES 256
+
+struct co_router {
+	co_store *git, *etcd;
+	co_state *st;
+	co_flags_watcher *fw;
+	int witness;
+	pthread_t drainer;
+	int drainer_started;
+	atomic_int stop;
+	pthread_mutex_t wake_mu;
+	pthread_cond_t wake;
+	pthread_mutex_t stripes[ROUTER_STRIPES];
+	char sync_mark[40]; /* "@sync:<nonce>": this router's intents */
+	pthread_mutex_t wit_mu;
+	co_audit_op wit[128]; /* WITNESS_BATCH */
+	size_t n_wit;
+};
+
+static const char *side_name(co_side s)
+{
+	return s == CO_SIDE_ETCD ? "etcd" : "git";
+}
+
+static co_side side_of(const char *name)
+{
+	return strcmp(name, "etcd") == 0 ? CO_SIDE_ETCD : CO_SIDE_GIT;
+}
+
+static co_side other_side(co_side s)
+{
+	return s == CO_SIDE_ETCD ? CO_SIDE_GIT : CO_SIDE_ETCD;
+}
+
+co_store *co_router_store(co_router *r, co_side side)
+{
+	return side == CO_SIDE_ETCD ? r->etcd : r->git;
+}
+
+static int64_t mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static pthread_mutex_t *stripe(co_router *r, const char *id)
+{
+	uint32_t h = 2166136261u; /* FNV-1a: only spreads IDs over locks */
+
+	while (*id)
+		h = (h ^ (unsigned char)*id++) * 16777619u;
+	return &r->stripes[h % ROUTER_STRIPES];
+}
+
+static int is_intent(const co_outbox_entry *e)
+{
+	return e->payload && strncmp(e->payload, SYNC_PREFIX, strlen(SYNC_PREFIX)) == 0;
+}
+
+/* An intent another router may still be acting on. */
+static int foreign_in_flight(co_router *r, const co_outbox_entry *e)
+{
+	return is_intent(e) && strcmp(e->payload, r->sync_mark) != 0 &&
+	       co_state_now_ms() - e->created_at < IN_FLIGHT_MS;
+}
+
+int co_router_route(co_route *out, co_router *r, co_op op, const char *id)
+{
+	return co_flags_watcher_route(out, r->fw, op, id);
+}
+
+/* ---- applying outbox entries ---- */
+
+/*
+ * Apply one entry to its target store.  Puts are "if newer", so applying an
+ * entry twice, or after a newer direct mirror, changes nothing: drains may
+ * race each other and the router's own direct mirrors safely.
+ */
+static int apply_entry(co_router *r, const co_outbox_entry *e)
+{
+	co_side target = side_of(e->target);
+	co_store *ts = co_router_store(r, target);
+	co_kind kind = strcmp(e->kind, "swarm") == 0 ? CO_KIND_SWARM : CO_KIND_TASK;
+	co_record *rec = NULL;
+	int error;
+
+	if (e->payload == NULL) {
+		error = co_store_remove(ts, kind, e->id);
+		return error == CO_ENOTFOUND ? 0 : error;
+	}
+	if (is_intent(e)) {
+		co_store *src = co_router_store(r, other_side(target));
+
+		error = co_store_get(&rec, src, kind, e->id);
+		if (error == CO_ENOTFOUND)
+			return 0; /* nothing was written there: nothing to copy */
+	} else {
+		error = co_record_from_json(&rec, e->payload, strlen(e->payload));
+	}
+	if (error == 0)
+		error = co_store_put_if_newer(ts, rec, NULL);
+	co_record_free(rec);
+	return error;
+}
+
+/*
+ * Per-ID order: apply the pending entries for `id` bound to `side`, oldest
+ * first, except the caller's own fresh intent `mine`.  If one cannot be
+ * applied, or another router is writing this ID with `side` as its
+ * secondary right now, the store must not serve the ID now: CO_EUNAVAIL.
+ *
+ * The second case is what keeps two routers with different flags (one has
+ * seen a flip, the other not yet) from picking two winners: each pushes
+ * its intent before it settles, so whichever settles second sees the
+ * other's intent and backs off.
+ */
+static int settle(co_router *r, co_side side, co_kind kind, const char *id, int64_t mine)
+{
+	co_outbox_list l = {0};
+	size_t i;
+	int error;
+
+	if ((error = co_outbox_pending_for(&l, r->st, side_name(side), co_kind_name(kind),
+					   id)) < 0)
+		return error;
+	for (i = 0; i < l.n; i++) {
+		const co_outbox_entry *e = l.items[i];
+
+		if (e->seq == mine)
+			continue;
+		if (foreign_in_flight(r, e)) {
+			error = co_error_set(CO_EUNAVAIL,
+					     "%s %s: another router is writing it through the "
+					     "other store right now; try again",
+					     co_kind_name(kind), id);
+			goto done;
+		}
+		if ((error = apply_entry(r, e)) < 0) {
+			error = co_error_set(CO_EUNAVAIL,
+					     "%s %s: %zu earlier write(s) not yet applied to %s "
+					     "and it cannot take them now: %s",
+					     co_kind_name(kind), id, l.n - i, side_name(side),
+					     co_error_last());
+			goto done;
+		}
+		if ((error = co_outbox_ack(r->st, e->seq)) < 0)
+			goto done;
+	}
+done:
+	co_outbox_list_clear(&l);
+	return error;
+}
+
+/* ---- witness log ---- */
+
+/*
+ * Routed operations are logged in batches: one SQLite transaction per op
+ * would cost more than the op itself.  The buffer is flushed when full, by
+ * the drain thread, and on close; a crash loses at most one buffer of the
+ * witness log, never a write.
+ */
+#define WITNESS_BATCH 128
+
+static void witness_flush_locked(co_router *r)
+{
+	size_t i;
+
+	if (r->n_wit == 0)
+		return;
+	co_audit_ops_add(r->st, r->wit, r->n_wit);
+	for (i = 0; i < r->n_wit; i++) {
+		free(r->wit[i].op);
+		free(r->wit[i].id);
+		free(r->wit[i].mode);
+		free(r->wit[i].primary);
+		free(r->wit[i].outcome);
+		free(r->wit[i].error);
+	}
+	r->n_wit = 0;
+}
+
+static void witness_flush(co_router *r)
+{
+	pthread_mutex_lock(&r->wit_mu);
+	witness_flush_locked(r);
+	pthread_mutex_unlock(&r->wit_mu);
+}
+
+static char *dup_or_null(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}
+
+static void witness(co_router *r, const co_route *rt, const char *id, int error,
+		    int64_t t0)
+{
+	co_audit_op *o;
+
+	if (!r->witness)
+		return;
+	pthread_mutex_lock(&r->wit_mu);
+	o = &r->wit[r->n_wit++];
+	memset(o, 0, sizeof(*o));
+	o->op = dup_or_null(co_op_name(rt->op));
+	o->id = dup_or_null(id);
+	o->mode = dup_or_null(co_mode_name(rt->mode));
+	o->primary = dup_or_null(side_name(rt->primary));
+	o->outcome = dup_or_null(error == 0 ? "ok" : co_error_name(error));
+	o->latency_us = mono_us() - t0;
+	o->error = error == 0 ? NULL : dup_or_null(co_error_last());
+	if (r->n_wit == WITNESS_BATCH)
+		witness_flush_locked(r);
+	pthread_mutex_unlock(&r->wit_mu);
+}
+
+/* ---- writes ---- */
+
+typedef int (*write_fn)(co_record **out, co_store *s, const void *arg);
+
+/*
+ * Mirror the primary's result into the secondary, or queue it.  Called after
+ * the primary committed; the write is acknowledged only if this returns 0.
+ */
+static int mirror(co_router *r, const co_route *rt, co_kind kind, const char *id,
+		  const co_record *rec)
+{
+	co_store *sec = co_router_store(r, rt->secondary);
+	char *json = NULL;
+	int error;
+
+	if (!rt->secondary_async) {
+		if (rec == NULL) {
+			error = co_store_remove(sec, kind, id);
+			if (error == 0 || error == CO_ENOTFOUND)
+				return 0;
+		} else if (co_store_put_if_newer(sec, rec, NULL) == 0) {
+			return 0;
+		}
+	}
+	if (rec && (json = co_record_to_json(rec, 0)) == NULL)
+		return co_error_set(CO_ENOMEM, "out of memory");
+	error = co_outbox_push(NULL, r->st, side_name(rt->secondary), co_kind_name(kind), id,
+			       json);
+	free(json);
+	if (error == 0) {
+		pthread_mutex_lock(&r->wake_mu);
+		pthread_cond_signal(&r->wake);
+		pthread_mutex_unlock(&r->wake_mu);
+	}
+	return error;
+}
+
+static int routed_write(co_record **out, co_router *r, co_op op, co_kind kind,
+			const char *id, write_fn fn, const void *arg, int is_remove)
+{
+	co_route rt;
+	co_record *rec = NULL;
+	pthread_mutex_t *mu;
+	int64_t intent = 0, t0 = mono_us();
+	int error, merr;
+
+	if ((error = co_id_validate(id)) < 0)
+		return error;
+	/* One operation per ID at a time in this router: the route is taken,
+	 * the ID settled, the primary written and the secondary mirrored
+	 * without another thread's flip-straddling write in between. */
+	mu = stripe(r, id);
+	pthread_mutex_lock(mu);
+	if ((error = co_router_route(&rt, r, op, id)) < 0)
+		goto unlock;
+	if (rt.secondary != CO_SIDE_NONE &&
+	    (error = co_outbox_push(&intent, r->st, side_name(rt.secondary),
+				    co_kind_name(kind), id, r->sync_mark)) < 0)
+		goto done;
+	if ((error = settle(r, rt.primary, kind, id, intent)) < 0) {
+		if (intent)
+			co_outbox_ack(r->st, intent);
+		goto done;
+	}
+
+	error = fn(&rec, co_router_store(r, rt.primary), arg);
+
+	if (rt.secondary == CO_SIDE_NONE)
+		goto done;
+	if (error == 0) {
+		if ((merr = mirror(r, &rt, kind, id, is_remove ? NULL : rec)) < 0) {
+			/* The primary committed but neither the secondary nor the
+			 * outbox took the record: the intent stays and any drain
+			 * copies the record over later; do not acknowledge. */
+			error = co_error_set(CO_EUNAVAIL,
+					     "%s %s: written to %s but not yet safe: %s",
+					     co_kind_name(kind), id, side_name(rt.primary),
+					     co_error_last());
+			goto done;
+		}
+		co_outbox_ack(r->st, intent);
+	} else if (error != CO_EUNAVAIL && error != CO_EIO) {
+		/* A clear refusal: the primary changed nothing. */
+		co_outbox_ack(r->st, intent);
+	}
+	/* On CO_EUNAVAIL the primary may or may not have committed: the
+	 * intent stays, and draining it copies whatever the primary holds. */
+done:
+	witness(r, &rt, id, error, t0);
+unlock:
+	pthread_mutex_unlock(mu);
+	if (error == 0 || error == CO_ECONFLICT) {
+		*out = rec;
+		rec = NULL;
+	}
+	co_record_free(rec);
+	return error;
+}
+
+struct op_arg {
+	const co_record *rec;
+	const char *id, *swarm;
+	int64_t ttl;
+	co_status to;
+	co_kind kind;
+};
+
+static int do_create(co_record **out, co_store *s, const void *v)
+{
+	return co_store_task_create(out, s, ((const struct op_arg *)v)->rec);
+}
+
+static int do_claim(co_record **out, co_store *s, const void *v)
+{
+	const struct op_arg *a = v;
+
+	return co_store_claim(out, s, a->id, a->swarm, a->ttl);
+}
+
+static int do_renew(co_record **out, co_store *s, const void *v)
+{
+	const struct op_arg *a = v;
+
+	return co_store_renew(out, s, a->id, a->swarm, a->ttl);
+}
+
+static int do_release(co_record **out, co_store *s, const void *v)
+{
+	const struct op_arg *a = v;
+
+	return co_store_release(out, s, a->id, a->swarm, a->to);
+}
+
+static int do_register(co_record **out, co_store *s, const void *v)
+{
+	return co_store_swarm_register(out, s, ((const struct op_arg *)v)->rec);
+}
+
+static int do_remove(co_record **out, co_store *s, const void *v)
+{
+	const struct op_arg *a = v;
+
+	*out = NULL;
+	return co_store_remove(s, a->kind, a->id);
+}
+
+int co_router_task_create(co_record **out, co_router *r, const co_record *task)
+{
+	struct op_arg a = {.rec = task};
+
+	return routed_write(out, r, CO_OP_TASK_CREATE, CO_KIND_TASK, task->id, do_create, &a,
+			    0);
+}
+
+int co_router_claim(co_record **out, co_router *r, const char *id, const char *swarm,
+		    int64_t ttl)
+{
+	struct op_arg a = {.id = id, .swarm = swarm, .ttl = ttl};
+
+	return routed_write(out, r, CO_OP_TASK_CLAIM, CO_KIND_TASK, id, do_claim, &a, 0);
+}
+
+int co_router_renew(co_record **out, co_router *r, const char *id, const char *swarm,
+		    int64_t ttl)
+{
+	struct op_arg a = {.id = id, .swarm = swarm, .ttl = ttl};
+
+	return routed_write(out, r, CO_OP_TASK_RENEW, CO_KIND_TASK, id, do_renew, &a, 0);
+}
+
+int co_router_release(co_record **out, co_router *r, const char *id, const char *swarm,
+		      co_status to)
+{
+	struct op_arg a = {.id = id, .swarm = swarm, .to = to};
+
+	return routed_write(out, r, CO_OP_TASK_RELEASE, CO_KIND_TASK, id, do_release, &a, 0);
+}
+
+int co_router_swarm_register(co_record **out, co_router *r, const co_record *swarm)
+{
+	struct op_arg a = {.rec = swarm};
+
+	return routed_write(out, r, CO_OP_SWARM_REGISTER, CO_KIND_SWARM, swarm->id,
+			    do_register, &a, 0);
+}
+
+int co_router_remove(co_router *r, co_kind kind, const char *id)
+{
+	struct op_arg a = {.id = id, .kind = kind};
+	co_record *none = NULL;
+	co_op op = CO_OP_SWARM_REMOVE; /* the only removal the contract has */
+
+	return routed_write(&none, r, op, kind, id, do_remove, &a, 1);
+}
+
+/* ---- reads ---- */
+
+static void shadow_compare(co_router *r, co_op op, co_kind kind, const char *id,
+			   const co_record *git_rec)
+{
+	co_record *e = NULL;
+	char *gj = NULL, *ej = NULL;
+	int error = co_store_get(&e, r->etcd, kind, id);
+
+	/* Shadow is at no user risk: an etcd failure is recorded, never returned. */
+	if (error < 0 && error != CO_ENOTFOUND) {
+		co_audit_mismatch_add(r->st, co_op_name(op), id, NULL, "<unavailable>");
+		return;
+	}
+	if (git_rec && e && co_record_equal(git_rec, e))
+		goto done;
+	if (!git_rec && !e)
+		goto done;
+	gj = git_rec ? co_record_to_json(git_rec, 0) : NULL;
+	ej = e ? co_record_to_json(e, 0) : NULL;
+	co_audit_mismatch_add(r->st, co_op_name(op), id, gj, ej);
+done:
+	free(gj);
+	free(ej);
+	co_record_free(e);
+}
+
+int co_router_get(co_record **out, co_router *r, co_kind kind, const char *id)
+{
+	co_op op = kind == CO_KIND_SWARM ? CO_OP_SWARM_GET : CO_OP_TASK_GET;
+	co_record *rec = NULL;
+	co_route rt;
+	pthread_mutex_t *mu;
+	int64_t t0 = mono_us();
+	int error;
+
+	if ((error = co_id_validate(id)) < 0)
+		return error;
+	mu = stripe(r, id);
+	pthread_mutex_lock(mu);
+	if ((error = co_router_route(&rt, r, op, id)) < 0) {
+		pthread_mutex_unlock(mu);
+		return error;
+	}
+	if ((error = settle(r, rt.primary, kind, id, 0)) < 0)
+		goto done;
+	error = co_store_get(&rec, co_router_store(r, rt.primary), kind, id);
+	if (rt.compare_reads && (error == 0 || error == CO_ENOTFOUND))
+		shadow_compare(r, op, kind, id, rec);
+	if (error == 0) {
+		*out = rec;
+		rec = NULL;
+	}
+done:
+	witness(r, &rt, id, error, t0);
+	pthread_mutex_unlock(mu);
+	co_record_free(rec);
+	return error;
+}
+
+/* Index of `id` in a sorted list, or -1. */
+static long find_id(const co_record_list *l, const char *id)
+{
+	size_t lo = 0, hi = l->n;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		int c = strcmp(l->items[mid]->id, id);
+
+		if (c == 0)
+			return (long)mid;
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return -1;
+}
+
+int co_router_list(co_record_list *out, co_router *r, co_kind kind)
+{
+	co_op op = kind == CO_KIND_SWARM ? CO_OP_SWARM_LIST : CO_OP_TASK_LIST;
+	co_record_list g = {0}, e = {0}, res = {0};
+	co_route rt;
+	int64_t t0 = mono_us();
+	size_t i;
+	int error;
+
+	if ((error = co_router_route(&rt, r, op, NULL)) < 0)
+		return error;
+	if (!rt.split && !rt.compare_reads) {
+		error = co_store_list(out, co_router_store(r, rt.primary), kind);
+		goto done;
+	}
+	if ((error = co_store_list(&g, r->git, kind)) < 0 && !rt.compare_reads)
+		goto done;
+	if (rt.compare_reads) {
+		/* shadow: git serves; etcd is read and compared, at no risk */
+		if (error < 0)
+			goto done;
+		if (co_store_list(&e, r->etcd, kind) == 0) {
+			for (i = 0; i < g.n; i++) {
+				long j = find_id(&e, g.items[i]->id);
+
+				if (j < 0 || !co_record_equal(g.items[i], e.items[j]))
+					shadow_compare(r, op, kind, g.items[i]->id, g.items[i]);
+			}
+			for (i = 0; i < e.n; i++)
+				if (find_id(&g, e.items[i]->id) < 0)
+					shadow_compare(r, op, kind, e.items[i]->id, NULL);
+		}
+		*out = g;
+		g = (co_record_list){0};
+		goto done;
+	}
+	/* split: each ID from its primary; an ID one store lacks from the other */
+	if ((error = co_store_list(&e, r->etcd, kind)) < 0)
+		goto done;
+	for (i = 0; i < g.n; i++) {
+		co_route one;
+		long j = find_id(&e, g.items[i]->id);
+
+		co_router_route(&one, r, op, g.items[i]->id);
+		if (j >= 0 && one.primary == CO_SIDE_ETCD)
+			continue; /* taken from etcd below */
+		if ((error = co_record_list_push(&res, g.items[i])) < 0)
+			goto done;
+		g.items[i] = NULL;
+	}
+	for (i = 0; i < e.n; i++) {
+		co_route one;
+		long j = find_id(&g, e.items[i]->id);
+
+		co_router_route(&one, r, op, e.items[i]->id);
+		if (j >= 0 && one.primary == CO_SIDE_GIT)
+			continue;
+		if ((error = co_record_list_push(&res, e.items[i])) < 0)
+			goto done;
+		e.items[i] = NULL;
+	}
+	co_record_list_sort(&res);
+	*out = res;
+	res = (co_record_list){0};
+done:
+	witness(r, &rt, NULL, error, t0);
+	co_record_list_clear(&g);
+	co_record_list_clear(&e);
+	co_record_list_clear(&res);
+	return error;
+}
+
+/* ---- draining ---- */
+
+static int drain_batch(co_router *r, const char *target, size_t *applied)
+{
+	co_outbox_list l = {0};
+	size_t i;
+	int error, first_error = 0;
+
+	*applied = 0;
+	if ((error = co_outbox_next_batch(&l, r->st, target, 64, co_state_now_ms())) < 0)
+		return error;
+	for (i = 0; i < l.n; i++) {
+		const co_outbox_entry *e = l.items[i];
+		pthread_mutex_t *mu = stripe(r, e->id);
+
+		pthread_mutex_lock(mu);
+		if (foreign_in_flight(r, e)) {
+			/* its router may still finish it: look again shortly */
+			co_outbox_fail(r->st, e->seq, "in flight in another router", 200);
+		} else if (apply_entry(r, e) == 0) {
+			co_outbox_ack(r->st, e->seq);
+			(*applied)++;
+		} else {
+			int attempts = e->attempts;
+			int64_t backoff = 50LL << (attempts < 8 ? attempts : 8);
+
+			if (!first_error)
+				first_error = co_error_last_code() ? co_error_last_code()
+								   : CO_EUNAVAIL;
+			co_outbox_fail(r->st, e->seq, co_error_last(), backoff);
+		}
+		pthread_mutex_unlock(mu);
+	}
+	error = l.n > 0 && *applied == 0 ? first_error : 0;
+	co_outbox_list_clear(&l);
+	return error;
+}
+
+int co_router_drain(co_router *r, const char *target, int budget_ms, int64_t *left)
+{
+	int64_t deadline = mono_us() + (int64_t)budget_ms * 1000;
+	int error = 0;
+
+	for (;;) {
+		size_t applied = 0;
+
+		error = drain_batch(r, target, &applied);
+		if (applied == 0 || mono_us() >= deadline)
+			break;
+	}
+	if (left)
+		co_outbox_depth(left, r->st, target);
+	return error;
+}
+
+static void *drainer_main(void *arg)
+{
+	co_router *r = arg;
+
+	while (!atomic_load(&r->stop)) {
+		size_t applied = 0;
+		struct timespec ts;
+
+		drain_batch(r, NULL, &applied);
+		witness_flush(r);
+		if (applied > 0)
+			continue;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 50 * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_mutex_lock(&r->wake_mu);
+		if (!atomic_load(&r->stop))
+			pthread_cond_timedwait(&r->wake, &r->wake_mu, &ts);
+		pthread_mutex_unlock(&r->wake_mu);
+	}
+	return NULL;
+}
+
+/* ---- lifecycle ---- */
+
+/* A nonce per router instance: tells this router's intents from others'. */
+static void make_sync_mark(char *buf, size_t len, const void *salt)
+{
+	struct timespec ts;
+	uint64_t nonce;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	nonce = ((uint64_t)getpid() << 40) ^ ((uint64_t)ts.tv_sec << 20) ^
+		(uint64_t)ts.tv_nsec ^ (uint64_t)(uintptr_t)salt;
+	snprintf(buf, len, SYNC_PREFIX "%016llx", (unsigned long long)nonce);
+}
+
+int co_router_open(co_router **out, const co_router_opts *opts)
+{
+	co_router *r;
+
+	if (!opts || !opts->git || !opts->etcd || !opts->state || !opts->flags)
+		return co_error_set(CO_EINVAL, "router: git, etcd, state and flags are required");
+	if ((r = calloc(1, sizeof(*r))) == NULL)
+		return co_error_set(CO_ENOMEM, "out of memory");
+	r->git = opts->git;
+	r->etcd = opts->etcd;
+	r->st = opts->state;
+	r->fw = opts->flags;
+	r->witness = opts->witness;
+	pthread_mutex_init(&r->wake_mu, NULL);
+	pthread_mutex_init(&r->wit_mu, NULL);
+	pthread_cond_init(&r->wake, NULL);
+	for (int i = 0; i < ROUTER_STRIPES; i++)
+		pthread_mutex_init(&r->stripes[i], NULL);
+	make_sync_mark(r->sync_mark, sizeof(r->sync_mark), r);
+	if (opts->background_drain) {
+		if (pthread_create(&r->drainer, NULL, drainer_main, r) != 0) {
+			co_router_close(r);
+			return co_error_set(CO_ENOMEM, "router: cannot start the drain thread");
+		}
+		r->drainer_started = 1;
+	}
+	*out = r;
+	return 0;
+}
+
+void co_router_close(co_router *r)
+{
+	if (r == NULL)
+		return;
+	if (r->drainer_started) {
+		atomic_store(&r->stop, 1);
+		pthread_mutex_lock(&r->wake_mu);
+		pthread_cond_broadcast(&r->wake);
+		pthread_mutex_unlock(&r->wake_mu);
+		pthread_join(r->drainer, NULL);
+	}
+	witness_flush(r);
+	for (int i = 0; i < ROUTER_STRIPES; i++)
+		pthread_mutex_destroy(&r->stripes[i]);
+	pthread_mutex_destroy(&r->wit_mu);
+	pthread_cond_destroy(&r->wake);
+	pthread_mutex_destroy(&r->wake_mu);
+	free(r);
+}
+
+/* ---- watch ---- */
+
+struct co_router_watch {
+	co_router *r;
+	co_watch *git, *etcd;
+	char *prefix;
+	int64_t etcd_retry_at; /* mono us; etcd's stream is reopened after a failure */
+};
+
+int co_router_watch_open(co_router_watch **out, co_router *r, const char *prefix)
+{
+	co_router_watch *w = calloc(1, sizeof(*w));
+	int error;
+
+	if (w == NULL || (w->prefix = strdup(prefix ? prefix : "")) == NULL) {
+		free(w);
+		return co_error_set(CO_ENOMEM, "out of memory");
+	}
+	w->r = r;
+	if ((error = co_store_watch(&w->git, r->git, w->prefix)) < 0) {
+		co_router_watch_close(w);
+		return error;
+	}
+	/* etcd may be down (the kill switch must work then): watch git alone
+	 * and try etcd again later. */
+	if (co_store_watch(&w->etcd, r->etcd, w->prefix) < 0)
+		w->etcd_retry_at = mono_us() + 1000000;
+	*out = w;
+	return 0;
+}
+
+/* Keep an event only if its store is the ID's primary for watch right now. */
+static int from_primary(co_router *r, const co_event *ev)
+{
+	co_route rt;
+
+	if (co_router_route(&rt, r, CO_OP_WATCH, ev->id) < 0)
+		return 0;
+	return strcmp(ev->store, side_name(rt.primary)) == 0;
+}
+
+int co_router_watch_next(co_event **out, co_router_watch *w, int timeout_ms)
+{
+	int64_t deadline = timeout_ms < 0 ? INT64_MAX : mono_us() + (int64_t)timeout_ms * 1000;
+	co_event *ev = NULL;
+	int error;
+
+	*out = NULL;
+	for (;;) {
+		int64_t now = mono_us();
+
+		if (w->etcd == NULL && now >= w->etcd_retry_at &&
+		    co_store_watch(&w->etcd, w->r->etcd, w->prefix) < 0)
+			w->etcd_retry_at = now + 1000000;
+		if (w->etcd) {
+			error = co_watch_next(&ev, w->etcd, w->git ? 20 : 100);
+			if (error < 0) {
+				co_watch_close(w->etcd);
+				w->etcd = NULL;
+				w->etcd_retry_at = now + 1000000;
+			} else if (ev && from_primary(w->r, ev)) {
+				*out = ev;
+				return 0;
+			}
+			co_event_free(ev);
+			ev = NULL;
+		}
+		if ((error = co_watch_next(&ev, w->git, w->etcd ? 0 : 20)) < 0)
+			return error;
+		if (ev && from_primary(w->r, ev)) {
+			*out = ev;
+			return 0;
+		}
+		co_event_free(ev);
+		ev = NULL;
+		if (mono_us() >= deadline)
+			return 0;
+	}
+}
+
+void co_router_watch_close(co_router_watch *w)
+{
+	if (w == NULL)
+		return;
+	co_watch_close(w->git);
+	co_watch_close(w->etcd);
+	free(w->prefix);
+	free(w);
+}

@@ -1,0 +1,89 @@
+/*
+ * router.h - every operation goes through here (DESIGN §4).
+ *
+ * The router asks the flags where an operation on an ID goes, runs it on the
+ * primary store (which alone decides: a claim is a CAS on the primary), and
+ * mirrors the primary's resulting record into the secondary with
+ * co_store_put_if_newer(), so two stores never pick two winners.
+ *
+ * Nothing acknowledged is lost: before a write touches its primary, a
+ * "sync" intent for that ID bound to the secondary is put in the durable
+ * outbox; after the primary committed, the router mirrors directly (shadow,
+ * dual) and retires the intent, or leaves the record in the outbox (etcd
+ * mode, or the secondary is down).  A crash anywhere in between leaves an
+ * intent that any router's drain resolves by copying the record from the
+ * primary.  Before a store serves an operation on an ID, that ID's pending
+ * entries bound to that store are applied first; if they cannot be, the
+ * operation fails with CO_EUNAVAIL rather than act on stale state.  This is
+ * what makes moving percentages and the kill switch safe.
+ *
+ * Thread safety: a co_router is safe to use from many threads at once.
+ * Records returned are owned by the caller.  Errors are those of store.h,
+ * plus CO_EUNAVAIL when per-ID order cannot be kept.
+ */
+#ifndef CO_ROUTER_H
+#define CO_ROUTER_H
+
+#include "core/record.h"
+#include "flags/flags.h"
+#include "store/store.h"
+
+typedef struct co_router co_router;
+typedef struct co_state co_state;
+typedef struct co_flags_watcher co_flags_watcher;
+
+typedef struct co_router_opts {
+	co_store *git;               /* required; borrowed, outlives the router */
+	co_store *etcd;              /* required; borrowed */
+	co_state *state;             /* required; borrowed (outbox, audit) */
+	co_flags_watcher *flags;     /* required; borrowed (hot-reloaded flags) */
+	int background_drain;        /* 1: a thread drains the outbox continuously */
+	int witness;                 /* 1 (default): log every routed op in the audit */
+} co_router_opts;
+
+#define CO_ROUTER_OPTS_INIT { NULL, NULL, NULL, NULL, 0, 1 }
+
+int co_router_open(co_router **out, const co_router_opts *opts);
+/* Stops the drain thread; does not drain (call co_router_drain first). */
+void co_router_close(co_router *r);
+
+/* The operations of DESIGN §3, with the semantics of store.h. */
+int co_router_task_create(co_record **out, co_router *r, const co_record *task);
+int co_router_get(co_record **out, co_router *r, co_kind kind, const char *id);
+int co_router_list(co_record_list *out, co_router *r, co_kind kind);
+int co_router_claim(co_record **out, co_router *r, const char *id, const char *swarm,
+		    int64_t ttl);
+int co_router_release(co_record **out, co_router *r, const char *id, const char *swarm,
+		      co_status to);
+int co_router_renew(co_record **out, co_router *r, const char *id, const char *swarm,
+		    int64_t ttl);
+int co_router_swarm_register(co_record **out, co_router *r, const co_record *swarm);
+int co_router_remove(co_router *r, co_kind kind, const char *id);
+
+/*
+ * Drain the outbox: apply pending entries (bound to `target`, or both when
+ * NULL) until none is due or `budget_ms` has passed.  *left (may be NULL)
+ * gets the depth still pending.  0, or the first store error when nothing
+ * could be applied.
+ */
+int co_router_drain(co_router *r, const char *target, int budget_ms, int64_t *left);
+
+/*
+ * Route of `op` on `id` now (what `cutover flags explain` prints).
+ */
+int co_router_route(co_route *out, co_router *r, co_op op, const char *id);
+
+/* The store for a side (CO_SIDE_GIT / CO_SIDE_ETCD). */
+co_store *co_router_store(co_router *r, co_side side);
+
+/*
+ * Watch through the router: each ID's events come from the store that is
+ * primary for it now; in split (dual) routes both streams are merged and
+ * the other store's events dropped.
+ */
+typedef struct co_router_watch co_router_watch;
+int co_router_watch_open(co_router_watch **out, co_router *r, const char *prefix);
+int co_router_watch_next(co_event **out, co_router_watch *w, int timeout_ms);
+void co_router_watch_close(co_router_watch *w);
+
+#endif

@@ -1,0 +1,17 @@
+/*
+ * cli_commands.h - the table of `cutover` commands, in one place.
+ *
+ * Adding a command is one line here plus one file src/cli/cmd_<name>.c that
+ * defines `int co_cli_<name>(int argc, char **argv, co_cli *ctx)`: cli.h
+ * turns each line into that prototype and main.c into a dispatch entry and
+ * a line of `cutover --help`.  Keep the list in the order the help should
+ * show it.
+ *
+ * CO_CLI_COMMAND(name, "one-line summary for cutover --help")
+ */
+CO_CLI_COMMAND(task, "create, read, list, claim, release and renew tasks")
+CO_CLI_COMMAND(swarm, "register, read, list and remove swarms")
+CO_CLI_COMMAND(watch, "stream record changes as NDJSON, one event per line")
+CO_CLI_COMMAND(migrate, "backfill git<->etcd, follow legacy commits, import the task board")
+CO_CLI_COMMAND(reconcile, "diff both stores, record the run, trip the kill switch on failure")
+CO_CLI_COMMAND(report, "show a reconciliation run: text, JSON, Markdown or HTML")

@@ -1,0 +1,155 @@
+/*
+ * cmd_report.c - `cutover report`: a reconciliation run as text, JSON,
+ * Markdown or a self-contained HTML page (DESIGN §5).
+ *
+ * Reads only the state database (runs.h): the latest finished run, or run
+ * N, its divergences, and the recent runs for the history table and the
+ * chart.  It touches neither store, so a report can be made while they are
+ * down.  With -o FILE the report is written to FILE.tmp and renamed, so a
+ * reader (a web server publishing the page) never sees half a report.
+ */
+#include "cli.h"
+
+#include "../core/error.h"
+#include "../core/runs.h"
+#include "../core/state.h"
+#include "reconcile/report.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define U_REPORT                                                                          \
+	"cutover report [--run N] [--format text|json|markdown|html] [-o FILE] "           \
+	"[--history N]"
+
+/* Runs drawn in the chart and listed in the history by default. */
+#define HISTORY_DEFAULT 100
+
+static const char h_report[] =
+	"usage: " U_REPORT "\n\n"
+	"Show a reconciliation run recorded by `cutover reconcile`: the latest finished\n"
+	"run, or run N.  Formats:\n"
+	"  text      a summary and one line per divergence (the default)\n"
+	"  json      {\"run\",\"started_at\",\"duration_ms\",\"total\",\"equal\",\n"
+	"             \"missing_in_etcd\",\"missing_in_git\",\"mismatch\",\"consistency\",\n"
+	"             \"verdict\",\"action\",\"divergences\":[{\"id\",\"kind\",\"class\",\n"
+	"             \"fields\":[...],\"git\",\"etcd\"}]} (also with --json)\n"
+	"  markdown  tables: the run, its divergences, the recent runs\n"
+	"  html      one self-contained page: summary, consistency over runs as an\n"
+	"            SVG chart, divergences with both stores' values side by side\n\n"
+	"Options:\n"
+	"  --run N            that run instead of the latest finished one\n"
+	"  --format F         text, json, markdown or html\n"
+	"  -o, --output FILE  write to FILE (atomically) instead of stdout\n"
+	"  --history N        runs in the chart and history table (default 100)\n\n"
+	"Exit status: 0 ok; 4 no such run (or none has finished yet); 1 bad usage;\n"
+	"2 the state database cannot be read.\n\n"
+	"Examples:\n"
+	"  cutover report\n"
+	"  cutover --json report --run 7 | jq '.divergences[].id'\n"
+	"  cutover report --format html -o reconcile.html\n";
+
+static int parse_count(int64_t *out, const char *what, const char *s)
+{
+	char *end;
+	long long v;
+
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (errno || end == s || *end || v <= 0)
+		return co_cli_usage_error(U_REPORT, "%s \"%s\": expected a positive number", what,
+					  s);
+	*out = v;
+	return 0;
+}
+
+static int write_to_file(const char *path, co_report_format fmt, const co_run *run,
+			 const co_divergence_list *divs, const co_run_list *hist,
+			 double threshold)
+{
+	char tmp[4096];
+	FILE *f;
+	int error;
+
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof(tmp))
+		return co_error_set(CO_EINVAL, "-o: path too long");
+	if ((f = fopen(tmp, "w")) == NULL)
+		return co_error_set(CO_EIO, "%s: %s", tmp, strerror(errno));
+	error = co_report_write(f, fmt, run, divs, hist, threshold);
+	if (fclose(f) != 0 && error == 0)
+		error = co_error_set(CO_EIO, "%s: %s", tmp, strerror(errno));
+	if (error == 0 && rename(tmp, path) < 0)
+		error = co_error_set(CO_EIO, "%s: %s", path, strerror(errno));
+	if (error < 0)
+		unlink(tmp);
+	return error;
+}
+
+int co_cli_report(int argc, char **argv, co_cli *ctx)
+{
+	const char *run_s = NULL, *format = NULL, *output = NULL, *history = NULL, *pos[1];
+	co_cli_opt opts[] = {{"run", &run_s, NULL},
+			     {"format", &format, NULL},
+			     {"output", &output, NULL},
+			     {"history", &history, NULL},
+			     {NULL, NULL, NULL}};
+	co_report_format fmt = CO_REPORT_TEXT;
+	const co_config *c;
+	co_state *st = NULL;
+	co_run *run = NULL;
+	co_divergence_list divs = {0};
+	co_run_list hist = {0};
+	char **args = NULL;
+	int64_t run_id = 0, n_hist = HISTORY_DEFAULT;
+	int i, error;
+	size_t n;
+
+	/* The parser knows long options only: spell -o as --output. */
+	if ((args = calloc((size_t)argc + 1, sizeof(*args))) == NULL)
+		return co_error_set(CO_ENOMEM, "out of memory");
+	for (i = 0; i < argc; i++)
+		args[i] = strcmp(argv[i], "-o") == 0 ? (char *)"--output" : argv[i];
+	error = co_cli_parse(pos, 0, &n, ctx, argc, args, opts, U_REPORT, h_report);
+	free(args);
+	if (error != 0)
+		return error < 0 ? error : 0;
+	if (run_s && (error = parse_count(&run_id, "--run", run_s)) < 0)
+		return error;
+	if (history && (error = parse_count(&n_hist, "--history", history)) < 0)
+		return error;
+	if (format && (error = co_report_parse_format(&fmt, format)) < 0)
+		return co_cli_usage_error(U_REPORT, "%s", co_error_last());
+	if (!format && ctx->json)
+		fmt = CO_REPORT_JSON;
+
+	if ((error = co_cli_config(&c, ctx)) < 0 || (error = co_state_open(&st, c->state_dir)) < 0)
+		goto done;
+	if (run_id)
+		error = co_runs_get(&run, st, run_id);
+	else
+		error = co_runs_latest(&run, st);
+	if (error == CO_ENOTFOUND) {
+		error = run_id ? co_error_set(CO_ENOTFOUND, "no reconciliation run %lld",
+					      (long long)run_id)
+			       : co_error_set(CO_ENOTFOUND, "no reconciliation run has finished "
+						      "yet: run `cutover reconcile`");
+		goto done;
+	}
+	if (error < 0 || (error = co_runs_divergences(&divs, st, run->id)) < 0 ||
+	    (error = co_runs_list(&hist, st, (size_t)n_hist)) < 0)
+		goto done;
+	if (output)
+		error = write_to_file(output, fmt, run, &divs, &hist, c->reconcile_min_consistency);
+	else
+		error = co_report_write(stdout, fmt, run, &divs, &hist,
+					c->reconcile_min_consistency);
+done:
+	co_run_list_clear(&hist);
+	co_divergence_list_clear(&divs);
+	co_run_free(run);
+	co_state_close(st);
+	return error;
+}

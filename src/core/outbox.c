@@ -1,0 +1,430 @@
+/*
+ * outbox.c - durable, per-key ordered queue of writes owed to a store.
+ *
+ * The idea is the transactional outbox: the router never acknowledges a
+ * write that only one store holds unless the debt to the other store is on
+ * disk here first.  A row is the whole debt (the record's JSON, or NULL for
+ * a delete), so that applying it needs nothing but the row.
+ *
+ * Ordering is what makes the outbox safe to drain while flags change: for
+ * one key (target, kind, id) only the oldest row is ever handed out, so a
+ * stale write can never land after a newer one, even across retries and
+ * backoff (a failing head blocks its key, not the whole queue).  The
+ * "oldest of its key" test is a NOT EXISTS probe on the (target, kind, id,
+ * seq) index.  seq is AUTOINCREMENT so that it is never reused: an ack for
+ * an old seq can never delete a newer entry.
+ *
+ * What this does not do: apply entries (the router's drain does, through the
+ * stores) or decide whether a store is newer (the secondary's rev check).
+ */
+#include "outbox.h"
+
+#include "error.h"
+#include "id.h"
+#include "state_internal.h"
+
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ENTRY_COLUMNS                                                                     \
+	"seq, target, kind, id, payload, created_at, attempts, next_attempt_at, last_error"
+
+/* Keep stored error texts bounded: a store may return a whole HTML page. */
+#define LAST_ERROR_MAX 1000
+
+void co_outbox_entry_free(co_outbox_entry *e)
+{
+	if (e == NULL)
+		return;
+	free(e->target);
+	free(e->kind);
+	free(e->id);
+	free(e->payload);
+	free(e->last_error);
+	free(e);
+}
+
+void co_outbox_list_clear(co_outbox_list *l)
+{
+	size_t i;
+
+	if (l == NULL)
+		return;
+	for (i = 0; i < l->n; i++)
+		co_outbox_entry_free(l->items[i]);
+	free(l->items);
+	l->items = NULL;
+	l->n = l->cap = 0;
+}
+
+static int list_push(co_outbox_list *l, co_outbox_entry *e)
+{
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 16;
+		co_outbox_entry **items = realloc(l->items, cap * sizeof(*items));
+
+		if (items == NULL)
+			return co_error_set(CO_ENOMEM, "outbox: out of memory");
+		l->items = items;
+		l->cap = cap;
+	}
+	l->items[l->n++] = e;
+	return 0;
+}
+
+/* Move every entry of `from` to the end of `to` (all or nothing); `from` ends empty. */
+static int list_move(co_outbox_list *to, co_outbox_list *from)
+{
+	if (to->items == NULL) {
+		*to = *from;
+		memset(from, 0, sizeof(*from));
+		return 0;
+	}
+	if (to->cap - to->n < from->n) {
+		size_t cap = to->n + from->n;
+		co_outbox_entry **items = realloc(to->items, cap * sizeof(*items));
+
+		if (items == NULL)
+			return co_error_set(CO_ENOMEM, "outbox: out of memory");
+		to->items = items;
+		to->cap = cap;
+	}
+	if (from->n)
+		memcpy(to->items + to->n, from->items, from->n * sizeof(*from->items));
+	to->n += from->n;
+	from->n = 0;
+	co_outbox_list_clear(from);
+	return 0;
+}
+
+static int check_target(const char *target, int allow_null)
+{
+	if (target == NULL && allow_null)
+		return 0;
+	if (target != NULL && (strcmp(target, "git") == 0 || strcmp(target, "etcd") == 0))
+		return 0;
+	return co_error_set(CO_EINVAL, "outbox: unknown target \"%s\" (git or etcd)",
+			    target ? target : "(null)");
+}
+
+static int check_key(const char *kind, const char *id)
+{
+	if (kind == NULL || (strcmp(kind, "task") != 0 && strcmp(kind, "swarm") != 0))
+		return co_error_set(CO_EINVAL, "outbox: unknown kind \"%s\" (task or swarm)",
+				    kind ? kind : "(null)");
+	return co_id_validate(id);
+}
+
+/* Read every row of s (ENTRY_COLUMNS) into l. */
+static int read_entries(co_outbox_list *l, co_state *st, sqlite3_stmt *s)
+{
+	co_outbox_entry *e = NULL;
+	int rc, error = 0;
+
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if ((e = calloc(1, sizeof(*e))) == NULL) {
+			error = co_error_set(CO_ENOMEM, "outbox: out of memory");
+			goto done;
+		}
+		e->seq = sqlite3_column_int64(s, 0);
+		e->created_at = sqlite3_column_int64(s, 5);
+		e->attempts = sqlite3_column_int(s, 6);
+		e->next_attempt_at = sqlite3_column_int64(s, 7);
+		if ((error = co_state__column_text(&e->target, s, 1)) < 0 ||
+		    (error = co_state__column_text(&e->kind, s, 2)) < 0 ||
+		    (error = co_state__column_text(&e->id, s, 3)) < 0 ||
+		    (error = co_state__column_text(&e->payload, s, 4)) < 0 ||
+		    (error = co_state__column_text(&e->last_error, s, 8)) < 0)
+			goto done;
+		if ((error = list_push(l, e)) < 0)
+			goto done;
+		e = NULL;
+	}
+	if (rc != SQLITE_DONE)
+		error = co_state__error(st, rc, "read outbox");
+done:
+	co_outbox_entry_free(e);
+	return error;
+}
+
+int co_outbox_push(int64_t *out_seq, co_state *st, const char *target, const char *kind,
+		   const char *id, const char *payload)
+{
+	sqlite3_stmt *s = NULL;
+	int64_t now = co_state_now_ms(), seq;
+	int error;
+
+	if ((error = check_target(target, 0)) < 0 || (error = check_key(kind, id)) < 0)
+		return error;
+	co_state__lock(st);
+	if ((error = co_state__prepare(st, &s,
+				       "INSERT INTO outbox (target, kind, id, payload, created_at,"
+				       " next_attempt_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5)")) < 0)
+		goto done;
+	if ((error = co_state__bind_text(st, s, 1, target)) < 0 ||
+	    (error = co_state__bind_text(st, s, 2, kind)) < 0 ||
+	    (error = co_state__bind_text(st, s, 3, id)) < 0 ||
+	    (error = co_state__bind_text(st, s, 4, payload)) < 0)
+		goto done;
+	sqlite3_bind_int64(s, 5, now);
+	/* durable = 1: the caller acknowledges the write once we return. */
+	if ((error = co_state__begin(st, 1)) < 0)
+		goto done;
+	if ((error = co_state__step_done(st, s, "outbox push")) < 0)
+		goto done;
+	seq = sqlite3_last_insert_rowid(st->db);
+	if ((error = co_state__commit(st)) < 0)
+		goto done;
+	if (out_seq)
+		*out_seq = seq;
+done:
+	co_state__rollback(st);
+	sqlite3_finalize(s);
+	co_state__unlock(st);
+	return error;
+}
+
+int co_outbox_pending_for(co_outbox_list *out, co_state *st, const char *target,
+			  const char *kind, const char *id)
+{
+	co_outbox_list l = {0};
+	sqlite3_stmt *s = NULL;
+	int error;
+
+	if ((error = check_target(target, 0)) < 0 || (error = check_key(kind, id)) < 0)
+		return error;
+	co_state__lock(st);
+	if ((error = co_state__prepare(st, &s,
+				       "SELECT " ENTRY_COLUMNS " FROM outbox"
+				       " WHERE target = ?1 AND kind = ?2 AND id = ?3"
+				       " ORDER BY seq")) < 0)
+		goto done;
+	if ((error = co_state__bind_text(st, s, 1, target)) < 0 ||
+	    (error = co_state__bind_text(st, s, 2, kind)) < 0 ||
+	    (error = co_state__bind_text(st, s, 3, id)) < 0)
+		goto done;
+	if ((error = read_entries(&l, st, s)) < 0)
+		goto done;
+	error = list_move(out, &l);
+done:
+	sqlite3_finalize(s);
+	co_state__unlock(st);
+	co_outbox_list_clear(&l);
+	return error;
+}
+
+/* The heads of their keys that are due; caller holds the lock. */
+static int select_batch(co_outbox_list *l, co_state *st, const char *target, size_t max,
+			int64_t now_ms)
+{
+	sqlite3_stmt *s = NULL;
+	int error;
+
+	if ((error = co_state__prepare(
+		     st, &s,
+		     "SELECT " ENTRY_COLUMNS " FROM outbox AS o"
+		     " WHERE (?1 IS NULL OR o.target = ?1) AND o.next_attempt_at <= ?2"
+		     " AND NOT EXISTS (SELECT 1 FROM outbox AS e WHERE e.target = o.target"
+		     "  AND e.kind = o.kind AND e.id = o.id AND e.seq < o.seq)"
+		     " ORDER BY o.seq LIMIT ?3")) < 0)
+		goto done;
+	if ((error = co_state__bind_text(st, s, 1, target)) < 0)
+		goto done;
+	sqlite3_bind_int64(s, 2, now_ms);
+	sqlite3_bind_int64(s, 3, max > INT64_MAX ? INT64_MAX : (int64_t)max);
+	error = read_entries(l, st, s);
+done:
+	sqlite3_finalize(s);
+	return error;
+}
+
+int co_outbox_next_batch(co_outbox_list *out, co_state *st, const char *target,
+			 size_t max, int64_t now_ms)
+{
+	co_outbox_list l = {0};
+	int error;
+
+	if ((error = check_target(target, 1)) < 0)
+		return error;
+	co_state__lock(st);
+	if ((error = select_batch(&l, st, target, max, now_ms)) == 0)
+		error = list_move(out, &l);
+	co_state__unlock(st);
+	co_outbox_list_clear(&l);
+	return error;
+}
+
+int co_outbox_lease_batch(co_outbox_list *out, co_state *st, const char *target,
+			  size_t max, int64_t now_ms, int64_t lease_ms)
+{
+	co_outbox_list l = {0};
+	sqlite3_stmt *s = NULL;
+	size_t i;
+	int error;
+
+	if ((error = check_target(target, 1)) < 0)
+		return error;
+	if (lease_ms < 0)
+		return co_error_set(CO_EINVAL, "outbox: negative lease %lld ms",
+				    (long long)lease_ms);
+	co_state__lock(st);
+	/* Select and postpone under one write lock, so that two drainers
+	 * cannot both select the same heads. */
+	if ((error = co_state__begin(st, 0)) < 0)
+		goto done;
+	if ((error = select_batch(&l, st, target, max, now_ms)) < 0)
+		goto done;
+	if ((error = co_state__prepare(st, &s, "UPDATE outbox SET next_attempt_at = ?1"
+					       " WHERE seq = ?2")) < 0)
+		goto done;
+	for (i = 0; i < l.n; i++) {
+		l.items[i]->next_attempt_at = now_ms + lease_ms;
+		sqlite3_bind_int64(s, 1, now_ms + lease_ms);
+		sqlite3_bind_int64(s, 2, l.items[i]->seq);
+		if ((error = co_state__step_done(st, s, "outbox lease")) < 0)
+			goto done;
+	}
+	if ((error = co_state__commit(st)) < 0)
+		goto done;
+	error = list_move(out, &l);
+done:
+	co_state__rollback(st);
+	sqlite3_finalize(s);
+	co_state__unlock(st);
+	co_outbox_list_clear(&l);
+	return error;
+}
+
+int co_outbox_ack(co_state *st, int64_t seq)
+{
+	sqlite3_stmt *s = NULL;
+	int error;
+
+	co_state__lock(st);
+	if ((error = co_state__prepare(st, &s, "DELETE FROM outbox WHERE seq = ?")) < 0)
+		goto done;
+	sqlite3_bind_int64(s, 1, seq);
+	/* Durable: a lost ack would replay an applied entry, harmless for a
+	 * rev-checked upsert but not for a delete followed by a re-create. */
+	if ((error = co_state__begin(st, 1)) < 0)
+		goto done;
+	if ((error = co_state__step_done(st, s, "outbox ack")) < 0)
+		goto done;
+	error = co_state__commit(st);
+done:
+	co_state__rollback(st);
+	sqlite3_finalize(s);
+	co_state__unlock(st);
+	return error;
+}
+
+/* backoff * 2^attempts, capped; no overflow for any attempts. */
+static int64_t backoff_delay(int64_t backoff_ms, int attempts)
+{
+	int64_t cap = backoff_ms > CO_OUTBOX_BACKOFF_MAX_MS ? backoff_ms
+							     : CO_OUTBOX_BACKOFF_MAX_MS;
+	int64_t d = backoff_ms;
+	int i;
+
+	for (i = 0; i < attempts && d < cap; i++)
+		d *= 2;
+	return d < cap ? d : cap;
+}
+
+int co_outbox_fail(co_state *st, int64_t seq, const char *error_text, int64_t backoff_ms)
+{
+	sqlite3_stmt *sel = NULL, *upd = NULL;
+	int64_t due;
+	int rc, error, attempts;
+
+	if (backoff_ms < 0)
+		return co_error_set(CO_EINVAL, "outbox: negative backoff %lld ms",
+				    (long long)backoff_ms);
+	co_state__lock(st);
+	if ((error = co_state__prepare(st, &sel, "SELECT attempts FROM outbox WHERE seq = ?")) <
+		    0 ||
+	    (error = co_state__prepare(st, &upd,
+				       "UPDATE outbox SET attempts = attempts + 1,"
+				       " next_attempt_at = ?1, last_error = substr(?2, 1, ?3)"
+				       " WHERE seq = ?4")) < 0)
+		goto done;
+	if ((error = co_state__begin(st, 1)) < 0)
+		goto done;
+	sqlite3_bind_int64(sel, 1, seq);
+	rc = sqlite3_step(sel);
+	if (rc == SQLITE_DONE) {
+		error = co_error_set(CO_ENOTFOUND, "outbox: no entry %lld", (long long)seq);
+		goto done;
+	}
+	if (rc != SQLITE_ROW) {
+		error = co_state__error(st, rc, "outbox fail");
+		goto done;
+	}
+	attempts = sqlite3_column_int(sel, 0);
+	due = co_state_now_ms() + backoff_delay(backoff_ms, attempts);
+	sqlite3_bind_int64(upd, 1, due);
+	if ((error = co_state__bind_text(st, upd, 2, error_text)) < 0)
+		goto done;
+	sqlite3_bind_int(upd, 3, LAST_ERROR_MAX);
+	sqlite3_bind_int64(upd, 4, seq);
+	if ((error = co_state__step_done(st, upd, "outbox fail")) < 0)
+		goto done;
+	error = co_state__commit(st);
+done:
+	co_state__rollback(st);
+	sqlite3_finalize(sel);
+	sqlite3_finalize(upd);
+	co_state__unlock(st);
+	return error;
+}
+
+/* One integer from a one-row query with optional text parameters. */
+static int query_int(int64_t *out, co_state *st, const char *sql, const char *p1,
+		     const char *p2, int nparams)
+{
+	sqlite3_stmt *s = NULL;
+	int rc, error;
+
+	co_state__lock(st);
+	if ((error = co_state__prepare(st, &s, sql)) < 0)
+		goto done;
+	if ((nparams >= 1 && (error = co_state__bind_text(st, s, 1, p1)) < 0) ||
+	    (nparams >= 2 && (error = co_state__bind_text(st, s, 2, p2)) < 0))
+		goto done;
+	if ((rc = sqlite3_step(s)) != SQLITE_ROW) {
+		error = co_state__error(st, rc, "read outbox");
+		goto done;
+	}
+	*out = sqlite3_column_int64(s, 0);
+done:
+	sqlite3_finalize(s);
+	co_state__unlock(st);
+	return error;
+}
+
+int co_outbox_depth(int64_t *out, co_state *st, const char *target)
+{
+	int error;
+
+	if ((error = check_target(target, 1)) < 0)
+		return error;
+	return query_int(out, st, "SELECT count(*) FROM outbox WHERE ?1 IS NULL OR target = ?1",
+			 target, NULL, 1);
+}
+
+int co_outbox_has_pending(co_state *st, const char *kind, const char *id)
+{
+	int64_t n = 0;
+	int error;
+
+	if ((error = check_key(kind, id)) < 0)
+		return error;
+	/* Two probes of the key index rather than a scan on (kind, id). */
+	error = query_int(&n, st,
+			  "SELECT EXISTS (SELECT 1 FROM outbox WHERE target = 'git'"
+			  " AND kind = ?1 AND id = ?2) OR EXISTS (SELECT 1 FROM outbox"
+			  " WHERE target = 'etcd' AND kind = ?1 AND id = ?2)",
+			  kind, id, 2);
+	return error < 0 ? error : (n ? 1 : 0);
+}

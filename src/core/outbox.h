@@ -1,0 +1,126 @@
+/*
+ * outbox.h - the durable outbox of writes still owed to a store (DESIGN §4).
+ *
+ * When the router's primary has committed a write and the secondary could
+ * not take it (or takes it asynchronously, as git does in `etcd` mode), the
+ * record is pushed here before the write is acknowledged.  An entry names the
+ * store it is owed to (`target`: "git" or "etcd"), the record (`kind`, `id`)
+ * and what to write: the record's canonical JSON, or NULL for a delete.
+ *
+ * Order is per key, a key being (target, kind, id): entries of one key are
+ * applied in `seq` order, and nothing later of a key is handed out while an
+ * earlier one is pending.  Different keys, and the two targets of one ID,
+ * are independent.  `seq` grows strictly across all processes and is never
+ * reused, even after entries are acknowledged.
+ *
+ * Thread safety: all functions are safe on a co_state shared between
+ * threads and between processes opening the same state dir (state.h).
+ * Entries and lists are plain values owned by the caller.
+ */
+#ifndef CO_OUTBOX_H
+#define CO_OUTBOX_H
+
+#include "state.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Longest delay co_outbox_fail() ever sets, whatever the attempt count. */
+#define CO_OUTBOX_BACKOFF_MAX_MS (5 * 60 * 1000)
+
+typedef struct co_outbox_entry {
+	int64_t seq;
+	char *target;          /* "git" | "etcd" */
+	char *kind;            /* "task" | "swarm" */
+	char *id;
+	char *payload;         /* canonical JSON of the record, NULL = delete */
+	int64_t created_at;    /* Unix ms */
+	int attempts;          /* failed attempts so far */
+	int64_t next_attempt_at; /* Unix ms; not handed out by next_batch before */
+	char *last_error;      /* NULL until the first failure */
+} co_outbox_entry;
+
+/* A list of entries; owns them.  Zero-initialise before use. */
+typedef struct co_outbox_list {
+	co_outbox_entry **items;
+	size_t n, cap;
+} co_outbox_list;
+
+/* Free one entry and its strings.  NULL is fine. */
+void co_outbox_entry_free(co_outbox_entry *e);
+
+/* Free every entry of l and reset it to empty (l itself is not freed). */
+void co_outbox_list_clear(co_outbox_list *l);
+
+/*
+ * Append a write owed to `target` ("git" | "etcd") for record (`kind`:
+ * "task" | "swarm", `id`): `payload` is the record's canonical JSON, or NULL
+ * to delete it.  The entry is on disk when this returns (fsync'd), so the
+ * caller may acknowledge the write.  It is due at once.  *out_seq (if not
+ * NULL) receives its sequence number.
+ *
+ * Errors: CO_EINVAL (unknown target or kind, invalid id); CO_EUNAVAIL (the
+ * write lock was not obtained within CO_STATE_BUSY_TIMEOUT_MS); CO_EIO.
+ */
+int co_outbox_push(int64_t *out_seq, co_state *st, const char *target, const char *kind,
+		   const char *id, const char *payload);
+
+/*
+ * Every pending entry of key (target, kind, id) in seq order, due or not:
+ * what a store must apply before it serves an operation on that ID.
+ * Appends to *out (on success only).  CO_EINVAL, CO_EIO, CO_ENOMEM.
+ */
+int co_outbox_pending_for(co_outbox_list *out, co_state *st, const char *target,
+			  const char *kind, const char *id);
+
+/*
+ * Up to `max` entries, oldest first, each the oldest pending entry of its
+ * key and due (next_attempt_at <= now_ms); `target` NULL means both stores.
+ * A key whose oldest entry is not yet due contributes nothing: later entries
+ * of a key never overtake an earlier one.  Appends to *out (on success only).
+ * CO_EINVAL, CO_EIO, CO_ENOMEM.
+ *
+ * Several drainers calling this at once may get the same entries; use
+ * co_outbox_lease_batch() when that matters.
+ */
+int co_outbox_next_batch(co_outbox_list *out, co_state *st, const char *target,
+			 size_t max, int64_t now_ms);
+
+/*
+ * As co_outbox_next_batch(), and in the same transaction postpone the
+ * returned entries' next_attempt_at to now_ms + lease_ms, so that a drainer
+ * in another thread or process does not take them meanwhile.  The holder
+ * acks or fails them; if it dies, they are due again when the lease ends.
+ * (co_outbox_pending_for ignores leases: serving an ID always sees them.)
+ * CO_EINVAL, CO_EUNAVAIL, CO_EIO, CO_ENOMEM.
+ */
+int co_outbox_lease_batch(co_outbox_list *out, co_state *st, const char *target,
+			  size_t max, int64_t now_ms, int64_t lease_ms);
+
+/*
+ * The entry `seq` was applied: delete it (durably).  Acking an entry that
+ * is no longer there is not an error (another drainer acked it).
+ * CO_EUNAVAIL, CO_EIO.
+ */
+int co_outbox_ack(co_state *st, int64_t seq);
+
+/*
+ * Applying entry `seq` failed with `error` (copied, may be NULL): count the
+ * attempt and make it due again after backoff_ms * 2^(attempts before this
+ * one), at most max(backoff_ms, CO_OUTBOX_BACKOFF_MAX_MS), from now
+ * (co_state_now_ms()).  CO_ENOTFOUND if there is no entry `seq`;
+ * CO_EINVAL (negative backoff), CO_EUNAVAIL, CO_EIO.
+ */
+int co_outbox_fail(co_state *st, int64_t seq, const char *error, int64_t backoff_ms);
+
+/* Number of pending entries for `target` (NULL: both).  CO_EINVAL, CO_EIO. */
+int co_outbox_depth(int64_t *out, co_state *st, const char *target);
+
+/*
+ * 1 if record (kind, id) has any pending entry for either store, 0 if not,
+ * or a negative error (CO_EINVAL, CO_EIO).  The reconciler uses it to set
+ * aside IDs with writes in flight.
+ */
+int co_outbox_has_pending(co_state *st, const char *kind, const char *id);
+
+#endif

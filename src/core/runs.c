@@ -1,0 +1,513 @@
+/*
+ * runs.c - reconciliation runs and divergences in the state database.
+ *
+ * A run is written twice: once when it begins (so that a run that dies
+ * leaves a trace and its divergences have a row to belong to) and once when
+ * it finishes.  Divergences go in batches inside one transaction each: a
+ * million-record diff with many divergences must not pay one fsync per row.
+ *
+ * The go/no-go gate lives here rather than in reconcile/ because the
+ * router's `stage` command needs it and must not depend on the reconciler
+ * (DESIGN §8: the shared thing belongs lower).  It looks only at the latest
+ * finished run: an older pass never excuses a newer failure.
+ *
+ * This module stores and reads; it does not compute counts or verdicts.
+ */
+#include "runs.h"
+
+#include "error.h"
+#include "state_internal.h"
+
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define RUN_COLUMNS                                                                       \
+	"id, started_at, duration_ms, total, equal, missing_in_etcd, missing_in_git,"     \
+	" mismatch, consistency, verdict, action, error"
+
+void co_run_free(co_run *r)
+{
+	if (r == NULL)
+		return;
+	free(r->verdict);
+	free(r->action);
+	free(r->error);
+	free(r);
+}
+
+void co_run_list_clear(co_run_list *l)
+{
+	size_t i;
+
+	if (l == NULL)
+		return;
+	for (i = 0; i < l->n; i++)
+		co_run_free(l->items[i]);
+	free(l->items);
+	memset(l, 0, sizeof(*l));
+}
+
+void co_divergence_free(co_divergence *d)
+{
+	if (d == NULL)
+		return;
+	free(d->id);
+	free(d->kind);
+	free(d->cls);
+	free(d->fields);
+	free(d->git_value);
+	free(d->etcd_value);
+	free(d);
+}
+
+void co_divergence_list_clear(co_divergence_list *l)
+{
+	size_t i;
+
+	if (l == NULL)
+		return;
+	for (i = 0; i < l->n; i++)
+		co_divergence_free(l->items[i]);
+	free(l->items);
+	memset(l, 0, sizeof(*l));
+}
+
+/* Room for one more element in *items (passed as void * to avoid punning). */
+static int grow(void **items, size_t *cap, size_t n, size_t elem)
+{
+	size_t c = *cap ? *cap * 2 : 16;
+	void *p;
+
+	if (n < *cap)
+		return 0;
+	if ((p = realloc(*items, c * elem)) == NULL)
+		return co_error_set(CO_ENOMEM, "runs: out of memory");
+	*items = p;
+	*cap = c;
+	return 0;
+}
+
+/* One run from a row of RUN_COLUMNS. */
+static int read_run(co_run **out, sqlite3_stmt *s)
+{
+	co_run *r;
+	int error;
+
+	if ((r = calloc(1, sizeof(*r))) == NULL)
+		return co_error_set(CO_ENOMEM, "runs: out of memory");
+	r->id = sqlite3_column_int64(s, 0);
+	r->started_at = sqlite3_column_int64(s, 1);
+	r->duration_ms = sqlite3_column_int64(s, 2);
+	r->total = sqlite3_column_int64(s, 3);
+	r->equal = sqlite3_column_int64(s, 4);
+	r->missing_in_etcd = sqlite3_column_int64(s, 5);
+	r->missing_in_git = sqlite3_column_int64(s, 6);
+	r->mismatch = sqlite3_column_int64(s, 7);
+	r->consistency = sqlite3_column_double(s, 8);
+	if ((error = co_state__column_text(&r->verdict, s, 9)) < 0 ||
+	    (error = co_state__column_text(&r->action, s, 10)) < 0 ||
+	    (error = co_state__column_text(&r->error, s, 11)) < 0) {
+		co_run_free(r);
+		return error;
+	}
+	*out = r;
+	return 0;
+}
+
+static int check_finished(const co_run *r)
+{
+	if (r->verdict == NULL ||
+	    (strcmp(r->verdict, "pass") != 0 && strcmp(r->verdict, "fail") != 0))
+		return co_error_set(CO_EINVAL, "runs: verdict must be \"pass\" or \"fail\", not \"%s\"",
+				    r->verdict ? r->verdict : "(null)");
+	if (r->action == NULL || r->action[0] == '\0')
+		return co_error_set(CO_EINVAL, "runs: a finished run needs its action (\"none\", ...)");
+	return 0;
+}
+
+/* Insert a new in-progress run; caller holds the lock inside a txn. */
+static int insert_run(int64_t *out, co_state *st, int64_t started_at)
+{
+	sqlite3_stmt *s = NULL;
+	int error;
+
+	if ((error = co_state__prepare(st, &s, "INSERT INTO runs (started_at) VALUES (?)")) < 0)
+		return error;
+	sqlite3_bind_int64(s, 1, started_at ? started_at : co_state_now_ms());
+	if ((error = co_state__step_done(st, s, "begin run")) == 0)
+		*out = sqlite3_last_insert_rowid(st->db);
+	sqlite3_finalize(s);
+	return error;
+}
+
+/* Finish run `id` with r's fields; caller holds the lock inside a txn. */
+static int update_run(co_state *st, int64_t id, const co_run *r)
+{
+	sqlite3_stmt *s = NULL;
+	int rc, error;
+
+	if ((error = co_state__prepare(st, &s,
+				       "UPDATE runs SET duration_ms = ?1, total = ?2, equal = ?3,"
+				       " missing_in_etcd = ?4, missing_in_git = ?5, mismatch = ?6,"
+				       " consistency = ?7, verdict = ?8, action = ?9, error = ?10"
+				       " WHERE id = ?11 AND verdict IS NULL")) < 0)
+		goto done;
+	sqlite3_bind_int64(s, 1, r->duration_ms);
+	sqlite3_bind_int64(s, 2, r->total);
+	sqlite3_bind_int64(s, 3, r->equal);
+	sqlite3_bind_int64(s, 4, r->missing_in_etcd);
+	sqlite3_bind_int64(s, 5, r->missing_in_git);
+	sqlite3_bind_int64(s, 6, r->mismatch);
+	sqlite3_bind_double(s, 7, r->consistency);
+	if ((error = co_state__bind_text(st, s, 8, r->verdict)) < 0 ||
+	    (error = co_state__bind_text(st, s, 9, r->action)) < 0 ||
+	    (error = co_state__bind_text(st, s, 10, r->error)) < 0)
+		goto done;
+	sqlite3_bind_int64(s, 11, id);
+	if ((error = co_state__step_done(st, s, "finish run")) < 0)
+		goto done;
+	if (co_state__changes(st) == 1)
+		goto done;
+
+	/* Nothing updated: tell "no such run" from "already finished". */
+	sqlite3_finalize(s);
+	s = NULL;
+	if ((error = co_state__prepare(st, &s, "SELECT 1 FROM runs WHERE id = ?")) < 0)
+		goto done;
+	sqlite3_bind_int64(s, 1, id);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		error = co_error_set(CO_ECONFLICT, "reconciliation run %lld is already finished",
+				     (long long)id);
+	else if (rc == SQLITE_DONE)
+		error = co_error_set(CO_ENOTFOUND, "no reconciliation run %lld", (long long)id);
+	else
+		error = co_state__error(st, rc, "finish run");
+done:
+	sqlite3_finalize(s);
+	return error;
+}
+
+int co_runs_begin(int64_t *out, co_state *st, int64_t started_at)
+{
+	int64_t id = 0;
+	int error;
+
+	co_state__lock(st);
+	if ((error = co_state__begin(st, 1)) < 0)
+		goto done;
+	if ((error = insert_run(&id, st, started_at)) < 0)
+		goto done;
+	if ((error = co_state__commit(st)) == 0)
+		*out = id;
+done:
+	co_state__rollback(st);
+	co_state__unlock(st);
+	return error;
+}
+
+int co_runs_finish(co_state *st, const co_run *r)
+{
+	int error;
+
+	if ((error = check_finished(r)) < 0)
+		return error;
+	co_state__lock(st);
+	if ((error = co_state__begin(st, 1)) < 0)
+		goto done;
+	if ((error = update_run(st, r->id, r)) < 0)
+		goto done;
+	error = co_state__commit(st);
+done:
+	co_state__rollback(st);
+	co_state__unlock(st);
+	return error;
+}
+
+int co_runs_insert(int64_t *out, co_state *st, const co_run *r)
+{
+	int64_t id = 0;
+	int error;
+
+	if ((error = check_finished(r)) < 0)
+		return error;
+	co_state__lock(st);
+	if ((error = co_state__begin(st, 1)) < 0)
+		goto done;
+	if ((error = insert_run(&id, st, r->started_at)) < 0 ||
+	    (error = update_run(st, id, r)) < 0)
+		goto done;
+	if ((error = co_state__commit(st)) == 0 && out)
+		*out = id;
+done:
+	co_state__rollback(st);
+	co_state__unlock(st);
+	return error;
+}
+
+static int check_divergence(const co_divergence *d, size_t i)
+{
+	const char *c = d->cls;
+
+	if (d->id == NULL || d->id[0] == '\0')
+		return co_error_set(CO_EINVAL, "runs: divergence %zu has no id", i);
+	if (d->kind == NULL || (strcmp(d->kind, "task") != 0 && strcmp(d->kind, "swarm") != 0))
+		return co_error_set(CO_EINVAL, "runs: divergence %s: unknown kind \"%s\"", d->id,
+				    d->kind ? d->kind : "(null)");
+	if (c == NULL || (strcmp(c, "missing_in_etcd") != 0 && strcmp(c, "missing_in_git") != 0 &&
+			  strcmp(c, "mismatch") != 0))
+		return co_error_set(CO_EINVAL, "runs: divergence %s: unknown class \"%s\"", d->id,
+				    c ? c : "(null)");
+	return 0;
+}
+
+int co_runs_add_divergences(co_state *st, int64_t run, const co_divergence *d, size_t n)
+{
+	sqlite3_stmt *s = NULL;
+	size_t i;
+	int rc, error;
+
+	for (i = 0; i < n; i++)
+		if ((error = check_divergence(&d[i], i)) < 0)
+			return error;
+	co_state__lock(st);
+	if ((error = co_state__begin(st, 1)) < 0)
+		goto done;
+	/* Check the run here rather than rely on the foreign key, for a
+	 * message that names it. */
+	if ((error = co_state__prepare(st, &s, "SELECT 1 FROM runs WHERE id = ?")) < 0)
+		goto done;
+	sqlite3_bind_int64(s, 1, run);
+	if ((rc = sqlite3_step(s)) != SQLITE_ROW) {
+		error = rc == SQLITE_DONE ? co_error_set(CO_ENOTFOUND, "no reconciliation run %lld",
+							 (long long)run)
+					  : co_state__error(st, rc, "add divergences");
+		goto done;
+	}
+	sqlite3_finalize(s);
+	s = NULL;
+	if ((error = co_state__prepare(st, &s,
+				       "INSERT INTO divergences (run, id, kind, class, fields,"
+				       " git_value, etcd_value) VALUES (?, ?, ?, ?, ?, ?, ?)")) < 0)
+		goto done;
+	for (i = 0; i < n; i++) {
+		sqlite3_bind_int64(s, 1, run);
+		if ((error = co_state__bind_text(st, s, 2, d[i].id)) < 0 ||
+		    (error = co_state__bind_text(st, s, 3, d[i].kind)) < 0 ||
+		    (error = co_state__bind_text(st, s, 4, d[i].cls)) < 0 ||
+		    (error = co_state__bind_text(st, s, 5, d[i].fields ? d[i].fields : "")) < 0 ||
+		    (error = co_state__bind_text(st, s, 6, d[i].git_value)) < 0 ||
+		    (error = co_state__bind_text(st, s, 7, d[i].etcd_value)) < 0)
+			goto done;
+		if ((error = co_state__step_done(st, s, "add divergence")) < 0) {
+			if (error == CO_EINVAL)
+				error = co_error_set(CO_EINVAL,
+						     "run %lld: divergence %s %s recorded twice",
+						     (long long)run, d[i].kind, d[i].id);
+			goto done;
+		}
+	}
+	error = co_state__commit(st);
+done:
+	co_state__rollback(st);
+	sqlite3_finalize(s);
+	co_state__unlock(st);
+	return error;
+}
+
+/* One run from `sql` with one integer parameter; CO_ENOTFOUND with `none`. */
+static int query_run(co_run **out, co_state *st, const char *sql, int64_t param,
+		     const char *none)
+{
+	sqlite3_stmt *s = NULL;
+	co_run *r = NULL;
+	int rc, error;
+
+	co_state__lock(st);
+	if ((error = co_state__prepare(st, &s, sql)) < 0)
+		goto done;
+	if (sqlite3_bind_parameter_count(s) > 0)
+		sqlite3_bind_int64(s, 1, param);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_DONE) {
+		error = co_error_set(CO_ENOTFOUND, "%s", none);
+		goto done;
+	}
+	if (rc != SQLITE_ROW) {
+		error = co_state__error(st, rc, "read runs");
+		goto done;
+	}
+	if ((error = read_run(&r, s)) < 0)
+		goto done;
+	*out = r;
+done:
+	sqlite3_finalize(s);
+	co_state__unlock(st);
+	return error;
+}
+
+int co_runs_latest(co_run **out, co_state *st)
+{
+	return query_run(out, st,
+			 "SELECT " RUN_COLUMNS " FROM runs WHERE verdict IS NOT NULL"
+			 " ORDER BY id DESC LIMIT 1",
+			 0, "no reconciliation run has finished");
+}
+
+int co_runs_get(co_run **out, co_state *st, int64_t n)
+{
+	char none[64];
+
+	snprintf(none, sizeof(none), "no reconciliation run %lld", (long long)n);
+	return query_run(out, st, "SELECT " RUN_COLUMNS " FROM runs WHERE id = ?1", n, none);
+}
+
+int co_runs_list(co_run_list *out, co_state *st, size_t limit)
+{
+	co_run_list l = {0};
+	co_run *r = NULL;
+	sqlite3_stmt *s = NULL;
+	void *p = NULL;
+	size_t i;
+	int rc, error;
+
+	co_state__lock(st);
+	if ((error = co_state__prepare(st, &s,
+				       "SELECT * FROM (SELECT " RUN_COLUMNS " FROM runs"
+				       " WHERE verdict IS NOT NULL ORDER BY id DESC LIMIT ?)"
+				       " ORDER BY id")) < 0)
+		goto done;
+	sqlite3_bind_int64(s, 1, limit > INT64_MAX ? INT64_MAX : (int64_t)limit);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		p = l.items;
+		if ((error = read_run(&r, s)) < 0 ||
+		    (error = grow(&p, &l.cap, l.n, sizeof(*l.items))) < 0)
+			goto done;
+		l.items = p;
+		l.items[l.n++] = r;
+		r = NULL;
+	}
+	if (rc != SQLITE_DONE) {
+		error = co_state__error(st, rc, "read runs");
+		goto done;
+	}
+	for (i = 0; i < l.n; i++) {
+		p = out->items;
+		if ((error = grow(&p, &out->cap, out->n, sizeof(*out->items))) < 0)
+			goto undo;
+		out->items = p;
+		out->items[out->n++] = l.items[i];
+	}
+	l.n = 0;
+	goto done;
+undo:
+	/* Give back what was appended so that *out is as it was. */
+	out->n -= i;
+done:
+	sqlite3_finalize(s);
+	co_state__unlock(st);
+	co_run_free(r);
+	co_run_list_clear(&l);
+	return error;
+}
+
+int co_runs_divergences(co_divergence_list *out, co_state *st, int64_t run)
+{
+	co_divergence_list l = {0};
+	co_divergence *d = NULL;
+	sqlite3_stmt *s = NULL;
+	void *p = NULL;
+	size_t i;
+	int rc, error;
+
+	co_state__lock(st);
+	if ((error = co_state__prepare(st, &s,
+				       "SELECT run, id, kind, class, fields, git_value, etcd_value"
+				       " FROM divergences WHERE run = ? ORDER BY kind = 'swarm', id")) < 0)
+		goto done;
+	sqlite3_bind_int64(s, 1, run);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if ((d = calloc(1, sizeof(*d))) == NULL) {
+			error = co_error_set(CO_ENOMEM, "runs: out of memory");
+			goto done;
+		}
+		d->run = sqlite3_column_int64(s, 0);
+		p = l.items;
+		if ((error = co_state__column_text(&d->id, s, 1)) < 0 ||
+		    (error = co_state__column_text(&d->kind, s, 2)) < 0 ||
+		    (error = co_state__column_text(&d->cls, s, 3)) < 0 ||
+		    (error = co_state__column_text(&d->fields, s, 4)) < 0 ||
+		    (error = co_state__column_text(&d->git_value, s, 5)) < 0 ||
+		    (error = co_state__column_text(&d->etcd_value, s, 6)) < 0 ||
+		    (error = grow(&p, &l.cap, l.n, sizeof(*l.items))) < 0)
+			goto done;
+		l.items = p;
+		l.items[l.n++] = d;
+		d = NULL;
+	}
+	if (rc != SQLITE_DONE) {
+		error = co_state__error(st, rc, "read divergences");
+		goto done;
+	}
+	for (i = 0; i < l.n; i++) {
+		p = out->items;
+		if ((error = grow(&p, &out->cap, out->n, sizeof(*out->items))) < 0)
+			goto undo;
+		out->items = p;
+		out->items[out->n++] = l.items[i];
+	}
+	l.n = 0;
+	goto done;
+undo:
+	out->n -= i;
+done:
+	sqlite3_finalize(s);
+	co_state__unlock(st);
+	co_divergence_free(d);
+	co_divergence_list_clear(&l);
+	return error;
+}
+
+int co_runs_latest_passed_within(co_run **out, co_state *st, int64_t window_ms,
+				 int64_t now_ms)
+{
+	co_run *r = NULL;
+	int64_t age;
+	int error;
+
+	if (window_ms < 0)
+		return co_error_set(CO_EINVAL, "go/no-go: negative window %lld ms",
+				    (long long)window_ms);
+	if ((error = co_runs_latest(&r, st)) < 0) {
+		if (error == CO_ENOTFOUND)
+			co_error_set(CO_ENOTFOUND, "go/no-go: no reconciliation run has finished; "
+						   "run `cutover reconcile` first");
+		goto done;
+	}
+	/* The verdict is as old as the end of the run, not its start. */
+	age = now_ms - (r->started_at + r->duration_ms);
+	if (strcmp(r->verdict, "pass") != 0) {
+		error = co_error_set(CO_ECONFLICT,
+				     "go/no-go: latest reconciliation run %lld failed "
+				     "(consistency %.4f%%, action %s)",
+				     (long long)r->id, r->consistency * 100.0, r->action);
+		goto done;
+	}
+	if (age > window_ms) {
+		error = co_error_set(CO_ECONFLICT,
+				     "go/no-go: latest reconciliation run %lld passed %lld s ago, "
+				     "older than the go/no-go window of %lld s",
+				     (long long)r->id, (long long)(age / 1000),
+				     (long long)(window_ms / 1000));
+		goto done;
+	}
+	if (out) {
+		*out = r;
+		r = NULL;
+	}
+done:
+	co_run_free(r);
+	return error;
+}

@@ -1,0 +1,124 @@
+/*
+ * runs.h - reconciliation runs and their divergences (DESIGN §5).
+ *
+ * The reconciler begins a run (a row with its start time and no verdict),
+ * adds its divergences in batches as it finds them, and finishes the run
+ * with its counts, consistency, verdict and the action it took.  Reports,
+ * `status`, the HTML chart and the go/no-go gate of `cutover stage` read
+ * them back.  A run that was begun but never finished (the reconciler died)
+ * has verdict NULL and is "in progress": co_runs_latest, co_runs_list and
+ * the gate skip it; co_runs_get returns it.
+ *
+ * Thread safety: like every state call, safe on a shared co_state and from
+ * several processes.  Runs, divergences and lists are values owned by the
+ * caller.
+ */
+#ifndef CO_RUNS_H
+#define CO_RUNS_H
+
+#include "state.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct co_run {
+	int64_t id;          /* run number, growing; "run N" in reasons */
+	int64_t started_at;  /* Unix ms */
+	int64_t duration_ms;
+	int64_t total, equal, missing_in_etcd, missing_in_git, mismatch;
+	double consistency;  /* 0..1 */
+	char *verdict;       /* "pass" | "fail"; NULL while in progress */
+	char *action;        /* "none", "kill_switch", "repair:git", ...; NULL while in progress */
+	char *error;         /* why the run failed to complete, or NULL */
+} co_run;
+
+typedef struct co_run_list {
+	co_run **items;
+	size_t n, cap;
+} co_run_list;
+
+typedef struct co_divergence {
+	int64_t run;
+	char *id;
+	char *kind;       /* "task" | "swarm" */
+	char *cls;        /* "missing_in_etcd" | "missing_in_git" | "mismatch" */
+	char *fields;     /* differing field names, comma-separated; "" when missing */
+	char *git_value;  /* canonical JSON, NULL when missing in git */
+	char *etcd_value; /* canonical JSON, NULL when missing in etcd */
+} co_divergence;
+
+typedef struct co_divergence_list {
+	co_divergence **items;
+	size_t n, cap;
+} co_divergence_list;
+
+/* Free (NULL is fine); clear a list (its rows freed, the list reset). */
+void co_run_free(co_run *r);
+void co_run_list_clear(co_run_list *l);
+void co_divergence_free(co_divergence *d);
+void co_divergence_list_clear(co_divergence_list *l);
+
+/*
+ * Start a run at `started_at` (Unix ms; 0 = now): a new row, in progress.
+ * *out receives its id.  Durable.  CO_EUNAVAIL, CO_EIO.
+ */
+int co_runs_begin(int64_t *out, co_state *st, int64_t started_at);
+
+/*
+ * Add `n` divergences to run `run` in one transaction (each item's `run`
+ * field is ignored).  Call it once per batch of a few thousand.  Errors,
+ * with nothing written: CO_ENOTFOUND (no run `run`), CO_EINVAL (bad kind or
+ * class, NULL id, or an ID already recorded for this run), CO_EUNAVAIL,
+ * CO_EIO.
+ */
+int co_runs_add_divergences(co_state *st, int64_t run, const co_divergence *d, size_t n);
+
+/*
+ * Finish run r->id with every other field of `r` (verdict "pass" or "fail"
+ * and action required: CO_EINVAL).  Durable.  CO_ENOTFOUND if there is no
+ * such run; CO_ECONFLICT if it was already finished; CO_EUNAVAIL, CO_EIO.
+ */
+int co_runs_finish(co_state *st, const co_run *r);
+
+/*
+ * Record a complete run in one step (begin + finish), for callers that
+ * have everything at once.  r->id is ignored; *out (if not NULL) gets the
+ * new id.  Errors as co_runs_finish.
+ */
+int co_runs_insert(int64_t *out, co_state *st, const co_run *r);
+
+/*
+ * The latest finished run.  *out owned by the caller (co_run_free).
+ * CO_ENOTFOUND if no run has finished; CO_EIO, CO_ENOMEM.
+ */
+int co_runs_latest(co_run **out, co_state *st);
+
+/* Run number n, finished or not.  CO_ENOTFOUND, CO_EIO, CO_ENOMEM. */
+int co_runs_get(co_run **out, co_state *st, int64_t n);
+
+/*
+ * The latest `limit` finished runs, oldest first (the order a chart draws
+ * them), appended to *out on success.  CO_EIO, CO_ENOMEM.
+ */
+int co_runs_list(co_run_list *out, co_state *st, size_t limit);
+
+/*
+ * Run `run`'s divergences, tasks then swarms, each by id (the order of
+ * co_record_list_sort), appended to *out on success.  An unknown run has
+ * none.  CO_EIO, CO_ENOMEM.
+ */
+int co_runs_divergences(co_divergence_list *out, co_state *st, int64_t run);
+
+/*
+ * The go/no-go gate: 0 and the run in *out (if out is not NULL) when the
+ * latest finished run passed and ended (started_at + duration_ms) no
+ * earlier than now_ms - window_ms.
+ * Otherwise an error whose message an operator can act on:
+ * CO_ENOTFOUND "no reconciliation run has finished"; CO_ECONFLICT "latest
+ * reconciliation run N failed ..." or "... passed ... ago, older than the
+ * go/no-go window ...".  CO_EINVAL (negative window), CO_EIO, CO_ENOMEM.
+ */
+int co_runs_latest_passed_within(co_run **out, co_state *st, int64_t window_ms,
+				 int64_t now_ms);
+
+#endif

@@ -1,0 +1,575 @@
+/*
+ * state.c - open cutover's SQLite database and own its schema.
+ *
+ * One file, <state_dir>/cutover.db, serves every process of a deployment at
+ * once: the router that pushes to the outbox, the reconciler that records
+ * runs, the CLI that reads them.  SQLite's WAL mode gives readers that never
+ * block the single writer; the busy timeout makes a writer wait for another
+ * process's transaction instead of failing; BEGIN IMMEDIATE takes the write
+ * lock before reading so that no transaction ever needs the lock upgrade that
+ * SQLite refuses at once under contention.  synchronous=FULL is the default
+ * of the connection because an acknowledged write must survive a crash; the
+ * bounded audit logs opt down to NORMAL per transaction (co_state__begin).
+ *
+ * The schema is a list of forward migrations, one per PRAGMA user_version.
+ * Adding version 3 means appending one entry to `migrations` and bumping
+ * CO_STATE_SCHEMA_VERSION; an old database is then brought forward when it is
+ * next opened, one version per transaction, and several processes opening an
+ * old database at once agree because each step re-reads the version under
+ * the write lock.  There are no backward migrations: a database newer than
+ * the binary is refused rather than guessed at.
+ *
+ * This file also holds the small checkpoint table, which is too small to be a
+ * module of its own.  The outbox, the audit logs and the runs live in
+ * outbox.c, audit.c and runs.c on the helpers of state_internal.h.
+ */
+#include "state.h"
+
+#include "audit.h"
+#include "error.h"
+#include "state_internal.h"
+
+#include <errno.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+/*
+ * Version 1 is what the router needs (issue 3: the outbox and the audit
+ * trails); version 2 added what reconciliation and migration need (issues 4
+ * and 5: runs, divergences, checkpoints).  Never edit a released step:
+ * append a new one.
+ */
+static const co_state_migration migrations[] = {
+	{1,
+	 "CREATE TABLE outbox ("
+	 " seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+	 " target TEXT NOT NULL CHECK (target IN ('git', 'etcd')),"
+	 " kind TEXT NOT NULL CHECK (kind IN ('task', 'swarm')),"
+	 " id TEXT NOT NULL,"
+	 " payload TEXT,"
+	 " created_at INTEGER NOT NULL,"
+	 " attempts INTEGER NOT NULL DEFAULT 0,"
+	 " next_attempt_at INTEGER NOT NULL,"
+	 " last_error TEXT);"
+	 "CREATE INDEX outbox_key ON outbox (target, kind, id, seq);"
+	 "CREATE TABLE audit_changes ("
+	 " seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+	 " ts INTEGER NOT NULL,"
+	 " who TEXT NOT NULL,"
+	 " action TEXT NOT NULL,"
+	 " detail TEXT,"
+	 " why TEXT);"
+	 "CREATE TABLE audit_ops ("
+	 " seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+	 " ts INTEGER NOT NULL,"
+	 " op TEXT NOT NULL,"
+	 " id TEXT,"
+	 " mode TEXT,"
+	 " primary_store TEXT,"
+	 " outcome TEXT NOT NULL,"
+	 " latency_us INTEGER NOT NULL,"
+	 " error TEXT);"
+	 "CREATE TABLE audit_mismatches ("
+	 " seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+	 " ts INTEGER NOT NULL,"
+	 " op TEXT NOT NULL,"
+	 " id TEXT,"
+	 " git_value TEXT,"
+	 " etcd_value TEXT);"},
+	{2,
+	 "CREATE TABLE runs ("
+	 " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	 " started_at INTEGER NOT NULL,"
+	 " duration_ms INTEGER NOT NULL DEFAULT 0,"
+	 " total INTEGER NOT NULL DEFAULT 0,"
+	 " equal INTEGER NOT NULL DEFAULT 0,"
+	 " missing_in_etcd INTEGER NOT NULL DEFAULT 0,"
+	 " missing_in_git INTEGER NOT NULL DEFAULT 0,"
+	 " mismatch INTEGER NOT NULL DEFAULT 0,"
+	 " consistency REAL NOT NULL DEFAULT 0,"
+	 " verdict TEXT CHECK (verdict IS NULL OR verdict IN ('pass', 'fail')),"
+	 " action TEXT,"
+	 " error TEXT);"
+	 "CREATE TABLE divergences ("
+	 " run INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,"
+	 " id TEXT NOT NULL,"
+	 " kind TEXT NOT NULL CHECK (kind IN ('task', 'swarm')),"
+	 " class TEXT NOT NULL"
+	 "  CHECK (class IN ('missing_in_etcd', 'missing_in_git', 'mismatch')),"
+	 " fields TEXT NOT NULL DEFAULT '',"
+	 " git_value TEXT,"
+	 " etcd_value TEXT,"
+	 " PRIMARY KEY (run, kind, id)) WITHOUT ROWID;"
+	 "CREATE TABLE checkpoints ("
+	 " name TEXT PRIMARY KEY,"
+	 " value TEXT NOT NULL,"
+	 " updated_at INTEGER NOT NULL);"},
+};
+
+_Static_assert(sizeof(migrations) / sizeof(migrations[0]) == CO_STATE_SCHEMA_VERSION,
+	       "CO_STATE_SCHEMA_VERSION must be the number of migrations");
+
+/* ---- helpers shared with outbox.c, audit.c, runs.c ---- */
+
+void co_state__lock(co_state *st)
+{
+	pthread_mutex_lock(&st->lock);
+}
+
+void co_state__unlock(co_state *st)
+{
+	pthread_mutex_unlock(&st->lock);
+}
+
+static int code_of(int rc)
+{
+	switch (rc & 0xff) {
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		return CO_EUNAVAIL;
+	case SQLITE_NOMEM:
+		return CO_ENOMEM;
+	case SQLITE_CONSTRAINT:
+		return CO_EINVAL;
+	default:
+		return CO_EIO;
+	}
+}
+
+/* The error of `db` as a message: SQLite's text, plus errno's when it has one. */
+static int db_error(struct sqlite3 *db, const char *path, int rc, const char *what)
+{
+	int sys = db ? sqlite3_system_errno(db) : 0;
+	const char *msg = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+
+	if (sys != 0 && ((rc & 0xff) == SQLITE_CANTOPEN || (rc & 0xff) == SQLITE_IOERR ||
+			 (rc & 0xff) == SQLITE_READONLY || (rc & 0xff) == SQLITE_FULL))
+		return co_error_set(code_of(rc), "state %s: %s: %s (%s)", path, what, msg,
+				    strerror(sys));
+	return co_error_set(code_of(rc), "state %s: %s: %s", path, what, msg);
+}
+
+int co_state__error(co_state *st, int rc, const char *what)
+{
+	return db_error(st->db, st->path, rc, what);
+}
+
+int co_state__prepare(co_state *st, struct sqlite3_stmt **out, const char *sql)
+{
+	int rc = sqlite3_prepare_v2(st->db, sql, -1, out, NULL);
+
+	if (rc != SQLITE_OK) {
+		*out = NULL;
+		return co_state__error(st, rc, "prepare");
+	}
+	return 0;
+}
+
+int co_state__exec(co_state *st, const char *sql)
+{
+	int rc = sqlite3_exec(st->db, sql, NULL, NULL, NULL);
+
+	return rc == SQLITE_OK ? 0 : co_state__error(st, rc, "exec");
+}
+
+int co_state__begin(co_state *st, int durable)
+{
+	int error;
+
+	/* synchronous is a property of the connection, not of a transaction,
+	 * and may only change outside one: set it just before BEGIN. */
+	if (durable != st->sync_full) {
+		error = co_state__exec(st, durable ? "PRAGMA synchronous = FULL"
+						   : "PRAGMA synchronous = NORMAL");
+		if (error < 0)
+			return error;
+		st->sync_full = durable;
+	}
+	return co_state__exec(st, "BEGIN IMMEDIATE");
+}
+
+int co_state__commit(co_state *st)
+{
+	int rc = sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL);
+
+	if (rc != SQLITE_OK) {
+		int error = co_state__error(st, rc, "commit");
+
+		co_state__rollback(st);
+		return error;
+	}
+	return 0;
+}
+
+void co_state__rollback(co_state *st)
+{
+	if (!sqlite3_get_autocommit(st->db))
+		sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+int co_state__step_done(co_state *st, struct sqlite3_stmt *s, const char *what)
+{
+	int rc = sqlite3_step(s);
+	int error = 0;
+
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+		error = co_state__error(st, rc, what);
+	sqlite3_reset(s);
+	return error;
+}
+
+int co_state__bind_text(co_state *st, struct sqlite3_stmt *s, int i, const char *v)
+{
+	int rc = v ? sqlite3_bind_text(s, i, v, -1, SQLITE_TRANSIENT) : sqlite3_bind_null(s, i);
+
+	return rc == SQLITE_OK ? 0 : co_state__error(st, rc, "bind");
+}
+
+int co_state__column_text(char **out, struct sqlite3_stmt *s, int col)
+{
+	const unsigned char *t;
+	char *copy;
+	int len;
+
+	if (sqlite3_column_type(s, col) == SQLITE_NULL) {
+		*out = NULL;
+		return 0;
+	}
+	t = sqlite3_column_text(s, col);
+	len = sqlite3_column_bytes(s, col);
+	if (t == NULL || (copy = malloc((size_t)len + 1)) == NULL)
+		return co_error_set(CO_ENOMEM, "state: out of memory reading a row");
+	memcpy(copy, t, (size_t)len);
+	copy[len] = '\0';
+	*out = copy;
+	return 0;
+}
+
+int64_t co_state__changes(co_state *st)
+{
+	return sqlite3_changes64(st->db);
+}
+
+/* ---- migrations ---- */
+
+static int read_version(int *out, struct sqlite3 *db, const char *path)
+{
+	sqlite3_stmt *s = NULL;
+	int rc, error = 0;
+
+	if ((rc = sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s, NULL)) != SQLITE_OK) {
+		error = db_error(db, path, rc, "read schema version");
+		goto done;
+	}
+	if ((rc = sqlite3_step(s)) != SQLITE_ROW) {
+		error = db_error(db, path, rc, "read schema version");
+		goto done;
+	}
+	*out = sqlite3_column_int(s, 0);
+done:
+	sqlite3_finalize(s);
+	return error;
+}
+
+static int exec_db(struct sqlite3 *db, const char *path, const char *sql, const char *what)
+{
+	int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+
+	return rc == SQLITE_OK ? 0 : db_error(db, path, rc, what);
+}
+
+int co_state__migrate(struct sqlite3 *db, const char *path,
+		      const co_state_migration *steps, size_t n)
+{
+	int latest = n ? steps[n - 1].version : 0;
+	int version, error;
+	size_t i;
+	char sql[64], what[64];
+
+	/* Fast path without the write lock: the common case is "up to date",
+	 * and a CLI one-shot should not queue behind the router's writes. */
+	if ((error = read_version(&version, db, path)) < 0)
+		return error;
+	if (version > latest)
+		return co_error_set(CO_EIO,
+				    "state %s: schema version %d is newer than this "
+				    "cutover understands (%d): upgrade cutover",
+				    path, version, latest);
+	for (i = 0; i < n; i++) {
+		if (steps[i].version <= version)
+			continue;
+		if ((error = exec_db(db, path, "BEGIN IMMEDIATE", "migrate")) < 0)
+			return error;
+		/* Another process may have migrated while we waited for the lock. */
+		if ((error = read_version(&version, db, path)) < 0)
+			goto fail;
+		if (steps[i].version <= version) {
+			if ((error = exec_db(db, path, "COMMIT", "migrate")) < 0)
+				goto fail;
+			continue;
+		}
+		snprintf(what, sizeof(what), "migrate to schema version %d", steps[i].version);
+		if ((error = exec_db(db, path, steps[i].sql, what)) < 0)
+			goto fail;
+		snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", steps[i].version);
+		if ((error = exec_db(db, path, sql, what)) < 0)
+			goto fail;
+		if ((error = exec_db(db, path, "COMMIT", what)) < 0)
+			goto fail;
+		version = steps[i].version;
+	}
+	return 0;
+fail:
+	if (!sqlite3_get_autocommit(db))
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	return error;
+}
+
+/* ---- open / close ---- */
+
+/* mkdir -p with mode 0700 for what is created; existing dirs are left alone. */
+static int make_dir(const char *dir)
+{
+	char *p = NULL, *s, saved;
+	struct stat sb;
+	int error = 0;
+
+	if ((p = strdup(dir)) == NULL)
+		return co_error_set(CO_ENOMEM, "state dir %s: out of memory", dir);
+	for (s = p + 1;; s++) {
+		if (*s != '/' && *s != '\0')
+			continue;
+		saved = *s;
+		*s = '\0';
+		if (mkdir(p, 0700) < 0 && errno != EEXIST) {
+			error = co_error_set(CO_EIO, "state dir %s: cannot create %s: %s", dir,
+					     p, strerror(errno));
+			goto done;
+		}
+		*s = saved;
+		if (saved == '\0')
+			break;
+	}
+	if (stat(dir, &sb) < 0) {
+		error = co_error_set(CO_EIO, "state dir %s: %s", dir, strerror(errno));
+		goto done;
+	}
+	if (!S_ISDIR(sb.st_mode)) {
+		error = co_error_set(CO_EIO, "state dir %s: not a directory", dir);
+		goto done;
+	}
+	if (access(dir, W_OK | X_OK) < 0) {
+		error = co_error_set(CO_EIO, "state dir %s: not writable: %s", dir,
+				     strerror(errno));
+		goto done;
+	}
+done:
+	free(p);
+	return error;
+}
+
+/* Switch to WAL and check that it took: on a filesystem without shared
+ * memory support SQLite silently stays in the old mode. */
+static int set_wal(co_state *st)
+{
+	sqlite3_stmt *s = NULL;
+	int rc, error;
+
+	if ((error = co_state__prepare(st, &s, "PRAGMA journal_mode = WAL")) < 0)
+		return error;
+	if ((rc = sqlite3_step(s)) != SQLITE_ROW) {
+		error = co_state__error(st, rc, "enable WAL");
+		goto done;
+	}
+	if (strcmp((const char *)sqlite3_column_text(s, 0), "wal") != 0)
+		error = co_error_set(CO_EIO, "state %s: cannot enable WAL (journal mode %s)",
+				     st->path, (const char *)sqlite3_column_text(s, 0));
+done:
+	sqlite3_finalize(s);
+	return error;
+}
+
+int co_state_open(co_state **out, const char *state_dir)
+{
+	co_state *st = NULL;
+	size_t len;
+	int rc, error;
+
+	if (state_dir == NULL || state_dir[0] == '\0')
+		return co_error_set(CO_EINVAL, "state dir: empty path");
+	if ((error = make_dir(state_dir)) < 0)
+		return error;
+
+	if ((st = calloc(1, sizeof(*st))) == NULL)
+		return co_error_set(CO_ENOMEM, "state %s: out of memory", state_dir);
+	pthread_mutex_init(&st->lock, NULL);
+	st->sync_full = 1; /* what we set below, and SQLite's own default */
+	st->audit_keep[CO_AUDIT__OPS] = CO_AUDIT_KEEP_DEFAULT;
+	st->audit_batch[CO_AUDIT__OPS] = CO_AUDIT_BATCH_DEFAULT;
+	st->audit_keep[CO_AUDIT__MISMATCHES] = CO_AUDIT_KEEP_DEFAULT;
+	st->audit_batch[CO_AUDIT__MISMATCHES] = CO_AUDIT_BATCH_DEFAULT;
+	len = strlen(state_dir) + sizeof("/" CO_STATE_DB_NAME);
+	st->dir = strdup(state_dir);
+	st->path = malloc(len);
+	if (st->dir == NULL || st->path == NULL) {
+		error = co_error_set(CO_ENOMEM, "state %s: out of memory", state_dir);
+		goto done;
+	}
+	snprintf(st->path, len, "%s/%s", state_dir, CO_STATE_DB_NAME);
+
+	rc = sqlite3_open_v2(st->path, &st->db,
+			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+			     NULL);
+	if (rc != SQLITE_OK) {
+		error = co_state__error(st, rc, "open");
+		goto done;
+	}
+	sqlite3_extended_result_codes(st->db, 1);
+	sqlite3_busy_timeout(st->db, CO_STATE_BUSY_TIMEOUT_MS);
+
+	/* A file that is not a database is only noticed at the first read. */
+	if ((error = set_wal(st)) < 0)
+		goto done;
+	if ((error = co_state__exec(st, "PRAGMA synchronous = FULL;"
+					"PRAGMA foreign_keys = ON;")) < 0)
+		goto done;
+	if ((error = co_state__migrate(st->db, st->path, migrations,
+				       sizeof(migrations) / sizeof(migrations[0]))) < 0)
+		goto done;
+	*out = st;
+	st = NULL;
+done:
+	co_state_close(st);
+	return error;
+}
+
+void co_state_close(co_state *st)
+{
+	if (st == NULL)
+		return;
+	/* sqlite3_close_v2 tolerates NULL and defers if statements leaked. */
+	sqlite3_close_v2(st->db);
+	pthread_mutex_destroy(&st->lock);
+	free(st->dir);
+	free(st->path);
+	free(st);
+}
+
+const char *co_state_path(const co_state *st)
+{
+	return st->path;
+}
+
+int co_state_version(int *out, co_state *st)
+{
+	int error, v;
+
+	co_state__lock(st);
+	error = read_version(&v, st->db, st->path);
+	co_state__unlock(st);
+	if (error == 0)
+		*out = v;
+	return error;
+}
+
+int64_t co_state_now_ms(void)
+{
+	struct timespec ts;
+	const char *off = getenv("CUTOVER_CLOCK_OFFSET");
+	int64_t now;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	if (off != NULL && off[0] != '\0') {
+		char *end;
+		long long s = strtoll(off, &end, 10);
+
+		if (*end == '\0')
+			now += (int64_t)s * 1000;
+	}
+	return now;
+}
+
+/* ---- checkpoints ---- */
+
+static int check_name(const char *name)
+{
+	if (name == NULL || name[0] == '\0')
+		return co_error_set(CO_EINVAL, "checkpoint: empty name");
+	return 0;
+}
+
+int co_state_checkpoint_get(char **out, co_state *st, const char *name)
+{
+	sqlite3_stmt *s = NULL;
+	char *value = NULL;
+	int rc, error;
+
+	if ((error = check_name(name)) < 0)
+		return error;
+	co_state__lock(st);
+	if ((error = co_state__prepare(st, &s, "SELECT value FROM checkpoints WHERE name = ?")) <
+	    0)
+		goto done;
+	if ((error = co_state__bind_text(st, s, 1, name)) < 0)
+		goto done;
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_DONE) {
+		error = co_error_set(CO_ENOTFOUND, "checkpoint \"%s\": not set", name);
+		goto done;
+	}
+	if (rc != SQLITE_ROW) {
+		error = co_state__error(st, rc, "read checkpoint");
+		goto done;
+	}
+	if ((error = co_state__column_text(&value, s, 0)) < 0)
+		goto done;
+	*out = value;
+	value = NULL;
+done:
+	sqlite3_finalize(s);
+	co_state__unlock(st);
+	free(value);
+	return error;
+}
+
+int co_state_checkpoint_set(co_state *st, const char *name, const char *value)
+{
+	sqlite3_stmt *s = NULL;
+	int error;
+
+	if ((error = check_name(name)) < 0)
+		return error;
+	co_state__lock(st);
+	if (value == NULL)
+		error = co_state__prepare(st, &s, "DELETE FROM checkpoints WHERE name = ?");
+	else
+		error = co_state__prepare(st, &s,
+					  "INSERT INTO checkpoints (name, value, updated_at) "
+					  "VALUES (?1, ?2, ?3) ON CONFLICT (name) DO UPDATE SET "
+					  "value = excluded.value, updated_at = excluded.updated_at");
+	if (error < 0)
+		goto done;
+	if ((error = co_state__bind_text(st, s, 1, name)) < 0)
+		goto done;
+	if (value != NULL) {
+		if ((error = co_state__bind_text(st, s, 2, value)) < 0)
+			goto done;
+		sqlite3_bind_int64(s, 3, co_state_now_ms());
+	}
+	if ((error = co_state__begin(st, 1)) < 0)
+		goto done;
+	if ((error = co_state__step_done(st, s, "write checkpoint")) < 0)
+		goto done;
+	error = co_state__commit(st);
+done:
+	co_state__rollback(st);
+	sqlite3_finalize(s);
+	co_state__unlock(st);
+	return error;
+}

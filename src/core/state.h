@@ -1,0 +1,87 @@
+/*
+ * state.h - cutover's local SQLite state: one database, one owner of its schema.
+ *
+ * <state_dir>/cutover.db holds the outbox (outbox.h), the audit trails
+ * (audit.h), the reconciliation runs (runs.h) and small named checkpoints
+ * (this file).  The router, `reconcile`, `migrate --follow` and one-shot
+ * CLI commands open the same file at the same time, from several processes:
+ * the database runs in WAL mode (readers never block the writer), every
+ * write transaction takes the write lock up front (BEGIN IMMEDIATE) and
+ * waits up to CO_STATE_BUSY_TIMEOUT_MS for it, and durable writes (outbox,
+ * checkpoints, runs) are synced before they return (synchronous=FULL).
+ *
+ * The schema carries PRAGMA user_version and is migrated forward, one step
+ * per version, each step in its own transaction, when a database is opened.
+ *
+ * Thread safety: a co_state is safe to share between threads; every call
+ * takes the object's mutex for its whole duration (one SQLite connection per
+ * co_state).  A co_state must not cross fork(): a child process opens its
+ * own.  Separate processes and separate co_state objects on the same
+ * directory are safe.
+ *
+ * Times in the state are Unix milliseconds (int64_t).
+ */
+#ifndef CO_STATE_H
+#define CO_STATE_H
+
+#include <stdint.h>
+
+/* The schema version this build creates and understands. */
+#define CO_STATE_SCHEMA_VERSION 2
+
+/* How long a write waits for another process holding the write lock. */
+#define CO_STATE_BUSY_TIMEOUT_MS 5000
+
+/* File name of the database inside the state directory. */
+#define CO_STATE_DB_NAME "cutover.db"
+
+typedef struct co_state co_state;
+
+/*
+ * Open (creating if needed) <state_dir>/cutover.db.  The directory and any
+ * missing parents are created with mode 0700.  The schema is created or
+ * migrated to CO_STATE_SCHEMA_VERSION.
+ *
+ * Errors: CO_EINVAL (NULL or empty state_dir); CO_EIO naming the path when
+ * the directory cannot be created or written, the file is not a database,
+ * or its schema is newer than this build; CO_EUNAVAIL when another process
+ * holds the write lock longer than CO_STATE_BUSY_TIMEOUT_MS during
+ * migration; CO_ENOMEM.  *out is owned by the caller (co_state_close).
+ */
+int co_state_open(co_state **out, const char *state_dir);
+
+/* Close the database and free st.  NULL is fine.  Not concurrently with
+ * other calls on st. */
+void co_state_close(co_state *st);
+
+/* Full path of the database file ("<state_dir>/cutover.db"); owned by st. */
+const char *co_state_path(const co_state *st);
+
+/* The database's schema version (PRAGMA user_version).  CO_EIO. */
+int co_state_version(int *out, co_state *st);
+
+/*
+ * Current time in Unix milliseconds, with $CUTOVER_CLOCK_OFFSET (seconds)
+ * added as co_time_now() does, so that drills that move time forward see
+ * the outbox and the go/no-go window move with it.  Thread-safe.
+ */
+int64_t co_state_now_ms(void);
+
+/*
+ * Named checkpoints: small durable key/value pairs for resumable work
+ * (the backfill's position, the follower's last mirrored commit, ...).
+ *
+ * co_state_checkpoint_get: *out is a malloc'd copy of the value (caller
+ * frees).  Errors: CO_ENOTFOUND if `name` was never set (or was deleted),
+ * CO_EINVAL (NULL/empty name), CO_EIO, CO_ENOMEM.
+ */
+int co_state_checkpoint_get(char **out, co_state *st, const char *name);
+
+/*
+ * Set checkpoint `name` to `value` (replacing it), durable when this
+ * returns; value NULL deletes it.  Errors: CO_EINVAL, CO_EIO, CO_EUNAVAIL
+ * (write lock not obtained in time).
+ */
+int co_state_checkpoint_set(co_state *st, const char *name, const char *value);
+
+#endif

@@ -1,0 +1,103 @@
+/*
+ * state_internal.h - what state.c shares with outbox.c, audit.c and runs.c.
+ *
+ * Private to the state module: include it only from those four files (and
+ * from their tests).  It names SQLite's connection and statement types as
+ * incomplete structs so that it need not include sqlite3.h itself; no public
+ * header of cutover mentions them.
+ *
+ * Locking discipline: every public function of the module takes st->lock
+ * with co_state__lock() for its whole duration and does its SQL through the
+ * helpers below while holding it.  Write transactions go through
+ * co_state__begin(), which takes SQLite's write lock up front (BEGIN
+ * IMMEDIATE) so that a transaction never has to upgrade a read lock (an
+ * upgrade can fail with SQLITE_BUSY at once, without waiting).
+ */
+#ifndef CO_STATE_INTERNAL_H
+#define CO_STATE_INTERNAL_H
+
+#include "state.h"
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct sqlite3;
+struct sqlite3_stmt;
+
+/* The bounded audit tables (audit.c); indexes into co_state.audit_keep. */
+enum { CO_AUDIT__OPS = 0, CO_AUDIT__MISMATCHES = 1, CO_AUDIT__NTABLES = 2 };
+
+struct co_state {
+	pthread_mutex_t lock;
+	struct sqlite3 *db;
+	char *dir;
+	char *path;
+	int sync_full; /* the connection's PRAGMA synchronous is FULL (1) or NORMAL (0) */
+
+	/* audit.c: keep the newest audit_keep[t] rows, trim every audit_batch[t] */
+	int64_t audit_keep[CO_AUDIT__NTABLES];
+	int64_t audit_batch[CO_AUDIT__NTABLES];
+};
+
+/* One forward migration: SQL that takes the schema from version-1 to version. */
+typedef struct co_state_migration {
+	int version;
+	const char *sql;
+} co_state_migration;
+
+void co_state__lock(co_state *st);
+void co_state__unlock(co_state *st);
+
+/*
+ * Turn SQLite result `rc` into a cutover error, copying the connection's
+ * message at once: "state <path>: <what>: <sqlite message>".  Busy/locked
+ * give CO_EUNAVAIL, out-of-memory CO_ENOMEM, everything else CO_EIO.
+ * Returns the code (co_error_set).  Caller holds st->lock.
+ */
+int co_state__error(co_state *st, int rc, const char *what);
+
+/* Prepare `sql` into *out; error via co_state__error.  Caller holds the lock. */
+int co_state__prepare(co_state *st, struct sqlite3_stmt **out, const char *sql);
+
+/* Run statements without results.  Caller holds the lock. */
+int co_state__exec(co_state *st, const char *sql);
+
+/*
+ * BEGIN IMMEDIATE, after setting PRAGMA synchronous to FULL (durable = 1:
+ * the commit is on disk when it returns) or NORMAL (durable = 0: survives a
+ * process crash but maybe not a power loss; for the bounded audit logs).
+ * Caller holds the lock; pair with co_state__commit or co_state__rollback.
+ */
+int co_state__begin(co_state *st, int durable);
+int co_state__commit(co_state *st);
+/* Roll back if a transaction is open; never fails (keeps the first error). */
+void co_state__rollback(co_state *st);
+
+/*
+ * Step a statement that returns no row (INSERT/UPDATE/DELETE); SQLITE_DONE
+ * gives 0, anything else an error naming `what`.  Resets the statement.
+ */
+int co_state__step_done(co_state *st, struct sqlite3_stmt *s, const char *what);
+
+/* Bind text or NULL (s == NULL) at 1-based index i.  Caller checks rc. */
+int co_state__bind_text(co_state *st, struct sqlite3_stmt *s, int i, const char *v);
+
+/* malloc'd copy of a text column into *out (NULL for SQL NULL); CO_ENOMEM. */
+int co_state__column_text(char **out, struct sqlite3_stmt *s, int col);
+
+/* Rows changed by the last statement on st's connection. */
+int64_t co_state__changes(co_state *st);
+
+/*
+ * Migrate the database open on `db` from its user_version to the last
+ * version in steps[0..n) (versions 1..n in order), each step in its own
+ * BEGIN IMMEDIATE transaction that also sets the new user_version, so that
+ * a failed step leaves the previous version intact.  A database newer than
+ * steps[n-1].version is refused (CO_EIO).  `path` names the file in
+ * messages.  Exposed for tests, which feed it a failing step.
+ */
+int co_state__migrate(struct sqlite3 *db, const char *path,
+		      const co_state_migration *steps, size_t n);
+
+#endif

@@ -1,0 +1,484 @@
+/*
+ * test_config.c - cutover.yaml and the CUTOVER_* environment: defaults, file
+ * values, environment over file, durations, and every kind of bad file
+ * named by file, line and key.
+ *
+ * Each test writes its YAML to a fresh temp file and clears every CUTOVER_*
+ * variable it may set, before and after, so that tests neither see the
+ * caller's environment nor leak into each other.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "core/config.h"
+#include "core/error.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char *const env_vars[] = {
+    "CUTOVER_CONFIG",
+    "CUTOVER_GIT_REPO",
+    "CUTOVER_GIT_BRANCH",
+    "CUTOVER_GIT_POLL_INTERVAL",
+    "CUTOVER_ETCD_ENDPOINTS",
+    "CUTOVER_ETCD_PREFIX",
+    "CUTOVER_ETCD_USER",
+    "CUTOVER_ETCD_PASSWORD",
+    "CUTOVER_ETCD_CONNECT_TIMEOUT",
+    "CUTOVER_ETCD_REQUEST_TIMEOUT",
+    "CUTOVER_FLAGS",
+    "CUTOVER_STATE_DIR",
+    "CUTOVER_LISTEN",
+    "CUTOVER_ADMIN_TOKEN_FILE",
+};
+
+typedef struct fixture {
+	char dir[64];
+	char path[128];
+} fixture;
+
+static void clear_env(void)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(env_vars) / sizeof(env_vars[0]); i++)
+		unsetenv(env_vars[i]);
+}
+
+static int setup(void **state)
+{
+	fixture *f = calloc(1, sizeof(*f));
+
+	if (f == NULL)
+		return -1;
+	strcpy(f->dir, "/tmp/cutover-test-config-XXXXXX");
+	if (mkdtemp(f->dir) == NULL) {
+		free(f);
+		return -1;
+	}
+	snprintf(f->path, sizeof(f->path), "%s/cutover.yaml", f->dir);
+	clear_env();
+	/* co_config_load looks for ./cutover.yaml: work where there is none. */
+	if (chdir(f->dir) < 0) {
+		free(f);
+		return -1;
+	}
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	fixture *f = *state;
+
+	clear_env();
+	if (chdir("/tmp") < 0)
+		return -1;
+	unlink(f->path);
+	rmdir(f->dir);
+	free(f);
+	return 0;
+}
+
+static void write_file(const fixture *f, const char *text)
+{
+	FILE *fp = fopen(f->path, "w");
+
+	assert_non_null(fp);
+	assert_int_equal(fputs(text, fp) >= 0, 1);
+	assert_int_equal(fclose(fp), 0);
+}
+
+/* Load `text` and expect CO_EINVAL whose message contains every `want`. */
+static void expect_error(const fixture *f, const char *text, const char *line,
+			 const char *key, const char *what)
+{
+	co_config *c = NULL;
+	char prefix[256];
+
+	write_file(f, text);
+	assert_int_equal(co_config_load(&c, f->path), CO_EINVAL);
+	assert_null(c);
+	snprintf(prefix, sizeof(prefix), "%s:%s: ", f->path, line);
+	if (strncmp(co_error_last(), prefix, strlen(prefix)) != 0)
+		fail_msg("message \"%s\" does not start with \"%s\"", co_error_last(),
+			 prefix);
+	if (key) {
+		char k[128];
+
+		snprintf(k, sizeof(k), "key \"%s\"", key);
+		if (strstr(co_error_last(), k) == NULL)
+			fail_msg("message \"%s\" does not name %s", co_error_last(), k);
+	}
+	if (strstr(co_error_last(), what) == NULL)
+		fail_msg("message \"%s\" does not say \"%s\"", co_error_last(), what);
+}
+
+static void defaults_match_the_design(void **state)
+{
+	co_config *c = NULL;
+
+	(void)state;
+	assert_int_equal(co_config_load(&c, NULL), 0);
+	assert_null(c->path);
+	assert_null(c->git_repo);
+	assert_string_equal(c->git_branch, "main");
+	assert_int_equal(c->git_poll_interval_ms, 30000);
+	assert_int_equal(c->git_fsync, 1);
+	assert_int_equal(c->n_etcd_endpoints, 1);
+	assert_string_equal(c->etcd_endpoints[0], "http://127.0.0.1:2379");
+	assert_string_equal(c->etcd_prefix, "/");
+	assert_null(c->etcd_user);
+	assert_int_equal(c->etcd_connect_timeout_ms, 1000);
+	assert_int_equal(c->etcd_request_timeout_ms, 5000);
+	assert_string_equal(c->state_dir, "./.cutover");
+	assert_string_equal(c->flags_path, "./.cutover/flags.yaml");
+	assert_string_equal(c->listen, "127.0.0.1:7480");
+	assert_null(c->admin_token_file);
+	assert_true(c->reconcile_min_consistency == 0.9999);
+	assert_true(c->reconcile_max_mismatch_ratio == 0.001);
+	assert_int_equal(c->reconcile_grace_ms, 2000);
+	assert_int_equal(c->go_no_go_window_ms, 3600 * 1000);
+	co_config_free(c);
+
+	assert_int_equal(co_config_defaults(&c), 0);
+	assert_string_equal(c->flags_path, "./.cutover/flags.yaml");
+	co_config_free(c);
+}
+
+static void file_values_are_read(void **state)
+{
+	fixture *f = *state;
+	co_config *c = NULL;
+
+	write_file(f, "# a full file\n"
+		      "git:\n"
+		      "  repo: /srv/tasks.git\n"
+		      "  branch: trunk\n"
+		      "  poll_interval: 250ms\n"
+		      "  fsync: false\n"
+		      "etcd:\n"
+		      "  endpoints: [http://10.0.0.1:2379, \"https://10.0.0.2:2379\"]\n"
+		      "  prefix: /cutover/\n"
+		      "  user: root\n"
+		      "  password: secret\n"
+		      "  ca_file: /etc/ca.pem\n"
+		      "  connect_timeout: 2s\n"
+		      "  request_timeout: 1m\n"
+		      "state_dir: /var/lib/cutover\n"
+		      "listen: 0.0.0.0:9000\n"
+		      "admin_token_file: /etc/cutover/token\n"
+		      "reconcile:\n"
+		      "  min_consistency: 0.99\n"
+		      "  max_mismatch_ratio: 0.01\n"
+		      "  grace: 0\n"
+		      "  go_no_go_window: 2h\n");
+	assert_int_equal(co_config_load(&c, f->path), 0);
+	assert_string_equal(c->path, f->path);
+	assert_string_equal(c->git_repo, "/srv/tasks.git");
+	assert_string_equal(c->git_branch, "trunk");
+	assert_int_equal(c->git_poll_interval_ms, 250);
+	assert_int_equal(c->git_fsync, 0);
+	assert_int_equal(c->n_etcd_endpoints, 2);
+	assert_string_equal(c->etcd_endpoints[0], "http://10.0.0.1:2379");
+	assert_string_equal(c->etcd_endpoints[1], "https://10.0.0.2:2379");
+	assert_string_equal(c->etcd_prefix, "/cutover/");
+	assert_string_equal(c->etcd_user, "root");
+	assert_string_equal(c->etcd_password, "secret");
+	assert_string_equal(c->etcd_ca_file, "/etc/ca.pem");
+	assert_int_equal(c->etcd_connect_timeout_ms, 2000);
+	assert_int_equal(c->etcd_request_timeout_ms, 60000);
+	assert_string_equal(c->state_dir, "/var/lib/cutover");
+	/* The flags file follows the state dir when not given. */
+	assert_string_equal(c->flags_path, "/var/lib/cutover/flags.yaml");
+	assert_string_equal(c->listen, "0.0.0.0:9000");
+	assert_string_equal(c->admin_token_file, "/etc/cutover/token");
+	assert_true(c->reconcile_min_consistency == 0.99);
+	assert_true(c->reconcile_max_mismatch_ratio == 0.01);
+	assert_int_equal(c->reconcile_grace_ms, 0);
+	assert_int_equal(c->go_no_go_window_ms, 2 * 3600 * 1000);
+	co_config_free(c);
+}
+
+static void empty_file_gives_defaults(void **state)
+{
+	fixture *f = *state;
+	co_config *c = NULL;
+
+	write_file(f, "# nothing configured yet\n");
+	assert_int_equal(co_config_load(&c, f->path), 0);
+	assert_string_equal(c->git_branch, "main");
+	assert_int_equal(c->n_etcd_endpoints, 1);
+	co_config_free(c);
+}
+
+static void endpoints_may_be_one_comma_separated_string(void **state)
+{
+	fixture *f = *state;
+	co_config *c = NULL;
+
+	write_file(f, "etcd:\n  endpoints: http://a:1,http://b:2\n");
+	assert_int_equal(co_config_load(&c, f->path), 0);
+	assert_int_equal(c->n_etcd_endpoints, 2);
+	assert_string_equal(c->etcd_endpoints[1], "http://b:2");
+	co_config_free(c);
+}
+
+static void environment_overrides_file(void **state)
+{
+	fixture *f = *state;
+	co_config *c = NULL;
+
+	write_file(f, "git: { repo: /from/file.git, branch: filebranch }\n"
+		      "etcd: { endpoints: [http://file:2379], prefix: /file/ }\n"
+		      "state_dir: /file/state\n"
+		      "flags: /file/flags.yaml\n"
+		      "listen: 127.0.0.1:1\n");
+	setenv("CUTOVER_GIT_REPO", "/from/env.git", 1);
+	setenv("CUTOVER_GIT_BRANCH", "envbranch", 1);
+	setenv("CUTOVER_ETCD_ENDPOINTS", "http://e1:2379,https://e2:2379,http://e3:2379",
+	       1);
+	setenv("CUTOVER_ETCD_PREFIX", "/env/", 1);
+	setenv("CUTOVER_ETCD_USER", "envuser", 1);
+	setenv("CUTOVER_ETCD_PASSWORD", "envpass", 1);
+	setenv("CUTOVER_FLAGS", "/env/flags.yaml", 1);
+	setenv("CUTOVER_STATE_DIR", "/env/state", 1);
+	setenv("CUTOVER_LISTEN", "127.0.0.1:2", 1);
+	setenv("CUTOVER_ADMIN_TOKEN_FILE", "/env/token", 1);
+	setenv("CUTOVER_GIT_POLL_INTERVAL", "100ms", 1);
+	assert_int_equal(co_config_load(&c, f->path), 0);
+	assert_string_equal(c->git_repo, "/from/env.git");
+	assert_string_equal(c->git_branch, "envbranch");
+	assert_int_equal(c->n_etcd_endpoints, 3);
+	assert_string_equal(c->etcd_endpoints[0], "http://e1:2379");
+	assert_string_equal(c->etcd_endpoints[1], "https://e2:2379");
+	assert_string_equal(c->etcd_endpoints[2], "http://e3:2379");
+	assert_string_equal(c->etcd_prefix, "/env/");
+	assert_string_equal(c->etcd_user, "envuser");
+	assert_string_equal(c->etcd_password, "envpass");
+	assert_string_equal(c->flags_path, "/env/flags.yaml");
+	assert_string_equal(c->state_dir, "/env/state");
+	assert_string_equal(c->listen, "127.0.0.1:2");
+	assert_string_equal(c->admin_token_file, "/env/token");
+	assert_int_equal(c->git_poll_interval_ms, 100);
+	co_config_free(c);
+}
+
+static void environment_alone_works_and_flags_follow_state_dir(void **state)
+{
+	co_config *c = NULL;
+
+	(void)state;
+	setenv("CUTOVER_GIT_REPO", "/env/only.git", 1);
+	setenv("CUTOVER_STATE_DIR", "/env/state/", 1);
+	assert_int_equal(co_config_load(&c, NULL), 0);
+	assert_null(c->path);
+	assert_string_equal(c->git_repo, "/env/only.git");
+	assert_string_equal(c->flags_path, "/env/state/flags.yaml");
+	co_config_free(c);
+}
+
+static void cutover_config_variable_names_the_file(void **state)
+{
+	fixture *f = *state;
+	co_config *c = NULL;
+
+	write_file(f, "listen: 127.0.0.1:4242\n");
+	setenv("CUTOVER_CONFIG", f->path, 1);
+	assert_int_equal(co_config_load(&c, NULL), 0);
+	assert_string_equal(c->listen, "127.0.0.1:4242");
+	co_config_free(c);
+}
+
+static void cutover_yaml_in_working_directory_is_read(void **state)
+{
+	fixture *f = *state;
+	co_config *c = NULL;
+
+	/* setup() made the fixture dir the working directory. */
+	write_file(f, "listen: 127.0.0.1:4343\n");
+	assert_int_equal(co_config_load(&c, NULL), 0);
+	assert_string_equal(c->listen, "127.0.0.1:4343");
+	assert_string_equal(c->path, "cutover.yaml");
+	co_config_free(c);
+}
+
+static void bad_endpoint_in_environment_is_refused(void **state)
+{
+	co_config *c = NULL;
+
+	(void)state;
+	setenv("CUTOVER_ETCD_ENDPOINTS", "http://ok:2379,127.0.0.1:2379", 1);
+	assert_int_equal(co_config_load(&c, NULL), CO_EINVAL);
+	assert_null(c);
+	assert_non_null(strstr(co_error_last(), "CUTOVER_ETCD_ENDPOINTS"));
+	assert_non_null(strstr(co_error_last(), "\"127.0.0.1:2379\""));
+	assert_non_null(strstr(co_error_last(), "http:// or https://"));
+}
+
+static void named_file_must_exist(void **state)
+{
+	fixture *f = *state;
+	co_config *c = NULL;
+
+	assert_int_equal(co_config_load(&c, f->path), CO_EINVAL);
+	assert_null(c);
+	assert_non_null(strstr(co_error_last(), f->path));
+	assert_non_null(strstr(co_error_last(), "no such config file"));
+}
+
+static void unknown_key_names_file_line_and_key(void **state)
+{
+	expect_error(*state, "git:\n  repo: /x\n  polling: 5s\n", "3", "git.polling",
+		     "unknown key");
+	expect_error(*state, "listen: x\netcd_endpoint: http://x:1\n", "2",
+		     "etcd_endpoint", "unknown key");
+}
+
+static void wrong_type_names_file_line_and_key(void **state)
+{
+	expect_error(*state, "etcd:\n  prefix: [a, b]\n", "2", "etcd.prefix",
+		     "expected a string");
+	expect_error(*state, "git: main\n", "1", "git", "expected a mapping");
+	expect_error(*state, "git:\n  fsync: maybe\n", "2", "git.fsync", "true or false");
+	expect_error(*state, "etcd:\n  endpoints: {a: b}\n", "2", "etcd.endpoints",
+		     "expected a string");
+}
+
+static void bad_duration_names_file_line_and_key(void **state)
+{
+	expect_error(*state, "# c\n\ngit:\n  poll_interval: 5 minutes\n", "4",
+		     "git.poll_interval", "bad duration \"5 minutes\"");
+	expect_error(*state, "reconcile:\n  grace: -2s\n", "2", "reconcile.grace",
+		     "bad duration");
+	expect_error(*state, "etcd:\n  request_timeout: 0\n", "2", "etcd.request_timeout",
+		     "more than 0");
+}
+
+static void bad_number_names_file_line_and_key(void **state)
+{
+	expect_error(*state, "reconcile:\n  min_consistency: high\n", "2",
+		     "reconcile.min_consistency", "bad number \"high\"");
+	expect_error(*state, "reconcile:\n  max_mismatch_ratio: 1.5\n", "2",
+		     "reconcile.max_mismatch_ratio", "between 0 and 1");
+}
+
+static void bad_endpoint_names_file_line_and_key(void **state)
+{
+	expect_error(*state, "etcd:\n  endpoints:\n    - http://ok:1\n    - ok:2\n", "4",
+		     "etcd.endpoints", "must start with http:// or https://");
+}
+
+static void duplicate_key_is_refused(void **state)
+{
+	expect_error(*state, "listen: a:1\nlisten: b:2\n", "2", "listen",
+		     "duplicate key");
+}
+
+static void empty_required_value_is_refused(void **state)
+{
+	expect_error(*state, "git:\n  branch:\n", "2", "git.branch", "must not be empty");
+}
+
+static void malformed_yaml_names_file_and_line(void **state)
+{
+	expect_error(*state, "git:\n  repo: /x\n branch: [unclosed\n", "3", NULL,
+		     "malformed YAML");
+	expect_error(*state, "listen: \"unterminated\n", "2", NULL, "malformed YAML");
+}
+
+static void top_level_must_be_a_mapping(void **state)
+{
+	expect_error(*state, "- a\n- b\n", "1", NULL, "expected a mapping at the top");
+}
+
+static void durations_parse(void **state)
+{
+	int ms = -1;
+
+	(void)state;
+	assert_int_equal(co_config_parse_duration(&ms, "250ms"), 0);
+	assert_int_equal(ms, 250);
+	assert_int_equal(co_config_parse_duration(&ms, "2s"), 0);
+	assert_int_equal(ms, 2000);
+	assert_int_equal(co_config_parse_duration(&ms, "5m"), 0);
+	assert_int_equal(ms, 300000);
+	assert_int_equal(co_config_parse_duration(&ms, "1h"), 0);
+	assert_int_equal(ms, 3600000);
+	assert_int_equal(co_config_parse_duration(&ms, "3"), 0);
+	assert_int_equal(ms, 3000);
+	assert_int_equal(co_config_parse_duration(&ms, "1.5s"), 0);
+	assert_int_equal(ms, 1500);
+	assert_int_equal(co_config_parse_duration(&ms, "0"), 0);
+	assert_int_equal(ms, 0);
+}
+
+static void bad_durations_are_refused(void **state)
+{
+	static const char *bad[] = {"",	   "s",	  "5x",	  "-1s", "1.2.3s", " 5s",   "5 s",
+				    "inf", "nan", "0x10", "1e3", "5sec",   "10000h"};
+	size_t i;
+	int ms = 42;
+
+	(void)state;
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		if (co_config_parse_duration(&ms, bad[i]) != CO_EINVAL)
+			fail_msg("duration \"%s\" was accepted", bad[i]);
+		assert_int_equal(ms, 42);
+	}
+	assert_int_equal(co_config_parse_duration(&ms, NULL), CO_EINVAL);
+}
+
+static void free_accepts_null(void **state)
+{
+	(void)state;
+	co_config_free(NULL);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(defaults_match_the_design, setup, teardown),
+	    cmocka_unit_test_setup_teardown(file_values_are_read, setup, teardown),
+	    cmocka_unit_test_setup_teardown(empty_file_gives_defaults, setup, teardown),
+	    cmocka_unit_test_setup_teardown(endpoints_may_be_one_comma_separated_string,
+					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(environment_overrides_file, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		environment_alone_works_and_flags_follow_state_dir, setup, teardown),
+	    cmocka_unit_test_setup_teardown(cutover_config_variable_names_the_file, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(cutover_yaml_in_working_directory_is_read,
+					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(bad_endpoint_in_environment_is_refused, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(named_file_must_exist, setup, teardown),
+	    cmocka_unit_test_setup_teardown(unknown_key_names_file_line_and_key, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(wrong_type_names_file_line_and_key, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(bad_duration_names_file_line_and_key, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(bad_number_names_file_line_and_key, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(bad_endpoint_names_file_line_and_key, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(duplicate_key_is_refused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(empty_required_value_is_refused, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(malformed_yaml_names_file_and_line, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(top_level_must_be_a_mapping, setup, teardown),
+	    cmocka_unit_test(durations_parse),
+	    cmocka_unit_test(bad_durations_are_refused),
+	    cmocka_unit_test(free_accepts_null),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,313 @@
+/*
+ * test_report.c - every report format from rows as runs.h gives them
+ * (pure formatting: no store, no database).
+ */
+/* clang-format off: cmocka needs these first, in this order */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+/* clang-format on */
+
+#include "core/error.h"
+#include "core/runs.h"
+#include "reconcile/report.h"
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static co_divergence *div_new(const char *kind, const char *id, const char *cls,
+			      const char *fields, const char *g, const char *e)
+{
+	co_divergence *d = calloc(1, sizeof(*d));
+
+	assert_non_null(d);
+	d->run = 7;
+	d->kind = strdup(kind);
+	d->id = strdup(id);
+	d->cls = strdup(cls);
+	d->fields = strdup(fields);
+	d->git_value = g ? strdup(g) : NULL;
+	d->etcd_value = e ? strdup(e) : NULL;
+	return d;
+}
+
+static void push(co_divergence_list *l, co_divergence *d)
+{
+	l->items = realloc(l->items, (l->n + 1) * sizeof(*l->items));
+	assert_non_null(l->items);
+	l->items[l->n++] = d;
+	l->cap = l->n;
+}
+
+typedef struct fixture {
+	co_run run;
+	co_divergence_list divs;
+	co_run_list hist;
+} fixture;
+
+static co_run *hist_run(int64_t id, double consistency, const char *verdict)
+{
+	co_run *r = calloc(1, sizeof(*r));
+
+	assert_non_null(r);
+	r->id = id;
+	r->started_at = 1795860000000LL + id * 60000;
+	r->total = 200;
+	r->equal = (int64_t)(200 * consistency);
+	r->consistency = consistency;
+	r->verdict = strdup(verdict);
+	r->action = strdup(strcmp(verdict, "fail") == 0 ? "kill_switch" : "none");
+	return r;
+}
+
+static int setup(void **state)
+{
+	fixture *f = calloc(1, sizeof(*f));
+	int i;
+
+	f->run.id = 7;
+	f->run.started_at = 1795860000000LL; /* 2026-11-28T... */
+	f->run.duration_ms = 812;
+	f->run.total = 200;
+	f->run.equal = 195;
+	f->run.missing_in_etcd = 1;
+	f->run.missing_in_git = 2;
+	f->run.mismatch = 2;
+	f->run.consistency = 0.975;
+	f->run.verdict = strdup("fail");
+	f->run.action = strdup("kill_switch");
+	push(&f->divs, div_new("task", "R5", "mismatch", "owner,status",
+			       "{\"id\":\"R5\",\"owner\":null,\"status\":\"available\"}",
+			       "{\"id\":\"R5\",\"owner\":\"<script>alert(1)</script>\","
+			       "\"status\":\"claimed\"}"));
+	push(&f->divs, div_new("task", "R6", "missing_in_etcd", "", "{\"id\":\"R6\"}", NULL));
+	push(&f->divs, div_new("swarm", "S|1", "missing_in_git", "", NULL,
+			       "{\"id\":\"S|1\",\"metadata\":{\"a&b\":\"x\"}}"));
+	for (i = 1; i <= 7; i++) {
+		co_run *r = hist_run(i, i == 7 ? 0.975 : 1.0, i == 7 ? "fail" : "pass");
+
+		f->hist.items = realloc(f->hist.items, (size_t)i * sizeof(*f->hist.items));
+		f->hist.items[i - 1] = r;
+		f->hist.n = f->hist.cap = (size_t)i;
+	}
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	fixture *f = *state;
+
+	free(f->run.verdict);
+	free(f->run.action);
+	co_divergence_list_clear(&f->divs);
+	co_run_list_clear(&f->hist);
+	free(f);
+	return 0;
+}
+
+/* Render into a malloc'd string. */
+static char *render(fixture *f, co_report_format fmt)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *m = open_memstream(&buf, &len);
+
+	assert_non_null(m);
+	assert_int_equal(co_report_write(m, fmt, &f->run, &f->divs, &f->hist, 0.9999), 0);
+	fclose(m);
+	return buf;
+}
+
+static void json_report_has_every_design_field(void **state)
+{
+	fixture *f = *state;
+	char *s = render(f, CO_REPORT_JSON);
+	cJSON *o = cJSON_Parse(s), *d, *fields;
+	static const char *const nums[] = {"run",     "duration_ms",     "total",
+					   "equal",   "missing_in_etcd", "missing_in_git",
+					   "mismatch", "consistency"};
+	size_t i;
+
+	assert_non_null(o);
+	for (i = 0; i < sizeof(nums) / sizeof(nums[0]); i++)
+		assert_true(cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(o, nums[i])));
+	assert_int_equal(cJSON_GetObjectItemCaseSensitive(o, "run")->valueint, 7);
+	assert_int_equal(cJSON_GetObjectItemCaseSensitive(o, "duration_ms")->valueint, 812);
+	assert_true(cJSON_GetObjectItemCaseSensitive(o, "consistency")->valuedouble == 0.975);
+	assert_string_equal(cJSON_GetObjectItemCaseSensitive(o, "verdict")->valuestring, "fail");
+	assert_string_equal(cJSON_GetObjectItemCaseSensitive(o, "action")->valuestring,
+			    "kill_switch");
+	assert_string_equal(cJSON_GetObjectItemCaseSensitive(o, "started_at")->valuestring,
+			    "2026-11-28T10:00:00Z");
+	d = cJSON_GetObjectItemCaseSensitive(o, "divergences");
+	assert_int_equal(cJSON_GetArraySize(d), 3);
+	d = cJSON_GetArrayItem(d, 0);
+	assert_string_equal(cJSON_GetObjectItemCaseSensitive(d, "id")->valuestring, "R5");
+	assert_string_equal(cJSON_GetObjectItemCaseSensitive(d, "kind")->valuestring, "task");
+	assert_string_equal(cJSON_GetObjectItemCaseSensitive(d, "class")->valuestring,
+			    "mismatch");
+	fields = cJSON_GetObjectItemCaseSensitive(d, "fields");
+	assert_int_equal(cJSON_GetArraySize(fields), 2);
+	assert_string_equal(cJSON_GetArrayItem(fields, 0)->valuestring, "owner");
+	assert_string_equal(cJSON_GetArrayItem(fields, 1)->valuestring, "status");
+	assert_true(cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(d, "git")));
+	/* A missing side is null, and a missing record has no fields. */
+	d = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(o, "divergences"), 1);
+	assert_true(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(d, "etcd")));
+	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(d, "fields")), 0);
+	cJSON_Delete(o);
+	free(s);
+}
+
+/* Count the cells of a Markdown table row (unescaped pipes minus one). */
+static int md_cells(const char *line, size_t len)
+{
+	int pipes = 0;
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		if (line[i] == '\\') {
+			i++;
+			continue;
+		}
+		pipes += line[i] == '|';
+	}
+	return pipes - 1;
+}
+
+static void markdown_tables_are_well_formed(void **state)
+{
+	fixture *f = *state;
+	char *s = render(f, CO_REPORT_MARKDOWN), *p, *nl;
+	int tables = 0, cols = -1, row = 0, rows_seen = 0;
+
+	assert_non_null(strstr(s, "# Reconciliation run 7"));
+	/* Every table: header, separator of ---, rows with the same cell count. */
+	for (p = s; *p; p = nl + 1) {
+		size_t len;
+
+		nl = strchr(p, '\n');
+		assert_non_null(nl);
+		len = (size_t)(nl - p);
+		if (len == 0 || p[0] != '|') {
+			cols = -1;
+			row = 0;
+			continue;
+		}
+		assert_int_equal(p[len - 1], '|');
+		if (row == 0) {
+			cols = md_cells(p, len);
+			assert_true(cols >= 4);
+			tables++;
+		} else {
+			assert_int_equal(md_cells(p, len), cols);
+			if (row == 1)
+				assert_non_null(strstr(p, "---"));
+			else
+				rows_seen++;
+		}
+		row++;
+	}
+	assert_int_equal(tables, 3); /* run, divergences, history */
+	assert_int_equal(rows_seen, 1 + 3 + 7);
+	/* The pipe in an ID is escaped, not a column break. */
+	assert_non_null(strstr(s, "| S\\|1 |"));
+	assert_non_null(strstr(s, "| task | R5 | mismatch | owner,status |"));
+	free(s);
+}
+
+static void html_page_holds_chart_and_escaped_divergences(void **state)
+{
+	fixture *f = *state;
+	char *s = render(f, CO_REPORT_HTML), *svg, *end;
+	int circles = 0;
+
+	assert_true(strncmp(s, "<!DOCTYPE html>", 15) == 0);
+	assert_non_null(strstr(s, "</html>"));
+	svg = strstr(s, "<svg");
+	assert_non_null(svg);
+	end = strstr(svg, "</svg>");
+	assert_non_null(end);
+	assert_non_null(strstr(svg, "<polyline"));
+	for (char *p = svg; (p = strstr(p, "<circle")) != NULL && p < end; p++)
+		circles++;
+	assert_int_equal(circles, 7); /* one dot per run of the history */
+	assert_non_null(strstr(svg, "class=\"threshold\""));
+	/* Self-contained: nothing fetched from elsewhere. */
+	assert_null(strstr(s, "src="));
+	assert_null(strstr(s, "href="));
+	assert_null(strstr(s, "<script"));
+	/* Divergences, with both values, escaped. */
+	assert_non_null(strstr(s, "<table id=\"divergences\">"));
+	assert_non_null(strstr(s, "R5"));
+	assert_non_null(strstr(s, "R6"));
+	assert_non_null(strstr(s, "S|1"));
+	assert_non_null(strstr(s, "&lt;script&gt;alert(1)&lt;/script&gt;"));
+	assert_non_null(strstr(s, "&quot;a&amp;b&quot;"));
+	assert_non_null(strstr(s, "<em>absent</em>"));
+	assert_non_null(strstr(s, "97.5000%"));
+	free(s);
+}
+
+static void text_report_lists_each_divergence(void **state)
+{
+	fixture *f = *state;
+	char *s = render(f, CO_REPORT_TEXT);
+
+	assert_non_null(strstr(s, "reconcile run 7"));
+	assert_non_null(strstr(s, "verdict fail"));
+	assert_non_null(strstr(s, "consistency 97.5000%"));
+	assert_non_null(strstr(s, "R5"));
+	assert_non_null(strstr(s, "owner,status"));
+	assert_non_null(strstr(s, "missing_in_etcd"));
+	free(s);
+}
+
+static void chart_of_a_single_run_without_history_is_drawn(void **state)
+{
+	fixture *f = *state;
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *m = open_memstream(&buf, &len);
+
+	assert_int_equal(co_report_write(m, CO_REPORT_HTML, &f->run, NULL, NULL, 0), 0);
+	fclose(m);
+	assert_non_null(strstr(buf, "<svg"));
+	assert_non_null(strstr(buf, "<circle"));
+	assert_non_null(strstr(buf, "None: both stores hold the same records."));
+	free(buf);
+}
+
+static void unknown_format_is_refused(void **state)
+{
+	co_report_format fmt;
+
+	(void)state;
+	assert_int_equal(co_report_parse_format(&fmt, "pdf"), CO_EINVAL);
+	assert_non_null(strstr(co_error_last(), "pdf"));
+	assert_int_equal(co_report_parse_format(&fmt, "md"), 0);
+	assert_int_equal(fmt, CO_REPORT_MARKDOWN);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(json_report_has_every_design_field, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(markdown_tables_are_well_formed, setup, teardown),
+		cmocka_unit_test_setup_teardown(html_page_holds_chart_and_escaped_divergences,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(text_report_lists_each_divergence, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(chart_of_a_single_run_without_history_is_drawn,
+						setup, teardown),
+		cmocka_unit_test(unknown_format_is_refused),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
