@@ -83,7 +83,7 @@ static int left_out(size_t i, size_t n)
 /* ---- seeding ---- */
 
 static const char b64chars[] =
-	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 static void b64(FILE *f, const char *s, size_t len)
 {
@@ -156,8 +156,10 @@ static void seed_etcd(const char *endpoint, const char *prefix, size_t n)
 		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)len);
 		curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, sink);
 		if (curl_easy_perform(c) != CURLE_OK ||
-		    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code) != CURLE_OK || code != 200) {
-			fprintf(stderr, "bench_reconcile: etcd txn failed (HTTP %ld)\n", code);
+		    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code) != CURLE_OK ||
+		    code != 200) {
+			fprintf(stderr, "bench_reconcile: etcd txn failed (HTTP %ld)\n",
+				code);
 			exit(1);
 		}
 		free(body);
@@ -184,8 +186,10 @@ static void seed_git(const char *repo, size_t n)
 		free(json);
 		co_record_free(r);
 	}
-	fprintf(p, "commit refs/heads/main\ncommitter bench <bench@localhost> 1795860000 +0000\n"
-		   "data 5\nseed\n");
+	fprintf(
+	    p,
+	    "commit refs/heads/main\ncommitter bench <bench@localhost> 1795860000 +0000\n"
+	    "data 5\nseed\n");
 	for (i = 0; i < n; i++)
 		fprintf(p, "M 100644 :%zu tasks/B%07zu.json\n", i + 1, i);
 	fputc('\n', p);
@@ -204,11 +208,27 @@ typedef struct result {
 } result;
 
 /* Phase timings on stderr with BENCH_PHASES=1. */
+static long status_kib(const char *field)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	char line[256];
+	long v = -1;
+
+	while (f && fgets(line, sizeof(line), f))
+		if (strncmp(line, field, strlen(field)) == 0)
+			v = atol(line + strlen(field));
+	if (f)
+		fclose(f);
+	return v;
+}
+
 static void phase_progress(void *ctx, const char *phase, size_t done, size_t total)
 {
 	double *t0 = ctx;
 
-	fprintf(stderr, "  %8.3f s  %s %zu/%zu\n", now_s() - *t0, phase, done, total);
+	fprintf(stderr, "  %8.3f s  rss %6.1f MiB  peak %6.1f MiB  %s %zu/%zu\n",
+		now_s() - *t0, status_kib("VmRSS:") / 1024.0,
+		status_kib("VmHWM:") / 1024.0, phase, done, total);
 }
 
 static void reconcile_child(int fd, const char *repo, const char *endpoint,
@@ -275,7 +295,8 @@ static result run_reconcile(const char *repo, const char *endpoint, const char *
 	}
 	close(fds[1]);
 	if (read(fds[0], &r, sizeof(r)) != (ssize_t)sizeof(r) ||
-	    wait4(pid, &status, 0, &ru) < 0 || !WIFEXITED(status) || WEXITSTATUS(status)) {
+	    wait4(pid, &status, 0, &ru) < 0 || !WIFEXITED(status) ||
+	    WEXITSTATUS(status)) {
 		fprintf(stderr, "bench_reconcile: reconcile child failed\n");
 		exit(1);
 	}
@@ -287,16 +308,16 @@ static result run_reconcile(const char *repo, const char *endpoint, const char *
 /* ---- the shell pipeline ---- */
 
 static const char pipeline[] =
-	"set -e; cd '%s';"
-	" ETCDCTL_API=3 etcdctl --endpoints=%s --command-timeout=300s get --prefix '%stasks/'"
-	"  --print-value-only | grep -v '^$' | sort > etcd.txt;"
-	" git --git-dir='%s' ls-tree -r main tasks/ | awk '{print $3}'"
-	"  | git --git-dir='%s' cat-file --batch"
-	"  | awk '/^[0-9a-f]+ blob [0-9]+$/ {next}"
-	"         {sub(/^\\t+/, \"\"); gsub(/\":\\t/, \"\\\":\"); buf = buf $0}"
-	"         $0 == \"}\" {print buf; buf = \"\"}'"
-	"  | sort > git.txt;"
-	" comm -3 git.txt etcd.txt | wc -l";
+    "set -e; cd '%s';"
+    " ETCDCTL_API=3 etcdctl --endpoints=%s --command-timeout=300s get --prefix '%stasks/'"
+    "  --print-value-only | grep -v '^$' | sort > etcd.txt;"
+    " git --git-dir='%s' ls-tree -r main tasks/ | awk '{print $3}'"
+    "  | git --git-dir='%s' cat-file --batch"
+    "  | awk '/^[0-9a-f]+ blob [0-9]+$/ {next}"
+    "         {sub(/^\\t+/, \"\"); gsub(/\":\\t/, \"\\\":\"); buf = buf $0}"
+    "         $0 == \"}\" {print buf; buf = \"\"}'"
+    "  | sort > git.txt;"
+    " comm -3 git.txt etcd.txt | wc -l";
 
 static double run_pipeline(long long *diff_lines, const char *dir, const char *endpoint,
 			   const char *prefix, const char *repo)
@@ -332,8 +353,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "bench_reconcile: cannot start etcd\n");
 		return 1;
 	}
-	printf("%-9s %-10s %10s %12s %10s %10s %12s %8s\n", "records", "method", "seconds",
-	       "records/s", "peak_MiB", "found", "", "speedup");
+	printf("%-9s %-10s %10s %12s %10s %10s %12s %8s\n", "records", "method",
+	       "seconds", "records/s", "peak_MiB", "found", "", "speedup");
 	for (k = 0; k < n_sizes; k++) {
 		size_t n = sizes[k];
 		char dir[256], repo[256], prefix[64], sdir[300];
@@ -355,15 +376,18 @@ int main(int argc, char **argv)
 
 		r = run_reconcile(repo, etcd.endpoint, prefix, sdir);
 		t_pipe = run_pipeline(&diff_lines, dir, etcd.endpoint, prefix, repo);
-		printf("%-9zu %-10s %10.3f %12.0f %10.1f %10lld %12s %8s\n", n, "reconcile",
-		       r.seconds, (double)n / r.seconds, r.max_rss_kib / 1024.0, r.divergences,
-		       "divergences", "");
-		printf("%-9zu %-10s %10.3f %12.0f %10s %10lld %12s %7.1fx\n", n, "pipeline",
-		       t_pipe, (double)n / t_pipe, "-", diff_lines, "lines", t_pipe / r.seconds);
+		printf("%-9zu %-10s %10.3f %12.0f %10.1f %10lld %12s %8s\n", n,
+		       "reconcile", r.seconds, (double)n / r.seconds,
+		       r.max_rss_kib / 1024.0, r.divergences, "divergences", "");
+		printf("%-9zu %-10s %10.3f %12.0f %10s %10lld %12s %7.1fx\n", n,
+		       "pipeline", t_pipe, (double)n / t_pipe, "-", diff_lines, "lines",
+		       t_pipe / r.seconds);
 		fflush(stdout);
 		if (r.divergences != diff_lines)
-			fprintf(stderr, "bench_reconcile: warning: reconcile found %lld, the "
-				"pipeline %lld\n", r.divergences, diff_lines);
+			fprintf(stderr,
+				"bench_reconcile: warning: reconcile found %lld, the "
+				"pipeline %lld\n",
+				r.divergences, diff_lines);
 		co_test_rmrf(repo);
 		co_test_rmrf(dir);
 	}

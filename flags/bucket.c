@@ -77,7 +77,8 @@ static void murmur_update(murmur *m, const unsigned char *p, size_t len)
 	}
 	for (; len >= 4; len -= 4, p += 4)
 		murmur_block(m, p);
-	while (len > 0) {
+	/* len < 4 and ntail == 0 here; the bound also tells the optimizer so */
+	while (len > 0 && m->ntail < 4) {
 		m->tail[m->ntail++] = *p++;
 		len--;
 	}

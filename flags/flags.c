@@ -552,7 +552,7 @@ static int parse_operations(co_flags *f, parse_ctx *c, const yaml_node_t *n)
 		yaml_node_t *k = yaml_document_get_node(c->doc, pair->key);
 		yaml_node_t *v = yaml_document_get_node(c->doc, pair->value);
 		const char *key = scalar(k);
-		co_op op;
+		co_op op = CO_OP_TASK_CREATE;
 
 		if (!key || co_op_parse(&op, key) < 0)
 			return co_error_set(CO_EINVAL, "%s:%lu: unknown operation \"%s\"",

@@ -45,9 +45,9 @@
 typedef struct candidate {
 	co_kind kind;
 	char *id;
-	uint64_t git_hash;  /* what the last look saw; 0 = absent */
+	uint64_t git_hash; /* what the last look saw; 0 = absent */
 	uint64_t etcd_hash;
-	int settled;        /* 1: decided (equal or a divergence) */
+	int settled; /* 1: decided (equal or a divergence) */
 } candidate;
 
 typedef struct cand_list {
@@ -75,7 +75,8 @@ static int collect(void *ctx, const co_diff_item *item)
 		candidate *v = realloc(l->v, cap * sizeof(*v));
 
 		if (v == NULL)
-			return co_error_set(CO_ENOMEM, "out of memory (%zu divergent IDs)", l->n);
+			return co_error_set(CO_ENOMEM,
+					    "out of memory (%zu divergent IDs)", l->n);
 		l->v = v;
 		l->cap = cap;
 	}
@@ -132,7 +133,8 @@ static int read_one(co_record **out, co_store *s, co_kind kind, const char *id)
 }
 
 /* Put "WHAT: " in front of the last error message, keeping its code. */
-static int prefix_error(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int prefix_error(int code, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 static int prefix_error(int code, const char *fmt, ...)
 {
@@ -175,14 +177,15 @@ static int make_divergence(co_divergence **out, co_kind kind, const char *id,
 			   const co_record *g, const co_record *e)
 {
 	co_divergence *d = calloc(1, sizeof(*d));
-	const char *cls = g == NULL ? "missing_in_git"
+	const char *cls = g == NULL   ? "missing_in_git"
 			  : e == NULL ? "missing_in_etcd"
 				      : "mismatch";
 	int error = CO_ENOMEM;
 
 	if (d == NULL)
 		goto done;
-	if ((d->id = strdup(id)) == NULL || (d->kind = strdup(co_kind_name(kind))) == NULL ||
+	if ((d->id = strdup(id)) == NULL ||
+	    (d->kind = strdup(co_kind_name(kind))) == NULL ||
 	    (d->cls = strdup(cls)) == NULL)
 		goto done;
 	if (g && e)
@@ -252,7 +255,8 @@ done:
 
 static int div_cmp(const void *a, const void *b)
 {
-	const co_divergence *x = *(co_divergence *const *)a, *y = *(co_divergence *const *)b;
+	const co_divergence *x = *(co_divergence *const *)a,
+			    *y = *(co_divergence *const *)b;
 	int c = strcmp(x->kind, y->kind);
 
 	/* "swarm" < "task" alphabetically, but runs.h orders tasks first as
@@ -262,21 +266,26 @@ static int div_cmp(const void *a, const void *b)
 	return strcmp(x->id, y->id);
 }
 
-/* Make the other store equal to the truth for every divergence. */
+/*
+ * Make the other store equal to the truth for every divergence.  The truth
+ * is read again now rather than taken from the diagnosis, so that a write
+ * that reached the truth since is not undone by an older copy.
+ */
 static int repair(co_reconcile_result *res, const co_reconcile_opts *o)
 {
+	co_store *truth = o->repair == CO_REPAIR_FROM_GIT ? o->git : o->etcd;
 	co_store *other = o->repair == CO_REPAIR_FROM_GIT ? o->etcd : o->git;
 	size_t i;
 	int error = 0;
 
 	for (i = 0; i < res->divergences.n; i++) {
 		const co_divergence *d = res->divergences.items[i];
-		const char *truth = o->repair == CO_REPAIR_FROM_GIT ? d->git_value : d->etcd_value;
+		co_kind kind =
+		    strcmp(d->kind, "task") == 0 ? CO_KIND_TASK : CO_KIND_SWARM;
 		co_record *r = NULL;
-		co_kind kind = strcmp(d->kind, "task") == 0 ? CO_KIND_TASK : CO_KIND_SWARM;
 
 		progress(o, "repair", i, res->divergences.n);
-		if (truth == NULL) {
+		if ((error = read_one(&r, truth, kind, d->id)) == 0 && r == NULL) {
 			error = co_store_remove(other, kind, d->id);
 			if (error == CO_ENOTFOUND) {
 				co_error_clear();
@@ -284,15 +293,13 @@ static int repair(co_reconcile_result *res, const co_reconcile_opts *o)
 			} else if (error == 0) {
 				res->repaired_removed++;
 			}
-		} else {
-			if ((error = co_record_from_json(&r, truth, strlen(truth))) == 0 &&
-			    (error = co_store_put(other, r)) == 0)
-				res->repaired_put++;
-			co_record_free(r);
+		} else if (error == 0 && (error = co_store_put(other, r)) == 0) {
+			res->repaired_put++;
 		}
+		co_record_free(r);
 		if (error < 0)
-			return prefix_error(error, "repair %s %s in %s", d->kind, d->id,
-					    co_store_name(other));
+			return prefix_error(error, "repair %s %s from %s", d->kind, d->id,
+					    co_store_name(truth));
 	}
 	progress(o, "repair", res->divergences.n, res->divergences.n);
 	return 0;
@@ -322,8 +329,8 @@ static int trip(const co_reconcile_opts *o, const char *reason)
 		snprintf(detail, sizeof(detail), "kill_switch already true (%s)",
 			 before.kill_reason);
 	}
-	if (o->state &&
-	    (error = co_audit_change_add(o->state, o->who, "auto-rollback", detail, reason)) < 0)
+	if (o->state && (error = co_audit_change_add(o->state, o->who, "auto-rollback",
+						     detail, reason)) < 0)
 		return prefix_error(error, "kill switch tripped, audit not written");
 	return 0;
 }
@@ -345,7 +352,8 @@ static int record_divergences(const co_reconcile_opts *o, co_reconcile_result *r
 		for (j = 0; j < m; j++)
 			batch[j] = *res->divergences.items[i + j];
 		progress(o, "record", i, res->divergences.n);
-		if ((error = co_runs_add_divergences(o->state, res->run.id, batch, m)) < 0)
+		if ((error = co_runs_add_divergences(o->state, res->run.id, batch, m)) <
+		    0)
 			break;
 	}
 	free(batch);
@@ -357,13 +365,16 @@ static int check_opts(const co_reconcile_opts *o)
 	if (o == NULL || o->git == NULL || o->etcd == NULL)
 		return co_error_set(CO_EINVAL, "reconcile: both stores are required");
 	if (!(o->min_consistency >= 0 && o->min_consistency <= 1))
-		return co_error_set(CO_EINVAL, "reconcile: min_consistency %g not in 0..1",
+		return co_error_set(CO_EINVAL,
+				    "reconcile: min_consistency %g not in 0..1",
 				    o->min_consistency);
 	if (!(o->max_mismatch_ratio >= 0 && o->max_mismatch_ratio <= 1))
-		return co_error_set(CO_EINVAL, "reconcile: max_mismatch_ratio %g not in 0..1",
+		return co_error_set(CO_EINVAL,
+				    "reconcile: max_mismatch_ratio %g not in 0..1",
 				    o->max_mismatch_ratio);
 	if (o->grace_ms < 0 || o->max_rechecks < 0)
-		return co_error_set(CO_EINVAL, "reconcile: negative grace or recheck count");
+		return co_error_set(CO_EINVAL,
+				    "reconcile: negative grace or recheck count");
 	if (o->repair != CO_REPAIR_NONE && o->repair != CO_REPAIR_FROM_GIT &&
 	    o->repair != CO_REPAIR_FROM_ETCD)
 		return co_error_set(CO_EINVAL, "reconcile: unknown repair source");
@@ -408,7 +419,8 @@ typedef struct snap_job {
 
 static pthread_mutex_t progress_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static void locked_snapshot_progress(void *ctx, const char *store, size_t done, size_t total)
+static void locked_snapshot_progress(void *ctx, const char *store, size_t done,
+				     size_t total)
 {
 	pthread_mutex_lock(&progress_lock);
 	snapshot_progress(ctx, store, done, total);
@@ -421,7 +433,8 @@ static void *snap_git_main(void *arg)
 
 	if ((j->error = co_snapshot_take(&j->snap, j->o->git, locked_snapshot_progress,
 					 (void *)j->o)) < 0)
-		snprintf(j->msg, sizeof(j->msg), "%s", co_error_last()); /* thread-local */
+		snprintf(j->msg, sizeof(j->msg), "%s",
+			 co_error_last()); /* thread-local */
 	return NULL;
 }
 
@@ -494,14 +507,15 @@ static int examine(co_reconcile_result *res, const co_reconcile_opts *o)
 		for (i = 0, left = 0; i < cands.n; i++) {
 			if (cands.v[i].settled)
 				continue;
-			if ((error = look(&cands.v[i], o, final, &equal, &res->divergences,
-					  &res->unsettled)) < 0)
+			if ((error = look(&cands.v[i], o, final, &equal,
+					  &res->divergences, &res->unsettled)) < 0)
 				goto done;
 			left += !cands.v[i].settled;
 		}
 	}
-	qsort(res->divergences.items, res->divergences.n, sizeof(*res->divergences.items),
-	      div_cmp);
+	if (res->divergences.n > 1)
+		qsort(res->divergences.items, res->divergences.n,
+		      sizeof(*res->divergences.items), div_cmp);
 	res->run.total = (int64_t)total;
 	res->run.equal = (int64_t)equal;
 	for (i = 0; i < res->divergences.n; i++) {
@@ -558,7 +572,8 @@ int co_reconcile_parse_repair(co_repair_from *out, const char *name)
 	else if (name && strcmp(name, "etcd") == 0)
 		*out = CO_REPAIR_FROM_ETCD;
 	else
-		return co_error_set(CO_EINVAL, "--repair: \"%s\" is not a store (git or etcd)",
+		return co_error_set(CO_EINVAL,
+				    "--repair: \"%s\" is not a store (git or etcd)",
 				    name ? name : "");
 	return 0;
 }
@@ -578,7 +593,8 @@ int co_reconcile_run(co_reconcile_result **out, const co_reconcile_opts *opts)
 	if ((res = calloc(1, sizeof(*res))) == NULL)
 		return co_error_set(CO_ENOMEM, "out of memory");
 	res->run.started_at = co_state_now_ms();
-	if (o.state && (error = co_runs_begin(&res->run.id, o.state, res->run.started_at)) < 0)
+	if (o.state &&
+	    (error = co_runs_begin(&res->run.id, o.state, res->run.started_at)) < 0)
 		goto done;
 
 	if (o.drain) {
@@ -597,7 +613,8 @@ int co_reconcile_run(co_reconcile_result **out, const co_reconcile_opts *opts)
 		dead = error;
 		res->run.duration_ms = co_state_now_ms() - res->run.started_at;
 		if (o.state && res->run.id && set_str(&res->run.verdict, "fail") == 0 &&
-		    set_str(&res->run.action, "none") == 0 && set_str(&res->run.error, msg) == 0)
+		    set_str(&res->run.action, "none") == 0 &&
+		    set_str(&res->run.error, msg) == 0)
 			co_runs_finish(o.state, &res->run);
 		error = co_error_set(dead, "%s", msg);
 		goto done;
@@ -611,12 +628,27 @@ int co_reconcile_run(co_reconcile_result **out, const co_reconcile_opts *opts)
 		/* The diagnosis is recorded as it was; the action says what was
 		 * done about it. */
 		error = repair(res, &o);
-		if (set_str(&res->run.action,
-			    o.repair == CO_REPAIR_FROM_GIT ? "repair:git" : "repair:etcd") < 0)
+		if (set_str(&res->run.action, o.repair == CO_REPAIR_FROM_GIT
+						  ? "repair:git"
+						  : "repair:etcd") < 0)
 			error = error < 0 ? error : CO_ENOMEM;
 		if (error < 0) {
 			snprintf(msg, sizeof(msg), "%s", co_error_last());
 			set_str(&res->run.error, msg);
+		}
+		if (o.state) {
+			char detail[160], why[64];
+
+			/* Repair rewrites data: operators find it beside the trips. */
+			snprintf(detail, sizeof(detail),
+				 "%s: %lld written, %lld removed%s",
+				 res->run.action ? res->run.action : "repair",
+				 (long long)res->repaired_put,
+				 (long long)res->repaired_removed,
+				 error < 0 ? " (incomplete)" : "");
+			snprintf(why, sizeof(why), "reconcile run %lld",
+				 (long long)res->run.id);
+			co_audit_change_add(o.state, o.who, "repair", detail, why);
 		}
 	} else if (!pass && !o.no_rollback && o.flags_path) {
 		if ((error = trip(&o, res->reason)) < 0) {

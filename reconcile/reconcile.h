@@ -59,42 +59,42 @@ typedef void (*co_reconcile_progress_fn)(void *ctx, const char *phase, size_t do
 typedef int (*co_reconcile_drain_fn)(void *ctx);
 
 typedef struct co_reconcile_opts {
-	co_store *git;               /* required; borrowed */
-	co_store *etcd;              /* required; borrowed */
-	co_state *state;             /* outbox, runs, audit; NULL: nothing recorded,
-				      * no outbox check, no kill switch */
-	const char *flags_path;      /* flags file; NULL: the kill switch is never tripped */
-	double min_consistency;      /* default 0.9999 */
-	double max_mismatch_ratio;   /* default 0.001 */
-	int grace_ms;                /* wait before re-checking in-flight IDs; default 2000 */
-	int max_rechecks;            /* rounds before an unsettled ID counts; default 5 */
-	int no_rollback;             /* 1: never trip the kill switch */
+	co_store *git;		/* required; borrowed */
+	co_store *etcd;		/* required; borrowed */
+	co_state *state;	/* outbox, runs, audit; NULL: nothing recorded,
+				 * no outbox check, no kill switch */
+	const char *flags_path; /* flags file; NULL: the kill switch is never tripped */
+	double min_consistency; /* default 0.9999 */
+	double max_mismatch_ratio; /* default 0.001 */
+	int grace_ms;	  /* wait before re-checking in-flight IDs; default 2000 */
+	int max_rechecks; /* rounds before an unsettled ID counts; default 5 */
+	int no_rollback;  /* 1: never trip the kill switch */
 	co_repair_from repair;
 	co_reconcile_drain_fn drain; /* may be NULL */
 	void *drain_ctx;
 	co_reconcile_progress_fn progress; /* may be NULL */
 	void *progress_ctx;
-	const char *who;             /* audit "who"; default "reconcile" */
-	int low_memory;              /* 1: snapshot one store after the other (half
-				      * the peak memory, the sum of both times) */
+	const char *who; /* audit "who"; default "reconcile" */
+	int low_memory;	 /* 1: snapshot one store after the other (half
+			  * the peak memory, the sum of both times) */
 } co_reconcile_opts;
 
 #define CO_RECONCILE_OPTS_INIT                                                           \
 	{                                                                                \
 		NULL, NULL, NULL, NULL, 0.9999, 0.001, 2000, 5, 0, CO_REPAIR_NONE, NULL, \
-			NULL, NULL, NULL, "reconcile", 0                                 \
+		    NULL, NULL, NULL, "reconcile", 0                                     \
 	}
 
 /* What a run found and did. */
 typedef struct co_reconcile_result {
-	co_run run;                   /* id 0 when not recorded (no state) */
+	co_run run;			/* id 0 when not recorded (no state) */
 	co_divergence_list divergences; /* kind/ID order; run field = run.id */
-	int64_t in_flight;            /* IDs set aside and re-checked */
-	int64_t unsettled;            /* of those, still changing after max_rechecks
-				       * (they count with their last values) */
+	int64_t in_flight;		/* IDs set aside and re-checked */
+	int64_t unsettled;		/* of those, still changing after max_rechecks
+					 * (they count with their last values) */
 	int64_t repaired_put, repaired_removed;
-	char reason[512];             /* "reconcile run N: ..." on fail, else "" */
-	char warning[512];            /* e.g. the drain failed; "" if none */
+	char reason[512];  /* "reconcile run N: ..." on fail, else "" */
+	char warning[512]; /* e.g. the drain failed; "" if none */
 } co_reconcile_result;
 
 /*

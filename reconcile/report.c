@@ -32,9 +32,9 @@ int co_report_parse_format(co_report_format *out, const char *name)
 	else if (strcmp(name, "html") == 0)
 		*out = CO_REPORT_HTML;
 	else
-		return co_error_set(CO_EINVAL,
-				    "--format: unknown format \"%s\" (text, json, markdown, html)",
-				    name);
+		return co_error_set(
+		    CO_EINVAL,
+		    "--format: unknown format \"%s\" (text, json, markdown, html)", name);
 	return 0;
 }
 
@@ -103,7 +103,8 @@ static cJSON *run_json(const co_run *run, const co_divergence_list *divs)
 	    !cJSON_AddNumberToObject(o, "duration_ms", (double)run->duration_ms) ||
 	    !cJSON_AddNumberToObject(o, "total", (double)run->total) ||
 	    !cJSON_AddNumberToObject(o, "equal", (double)run->equal) ||
-	    !cJSON_AddNumberToObject(o, "missing_in_etcd", (double)run->missing_in_etcd) ||
+	    !cJSON_AddNumberToObject(o, "missing_in_etcd",
+				     (double)run->missing_in_etcd) ||
 	    !cJSON_AddNumberToObject(o, "missing_in_git", (double)run->missing_in_git) ||
 	    !cJSON_AddNumberToObject(o, "mismatch", (double)run->mismatch) ||
 	    !cJSON_AddNumberToObject(o, "consistency", run->consistency) ||
@@ -123,17 +124,20 @@ static cJSON *run_json(const co_run *run, const co_divergence_list *divs)
 		if (!cJSON_AddStringToObject(e, "id", d->id) ||
 		    !cJSON_AddStringToObject(e, "kind", d->kind) ||
 		    !cJSON_AddStringToObject(e, "class", d->cls) ||
-		    (f = fields_array(d->fields)) == NULL || !cJSON_AddItemToObject(e, "fields", f))
+		    (f = fields_array(d->fields)) == NULL ||
+		    !cJSON_AddItemToObject(e, "fields", f))
 			goto fail_f;
-		if ((f = value_item(d->git_value)) == NULL || !cJSON_AddItemToObject(e, "git", f))
+		if ((f = value_item(d->git_value)) == NULL ||
+		    !cJSON_AddItemToObject(e, "git", f))
 			goto fail_f;
-		if ((f = value_item(d->etcd_value)) == NULL || !cJSON_AddItemToObject(e, "etcd", f))
+		if ((f = value_item(d->etcd_value)) == NULL ||
+		    !cJSON_AddItemToObject(e, "etcd", f))
 			goto fail_f;
 		continue;
-	fail_e:
+fail_e:
 		cJSON_Delete(e);
 		goto fail;
-	fail_f:
+fail_f:
 		cJSON_Delete(f);
 		goto fail;
 	}
@@ -177,9 +181,9 @@ static int write_text(FILE *f, const co_run *run, const co_divergence_list *divs
 	fprintf(f,
 		"  total %lld  equal %lld  missing_in_etcd %lld  missing_in_git %lld  "
 		"mismatch %lld  consistency %.4f%%\n",
-		(long long)run->total, (long long)run->equal, (long long)run->missing_in_etcd,
-		(long long)run->missing_in_git, (long long)run->mismatch,
-		100.0 * run->consistency);
+		(long long)run->total, (long long)run->equal,
+		(long long)run->missing_in_etcd, (long long)run->missing_in_git,
+		(long long)run->mismatch, 100.0 * run->consistency);
 	if (run->error)
 		fprintf(f, "  error: %s\n", run->error);
 	if (n_divs(divs) == 0) {
@@ -217,9 +221,10 @@ static void md_run_row(FILE *f, const co_run *r)
 	fmt_time(when, sizeof(when), r->started_at);
 	fprintf(f, "| %lld |", (long long)r->id);
 	md_cell(f, when);
-	fprintf(f, " %lld | %lld | %lld | %lld | %lld | %lld |", (long long)r->duration_ms,
-		(long long)r->total, (long long)r->equal, (long long)r->missing_in_etcd,
-		(long long)r->missing_in_git, (long long)r->mismatch);
+	fprintf(f, " %lld | %lld | %lld | %lld | %lld | %lld |",
+		(long long)r->duration_ms, (long long)r->total, (long long)r->equal,
+		(long long)r->missing_in_etcd, (long long)r->missing_in_git,
+		(long long)r->mismatch);
 	snprintf(num, sizeof(num), "%.4f%%", 100.0 * r->consistency);
 	md_cell(f, num);
 	md_cell(f, str_or(r->verdict, "in progress"));
@@ -228,9 +233,9 @@ static void md_run_row(FILE *f, const co_run *r)
 }
 
 static const char md_run_header[] =
-	"| run | started_at | duration_ms | total | equal | missing_in_etcd | "
-	"missing_in_git | mismatch | consistency | verdict | action |\n"
-	"| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |\n";
+    "| run | started_at | duration_ms | total | equal | missing_in_etcd | "
+    "missing_in_git | mismatch | consistency | verdict | action |\n"
+    "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |\n";
 
 static int write_markdown(FILE *f, const co_run *run, const co_divergence_list *divs,
 			  const co_run_list *history)
@@ -330,8 +335,8 @@ static void html_chart(FILE *f, const co_run_list *history, const co_run *curren
 		       double threshold)
 {
 	const co_run *const one[1] = {current};
-	const co_run *const *runs = history && history->n ? (const co_run *const *)history->items
-							  : one;
+	const co_run *const *runs =
+	    history && history->n ? (const co_run *const *)history->items : one;
 	size_t n = history && history->n ? history->n : 1, i;
 	double lo = 1.0, hi = 1.0, span;
 	int k;
@@ -359,17 +364,19 @@ static void html_chart(FILE *f, const co_run_list *history, const co_run *curren
 		double v = lo + span * k / 4.0;
 		double y = CH_T + (CH_H - CH_T - CH_B) * (1.0 - (v - lo) / span);
 
-		fprintf(f,
-			"<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"#ddd\"/>"
-			"<text x=\"%d\" y=\"%.1f\" font-size=\"11\" text-anchor=\"end\">"
-			"%.3f%%</text>\n",
-			CH_L, y, CH_W - CH_R, y, CH_L - 6, y + 4, 100.0 * v);
+		fprintf(
+		    f,
+		    "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"#ddd\"/>"
+		    "<text x=\"%d\" y=\"%.1f\" font-size=\"11\" text-anchor=\"end\">"
+		    "%.3f%%</text>\n",
+		    CH_L, y, CH_W - CH_R, y, CH_L - 6, y + 4, 100.0 * v);
 	}
 	if (threshold > 0) {
 		double y = CH_T + (CH_H - CH_T - CH_B) * (1.0 - (threshold - lo) / span);
 
 		fprintf(f,
-			"<line class=\"threshold\" x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" "
+			"<line class=\"threshold\" x1=\"%d\" y1=\"%.1f\" x2=\"%d\" "
+			"y2=\"%.1f\" "
 			"stroke=\"#c00\" stroke-dasharray=\"4 3\"/>\n",
 			CH_L, y, CH_W - CH_R, y);
 	}
@@ -377,7 +384,8 @@ static void html_chart(FILE *f, const co_run_list *history, const co_run *curren
 	for (i = 0; i < n; i++) {
 		double x = n > 1 ? CH_L + (double)(CH_W - CH_L - CH_R) * i / (n - 1)
 				 : (CH_L + CH_W - CH_R) / 2.0;
-		double y = CH_T + (CH_H - CH_T - CH_B) * (1.0 - (runs[i]->consistency - lo) / span);
+		double y = CH_T + (CH_H - CH_T - CH_B) *
+				      (1.0 - (runs[i]->consistency - lo) / span);
 
 		fprintf(f, "%s%.1f,%.1f", i ? " " : "", x, y);
 	}
@@ -386,10 +394,13 @@ static void html_chart(FILE *f, const co_run_list *history, const co_run *curren
 		const co_run *r = runs[i];
 		double x = n > 1 ? CH_L + (double)(CH_W - CH_L - CH_R) * i / (n - 1)
 				 : (CH_L + CH_W - CH_R) / 2.0;
-		double y = CH_T + (CH_H - CH_T - CH_B) * (1.0 - (r->consistency - lo) / span);
+		double y =
+		    CH_T + (CH_H - CH_T - CH_B) * (1.0 - (r->consistency - lo) / span);
 		int fail = r->verdict && strcmp(r->verdict, "fail") == 0;
 
-		fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"4\" fill=\"%s\"><title>run %lld: ",
+		fprintf(f,
+			"<circle cx=\"%.1f\" cy=\"%.1f\" r=\"4\" fill=\"%s\"><title>run "
+			"%lld: ",
 			x, y, fail ? "#c00" : "#080", (long long)r->id);
 		fprintf(f, "%.4f%% ", 100.0 * r->consistency);
 		html(f, str_or(r->verdict, "in progress"));
@@ -400,10 +411,11 @@ static void html_chart(FILE *f, const co_run_list *history, const co_run *curren
 				"text-anchor=\"middle\">%lld</text>\n",
 				x, CH_H - CH_B + 16, (long long)r->id);
 	}
-	fprintf(f,
-		"<text x=\"%d\" y=\"%d\" font-size=\"11\" text-anchor=\"middle\">run</text>\n"
-		"</svg>\n",
-		(CH_L + CH_W - CH_R) / 2, CH_H - 6);
+	fprintf(
+	    f,
+	    "<text x=\"%d\" y=\"%d\" font-size=\"11\" text-anchor=\"middle\">run</text>\n"
+	    "</svg>\n",
+	    (CH_L + CH_W - CH_R) / 2, CH_H - 6);
 }
 
 static void html_summary_row(FILE *f, const char *name, const char *value)
@@ -429,7 +441,8 @@ static int write_html(FILE *f, const co_run *run, const co_divergence_list *divs
 		"<style>\n"
 		"body{font-family:sans-serif;margin:2em;color:#222}\n"
 		"table{border-collapse:collapse;margin:1em 0}\n"
-		"th,td{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top}\n"
+		"th,td{border:1px solid #ccc;padding:4px "
+		"8px;text-align:left;vertical-align:top}\n"
 		"pre{margin:0;font-size:12px;white-space:pre-wrap;max-width:40em}\n"
 		".pass{color:#080;font-weight:bold}.fail{color:#c00;font-weight:bold}\n"
 		"</style>\n</head>\n<body>\n",
@@ -465,7 +478,8 @@ static int write_html(FILE *f, const co_run *run, const co_divergence_list *divs
 	if (n_divs(divs) == 0) {
 		fputs("<p>None: both stores hold the same records.</p>\n", f);
 	} else {
-		fputs("<table id=\"divergences\">\n<tr><th>kind</th><th>id</th><th>class</th>"
+		fputs("<table "
+		      "id=\"divergences\">\n<tr><th>kind</th><th>id</th><th>class</th>"
 		      "<th>fields</th><th>git</th><th>etcd</th></tr>\n",
 		      f);
 		for (i = 0; i < divs->n; i++) {

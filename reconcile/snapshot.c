@@ -80,8 +80,8 @@ int co_snapshot_add(co_snapshot *s, const co_record *r)
 		co_snapshot_entry *v = realloc(s->v, cap * sizeof(*v));
 
 		if (v == NULL)
-			return co_error_set(CO_ENOMEM, "out of memory (snapshot of %zu records)",
-					    s->n);
+			return co_error_set(
+			    CO_ENOMEM, "out of memory (snapshot of %zu records)", s->n);
 		s->v = v;
 		s->cap = cap;
 	}
@@ -92,10 +92,11 @@ int co_snapshot_add(co_snapshot *s, const co_record *r)
 		while (cap < s->ids_len + len)
 			cap *= 2;
 		if (cap > UINT32_MAX)
-			return co_error_set(CO_ETOOBIG, "snapshot: over 4 GiB of record IDs");
+			return co_error_set(CO_ETOOBIG,
+					    "snapshot: over 4 GiB of record IDs");
 		if ((ids = realloc(s->ids, cap)) == NULL)
-			return co_error_set(CO_ENOMEM, "out of memory (snapshot of %zu records)",
-					    s->n);
+			return co_error_set(
+			    CO_ENOMEM, "out of memory (snapshot of %zu records)", s->n);
 		s->ids = ids;
 		s->ids_cap = cap;
 	}
@@ -184,7 +185,8 @@ int co_diff_class_parse(co_diff_class *out, const char *name)
 			return 0;
 		}
 	}
-	return co_error_set(CO_EINVAL, "unknown divergence class \"%s\"", name ? name : "");
+	return co_error_set(CO_EINVAL, "unknown divergence class \"%s\"",
+			    name ? name : "");
 }
 
 int co_snapshot_diff(size_t *equal, size_t *total, const co_snapshot *git,
@@ -224,7 +226,8 @@ int co_snapshot_diff(size_t *equal, size_t *total, const co_snapshot *git,
 			item.id = co_snapshot_id(git, i);
 			item.git_hash = git->v[i].hash;
 			item.etcd_hash = etcd->v[j].hash;
-			item.cls = item.git_hash == item.etcd_hash ? CO_DIFF_EQUAL : CO_DIFF_MISMATCH;
+			item.cls = item.git_hash == item.etcd_hash ? CO_DIFF_EQUAL
+								   : CO_DIFF_MISMATCH;
 			i++;
 			j++;
 		}

@@ -25,9 +25,9 @@
 #include <stdint.h>
 
 typedef struct co_snapshot_entry {
-	uint64_t hash;   /* co_snapshot_hash() of the normalized record */
+	uint64_t hash;	 /* co_snapshot_hash() of the normalized record */
 	uint32_t id_off; /* offset of the NUL-terminated ID in the snapshot's ids */
-	uint32_t kind;   /* co_kind */
+	uint32_t kind;	 /* co_kind */
 } co_snapshot_entry;
 
 typedef struct co_snapshot {
@@ -94,7 +94,7 @@ int co_diff_class_parse(co_diff_class *out, const char *name);
 typedef struct co_diff_item {
 	co_kind kind;
 	co_diff_class cls;
-	const char *id;     /* points into one of the snapshots */
+	const char *id;	    /* points into one of the snapshots */
 	uint64_t git_hash;  /* 0 when absent from git */
 	uint64_t etcd_hash; /* 0 when absent from etcd */
 } co_diff_item;

@@ -17,14 +17,20 @@
 #include "../core/config.h"
 #include "../core/record.h"
 #include "../store/store.h"
+#include "flags/flags.h"
+
+#include <stdint.h>
 
 #include <stddef.h>
 
 /* The version printed by `cutover --version`; keep in step with CMakeLists. */
 #define CO_CLI_VERSION "0.1.0"
 
-/* The backend data commands use when --backend is not given. */
+/* What co_cli_open_store() opens when --backend is not given. */
 #define CO_CLI_DEFAULT_BACKEND "git"
+
+/* How long a one-shot command drains the outbox before it exits (DESIGN §4). */
+#define CO_CLI_DRAIN_MS 2000
 
 typedef struct co_cli {
 	const char *config_path; /* --config, or NULL ($CUTOVER_CONFIG, ./cutover.yaml) */
@@ -49,8 +55,8 @@ void co_cli_cleanup(co_cli *ctx);
 int co_cli_config(const co_config **out, co_cli *ctx);
 
 /*
- * Open the store the data commands use: --backend, else the default
- * (CO_CLI_DEFAULT_BACKEND until the router exists).  *out is owned by the
+ * Open one store: --backend, else CO_CLI_DEFAULT_BACKEND.  (Data commands
+ * use co_cli_data_open(), which takes the router without --backend.)  *out is owned by the
  * caller (co_store_free).  CO_EINVAL for a bad --backend or a missing
  * setting (no git repo configured), CO_EUNAVAIL if the store cannot open.
  */
@@ -58,6 +64,98 @@ int co_cli_open_store(co_store **out, co_cli *ctx);
 
 /* Open one store by name ("git" or "etcd") from the configuration. */
 int co_cli_open_backend(co_store **out, co_cli *ctx, const char *name);
+
+/* --- the router --- */
+
+typedef struct co_state co_state;
+typedef struct co_flags_watcher co_flags_watcher;
+typedef struct co_router co_router;
+
+/* Everything a routed command holds; all owned by this struct. */
+typedef struct co_cli_router {
+	co_store *git, *etcd;
+	co_state *state;	  /* <state_dir>/cutover.db */
+	co_flags_watcher *flags;  /* the flags file, hot-reloaded */
+	co_router *router;
+} co_cli_router;
+
+/*
+ * Open the router as the configuration describes it: both stores (etcd
+ * need not be reachable: opening it does not contact it, and in git mode
+ * it is never asked), the state database in state_dir, and a flags watcher
+ * on flags_path (a missing file means every operation in git mode).  No
+ * background drain: a one-shot command drains in co_cli_router_close().
+ * *out is owned by the caller.  CO_EINVAL (no git repo configured, a bad
+ * flags file naming its line), CO_EUNAVAIL, CO_EIO, CO_ENOMEM.
+ */
+int co_cli_open_router(co_cli_router **out, co_cli *ctx);
+
+/*
+ * Drain the outbox for at most `drain_ms` (0: not at all), then close
+ * everything.  Pending entries stay in the outbox for the next router.
+ * Accepts NULL.
+ */
+void co_cli_router_close(co_cli_router *cr, int drain_ms);
+
+/*
+ * Where a data command's operations go: one store with --backend, else the
+ * router.  Zero-initialise, co_cli_data_open(), use, co_cli_data_close().
+ */
+typedef struct co_cli_data {
+	co_store *store;   /* --backend given */
+	co_cli_router *rt; /* otherwise */
+} co_cli_data;
+
+/* Open the store named by --backend, or the router.  Errors as above. */
+int co_cli_data_open(co_cli_data *d, co_cli *ctx);
+/* Drain (router: CO_CLI_DRAIN_MS) and close.  Accepts a zeroed struct. */
+void co_cli_data_close(co_cli_data *d);
+/* "git /srv/tasks.git", "etcd http://...", or "router (stage shadow)". */
+void co_cli_data_describe(char *buf, size_t len, co_cli_data *d);
+
+/* The operations of store.h / router.h on whichever d holds. */
+int co_cli_data_task_create(co_record **out, co_cli_data *d, const co_record *task);
+int co_cli_data_get(co_record **out, co_cli_data *d, co_kind kind, const char *id);
+int co_cli_data_list(co_record_list *out, co_cli_data *d, co_kind kind);
+int co_cli_data_claim(co_record **out, co_cli_data *d, const char *id,
+		      const char *swarm, int64_t ttl);
+int co_cli_data_release(co_record **out, co_cli_data *d, const char *id,
+			const char *swarm, co_status to);
+int co_cli_data_renew(co_record **out, co_cli_data *d, const char *id,
+		      const char *swarm, int64_t ttl);
+int co_cli_data_swarm_register(co_record **out, co_cli_data *d, const co_record *s);
+int co_cli_data_remove(co_cli_data *d, co_kind kind, const char *id);
+
+/* --- flag changes --- */
+
+/* Who changes flags: $USER, or "cutover" when it is unset. */
+const char *co_cli_who(void);
+
+/*
+ * Save `to` (stamped with co_cli_who() and now) atomically over the flags
+ * file, then append a row to the audit trail: who, `action` ("flags set",
+ * "stage", "rollback", "resume"), what (co_flags_diff of from -> to, with
+ * `note` appended when not NULL, e.g. "forced past go/no-go: ...") and
+ * `why` (may be NULL).  `st` is the state database (opened from the
+ * configuration when NULL).  CO_EIO/CO_EINVAL from the save (nothing
+ * recorded then), CO_EUNAVAIL/CO_EIO from the audit (the flags are saved
+ * then, and the message says so).
+ */
+int co_cli_flags_commit(co_cli *ctx, co_state *st, const char *action,
+			const co_flags *from, co_flags *to, const char *note,
+			const char *why);
+
+/*
+ * The go/no-go gate (flags/gate.h) for a change from `from` to `to`: reads
+ * the latest reconciliation run from `st` and, when etcd could become a
+ * primary, the foreign commits of the git branch within the configured
+ * window.  0 when the change may go ahead; with `force`, a refusal is
+ * turned into 0 and its message copied into note (for the audit trail;
+ * note[0] is NUL when nothing was overridden) and printed as a warning.
+ * CO_ECONFLICT (exit 3) with the refusal otherwise; CO_EIO from the state.
+ */
+int co_cli_gate(char *note, size_t note_len, co_cli *ctx, co_state *st,
+		const co_flags *from, const co_flags *to, int force);
 
 /* --- options --- */
 

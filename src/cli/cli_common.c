@@ -9,14 +9,30 @@
  * between levels.  It accepts --json and --backend anywhere, since people
  * type them after the command whatever the synopsis says.
  *
+ * Data commands go through the router unless --backend names one store:
+ * co_cli_data_* hide which, so that each command is written once.  A routed
+ * one-shot command drains the outbox for a bounded moment before it exits
+ * (DESIGN §4: every router process drains).  Flag changes share one path
+ * (co_cli_flags_commit: stamp, save atomically, audit) and one gate
+ * (co_cli_gate), so that `flags set`, `stage`, `rollback` and `resume`
+ * cannot differ in what they record.
+ *
  * Nothing here decides anything about records: the store does, and this
  * module only reports.  It also never calls exit(): main() does.
  */
 #include "cli.h"
 
+#include "../core/audit.h"
 #include "../core/error.h"
+#include "../core/runs.h"
+#include "../core/state.h"
 #include "../store/etcd_store.h"
+#include "../store/git_log.h"
 #include "../store/git_store.h"
+#include "flags/gate.h"
+#include "flags/stage.h"
+#include "flags/watcher.h"
+#include "router/router.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -24,6 +40,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 void co_cli_cleanup(co_cli *ctx)
 {
@@ -127,10 +144,242 @@ int co_cli_open_backend(co_store **out, co_cli *ctx, const char *name)
 
 int co_cli_open_store(co_store **out, co_cli *ctx)
 {
-	/* Until the router exists, a data command without --backend talks to
-	 * the legacy store, which is where the data lives before a cutover. */
+	/* For callers that need one store: without --backend, the legacy
+	 * one, where the data lives before a cutover. */
 	return co_cli_open_backend(out, ctx,
 				   ctx->backend ? ctx->backend : CO_CLI_DEFAULT_BACKEND);
+}
+
+/* --- the router --- */
+
+int co_cli_open_router(co_cli_router **out, co_cli *ctx)
+{
+	co_router_opts o = CO_ROUTER_OPTS_INIT;
+	co_cli_router *cr;
+	const co_config *c;
+	int error;
+
+	if ((error = co_cli_config(&c, ctx)) < 0)
+		return error;
+	if ((cr = calloc(1, sizeof(*cr))) == NULL)
+		return co_error_set(CO_ENOMEM, "out of memory");
+	if ((error = open_git(&cr->git, c)) < 0 || (error = open_etcd(&cr->etcd, c)) < 0 ||
+	    (error = co_state_open(&cr->state, c->state_dir)) < 0 ||
+	    (error = co_flags_watcher_open(&cr->flags, c->flags_path)) < 0)
+		goto done;
+	o.git = cr->git;
+	o.etcd = cr->etcd;
+	o.state = cr->state;
+	o.flags = cr->flags;
+	o.background_drain = 0;
+	if ((error = co_router_open(&cr->router, &o)) < 0)
+		goto done;
+	*out = cr;
+	cr = NULL;
+done:
+	co_cli_router_close(cr, 0);
+	return error;
+}
+
+void co_cli_router_close(co_cli_router *cr, int drain_ms)
+{
+	if (cr == NULL)
+		return;
+	if (cr->router && drain_ms > 0) {
+		/* Keep the command's own error message: a failed drain is not
+		 * the command's failure, the entries stay for the next one. */
+		char saved[1024];
+		int code = co_error_last_code();
+
+		snprintf(saved, sizeof(saved), "%s", co_error_last());
+		co_router_drain(cr->router, NULL, drain_ms, NULL);
+		if (code)
+			co_error_set(code, "%s", saved);
+		else
+			co_error_clear();
+	}
+	co_router_close(cr->router);
+	co_flags_watcher_close(cr->flags);
+	co_state_close(cr->state);
+	co_store_free(cr->etcd);
+	co_store_free(cr->git);
+	free(cr);
+}
+
+int co_cli_data_open(co_cli_data *d, co_cli *ctx)
+{
+	if (ctx->backend)
+		return co_cli_open_backend(&d->store, ctx, ctx->backend);
+	return co_cli_open_router(&d->rt, ctx);
+}
+
+void co_cli_data_close(co_cli_data *d)
+{
+	co_store_free(d->store);
+	co_cli_router_close(d->rt, CO_CLI_DRAIN_MS);
+	d->store = NULL;
+	d->rt = NULL;
+}
+
+void co_cli_data_describe(char *buf, size_t len, co_cli_data *d)
+{
+	co_flags f;
+
+	if (d->store) {
+		snprintf(buf, len, "%s %s", co_store_name(d->store),
+			 co_store_describe(d->store));
+		return;
+	}
+	co_flags_watcher_get(&f, d->rt->flags);
+	snprintf(buf, len, "the router (stage %s%s)", co_stage_name(co_stage_of(&f)),
+		 f.kill_switch ? ", kill switch on" : "");
+}
+
+int co_cli_data_task_create(co_record **out, co_cli_data *d, const co_record *task)
+{
+	return d->store ? co_store_task_create(out, d->store, task)
+			: co_router_task_create(out, d->rt->router, task);
+}
+
+int co_cli_data_get(co_record **out, co_cli_data *d, co_kind kind, const char *id)
+{
+	return d->store ? co_store_get(out, d->store, kind, id)
+			: co_router_get(out, d->rt->router, kind, id);
+}
+
+int co_cli_data_list(co_record_list *out, co_cli_data *d, co_kind kind)
+{
+	return d->store ? co_store_list(out, d->store, kind)
+			: co_router_list(out, d->rt->router, kind);
+}
+
+int co_cli_data_claim(co_record **out, co_cli_data *d, const char *id,
+		      const char *swarm, int64_t ttl)
+{
+	return d->store ? co_store_claim(out, d->store, id, swarm, ttl)
+			: co_router_claim(out, d->rt->router, id, swarm, ttl);
+}
+
+int co_cli_data_release(co_record **out, co_cli_data *d, const char *id,
+			const char *swarm, co_status to)
+{
+	return d->store ? co_store_release(out, d->store, id, swarm, to)
+			: co_router_release(out, d->rt->router, id, swarm, to);
+}
+
+int co_cli_data_renew(co_record **out, co_cli_data *d, const char *id,
+		      const char *swarm, int64_t ttl)
+{
+	return d->store ? co_store_renew(out, d->store, id, swarm, ttl)
+			: co_router_renew(out, d->rt->router, id, swarm, ttl);
+}
+
+int co_cli_data_swarm_register(co_record **out, co_cli_data *d, const co_record *s)
+{
+	return d->store ? co_store_swarm_register(out, d->store, s)
+			: co_router_swarm_register(out, d->rt->router, s);
+}
+
+int co_cli_data_remove(co_cli_data *d, co_kind kind, const char *id)
+{
+	return d->store ? co_store_remove(d->store, kind, id)
+			: co_router_remove(d->rt->router, kind, id);
+}
+
+/* --- flag changes --- */
+
+const char *co_cli_who(void)
+{
+	const char *u = getenv("USER");
+
+	return u && *u ? u : "cutover";
+}
+
+int co_cli_flags_commit(co_cli *ctx, co_state *st, const char *action,
+			const co_flags *from, co_flags *to, const char *note,
+			const char *why)
+{
+	const co_config *c;
+	co_state *own = NULL;
+	char what[2048];
+	size_t n;
+	int error;
+
+	if ((error = co_cli_config(&c, ctx)) < 0)
+		return error;
+	co_flags_stamp(to, co_cli_who(), NULL);
+	co_flags_diff(what, sizeof(what), from, to);
+	n = strlen(what);
+	if (note && *note && n + 3 < sizeof(what))
+		snprintf(what + n, sizeof(what) - n, "; %s", note);
+	if ((error = co_flags_save(to, c->flags_path)) < 0)
+		return error;
+	if (st == NULL && (error = co_state_open(&own, c->state_dir)) < 0)
+		goto audit_failed;
+	if ((error = co_audit_change_add(st ? st : own, co_cli_who(), action, what,
+					 why && *why ? why : NULL)) < 0)
+		goto audit_failed;
+	co_state_close(own);
+	return 0;
+audit_failed:
+	co_state_close(own);
+	return co_cli_error_prefix(error, "flags saved, but the audit trail was not "
+					  "written");
+}
+
+/* Most foreign commits the gate reads: one names the writer. */
+#define GATE_MAX_COMMITS 16
+
+int co_cli_gate(char *note, size_t note_len, co_cli *ctx, co_state *st,
+		const co_flags *from, const co_flags *to, int force)
+{
+	co_gate_input in = {0};
+	co_gate_commit gc[GATE_MAX_COMMITS];
+	co_git_foreign *fc = NULL;
+	const co_config *c;
+	co_run *run = NULL;
+	char ferr[512];
+	size_t nf = 0, i;
+	int error;
+
+	note[0] = '\0';
+	if ((error = co_cli_config(&c, ctx)) < 0)
+		return error;
+	in.from = from;
+	in.to = to;
+	in.now_ms = co_state_now_ms();
+	in.window_ms = c->go_no_go_window_ms;
+	if (co_gate_needs_run(from, to)) {
+		error = co_runs_latest(&run, st);
+		if (error < 0 && error != CO_ENOTFOUND)
+			goto done;
+		in.latest = run;
+	}
+	if (co_gate_needs_legacy_check(from, to)) {
+		error = co_git_log_foreign(&fc, &nf, c->git_repo, c->git_branch,
+					   in.now_ms - in.window_ms, GATE_MAX_COMMITS);
+		if (error < 0) {
+			snprintf(ferr, sizeof(ferr), "%s", co_error_last());
+			in.foreign_error = ferr;
+		}
+		for (i = 0; i < nf; i++) {
+			gc[i].short_id = fc[i].short_id;
+			gc[i].author = fc[i].author;
+			gc[i].time_ms = fc[i].time_ms;
+		}
+		in.foreign = gc;
+		in.n_foreign = nf;
+	}
+	error = co_gate_check(&in);
+	if (error == CO_ECONFLICT && force) {
+		snprintf(note, note_len, "forced past %s", co_error_last());
+		fprintf(stderr, "cutover: warning: --force: %s\n", co_error_last());
+		error = 0;
+	}
+done:
+	free(fc);
+	co_run_free(run);
+	return error;
 }
 
 /* --- options --- */

@@ -21,36 +21,36 @@
 #include <string.h>
 #include <unistd.h>
 
-#define U_REPORT                                                                          \
-	"cutover report [--run N] [--format text|json|markdown|html] [-o FILE] "           \
+#define U_REPORT                                                                         \
+	"cutover report [--run N] [--format text|json|markdown|html] [-o FILE] "         \
 	"[--history N]"
 
 /* Runs drawn in the chart and listed in the history by default. */
 #define HISTORY_DEFAULT 100
 
 static const char h_report[] =
-	"usage: " U_REPORT "\n\n"
-	"Show a reconciliation run recorded by `cutover reconcile`: the latest finished\n"
-	"run, or run N.  Formats:\n"
-	"  text      a summary and one line per divergence (the default)\n"
-	"  json      {\"run\",\"started_at\",\"duration_ms\",\"total\",\"equal\",\n"
-	"             \"missing_in_etcd\",\"missing_in_git\",\"mismatch\",\"consistency\",\n"
-	"             \"verdict\",\"action\",\"divergences\":[{\"id\",\"kind\",\"class\",\n"
-	"             \"fields\":[...],\"git\",\"etcd\"}]} (also with --json)\n"
-	"  markdown  tables: the run, its divergences, the recent runs\n"
-	"  html      one self-contained page: summary, consistency over runs as an\n"
-	"            SVG chart, divergences with both stores' values side by side\n\n"
-	"Options:\n"
-	"  --run N            that run instead of the latest finished one\n"
-	"  --format F         text, json, markdown or html\n"
-	"  -o, --output FILE  write to FILE (atomically) instead of stdout\n"
-	"  --history N        runs in the chart and history table (default 100)\n\n"
-	"Exit status: 0 ok; 4 no such run (or none has finished yet); 1 bad usage;\n"
-	"2 the state database cannot be read.\n\n"
-	"Examples:\n"
-	"  cutover report\n"
-	"  cutover --json report --run 7 | jq '.divergences[].id'\n"
-	"  cutover report --format html -o reconcile.html\n";
+    "usage: " U_REPORT "\n\n"
+    "Show a reconciliation run recorded by `cutover reconcile`: the latest finished\n"
+    "run, or run N.  Formats:\n"
+    "  text      a summary and one line per divergence (the default)\n"
+    "  json      {\"run\",\"started_at\",\"duration_ms\",\"total\",\"equal\",\n"
+    "             \"missing_in_etcd\",\"missing_in_git\",\"mismatch\",\"consistency\",\n"
+    "             \"verdict\",\"action\",\"divergences\":[{\"id\",\"kind\",\"class\",\n"
+    "             \"fields\":[...],\"git\",\"etcd\"}]} (also with --json)\n"
+    "  markdown  tables: the run, its divergences, the recent runs\n"
+    "  html      one self-contained page: summary, consistency over runs as an\n"
+    "            SVG chart, divergences with both stores' values side by side\n\n"
+    "Options:\n"
+    "  --run N            that run instead of the latest finished one\n"
+    "  --format F         text, json, markdown or html\n"
+    "  -o, --output FILE  write to FILE (atomically) instead of stdout\n"
+    "  --history N        runs in the chart and history table (default 100)\n\n"
+    "Exit status: 0 ok; 4 no such run (or none has finished yet); 1 bad usage;\n"
+    "2 the state database cannot be read.\n\n"
+    "Examples:\n"
+    "  cutover report\n"
+    "  cutover --json report --run 7 | jq '.divergences[].id'\n"
+    "  cutover report --format html -o reconcile.html\n";
 
 static int parse_count(int64_t *out, const char *what, const char *s)
 {
@@ -60,8 +60,8 @@ static int parse_count(int64_t *out, const char *what, const char *s)
 	errno = 0;
 	v = strtoll(s, &end, 10);
 	if (errno || end == s || *end || v <= 0)
-		return co_cli_usage_error(U_REPORT, "%s \"%s\": expected a positive number", what,
-					  s);
+		return co_cli_usage_error(
+		    U_REPORT, "%s \"%s\": expected a positive number", what, s);
 	*out = v;
 	return 0;
 }
@@ -74,7 +74,8 @@ static int write_to_file(const char *path, co_report_format fmt, const co_run *r
 	FILE *f;
 	int error;
 
-	if (snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof(tmp))
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid()) >=
+	    (int)sizeof(tmp))
 		return co_error_set(CO_EINVAL, "-o: path too long");
 	if ((f = fopen(tmp, "w")) == NULL)
 		return co_error_set(CO_EIO, "%s: %s", tmp, strerror(errno));
@@ -90,7 +91,8 @@ static int write_to_file(const char *path, co_report_format fmt, const co_run *r
 
 int co_cli_report(int argc, char **argv, co_cli *ctx)
 {
-	const char *run_s = NULL, *format = NULL, *output = NULL, *history = NULL, *pos[1];
+	const char *run_s = NULL, *format = NULL, *output = NULL, *history = NULL,
+		   *pos[1];
 	co_cli_opt opts[] = {{"run", &run_s, NULL},
 			     {"format", &format, NULL},
 			     {"output", &output, NULL},
@@ -125,7 +127,8 @@ int co_cli_report(int argc, char **argv, co_cli *ctx)
 	if (!format && ctx->json)
 		fmt = CO_REPORT_JSON;
 
-	if ((error = co_cli_config(&c, ctx)) < 0 || (error = co_state_open(&st, c->state_dir)) < 0)
+	if ((error = co_cli_config(&c, ctx)) < 0 ||
+	    (error = co_state_open(&st, c->state_dir)) < 0)
 		goto done;
 	if (run_id)
 		error = co_runs_get(&run, st, run_id);
@@ -134,15 +137,17 @@ int co_cli_report(int argc, char **argv, co_cli *ctx)
 	if (error == CO_ENOTFOUND) {
 		error = run_id ? co_error_set(CO_ENOTFOUND, "no reconciliation run %lld",
 					      (long long)run_id)
-			       : co_error_set(CO_ENOTFOUND, "no reconciliation run has finished "
-						      "yet: run `cutover reconcile`");
+			       : co_error_set(CO_ENOTFOUND,
+					      "no reconciliation run has finished "
+					      "yet: run `cutover reconcile`");
 		goto done;
 	}
 	if (error < 0 || (error = co_runs_divergences(&divs, st, run->id)) < 0 ||
 	    (error = co_runs_list(&hist, st, (size_t)n_hist)) < 0)
 		goto done;
 	if (output)
-		error = write_to_file(output, fmt, run, &divs, &hist, c->reconcile_min_consistency);
+		error = write_to_file(output, fmt, run, &divs, &hist,
+				      c->reconcile_min_consistency);
 	else
 		error = co_report_write(stdout, fmt, run, &divs, &hist,
 					c->reconcile_min_consistency);

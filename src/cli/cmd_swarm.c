@@ -54,11 +54,11 @@ static int one_id(const char **id, co_cli *ctx, int argc, char **argv,
 
 static int swarm_register(int argc, char **argv, co_cli *ctx)
 {
-	const char *caps = NULL, *meta = NULL, *id;
+	const char *caps = NULL, *meta = NULL, *id = NULL;
 	co_cli_opt opts[] = {
 	    {"cap", &caps, NULL}, {"meta", &meta, NULL}, {NULL, NULL, NULL}};
 	co_record *swarm = NULL, *out = NULL;
-	co_store *s = NULL;
+	co_cli_data d = {0};
 	size_t i;
 	int error;
 
@@ -91,14 +91,14 @@ static int swarm_register(int argc, char **argv, co_cli *ctx)
 		error = co_cli_error_prefix(error, "--meta");
 		goto done;
 	}
-	if ((error = co_cli_open_store(&s, ctx)) < 0 ||
-	    (error = co_store_swarm_register(&out, s, swarm)) < 0 ||
+	if ((error = co_cli_data_open(&d, ctx)) < 0 ||
+	    (error = co_cli_data_swarm_register(&out, &d, swarm)) < 0 ||
 	    (error = co_cli_print_record(ctx, out)) < 0)
 		goto done;
 done:
 	co_record_free(out);
 	co_record_free(swarm);
-	co_store_free(s);
+	co_cli_data_close(&d);
 	return error;
 }
 
@@ -106,19 +106,19 @@ static int swarm_get(int argc, char **argv, co_cli *ctx)
 {
 	co_cli_opt opts[] = {{NULL, NULL, NULL}};
 	co_record *r = NULL;
-	co_store *s = NULL;
-	const char *id;
+	co_cli_data d = {0};
+	const char *id = NULL;
 	int error;
 
 	if ((error = one_id(&id, ctx, argc, argv, opts, U_GET, h_get)) != 0)
 		return error < 0 ? error : 0;
-	if ((error = co_cli_open_store(&s, ctx)) < 0 ||
-	    (error = co_store_get(&r, s, CO_KIND_SWARM, id)) < 0 ||
+	if ((error = co_cli_data_open(&d, ctx)) < 0 ||
+	    (error = co_cli_data_get(&r, &d, CO_KIND_SWARM, id)) < 0 ||
 	    (error = co_cli_print_record(ctx, r)) < 0)
 		goto done;
 done:
 	co_record_free(r);
-	co_store_free(s);
+	co_cli_data_close(&d);
 	return error;
 }
 
@@ -126,7 +126,7 @@ static int swarm_list(int argc, char **argv, co_cli *ctx)
 {
 	co_cli_opt opts[] = {{NULL, NULL, NULL}};
 	co_record_list l = {0};
-	co_store *s = NULL;
+	co_cli_data d = {0};
 	const char *pos[1];
 	size_t n;
 	int error;
@@ -134,27 +134,27 @@ static int swarm_list(int argc, char **argv, co_cli *ctx)
 	if ((error = co_cli_parse(pos, 0, &n, ctx, argc, argv, opts, U_LIST, h_list)) !=
 	    0)
 		return error < 0 ? error : 0;
-	if ((error = co_cli_open_store(&s, ctx)) < 0 ||
-	    (error = co_store_list(&l, s, CO_KIND_SWARM)) < 0 ||
+	if ((error = co_cli_data_open(&d, ctx)) < 0 ||
+	    (error = co_cli_data_list(&l, &d, CO_KIND_SWARM)) < 0 ||
 	    (error = co_cli_print_list(ctx, &l)) < 0)
 		goto done;
 done:
 	co_record_list_clear(&l);
-	co_store_free(s);
+	co_cli_data_close(&d);
 	return error;
 }
 
 static int swarm_remove(int argc, char **argv, co_cli *ctx)
 {
 	co_cli_opt opts[] = {{NULL, NULL, NULL}};
-	co_store *s = NULL;
-	const char *id;
+	co_cli_data d = {0};
+	const char *id = NULL;
 	int error;
 
 	if ((error = one_id(&id, ctx, argc, argv, opts, U_REMOVE, h_remove)) != 0)
 		return error < 0 ? error : 0;
-	if ((error = co_cli_open_store(&s, ctx)) < 0 ||
-	    (error = co_store_remove(s, CO_KIND_SWARM, id)) < 0)
+	if ((error = co_cli_data_open(&d, ctx)) < 0 ||
+	    (error = co_cli_data_remove(&d, CO_KIND_SWARM, id)) < 0)
 		goto done;
 	if (ctx->json)
 		printf("{\"id\":\"%s\",\"kind\":\"swarm\",\"removed\":true}\n", id);
@@ -163,7 +163,7 @@ static int swarm_remove(int argc, char **argv, co_cli *ctx)
 	if (fflush(stdout) != 0)
 		error = co_error_set(CO_EIO, "writing to stdout failed");
 done:
-	co_store_free(s);
+	co_cli_data_close(&d);
 	return error;
 }
 
@@ -194,13 +194,13 @@ int co_cli_swarm(int argc, char **argv, co_cli *ctx)
 		for (i = 0; i < sizeof(subs) / sizeof(subs[0]); i++)
 			printf("  %s\n", subs[i].usage);
 		printf(
-		    "\nData commands use the %s store unless --backend says otherwise.\n"
+		    "\nData commands go through the router (the flags decide which store is\n"
+		    "primary for each ID); --backend git|etcd talks to one store directly.\n"
 		    "Run `cutover swarm SUBCOMMAND --help` for details.\n\n"
 		    "Examples:\n"
 		    "  cutover swarm register swarm-a --cap build,test\n"
 		    "  cutover --json --backend etcd swarm list\n"
-		    "  cutover swarm remove swarm-a\n",
-		    CO_CLI_DEFAULT_BACKEND);
+		    "  cutover swarm remove swarm-a\n");
 		return 0;
 	}
 	for (i = 0; i < sizeof(subs) / sizeof(subs[0]); i++)

@@ -131,7 +131,7 @@ static int task_create(int argc, char **argv, co_cli *ctx)
 			     {"blocked-by", &blocked, NULL},
 			     {NULL, NULL, NULL}};
 	co_record *task = NULL, *out = NULL;
-	co_store *s = NULL;
+	co_cli_data d = {0};
 	size_t i;
 	int error;
 
@@ -159,14 +159,14 @@ static int task_create(int argc, char **argv, co_cli *ctx)
 		if (task->blocked_by.n > 0)
 			task->status = CO_STATUS_BLOCKED;
 	}
-	if ((error = co_cli_open_store(&s, ctx)) < 0 ||
-	    (error = co_store_task_create(&out, s, task)) < 0 ||
+	if ((error = co_cli_data_open(&d, ctx)) < 0 ||
+	    (error = co_cli_data_task_create(&out, &d, task)) < 0 ||
 	    (error = co_cli_print_record(ctx, out)) < 0)
 		goto done;
 done:
 	co_record_free(out);
 	co_record_free(task);
-	co_store_free(s);
+	co_cli_data_close(&d);
 	return error;
 }
 
@@ -174,19 +174,19 @@ static int task_get(int argc, char **argv, co_cli *ctx)
 {
 	co_cli_opt opts[] = {{NULL, NULL, NULL}};
 	co_record *r = NULL;
-	co_store *s = NULL;
-	const char *id;
+	co_cli_data d = {0};
+	const char *id = NULL;
 	int error;
 
 	if ((error = one_id(&id, ctx, argc, argv, opts, U_GET, h_get)) != 0)
 		return error < 0 ? error : 0;
-	if ((error = co_cli_open_store(&s, ctx)) < 0 ||
-	    (error = co_store_get(&r, s, CO_KIND_TASK, id)) < 0 ||
+	if ((error = co_cli_data_open(&d, ctx)) < 0 ||
+	    (error = co_cli_data_get(&r, &d, CO_KIND_TASK, id)) < 0 ||
 	    (error = co_cli_print_record(ctx, r)) < 0)
 		goto done;
 done:
 	co_record_free(r);
-	co_store_free(s);
+	co_cli_data_close(&d);
 	return error;
 }
 
@@ -196,7 +196,7 @@ static int task_list(int argc, char **argv, co_cli *ctx)
 	co_cli_opt opts[] = {{"status", &status, NULL}, {NULL, NULL, NULL}};
 	co_record_list all = {0}, some = {0};
 	co_status want = CO_STATUS_AVAILABLE;
-	co_store *s = NULL;
+	co_cli_data d = {0};
 	co_record *r;
 	size_t n, i;
 	int error;
@@ -206,8 +206,8 @@ static int task_list(int argc, char **argv, co_cli *ctx)
 		return error < 0 ? error : 0;
 	if (status && (error = co_status_parse(&want, status)) < 0)
 		return co_cli_error_prefix(CO_EINVAL, "--status");
-	if ((error = co_cli_open_store(&s, ctx)) < 0 ||
-	    (error = co_store_list(&all, s, CO_KIND_TASK)) < 0)
+	if ((error = co_cli_data_open(&d, ctx)) < 0 ||
+	    (error = co_cli_data_list(&all, &d, CO_KIND_TASK)) < 0)
 		goto done;
 	for (i = 0; i < all.n; i++) {
 		if (status && all.items[i]->status != want)
@@ -221,7 +221,7 @@ static int task_list(int argc, char **argv, co_cli *ctx)
 done:
 	co_record_list_clear(&some);
 	co_record_list_clear(&all);
-	co_store_free(s);
+	co_cli_data_close(&d);
 	return error;
 }
 
@@ -233,14 +233,14 @@ static int task_mutate(int argc, char **argv, co_cli *ctx, enum op op)
 	static const char *const usages[] = {U_CLAIM, U_RELEASE, U_RENEW};
 	static const char *const helps[] = {h_claim, h_release, h_renew};
 	static const char *const names[] = {"claim", "release", "renew"};
-	const char *swarm = NULL, *ttl_s = NULL, *status = NULL, *id;
+	const char *swarm = NULL, *ttl_s = NULL, *status = NULL, *id = NULL;
 	co_cli_opt claim_opts[] = {
 	    {"swarm", &swarm, NULL}, {"ttl", &ttl_s, NULL}, {NULL, NULL, NULL}};
 	co_cli_opt release_opts[] = {
 	    {"swarm", &swarm, NULL}, {"status", &status, NULL}, {NULL, NULL, NULL}};
 	co_status to = CO_STATUS_AVAILABLE;
 	co_record *r = NULL;
-	co_store *s = NULL;
+	co_cli_data d = {0};
 	long long ttl = 0;
 	int error;
 
@@ -263,14 +263,14 @@ static int task_mutate(int argc, char **argv, co_cli *ctx, enum op op)
 					    "complete or failed",
 					    status);
 	}
-	if ((error = co_cli_open_store(&s, ctx)) < 0)
+	if ((error = co_cli_data_open(&d, ctx)) < 0)
 		goto done;
 	if (op == OP_CLAIM)
-		error = co_store_claim(&r, s, id, swarm, ttl);
+		error = co_cli_data_claim(&r, &d, id, swarm, ttl);
 	else if (op == OP_RELEASE)
-		error = co_store_release(&r, s, id, swarm, to);
+		error = co_cli_data_release(&r, &d, id, swarm, to);
 	else
-		error = co_store_renew(&r, s, id, swarm, ttl);
+		error = co_cli_data_renew(&r, &d, id, swarm, ttl);
 	if (error == CO_ECONFLICT) {
 		error = refused(ctx, names[op], id, swarm, r);
 		goto done;
@@ -280,7 +280,7 @@ static int task_mutate(int argc, char **argv, co_cli *ctx, enum op op)
 	error = co_cli_print_record(ctx, r);
 done:
 	co_record_free(r);
-	co_store_free(s);
+	co_cli_data_close(&d);
 	return error;
 }
 
@@ -315,14 +315,14 @@ static void task_help(void)
 	puts("usage: cutover [--backend git|etcd] [--json] task SUBCOMMAND ...\n");
 	for (i = 0; i < sizeof(subs) / sizeof(subs[0]); i++)
 		printf("  %s\n", subs[i].usage);
-	printf("\nData commands use the %s store unless --backend says otherwise.\n"
+	printf("\nData commands go through the router (the flags decide which store is\n"
+	       "primary for each ID); --backend git|etcd talks to one store directly.\n"
 	       "Run `cutover task SUBCOMMAND --help` for details.\n\n"
 	       "Examples:\n"
 	       "  cutover task create P0.1.2 --type build\n"
 	       "  cutover task claim P0.1.2 --swarm swarm-a --ttl 300\n"
 	       "  cutover task release P0.1.2 --swarm swarm-a --status complete\n"
-	       "  cutover --json --backend etcd task list --status claimed\n",
-	       CO_CLI_DEFAULT_BACKEND);
+	       "  cutover --json --backend etcd task list --status claimed\n");
 }
 
 int co_cli_task(int argc, char **argv, co_cli *ctx)

@@ -19,6 +19,7 @@
 #include "cli.h"
 
 #include "../core/error.h"
+#include "router/router.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -35,7 +36,10 @@ static const char h_watch[] =
     "Print every change to records under the prefix (\"\" = all, tasks/, swarms/,\n"
     "or narrower such as tasks/P0.) as one JSON object per line, until\n"
     "interrupted.  Events start from now.  etcd streams them; git finds them by\n"
-    "polling every git.poll_interval (CUTOVER_GIT_POLL_INTERVAL, default 30s).\n\n"
+    "polling every git.poll_interval (CUTOVER_GIT_POLL_INTERVAL, default 30s).\n"
+    "Through the router (no --backend) each ID's events come from the store that\n"
+    "is primary for it now; a flag change or the kill switch switches the source\n"
+    "while the watch runs.\n\n"
     "  "
     "{\"type\":\"put\",\"kind\":\"task\",\"id\":\"P0.1\",\"store\":\"etcd\",\"record\":{."
     "..}}\n"
@@ -43,6 +47,7 @@ static const char h_watch[] =
     "{\"type\":\"delete\",\"kind\":\"swarm\",\"id\":\"s1\",\"store\":\"etcd\",\"record\":"
     "null}\n\n"
     "Examples:\n"
+    "  cutover watch --prefix tasks/\n"
     "  cutover --backend etcd watch --prefix tasks/\n"
     "  cutover --backend etcd watch | jq -c 'select(.record.status == \"claimed\")'\n";
 
@@ -76,8 +81,10 @@ int co_cli_watch(int argc, char **argv, co_cli *ctx)
 	co_cli_opt opts[] = {{"prefix", &prefix, NULL}, {NULL, NULL, NULL}};
 	struct sigaction sa, old_int, old_term, old_pipe;
 	co_watch *w = NULL;
-	co_store *s = NULL;
+	co_router_watch *rw = NULL;
+	co_cli_data d = {0};
 	co_event *e = NULL;
+	char what[512];
 	size_t n;
 	int error;
 
@@ -102,13 +109,21 @@ int co_cli_watch(int argc, char **argv, co_cli *ctx)
 	sa.sa_handler = SIG_IGN;
 	sigaction(SIGPIPE, &sa, &old_pipe);
 
-	if ((error = co_cli_open_store(&s, ctx)) < 0 ||
-	    (error = co_store_watch(&w, s, prefix)) < 0)
+	if ((error = co_cli_data_open(&d, ctx)) < 0)
 		goto done;
-	fprintf(stderr, "cutover: watching %s on %s %s\n",
-		*prefix ? prefix : "everything", co_store_name(s), co_store_describe(s));
+	if (d.store)
+		error = co_store_watch(&w, d.store, prefix);
+	else
+		error = co_router_watch_open(&rw, d.rt->router, prefix);
+	if (error < 0)
+		goto done;
+	co_cli_data_describe(what, sizeof(what), &d);
+	fprintf(stderr, "cutover: watching %s on %s\n", *prefix ? prefix : "everything",
+		what);
 	while (!stop_requested) {
-		if ((error = co_watch_next(&e, w, SLICE_MS)) < 0)
+		error = w ? co_watch_next(&e, w, SLICE_MS)
+			  : co_router_watch_next(&e, rw, SLICE_MS);
+		if (error < 0)
 			goto done;
 		if (e == NULL)
 			continue;
@@ -123,7 +138,8 @@ int co_cli_watch(int argc, char **argv, co_cli *ctx)
 	error = 0;
 done:
 	co_watch_close(w);
-	co_store_free(s);
+	co_router_watch_close(rw);
+	co_cli_data_close(&d);
 	sigaction(SIGINT, &old_int, NULL);
 	sigaction(SIGTERM, &old_term, NULL);
 	sigaction(SIGPIPE, &old_pipe, NULL);

@@ -46,8 +46,9 @@ static void help(void)
 	    "Global options (before the command):\n"
 	    "  --config FILE      read FILE instead of $CUTOVER_CONFIG or "
 	    "./cutover.yaml\n"
-	    "  --backend git|etcd talk to one store directly; data commands default to\n"
-	    "                     %s for now (the router will take over this default)\n"
+	    "  --backend git|etcd talk to one store directly; without it data commands\n"
+	    "                     (task, swarm, watch) go through the router, which\n"
+	    "                     the flags steer (see `cutover flags --help`)\n"
 	    "  --json             machine-readable output (canonical record JSON)\n"
 	    "  -h, --help         this help;  --version  the version\n\n"
 	    "Environment (overrides the config file):\n"
@@ -64,10 +65,12 @@ static void help(void)
 	    "  cutover --backend etcd task claim P0.1 --swarm swarm-a --ttl 300\n"
 	    "  cutover --json task list --status available\n"
 	    "  cutover swarm register swarm-a --cap build,test\n"
-	    "  cutover --backend etcd watch --prefix tasks/\n\n"
+	    "  cutover --backend etcd watch --prefix tasks/\n"
+	    "  cutover stage shadow && cutover status\n"
+	    "  cutover rollback --reason 'etcd latency'\n\n"
 	    "Exit status: 0 ok, 1 bad usage or input, 2 store unavailable,\n"
-	    "3 conflict (claim lost, not owner, exists differently), 4 not found.\n",
-	    CO_CLI_DEFAULT_BACKEND);
+	    "3 conflict (claim lost, not owner, exists differently, or a flag change\n"
+	    "refused by the go/no-go gate), 4 not found.\n");
 }
 
 /* A global option taking a value: "--name V" or "--name=V". */

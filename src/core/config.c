@@ -270,7 +270,7 @@ static int get_scalar(const char **out, file_ctx *fc, const yaml_node_t *n,
 static int get_string(char **dst, file_ctx *fc, const yaml_node_t *n, const char *key,
 		      int optional)
 {
-	const char *s;
+	const char *s = NULL;
 	int error;
 
 	if ((error = get_scalar(&s, fc, n, key, optional)) < 0)
@@ -284,7 +284,7 @@ static int get_bool(int *dst, file_ctx *fc, const yaml_node_t *n, const char *ke
 					  "Yes",  "on",	  "On"};
 	static const char *const no[] = {"false", "False", "FALSE", "no",
 					 "No",	  "off",   "Off"};
-	const char *s;
+	const char *s = NULL;
 	size_t i;
 	int error;
 
@@ -307,7 +307,7 @@ static int get_bool(int *dst, file_ctx *fc, const yaml_node_t *n, const char *ke
 static int get_duration(int *dst, file_ctx *fc, const yaml_node_t *n, const char *key,
 			int positive)
 {
-	const char *s;
+	const char *s = NULL;
 	int error, ms;
 
 	if ((error = get_scalar(&s, fc, n, key, 0)) < 0)
@@ -323,7 +323,7 @@ static int get_duration(int *dst, file_ctx *fc, const yaml_node_t *n, const char
 /* A ratio between 0 and 1 inclusive. */
 static int get_ratio(double *dst, file_ctx *fc, const yaml_node_t *n, const char *key)
 {
-	const char *s;
+	const char *s = NULL;
 	char *end;
 	double v;
 	int error;
@@ -363,7 +363,7 @@ static int get_endpoints(file_ctx *fc, const yaml_node_t *n, const char *key)
 		for (it = n->data.sequence.items.start; it < n->data.sequence.items.top;
 		     it++) {
 			yaml_node_t *item = yaml_document_get_node(fc->doc, *it);
-			const char *s;
+			const char *s = NULL;
 
 			if ((error = get_scalar(&s, fc, item, key, 0)) < 0 ||
 			    (error = check_endpoint(fc, item, key, s)) < 0 ||

@@ -111,6 +111,10 @@ static const co_state_migration migrations[] = {
 	 " updated_at INTEGER NOT NULL);"},
 };
 
+#define STR_(x) #x
+#define STR(x) STR_(x)
+#define CO_STATE_BUSY_TIMEOUT_STR STR(CO_STATE_BUSY_TIMEOUT_MS)
+
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == CO_STATE_SCHEMA_VERSION,
 	       "CO_STATE_SCHEMA_VERSION must be the number of migrations");
 
@@ -179,7 +183,7 @@ int co_state__exec(co_state *st, const char *sql)
 
 int co_state__begin(co_state *st, int durable)
 {
-	int error;
+	int rc, error;
 
 	/* synchronous is a property of the connection, not of a transaction,
 	 * and may only change outside one: set it just before BEGIN. */
@@ -190,7 +194,11 @@ int co_state__begin(co_state *st, int durable)
 			return error;
 		st->sync_full = durable;
 	}
-	return co_state__exec(st, "BEGIN IMMEDIATE");
+	rc = sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+	if (rc != SQLITE_OK)
+		return co_state__error(st, rc, "take the write lock (waited up to "
+					       CO_STATE_BUSY_TIMEOUT_STR " ms)");
+	return 0;
 }
 
 int co_state__commit(co_state *st)
@@ -253,6 +261,40 @@ int co_state__column_text(char **out, struct sqlite3_stmt *s, int col)
 int64_t co_state__changes(co_state *st)
 {
 	return sqlite3_changes64(st->db);
+}
+
+/*
+ * Wait for another connection's write lock.  SQLite's own busy handler
+ * sleeps 1, 2, 5, 10, ... up to 100 ms between tries, so under steady
+ * traffic a waiter keeps waking up after the lock was taken again and can
+ * starve until its timeout, while transactions last about a millisecond.
+ * Short sleeps with jitter give every process a fair chance; the deadline
+ * is the same CO_STATE_BUSY_TIMEOUT_MS.
+ */
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int busy_wait(void *arg, int count)
+{
+	co_state *st = arg;
+	struct timespec ts = {0, 0};
+	int64_t now = mono_ms();
+
+	if (count == 0)
+		st->busy_since = now;
+	else if (now - st->busy_since >= CO_STATE_BUSY_TIMEOUT_MS)
+		return 0;
+	/* 0.2 to 1.2 ms early on, up to 5 ms after a second of waiting. */
+	ts.tv_nsec = 200000 + (long)(rand_r(&st->busy_seed) % 1000000);
+	if (now - st->busy_since > 1000)
+		ts.tv_nsec *= 4;
+	nanosleep(&ts, NULL);
+	return 1;
 }
 
 /* ---- migrations ---- */
@@ -430,7 +472,9 @@ int co_state_open(co_state **out, const char *state_dir)
 		goto done;
 	}
 	sqlite3_extended_result_codes(st->db, 1);
-	sqlite3_busy_timeout(st->db, CO_STATE_BUSY_TIMEOUT_MS);
+	st->busy_seed = (unsigned int)getpid() ^ (unsigned int)(uintptr_t)st ^
+			(unsigned int)mono_ms();
+	sqlite3_busy_handler(st->db, busy_wait, st);
 
 	/* A file that is not a database is only noticed at the first read. */
 	if ((error = set_wal(st)) < 0)
@@ -467,7 +511,7 @@ const char *co_state_path(const co_state *st)
 
 int co_state_version(int *out, co_state *st)
 {
-	int error, v;
+	int error, v = 0;
 
 	co_state__lock(st);
 	error = read_version(&v, st->db, st->path);

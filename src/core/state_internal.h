@@ -34,6 +34,8 @@ struct co_state {
 	char *dir;
 	char *path;
 	int sync_full; /* the connection's PRAGMA synchronous is FULL (1) or NORMAL (0) */
+	int64_t busy_since; /* monotonic ms of the first busy retry of this wait */
+	unsigned int busy_seed; /* rand_r() state for the busy jitter */
 
 	/* audit.c: keep the newest audit_keep[t] rows, trim every audit_batch[t] */
 	int64_t audit_keep[CO_AUDIT__NTABLES];

@@ -58,7 +58,7 @@ static int drain(void *ctx)
 {
 	int64_t left;
 
-	return co_router_drain(ctx, NULL, 5000, &left);
+	return co_router_drain(ctx, NULL, 500, &left);
 }
 
 typedef struct worker {
@@ -95,12 +95,14 @@ static void *work(void *arg)
 				co_strv_push(&rec->capabilities, cap);
 				co_router_swarm_register(&out, l->r, rec);
 			}
-		} else if (co_router_claim(&out, l->r, id, swarm, pick % 2 ? 300 : 0) == 0) {
+		} else if (co_router_claim(&out, l->r, id, swarm, pick % 2 ? 300 : 0) ==
+			   0) {
 			atomic_fetch_add(&l->won, 1);
 			co_record_free(out);
 			out = NULL;
 			co_router_release(&out, l->r, id, swarm,
-					  pick % 7 == 0 ? CO_STATUS_COMPLETE : CO_STATUS_AVAILABLE);
+					  pick % 7 == 0 ? CO_STATUS_COMPLETE
+							: CO_STATUS_AVAILABLE);
 		}
 		co_record_free(rec);
 		co_record_free(out);
@@ -187,15 +189,19 @@ static void live_under_dual_50_has_no_false_divergence(void **state)
 		if (co_reconcile_run(&res, &o) < 0)
 			fail_msg("run %d: %s", run, co_error_last());
 		for (k = 0; k < res->divergences.n; k++)
-			fprintf(stderr, "run %d: false divergence %s %s %s [%s]\n  git  %s\n  etcd %s\n",
-				run, res->divergences.items[k]->kind, res->divergences.items[k]->id,
-				res->divergences.items[k]->cls, res->divergences.items[k]->fields,
+			fprintf(stderr,
+				"run %d: false divergence %s %s %s [%s]\n  git  %s\n  "
+				"etcd %s\n",
+				run, res->divergences.items[k]->kind,
+				res->divergences.items[k]->id,
+				res->divergences.items[k]->cls,
+				res->divergences.items[k]->fields,
 				res->divergences.items[k]->git_value
-					? res->divergences.items[k]->git_value
-					: "-",
+				    ? res->divergences.items[k]->git_value
+				    : "-",
 				res->divergences.items[k]->etcd_value
-					? res->divergences.items[k]->etcd_value
-					: "-");
+				    ? res->divergences.items[k]->etcd_value
+				    : "-");
 		assert_int_equal(res->divergences.n, 0);
 		assert_string_equal(res->run.verdict, "pass");
 		assert_true(res->run.total >= TASKS);
@@ -255,7 +261,7 @@ static int group_teardown(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(live_under_dual_50_has_no_false_divergence),
+	    cmocka_unit_test(live_under_dual_50_has_no_false_divergence),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

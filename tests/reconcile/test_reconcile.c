@@ -39,8 +39,8 @@ static co_test_etcd etcd;
 static int prefix_seq;
 
 typedef struct env {
-	char dir[256];   /* temp dir: state, flags, clones */
-	char repo[256];  /* bare git repo */
+	char dir[256];	 /* temp dir: state, flags, clones */
+	char repo[256];	 /* bare git repo */
 	char prefix[64]; /* etcd key prefix of this test */
 	char flags[300];
 	co_store *git, *etcd;
@@ -80,8 +80,8 @@ static int setup(void **state)
 	eo.endpoints = eps;
 	eo.n_endpoints = 1;
 	eo.prefix = e->prefix;
-	if (co_git_store_open(&e->git, &go) < 0 || co_etcd_store_open(&e->etcd, &eo) < 0 ||
-	    co_state_open(&e->st, sdir) < 0) {
+	if (co_git_store_open(&e->git, &go) < 0 ||
+	    co_etcd_store_open(&e->etcd, &eo) < 0 || co_state_open(&e->st, sdir) < 0) {
 		fprintf(stderr, "setup: %s\n", co_error_last());
 		return -1;
 	}
@@ -173,8 +173,9 @@ static void etcdctl_put(env *e, const char *kind_dir, const char *id, const char
 {
 	char cmd[8192];
 
-	snprintf(cmd, sizeof(cmd), "ETCDCTL_API=3 etcdctl --endpoints=%s put '%s%s/%s' '%s'",
-		 etcd.endpoint, e->prefix, kind_dir, id, json);
+	snprintf(cmd, sizeof(cmd),
+		 "ETCDCTL_API=3 etcdctl --endpoints=%s put '%s%s/%s' '%s'", etcd.endpoint,
+		 e->prefix, kind_dir, id, json);
 	sh(cmd);
 }
 
@@ -194,11 +195,13 @@ static void gateway_put(env *e, const char *kind_dir, const char *id, const char
 {
 	char cmd[8192], *out = NULL;
 
-	snprintf(cmd, sizeof(cmd),
-		 "k=$(printf '%%s' '%s%s/%s' | base64 -w0); v=$(printf '%%s' '%s' | base64 -w0);"
-		 " curl -sS -X POST %s/v3/kv/put -d \"{\\\"key\\\":\\\"$k\\\",\\\"value\\\":"
-		 "\\\"$v\\\"}\"",
-		 e->prefix, kind_dir, id, json, etcd.endpoint);
+	snprintf(
+	    cmd, sizeof(cmd),
+	    "k=$(printf '%%s' '%s%s/%s' | base64 -w0); v=$(printf '%%s' '%s' | base64 "
+	    "-w0);"
+	    " curl -sS -X POST %s/v3/kv/put -d \"{\\\"key\\\":\\\"$k\\\",\\\"value\\\":"
+	    "\\\"$v\\\"}\"",
+	    e->prefix, kind_dir, id, json, etcd.endpoint);
 	assert_int_equal(co_test_sh(&out, NULL, "%s", cmd), 0);
 	assert_non_null(strstr(out, "\"header\""));
 	free(out);
@@ -433,7 +436,7 @@ static void mismatches_over_ratio_fail_even_above_min_consistency(void **state)
 	etcdctl_put(e, "tasks", "T07", j);
 	free(j);
 	co_record_free(rec);
-	o.min_consistency = 0.5; /* 90% is fine by consistency... */
+	o.min_consistency = 0.5;     /* 90% is fine by consistency... */
 	o.max_mismatch_ratio = 0.05; /* ...but 1 mismatch in 10 is over 5% */
 	o.no_rollback = 1;
 	r = run(&o);
@@ -453,7 +456,7 @@ static void diverge_both_ways(env *e)
 	co_record *rec;
 	char *j, edit[8192];
 
-	etcdctl_del(e, "tasks", "T00");        /* missing in etcd */
+	etcdctl_del(e, "tasks", "T00");		/* missing in etcd */
 	rec = get(e->git, CO_KIND_TASK, "T01"); /* extra in etcd: missing in git */
 	free(rec->id);
 	rec->id = strdup("X1");
@@ -466,8 +469,8 @@ static void diverge_both_ways(env *e)
 	rec->type = strdup("deploy");
 	j = json_of(rec, 1);
 	co_record_free(rec);
-	snprintf(edit, sizeof(edit), "printf '%%s' '%s' > tasks/T02.json; git rm -q swarms/S0.json",
-		 j);
+	snprintf(edit, sizeof(edit),
+		 "printf '%%s' '%s' > tasks/T02.json; git rm -q swarms/S0.json", j);
 	free(j);
 	git_commit(e, edit); /* and swarm S0 missing in git */
 }
@@ -478,6 +481,7 @@ static void repair_from_git_makes_etcd_equal_deletions_included(void **state)
 	co_reconcile_opts o = opts_for(e);
 	co_reconcile_result *r;
 	co_record *g, *x = NULL;
+	co_audit_change_list changes = {0};
 	co_flags f;
 
 	seed(e, 6, 2);
@@ -486,9 +490,14 @@ static void repair_from_git_makes_etcd_equal_deletions_included(void **state)
 	r = run(&o);
 	assert_int_equal(r->divergences.n, 4);
 	assert_string_equal(r->run.action, "repair:git");
-	assert_int_equal(r->repaired_put, 2);     /* T00 recreated, T02 overwritten */
+	assert_int_equal(r->repaired_put, 2);	  /* T00 recreated, T02 overwritten */
 	assert_int_equal(r->repaired_removed, 2); /* X1 and S0 deleted from etcd */
 	co_reconcile_result_free(r);
+	assert_int_equal(co_audit_changes_latest(&changes, e->st, 1), 0);
+	assert_int_equal(changes.n, 1);
+	assert_string_equal(changes.items[0]->action, "repair");
+	assert_string_equal(changes.items[0]->detail, "repair:git: 2 written, 2 removed");
+	co_audit_change_list_clear(&changes);
 	assert_int_equal(co_flags_load(&f, e->flags), 0);
 	assert_int_equal(f.kill_switch, 0); /* repairing is the remedy, not a trip */
 
@@ -519,7 +528,7 @@ static void repair_from_etcd_makes_git_equal_deletions_included(void **state)
 	r = run(&o);
 	assert_int_equal(r->divergences.n, 4);
 	assert_string_equal(r->run.action, "repair:etcd");
-	assert_int_equal(r->repaired_put, 3);     /* X1, T02 and S0 written to git */
+	assert_int_equal(r->repaired_put, 3);	  /* X1, T02 and S0 written to git */
 	assert_int_equal(r->repaired_removed, 1); /* T00 deleted from git */
 	co_reconcile_result_free(r);
 
@@ -533,9 +542,9 @@ static void repair_from_etcd_makes_git_equal_deletions_included(void **state)
 	assert_string_equal(g->type, "build");
 	co_record_free(g);
 	/* The repo is still a plain git repo a legacy client can read. */
-	assert_int_equal(co_test_sh(&out, NULL, "git --git-dir='%s' show main:tasks/X1.json",
-				    e->repo),
-			 0);
+	assert_int_equal(
+	    co_test_sh(&out, NULL, "git --git-dir='%s' show main:tasks/X1.json", e->repo),
+	    0);
 	assert_non_null(strstr(out, "\"X1\""));
 	free(out);
 }
@@ -543,7 +552,7 @@ static void repair_from_etcd_makes_git_equal_deletions_included(void **state)
 /* In-flight: the test plays the writer from inside the run's phases. */
 typedef struct inflight_ctx {
 	env *e;
-	int64_t seq;      /* outbox entry for M2 */
+	int64_t seq; /* outbox entry for M2 */
 	int fixed_m1, fixed_m2;
 } inflight_ctx;
 
@@ -582,9 +591,9 @@ static void writes_in_flight_are_rechecked_not_counted(void **state)
 	inflight_ctx c = {e, 0, 0, 0};
 
 	seed(e, 5, 0);
-	etcdctl_del(e, "tasks", "T01");  /* M1: will be written after the snapshot */
-	etcdctl_del(e, "tasks", "T02");  /* M2: pending in the outbox */
-	etcdctl_del(e, "tasks", "T03");  /* a real divergence */
+	etcdctl_del(e, "tasks", "T01"); /* M1: will be written after the snapshot */
+	etcdctl_del(e, "tasks", "T02"); /* M2: pending in the outbox */
+	etcdctl_del(e, "tasks", "T03"); /* a real divergence */
 	assert_int_equal(co_outbox_push(&c.seq, e->st, "etcd", "task", "T02", NULL), 0);
 	o.progress = inflight_progress;
 	o.progress_ctx = &c;
@@ -663,8 +672,8 @@ static void cli_reconcile_exits_3_on_fail_and_reports_every_format(void **state)
 		assert_int_equal(rc, 3);
 		o = cJSON_Parse(out);
 		assert_non_null(o);
-		assert_string_equal(cJSON_GetObjectItemCaseSensitive(o, "verdict")->valuestring,
-				    "fail");
+		assert_string_equal(
+		    cJSON_GetObjectItemCaseSensitive(o, "verdict")->valuestring, "fail");
 		assert_int_equal(cJSON_GetObjectItemCaseSensitive(o, "run")->valueint, 2);
 		cJSON_Delete(o);
 		free(out);
@@ -679,21 +688,22 @@ static void cli_reconcile_exits_3_on_fail_and_reports_every_format(void **state)
 		assert_int_equal(co_test_cutover(&out, &err, envp, argv), 0);
 		o = cJSON_Parse(out);
 		assert_non_null(o);
-		assert_int_equal(cJSON_GetObjectItemCaseSensitive(o, "missing_in_etcd")->valueint,
-				 1);
+		assert_int_equal(
+		    cJSON_GetObjectItemCaseSensitive(o, "missing_in_etcd")->valueint, 1);
 		assert_string_equal(
-			cJSON_GetObjectItemCaseSensitive(
-				cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(o, "divergences"),
-						   0),
-				"id")
-				->valuestring,
-			"T01");
+		    cJSON_GetObjectItemCaseSensitive(
+			cJSON_GetArrayItem(
+			    cJSON_GetObjectItemCaseSensitive(o, "divergences"), 0),
+			"id")
+			->valuestring,
+		    "T01");
 		cJSON_Delete(o);
 		free(out);
 		free(err);
 	}
 	{
-		const char *argv[] = {"report", "--run", "1", "--format", "markdown", NULL};
+		const char *argv[] = {"report",	  "--run",    "1",
+				      "--format", "markdown", NULL};
 
 		assert_int_equal(co_test_cutover(&out, &err, envp, argv), 0);
 		assert_non_null(strstr(out, "# Reconciliation run 1"));
@@ -730,7 +740,8 @@ static void cli_reconcile_exits_3_on_fail_and_reports_every_format(void **state)
 	}
 	{
 		/* Repair from git, then the verifying run passes: exit 0. */
-		const char *argv[] = {"reconcile", "--repair", "git", "--grace", "10ms", NULL};
+		const char *argv[] = {"reconcile", "--repair", "git",
+				      "--grace",   "10ms",     NULL};
 
 		rc = co_test_cutover(&out, &err, envp, argv);
 		assert_int_equal(rc, 0);
@@ -740,27 +751,75 @@ static void cli_reconcile_exits_3_on_fail_and_reports_every_format(void **state)
 	}
 }
 
+static void cli_every_runs_until_interrupted(void **state)
+{
+	env *e = *state;
+	char *out = NULL, sdir[300];
+	co_state *st = NULL;
+	co_run_list runs = {0};
+	long pid;
+	int i, alive = 1;
+
+	seed(e, 3, 0);
+	snprintf(sdir, sizeof(sdir), "%s/every-state", e->dir);
+	assert_int_equal(
+	    co_test_sh(&out, NULL,
+		       "CUTOVER_GIT_REPO='%s' CUTOVER_ETCD_ENDPOINTS='%s'"
+		       " CUTOVER_ETCD_PREFIX='%s' CUTOVER_STATE_DIR='%s'"
+		       " CUTOVER_FLAGS='%s' '%s' reconcile --every 50ms --grace 10ms"
+		       " >'%s/every.out' 2>&1 & echo $!",
+		       e->repo, etcd.endpoint, e->prefix, sdir, e->flags, CUTOVER_BIN,
+		       e->dir),
+	    0);
+	pid = atol(out);
+	free(out);
+	assert_true(pid > 0);
+	/* Bounded wait for three finished runs. */
+	assert_int_equal(co_state_open(&st, sdir), 0);
+	for (i = 0; i < 600; i++) {
+		co_run_list_clear(&runs);
+		assert_int_equal(co_runs_list(&runs, st, 10), 0);
+		if (runs.n >= 3)
+			break;
+		usleep(100 * 1000);
+	}
+	assert_true(runs.n >= 3);
+	assert_string_equal(runs.items[0]->verdict, "pass");
+	co_run_list_clear(&runs);
+	co_state_close(st);
+	/* SIGINT ends the loop cleanly. */
+	assert_int_equal(co_test_sh(NULL, NULL, "kill -INT %ld", pid), 0);
+	for (i = 0; i < 300 && alive; i++) {
+		alive = co_test_sh(NULL, NULL, "kill -0 %ld 2>/dev/null", pid) == 0;
+		if (alive)
+			usleep(100 * 1000);
+	}
+	assert_false(alive);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(clean_stores_pass_with_every_id_equal, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(foreign_writes_are_found_and_classified_with_fields,
-						setup, teardown),
-		cmocka_unit_test_setup_teardown(no_rollback_reports_failure_without_tripping, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(
-			mismatches_over_ratio_fail_even_above_min_consistency, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-			repair_from_git_makes_etcd_equal_deletions_included, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-			repair_from_etcd_makes_git_equal_deletions_included, setup, teardown),
-		cmocka_unit_test_setup_teardown(writes_in_flight_are_rechecked_not_counted, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(expired_claim_in_one_store_is_not_a_divergence,
-						setup, teardown),
-		cmocka_unit_test_setup_teardown(
-			cli_reconcile_exits_3_on_fail_and_reports_every_format, setup, teardown),
+	    cmocka_unit_test_setup_teardown(clean_stores_pass_with_every_id_equal, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(
+		foreign_writes_are_found_and_classified_with_fields, setup, teardown),
+	    cmocka_unit_test_setup_teardown(no_rollback_reports_failure_without_tripping,
+					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		mismatches_over_ratio_fail_even_above_min_consistency, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		repair_from_git_makes_etcd_equal_deletions_included, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		repair_from_etcd_makes_git_equal_deletions_included, setup, teardown),
+	    cmocka_unit_test_setup_teardown(writes_in_flight_are_rechecked_not_counted,
+					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		expired_claim_in_one_store_is_not_a_divergence, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		cli_reconcile_exits_3_on_fail_and_reports_every_format, setup, teardown),
+	    cmocka_unit_test_setup_teardown(cli_every_runs_until_interrupted, setup,
+					    teardown),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -84,13 +84,15 @@ static int setup(void **state)
 			       "{\"id\":\"R5\",\"owner\":null,\"status\":\"available\"}",
 			       "{\"id\":\"R5\",\"owner\":\"<script>alert(1)</script>\","
 			       "\"status\":\"claimed\"}"));
-	push(&f->divs, div_new("task", "R6", "missing_in_etcd", "", "{\"id\":\"R6\"}", NULL));
+	push(&f->divs,
+	     div_new("task", "R6", "missing_in_etcd", "", "{\"id\":\"R6\"}", NULL));
 	push(&f->divs, div_new("swarm", "S|1", "missing_in_git", "", NULL,
 			       "{\"id\":\"S|1\",\"metadata\":{\"a&b\":\"x\"}}"));
 	for (i = 1; i <= 7; i++) {
 		co_run *r = hist_run(i, i == 7 ? 0.975 : 1.0, i == 7 ? "fail" : "pass");
 
-		f->hist.items = realloc(f->hist.items, (size_t)i * sizeof(*f->hist.items));
+		f->hist.items =
+		    realloc(f->hist.items, (size_t)i * sizeof(*f->hist.items));
 		f->hist.items[i - 1] = r;
 		f->hist.n = f->hist.cap = (size_t)i;
 	}
@@ -128,27 +130,33 @@ static void json_report_has_every_design_field(void **state)
 	fixture *f = *state;
 	char *s = render(f, CO_REPORT_JSON);
 	cJSON *o = cJSON_Parse(s), *d, *fields;
-	static const char *const nums[] = {"run",     "duration_ms",     "total",
-					   "equal",   "missing_in_etcd", "missing_in_git",
-					   "mismatch", "consistency"};
+	static const char *const nums[] = {
+	    "run",	"duration_ms",	   "total",
+	    "equal",	"missing_in_etcd", "missing_in_git",
+	    "mismatch", "consistency"};
 	size_t i;
 
 	assert_non_null(o);
 	for (i = 0; i < sizeof(nums) / sizeof(nums[0]); i++)
 		assert_true(cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(o, nums[i])));
 	assert_int_equal(cJSON_GetObjectItemCaseSensitive(o, "run")->valueint, 7);
-	assert_int_equal(cJSON_GetObjectItemCaseSensitive(o, "duration_ms")->valueint, 812);
-	assert_true(cJSON_GetObjectItemCaseSensitive(o, "consistency")->valuedouble == 0.975);
-	assert_string_equal(cJSON_GetObjectItemCaseSensitive(o, "verdict")->valuestring, "fail");
+	assert_int_equal(cJSON_GetObjectItemCaseSensitive(o, "duration_ms")->valueint,
+			 812);
+	assert_true(cJSON_GetObjectItemCaseSensitive(o, "consistency")->valuedouble ==
+		    0.975);
+	assert_string_equal(cJSON_GetObjectItemCaseSensitive(o, "verdict")->valuestring,
+			    "fail");
 	assert_string_equal(cJSON_GetObjectItemCaseSensitive(o, "action")->valuestring,
 			    "kill_switch");
-	assert_string_equal(cJSON_GetObjectItemCaseSensitive(o, "started_at")->valuestring,
-			    "2026-11-28T10:00:00Z");
+	assert_string_equal(
+	    cJSON_GetObjectItemCaseSensitive(o, "started_at")->valuestring,
+	    "2026-11-28T10:00:00Z");
 	d = cJSON_GetObjectItemCaseSensitive(o, "divergences");
 	assert_int_equal(cJSON_GetArraySize(d), 3);
 	d = cJSON_GetArrayItem(d, 0);
 	assert_string_equal(cJSON_GetObjectItemCaseSensitive(d, "id")->valuestring, "R5");
-	assert_string_equal(cJSON_GetObjectItemCaseSensitive(d, "kind")->valuestring, "task");
+	assert_string_equal(cJSON_GetObjectItemCaseSensitive(d, "kind")->valuestring,
+			    "task");
 	assert_string_equal(cJSON_GetObjectItemCaseSensitive(d, "class")->valuestring,
 			    "mismatch");
 	fields = cJSON_GetObjectItemCaseSensitive(d, "fields");
@@ -159,7 +167,8 @@ static void json_report_has_every_design_field(void **state)
 	/* A missing side is null, and a missing record has no fields. */
 	d = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(o, "divergences"), 1);
 	assert_true(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(d, "etcd")));
-	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(d, "fields")), 0);
+	assert_int_equal(
+	    cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(d, "fields")), 0);
 	cJSON_Delete(o);
 	free(s);
 }
@@ -297,16 +306,17 @@ static void unknown_format_is_refused(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(json_report_has_every_design_field, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(markdown_tables_are_well_formed, setup, teardown),
-		cmocka_unit_test_setup_teardown(html_page_holds_chart_and_escaped_divergences,
-						setup, teardown),
-		cmocka_unit_test_setup_teardown(text_report_lists_each_divergence, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(chart_of_a_single_run_without_history_is_drawn,
-						setup, teardown),
-		cmocka_unit_test(unknown_format_is_refused),
+	    cmocka_unit_test_setup_teardown(json_report_has_every_design_field, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(markdown_tables_are_well_formed, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(html_page_holds_chart_and_escaped_divergences,
+					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(text_report_lists_each_divergence, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(
+		chart_of_a_single_run_without_history_is_drawn, setup, teardown),
+	    cmocka_unit_test(unknown_format_is_refused),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -185,12 +185,12 @@ static void class_names_round_trip(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(diff_classifies_each_id_in_kind_then_id_order),
-		cmocka_unit_test(same_id_of_two_kinds_are_two_ids),
-		cmocka_unit_test(expired_claim_hashes_like_available_after_normalize),
-		cmocka_unit_test(callback_error_stops_the_merge_and_is_returned),
-		cmocka_unit_test(empty_snapshots_have_no_ids),
-		cmocka_unit_test(class_names_round_trip),
+	    cmocka_unit_test(diff_classifies_each_id_in_kind_then_id_order),
+	    cmocka_unit_test(same_id_of_two_kinds_are_two_ids),
+	    cmocka_unit_test(expired_claim_hashes_like_available_after_normalize),
+	    cmocka_unit_test(callback_error_stops_the_merge_and_is_returned),
+	    cmocka_unit_test(empty_snapshots_have_no_ids),
+	    cmocka_unit_test(class_names_round_trip),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -355,7 +355,7 @@ static void claim_with_ttl_holds_a_leased_claims_key_until_expiry(void **state)
 
 	(void)state;
 	create_task(s, "TTL");
-	assert_int_equal(co_store_claim(&out, s, "TTL", "alice", 1), 0);
+	assert_int_equal(co_store_claim(&out, s, "TTL", "alice", 30), 0);
 	assert_true(out->claim_expires_at > 0);
 	co_record_free(out);
 	out = NULL;
@@ -365,31 +365,34 @@ static void claim_with_ttl_holds_a_leased_claims_key_until_expiry(void **state)
 	free(v);
 	assert_true(claims_key_has_lease("/t-ttl/claims/TTL"));
 
-	/* The claim-expiry rule: later, the task reads as available. */
-	setenv("CUTOVER_CLOCK_OFFSET", "5", 1);
+	/* The claim-expiry rule: later, the task reads as available... */
+	setenv("CUTOVER_CLOCK_OFFSET", "60", 1);
 	assert_int_equal(co_store_get(&out, s, CO_KIND_TASK, "TTL"), 0);
-	unsetenv("CUTOVER_CLOCK_OFFSET");
 	assert_int_equal(out->status, CO_STATUS_AVAILABLE);
 	assert_null(out->owner);
 	co_record_free(out);
 	out = NULL;
+	/* ...and someone else can claim it. */
+	assert_int_equal(co_store_claim(&out, s, "TTL", "bob", 0), 0);
+	unsetenv("CUTOVER_CLOCK_OFFSET");
+	assert_string_equal(out->owner, "bob");
+	co_record_free(out);
+	out = NULL;
 
-	/* And etcd drops the claims key when the lease runs out (bounded). */
+	/* etcd drops the claims key when a short lease runs out (bounded). */
+	create_task(s, "SHORT");
+	assert_int_equal(co_store_claim(&out, s, "SHORT", "alice", 1), 0);
+	co_record_free(out);
 	for (i = 0; i < 100 && !gone; i++) {
 		struct timespec ts = {0, 100 * 1000000L};
 
-		v = etcdctl_get("/t-ttl/claims/TTL");
+		v = etcdctl_get("/t-ttl/claims/SHORT");
 		gone = v[0] == '\0';
 		free(v);
 		if (!gone)
 			nanosleep(&ts, NULL);
 	}
 	assert_true(gone);
-
-	/* Someone else can claim it now. */
-	assert_int_equal(co_store_claim(&out, s, "TTL", "bob", 0), 0);
-	assert_string_equal(out->owner, "bob");
-	co_record_free(out);
 	co_store_free(s);
 }
 
@@ -547,6 +550,29 @@ static int ping_eventually(co_store *s)
 	return rc;
 }
 
+/* Wait (bounded) until the kernel reports pid as stopped: kill() only queues. */
+static int wait_stopped(pid_t pid)
+{
+	struct timespec ts = {0, 5 * 1000000L};
+	char path[64], buf[512], *p;
+	int i;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	for (i = 0; i < 1000; i++) {
+		FILE *f = fopen(path, "r");
+		size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+
+		if (f)
+			fclose(f);
+		buf[n] = '\0';
+		/* "pid (comm) S ...": the state follows the last ')'. */
+		if ((p = strrchr(buf, ')')) != NULL && (p[2] == 'T' || p[2] == 't'))
+			return 0;
+		nanosleep(&ts, NULL);
+	}
+	return -1;
+}
+
 static void hung_etcd_times_out_as_unavailable(void **state)
 {
 	const char *eps[] = {etcd.endpoint};
@@ -562,6 +588,10 @@ static void hung_etcd_times_out_as_unavailable(void **state)
 	assert_int_equal(ping_eventually(s), 0);
 	/* A stopped process keeps its sockets: requests hang, not fail. */
 	assert_int_equal(kill(etcd.pid, SIGSTOP), 0);
+	if (wait_stopped(etcd.pid) < 0) {
+		kill(etcd.pid, SIGCONT);
+		fail_msg("etcd %d did not stop", (int)etcd.pid);
+	}
 	rc = co_store_ping(s);
 	kill(etcd.pid, SIGCONT);
 	assert_int_equal(rc, CO_EUNAVAIL);

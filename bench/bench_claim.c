@@ -1,0 +1,477 @@
+/*
+ * bench_claim.c - claim latency on each store, against the bare etcd gateway.
+ *
+ * Issue 2 asks for claim p50/p95/p99 on each store and, in the same run, the
+ * same create-if-absent txn sent straight to etcd's JSON gateway, so that the
+ * store code's overhead is a ratio rather than a number from another day.
+ *
+ * The idea: start a private etcd (harness) and bare repos, create N fresh
+ * tasks per store, then claim each once, one at a time, and time every call.
+ * The raw client is one reused libcurl easy handle POSTing hand-built JSON,
+ * with the options the etcd store uses (TCP_NODELAY, no proxy).  A store
+ * claim is a read then a compare-and-swap (range + txn: two round trips), so
+ * besides the single create-if-absent txn the bench also times a raw
+ * "range + CAS txn" pair on a key that holds a record of the same size:
+ * that pair is the fair floor for a claim, the single txn the absolute one.
+ * The etcd samples (store claim, raw txn, raw pair) are interleaved, each
+ * iteration in a rotating order, so that drift in the machine's load hits
+ * all three alike.  git is timed with fsync on, as configured by default,
+ * and, for reference, with fsync off in a series run first (libgit2's
+ * fsync switch is process-global and stays on once a store set it).
+ *
+ * Not measured here: the router (bench_router.c), concurrency (the race
+ * tests), TTL claims (they add a lease grant).
+ *
+ * Usage: bench_claim [N_etcd [N_git]]   (defaults 2000 and 500)
+ */
+#include "bench_util.h"
+#include "core/error.h"
+#include "core/record.h"
+#include "harness/harness.h"
+#include "store/etcd_store.h"
+#include "store/git_store.h"
+#include "store/store.h"
+
+#include <cjson/cJSON.h>
+#include <curl/curl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- the raw gateway client ---- */
+
+typedef struct raw {
+	CURL *h;
+	struct curl_slist *hdrs;
+	char base[96];
+	char *resp;
+	size_t len, cap;
+} raw;
+
+static size_t raw_write_cb(char *p, size_t sz, size_t nm, void *ud)
+{
+	raw *r = ud;
+	size_t n = sz * nm;
+
+	if (r->len + n + 1 > r->cap) {
+		size_t cap = (r->len + n + 1) * 2;
+		char *q = realloc(r->resp, cap);
+
+		if (q == NULL)
+			return 0;
+		r->resp = q;
+		r->cap = cap;
+	}
+	memcpy(r->resp + r->len, p, n);
+	r->len += n;
+	r->resp[r->len] = '\0';
+	return n;
+}
+
+static int raw_open(raw *r, const char *endpoint)
+{
+	memset(r, 0, sizeof(*r));
+	snprintf(r->base, sizeof(r->base), "%s", endpoint);
+	if ((r->h = curl_easy_init()) == NULL)
+		return -1;
+	r->hdrs = curl_slist_append(NULL, "Content-Type: application/json");
+	curl_easy_setopt(r->h, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(r->h, CURLOPT_POST, 1L);
+	curl_easy_setopt(r->h, CURLOPT_TCP_NODELAY, 1L);
+	curl_easy_setopt(r->h, CURLOPT_PROXY, "");
+	curl_easy_setopt(r->h, CURLOPT_TIMEOUT_MS, 5000L);
+	curl_easy_setopt(r->h, CURLOPT_HTTPHEADER, r->hdrs);
+	curl_easy_setopt(r->h, CURLOPT_WRITEFUNCTION, raw_write_cb);
+	curl_easy_setopt(r->h, CURLOPT_WRITEDATA, r);
+	return 0;
+}
+
+static void raw_close(raw *r)
+{
+	if (r->h)
+		curl_easy_cleanup(r->h);
+	curl_slist_free_all(r->hdrs);
+	free(r->resp);
+}
+
+/* POST body to base+path; the reply is in r->resp.  0, or -1 on a transport
+ * error or a non-200 status. */
+static int raw_post(raw *r, const char *path, const char *body)
+{
+	char url[160];
+	long status = 0;
+
+	snprintf(url, sizeof(url), "%s%s", r->base, path);
+	r->len = 0;
+	if (r->resp)
+		r->resp[0] = '\0';
+	curl_easy_setopt(r->h, CURLOPT_URL, url);
+	curl_easy_setopt(r->h, CURLOPT_POSTFIELDS, body);
+	curl_easy_setopt(r->h, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
+	if (curl_easy_perform(r->h) != CURLE_OK)
+		return -1;
+	curl_easy_getinfo(r->h, CURLINFO_RESPONSE_CODE, &status);
+	return status == 200 ? 0 : -1;
+}
+
+static char *b64(const char *s)
+{
+	static const char tbl[] =
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	size_t n = strlen(s), i, o = 0;
+	const unsigned char *p = (const unsigned char *)s;
+	char *out = malloc(4 * ((n + 2) / 3) + 1);
+
+	if (out == NULL)
+		return NULL;
+	for (i = 0; i + 2 < n; i += 3) {
+		out[o++] = tbl[p[i] >> 2];
+		out[o++] = tbl[((p[i] & 3) << 4) | (p[i + 1] >> 4)];
+		out[o++] = tbl[((p[i + 1] & 15) << 2) | (p[i + 2] >> 6)];
+		out[o++] = tbl[p[i + 2] & 63];
+	}
+	if (n - i == 1) {
+		out[o++] = tbl[p[i] >> 2];
+		out[o++] = tbl[(p[i] & 3) << 4];
+		out[o++] = '=';
+		out[o++] = '=';
+	} else if (n - i == 2) {
+		out[o++] = tbl[p[i] >> 2];
+		out[o++] = tbl[((p[i] & 3) << 4) | (p[i + 1] >> 4)];
+		out[o++] = tbl[(p[i + 1] & 15) << 2];
+		out[o++] = '=';
+	}
+	out[o] = '\0';
+	return out;
+}
+
+/* 1 if the reply of a txn says it succeeded (a failed txn has no field). */
+static int txn_succeeded(const raw *r)
+{
+	cJSON *j = cJSON_Parse(r->resp ? r->resp : "");
+	int ok = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "succeeded"));
+
+	cJSON_Delete(j);
+	return ok;
+}
+
+/* The create-if-absent txn a store sends for a create: CREATE == 0, put. */
+static int raw_txn_create(raw *r, const char *key, const char *value)
+{
+	char *k = b64(key), *v = b64(value), *body = NULL;
+	int error = -1;
+
+	if (!k || !v ||
+	    asprintf(&body,
+		     "{\"compare\":[{\"key\":\"%s\",\"target\":\"CREATE\","
+		     "\"result\":\"EQUAL\",\"create_revision\":\"0\"}],"
+		     "\"success\":[{\"requestPut\":{\"key\":\"%s\",\"value\":\"%s\"}}]}",
+		     k, k, v) < 0) {
+		body = NULL;
+		goto done;
+	}
+	if (raw_post(r, "/v3/kv/txn", body) == 0 && txn_succeeded(r))
+		error = 0;
+done:
+	free(k);
+	free(v);
+	free(body);
+	return error;
+}
+
+/*
+ * What a claim does on the wire, without the store: range the key, take its
+ * mod_revision, txn "MOD == that -> put".  *range_us gets the range's share.
+ */
+static int raw_range_cas(raw *r, const char *key, const char *value, double *range_us)
+{
+	char *k = b64(key), *v = b64(value), *body = NULL;
+	cJSON *j = NULL, *kvs, *mr;
+	const char *modrev;
+	double t0 = co_bench_now_us();
+	int error = -1;
+
+	if (!k || !v || asprintf(&body, "{\"key\":\"%s\"}", k) < 0) {
+		body = NULL;
+		goto done;
+	}
+	if (raw_post(r, "/v3/kv/range", body) < 0)
+		goto done;
+	j = cJSON_Parse(r->resp);
+	kvs = cJSON_GetObjectItemCaseSensitive(j, "kvs");
+	mr = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(kvs, 0), "mod_revision");
+	if ((modrev = cJSON_GetStringValue(mr)) == NULL)
+		goto done;
+	*range_us = co_bench_now_us() - t0;
+	free(body);
+	if (asprintf(
+		&body,
+		"{\"compare\":[{\"key\":\"%s\",\"target\":\"MOD\",\"result\":\"EQUAL\","
+		"\"mod_revision\":\"%s\"}],"
+		"\"success\":[{\"requestPut\":{\"key\":\"%s\",\"value\":\"%s\"}}]}",
+		k, modrev, k, v) < 0) {
+		body = NULL;
+		goto done;
+	}
+	if (raw_post(r, "/v3/kv/txn", body) == 0 && txn_succeeded(r))
+		error = 0;
+done:
+	cJSON_Delete(j);
+	free(k);
+	free(v);
+	free(body);
+	return error;
+}
+
+static int raw_put(raw *r, const char *key, const char *value)
+{
+	char *k = b64(key), *v = b64(value), *body = NULL;
+	int error = -1;
+
+	if (k && v && asprintf(&body, "{\"key\":\"%s\",\"value\":\"%s\"}", k, v) >= 0)
+		error = raw_post(r, "/v3/kv/put", body);
+	else
+		body = NULL;
+	free(k);
+	free(v);
+	free(body);
+	return error;
+}
+
+/* ---- store helpers ---- */
+
+static int create_tasks(co_store *s, char letter, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		co_record *t = NULL, *out = NULL;
+		char id[64];
+		int error;
+
+		snprintf(id, sizeof(id), "%c%06zu", letter, i);
+		if ((error = co_record_new(&t, CO_KIND_TASK, id)) == 0) {
+			t->type = strdup("build");
+			error = co_store_task_create(&out, s, t);
+		}
+		co_record_free(t);
+		co_record_free(out);
+		if (error < 0) {
+			fprintf(stderr, "bench: create %s on %s: %s\n", id,
+				co_store_name(s), co_error_last());
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* Claim task <letter><i> and add the call's latency to `s`.  0 only if won. */
+static int timed_claim(co_bench_series *ser, co_store *s, char letter, size_t i)
+{
+	co_record *out = NULL;
+	char id[64];
+	double t0;
+	int error;
+
+	snprintf(id, sizeof(id), "%c%06zu", letter, i);
+	t0 = co_bench_now_us();
+	error = co_store_claim(&out, s, id, "swarm-bench", 0);
+	co_bench_series_add(ser, co_bench_now_us() - t0);
+	co_record_free(out);
+	if (error < 0)
+		fprintf(stderr, "bench: claim %s on %s: %s\n", id, co_store_name(s),
+			co_error_last());
+	return error;
+}
+
+/* A claimed task's compact JSON: the size of what a claim writes. */
+static char *sample_value(void)
+{
+	co_record *t = NULL;
+	char *json = NULL;
+
+	if (co_record_new(&t, CO_KIND_TASK, "R000000") < 0)
+		return NULL;
+	t->type = strdup("build");
+	t->status = CO_STATUS_CLAIMED;
+	t->owner = strdup("swarm-bench");
+	t->rev = 2;
+	t->created_at = t->updated_at = 1790000000;
+	json = co_record_to_json(t, 0);
+	co_record_free(t);
+	return json;
+}
+
+/* /proc/loadavg's first three fields and a newline: other work on the
+ * machine moves every figure here, so the bench says how busy it was. */
+static const char *loadavg(void)
+{
+	static char buf[64];
+	FILE *f = fopen("/proc/loadavg", "r");
+	double a = 0, b = 0, c = 0;
+
+	if (f == NULL || fscanf(f, "%lf %lf %lf", &a, &b, &c) != 3)
+		snprintf(buf, sizeof(buf), "unknown\n");
+	else
+		snprintf(buf, sizeof(buf), "%.2f %.2f %.2f\n", a, b, c);
+	if (f)
+		fclose(f);
+	return buf;
+}
+
+static void ratio_line(const char *what, co_bench_stats a, co_bench_stats b)
+{
+	printf("%-44s p50 %5.2fx   p95 %5.2fx   p99 %5.2fx\n", what, a.p50 / b.p50,
+	       a.p95 / b.p95, a.p99 / b.p99);
+}
+
+int main(int argc, char **argv)
+{
+	size_t n_etcd = argc > 1 ? (size_t)strtoul(argv[1], NULL, 10) : 2000;
+	size_t n_git = argc > 2 ? (size_t)strtoul(argv[2], NULL, 10) : 500;
+	co_test_etcd etcd;
+	char repo[256] = "", repo_nofsync[256] = "";
+	const char *ep[1];
+	co_etcd_opts eo = CO_ETCD_OPTS_INIT;
+	co_git_opts go = CO_GIT_OPTS_INIT, go2 = CO_GIT_OPTS_INIT;
+	co_store *es = NULL, *gs = NULL, *gs2 = NULL;
+	co_bench_series s_claim, s_txn, s_pair, s_range, s_git, s_git2;
+	co_bench_stats st_claim, st_txn, st_pair;
+	raw rc;
+	char *value = NULL, key[96];
+	size_t i;
+	int rcode = 1, k;
+
+	memset(&etcd, 0, sizeof(etcd));
+	memset(&rc, 0, sizeof(rc));
+	if (n_etcd == 0 || n_git == 0) {
+		fprintf(stderr, "usage: bench_claim [N_etcd [N_git]]\n");
+		return 1;
+	}
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	if (co_bench_series_init(&s_claim, "etcd store claim (range + txn)", n_etcd) <
+		0 ||
+	    co_bench_series_init(&s_txn, "raw gateway txn create-if-absent", n_etcd) <
+		0 ||
+	    co_bench_series_init(&s_pair, "raw gateway range + CAS txn", n_etcd) < 0 ||
+	    co_bench_series_init(&s_range, "  of which the range", n_etcd) < 0 ||
+	    co_bench_series_init(&s_git, "git store claim (fsync on, default)", n_git) <
+		0 ||
+	    co_bench_series_init(&s_git2, "git store claim (fsync off, ran first)",
+				 n_git) < 0)
+		return 1;
+	if (co_test_etcd_start(&etcd) < 0 ||
+	    co_test_git_repo_new(repo, sizeof(repo)) < 0 ||
+	    co_test_git_repo_new(repo_nofsync, sizeof(repo_nofsync)) < 0) {
+		fprintf(stderr, "bench: setup failed (etcd or git repo)\n");
+		goto done;
+	}
+	ep[0] = etcd.endpoint;
+	eo.endpoints = ep;
+	eo.n_endpoints = 1;
+	eo.prefix = "/bench/";
+	go.repo = repo;
+	go2.repo = repo_nofsync;
+	go2.fsync = 0;
+	if (co_etcd_store_open(&es, &eo) < 0 || co_git_store_open(&gs2, &go2) < 0 ||
+	    raw_open(&rc, etcd.endpoint) < 0 || (value = sample_value()) == NULL) {
+		fprintf(stderr, "bench: open failed: %s\n", co_error_last());
+		goto done;
+	}
+	printf("bench_claim: etcd %s (etcd 3.4, fast election settings), "
+	       "%zu etcd claims, %zu git claims per series\n",
+	       etcd.endpoint, n_etcd, n_git);
+	printf("record written by a claim: %zu bytes of JSON; load average at start: %s",
+	       strlen(value), loadavg());
+
+	/* git with fsync off first: libgit2's fsync switch is process-global
+	 * and, once a store has turned it on, it stays on (git_store.c). */
+	if (create_tasks(gs2, 'H', n_git) < 0)
+		goto done;
+	for (i = 0; i < n_git; i++)
+		if (timed_claim(&s_git2, gs2, 'H', i) < 0)
+			goto done;
+	if (co_git_store_open(&gs, &go) < 0) {
+		fprintf(stderr, "bench: open failed: %s\n", co_error_last());
+		goto done;
+	}
+
+	/* Setup, untimed: N fresh tasks per store, N keys holding a record
+	 * for the raw pair.  This also warms every connection. */
+	if (create_tasks(es, 'E', n_etcd) < 0 || create_tasks(gs, 'G', n_git) < 0)
+		goto done;
+	for (i = 0; i < n_etcd; i++) {
+		snprintf(key, sizeof(key), "/bench-raw/pair/%06zu", i);
+		if (raw_put(&rc, key, value) < 0) {
+			fprintf(stderr, "bench: raw put %s failed\n", key);
+			goto done;
+		}
+	}
+
+	/* etcd: store claim, raw txn, raw pair; interleaved, rotating order. */
+	for (i = 0; i < n_etcd; i++) {
+		for (k = 0; k < 3; k++) {
+			int which = (int)((i + (size_t)k) % 3);
+			double t0, range_us = 0;
+			int error = 0;
+
+			if (which == 0) {
+				error = timed_claim(&s_claim, es, 'E', i);
+			} else if (which == 1) {
+				snprintf(key, sizeof(key), "/bench-raw/txn/%06zu", i);
+				t0 = co_bench_now_us();
+				error = raw_txn_create(&rc, key, value);
+				co_bench_series_add(&s_txn, co_bench_now_us() - t0);
+			} else {
+				snprintf(key, sizeof(key), "/bench-raw/pair/%06zu", i);
+				t0 = co_bench_now_us();
+				error = raw_range_cas(&rc, key, value, &range_us);
+				co_bench_series_add(&s_pair, co_bench_now_us() - t0);
+				co_bench_series_add(&s_range, range_us);
+			}
+			if (error < 0) {
+				fprintf(stderr, "bench: etcd op %d failed at %zu\n",
+					which, i);
+				goto done;
+			}
+		}
+	}
+	/* git with fsync on, as configured by default. */
+	for (i = 0; i < n_git; i++)
+		if (timed_claim(&s_git, gs, 'G', i) < 0)
+			goto done;
+	printf("load average at end: %s", loadavg());
+
+	printf("\n");
+	co_bench_header();
+	st_claim = co_bench_row(&s_claim);
+	st_txn = co_bench_row(&s_txn);
+	st_pair = co_bench_row(&s_pair);
+	co_bench_row(&s_range);
+	co_bench_row(&s_git);
+	co_bench_row(&s_git2);
+	printf("\nstore overhead (etcd store claim / raw gateway, same run):\n");
+	ratio_line("claim / raw txn create-if-absent", st_claim, st_txn);
+	ratio_line("claim / raw range + CAS txn (fair)", st_claim, st_pair);
+	rcode = 0;
+done:
+	raw_close(&rc);
+	free(value);
+	co_store_free(es);
+	co_store_free(gs);
+	co_store_free(gs2);
+	co_test_etcd_stop(&etcd);
+	if (repo[0])
+		co_test_rmrf(repo);
+	if (repo_nofsync[0])
+		co_test_rmrf(repo_nofsync);
+	co_bench_series_free(&s_claim);
+	co_bench_series_free(&s_txn);
+	co_bench_series_free(&s_pair);
+	co_bench_series_free(&s_range);
+	co_bench_series_free(&s_git);
+	co_bench_series_free(&s_git2);
+	curl_global_cleanup();
+	return rcode;
+}

@@ -1,0 +1,636 @@
+/*
+ * bench_router.c - what the router costs on a claim, and how fast the kill
+ * switch reaches a running router.
+ *
+ * Issue 3 asks for two figures, measured side by side in one run:
+ *
+ * (a) claim latency through the router in stage `etcd` against the bare
+ *     etcd store (goal: router p95 at most 1.10x the bare store's).  Router
+ *     and bare claims are interleaved, one at a time, each on a fresh task,
+ *     in three configurations: background drain off with the witness log
+ *     on, drain off with the witness off, drain on with the witness on.  Each
+ *     configuration has its own state dir, so that one's outbox backlog does
+ *     not become the next one's drain work.  Then the router's claim path in
+ *     etcd mode is taken apart and its pieces timed on their own, in the
+ *     order router.c runs them: flags route, outbox push of the "sync"
+ *     intent (fsync'd), settle (pending entries for the ID), the store
+ *     claim, outbox push of the record owed to git (fsync'd), outbox ack of
+ *     the intent (fsync'd), and the witness log's batched insert (per op).
+ *     Last, throughput: 8 threads claiming distinct tasks through the
+ *     router and through the bare store.
+ *
+ * (b) kill-switch propagation: a router runs with a thread calling
+ *     co_router_route() in a tight loop; the main thread flips kill_switch
+ *     in the flags file with co_flags_save() 50 times and takes the time
+ *     from the start of the save until the spinning thread sees the new
+ *     value.  Nothing calls co_flags_watcher_reload(): the change must come
+ *     in through the watcher (inotify, or its 50 ms stat poll).
+ *
+ * Usage: bench_router [N_claims_per_config [N_breakdown [flips]]]
+ *        (defaults 1000, 500, 50)
+ */
+#include "bench_util.h"
+#include "core/audit.h"
+#include "core/error.h"
+#include "core/outbox.h"
+#include "core/record.h"
+#include "core/state.h"
+#include "flags/flags.h"
+#include "flags/stage.h"
+#include "flags/watcher.h"
+#include "harness/harness.h"
+#include "router/router.h"
+#include "store/etcd_store.h"
+#include "store/git_store.h"
+#include "store/store.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static co_test_etcd etcd;
+static char repo[256], flags_dir[256];
+static char flags_path[320];
+static co_store *es, *gs;
+static co_flags_watcher *fw;
+
+static const char *loadavg(void)
+{
+	static char buf[64];
+	FILE *f = fopen("/proc/loadavg", "r");
+	double a = 0, b = 0, c = 0;
+
+	if (f == NULL || fscanf(f, "%lf %lf %lf", &a, &b, &c) != 3)
+		snprintf(buf, sizeof(buf), "unknown");
+	else
+		snprintf(buf, sizeof(buf), "%.2f %.2f %.2f", a, b, c);
+	if (f)
+		fclose(f);
+	return buf;
+}
+
+/* N fresh tasks "<tag><i>" created in etcd directly (setup, untimed). */
+static int create_tasks(const char *tag, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		co_record *t = NULL, *out = NULL;
+		char id[64];
+		int error;
+
+		snprintf(id, sizeof(id), "%s%06zu", tag, i);
+		if ((error = co_record_new(&t, CO_KIND_TASK, id)) == 0) {
+			t->type = strdup("build");
+			error = co_store_task_create(&out, es, t);
+		}
+		co_record_free(t);
+		co_record_free(out);
+		if (error < 0) {
+			fprintf(stderr, "bench: create %s: %s\n", id, co_error_last());
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int save_flags(int kill)
+{
+	co_flags fl;
+
+	co_flags_init(&fl);
+	if (co_stage_apply(&fl, CO_STAGE_ETCD) < 0)
+		return -1;
+	co_flags_set_kill(&fl, kill, kill ? "bench flip" : NULL);
+	return co_flags_save(&fl, flags_path);
+}
+
+static void ratio_line(const char *what, co_bench_stats a, co_bench_stats b)
+{
+	printf("%-44s p50 %5.2fx   p95 %5.2fx   p99 %5.2fx\n", what, a.p50 / b.p50,
+	       a.p95 / b.p95, a.p99 / b.p99);
+}
+
+/* ---- (a) router against bare store ---- */
+
+typedef struct config {
+	const char *name;
+	int drain, witness;
+} config;
+
+static int run_config(const config *c, int idx, size_t n, co_bench_stats *router_st,
+		      co_bench_stats *bare_st, int64_t *depth_after)
+{
+	co_router_opts ro = CO_ROUTER_OPTS_INIT;
+	co_router *r = NULL;
+	co_state *st = NULL;
+	char dir[256] = "", rtag[8], btag[8], rname[96], bname[96];
+	co_bench_series sr, sb;
+	size_t i;
+	int error = -1;
+
+	snprintf(rtag, sizeof(rtag), "R%d_", idx);
+	snprintf(btag, sizeof(btag), "B%d_", idx);
+	snprintf(rname, sizeof(rname), "router claim, %s", c->name);
+	snprintf(bname, sizeof(bname), "bare etcd store claim (same run)");
+	if (co_bench_series_init(&sr, rname, n) < 0 ||
+	    co_bench_series_init(&sb, bname, n) < 0)
+		return -1;
+	if (co_test_tmpdir(dir, sizeof(dir)) < 0 || co_state_open(&st, dir) < 0) {
+		fprintf(stderr, "bench: state: %s\n", co_error_last());
+		goto done;
+	}
+	if (create_tasks(rtag, n) < 0 || create_tasks(btag, n) < 0)
+		goto done;
+	ro.git = gs;
+	ro.etcd = es;
+	ro.state = st;
+	ro.flags = fw;
+	ro.background_drain = c->drain;
+	ro.witness = c->witness;
+	if (co_router_open(&r, &ro) < 0) {
+		fprintf(stderr, "bench: router: %s\n", co_error_last());
+		goto done;
+	}
+	for (i = 0; i < n; i++) {
+		int k;
+
+		for (k = 0; k < 2; k++) {
+			int via_router = (int)((i + (size_t)k) % 2);
+			co_record *out = NULL;
+			char id[64];
+			double t0;
+			int e;
+
+			snprintf(id, sizeof(id), "%s%06zu", via_router ? rtag : btag, i);
+			t0 = co_bench_now_us();
+			e = via_router ? co_router_claim(&out, r, id, "swarm-bench", 0)
+				       : co_store_claim(&out, es, id, "swarm-bench", 0);
+			co_bench_series_add(via_router ? &sr : &sb,
+					    co_bench_now_us() - t0);
+			co_record_free(out);
+			if (e < 0) {
+				fprintf(stderr, "bench: claim %s: %s\n", id,
+					co_error_last());
+				goto done;
+			}
+		}
+	}
+	co_outbox_depth(depth_after, st, "git");
+	*router_st = co_bench_row(&sr);
+	*bare_st = co_bench_row(&sb);
+	error = 0;
+done:
+	co_router_close(r);
+	co_state_close(st);
+	if (dir[0])
+		co_test_rmrf(dir);
+	co_bench_series_free(&sr);
+	co_bench_series_free(&sb);
+	return error;
+}
+
+/* ---- (a) breakdown of the claim path in etcd mode ---- */
+
+enum { P_ROUTE, P_INTENT, P_SETTLE, P_CLAIM, P_QUEUE, P_ACK, P_WITNESS, P__N };
+
+static int breakdown(size_t n)
+{
+	static const char *const names[P__N] = {
+	    "1 flags route (co_router_route)",
+	    "2 outbox push: sync intent (fsync)",
+	    "3 settle: pending_for(etcd, id)",
+	    "4 etcd store claim (range + txn)",
+	    "5 outbox push: record owed to git (fsync)",
+	    "6 outbox ack: retire intent (fsync)",
+	    "7 witness insert (128-op batch, per op)",
+	};
+	co_router_opts ro = CO_ROUTER_OPTS_INIT;
+	co_router *r = NULL;
+	co_state *st = NULL;
+	co_bench_series s[P__N], total;
+	co_bench_stats stt[P__N], tot;
+	co_audit_op ops[128];
+	char dir[256] = "", *json = NULL;
+	double sum50 = 0;
+	size_t i, j;
+	int p, error = -1;
+
+	for (p = 0; p < P__N; p++)
+		if (co_bench_series_init(&s[p], names[p], n) < 0)
+			return -1;
+	if (co_bench_series_init(&total, "  sum of 1-7 per claim", n) < 0)
+		return -1;
+	if (co_test_tmpdir(dir, sizeof(dir)) < 0 || co_state_open(&st, dir) < 0 ||
+	    create_tasks("D_", n) < 0)
+		goto done;
+	ro.git = gs;
+	ro.etcd = es;
+	ro.state = st;
+	ro.flags = fw;
+	ro.witness = 0;
+	if (co_router_open(&r, &ro) < 0)
+		goto done;
+	memset(ops, 0, sizeof(ops));
+	for (j = 0; j < 128; j++) {
+		ops[j].op = "task_claim";
+		ops[j].id = "D_000000";
+		ops[j].mode = "etcd";
+		ops[j].primary = "etcd";
+		ops[j].outcome = "ok";
+		ops[j].latency_us = 1000;
+	}
+	for (i = 0; i < n; i++) {
+		co_outbox_list l = {0};
+		co_record *out = NULL;
+		co_route rt;
+		int64_t intent = 0;
+		char id[64];
+		double t[P__N + 1], all = 0;
+
+		snprintf(id, sizeof(id), "D_%06zu", i);
+		t[0] = co_bench_now_us();
+		if (co_router_route(&rt, r, CO_OP_TASK_CLAIM, id) < 0)
+			goto fail;
+		t[1] = co_bench_now_us();
+		if (co_outbox_push(&intent, st, "git", "task", id, "@sync:bench") < 0)
+			goto fail;
+		t[2] = co_bench_now_us();
+		if (co_outbox_pending_for(&l, st, "etcd", "task", id) < 0)
+			goto fail;
+		co_outbox_list_clear(&l);
+		t[3] = co_bench_now_us();
+		if (co_store_claim(&out, es, id, "swarm-bench", 0) < 0)
+			goto fail;
+		t[4] = co_bench_now_us();
+		json = co_record_to_json(out, 0);
+		co_record_free(out);
+		if (json == NULL || co_outbox_push(NULL, st, "git", "task", id, json) < 0)
+			goto fail;
+		free(json);
+		json = NULL;
+		t[5] = co_bench_now_us();
+		if (co_outbox_ack(st, intent) < 0)
+			goto fail;
+		t[6] = co_bench_now_us();
+		/* The witness writes 128 ops in one transaction; one op pays
+		 * 1/128 of it on average (and the unlucky 128th pays it all). */
+		if (i % 128 == 0) {
+			double w0 = co_bench_now_us();
+
+			if (co_audit_ops_add(st, ops, 128) < 0)
+				goto fail;
+			t[7] = (co_bench_now_us() - w0) / 128.0;
+		} else {
+			t[7] = s[P_WITNESS].n ? s[P_WITNESS].v[s[P_WITNESS].n - 1] : 0;
+		}
+		for (p = 0; p < P_WITNESS; p++) {
+			co_bench_series_add(&s[p], t[p + 1] - t[p]);
+			all += t[p + 1] - t[p];
+		}
+		co_bench_series_add(&s[P_WITNESS], t[7]);
+		co_bench_series_add(&total, all + t[7]);
+	}
+	co_bench_header();
+	for (p = 0; p < P__N; p++) {
+		stt[p] = co_bench_row(&s[p]);
+		sum50 += stt[p].p50;
+	}
+	tot = co_bench_row(&total);
+	printf("\nshare of the summed p50s (%.3f ms):\n", sum50 / 1e3);
+	for (p = 0; p < P__N; p++)
+		printf("  %-44s %5.1f%%\n", names[p], 100.0 * stt[p].p50 / sum50);
+	printf(
+	    "  SQLite outbox (2+3+5+6) p50 %.3f ms vs etcd claim p50 %.3f ms\n",
+	    (stt[P_INTENT].p50 + stt[P_SETTLE].p50 + stt[P_QUEUE].p50 + stt[P_ACK].p50) /
+		1e3,
+	    stt[P_CLAIM].p50 / 1e3);
+	(void)tot;
+	error = 0;
+	goto done;
+fail:
+	fprintf(stderr, "bench: breakdown failed: %s\n", co_error_last());
+done:
+	free(json);
+	co_router_close(r);
+	co_state_close(st);
+	if (dir[0])
+		co_test_rmrf(dir);
+	for (p = 0; p < P__N; p++)
+		co_bench_series_free(&s[p]);
+	co_bench_series_free(&total);
+	return error;
+}
+
+/* ---- (a'') throughput with concurrent claimers ---- */
+
+#define CONC_THREADS 8
+
+typedef struct conc_arg {
+	co_router *r; /* NULL: the bare store */
+	const char *tag;
+	size_t from, to;
+	int failed;
+} conc_arg;
+
+static void *conc_main(void *v)
+{
+	conc_arg *a = v;
+	size_t i;
+
+	for (i = a->from; i < a->to; i++) {
+		co_record *out = NULL;
+		char id[64];
+		int e;
+
+		snprintf(id, sizeof(id), "%s%06zu", a->tag, i);
+		e = a->r ? co_router_claim(&out, a->r, id, "swarm-bench", 0)
+			 : co_store_claim(&out, es, id, "swarm-bench", 0);
+		co_record_free(out);
+		if (e < 0)
+			a->failed = 1;
+	}
+	return NULL;
+}
+
+/* n claims on distinct tasks by CONC_THREADS threads; claims per second. */
+static double conc_run(co_router *r, const char *tag, size_t n)
+{
+	pthread_t th[CONC_THREADS];
+	conc_arg a[CONC_THREADS];
+	double t0 = co_bench_now_us();
+	int t, failed = 0;
+
+	for (t = 0; t < CONC_THREADS; t++) {
+		a[t].r = r;
+		a[t].tag = tag;
+		a[t].from = n * (size_t)t / CONC_THREADS;
+		a[t].to = n * (size_t)(t + 1) / CONC_THREADS;
+		a[t].failed = 0;
+		pthread_create(&th[t], NULL, conc_main, &a[t]);
+	}
+	for (t = 0; t < CONC_THREADS; t++) {
+		pthread_join(th[t], NULL);
+		failed |= a[t].failed;
+	}
+	if (failed)
+		return -1;
+	return (double)n / ((co_bench_now_us() - t0) / 1e6);
+}
+
+static int throughput(size_t n)
+{
+	co_router_opts ro = CO_ROUTER_OPTS_INIT;
+	co_router *r = NULL;
+	co_state *st = NULL;
+	char dir[256] = "";
+	double tr, tb;
+	int error = -1;
+
+	if (co_test_tmpdir(dir, sizeof(dir)) < 0 || co_state_open(&st, dir) < 0 ||
+	    create_tasks("TR_", n) < 0 || create_tasks("TB_", n) < 0)
+		goto done;
+	ro.git = gs;
+	ro.etcd = es;
+	ro.state = st;
+	ro.flags = fw;
+	if (co_router_open(&r, &ro) < 0)
+		goto done;
+	tb = conc_run(NULL, "TB_", n);
+	tr = conc_run(r, "TR_", n);
+	if (tb < 0 || tr < 0) {
+		fprintf(stderr, "bench: a concurrent claim failed: %s\n",
+			co_error_last());
+		goto done;
+	}
+	printf("%d threads, %zu claims on distinct tasks: bare etcd store %.0f claims/s, "
+	       "router (drain off, witness on) %.0f claims/s (%.2fx)\n",
+	       CONC_THREADS, n, tb, tr, tb / tr);
+	error = 0;
+done:
+	co_router_close(r);
+	co_state_close(st);
+	if (dir[0])
+		co_test_rmrf(dir);
+	return error;
+}
+
+/* ---- (b) kill-switch propagation ---- */
+
+typedef struct spinner {
+	co_router *r;
+	atomic_int stop;
+	atomic_int seen;   /* kill_switch as the router routes now */
+	double seen_at_us; /* when `seen` last changed (written before `seen`) */
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	uint64_t spins;
+} spinner;
+
+static void *spin_main(void *arg)
+{
+	spinner *sp = arg;
+	int last = atomic_load(&sp->seen);
+
+	while (!atomic_load(&sp->stop)) {
+		co_route rt;
+
+		if (co_router_route(&rt, sp->r, CO_OP_TASK_CLAIM, "K000001") < 0)
+			continue;
+		sp->spins++;
+		if (rt.kill_switch != last) {
+			double now = co_bench_now_us();
+
+			last = rt.kill_switch;
+			pthread_mutex_lock(&sp->mu);
+			sp->seen_at_us = now;
+			atomic_store(&sp->seen, last);
+			pthread_cond_broadcast(&sp->cv);
+			pthread_mutex_unlock(&sp->mu);
+		}
+	}
+	return NULL;
+}
+
+static int kill_switch_flips(int flips)
+{
+	co_router_opts ro = CO_ROUTER_OPTS_INIT;
+	co_router *r = NULL;
+	co_state *st = NULL;
+	spinner sp;
+	pthread_t th;
+	int started = 0, i, error = -1, kill = 0;
+	char dir[256] = "";
+	co_bench_series prop, save, after_save;
+	co_bench_stats ps;
+
+	memset(&sp, 0, sizeof(sp));
+	pthread_mutex_init(&sp.mu, NULL);
+	pthread_cond_init(&sp.cv, NULL);
+	if (co_bench_series_init(&prop, "flip seen by route(), from save start",
+				 (size_t)flips) < 0 ||
+	    co_bench_series_init(&save, "co_flags_save itself (write+fsync+rename)",
+				 (size_t)flips) < 0 ||
+	    co_bench_series_init(&after_save, "seen after save returned (<=0: before)",
+				 (size_t)flips) < 0)
+		return -1;
+	if (co_test_tmpdir(dir, sizeof(dir)) < 0 || co_state_open(&st, dir) < 0 ||
+	    save_flags(0) < 0 || co_flags_watcher_reload(fw) < 0)
+		goto done;
+	ro.git = gs;
+	ro.etcd = es;
+	ro.state = st;
+	ro.flags = fw;
+	ro.background_drain = 1; /* as `serve` runs it */
+	if (co_router_open(&r, &ro) < 0)
+		goto done;
+	sp.r = r;
+	atomic_store(&sp.seen, 0);
+	if (pthread_create(&th, NULL, spin_main, &sp) != 0)
+		goto done;
+	started = 1;
+	for (i = 0; i < flips; i++) {
+		struct timespec dl, pace = {0, 20 * 1000000L};
+		double t0, t1;
+		int seen;
+
+		kill = !kill;
+		t0 = co_bench_now_us();
+		if (save_flags(kill) < 0) {
+			fprintf(stderr, "bench: save: %s\n", co_error_last());
+			goto done;
+		}
+		t1 = co_bench_now_us();
+		clock_gettime(CLOCK_REALTIME, &dl);
+		dl.tv_sec += 5;
+		pthread_mutex_lock(&sp.mu);
+		while ((seen = atomic_load(&sp.seen)) != kill &&
+		       pthread_cond_timedwait(&sp.cv, &sp.mu, &dl) == 0)
+			;
+		seen = atomic_load(&sp.seen);
+		pthread_mutex_unlock(&sp.mu);
+		if (seen != kill) {
+			fprintf(stderr, "bench: flip %d not seen within 5 s\n", i + 1);
+			goto done;
+		}
+		co_bench_series_add(&prop, sp.seen_at_us - t0);
+		co_bench_series_add(&save, t1 - t0);
+		co_bench_series_add(&after_save, sp.seen_at_us - t1);
+		/* pace the flips so that each is a separate change on disk */
+		nanosleep(&pace, NULL);
+	}
+	co_bench_header();
+	ps = co_bench_row(&prop);
+	co_bench_row(&save);
+	co_bench_row(&after_save);
+	printf("\nkill switch over %d flips: median %.3f ms, max %.3f ms "
+	       "(route() calls spun: %llu)\n",
+	       flips, ps.p50 / 1e3, ps.max / 1e3, (unsigned long long)sp.spins);
+	error = 0;
+done:
+	if (started) {
+		atomic_store(&sp.stop, 1);
+		pthread_join(th, NULL);
+	}
+	co_router_close(r);
+	co_state_close(st);
+	if (dir[0])
+		co_test_rmrf(dir);
+	save_flags(0);
+	pthread_cond_destroy(&sp.cv);
+	pthread_mutex_destroy(&sp.mu);
+	co_bench_series_free(&prop);
+	co_bench_series_free(&save);
+	co_bench_series_free(&after_save);
+	return error;
+}
+
+int main(int argc, char **argv)
+{
+	size_t n = argc > 1 ? (size_t)strtoul(argv[1], NULL, 10) : 1000;
+	size_t nb = argc > 2 ? (size_t)strtoul(argv[2], NULL, 10) : 500;
+	int flips = argc > 3 ? atoi(argv[3]) : 50;
+	static const config configs[] = {
+	    {"drain off, witness on", 0, 1},
+	    {"drain off, witness off", 0, 0},
+	    {"drain on, witness on", 1, 1},
+	};
+	co_bench_stats rs[3], bs[3];
+	int64_t depth[3] = {0, 0, 0};
+	co_etcd_opts eo = CO_ETCD_OPTS_INIT;
+	co_git_opts go = CO_GIT_OPTS_INIT;
+	const char *ep[1];
+	int rc = 1, i;
+
+	if (n == 0 || nb == 0 || flips <= 0) {
+		fprintf(stderr, "usage: bench_router [N_claims [N_breakdown [flips]]]\n");
+		return 1;
+	}
+	memset(&etcd, 0, sizeof(etcd));
+	if (co_test_etcd_start(&etcd) < 0 ||
+	    co_test_git_repo_new(repo, sizeof(repo)) < 0 ||
+	    co_test_tmpdir(flags_dir, sizeof(flags_dir)) < 0) {
+		fprintf(stderr, "bench: setup failed (etcd, repo or temp dir)\n");
+		goto done;
+	}
+	snprintf(flags_path, sizeof(flags_path), "%s/flags.yaml", flags_dir);
+	ep[0] = etcd.endpoint;
+	eo.endpoints = ep;
+	eo.n_endpoints = 1;
+	eo.prefix = "/bench/";
+	go.repo = repo; /* fsync on, the default */
+	if (co_etcd_store_open(&es, &eo) < 0 || co_git_store_open(&gs, &go) < 0 ||
+	    save_flags(0) < 0 || co_flags_watcher_open(&fw, flags_path) < 0) {
+		fprintf(stderr, "bench: open failed: %s\n", co_error_last());
+		goto done;
+	}
+	printf(
+	    "bench_router: etcd %s, stage etcd, %zu claims per series, load average %s\n",
+	    etcd.endpoint, n, loadavg());
+
+	printf("\n(a) claim through the router (stage etcd) vs the bare etcd store, "
+	       "interleaved\n");
+	co_bench_header();
+	for (i = 0; i < 3; i++)
+		if (run_config(&configs[i], i, n, &rs[i], &bs[i], &depth[i]) < 0)
+			goto done;
+	printf("\nrouter / bare etcd store (goal: p95 <= 1.10x):\n");
+	for (i = 0; i < 3; i++)
+		ratio_line(configs[i].name, rs[i], bs[i]);
+	for (i = 0; i < 3; i++)
+		printf("git-bound outbox depth after \"%s\": %lld\n", configs[i].name,
+		       (long long)depth[i]);
+
+	printf("\n(a') where the router's time goes: its etcd-mode claim path, "
+	       "step by step (%zu claims)\n",
+	       nb);
+	if (breakdown(nb) < 0)
+		goto done;
+
+	printf("\n(a'') throughput, concurrent claimers (the outbox's fsyncs share one "
+	       "SQLite connection)\n");
+	if (throughput(n) < 0)
+		goto done;
+
+	printf("\n(b) kill switch: co_flags_save -> co_router_route in a running router "
+	       "(no reload call), load average %s\n",
+	       loadavg());
+	if (kill_switch_flips(flips) < 0)
+		goto done;
+	printf("\nload average at end: %s\n", loadavg());
+	rc = 0;
+done:
+	co_flags_watcher_close(fw);
+	co_store_free(es);
+	co_store_free(gs);
+	co_test_etcd_stop(&etcd);
+	if (repo[0])
+		co_test_rmrf(repo);
+	if (flags_dir[0])
+		co_test_rmrf(flags_dir);
+	return rc;
+}

@@ -1,0 +1,123 @@
+/*
+ * gate.c - the go/no-go decision for a flag change (DESIGN §4).
+ *
+ * The rules are in gate.h.  Everything the gate needs is handed to it (the
+ * latest run, the clock, the foreign commits), so that it is a function of
+ * its input: the CLI and the admin API read the state and the repository,
+ * tests feed it plain values.  The kill switch is set aside when comparing
+ * routes: a stage change made while the switch is on takes effect when it
+ * is lifted, so it must pass the same gate now.
+ */
+#include "gate.h"
+
+#include "flags/stage.h"
+
+#include "core/error.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define OVERRIDE " (use --force to override)"
+
+/* "4m", "2h", "3d": a rough age for messages. */
+static void fmt_age(char *buf, size_t len, int64_t ms)
+{
+	if (ms < 0)
+		ms = 0;
+	if (ms < 1000)
+		snprintf(buf, len, "%lldms", (long long)ms);
+	else if (ms < 120 * 1000)
+		snprintf(buf, len, "%llds", (long long)(ms / 1000));
+	else if (ms < 120LL * 60 * 1000)
+		snprintf(buf, len, "%lldm", (long long)(ms / 60000));
+	else if (ms < 48LL * 3600 * 1000)
+		snprintf(buf, len, "%lldh", (long long)(ms / 3600000));
+	else
+		snprintf(buf, len, "%lldd", (long long)(ms / 86400000));
+}
+
+int co_gate_needs_run(const co_flags *from, const co_flags *to)
+{
+	return co_stage_is_forward(from, to);
+}
+
+int co_gate_needs_legacy_check(const co_flags *from, const co_flags *to)
+{
+	co_flags a = *from, b = *to;
+
+	a.kill_switch = 0;
+	b.kill_switch = 0;
+	return !co_flags_etcd_primary_possible(&a) && co_flags_etcd_primary_possible(&b);
+}
+
+static int check_run(const co_gate_input *in)
+{
+	const co_run *r = in->latest;
+	char age[32], win[32];
+	int64_t ended;
+
+	fmt_age(win, sizeof(win), in->window_ms);
+	if (r == NULL)
+		return co_error_set(CO_ECONFLICT,
+				    "go/no-go: no reconciliation run has finished; run "
+				    "`cutover reconcile` first" OVERRIDE);
+	if (r->verdict == NULL || strcmp(r->verdict, "pass") != 0)
+		return co_error_set(CO_ECONFLICT,
+				    "go/no-go: latest reconciliation run %lld %s "
+				    "(consistency %.4f%%)" OVERRIDE,
+				    (long long)r->id, r->verdict ? "failed" : "did not finish",
+				    r->consistency * 100.0);
+	ended = r->started_at + r->duration_ms;
+	fmt_age(age, sizeof(age), in->now_ms - ended);
+	if (ended < in->now_ms - in->window_ms)
+		return co_error_set(CO_ECONFLICT,
+				    "go/no-go: latest reconciliation run %lld passed %s "
+				    "ago, older than the go/no-go window of %s; run "
+				    "`cutover reconcile` again" OVERRIDE,
+				    (long long)r->id, age, win);
+	return 0;
+}
+
+static int check_legacy(const co_gate_input *in)
+{
+	const co_gate_commit *c = NULL;
+	char age[32], win[32];
+	size_t i;
+
+	fmt_age(win, sizeof(win), in->window_ms);
+	if (in->foreign_error)
+		return co_error_set(CO_ECONFLICT,
+				    "go/no-go: cannot check for legacy writers: %s" OVERRIDE,
+				    in->foreign_error);
+	/* The newest foreign commit inside the window names the writer. */
+	for (i = 0; i < in->n_foreign; i++) {
+		if (in->foreign[i].time_ms < in->now_ms - in->window_ms)
+			continue;
+		if (c == NULL || in->foreign[i].time_ms > c->time_ms)
+			c = &in->foreign[i];
+	}
+	if (c == NULL)
+		return 0;
+	fmt_age(age, sizeof(age), in->now_ms - c->time_ms);
+	return co_error_set(CO_ECONFLICT,
+			    "go/no-go: legacy writer on the git branch: commit %s by %s "
+			    "%s ago, within the go/no-go window of %s; etcd cannot become "
+			    "a primary while legacy clients commit with plain git (stop "
+			    "them, or let `cutover migrate --follow` catch up and wait "
+			    "out the window)" OVERRIDE,
+			    c->short_id ? c->short_id : "?", c->author ? c->author : "?",
+			    age, win);
+}
+
+int co_gate_check(const co_gate_input *in)
+{
+	int error;
+
+	if (in == NULL || in->from == NULL || in->to == NULL || in->window_ms < 0)
+		return co_error_set(CO_EINVAL, "go/no-go: bad input");
+	if (co_gate_needs_run(in->from, in->to) && (error = check_run(in)) < 0)
+		return error;
+	if (co_gate_needs_legacy_check(in->from, in->to) && (error = check_legacy(in)) < 0)
+		return error;
+	return 0;
+}

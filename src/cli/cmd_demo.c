@@ -1,0 +1,1354 @@
+/*
+ * cmd_demo.c - `cutover demo`: the whole migration on a laptop, in under a
+ * minute (DESIGN §7, last paragraph).
+ *
+ * In a fresh temp directory the demo starts its own etcd (the `etcd` of
+ * PATH, on a free loopback port, fast election settings), creates a bare
+ * git repository with `git init`, imports the embedded sample task board
+ * (demo_board.h) into git and backfills etcd.  Then simulated swarms --
+ * threads that create, claim, release and complete tasks through the router
+ * -- run for a few seconds at each stage, git -> shadow -> 10 -> 50 -> 100.
+ * Stages change the flags file exactly as `cutover stage` does (stage.h,
+ * co_flags_save) and the router picks the change up through its flags
+ * watcher; each forward move passes the go/no-go gate (runs.h) and each
+ * stage ends with a reconciliation.  Finally a write straight to etcd,
+ * behind the router's back, makes the stores disagree: the next
+ * reconciliation fails and trips the kill switch, the router sends every
+ * operation to git within milliseconds, a repair from git makes the stores
+ * equal again, and the report (HTML with the consistency chart, Markdown)
+ * is written to --out.
+ *
+ * Output is for a human: one section per step, one line per fact, with
+ * figures.  Everything the demo starts it stops, and everything it creates
+ * in the temp directory it removes (unless --keep), also after an error or
+ * SIGINT/SIGTERM; etcd runs in its own process group (so ^C reaches only
+ * the demo, which then shuts down in order) and dies with the demo even if
+ * the demo is killed (PR_SET_PDEATHSIG).  Nothing here is reusable library
+ * code: the demo only drives the public APIs of the other modules.
+ */
+#include "cli.h"
+
+#include "demo_board.h"
+
+#include "../../migrate/board.h"
+#include "../../migrate/migrate.h"
+#include "../core/audit.h"
+#include "../core/error.h"
+#include "../core/runs.h"
+#include "../core/state.h"
+#include "../store/etcd_store.h"
+#include "../store/git_store.h"
+#include "flags/flags.h"
+#include "flags/stage.h"
+#include "flags/watcher.h"
+#include "reconcile/reconcile.h"
+#include "reconcile/report.h"
+#include "router/router.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+extern char **environ;
+
+#define U_DEMO                                                                            \
+	"cutover demo [--out DIR] [--swarms N] [--seconds-per-stage S] [--keep]"
+
+static const char h_demo[] =
+	"usage: " U_DEMO "\n\n"
+	"Run the whole migration on an embedded sample, in a temp directory:\n"
+	"  1. start a local etcd (the `etcd` in PATH) on a free loopback port and\n"
+	"     create a bare git repository;\n"
+	"  2. import the sample legacy task board into git, backfill etcd;\n"
+	"  3. drive simulated swarms (threads claiming, releasing, completing and\n"
+	"     creating tasks through the router) through the stages\n"
+	"     git -> shadow -> 10 -> 50 -> 100, each forward move through the\n"
+	"     go/no-go gate, with a reconciliation after each stage;\n"
+	"  4. write a task straight to etcd, behind the router's back: the next\n"
+	"     reconciliation fails and trips the kill switch (automatic rollback),\n"
+	"     the router sends everything to git, a repair from git restores\n"
+	"     consistency;\n"
+	"  5. write the reconciliation report (report.html, report.md) to --out.\n"
+	"etcd is stopped and the temp directory removed at the end, also on error\n"
+	"or ^C.  No configuration is read: the demo touches nothing outside its\n"
+	"temp directory and --out.\n\n"
+	"Options:\n"
+	"  --out DIR              where the report goes (default ./cutover-demo-report)\n"
+	"  --swarms N             simulated swarms, one thread each (default 4, 1..64)\n"
+	"  --seconds-per-stage S  traffic per stage in seconds (default 1.5)\n"
+	"  --keep                 keep the temp directory (repo, etcd data, state db)\n\n"
+	"Exit status: 0 the demo went as planned; 3 a reconciliation failed where it\n"
+	"should have passed (or the injected divergence was not caught); 2 etcd or\n"
+	"git could not be started; 1 bad usage; 130 interrupted.\n";
+
+#define DEFAULT_OUT "./cutover-demo-report"
+#define DEFAULT_SWARMS 4
+#define DEFAULT_SECONDS 1.5
+#define ETCD_READY_MS 15000
+#define ETCD_ATTEMPTS 3
+#define GO_NO_GO_WINDOW_MS 60000
+#define CLAIM_TTL 60
+#define EXIT_INTERRUPTED 130
+#define EXIT_VERDICT 3
+
+/* The task whose status the demo changes in etcd alone. */
+#define DIVERGE_ID "P1.3.4"
+
+static volatile sig_atomic_t interrupted;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	interrupted = 1;
+}
+
+/* ---- small helpers ---- */
+
+static int64_t mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static void sleep_ms(int ms)
+{
+	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+
+	nanosleep(&ts, NULL);
+}
+
+/* Sleep `ms` in slices, returning early on SIGINT/SIGTERM. */
+static void sleep_interruptible(int ms)
+{
+	while (ms > 0 && !interrupted) {
+		int slice = ms < 50 ? ms : 50;
+
+		sleep_ms(slice);
+		ms -= slice;
+	}
+}
+
+static void section(const char *title)
+{
+	printf("\n== %s\n", title);
+	fflush(stdout);
+}
+
+/* One fact: "  label         text". */
+static void fact(const char *label, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void fact(const char *label, const char *fmt, ...)
+{
+	va_list ap;
+
+	printf("  %-14s", label);
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	putchar('\n');
+	/* Nobody reads us any more (`| head`): stop, and clean up. */
+	if (fflush(stdout) != 0 && errno == EPIPE)
+		interrupted = 1;
+}
+
+static int unlink_cb(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb;
+	(void)flag;
+	(void)ftw;
+	remove(path);
+	return 0;
+}
+
+static void rmrf(const char *path)
+{
+	if (path && path[0])
+		nftw(path, unlink_cb, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* mkdir -p */
+static int mkdirs(const char *path)
+{
+	char buf[4096];
+	size_t i, len = strlen(path);
+
+	if (len == 0 || len >= sizeof(buf))
+		return co_error_set(CO_EINVAL, "%s: bad directory name", path);
+	memcpy(buf, path, len + 1);
+	for (i = 1; i <= len; i++) {
+		if (buf[i] != '/' && buf[i] != '\0')
+			continue;
+		buf[i] = '\0';
+		if (mkdir(buf, 0755) < 0 && errno != EEXIST)
+			return co_error_set(CO_EIO, "%s: %s", buf, strerror(errno));
+		buf[i] = i < len ? '/' : '\0';
+	}
+	return 0;
+}
+
+/* A port nobody listens on now: bind 127.0.0.1:0 and read it back. */
+static int free_port(void)
+{
+	struct sockaddr_in a;
+	socklen_t len = sizeof(a);
+	int fd, port = -1;
+
+	if ((fd = socket(AF_INET, SOCK_STREAM, 0)) < 0)
+		return -1;
+	memset(&a, 0, sizeof(a));
+	a.sin_family = AF_INET;
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+	    getsockname(fd, (struct sockaddr *)&a, &len) == 0)
+		port = ntohs(a.sin_port);
+	close(fd);
+	return port;
+}
+
+/* Run argv (PATH lookup) with stdout/stderr appended to `log`; exit status or -1. */
+static int run_program(char *const argv[], const char *log)
+{
+	posix_spawn_file_actions_t fa;
+	pid_t pid;
+	int status = -1, rc;
+
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+	posix_spawn_file_actions_addopen(&fa, 1, log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+	posix_spawn_file_actions_adddup2(&fa, 1, 2);
+	rc = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	if (rc != 0)
+		return -1;
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return -1;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* ---- the demo's etcd ---- */
+
+typedef struct demo_etcd {
+	pid_t pid;
+	int client_port, peer_port;
+	char endpoint[64];
+	char data[4096], log[4096];
+} demo_etcd;
+
+static int etcd_spawn(demo_etcd *e)
+{
+	char client[64], peer[64], cluster[96];
+	char *argv[32];
+	int argc = 0, logfd;
+	pid_t parent = getpid(), pid;
+
+	snprintf(client, sizeof(client), "http://127.0.0.1:%d", e->client_port);
+	snprintf(peer, sizeof(peer), "http://127.0.0.1:%d", e->peer_port);
+	snprintf(cluster, sizeof(cluster), "demo=%s", peer);
+	if ((logfd = open(e->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644)) < 0)
+		return co_error_set(CO_EIO, "%s: %s", e->log, strerror(errno));
+	argv[argc++] = "etcd";
+	argv[argc++] = "--name";
+	argv[argc++] = "demo";
+	argv[argc++] = "--data-dir";
+	argv[argc++] = e->data;
+	argv[argc++] = "--listen-client-urls";
+	argv[argc++] = client;
+	argv[argc++] = "--advertise-client-urls";
+	argv[argc++] = client;
+	argv[argc++] = "--listen-peer-urls";
+	argv[argc++] = peer;
+	argv[argc++] = "--initial-advertise-peer-urls";
+	argv[argc++] = peer;
+	argv[argc++] = "--initial-cluster";
+	argv[argc++] = cluster;
+	argv[argc++] = "--heartbeat-interval";
+	argv[argc++] = "10";
+	argv[argc++] = "--election-timeout";
+	argv[argc++] = "100";
+	argv[argc++] = "--log-level";
+	argv[argc++] = "error";
+	argv[argc] = NULL;
+
+	if ((pid = fork()) < 0) {
+		close(logfd);
+		return co_error_set(CO_EUNAVAIL, "fork: %s", strerror(errno));
+	}
+	if (pid == 0) {
+		int devnull = open("/dev/null", O_RDONLY);
+
+		/* Die with the demo even if it is SIGKILLed ... */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)
+			_exit(127);
+		/* ... but not with a ^C meant for it: the demo stops etcd in order. */
+		setpgid(0, 0);
+		if (devnull >= 0)
+			dup2(devnull, 0);
+		dup2(logfd, 1);
+		dup2(logfd, 2);
+		execvp("etcd", argv);
+		_exit(127);
+	}
+	close(logfd);
+	e->pid = pid;
+	return 0;
+}
+
+/* SIGTERM, wait up to 5 s, then SIGKILL; reaps the child.  Idempotent. */
+static void etcd_stop(demo_etcd *e)
+{
+	int64_t end;
+	int status;
+
+	if (e->pid <= 0)
+		return;
+	kill(e->pid, SIGTERM);
+	end = mono_us() + 5000000;
+	while (waitpid(e->pid, &status, WNOHANG) == 0) {
+		if (mono_us() >= end) {
+			kill(e->pid, SIGKILL);
+			waitpid(e->pid, &status, 0);
+			break;
+		}
+		sleep_ms(10);
+	}
+	e->pid = 0;
+}
+
+/*
+ * Start etcd and wait until it serves a linearizable read (a leader
+ * exists).  A port taken between free_port() and etcd's bind makes etcd
+ * exit at once: try again on new ports, a few times.
+ */
+static int etcd_start(demo_etcd *e, int64_t *ready_us)
+{
+	co_etcd_opts eo = CO_ETCD_OPTS_INIT;
+	const char *eps[1];
+	co_store *s = NULL;
+	int attempt, status, error = 0;
+	int64_t t0 = mono_us();
+
+	for (attempt = 0; attempt < ETCD_ATTEMPTS && !interrupted; attempt++) {
+		int64_t end;
+
+		e->client_port = free_port();
+		e->peer_port = free_port();
+		if (e->client_port <= 0 || e->peer_port <= 0 ||
+		    e->client_port == e->peer_port)
+			continue;
+		snprintf(e->endpoint, sizeof(e->endpoint), "http://127.0.0.1:%d",
+			 e->client_port);
+		rmrf(e->data);
+		if ((error = etcd_spawn(e)) < 0)
+			return error;
+		eps[0] = e->endpoint;
+		eo.endpoints = eps;
+		eo.n_endpoints = 1;
+		eo.connect_timeout_ms = 200;
+		eo.request_timeout_ms = 1000;
+		if ((error = co_etcd_store_open(&s, &eo)) < 0)
+			return error;
+		end = mono_us() + (int64_t)ETCD_READY_MS * 1000;
+		while (!interrupted && mono_us() < end) {
+			if (waitpid(e->pid, &status, WNOHANG) == e->pid) {
+				e->pid = 0;
+				break;
+			}
+			if (co_store_ping(s) == 0) {
+				*ready_us = mono_us() - t0;
+				co_store_free(s);
+				return 0;
+			}
+			sleep_ms(10);
+		}
+		co_store_free(s);
+		s = NULL;
+		etcd_stop(e);
+	}
+	if (interrupted)
+		return co_error_set(CO_EUNAVAIL, "interrupted while starting etcd");
+	return co_error_set(CO_EUNAVAIL, "etcd did not start on 127.0.0.1 (is `etcd` in "
+					 "PATH?); see %s", e->log);
+}
+
+/* ---- simulated swarms ---- */
+
+/* The open tasks the swarms pick from (available as far as they know). */
+typedef struct pool {
+	pthread_mutex_t mu;
+	char **ids;
+	size_t n, cap;
+} pool;
+
+static int pool_add(pool *p, const char *id)
+{
+	char *copy = strdup(id);
+	int error = 0;
+
+	if (!copy)
+		return co_error_set(CO_ENOMEM, "out of memory");
+	pthread_mutex_lock(&p->mu);
+	if (p->n == p->cap) {
+		size_t cap = p->cap ? p->cap * 2 : 64;
+		char **v = realloc(p->ids, cap * sizeof(*v));
+
+		if (!v) {
+			error = co_error_set(CO_ENOMEM, "out of memory");
+			goto done;
+		}
+		p->ids = v;
+		p->cap = cap;
+	}
+	p->ids[p->n++] = copy;
+	copy = NULL;
+done:
+	pthread_mutex_unlock(&p->mu);
+	free(copy);
+	return error;
+}
+
+/* A random open ID copied into buf; 0, or -1 when the pool is empty. */
+static int pool_pick(char *buf, size_t len, pool *p, unsigned *seed)
+{
+	int r = -1;
+
+	pthread_mutex_lock(&p->mu);
+	if (p->n > 0) {
+		snprintf(buf, len, "%s", p->ids[(size_t)rand_r(seed) % p->n]);
+		r = 0;
+	}
+	pthread_mutex_unlock(&p->mu);
+	return r;
+}
+
+static void pool_remove(pool *p, const char *id)
+{
+	size_t i;
+
+	pthread_mutex_lock(&p->mu);
+	for (i = 0; i < p->n; i++) {
+		if (strcmp(p->ids[i], id) == 0) {
+			free(p->ids[i]);
+			p->ids[i] = p->ids[--p->n];
+			break;
+		}
+	}
+	pthread_mutex_unlock(&p->mu);
+}
+
+static void pool_clear(pool *p)
+{
+	size_t i;
+
+	for (i = 0; i < p->n; i++)
+		free(p->ids[i]);
+	free(p->ids);
+	p->ids = NULL;
+	p->n = p->cap = 0;
+}
+
+/* What one swarm did during one stage. */
+typedef struct tally {
+	long ops, won, lost, completed, released, created, errors;
+	long primary_git, primary_etcd;
+	int64_t *lat_us; /* claim latencies */
+	size_t n_lat, cap_lat;
+	char last_error[256];
+} tally;
+
+typedef struct swarm {
+	pthread_t thread;
+	int started;
+	int idx;
+	char name[32];
+	const char *stage; /* for the IDs of created tasks */
+	unsigned seed;
+	co_router *router;
+	pool *open;
+	atomic_int *stop;
+	long n_created; /* over the whole demo: created IDs stay unique */
+	tally t;
+} swarm;
+
+static void tally_error(tally *t, int error)
+{
+	t->errors++;
+	snprintf(t->last_error, sizeof(t->last_error), "%s (%s)", co_error_last(),
+		 co_error_name(error));
+}
+
+static void tally_latency(tally *t, int64_t us)
+{
+	if (t->n_lat == t->cap_lat) {
+		size_t cap = t->cap_lat ? t->cap_lat * 2 : 1024;
+		int64_t *v = realloc(t->lat_us, cap * sizeof(*v));
+
+		if (!v)
+			return; /* a missing sample is no reason to stop a swarm */
+		t->lat_us = v;
+		t->cap_lat = cap;
+	}
+	t->lat_us[t->n_lat++] = us;
+}
+
+/* Create a new task through the router, as a planner would. */
+static void swarm_create(swarm *s)
+{
+	co_record *t = NULL, *got = NULL;
+	char id[96];
+	int error;
+
+	snprintf(id, sizeof(id), "D%s.%d.%ld", s->stage, s->idx, ++s->n_created);
+	if ((error = co_record_new(&t, CO_KIND_TASK, id)) < 0 ||
+	    (t->type = strdup("demo")) == NULL) {
+		tally_error(&s->t, error < 0 ? error : CO_ENOMEM);
+		goto done;
+	}
+	t->rev = 1;
+	if ((error = co_router_task_create(&got, s->router, t)) < 0) {
+		tally_error(&s->t, error);
+		goto done;
+	}
+	s->t.ops++;
+	s->t.created++;
+	if (pool_add(s->open, id) < 0)
+		tally_error(&s->t, CO_ENOMEM);
+done:
+	co_record_free(got);
+	co_record_free(t);
+}
+
+/* Claim an open task; if won, work on it (not really) and release it. */
+static void swarm_claim(swarm *s)
+{
+	co_record *got = NULL, *rel = NULL;
+	co_route rt;
+	co_status to;
+	char id[160];
+	int64_t t0;
+	int error;
+
+	if (pool_pick(id, sizeof(id), s->open, &s->seed) < 0) {
+		swarm_create(s);
+		return;
+	}
+	if (co_router_route(&rt, s->router, CO_OP_TASK_CLAIM, id) == 0) {
+		if (rt.primary == CO_SIDE_ETCD)
+			s->t.primary_etcd++;
+		else
+			s->t.primary_git++;
+	}
+	t0 = mono_us();
+	error = co_router_claim(&got, s->router, id, s->name, CLAIM_TTL);
+	s->t.ops++;
+	co_record_free(got); /* a loser gets the current record too */
+	got = NULL;
+	if (error == CO_ECONFLICT || error == CO_ENOTFOUND) {
+		/* Another swarm was faster: the store's CAS picked one winner. */
+		s->t.lost++;
+		return;
+	}
+	if (error < 0) {
+		tally_error(&s->t, error);
+		return;
+	}
+	tally_latency(&s->t, mono_us() - t0);
+	s->t.won++;
+
+	/* A quarter of the work gets done; the rest is handed back. */
+	to = rand_r(&s->seed) % 4 == 0 ? CO_STATUS_COMPLETE : CO_STATUS_AVAILABLE;
+	if (to == CO_STATUS_COMPLETE)
+		pool_remove(s->open, id);
+	error = co_router_release(&rel, s->router, id, s->name, to);
+	s->t.ops++;
+	co_record_free(rel);
+	if (error < 0) {
+		tally_error(&s->t, error);
+		return;
+	}
+	if (to == CO_STATUS_COMPLETE)
+		s->t.completed++;
+	else
+		s->t.released++;
+}
+
+static void *swarm_main(void *arg)
+{
+	swarm *s = arg;
+
+	/* At least one claim per stage, however short: every stage has figures. */
+	swarm_claim(s);
+	while (!atomic_load(s->stop)) {
+		if (rand_r(&s->seed) % 10 == 0)
+			swarm_create(s);
+		else
+			swarm_claim(s);
+	}
+	return NULL;
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* ---- the demo ---- */
+
+typedef struct demo {
+	/* options */
+	const char *out_dir;
+	int n_swarms;
+	int stage_ms;
+	int keep;
+
+	/* what it started */
+	char tmp[1024];
+	char repo[4096], state_dir[4096], flags_path[4096], git_log[4096];
+	demo_etcd etcd;
+	co_store *git, *etcd_store;
+	co_state *st;
+	co_flags_watcher *fw;
+	co_router *router;
+	co_etcd_opts eo;
+	const char *eps[1];
+
+	swarm *swarms;
+	atomic_int stop;
+	pool open;
+
+	int64_t divergence_run;
+	int unexpected; /* a reconciliation failed that should have passed */
+} demo;
+
+static int drain_hook(void *ctx)
+{
+	int64_t left = 0;
+
+	return co_router_drain(ctx, NULL, 10000, &left);
+}
+
+static void reconcile_opts(co_reconcile_opts *ro, demo *d)
+{
+	co_reconcile_opts init = CO_RECONCILE_OPTS_INIT;
+
+	*ro = init;
+	ro->git = d->git;
+	ro->etcd = d->etcd_store;
+	ro->state = d->st;
+	ro->flags_path = d->flags_path;
+	ro->grace_ms = 200;
+	ro->max_rechecks = 3;
+	ro->drain = drain_hook;
+	ro->drain_ctx = d->router;
+	ro->who = "demo";
+}
+
+/* Print one reconciliation result: counts, consistency, verdict, divergences. */
+static void print_run(const co_reconcile_result *res)
+{
+	const co_run *r = &res->run;
+	size_t i;
+
+	fact("reconcile", "run %lld: %lld IDs, %lld equal, %lld missing_in_etcd, "
+			  "%lld missing_in_git, %lld mismatch (%lld ms)",
+	     (long long)r->id, (long long)r->total, (long long)r->equal,
+	     (long long)r->missing_in_etcd, (long long)r->missing_in_git,
+	     (long long)r->mismatch, (long long)r->duration_ms);
+	fact("consistency", "%.2f%% -> %s (action: %s)", r->consistency * 100.0,
+	     co_reconcile_passed(res) ? "PASS" : "FAIL", r->action ? r->action : "none");
+	if (res->in_flight)
+		fact("in flight", "%lld ID(s) re-checked after the grace period",
+		     (long long)res->in_flight);
+	for (i = 0; i < res->divergences.n && i < 10; i++) {
+		const co_divergence *dv = res->divergences.items[i];
+
+		fact("divergence", "%s %s: %s%s%s", dv->kind, dv->id, dv->cls,
+		     dv->fields && dv->fields[0] ? " of " : "", dv->fields ? dv->fields : "");
+	}
+	if (res->divergences.n > 10)
+		fact("", "... and %zu more", res->divergences.n - 10);
+	if (res->repaired_put || res->repaired_removed)
+		fact("repaired", "%lld written, %lld removed", (long long)res->repaired_put,
+		     (long long)res->repaired_removed);
+	if (res->warning[0])
+		fact("warning", "%s", res->warning);
+}
+
+/* One reconciliation; *passed set.  *run_id (may be NULL) gets the run number. */
+static int reconcile(demo *d, co_repair_from repair, int *passed, int64_t *run_id)
+{
+	co_reconcile_opts ro;
+	co_reconcile_result *res = NULL;
+	int error;
+
+	reconcile_opts(&ro, d);
+	ro.repair = repair;
+	if ((error = co_reconcile_run(&res, &ro)) < 0)
+		return co_cli_error_prefix(error, "reconcile");
+	print_run(res);
+	*passed = co_reconcile_passed(res);
+	if (run_id)
+		*run_id = res->run.id;
+	co_reconcile_result_free(res);
+	return 0;
+}
+
+/* Run the swarms for stage_ms and print what they did. */
+static int traffic(demo *d, const char *stage)
+{
+	tally sum;
+	int64_t *lat = NULL, t0, elapsed;
+	size_t n_lat = 0, k;
+	int i, error = 0;
+	double secs;
+
+	memset(&sum, 0, sizeof(sum));
+	atomic_store(&d->stop, 0);
+	for (i = 0; i < d->n_swarms; i++) {
+		swarm *s = &d->swarms[i];
+
+		free(s->t.lat_us);
+		memset(&s->t, 0, sizeof(s->t));
+		s->stage = stage;
+		s->started = 0;
+	}
+	t0 = mono_us();
+	for (i = 0; i < d->n_swarms; i++) {
+		if (pthread_create(&d->swarms[i].thread, NULL, swarm_main, &d->swarms[i]) != 0) {
+			error = co_error_set(CO_EIO, "cannot start swarm thread %d", i + 1);
+			break;
+		}
+		d->swarms[i].started = 1;
+	}
+	if (error == 0)
+		sleep_interruptible(d->stage_ms);
+	atomic_store(&d->stop, 1);
+	for (i = 0; i < d->n_swarms; i++)
+		if (d->swarms[i].started)
+			pthread_join(d->swarms[i].thread, NULL);
+	elapsed = mono_us() - t0;
+	if (error < 0)
+		return error;
+
+	for (i = 0; i < d->n_swarms; i++) {
+		tally *t = &d->swarms[i].t;
+
+		sum.ops += t->ops;
+		sum.won += t->won;
+		sum.lost += t->lost;
+		sum.completed += t->completed;
+		sum.released += t->released;
+		sum.created += t->created;
+		sum.errors += t->errors;
+		sum.primary_git += t->primary_git;
+		sum.primary_etcd += t->primary_etcd;
+		n_lat += t->n_lat;
+		if (t->last_error[0])
+			memcpy(sum.last_error, t->last_error, sizeof(sum.last_error));
+	}
+	if (n_lat && (lat = malloc(n_lat * sizeof(*lat))) != NULL) {
+		for (i = 0, k = 0; i < d->n_swarms; i++) {
+			memcpy(lat + k, d->swarms[i].t.lat_us,
+			       d->swarms[i].t.n_lat * sizeof(*lat));
+			k += d->swarms[i].t.n_lat;
+		}
+		qsort(lat, n_lat, sizeof(*lat), cmp_i64);
+	}
+	secs = (double)elapsed / 1e6;
+	fact("traffic", "%.1f s, %d swarms: %ld ops (%.0f/s), %ld errors", secs,
+	     d->n_swarms, sum.ops, secs > 0 ? (double)sum.ops / secs : 0.0, sum.errors);
+	fact("claims", "%ld won, %ld lost to another swarm; %ld completed, %ld handed "
+		       "back, %ld tasks created",
+	     sum.won, sum.lost, sum.completed, sum.released, sum.created);
+	if (sum.primary_git + sum.primary_etcd > 0)
+		fact("primaries", "claims decided by git %.0f%%, by etcd %.0f%%",
+		     100.0 * (double)sum.primary_git /
+			     (double)(sum.primary_git + sum.primary_etcd),
+		     100.0 * (double)sum.primary_etcd /
+			     (double)(sum.primary_git + sum.primary_etcd));
+	if (lat)
+		fact("claim latency", "p50 %.2f ms, p95 %.2f ms, max %.2f ms",
+		     (double)lat[n_lat / 2] / 1000.0,
+		     (double)lat[(n_lat * 95) / 100 < n_lat ? (n_lat * 95) / 100 : n_lat - 1] /
+			     1000.0,
+		     (double)lat[n_lat - 1] / 1000.0);
+	if (sum.errors)
+		fact("last error", "%s", sum.last_error);
+	free(lat);
+	return 0;
+}
+
+/*
+ * Move to `stage` as `cutover stage` does: go/no-go first (a forward move
+ * needs a passing reconciliation within the window), then the flags file
+ * saved atomically and audited; the router's watcher picks it up.
+ */
+static int move_to(demo *d, co_stage stage, int *go)
+{
+	co_flags before, after;
+	co_run *run = NULL;
+	char diff[512];
+	uint64_t gen;
+	int64_t t0;
+	int error;
+
+	*go = 0;
+	if ((error = co_flags_load(&before, d->flags_path)) < 0)
+		return error;
+	after = before;
+	if ((error = co_stage_apply(&after, stage)) < 0)
+		return error;
+	if (co_stage_is_forward(&before, &after)) {
+		error = co_runs_latest_passed_within(&run, d->st, GO_NO_GO_WINDOW_MS,
+						     co_state_now_ms());
+		if (error == CO_ECONFLICT || error == CO_ENOTFOUND) {
+			fact("go/no-go", "NO-GO: %s", co_error_last());
+			return 0;
+		}
+		if (error < 0)
+			return error;
+		fact("go/no-go", "go: run %lld passed %.1f s ago (window %d s)",
+		     (long long)run->id,
+		     (double)(co_state_now_ms() - run->started_at - run->duration_ms) / 1000.0,
+		     GO_NO_GO_WINDOW_MS / 1000);
+		co_run_free(run);
+	}
+	co_flags_stamp(&after, "demo", NULL);
+	gen = co_flags_watcher_generation(d->fw);
+	t0 = mono_us();
+	if ((error = co_flags_save(&after, d->flags_path)) < 0)
+		return error;
+	co_flags_diff(diff, sizeof(diff), &before, &after);
+	if ((error = co_audit_change_add(d->st, "demo", "stage", diff, "cutover demo")) < 0)
+		return error;
+	/* The audit row has the full diff; a human wants the stage. */
+	snprintf(diff, sizeof(diff), "stage %s -> %s (every operation), file saved",
+		 co_stage_name(co_stage_of(&before)), co_stage_name(stage));
+	if (co_flags_watcher_wait(d->fw, gen, 2000) == 0)
+		fact("flags", "%s; the router reloaded it in %.1f ms", diff,
+		     (double)(mono_us() - t0) / 1000.0);
+	else if ((error = co_flags_watcher_reload(d->fw)) < 0)
+		return error;
+	else
+		fact("flags", "%s (reloaded by hand: the watcher was slow)", diff);
+	*go = 1;
+	return 0;
+}
+
+static int setup(demo *d)
+{
+	co_git_opts go = CO_GIT_OPTS_INIT;
+	co_router_opts rto = CO_ROUTER_OPTS_INIT;
+	char *git_argv[] = {"git", "init", "--bare", "-q", "-b", "main", d->repo, NULL};
+	const char *tmpbase = getenv("TMPDIR");
+	int64_t ready_us = 0;
+	int error;
+
+	section("Setup: a local etcd and a bare git repository in a temp directory");
+	if (!tmpbase || !tmpbase[0] || strlen(tmpbase) > 900)
+		tmpbase = "/tmp";
+	snprintf(d->tmp, sizeof(d->tmp), "%s/cutover-demo-XXXXXX", tmpbase);
+	if (mkdtemp(d->tmp) == NULL) {
+		error = co_error_set(CO_EIO, "mkdtemp %s: %s", d->tmp, strerror(errno));
+		d->tmp[0] = '\0';
+		return error;
+	}
+	fact("temp dir", "%s", d->tmp);
+	snprintf(d->repo, sizeof(d->repo), "%s/tasks.git", d->tmp);
+	snprintf(d->state_dir, sizeof(d->state_dir), "%s/state", d->tmp);
+	snprintf(d->flags_path, sizeof(d->flags_path), "%s/state/flags.yaml", d->tmp);
+	snprintf(d->git_log, sizeof(d->git_log), "%s/git.log", d->tmp);
+	snprintf(d->etcd.data, sizeof(d->etcd.data), "%s/etcd-data", d->tmp);
+	snprintf(d->etcd.log, sizeof(d->etcd.log), "%s/etcd.log", d->tmp);
+
+	if ((error = etcd_start(&d->etcd, &ready_us)) < 0)
+		return error;
+	fact("etcd", "pid %ld on %s, ready in %.0f ms (log %s)", (long)d->etcd.pid,
+	     d->etcd.endpoint, (double)ready_us / 1000.0, d->etcd.log);
+
+	if (run_program(git_argv, d->git_log) != 0)
+		return co_error_set(CO_EUNAVAIL, "git init --bare %s failed (is `git` in "
+						 "PATH?); see %s", d->repo, d->git_log);
+	fact("git repo", "%s (bare, branch main)", d->repo);
+
+	go.repo = d->repo;
+	go.branch = "main";
+	if ((error = co_git_store_open(&d->git, &go)) < 0)
+		return error;
+	d->eps[0] = d->etcd.endpoint;
+	d->eo.endpoints = d->eps;
+	d->eo.n_endpoints = 1;
+	if ((error = co_etcd_store_open(&d->etcd_store, &d->eo)) < 0)
+		return error;
+	if ((error = co_state_open(&d->st, d->state_dir)) < 0 ||
+	    (error = co_flags_watcher_open(&d->fw, d->flags_path)) < 0)
+		return error;
+	rto.git = d->git;
+	rto.etcd = d->etcd_store;
+	rto.state = d->st;
+	rto.flags = d->fw;
+	rto.background_drain = 1;
+	if ((error = co_router_open(&d->router, &rto)) < 0)
+		return error;
+	fact("state", "%s (outbox, audit, runs); flags %s", d->state_dir, d->flags_path);
+	return 0;
+}
+
+static int seed(demo *d)
+{
+	co_migrate_opts mo = CO_MIGRATE_OPTS_INIT;
+	co_migrate_stats ms;
+	co_board *b = NULL;
+	size_t i, n_avail = 0;
+	int error;
+
+	section("Seed: import the legacy task board into git");
+	if ((error = co_board_parse(&b, co_demo_board, strlen(co_demo_board))) < 0)
+		return co_cli_error_prefix(error, "embedded board");
+	if (b->n_bad) {
+		error = co_error_set(CO_EINVAL, "embedded board line %zu: %s", b->bad[0].line,
+				     b->bad[0].reason);
+		goto done;
+	}
+	for (i = 0; i < b->tasks.n; i++) {
+		if (b->tasks.items[i]->status != CO_STATUS_AVAILABLE)
+			continue;
+		n_avail++;
+		if ((error = pool_add(&d->open, b->tasks.items[i]->id)) < 0)
+			goto done;
+	}
+	fact("board", "%zu tasks in %zu tables, %zu available, 0 bad rows", b->tasks.n,
+	     b->n_tables, n_avail);
+	mo.git_repo = d->repo;
+	mo.etcd = &d->eo;
+	mo.state_dir = d->state_dir;
+	if ((error = co_migrate_import(&ms, &mo, &b->tasks)) < 0)
+		goto done;
+	fact("import", "%zu written to git in %zu commit(s)", ms.written, ms.batches);
+done:
+	co_board_free(b);
+	return error;
+}
+
+static int backfill(demo *d, const char *label)
+{
+	co_migrate_opts mo = CO_MIGRATE_OPTS_INIT;
+	co_migrate_stats ms;
+	int error;
+
+	mo.git_repo = d->repo;
+	mo.etcd = &d->eo;
+	mo.state_dir = d->state_dir;
+	memset(&ms, 0, sizeof(ms));
+	if ((error = co_migrate_backfill(&ms, &mo)) < 0)
+		return co_cli_error_prefix(error, "backfill");
+	fact(label, "%zu records in git, %zu in etcd; wrote %zu in %zu batch(es), %zu "
+		    "already equal; verified %zu/%zu equal",
+	     ms.source, ms.target, ms.written, ms.batches, ms.equal, ms.verified_equal,
+	     ms.verified_total);
+	return 0;
+}
+
+static int register_swarms(demo *d)
+{
+	int i, error = 0;
+
+	for (i = 0; i < d->n_swarms; i++) {
+		co_record *s = NULL, *got = NULL;
+
+		if ((error = co_record_new(&s, CO_KIND_SWARM, d->swarms[i].name)) < 0)
+			return error;
+		s->rev = 1;
+		if ((error = co_strv_push(&s->capabilities, "build")) == 0)
+			error = co_router_swarm_register(&got, d->router, s);
+		co_record_free(s);
+		co_record_free(got);
+		if (error < 0)
+			return co_cli_error_prefix(error, d->swarms[i].name);
+	}
+	fact("swarms", "%d registered through the router: swarm-1 .. swarm-%d", d->n_swarms,
+	     d->n_swarms);
+	return 0;
+}
+
+static const char *stage_title(co_stage s)
+{
+	switch (s) {
+	case CO_STAGE_GIT:
+		return "Stage git: every operation on git alone (the legacy setup)";
+	case CO_STAGE_SHADOW:
+		return "Stage shadow: git decides, etcd mirrors, reads compared";
+	case CO_STAGE_10:
+		return "Stage 10: etcd decides for 10% of the IDs, git mirrors";
+	case CO_STAGE_50:
+		return "Stage 50: etcd decides for 50% of the IDs";
+	case CO_STAGE_100:
+		return "Stage 100: etcd decides for every ID, git still mirrors";
+	default:
+		return "Stage";
+	}
+}
+
+/* Drive the stages; 0 with *ok 1 when every reconciliation passed. */
+static int stages(demo *d, int *ok)
+{
+	static const co_stage order[] = {CO_STAGE_GIT, CO_STAGE_SHADOW, CO_STAGE_10,
+					 CO_STAGE_50, CO_STAGE_100};
+	size_t i;
+	int error, passed, go;
+
+	*ok = 0;
+	for (i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
+		if (interrupted)
+			return 0;
+		section(stage_title(order[i]));
+		if ((error = move_to(d, order[i], &go)) < 0)
+			return error;
+		if (!go)
+			return 0;
+		if ((error = traffic(d, co_stage_name(order[i]))) < 0)
+			return error;
+		if (interrupted)
+			return 0;
+		if (order[i] == CO_STAGE_GIT) {
+			/* Nothing mirrors in stage git: etcd fell behind. */
+			if ((error = backfill(d, "catch-up")) < 0)
+				return error;
+		}
+		if ((error = reconcile(d, CO_REPAIR_NONE, &passed, NULL)) < 0)
+			return error;
+		if (!passed) {
+			fact("verdict", "the stores disagree: the cutover stops here");
+			return 0;
+		}
+	}
+	*ok = 1;
+	return 0;
+}
+
+static void print_routes(demo *d, const char *const *ids, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		co_route rt;
+
+		if (co_router_route(&rt, d->router, CO_OP_TASK_CLAIM, ids[i]) < 0)
+			continue;
+		fact("route", "task_claim %-8s bucket %2d: mode %s, primary %s, secondary "
+			      "%s%s",
+		     ids[i], rt.bucket, co_mode_name(rt.mode), co_side_name(rt.primary),
+		     co_side_name(rt.secondary), rt.kill_switch ? " (kill switch)" : "");
+	}
+}
+
+/*
+ * Write a task into etcd alone, as a stray script or a bug would, and show
+ * that the next reconciliation catches it and rolls back by itself.
+ */
+static int divergence(demo *d, int *ok)
+{
+	static const char *const probe[] = {"P0.1.3", "P0.2.2", DIVERGE_ID, "P1.1.1"};
+	co_record *r = NULL;
+	co_flags now;
+	co_status old;
+	uint64_t gen;
+	int64_t t0, run_id = 0;
+	int error, passed = 1;
+
+	*ok = 0;
+	section("Divergence: a write straight to etcd, behind the router's back");
+	print_routes(d, probe, sizeof(probe) / sizeof(probe[0]));
+	if ((error = co_store_get(&r, d->etcd_store, CO_KIND_TASK, DIVERGE_ID)) < 0)
+		return co_cli_error_prefix(error, "read " DIVERGE_ID " from etcd");
+	old = r->status;
+	r->status = old == CO_STATUS_FAILED ? CO_STATUS_COMPLETE : CO_STATUS_FAILED;
+	free(r->owner);
+	r->owner = NULL;
+	r->claim_expires_at = 0;
+	r->rev++;
+	r->updated_at = co_time_now();
+	if ((error = co_store_put(d->etcd_store, r)) < 0) {
+		co_record_free(r);
+		return co_cli_error_prefix(error, "put " DIVERGE_ID " to etcd");
+	}
+	fact("inject", "task %s: status %s -> %s, rev %lld, put to etcd only (git "
+		       "untouched)",
+	     DIVERGE_ID, co_status_name(old), co_status_name(r->status), (long long)r->rev);
+	co_record_free(r);
+
+	gen = co_flags_watcher_generation(d->fw);
+	t0 = mono_us();
+	if ((error = reconcile(d, CO_REPAIR_NONE, &passed, &run_id)) < 0)
+		return error;
+	d->divergence_run = run_id;
+	if (passed) {
+		fact("verdict", "the injected divergence was NOT caught");
+		return 0;
+	}
+	if (co_flags_watcher_wait(d->fw, gen, 2000) < 0)
+		co_flags_watcher_reload(d->fw);
+	co_flags_watcher_get(&now, d->fw);
+	if (!now.kill_switch) {
+		fact("kill switch", "NOT tripped");
+		return 0;
+	}
+
+	section("Automatic rollback: the kill switch");
+	fact("kill switch", "tripped by the reconciler: \"%s\"", now.kill_reason);
+	fact("router", "saw it %.0f ms after the run began; every operation now goes to "
+		       "git first:",
+	     (double)(mono_us() - t0) / 1000.0);
+	print_routes(d, probe, sizeof(probe) / sizeof(probe[0]));
+	if ((error = traffic(d, "rollback")) < 0)
+		return error;
+	if (interrupted)
+		return 0;
+
+	section("Repair: git is the truth after a rollback; make etcd equal to it");
+	if ((error = reconcile(d, CO_REPAIR_FROM_GIT, &passed, NULL)) < 0)
+		return error;
+	if ((error = reconcile(d, CO_REPAIR_NONE, &passed, NULL)) < 0)
+		return error;
+	if (!passed) {
+		fact("verdict", "still diverged after the repair");
+		return 0;
+	}
+	fact("next", "the kill switch stays on until an operator runs `cutover resume`");
+	*ok = 1;
+	return 0;
+}
+
+static int write_report_file(const char *path, co_report_format fmt, const co_run *run,
+			     const co_divergence_list *divs, const co_run_list *hist)
+{
+	FILE *f;
+	int error;
+
+	if ((f = fopen(path, "w")) == NULL)
+		return co_error_set(CO_EIO, "%s: %s", path, strerror(errno));
+	error = co_report_write(f, fmt, run, divs, hist, 0.9999);
+	if (fclose(f) != 0 && error == 0)
+		error = co_error_set(CO_EIO, "%s: %s", path, strerror(errno));
+	return error;
+}
+
+static int report(demo *d)
+{
+	co_run *run = NULL;
+	co_run_list hist = {NULL, 0, 0};
+	co_divergence_list divs = {NULL, 0, 0};
+	char html[4200], md[4200], js[4200];
+	int error;
+
+	section("Report");
+	if ((error = mkdirs(d->out_dir)) < 0)
+		return error;
+	if (d->divergence_run > 0)
+		error = co_runs_get(&run, d->st, d->divergence_run);
+	else
+		error = co_runs_latest(&run, d->st);
+	if (error < 0)
+		return co_cli_error_prefix(error, "report");
+	if ((error = co_runs_divergences(&divs, d->st, run->id)) < 0 ||
+	    (error = co_runs_list(&hist, d->st, 100)) < 0)
+		goto done;
+	snprintf(html, sizeof(html), "%s/report.html", d->out_dir);
+	snprintf(md, sizeof(md), "%s/report.md", d->out_dir);
+	snprintf(js, sizeof(js), "%s/report.json", d->out_dir);
+	if ((error = write_report_file(html, CO_REPORT_HTML, run, &divs, &hist)) < 0 ||
+	    (error = write_report_file(md, CO_REPORT_MARKDOWN, run, &divs, &hist)) < 0 ||
+	    (error = write_report_file(js, CO_REPORT_JSON, run, &divs, &hist)) < 0)
+		goto done;
+	fact("run", "%lld (%s), with the history of %zu runs", (long long)run->id,
+	     run->verdict ? run->verdict : "?", hist.n);
+	fact("html", "%s", html);
+	fact("markdown", "%s", md);
+	fact("json", "%s", js);
+done:
+	co_run_free(run);
+	co_run_list_clear(&hist);
+	co_divergence_list_clear(&divs);
+	return error;
+}
+
+/* Stop and remove everything; safe after a partial setup. */
+static void teardown(demo *d)
+{
+	int64_t left = 0;
+	pid_t pid = d->etcd.pid;
+	int i;
+
+	if (d->router) {
+		co_router_drain(d->router, NULL, 2000, &left);
+		co_router_close(d->router);
+	}
+	co_flags_watcher_close(d->fw);
+	co_state_close(d->st);
+	co_store_free(d->etcd_store);
+	co_store_free(d->git);
+	if (d->swarms)
+		for (i = 0; i < d->n_swarms; i++)
+			free(d->swarms[i].t.lat_us);
+	free(d->swarms);
+	pool_clear(&d->open);
+	pthread_mutex_destroy(&d->open.mu);
+
+	section("Cleanup");
+	if (pid > 0) {
+		etcd_stop(&d->etcd);
+		fact("etcd", "pid %ld stopped", (long)pid);
+	}
+	if (d->tmp[0] && d->keep) {
+		fact("temp dir", "kept: %s", d->tmp);
+		fact("", "git --git-dir %s log --oneline | head", d->repo);
+	} else if (d->tmp[0]) {
+		rmrf(d->tmp);
+		fact("temp dir", "%s removed", d->tmp);
+	}
+}
+
+static int parse_int(int *out, const char *what, const char *s, int lo, int hi)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || end == s || *end || v < lo || v > hi)
+		return co_cli_usage_error(U_DEMO, "%s \"%s\": expected a whole number from "
+						  "%d to %d",
+					  what, s, lo, hi);
+	*out = (int)v;
+	return 0;
+}
+
+int co_cli_demo(int argc, char **argv, co_cli *ctx)
+{
+	const char *out = DEFAULT_OUT, *swarms = NULL, *secs = NULL, *pos[1];
+	int keep = 0;
+	co_cli_opt opts[] = {{"out", &out, NULL},
+			     {"swarms", &swarms, NULL},
+			     {"seconds-per-stage", &secs, NULL},
+			     {"keep", NULL, &keep},
+			     {NULL, NULL, NULL}};
+	struct sigaction sa, ign, old_int, old_term, old_pipe;
+	demo d;
+	size_t n;
+	int error, i, ok_stages = 0, ok_div = 0;
+	double stage_s = DEFAULT_SECONDS;
+	int64_t t_start = mono_us();
+
+	if ((error = co_cli_parse(pos, 0, &n, ctx, argc, argv, opts, U_DEMO, h_demo)) != 0)
+		return error < 0 ? error : 0;
+	memset(&d, 0, sizeof(d));
+	d.n_swarms = DEFAULT_SWARMS;
+	if (swarms && (error = parse_int(&d.n_swarms, "--swarms", swarms, 1, 64)) < 0)
+		return error;
+	if (secs) {
+		char *end;
+
+		errno = 0;
+		stage_s = strtod(secs, &end);
+		if (errno || end == secs || *end || !(stage_s >= 0.1 && stage_s <= 600))
+			return co_cli_usage_error(U_DEMO, "--seconds-per-stage \"%s\": expected "
+							  "seconds from 0.1 to 600",
+						  secs);
+	}
+	if (!out[0])
+		return co_cli_usage_error(U_DEMO, "--out needs a directory");
+	d.out_dir = out;
+	d.stage_ms = (int)(stage_s * 1000.0);
+	d.keep = keep;
+	{
+		co_etcd_opts init = CO_ETCD_OPTS_INIT;
+
+		d.eo = init;
+	}
+	pthread_mutex_init(&d.open.mu, NULL);
+	if ((d.swarms = calloc((size_t)d.n_swarms, sizeof(*d.swarms))) == NULL) {
+		pthread_mutex_destroy(&d.open.mu);
+		return co_error_set(CO_ENOMEM, "out of memory");
+	}
+
+	interrupted = 0;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, &old_int);
+	sigaction(SIGTERM, &sa, &old_term);
+	/* A closed stdout must not kill us before etcd and the temp dir are gone. */
+	memset(&ign, 0, sizeof(ign));
+	ign.sa_handler = SIG_IGN;
+	sigaction(SIGPIPE, &ign, &old_pipe);
+
+	printf("cutover demo: git -> shadow -> 10 -> 50 -> 100 with %d simulated swarms, "
+	       "%.1f s per stage,\nthen a divergence and the automatic rollback.\n",
+	       d.n_swarms, stage_s);
+	if ((error = setup(&d)) < 0 || interrupted)
+		goto done;
+	for (i = 0; i < d.n_swarms; i++) {
+		swarm *s = &d.swarms[i];
+
+		s->idx = i + 1;
+		snprintf(s->name, sizeof(s->name), "swarm-%d", i + 1);
+		s->seed = (unsigned)(0x5eed + 7919 * i);
+		s->router = d.router;
+		s->open = &d.open;
+		s->stop = &d.stop;
+	}
+	if ((error = seed(&d)) < 0 || interrupted)
+		goto done;
+	section("Backfill: copy git into etcd");
+	if ((error = backfill(&d, "backfill")) < 0 || (error = register_swarms(&d)) < 0 ||
+	    interrupted)
+		goto done;
+	if ((error = stages(&d, &ok_stages)) < 0 || interrupted)
+		goto done;
+	if (ok_stages && (error = divergence(&d, &ok_div)) < 0)
+		goto done;
+	if (interrupted)
+		goto done;
+	error = report(&d);
+done:
+	if (error < 0)
+		fprintf(stderr, "cutover: %s\n", co_error_last());
+	teardown(&d);
+	sigaction(SIGINT, &old_int, NULL);
+	sigaction(SIGTERM, &old_term, NULL);
+	sigaction(SIGPIPE, &old_pipe, NULL);
+	if (interrupted) {
+		printf("\ninterrupted: everything the demo started is stopped\n");
+		return EXIT_INTERRUPTED;
+	}
+	if (error < 0)
+		return co_error_exit_code(error); /* the message is printed above */
+	printf("\n%s in %.1f s.\n",
+	       ok_stages && ok_div ? "Demo complete: every stage reconciled, the divergence "
+				     "was caught and rolled back"
+				   : "Demo ended early: see the FAIL above",
+	       (double)(mono_us() - t_start) / 1e6);
+	return ok_stages && ok_div ? 0 : EXIT_VERDICT;
+}

@@ -1,0 +1,177 @@
+/*
+ * cmd_status.c - `cutover status`: where the cutover stands.
+ *
+ * The stage (derived from the flags, "custom" when operations differ), each
+ * operation's mode, the kill switch and its reason, the outbox depth per
+ * target store, each store's health (a ping, bounded by the store's own
+ * timeouts) and the latest reconciliation run.  Everything is read, nothing
+ * changed.  A store that is down is reported, not an error: status is what
+ * an operator runs when things are wrong.  A flags file that does not parse
+ * is reported the same way (the routers keep their last good flags).
+ */
+#include "cli.h"
+
+#include "../core/error.h"
+#include "../core/outbox.h"
+#include "../core/runs.h"
+#include "../core/state.h"
+#include "flags/stage.h"
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define U_STATUS "cutover status [--json]"
+
+static const char h_status[] =
+    "usage: " U_STATUS "\n\n"
+    "Show the stage, every operation's mode and etcd percent, the kill switch and\n"
+    "its reason, the outbox depth per target store, each store's health and the\n"
+    "latest reconciliation run.  Stores that are down are reported, not errors.\n\n"
+    "Examples:\n  cutover status\n  cutover --json status | jq .outbox\n";
+
+typedef struct health {
+	const char *name;
+	int up;
+	char detail[512];
+} health;
+
+static void ping(health *h, co_cli *ctx, const char *name)
+{
+	co_store *s = NULL;
+
+	h->name = name;
+	if (co_cli_open_backend(&s, ctx, name) == 0 && co_store_ping(s) == 0) {
+		h->up = 1;
+		snprintf(h->detail, sizeof(h->detail), "%s", co_store_describe(s));
+	} else {
+		h->up = 0;
+		snprintf(h->detail, sizeof(h->detail), "%s", co_error_last());
+	}
+	co_store_free(s);
+	co_error_clear();
+}
+
+int co_cli_status(int argc, char **argv, co_cli *ctx)
+{
+	co_cli_opt opts[] = {{NULL, NULL, NULL}};
+	const co_config *c;
+	const char *pos[1];
+	co_state *st = NULL;
+	co_run *run = NULL;
+	co_flags f;
+	health hs[2];
+	char flags_error[512] = "", state_error[512] = "";
+	int64_t depth_git = -1, depth_etcd = -1;
+	int error, op, i;
+	size_t n;
+
+	if ((error = co_cli_parse(pos, 0, &n, ctx, argc, argv, opts, U_STATUS, h_status)) !=
+	    0)
+		return error < 0 ? error : 0;
+	if ((error = co_cli_config(&c, ctx)) < 0)
+		return error;
+	if (co_flags_load(&f, c->flags_path) < 0) {
+		snprintf(flags_error, sizeof(flags_error), "%s", co_error_last());
+		co_flags_init(&f);
+	}
+	if (co_state_open(&st, c->state_dir) < 0 ||
+	    co_outbox_depth(&depth_git, st, "git") < 0 ||
+	    co_outbox_depth(&depth_etcd, st, "etcd") < 0) {
+		snprintf(state_error, sizeof(state_error), "%s", co_error_last());
+	} else if (co_runs_latest(&run, st) < 0) {
+		run = NULL;
+	}
+	co_error_clear();
+	ping(&hs[0], ctx, "git");
+	ping(&hs[1], ctx, "etcd");
+
+	if (ctx->json) {
+		cJSON *o = cJSON_CreateObject(), *ops, *ob, *stores;
+		char *s;
+
+		cJSON_AddStringToObject(o, "stage", co_stage_name(co_stage_of(&f)));
+		cJSON_AddBoolToObject(o, "kill_switch", f.kill_switch);
+		cJSON_AddStringToObject(o, "kill_reason", f.kill_reason);
+		cJSON_AddStringToObject(o, "flags_path", c->flags_path);
+		if (flags_error[0])
+			cJSON_AddStringToObject(o, "flags_error", flags_error);
+		ops = cJSON_AddObjectToObject(o, "operations");
+		for (op = 0; op < CO_OP__COUNT; op++) {
+			co_op_flags s1 = co_flags_get(&f, (co_op)op);
+			cJSON *x = cJSON_AddObjectToObject(ops, co_op_name((co_op)op));
+
+			cJSON_AddStringToObject(x, "mode", co_mode_name(s1.mode));
+			cJSON_AddNumberToObject(x, "etcd_percent", s1.etcd_percent);
+		}
+		ob = cJSON_AddObjectToObject(o, "outbox");
+		if (state_error[0]) {
+			cJSON_AddNullToObject(ob, "git");
+			cJSON_AddNullToObject(ob, "etcd");
+			cJSON_AddStringToObject(ob, "error", state_error);
+		} else {
+			cJSON_AddNumberToObject(ob, "git", (double)depth_git);
+			cJSON_AddNumberToObject(ob, "etcd", (double)depth_etcd);
+		}
+		stores = cJSON_AddObjectToObject(o, "stores");
+		for (i = 0; i < 2; i++) {
+			cJSON *x = cJSON_AddObjectToObject(stores, hs[i].name);
+
+			cJSON_AddBoolToObject(x, "up", hs[i].up);
+			cJSON_AddStringToObject(x, hs[i].up ? "describe" : "error",
+						hs[i].detail);
+		}
+		if (run) {
+			cJSON *x = cJSON_AddObjectToObject(o, "last_run");
+
+			cJSON_AddNumberToObject(x, "run", (double)run->id);
+			cJSON_AddStringToObject(x, "verdict", run->verdict ? run->verdict : "");
+			cJSON_AddNumberToObject(x, "consistency", run->consistency);
+			cJSON_AddNumberToObject(x, "started_at", (double)run->started_at);
+		} else {
+			cJSON_AddNullToObject(o, "last_run");
+		}
+		if ((s = cJSON_PrintUnformatted(o)) != NULL)
+			puts(s);
+		free(s);
+		cJSON_Delete(o);
+	} else {
+		printf("stage:        %s\n", co_stage_name(co_stage_of(&f)));
+		if (f.kill_switch)
+			printf("kill switch:  ON (%s): every operation goes to git\n",
+			       f.kill_reason);
+		else
+			printf("kill switch:  off\n");
+		if (flags_error[0])
+			printf("flags:        %s (routers keep their last good flags)\n",
+			       flags_error);
+		printf("operations:\n");
+		for (op = 0; op < CO_OP__COUNT; op++) {
+			co_op_flags s1 = co_flags_get(&f, (co_op)op);
+
+			printf("  %-15s %s", co_op_name((co_op)op), co_mode_name(s1.mode));
+			if (s1.mode == CO_MODE_DUAL)
+				printf(" %d%%", s1.etcd_percent);
+			putchar('\n');
+		}
+		if (state_error[0])
+			printf("outbox:       unknown: %s\n", state_error);
+		else
+			printf("outbox:       %lld owed to git, %lld owed to etcd\n",
+			       (long long)depth_git, (long long)depth_etcd);
+		for (i = 0; i < 2; i++)
+			printf("%-4s store:   %s: %s\n", hs[i].name, hs[i].up ? "up" : "DOWN",
+			       hs[i].detail);
+		if (run)
+			printf("last run:     %lld %s (consistency %.4f%%)\n",
+			       (long long)run->id, run->verdict ? run->verdict : "?",
+			       run->consistency * 100.0);
+		else
+			printf("last run:     none\n");
+	}
+	fflush(stdout);
+	co_run_free(run);
+	co_state_close(st);
+	return 0;
+}

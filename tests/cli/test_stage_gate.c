@@ -1,0 +1,350 @@
+/*
+ * test_stage_gate.c - the go/no-go gate of `cutover stage` (DESIGN §4):
+ * the pure decision (flags/gate.c) with plain values, then the real binary
+ * against a real bare repository, a real etcd and the state database.
+ *
+ * Passing runs are inserted with co_runs_insert into the state database the
+ * binary reads.  A legacy client is plain `git`: clone, write
+ * tasks/X.json, commit as "Legacy Bot <legacy@example.com>", push.  "The
+ * window passes" is simulated with CUTOVER_CLOCK_OFFSET (seconds added to
+ * the clock the gate reads), never with a sleep.
+ */
+#include "cli_fixture.h"
+
+#include "core/audit.h"
+#include "core/error.h"
+#include "core/runs.h"
+#include "core/state.h"
+#include "flags/gate.h"
+#include "flags/stage.h"
+
+#include <signal.h>
+#include <time.h>
+
+#define HOUR_MS (3600LL * 1000)
+
+static co_test_etcd etcd;
+
+static int group_setup(void **state)
+{
+	(void)state;
+	signal(SIGPIPE, SIG_IGN);
+	return co_test_etcd_start(&etcd);
+}
+
+static int group_teardown(void **state)
+{
+	(void)state;
+	co_test_etcd_stop(&etcd);
+	return 0;
+}
+
+static int setup(void **state)
+{
+	return fx_setup((fx **)state, etcd.endpoint);
+}
+
+static int teardown(void **state)
+{
+	fx_teardown(*state);
+	return 0;
+}
+
+/* ---- the pure gate ---- */
+
+static co_flags at(co_stage s)
+{
+	co_flags f;
+
+	co_flags_init(&f);
+	assert_int_equal(co_stage_apply(&f, s), 0);
+	return f;
+}
+
+static void gate_refuses_forward_without_a_recent_passing_run(void **state)
+{
+	co_flags git = at(CO_STAGE_GIT), shadow = at(CO_STAGE_SHADOW);
+	co_run run = {0};
+	co_gate_input in = {0};
+
+	(void)state;
+	in.from = &git;
+	in.to = &shadow;
+	in.now_ms = 100 * HOUR_MS;
+	in.window_ms = HOUR_MS;
+	assert_int_equal(co_gate_check(&in), CO_ECONFLICT);
+	assert_non_null(strstr(co_error_last(), "no reconciliation run"));
+
+	run.id = 7;
+	run.started_at = in.now_ms - 10 * 60 * 1000;
+	run.duration_ms = 800;
+	run.consistency = 0.95;
+	run.verdict = "fail";
+	in.latest = &run;
+	assert_int_equal(co_gate_check(&in), CO_ECONFLICT);
+	assert_non_null(strstr(co_error_last(), "run 7 failed"));
+
+	run.verdict = "pass";
+	run.consistency = 1.0;
+	assert_int_equal(co_gate_check(&in), 0);
+
+	run.started_at = in.now_ms - 2 * HOUR_MS;
+	assert_int_equal(co_gate_check(&in), CO_ECONFLICT);
+	assert_non_null(strstr(co_error_last(), "older than the go/no-go window"));
+
+	/* Backwards needs nothing. */
+	in.from = &shadow;
+	in.to = &git;
+	in.latest = NULL;
+	assert_int_equal(co_gate_check(&in), 0);
+}
+
+static void gate_refuses_etcd_primary_while_a_legacy_commit_is_recent(void **state)
+{
+	co_flags shadow = at(CO_STAGE_SHADOW), ten = at(CO_STAGE_10),
+		 fifty = at(CO_STAGE_50);
+	co_run run = {1, 0, 10, 5, 5, 0, 0, 0, 1.0, "pass", "none", NULL};
+	co_gate_commit c = {"0123456789", "Legacy Bot <legacy@example.com>", 0};
+	co_gate_input in = {0};
+
+	(void)state;
+	in.now_ms = 100 * HOUR_MS;
+	in.window_ms = HOUR_MS;
+	run.started_at = in.now_ms - 1000;
+	in.latest = &run;
+	in.from = &shadow;
+	in.to = &ten;
+	c.time_ms = in.now_ms - 5 * 60 * 1000;
+	in.foreign = &c;
+	in.n_foreign = 1;
+	assert_int_equal(co_gate_check(&in), CO_ECONFLICT);
+	assert_non_null(strstr(co_error_last(), "0123456789"));
+	assert_non_null(strstr(co_error_last(), "Legacy Bot <legacy@example.com>"));
+
+	/* Outside the window it no longer counts. */
+	c.time_ms = in.now_ms - 2 * HOUR_MS;
+	assert_int_equal(co_gate_check(&in), 0);
+
+	/* 10 -> 50: etcd could already be primary; the legacy rule is about
+	 * leaving git/shadow. */
+	c.time_ms = in.now_ms - 1000;
+	in.from = &ten;
+	in.to = &fifty;
+	assert_int_equal(co_gate_check(&in), 0);
+
+	/* Commits that could not be read refuse rather than guess. */
+	in.from = &shadow;
+	in.to = &ten;
+	in.n_foreign = 0;
+	in.foreign_error = "git repo x: open: nope";
+	assert_int_equal(co_gate_check(&in), CO_ECONFLICT);
+	assert_non_null(strstr(co_error_last(), "cannot check for legacy writers"));
+}
+
+/* ---- the binary ---- */
+
+static void insert_run(fx *f, const char *verdict, int64_t started_at)
+{
+	co_state *st = NULL;
+	co_run r = {0};
+
+	r.started_at = started_at;
+	r.duration_ms = 100;
+	r.total = r.equal = 3;
+	r.consistency = strcmp(verdict, "pass") == 0 ? 1.0 : 0.5;
+	r.verdict = (char *)verdict;
+	r.action = (char *)"none";
+	assert_int_equal(co_state_open(&st, f->state), 0);
+	assert_int_equal(co_runs_insert(NULL, st, &r), 0);
+	co_state_close(st);
+}
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static co_audit_change *latest_change(fx *f)
+{
+	co_audit_change_list l = {0};
+	co_audit_change *c;
+	co_state *st = NULL;
+
+	assert_int_equal(co_state_open(&st, f->state), 0);
+	assert_int_equal(co_audit_changes_latest(&l, st, 1), 0);
+	assert_int_equal(l.n, 1);
+	c = l.items[0];
+	l.items[0] = NULL;
+	l.n = 0;
+	co_audit_change_list_clear(&l);
+	co_state_close(st);
+	return c;
+}
+
+static void stage_forward_needs_a_passing_run_and_force_is_recorded(void **state)
+{
+	fx *f = *state;
+	co_audit_change *c;
+	char *out, *err;
+
+	assert_int_equal(fx_run(f, &out, &err, "stage", "shadow"), 3);
+	fx_contains(err, "no reconciliation run");
+	free(out);
+	free(err);
+
+	insert_run(f, "fail", now_ms() - 1000);
+	assert_int_equal(fx_run(f, NULL, &err, "stage", "shadow"), 3);
+	fx_contains(err, "failed");
+	free(err);
+
+	/* --force goes ahead and the audit trail says it was forced. */
+	fx_expect(0, f, "stage", "shadow", "--force", "--reason", "drill");
+	c = latest_change(f);
+	assert_string_equal(c->action, "stage");
+	fx_contains(c->detail, "forced past");
+	fx_contains(c->detail, "failed");
+	assert_string_equal(c->why, "drill");
+	co_audit_change_free(c);
+
+	/* Backwards is never refused. */
+	fx_expect(0, f, "stage", "git");
+
+	insert_run(f, "pass", now_ms() - 1000);
+	fx_expect(0, f, "stage", "shadow");
+	c = latest_change(f);
+	assert_null(strstr(c->detail, "forced"));
+	co_audit_change_free(c);
+	assert_int_equal(fx_run(f, &out, NULL, "stage", "shadow"), 0);
+	fx_contains(out, "already at stage shadow");
+	free(out);
+
+	/* Stage shorthands change every operation. */
+	fx_expect(0, f, "stage", "50");
+	assert_int_equal(fx_run(f, &out, NULL, "--json", "flags", "show"), 0);
+	fx_contains(out, "\"stage\":\"50\"");
+	fx_contains(out, "\"task_create\":{\"mode\":\"dual\",\"etcd_percent\":50");
+	fx_contains(out, "\"watch\":{\"mode\":\"dual\",\"etcd_percent\":50");
+	free(out);
+	fx_expect(0, f, "stage", "etcd");
+	assert_int_equal(fx_run(f, &out, NULL, "--json", "flags", "show"), 0);
+	fx_contains(out, "\"swarm_remove\":{\"mode\":\"etcd\"");
+	free(out);
+
+	/* The window passes: the same run is now too old. */
+	fx_expect(0, f, "stage", "shadow");
+	fx_setenv(f, 0, "CUTOVER_CLOCK_OFFSET=7200");
+	assert_int_equal(fx_run(f, NULL, &err, "stage", "10"), 3);
+	fx_contains(err, "older than the go/no-go window");
+	free(err);
+
+	assert_int_equal(fx_run(f, NULL, &err, "stage", "nine"), 1);
+	fx_contains(err, "unknown stage");
+	free(err);
+}
+
+/* Commit tasks/ID.json with plain git as a legacy client; its short id. */
+static void legacy_commit(fx *f, const char *id, char *short_id, size_t len)
+{
+	char *out = NULL, *err = NULL, dir[256];
+
+	assert_int_equal(co_test_tmpdir(dir, sizeof(dir)), 0);
+	if (co_test_sh(&out, &err,
+		       "set -e; cd %s && git clone -q %s w && cd w && mkdir -p tasks && "
+		       "printf '{\"blocked_by\":[],\"claim_expires_at\":null,"
+		       "\"created_at\":\"2026-11-22T10:00:00Z\",\"id\":\"%s\","
+		       "\"kind\":\"task\",\"metadata\":{},\"owner\":null,\"rev\":1,"
+		       "\"status\":\"available\",\"type\":\"build\","
+		       "\"updated_at\":\"2026-11-22T10:00:00Z\"}\\n' > tasks/%s.json && "
+		       "git add tasks/%s.json && "
+		       "git -c user.name='Legacy Bot' -c user.email=legacy@example.com "
+		       "commit -q -m 'add %s' && git push -q origin HEAD:main && "
+		       "git rev-parse --short=10 HEAD",
+		       dir, f->repo, id, id, id, id) != 0)
+		fail_msg("legacy commit failed: %s %s", out, err);
+	snprintf(short_id, len, "%.10s", out);
+	free(out);
+	free(err);
+	co_test_rmrf(dir);
+}
+
+static void legacy_commit_blocks_stage_10_until_force_or_window(void **state)
+{
+	fx *f = *state;
+	co_audit_change *c;
+	char *err, sid[16], want[64];
+
+	/* cutover's own commits (author + trailer) do not count. */
+	fx_expect(0, f, "task", "create", "OWN1");
+	fx_expect(0, f, "task", "claim", "OWN1", "--swarm", "s1");
+	insert_run(f, "pass", now_ms() - 1000);
+	fx_expect(0, f, "stage", "shadow");
+	fx_expect(0, f, "stage", "10");
+	fx_expect(0, f, "stage", "shadow");
+
+	legacy_commit(f, "LEG1", sid, sizeof(sid));
+	assert_int_equal(strlen(sid), 10);
+	assert_int_equal(fx_run(f, NULL, &err, "stage", "10"), 3);
+	snprintf(want, sizeof(want), "commit %s", sid);
+	fx_contains(err, want);
+	fx_contains(err, "Legacy Bot <legacy@example.com>");
+	fx_contains(err, "--force");
+	free(err);
+	/* Any stage where etcd can be primary, and flags set too. */
+	fx_expect(3, f, "stage", "etcd");
+	fx_expect(3, f, "flags", "set", "task_claim", "dual", "--etcd-percent", "5");
+	/* shadow -> shadow for one operation is not etcd-primary: allowed. */
+	fx_expect(0, f, "flags", "set", "task_get", "shadow");
+
+	/* The window passes (and a fresh passing run exists then). */
+	fx_setenv(f, 0, "CUTOVER_CLOCK_OFFSET=7200");
+	insert_run(f, "pass", now_ms() + 7200 * 1000 - 1000);
+	fx_expect(0, f, "stage", "10");
+	c = latest_change(f);
+	assert_null(strstr(c->detail, "forced"));
+	co_audit_change_free(c);
+
+	/* Back in the window: --force overrides, and is recorded. */
+	fx_setenv(f, 0, "CUTOVER_CLOCK_OFFSET=0");
+	fx_expect(0, f, "stage", "shadow");
+	fx_expect(3, f, "stage", "10");
+	fx_expect(0, f, "stage", "10", "--force", "--reason", "legacy client drained");
+	c = latest_change(f);
+	fx_contains(c->detail, "forced past");
+	fx_contains(c->detail, sid);
+	fx_contains(c->detail, "Legacy Bot");
+	assert_string_equal(c->why, "legacy client drained");
+	co_audit_change_free(c);
+}
+
+static void help_says_a_refusal_is_exit_3(void **state)
+{
+	fx *f = *state;
+	char *out;
+
+	assert_int_equal(fx_run(f, &out, NULL, "stage", "--help"), 0);
+	fx_contains(out, "usage");
+	fx_contains(out, "exits 3");
+	fx_contains(out, "--force");
+	free(out);
+	assert_int_equal(fx_run(f, &out, NULL, "flags", "set", "--help"), 0);
+	fx_contains(out, "exits 3");
+	free(out);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(gate_refuses_forward_without_a_recent_passing_run),
+	    cmocka_unit_test(gate_refuses_etcd_primary_while_a_legacy_commit_is_recent),
+	    cmocka_unit_test_setup_teardown(
+		stage_forward_needs_a_passing_run_and_force_is_recorded, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		legacy_commit_blocks_stage_10_until_force_or_window, setup, teardown),
+	    cmocka_unit_test_setup_teardown(help_says_a_refusal_is_exit_3, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
