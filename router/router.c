@@ -275,7 +275,7 @@ typedef int (*write_fn)(co_record **out, co_store *s, const void *arg);
  * the primary committed; the write is acknowledged only if this returns 0.
  */
 static int mirror(co_router *r, const co_route *rt, co_kind kind, const char *id,
-		  const co_record *rec)
+		  const co_record *rec, int64_t intent)
 {
 	co_store *sec = co_router_store(r, rt->secondary);
 	char *json = NULL;
@@ -285,15 +285,16 @@ static int mirror(co_router *r, const co_route *rt, co_kind kind, const char *id
 		if (rec == NULL) {
 			error = co_store_remove(sec, kind, id);
 			if (error == 0 || error == CO_ENOTFOUND)
-				return 0;
+				return co_outbox_ack_intent(r->st, intent), 0;
 		} else if (co_store_put_if_newer(sec, rec, NULL) == 0) {
-			return 0;
+			return co_outbox_ack_intent(r->st, intent), 0;
 		}
 	}
 	if (rec && (json = co_record_to_json(rec, 0)) == NULL)
 		return co_error_set(CO_ENOMEM, "out of memory");
-	error = co_outbox_push(NULL, r->st, side_name(rt->secondary), co_kind_name(kind), id,
-			       json);
+	/* One synced transaction turns the intent into the record owed. */
+	error = co_outbox_fulfil_intent(r->st, intent, side_name(rt->secondary),
+					co_kind_name(kind), id, json);
 	free(json);
 	if (error == 0) {
 		pthread_mutex_lock(&r->wake_mu);
@@ -322,12 +323,12 @@ static int routed_write(co_record **out, co_router *r, co_op op, co_kind kind,
 	if ((error = co_router_route(&rt, r, op, id)) < 0)
 		goto unlock;
 	if (rt.secondary != CO_SIDE_NONE &&
-	    (error = co_outbox_push(&intent, r->st, side_name(rt.secondary),
-				    co_kind_name(kind), id, r->sync_mark)) < 0)
+	    (error = co_outbox_push_intent(&intent, r->st, side_name(rt.secondary),
+					   co_kind_name(kind), id, r->sync_mark)) < 0)
 		goto done;
 	if ((error = settle(r, rt.primary, kind, id, intent)) < 0) {
 		if (intent)
-			co_outbox_ack(r->st, intent);
+			co_outbox_ack_intent(r->st, intent);
 		goto done;
 	}
 
@@ -336,7 +337,7 @@ static int routed_write(co_record **out, co_router *r, co_op op, co_kind kind,
 	if (rt.secondary == CO_SIDE_NONE)
 		goto done;
 	if (error == 0) {
-		if ((merr = mirror(r, &rt, kind, id, is_remove ? NULL : rec)) < 0) {
+		if ((merr = mirror(r, &rt, kind, id, is_remove ? NULL : rec, intent)) < 0) {
 			/* The primary committed but neither the secondary nor the
 			 * outbox took the record: the intent stays and any drain
 			 * copies the record over later; do not acknowledge. */
@@ -346,10 +347,9 @@ static int routed_write(co_record **out, co_router *r, co_op op, co_kind kind,
 					     co_error_last());
 			goto done;
 		}
-		co_outbox_ack(r->st, intent);
 	} else if (error != CO_EUNAVAIL && error != CO_EIO) {
 		/* A clear refusal: the primary changed nothing. */
-		co_outbox_ack(r->st, intent);
+		co_outbox_ack_intent(r->st, intent);
 	}
 	/* On CO_EUNAVAIL the primary may or may not have committed: the
 	 * intent stays, and draining it copies whatever the primary holds. */

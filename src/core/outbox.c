@@ -148,8 +148,8 @@ done:
 	return error;
 }
 
-int co_outbox_push(int64_t *out_seq, co_state *st, const char *target, const char *kind,
-		   const char *id, const char *payload)
+static int push(int64_t *out_seq, co_state *st, const char *target, const char *kind,
+		const char *id, const char *payload, int durable)
 {
 	sqlite3_stmt *s = NULL;
 	int64_t now = co_state_now_ms(), seq;
@@ -168,8 +168,7 @@ int co_outbox_push(int64_t *out_seq, co_state *st, const char *target, const cha
 	    (error = co_state__bind_text(st, s, 4, payload)) < 0)
 		goto done;
 	sqlite3_bind_int64(s, 5, now);
-	/* durable = 1: the caller acknowledges the write once we return. */
-	if ((error = co_state__begin(st, 1)) < 0)
+	if ((error = co_state__begin(st, durable)) < 0)
 		goto done;
 	if ((error = co_state__step_done(st, s, "outbox push")) < 0)
 		goto done;
@@ -293,6 +292,96 @@ done:
 	sqlite3_finalize(s);
 	co_state__unlock(st);
 	co_outbox_list_clear(&l);
+	return error;
+}
+
+int co_outbox_push(int64_t *out_seq, co_state *st, const char *target, const char *kind,
+		   const char *id, const char *payload)
+{
+	/* durable: the caller acknowledges the write once we return. */
+	return push(out_seq, st, target, kind, id, payload, 1);
+}
+
+int co_outbox_push_intent(int64_t *out_seq, co_state *st, const char *target,
+			  const char *kind, const char *id, const char *payload)
+{
+	return push(out_seq, st, target, kind, id, payload, 0);
+}
+
+static int delete_seq(co_state *st, int64_t seq, int durable)
+{
+	sqlite3_stmt *s = NULL;
+	int error;
+
+	co_state__lock(st);
+	if ((error = co_state__prepare(st, &s, "DELETE FROM outbox WHERE seq = ?")) < 0)
+		goto done;
+	sqlite3_bind_int64(s, 1, seq);
+	if ((error = co_state__begin(st, durable)) < 0)
+		goto done;
+	if ((error = co_state__step_done(st, s, "outbox ack")) < 0)
+		goto done;
+	error = co_state__commit(st);
+done:
+	co_state__rollback(st);
+	sqlite3_finalize(s);
+	co_state__unlock(st);
+	return error;
+}
+
+int co_outbox_ack_intent(co_state *st, int64_t seq)
+{
+	/* Replaying an intent only copies a record again: no sync needed. */
+	return delete_seq(st, seq, 0);
+}
+
+int co_outbox_fulfil_intent(co_state *st, int64_t seq, const char *target,
+			    const char *kind, const char *id, const char *payload)
+{
+	sqlite3_stmt *s = NULL;
+	int64_t now = co_state_now_ms();
+	int error;
+
+	if ((error = check_target(target, 0)) < 0 || (error = check_key(kind, id)) < 0)
+		return error;
+	co_state__lock(st);
+	/* The intent keeps its place in the per-key order; if a drain already
+	 * resolved it, the record goes in as a new entry. */
+	if ((error = co_state__prepare(st, &s,
+				       "UPDATE outbox SET payload = ?1, attempts = 0,"
+				       " next_attempt_at = ?2, last_error = NULL"
+				       " WHERE seq = ?3")) < 0)
+		goto done;
+	if ((error = co_state__bind_text(st, s, 1, payload)) < 0)
+		goto done;
+	sqlite3_bind_int64(s, 2, now);
+	sqlite3_bind_int64(s, 3, seq);
+	if ((error = co_state__begin(st, 1)) < 0)
+		goto done;
+	if ((error = co_state__step_done(st, s, "outbox fulfil")) < 0)
+		goto done;
+	if (sqlite3_changes(st->db) == 0) {
+		sqlite3_finalize(s);
+		s = NULL;
+		if ((error = co_state__prepare(
+			     st, &s,
+			     "INSERT INTO outbox (target, kind, id, payload, created_at,"
+			     " next_attempt_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5)")) < 0)
+			goto done;
+		if ((error = co_state__bind_text(st, s, 1, target)) < 0 ||
+		    (error = co_state__bind_text(st, s, 2, kind)) < 0 ||
+		    (error = co_state__bind_text(st, s, 3, id)) < 0 ||
+		    (error = co_state__bind_text(st, s, 4, payload)) < 0)
+			goto done;
+		sqlite3_bind_int64(s, 5, now);
+		if ((error = co_state__step_done(st, s, "outbox fulfil")) < 0)
+			goto done;
+	}
+	error = co_state__commit(st);
+done:
+	co_state__rollback(st);
+	sqlite3_finalize(s);
+	co_state__unlock(st);
 	return error;
 }
 

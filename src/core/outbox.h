@@ -123,4 +123,26 @@ int co_outbox_depth(int64_t *out, co_state *st, const char *target);
  */
 int co_outbox_has_pending(co_state *st, const char *kind, const char *id);
 
+/*
+ * Intents (router/router.c): an entry whose replay is always harmless,
+ * written before the primary is touched.  co_outbox_push_intent() and
+ * co_outbox_ack_intent() commit without a sync (synchronous=NORMAL): they
+ * survive a process crash, which is what intents guard against; after a
+ * power loss the reconciler finds what one would have mended.  Errors as
+ * co_outbox_push() / co_outbox_ack().
+ */
+int co_outbox_push_intent(int64_t *out_seq, co_state *st, const char *target,
+			  const char *kind, const char *id, const char *payload);
+int co_outbox_ack_intent(co_state *st, int64_t seq);
+
+/*
+ * Replace intent `seq` by `payload` (a record, or NULL = delete) in one
+ * durable transaction: the entry keeps its place in the per-key order.  If
+ * the intent is gone (a drain resolved it), the payload is pushed as a new
+ * entry for target/kind/id.  Durable when it returns.  Errors as
+ * co_outbox_push().
+ */
+int co_outbox_fulfil_intent(co_state *st, int64_t seq, const char *target,
+			    const char *kind, const char *id, const char *payload);
+
 #endif
