@@ -339,14 +339,12 @@ int co_outbox_fulfil_intent(co_state *st, int64_t seq, const char *target,
 			    const char *kind, const char *id, const char *payload)
 {
 	sqlite3_stmt *s = NULL;
-	int64_t now = co_state_now_ms();
-	int error;
+	int error, changed = 0;
 
 	if ((error = check_target(target, 0)) < 0 || (error = check_key(kind, id)) < 0)
 		return error;
 	co_state__lock(st);
-	/* The intent keeps its place in the per-key order; if a drain already
-	 * resolved it, the record goes in as a new entry. */
+	/* The intent keeps its place in the per-key order. */
 	if ((error = co_state__prepare(st, &s,
 				       "UPDATE outbox SET payload = ?1, attempts = 0,"
 				       " next_attempt_at = ?2, last_error = NULL"
@@ -354,34 +352,22 @@ int co_outbox_fulfil_intent(co_state *st, int64_t seq, const char *target,
 		goto done;
 	if ((error = co_state__bind_text(st, s, 1, payload)) < 0)
 		goto done;
-	sqlite3_bind_int64(s, 2, now);
+	sqlite3_bind_int64(s, 2, co_state_now_ms());
 	sqlite3_bind_int64(s, 3, seq);
 	if ((error = co_state__begin(st, 1)) < 0)
 		goto done;
 	if ((error = co_state__step_done(st, s, "outbox fulfil")) < 0)
 		goto done;
-	if (sqlite3_changes(st->db) == 0) {
-		sqlite3_finalize(s);
-		s = NULL;
-		if ((error = co_state__prepare(
-			     st, &s,
-			     "INSERT INTO outbox (target, kind, id, payload, created_at,"
-			     " next_attempt_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5)")) < 0)
-			goto done;
-		if ((error = co_state__bind_text(st, s, 1, target)) < 0 ||
-		    (error = co_state__bind_text(st, s, 2, kind)) < 0 ||
-		    (error = co_state__bind_text(st, s, 3, id)) < 0 ||
-		    (error = co_state__bind_text(st, s, 4, payload)) < 0)
-			goto done;
-		sqlite3_bind_int64(s, 5, now);
-		if ((error = co_state__step_done(st, s, "outbox fulfil")) < 0)
-			goto done;
-	}
+	changed = sqlite3_changes(st->db);
 	error = co_state__commit(st);
 done:
 	co_state__rollback(st);
 	sqlite3_finalize(s);
 	co_state__unlock(st);
+	/* A drain resolved the intent meanwhile: the record goes in anew,
+	 * which is what that drain would have seen had it come later. */
+	if (error == 0 && changed == 0)
+		error = push(NULL, st, target, kind, id, payload, 1);
 	return error;
 }
 
