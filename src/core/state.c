@@ -263,6 +263,89 @@ int64_t co_state__changes(co_state *st)
 	return sqlite3_changes64(st->db);
 }
 
+int co_state__step_commit(co_state *st, struct sqlite3_stmt *s, int durable, const char *what)
+{
+	int error;
+
+	if ((error = co_state__begin(st, durable)) < 0)
+		return error;
+	if ((error = co_state__step_done(st, s, what)) < 0) {
+		co_state__rollback(st);
+		return error;
+	}
+	return co_state__commit(st);
+}
+
+int co_state__reserve(void **items, size_t *cap, size_t n, size_t more, size_t elem,
+		      const char *who)
+{
+	size_t want = n + more, c = *cap ? *cap : 16;
+	void *p;
+
+	if (want <= *cap)
+		return 0;
+	while (c < want)
+		c *= 2;
+	if ((p = realloc(*items, c * elem)) == NULL)
+		return co_error_set(CO_ENOMEM, "%s: out of memory", who);
+	*items = p;
+	*cap = c;
+	return 0;
+}
+
+int co_state__read_rows(co_state__rows *rows, co_state *st, struct sqlite3_stmt *s,
+			const co_state__row_type *type, const char *what)
+{
+	void *row = NULL, *p;
+	int rc, error;
+
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if ((error = type->read(&row, s)) < 0)
+			return error;
+		p = rows->items;
+		if ((error = co_state__reserve(&p, &rows->cap, rows->n, 1, sizeof(*rows->items),
+					       type->who)) < 0) {
+			type->free(row);
+			return error;
+		}
+		rows->items = p;
+		rows->items[rows->n++] = row;
+	}
+	if (rc != SQLITE_DONE)
+		return co_state__error(st, rc, what);
+	return 0;
+}
+
+int co_state__select_rows(co_state__rows *rows, co_state *st, const char *sql, int64_t param,
+			  const co_state__row_type *type, const char *what)
+{
+	sqlite3_stmt *s = NULL;
+	int error;
+
+	co_state__lock(st);
+	if ((error = co_state__prepare(st, &s, sql)) < 0)
+		goto done;
+	if (sqlite3_bind_parameter_count(s) > 0)
+		sqlite3_bind_int64(s, 1, param);
+	error = co_state__read_rows(rows, st, s, type, what);
+done:
+	sqlite3_finalize(s);
+	co_state__unlock(st);
+	return error;
+}
+
+void co_state__rows_clear(co_state__rows *rows, const co_state__row_type *type)
+{
+	size_t i;
+
+	if (rows == NULL)
+		return;
+	for (i = 0; i < rows->n; i++)
+		type->free(rows->items[i]);
+	free(rows->items);
+	memset(rows, 0, sizeof(*rows));
+}
+
 /*
  * Wait for another connection's write lock.  SQLite's own busy handler
  * sleeps 1, 2, 5, 10, ... up to 100 ms between tries, so under steady
@@ -606,13 +689,8 @@ int co_state_checkpoint_set(co_state *st, const char *name, const char *value)
 			goto done;
 		sqlite3_bind_int64(s, 3, co_state_now_ms());
 	}
-	if ((error = co_state__begin(st, 1)) < 0)
-		goto done;
-	if ((error = co_state__step_done(st, s, "write checkpoint")) < 0)
-		goto done;
-	error = co_state__commit(st);
+	error = co_state__step_commit(st, s, 1, "write checkpoint");
 done:
-	co_state__rollback(st);
 	sqlite3_finalize(s);
 	co_state__unlock(st);
 	return error;

@@ -92,6 +92,57 @@ int co_state__column_text(char **out, struct sqlite3_stmt *s, int col);
 int64_t co_state__changes(co_state *st);
 
 /*
+ * begin(durable), step s (a statement returning no row, prepared and bound
+ * by the caller) and commit: the body of every one-statement write.  On
+ * failure the transaction is rolled back and the first error returned.
+ * Caller holds the lock; s is reset but not finalized.
+ */
+int co_state__step_commit(co_state *st, struct sqlite3_stmt *s, int durable, const char *what);
+
+/*
+ * Make room for `more` elements in the array *items of capacity *cap
+ * holding n elements of `elem` bytes (callers pass their array through a
+ * void * so that no pointer type is punned).  `who` names the module in the
+ * out-of-memory message ("<who>: out of memory"); *items and *cap are left
+ * as they were on failure.
+ */
+int co_state__reserve(void **items, size_t *cap, size_t n, size_t more, size_t elem,
+		      const char *who);
+
+/* How to make (and free) one list element from a result row. */
+typedef struct co_state__row_type {
+	const char *who; /* module, for out-of-memory messages */
+	/* A new element from the current row of s into *out; an error leaves nothing. */
+	int (*read)(void **out, struct sqlite3_stmt *s);
+	void (*free)(void *row);
+} co_state__row_type;
+
+/* Elements read by co_state__read_rows, in row order. */
+typedef struct co_state__rows {
+	void **items;
+	size_t n, cap;
+} co_state__rows;
+
+/*
+ * Step s (prepared and bound by the caller) to its end, appending an element
+ * per row to rows.  A step error names `what`.  On failure rows keeps what
+ * was read: the caller empties it with co_state__rows_clear either way.
+ * Caller holds the lock.
+ */
+int co_state__read_rows(co_state__rows *rows, co_state *st, struct sqlite3_stmt *s,
+			const co_state__row_type *type, const char *what);
+
+/*
+ * Lock, prepare `sql`, bind `param` as its first parameter if it has one,
+ * read its rows as co_state__read_rows does, finalize and unlock.
+ */
+int co_state__select_rows(co_state__rows *rows, co_state *st, const char *sql, int64_t param,
+			  const co_state__row_type *type, const char *what);
+
+/* Free every element of rows with type->free and empty it; NULL is fine. */
+void co_state__rows_clear(co_state__rows *rows, const co_state__row_type *type);
+
+/*
  * Migrate the database open on `db` from its user_version to the last
  * version in steps[0..n) (versions 1..n in order), each step in its own
  * BEGIN IMMEDIATE transaction that also sets the new user_version, so that
