@@ -270,7 +270,7 @@ static int breakdown(size_t n)
 		json = co_record_to_json(out, 0);
 		co_record_free(out);
 		if (json == NULL ||
-		    co_outbox_fulfil_intent(st, intent, "git", "task", id, json) < 0)
+		    co_outbox_fulfil_intent(st, intent, "git", "task", id, json, 1) < 0)
 			goto fail;
 		free(json);
 		json = NULL;

@@ -294,7 +294,7 @@ static int mirror(co_router *r, const co_route *rt, co_kind kind, const char *id
 		return co_error_set(CO_ENOMEM, "out of memory");
 	/* One synced transaction turns the intent into the record owed. */
 	error = co_outbox_fulfil_intent(r->st, intent, side_name(rt->secondary),
-					co_kind_name(kind), id, json);
+					co_kind_name(kind), id, json, 1);
 	free(json);
 	if (error == 0) {
 		pthread_mutex_lock(&r->wake_mu);

@@ -6,10 +6,9 @@
  * updates the record (rev + 1).  As for tasks, every argument is checked
  * before a store is opened.
  */
-#include "cli.h"
+#include "cmd_records.h"
 
 #include "../core/error.h"
-#include "../core/id.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -35,23 +34,6 @@ static const char h_remove[] =
     "usage: " U_REMOVE "\n\nRemove a swarm's registration.  Exit 4 if absent.\n\n"
     "Example:\n  cutover swarm remove swarm-sip\n";
 
-static int one_id(const char **id, co_cli *ctx, int argc, char **argv,
-		  const co_cli_opt *opts, const char *usage, const char *help)
-{
-	const char *pos[1];
-	size_t n;
-	int r;
-
-	if ((r = co_cli_parse(pos, 1, &n, ctx, argc, argv, opts, usage, help)) != 0)
-		return r;
-	if (n == 0)
-		return co_cli_usage_error(usage, "missing swarm ID");
-	if (co_id_validate(pos[0]) < 0)
-		return co_cli_error_prefix(CO_EINVAL, "swarm");
-	*id = pos[0];
-	return 0;
-}
-
 static int swarm_register(int argc, char **argv, co_cli *ctx)
 {
 	const char *caps = NULL, *meta = NULL, *id = NULL;
@@ -62,7 +44,8 @@ static int swarm_register(int argc, char **argv, co_cli *ctx)
 	size_t i;
 	int error;
 
-	if ((error = one_id(&id, ctx, argc, argv, opts, U_REGISTER, h_register)) != 0)
+	if ((error = co_cli_one_id(&id, ctx, argc, argv, CO_KIND_SWARM, opts,
+				   U_REGISTER, h_register)) != 0)
 		return error < 0 ? error : 0;
 	if ((error = co_record_new(&swarm, CO_KIND_SWARM, id)) < 0)
 		goto done;
@@ -104,22 +87,7 @@ done:
 
 static int swarm_get(int argc, char **argv, co_cli *ctx)
 {
-	co_cli_opt opts[] = {{NULL, NULL, NULL}};
-	co_record *r = NULL;
-	co_cli_data d = {0};
-	const char *id = NULL;
-	int error;
-
-	if ((error = one_id(&id, ctx, argc, argv, opts, U_GET, h_get)) != 0)
-		return error < 0 ? error : 0;
-	if ((error = co_cli_data_open(&d, ctx)) < 0 ||
-	    (error = co_cli_data_get(&r, &d, CO_KIND_SWARM, id)) < 0 ||
-	    (error = co_cli_print_record(ctx, r)) < 0)
-		goto done;
-done:
-	co_record_free(r);
-	co_cli_data_close(&d);
-	return error;
+	return co_cli_record_get(argc, argv, ctx, CO_KIND_SWARM, U_GET, h_get);
 }
 
 static int swarm_list(int argc, char **argv, co_cli *ctx)
@@ -151,7 +119,8 @@ static int swarm_remove(int argc, char **argv, co_cli *ctx)
 	const char *id = NULL;
 	int error;
 
-	if ((error = one_id(&id, ctx, argc, argv, opts, U_REMOVE, h_remove)) != 0)
+	if ((error = co_cli_one_id(&id, ctx, argc, argv, CO_KIND_SWARM, opts,
+				   U_REMOVE, h_remove)) != 0)
 		return error < 0 ? error : 0;
 	if ((error = co_cli_data_open(&d, ctx)) < 0 ||
 	    (error = co_cli_data_remove(&d, CO_KIND_SWARM, id)) < 0)
@@ -167,13 +136,7 @@ done:
 	return error;
 }
 
-typedef struct subcommand {
-	const char *name;
-	int (*run)(int argc, char **argv, co_cli *ctx);
-	const char *usage;
-} subcommand;
-
-static const subcommand subs[] = {
+static const co_cli_subcommand subs[] = {
     {"register", swarm_register, U_REGISTER},
     {"get", swarm_get, U_GET},
     {"list", swarm_list, U_LIST},
@@ -182,30 +145,14 @@ static const subcommand subs[] = {
 
 int co_cli_swarm(int argc, char **argv, co_cli *ctx)
 {
-	size_t i;
-
-	if (argc < 2)
-		return co_cli_usage_error("cutover swarm register|get|list|remove ...",
-					  "swarm: missing subcommand");
-	if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0 ||
-	    strcmp(argv[1], "help") == 0) {
-		puts("usage: cutover [--backend git|etcd] [--json] swarm SUBCOMMAND "
-		     "...\n");
-		for (i = 0; i < sizeof(subs) / sizeof(subs[0]); i++)
-			printf("  %s\n", subs[i].usage);
-		printf(
-		    "\nData commands go through the router (the flags decide which store is\n"
-		    "primary for each ID); --backend git|etcd talks to one store directly.\n"
-		    "Run `cutover swarm SUBCOMMAND --help` for details.\n\n"
-		    "Examples:\n"
-		    "  cutover swarm register swarm-a --cap build,test\n"
-		    "  cutover --json --backend etcd swarm list\n"
-		    "  cutover swarm remove swarm-a\n");
-		return 0;
-	}
-	for (i = 0; i < sizeof(subs) / sizeof(subs[0]); i++)
-		if (strcmp(argv[1], subs[i].name) == 0)
-			return subs[i].run(argc - 1, argv + 1, ctx);
-	return co_cli_usage_error("cutover swarm register|get|list|remove ...",
-				  "swarm: unknown subcommand \"%s\"", argv[1]);
+	return co_cli_subcommand_dispatch(
+	    argc, argv, ctx, "swarm", "cutover swarm register|get|list|remove ...", subs,
+	    sizeof(subs) / sizeof(subs[0]),
+	    "\nData commands go through the router (the flags decide which store is\n"
+	    "primary for each ID); --backend git|etcd talks to one store directly.\n"
+	    "Run `cutover swarm SUBCOMMAND --help` for details.\n\n"
+	    "Examples:\n"
+	    "  cutover swarm register swarm-a --cap build,test\n"
+	    "  cutover --json --backend etcd swarm list\n"
+	    "  cutover swarm remove swarm-a\n");
 }

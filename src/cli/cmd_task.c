@@ -8,7 +8,7 @@
  * a refused claim, release or renew the holder's name on stderr (and the
  * current record on stdout with --json, so scripts learn it too).
  */
-#include "cli.h"
+#include "cmd_records.h"
 
 #include "../core/error.h"
 #include "../core/id.h"
@@ -16,13 +16,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-typedef struct subcommand {
-	const char *name;
-	int (*run)(int argc, char **argv, co_cli *ctx);
-	const char *usage;
-	const char *help;
-} subcommand;
 
 #define U_CREATE "cutover task create ID [--type T] [--meta JSON] [--blocked-by A,B]"
 #define U_GET "cutover task get ID"
@@ -69,24 +62,6 @@ static const char h_renew[] =
     "Extend the claim held by swarm S to now + SECONDS.  Exit 3 if S does not\n"
     "hold the task.\n\n"
     "Example:\n  cutover task renew P0.1.2 --swarm swarm-a --ttl 300\n";
-
-/* Parse the arguments of a subcommand that takes exactly one ID. */
-static int one_id(const char **id, co_cli *ctx, int argc, char **argv,
-		  const co_cli_opt *opts, const char *usage, const char *help)
-{
-	const char *pos[1];
-	size_t n;
-	int r;
-
-	if ((r = co_cli_parse(pos, 1, &n, ctx, argc, argv, opts, usage, help)) != 0)
-		return r;
-	if (n == 0)
-		return co_cli_usage_error(usage, "missing task ID");
-	if (co_id_validate(pos[0]) < 0)
-		return co_cli_error_prefix(CO_EINVAL, "task");
-	*id = pos[0];
-	return 0;
-}
 
 static int check_swarm(const char *swarm, const char *usage)
 {
@@ -135,7 +110,8 @@ static int task_create(int argc, char **argv, co_cli *ctx)
 	size_t i;
 	int error;
 
-	if ((error = one_id(&id, ctx, argc, argv, opts, U_CREATE, h_create)) != 0)
+	if ((error = co_cli_one_id(&id, ctx, argc, argv, CO_KIND_TASK, opts, U_CREATE,
+				   h_create)) != 0)
 		return error < 0 ? error : 0;
 	if ((error = co_record_new(&task, CO_KIND_TASK, id)) < 0)
 		goto done;
@@ -172,22 +148,7 @@ done:
 
 static int task_get(int argc, char **argv, co_cli *ctx)
 {
-	co_cli_opt opts[] = {{NULL, NULL, NULL}};
-	co_record *r = NULL;
-	co_cli_data d = {0};
-	const char *id = NULL;
-	int error;
-
-	if ((error = one_id(&id, ctx, argc, argv, opts, U_GET, h_get)) != 0)
-		return error < 0 ? error : 0;
-	if ((error = co_cli_data_open(&d, ctx)) < 0 ||
-	    (error = co_cli_data_get(&r, &d, CO_KIND_TASK, id)) < 0 ||
-	    (error = co_cli_print_record(ctx, r)) < 0)
-		goto done;
-done:
-	co_record_free(r);
-	co_cli_data_close(&d);
-	return error;
+	return co_cli_record_get(argc, argv, ctx, CO_KIND_TASK, U_GET, h_get);
 }
 
 static int task_list(int argc, char **argv, co_cli *ctx)
@@ -244,9 +205,9 @@ static int task_mutate(int argc, char **argv, co_cli *ctx, enum op op)
 	long long ttl = 0;
 	int error;
 
-	if ((error = one_id(&id, ctx, argc, argv,
-			    op == OP_RELEASE ? release_opts : claim_opts, usages[op],
-			    helps[op])) != 0)
+	if ((error = co_cli_one_id(&id, ctx, argc, argv, CO_KIND_TASK,
+				   op == OP_RELEASE ? release_opts : claim_opts, usages[op],
+				   helps[op])) != 0)
 		return error < 0 ? error : 0;
 	if ((error = check_swarm(swarm, usages[op])) < 0)
 		return error;
@@ -299,48 +260,26 @@ static int task_renew(int argc, char **argv, co_cli *ctx)
 	return task_mutate(argc, argv, ctx, OP_RENEW);
 }
 
-static const subcommand subs[] = {
-    {"create", task_create, U_CREATE, h_create},
-    {"get", task_get, U_GET, h_get},
-    {"list", task_list, U_LIST, h_list},
-    {"claim", task_claim, U_CLAIM, h_claim},
-    {"release", task_release, U_RELEASE, h_release},
-    {"renew", task_renew, U_RENEW, h_renew},
+static const co_cli_subcommand subs[] = {
+    {"create", task_create, U_CREATE},
+    {"get", task_get, U_GET},
+    {"list", task_list, U_LIST},
+    {"claim", task_claim, U_CLAIM},
+    {"release", task_release, U_RELEASE},
+    {"renew", task_renew, U_RENEW},
 };
-
-static void task_help(void)
-{
-	size_t i;
-
-	puts("usage: cutover [--backend git|etcd] [--json] task SUBCOMMAND ...\n");
-	for (i = 0; i < sizeof(subs) / sizeof(subs[0]); i++)
-		printf("  %s\n", subs[i].usage);
-	printf("\nData commands go through the router (the flags decide which store is\n"
-	       "primary for each ID); --backend git|etcd talks to one store directly.\n"
-	       "Run `cutover task SUBCOMMAND --help` for details.\n\n"
-	       "Examples:\n"
-	       "  cutover task create P0.1.2 --type build\n"
-	       "  cutover task claim P0.1.2 --swarm swarm-a --ttl 300\n"
-	       "  cutover task release P0.1.2 --swarm swarm-a --status complete\n"
-	       "  cutover --json --backend etcd task list --status claimed\n");
-}
 
 int co_cli_task(int argc, char **argv, co_cli *ctx)
 {
-	size_t i;
-
-	if (argc < 2)
-		return co_cli_usage_error(
-		    "cutover task create|get|list|claim|release|renew ...",
-		    "task: missing subcommand");
-	if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0 ||
-	    strcmp(argv[1], "help") == 0) {
-		task_help();
-		return 0;
-	}
-	for (i = 0; i < sizeof(subs) / sizeof(subs[0]); i++)
-		if (strcmp(argv[1], subs[i].name) == 0)
-			return subs[i].run(argc - 1, argv + 1, ctx);
-	return co_cli_usage_error("cutover task create|get|list|claim|release|renew ...",
-				  "task: unknown subcommand \"%s\"", argv[1]);
+	return co_cli_subcommand_dispatch(
+	    argc, argv, ctx, "task", "cutover task create|get|list|claim|release|renew ...",
+	    subs, sizeof(subs) / sizeof(subs[0]),
+	    "\nData commands go through the router (the flags decide which store is\n"
+	    "primary for each ID); --backend git|etcd talks to one store directly.\n"
+	    "Run `cutover task SUBCOMMAND --help` for details.\n\n"
+	    "Examples:\n"
+	    "  cutover task create P0.1.2 --type build\n"
+	    "  cutover task claim P0.1.2 --swarm swarm-a --ttl 300\n"
+	    "  cutover task release P0.1.2 --swarm swarm-a --status complete\n"
+	    "  cutover --json --backend etcd task list --status claimed\n");
 }

@@ -103,27 +103,6 @@ void co_audit_mismatch_list_clear(co_audit_mismatch_list *l)
 	memset(l, 0, sizeof(*l));
 }
 
-/*
- * Make room for `more` elements in the array *items of capacity *cap
- * holding n (the three list types share the layout items/n/cap; callers
- * pass their array through a void * so that no pointer type is punned).
- */
-static int reserve(void **items, size_t *cap, size_t n, size_t more, size_t elem)
-{
-	size_t want = n + more, c = *cap ? *cap : 16;
-	void *p;
-
-	if (want <= *cap)
-		return 0;
-	while (c < want)
-		c *= 2;
-	if ((p = realloc(*items, c * elem)) == NULL)
-		return co_error_set(CO_ENOMEM, "audit: out of memory");
-	*items = p;
-	*cap = c;
-	return 0;
-}
-
 /* After rows up to `last` (first inserted: `first`): trim if a multiple of
  * the batch size was crossed.  Caller holds the lock, inside the txn. */
 static int maybe_trim(co_state *st, int log, int64_t first, int64_t last)
@@ -175,13 +154,8 @@ int co_audit_change_add(co_state *st, const char *who, const char *action,
 	    (error = co_state__bind_text(st, s, 4, detail)) < 0 ||
 	    (error = co_state__bind_text(st, s, 5, why)) < 0)
 		goto done;
-	if ((error = co_state__begin(st, 1)) < 0)
-		goto done;
-	if ((error = co_state__step_done(st, s, "audit change")) < 0)
-		goto done;
-	error = co_state__commit(st);
+	error = co_state__step_commit(st, s, 1, "audit change");
 done:
-	co_state__rollback(st);
 	sqlite3_finalize(s);
 	co_state__unlock(st);
 	return error;
@@ -275,165 +249,164 @@ done:
 	return error;
 }
 
-/* Bind the LIMIT of a "latest" query; SQLite takes a signed 64-bit count. */
-static void bind_limit(sqlite3_stmt *s, int i, size_t n)
+/* The LIMIT of a "latest" query; SQLite takes a signed 64-bit count. */
+static int64_t limit_of(size_t n)
 {
-	sqlite3_bind_int64(s, i, n > INT64_MAX ? INT64_MAX : (int64_t)n);
+	return n > INT64_MAX ? INT64_MAX : (int64_t)n;
 }
 
+static int read_change(void **out, sqlite3_stmt *s)
+{
+	co_audit_change *c;
+	int error;
+
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		return co_error_set(CO_ENOMEM, "audit: out of memory");
+	c->seq = sqlite3_column_int64(s, 0);
+	c->ts = sqlite3_column_int64(s, 1);
+	if ((error = co_state__column_text(&c->who, s, 2)) < 0 ||
+	    (error = co_state__column_text(&c->action, s, 3)) < 0 ||
+	    (error = co_state__column_text(&c->detail, s, 4)) < 0 ||
+	    (error = co_state__column_text(&c->why, s, 5)) < 0) {
+		co_audit_change_free(c);
+		return error;
+	}
+	*out = c;
+	return 0;
+}
+
+static int read_op(void **out, sqlite3_stmt *s)
+{
+	co_audit_op *o;
+	int error;
+
+	if ((o = calloc(1, sizeof(*o))) == NULL)
+		return co_error_set(CO_ENOMEM, "audit: out of memory");
+	o->seq = sqlite3_column_int64(s, 0);
+	o->ts = sqlite3_column_int64(s, 1);
+	o->latency_us = sqlite3_column_int64(s, 7);
+	if ((error = co_state__column_text(&o->op, s, 2)) < 0 ||
+	    (error = co_state__column_text(&o->id, s, 3)) < 0 ||
+	    (error = co_state__column_text(&o->mode, s, 4)) < 0 ||
+	    (error = co_state__column_text(&o->primary, s, 5)) < 0 ||
+	    (error = co_state__column_text(&o->outcome, s, 6)) < 0 ||
+	    (error = co_state__column_text(&o->error, s, 8)) < 0) {
+		co_audit_op_free(o);
+		return error;
+	}
+	*out = o;
+	return 0;
+}
+
+static int read_mismatch(void **out, sqlite3_stmt *s)
+{
+	co_audit_mismatch *m;
+	int error;
+
+	if ((m = calloc(1, sizeof(*m))) == NULL)
+		return co_error_set(CO_ENOMEM, "audit: out of memory");
+	m->seq = sqlite3_column_int64(s, 0);
+	m->ts = sqlite3_column_int64(s, 1);
+	if ((error = co_state__column_text(&m->op, s, 2)) < 0 ||
+	    (error = co_state__column_text(&m->id, s, 3)) < 0 ||
+	    (error = co_state__column_text(&m->git_value, s, 4)) < 0 ||
+	    (error = co_state__column_text(&m->etcd_value, s, 5)) < 0) {
+		co_audit_mismatch_free(m);
+		return error;
+	}
+	*out = m;
+	return 0;
+}
+
+static void free_change(void *c)
+{
+	co_audit_change_free(c);
+}
+
+static void free_op(void *o)
+{
+	co_audit_op_free(o);
+}
+
+static void free_mismatch(void *m)
+{
+	co_audit_mismatch_free(m);
+}
+
+static const co_state__row_type change_rows = {"audit", read_change, free_change};
+static const co_state__row_type op_rows = {"audit", read_op, free_op};
+static const co_state__row_type mismatch_rows = {"audit", read_mismatch, free_mismatch};
+
+/*
+ * The three readers below differ in their query and element type only:
+ * read the rows, then append them to *out all or nothing.
+ */
 int co_audit_changes_latest(co_audit_change_list *out, co_state *st, size_t n)
 {
-	co_audit_change_list l = {0};
-	co_audit_change *c = NULL;
-	sqlite3_stmt *s = NULL;
-	void *p = NULL;
-	int rc, error;
+	co_state__rows rows = {0};
+	void *p = out->items;
+	size_t i;
+	int error;
 
-	co_state__lock(st);
-	if ((error = co_state__prepare(st, &s,
-				       "SELECT seq, ts, who, action, detail, why FROM audit_changes"
-				       " ORDER BY seq DESC LIMIT ?")) < 0)
-		goto done;
-	bind_limit(s, 1, n);
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		if ((c = calloc(1, sizeof(*c))) == NULL) {
-			error = co_error_set(CO_ENOMEM, "audit: out of memory");
-			goto done;
-		}
-		c->seq = sqlite3_column_int64(s, 0);
-		c->ts = sqlite3_column_int64(s, 1);
-		if ((error = co_state__column_text(&c->who, s, 2)) < 0 ||
-		    (error = co_state__column_text(&c->action, s, 3)) < 0 ||
-		    (error = co_state__column_text(&c->detail, s, 4)) < 0 ||
-		    (error = co_state__column_text(&c->why, s, 5)) < 0 ||
-		    (error = reserve(&p, &l.cap, l.n, 1, sizeof(*l.items))) < 0)
-			goto done;
-		l.items = p;
-		l.items[l.n++] = c;
-		c = NULL;
-	}
-	if (rc != SQLITE_DONE) {
-		error = co_state__error(st, rc, "read audit changes");
-		goto done;
-	}
-	p = out->items;
-	if ((error = reserve(&p, &out->cap, out->n, l.n, sizeof(*out->items))) < 0)
+	if ((error = co_state__select_rows(&rows, st,
+					   "SELECT seq, ts, who, action, detail, why FROM audit_changes"
+					   " ORDER BY seq DESC LIMIT ?",
+					   limit_of(n), &change_rows, "read audit changes")) < 0 ||
+	    (error = co_state__reserve(&p, &out->cap, out->n, rows.n, sizeof(*out->items),
+				       "audit")) < 0)
 		goto done;
 	out->items = p;
-	if (l.n)
-		memcpy(out->items + out->n, l.items, l.n * sizeof(*l.items));
-	out->n += l.n;
-	l.n = 0;
+	for (i = 0; i < rows.n; i++)
+		out->items[out->n++] = rows.items[i];
+	rows.n = 0;
 done:
-	sqlite3_finalize(s);
-	co_state__unlock(st);
-	co_audit_change_free(c);
-	co_audit_change_list_clear(&l);
+	co_state__rows_clear(&rows, &change_rows);
 	return error;
 }
 
 int co_audit_ops_latest(co_audit_op_list *out, co_state *st, size_t n)
 {
-	co_audit_op_list l = {0};
-	co_audit_op *o = NULL;
-	sqlite3_stmt *s = NULL;
-	void *p = NULL;
-	int rc, error;
+	co_state__rows rows = {0};
+	void *p = out->items;
+	size_t i;
+	int error;
 
-	co_state__lock(st);
-	if ((error = co_state__prepare(st, &s,
-				       "SELECT seq, ts, op, id, mode, primary_store, outcome,"
-				       " latency_us, error FROM audit_ops"
-				       " ORDER BY seq DESC LIMIT ?")) < 0)
-		goto done;
-	bind_limit(s, 1, n);
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		if ((o = calloc(1, sizeof(*o))) == NULL) {
-			error = co_error_set(CO_ENOMEM, "audit: out of memory");
-			goto done;
-		}
-		o->seq = sqlite3_column_int64(s, 0);
-		o->ts = sqlite3_column_int64(s, 1);
-		o->latency_us = sqlite3_column_int64(s, 7);
-		if ((error = co_state__column_text(&o->op, s, 2)) < 0 ||
-		    (error = co_state__column_text(&o->id, s, 3)) < 0 ||
-		    (error = co_state__column_text(&o->mode, s, 4)) < 0 ||
-		    (error = co_state__column_text(&o->primary, s, 5)) < 0 ||
-		    (error = co_state__column_text(&o->outcome, s, 6)) < 0 ||
-		    (error = co_state__column_text(&o->error, s, 8)) < 0 ||
-		    (error = reserve(&p, &l.cap, l.n, 1, sizeof(*l.items))) < 0)
-			goto done;
-		l.items = p;
-		l.items[l.n++] = o;
-		o = NULL;
-	}
-	if (rc != SQLITE_DONE) {
-		error = co_state__error(st, rc, "read audit ops");
-		goto done;
-	}
-	p = out->items;
-	if ((error = reserve(&p, &out->cap, out->n, l.n, sizeof(*out->items))) < 0)
+	if ((error = co_state__select_rows(&rows, st,
+					   "SELECT seq, ts, op, id, mode, primary_store, outcome,"
+					   " latency_us, error FROM audit_ops"
+					   " ORDER BY seq DESC LIMIT ?",
+					   limit_of(n), &op_rows, "read audit ops")) < 0 ||
+	    (error = co_state__reserve(&p, &out->cap, out->n, rows.n, sizeof(*out->items),
+				       "audit")) < 0)
 		goto done;
 	out->items = p;
-	if (l.n)
-		memcpy(out->items + out->n, l.items, l.n * sizeof(*l.items));
-	out->n += l.n;
-	l.n = 0;
+	for (i = 0; i < rows.n; i++)
+		out->items[out->n++] = rows.items[i];
+	rows.n = 0;
 done:
-	sqlite3_finalize(s);
-	co_state__unlock(st);
-	co_audit_op_free(o);
-	co_audit_op_list_clear(&l);
+	co_state__rows_clear(&rows, &op_rows);
 	return error;
 }
 
 int co_audit_mismatches_latest(co_audit_mismatch_list *out, co_state *st, size_t n)
 {
-	co_audit_mismatch_list l = {0};
-	co_audit_mismatch *m = NULL;
-	sqlite3_stmt *s = NULL;
-	void *p = NULL;
-	int rc, error;
+	co_state__rows rows = {0};
+	void *p = out->items;
+	size_t i;
+	int error;
 
-	co_state__lock(st);
-	if ((error = co_state__prepare(st, &s,
-				       "SELECT seq, ts, op, id, git_value, etcd_value"
-				       " FROM audit_mismatches ORDER BY seq DESC LIMIT ?")) < 0)
-		goto done;
-	bind_limit(s, 1, n);
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		if ((m = calloc(1, sizeof(*m))) == NULL) {
-			error = co_error_set(CO_ENOMEM, "audit: out of memory");
-			goto done;
-		}
-		m->seq = sqlite3_column_int64(s, 0);
-		m->ts = sqlite3_column_int64(s, 1);
-		if ((error = co_state__column_text(&m->op, s, 2)) < 0 ||
-		    (error = co_state__column_text(&m->id, s, 3)) < 0 ||
-		    (error = co_state__column_text(&m->git_value, s, 4)) < 0 ||
-		    (error = co_state__column_text(&m->etcd_value, s, 5)) < 0 ||
-		    (error = reserve(&p, &l.cap, l.n, 1, sizeof(*l.items))) < 0)
-			goto done;
-		l.items = p;
-		l.items[l.n++] = m;
-		m = NULL;
-	}
-	if (rc != SQLITE_DONE) {
-		error = co_state__error(st, rc, "read audit mismatches");
-		goto done;
-	}
-	p = out->items;
-	if ((error = reserve(&p, &out->cap, out->n, l.n, sizeof(*out->items))) < 0)
+	if ((error = co_state__select_rows(&rows, st,
+					   "SELECT seq, ts, op, id, git_value, etcd_value"
+					   " FROM audit_mismatches ORDER BY seq DESC LIMIT ?",
+					   limit_of(n), &mismatch_rows, "read audit mismatches")) < 0 ||
+	    (error = co_state__reserve(&p, &out->cap, out->n, rows.n, sizeof(*out->items),
+				       "audit")) < 0)
 		goto done;
 	out->items = p;
-	if (l.n)
-		memcpy(out->items + out->n, l.items, l.n * sizeof(*l.items));
-	out->n += l.n;
-	l.n = 0;
+	for (i = 0; i < rows.n; i++)
+		out->items[out->n++] = rows.items[i];
+	rows.n = 0;
 done:
-	sqlite3_finalize(s);
-	co_state__unlock(st);
-	co_audit_mismatch_free(m);
-	co_audit_mismatch_list_clear(&l);
+	co_state__rows_clear(&rows, &mismatch_rows);
 	return error;
 }

@@ -58,43 +58,20 @@ void co_outbox_list_clear(co_outbox_list *l)
 	l->n = l->cap = 0;
 }
 
-static int list_push(co_outbox_list *l, co_outbox_entry *e)
+/* Append every entry of rows to *out, all or nothing; rows gives them up. */
+static int take_entries(co_outbox_list *out, co_state__rows *rows)
 {
-	if (l->n == l->cap) {
-		size_t cap = l->cap ? l->cap * 2 : 16;
-		co_outbox_entry **items = realloc(l->items, cap * sizeof(*items));
+	void *p = out->items;
+	size_t i;
+	int error;
 
-		if (items == NULL)
-			return co_error_set(CO_ENOMEM, "outbox: out of memory");
-		l->items = items;
-		l->cap = cap;
-	}
-	l->items[l->n++] = e;
-	return 0;
-}
-
-/* Move every entry of `from` to the end of `to` (all or nothing); `from` ends empty. */
-static int list_move(co_outbox_list *to, co_outbox_list *from)
-{
-	if (to->items == NULL) {
-		*to = *from;
-		memset(from, 0, sizeof(*from));
-		return 0;
-	}
-	if (to->cap - to->n < from->n) {
-		size_t cap = to->n + from->n;
-		co_outbox_entry **items = realloc(to->items, cap * sizeof(*items));
-
-		if (items == NULL)
-			return co_error_set(CO_ENOMEM, "outbox: out of memory");
-		to->items = items;
-		to->cap = cap;
-	}
-	if (from->n)
-		memcpy(to->items + to->n, from->items, from->n * sizeof(*from->items));
-	to->n += from->n;
-	from->n = 0;
-	co_outbox_list_clear(from);
+	if ((error = co_state__reserve(&p, &out->cap, out->n, rows->n, sizeof(*out->items),
+				       "outbox")) < 0)
+		return error;
+	out->items = p;
+	for (i = 0; i < rows->n; i++)
+		out->items[out->n++] = rows->items[i];
+	rows->n = 0;
 	return 0;
 }
 
@@ -116,37 +93,36 @@ static int check_key(const char *kind, const char *id)
 	return co_id_validate(id);
 }
 
-/* Read every row of s (ENTRY_COLUMNS) into l. */
-static int read_entries(co_outbox_list *l, co_state *st, sqlite3_stmt *s)
+/* One entry from a row of ENTRY_COLUMNS. */
+static int read_entry(void **out, sqlite3_stmt *s)
 {
-	co_outbox_entry *e = NULL;
-	int rc, error = 0;
+	co_outbox_entry *e;
+	int error;
 
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		if ((e = calloc(1, sizeof(*e))) == NULL) {
-			error = co_error_set(CO_ENOMEM, "outbox: out of memory");
-			goto done;
-		}
-		e->seq = sqlite3_column_int64(s, 0);
-		e->created_at = sqlite3_column_int64(s, 5);
-		e->attempts = sqlite3_column_int(s, 6);
-		e->next_attempt_at = sqlite3_column_int64(s, 7);
-		if ((error = co_state__column_text(&e->target, s, 1)) < 0 ||
-		    (error = co_state__column_text(&e->kind, s, 2)) < 0 ||
-		    (error = co_state__column_text(&e->id, s, 3)) < 0 ||
-		    (error = co_state__column_text(&e->payload, s, 4)) < 0 ||
-		    (error = co_state__column_text(&e->last_error, s, 8)) < 0)
-			goto done;
-		if ((error = list_push(l, e)) < 0)
-			goto done;
-		e = NULL;
+	if ((e = calloc(1, sizeof(*e))) == NULL)
+		return co_error_set(CO_ENOMEM, "outbox: out of memory");
+	e->seq = sqlite3_column_int64(s, 0);
+	e->created_at = sqlite3_column_int64(s, 5);
+	e->attempts = sqlite3_column_int(s, 6);
+	e->next_attempt_at = sqlite3_column_int64(s, 7);
+	if ((error = co_state__column_text(&e->target, s, 1)) < 0 ||
+	    (error = co_state__column_text(&e->kind, s, 2)) < 0 ||
+	    (error = co_state__column_text(&e->id, s, 3)) < 0 ||
+	    (error = co_state__column_text(&e->payload, s, 4)) < 0 ||
+	    (error = co_state__column_text(&e->last_error, s, 8)) < 0) {
+		co_outbox_entry_free(e);
+		return error;
 	}
-	if (rc != SQLITE_DONE)
-		error = co_state__error(st, rc, "read outbox");
-done:
-	co_outbox_entry_free(e);
-	return error;
+	*out = e;
+	return 0;
 }
+
+static void free_entry(void *e)
+{
+	co_outbox_entry_free(e);
+}
+
+static const co_state__row_type entry_rows = {"outbox", read_entry, free_entry};
 
 static int push(int64_t *out_seq, co_state *st, const char *target, const char *kind,
 		const char *id, const char *payload, int durable)
@@ -187,7 +163,7 @@ done:
 int co_outbox_pending_for(co_outbox_list *out, co_state *st, const char *target,
 			  const char *kind, const char *id)
 {
-	co_outbox_list l = {0};
+	co_state__rows rows = {0};
 	sqlite3_stmt *s = NULL;
 	int error;
 
@@ -203,18 +179,18 @@ int co_outbox_pending_for(co_outbox_list *out, co_state *st, const char *target,
 	    (error = co_state__bind_text(st, s, 2, kind)) < 0 ||
 	    (error = co_state__bind_text(st, s, 3, id)) < 0)
 		goto done;
-	if ((error = read_entries(&l, st, s)) < 0)
+	if ((error = co_state__read_rows(&rows, st, s, &entry_rows, "read outbox")) < 0)
 		goto done;
-	error = list_move(out, &l);
+	error = take_entries(out, &rows);
 done:
 	sqlite3_finalize(s);
 	co_state__unlock(st);
-	co_outbox_list_clear(&l);
+	co_state__rows_clear(&rows, &entry_rows);
 	return error;
 }
 
 /* The heads of their keys that are due; caller holds the lock. */
-static int select_batch(co_outbox_list *l, co_state *st, const char *target, size_t max,
+static int select_batch(co_state__rows *rows, co_state *st, const char *target, size_t max,
 			int64_t now_ms)
 {
 	sqlite3_stmt *s = NULL;
@@ -232,7 +208,7 @@ static int select_batch(co_outbox_list *l, co_state *st, const char *target, siz
 		goto done;
 	sqlite3_bind_int64(s, 2, now_ms);
 	sqlite3_bind_int64(s, 3, max > INT64_MAX ? INT64_MAX : (int64_t)max);
-	error = read_entries(l, st, s);
+	error = co_state__read_rows(rows, st, s, &entry_rows, "read outbox");
 done:
 	sqlite3_finalize(s);
 	return error;
@@ -241,23 +217,23 @@ done:
 int co_outbox_next_batch(co_outbox_list *out, co_state *st, const char *target,
 			 size_t max, int64_t now_ms)
 {
-	co_outbox_list l = {0};
+	co_state__rows rows = {0};
 	int error;
 
 	if ((error = check_target(target, 1)) < 0)
 		return error;
 	co_state__lock(st);
-	if ((error = select_batch(&l, st, target, max, now_ms)) == 0)
-		error = list_move(out, &l);
+	if ((error = select_batch(&rows, st, target, max, now_ms)) == 0)
+		error = take_entries(out, &rows);
 	co_state__unlock(st);
-	co_outbox_list_clear(&l);
+	co_state__rows_clear(&rows, &entry_rows);
 	return error;
 }
 
 int co_outbox_lease_batch(co_outbox_list *out, co_state *st, const char *target,
 			  size_t max, int64_t now_ms, int64_t lease_ms)
 {
-	co_outbox_list l = {0};
+	co_state__rows rows = {0};
 	sqlite3_stmt *s = NULL;
 	size_t i;
 	int error;
@@ -272,26 +248,28 @@ int co_outbox_lease_batch(co_outbox_list *out, co_state *st, const char *target,
 	 * cannot both select the same heads. */
 	if ((error = co_state__begin(st, 0)) < 0)
 		goto done;
-	if ((error = select_batch(&l, st, target, max, now_ms)) < 0)
+	if ((error = select_batch(&rows, st, target, max, now_ms)) < 0)
 		goto done;
 	if ((error = co_state__prepare(st, &s, "UPDATE outbox SET next_attempt_at = ?1"
 					       " WHERE seq = ?2")) < 0)
 		goto done;
-	for (i = 0; i < l.n; i++) {
-		l.items[i]->next_attempt_at = now_ms + lease_ms;
+	for (i = 0; i < rows.n; i++) {
+		co_outbox_entry *e = rows.items[i];
+
+		e->next_attempt_at = now_ms + lease_ms;
 		sqlite3_bind_int64(s, 1, now_ms + lease_ms);
-		sqlite3_bind_int64(s, 2, l.items[i]->seq);
+		sqlite3_bind_int64(s, 2, e->seq);
 		if ((error = co_state__step_done(st, s, "outbox lease")) < 0)
 			goto done;
 	}
 	if ((error = co_state__commit(st)) < 0)
 		goto done;
-	error = list_move(out, &l);
+	error = take_entries(out, &rows);
 done:
 	co_state__rollback(st);
 	sqlite3_finalize(s);
 	co_state__unlock(st);
-	co_outbox_list_clear(&l);
+	co_state__rows_clear(&rows, &entry_rows);
 	return error;
 }
 
@@ -317,13 +295,8 @@ static int delete_seq(co_state *st, int64_t seq, int durable)
 	if ((error = co_state__prepare(st, &s, "DELETE FROM outbox WHERE seq = ?")) < 0)
 		goto done;
 	sqlite3_bind_int64(s, 1, seq);
-	if ((error = co_state__begin(st, durable)) < 0)
-		goto done;
-	if ((error = co_state__step_done(st, s, "outbox ack")) < 0)
-		goto done;
-	error = co_state__commit(st);
+	error = co_state__step_commit(st, s, durable, "outbox ack");
 done:
-	co_state__rollback(st);
 	sqlite3_finalize(s);
 	co_state__unlock(st);
 	return error;
@@ -336,7 +309,7 @@ int co_outbox_ack_intent(co_state *st, int64_t seq)
 }
 
 int co_outbox_fulfil_intent(co_state *st, int64_t seq, const char *target,
-			    const char *kind, const char *id, const char *payload)
+			    const char *kind, const char *id, const char *payload, int durable)
 {
 	sqlite3_stmt *s = NULL;
 	int error, changed = 0;
@@ -354,7 +327,7 @@ int co_outbox_fulfil_intent(co_state *st, int64_t seq, const char *target,
 		goto done;
 	sqlite3_bind_int64(s, 2, co_state_now_ms());
 	sqlite3_bind_int64(s, 3, seq);
-	if ((error = co_state__begin(st, 1)) < 0)
+	if ((error = co_state__begin(st, durable)) < 0)
 		goto done;
 	if ((error = co_state__step_done(st, s, "outbox fulfil")) < 0)
 		goto done;
@@ -367,31 +340,15 @@ done:
 	/* A drain resolved the intent meanwhile: the record goes in anew,
 	 * which is what that drain would have seen had it come later. */
 	if (error == 0 && changed == 0)
-		error = push(NULL, st, target, kind, id, payload, 1);
+		error = push(NULL, st, target, kind, id, payload, durable);
 	return error;
 }
 
 int co_outbox_ack(co_state *st, int64_t seq)
 {
-	sqlite3_stmt *s = NULL;
-	int error;
-
-	co_state__lock(st);
-	if ((error = co_state__prepare(st, &s, "DELETE FROM outbox WHERE seq = ?")) < 0)
-		goto done;
-	sqlite3_bind_int64(s, 1, seq);
 	/* Durable: a lost ack would replay an applied entry, harmless for a
 	 * rev-checked upsert but not for a delete followed by a re-create. */
-	if ((error = co_state__begin(st, 1)) < 0)
-		goto done;
-	if ((error = co_state__step_done(st, s, "outbox ack")) < 0)
-		goto done;
-	error = co_state__commit(st);
-done:
-	co_state__rollback(st);
-	sqlite3_finalize(s);
-	co_state__unlock(st);
-	return error;
+	return delete_seq(st, seq, 1);
 }
 
 /* backoff * 2^attempts, capped; no overflow for any attempts. */

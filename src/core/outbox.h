@@ -137,12 +137,15 @@ int co_outbox_ack_intent(co_state *st, int64_t seq);
 
 /*
  * Replace intent `seq` by `payload` (a record, or NULL = delete) in one
- * durable transaction: the entry keeps its place in the per-key order.  If
- * the intent is gone (a drain resolved it), the payload is pushed as a new
- * entry for target/kind/id.  Durable when it returns.  Errors as
+ * transaction: the entry keeps its place in the per-key order.  If the
+ * intent is gone (a drain resolved it), the payload is pushed as a new
+ * entry for target/kind/id.  With `durable` the change is synced before
+ * this returns; without, the caller has made the intent itself durable
+ * (so a lost payload falls back to copying from the primary).  Errors as
  * co_outbox_push().
  */
 int co_outbox_fulfil_intent(co_state *st, int64_t seq, const char *target,
-			    const char *kind, const char *id, const char *payload);
+			    const char *kind, const char *id, const char *payload,
+			    int durable);
 
 #endif

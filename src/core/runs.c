@@ -74,23 +74,8 @@ void co_divergence_list_clear(co_divergence_list *l)
 	memset(l, 0, sizeof(*l));
 }
 
-/* Room for one more element in *items (passed as void * to avoid punning). */
-static int grow(void **items, size_t *cap, size_t n, size_t elem)
-{
-	size_t c = *cap ? *cap * 2 : 16;
-	void *p;
-
-	if (n < *cap)
-		return 0;
-	if ((p = realloc(*items, c * elem)) == NULL)
-		return co_error_set(CO_ENOMEM, "runs: out of memory");
-	*items = p;
-	*cap = c;
-	return 0;
-}
-
-/* One run from a row of RUN_COLUMNS. */
-static int read_run(co_run **out, sqlite3_stmt *s)
+/* One run from a row of RUN_COLUMNS (void ** for co_state__row_type). */
+static int read_run(void **out, sqlite3_stmt *s)
 {
 	co_run *r;
 	int error;
@@ -322,7 +307,7 @@ static int query_run(co_run **out, co_state *st, const char *sql, int64_t param,
 		     const char *none)
 {
 	sqlite3_stmt *s = NULL;
-	co_run *r = NULL;
+	void *p = NULL;
 	int rc, error;
 
 	co_state__lock(st);
@@ -339,9 +324,9 @@ static int query_run(co_run **out, co_state *st, const char *sql, int64_t param,
 		error = co_state__error(st, rc, "read runs");
 		goto done;
 	}
-	if ((error = read_run(&r, s)) < 0)
+	if ((error = read_run(&p, s)) < 0)
 		goto done;
-	*out = r;
+	*out = p;
 done:
 	sqlite3_finalize(s);
 	co_state__unlock(st);
@@ -364,109 +349,86 @@ int co_runs_get(co_run **out, co_state *st, int64_t n)
 	return query_run(out, st, "SELECT " RUN_COLUMNS " FROM runs WHERE id = ?1", n, none);
 }
 
+static int read_divergence(void **out, sqlite3_stmt *s)
+{
+	co_divergence *d;
+	int error;
+
+	if ((d = calloc(1, sizeof(*d))) == NULL)
+		return co_error_set(CO_ENOMEM, "runs: out of memory");
+	d->run = sqlite3_column_int64(s, 0);
+	if ((error = co_state__column_text(&d->id, s, 1)) < 0 ||
+	    (error = co_state__column_text(&d->kind, s, 2)) < 0 ||
+	    (error = co_state__column_text(&d->cls, s, 3)) < 0 ||
+	    (error = co_state__column_text(&d->fields, s, 4)) < 0 ||
+	    (error = co_state__column_text(&d->git_value, s, 5)) < 0 ||
+	    (error = co_state__column_text(&d->etcd_value, s, 6)) < 0) {
+		co_divergence_free(d);
+		return error;
+	}
+	*out = d;
+	return 0;
+}
+
+static void free_run(void *r)
+{
+	co_run_free(r);
+}
+
+static void free_divergence(void *d)
+{
+	co_divergence_free(d);
+}
+
+static const co_state__row_type run_rows = {"runs", read_run, free_run};
+static const co_state__row_type divergence_rows = {"runs", read_divergence, free_divergence};
+
+/* The two list readers: read the rows, then append them to *out all or nothing. */
 int co_runs_list(co_run_list *out, co_state *st, size_t limit)
 {
-	co_run_list l = {0};
-	co_run *r = NULL;
-	sqlite3_stmt *s = NULL;
-	void *p = NULL;
+	co_state__rows rows = {0};
+	void *p = out->items;
 	size_t i;
-	int rc, error;
+	int error;
 
-	co_state__lock(st);
-	if ((error = co_state__prepare(st, &s,
-				       "SELECT * FROM (SELECT " RUN_COLUMNS " FROM runs"
-				       " WHERE verdict IS NOT NULL ORDER BY id DESC LIMIT ?)"
-				       " ORDER BY id")) < 0)
+	if ((error = co_state__select_rows(&rows, st,
+					   "SELECT * FROM (SELECT " RUN_COLUMNS " FROM runs"
+					   " WHERE verdict IS NOT NULL ORDER BY id DESC LIMIT ?)"
+					   " ORDER BY id",
+					   limit > INT64_MAX ? INT64_MAX : (int64_t)limit, &run_rows,
+					   "read runs")) < 0 ||
+	    (error = co_state__reserve(&p, &out->cap, out->n, rows.n, sizeof(*out->items),
+				       "runs")) < 0)
 		goto done;
-	sqlite3_bind_int64(s, 1, limit > INT64_MAX ? INT64_MAX : (int64_t)limit);
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		p = l.items;
-		if ((error = read_run(&r, s)) < 0 ||
-		    (error = grow(&p, &l.cap, l.n, sizeof(*l.items))) < 0)
-			goto done;
-		l.items = p;
-		l.items[l.n++] = r;
-		r = NULL;
-	}
-	if (rc != SQLITE_DONE) {
-		error = co_state__error(st, rc, "read runs");
-		goto done;
-	}
-	for (i = 0; i < l.n; i++) {
-		p = out->items;
-		if ((error = grow(&p, &out->cap, out->n, sizeof(*out->items))) < 0)
-			goto undo;
-		out->items = p;
-		out->items[out->n++] = l.items[i];
-	}
-	l.n = 0;
-	goto done;
-undo:
-	/* Give back what was appended so that *out is as it was. */
-	out->n -= i;
+	out->items = p;
+	for (i = 0; i < rows.n; i++)
+		out->items[out->n++] = rows.items[i];
+	rows.n = 0;
 done:
-	sqlite3_finalize(s);
-	co_state__unlock(st);
-	co_run_free(r);
-	co_run_list_clear(&l);
+	co_state__rows_clear(&rows, &run_rows);
 	return error;
 }
 
 int co_runs_divergences(co_divergence_list *out, co_state *st, int64_t run)
 {
-	co_divergence_list l = {0};
-	co_divergence *d = NULL;
-	sqlite3_stmt *s = NULL;
-	void *p = NULL;
+	co_state__rows rows = {0};
+	void *p = out->items;
 	size_t i;
-	int rc, error;
+	int error;
 
-	co_state__lock(st);
-	if ((error = co_state__prepare(st, &s,
-				       "SELECT run, id, kind, class, fields, git_value, etcd_value"
-				       " FROM divergences WHERE run = ? ORDER BY kind = 'swarm', id")) < 0)
+	if ((error = co_state__select_rows(&rows, st,
+					   "SELECT run, id, kind, class, fields, git_value, etcd_value"
+					   " FROM divergences WHERE run = ? ORDER BY kind = 'swarm', id",
+					   run, &divergence_rows, "read divergences")) < 0 ||
+	    (error = co_state__reserve(&p, &out->cap, out->n, rows.n, sizeof(*out->items),
+				       "runs")) < 0)
 		goto done;
-	sqlite3_bind_int64(s, 1, run);
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		if ((d = calloc(1, sizeof(*d))) == NULL) {
-			error = co_error_set(CO_ENOMEM, "runs: out of memory");
-			goto done;
-		}
-		d->run = sqlite3_column_int64(s, 0);
-		p = l.items;
-		if ((error = co_state__column_text(&d->id, s, 1)) < 0 ||
-		    (error = co_state__column_text(&d->kind, s, 2)) < 0 ||
-		    (error = co_state__column_text(&d->cls, s, 3)) < 0 ||
-		    (error = co_state__column_text(&d->fields, s, 4)) < 0 ||
-		    (error = co_state__column_text(&d->git_value, s, 5)) < 0 ||
-		    (error = co_state__column_text(&d->etcd_value, s, 6)) < 0 ||
-		    (error = grow(&p, &l.cap, l.n, sizeof(*l.items))) < 0)
-			goto done;
-		l.items = p;
-		l.items[l.n++] = d;
-		d = NULL;
-	}
-	if (rc != SQLITE_DONE) {
-		error = co_state__error(st, rc, "read divergences");
-		goto done;
-	}
-	for (i = 0; i < l.n; i++) {
-		p = out->items;
-		if ((error = grow(&p, &out->cap, out->n, sizeof(*out->items))) < 0)
-			goto undo;
-		out->items = p;
-		out->items[out->n++] = l.items[i];
-	}
-	l.n = 0;
-	goto done;
-undo:
-	out->n -= i;
+	out->items = p;
+	for (i = 0; i < rows.n; i++)
+		out->items[out->n++] = rows.items[i];
+	rows.n = 0;
 done:
-	sqlite3_finalize(s);
-	co_state__unlock(st);
-	co_divergence_free(d);
-	co_divergence_list_clear(&l);
+	co_state__rows_clear(&rows, &divergence_rows);
 	return error;
 }
 

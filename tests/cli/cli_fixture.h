@@ -1,8 +1,11 @@
 /*
  * cli_fixture.h - what the flag/stage CLI tests share: a bare git repo, a
  * state dir and an etcd prefix per test, configured by CUTOVER_* variables,
- * and a way to run the real binary with them.  Header-only (static
- * functions) so that each test program stays one file plus this.
+ * and a way to run the real binary with them; the one etcd of the suite
+ * (fx_group_setup/fx_group_teardown, also used by test_cli.c, whose
+ * per-backend fixture is its own), and reading a child's output line by
+ * line.  Header-only (static functions) so that each test program stays one
+ * file plus this.
  */
 #ifndef CO_TEST_CLI_FIXTURE_H
 #define CO_TEST_CLI_FIXTURE_H
@@ -13,12 +16,19 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "core/audit.h"
+#include "core/state.h"
 #include "harness/harness.h"
 
+#include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
+
+extern char **environ;
 
 #define FX_MAX_ARGS 32
 #define FX_MAX_ENV 12
@@ -31,6 +41,25 @@ typedef struct fx {
 } fx;
 
 static int fx_counter;
+
+/* The suite's etcd: one per test program, a fresh key prefix per test. */
+static co_test_etcd fx_etcd;
+
+/* cmocka group setup: start the suite's etcd (and ignore SIGPIPE). */
+static inline int fx_group_setup(void **state)
+{
+	(void)state;
+	signal(SIGPIPE, SIG_IGN);
+	return co_test_etcd_start(&fx_etcd);
+}
+
+/* cmocka group teardown: stop the suite's etcd. */
+static inline int fx_group_teardown(void **state)
+{
+	(void)state;
+	co_test_etcd_stop(&fx_etcd);
+	return 0;
+}
 
 static inline int fx_setup(fx **out, const char *endpoint)
 {
@@ -72,6 +101,18 @@ static inline void fx_teardown(fx *f)
 	free(f);
 }
 
+/* cmocka per-test setup and teardown: an fx on the suite's etcd in *state. */
+static inline int fx_test_setup(void **state)
+{
+	return fx_setup((fx **)state, fx_etcd.endpoint);
+}
+
+static inline int fx_test_teardown(void **state)
+{
+	fx_teardown(*state);
+	return 0;
+}
+
 /* Set an extra "K=V" (slot 0 or 1), replacing the unset entry of K if any. */
 static inline void fx_setenv(fx *f, int slot, const char *kv)
 {
@@ -90,11 +131,15 @@ static inline void fx_setenv(fx *f, int slot, const char *kv)
 	f->env[i + 1] = NULL;
 }
 
-/* Run cutover ARGS (NULL-terminated); out and err (may be NULL) get malloc copies. */
-static inline int fx_run_a(fx *f, char **out, char **err, const char *const *args)
+/*
+ * Run cutover ARGS (NULL-terminated) with the variables `env`; out and err
+ * (may be NULL) get malloc copies.
+ */
+static inline int fx_run_env(const char *const *env, char **out, char **err,
+			     const char *const *args)
 {
 	char *o = NULL, *e = NULL;
-	int rc = co_test_cutover(&o, &e, f->env, args);
+	int rc = co_test_cutover(&o, &e, env, args);
 
 	assert_non_null(o);
 	assert_non_null(e);
@@ -107,6 +152,12 @@ static inline int fx_run_a(fx *f, char **out, char **err, const char *const *arg
 	else
 		free(e);
 	return rc;
+}
+
+/* Run cutover ARGS (NULL-terminated) with f's variables; see fx_run_env. */
+static inline int fx_run_a(fx *f, char **out, char **err, const char *const *args)
+{
+	return fx_run_env(f->env, out, err, args);
 }
 
 #define fx_run(f, out, err, ...)                                                         \
@@ -131,5 +182,99 @@ static inline int fx_run_a(fx *f, char **out, char **err, const char *const *arg
 			fail_msg("line %d: \"%s\" lacks \"%s\"", __LINE__, (hay),        \
 				 (needle));                                              \
 	} while (0)
+
+/* One line from fd within timeout_ms; NULL on timeout or EOF. */
+static inline char *fx_read_line(int fd, int timeout_ms)
+{
+	static char buf[65536];
+	static size_t have;
+	static int buf_fd = -1;
+	struct timespec t0, t;
+	char *nl, *line;
+
+	if (buf_fd != fd) {
+		buf_fd = fd;
+		have = 0;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		struct pollfd p = {fd, POLLIN, 0};
+		long left;
+		ssize_t r;
+
+		if ((nl = memchr(buf, '\n', have)) != NULL) {
+			size_t len = (size_t)(nl - buf);
+
+			line = strndup(buf, len);
+			memmove(buf, nl + 1, have - len - 1);
+			have -= len + 1;
+			return line;
+		}
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		left = timeout_ms - ((t.tv_sec - t0.tv_sec) * 1000 +
+				     (t.tv_nsec - t0.tv_nsec) / 1000000);
+		if (left <= 0 || have == sizeof(buf))
+			return NULL;
+		if (poll(&p, 1, (int)left) <= 0)
+			continue;
+		r = read(fd, buf + have, sizeof(buf) - have);
+		if (r <= 0)
+			return NULL;
+		have += (size_t)r;
+	}
+}
+
+/*
+ * environ without the keys of `extra` (f->env: "K=V" sets K, a bare "K"
+ * unsets it), plus its "K=V" entries; for exec'ing a child by hand.  The
+ * caller frees the array (not the strings).
+ */
+static inline char **fx_make_envp(const char *const *extra)
+{
+	size_t n = 0, k = 0, i, j;
+	char **v;
+
+	while (environ[n])
+		n++;
+	for (i = 0; extra[i]; i++)
+		;
+	v = calloc(n + i + 1, sizeof(*v));
+	assert_non_null(v);
+	for (i = 0; environ[i]; i++) {
+		size_t klen = strcspn(environ[i], "=");
+		int skip = 0;
+
+		for (j = 0; extra[j]; j++)
+			if (strncmp(extra[j], environ[i], klen) == 0 &&
+			    (extra[j][klen] == '=' || extra[j][klen] == '\0'))
+				skip = 1;
+		if (!skip)
+			v[k++] = environ[i];
+	}
+	for (j = 0; extra[j]; j++)
+		if (strchr(extra[j], '='))
+			v[k++] = (char *)extra[j];
+	v[k] = NULL;
+	return v;
+}
+
+
+/* The newest row of the flag-change audit trail in f's state dir; caller frees. */
+static inline co_audit_change *fx_latest_change(fx *f)
+{
+	co_audit_change_list l = {0};
+	co_audit_change *c;
+	co_state *st = NULL;
+
+	assert_int_equal(co_state_open(&st, f->state), 0);
+	assert_int_equal(co_audit_changes_latest(&l, st, 1), 0);
+	assert_int_equal(l.n, 1);
+	c = l.items[0];
+	l.items[0] = NULL;
+	l.n = 0;
+	co_audit_change_list_clear(&l);
+	co_state_close(st);
+	return c;
+}
 
 #endif

@@ -10,15 +10,10 @@
  * watch` with pipes and stops it with SIGINT.  The etcd-down test starts
  * its own etcd, so that killing it does not disturb the others.
  */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <cmocka.h>
+#include "cli_fixture.h"
 
 #include "core/error.h"
 #include "core/record.h"
-#include "harness/harness.h"
 
 #include <cjson/cJSON.h>
 
@@ -33,43 +28,26 @@
 #include <time.h>
 #include <unistd.h>
 
-extern char **environ;
-
 #define N_RACERS 16
 #define MAX_ARGS 32
 
-static co_test_etcd etcd;
 static int prefix_counter;
 
-typedef struct fx {
+typedef struct cli_fx {
 	const char *backend;
 	char repo[256];
 	char state[256];
 	char e_repo[300], e_state[300], e_etcd[128], e_prefix[64];
 	const char *env[8];
-} fx;
+} cli_fx;
 
 static const char *const git_backend = "git";
 static const char *const etcd_backend = "etcd";
 
 /* ---- fixtures ---- */
 
-static int group_setup(void **state)
-{
-	(void)state;
-	signal(SIGPIPE, SIG_IGN);
-	return co_test_etcd_start(&etcd);
-}
-
-static int group_teardown(void **state)
-{
-	(void)state;
-	co_test_etcd_stop(&etcd);
-	return 0;
-}
-
 /* Fill f->env from f's fields and an etcd endpoint. */
-static void fill_env(fx *f, const char *endpoint)
+static void fill_env(cli_fx *f, const char *endpoint)
 {
 	snprintf(f->e_repo, sizeof(f->e_repo), "CUTOVER_GIT_REPO=%s", f->repo);
 	snprintf(f->e_state, sizeof(f->e_state), "CUTOVER_STATE_DIR=%s", f->state);
@@ -87,7 +65,7 @@ static void fill_env(fx *f, const char *endpoint)
 
 static int setup(void **state)
 {
-	fx *f = calloc(1, sizeof(*f));
+	cli_fx *f = calloc(1, sizeof(*f));
 
 	if (f == NULL)
 		return -1;
@@ -98,14 +76,14 @@ static int setup(void **state)
 		free(f);
 		return -1;
 	}
-	fill_env(f, etcd.endpoint);
+	fill_env(f, fx_etcd.endpoint);
 	*state = f;
 	return 0;
 }
 
 static int teardown(void **state)
 {
-	fx *f = *state;
+	cli_fx *f = *state;
 
 	co_test_rmrf(f->repo);
 	co_test_rmrf(f->state);
@@ -117,30 +95,17 @@ static int teardown(void **state)
  * Run `cutover --backend B ARGS...` (args NULL-terminated); stdout and
  * stderr into *out / *err (may be NULL).  Returns the exit status.
  */
-static int cut_a(fx *f, char **out, char **err, const char *const *args)
+static int cut_a(cli_fx *f, char **out, char **err, const char *const *args)
 {
 	const char *argv[MAX_ARGS];
-	char *o = NULL, *e = NULL;
 	size_t n = 0;
-	int rc;
 
 	argv[n++] = "--backend";
 	argv[n++] = f->backend;
 	while (*args && n < MAX_ARGS - 1)
 		argv[n++] = *args++;
 	argv[n] = NULL;
-	rc = co_test_cutover(&o, &e, f->env, argv);
-	assert_non_null(o);
-	assert_non_null(e);
-	if (out)
-		*out = o;
-	else
-		free(o);
-	if (err)
-		*err = e;
-	else
-		free(e);
-	return rc;
+	return fx_run_env(f->env, out, err, argv);
 }
 
 #define cut(f, out, err, ...)                                                            \
@@ -181,7 +146,7 @@ static co_record *record_of(const char *out)
 }
 
 /* Run with --json and parse the single record printed; asserts exit 0. */
-static co_record *json_record_a(fx *f, const char *const *args)
+static co_record *json_record_a(cli_fx *f, const char *const *args)
 {
 	const char *argv[MAX_ARGS];
 	char *out = NULL, *err = NULL;
@@ -206,7 +171,7 @@ static co_record *json_record_a(fx *f, const char *const *args)
 #define json_record(f, ...) json_record_a((f), (const char *[]){__VA_ARGS__, NULL})
 
 /* A JSON array printed by a list command. */
-static cJSON *json_list(fx *f, const char *kind, const char *opt, const char *val)
+static cJSON *json_list(cli_fx *f, const char *kind, const char *opt, const char *val)
 {
 	char *out = NULL, *err = NULL;
 	cJSON *a;
@@ -234,7 +199,7 @@ static const char *array_id(const cJSON *a, int i)
 
 static void task_commands_give_exit_codes_and_canonical_json(void **state)
 {
-	fx *f = *state;
+	cli_fx *f = *state;
 	co_record *r;
 	cJSON *a;
 	char *out, *err;
@@ -318,7 +283,7 @@ static void task_commands_give_exit_codes_and_canonical_json(void **state)
 
 static void swarm_commands_give_exit_codes_and_canonical_json(void **state)
 {
-	fx *f = *state;
+	cli_fx *f = *state;
 	co_record *r;
 	cJSON *a;
 	char *out, *err;
@@ -365,38 +330,6 @@ static void swarm_commands_give_exit_codes_and_canonical_json(void **state)
 	cJSON_Delete(a);
 }
 
-/* Build "K=V" environment: the caller's minus the overridden, plus extras. */
-static char **make_envp(const char *const *extra)
-{
-	size_t n = 0, m = 0, i, j, k = 0;
-	char **envp;
-
-	while (environ[n])
-		n++;
-	while (extra[m])
-		m++;
-	envp = calloc(n + m + 1, sizeof(*envp));
-	assert_non_null(envp);
-	for (i = 0; i < n; i++) {
-		int skip = 0;
-
-		for (j = 0; j < m; j++) {
-			const char *eq = strchr(extra[j], '=');
-			size_t kl = eq ? (size_t)(eq - extra[j]) : strlen(extra[j]);
-
-			if (strncmp(environ[i], extra[j], kl) == 0 &&
-			    environ[i][kl] == '=')
-				skip = 1;
-		}
-		if (!skip)
-			envp[k++] = environ[i];
-	}
-	for (j = 0; j < m; j++)
-		if (strchr(extra[j], '='))
-			envp[k++] = (char *)extra[j];
-	return envp;
-}
-
 static char *read_fd(int fd)
 {
 	char *buf = calloc(1, 8192);
@@ -412,7 +345,7 @@ static char *read_fd(int fd)
 
 static void sixteen_processes_claiming_one_task_have_one_winner(void **state)
 {
-	fx *f = *state;
+	cli_fx *f = *state;
 	char swarms[N_RACERS][32];
 	char *argv[N_RACERS][10];
 	int errfd[N_RACERS], status[N_RACERS], gate[2], winners = 0, losers = 0, i;
@@ -421,7 +354,7 @@ static void sixteen_processes_claiming_one_task_have_one_winner(void **state)
 	int winner = -1;
 
 	expect_exit(0, f, "task", "create", "RACE");
-	envp = make_envp(f->env);
+	envp = fx_make_envp(f->env);
 	/* Everything the children need is built before the first fork. */
 	for (i = 0; i < N_RACERS; i++) {
 		char tmpl[] = "/tmp/cutover-test-race-XXXXXX";
@@ -508,7 +441,7 @@ static void sixteen_processes_claiming_one_task_have_one_winner(void **state)
 
 static void non_owner_release_is_conflict_with_current_record(void **state)
 {
-	fx *f = *state;
+	cli_fx *f = *state;
 	char *out, *err;
 	co_record *r;
 
@@ -543,7 +476,7 @@ static void non_owner_release_is_conflict_with_current_record(void **state)
 
 static void missing_records_are_exit_4(void **state)
 {
-	fx *f = *state;
+	cli_fx *f = *state;
 	char *err;
 
 	assert_int_equal(cut(f, NULL, &err, "task", "get", "NOPE"), 4);
@@ -558,7 +491,7 @@ static void missing_records_are_exit_4(void **state)
 
 static void identical_recreate_succeeds_and_different_conflicts(void **state)
 {
-	fx *f = *state;
+	cli_fx *f = *state;
 	co_record *r;
 	char *err;
 
@@ -586,7 +519,7 @@ static void identical_recreate_succeeds_and_different_conflicts(void **state)
 
 static void bad_input_is_exit_1_and_writes_nothing(void **state)
 {
-	fx *f = *state;
+	cli_fx *f = *state;
 	char long_id[130];
 	const char *bad[] = {"../x", "a/b", "", long_id, ".hidden", "a b", "-x"};
 	size_t i;
@@ -644,47 +577,6 @@ static void bad_input_is_exit_1_and_writes_nothing(void **state)
 
 /* ---- watch ---- */
 
-/* Read one line from fd within timeout_ms; NULL on timeout or EOF. */
-static char *read_line(int fd, int timeout_ms)
-{
-	static char buf[65536];
-	static size_t have;
-	static int buf_fd = -1;
-	struct timespec t0, t;
-	char *nl, *line;
-
-	if (buf_fd != fd) {
-		buf_fd = fd;
-		have = 0;
-	}
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	for (;;) {
-		struct pollfd p = {fd, POLLIN, 0};
-		long left;
-		ssize_t r;
-
-		if ((nl = memchr(buf, '\n', have)) != NULL) {
-			size_t len = (size_t)(nl - buf);
-
-			line = strndup(buf, len);
-			memmove(buf, nl + 1, have - len - 1);
-			have -= len + 1;
-			return line;
-		}
-		clock_gettime(CLOCK_MONOTONIC, &t);
-		left = timeout_ms - ((t.tv_sec - t0.tv_sec) * 1000 +
-				     (t.tv_nsec - t0.tv_nsec) / 1000000);
-		if (left <= 0 || have == sizeof(buf))
-			return NULL;
-		if (poll(&p, 1, (int)left) <= 0)
-			continue;
-		r = read(fd, buf + have, sizeof(buf) - have);
-		if (r <= 0)
-			return NULL;
-		have += (size_t)r;
-	}
-}
-
 /* waitpid with a bound; SIGKILL and fail if it does not end. */
 static int wait_exit(pid_t pid, int timeout_ms)
 {
@@ -709,7 +601,7 @@ static int wait_exit(pid_t pid, int timeout_ms)
 
 static void watch_prints_ndjson_and_stops_on_sigint(void **state)
 {
-	fx *f = *state;
+	cli_fx *f = *state;
 	char *argv[] = {(char *)CUTOVER_BIN,
 			"--backend",
 			(char *)f->backend,
@@ -718,7 +610,7 @@ static void watch_prints_ndjson_and_stops_on_sigint(void **state)
 			"tasks/",
 			NULL};
 	int out[2], err[2];
-	char **envp = make_envp(f->env);
+	char **envp = fx_make_envp(f->env);
 	char *line, *ready = NULL;
 	cJSON *ev;
 	pid_t pid;
@@ -742,7 +634,7 @@ static void watch_prints_ndjson_and_stops_on_sigint(void **state)
 	free(envp);
 
 	/* The watch says on stderr when it is established; events start then. */
-	ready = read_line(err[0], 15000);
+	ready = fx_read_line(err[0], 15000);
 	if (ready == NULL || strstr(ready, "watching") == NULL) {
 		kill(pid, SIGKILL);
 		waitpid(pid, NULL, 0);
@@ -752,7 +644,7 @@ static void watch_prints_ndjson_and_stops_on_sigint(void **state)
 
 	expect_exit(0, f, "swarm", "register", "not-watched");
 	expect_exit(0, f, "task", "create", "W1", "--type", "build");
-	line = read_line(out[0], 15000);
+	line = fx_read_line(out[0], 15000);
 	if (line == NULL) {
 		kill(pid, SIGKILL);
 		waitpid(pid, NULL, 0);
@@ -787,7 +679,7 @@ static void watch_prints_ndjson_and_stops_on_sigint(void **state)
 
 static void etcd_down_is_exit_2_naming_the_endpoint(void **state)
 {
-	fx *f = *state;
+	cli_fx *f = *state;
 	co_test_etcd own = {0};
 	struct timespec t0, t1;
 	char *err;
@@ -834,7 +726,7 @@ static void etcd_down_is_exit_2_naming_the_endpoint(void **state)
 
 static void help_exits_0_and_mentions_every_command(void **state)
 {
-	fx *f = *state;
+	cli_fx *f = *state;
 	/* Every command of the dispatch table, present and future. */
 	static const char *const commands[] = {
 #define CO_CLI_COMMAND(name, summary) #name,
@@ -916,7 +808,7 @@ static void help_exits_0_and_mentions_every_command(void **state)
 
 static void bad_config_file_is_exit_1_naming_file_line_and_key(void **state)
 {
-	fx *f = *state;
+	cli_fx *f = *state;
 	char path[300], want[400], env_cfg[320];
 	const char *argv[] = {"--config", path, "task", "list", NULL};
 	const char *env[8];
@@ -981,5 +873,5 @@ int main(void)
 	     bad_config_file_is_exit_1_naming_file_line_and_key, setup, teardown, NULL},
 	};
 
-	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+	return cmocka_run_group_tests(tests, fx_group_setup, fx_group_teardown);
 }

@@ -22,34 +22,6 @@
 #include <sys/wait.h>
 #include <time.h>
 
-extern char **environ;
-
-static co_test_etcd etcd;
-
-static int group_setup(void **state)
-{
-	(void)state;
-	signal(SIGPIPE, SIG_IGN);
-	return co_test_etcd_start(&etcd);
-}
-
-static int group_teardown(void **state)
-{
-	(void)state;
-	co_test_etcd_stop(&etcd);
-	return 0;
-}
-
-static int setup(void **state)
-{
-	return fx_setup((fx **)state, etcd.endpoint);
-}
-
-static int teardown(void **state)
-{
-	fx_teardown(*state);
-	return 0;
-}
 
 static cJSON *json_of(const char *out)
 {
@@ -67,24 +39,6 @@ static const char *jstr(const cJSON *o, const char *key)
 	if (!cJSON_IsString(v))
 		fail_msg("no string \"%s\"", key);
 	return v->valuestring;
-}
-
-/* The newest audit change row: who/action/detail/why into a static line. */
-static co_audit_change *latest_change(fx *f)
-{
-	co_audit_change_list l = {0};
-	co_audit_change *c;
-	co_state *st = NULL;
-
-	assert_int_equal(co_state_open(&st, f->state), 0);
-	assert_int_equal(co_audit_changes_latest(&l, st, 1), 0);
-	assert_int_equal(l.n, 1);
-	c = l.items[0];
-	l.items[0] = NULL;
-	l.n = 0;
-	co_audit_change_list_clear(&l);
-	co_state_close(st);
-	return c;
 }
 
 static void flags_set_show_explain_round_trip(void **state)
@@ -106,7 +60,7 @@ static void flags_set_show_explain_round_trip(void **state)
 
 	fx_expect(0, f, "flags", "set", "task_claim", "dual", "--etcd-percent", "37",
 		  "--reason", "canary", "--force");
-	c = latest_change(f);
+	c = fx_latest_change(f);
 	assert_string_equal(c->who, "tester");
 	assert_string_equal(c->action, "flags set");
 	fx_contains(c->detail, "task_claim");
@@ -225,7 +179,7 @@ static void rollback_sets_kill_switch_with_reason_and_resume_clears_it(void **st
 	fx_contains(err, "drained");
 	free(out);
 	free(err);
-	c = latest_change(f);
+	c = fx_latest_change(f);
 	assert_string_equal(c->action, "rollback");
 	assert_string_equal(c->why, "etcd p99 too high");
 	fx_contains(c->detail, "kill_switch");
@@ -244,7 +198,7 @@ static void rollback_sets_kill_switch_with_reason_and_resume_clears_it(void **st
 	free(out);
 
 	fx_expect(0, f, "resume", "--reason", "healthy");
-	c = latest_change(f);
+	c = fx_latest_change(f);
 	assert_string_equal(c->action, "resume");
 	co_audit_change_free(c);
 	assert_int_equal(fx_run(f, &out, NULL, "--json", "flags", "explain", "task_claim",
@@ -407,77 +361,6 @@ static void router_in_shadow_mirrors_into_etcd(void **state)
 
 /* ---- watch through the router ---- */
 
-/* environ without the keys of f->env, plus its "K=V" entries. */
-static char **make_envp(const char *const *extra)
-{
-	size_t n = 0, k = 0, i, j;
-	char **v;
-
-	while (environ[n])
-		n++;
-	for (i = 0; extra[i]; i++)
-		;
-	v = calloc(n + i + 1, sizeof(*v));
-	assert_non_null(v);
-	for (i = 0; environ[i]; i++) {
-		size_t klen = strcspn(environ[i], "=");
-		int skip = 0;
-
-		for (j = 0; extra[j]; j++)
-			if (strncmp(extra[j], environ[i], klen) == 0 &&
-			    (extra[j][klen] == '=' || extra[j][klen] == '\0'))
-				skip = 1;
-		if (!skip)
-			v[k++] = environ[i];
-	}
-	for (j = 0; extra[j]; j++)
-		if (strchr(extra[j], '='))
-			v[k++] = (char *)extra[j];
-	v[k] = NULL;
-	return v;
-}
-
-/* One line from fd within timeout_ms; NULL on timeout or EOF. */
-static char *read_line(int fd, int timeout_ms)
-{
-	static char buf[65536];
-	static size_t have;
-	static int buf_fd = -1;
-	struct timespec t0, t;
-	char *nl, *line;
-
-	if (buf_fd != fd) {
-		buf_fd = fd;
-		have = 0;
-	}
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	for (;;) {
-		struct pollfd p = {fd, POLLIN, 0};
-		long left;
-		ssize_t r;
-
-		if ((nl = memchr(buf, '\n', have)) != NULL) {
-			size_t len = (size_t)(nl - buf);
-
-			line = strndup(buf, len);
-			memmove(buf, nl + 1, have - len - 1);
-			have -= len + 1;
-			return line;
-		}
-		clock_gettime(CLOCK_MONOTONIC, &t);
-		left = timeout_ms - ((t.tv_sec - t0.tv_sec) * 1000 +
-				     (t.tv_nsec - t0.tv_nsec) / 1000000);
-		if (left <= 0 || have == sizeof(buf))
-			return NULL;
-		if (poll(&p, 1, (int)left) <= 0)
-			continue;
-		r = read(fd, buf + have, sizeof(buf) - have);
-		if (r <= 0)
-			return NULL;
-		have += (size_t)r;
-	}
-}
-
 static void stop_child(pid_t pid)
 {
 	int status, i;
@@ -495,7 +378,7 @@ static void running_watch_switches_source_on_a_stage_change(void **state)
 {
 	fx *f = *state;
 	char *argv[] = {(char *)CUTOVER_BIN, "watch", "--prefix", "tasks/", NULL};
-	char **envp = make_envp(f->env);
+	char **envp = fx_make_envp(f->env);
 	int out[2], err[2], tries;
 	char *line = NULL, id[32];
 	cJSON *ev = NULL;
@@ -518,7 +401,7 @@ static void running_watch_switches_source_on_a_stage_change(void **state)
 	close(out[1]);
 	close(err[1]);
 	free(envp);
-	line = read_line(err[0], 15000);
+	line = fx_read_line(err[0], 15000);
 	if (line == NULL || strstr(line, "watching") == NULL) {
 		stop_child(pid);
 		fail_msg("watch did not start: %s", line ? line : "(nothing)");
@@ -529,7 +412,7 @@ static void running_watch_switches_source_on_a_stage_change(void **state)
 	 * first event is git's, although etcd's came first. */
 	fx_expect(0, f, "--backend", "etcd", "task", "create", "W0");
 	fx_expect(0, f, "--backend", "git", "task", "create", "W1");
-	line = read_line(out[0], 15000);
+	line = fx_read_line(out[0], 15000);
 	if (line == NULL) {
 		stop_child(pid);
 		fail_msg("no event within 15 s");
@@ -547,7 +430,7 @@ static void running_watch_switches_source_on_a_stage_change(void **state)
 	for (tries = 0, line = NULL; tries < 20 && line == NULL; tries++) {
 		snprintf(id, sizeof(id), "E%d", tries);
 		fx_expect(0, f, "--backend", "etcd", "task", "create", id);
-		line = read_line(out[0], 1000);
+		line = fx_read_line(out[0], 1000);
 	}
 	if (line == NULL) {
 		stop_child(pid);
@@ -569,24 +452,29 @@ static void running_watch_switches_source_on_a_stage_change(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test_setup_teardown(flags_set_show_explain_round_trip, setup,
-					    teardown),
-	    cmocka_unit_test_setup_teardown(flags_errors_are_exit_1_with_a_message, setup,
-					    teardown),
+	    cmocka_unit_test_setup_teardown(flags_set_show_explain_round_trip,
+					    fx_test_setup, fx_test_teardown),
+	    cmocka_unit_test_setup_teardown(flags_errors_are_exit_1_with_a_message,
+					    fx_test_setup, fx_test_teardown),
 	    cmocka_unit_test_setup_teardown(
-		rollback_sets_kill_switch_with_reason_and_resume_clears_it, setup, teardown),
+		rollback_sets_kill_switch_with_reason_and_resume_clears_it, fx_test_setup,
+		fx_test_teardown),
 	    cmocka_unit_test_setup_teardown(
-		rollback_works_while_etcd_is_down_and_drains_git_first, setup, teardown),
-	    cmocka_unit_test_setup_teardown(status_shows_every_field, setup, teardown),
+		rollback_works_while_etcd_is_down_and_drains_git_first, fx_test_setup,
+		fx_test_teardown),
+	    cmocka_unit_test_setup_teardown(status_shows_every_field, fx_test_setup,
+					    fx_test_teardown),
 	    cmocka_unit_test_setup_teardown(router_writes_reach_both_stores_in_dual_100,
-					    setup, teardown),
+					    fx_test_setup, fx_test_teardown),
 	    cmocka_unit_test_setup_teardown(
-		router_in_git_stage_leaves_etcd_alone_even_when_down, setup, teardown),
-	    cmocka_unit_test_setup_teardown(router_in_shadow_mirrors_into_etcd, setup,
-					    teardown),
-	    cmocka_unit_test_setup_teardown(running_watch_switches_source_on_a_stage_change,
-					    setup, teardown),
+		router_in_git_stage_leaves_etcd_alone_even_when_down, fx_test_setup,
+		fx_test_teardown),
+	    cmocka_unit_test_setup_teardown(router_in_shadow_mirrors_into_etcd,
+					    fx_test_setup, fx_test_teardown),
+	    cmocka_unit_test_setup_teardown(
+		running_watch_switches_source_on_a_stage_change, fx_test_setup,
+		fx_test_teardown),
 	};
 
-	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+	return cmocka_run_group_tests(tests, fx_group_setup, fx_group_teardown);
 }

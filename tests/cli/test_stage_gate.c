@@ -23,32 +23,6 @@
 
 #define HOUR_MS (3600LL * 1000)
 
-static co_test_etcd etcd;
-
-static int group_setup(void **state)
-{
-	(void)state;
-	signal(SIGPIPE, SIG_IGN);
-	return co_test_etcd_start(&etcd);
-}
-
-static int group_teardown(void **state)
-{
-	(void)state;
-	co_test_etcd_stop(&etcd);
-	return 0;
-}
-
-static int setup(void **state)
-{
-	return fx_setup((fx **)state, etcd.endpoint);
-}
-
-static int teardown(void **state)
-{
-	fx_teardown(*state);
-	return 0;
-}
 
 /* ---- the pure gate ---- */
 
@@ -167,23 +141,6 @@ static int64_t now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static co_audit_change *latest_change(fx *f)
-{
-	co_audit_change_list l = {0};
-	co_audit_change *c;
-	co_state *st = NULL;
-
-	assert_int_equal(co_state_open(&st, f->state), 0);
-	assert_int_equal(co_audit_changes_latest(&l, st, 1), 0);
-	assert_int_equal(l.n, 1);
-	c = l.items[0];
-	l.items[0] = NULL;
-	l.n = 0;
-	co_audit_change_list_clear(&l);
-	co_state_close(st);
-	return c;
-}
-
 static void stage_forward_needs_a_passing_run_and_force_is_recorded(void **state)
 {
 	fx *f = *state;
@@ -202,7 +159,7 @@ static void stage_forward_needs_a_passing_run_and_force_is_recorded(void **state
 
 	/* --force goes ahead and the audit trail says it was forced. */
 	fx_expect(0, f, "stage", "shadow", "--force", "--reason", "drill");
-	c = latest_change(f);
+	c = fx_latest_change(f);
 	assert_string_equal(c->action, "stage");
 	fx_contains(c->detail, "forced past");
 	fx_contains(c->detail, "failed");
@@ -214,7 +171,7 @@ static void stage_forward_needs_a_passing_run_and_force_is_recorded(void **state
 
 	insert_run(f, "pass", now_ms() - 1000);
 	fx_expect(0, f, "stage", "shadow");
-	c = latest_change(f);
+	c = fx_latest_change(f);
 	assert_null(strstr(c->detail, "forced"));
 	co_audit_change_free(c);
 	assert_int_equal(fx_run(f, &out, NULL, "stage", "shadow"), 0);
@@ -302,7 +259,7 @@ static void legacy_commit_blocks_stage_10_until_force_or_window(void **state)
 	fx_setenv(f, 0, "CUTOVER_CLOCK_OFFSET=7200");
 	insert_run(f, "pass", now_ms() + 7200 * 1000 - 1000);
 	fx_expect(0, f, "stage", "10");
-	c = latest_change(f);
+	c = fx_latest_change(f);
 	assert_null(strstr(c->detail, "forced"));
 	co_audit_change_free(c);
 
@@ -311,7 +268,7 @@ static void legacy_commit_blocks_stage_10_until_force_or_window(void **state)
 	fx_expect(0, f, "stage", "shadow");
 	fx_expect(3, f, "stage", "10");
 	fx_expect(0, f, "stage", "10", "--force", "--reason", "legacy client drained");
-	c = latest_change(f);
+	c = fx_latest_change(f);
 	fx_contains(c->detail, "forced past");
 	fx_contains(c->detail, sid);
 	fx_contains(c->detail, "Legacy Bot");
@@ -340,11 +297,14 @@ int main(void)
 	    cmocka_unit_test(gate_refuses_forward_without_a_recent_passing_run),
 	    cmocka_unit_test(gate_refuses_etcd_primary_while_a_legacy_commit_is_recent),
 	    cmocka_unit_test_setup_teardown(
-		stage_forward_needs_a_passing_run_and_force_is_recorded, setup, teardown),
+		stage_forward_needs_a_passing_run_and_force_is_recorded, fx_test_setup,
+		fx_test_teardown),
 	    cmocka_unit_test_setup_teardown(
-		legacy_commit_blocks_stage_10_until_force_or_window, setup, teardown),
-	    cmocka_unit_test_setup_teardown(help_says_a_refusal_is_exit_3, setup, teardown),
+		legacy_commit_blocks_stage_10_until_force_or_window, fx_test_setup,
+		fx_test_teardown),
+	    cmocka_unit_test_setup_teardown(help_says_a_refusal_is_exit_3, fx_test_setup,
+					    fx_test_teardown),
 	};
 
-	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+	return cmocka_run_group_tests(tests, fx_group_setup, fx_group_teardown);
 }

@@ -12,42 +12,13 @@
 #include "core/error.h"
 #include "core/state.h"
 #include "harness/harness.h"
+#include "harness/state_fixture.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct fixture {
-	char dir[256];
-	co_state *st;
-} fixture;
-
-static int setup(void **state)
-{
-	fixture *f = calloc(1, sizeof(*f));
-
-	if (f == NULL || co_test_tmpdir(f->dir, sizeof(f->dir)) < 0)
-		goto fail;
-	if (co_state_open(&f->st, f->dir) < 0)
-		goto fail;
-	*state = f;
-	return 0;
-fail:
-	if (f && f->dir[0])
-		co_test_rmrf(f->dir);
-	free(f);
-	return -1;
-}
-
-static int teardown(void **state)
-{
-	fixture *f = *state;
-
-	co_state_close(f->st);
-	co_test_rmrf(f->dir);
-	free(f);
-	return 0;
-}
+typedef co_test_state_fixture fixture;
 
 static void changes_are_listed_newest_first_with_every_field(void **state)
 {
@@ -221,16 +192,20 @@ static void set_limit_refuses_nonsense(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(changes_are_listed_newest_first_with_every_field,
-						setup, teardown),
-		cmocka_unit_test_setup_teardown(change_without_who_or_action_is_refused, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(ops_round_trip_in_batches, setup, teardown),
-		cmocka_unit_test_setup_teardown(witness_log_keeps_the_newest_rows_within_its_bound,
-						setup, teardown),
-		cmocka_unit_test_setup_teardown(mismatches_round_trip_and_are_bounded, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(set_limit_refuses_nonsense, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		changes_are_listed_newest_first_with_every_field, co_test_state_setup,
+		co_test_state_teardown),
+	    cmocka_unit_test_setup_teardown(change_without_who_or_action_is_refused,
+					    co_test_state_setup, co_test_state_teardown),
+	    cmocka_unit_test_setup_teardown(ops_round_trip_in_batches,
+					    co_test_state_setup, co_test_state_teardown),
+	    cmocka_unit_test_setup_teardown(
+		witness_log_keeps_the_newest_rows_within_its_bound, co_test_state_setup,
+		co_test_state_teardown),
+	    cmocka_unit_test_setup_teardown(mismatches_round_trip_and_are_bounded,
+					    co_test_state_setup, co_test_state_teardown),
+	    cmocka_unit_test_setup_teardown(set_limit_refuses_nonsense,
+					    co_test_state_setup, co_test_state_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -13,6 +13,7 @@
 #include "core/outbox.h"
 #include "core/state.h"
 #include "harness/harness.h"
+#include "harness/state_fixture.h"
 
 #include <pthread.h>
 #include <signal.h>
@@ -25,37 +26,7 @@
 /* Far enough in the future that every entry is due. */
 #define LATER (co_state_now_ms() + 24LL * 3600 * 1000 * 365)
 
-typedef struct fixture {
-	char dir[256];
-	co_state *st;
-} fixture;
-
-static int setup(void **state)
-{
-	fixture *f = calloc(1, sizeof(*f));
-
-	if (f == NULL || co_test_tmpdir(f->dir, sizeof(f->dir)) < 0)
-		goto fail;
-	if (co_state_open(&f->st, f->dir) < 0)
-		goto fail;
-	*state = f;
-	return 0;
-fail:
-	if (f && f->dir[0])
-		co_test_rmrf(f->dir);
-	free(f);
-	return -1;
-}
-
-static int teardown(void **state)
-{
-	fixture *f = *state;
-
-	co_state_close(f->st);
-	co_test_rmrf(f->dir);
-	free(f);
-	return 0;
-}
+typedef co_test_state_fixture fixture;
 
 static int64_t push(co_state *st, const char *target, const char *id, const char *payload)
 {
@@ -568,32 +539,39 @@ static void eight_threads_and_four_processes_push_exactly_once_in_order(void **s
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(
-			push_round_trips_every_field_and_counts_depth_by_target, setup, teardown),
-		cmocka_unit_test_setup_teardown(next_batch_gives_only_the_oldest_entry_of_each_key,
-						setup, teardown),
-		cmocka_unit_test_setup_teardown(targets_of_one_id_are_separate_keys, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(next_batch_honours_max_oldest_first, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(
-			failed_head_is_postponed_with_doubling_backoff_and_blocks_its_key, setup,
-			teardown),
-		cmocka_unit_test_setup_teardown(backoff_is_capped, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-			lease_hides_entries_from_other_drainers_until_it_ends, setup, teardown),
-		cmocka_unit_test_setup_teardown(has_pending_sees_either_target_until_acked, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(seq_is_never_reused_after_ack, setup, teardown),
-		cmocka_unit_test_setup_teardown(bad_arguments_are_refused, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-			entry_pushed_by_a_process_that_exits_without_closing_survives, setup,
-			teardown),
-		cmocka_unit_test_setup_teardown(
-			process_killed_mid_pushes_loses_no_acknowledged_entry, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-			eight_threads_and_four_processes_push_exactly_once_in_order, setup,
-			teardown),
+	    cmocka_unit_test_setup_teardown(
+		push_round_trips_every_field_and_counts_depth_by_target,
+		co_test_state_setup, co_test_state_teardown),
+	    cmocka_unit_test_setup_teardown(
+		next_batch_gives_only_the_oldest_entry_of_each_key, co_test_state_setup,
+		co_test_state_teardown),
+	    cmocka_unit_test_setup_teardown(targets_of_one_id_are_separate_keys,
+					    co_test_state_setup, co_test_state_teardown),
+	    cmocka_unit_test_setup_teardown(next_batch_honours_max_oldest_first,
+					    co_test_state_setup, co_test_state_teardown),
+	    cmocka_unit_test_setup_teardown(
+		failed_head_is_postponed_with_doubling_backoff_and_blocks_its_key,
+		co_test_state_setup, co_test_state_teardown),
+	    cmocka_unit_test_setup_teardown(backoff_is_capped, co_test_state_setup,
+					    co_test_state_teardown),
+	    cmocka_unit_test_setup_teardown(
+		lease_hides_entries_from_other_drainers_until_it_ends,
+		co_test_state_setup, co_test_state_teardown),
+	    cmocka_unit_test_setup_teardown(has_pending_sees_either_target_until_acked,
+					    co_test_state_setup, co_test_state_teardown),
+	    cmocka_unit_test_setup_teardown(seq_is_never_reused_after_ack,
+					    co_test_state_setup, co_test_state_teardown),
+	    cmocka_unit_test_setup_teardown(bad_arguments_are_refused,
+					    co_test_state_setup, co_test_state_teardown),
+	    cmocka_unit_test_setup_teardown(
+		entry_pushed_by_a_process_that_exits_without_closing_survives,
+		co_test_state_setup, co_test_state_teardown),
+	    cmocka_unit_test_setup_teardown(
+		process_killed_mid_pushes_loses_no_acknowledged_entry,
+		co_test_state_setup, co_test_state_teardown),
+	    cmocka_unit_test_setup_teardown(
+		eight_threads_and_four_processes_push_exactly_once_in_order,
+		co_test_state_setup, co_test_state_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

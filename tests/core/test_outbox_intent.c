@@ -52,7 +52,7 @@ static void fulfilled_intent_keeps_its_place_in_key_order(void **state)
 
 	assert_int_equal(co_outbox_push_intent(&a, f->st, "git", "task", "T1", "@sync:x"), 0);
 	assert_int_equal(co_outbox_push(&b, f->st, "git", "task", "T1", "{\"later\":1}"), 0);
-	assert_int_equal(co_outbox_fulfil_intent(f->st, a, "git", "task", "T1", "{\"rec\":1}"),
+	assert_int_equal(co_outbox_fulfil_intent(f->st, a, "git", "task", "T1", "{\"rec\":1}", 1),
 			 0);
 	assert_int_equal(co_outbox_pending_for(&l, f->st, "git", "task", "T1"), 0);
 	assert_int_equal(l.n, 2);
@@ -70,7 +70,7 @@ static void fulfilling_a_resolved_intent_pushes_the_record(void **state)
 
 	assert_int_equal(co_outbox_push_intent(&a, f->st, "etcd", "task", "T2", "@sync:x"), 0);
 	assert_int_equal(co_outbox_ack(f->st, a), 0); /* a drain resolved it */
-	assert_int_equal(co_outbox_fulfil_intent(f->st, a, "etcd", "task", "T2", "{\"r\":2}"),
+	assert_int_equal(co_outbox_fulfil_intent(f->st, a, "etcd", "task", "T2", "{\"r\":2}", 1),
 			 0);
 	assert_int_equal(co_outbox_pending_for(&l, f->st, "etcd", "task", "T2"), 0);
 	assert_int_equal(l.n, 1);
@@ -120,7 +120,7 @@ static void bad_target_is_refused(void **state)
 
 	assert_int_equal(co_outbox_push_intent(NULL, f->st, "svn", "task", "T", "@sync:x"),
 			 CO_EINVAL);
-	assert_int_equal(co_outbox_fulfil_intent(f->st, 1, "svn", "task", "T", "{}"), CO_EINVAL);
+	assert_int_equal(co_outbox_fulfil_intent(f->st, 1, "svn", "task", "T", "{}", 1), CO_EINVAL);
 }
 
 int main(void)

@@ -12,6 +12,7 @@
 #include "core/runs.h"
 #include "core/state.h"
 #include "harness/harness.h"
+#include "harness/state_fixture.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,37 +20,7 @@
 
 #define HOUR_MS (3600LL * 1000)
 
-typedef struct fixture {
-	char dir[256];
-	co_state *st;
-} fixture;
-
-static int setup(void **state)
-{
-	fixture *f = calloc(1, sizeof(*f));
-
-	if (f == NULL || co_test_tmpdir(f->dir, sizeof(f->dir)) < 0)
-		goto fail;
-	if (co_state_open(&f->st, f->dir) < 0)
-		goto fail;
-	*state = f;
-	return 0;
-fail:
-	if (f && f->dir[0])
-		co_test_rmrf(f->dir);
-	free(f);
-	return -1;
-}
-
-static int teardown(void **state)
-{
-	fixture *f = *state;
-
-	co_state_close(f->st);
-	co_test_rmrf(f->dir);
-	free(f);
-	return 0;
-}
+typedef co_test_state_fixture fixture;
 
 /* Record a finished run started at `at` with `verdict`; returns its id. */
 static int64_t add_run(co_state *st, int64_t at, const char *verdict, double consistency)
@@ -294,19 +265,21 @@ static void go_no_go_needs_a_recent_passing_latest_run(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(run_round_trips_with_its_divergences, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(finishing_errors_are_distinguished, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(a_bad_divergence_batch_writes_nothing, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(ten_thousand_divergences_in_batches, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(list_gives_the_latest_finished_runs_oldest_first,
-						setup, teardown),
-		cmocka_unit_test_setup_teardown(latest_and_get_report_not_found, setup, teardown),
-		cmocka_unit_test_setup_teardown(go_no_go_needs_a_recent_passing_latest_run, setup,
-						teardown),
+	    cmocka_unit_test_setup_teardown(run_round_trips_with_its_divergences,
+					    co_test_state_setup, co_test_state_teardown),
+	    cmocka_unit_test_setup_teardown(finishing_errors_are_distinguished,
+					    co_test_state_setup, co_test_state_teardown),
+	    cmocka_unit_test_setup_teardown(a_bad_divergence_batch_writes_nothing,
+					    co_test_state_setup, co_test_state_teardown),
+	    cmocka_unit_test_setup_teardown(ten_thousand_divergences_in_batches,
+					    co_test_state_setup, co_test_state_teardown),
+	    cmocka_unit_test_setup_teardown(
+		list_gives_the_latest_finished_runs_oldest_first, co_test_state_setup,
+		co_test_state_teardown),
+	    cmocka_unit_test_setup_teardown(latest_and_get_report_not_found,
+					    co_test_state_setup, co_test_state_teardown),
+	    cmocka_unit_test_setup_teardown(go_no_go_needs_a_recent_passing_latest_run,
+					    co_test_state_setup, co_test_state_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,141 @@
+/*
+ * cmd_serve.c - `cutover serve [--listen HOST:PORT]`: the HTTP API of
+ * src/server in the foreground until SIGINT or SIGTERM.
+ *
+ * It opens what every routed command opens (co_cli_open_router), but with
+ * the router's background drain thread on: a long-running process should
+ * not leave the outbox to the next one-shot command.  The admin token is
+ * read once from admin_token_file; without one the admin endpoints answer
+ * 403.  The stage endpoint goes through the same go/no-go gate as `cutover
+ * stage` (co_cli_gate).
+ *
+ * Signals are blocked before the server's threads start (they inherit the
+ * mask) and taken synchronously with sigwait() here, so no handler runs
+ * inside a request.  On the way out the server stops accepting and waits
+ * for requests in flight, the outbox is drained briefly, and the router is
+ * closed.
+ */
+#include "cli.h"
+
+#include "../core/error.h"
+#include "../server/server.h"
+#include "flags/watcher.h"
+#include "router/router.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define U_SERVE "cutover serve [--listen HOST:PORT]"
+
+static const char h_serve[] =
+    "usage: " U_SERVE "\n\n"
+    "Serve the task and swarm operations over HTTP/JSON (DESIGN §7) until SIGINT or\n"
+    "SIGTERM: /v1/tasks, /v1/swarms, /healthz, /metrics (Prometheus) and, with\n"
+    "admin_token_file configured, /v1/admin/{flags,stage,rollback,resume} behind\n"
+    "`Authorization: Bearer <token>`.\n\n"
+    "  --listen HOST:PORT  address (default: config `listen`, $CUTOVER_LISTEN,\n"
+    "                      127.0.0.1:7480; port 0 picks a free one)\n\n"
+    "Example:\n  CUTOVER_LISTEN=127.0.0.1:8080 cutover serve\n";
+
+typedef struct gate_ctx {
+	co_cli *ctx;
+	co_state *state;
+} gate_ctx;
+
+static int serve_gate(char *note, size_t note_len, void *p, const co_flags *from,
+		      const co_flags *to, int force)
+{
+	gate_ctx *g = p;
+
+	return co_cli_gate(note, note_len, g->ctx, g->state, from, to, force);
+}
+
+/* Replace the router co_cli_open_router() made by one that drains itself. */
+static int reopen_with_drain(co_cli_router *cr)
+{
+	co_router_opts o = CO_ROUTER_OPTS_INIT;
+	co_router *r = NULL;
+	int error;
+
+	o.git = cr->git;
+	o.etcd = cr->etcd;
+	o.state = cr->state;
+	o.flags = cr->flags;
+	o.background_drain = 1;
+	if ((error = co_router_open(&r, &o)) < 0)
+		return error;
+	co_router_close(cr->router);
+	cr->router = r;
+	return 0;
+}
+
+int co_cli_serve(int argc, char **argv, co_cli *ctx)
+{
+	const char *listen = NULL, *pos[1];
+	co_cli_opt opts[] = {{"listen", &listen, NULL}, {NULL, NULL, NULL}};
+	co_server_opts so = CO_SERVER_OPTS_INIT;
+	co_cli_router *cr = NULL;
+	co_server *srv = NULL;
+	const co_config *c;
+	char *token = NULL;
+	gate_ctx g;
+	sigset_t set, old;
+	int error, sig = 0, masked = 0;
+	size_t n;
+
+	if ((error = co_cli_parse(pos, 0, &n, ctx, argc, argv, opts, U_SERVE, h_serve)) !=
+	    0)
+		return error < 0 ? error : 0;
+	if ((error = co_cli_config(&c, ctx)) < 0)
+		return error;
+	if (listen == NULL)
+		listen = c->listen;
+	if (c->admin_token_file && *c->admin_token_file &&
+	    co_server_read_token(&token, c->admin_token_file) < 0) {
+		fprintf(stderr, "cutover: warning: %s; admin endpoints disabled\n",
+			co_error_last());
+		co_error_clear();
+	}
+	if ((error = co_cli_open_router(&cr, ctx)) < 0 ||
+	    (error = reopen_with_drain(cr)) < 0)
+		goto done;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &set, &old);
+	masked = 1;
+
+	g.ctx = ctx;
+	g.state = cr->state;
+	so.listen = listen;
+	so.router = cr->router;
+	so.state = cr->state;
+	so.flags = cr->flags;
+	so.flags_path = c->flags_path;
+	so.git = cr->git;
+	so.etcd = cr->etcd;
+	so.admin_token = token;
+	so.gate = serve_gate;
+	so.gate_ctx = &g;
+	if ((error = co_server_start(&srv, &so)) < 0)
+		goto done;
+	fprintf(stderr, "cutover: serving on %s (port %d)%s\n", listen ? listen : "",
+		co_server_port(srv), token ? "" : "; admin endpoints disabled");
+	fflush(stderr);
+	sigwait(&set, &sig);
+	fprintf(stderr, "cutover: %s: stopping\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
+done:
+	co_server_stop(srv);
+	co_cli_router_close(cr, error < 0 ? 0 : CO_CLI_DRAIN_MS);
+	if (masked)
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (token) {
+		memset(token, 0, strlen(token));
+		free(token);
+	}
+	return error;
+}
