@@ -428,7 +428,13 @@ done:
 	return error;
 }
 
-int co_store_put_if_newer(co_store *s, const co_record *r, int *applied)
+/*
+ * Write `r` over whatever the store holds, unless the store already holds
+ * it (identical) or, with only_newer, holds a rev at least as high.  The
+ * two writes that do not decide anything, mirroring and repair, share this.
+ */
+static int write_over(co_store *s, const co_record *r, int only_newer, int *applied,
+		      const char *why)
 {
 	co_record *cur = NULL;
 	co_version ver;
@@ -445,51 +451,32 @@ int co_store_put_if_newer(co_store *s, const co_record *r, int *applied)
 		error = s->be->get(&cur, &ver, s->impl, r->kind, r->id);
 		if (error < 0 && error != CO_ENOTFOUND)
 			goto done;
-		/* Never backwards: a store keeps the higher rev it holds. */
-		if (cur && cur->rev >= r->rev) {
+		/* Never backwards: a mirror keeps the higher rev it holds. */
+		if (cur && (only_newer ? cur->rev >= r->rev : co_record_equal(cur, r))) {
 			error = 0;
 			goto done;
 		}
-		error = s->be->cas(s->impl, r->kind, r->id, r, &ver, "mirror");
+		error = s->be->cas(s->impl, r->kind, r->id, r, &ver, why);
 		if (error == CO_ERETRY)
 			continue;
 		if (error == 0 && applied)
 			*applied = 1;
 		goto done;
 	}
-	error = too_busy(s, "mirror", r->id);
+	error = too_busy(s, why, r->id);
 done:
 	co_record_free(cur);
 	return error;
 }
 
+int co_store_put_if_newer(co_store *s, const co_record *r, int *applied)
+{
+	return write_over(s, r, 1, applied, "mirror");
+}
+
 int co_store_put(co_store *s, const co_record *r)
 {
-	co_record *cur = NULL;
-	co_version ver;
-	int error, round;
-
-	if ((error = co_id_validate(r->id)) < 0)
-		return error;
-	for (round = 0; round < MAX_ROUNDS; round++) {
-		co_record_free(cur);
-		cur = NULL;
-		memset(&ver, 0, sizeof(ver));
-		error = s->be->get(&cur, &ver, s->impl, r->kind, r->id);
-		if (error < 0 && error != CO_ENOTFOUND)
-			goto done;
-		if (cur && co_record_equal(cur, r)) {
-			error = 0;
-			goto done;
-		}
-		error = s->be->cas(s->impl, r->kind, r->id, r, &ver, "repair");
-		if (error != CO_ERETRY)
-			goto done;
-	}
-	error = too_busy(s, "put", r->id);
-done:
-	co_record_free(cur);
-	return error;
+	return write_over(s, r, 0, NULL, "repair");
 }
 
 /* ---- watch ---- */
