@@ -652,31 +652,14 @@ static void router_killed_mid_load_drains_after_restart(void **state)
 	assert_int_equal(pipe(pipefd), 0);
 	pid = fork();
 	if (pid == 0) {
-		fx c = f;
-		co_router_opts ro = CO_ROUTER_OPTS_INIT;
-		int n;
-
+		/* A fresh router process.  exec, not just fork: a child of a
+		 * threaded process may inherit a lock another thread held (the
+		 * sanitizer's allocator did, and hung the child). */
+		dup2(pipefd[1], STDOUT_FILENO);
 		close(pipefd[0]);
-		/* a fresh router process: its own store handles and state */
-		open_stores(&c, &etcd);
-		co_state_open(&c.st, f.dir);
-		co_flags_watcher_open(&c.fw, f.flags_path);
-		ro.git = c.git;
-		ro.etcd = c.etcd;
-		ro.state = c.st;
-		ro.flags = c.fw;
-		co_router_open(&c.r, &ro);
-		for (n = 0;; n++) {
-			co_record *t = NULL, *out = NULL;
-			char id[32];
-
-			snprintf(id, sizeof(id), "crash-%d", n);
-			co_record_new(&t, CO_KIND_TASK, id);
-			if (co_router_task_create(&out, c.r, t) == 0)
-				dprintf(pipefd[1], "%s %lld\n", id, (long long)out->rev);
-			co_record_free(t);
-			co_record_free(out);
-		}
+		execl("/proc/self/exe", "router_test_router", "--router-child", f.repo, f.dir,
+		      f.flags_path, etcd.endpoint, f.prefix, (char *)NULL);
+		_exit(127);
 	}
 	close(pipefd[1]);
 	in = fdopen(pipefd[0], "r");
@@ -711,6 +694,59 @@ static void router_killed_mid_load_drains_after_restart(void **state)
 	fx_close(&f);
 }
 
+/*
+ * The child of router_killed_mid_load_drains_after_restart: a router that
+ * creates tasks until it is killed, printing each acknowledged one.
+ */
+static int router_child(char **argv)
+{
+	co_test_etcd e;
+	co_router_opts ro = CO_ROUTER_OPTS_INIT;
+	fx c;
+	int n;
+
+	memset(&c, 0, sizeof(c));
+	memset(&e, 0, sizeof(e));
+	snprintf(c.repo, sizeof(c.repo), "%s", argv[0]);
+	snprintf(c.dir, sizeof(c.dir), "%s", argv[1]);
+	snprintf(c.flags_path, sizeof(c.flags_path), "%s", argv[2]);
+	snprintf(e.endpoint, sizeof(e.endpoint), "%s", argv[3]);
+	snprintf(c.prefix, sizeof(c.prefix), "%s", argv[4]);
+	{
+		co_git_opts go = CO_GIT_OPTS_INIT;
+		co_etcd_opts eo = CO_ETCD_OPTS_INIT;
+		const char *eps[1] = {e.endpoint};
+
+		go.repo = c.repo;
+		eo.endpoints = eps;
+		eo.n_endpoints = 1;
+		eo.prefix = c.prefix;
+		if (co_git_store_open(&c.git, &go) < 0 || co_etcd_store_open(&c.etcd, &eo) < 0)
+			return 2;
+	}
+	if (co_state_open(&c.st, c.dir) < 0 || co_flags_watcher_open(&c.fw, c.flags_path) < 0)
+		return 2;
+	ro.git = c.git;
+	ro.etcd = c.etcd;
+	ro.state = c.st;
+	ro.flags = c.fw;
+	if (co_router_open(&c.r, &ro) < 0)
+		return 2;
+	for (n = 0;; n++) {
+		co_record *t = NULL, *out = NULL;
+		char id[32];
+
+		snprintf(id, sizeof(id), "crash-%d", n);
+		co_record_new(&t, CO_KIND_TASK, id);
+		if (co_router_task_create(&out, c.r, t) == 0) {
+			printf("%s %lld\n", id, (long long)out->rev);
+			fflush(stdout);
+		}
+		co_record_free(t);
+		co_record_free(out);
+	}
+}
+
 static int group_setup(void **state)
 {
 	(void)state;
@@ -724,8 +760,10 @@ static int group_teardown(void **state)
 	return 0;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+	if (argc == 7 && strcmp(argv[1], "--router-child") == 0)
+		return router_child(argv + 2);
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(claim_has_one_winner_through_the_router_in_every_mode),
 		cmocka_unit_test(router_killed_mid_load_drains_after_restart),
