@@ -45,8 +45,8 @@
 typedef struct candidate {
 	co_kind kind;
 	char *id;
-	uint64_t git_hash; /* what the last look saw; 0 = absent */
-	uint64_t etcd_hash;
+	uint64_t git_ver; /* version hash the last look saw; 0 = absent */
+	uint64_t etcd_ver;
 	int settled; /* 1: decided (equal or a divergence) */
 } candidate;
 
@@ -85,8 +85,8 @@ static int collect(void *ctx, const co_diff_item *item)
 	if ((c->id = strdup(item->id)) == NULL)
 		return co_error_set(CO_ENOMEM, "out of memory");
 	c->kind = item->kind;
-	c->git_hash = item->git_hash;
-	c->etcd_hash = item->etcd_hash;
+	c->git_ver = item->git_ver;
+	c->etcd_ver = item->etcd_ver;
 	l->n++;
 	return 0;
 }
@@ -119,11 +119,15 @@ static void sleep_ms(int ms)
 		;
 }
 
-/* Read one record; absent gives 0 and *out NULL. */
-static int read_one(co_record **out, co_store *s, co_kind kind, const char *id)
+/* Read one record and the hash of its version; absent gives 0, *out NULL
+ * and *ver 0. */
+static int read_one(co_record **out, uint64_t *ver, co_store *s, co_kind kind,
+		    const char *id)
 {
-	int error = co_store_get(out, s, kind, id);
+	char version[CO_VERSION_MAX];
+	int error = co_store_get_versioned(out, version, s, kind, id);
 
+	*ver = co_snapshot_version_hash(version);
 	if (error == CO_ENOTFOUND) {
 		co_error_clear();
 		*out = NULL;
@@ -210,32 +214,35 @@ done:
 
 /*
  * Look at candidate c again.  It settles when nothing is pending for it and
- * both stores hold what the last look saw (or `final` is set: the last
- * round, where it counts as it is now).  A settled candidate that reads
- * equal adds to *equal; a divergent one is appended to `out`.
+ * both stores hold what the last look (first: the snapshot) saw -- the same
+ * versions -- or when `final` is set: the last round, where it counts as it
+ * is now.  A settled candidate whose normalized records are equal adds to
+ * *equal (the snapshot's text hashes only said "look closer"); a divergent
+ * one is appended to `out`.
  */
 static int look(candidate *c, const co_reconcile_opts *o, int final, size_t *equal,
 		co_divergence_list *out, int64_t *unsettled)
 {
 	co_record *g = NULL, *e = NULL;
 	co_divergence *d = NULL;
-	uint64_t gh, eh;
-	int pending = 0, error;
+	uint64_t gh, eh, gv, ev;
+	int pending = 0, moved, error;
 
 	if (o->state &&
 	    (pending = co_outbox_has_pending(o->state, co_kind_name(c->kind), c->id)) < 0)
 		return pending;
-	if ((error = read_one(&g, o->git, c->kind, c->id)) < 0 ||
-	    (error = read_one(&e, o->etcd, c->kind, c->id)) < 0 ||
+	if ((error = read_one(&g, &gv, o->git, c->kind, c->id)) < 0 ||
+	    (error = read_one(&e, &ev, o->etcd, c->kind, c->id)) < 0 ||
 	    (error = hash_of(&gh, g)) < 0 || (error = hash_of(&eh, e)) < 0)
 		goto done;
-	if (!final && (pending || gh != c->git_hash || eh != c->etcd_hash)) {
+	moved = pending || gv != c->git_ver || ev != c->etcd_ver;
+	if (!final && moved) {
 		/* In flight: remember what we saw, look again after the grace. */
-		c->git_hash = gh;
-		c->etcd_hash = eh;
+		c->git_ver = gv;
+		c->etcd_ver = ev;
 		goto done;
 	}
-	if (final && (pending || gh != c->git_hash || eh != c->etcd_hash))
+	if (final && moved)
 		(*unsettled)++;
 	c->settled = 1;
 	if (gh == eh) {
@@ -283,9 +290,10 @@ static int repair(co_reconcile_result *res, const co_reconcile_opts *o)
 		co_kind kind =
 		    strcmp(d->kind, "task") == 0 ? CO_KIND_TASK : CO_KIND_SWARM;
 		co_record *r = NULL;
+		uint64_t ver;
 
 		progress(o, "repair", i, res->divergences.n);
-		if ((error = read_one(&r, truth, kind, d->id)) == 0 && r == NULL) {
+		if ((error = read_one(&r, &ver, truth, kind, d->id)) == 0 && r == NULL) {
 			error = co_store_remove(other, kind, d->id);
 			if (error == CO_ENOTFOUND) {
 				co_error_clear();

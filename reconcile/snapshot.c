@@ -3,11 +3,16 @@
  *
  * The reconciler must compare a million records per store in well under
  * 512 MiB.  Keeping both stores' records as structs would cost about 250
- * bytes each, twice; instead each record is reduced, as soon as it is
- * listed, to a 64-bit hash of its canonical JSON and its ID in a shared
- * string arena (16 bytes + the ID).  The full records of divergent IDs are
- * read again later, one by one, which the reconciler needs anyway to tell a
- * write in flight from a real divergence.
+ * bytes each, twice; instead each record is reduced, as soon as the store's
+ * scan passes it, to a 64-bit hash of its JSON text and its ID in a shared
+ * string arena (24 bytes + the ID).  Records are not parsed: the hash skips
+ * the whitespace between tokens, so git's pretty canonical file and etcd's
+ * compact canonical value of one record hash alike, and equal hashes mean
+ * equal text, hence equal records.  Different hashes only say "look
+ * closer": the full records of those IDs are read again later, parsed and
+ * normalized, which the reconciler needs anyway to tell a write in flight
+ * from a real divergence (and which absolves records that are equal but
+ * were written in another key order or format).
  *
  * This module does not decide what counts: it only says which IDs differ
  * and how.  It does not read the outbox nor retry anything.
@@ -38,21 +43,52 @@ const char *co_snapshot_id(const co_snapshot *s, size_t i)
 	return s->ids + s->v[i].id_off;
 }
 
-static uint64_t fnv1a(const char *p)
-{
-	uint64_t h = 1469598103934665603ULL;
+#define FNV_OFFSET 1469598103934665603ULL
+#define FNV_PRIME 1099511628211ULL
 
-	for (; *p; p++) {
-		h ^= (unsigned char)*p;
-		h *= 1099511628211ULL;
-	}
-	/* FNV's low bits avalanche poorly; finish with splitmix64's mixer. */
+/* FNV's low bits avalanche poorly; finish with splitmix64's mixer. */
+static uint64_t finish(uint64_t h)
+{
 	h ^= h >> 30;
 	h *= 0xbf58476d1ce4e5b9ULL;
 	h ^= h >> 27;
 	h *= 0x94d049bb133111ebULL;
 	h ^= h >> 31;
 	return h ? h : 1;
+}
+
+uint64_t co_snapshot_text_hash(const char *json, size_t len)
+{
+	const unsigned char *p = (const unsigned char *)json, *end = p + len;
+	uint64_t h = FNV_OFFSET;
+	int in_string = 0;
+
+	for (; p < end; p++) {
+		unsigned c = *p;
+
+		if (in_string) {
+			if (c == '\\' && p + 1 < end) {
+				/* An escape: hash both bytes, the second is not a quote. */
+				h = (h ^ c) * FNV_PRIME;
+				c = *++p;
+			} else if (c == '"') {
+				in_string = 0;
+			}
+		} else if (c == ' ' || c == '\t' || c == '\n' || c == '\r') {
+			continue; /* between tokens: not part of the value */
+		} else if (c == '"') {
+			in_string = 1;
+		}
+		h = (h ^ c) * FNV_PRIME;
+	}
+	return finish(h);
+}
+
+uint64_t co_snapshot_version_hash(const char *version)
+{
+	if (version == NULL || version[0] == '\0')
+		return 0;
+	return co_snapshot_text_hash(version, strlen(version));
 }
 
 int co_snapshot_hash(uint64_t *out, const co_record *r)
@@ -62,19 +98,26 @@ int co_snapshot_hash(uint64_t *out, const co_record *r)
 	if (json == NULL)
 		return co_error_set(CO_ENOMEM, "out of memory hashing %s %s",
 				    co_kind_name(r->kind), r->id);
-	*out = fnv1a(json);
+	*out = co_snapshot_text_hash(json, strlen(json));
 	free(json);
 	return 0;
 }
 
 int co_snapshot_add(co_snapshot *s, const co_record *r)
 {
-	size_t len = strlen(r->id) + 1;
-	uint64_t hash;
+	uint64_t hash = 0;
 	int error;
 
 	if ((error = co_snapshot_hash(&hash, r)) < 0)
 		return error;
+	return co_snapshot_add_hashed(s, r->kind, r->id, hash, 0);
+}
+
+int co_snapshot_add_hashed(co_snapshot *s, co_kind kind, const char *id, uint64_t hash,
+			   uint64_t ver)
+{
+	size_t len = strlen(id) + 1;
+
 	if (s->n == s->cap) {
 		size_t cap = s->cap ? s->cap * 2 : 1024;
 		co_snapshot_entry *v = realloc(s->v, cap * sizeof(*v));
@@ -100,10 +143,11 @@ int co_snapshot_add(co_snapshot *s, const co_record *r)
 		s->ids = ids;
 		s->ids_cap = cap;
 	}
-	memcpy(s->ids + s->ids_len, r->id, len);
+	memcpy(s->ids + s->ids_len, id, len);
 	s->v[s->n].hash = hash;
+	s->v[s->n].ver = ver;
 	s->v[s->n].id_off = (uint32_t)s->ids_len;
-	s->v[s->n].kind = (uint32_t)r->kind;
+	s->v[s->n].kind = (uint32_t)kind;
 	s->n++;
 	s->ids_len += len;
 	return 0;
@@ -130,39 +174,47 @@ void co_snapshot_sort(co_snapshot *s)
 		qsort_r(s->v, s->n, sizeof(*s->v), entry_cmp, s->ids);
 }
 
+struct take_ctx {
+	co_snapshot *s;
+	co_store *store;
+	co_snapshot_progress_fn progress;
+	void *progress_ctx;
+	co_kind kind; /* of the last record seen */
+	size_t kinds_done;
+};
+
+static int take_one(void *ctx, const co_scan_item *it)
+{
+	struct take_ctx *c = ctx;
+
+	if (it->kind != c->kind) {
+		if (c->progress)
+			c->progress(c->progress_ctx, co_store_name(c->store),
+				    ++c->kinds_done, 2);
+		c->kind = it->kind;
+	}
+	return co_snapshot_add_hashed(c->s, it->kind, it->id,
+				      co_snapshot_text_hash(it->raw, it->len),
+				      co_snapshot_version_hash(it->version));
+}
+
 int co_snapshot_take(co_snapshot *out, co_store *store, co_snapshot_progress_fn progress,
 		     void *progress_ctx)
 {
-	static const co_kind kinds[] = {CO_KIND_TASK, CO_KIND_SWARM};
 	co_snapshot s = {0};
-	co_record_list l = {0};
-	size_t k, i;
-	int error = 0;
+	struct take_ctx c = {&s, store, progress, progress_ctx, CO_KIND_TASK, 0};
+	int error;
 
-	for (k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
-		if ((error = co_store_list(&l, store, kinds[k])) < 0)
-			goto done;
-		for (i = 0; i < l.n; i++) {
-			if ((error = co_snapshot_add(&s, l.items[i])) < 0)
-				goto done;
-			/* Free as we go: the peak is one list, not one list plus
-			 * its snapshot. */
-			co_record_free(l.items[i]);
-			l.items[i] = NULL;
-		}
-		co_record_list_clear(&l);
-		if (progress)
-			progress(progress_ctx, co_store_name(store), k + 1,
-				 sizeof(kinds) / sizeof(kinds[0]));
+	if ((error = co_store_scan(store, take_one, &c)) < 0) {
+		co_snapshot_clear(&s);
+		return error;
 	}
+	if (progress)
+		progress(progress_ctx, co_store_name(store), 2, 2);
 	co_snapshot_sort(&s);
 	co_snapshot_clear(out);
 	*out = s;
-	memset(&s, 0, sizeof(s));
-done:
-	co_record_list_clear(&l);
-	co_snapshot_clear(&s);
-	return error;
+	return 0;
 }
 
 static const char *const class_names[] = {"equal", "missing_in_etcd", "missing_in_git",
@@ -214,18 +266,22 @@ int co_snapshot_diff(size_t *equal, size_t *total, const co_snapshot *git,
 			item.id = co_snapshot_id(git, i);
 			item.cls = CO_DIFF_MISSING_IN_ETCD;
 			item.git_hash = git->v[i].hash;
+			item.git_ver = git->v[i].ver;
 			i++;
 		} else if (c > 0) {
 			item.kind = (co_kind)etcd->v[j].kind;
 			item.id = co_snapshot_id(etcd, j);
 			item.cls = CO_DIFF_MISSING_IN_GIT;
 			item.etcd_hash = etcd->v[j].hash;
+			item.etcd_ver = etcd->v[j].ver;
 			j++;
 		} else {
 			item.kind = (co_kind)git->v[i].kind;
 			item.id = co_snapshot_id(git, i);
 			item.git_hash = git->v[i].hash;
 			item.etcd_hash = etcd->v[j].hash;
+			item.git_ver = git->v[i].ver;
+			item.etcd_ver = etcd->v[j].ver;
 			item.cls = item.git_hash == item.etcd_hash ? CO_DIFF_EQUAL
 								   : CO_DIFF_MISMATCH;
 			i++;

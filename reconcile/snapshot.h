@@ -2,13 +2,20 @@
  * snapshot.h - a compact picture of one store, and the sorted-merge diff of
  * two of them (DESIGN §5).
  *
- * A snapshot keeps, for every record of a store, its kind, its ID and a
- * 64-bit hash of its normalized canonical compact JSON: 16 bytes plus the
- * ID, whatever the record's size.  Two records are equal exactly when their
- * canonical forms are (record.h), so equal hashes mean equal records (up to
- * a 2^-64 collision, which would hide one divergence for one run).  The
- * records themselves are freed as soon as they are hashed: the memory of a
- * run is one store's list of one kind at a time plus the compact entries.
+ * A snapshot keeps, for every record of a store, its kind, its ID, a
+ * 64-bit hash of its stored JSON text with the whitespace between tokens
+ * left out (co_snapshot_text_hash) and a hash of its version (what the key
+ * held: etcd's mod_revision, git's blob id): 24 bytes plus the ID, whatever
+ * the record's size.  A snapshot is taken with co_store_scan(), which
+ * streams: records are never parsed nor held, so the memory of a run is
+ * the compact entries plus one page of the scan.
+ *
+ * Equal hashes mean equal text, hence equal records (up to a 2^-64
+ * collision, which would hide one divergence for one run); for records
+ * written by cutover, git's pretty canonical form and etcd's compact one
+ * hash alike.  Different hashes do not prove a divergence (the same record
+ * in another key order, or a claim expired on one side only): the caller
+ * re-reads those IDs, normalized (reconcile.c).
  *
  * Entries are sorted by kind (tasks, then swarms) and ID (strcmp), so the
  * diff of two snapshots is one linear merge.
@@ -25,7 +32,8 @@
 #include <stdint.h>
 
 typedef struct co_snapshot_entry {
-	uint64_t hash;	 /* co_snapshot_hash() of the normalized record */
+	uint64_t hash;	 /* co_snapshot_text_hash() of the stored JSON */
+	uint64_t ver;	 /* co_snapshot_version_hash() of its version; 0 unknown */
 	uint32_t id_off; /* offset of the NUL-terminated ID in the snapshot's ids */
 	uint32_t kind;	 /* co_kind */
 } co_snapshot_entry;
@@ -51,27 +59,43 @@ void co_snapshot_clear(co_snapshot *s);
 const char *co_snapshot_id(const co_snapshot *s, size_t i);
 
 /*
- * The hash of a record: 64-bit FNV-1a of its canonical compact JSON, with a
- * final avalanche mix.  0 is never returned (0 stands for "absent").
- * CO_ENOMEM if the JSON cannot be built.
+ * The hash of JSON text: 64-bit FNV-1a of its bytes, leaving out spaces,
+ * tabs and newlines outside strings, with a final avalanche mix.  Text
+ * that differs only in that whitespace hashes alike (a record's pretty and
+ * compact canonical forms do); any other difference, inside strings too,
+ * changes the hash.  The text need not be valid JSON.  Never 0 (0 stands
+ * for "absent").
+ */
+uint64_t co_snapshot_text_hash(const char *json, size_t len);
+
+/* The hash of a version token (co_store_get_versioned); 0 for "" or NULL. */
+uint64_t co_snapshot_version_hash(const char *version);
+
+/*
+ * The hash of a record: co_snapshot_text_hash() of its canonical compact
+ * JSON.  CO_ENOMEM if the JSON cannot be built.
  */
 int co_snapshot_hash(uint64_t *out, const co_record *r);
 
 /*
  * Add one record to a snapshot (kept in the order added; call
- * co_snapshot_sort() if that was not kind/ID order).  CO_ENOMEM, CO_ETOOBIG
- * past 4 GiB of IDs.
+ * co_snapshot_sort() if that was not kind/ID order), with version 0.
+ * CO_ENOMEM, CO_ETOOBIG past 4 GiB of IDs.
  */
 int co_snapshot_add(co_snapshot *s, const co_record *r);
+
+/* The same from what a scan gives: kind, ID, text hash, version hash. */
+int co_snapshot_add_hashed(co_snapshot *s, co_kind kind, const char *id, uint64_t hash,
+			   uint64_t ver);
 
 /* Sort entries by kind, then ID; a no-op when already sorted. */
 void co_snapshot_sort(co_snapshot *s);
 
 /*
- * Snapshot every task and swarm of `store` with co_store_list() (records
- * normalized by the store), one kind at a time, freeing each record as soon
- * as it is hashed.  *out is replaced on success only.  Errors: those of
- * co_store_list (CO_EUNAVAIL, ...), CO_ENOMEM.  `progress` may be NULL.
+ * Snapshot every task and swarm of `store` with co_store_scan() (one
+ * commit or revision, streamed, raw), then sort.  *out is replaced on
+ * success only.  Errors: those of co_store_scan (CO_EUNAVAIL, ...),
+ * CO_ENOMEM.  `progress` may be NULL.
  */
 int co_snapshot_take(co_snapshot *out, co_store *store, co_snapshot_progress_fn progress,
 		     void *progress_ctx);
@@ -97,6 +121,8 @@ typedef struct co_diff_item {
 	const char *id;	    /* points into one of the snapshots */
 	uint64_t git_hash;  /* 0 when absent from git */
 	uint64_t etcd_hash; /* 0 when absent from etcd */
+	uint64_t git_ver;   /* version hashes; 0 when absent (or unknown) */
+	uint64_t etcd_ver;
 } co_diff_item;
 
 /* Called for each differing ID, in kind/ID order.  A negative return stops

@@ -39,6 +39,8 @@
  */
 #include "etcd_store.h"
 
+#include "etcd_grpc.h"
+
 #include "store_backend.h"
 
 #include "../core/error.h"
@@ -67,6 +69,7 @@ struct etcd {
 	char *user, *password;
 	char *ca_file, *cert_file, *key_file;
 	int connect_timeout_ms, request_timeout_ms;
+	int scan_page;
 	char *describe;
 
 	pthread_mutex_t lock; /* guards the fields below */
@@ -74,6 +77,7 @@ struct etcd {
 	CURL *pool[POOL_MAX];
 	size_t n_pool;
 	char *token; /* auth token, NULL until authenticated */
+	atomic_int no_grpc; /* 1: an endpoint answered gRPC with HTTP/1 */
 };
 
 /* ---- small helpers ---- */
@@ -638,11 +642,24 @@ done:
 
 /* ---- records ---- */
 
-/* Parse a kv's value into a record of kind/id, checking that it matches. */
+/* Parse a stored value into a record; errors name the key. */
+static int record_from_value(co_record **out, const struct etcd *e, const char *val,
+			     size_t len, const char *key)
+{
+	co_record *r = NULL;
+	int error;
+
+	if ((error = co_record_from_json(&r, val, len)) < 0)
+		return co_error_set(error, "etcd %s: key %s: %s", e->describe, key,
+				    co_error_last());
+	*out = r;
+	return 0;
+}
+
+/* The same for a gateway kv, whose value is base64. */
 static int record_from_kv(co_record **out, const struct etcd *e, const cJSON *kv,
 			  const char *key)
 {
-	co_record *r = NULL;
 	size_t len = 0;
 	char *val = b64_decode(json_str(kv, "value"), &len);
 	int error;
@@ -650,13 +667,7 @@ static int record_from_kv(co_record **out, const struct etcd *e, const cJSON *kv
 	if (val == NULL)
 		return co_error_set(CO_EINVAL, "etcd %s: key %s: value is not base64",
 				    e->describe, key);
-	if ((error = co_record_from_json(&r, val, len)) < 0) {
-		error = co_error_set(error, "etcd %s: key %s: %s", e->describe, key,
-				     co_error_last());
-		goto done;
-	}
-	*out = r;
-done:
+	error = record_from_value(out, e, val, len, key);
 	free(val);
 	return error;
 }
@@ -895,30 +906,30 @@ done:
  * the first (a consistent snapshot).  A page whose answer is too large for
  * the gateway is asked again with a smaller limit.
  */
-static int list_at(co_record_list *out, int64_t *revision, struct etcd *e, co_kind kind)
+/*
+ * Every key under `dir` at one revision, `limit` keys per page through the
+ * gateway: fn gets each kv (key and value decoded) in key order.  *rev: the
+ * revision to read (0: the current one), set to the one read.
+ */
+static int range_gateway(struct etcd *e, const char *dir, int64_t *rev, int64_t limit,
+			 co_grpc_kv_fn fn, void *ctx)
 {
-	co_record_list l = {0};
 	cJSON *req = NULL, *resp = NULL, *kvs, *kv;
-	char *dir = key_for(e, co_kind_dir(kind), ""), *start = NULL;
-	size_t start_len = 0;
-	int64_t rev = 0, limit = LIST_PAGE;
+	char *start = NULL, *val = NULL;
+	size_t start_len;
 	int error, more = 1;
 
-	if (dir == NULL || (start = strdup(dir)) == NULL) {
-		error = oom();
-		goto done;
-	}
+	if ((start = strdup(dir)) == NULL)
+		return oom();
 	start_len = strlen(start);
 	while (more) {
-		cJSON *range = cJSON_CreateObject();
-
 		cJSON_Delete(req);
 		cJSON_Delete(resp);
-		req = range;
+		req = cJSON_CreateObject();
 		resp = NULL;
 		if (req == NULL || json_add_prefix_range(req, dir) < 0 ||
 		    json_add_i64(req, "limit", limit) < 0 ||
-		    (rev > 0 && json_add_i64(req, "revision", rev) < 0)) {
+		    (*rev > 0 && json_add_i64(req, "revision", *rev) < 0)) {
 			error = oom();
 			goto done;
 		}
@@ -935,33 +946,37 @@ static int list_at(co_record_list *out, int64_t *revision, struct etcd *e, co_ki
 		}
 		if (error < 0)
 			goto done;
-		if (rev == 0)
-			rev = json_i64(cJSON_GetObjectItemCaseSensitive(resp, "header"),
-				       "revision");
+		if (*rev == 0)
+			*rev = json_i64(cJSON_GetObjectItemCaseSensitive(resp, "header"),
+					"revision");
 		more = json_true(resp, "more");
 		kvs = cJSON_GetObjectItemCaseSensitive(resp, "kvs");
 		cJSON_ArrayForEach(kv, kvs)
 		{
-			co_record *r = NULL;
-			size_t klen = 0;
+			co_grpc_kv one;
+			size_t klen = 0, vlen = 0;
 			char *k = b64_decode(json_str(kv, "key"), &klen);
 
-			if (k == NULL) {
-				error = co_error_set(
-				    CO_EINVAL, "etcd %s: key is not base64", e->describe);
-				goto done;
-			}
-			error = record_from_kv(&r, e, kv, k);
-			if (error == 0 && co_record_list_push(&l, r) < 0)
-				error = oom();
-			if (error < 0) {
+			free(val);
+			val = b64_decode(json_str(kv, "value"), &vlen);
+			if (k == NULL || val == NULL) {
 				free(k);
+				error = co_error_set(CO_EINVAL,
+						     "etcd %s: key or value is not base64",
+						     e->describe);
 				goto done;
 			}
 			/* The next page starts just after the last key: key + "\0". */
 			free(start);
 			start = k;
 			start_len = klen + 1;
+			one.key = k;
+			one.key_len = klen;
+			one.value = val;
+			one.value_len = vlen;
+			one.mod_revision = json_i64(kv, "mod_revision");
+			if ((error = fn(ctx, &one)) < 0)
+				goto done;
 		}
 		if (more && !cJSON_IsArray(kvs)) {
 			error = co_error_set(CO_EUNAVAIL,
@@ -970,23 +985,269 @@ static int list_at(co_record_list *out, int64_t *revision, struct etcd *e, co_ki
 			goto done;
 		}
 	}
-	*out = l;
-	memset(&l, 0, sizeof(l));
-	if (revision)
-		*revision = rev;
 	error = 0;
 done:
-	co_record_list_clear(&l);
 	cJSON_Delete(req);
 	cJSON_Delete(resp);
-	free(dir);
 	free(start);
+	free(val);
+	return error;
+}
+
+struct list_ctx {
+	struct etcd *e;
+	co_record_list l;
+};
+
+static int list_one(void *ctx, const co_grpc_kv *kv)
+{
+	struct list_ctx *c = ctx;
+	co_record *r = NULL;
+	int error;
+
+	if ((error = record_from_value(&r, c->e, kv->value, kv->value_len, kv->key)) < 0)
+		return error;
+	if (co_record_list_push(&c->l, r) < 0) {
+		co_record_free(r);
+		return oom();
+	}
+	return 0;
+}
+
+static int list_at(co_record_list *out, int64_t *revision, struct etcd *e, co_kind kind)
+{
+	struct list_ctx c = {e, {0}};
+	char *dir = key_for(e, co_kind_dir(kind), "");
+	int64_t rev = 0;
+	int error;
+
+	if (dir == NULL)
+		return oom();
+	if ((error = range_gateway(e, dir, &rev, LIST_PAGE, list_one, &c)) == 0) {
+		*out = c.l;
+		memset(&c.l, 0, sizeof(c.l));
+		if (revision)
+			*revision = rev;
+	}
+	co_record_list_clear(&c.l);
+	free(dir);
 	return error;
 }
 
 static int etcd_list(co_record_list *out, void *impl, co_kind kind)
 {
 	return list_at(out, NULL, impl, kind);
+}
+
+/* ---- scan ---- */
+
+struct scan_ctx {
+	struct etcd *e;
+	co_kind kind;
+	size_t dir_len;
+	co_scan_fn fn;
+	void *ctx;
+	size_t calls; /* fn calls made: a failed gRPC scan falls back only at 0 */
+	char *last;   /* the last key seen (gRPC paging) */
+	size_t last_len;
+};
+
+/* A kv under <prefix><dir>/ to a co_scan_item. */
+static int scan_one(void *ctx, const co_grpc_kv *kv)
+{
+	struct scan_ctx *c = ctx;
+	char id[CO_ID_MAX + 8], ver[24];
+	co_scan_item item;
+	size_t n;
+
+	if (kv->key_len > c->dir_len && (n = kv->key_len - c->dir_len) < sizeof(id)) {
+		memcpy(id, kv->key + c->dir_len, n);
+		id[n] = '\0';
+	} else {
+		return co_error_set(CO_EINVAL, "etcd %s: key of %zu bytes under the %s prefix",
+				    c->e->describe, kv->key_len, co_kind_dir(c->kind));
+	}
+	snprintf(ver, sizeof(ver), "%" PRId64, kv->mod_revision);
+	item.kind = c->kind;
+	item.id = id;
+	item.raw = kv->value;
+	item.len = kv->value_len;
+	item.version = ver;
+	c->calls++;
+	return c->fn(c->ctx, &item);
+}
+
+/* scan_one, remembering the key where the next gRPC page starts. */
+static int scan_one_grpc(void *ctx, const co_grpc_kv *kv)
+{
+	struct scan_ctx *c = ctx;
+
+	if (kv->key_len + 1 > c->last_len || c->last == NULL) {
+		char *p = realloc(c->last, kv->key_len + 1);
+
+		if (p == NULL)
+			return oom();
+		c->last = p;
+	}
+	memcpy(c->last, kv->key, kv->key_len);
+	c->last[kv->key_len] = '\0';
+	c->last_len = kv->key_len + 1; /* key + "\0": just after it */
+	return scan_one(ctx, kv);
+}
+
+/*
+ * The keys under dir at *rev over gRPC on the current endpoint, with one
+ * easy handle kept for the whole scan.  *no_grpc is set when the endpoint
+ * answered but not as a gRPC server (an HTTP/1 proxy, say): the caller
+ * then uses the gateway.
+ */
+static int range_grpc(struct etcd *e, CURL **h, const char *dir, int64_t *rev,
+		      struct scan_ctx *c, int *no_grpc)
+{
+	co_grpc_reply reply;
+	co_grpc_buf req = {0};
+	co_grpc_range r;
+	char end[512], *token = NULL, endpoint[512];
+	size_t n = strlen(dir);
+	int64_t limit = e->scan_page, got;
+	int error = 0, more = 1, attempt = 0;
+
+	memset(&reply, 0, sizeof(reply));
+	*no_grpc = 0;
+	if (n == 0 || n >= sizeof(end))
+		return co_error_set(CO_EINVAL, "etcd: scan prefix of %zu bytes", n);
+	memcpy(end, dir, n);
+	end[n - 1]++; /* dir ends in '/': no 0xff carry */
+	free(c->last);
+	if ((c->last = strdup(dir)) == NULL)
+		return oom();
+	c->last_len = n;
+	if (*h == NULL) {
+		if ((*h = curl_easy_init()) == NULL)
+			return oom();
+		handle_setup(*h, e);
+		curl_easy_setopt(*h, CURLOPT_TIMEOUT_MS, (long)e->request_timeout_ms * 4);
+	}
+	pthread_mutex_lock(&e->lock);
+	snprintf(endpoint, sizeof(endpoint), "%s", e->endpoints[e->current]);
+	pthread_mutex_unlock(&e->lock);
+	while (more) {
+		const unsigned char *msg;
+		size_t len;
+
+		free(req.p);
+		memset(&req, 0, sizeof(req));
+		r.key = c->last;
+		r.key_len = c->last_len;
+		r.range_end = end;
+		r.range_end_len = n;
+		r.limit = limit;
+		r.revision = *rev;
+		free(token);
+		if ((error = token_get(&token, e)) < 0 ||
+		    (error = co_grpc_range_encode(&req, &r)) < 0 ||
+		    (error = co_grpc_range_call(&reply, *h, endpoint, token, &req)) < 0)
+			goto done;
+		if (reply.grpc_status < 0 || !reply.http2) {
+			*no_grpc = 1;
+			error = co_error_set(CO_EUNAVAIL,
+					     "etcd %s: no gRPC answer (HTTP %ld)", endpoint,
+					     reply.http);
+			goto done;
+		}
+		if (reply.grpc_status == GRPC_UNAUTHENTICATED && e->user && attempt++ == 0) {
+			token_drop(e, token);
+			continue;
+		}
+		if (reply.grpc_status == GRPC_RESOURCE_EXHAUSTED && limit > 1) {
+			limit /= 2;
+			continue;
+		}
+		if (reply.grpc_status != 0) {
+			error = co_error_set(reply.grpc_status == GRPC_INVALID_ARGUMENT
+						 ? CO_EINVAL
+						 : CO_EUNAVAIL,
+					     "etcd %s: Range at revision %" PRId64
+					     ": gRPC status %d: %s",
+					     endpoint, *rev, reply.grpc_status,
+					     reply.grpc_message);
+			goto done;
+		}
+		if ((error = co_grpc_unframe(&msg, &len, &reply.body)) < 0 ||
+		    (error = co_grpc_range_decode(msg, len, &got, &more, scan_one_grpc, c)) <
+			0)
+			goto done;
+		if (*rev == 0)
+			*rev = got;
+	}
+done:
+	free(req.p);
+	free(reply.body.p);
+	free(token);
+	return error;
+}
+
+/* Set CUTOVER_ETCD_GRPC=0 to make scans use the JSON gateway only. */
+static int grpc_wanted(void)
+{
+	const char *v = getenv("CUTOVER_ETCD_GRPC");
+
+	return !(v && strcmp(v, "0") == 0);
+}
+
+/*
+ * Tasks then swarms at the revision of the first page.  Over gRPC when the
+ * endpoint speaks it, else through the gateway; a gRPC failure falls back
+ * to the gateway only before any record was passed on (a scan never
+ * repeats a record).
+ */
+static int etcd_scan(void *impl, co_scan_fn fn, void *ctx)
+{
+	static const co_kind kinds[] = {CO_KIND_TASK, CO_KIND_SWARM};
+	struct etcd *e = impl;
+	struct scan_ctx c;
+	CURL *h = NULL;
+	int64_t rev = 0;
+	size_t k;
+	int error = 0, no_grpc = 0, use_grpc = grpc_wanted() && !atomic_load(&e->no_grpc);
+	char *dir = NULL;
+
+	memset(&c, 0, sizeof(c));
+	c.e = e;
+	c.fn = fn;
+	c.ctx = ctx;
+	for (k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
+		free(dir);
+		if ((dir = key_for(e, co_kind_dir(kinds[k]), "")) == NULL) {
+			error = oom();
+			goto done;
+		}
+		c.kind = kinds[k];
+		c.dir_len = strlen(dir);
+		if (use_grpc) {
+			error = range_grpc(e, &h, dir, &rev, &c, &no_grpc);
+			if (error == 0)
+				continue;
+			if (c.calls > 0 || (!no_grpc && error != CO_EUNAVAIL))
+				goto done;
+			/* Nothing passed on yet: the gateway, from the start. */
+			if (no_grpc)
+				atomic_store(&e->no_grpc, 1);
+			co_error_clear();
+			use_grpc = 0;
+			rev = 0;
+			k = (size_t)-1;
+			continue;
+		}
+		if ((error = range_gateway(e, dir, &rev, e->scan_page, scan_one, &c)) < 0)
+			goto done;
+	}
+done:
+	if (h)
+		curl_easy_cleanup(h);
+	free(c.last);
+	free(dir);
+	return error;
 }
 
 static int etcd_ping(void *impl)
@@ -1436,13 +1697,6 @@ static int etcd_watch_next(co_event **out, void *impl, int timeout_ms)
 /* ---- the store ---- */
 
 /* Which struct etcd belongs to which co_store, for co_etcd_store_list_at(). */
-static struct reg {
-	co_store *s;
-	struct etcd *e;
-	struct reg *next;
-} * registry;
-static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
-
 static const char *etcd_describe(void *impl)
 {
 	return ((struct etcd *)impl)->describe;
@@ -1451,22 +1705,10 @@ static const char *etcd_describe(void *impl)
 static void etcd_free(void *impl)
 {
 	struct etcd *e = impl;
-	struct reg **p, *dead;
 	size_t i;
 
 	if (e == NULL)
 		return;
-	pthread_mutex_lock(&registry_lock);
-	for (p = &registry; *p;) {
-		if ((*p)->e == e) {
-			dead = *p;
-			*p = dead->next;
-			free(dead);
-		} else {
-			p = &(*p)->next;
-		}
-	}
-	pthread_mutex_unlock(&registry_lock);
 	for (i = 0; i < e->n_pool; i++)
 		curl_easy_cleanup(e->pool[i]);
 	for (i = 0; i < e->n_endpoints; i++)
@@ -1489,6 +1731,7 @@ static const co_store_backend etcd_backend = {
     .get = etcd_get,
     .cas = etcd_cas,
     .list = etcd_list,
+    .scan = etcd_scan,
     .ping = etcd_ping,
     .watch_open = etcd_watch_open,
     .watch_next = etcd_watch_next,
@@ -1508,7 +1751,6 @@ static int dup_opt(char **out, const char *s)
 int co_etcd_store_open(co_store **out, const co_etcd_opts *opts)
 {
 	struct etcd *e = NULL;
-	struct reg *reg = NULL;
 	co_store *s = NULL;
 	struct buf d = {0};
 	size_t i;
@@ -1560,23 +1802,14 @@ int co_etcd_store_open(co_store **out, const co_etcd_opts *opts)
 	    opts->connect_timeout_ms > 0 ? opts->connect_timeout_ms : 1000;
 	e->request_timeout_ms =
 	    opts->request_timeout_ms > 0 ? opts->request_timeout_ms : 5000;
-	if ((reg = calloc(1, sizeof(*reg))) == NULL)
-		goto nomem;
-	if ((error = co_store__new(&s, &etcd_backend, e)) < 0) {
-		free(reg);
+	/* A page is held whole in memory: 10000 records are ~3 MB. */
+	e->scan_page = opts->scan_page > 0 ? opts->scan_page : 10000;
+	if ((error = co_store__new(&s, &etcd_backend, e)) < 0)
 		return error; /* co_store__new freed e */
-	}
-	reg->s = s;
-	reg->e = e;
-	pthread_mutex_lock(&registry_lock);
-	reg->next = registry;
-	registry = reg;
-	pthread_mutex_unlock(&registry_lock);
 	*out = s;
 	return 0;
 nomem:
 	buf_free(&d);
-	free(reg);
 	etcd_free(e);
 	return oom();
 }
@@ -1584,14 +1817,8 @@ nomem:
 int co_etcd_store_list_at(co_record_list *out, int64_t *revision, co_store *s,
 			  co_kind kind)
 {
-	struct etcd *e = NULL;
-	struct reg *r;
+	struct etcd *e = co_store__impl(s, &etcd_backend);
 
-	pthread_mutex_lock(&registry_lock);
-	for (r = registry; r; r = r->next)
-		if (r->s == s)
-			e = r->e;
-	pthread_mutex_unlock(&registry_lock);
 	if (e == NULL)
 		return co_error_set(CO_EINVAL, "not an etcd store");
 	return list_at(out, revision, e, kind);

@@ -172,15 +172,35 @@ done:
 
 int co_store_get(co_record **out, co_store *s, co_kind kind, const char *id)
 {
+	char ver[CO_VERSION_MAX];
+
+	return co_store_get_versioned(out, ver, s, kind, id);
+}
+
+int co_store_get_versioned(co_record **out, char *version, co_store *s, co_kind kind,
+			   const char *id)
+{
 	co_version ver;
 	int error;
 
+	version[0] = '\0';
 	if ((error = co_id_validate(id)) < 0)
 		return error;
 	error = read_now(out, &ver, s, kind, id);
+	memcpy(version, ver.v, sizeof(ver.v));
 	if (error == CO_ENOTFOUND)
 		return not_found(kind, id);
 	return error;
+}
+
+void *co_store__impl(const co_store *s, const co_store_backend *be)
+{
+	return s && s->be == be ? s->impl : NULL;
+}
+
+int co_store_scan(co_store *s, co_scan_fn fn, void *ctx)
+{
+	return s->be->scan(s->impl, fn, ctx);
 }
 
 int co_store_list(co_record_list *out, co_store *s, co_kind kind)

@@ -51,6 +51,48 @@ int co_store_get(co_record **out, co_store *s, co_kind kind, const char *id);
 int co_store_list(co_record_list *out, co_store *s, co_kind kind);
 
 /*
+ * What a key held when it was read: etcd's mod_revision in decimal, git's
+ * blob id in hex.  Two reads of a key with the same version saw the same
+ * bytes.  "" means absent.
+ */
+#define CO_VERSION_MAX 48
+
+/*
+ * co_store_get(), and the version it read into `version` (CO_VERSION_MAX
+ * bytes; "" when absent, with CO_ENOTFOUND).  This is how a caller tells
+ * whether a key changed between two reads without comparing records.
+ */
+int co_store_get_versioned(co_record **out, char *version, co_store *s, co_kind kind,
+			   const char *id);
+
+/* One stored record as co_store_scan() passes it.  Every pointer is
+ * borrowed for the duration of the call only. */
+typedef struct co_scan_item {
+	co_kind kind;
+	const char *id;	     /* NUL-terminated; taken from the key or file name */
+	const char *raw;     /* the stored bytes: not parsed, not normalized */
+	size_t len;	     /* of raw */
+	const char *version; /* as co_store_get_versioned() gives it */
+} co_scan_item;
+
+/* Called once per record; a negative return stops the scan and is
+ * returned by co_store_scan(). */
+typedef int (*co_scan_fn)(void *ctx, const co_scan_item *item);
+
+/*
+ * Stream every task, then every swarm, as stored, at one point in time:
+ * git reads one commit, etcd one revision (a paged range pinned to the
+ * first page's revision), so a scan never mixes two moments.  Within a
+ * kind the order is the store's own (etcd: key order; git: tree order).
+ * Records are neither parsed nor checked: a malformed one is passed as it
+ * is (the caller decides).  Memory: one page of records, whatever the
+ * store's size.  This is the bulk read of reconciliation.
+ * Errors: CO_EUNAVAIL (unreachable; etcd: the pinned revision was
+ * compacted during the scan), CO_ENOMEM, or what fn returned.
+ */
+int co_store_scan(co_store *s, co_scan_fn fn, void *ctx);
+
+/*
  * Claim task `id` for `swarm`, with a TTL in seconds (0 = none).
  * Won: 0 and the new record.  Lost: CO_ECONFLICT and *out = the current
  * record, so the loser learns the owner (the one case where *out is set on

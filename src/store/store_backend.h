@@ -13,7 +13,7 @@
 #include "store.h"
 
 typedef struct co_version {
-	char v[48]; /* "" = absent */
+	char v[CO_VERSION_MAX]; /* "" = absent */
 } co_version;
 
 typedef struct co_store_backend {
@@ -41,6 +41,9 @@ typedef struct co_store_backend {
 	/* All records of a kind, as stored, any order. */
 	int (*list)(co_record_list *out, void *impl, co_kind kind);
 
+	/* co_store_scan(): every record, raw, at one commit or revision. */
+	int (*scan)(void *impl, co_scan_fn fn, void *ctx);
+
 	int (*ping)(void *impl);
 
 	int (*watch_open)(void **out, void *impl, const char *prefix);
@@ -53,5 +56,9 @@ typedef struct co_store_backend {
 
 /* Wrap a backend and its state into a co_store (takes impl).  CO_ENOMEM. */
 int co_store__new(co_store **out, const co_store_backend *be, void *impl);
+
+/* The state of `s` if it is a store of backend `be`, else NULL: how a
+ * backend's own extra functions find their state (borrowed). */
+void *co_store__impl(const co_store *s, const co_store_backend *be);
 
 #endif

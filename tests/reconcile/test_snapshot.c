@@ -134,6 +134,57 @@ static void expired_claim_hashes_like_available_after_normalize(void **state)
 	co_record_free(b);
 }
 
+/* git's pretty file and etcd's compact value of one record hash alike: the
+ * whitespace between tokens is not part of the text hashed. */
+static void pretty_and_compact_forms_hash_alike(void **state)
+{
+	co_record *t = task("t", CO_STATUS_CLAIMED);
+	char *pretty, *compact;
+	uint64_t h;
+
+	(void)state;
+	t->owner = strdup("swarm a");
+	assert_int_equal(co_record_set_metadata(t, "{\"note\":\"two  spaces\\t\\\"q\\\"\"}"),
+			 0);
+	pretty = co_record_to_json(t, 1);
+	compact = co_record_to_json(t, 0);
+	assert_string_not_equal(pretty, compact);
+	assert_int_equal(co_snapshot_hash(&h, t), 0);
+	assert_true(co_snapshot_text_hash(pretty, strlen(pretty)) == h);
+	assert_true(co_snapshot_text_hash(compact, strlen(compact)) == h);
+	free(pretty);
+	free(compact);
+	co_record_free(t);
+}
+
+/* Whitespace inside strings, escapes and any other byte count. */
+static void text_hash_keeps_what_is_inside_strings(void **state)
+{
+	static const char *const differ[][2] = {
+	    {"{\"a\":\"x y\"}", "{\"a\":\"xy\"}"},
+	    {"{\"a\":\"x\\\" y\"}", "{\"a\":\"x\\\"y\"}"}, /* after an escaped quote */
+	    {"{\"a\":1}", "{\"a\":2}"},
+	    {"{\"a\":1,\"b\":2}", "{\"b\":2,\"a\":1}"}, /* order is text, not value */
+	};
+	static const char *const same[][2] = {
+	    {"{\"a\": \"x\",\n\t\"b\": [1, 2]}", "{\"a\":\"x\",\"b\":[1,2]}"},
+	    {"{\"a\":\"\\\\\" , \"b\":1}", "{\"a\":\"\\\\\",\"b\":1}"}, /* escaped backslash */
+	};
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(differ) / sizeof(differ[0]); i++)
+		assert_true(co_snapshot_text_hash(differ[i][0], strlen(differ[i][0])) !=
+			    co_snapshot_text_hash(differ[i][1], strlen(differ[i][1])));
+	for (i = 0; i < sizeof(same) / sizeof(same[0]); i++)
+		assert_true(co_snapshot_text_hash(same[i][0], strlen(same[i][0])) ==
+			    co_snapshot_text_hash(same[i][1], strlen(same[i][1])));
+	assert_true(co_snapshot_text_hash("", 0) != 0);
+	assert_true(co_snapshot_version_hash("") == 0);
+	assert_true(co_snapshot_version_hash(NULL) == 0);
+	assert_true(co_snapshot_version_hash("12") != co_snapshot_version_hash("13"));
+}
+
 static int stop_at_second(void *ctx, const co_diff_item *it)
 {
 	int *n = ctx;
@@ -188,6 +239,8 @@ int main(void)
 	    cmocka_unit_test(diff_classifies_each_id_in_kind_then_id_order),
 	    cmocka_unit_test(same_id_of_two_kinds_are_two_ids),
 	    cmocka_unit_test(expired_claim_hashes_like_available_after_normalize),
+	    cmocka_unit_test(pretty_and_compact_forms_hash_alike),
+	    cmocka_unit_test(text_hash_keeps_what_is_inside_strings),
 	    cmocka_unit_test(callback_error_stops_the_merge_and_is_returned),
 	    cmocka_unit_test(empty_snapshots_have_no_ids),
 	    cmocka_unit_test(class_names_round_trip),

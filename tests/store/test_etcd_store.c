@@ -768,6 +768,13 @@ static void custom_prefix_keeps_every_key_under_it(void **state)
 	co_store_free(s);
 }
 
+static int scan_count(void *ctx, const co_scan_item *it)
+{
+	(void)it;
+	(*(int *)ctx)++;
+	return 0;
+}
+
 static void store_with_auth_logs_in_and_survives_a_token_loss(void **state)
 {
 	co_test_etcd a;
@@ -776,7 +783,7 @@ static void store_with_auth_logs_in_and_survives_a_token_loss(void **state)
 	co_store *s = NULL;
 	co_record *out = NULL;
 	char *err = NULL;
-	int rc;
+	int rc, n;
 
 	(void)state;
 	assert_int_equal(co_test_etcd_start(&a), 0);
@@ -812,13 +819,246 @@ static void store_with_auth_logs_in_and_survives_a_token_loss(void **state)
 	assert_int_equal(co_store_claim(&out, s, "A1", "alice", 30), 0);
 	co_record_free(out);
 
-	/* Restarting etcd invalidates simple tokens: the store logs in again. */
+	/* A scan (gRPC) sends the token as metadata. */
+	n = 0;
+	assert_int_equal(co_store_scan(s, scan_count, &n), 0);
+	assert_int_equal(n, 1);
+
+	/* Restarting etcd invalidates simple tokens: the store logs in again,
+	 * on a scan as on a gateway call. */
 	assert_int_equal(co_test_etcd_restart(&a), 0);
+	n = 0;
+	if (co_store_scan(s, scan_count, &n) != 0)
+		fail_msg("scan after restart: %s", co_error_last());
+	assert_int_equal(n, 1);
 	assert_int_equal(co_store_get(&out, s, CO_KIND_TASK, "A1"), 0);
 	assert_string_equal(out->owner, "alice");
 	co_record_free(out);
 	co_store_free(s);
 	co_test_etcd_stop(&a);
+}
+
+/* ---- scan ---- */
+
+#define SCANNED_MAX 16
+
+struct scanned {
+	co_store *writer; /* writes through it at the first record; NULL: none */
+	size_t n;
+	co_kind kind[SCANNED_MAX];
+	char id[SCANNED_MAX][32];
+	char raw[SCANNED_MAX][512];
+	char ver[SCANNED_MAX][CO_VERSION_MAX];
+	int rc; /* a write in the callback that failed */
+};
+
+/* Register a swarm and drop the result. */
+static void register_swarm(co_store *s, const char *id)
+{
+	co_record *sw = NULL, *out = NULL;
+
+	assert_int_equal(co_record_new(&sw, CO_KIND_SWARM, id), 0);
+	if (co_store_swarm_register(&out, s, sw) != 0)
+		fail_msg("register %s: %s", id, co_error_last());
+	co_record_free(out);
+	co_record_free(sw);
+}
+
+/* Record every item; at the first, change the store behind the scan's back:
+ * claim T5, remove T4, create T6, register S2. */
+static int scan_collect(void *ctx, const co_scan_item *it)
+{
+	struct scanned *c = ctx;
+	co_record *out = NULL;
+
+	if (c->n == SCANNED_MAX || it->len >= sizeof(c->raw[0]))
+		return CO_ETOOBIG;
+	c->kind[c->n] = it->kind;
+	snprintf(c->id[c->n], sizeof(c->id[0]), "%s", it->id);
+	memcpy(c->raw[c->n], it->raw, it->len);
+	c->raw[c->n][it->len] = '\0';
+	snprintf(c->ver[c->n], sizeof(c->ver[0]), "%s", it->version);
+	if (c->n++ == 0 && c->writer) {
+		co_record *t = new_task("T6", "build"), *sw = NULL;
+
+		if (co_store_claim(&out, c->writer, "T5", "alice", 0) != 0 ||
+		    co_store_remove(c->writer, CO_KIND_TASK, "T4") != 0)
+			c->rc = -1;
+		co_record_free(out);
+		out = NULL;
+		if (co_store_task_create(&out, c->writer, t) != 0)
+			c->rc = -1;
+		co_record_free(out);
+		out = NULL;
+		co_record_free(t);
+		if (co_record_new(&sw, CO_KIND_SWARM, "S2") != 0 ||
+		    co_store_swarm_register(&out, c->writer, sw) != 0)
+			c->rc = -1;
+		co_record_free(out);
+		co_record_free(sw);
+	}
+	return 0;
+}
+
+static co_store *open_scanning_store(const char *prefix, int page)
+{
+	const char *eps[] = {etcd.endpoint};
+	co_etcd_opts o = CO_ETCD_OPTS_INIT;
+	co_store *s = NULL;
+
+	o.endpoints = eps;
+	o.n_endpoints = 1;
+	o.prefix = prefix;
+	o.scan_page = page;
+	if (co_etcd_store_open(&s, &o) != 0)
+		fail_msg("open: %s", co_error_last());
+	return s;
+}
+
+/*
+ * Over gRPC and over the gateway alike: a scan passes every record raw, as
+ * etcd holds it (canonical compact JSON), with the version a get sees, and
+ * all of it at the revision of its first page -- writes made while it runs
+ * (pages of 2 keys, so they land between pages) are not seen.
+ */
+static void scan_passes_raw_records_at_the_first_pages_revision(void **state)
+{
+	static const char *const modes[] = {"1", "0"};
+	size_t m;
+
+	(void)state;
+	for (m = 0; m < 2; m++) {
+		char prefix[64], ver[CO_VERSION_MAX];
+		struct scanned c;
+		co_store *s, *w;
+		co_record *t5 = NULL, *t1 = NULL;
+		char *json;
+		int i;
+
+		setenv("CUTOVER_ETCD_GRPC", modes[m], 1);
+		snprintf(prefix, sizeof(prefix), "/scan%s/", modes[m]);
+		s = open_scanning_store(prefix, 2);
+		w = open_store(prefix);
+		for (i = 1; i <= 5; i++) {
+			char id[8];
+
+			snprintf(id, sizeof(id), "T%d", i);
+			create_task(w, id);
+		}
+		register_swarm(w, "S1");
+		assert_int_equal(co_store_get_versioned(&t5, ver, s, CO_KIND_TASK, "T5"), 0);
+		assert_true(ver[0] != '\0');
+
+		memset(&c, 0, sizeof(c));
+		c.writer = w;
+		if (co_store_scan(s, scan_collect, &c) != 0)
+			fail_msg("scan (grpc=%s): %s", modes[m], co_error_last());
+		assert_int_equal(c.rc, 0);
+		/* What the store held when the scan began, tasks then swarms. */
+		assert_int_equal(c.n, 6);
+		for (i = 0; i < 5; i++) {
+			char id[8];
+
+			snprintf(id, sizeof(id), "T%d", i + 1);
+			assert_int_equal(c.kind[i], CO_KIND_TASK);
+			assert_string_equal(c.id[i], id);
+		}
+		assert_int_equal(c.kind[5], CO_KIND_SWARM);
+		assert_string_equal(c.id[5], "S1");
+		/* T5 unclaimed, at the version a get saw before the claim. */
+		assert_string_equal(c.ver[4], ver);
+		json = co_record_to_json(t5, 0);
+		assert_string_equal(c.raw[4], json);
+		free(json);
+		/* Raw means as stored: the canonical compact form. */
+		assert_int_equal(co_store_get(&t1, s, CO_KIND_TASK, "T1"), 0);
+		json = co_record_to_json(t1, 0);
+		assert_string_equal(c.raw[0], json);
+		free(json);
+
+		/* A new scan sees the writes. */
+		memset(&c, 0, sizeof(c));
+		assert_int_equal(co_store_scan(s, scan_collect, &c), 0);
+		assert_int_equal(c.n, 7);
+		assert_string_equal(c.id[3], "T5");
+		assert_non_null(strstr(c.raw[3], "\"owner\":\"alice\""));
+		assert_string_not_equal(c.ver[3], ver);
+		assert_string_equal(c.id[4], "T6");
+		assert_string_equal(c.id[6], "S2");
+
+		co_record_free(t5);
+		co_record_free(t1);
+		co_store_free(w);
+		co_store_free(s);
+	}
+	unsetenv("CUTOVER_ETCD_GRPC");
+}
+
+struct compactor {
+	int done;
+	int rc;
+};
+
+/* At the first record: a write, then compact etcd up to it. */
+static int scan_compact(void *ctx, const co_scan_item *it)
+{
+	struct compactor *c = ctx;
+
+	(void)it;
+	if (c->done++)
+		return 0;
+	c->rc = co_test_sh(NULL, NULL,
+			   "export ETCDCTL_API=3; E=%s;"
+			   " etcdctl --endpoints=$E put /compact/x y >/dev/null &&"
+			   " R=$(etcdctl --endpoints=$E get /compact/x -w fields |"
+			   " sed -n 's/^\"Revision\" : //p') &&"
+			   " etcdctl --endpoints=$E compact $R >/dev/null",
+			   etcd.endpoint);
+	return 0;
+}
+
+/* A scan whose pinned revision is compacted away midway fails, saying so,
+ * rather than mixing two moments. */
+static void scan_of_a_compacted_revision_is_unavailable(void **state)
+{
+	struct compactor c = {0, 0};
+	co_store *s = open_scanning_store("/compact/", 2);
+	int i, rc;
+
+	(void)state;
+	for (i = 1; i <= 5; i++) {
+		char id[8];
+
+		snprintf(id, sizeof(id), "T%d", i);
+		create_task(s, id);
+	}
+	rc = co_store_scan(s, scan_compact, &c);
+	assert_int_equal(c.rc, 0);
+	assert_int_equal(rc, CO_EUNAVAIL);
+	assert_non_null(strstr(co_error_last(), "compacted"));
+	co_store_free(s);
+}
+
+static int scan_stop_after_one(void *ctx, const co_scan_item *it)
+{
+	(void)ctx;
+	(void)it;
+	return CO_ETOOBIG;
+}
+
+static void scan_stops_at_a_callback_error(void **state)
+{
+	co_store *s = open_scanning_store("/scanstop/", 2);
+	int n = 0;
+
+	(void)state;
+	create_task(s, "A");
+	create_task(s, "B");
+	create_task(s, "C");
+	assert_int_equal(co_store_scan(s, scan_count, &n), 0);
+	assert_int_equal(n, 3);
+	assert_int_equal(co_store_scan(s, scan_stop_after_one, &n), CO_ETOOBIG);
+	co_store_free(s);
 }
 
 static void open_refuses_bad_options(void **state)
@@ -859,6 +1099,9 @@ int main(void)
 	    cmocka_unit_test(watch_ends_unavailable_when_etcd_dies),
 	    cmocka_unit_test(hung_etcd_times_out_as_unavailable),
 	    cmocka_unit_test(store_with_auth_logs_in_and_survives_a_token_loss),
+	    cmocka_unit_test(scan_passes_raw_records_at_the_first_pages_revision),
+	    cmocka_unit_test(scan_of_a_compacted_revision_is_unavailable),
+	    cmocka_unit_test(scan_stops_at_a_callback_error),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -954,6 +954,108 @@ static void remote_store_round_trip_and_one_winner_across_mirrors(void **state)
 	assert_int_equal(commit_count(f->repo), 3);
 }
 
+/* ---- scan ---- */
+
+struct scanned {
+	co_store *writer; /* at the first record: claim T2, remove T3, add T4 */
+	size_t n;
+	char id[8][32];
+	char raw[8][512];
+	char ver[8][CO_VERSION_MAX];
+	co_kind kind[8];
+	int rc;
+};
+
+static int scan_collect(void *ctx, const co_scan_item *it)
+{
+	struct scanned *c = ctx;
+	co_record *out = NULL;
+
+	if (c->n == 8 || it->len >= sizeof(c->raw[0]))
+		return CO_ETOOBIG;
+	c->kind[c->n] = it->kind;
+	snprintf(c->id[c->n], sizeof(c->id[0]), "%s", it->id);
+	memcpy(c->raw[c->n], it->raw, it->len);
+	c->raw[c->n][it->len] = '\0';
+	snprintf(c->ver[c->n], sizeof(c->ver[0]), "%s", it->version);
+	if (c->n++ == 0 && c->writer) {
+		co_record *t = new_task("T4", "build");
+
+		if (co_store_claim(&out, c->writer, "T2", "alice", 0) != 0 ||
+		    co_store_remove(c->writer, CO_KIND_TASK, "T3") != 0)
+			c->rc = -1;
+		co_record_free(out);
+		out = NULL;
+		if (co_store_task_create(&out, c->writer, t) != 0)
+			c->rc = -1;
+		co_record_free(out);
+		co_record_free(t);
+	}
+	return 0;
+}
+
+/*
+ * A scan passes each file raw (git's pretty canonical JSON) with its blob
+ * id as version, the one co_store_get_versioned() gives, all from the head
+ * commit it started at: commits made while it runs are not seen.
+ */
+static void scan_passes_raw_files_of_one_commit(void **state)
+{
+	fixture *f = *state;
+	struct scanned c;
+	co_record *t2 = NULL, *sw = NULL, *out = NULL;
+	char ver[CO_VERSION_MAX], *pretty;
+	co_store *w;
+
+	create_task(f->s, "T1");
+	create_task(f->s, "T2");
+	create_task(f->s, "T3");
+	assert_int_equal(co_record_new(&sw, CO_KIND_SWARM, "S1"), 0);
+	assert_int_equal(co_store_swarm_register(&out, f->s, sw), 0);
+	co_record_free(out);
+	co_record_free(sw);
+	assert_int_equal(co_store_get_versioned(&t2, ver, f->s, CO_KIND_TASK, "T2"), 0);
+	assert_int_equal((int)strlen(ver), 40);
+	assert_int_equal(open_store(&w, f->repo, 50), 0);
+
+	memset(&c, 0, sizeof(c));
+	c.writer = w;
+	if (co_store_scan(f->s, scan_collect, &c) != 0)
+		fail_msg("scan: %s", co_error_last());
+	assert_int_equal(c.rc, 0);
+	assert_int_equal(c.n, 4);
+	assert_string_equal(c.id[0], "T1");
+	assert_string_equal(c.id[1], "T2");
+	assert_string_equal(c.id[2], "T3");
+	assert_int_equal(c.kind[3], CO_KIND_SWARM);
+	assert_string_equal(c.id[3], "S1");
+	assert_string_equal(c.ver[1], ver);
+	pretty = co_record_to_json(t2, 1);
+	assert_string_equal(c.raw[1], pretty);
+	free(pretty);
+
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(co_store_scan(f->s, scan_collect, &c), 0);
+	assert_int_equal(c.n, 4);
+	assert_string_equal(c.id[1], "T2");
+	assert_non_null(strstr(c.raw[1], "\"alice\""));
+	assert_string_not_equal(c.ver[1], ver);
+	assert_string_equal(c.id[2], "T4");
+	co_record_free(t2);
+	co_store_free(w);
+}
+
+/* An empty repository (unborn branch) scans as nothing. */
+static void scan_of_an_unborn_branch_passes_nothing(void **state)
+{
+	fixture *f = *state;
+	struct scanned c;
+
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(co_store_scan(f->s, scan_collect, &c), 0);
+	assert_int_equal(c.n, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -975,6 +1077,8 @@ int main(void)
 		T(watch_reports_put_and_delete_by_another_writer),
 		T(watch_queues_several_changes_of_one_poll),
 		T(every_mutation_is_one_commit_touching_one_file),
+		T(scan_passes_raw_files_of_one_commit),
+		T(scan_of_an_unborn_branch_passes_nothing),
 		cmocka_unit_test_setup_teardown(remote_store_round_trip_and_one_winner_across_mirrors,
 						remote_setup, remote_teardown),
 #undef T

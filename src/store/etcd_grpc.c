@@ -1,0 +1,394 @@
+/*
+ * etcd_grpc.c - the KV.Range RPC over gRPC, by hand (etcd_grpc.h).
+ *
+ * Protobuf: a message is a sequence of (tag, value) with tag = field << 3 |
+ * wire type; wire type 0 is a varint, 2 a length-prefixed byte string
+ * (also embedded messages), 1 and 5 fixed 64 and 32 bits.  From etcd's
+ * rpc.proto and kv.proto, only these fields are used:
+ *
+ *   RangeRequest   1 key (bytes), 2 range_end (bytes), 3 limit, 4 revision
+ *   RangeResponse  1 header (ResponseHeader), 2 kvs (repeated KeyValue),
+ *                  3 more (bool)
+ *   ResponseHeader 3 revision
+ *   KeyValue       1 key, 3 mod_revision, 5 value
+ *
+ * Unknown fields are skipped by wire type, as protobuf requires, so newer
+ * etcd versions that add fields still decode.
+ *
+ * gRPC over HTTP/2: POST /etcdserverpb.KV/Range with content-type
+ * application/grpc and "te: trailers"; the body is one frame (a zero
+ * compression byte, a 4-byte big-endian length, the message).  The status
+ * comes as the grpc-status header in the trailers, or in the headers of a
+ * trailers-only answer; libcurl passes both to the header callback.
+ */
+#include "etcd_grpc.h"
+
+#include "../core/error.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+enum { WIRE_VARINT = 0, WIRE_I64 = 1, WIRE_LEN = 2, WIRE_I32 = 5 };
+
+static int grow(co_grpc_buf *b, size_t need)
+{
+	size_t cap;
+	unsigned char *p;
+
+	if (b->len + need <= b->cap)
+		return 0;
+	cap = b->cap ? b->cap : 256;
+	while (cap < b->len + need)
+		cap *= 2;
+	if ((p = realloc(b->p, cap)) == NULL)
+		return co_error_set(CO_ENOMEM, "out of memory");
+	b->p = p;
+	b->cap = cap;
+	return 0;
+}
+
+static int put_bytes(co_grpc_buf *b, const void *p, size_t len)
+{
+	int error;
+
+	if ((error = grow(b, len)) < 0)
+		return error;
+	if (len)
+		memcpy(b->p + b->len, p, len);
+	b->len += len;
+	return 0;
+}
+
+static int put_varint(co_grpc_buf *b, uint64_t v)
+{
+	unsigned char tmp[10];
+	size_t n = 0;
+
+	do {
+		tmp[n] = (unsigned char)(v & 0x7f);
+		v >>= 7;
+		if (v)
+			tmp[n] |= 0x80;
+		n++;
+	} while (v);
+	return put_bytes(b, tmp, n);
+}
+
+static int put_field_bytes(co_grpc_buf *b, unsigned field, const char *p, size_t len)
+{
+	int error;
+
+	if ((error = put_varint(b, (uint64_t)field << 3 | WIRE_LEN)) < 0 ||
+	    (error = put_varint(b, len)) < 0)
+		return error;
+	return put_bytes(b, p, len);
+}
+
+static int put_field_varint(co_grpc_buf *b, unsigned field, int64_t v)
+{
+	int error;
+
+	if (v == 0) /* proto3: a zero scalar is not sent */
+		return 0;
+	if ((error = put_varint(b, (uint64_t)field << 3 | WIRE_VARINT)) < 0)
+		return error;
+	return put_varint(b, (uint64_t)v);
+}
+
+int co_grpc_range_encode(co_grpc_buf *out, const co_grpc_range *req)
+{
+	co_grpc_buf b = {0};
+	unsigned char frame[5] = {0};
+	int error;
+
+	if ((error = put_bytes(&b, frame, sizeof(frame))) < 0 ||
+	    (error = put_field_bytes(&b, 1, req->key, req->key_len)) < 0 ||
+	    (req->range_end_len &&
+	     (error = put_field_bytes(&b, 2, req->range_end, req->range_end_len)) < 0) ||
+	    (error = put_field_varint(&b, 3, req->limit)) < 0 ||
+	    (error = put_field_varint(&b, 4, req->revision)) < 0) {
+		free(b.p);
+		return error;
+	}
+	b.p[1] = (unsigned char)((b.len - 5) >> 24);
+	b.p[2] = (unsigned char)((b.len - 5) >> 16);
+	b.p[3] = (unsigned char)((b.len - 5) >> 8);
+	b.p[4] = (unsigned char)(b.len - 5);
+	*out = b;
+	return 0;
+}
+
+/* ---- decoding ---- */
+
+typedef struct reader {
+	const unsigned char *p, *end;
+} reader;
+
+static int malformed(const char *what)
+{
+	return co_error_set(CO_EINVAL, "etcd gRPC: malformed RangeResponse (%s)", what);
+}
+
+static int get_varint(uint64_t *out, reader *r)
+{
+	uint64_t v = 0;
+	unsigned shift;
+
+	for (shift = 0; shift < 64; shift += 7) {
+		unsigned char c;
+
+		if (r->p == r->end)
+			return malformed("truncated varint");
+		c = *r->p++;
+		v |= (uint64_t)(c & 0x7f) << shift;
+		if (!(c & 0x80)) {
+			*out = v;
+			return 0;
+		}
+	}
+	return malformed("varint too long");
+}
+
+/*
+ * The next field: its number and wire type; for WIRE_LEN *val points at
+ * the bytes and *len is their length; for WIRE_VARINT *num holds it.
+ */
+static int next_field(unsigned *field, int *wire, uint64_t *num, const unsigned char **val,
+		      size_t *len, reader *r)
+{
+	uint64_t tag = 0, n = 0;
+	int error;
+
+	if ((error = get_varint(&tag, r)) < 0)
+		return error;
+	*field = (unsigned)(tag >> 3);
+	*wire = (int)(tag & 7);
+	*num = 0;
+	*val = NULL;
+	*len = 0;
+	switch (*wire) {
+	case WIRE_VARINT:
+		return get_varint(num, r);
+	case WIRE_I64:
+	case WIRE_I32:
+		n = *wire == WIRE_I64 ? 8 : 4;
+		if ((size_t)(r->end - r->p) < n)
+			return malformed("truncated fixed field");
+		r->p += n;
+		return 0;
+	case WIRE_LEN:
+		if ((error = get_varint(&n, r)) < 0)
+			return error;
+		if ((size_t)(r->end - r->p) < n)
+			return malformed("truncated bytes");
+		*val = r->p;
+		*len = (size_t)n;
+		r->p += n;
+		return 0;
+	default:
+		return malformed("unknown wire type");
+	}
+}
+
+static int decode_header(int64_t *revision, const unsigned char *p, size_t len)
+{
+	reader r = {p, p + len};
+	const unsigned char *val;
+	unsigned field;
+	uint64_t num;
+	size_t n;
+	int wire, error;
+
+	while (r.p < r.end) {
+		if ((error = next_field(&field, &wire, &num, &val, &n, &r)) < 0)
+			return error;
+		if (field == 3 && wire == WIRE_VARINT)
+			*revision = (int64_t)num;
+	}
+	return 0;
+}
+
+static int decode_kv(co_grpc_kv *kv, const unsigned char *p, size_t len)
+{
+	reader r = {p, p + len};
+	const unsigned char *val;
+	unsigned field;
+	uint64_t num;
+	size_t n;
+	int wire, error;
+
+	memset(kv, 0, sizeof(*kv));
+	kv->key = kv->value = "";
+	while (r.p < r.end) {
+		if ((error = next_field(&field, &wire, &num, &val, &n, &r)) < 0)
+			return error;
+		if (field == 1 && wire == WIRE_LEN) {
+			kv->key = (const char *)val;
+			kv->key_len = n;
+		} else if (field == 3 && wire == WIRE_VARINT) {
+			kv->mod_revision = (int64_t)num;
+		} else if (field == 5 && wire == WIRE_LEN) {
+			kv->value = (const char *)val;
+			kv->value_len = n;
+		}
+	}
+	return 0;
+}
+
+int co_grpc_range_decode(const unsigned char *msg, size_t len, int64_t *revision,
+			 int *more, co_grpc_kv_fn fn, void *ctx)
+{
+	reader r = {msg, msg + len};
+	const unsigned char *val;
+	unsigned field;
+	uint64_t num;
+	size_t n;
+	int wire, error;
+
+	*revision = 0;
+	*more = 0;
+	while (r.p < r.end) {
+		if ((error = next_field(&field, &wire, &num, &val, &n, &r)) < 0)
+			return error;
+		if (field == 1 && wire == WIRE_LEN) {
+			if ((error = decode_header(revision, val, n)) < 0)
+				return error;
+		} else if (field == 2 && wire == WIRE_LEN) {
+			co_grpc_kv kv;
+
+			if ((error = decode_kv(&kv, val, n)) < 0 ||
+			    (fn && (error = fn(ctx, &kv)) < 0))
+				return error;
+		} else if (field == 3 && wire == WIRE_VARINT) {
+			*more = num != 0;
+		}
+	}
+	return 0;
+}
+
+int co_grpc_unframe(const unsigned char **msg, size_t *len, const co_grpc_buf *body)
+{
+	size_t n;
+
+	if (body->len < 5)
+		return co_error_set(CO_EINVAL, "etcd gRPC: response has no message");
+	if (body->p[0] != 0)
+		return co_error_set(CO_EINVAL, "etcd gRPC: compressed response not asked for");
+	n = (size_t)body->p[1] << 24 | (size_t)body->p[2] << 16 | (size_t)body->p[3] << 8 |
+	    (size_t)body->p[4];
+	if (n != body->len - 5)
+		return co_error_set(CO_EINVAL,
+				    "etcd gRPC: response frame of %zu bytes holds %zu", n,
+				    body->len - 5);
+	*msg = body->p + 5;
+	*len = n;
+	return 0;
+}
+
+/* ---- the call ---- */
+
+static size_t body_cb(char *ptr, size_t size, size_t nmemb, void *ud)
+{
+	co_grpc_reply *reply = ud;
+
+	if (put_bytes(&reply->body, ptr, size * nmemb) < 0)
+		return 0; /* CURLE_WRITE_ERROR */
+	return size * nmemb;
+}
+
+/* "grpc-status: 0\r\n" and "grpc-message: ...\r\n", in headers or trailers. */
+static size_t header_cb(char *ptr, size_t size, size_t nmemb, void *ud)
+{
+	co_grpc_reply *reply = ud;
+	size_t len = size * nmemb, vlen;
+	const char *v;
+
+	if (len > 12 && strncasecmp(ptr, "grpc-status:", 12) == 0) {
+		reply->grpc_status = atoi(ptr + 12);
+	} else if (len > 13 && strncasecmp(ptr, "grpc-message:", 13) == 0) {
+		v = ptr + 13;
+		vlen = len - 13;
+		while (vlen && (*v == ' ' || *v == '\t'))
+			v++, vlen--;
+		while (vlen && (v[vlen - 1] == '\r' || v[vlen - 1] == '\n'))
+			vlen--;
+		if (vlen >= sizeof(reply->grpc_message))
+			vlen = sizeof(reply->grpc_message) - 1;
+		memcpy(reply->grpc_message, v, vlen);
+		reply->grpc_message[vlen] = '\0';
+	}
+	return len;
+}
+
+int co_grpc_range_call(co_grpc_reply *reply, CURL *h, const char *endpoint,
+		       const char *token, const co_grpc_buf *request)
+{
+	struct curl_slist *hdrs = NULL, *t;
+	char url[512], auth[1024], errbuf[CURL_ERROR_SIZE] = "";
+	const char *lines[4] = {"Content-Type: application/grpc", "TE: trailers", "Expect:",
+				NULL};
+	long version = 0;
+	CURLcode rc;
+	size_t i;
+	int error = 0;
+
+	reply->http = 0;
+	reply->http2 = 0;
+	reply->grpc_status = -1;
+	reply->grpc_message[0] = '\0';
+	reply->body.len = 0;
+	if (token) {
+		snprintf(auth, sizeof(auth), "token: %s", token);
+		lines[3] = auth;
+	}
+	for (i = 0; i < 4 && lines[i]; i++) {
+		if ((t = curl_slist_append(hdrs, lines[i])) == NULL) {
+			error = co_error_set(CO_ENOMEM, "out of memory");
+			goto done;
+		}
+		hdrs = t;
+	}
+	snprintf(url, sizeof(url), "%s/etcdserverpb.KV/Range", endpoint);
+	curl_easy_setopt(h, CURLOPT_URL, url);
+	curl_easy_setopt(h, CURLOPT_HTTP_VERSION,
+			 strncmp(endpoint, "https:", 6) == 0
+			     ? (long)CURL_HTTP_VERSION_2TLS
+			     : (long)CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE);
+	/*
+	 * libcurl 7.88 fails the second request on a reused HTTP/2 connection
+	 * after a response with trailers ("Error in the HTTP2 framing layer"):
+	 * one connection per call; a call is a page of thousands of keys.
+	 */
+	curl_easy_setopt(h, CURLOPT_FORBID_REUSE, 1L);
+	/*
+	 * With libcurl's default 16 KiB receive buffer, an HTTP/2 response of
+	 * megabytes stalled for 200 ms now and then (data left in nghttp2's
+	 * hands until a timeout); a large buffer avoids it.
+	 */
+	curl_easy_setopt(h, CURLOPT_BUFFERSIZE, 512L * 1024);	curl_easy_setopt(h, CURLOPT_POST, 1L);
+	curl_easy_setopt(h, CURLOPT_POSTFIELDS, (const char *)request->p);
+	curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)request->len);
+	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, body_cb);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, reply);
+	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, header_cb);
+	curl_easy_setopt(h, CURLOPT_HEADERDATA, reply);
+	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
+	rc = curl_easy_perform(h);
+	if (rc != CURLE_OK) {
+		error = co_error_set(rc == CURLE_WRITE_ERROR ? CO_ENOMEM : CO_EUNAVAIL,
+				     "etcd %s: gRPC Range: %s", endpoint,
+				     errbuf[0] ? errbuf : curl_easy_strerror(rc));
+		goto done;
+	}
+	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &reply->http);
+	curl_easy_getinfo(h, CURLINFO_HTTP_VERSION, &version);
+	reply->http2 = version == CURL_HTTP_VERSION_2_0;
+done:
+	curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
+	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, NULL);
+	curl_slist_free_all(hdrs);
+	return error;
+}

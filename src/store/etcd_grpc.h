@@ -1,0 +1,90 @@
+/*
+ * etcd_grpc.h - etcd's Range RPC spoken as gRPC over HTTP/2 (internal).
+ *
+ * Every operation of the etcd store goes through the v3 JSON gateway
+ * except the bulk read of a scan (co_store_scan, reconciliation), which
+ * calls the KV.Range RPC directly: etcd marshals a range to protobuf about
+ * four times faster than its gateway marshals it to JSON (measured in
+ * bench/bench_reconcile, docs/design-changes.md).  Only what Range needs
+ * is here: RangeRequest encoding, RangeResponse decoding, and one unary
+ * call through libcurl (HTTP/2 with prior knowledge on http://, ALPN on
+ * https://).  The store falls back to the gateway when an endpoint does
+ * not speak gRPC.
+ */
+#ifndef CO_STORE_ETCD_GRPC_H
+#define CO_STORE_ETCD_GRPC_H
+
+#include <curl/curl.h>
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* A RangeRequest: keys in [key, range_end) at `revision` (0 = current),
+ * at most `limit` (0 = all). */
+typedef struct co_grpc_range {
+	const char *key;
+	size_t key_len;
+	const char *range_end;
+	size_t range_end_len;
+	int64_t limit;
+	int64_t revision;
+} co_grpc_range;
+
+/* One KeyValue of a RangeResponse; pointers into the response buffer. */
+typedef struct co_grpc_kv {
+	const char *key;
+	size_t key_len;
+	const char *value;
+	size_t value_len;
+	int64_t mod_revision;
+} co_grpc_kv;
+
+/* Called for each kv in order; a negative return stops the decoding. */
+typedef int (*co_grpc_kv_fn)(void *ctx, const co_grpc_kv *kv);
+
+/* A growing byte buffer; free with free(b->p). */
+typedef struct co_grpc_buf {
+	unsigned char *p;
+	size_t len, cap;
+} co_grpc_buf;
+
+/*
+ * The request as a gRPC message: the 5-byte frame header (uncompressed,
+ * big-endian length) then the protobuf.  CO_ENOMEM.
+ */
+int co_grpc_range_encode(co_grpc_buf *out, const co_grpc_range *req);
+
+/*
+ * Decode a RangeResponse protobuf (no frame header): *revision from its
+ * header, *more, and fn for each kv.  CO_EINVAL on malformed input (a
+ * truncated field, a wrong wire type), or what fn returned.
+ */
+int co_grpc_range_decode(const unsigned char *msg, size_t len, int64_t *revision,
+			 int *more, co_grpc_kv_fn fn, void *ctx);
+
+/* The outcome of a call that reached a server. */
+typedef struct co_grpc_reply {
+	long http;		/* HTTP status */
+	int http2;		/* 1 if the answer came over HTTP/2 */
+	int grpc_status;	/* -1 when the server sent none: not gRPC */
+	char grpc_message[256]; /* percent-decoding not applied */
+	co_grpc_buf body;	/* the response body, frames included */
+} co_grpc_reply;
+
+/*
+ * POST one framed request to <endpoint>/etcdserverpb.KV/Range on `h` (an
+ * easy handle set up for the store: timeouts, TLS files, no proxy), with
+ * the auth token as gRPC metadata when not NULL.  0 when a server answered
+ * (look at reply->grpc_status); CO_EUNAVAIL with the transfer's error when
+ * none did; CO_ENOMEM.  reply->body is reset first; the caller frees it.
+ */
+int co_grpc_range_call(co_grpc_reply *reply, CURL *h, const char *endpoint,
+		       const char *token, const co_grpc_buf *request);
+
+/*
+ * The single message of a unary response body: its protobuf bytes.
+ * CO_EINVAL when the body is not one whole uncompressed frame.
+ */
+int co_grpc_unframe(const unsigned char **msg, size_t *len, const co_grpc_buf *body);
+
+#endif
