@@ -213,10 +213,12 @@ done:
 }
 
 /*
- * Look at candidate c again.  It settles when nothing is pending for it and
- * both stores hold what the last look (first: the snapshot) saw -- the same
- * versions -- or when `final` is set: the last round, where it counts as it
- * is now.  A settled candidate whose normalized records are equal adds to
+ * Look at candidate c again.  It settles as equal when nothing is pending
+ * for it and its normalized records are equal now.  Otherwise it settles
+ * when nothing is pending and both stores hold what the last look (first:
+ * the snapshot) saw -- the same versions, a divergence read twice -- or
+ * when `final` is set: the last round, where it counts as it is now,
+ * except that an ID the outbox still owes a write is lag, not divergence.  A settled candidate whose normalized records are equal adds to
  * *equal (the snapshot's text hashes only said "look closer"); a divergent
  * one is appended to `out`.
  */
@@ -236,6 +238,14 @@ static int look(candidate *c, const co_reconcile_opts *o, int final, size_t *equ
 	    (error = hash_of(&gh, g)) < 0 || (error = hash_of(&eh, e)) < 0)
 		goto done;
 	moved = pending || gv != c->git_ver || ev != c->etcd_ver;
+	if (!pending && gh == eh) {
+		/* Equal now with nothing in flight: no divergence to confirm,
+		 * whether or not it moved since the last look (a hot ID that
+		 * must read the same twice could run out of rounds). */
+		c->settled = 1;
+		(*equal)++;
+		goto done;
+	}
 	if (!final && moved) {
 		/* In flight: remember what we saw, look again after the grace. */
 		c->git_ver = gv;
@@ -245,7 +255,10 @@ static int look(candidate *c, const co_reconcile_opts *o, int final, size_t *equ
 	if (final && moved)
 		(*unsettled)++;
 	c->settled = 1;
-	if (gh == eh) {
+	if (gh == eh || (final && pending)) {
+		/* Still owed by the outbox after every round: replication lag
+		 * (shown by the outbox depth), not a divergence; counted in
+		 * `unsettled`, and checked again by the next run. */
 		(*equal)++;
 		goto done;
 	}

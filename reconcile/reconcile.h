@@ -4,9 +4,12 @@
  * One run: drain the outbox (through a hook, so that this module needs no
  * router), snapshot both stores (snapshot.h), merge the snapshots, and set
  * aside the IDs with writes in flight -- pending in the outbox, or changed
- * since their snapshot -- to re-check them after a grace period.  Only an
- * ID that reads the same twice in a row with nothing pending counts as a
- * divergence.  The run and its divergences go to the state database
+ * since their snapshot -- to re-check them after a grace period.  An ID
+ * that reads equal with nothing pending is equal at once; only an ID that
+ * reads different twice in a row with nothing pending counts as a
+ * divergence.  After max_rechecks rounds an ID counts as it reads then,
+ * except one the outbox still owes a write: that is lag, counted in
+ * `unsettled` and not as a divergence (the outbox depth shows it).  The run and its divergences go to the state database
  * (runs.h); a failing verdict trips the kill switch in the flags file with
  * the reason "reconcile run N: ..." and records the trip in the audit trail
  * (audit.h), unless told not to.
