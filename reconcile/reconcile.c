@@ -218,9 +218,9 @@ done:
  * when nothing is pending and both stores hold what the last look (first:
  * the snapshot) saw -- the same versions, a divergence read twice -- or
  * when `final` is set: the last round, where it counts as it is now,
- * except that an ID the outbox still owes a write is lag, not divergence.  A settled candidate whose normalized records are equal adds to
- * *equal (the snapshot's text hashes only said "look closer"); a divergent
- * one is appended to `out`.
+ * except that an ID the outbox still owes a write is lag, not divergence.  A settled
+ * candidate whose normalized records are equal adds to *equal (the snapshot's text hashes
+ * only said "look closer"); a divergent one is appended to `out`.
  */
 static int look(candidate *c, const co_reconcile_opts *o, int final, size_t *equal,
 		co_divergence_list *out, int64_t *unsettled)

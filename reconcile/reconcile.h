@@ -9,10 +9,10 @@
  * reads different twice in a row with nothing pending counts as a
  * divergence.  After max_rechecks rounds an ID counts as it reads then,
  * except one the outbox still owes a write: that is lag, counted in
- * `unsettled` and not as a divergence (the outbox depth shows it).  The run and its divergences go to the state database
- * (runs.h); a failing verdict trips the kill switch in the flags file with
- * the reason "reconcile run N: ..." and records the trip in the audit trail
- * (audit.h), unless told not to.
+ * `unsettled` and not as a divergence (the outbox depth shows it).  The run and its
+ * divergences go to the state database (runs.h); a failing verdict trips the kill switch
+ * in the flags file with the reason "reconcile run N: ..." and records the trip in the
+ * audit trail (audit.h), unless told not to.
  *
  * Verdict: fail when consistency (equal IDs / all distinct IDs; 1 when
  * there are none) is below min_consistency, or when mismatches exceed

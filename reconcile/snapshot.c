@@ -68,7 +68,8 @@ uint64_t co_snapshot_text_hash(const char *json, size_t len)
 
 		if (in_string) {
 			if (c == '\\' && p + 1 < end) {
-				/* An escape: hash both bytes, the second is not a quote. */
+				/* An escape: hash both bytes, the second is not a quote.
+				 */
 				h = (h ^ c) * FNV_PRIME;
 				c = *++p;
 			} else if (c == '"') {

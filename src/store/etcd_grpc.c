@@ -151,29 +151,31 @@ static int get_varint(uint64_t *out, reader *r)
 	return malformed("varint too long");
 }
 
-/*
- * The next field: its number and wire type; for WIRE_LEN *val points at
- * the bytes and *len is their length; for WIRE_VARINT *num holds it.
- */
-static int next_field(unsigned *field, int *wire, uint64_t *num, const unsigned char **val,
-		      size_t *len, reader *r)
+/* One field as read: its number, wire type and value. */
+typedef struct field {
+	unsigned num;
+	int wire;
+	uint64_t varint;	  /* WIRE_VARINT */
+	const unsigned char *val; /* WIRE_LEN: the bytes, `len` of them */
+	size_t len;
+} field;
+
+static int next_field(field *f, reader *r)
 {
 	uint64_t tag = 0, n = 0;
 	int error;
 
+	memset(f, 0, sizeof(*f));
 	if ((error = get_varint(&tag, r)) < 0)
 		return error;
-	*field = (unsigned)(tag >> 3);
-	*wire = (int)(tag & 7);
-	*num = 0;
-	*val = NULL;
-	*len = 0;
-	switch (*wire) {
+	f->num = (unsigned)(tag >> 3);
+	f->wire = (int)(tag & 7);
+	switch (f->wire) {
 	case WIRE_VARINT:
-		return get_varint(num, r);
+		return get_varint(&f->varint, r);
 	case WIRE_I64:
 	case WIRE_I32:
-		n = *wire == WIRE_I64 ? 8 : 4;
+		n = f->wire == WIRE_I64 ? 8 : 4;
 		if ((size_t)(r->end - r->p) < n)
 			return malformed("truncated fixed field");
 		r->p += n;
@@ -183,8 +185,8 @@ static int next_field(unsigned *field, int *wire, uint64_t *num, const unsigned 
 			return error;
 		if ((size_t)(r->end - r->p) < n)
 			return malformed("truncated bytes");
-		*val = r->p;
-		*len = (size_t)n;
+		f->val = r->p;
+		f->len = (size_t)n;
 		r->p += n;
 		return 0;
 	default:
@@ -195,17 +197,14 @@ static int next_field(unsigned *field, int *wire, uint64_t *num, const unsigned 
 static int decode_header(int64_t *revision, const unsigned char *p, size_t len)
 {
 	reader r = {p, p + len};
-	const unsigned char *val;
-	unsigned field;
-	uint64_t num;
-	size_t n;
-	int wire, error;
+	field f;
+	int error;
 
 	while (r.p < r.end) {
-		if ((error = next_field(&field, &wire, &num, &val, &n, &r)) < 0)
+		if ((error = next_field(&f, &r)) < 0)
 			return error;
-		if (field == 3 && wire == WIRE_VARINT)
-			*revision = (int64_t)num;
+		if (f.num == 3 && f.wire == WIRE_VARINT)
+			*revision = (int64_t)f.varint;
 	}
 	return 0;
 }
@@ -213,25 +212,22 @@ static int decode_header(int64_t *revision, const unsigned char *p, size_t len)
 static int decode_kv(co_grpc_kv *kv, const unsigned char *p, size_t len)
 {
 	reader r = {p, p + len};
-	const unsigned char *val;
-	unsigned field;
-	uint64_t num;
-	size_t n;
-	int wire, error;
+	field f;
+	int error;
 
 	memset(kv, 0, sizeof(*kv));
 	kv->key = kv->value = "";
 	while (r.p < r.end) {
-		if ((error = next_field(&field, &wire, &num, &val, &n, &r)) < 0)
+		if ((error = next_field(&f, &r)) < 0)
 			return error;
-		if (field == 1 && wire == WIRE_LEN) {
-			kv->key = (const char *)val;
-			kv->key_len = n;
-		} else if (field == 3 && wire == WIRE_VARINT) {
-			kv->mod_revision = (int64_t)num;
-		} else if (field == 5 && wire == WIRE_LEN) {
-			kv->value = (const char *)val;
-			kv->value_len = n;
+		if (f.num == 1 && f.wire == WIRE_LEN) {
+			kv->key = (const char *)f.val;
+			kv->key_len = f.len;
+		} else if (f.num == 3 && f.wire == WIRE_VARINT) {
+			kv->mod_revision = (int64_t)f.varint;
+		} else if (f.num == 5 && f.wire == WIRE_LEN) {
+			kv->value = (const char *)f.val;
+			kv->value_len = f.len;
 		}
 	}
 	return 0;
@@ -241,28 +237,24 @@ int co_grpc_range_decode(const unsigned char *msg, size_t len, int64_t *revision
 			 int *more, co_grpc_kv_fn fn, void *ctx)
 {
 	reader r = {msg, msg + len};
-	const unsigned char *val;
-	unsigned field;
-	uint64_t num;
-	size_t n;
-	int wire, error;
+	co_grpc_kv kv;
+	field f;
+	int error;
 
 	*revision = 0;
 	*more = 0;
 	while (r.p < r.end) {
-		if ((error = next_field(&field, &wire, &num, &val, &n, &r)) < 0)
+		if ((error = next_field(&f, &r)) < 0)
 			return error;
-		if (field == 1 && wire == WIRE_LEN) {
-			if ((error = decode_header(revision, val, n)) < 0)
+		if (f.num == 1 && f.wire == WIRE_LEN) {
+			if ((error = decode_header(revision, f.val, f.len)) < 0)
 				return error;
-		} else if (field == 2 && wire == WIRE_LEN) {
-			co_grpc_kv kv;
-
-			if ((error = decode_kv(&kv, val, n)) < 0 ||
+		} else if (f.num == 2 && f.wire == WIRE_LEN) {
+			if ((error = decode_kv(&kv, f.val, f.len)) < 0 ||
 			    (fn && (error = fn(ctx, &kv)) < 0))
 				return error;
-		} else if (field == 3 && wire == WIRE_VARINT) {
-			*more = num != 0;
+		} else if (f.num == 3 && f.wire == WIRE_VARINT) {
+			*more = f.varint != 0;
 		}
 	}
 	return 0;
@@ -275,9 +267,10 @@ int co_grpc_unframe(const unsigned char **msg, size_t *len, const co_grpc_buf *b
 	if (body->len < 5)
 		return co_error_set(CO_EINVAL, "etcd gRPC: response has no message");
 	if (body->p[0] != 0)
-		return co_error_set(CO_EINVAL, "etcd gRPC: compressed response not asked for");
-	n = (size_t)body->p[1] << 24 | (size_t)body->p[2] << 16 | (size_t)body->p[3] << 8 |
-	    (size_t)body->p[4];
+		return co_error_set(CO_EINVAL,
+				    "etcd gRPC: compressed response not asked for");
+	n = (size_t)body->p[1] << 24 | (size_t)body->p[2] << 16 |
+	    (size_t)body->p[3] << 8 | (size_t)body->p[4];
 	if (n != body->len - 5)
 		return co_error_set(CO_EINVAL,
 				    "etcd gRPC: response frame of %zu bytes holds %zu", n,
@@ -327,8 +320,8 @@ int co_grpc_range_call(co_grpc_reply *reply, CURL *h, const char *endpoint,
 {
 	struct curl_slist *hdrs = NULL, *t;
 	char url[512], auth[1024], errbuf[CURL_ERROR_SIZE] = "";
-	const char *lines[4] = {"Content-Type: application/grpc", "TE: trailers", "Expect:",
-				NULL};
+	const char *lines[4] = {"Content-Type: application/grpc", "TE: trailers",
+				"Expect:", NULL};
 	long version = 0;
 	CURLcode rc;
 	size_t i;
@@ -367,7 +360,8 @@ int co_grpc_range_call(co_grpc_reply *reply, CURL *h, const char *endpoint,
 	 * megabytes stalled for 200 ms now and then (data left in nghttp2's
 	 * hands until a timeout); a large buffer avoids it.
 	 */
-	curl_easy_setopt(h, CURLOPT_BUFFERSIZE, 512L * 1024);	curl_easy_setopt(h, CURLOPT_POST, 1L);
+	curl_easy_setopt(h, CURLOPT_BUFFERSIZE, 512L * 1024);
+	curl_easy_setopt(h, CURLOPT_POST, 1L);
 	curl_easy_setopt(h, CURLOPT_POSTFIELDS, (const char *)request->p);
 	curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)request->len);
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);

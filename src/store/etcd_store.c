@@ -76,7 +76,7 @@ struct etcd {
 	size_t current;	      /* the endpoint that answered last */
 	CURL *pool[POOL_MAX];
 	size_t n_pool;
-	char *token; /* auth token, NULL until authenticated */
+	char *token;	    /* auth token, NULL until authenticated */
 	atomic_int no_grpc; /* 1: an endpoint answered gRPC with HTTP/1 */
 };
 
@@ -961,9 +961,9 @@ static int range_gateway(struct etcd *e, const char *dir, int64_t *rev, int64_t 
 			val = b64_decode(json_str(kv, "value"), &vlen);
 			if (k == NULL || val == NULL) {
 				free(k);
-				error = co_error_set(CO_EINVAL,
-						     "etcd %s: key or value is not base64",
-						     e->describe);
+				error = co_error_set(
+				    CO_EINVAL, "etcd %s: key or value is not base64",
+				    e->describe);
 				goto done;
 			}
 			/* The next page starts just after the last key: key + "\0". */
@@ -1064,7 +1064,8 @@ static int scan_one(void *ctx, const co_grpc_kv *kv)
 		memcpy(id, kv->key + c->dir_len, n);
 		id[n] = '\0';
 	} else {
-		return co_error_set(CO_EINVAL, "etcd %s: key of %zu bytes under the %s prefix",
+		return co_error_set(CO_EINVAL,
+				    "etcd %s: key of %zu bytes under the %s prefix",
 				    c->e->describe, kv->key_len, co_kind_dir(c->kind));
 	}
 	snprintf(ver, sizeof(ver), "%" PRId64, kv->mod_revision);
@@ -1151,11 +1152,12 @@ static int range_grpc(struct etcd *e, CURL **h, const char *dir, int64_t *rev,
 		if (reply.grpc_status < 0 || !reply.http2) {
 			*no_grpc = 1;
 			error = co_error_set(CO_EUNAVAIL,
-					     "etcd %s: no gRPC answer (HTTP %ld)", endpoint,
-					     reply.http);
+					     "etcd %s: no gRPC answer (HTTP %ld)",
+					     endpoint, reply.http);
 			goto done;
 		}
-		if (reply.grpc_status == GRPC_UNAUTHENTICATED && e->user && attempt++ == 0) {
+		if (reply.grpc_status == GRPC_UNAUTHENTICATED && e->user &&
+		    attempt++ == 0) {
 			token_drop(e, token);
 			continue;
 		}
@@ -1164,18 +1166,16 @@ static int range_grpc(struct etcd *e, CURL **h, const char *dir, int64_t *rev,
 			continue;
 		}
 		if (reply.grpc_status != 0) {
-			error = co_error_set(reply.grpc_status == GRPC_INVALID_ARGUMENT
-						 ? CO_EINVAL
-						 : CO_EUNAVAIL,
-					     "etcd %s: Range at revision %" PRId64
-					     ": gRPC status %d: %s",
-					     endpoint, *rev, reply.grpc_status,
-					     reply.grpc_message);
+			error = co_error_set(
+			    reply.grpc_status == GRPC_INVALID_ARGUMENT ? CO_EINVAL
+								       : CO_EUNAVAIL,
+			    "etcd %s: Range at revision %" PRId64 ": gRPC status %d: %s",
+			    endpoint, *rev, reply.grpc_status, reply.grpc_message);
 			goto done;
 		}
 		if ((error = co_grpc_unframe(&msg, &len, &reply.body)) < 0 ||
-		    (error = co_grpc_range_decode(msg, len, &got, &more, scan_one_grpc, c)) <
-			0)
+		    (error = co_grpc_range_decode(msg, len, &got, &more, scan_one_grpc,
+						  c)) < 0)
 			goto done;
 		if (*rev == 0)
 			*rev = got;

@@ -17,19 +17,21 @@
 typedef struct co_etcd_opts {
 	const char *const *endpoints; /* "http://127.0.0.1:2379", ... */
 	size_t n_endpoints;
-	const char *prefix;       /* default "/" */
-	const char *user;         /* NULL: no auth */
+	const char *prefix; /* default "/" */
+	const char *user;   /* NULL: no auth */
 	const char *password;
-	const char *ca_file;      /* TLS options, NULL for defaults */
+	const char *ca_file; /* TLS options, NULL for defaults */
 	const char *cert_file;
 	const char *key_file;
-	int connect_timeout_ms;   /* default 1000 */
-	int request_timeout_ms;   /* default 5000 */
-	int max_retries;          /* txn CAS retries before CO_EUNAVAIL; default 200 */
-	int scan_page;            /* keys per page of co_store_scan(); default 10000 */
+	int connect_timeout_ms; /* default 1000 */
+	int request_timeout_ms; /* default 5000 */
+	int scan_page;		/* keys per page of co_store_scan(); default 10000 */
 } co_etcd_opts;
 
-#define CO_ETCD_OPTS_INIT { NULL, 0, "/", NULL, NULL, NULL, NULL, NULL, 1000, 5000, 200, 10000 }
+#define CO_ETCD_OPTS_INIT                                                                \
+	{                                                                                \
+		NULL, 0, "/", NULL, NULL, NULL, NULL, NULL, 1000, 5000, 10000            \
+	}
 
 /*
  * Open the etcd store.  Does not contact etcd (co_store_ping() does), so

@@ -56,13 +56,13 @@
 #define GS_SLICE_MS 20
 
 typedef struct co_git_store {
-	char *repo;      /* as given: path or URL (co_store_describe) */
-	char *path;      /* the bare repo opened: the repo, or the mirror of a URL */
-	char *url;       /* NULL for a local path */
+	char *repo; /* as given: path or URL (co_store_describe) */
+	char *path; /* the bare repo opened: the repo, or the mirror of a URL */
+	char *url;  /* NULL for a local path */
 	char *branch;
-	char *refname;   /* refs/heads/<branch> */
-	char *readref;   /* ref read for the head: refname, or the mirror's copy */
-	char *pushref;   /* URL: temp ref naming the commit to push */
+	char *refname; /* refs/heads/<branch> */
+	char *readref; /* ref read for the head: refname, or the mirror's copy */
+	char *pushref; /* URL: temp ref naming the commit to push */
 	int poll_interval_ms;
 	int max_retries;
 
@@ -96,7 +96,8 @@ __attribute__((format(printf, 2, 3))) static int gs_fail(int code, const char *f
 	char why[512];
 	va_list ap;
 
-	snprintf(why, sizeof(why), "%s", ge && ge->message ? ge->message : "unknown error");
+	snprintf(why, sizeof(why), "%s",
+		 ge && ge->message ? ge->message : "unknown error");
 	va_start(ap, fmt);
 	vsnprintf(what, sizeof(what), fmt, ap);
 	va_end(ap);
@@ -207,7 +208,8 @@ static void gs_init_once(void)
 	 * tasks).  Cache trees of any size: the cache stays bounded by
 	 * libgit2's process-wide limit (256 MiB by default).
 	 */
-	git_libgit2_opts(GIT_OPT_SET_CACHE_OBJECT_LIMIT, GIT_OBJECT_TREE, (size_t)256 << 20);
+	git_libgit2_opts(GIT_OPT_SET_CACHE_OBJECT_LIMIT, GIT_OBJECT_TREE,
+			 (size_t)256 << 20);
 }
 
 /* ---- the repository pool ---- */
@@ -260,7 +262,8 @@ static int gs_remote(git_remote **out, co_git_store *gs, git_repository *repo)
 
 	git_remote_create_options_init(&ro, GIT_REMOTE_CREATE_OPTIONS_VERSION);
 	ro.repository = repo;
-	ro.flags = GIT_REMOTE_CREATE_SKIP_INSTEADOF | GIT_REMOTE_CREATE_SKIP_DEFAULT_FETCHSPEC;
+	ro.flags =
+	    GIT_REMOTE_CREATE_SKIP_INSTEADOF | GIT_REMOTE_CREATE_SKIP_DEFAULT_FETCHSPEC;
 	if (git_remote_create_with_opts(out, gs->url, &ro) < 0)
 		return gs_fail(CO_EUNAVAIL, "git %s: remote", gs->url);
 	return 0;
@@ -354,7 +357,8 @@ static int gs_push_locked(co_git_store *gs, git_repository *repo, const git_oid 
 		goto done;
 	}
 	if (git_reference_create(&tmp, repo, gs->pushref, commit, 1, NULL) < 0) {
-		error = gs_fail(CO_EUNAVAIL, "git mirror %s: write %s", gs->path, gs->pushref);
+		error = gs_fail(CO_EUNAVAIL, "git mirror %s: write %s", gs->path,
+				gs->pushref);
 		goto done;
 	}
 	git_push_options_init(&po, GIT_PUSH_OPTIONS_VERSION);
@@ -397,7 +401,8 @@ static int gs_head(git_oid *out, int *exists, co_git_store *gs, git_repository *
 		return 0;
 	}
 	if (rc < 0)
-		return gs_fail(CO_EUNAVAIL, "git repo %s: read %s", gs->repo, gs->refname);
+		return gs_fail(CO_EUNAVAIL, "git repo %s: read %s", gs->repo,
+			       gs->refname);
 	*exists = 1;
 	return 0;
 }
@@ -413,9 +418,11 @@ static int gs_head_tree(git_commit **commit, git_tree **tree, git_oid *head, int
 	*tree = NULL;
 	if ((error = gs_head(head, exists, gs, repo)) < 0 || !*exists)
 		return error;
-	if (git_commit_lookup(commit, repo, head) < 0 || git_commit_tree(tree, *commit) < 0) {
+	if (git_commit_lookup(commit, repo, head) < 0 ||
+	    git_commit_tree(tree, *commit) < 0) {
 		git_oid_tostr(hex, sizeof(hex), head);
-		error = gs_fail(CO_EUNAVAIL, "git repo %s: read commit %s", gs->repo, hex);
+		error =
+		    gs_fail(CO_EUNAVAIL, "git repo %s: read commit %s", gs->repo, hex);
 		git_commit_free(*commit);
 		*commit = NULL;
 		return error;
@@ -437,23 +444,24 @@ static int gs_parse_blob(co_record **out, co_git_store *gs, git_repository *repo
 
 	git_oid_tostr(hex, sizeof(hex), commit);
 	if (git_blob_lookup(&blob, repo, blob_id) < 0) {
-		error = gs_fail(CO_EUNAVAIL, "git repo %s: read %s at commit %s", gs->repo,
-				path, hex);
+		error = gs_fail(CO_EUNAVAIL, "git repo %s: read %s at commit %s",
+				gs->repo, path, hex);
 		goto done;
 	}
 	if ((error = co_record_from_json(&r, git_blob_rawcontent(blob),
 					 (size_t)git_blob_rawsize(blob))) < 0) {
 		snprintf(why, sizeof(why), "%s", co_error_last());
-		error = co_error_set(CO_EINVAL, "git repo %s: %s at commit %s: %s", gs->repo,
-				     path, hex, why);
+		error = co_error_set(CO_EINVAL, "git repo %s: %s at commit %s: %s",
+				     gs->repo, path, hex, why);
 		goto done;
 	}
 	if (r->kind != kind || (id && strcmp(r->id, id) != 0)) {
-		error = co_error_set(CO_EINVAL,
-				     "git repo %s: %s at commit %s holds %s \"%s\", not a %s "
-				     "of that name",
-				     gs->repo, path, hex, co_kind_name(r->kind), r->id,
-				     co_kind_name(kind));
+		error =
+		    co_error_set(CO_EINVAL,
+				 "git repo %s: %s at commit %s holds %s \"%s\", not a %s "
+				 "of that name",
+				 gs->repo, path, hex, co_kind_name(r->kind), r->id,
+				 co_kind_name(kind));
 		goto done;
 	}
 	*out = r;
@@ -484,7 +492,8 @@ static int gs_lookup_file(git_oid *blob, int *found, co_git_store *gs, git_tree 
 		return gs_fail(CO_EUNAVAIL, "git repo %s: look up %s", gs->repo, path);
 	if (git_tree_entry_type(te) != GIT_OBJECT_BLOB) {
 		git_tree_entry_free(te);
-		return co_error_set(CO_EINVAL, "git repo %s: %s is not a file", gs->repo, path);
+		return co_error_set(CO_EINVAL, "git repo %s: %s is not a file", gs->repo,
+				    path);
 	}
 	git_oid_cpy(blob, git_tree_entry_id(te));
 	git_tree_entry_free(te);
@@ -514,8 +523,8 @@ static int gs_get(co_record **out, co_version *ver, void *impl, co_kind kind,
 	    (error = gs_lookup_file(&blob, &found, gs, tree, path)) < 0)
 		goto done;
 	if (!found) {
-		error = co_error_set(CO_ENOTFOUND, "%s %s not found in %s", co_kind_name(kind),
-				     id, gs->repo);
+		error = co_error_set(CO_ENOTFOUND, "%s %s not found in %s",
+				     co_kind_name(kind), id, gs->repo);
 		goto done;
 	}
 	if ((error = gs_parse_blob(&r, gs, repo, &blob, path, &head, kind, id)) < 0)
@@ -570,8 +579,8 @@ static int gs_list(co_record_list *out, void *impl, co_kind kind)
 		memcpy(id, name, len - 5);
 		id[len - 5] = '\0';
 		snprintf(path, sizeof(path), "%s/%s", dname, name);
-		if ((error = gs_parse_blob(&r, gs, repo, git_tree_entry_id(e), path, &head,
-					   kind, id)) < 0)
+		if ((error = gs_parse_blob(&r, gs, repo, git_tree_entry_id(e), path,
+					   &head, kind, id)) < 0)
 			goto done;
 		if ((error = co_record_list_push(&l, r)) < 0) {
 			co_record_free(r);
@@ -668,7 +677,8 @@ static int gs_scan(void *impl, co_scan_fn fn, void *ctx)
 	    (error = gs_head_tree(&commit, &tree, &head, &exists, gs, repo)) < 0)
 		goto done;
 	if (git_repository_odb(&odb, repo) < 0) {
-		error = gs_fail(CO_EUNAVAIL, "git repo %s: open the object database", gs->repo);
+		error = gs_fail(CO_EUNAVAIL, "git repo %s: open the object database",
+				gs->repo);
 		goto done;
 	}
 	if ((error = gs_scan_kind(gs, repo, odb, tree, CO_KIND_TASK, fn, ctx)) < 0 ||
@@ -710,10 +720,12 @@ static int gs_build_tree(git_oid *out, co_git_store *gs, git_repository *repo,
 	if (git_treebuilder_new(&rb, repo, root) < 0)
 		goto fail;
 	if (git_treebuilder_entrycount(db) == 0) {
-		if (git_treebuilder_get(rb, dname) && git_treebuilder_remove(rb, dname) < 0)
+		if (git_treebuilder_get(rb, dname) &&
+		    git_treebuilder_remove(rb, dname) < 0)
 			goto fail;
 	} else if (git_treebuilder_write(&sub_id, db) < 0 ||
-		   git_treebuilder_insert(NULL, rb, dname, &sub_id, GIT_FILEMODE_TREE) < 0) {
+		   git_treebuilder_insert(NULL, rb, dname, &sub_id, GIT_FILEMODE_TREE) <
+		       0) {
 		goto fail;
 	}
 	if (git_treebuilder_write(out, rb) < 0)
@@ -776,7 +788,8 @@ static int gs_try_write(co_git_store *gs, git_repository *repo, co_kind kind,
 	if (found)
 		git_oid_tostr(cur_hex, sizeof(cur_hex), &cur);
 	if (strcmp(cur_hex, expected->v) != 0) {
-		error = co_error_set(CO_ERETRY, "git repo %s: %s changed meanwhile (%s, not %s)",
+		error = co_error_set(CO_ERETRY,
+				     "git repo %s: %s changed meanwhile (%s, not %s)",
 				     gs->repo, path, found ? cur_hex : "absent",
 				     expected->v[0] ? expected->v : "absent");
 		goto done;
@@ -784,7 +797,8 @@ static int gs_try_write(co_git_store *gs, git_repository *repo, co_kind kind,
 	if (!json && !found)
 		goto done; /* deleting what is not there: nothing to commit */
 	if (json && git_blob_create_from_buffer(&blob, repo, json, strlen(json)) < 0) {
-		error = gs_fail(CO_EUNAVAIL, "git repo %s: write blob for %s", gs->repo, path);
+		error = gs_fail(CO_EUNAVAIL, "git repo %s: write blob for %s", gs->repo,
+				path);
 		goto done;
 	}
 	if (json && found && git_oid_equal(&blob, &cur))
@@ -819,7 +833,8 @@ static int gs_try_write(co_git_store *gs, git_repository *repo, co_kind kind,
 		goto done;
 	}
 	if (rc < 0)
-		error = gs_fail(CO_EUNAVAIL, "git repo %s: update %s", gs->repo, gs->refname);
+		error =
+		    gs_fail(CO_EUNAVAIL, "git repo %s: update %s", gs->repo, gs->refname);
 done:
 	git_reference_free(ref);
 	git_signature_free(sig);
@@ -853,9 +868,10 @@ static int gs_cas(void *impl, co_kind kind, const char *id, const co_record *r,
 		goto done;
 	for (attempt = 0;; attempt++) {
 		if (attempt > gs->max_retries) {
-			error = co_error_set(CO_EUNAVAIL,
-					     "git repo %s: %s: gave up after %d lost ref updates",
-					     gs->repo, path, gs->max_retries);
+			error = co_error_set(
+			    CO_EUNAVAIL,
+			    "git repo %s: %s: gave up after %d lost ref updates",
+			    gs->repo, path, gs->max_retries);
 			break;
 		}
 		if (gs->url) {
@@ -866,7 +882,8 @@ static int gs_cas(void *impl, co_kind kind, const char *id, const co_record *r,
 						     expected, msg);
 			pthread_mutex_unlock(&gs->remote_mu);
 		} else {
-			error = gs_try_write(gs, repo, kind, file, path, json, expected, msg);
+			error =
+			    gs_try_write(gs, repo, kind, file, path, json, expected, msg);
 		}
 		if (error != 1)
 			break;
@@ -921,7 +938,8 @@ static int gs_watch_push(gs_watch *w, co_event *e)
 /* Turn one delta into an event if it is a record file under the prefix. */
 static int gs_watch_delta(gs_watch *w, const git_diff_delta *d, const git_oid *head)
 {
-	const git_diff_file *f = d->status == GIT_DELTA_DELETED ? &d->old_file : &d->new_file;
+	const git_diff_file *f =
+	    d->status == GIT_DELTA_DELETED ? &d->old_file : &d->new_file;
 	const char *path = f->path, *slash = strchr(path, '/');
 	char key[512], id[512];
 	co_event *e = NULL;
@@ -960,8 +978,8 @@ static int gs_watch_delta(gs_watch *w, const git_diff_delta *d, const git_oid *h
 		e->type = CO_EVENT_DELETE;
 	} else {
 		e->type = CO_EVENT_PUT;
-		if ((error = gs_parse_blob(&e->record, w->gs, w->repo, &d->new_file.id, path,
-					   head, kind, id)) < 0)
+		if ((error = gs_parse_blob(&e->record, w->gs, w->repo, &d->new_file.id,
+					   path, head, kind, id)) < 0)
 			goto done;
 	}
 	if ((error = gs_watch_push(w, e)) < 0)
@@ -1059,7 +1077,8 @@ static int gs_watch_open(void **out, void *impl, const char *prefix)
 	}
 	w->gs = gs;
 	/* Its own handle: a watch is used by one thread, never with the pool. */
-	if ((error = gs_repo_open(&w->repo, gs)) < 0 || (error = gs_sync(gs, w->repo)) < 0 ||
+	if ((error = gs_repo_open(&w->repo, gs)) < 0 ||
+	    (error = gs_sync(gs, w->repo)) < 0 ||
 	    (error = gs_head_tree(&commit, &tree, &head, &exists, gs, w->repo)) < 0)
 		goto done;
 	if (tree) {
@@ -1201,7 +1220,8 @@ int co_git_store_open(co_store **out, const co_git_opts *opts)
 	branch = opts->branch && *opts->branch ? opts->branch : "main";
 	pthread_once(&gs_once, gs_init_once);
 	if (gs_init_error)
-		return co_error_set(CO_EUNAVAIL, "git store: libgit2 failed to initialise");
+		return co_error_set(CO_EUNAVAIL,
+				    "git store: libgit2 failed to initialise");
 	if (git_libgit2_init() < 0)
 		return gs_fail(CO_EUNAVAIL, "git store: libgit2 init");
 	inited = 1;
@@ -1218,7 +1238,8 @@ int co_git_store_open(co_store **out, const co_git_opts *opts)
 	pthread_mutex_init(&gs->pool_mu, NULL);
 	pthread_mutex_init(&gs->remote_mu, NULL);
 	inited = 0; /* gs_free drops the reference from here on */
-	gs->poll_interval_ms = opts->poll_interval_ms > 0 ? opts->poll_interval_ms : 30000;
+	gs->poll_interval_ms =
+	    opts->poll_interval_ms > 0 ? opts->poll_interval_ms : 30000;
 	gs->max_retries = opts->max_retries > 0 ? opts->max_retries : 200;
 	gs->repo = gs_strdup(opts->repo);
 	gs->branch = gs_strdup(branch);
@@ -1228,7 +1249,8 @@ int co_git_store_open(co_store **out, const co_git_opts *opts)
 		goto done;
 	}
 	if (git_reference_name_is_valid(&valid, gs->refname) < 0 || !valid) {
-		error = co_error_set(CO_EINVAL, "git store: bad branch name \"%s\"", branch);
+		error =
+		    co_error_set(CO_EINVAL, "git store: bad branch name \"%s\"", branch);
 		goto done;
 	}
 	if (gs_is_url(opts->repo)) {

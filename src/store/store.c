@@ -71,7 +71,8 @@ int co_store_ping(co_store *s)
 
 static int too_busy(co_store *s, const char *what, const char *id)
 {
-	return co_error_set(CO_EUNAVAIL, "%s %s: %s %s: gave up after %d compare-and-swap rounds",
+	return co_error_set(CO_EUNAVAIL,
+			    "%s %s: %s %s: gave up after %d compare-and-swap rounds",
 			    s->be->name, co_store_describe(s), what, id, MAX_ROUNDS);
 }
 
@@ -117,55 +118,133 @@ static int same_task_content(const co_record *a, const co_record *b)
 	       strv_equal(&a->blocked_by, &b->blocked_by) && a->status == b->status;
 }
 
+/*
+ * The one compare-and-swap loop.  Each round reads the record and its
+ * version (normalized or, for `raw` callers that compare what is stored,
+ * as stored; absent: cur NULL), asks `plan` what to do, and does it only
+ * if the version is still the one read; a lost race goes round again.
+ * `plan` returns a negative error to refuse, or one of:
+ */
+enum {
+	PLAN_WRITE,  /* write *next (plan's, freed here) */
+	PLAN_DELETE, /* remove the record */
+	PLAN_KEEP,   /* write nothing: the answer is the current record */
+};
+
+typedef int (*plan_fn)(co_record **next, const co_record *cur, const void *arg);
+
+typedef struct cas_op {
+	co_kind kind;
+	const char *id;
+	const char *why;  /* for commit messages and errors */
+	int raw;	  /* read as stored, no claim-expiry rule */
+	int conflict_out; /* on CO_ECONFLICT hand the current record out */
+	plan_fn plan;
+	const void *arg;
+} cas_op;
+
+/*
+ * Run op on s.  0: *out (may be NULL: not wanted) is what the store now
+ * holds for the ID (the written record, or the current one on PLAN_KEEP;
+ * NULL after a delete), *applied (may be NULL) says whether anything was
+ * written.  Errors: the plan's, the backend's, CO_EUNAVAIL after
+ * MAX_ROUNDS lost races.
+ */
+static int cas_loop(co_record **out, int *applied, co_store *s, const cas_op *op)
+{
+	co_record *cur = NULL, *next = NULL;
+	co_version ver;
+	int error, round, what;
+
+	if (applied)
+		*applied = 0;
+	if ((error = co_id_validate(op->id)) < 0)
+		return error;
+	for (round = 0; round < MAX_ROUNDS; round++) {
+		co_record_free(cur);
+		co_record_free(next);
+		cur = next = NULL;
+		memset(&ver, 0, sizeof(ver));
+		error = op->raw ? s->be->get(&cur, &ver, s->impl, op->kind, op->id)
+				: read_now(&cur, &ver, s, op->kind, op->id);
+		if (error < 0 && error != CO_ENOTFOUND)
+			goto done;
+		if (error == CO_ENOTFOUND)
+			co_error_clear();
+		if ((what = op->plan(&next, cur, op->arg)) < 0) {
+			error = what;
+			if (error == CO_ECONFLICT && op->conflict_out && cur && out) {
+				*out = cur;
+				cur = NULL;
+			}
+			goto done;
+		}
+		if (what == PLAN_KEEP) {
+			if (out) {
+				*out = cur;
+				cur = NULL;
+			}
+			error = 0;
+			goto done;
+		}
+		error = s->be->cas(s->impl, op->kind, op->id,
+				   what == PLAN_WRITE ? next : NULL, &ver, op->why);
+		if (error == CO_ERETRY)
+			continue;
+		if (error == 0) {
+			if (applied)
+				*applied = 1;
+			if (out) {
+				*out = next;
+				next = NULL;
+			}
+		}
+		goto done;
+	}
+	error = too_busy(s, op->why, op->id);
+done:
+	co_record_free(cur);
+	co_record_free(next);
+	return error;
+}
+
+/* Create: write the prepared record if absent; keep an identical one. */
+static int plan_create(co_record **next, const co_record *cur, const void *arg)
+{
+	const co_record *r = arg;
+
+	if (cur == NULL)
+		return co_record_dup(next, r) < 0 ? CO_ENOMEM : PLAN_WRITE;
+	if (!same_task_content(cur, r))
+		return co_error_set(CO_ECONFLICT,
+				    "task %s exists with different content (rev %lld)",
+				    r->id, (long long)cur->rev);
+	return PLAN_KEEP;
+}
+
 int co_store_task_create(co_record **out, co_store *s, const co_record *task)
 {
-	co_record *cur = NULL, *r = NULL;
-	co_version ver;
-	int error, round;
-	int64_t now = co_time_now();
+	co_record *r = NULL;
+	cas_op op = {CO_KIND_TASK, task->id, "create", 0, 0, plan_create, NULL};
+	int error;
 
 	if ((error = co_id_validate(task->id)) < 0)
 		return error;
 	if (task->kind != CO_KIND_TASK)
-		return co_error_set(CO_EINVAL, "task create: record %s is not a task", task->id);
+		return co_error_set(CO_EINVAL, "task create: record %s is not a task",
+				    task->id);
 	if (task->status != CO_STATUS_AVAILABLE && task->status != CO_STATUS_BLOCKED)
-		return co_error_set(CO_EINVAL, "task create: a new task is available or blocked");
+		return co_error_set(CO_EINVAL,
+				    "task create: a new task is available or blocked");
 	if ((error = co_record_dup(&r, task)) < 0)
 		return error;
 	r->rev = 1;
-	r->created_at = r->updated_at = now;
+	r->created_at = r->updated_at = co_time_now();
 	free(r->owner);
 	r->owner = NULL;
 	r->claim_expires_at = 0;
-	for (round = 0; round < MAX_ROUNDS; round++) {
-		co_record_free(cur);
-		cur = NULL;
-		error = read_now(&cur, &ver, s, CO_KIND_TASK, r->id);
-		if (error == 0) {
-			if (!same_task_content(cur, r)) {
-				error = co_error_set(CO_ECONFLICT,
-						     "task %s exists with different content (rev %lld)",
-						     r->id, (long long)cur->rev);
-				goto done;
-			}
-			*out = cur;
-			cur = NULL;
-			goto done;
-		}
-		if (error != CO_ENOTFOUND)
-			goto done;
-		error = s->be->cas(s->impl, CO_KIND_TASK, r->id, r, &ver, "create");
-		if (error == CO_ERETRY)
-			continue;
-		if (error == 0) {
-			*out = r;
-			r = NULL;
-		}
-		goto done;
-	}
-	error = too_busy(s, "create", r->id);
-done:
-	co_record_free(cur);
+	op.arg = r;
+	error = cas_loop(out, NULL, s, &op);
 	co_record_free(r);
 	return error;
 }
@@ -229,48 +308,36 @@ int co_store_list(co_record_list *out, co_store *s, co_kind kind)
  */
 typedef int (*decide_fn)(co_record *next, const co_record *cur, const void *arg);
 
+struct mutate_arg {
+	co_kind kind;
+	decide_fn decide;
+	const void *arg;
+};
+
+static int plan_mutate(co_record **next, const co_record *cur, const void *varg)
+{
+	const struct mutate_arg *m = varg;
+	int error;
+
+	if (cur == NULL)
+		return not_found(m->kind, "");
+	if ((error = co_record_dup(next, cur)) < 0 ||
+	    (error = m->decide(*next, cur, m->arg)) < 0)
+		return error;
+	(*next)->rev = cur->rev + 1;
+	(*next)->updated_at = co_time_now();
+	return PLAN_WRITE;
+}
+
 static int mutate(co_record **out, co_store *s, co_kind kind, const char *id,
 		  decide_fn decide, const void *arg, const char *why)
 {
-	co_record *cur = NULL, *next = NULL;
-	co_version ver;
-	int error, round;
+	struct mutate_arg m = {kind, decide, arg};
+	cas_op op = {kind, id, why, 0, 1, plan_mutate, &m};
+	int error = cas_loop(out, NULL, s, &op);
 
-	if ((error = co_id_validate(id)) < 0)
-		return error;
-	for (round = 0; round < MAX_ROUNDS; round++) {
-		co_record_free(cur);
-		co_record_free(next);
-		cur = next = NULL;
-		if ((error = read_now(&cur, &ver, s, kind, id)) < 0) {
-			if (error == CO_ENOTFOUND)
-				error = not_found(kind, id);
-			goto done;
-		}
-		if ((error = co_record_dup(&next, cur)) < 0)
-			goto done;
-		if ((error = decide(next, cur, arg)) < 0) {
-			if (error == CO_ECONFLICT) {
-				*out = cur;
-				cur = NULL;
-			}
-			goto done;
-		}
-		next->rev = cur->rev + 1;
-		next->updated_at = co_time_now();
-		error = s->be->cas(s->impl, kind, id, next, &ver, why);
-		if (error == CO_ERETRY)
-			continue;
-		if (error == 0) {
-			*out = next;
-			next = NULL;
-		}
-		goto done;
-	}
-	error = too_busy(s, why, id);
-done:
-	co_record_free(cur);
-	co_record_free(next);
+	if (error == CO_ENOTFOUND)
+		return not_found(kind, id);
 	return error;
 }
 
@@ -285,10 +352,11 @@ static int decide_claim(co_record *next, const co_record *cur, const void *varg)
 	const struct claim_arg *a = varg;
 
 	if (cur->status == CO_STATUS_CLAIMED && strcmp(cur->owner, a->swarm) != 0)
-		return co_error_set(CO_ECONFLICT, "task %s: claimed by %s", cur->id, cur->owner);
+		return co_error_set(CO_ECONFLICT, "task %s: claimed by %s", cur->id,
+				    cur->owner);
 	if (a->renew_only && cur->status != CO_STATUS_CLAIMED)
-		return co_error_set(CO_ECONFLICT, "task %s: not claimed (status %s)", cur->id,
-				    co_status_name(cur->status));
+		return co_error_set(CO_ECONFLICT, "task %s: not claimed (status %s)",
+				    cur->id, co_status_name(cur->status));
 	if (cur->status != CO_STATUS_CLAIMED && cur->status != CO_STATUS_AVAILABLE)
 		return co_error_set(CO_ECONFLICT, "task %s: cannot be claimed: status %s",
 				    cur->id, co_status_name(cur->status));
@@ -346,11 +414,11 @@ static int decide_release(co_record *next, const co_record *cur, const void *var
 	const struct release_arg *a = varg;
 
 	if (cur->status != CO_STATUS_CLAIMED)
-		return co_error_set(CO_ECONFLICT, "task %s: not claimed (status %s)", cur->id,
-				    co_status_name(cur->status));
+		return co_error_set(CO_ECONFLICT, "task %s: not claimed (status %s)",
+				    cur->id, co_status_name(cur->status));
 	if (strcmp(cur->owner, a->swarm) != 0)
-		return co_error_set(CO_ECONFLICT, "task %s: not owner: claimed by %s", cur->id,
-				    cur->owner);
+		return co_error_set(CO_ECONFLICT, "task %s: not owner: claimed by %s",
+				    cur->id, cur->owner);
 	next->status = a->to;
 	free(next->owner);
 	next->owner = NULL;
@@ -367,84 +435,57 @@ int co_store_release(co_record **out, co_store *s, const char *id, const char *s
 
 	if ((error = check_swarm(swarm)) < 0)
 		return error;
-	if (to != CO_STATUS_AVAILABLE && to != CO_STATUS_COMPLETE && to != CO_STATUS_FAILED)
-		return co_error_set(CO_EINVAL,
-				    "release: status must be available, complete or failed");
-	snprintf(why, sizeof(why), "release %s by %s to %s", id, swarm, co_status_name(to));
+	if (to != CO_STATUS_AVAILABLE && to != CO_STATUS_COMPLETE &&
+	    to != CO_STATUS_FAILED)
+		return co_error_set(
+		    CO_EINVAL, "release: status must be available, complete or failed");
+	snprintf(why, sizeof(why), "release %s by %s to %s", id, swarm,
+		 co_status_name(to));
 	return mutate(out, s, CO_KIND_TASK, id, decide_release, &a, why);
+}
+
+/* Register or update: keep a swarm that already says the same. */
+static int plan_register(co_record **next, const co_record *cur, const void *arg)
+{
+	const co_record *swarm = arg;
+	int64_t now = co_time_now();
+
+	if (cur && str_equal(cur->metadata, swarm->metadata) &&
+	    strv_equal(&cur->capabilities, &swarm->capabilities))
+		return PLAN_KEEP;
+	if (co_record_dup(next, swarm) < 0)
+		return CO_ENOMEM;
+	(*next)->rev = cur ? cur->rev + 1 : 1;
+	(*next)->registered_at = cur ? cur->registered_at : now;
+	(*next)->updated_at = now;
+	return PLAN_WRITE;
 }
 
 int co_store_swarm_register(co_record **out, co_store *s, const co_record *swarm)
 {
-	co_record *cur = NULL, *r = NULL;
-	co_version ver;
-	int error, round;
-	int64_t now = co_time_now();
+	cas_op op = {CO_KIND_SWARM, swarm->id, "register swarm", 0, 0,
+		     plan_register, swarm};
 
-	if ((error = co_id_validate(swarm->id)) < 0)
-		return error;
 	if (swarm->kind != CO_KIND_SWARM)
-		return co_error_set(CO_EINVAL, "swarm register: %s is not a swarm", swarm->id);
-	for (round = 0; round < MAX_ROUNDS; round++) {
-		co_record_free(cur);
-		co_record_free(r);
-		cur = r = NULL;
-		error = read_now(&cur, &ver, s, CO_KIND_SWARM, swarm->id);
-		if (error < 0 && error != CO_ENOTFOUND)
-			goto done;
-		if (cur && str_equal(cur->metadata, swarm->metadata) &&
-		    strv_equal(&cur->capabilities, &swarm->capabilities)) {
-			*out = cur;
-			cur = NULL;
-			error = 0;
-			goto done;
-		}
-		if ((error = co_record_dup(&r, swarm)) < 0)
-			goto done;
-		r->rev = cur ? cur->rev + 1 : 1;
-		r->registered_at = cur ? cur->registered_at : now;
-		r->updated_at = now;
-		error = s->be->cas(s->impl, CO_KIND_SWARM, r->id, r, &ver,
-				   cur ? "update swarm" : "register swarm");
-		if (error == CO_ERETRY)
-			continue;
-		if (error == 0) {
-			*out = r;
-			r = NULL;
-		}
-		goto done;
-	}
-	error = too_busy(s, "register", swarm->id);
-done:
-	co_record_free(cur);
-	co_record_free(r);
-	return error;
+		return co_error_set(CO_EINVAL, "swarm register: %s is not a swarm",
+				    swarm->id);
+	return cas_loop(out, NULL, s, &op);
+}
+
+static int plan_remove(co_record **next, const co_record *cur, const void *arg)
+{
+	(void)next;
+	(void)arg;
+	return cur ? PLAN_DELETE : CO_ENOTFOUND;
 }
 
 int co_store_remove(co_store *s, co_kind kind, const char *id)
 {
-	co_record *cur = NULL;
-	co_version ver;
-	int error, round;
+	cas_op op = {kind, id, "remove", 1, 0, plan_remove, NULL};
+	int error = cas_loop(NULL, NULL, s, &op);
 
-	if ((error = co_id_validate(id)) < 0)
-		return error;
-	for (round = 0; round < MAX_ROUNDS; round++) {
-		co_record_free(cur);
-		cur = NULL;
-		memset(&ver, 0, sizeof(ver));
-		if ((error = s->be->get(&cur, &ver, s->impl, kind, id)) < 0) {
-			if (error == CO_ENOTFOUND)
-				error = not_found(kind, id);
-			goto done;
-		}
-		error = s->be->cas(s->impl, kind, id, NULL, &ver, "remove");
-		if (error != CO_ERETRY)
-			goto done;
-	}
-	error = too_busy(s, "remove", id);
-done:
-	co_record_free(cur);
+	if (error == CO_ENOTFOUND)
+		return not_found(kind, id);
 	return error;
 }
 
@@ -453,40 +494,28 @@ done:
  * it (identical) or, with only_newer, holds a rev at least as high.  The
  * two writes that do not decide anything, mirroring and repair, share this.
  */
+struct over_arg {
+	const co_record *r;
+	int only_newer;
+};
+
+static int plan_over(co_record **next, const co_record *cur, const void *varg)
+{
+	const struct over_arg *a = varg;
+
+	/* Never backwards: a mirror keeps the higher rev it holds. */
+	if (cur && (a->only_newer ? cur->rev >= a->r->rev : co_record_equal(cur, a->r)))
+		return PLAN_KEEP;
+	return co_record_dup(next, a->r) < 0 ? CO_ENOMEM : PLAN_WRITE;
+}
+
 static int write_over(co_store *s, const co_record *r, int only_newer, int *applied,
 		      const char *why)
 {
-	co_record *cur = NULL;
-	co_version ver;
-	int error, round;
+	struct over_arg a = {r, only_newer};
+	cas_op op = {r->kind, r->id, why, 1, 0, plan_over, &a};
 
-	if (applied)
-		*applied = 0;
-	if ((error = co_id_validate(r->id)) < 0)
-		return error;
-	for (round = 0; round < MAX_ROUNDS; round++) {
-		co_record_free(cur);
-		cur = NULL;
-		memset(&ver, 0, sizeof(ver));
-		error = s->be->get(&cur, &ver, s->impl, r->kind, r->id);
-		if (error < 0 && error != CO_ENOTFOUND)
-			goto done;
-		/* Never backwards: a mirror keeps the higher rev it holds. */
-		if (cur && (only_newer ? cur->rev >= r->rev : co_record_equal(cur, r))) {
-			error = 0;
-			goto done;
-		}
-		error = s->be->cas(s->impl, r->kind, r->id, r, &ver, why);
-		if (error == CO_ERETRY)
-			continue;
-		if (error == 0 && applied)
-			*applied = 1;
-		goto done;
-	}
-	error = too_busy(s, why, r->id);
-done:
-	co_record_free(cur);
-	return error;
+	return cas_loop(NULL, applied, s, &op);
 }
 
 int co_store_put_if_newer(co_store *s, const co_record *r, int *applied)

@@ -894,8 +894,8 @@ int main(void)
 		repair_from_git_makes_etcd_equal_deletions_included, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 		repair_from_etcd_makes_git_equal_deletions_included, setup, teardown),
-	    cmocka_unit_test_setup_teardown(id_owed_by_the_outbox_after_every_round_is_lag,
-					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		id_owed_by_the_outbox_after_every_round_is_lag, setup, teardown),
 	    cmocka_unit_test_setup_teardown(writes_in_flight_are_rechecked_not_counted,
 					    setup, teardown),
 	    cmocka_unit_test_setup_teardown(

@@ -144,8 +144,8 @@ static void pretty_and_compact_forms_hash_alike(void **state)
 
 	(void)state;
 	t->owner = strdup("swarm a");
-	assert_int_equal(co_record_set_metadata(t, "{\"note\":\"two  spaces\\t\\\"q\\\"\"}"),
-			 0);
+	assert_int_equal(
+	    co_record_set_metadata(t, "{\"note\":\"two  spaces\\t\\\"q\\\"\"}"), 0);
 	pretty = co_record_to_json(t, 1);
 	compact = co_record_to_json(t, 0);
 	assert_string_not_equal(pretty, compact);
@@ -168,7 +168,8 @@ static void text_hash_keeps_what_is_inside_strings(void **state)
 	};
 	static const char *const same[][2] = {
 	    {"{\"a\": \"x\",\n\t\"b\": [1, 2]}", "{\"a\":\"x\",\"b\":[1,2]}"},
-	    {"{\"a\":\"\\\\\" , \"b\":1}", "{\"a\":\"\\\\\",\"b\":1}"}, /* escaped backslash */
+	    {"{\"a\":\"\\\\\" , \"b\":1}",
+	     "{\"a\":\"\\\\\",\"b\":1}"}, /* escaped backslash */
 	};
 	size_t i;
 

@@ -26,11 +26,11 @@ static void range_request_encodes_to_the_protobuf_bytes(void **state)
 	co_grpc_range r = {"p/tasks/", 8, "p/tasks0", 8, 300, 5};
 	co_grpc_buf b = {0};
 	static const unsigned char want[] = {
-	    0x00, 0x00, 0x00, 0x00, 0x19,			  /* frame: 25 bytes */
-	    0x0a, 0x08, 'p', '/', 't', 'a', 's', 'k', 's', '/', /* 1: key */
-	    0x12, 0x08, 'p', '/', 't', 'a', 's', 'k', 's', '0', /* 2: range_end */
-	    0x18, 0xac, 0x02,					  /* 3: limit 300 */
-	    0x20, 0x05,						  /* 4: revision 5 */
+	    0x00, 0x00, 0x00, 0x00, 0x19,			   /* frame: 25 bytes */
+	    0x0a, 0x08, 'p',  '/',  't',  'a', 's', 'k', 's', '/', /* 1: key */
+	    0x12, 0x08, 'p',  '/',  't',  'a', 's', 'k', 's', '0', /* 2: range_end */
+	    0x18, 0xac, 0x02,					   /* 3: limit 300 */
+	    0x20, 0x05,						   /* 4: revision 5 */
 	};
 
 	(void)state;
@@ -73,20 +73,21 @@ static void range_response_decodes_kvs_revision_and_more(void **state)
 {
 	/* Built by hand, field by field. */
 	static const unsigned char msg[] = {
-	    0x0a, 0x05, 0x08, 0x01, 0x18, 0xe8, 0x07,	     /* header: rev 1000 */
-	    0x12, 0x10,					     /* kv, 16 bytes */
-	    0x0a, 0x01, 'a',				     /*   key "a" */
-	    0x10, 0x02,					     /*   create_revision 2 */
-	    0x18, 0x03,					     /*   mod_revision 3 */
-	    0x20, 0x01,					     /*   version 1 */
-	    0x2a, 0x05, '{', '"', 'x', '"', '}',	     /*   value */
-	    0x12, 0x11,					     /* kv, 17 bytes */
-	    0x0a, 0x01, 'b',				     /*   key "b" */
-	    0x19, 1, 2, 3, 4, 5, 6, 7, 8,		     /*   field 3 as fixed64: skipped */
-	    0x18, 0x90, 0x4e,				     /*   mod_revision 10000 */
-	    0x2a, 0x00,					     /*   empty value */
-	    0x18, 0x01,					     /* more: true */
-	    0x20, 0x07,					     /* count 7 */
+	    0x0a, 0x05, 0x08, 0x01, 0x18, 0xe8, 0x07, /* header: rev 1000 */
+	    0x12, 0x10,				      /* kv, 16 bytes */
+	    0x0a, 0x01, 'a',			      /*   key "a" */
+	    0x10, 0x02,				      /*   create_revision 2 */
+	    0x18, 0x03,				      /*   mod_revision 3 */
+	    0x20, 0x01,				      /*   version 1 */
+	    0x2a, 0x05, '{',  '"',  'x',  '"',	'}',  /*   value */
+	    0x12, 0x11,				      /* kv, 17 bytes */
+	    0x0a, 0x01, 'b',			      /*   key "b" */
+	    0x19, 1,	2,    3,    4,	  5,	6,
+	    7,	  8,	      /*   field 3 as fixed64: skipped */
+	    0x18, 0x90, 0x4e, /*   mod_revision 10000 */
+	    0x2a, 0x00,	      /*   empty value */
+	    0x18, 0x01,	      /* more: true */
+	    0x20, 0x07,	      /* count 7 */
 	};
 	got g;
 	int64_t rev;
@@ -94,7 +95,8 @@ static void range_response_decodes_kvs_revision_and_more(void **state)
 
 	(void)state;
 	memset(&g, 0, sizeof(g));
-	assert_int_equal(co_grpc_range_decode(msg, sizeof(msg), &rev, &more, collect, &g), 0);
+	assert_int_equal(co_grpc_range_decode(msg, sizeof(msg), &rev, &more, collect, &g),
+			 0);
 	assert_int_equal(rev, 1000);
 	assert_int_equal(more, 1);
 	assert_int_equal(g.n, 2);
@@ -109,8 +111,8 @@ static void range_response_decodes_kvs_revision_and_more(void **state)
 static void truncated_or_garbled_responses_are_invalid(void **state)
 {
 	static const unsigned char cut_bytes[] = {0x12, 0x0f, 0x0a, 0x01}; /* kv cut */
-	static const unsigned char cut_varint[] = {0x18, 0x80};		  /* more: ... */
-	static const unsigned char bad_wire[] = {0x0b};			  /* wire type 3 */
+	static const unsigned char cut_varint[] = {0x18, 0x80};		   /* more: ... */
+	static const unsigned char bad_wire[] = {0x0b}; /* wire type 3 */
 	static const unsigned char inner_cut[] = {0x12, 0x02, 0x0a, 0x05}; /* key cut */
 	int64_t rev;
 	int more;
@@ -118,18 +120,18 @@ static void truncated_or_garbled_responses_are_invalid(void **state)
 
 	(void)state;
 	memset(&g, 0, sizeof(g));
-	assert_int_equal(co_grpc_range_decode(cut_bytes, sizeof(cut_bytes), &rev, &more,
-					      collect, &g),
-			 CO_EINVAL);
+	assert_int_equal(
+	    co_grpc_range_decode(cut_bytes, sizeof(cut_bytes), &rev, &more, collect, &g),
+	    CO_EINVAL);
 	assert_int_equal(co_grpc_range_decode(cut_varint, sizeof(cut_varint), &rev, &more,
 					      collect, &g),
 			 CO_EINVAL);
 	assert_int_equal(
 	    co_grpc_range_decode(bad_wire, sizeof(bad_wire), &rev, &more, collect, &g),
 	    CO_EINVAL);
-	assert_int_equal(co_grpc_range_decode(inner_cut, sizeof(inner_cut), &rev, &more,
-					      collect, &g),
-			 CO_EINVAL);
+	assert_int_equal(
+	    co_grpc_range_decode(inner_cut, sizeof(inner_cut), &rev, &more, collect, &g),
+	    CO_EINVAL);
 	assert_non_null(strstr(co_error_last(), "malformed RangeResponse"));
 	assert_int_equal(g.n, 0);
 }

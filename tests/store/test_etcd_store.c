@@ -946,7 +946,8 @@ static void scan_passes_raw_records_at_the_first_pages_revision(void **state)
 			create_task(w, id);
 		}
 		register_swarm(w, "S1");
-		assert_int_equal(co_store_get_versioned(&t5, ver, s, CO_KIND_TASK, "T5"), 0);
+		assert_int_equal(co_store_get_versioned(&t5, ver, s, CO_KIND_TASK, "T5"),
+				 0);
 		assert_true(ver[0] != '\0');
 
 		memset(&c, 0, sizeof(c));

@@ -281,7 +281,8 @@ static void *write_thread(void *arg)
 		char id[32];
 
 		snprintf(id, sizeof(id), "w%d-%d", w->n, k);
-		if (co_record_new(&t, CO_KIND_TASK, id) < 0 || co_store_task_create(&o, w->s, t) < 0)
+		if (co_record_new(&t, CO_KIND_TASK, id) < 0 ||
+		    co_store_task_create(&o, w->s, t) < 0)
 			w->failures++;
 		co_record_free(t);
 		co_record_free(o);
@@ -369,10 +370,11 @@ static void claim_has_one_winner_across_4_processes(void **state)
 	assert_int_equal(losses, 3);
 	/* no write lost: 1 + 20 creates + 1 claim */
 	assert_int_equal(commit_count(f->repo), 22);
-	assert_int_equal(co_test_sh(&out, NULL,
-				    "git --git-dir='%s' ls-tree --name-only main tasks/ | wc -l",
-				    f->repo),
-			 0);
+	assert_int_equal(
+	    co_test_sh(&out, NULL,
+		       "git --git-dir='%s' ls-tree --name-only main tasks/ | wc -l",
+		       f->repo),
+	    0);
 	assert_int_equal(atoi(out), 21);
 	free(out);
 }
@@ -392,7 +394,8 @@ static void release_by_non_owner_conflicts(void **state)
 	assert_string_equal(r->owner, "alice");
 	co_record_free(r);
 	r = NULL;
-	assert_int_equal(co_store_release(&r, f->s, "T2", "alice", CO_STATUS_COMPLETE), 0);
+	assert_int_equal(co_store_release(&r, f->s, "T2", "alice", CO_STATUS_COMPLETE),
+			 0);
 	assert_int_equal(r->status, CO_STATUS_COMPLETE);
 	assert_null(r->owner);
 	co_record_free(r);
@@ -428,10 +431,12 @@ static void written_file_is_pretty_canonical_json(void **state)
 	co_record *t = new_task("P0.2", "build"), *out = NULL;
 	char *shown = NULL, *want;
 
-	assert_int_equal(co_record_set_metadata(t, "{\"z\":{\"y\":1,\"x\":2},\"a\":\"\"}"), 0);
+	assert_int_equal(
+	    co_record_set_metadata(t, "{\"z\":{\"y\":1,\"x\":2},\"a\":\"\"}"), 0);
 	assert_int_equal(co_strv_push(&t->blocked_by, "P0.1"), 0);
 	assert_int_equal(co_store_task_create(&out, f->s, t), 0);
-	assert_int_equal(co_test_sh(&shown, NULL, "git --git-dir='%s' show main:tasks/P0.2.json",
+	assert_int_equal(co_test_sh(&shown, NULL,
+				    "git --git-dir='%s' show main:tasks/P0.2.json",
 				    f->repo),
 			 0);
 	want = co_record_to_json(out, 1);
@@ -461,9 +466,8 @@ static void fsck_strict_passes_after_many_writes(void **state)
 		if (i % 2 == 0)
 			assert_int_equal(co_store_remove(f->s, CO_KIND_TASK, id), 0);
 	}
-	assert_int_equal(co_test_sh(NULL, &err, "git --git-dir='%s' fsck --strict 2>&1",
-				    f->repo),
-			 0);
+	assert_int_equal(
+	    co_test_sh(NULL, &err, "git --git-dir='%s' fsck --strict 2>&1", f->repo), 0);
 	free(err);
 	assert_int_equal(commit_count(f->repo), 50);
 }
@@ -477,8 +481,9 @@ static int legacy_commit(const char *repo, const char *path, const char *content
 
 	if (co_test_tmpdir(work, sizeof(work)) < 0)
 		return -1;
-	rc = co_test_sh(NULL, &err, "git clone -q '%s' '%s/w' 2>&1 && mkdir -p '%s/w/tasks'",
-			repo, work, work);
+	rc = co_test_sh(NULL, &err,
+			"git clone -q '%s' '%s/w' 2>&1 && mkdir -p '%s/w/tasks'", repo,
+			work, work);
 	if (rc == 0) {
 		snprintf(file, sizeof(file), "%s/w/%s", work, path);
 		if ((fp = fopen(file, "w")) == NULL) {
@@ -491,11 +496,12 @@ static int legacy_commit(const char *repo, const char *path, const char *content
 	if (rc == 0) {
 		free(err);
 		err = NULL;
-		rc = co_test_sh(NULL, &err,
-				"cd '%s/w' && git add -A && git -c user.name=legacy "
-				"-c user.email=legacy@example.com commit -qm 'legacy edit' && "
-				"git push -q origin HEAD:main 2>&1",
-				work);
+		rc = co_test_sh(
+		    NULL, &err,
+		    "cd '%s/w' && git add -A && git -c user.name=legacy "
+		    "-c user.email=legacy@example.com commit -qm 'legacy edit' && "
+		    "git push -q origin HEAD:main 2>&1",
+		    work);
 	}
 	if (rc != 0)
 		fprintf(stderr, "legacy commit failed: %s\n", err ? err : "");
@@ -504,20 +510,19 @@ static int legacy_commit(const char *repo, const char *path, const char *content
 	return rc;
 }
 
-static const char legacy_json[] =
-	"{\n"
-	"    \"updated_at\": \"2026-11-22T10:00:00Z\",\n"
-	"    \"type\": \"build\",\n"
-	"    \"status\": \"available\",\n"
-	"    \"rev\": 3,\n"
-	"    \"owner\": null,\n"
-	"    \"metadata\": {\"note\": \"by hand\"},\n"
-	"    \"kind\": \"task\",\n"
-	"    \"id\": \"L1\",\n"
-	"    \"created_at\": \"2026-11-22T09:00:00Z\",\n"
-	"    \"claim_expires_at\": null,\n"
-	"    \"blocked_by\": [ ]\n"
-	"}\n";
+static const char legacy_json[] = "{\n"
+				  "    \"updated_at\": \"2026-11-22T10:00:00Z\",\n"
+				  "    \"type\": \"build\",\n"
+				  "    \"status\": \"available\",\n"
+				  "    \"rev\": 3,\n"
+				  "    \"owner\": null,\n"
+				  "    \"metadata\": {\"note\": \"by hand\"},\n"
+				  "    \"kind\": \"task\",\n"
+				  "    \"id\": \"L1\",\n"
+				  "    \"created_at\": \"2026-11-22T09:00:00Z\",\n"
+				  "    \"claim_expires_at\": null,\n"
+				  "    \"blocked_by\": [ ]\n"
+				  "}\n";
 
 static void legacy_commit_by_plain_git_is_read(void **state)
 {
@@ -556,9 +561,10 @@ static void malformed_file_is_invalid_naming_path_and_commit(void **state)
 	assert_int_equal(co_store_list(&l, f->s, CO_KIND_TASK), 0); /* skipped */
 	assert_int_equal(l.n, 1);
 	co_record_list_clear(&l);
-	assert_int_equal(legacy_commit(f->repo, "tasks/BAD.json", "{\"id\": \"BAD\",\n"), 0);
-	assert_int_equal(co_test_sh(&head, NULL, "git --git-dir='%s' rev-parse main", f->repo),
+	assert_int_equal(legacy_commit(f->repo, "tasks/BAD.json", "{\"id\": \"BAD\",\n"),
 			 0);
+	assert_int_equal(
+	    co_test_sh(&head, NULL, "git --git-dir='%s' rev-parse main", f->repo), 0);
 	head[12] = '\0';
 	assert_int_equal(co_store_get(&r, f->s, CO_KIND_TASK, "BAD"), CO_EINVAL);
 	assert_null(r);
@@ -674,24 +680,27 @@ static void every_mutation_is_one_commit_touching_one_file(void **state)
 	char *log = NULL, *line, *save = NULL;
 	int commits = 0, files = 0, bad = 0, trailers = 0;
 
-	create_task(f->s, "M1");                                        /* 1 */
-	create_task(f->s, "M1");                                        /* no-op */
-	assert_int_equal(co_store_claim(&r, f->s, "M1", "a", 0), 0);   /* 2 */
+	create_task(f->s, "M1");				     /* 1 */
+	create_task(f->s, "M1");				     /* no-op */
+	assert_int_equal(co_store_claim(&r, f->s, "M1", "a", 0), 0); /* 2 */
 	co_record_free(r);
-	assert_int_equal(co_store_release(&r, f->s, "M1", "a", CO_STATUS_AVAILABLE), 0); /* 3 */
+	assert_int_equal(co_store_release(&r, f->s, "M1", "a", CO_STATUS_AVAILABLE),
+			 0); /* 3 */
 	co_record_free(r);
 	assert_int_equal(co_record_new(&sw, CO_KIND_SWARM, "S1"), 0);
-	assert_int_equal(co_store_swarm_register(&r, f->s, sw), 0);    /* 4 */
+	assert_int_equal(co_store_swarm_register(&r, f->s, sw), 0); /* 4 */
 	co_record_free(r);
 	assert_int_equal(co_store_remove(f->s, CO_KIND_SWARM, "S1"), 0); /* 5 */
 	co_record_free(sw);
 
-	assert_int_equal(co_test_sh(&log, NULL,
-				    "git --git-dir='%s' log --format='COMMIT %%an <%%ae>%%n%%b' "
-				    "--name-only main",
-				    f->repo),
-			 0);
-	for (line = strtok_r(log, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+	assert_int_equal(
+	    co_test_sh(&log, NULL,
+		       "git --git-dir='%s' log --format='COMMIT %%an <%%ae>%%n%%b' "
+		       "--name-only main",
+		       f->repo),
+	    0);
+	for (line = strtok_r(log, "\n", &save); line;
+	     line = strtok_r(NULL, "\n", &save)) {
 		if (strncmp(line, "COMMIT ", 7) == 0) {
 			if (commits > 0 && files != 1)
 				bad++;
@@ -721,7 +730,8 @@ static void fresh_repo_branch_is_created_by_first_write(void **state)
 	assert_int_equal(commit_count(f->repo), 0);
 	create_task(f->s, "FIRST");
 	assert_int_equal(commit_count(f->repo), 1);
-	assert_int_equal(co_test_sh(&out, NULL, "git --git-dir='%s' log -1 --format=%%B main",
+	assert_int_equal(co_test_sh(&out, NULL,
+				    "git --git-dir='%s' log -1 --format=%%B main",
 				    f->repo),
 			 0);
 	assert_string_equal(out, "create tasks/FIRST.json\n\nCutover-Op: create\n\n");
@@ -808,8 +818,9 @@ static int daemon_start(git_daemon *d)
 				dup2(null, 2);
 			}
 			setpgid(0, 0);
-			execlp("git", "git", "daemon", "--enable=receive-pack", "--export-all",
-			       "--reuseaddr", bp, pp, "--listen=127.0.0.1", (char *)NULL);
+			execlp("git", "git", "daemon", "--enable=receive-pack",
+			       "--export-all", "--reuseaddr", bp, pp,
+			       "--listen=127.0.0.1", (char *)NULL);
 			_exit(127);
 		}
 		setpgid(d->pid, d->pid);
@@ -822,8 +833,8 @@ static int daemon_start(git_daemon *d)
 				break;
 			}
 			if (port_answers(d->port)) {
-				snprintf(d->url, sizeof(d->url), "git://127.0.0.1:%d/r.git",
-					 d->port);
+				snprintf(d->url, sizeof(d->url),
+					 "git://127.0.0.1:%d/r.git", d->port);
 				return 0;
 			}
 			nanosleep(&ts, NULL);
@@ -861,7 +872,8 @@ static int remote_setup(void **state)
 	remote_fixture *f = calloc(1, sizeof(*f));
 
 	*state = f;
-	if (!f || daemon_start(&f->d) < 0 || co_test_tmpdir(f->cache_a, sizeof(f->cache_a)) < 0 ||
+	if (!f || daemon_start(&f->d) < 0 ||
+	    co_test_tmpdir(f->cache_a, sizeof(f->cache_a)) < 0 ||
 	    co_test_tmpdir(f->cache_b, sizeof(f->cache_b)) < 0)
 		return -1;
 	snprintf(f->repo, sizeof(f->repo), "%s/r.git", f->d.base);
@@ -943,9 +955,8 @@ static void remote_store_round_trip_and_one_winner_across_mirrors(void **state)
 	}
 	/* the server's repo holds exactly create + one claim, and is sound */
 	assert_int_equal(commit_count(f->repo), 2);
-	assert_int_equal(co_test_sh(NULL, &err, "git --git-dir='%s' fsck --strict 2>&1",
-				    f->repo),
-			 0);
+	assert_int_equal(
+	    co_test_sh(NULL, &err, "git --git-dir='%s' fsck --strict 2>&1", f->repo), 0);
 	free(err);
 
 	assert_int_equal(co_store_remove(b, CO_KIND_TASK, "R1"), 0);
@@ -1060,27 +1071,28 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
-		T(create_get_list_round_trip),
-		T(create_identical_is_ok_different_conflicts),
-		T(missing_record_is_not_found),
-		cmocka_unit_test(open_of_missing_repo_is_unavailable),
-		T(fresh_repo_branch_is_created_by_first_write),
-		T(claim_has_one_winner_under_32_threads),
-		T(concurrent_writers_of_different_files_lose_nothing),
-		T(claim_has_one_winner_across_4_processes),
-		T(release_by_non_owner_conflicts),
-		T(claim_with_ttl_expires),
-		T(written_file_is_pretty_canonical_json),
-		T(fsck_strict_passes_after_many_writes),
-		T(legacy_commit_by_plain_git_is_read),
-		T(malformed_file_is_invalid_naming_path_and_commit),
-		T(watch_reports_put_and_delete_by_another_writer),
-		T(watch_queues_several_changes_of_one_poll),
-		T(every_mutation_is_one_commit_touching_one_file),
-		T(scan_passes_raw_files_of_one_commit),
-		T(scan_of_an_unborn_branch_passes_nothing),
-		cmocka_unit_test_setup_teardown(remote_store_round_trip_and_one_winner_across_mirrors,
-						remote_setup, remote_teardown),
+	    T(create_get_list_round_trip),
+	    T(create_identical_is_ok_different_conflicts),
+	    T(missing_record_is_not_found),
+	    cmocka_unit_test(open_of_missing_repo_is_unavailable),
+	    T(fresh_repo_branch_is_created_by_first_write),
+	    T(claim_has_one_winner_under_32_threads),
+	    T(concurrent_writers_of_different_files_lose_nothing),
+	    T(claim_has_one_winner_across_4_processes),
+	    T(release_by_non_owner_conflicts),
+	    T(claim_with_ttl_expires),
+	    T(written_file_is_pretty_canonical_json),
+	    T(fsck_strict_passes_after_many_writes),
+	    T(legacy_commit_by_plain_git_is_read),
+	    T(malformed_file_is_invalid_naming_path_and_commit),
+	    T(watch_reports_put_and_delete_by_another_writer),
+	    T(watch_queues_several_changes_of_one_poll),
+	    T(every_mutation_is_one_commit_touching_one_file),
+	    T(scan_passes_raw_files_of_one_commit),
+	    T(scan_of_an_unborn_branch_passes_nothing),
+	    cmocka_unit_test_setup_teardown(
+		remote_store_round_trip_and_one_winner_across_mirrors, remote_setup,
+		remote_teardown),
 #undef T
 	};
 
