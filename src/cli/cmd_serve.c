@@ -7,7 +7,9 @@
  * not leave the outbox to the next one-shot command.  The admin token is
  * read once from admin_token_file; without one the admin endpoints answer
  * 403.  The stage endpoint goes through the same go/no-go gate as `cutover
- * stage` (co_cli_gate).
+ * stage` (co_cli_gate); the reconcile endpoint uses the config's reconcile
+ * thresholds and grace, as `cutover reconcile` does, and logs each phase of
+ * a run to stderr.
  *
  * Signals are blocked before the server's threads start (they inherit the
  * mask) and taken synchronously with sigwait() here, so no handler runs
@@ -34,8 +36,10 @@ static const char h_serve[] =
     "usage: " U_SERVE "\n\n"
     "Serve the task and swarm operations over HTTP/JSON (DESIGN §7) until SIGINT or\n"
     "SIGTERM: /v1/tasks, /v1/swarms, /healthz, /metrics (Prometheus) and, with\n"
-    "admin_token_file configured, /v1/admin/{flags,stage,rollback,resume} behind\n"
-    "`Authorization: Bearer <token>`.\n\n"
+    "admin_token_file configured, /v1/admin/{flags,stage,rollback,resume,reconcile}\n"
+    "behind `Authorization: Bearer <token>`.  POST /v1/admin/reconcile runs one\n"
+    "reconciliation as `cutover reconcile` does (body: {\"no_rollback\": true},\n"
+    "{\"repair\": \"git\"|\"etcd\"}) and answers its JSON report.\n\n"
     "  --listen HOST:PORT  address (default: config `listen`, $CUTOVER_LISTEN,\n"
     "                      127.0.0.1:7480; port 0 picks a free one)\n\n"
     "Example:\n  CUTOVER_LISTEN=127.0.0.1:8080 cutover serve\n";
@@ -51,6 +55,24 @@ static int serve_gate(char *note, size_t note_len, void *p, const co_flags *from
 	gate_ctx *g = p;
 
 	return co_cli_gate(note, note_len, g->ctx, g->state, from, to, force);
+}
+
+/* One line per phase of an admin reconcile run.  Runs are one at a time
+ * per server, and the reconciler never calls this from two threads at once. */
+typedef struct serve_progress {
+	char phase[32];
+} serve_progress;
+
+static void on_reconcile_progress(void *ctx, const char *phase, size_t done, size_t total)
+{
+	serve_progress *p = ctx;
+
+	(void)done;
+	(void)total;
+	if (strcmp(p->phase, phase) == 0)
+		return;
+	snprintf(p->phase, sizeof(p->phase), "%s", phase);
+	fprintf(stderr, "cutover: reconcile: %s\n", phase);
 }
 
 /* Replace the router co_cli_open_router() made by one that drains itself. */
@@ -82,6 +104,7 @@ int co_cli_serve(int argc, char **argv, co_cli *ctx)
 	const co_config *c;
 	char *token = NULL;
 	gate_ctx g;
+	serve_progress prog = {""};
 	sigset_t set, old;
 	int error, sig = 0, masked = 0;
 	size_t n;
@@ -121,6 +144,11 @@ int co_cli_serve(int argc, char **argv, co_cli *ctx)
 	so.admin_token = token;
 	so.gate = serve_gate;
 	so.gate_ctx = &g;
+	so.reconcile_min_consistency = c->reconcile_min_consistency;
+	so.reconcile_max_mismatch_ratio = c->reconcile_max_mismatch_ratio;
+	so.reconcile_grace_ms = c->reconcile_grace_ms;
+	so.reconcile_progress = on_reconcile_progress;
+	so.reconcile_progress_ctx = &prog;
 	if ((error = co_server_start(&srv, &so)) < 0)
 		goto done;
 	fprintf(stderr, "cutover: serving on %s (port %d)%s\n", listen ? listen : "",

@@ -15,8 +15,19 @@
  * atomically, audited as "serve:admin", and reloaded into the watcher at
  * once so that the next request (and /metrics) sees them.
  *
+ * The admin reconcile endpoint runs the reconciler (reconcile.h) in the
+ * request's thread, as `cutover reconcile` does: the same drain hook through
+ * the router, the same thresholds, and the reconciler itself trips the kill
+ * switch and records the run.  One run at a time: a flag taken with a
+ * compare-and-swap, not a lock to wait on, so that a second request is told
+ * 409 at once instead of queueing behind a run that may take minutes.  The
+ * run does not hold the admin mutex either: a rollback must not wait for a
+ * reconciliation.  The reconciler's trip is therefore not serialised with
+ * a stage or resume arriving in the same milliseconds (each save is atomic;
+ * the last rename wins), as with a `cutover reconcile` in another process.
+ *
  * GET /v1/watch streams the router's watch as server-sent events from the
- * connection's own thread.  Not here: the admin reconcile endpoint.
+ * connection's own thread.
  */
 #include "server.h"
 
@@ -29,6 +40,8 @@
 #include "core/state.h"
 #include "flags/stage.h"
 #include "flags/watcher.h"
+#include "reconcile/reconcile.h"
+#include "reconcile/report.h"
 #include "router/router.h"
 #include "store/store.h"
 
@@ -48,6 +61,10 @@
 /* How long rollback drains the git-bound outbox before pulling the switch. */
 #define ADMIN_ROLLBACK_DRAIN_MS 2000
 
+/* How long the reconcile endpoint drains the outbox before a run: what is
+ * left is in flight for the reconciler (as cmd_reconcile.c's budget). */
+#define ADMIN_RECONCILE_DRAIN_MS 2000
+
 /* Longest TTL accepted, as the CLI: ten years in seconds. */
 #define TTL_MAX (10LL * 366 * 24 * 3600)
 
@@ -63,6 +80,11 @@ struct co_server {
 	void *gate_ctx;
 	co_metrics *metrics;
 	pthread_mutex_t admin_lock;
+	atomic_int reconciling;			    /* 1 while an admin reconcile runs */
+	double min_consistency, max_mismatch_ratio; /* < 0: reconciler default */
+	int grace_ms;				    /* < 0: reconciler default */
+	co_reconcile_progress_fn progress;
+	void *progress_ctx;
 	atomic_int stopping; /* set by co_server_stop: watch streams end */
 	int port;
 };
@@ -635,6 +657,173 @@ static int admin_commit(co_server *s, const char *action, const co_flags *from,
 	return 0;
 }
 
+/* --- admin: reconcile --- */
+
+/* The reconciler's drain hook: the router's drain, as cmd_reconcile.c's. */
+static int reconcile_drain(void *ctx)
+{
+	co_server *s = ctx;
+	int64_t left = 0;
+
+	return co_router_drain(s->router, NULL, ADMIN_RECONCILE_DRAIN_MS, &left);
+}
+
+/*
+ * The DESIGN §5 report of a run, from report.h's writer (one JSON shape for
+ * `cutover report --format json` and this API), plus what only the live
+ * result knows.  NULL on OOM.
+ */
+static cJSON *result_json(const co_reconcile_result *res)
+{
+	char *text = co_report_json(&res->run, &res->divergences);
+	cJSON *o = text ? cJSON_Parse(text) : NULL;
+
+	free(text);
+	if (o == NULL)
+		return NULL;
+	cJSON_AddNumberToObject(o, "in_flight", (double)res->in_flight);
+	cJSON_AddNumberToObject(o, "unsettled", (double)res->unsettled);
+	if (res->reason[0])
+		cJSON_AddStringToObject(o, "reason", res->reason);
+	if (res->warning[0])
+		cJSON_AddStringToObject(o, "warning", res->warning);
+	return o;
+}
+
+/* "run 7: fail, consistency 97.5000%, action kill_switch" for the audit. */
+static void result_summary(char *buf, size_t len, const co_reconcile_result *res)
+{
+	snprintf(buf, len, "run %lld: %s, consistency %.4f%%, action %s",
+		 (long long)res->run.id, res->run.verdict ? res->run.verdict : "?",
+		 100.0 * res->run.consistency, res->run.action ? res->run.action : "?");
+}
+
+/*
+ * POST /v1/admin/reconcile (server.h).  Everything the body asks for is
+ * checked before the one-at-a-time flag is taken and before the run
+ * begins, so that a bad request records no run.
+ */
+static void h_admin_reconcile(reply *rp, co_server *s, const req *rq)
+{
+	static const char *const allowed[] = {"no_rollback", "repair", NULL};
+	co_reconcile_opts ro = CO_RECONCILE_OPTS_INIT;
+	co_reconcile_result *res = NULL, *verify = NULL;
+	const char *repair = NULL;
+	const cJSON *nr;
+	char msg[1024] = "", detail[1024], first[256] = "", last[256] = "";
+	cJSON *o = NULL, *out = NULL, *rep;
+	int error, idle = 0, running = 0;
+
+	if ((error = parse_body(&o, rq, allowed, 1)) < 0 ||
+	    (error = get_str(&repair, o, "repair", 0)) < 0)
+		goto done;
+	nr = cJSON_GetObjectItemCaseSensitive(o, "no_rollback");
+	if (nr && !cJSON_IsBool(nr) && !cJSON_IsNull(nr)) {
+		error = co_error_set(CO_EINVAL, "\"no_rollback\" must be true or false");
+		goto done;
+	}
+	if (repair && co_reconcile_parse_repair(&ro.repair, repair) < 0) {
+		/* Not the reconciler's message: it names the CLI's --repair. */
+		error = co_error_set(
+		    CO_EINVAL, "\"repair\": \"%s\" is not a store (git or etcd)", repair);
+		goto done;
+	}
+	if (s->flags_path == NULL) {
+		error = co_error_set(CO_EUNAVAIL, "no flags file configured");
+		goto done;
+	}
+	if (s->git == NULL || s->etcd == NULL) {
+		error = co_error_set(CO_EUNAVAIL,
+				     "reconcile: this server was started without both "
+				     "stores");
+		goto done;
+	}
+	if (!atomic_compare_exchange_strong(&s->reconciling, &idle, 1)) {
+		error = co_error_set(CO_ECONFLICT,
+				     "a reconciliation is already running on this server "
+				     "(one at a time): retry when it has finished");
+		goto done;
+	}
+	running = 1;
+
+	ro.git = s->git;
+	ro.etcd = s->etcd;
+	ro.state = s->state;
+	ro.flags_path = s->flags_path;
+	if (s->min_consistency >= 0)
+		ro.min_consistency = s->min_consistency;
+	if (s->max_mismatch_ratio >= 0)
+		ro.max_mismatch_ratio = s->max_mismatch_ratio;
+	if (s->grace_ms >= 0)
+		ro.grace_ms = s->grace_ms;
+	ro.no_rollback = cJSON_IsTrue(nr);
+	ro.drain = reconcile_drain;
+	ro.drain_ctx = s;
+	ro.progress = s->progress;
+	ro.progress_ctx = s->progress_ctx;
+	ro.who = "serve:admin";
+
+	if ((error = co_reconcile_run(&res, &ro)) == 0) {
+		result_summary(first, sizeof(first), res);
+		if (ro.repair != CO_REPAIR_NONE) {
+			/* As `cutover reconcile --repair`: a plain run verifies. */
+			ro.repair = CO_REPAIR_NONE;
+			if ((error = co_reconcile_run(&verify, &ro)) == 0)
+				result_summary(last, sizeof(last), verify);
+		}
+	}
+	if (error < 0)
+		snprintf(msg, sizeof(msg), "%s", co_error_last());
+
+	/* The reconciler saved any trip to the file; the watcher would see it
+	 * within 100 ms, reading it now makes the very next request see it. */
+	co_flags_watcher_reload(s->flags);
+	if (error < 0)
+		snprintf(detail, sizeof(detail), "%s%sfailed: %s", first,
+			 first[0] ? "; verify run " : "", msg);
+	else
+		snprintf(detail, sizeof(detail), "%s%s%s", first,
+			 last[0] ? "; verify " : "", last);
+	if (co_audit_change_add(s->state, "serve:admin", "reconcile", detail, NULL) < 0 &&
+	    error == 0) {
+		/* The run is recorded; failing the request would hide it. */
+		char *w = verify ? verify->warning : res->warning;
+		size_t n = strlen(w);
+
+		snprintf(w + n, sizeof(res->warning) - n,
+			 "%saudit row not written: %.300s", n ? "; " : "",
+			 co_error_last());
+	}
+	co_error_clear();
+	if (error < 0) {
+		co_error_set(error, "%s", msg);
+		goto done;
+	}
+
+	if ((out = result_json(verify ? verify : res)) == NULL) {
+		error = co_error_set(CO_ENOMEM, "out of memory");
+		goto done;
+	}
+	if (verify) {
+		rep = cJSON_AddObjectToObject(out, "repair");
+		cJSON_AddStringToObject(rep, "from", repair);
+		cJSON_AddNumberToObject(rep, "written", (double)res->repaired_put);
+		cJSON_AddNumberToObject(rep, "removed", (double)res->repaired_removed);
+		cJSON_AddItemToObject(rep, "diagnosis", result_json(res));
+	}
+	reply_json(rp, 200, out);
+	out = NULL;
+done:
+	if (running)
+		atomic_store(&s->reconciling, 0);
+	if (error < 0)
+		reply_code(rp, error, NULL);
+	cJSON_Delete(out);
+	cJSON_Delete(o);
+	co_reconcile_result_free(verify);
+	co_reconcile_result_free(res);
+}
+
 static void h_admin(reply *rp, co_server *s, const req *rq, const char *what, int is_post)
 {
 	static const char *const a_reason[] = {"reason", NULL};
@@ -653,6 +842,13 @@ static void h_admin(reply *rp, co_server *s, const req *rq, const char *what, in
 		}
 		co_flags_watcher_get(&from, s->flags);
 		reply_json(rp, 200, flags_json(&from));
+		return;
+	}
+	if (strcmp(what, "reconcile") == 0) {
+		if (is_post)
+			h_admin_reconcile(rp, s, rq);
+		else
+			reply_err(rp, 405, "method_not_allowed", "use POST", NULL);
 		return;
 	}
 	if (strcmp(what, "rollback") != 0 && strcmp(what, "resume") != 0 &&
@@ -1169,6 +1365,10 @@ int co_server_start(co_server **out, const co_server_opts *opts)
 	if (opts->router == NULL || opts->state == NULL || opts->flags == NULL)
 		return co_error_set(CO_EINVAL,
 				    "server: router, state and flags are required");
+	if (opts->reconcile_min_consistency > 1 || opts->reconcile_max_mismatch_ratio > 1)
+		return co_error_set(
+		    CO_EINVAL, "server: reconcile thresholds %g, %g not in 0..1",
+		    opts->reconcile_min_consistency, opts->reconcile_max_mismatch_ratio);
 	if ((error = parse_listen(&ai, listen)) < 0)
 		return error;
 	if ((s = calloc(1, sizeof(*s))) == NULL) {
@@ -1183,6 +1383,11 @@ int co_server_start(co_server **out, const co_server_opts *opts)
 	s->etcd = opts->etcd;
 	s->gate = opts->gate;
 	s->gate_ctx = opts->gate_ctx;
+	s->min_consistency = opts->reconcile_min_consistency;
+	s->max_mismatch_ratio = opts->reconcile_max_mismatch_ratio;
+	s->grace_ms = opts->reconcile_grace_ms;
+	s->progress = opts->reconcile_progress;
+	s->progress_ctx = opts->reconcile_progress_ctx;
 	if ((opts->flags_path && (s->flags_path = strdup(opts->flags_path)) == NULL) ||
 	    (opts->admin_token && *opts->admin_token &&
 	     (s->token = strdup(opts->admin_token)) == NULL)) {

@@ -7,7 +7,10 @@
  * and closes them after co_server_stop().  Requests run in one thread per
  * connection (libmicrohttpd); the router is thread-safe, so nothing here
  * serialises operations: the store's compare-and-swap picks a claim's
- * winner, the server only reports it.
+ * winner, the server only reports it.  The one exception is
+ * POST /v1/admin/reconcile: one reconciliation at a time per server (a
+ * second request meanwhile gets 409), since two runs would only race each
+ * other's kill-switch trip and double the load on both stores.
  *
  * Only the .c files of src/server include microhttpd.h; nothing in this header exposes
  * a libmicrohttpd type.
@@ -16,6 +19,7 @@
 #define CO_SERVER_H
 
 #include "flags/flags.h"
+#include "reconcile/reconcile.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -48,23 +52,70 @@ typedef struct co_server_opts {
 	co_state *state;	 /* required; borrowed (outbox depth, runs, audit) */
 	co_flags_watcher *flags; /* required; borrowed */
 	const char *flags_path;	 /* required for admin changes: the flags file */
-	co_store *git, *etcd;	 /* optional; borrowed, for cutover_store_up */
+	co_store *git, *etcd;	 /* borrowed; for cutover_store_up, and both
+				  * required by /v1/admin/reconcile (else 503) */
 	const char *admin_token; /* NULL or "": admin endpoints disabled (403) */
 	co_server_gate_fn gate;	 /* NULL: forward stage moves need "force" */
 	void *gate_ctx;
+	/* POST /v1/admin/reconcile, as `cutover reconcile` from the config
+	 * (reconcile.*): negative means the reconciler's default (reconcile.h). */
+	double reconcile_min_consistency;
+	double reconcile_max_mismatch_ratio;
+	int reconcile_grace_ms;
+	/* Progress of a reconciliation run (reconcile.h), called from the
+	 * request's thread and the run's snapshot thread; may be NULL. */
+	co_reconcile_progress_fn reconcile_progress;
+	void *reconcile_progress_ctx;
 } co_server_opts;
 
 #define CO_SERVER_OPTS_INIT                                                              \
 	{                                                                                \
-		NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL               \
+		NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, -1, -1, -1,  \
+		    NULL, NULL                                                           \
 	}
+
+/*
+ * Endpoints (DESIGN §7).  Errors are {"error":{"code","message"}}, and a
+ * request answered 400 changed nothing.
+ *
+ *   POST /v1/tasks, GET /v1/tasks[?status=S], GET /v1/tasks/{id},
+ *   POST /v1/tasks/{id}/claim|release|renew, POST /v1/swarms,
+ *   GET /v1/swarms[/{id}], GET /v1/watch[?prefix=P] (server-sent events),
+ *   GET /metrics, GET /healthz.
+ *
+ * Admin, behind `Authorization: Bearer <token>` (401 without it, 403 when
+ * the server has no token), audited as "serve:admin":
+ *
+ *   GET  /v1/admin/flags      the current flags.
+ *   POST /v1/admin/rollback   {"reason"}: drain the git-bound outbox briefly,
+ *                             then trip the kill switch.
+ *   POST /v1/admin/resume     {"reason"}: clear the kill switch.
+ *   POST /v1/admin/stage      {"stage","force","reason"}: through the gate.
+ *   POST /v1/admin/reconcile  {"no_rollback":bool,"repair":"git"|"etcd"},
+ *       all optional, an empty body too: one run of co_reconcile_run() as
+ *       `cutover reconcile` does it (outbox drained through the router
+ *       first, the thresholds of the options above; a failing verdict trips
+ *       the kill switch unless no_rollback), recorded in the state database.
+ *       200 with the JSON report of DESIGN §5 (report.h), whatever the
+ *       verdict, plus "in_flight", "unsettled" and, when there is one, the
+ *       "reason" of a failing verdict and a "warning".  With "repair" the first run
+ *       diagnoses and repairs, a second verifies: the answer is the
+ *       verifying run's report, with {"from","written","removed",
+ *       "diagnosis":{the first run's report}} under "repair".  409 while
+ *       another reconciliation of this server runs; 503 with the error's
+ *       message when a store or the state database cannot be reached (the
+ *       run is recorded as failed).
+ *
+ * Wrong methods get 405, unknown paths 404, bodies over
+ * CO_SERVER_BODY_MAX 413.
+ */
 
 /*
  * Start listening on opts->listen and serving in background threads.  The
  * strings of `opts` are copied; the objects are borrowed and must outlive
  * the server.  *out is owned by the caller (co_server_stop).  CO_EINVAL
- * for a bad address or missing required object, CO_EUNAVAIL if the
- * address cannot be bound, CO_ENOMEM.
+ * for a bad address, a missing required object or a reconcile threshold
+ * over 1, CO_EUNAVAIL if the address cannot be bound, CO_ENOMEM.
  */
 int co_server_start(co_server **out, const co_server_opts *opts);
 

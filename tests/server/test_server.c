@@ -2,7 +2,8 @@
  * test_server.c - the HTTP API of `cutover serve` (src/server) against a
  * real etcd and a real bare git repo: the server runs in-process on a free
  * loopback port (127.0.0.1:0) and is spoken to with libcurl, as a swarm in
- * any language would.
+ * any language would.  Divergences for the admin reconcile endpoint are made
+ * behind cutover's back: etcdctl, or a store written directly.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,6 +15,7 @@
 #include "core/audit.h"
 #include "core/error.h"
 #include "core/record.h"
+#include "core/runs.h"
 #include "core/state.h"
 #include "flags/flags.h"
 #include "flags/stage.h"
@@ -24,6 +26,7 @@
 #include "store/etcd_store.h"
 #include "store/git_store.h"
 
+#include <cjson/cJSON.h>
 #include <curl/curl.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -32,13 +35,23 @@
 #include <unistd.h>
 
 #define TOKEN "s3cret-admin-token"
+#define AUTH "Bearer " TOKEN
 #define N_CLAIMERS 16
 
 static co_test_etcd etcd;
 static int prefix_seq;
 
+/* Holds an admin reconcile run open at its drain phase until released. */
+typedef struct hold {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int started, released;
+} hold;
+
 typedef struct fx {
 	char repo[256], dir[256], flags_path[300], prefix[64];
+	const char *endpoint; /* etcd's */
+	hold *hold;	      /* NULL: reconcile runs are not held */
 	co_store *git, *etcd;
 	co_state *st;
 	co_flags_watcher *fw;
@@ -115,17 +128,37 @@ static long req_status(const fx *f, const char *method, const char *path,
 	return r.status;
 }
 
-static void fx_open(fx *f, int with_token)
+/* The server's reconcile progress hook: parks a run at "drain" when asked. */
+static void on_progress(void *ctx, const char *phase, size_t done, size_t total)
+{
+	fx *f = ctx;
+	hold *h = f->hold;
+
+	(void)done;
+	(void)total;
+	if (h == NULL || strcmp(phase, "drain") != 0)
+		return;
+	pthread_mutex_lock(&h->lock);
+	h->started = 1;
+	pthread_cond_broadcast(&h->cond);
+	while (!h->released)
+		pthread_cond_wait(&h->cond, &h->lock);
+	pthread_mutex_unlock(&h->lock);
+}
+
+/* A fixture whose etcd store talks to `endpoint`. */
+static void fx_open_on(fx *f, int with_token, const char *endpoint)
 {
 	co_git_opts go = CO_GIT_OPTS_INIT;
 	co_etcd_opts eo = CO_ETCD_OPTS_INIT;
 	co_router_opts ro = CO_ROUTER_OPTS_INIT;
 	co_server_opts so = CO_SERVER_OPTS_INIT;
-	const char *eps[1] = {etcd.endpoint};
+	const char *eps[1] = {endpoint};
 	co_flags fl;
 	co_stage stage;
 
 	memset(f, 0, sizeof(*f));
+	f->endpoint = endpoint;
 	assert_int_equal(co_test_git_repo_new(f->repo, sizeof(f->repo)), 0);
 	assert_int_equal(co_test_tmpdir(f->dir, sizeof(f->dir)), 0);
 	snprintf(f->flags_path, sizeof(f->flags_path), "%s/flags.yaml", f->dir);
@@ -160,9 +193,16 @@ static void fx_open(fx *f, int with_token)
 	so.git = f->git;
 	so.etcd = f->etcd;
 	so.admin_token = with_token ? TOKEN : NULL;
+	so.reconcile_progress = on_progress;
+	so.reconcile_progress_ctx = f;
 	assert_int_equal(co_server_start(&f->srv, &so), 0);
 	assert_true(co_server_port(f->srv) > 0);
 	snprintf(f->base, sizeof(f->base), "http://127.0.0.1:%d", co_server_port(f->srv));
+}
+
+static void fx_open(fx *f, int with_token)
+{
+	fx_open_on(f, with_token, etcd.endpoint);
 }
 
 static void fx_close(fx *f)
@@ -692,6 +732,402 @@ static void stop_ends_open_watch_streams(void **state)
 	free(w);
 }
 
+/* --- admin reconcile --- */
+
+/* POST /v1/admin/reconcile with `body` (NULL: none); want `status`; the
+ * answer parsed (caller frees). */
+static cJSON *reconcile(fx *f, const char *body, long status)
+{
+	cJSON *o;
+	resp r;
+
+	http(&r, f, "POST", "/v1/admin/reconcile", body, body ? strlen(body) : 0, AUTH);
+	if (r.status != status)
+		fail_msg("reconcile %s: %ld, want %ld: %s", body ? body : "(no body)",
+			 r.status, status, r.body);
+	if ((o = cJSON_Parse(r.body)) == NULL)
+		fail_msg("reconcile %s: not JSON: %s", body ? body : "(no body)", r.body);
+	free(r.body);
+	return o;
+}
+
+static double jnum(const cJSON *o, const char *name)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+
+	if (!cJSON_IsNumber(v))
+		fail_msg("no number \"%s\"", name);
+	return v->valuedouble;
+}
+
+static const char *jstr(const cJSON *o, const char *name)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+
+	if (!cJSON_IsString(v))
+		fail_msg("no string \"%s\"", name);
+	return v->valuestring;
+}
+
+/* Create tasks through the API and wait for the mirror writes to land, so
+ * that nothing pending can undo what a test then does behind its back. */
+static void seed(fx *f, const char *const *ids)
+{
+	char body[128];
+	int64_t left = -1;
+
+	for (; *ids; ids++) {
+		snprintf(body, sizeof(body), "{\"id\":\"%s\",\"type\":\"build\"}", *ids);
+		assert_int_equal(req_status(f, "POST", "/v1/tasks", body, NULL), 201);
+	}
+	assert_int_equal(co_router_drain(f->r, NULL, 10000, &left), 0);
+	assert_int_equal(left, 0);
+}
+
+/* Delete task `id` from etcd with etcdctl: behind cutover's back. */
+static void etcdctl_del_task(const fx *f, const char *id)
+{
+	char *err = NULL;
+
+	if (co_test_sh(NULL, &err,
+		       "ETCDCTL_API=3 etcdctl --endpoints=%s del '%stasks/%s'",
+		       f->endpoint, f->prefix, id) != 0)
+		fail_msg("etcdctl del: %s", err ? err : "");
+	free(err);
+}
+
+static int metrics_have(fx *f, const char *text)
+{
+	resp r;
+	int found;
+
+	http(&r, f, "GET", "/metrics", NULL, 0, NULL);
+	assert_int_equal(r.status, 200);
+	found = strstr(r.body, text) != NULL;
+	free(r.body);
+	return found;
+}
+
+static int kill_switch_in_file(const fx *f)
+{
+	co_flags fl;
+
+	assert_int_equal(co_flags_load(&fl, f->flags_path), 0);
+	return fl.kill_switch;
+}
+
+static void reconcile_of_equal_stores_passes_with_the_report_fields(void **state)
+{
+	static const char *const ids[] = {"C1", "C2", "C3", NULL};
+	static const char *const fields[] = {
+	    "run",	   "started_at",      "duration_ms",	"total",
+	    "equal",	   "missing_in_etcd", "missing_in_git", "mismatch",
+	    "consistency", "verdict",	      "action",		"divergences",
+	    NULL};
+	fx *f = *state;
+	co_audit_change_list l = {0};
+	co_run *run = NULL;
+	cJSON *o;
+	int i;
+
+	seed(f, ids);
+	/* An empty body is fine. */
+	o = reconcile(f, NULL, 200);
+	for (i = 0; fields[i]; i++)
+		if (!cJSON_GetObjectItemCaseSensitive(o, fields[i]))
+			fail_msg("the report lacks \"%s\"", fields[i]);
+	assert_true(cJSON_IsString(cJSON_GetObjectItemCaseSensitive(o, "started_at")));
+	assert_true(cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(o, "divergences")));
+	assert_int_equal(
+	    cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(o, "divergences")), 0);
+	assert_string_equal(jstr(o, "verdict"), "pass");
+	assert_string_equal(jstr(o, "action"), "none");
+	assert_true(jnum(o, "total") == 3 && jnum(o, "equal") == 3);
+	assert_true(jnum(o, "consistency") == 1.0);
+	assert_true(jnum(o, "missing_in_etcd") == 0 && jnum(o, "missing_in_git") == 0 &&
+		    jnum(o, "mismatch") == 0);
+
+	/* Recorded: the state database's latest run is this one. */
+	assert_int_equal(co_runs_latest(&run, f->st), 0);
+	assert_true((double)run->id == jnum(o, "run"));
+	assert_string_equal(run->verdict, "pass");
+	co_run_free(run);
+	cJSON_Delete(o);
+
+	assert_int_equal(co_audit_changes_latest(&l, f->st, 1), 0);
+	assert_int_equal(l.n, 1);
+	assert_string_equal(l.items[0]->who, "serve:admin");
+	assert_string_equal(l.items[0]->action, "reconcile");
+	assert_non_null(strstr(l.items[0]->detail, ": pass"));
+	co_audit_change_list_clear(&l);
+
+	assert_int_equal(kill_switch_in_file(f), 0);
+	assert_true(metrics_have(f, "\ncutover_reconcile_consistency_ratio 1.000000\n"));
+	assert_true(metrics_have(f, "\ncutover_kill_switch 0\n"));
+}
+
+static void reconcile_of_a_divergence_fails_and_trips_the_kill_switch(void **state)
+{
+	static const char *const ids[] = {"D1", "D2", NULL};
+	fx *f = *state;
+	co_audit_change_list l = {0};
+	const cJSON *d;
+	char want[64];
+	co_flags fl;
+	cJSON *o;
+
+	seed(f, ids);
+	etcdctl_del_task(f, "D2");
+	o = reconcile(f, "{}", 200);
+	assert_string_equal(jstr(o, "verdict"), "fail");
+	assert_string_equal(jstr(o, "action"), "kill_switch");
+	assert_true(jnum(o, "total") == 2 && jnum(o, "equal") == 1);
+	assert_true(jnum(o, "missing_in_etcd") == 1);
+	assert_true(jnum(o, "consistency") == 0.5);
+	d = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(o, "divergences"), 0);
+	assert_non_null(d);
+	assert_string_equal(jstr(d, "id"), "D2");
+	assert_string_equal(jstr(d, "kind"), "task");
+	assert_string_equal(jstr(d, "class"), "missing_in_etcd");
+	snprintf(want, sizeof(want), "reconcile run %.0f: ", jnum(o, "run"));
+	assert_true(strncmp(jstr(o, "reason"), want, strlen(want)) == 0);
+
+	/* Tripped in the file, with the run as reason, and at once in /metrics. */
+	assert_int_equal(co_flags_load(&fl, f->flags_path), 0);
+	assert_int_equal(fl.kill_switch, 1);
+	assert_true(strncmp(fl.kill_reason, want, strlen(want)) == 0);
+	assert_true(metrics_have(f, "\ncutover_kill_switch 1\n"));
+	assert_true(metrics_have(f, "\ncutover_reconcile_consistency_ratio 0.500000\n"));
+
+	/* The trip and the request are both audited as the admin's. */
+	assert_int_equal(co_audit_changes_latest(&l, f->st, 2), 0);
+	assert_int_equal(l.n, 2);
+	assert_string_equal(l.items[0]->who, "serve:admin");
+	assert_string_equal(l.items[0]->action, "reconcile");
+	assert_string_equal(l.items[1]->who, "serve:admin");
+	assert_string_equal(l.items[1]->action, "auto-rollback");
+	co_audit_change_list_clear(&l);
+	cJSON_Delete(o);
+}
+
+static void reconcile_with_no_rollback_fails_without_tripping(void **state)
+{
+	static const char *const ids[] = {"N1", "N2", NULL};
+	fx *f = *state;
+	cJSON *o;
+
+	seed(f, ids);
+	etcdctl_del_task(f, "N1");
+	o = reconcile(f, "{\"no_rollback\":true}", 200);
+	assert_string_equal(jstr(o, "verdict"), "fail");
+	assert_string_equal(jstr(o, "action"), "none");
+	assert_true(jnum(o, "missing_in_etcd") == 1);
+	cJSON_Delete(o);
+	assert_int_equal(kill_switch_in_file(f), 0);
+	assert_true(metrics_have(f, "\ncutover_kill_switch 0\n"));
+}
+
+static void reconcile_repair_from_etcd_brings_consistency_back_to_1(void **state)
+{
+	static const char *const ids[] = {"P1", "P2", "P3", NULL};
+	fx *f = *state;
+	co_record *r = NULL;
+	const cJSON *rep, *diag;
+	cJSON *o;
+
+	seed(f, ids);
+	/* etcd is made the truth: P1 differs there, P2 is gone from it. */
+	assert_int_equal(co_store_get(&r, f->etcd, CO_KIND_TASK, "P1"), 0);
+	free(r->type);
+	r->type = strdup("deploy");
+	assert_non_null(r->type);
+	assert_int_equal(co_store_put(f->etcd, r), 0);
+	co_record_free(r);
+	r = NULL;
+	etcdctl_del_task(f, "P2");
+
+	o = reconcile(f, "{\"repair\":\"etcd\"}", 200);
+	/* The answer is the verifying run's; the diagnosis is under "repair". */
+	assert_string_equal(jstr(o, "verdict"), "pass");
+	assert_true(jnum(o, "consistency") == 1.0);
+	assert_true(jnum(o, "total") == 2);
+	rep = cJSON_GetObjectItemCaseSensitive(o, "repair");
+	assert_non_null(rep);
+	assert_string_equal(jstr(rep, "from"), "etcd");
+	assert_true(jnum(rep, "written") == 1 && jnum(rep, "removed") == 1);
+	diag = cJSON_GetObjectItemCaseSensitive(rep, "diagnosis");
+	assert_non_null(diag);
+	assert_string_equal(jstr(diag, "verdict"), "fail");
+	assert_string_equal(jstr(diag, "action"), "repair:etcd");
+	assert_true(jnum(diag, "mismatch") == 1 && jnum(diag, "missing_in_etcd") == 1);
+	assert_true(jnum(diag, "run") < jnum(o, "run"));
+	cJSON_Delete(o);
+
+	/* git now holds what etcd holds, deletion included. */
+	assert_int_equal(co_store_get(&r, f->git, CO_KIND_TASK, "P1"), 0);
+	assert_string_equal(r->type, "deploy");
+	co_record_free(r);
+	r = NULL;
+	assert_int_equal(co_store_get(&r, f->git, CO_KIND_TASK, "P2"), CO_ENOTFOUND);
+	/* A repairing run does not trip the switch. */
+	assert_int_equal(kill_switch_in_file(f), 0);
+
+	/* And a plain run afterwards agrees. */
+	o = reconcile(f, "{}", 200);
+	assert_string_equal(jstr(o, "verdict"), "pass");
+	assert_true(jnum(o, "consistency") == 1.0);
+	cJSON_Delete(o);
+	assert_true(metrics_have(f, "\ncutover_reconcile_consistency_ratio 1.000000\n"));
+}
+
+static void reconcile_bad_body_is_400_and_records_no_run(void **state)
+{
+	static const char *const bad[] = {"{\"repair\":\"svn\"}",
+					  "{\"repair\":5}",
+					  "{\"no_rollback\":\"yes\"}",
+					  "{\"bogus\":true}",
+					  "{",
+					  "[]",
+					  "{} x",
+					  NULL};
+	static const char *const ids[] = {"B1", NULL};
+	fx *f = *state;
+	co_audit_change_list l = {0};
+	co_run *run = NULL;
+	cJSON *o;
+	int i;
+
+	/* A divergence waits: a run, had one started, would trip the switch. */
+	seed(f, ids);
+	etcdctl_del_task(f, "B1");
+	for (i = 0; bad[i]; i++) {
+		o = reconcile(f, bad[i], 400);
+		assert_string_equal(
+		    jstr(cJSON_GetObjectItemCaseSensitive(o, "error"), "code"),
+		    "invalid");
+		if (i == 0)
+			assert_non_null(strstr(
+			    jstr(cJSON_GetObjectItemCaseSensitive(o, "error"), "message"),
+			    "\"svn\""));
+		cJSON_Delete(o);
+	}
+	/* No run, not even one in progress; nothing audited. */
+	assert_int_equal(co_runs_latest(&run, f->st), CO_ENOTFOUND);
+	assert_int_equal(co_runs_get(&run, f->st, 1), CO_ENOTFOUND);
+	assert_int_equal(co_audit_changes_latest(&l, f->st, 10), 0);
+	assert_int_equal(l.n, 0);
+	assert_int_equal(kill_switch_in_file(f), 0);
+	co_error_clear();
+}
+
+static void reconcile_needs_the_token_and_post(void **state)
+{
+	fx *f = *state;
+	co_run *run = NULL;
+
+	assert_int_equal(req_status(f, "POST", "/v1/admin/reconcile", "{}", NULL), 401);
+	assert_int_equal(
+	    req_status(f, "POST", "/v1/admin/reconcile", "{}", "Bearer wrong"), 401);
+	assert_int_equal(req_status(f, "GET", "/v1/admin/reconcile", NULL, NULL), 401);
+	assert_int_equal(req_status(f, "GET", "/v1/admin/reconcile", NULL, AUTH), 405);
+	assert_int_equal(co_runs_latest(&run, f->st), CO_ENOTFOUND);
+	assert_int_equal(co_runs_get(&run, f->st, 1), CO_ENOTFOUND);
+	co_error_clear();
+}
+
+typedef struct reconciler {
+	fx *f;
+	long status;
+} reconciler;
+
+static void *reconcile_thread(void *p)
+{
+	reconciler *c = p;
+
+	c->status = req_status(c->f, "POST", "/v1/admin/reconcile", NULL, AUTH);
+	return NULL;
+}
+
+static void reconcile_while_one_runs_is_409(void **state)
+{
+	static const char *const ids[] = {"Q1", NULL};
+	fx *f = *state;
+	hold h = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
+	reconciler c = {f, 0};
+	pthread_t th;
+	co_run *run = NULL;
+	resp r;
+
+	seed(f, ids);
+	f->hold = &h;
+	assert_int_equal(pthread_create(&th, NULL, reconcile_thread, &c), 0);
+	/* The first run is parked in its drain phase: it began, it holds the
+	 * server's one reconcile slot, and it cannot finish until released. */
+	pthread_mutex_lock(&h.lock);
+	while (!h.started)
+		pthread_cond_wait(&h.cond, &h.lock);
+	pthread_mutex_unlock(&h.lock);
+
+	http(&r, f, "POST", "/v1/admin/reconcile", "{\"no_rollback\":true}",
+	     strlen("{\"no_rollback\":true}"), AUTH);
+	assert_int_equal(r.status, 409);
+	assert_non_null(strstr(r.body, "\"code\":\"conflict\""));
+	assert_non_null(strstr(r.body, "already running"));
+	free(r.body);
+
+	pthread_mutex_lock(&h.lock);
+	h.released = 1;
+	pthread_cond_broadcast(&h.cond);
+	pthread_mutex_unlock(&h.lock);
+	pthread_join(th, NULL);
+	f->hold = NULL;
+	assert_int_equal(c.status, 200);
+
+	/* Only the first ran, and the slot is free again. */
+	assert_int_equal(co_runs_latest(&run, f->st), 0);
+	assert_int_equal(run->id, 1);
+	co_run_free(run);
+	run = NULL;
+	cJSON_Delete(reconcile(f, NULL, 200));
+	assert_int_equal(co_runs_latest(&run, f->st), 0);
+	assert_int_equal(run->id, 2);
+	co_run_free(run);
+}
+
+static void reconcile_with_etcd_down_is_503_and_recorded_as_failed(void **state)
+{
+	static const char *const ids[] = {"U1", NULL};
+	co_test_etcd own;
+	co_run *run = NULL;
+	fx f;
+	cJSON *o;
+
+	(void)state;
+	/* Its own etcd, killed: the shared one stays up for the others. */
+	assert_int_equal(co_test_etcd_start(&own), 0);
+	fx_open_on(&f, 1, own.endpoint);
+	seed(&f, ids);
+	co_test_etcd_kill(&own);
+
+	o = reconcile(&f, "{}", 503);
+	assert_string_equal(jstr(cJSON_GetObjectItemCaseSensitive(o, "error"), "code"),
+			    "unavailable");
+	assert_non_null(strstr(
+	    jstr(cJSON_GetObjectItemCaseSensitive(o, "error"), "message"), "etcd"));
+	cJSON_Delete(o);
+
+	assert_int_equal(co_runs_latest(&run, f.st), 0);
+	assert_string_equal(run->verdict, "fail");
+	assert_string_equal(run->action, "none");
+	assert_non_null(run->error);
+	co_run_free(run);
+	/* A run that could not look at both stores decides nothing. */
+	assert_int_equal(kill_switch_in_file(&f), 0);
+
+	fx_close(&f);
+	co_test_etcd_stop(&own);
+}
+
 static int group_setup(void **state)
 {
 	(void)state;
@@ -731,6 +1167,22 @@ int main(void)
 					    setup, teardown),
 	    cmocka_unit_test_setup_teardown(stop_ends_open_watch_streams, setup,
 					    teardown),
+	    cmocka_unit_test_setup_teardown(
+		reconcile_of_equal_stores_passes_with_the_report_fields, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		reconcile_of_a_divergence_fails_and_trips_the_kill_switch, setup,
+		teardown),
+	    cmocka_unit_test_setup_teardown(
+		reconcile_with_no_rollback_fails_without_tripping, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		reconcile_repair_from_etcd_brings_consistency_back_to_1, setup, teardown),
+	    cmocka_unit_test_setup_teardown(reconcile_bad_body_is_400_and_records_no_run,
+					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(reconcile_needs_the_token_and_post, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(reconcile_while_one_runs_is_409, setup,
+					    teardown),
+	    cmocka_unit_test(reconcile_with_etcd_down_is_503_and_recorded_as_failed),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
