@@ -175,35 +175,33 @@ void co_snapshot_sort(co_snapshot *s)
 		qsort_r(s->v, s->n, sizeof(*s->v), entry_cmp, s->ids);
 }
 
+/* Progress every this many records of a scan. */
+#define PROGRESS_EVERY 16384
+
 struct take_ctx {
 	co_snapshot *s;
 	co_store *store;
 	co_snapshot_progress_fn progress;
 	void *progress_ctx;
-	co_kind kind; /* of the last record seen */
-	size_t kinds_done;
 };
 
 static int take_one(void *ctx, const co_scan_item *it)
 {
 	struct take_ctx *c = ctx;
+	int error = co_snapshot_add_hashed(c->s, it->kind, it->id,
+					   co_snapshot_text_hash(it->raw, it->len),
+					   co_snapshot_version_hash(it->version));
 
-	if (it->kind != c->kind) {
-		if (c->progress)
-			c->progress(c->progress_ctx, co_store_name(c->store),
-				    ++c->kinds_done, 2);
-		c->kind = it->kind;
-	}
-	return co_snapshot_add_hashed(c->s, it->kind, it->id,
-				      co_snapshot_text_hash(it->raw, it->len),
-				      co_snapshot_version_hash(it->version));
+	if (error == 0 && c->progress && c->s->n % PROGRESS_EVERY == 0)
+		c->progress(c->progress_ctx, co_store_name(c->store), c->s->n, 0);
+	return error;
 }
 
 int co_snapshot_take(co_snapshot *out, co_store *store, co_snapshot_progress_fn progress,
 		     void *progress_ctx)
 {
 	co_snapshot s = {0};
-	struct take_ctx c = {&s, store, progress, progress_ctx, CO_KIND_TASK, 0};
+	struct take_ctx c = {&s, store, progress, progress_ctx};
 	int error;
 
 	if ((error = co_store_scan(store, take_one, &c)) < 0) {
@@ -211,7 +209,7 @@ int co_snapshot_take(co_snapshot *out, co_store *store, co_snapshot_progress_fn 
 		return error;
 	}
 	if (progress)
-		progress(progress_ctx, co_store_name(store), 2, 2);
+		progress(progress_ctx, co_store_name(store), s.n, s.n);
 	co_snapshot_sort(&s);
 	co_snapshot_clear(out);
 	*out = s;

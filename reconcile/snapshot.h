@@ -45,7 +45,8 @@ typedef struct co_snapshot {
 	size_t ids_len, ids_cap;
 } co_snapshot;
 
-/* Called after each kind is listed and hashed: `done` of `total` kinds. */
+/* Called as a store is scanned: `done` records so far, `total` 0 until the
+ * end of the scan, then done == total. */
 typedef void (*co_snapshot_progress_fn)(void *ctx, const char *store, size_t done,
 					size_t total);
 

@@ -101,6 +101,8 @@ static void on_progress(void *ctx, const char *phase, size_t done, size_t total)
 		for (i = 0; i < width; i++)
 			fputc(i < fill ? '#' : ' ', stderr);
 		fprintf(stderr, "] %zu/%zu", done, total);
+	} else if (done > 0) {
+		fprintf(stderr, "\r\033[K%-14s %zu records...", phase, done);
 	} else {
 		fprintf(stderr, "\r\033[K%-14s ...", phase);
 	}
