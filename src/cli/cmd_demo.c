@@ -21,10 +21,11 @@
  * Output is for a human: one section per step, one line per fact, with
  * figures.  Everything the demo starts it stops, and everything it creates
  * in the temp directory it removes (unless --keep), also after an error or
- * SIGINT/SIGTERM; etcd runs in its own process group (so ^C reaches only
- * the demo, which then shuts down in order) and dies with the demo even if
- * the demo is killed (PR_SET_PDEATHSIG).  Nothing here is reusable library
- * code: the demo only drives the public APIs of the other modules.
+ * SIGINT/SIGTERM; etcd (store/etcd_local.h) runs in its own process group
+ * (so ^C reaches only the demo, which then shuts down in order) and dies
+ * with the demo even if the demo is killed (PR_SET_PDEATHSIG).  Nothing
+ * here is reusable library code: the demo only drives the public APIs of
+ * the other modules.
  */
 #include "cli.h"
 
@@ -36,6 +37,7 @@
 #include "../core/error.h"
 #include "../core/runs.h"
 #include "../core/state.h"
+#include "../store/etcd_local.h"
 #include "../store/etcd_store.h"
 #include "../store/git_store.h"
 #include "flags/flags.h"
@@ -45,11 +47,9 @@
 #include "reconcile/report.h"
 #include "router/router.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
@@ -58,8 +58,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -205,25 +203,6 @@ static int mkdirs(const char *path)
 	return 0;
 }
 
-/* A port nobody listens on now: bind 127.0.0.1:0 and read it back. */
-static int free_port(void)
-{
-	struct sockaddr_in a;
-	socklen_t len = sizeof(a);
-	int fd, port = -1;
-
-	if ((fd = socket(AF_INET, SOCK_STREAM, 0)) < 0)
-		return -1;
-	memset(&a, 0, sizeof(a));
-	a.sin_family = AF_INET;
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
-	    getsockname(fd, (struct sockaddr *)&a, &len) == 0)
-		port = ntohs(a.sin_port);
-	close(fd);
-	return port;
-}
-
 /* Run argv (PATH lookup) with stdout/stderr appended to `log`; exit status or -1. */
 static int run_program(char *const argv[], const char *log)
 {
@@ -247,148 +226,29 @@ static int run_program(char *const argv[], const char *log)
 
 /* ---- the demo's etcd ---- */
 
-typedef struct demo_etcd {
-	pid_t pid;
-	int client_port, peer_port;
-	char endpoint[64];
-	char data[4096], log[4096];
-} demo_etcd;
-
-static int etcd_spawn(demo_etcd *e)
-{
-	char client[64], peer[64], cluster[96];
-	char *argv[32];
-	int argc = 0, logfd;
-	pid_t parent = getpid(), pid;
-
-	snprintf(client, sizeof(client), "http://127.0.0.1:%d", e->client_port);
-	snprintf(peer, sizeof(peer), "http://127.0.0.1:%d", e->peer_port);
-	snprintf(cluster, sizeof(cluster), "demo=%s", peer);
-	if ((logfd = open(e->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644)) < 0)
-		return co_error_set(CO_EIO, "%s: %s", e->log, strerror(errno));
-	argv[argc++] = "etcd";
-	argv[argc++] = "--name";
-	argv[argc++] = "demo";
-	argv[argc++] = "--data-dir";
-	argv[argc++] = e->data;
-	argv[argc++] = "--listen-client-urls";
-	argv[argc++] = client;
-	argv[argc++] = "--advertise-client-urls";
-	argv[argc++] = client;
-	argv[argc++] = "--listen-peer-urls";
-	argv[argc++] = peer;
-	argv[argc++] = "--initial-advertise-peer-urls";
-	argv[argc++] = peer;
-	argv[argc++] = "--initial-cluster";
-	argv[argc++] = cluster;
-	argv[argc++] = "--heartbeat-interval";
-	argv[argc++] = "10";
-	argv[argc++] = "--election-timeout";
-	argv[argc++] = "100";
-	argv[argc++] = "--log-level";
-	argv[argc++] = "error";
-	argv[argc] = NULL;
-
-	if ((pid = fork()) < 0) {
-		close(logfd);
-		return co_error_set(CO_EUNAVAIL, "fork: %s", strerror(errno));
-	}
-	if (pid == 0) {
-		int devnull = open("/dev/null", O_RDONLY);
-
-		/* Die with the demo even if it is SIGKILLed ... */
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (getppid() != parent)
-			_exit(127);
-		/* ... but not with a ^C meant for it: the demo stops etcd in order. */
-		setpgid(0, 0);
-		if (devnull >= 0)
-			dup2(devnull, 0);
-		dup2(logfd, 1);
-		dup2(logfd, 2);
-		execvp("etcd", argv);
-		_exit(127);
-	}
-	close(logfd);
-	e->pid = pid;
-	return 0;
-}
-
-/* SIGTERM, wait up to 5 s, then SIGKILL; reaps the child.  Idempotent. */
-static void etcd_stop(demo_etcd *e)
-{
-	int64_t end;
-	int status;
-
-	if (e->pid <= 0)
-		return;
-	kill(e->pid, SIGTERM);
-	end = mono_us() + 5000000;
-	while (waitpid(e->pid, &status, WNOHANG) == 0) {
-		if (mono_us() >= end) {
-			kill(e->pid, SIGKILL);
-			waitpid(e->pid, &status, 0);
-			break;
-		}
-		sleep_ms(10);
-	}
-	e->pid = 0;
-}
-
 /*
- * Start etcd and wait until it serves a linearizable read (a leader
- * exists).  A port taken between free_port() and etcd's bind makes etcd
- * exit at once: try again on new ports, a few times.
+ * Start etcd in the temp dir and wait until it serves a linearizable read
+ * through the etcd store (a leader exists); ^C gives up.  etcd runs in its own process
+ * group, so that ^C reaches only the demo, which then stops it in order.
  */
-static int etcd_start(demo_etcd *e, int64_t *ready_us)
+static int etcd_start(co_etcd_local *e, const char *dir, int64_t *ready_us)
 {
-	co_etcd_opts eo = CO_ETCD_OPTS_INIT;
-	const char *eps[1];
-	co_store *s = NULL;
-	int attempt, status, error = 0;
+	co_etcd_local_opts o = CO_ETCD_LOCAL_OPTS_INIT;
 	int64_t t0 = mono_us();
+	int error;
 
-	for (attempt = 0; attempt < ETCD_ATTEMPTS && !interrupted; attempt++) {
-		int64_t end;
-
-		e->client_port = free_port();
-		e->peer_port = free_port();
-		if (e->client_port <= 0 || e->peer_port <= 0 ||
-		    e->client_port == e->peer_port)
-			continue;
-		snprintf(e->endpoint, sizeof(e->endpoint), "http://127.0.0.1:%d",
-			 e->client_port);
-		rmrf(e->data);
-		if ((error = etcd_spawn(e)) < 0)
-			return error;
-		eps[0] = e->endpoint;
-		eo.endpoints = eps;
-		eo.n_endpoints = 1;
-		eo.connect_timeout_ms = 200;
-		eo.request_timeout_ms = 1000;
-		if ((error = co_etcd_store_open(&s, &eo)) < 0)
-			return error;
-		end = mono_us() + (int64_t)ETCD_READY_MS * 1000;
-		while (!interrupted && mono_us() < end) {
-			if (waitpid(e->pid, &status, WNOHANG) == e->pid) {
-				e->pid = 0;
-				break;
-			}
-			if (co_store_ping(s) == 0) {
-				*ready_us = mono_us() - t0;
-				co_store_free(s);
-				return 0;
-			}
-			sleep_ms(10);
-		}
-		co_store_free(s);
-		s = NULL;
-		etcd_stop(e);
-	}
-	if (interrupted)
-		return co_error_set(CO_EUNAVAIL, "interrupted while starting etcd");
-	return co_error_set(CO_EUNAVAIL, "etcd did not start on 127.0.0.1 (is `etcd` in "
-					 "PATH?); see %s", e->log);
+	o.dir = dir;
+	o.data_name = "etcd-data";
+	o.name = "demo";
+	o.ready = CO_ETCD_LOCAL_READY_STORE_PING;
+	o.ready_timeout_ms = ETCD_READY_MS;
+	o.attempts = ETCD_ATTEMPTS;
+	o.own_process_group = 1;
+	o.cancel = &interrupted;
+	if ((error = co_etcd_local_start(e, &o)) < 0)
+		return error;
+	*ready_us = mono_us() - t0;
+	return 0;
 }
 
 /* ---- simulated swarms ---- */
@@ -626,7 +486,7 @@ typedef struct demo {
 	/* what it started */
 	char tmp[1024];
 	char repo[4096], state_dir[4096], flags_path[4096], git_log[4096];
-	demo_etcd etcd;
+	co_etcd_local etcd;
 	co_store *git, *etcd_store;
 	co_state *st;
 	co_flags_watcher *fw;
@@ -880,10 +740,8 @@ static int setup(demo *d)
 	snprintf(d->state_dir, sizeof(d->state_dir), "%s/state", d->tmp);
 	snprintf(d->flags_path, sizeof(d->flags_path), "%s/state/flags.yaml", d->tmp);
 	snprintf(d->git_log, sizeof(d->git_log), "%s/git.log", d->tmp);
-	snprintf(d->etcd.data, sizeof(d->etcd.data), "%s/etcd-data", d->tmp);
-	snprintf(d->etcd.log, sizeof(d->etcd.log), "%s/etcd.log", d->tmp);
 
-	if ((error = etcd_start(&d->etcd, &ready_us)) < 0)
+	if ((error = etcd_start(&d->etcd, d->tmp, &ready_us)) < 0)
 		return error;
 	fact("etcd", "pid %ld on %s, ready in %.0f ms (log %s)", (long)d->etcd.pid,
 	     d->etcd.endpoint, (double)ready_us / 1000.0, d->etcd.log);
@@ -1218,7 +1076,7 @@ static void teardown(demo *d)
 
 	section("Cleanup");
 	if (pid > 0) {
-		etcd_stop(&d->etcd);
+		co_etcd_local_stop(&d->etcd);
 		fact("etcd", "pid %ld stopped", (long)pid);
 	}
 	if (d->tmp[0] && d->keep) {

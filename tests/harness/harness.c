@@ -1,17 +1,16 @@
 /*
  * harness.c - real servers and child processes for tests (harness.h).
  *
- * etcd: two loopback ports are found free by binding 127.0.0.1:0, then etcd
- * is started on them with fast election settings, logging to <dir>/etcd.log,
- * and polled until it answers.  A port can be taken by someone else between
- * the probe and etcd's bind (other test programs run etcd at the same time),
- * so a start that dies early, or that finds another etcd answering on "its"
- * port, is retried with new ports.  Readiness is checked with a tiny HTTP
- * client over a raw socket (POST /v3/cluster/member/list, looking for our
- * own peer URL), so that the harness does not depend on the code under test.
+ * etcd: a co_etcd_local (store/etcd_local.h) on free loopback ports, with
+ * fast election settings, in a fresh /tmp/cutover-test-XXXXXX that stop
+ * removes; it is ready when its member list holds our own peer URL and it
+ * has a leader, checked over a raw socket so that the harness does not
+ * depend on the store code under test.  A start that dies early, or finds
+ * another etcd on "its" port (other test programs run etcd at the same
+ * time), is retried on new ports.
  *
- * Every started etcd is also recorded in a registry that an atexit handler
- * empties, and the child asks the kernel to SIGKILL it when its parent dies
+ * Every started etcd lives in a registry that an atexit handler empties,
+ * and the child asks the kernel to SIGKILL it when its parent dies
  * (PR_SET_PDEATHSIG), so a failing or crashing test leaves no etcd behind.
  * PDEATHSIG follows the forking *thread*: start etcd from the main thread
  * or a thread that outlives it.
@@ -23,86 +22,35 @@
  */
 #include "harness/harness.h"
 
-#include <arpa/inet.h>
+#include "store/etcd_local.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
-#include <netinet/in.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/time.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 extern char **environ;
 
-#define ETCD_READY_TIMEOUT_MS 10000
-#define ETCD_START_ATTEMPTS 5
-#define ETCD_STOP_TIMEOUT_MS 5000
-
-/* ---- small helpers ---- */
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(int ms)
-{
-	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
-}
-
-/* Wait for pid for at most timeout_ms; 1 if it was reaped, 0 if not. */
-static int wait_bounded(pid_t pid, int timeout_ms)
-{
-	int64_t end = now_ms() + timeout_ms;
-	int status;
-
-	for (;;) {
-		pid_t r = waitpid(pid, &status, WNOHANG);
-
-		if (r == pid || (r < 0 && errno == ECHILD))
-			return 1;
-		if (now_ms() >= end)
-			return 0;
-		sleep_ms(5);
-	}
-}
-
-/* SIGTERM, then SIGKILL if it does not go away; always reaps. */
-static void terminate(pid_t pid, int sig)
-{
-	if (pid <= 0)
-		return;
-	kill(pid, sig);
-	if (!wait_bounded(pid, ETCD_STOP_TIMEOUT_MS)) {
-		kill(pid, SIGKILL);
-		wait_bounded(pid, ETCD_STOP_TIMEOUT_MS);
-	}
-}
-
-/* ---- registry of running etcds, emptied at exit ---- */
+/* ---- etcd: co_etcd_local, and a registry of running ones emptied at exit ---- */
 
 #define REGISTRY_MAX 64
 
+/*
+ * Each started co_test_etcd has a slot here, claimed for its address, that
+ * holds the co_etcd_local the functions below work on; they copy what tests
+ * read (pid, ports, endpoint, dir) into the caller's struct.  Only the thread
+ * working on e touches its slot's etcd, and the atexit handler.
+ */
 static struct reg_entry {
 	const co_test_etcd *key;
-	pid_t pid;
-	char dir[256];
+	co_etcd_local local;
 } registry[REGISTRY_MAX];
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_once_t registry_once = PTHREAD_ONCE_INIT;
@@ -115,9 +63,9 @@ static void registry_cleanup(void)
 	for (i = 0; i < REGISTRY_MAX; i++) {
 		if (registry[i].key == NULL)
 			continue;
-		terminate(registry[i].pid, SIGKILL);
-		if (registry[i].dir[0])
-			co_test_rmrf(registry[i].dir);
+		/* SIGKILL: at exit nobody needs a clean shutdown; then rm the dir. */
+		co_etcd_local_kill(&registry[i].local);
+		co_etcd_local_stop(&registry[i].local);
 		registry[i].key = NULL;
 	}
 	pthread_mutex_unlock(&registry_lock);
@@ -128,9 +76,10 @@ static void registry_init(void)
 	atexit(registry_cleanup);
 }
 
-/* Record what e holds now (pid may be 0 for a killed one); dir "" forgets. */
-static void registry_update(const co_test_etcd *e)
+/* e's etcd; with claim, a fresh slot for e if it has none.  NULL if none/full. */
+static co_etcd_local *registry_find(const co_test_etcd *e, int claim)
 {
+	co_etcd_local *l = NULL;
 	size_t i, slot = REGISTRY_MAX;
 
 	pthread_once(&registry_once, registry_init);
@@ -140,290 +89,114 @@ static void registry_update(const co_test_etcd *e)
 			slot = i;
 			break;
 		}
-		if (registry[i].key == NULL && slot == REGISTRY_MAX)
+		if (claim && registry[i].key == NULL && slot == REGISTRY_MAX)
 			slot = i;
 	}
 	if (slot < REGISTRY_MAX) {
-		if (e->dir[0] == '\0' && e->pid <= 0) {
-			registry[slot].key = NULL;
-		} else {
-			registry[slot].key = e;
-			registry[slot].pid = e->pid;
-			snprintf(registry[slot].dir, sizeof(registry[slot].dir), "%s",
-				 e->dir);
-		}
+		if (registry[slot].key == NULL)
+			memset(&registry[slot].local, 0, sizeof(registry[slot].local));
+		registry[slot].key = e;
+		l = &registry[slot].local;
 	}
+	pthread_mutex_unlock(&registry_lock);
+	return l;
+}
+
+/* Forget e's slot (its etcd must be stopped). */
+static void registry_release(const co_test_etcd *e)
+{
+	size_t i;
+
+	pthread_mutex_lock(&registry_lock);
+	for (i = 0; i < REGISTRY_MAX; i++)
+		if (registry[i].key == e)
+			registry[i].key = NULL;
 	pthread_mutex_unlock(&registry_lock);
 }
 
-/* ---- ports and a raw HTTP probe ---- */
-
-static int free_port(void)
+/* What tests read of l, into e. */
+static void mirror(co_test_etcd *e, const co_etcd_local *l)
 {
-	struct sockaddr_in a;
-	socklen_t len = sizeof(a);
-	int fd, port = -1;
-
-	if ((fd = socket(AF_INET, SOCK_STREAM, 0)) < 0)
-		return -1;
-	memset(&a, 0, sizeof(a));
-	a.sin_family = AF_INET;
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	a.sin_port = 0;
-	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
-	    getsockname(fd, (struct sockaddr *)&a, &len) == 0)
-		port = ntohs(a.sin_port);
-	close(fd);
-	return port;
+	e->pid = l->pid;
+	e->client_port = l->client_port;
+	e->peer_port = l->peer_port;
+	snprintf(e->endpoint, sizeof(e->endpoint), "%s", l->endpoint);
+	/* Our temp dirs are short: "/tmp/cutover-test-XXXXXX". */
+	snprintf(e->dir, sizeof(e->dir), "%.*s", (int)sizeof(e->dir) - 1, l->dir);
 }
-
-/*
- * POST `path` with JSON `body` to 127.0.0.1:port and put up to len-1 bytes of
- * the whole answer (headers and body) into buf.  0 on a complete answer.
- */
-static int http_post(char *buf, size_t len, int port, const char *path, const char *body)
-{
-	struct sockaddr_in a;
-	struct timeval tv = {0, 500000};
-	char req[256];
-	size_t got = 0;
-	int fd, n;
-
-	if ((fd = socket(AF_INET, SOCK_STREAM, 0)) < 0)
-		return -1;
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	memset(&a, 0, sizeof(a));
-	a.sin_family = AF_INET;
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	a.sin_port = htons((uint16_t)port);
-	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0)
-		goto fail;
-	n = snprintf(req, sizeof(req),
-		     "POST %s HTTP/1.0\r\nHost: 127.0.0.1:%d\r\n"
-		     "Content-Type: application/json\r\nContent-Length: %zu\r\n"
-		     "Connection: close\r\n\r\n%s",
-		     path, port, strlen(body), body);
-	if (write(fd, req, (size_t)n) != n)
-		goto fail;
-	while (got + 1 < len) {
-		ssize_t r = read(fd, buf + got, len - 1 - got);
-
-		if (r < 0)
-			goto fail;
-		if (r == 0)
-			break;
-		got += (size_t)r;
-	}
-	buf[got] = '\0';
-	close(fd);
-	return 0;
-fail:
-	close(fd);
-	return -1;
-}
-
-/*
- * 1 when the etcd answering on e->client_port is ours (its member list
- * holds our peer URL), 0 when nothing useful answers yet, -1 when someone
- * else's etcd answers on that port.
- */
-static int etcd_answers(const co_test_etcd *e)
-{
-	char buf[8192], peer[64];
-
-	if (http_post(buf, sizeof(buf), e->client_port, "/v3/cluster/member/list", "{}") <
-	    0)
-		return 0;
-	if (strncmp(buf, "HTTP/1.", 7) != 0 || strstr(buf, " 200 ") == NULL)
-		return 0;
-	snprintf(peer, sizeof(peer), "http://127.0.0.1:%d", e->peer_port);
-	if (strstr(buf, peer) == NULL)
-		return -1;
-	/*
-	 * The member list answers before a leader exists.  Status says who
-	 * leads ("leader" is omitted while it is 0), and unlike a range it
-	 * needs no credentials once a test has enabled auth.
-	 */
-	if (http_post(buf, sizeof(buf), e->client_port, "/v3/maintenance/status", "{}") <
-	    0)
-		return 0;
-	if (strstr(buf, " 200 ") == NULL || strstr(buf, "\"leader\":\"") == NULL)
-		return 0;
-	return 1;
-}
-
-/* fork + exec etcd on e's ports and dir; sets e->pid.  0 / -1. */
-static int spawn_etcd(co_test_etcd *e)
-{
-	char data[300], logp[300], name[] = "t";
-	char client[64], peer[64], cluster[80];
-	char *argv[32];
-	int logfd, argc = 0;
-	pid_t parent = getpid(), pid;
-
-	snprintf(data, sizeof(data), "%s/data", e->dir);
-	snprintf(logp, sizeof(logp), "%s/etcd.log", e->dir);
-	snprintf(client, sizeof(client), "http://127.0.0.1:%d", e->client_port);
-	snprintf(peer, sizeof(peer), "http://127.0.0.1:%d", e->peer_port);
-	snprintf(cluster, sizeof(cluster), "t=%s", peer);
-	if ((logfd = open(logp, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644)) < 0)
-		return -1;
-
-	argv[argc++] = "etcd";
-	argv[argc++] = "--name";
-	argv[argc++] = name;
-	argv[argc++] = "--data-dir";
-	argv[argc++] = data;
-	argv[argc++] = "--listen-client-urls";
-	argv[argc++] = client;
-	argv[argc++] = "--advertise-client-urls";
-	argv[argc++] = client;
-	argv[argc++] = "--listen-peer-urls";
-	argv[argc++] = peer;
-	argv[argc++] = "--initial-advertise-peer-urls";
-	argv[argc++] = peer;
-	argv[argc++] = "--initial-cluster";
-	argv[argc++] = cluster;
-	argv[argc++] = "--heartbeat-interval";
-	argv[argc++] = "10";
-	argv[argc++] = "--election-timeout";
-	argv[argc++] = "100";
-	argv[argc++] = "--logger";
-	argv[argc++] = "zap";
-	argv[argc++] = "--log-level";
-	argv[argc++] = "error";
-	argv[argc] = NULL;
-
-	if ((pid = fork()) < 0) {
-		close(logfd);
-		return -1;
-	}
-	if (pid == 0) {
-		int devnull = open("/dev/null", O_RDONLY);
-
-		/* Die with the test, even if it is SIGKILLed. */
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (getppid() != parent)
-			_exit(127);
-		if (devnull >= 0)
-			dup2(devnull, 0);
-		dup2(logfd, 1);
-		dup2(logfd, 2);
-		execvp("etcd", argv);
-		_exit(127);
-	}
-	close(logfd);
-	e->pid = pid;
-	return 0;
-}
-
-/* Wait until e answers: 1 ours, 0 died/timed out, -1 port taken by another. */
-static int wait_ready(co_test_etcd *e)
-{
-	int64_t end = now_ms() + ETCD_READY_TIMEOUT_MS;
-	int status;
-
-	for (;;) {
-		int r = etcd_answers(e);
-
-		if (r != 0)
-			return r;
-		if (waitpid(e->pid, &status, WNOHANG) == e->pid) {
-			e->pid = 0;
-			return 0;
-		}
-		if (now_ms() >= end)
-			return 0;
-		sleep_ms(10);
-	}
-}
-
-/* ---- etcd ---- */
 
 int co_test_etcd_start(co_test_etcd *e)
 {
-	int attempt;
+	co_etcd_local_opts o = CO_ETCD_LOCAL_OPTS_INIT;
+	co_etcd_local *l;
+	char dir[sizeof(e->dir)];
 
 	memset(e, 0, sizeof(*e));
-	if (co_test_tmpdir(e->dir, sizeof(e->dir)) < 0)
+	if ((l = registry_find(e, 1)) == NULL) {
+		fprintf(stderr, "harness: more than %d etcds at once\n", REGISTRY_MAX);
 		return -1;
-	registry_update(e);
-	for (attempt = 0; attempt < ETCD_START_ATTEMPTS; attempt++) {
-		char data[300];
-		int r;
-
-		e->client_port = free_port();
-		e->peer_port = free_port();
-		if (e->client_port <= 0 || e->peer_port <= 0 ||
-		    e->client_port == e->peer_port)
-			continue;
-		snprintf(e->endpoint, sizeof(e->endpoint), "http://127.0.0.1:%d",
-			 e->client_port);
-		/* A failed attempt may have left a half-initialised data dir. */
-		snprintf(data, sizeof(data), "%s/data", e->dir);
-		co_test_rmrf(data);
-		if (spawn_etcd(e) < 0)
-			break;
-		registry_update(e);
-		r = wait_ready(e);
-		if (r == 1)
-			return 0;
-		terminate(e->pid, SIGKILL);
-		e->pid = 0;
-		registry_update(e);
 	}
-	fprintf(stderr, "harness: etcd did not start; see %s/etcd.log\n", e->dir);
-	co_test_etcd_stop(e);
-	return -1;
+	/* A struct started twice: its first etcd is unreachable now. */
+	co_etcd_local_stop(l);
+	if (co_test_tmpdir(dir, sizeof(dir)) < 0) {
+		registry_release(e);
+		return -1;
+	}
+	o.dir = dir;
+	o.remove_dir_on_stop = 1;
+	o.name = "t";
+	o.logger = "zap";
+	if (co_etcd_local_start(l, &o) < 0) {
+		fprintf(stderr, "harness: etcd did not start; see %s/etcd.log\n", dir);
+		co_etcd_local_stop(l);
+		co_test_rmrf(dir);
+		registry_release(e);
+		return -1;
+	}
+	mirror(e, l);
+	return 0;
 }
 
 void co_test_etcd_stop(co_test_etcd *e)
 {
+	co_etcd_local *l;
+
 	if (e == NULL)
 		return;
-	terminate(e->pid, SIGTERM);
+	if ((l = registry_find(e, 0)) != NULL) {
+		co_etcd_local_stop(l);
+		registry_release(e);
+	}
 	e->pid = 0;
-	if (e->dir[0])
-		co_test_rmrf(e->dir);
 	e->dir[0] = '\0';
-	registry_update(e);
 }
 
 void co_test_etcd_kill(co_test_etcd *e)
 {
+	co_etcd_local *l;
+
 	if (e == NULL)
 		return;
-	terminate(e->pid, SIGKILL);
+	if ((l = registry_find(e, 0)) != NULL)
+		co_etcd_local_kill(l);
 	e->pid = 0;
-	registry_update(e);
 }
 
 int co_test_etcd_restart(co_test_etcd *e)
 {
-	int64_t end = now_ms() + ETCD_READY_TIMEOUT_MS;
+	co_etcd_local *l;
+	int error;
 
-	if (e == NULL || e->dir[0] == '\0')
+	if (e == NULL || e->dir[0] == '\0' || (l = registry_find(e, 0)) == NULL)
 		return -1;
-	co_test_etcd_kill(e);
-	/*
-	 * The old process released its ports when it died, but a fresh bind
-	 * may briefly fail; retry the spawn (same ports, same data) while
-	 * etcd exits early, bounded.
-	 */
-	while (now_ms() < end) {
-		if (spawn_etcd(e) < 0)
-			return -1;
-		registry_update(e);
-		if (wait_ready(e) == 1)
-			return 0;
-		terminate(e->pid, SIGKILL);
-		e->pid = 0;
-		registry_update(e);
-		sleep_ms(50);
+	error = co_etcd_local_restart(l);
+	mirror(e, l);
+	if (error < 0) {
+		fprintf(stderr, "harness: etcd did not restart; see %s/etcd.log\n",
+			e->dir);
+		return -1;
 	}
-	fprintf(stderr, "harness: etcd did not restart; see %s/etcd.log\n", e->dir);
-	return -1;
+	return 0;
 }
 
 /* ---- temp dirs and git ---- */
