@@ -8,7 +8,7 @@
  *
  *   RangeRequest   1 key (bytes), 2 range_end (bytes), 3 limit, 4 revision
  *   RangeResponse  1 header (ResponseHeader), 2 kvs (repeated KeyValue),
- *                  3 more (bool)
+ *                  3 more (bool), 4 count
  *   ResponseHeader 3 revision
  *   KeyValue       1 key, 3 mod_revision, 5 value
  *
@@ -233,28 +233,29 @@ static int decode_kv(co_grpc_kv *kv, const unsigned char *p, size_t len)
 	return 0;
 }
 
-int co_grpc_range_decode(const unsigned char *msg, size_t len, int64_t *revision,
-			 int *more, co_grpc_kv_fn fn, void *ctx)
+int co_grpc_range_decode(const unsigned char *msg, size_t len, co_grpc_range_info *info,
+			 co_grpc_kv_fn fn, void *ctx)
 {
 	reader r = {msg, msg + len};
 	co_grpc_kv kv;
 	field f;
 	int error;
 
-	*revision = 0;
-	*more = 0;
+	memset(info, 0, sizeof(*info));
 	while (r.p < r.end) {
 		if ((error = next_field(&f, &r)) < 0)
 			return error;
 		if (f.num == 1 && f.wire == WIRE_LEN) {
-			if ((error = decode_header(revision, f.val, f.len)) < 0)
+			if ((error = decode_header(&info->revision, f.val, f.len)) < 0)
 				return error;
 		} else if (f.num == 2 && f.wire == WIRE_LEN) {
 			if ((error = decode_kv(&kv, f.val, f.len)) < 0 ||
 			    (fn && (error = fn(ctx, &kv)) < 0))
 				return error;
 		} else if (f.num == 3 && f.wire == WIRE_VARINT) {
-			*more = f.varint != 0;
+			info->more = f.varint != 0;
+		} else if (f.num == 4 && f.wire == WIRE_VARINT) {
+			info->count = (int64_t)f.varint;
 		}
 	}
 	return 0;

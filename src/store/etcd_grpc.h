@@ -54,13 +54,20 @@ typedef struct co_grpc_buf {
  */
 int co_grpc_range_encode(co_grpc_buf *out, const co_grpc_range *req);
 
+/* What a RangeResponse says besides its kvs. */
+typedef struct co_grpc_range_info {
+	int64_t revision; /* of its header: the revision read */
+	int more;	  /* 1: keys remain past the limit */
+	int64_t count;	  /* keys in the whole range, whatever the limit */
+} co_grpc_range_info;
+
 /*
- * Decode a RangeResponse protobuf (no frame header): *revision from its
- * header, *more, and fn for each kv.  CO_EINVAL on malformed input (a
- * truncated field, a wrong wire type), or what fn returned.
+ * Decode a RangeResponse protobuf (no frame header): *info, and fn for
+ * each kv.  CO_EINVAL on malformed input (a truncated field, a wrong wire
+ * type), or what fn returned.
  */
-int co_grpc_range_decode(const unsigned char *msg, size_t len, int64_t *revision,
-			 int *more, co_grpc_kv_fn fn, void *ctx);
+int co_grpc_range_decode(const unsigned char *msg, size_t len, co_grpc_range_info *info,
+			 co_grpc_kv_fn fn, void *ctx);
 
 /* The outcome of a call that reached a server. */
 typedef struct co_grpc_reply {

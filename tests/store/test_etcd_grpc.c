@@ -90,15 +90,14 @@ static void range_response_decodes_kvs_revision_and_more(void **state)
 	    0x20, 0x07,	      /* count 7 */
 	};
 	got g;
-	int64_t rev;
-	int more;
+	co_grpc_range_info info;
 
 	(void)state;
 	memset(&g, 0, sizeof(g));
-	assert_int_equal(co_grpc_range_decode(msg, sizeof(msg), &rev, &more, collect, &g),
-			 0);
-	assert_int_equal(rev, 1000);
-	assert_int_equal(more, 1);
+	assert_int_equal(co_grpc_range_decode(msg, sizeof(msg), &info, collect, &g), 0);
+	assert_int_equal(info.revision, 1000);
+	assert_int_equal(info.more, 1);
+	assert_int_equal(info.count, 7);
 	assert_int_equal(g.n, 2);
 	assert_string_equal(g.keys[0], "a");
 	assert_string_equal(g.values[0], "{\"x\"}");
@@ -114,23 +113,22 @@ static void truncated_or_garbled_responses_are_invalid(void **state)
 	static const unsigned char cut_varint[] = {0x18, 0x80};		   /* more: ... */
 	static const unsigned char bad_wire[] = {0x0b}; /* wire type 3 */
 	static const unsigned char inner_cut[] = {0x12, 0x02, 0x0a, 0x05}; /* key cut */
-	int64_t rev;
-	int more;
+	co_grpc_range_info info;
 	got g;
 
 	(void)state;
 	memset(&g, 0, sizeof(g));
 	assert_int_equal(
-	    co_grpc_range_decode(cut_bytes, sizeof(cut_bytes), &rev, &more, collect, &g),
-	    CO_EINVAL);
-	assert_int_equal(co_grpc_range_decode(cut_varint, sizeof(cut_varint), &rev, &more,
-					      collect, &g),
-			 CO_EINVAL);
-	assert_int_equal(
-	    co_grpc_range_decode(bad_wire, sizeof(bad_wire), &rev, &more, collect, &g),
+	    co_grpc_range_decode(cut_bytes, sizeof(cut_bytes), &info, collect, &g),
 	    CO_EINVAL);
 	assert_int_equal(
-	    co_grpc_range_decode(inner_cut, sizeof(inner_cut), &rev, &more, collect, &g),
+	    co_grpc_range_decode(cut_varint, sizeof(cut_varint), &info, collect, &g),
+	    CO_EINVAL);
+	assert_int_equal(
+	    co_grpc_range_decode(bad_wire, sizeof(bad_wire), &info, collect, &g),
+	    CO_EINVAL);
+	assert_int_equal(
+	    co_grpc_range_decode(inner_cut, sizeof(inner_cut), &info, collect, &g),
 	    CO_EINVAL);
 	assert_non_null(strstr(co_error_last(), "malformed RangeResponse"));
 	assert_int_equal(g.n, 0);
