@@ -9,9 +9,13 @@
  * rev) and the intent retired — or, if the secondary is down or mirrored
  * asynchronously (etcd mode), the record itself is queued and the intent
  * retired.  Whoever drains an intent left by a crash copies the record from
- * the other store.  Before any store serves an ID, that ID's entries bound
- * to it are applied first (settle), so that a store never acts on a state
- * older than one already acknowledged elsewhere.
+ * the other store.  In etcd mode the intent's durability is what the
+ * write's acknowledgement rests on: a syncer thread fsyncs the outbox's WAL
+ * while the etcd txn runs, one fsync for every writer waiting (group
+ * commit), and the record owed to git needs no fsync of its own.  Before
+ * any store serves an ID, that ID's entries bound to it are applied first
+ * (settle), so that a store never acts on a state older than one already
+ * acknowledged elsewhere.
  *
  * Not here: the flag file (flags/), the stores' own CAS (src/store/), the
  * outbox schema (src/core/outbox.c), reconciliation (reconcile/).
@@ -63,6 +67,16 @@ struct co_router {
 	pthread_cond_t wake;
 	pthread_mutex_t stripes[ROUTER_STRIPES];
 	char sync_mark[40]; /* "@sync:<nonce>": this router's intents */
+	/* group commit of intents (etcd mode): see "group commit" below */
+	co_state *sync_st; /* the syncer's own connection */
+	pthread_t syncer;
+	int syncer_started;
+	pthread_mutex_t sync_mu; /* guards the five fields below */
+	pthread_cond_t sync_cv;
+	uint64_t sync_requested, sync_done;
+	int sync_stop;	      /* set once no thread can ask for a sync any more */
+	int sync_broken;      /* a sync failed: no later one is trusted */
+	char sync_error[512]; /* its message */
 	pthread_mutex_t wit_mu;
 	co_audit_op wit[128]; /* WITNESS_BATCH */
 	size_t n_wit;
@@ -105,6 +119,19 @@ static pthread_mutex_t *stripe(co_router *r, const char *id)
 	return &r->stripes[h % ROUTER_STRIPES];
 }
 
+/*
+ * A copy of the last error, to quote in a new one: co_error_set() formats
+ * into the very buffer co_error_last() returns, so passing that straight in
+ * garbles the message.
+ */
+#define CAUSE_MAX 1024
+
+static const char *last_error(char cause[CAUSE_MAX])
+{
+	snprintf(cause, CAUSE_MAX, "%s", co_error_last());
+	return cause;
+}
+
 static int is_intent(const co_outbox_entry *e)
 {
 	return e->payload && strncmp(e->payload, SYNC_PREFIX, strlen(SYNC_PREFIX)) == 0;
@@ -123,6 +150,8 @@ int co_router_route(co_route *out, co_router *r, co_op op, const char *id)
 }
 
 /* ---- applying outbox entries ---- */
+
+static int ack_durably(co_router *r, int64_t seq);
 
 /*
  * Apply one entry to its target store.  Puts are "if newer", so applying an
@@ -182,21 +211,25 @@ static int settle(co_router *r, co_side side, co_kind kind, const char *id, int6
 		if (e->seq == mine)
 			continue;
 		if (foreign_in_flight(r, e)) {
-			error = co_error_set(CO_EUNAVAIL,
-					     "%s %s: another router is writing it through the "
-					     "other store right now; try again",
-					     co_kind_name(kind), id);
+			error = co_error_set(
+			    CO_EUNAVAIL,
+			    "%s %s: another router is writing it through the "
+			    "other store right now; try again",
+			    co_kind_name(kind), id);
 			goto done;
 		}
 		if ((error = apply_entry(r, e)) < 0) {
-			error = co_error_set(CO_EUNAVAIL,
-					     "%s %s: %zu earlier write(s) not yet applied to %s "
-					     "and it cannot take them now: %s",
-					     co_kind_name(kind), id, l.n - i, side_name(side),
-					     co_error_last());
+			char cause[CAUSE_MAX];
+
+			error = co_error_set(
+			    CO_EUNAVAIL,
+			    "%s %s: %zu earlier write(s) not yet applied to %s "
+			    "and it cannot take them now: %s",
+			    co_kind_name(kind), id, l.n - i, side_name(side),
+			    last_error(cause));
 			goto done;
 		}
-		if ((error = co_outbox_ack(r->st, e->seq)) < 0)
+		if ((error = ack_durably(r, e->seq)) < 0)
 			goto done;
 	}
 done:
@@ -270,12 +303,121 @@ static void witness(co_router *r, const co_route *rt, const char *id, int error,
 
 typedef int (*write_fn)(co_record **out, co_store *s, const void *arg);
 
+/* ---- group commit ---- */
+
+/*
+ * In etcd mode every acknowledged write owes git a record, and what says so
+ * in the outbox must survive a power loss before the write is acknowledged.
+ * Syncing it after the etcd txn would add an fsync to every claim.  Instead
+ * the intent is committed without a sync (so other routers see it at once,
+ * and a process crash cannot lose it), a sync is requested, and the etcd
+ * txn runs while the syncer fsyncs the state's WAL, which makes the intent
+ * and every commit before it durable (co_state_sync); writers that ask
+ * meanwhile share the next fsync.  After the primary committed, the record
+ * replaces the intent without a sync of its own, and the write is
+ * acknowledged once the sync that covers its intent has returned.
+ *
+ * A durable intent is enough: if a power cut loses the unsynced record
+ * (WAL recovery keeps a prefix of the commits, so the intent is there),
+ * draining the intent copies the record from etcd, and until that
+ * succeeds settle() refuses to serve the ID from git (CO_EUNAVAIL), so git
+ * never answers with the state from before the write.  After a restart the
+ * intent is another router's (the nonce changed): it is left alone for
+ * IN_FLIGHT_MS after it was written, then resolved.
+ *
+ * A failed fsync fails every write waiting on it, and every later one
+ * until the router is reopened: after a failed fsync the kernel may have
+ * dropped the unsynced pages, and a later fsync that succeeds says nothing
+ * about them.
+ */
+static void *syncer_main(void *arg)
+{
+	co_router *r = arg;
+	uint64_t target;
+	int error;
+
+	pthread_mutex_lock(&r->sync_mu);
+	for (;;) {
+		if (r->sync_requested == r->sync_done) {
+			if (r->sync_stop)
+				break;
+			pthread_cond_wait(&r->sync_cv, &r->sync_mu);
+			continue;
+		}
+		/* Every ticket up to target was handed out after its intent was
+		 * committed, so this fsync, which starts now, covers them all. */
+		target = r->sync_requested;
+		pthread_mutex_unlock(&r->sync_mu);
+		error = co_state_sync(r->sync_st);
+		pthread_mutex_lock(&r->sync_mu);
+		if (error < 0 && !r->sync_broken) {
+			r->sync_broken = 1;
+			snprintf(r->sync_error, sizeof(r->sync_error), "%s",
+				 co_error_last());
+		}
+		r->sync_done = target;
+		pthread_cond_broadcast(&r->sync_cv);
+	}
+	pthread_mutex_unlock(&r->sync_mu);
+	return NULL;
+}
+
+/* Ask for everything committed so far to be made durable; a ticket for it. */
+static uint64_t request_sync(co_router *r)
+{
+	uint64_t ticket;
+
+	pthread_mutex_lock(&r->sync_mu);
+	ticket = ++r->sync_requested;
+	pthread_cond_signal(&r->sync_cv);
+	pthread_mutex_unlock(&r->sync_mu);
+	return ticket;
+}
+
+/* Wait until the sync for `ticket` has returned.  CO_EIO if it failed. */
+static int wait_sync(co_router *r, uint64_t ticket)
+{
+	int broken;
+
+	pthread_mutex_lock(&r->sync_mu);
+	while (r->sync_done < ticket && !r->sync_broken)
+		pthread_cond_wait(&r->sync_cv, &r->sync_mu);
+	broken = r->sync_broken;
+	pthread_mutex_unlock(&r->sync_mu);
+	if (broken)
+		return co_error_set(CO_EIO, "outbox: could not be made durable: %s",
+				    r->sync_error);
+	return 0;
+}
+
+/*
+ * Retire an applied entry durably, as co_outbox_ack() does, but with the
+ * fsync shared through the group commit: SQLite's own synced commit would
+ * hold the state's mutex during the fsync, and every writer of every other
+ * ID (the claims' intents) would wait behind the drain.  The caller holds
+ * the ID's stripe lock until this returns, as before: nothing acts on the
+ * ID until the ack is as durable as co_outbox_ack() makes it.
+ */
+static int ack_durably(co_router *r, int64_t seq)
+{
+	int error, broken;
+
+	pthread_mutex_lock(&r->sync_mu);
+	broken = r->sync_broken;
+	pthread_mutex_unlock(&r->sync_mu);
+	if (!r->syncer_started || broken)
+		return co_outbox_ack(r->st, seq);
+	if ((error = co_outbox_ack_unsynced(r->st, seq)) < 0)
+		return error;
+	return wait_sync(r, request_sync(r));
+}
+
 /*
  * Mirror the primary's result into the secondary, or queue it.  Called after
  * the primary committed; the write is acknowledged only if this returns 0.
  */
 static int mirror(co_router *r, const co_route *rt, co_kind kind, const char *id,
-		  const co_record *rec, int64_t intent)
+		  const co_record *rec, int64_t intent, uint64_t ticket)
 {
 	co_store *sec = co_router_store(r, rt->secondary);
 	char *json = NULL;
@@ -292,10 +434,14 @@ static int mirror(co_router *r, const co_route *rt, co_kind kind, const char *id
 	}
 	if (rec && (json = co_record_to_json(rec, 0)) == NULL)
 		return co_error_set(CO_ENOMEM, "out of memory");
-	/* One synced transaction turns the intent into the record owed. */
+	/* The intent becomes the record owed.  With a ticket, the group commit
+	 * makes the intent durable and that is enough (see above); without,
+	 * one synced transaction does it. */
 	error = co_outbox_fulfil_intent(r->st, intent, side_name(rt->secondary),
-					co_kind_name(kind), id, json, 1);
+					co_kind_name(kind), id, json, ticket == 0);
 	free(json);
+	if (error == 0 && ticket)
+		error = wait_sync(r, ticket);
 	if (error == 0) {
 		pthread_mutex_lock(&r->wake_mu);
 		pthread_cond_signal(&r->wake);
@@ -311,6 +457,7 @@ static int routed_write(co_record **out, co_router *r, co_op op, co_kind kind,
 	co_record *rec = NULL;
 	pthread_mutex_t *mu;
 	int64_t intent = 0, t0 = mono_us();
+	uint64_t ticket = 0;
 	int error, merr;
 
 	if ((error = co_id_validate(id)) < 0)
@@ -326,6 +473,11 @@ static int routed_write(co_record **out, co_router *r, co_op op, co_kind kind,
 	    (error = co_outbox_push_intent(&intent, r->st, side_name(rt.secondary),
 					   co_kind_name(kind), id, r->sync_mark)) < 0)
 		goto done;
+	/* Asynchronous secondary (etcd mode): the record will be queued, never
+	 * mirrored directly, so start making the intent durable now, while the
+	 * primary works (group commit, above). */
+	if (intent && rt.secondary_async && r->syncer_started)
+		ticket = request_sync(r);
 	if ((error = settle(r, rt.primary, kind, id, intent)) < 0) {
 		if (intent)
 			co_outbox_ack_intent(r->st, intent);
@@ -337,14 +489,17 @@ static int routed_write(co_record **out, co_router *r, co_op op, co_kind kind,
 	if (rt.secondary == CO_SIDE_NONE)
 		goto done;
 	if (error == 0) {
-		if ((merr = mirror(r, &rt, kind, id, is_remove ? NULL : rec, intent)) < 0) {
+		if ((merr = mirror(r, &rt, kind, id, is_remove ? NULL : rec, intent,
+				   ticket)) < 0) {
 			/* The primary committed but neither the secondary nor the
 			 * outbox took the record: the intent stays and any drain
 			 * copies the record over later; do not acknowledge. */
+			char cause[CAUSE_MAX];
+
 			error = co_error_set(CO_EUNAVAIL,
 					     "%s %s: written to %s but not yet safe: %s",
-					     co_kind_name(kind), id, side_name(rt.primary),
-					     co_error_last());
+					     co_kind_name(kind), id,
+					     side_name(rt.primary), last_error(cause));
 			goto done;
 		}
 	} else if (error != CO_EUNAVAIL && error != CO_EIO) {
@@ -416,8 +571,8 @@ int co_router_task_create(co_record **out, co_router *r, const co_record *task)
 {
 	struct op_arg a = {.rec = task};
 
-	return routed_write(out, r, CO_OP_TASK_CREATE, CO_KIND_TASK, task->id, do_create, &a,
-			    0);
+	return routed_write(out, r, CO_OP_TASK_CREATE, CO_KIND_TASK, task->id, do_create,
+			    &a, 0);
 }
 
 int co_router_claim(co_record **out, co_router *r, const char *id, const char *swarm,
@@ -441,7 +596,8 @@ int co_router_release(co_record **out, co_router *r, const char *id, const char 
 {
 	struct op_arg a = {.id = id, .swarm = swarm, .to = to};
 
-	return routed_write(out, r, CO_OP_TASK_RELEASE, CO_KIND_TASK, id, do_release, &a, 0);
+	return routed_write(out, r, CO_OP_TASK_RELEASE, CO_KIND_TASK, id, do_release, &a,
+			    0);
 }
 
 int co_router_swarm_register(co_record **out, co_router *r, const co_record *swarm)
@@ -566,7 +722,8 @@ int co_router_list(co_record_list *out, co_router *r, co_kind kind)
 				long j = find_id(&e, g.items[i]->id);
 
 				if (j < 0 || !co_record_equal(g.items[i], e.items[j]))
-					shadow_compare(r, op, kind, g.items[i]->id, g.items[i]);
+					shadow_compare(r, op, kind, g.items[i]->id,
+						       g.items[i]);
 			}
 			for (i = 0; i < e.n; i++)
 				if (find_id(&g, e.items[i]->id) < 0)
@@ -632,7 +789,7 @@ static int drain_batch(co_router *r, const char *target, size_t *applied)
 			/* its router may still finish it: look again shortly */
 			co_outbox_fail(r->st, e->seq, "in flight in another router", 200);
 		} else if (apply_entry(r, e) == 0) {
-			co_outbox_ack(r->st, e->seq);
+			ack_durably(r, e->seq);
 			(*applied)++;
 		} else {
 			int attempts = e->attempts;
@@ -712,7 +869,8 @@ int co_router_open(co_router **out, const co_router_opts *opts)
 	co_router *r;
 
 	if (!opts || !opts->git || !opts->etcd || !opts->state || !opts->flags)
-		return co_error_set(CO_EINVAL, "router: git, etcd, state and flags are required");
+		return co_error_set(CO_EINVAL,
+				    "router: git, etcd, state and flags are required");
 	if ((r = calloc(1, sizeof(*r))) == NULL)
 		return co_error_set(CO_ENOMEM, "out of memory");
 	r->git = opts->git;
@@ -726,10 +884,18 @@ int co_router_open(co_router **out, const co_router_opts *opts)
 	for (int i = 0; i < ROUTER_STRIPES; i++)
 		pthread_mutex_init(&r->stripes[i], NULL);
 	make_sync_mark(r->sync_mark, sizeof(r->sync_mark), r);
+	pthread_mutex_init(&r->sync_mu, NULL);
+	pthread_cond_init(&r->sync_cv, NULL);
+	/* Without a syncer (no second connection), writes fall back to one
+	 * synced transaction each: slower, as safe. */
+	if (co_state_open(&r->sync_st, co_state_dir(r->st)) == 0 &&
+	    pthread_create(&r->syncer, NULL, syncer_main, r) == 0)
+		r->syncer_started = 1;
 	if (opts->background_drain) {
 		if (pthread_create(&r->drainer, NULL, drainer_main, r) != 0) {
 			co_router_close(r);
-			return co_error_set(CO_ENOMEM, "router: cannot start the drain thread");
+			return co_error_set(CO_ENOMEM,
+					    "router: cannot start the drain thread");
 		}
 		r->drainer_started = 1;
 	}
@@ -741,13 +907,24 @@ void co_router_close(co_router *r)
 {
 	if (r == NULL)
 		return;
+	atomic_store(&r->stop, 1);
 	if (r->drainer_started) {
-		atomic_store(&r->stop, 1);
 		pthread_mutex_lock(&r->wake_mu);
 		pthread_cond_broadcast(&r->wake);
 		pthread_mutex_unlock(&r->wake_mu);
 		pthread_join(r->drainer, NULL);
 	}
+	/* Only now: the drain thread acks through the syncer until it ends. */
+	if (r->syncer_started) {
+		pthread_mutex_lock(&r->sync_mu);
+		r->sync_stop = 1;
+		pthread_cond_broadcast(&r->sync_cv);
+		pthread_mutex_unlock(&r->sync_mu);
+		pthread_join(r->syncer, NULL);
+	}
+	co_state_close(r->sync_st);
+	pthread_cond_destroy(&r->sync_cv);
+	pthread_mutex_destroy(&r->sync_mu);
 	witness_flush(r);
 	for (int i = 0; i < ROUTER_STRIPES; i++)
 		pthread_mutex_destroy(&r->stripes[i]);
@@ -800,7 +977,8 @@ static int from_primary(co_router *r, const co_event *ev)
 
 int co_router_watch_next(co_event **out, co_router_watch *w, int timeout_ms)
 {
-	int64_t deadline = timeout_ms < 0 ? INT64_MAX : mono_us() + (int64_t)timeout_ms * 1000;
+	int64_t deadline =
+	    timeout_ms < 0 ? INT64_MAX : mono_us() + (int64_t)timeout_ms * 1000;
 	co_event *ev = NULL;
 	int error;
 

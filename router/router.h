@@ -12,7 +12,10 @@
  * dual) and retires the intent, or leaves the record in the outbox (etcd
  * mode, or the secondary is down).  A crash anywhere in between leaves an
  * intent that any router's drain resolves by copying the record from the
- * primary.  Before a store serves an operation on an ID, that ID's pending
+ * primary.  In etcd mode the intent is made durable by a group commit (one
+ * WAL fsync shared by concurrent writers, run while etcd works) and the
+ * record then replaces it without a sync of its own: a durable intent is
+ * enough to mend git.  Before a store serves an operation on an ID, that ID's pending
  * entries bound to that store are applied first; if they cannot be, the
  * operation fails with CO_EUNAVAIL rather than act on stale state.  This is
  * what makes moving percentages and the kill switch safe.
@@ -33,15 +36,18 @@ typedef struct co_state co_state;
 typedef struct co_flags_watcher co_flags_watcher;
 
 typedef struct co_router_opts {
-	co_store *git;               /* required; borrowed, outlives the router */
-	co_store *etcd;              /* required; borrowed */
-	co_state *state;             /* required; borrowed (outbox, audit) */
-	co_flags_watcher *flags;     /* required; borrowed (hot-reloaded flags) */
-	int background_drain;        /* 1: a thread drains the outbox continuously */
-	int witness;                 /* 1 (default): log every routed op in the audit */
+	co_store *git;		 /* required; borrowed, outlives the router */
+	co_store *etcd;		 /* required; borrowed */
+	co_state *state;	 /* required; borrowed (outbox, audit) */
+	co_flags_watcher *flags; /* required; borrowed (hot-reloaded flags) */
+	int background_drain;	 /* 1: a thread drains the outbox continuously */
+	int witness;		 /* 1 (default): log every routed op in the audit */
 } co_router_opts;
 
-#define CO_ROUTER_OPTS_INIT { NULL, NULL, NULL, NULL, 0, 1 }
+#define CO_ROUTER_OPTS_INIT                                                              \
+	{                                                                                \
+		NULL, NULL, NULL, NULL, 0, 1                                             \
+	}
 
 int co_router_open(co_router **out, const co_router_opts *opts);
 /* Stops the drain thread; does not drain (call co_router_drain first). */

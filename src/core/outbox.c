@@ -27,8 +27,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define ENTRY_COLUMNS                                                                     \
-	"seq, target, kind, id, payload, created_at, attempts, next_attempt_at, last_error"
+#define ENTRY_COLUMNS                                                                    \
+	"seq, target, kind, id, payload, created_at, attempts, next_attempt_at, "        \
+	"last_error"
 
 /* Keep stored error texts bounded: a store may return a whole HTML page. */
 #define LAST_ERROR_MAX 1000
@@ -65,8 +66,8 @@ static int take_entries(co_outbox_list *out, co_state__rows *rows)
 	size_t i;
 	int error;
 
-	if ((error = co_state__reserve(&p, &out->cap, out->n, rows->n, sizeof(*out->items),
-				       "outbox")) < 0)
+	if ((error = co_state__reserve(&p, &out->cap, out->n, rows->n,
+				       sizeof(*out->items), "outbox")) < 0)
 		return error;
 	out->items = p;
 	for (i = 0; i < rows->n; i++)
@@ -88,7 +89,8 @@ static int check_target(const char *target, int allow_null)
 static int check_key(const char *kind, const char *id)
 {
 	if (kind == NULL || (strcmp(kind, "task") != 0 && strcmp(kind, "swarm") != 0))
-		return co_error_set(CO_EINVAL, "outbox: unknown kind \"%s\" (task or swarm)",
+		return co_error_set(CO_EINVAL,
+				    "outbox: unknown kind \"%s\" (task or swarm)",
 				    kind ? kind : "(null)");
 	return co_id_validate(id);
 }
@@ -134,9 +136,10 @@ static int push(int64_t *out_seq, co_state *st, const char *target, const char *
 	if ((error = check_target(target, 0)) < 0 || (error = check_key(kind, id)) < 0)
 		return error;
 	co_state__lock(st);
-	if ((error = co_state__prepare(st, &s,
-				       "INSERT INTO outbox (target, kind, id, payload, created_at,"
-				       " next_attempt_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5)")) < 0)
+	if ((error = co_state__prepare(
+		 st, &s,
+		 "INSERT INTO outbox (target, kind, id, payload, created_at,"
+		 " next_attempt_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5)")) < 0)
 		goto done;
 	if ((error = co_state__bind_text(st, s, 1, target)) < 0 ||
 	    (error = co_state__bind_text(st, s, 2, kind)) < 0 ||
@@ -190,19 +193,19 @@ done:
 }
 
 /* The heads of their keys that are due; caller holds the lock. */
-static int select_batch(co_state__rows *rows, co_state *st, const char *target, size_t max,
-			int64_t now_ms)
+static int select_batch(co_state__rows *rows, co_state *st, const char *target,
+			size_t max, int64_t now_ms)
 {
 	sqlite3_stmt *s = NULL;
 	int error;
 
 	if ((error = co_state__prepare(
-		     st, &s,
-		     "SELECT " ENTRY_COLUMNS " FROM outbox AS o"
-		     " WHERE (?1 IS NULL OR o.target = ?1) AND o.next_attempt_at <= ?2"
-		     " AND NOT EXISTS (SELECT 1 FROM outbox AS e WHERE e.target = o.target"
-		     "  AND e.kind = o.kind AND e.id = o.id AND e.seq < o.seq)"
-		     " ORDER BY o.seq LIMIT ?3")) < 0)
+		 st, &s,
+		 "SELECT " ENTRY_COLUMNS " FROM outbox AS o"
+		 " WHERE (?1 IS NULL OR o.target = ?1) AND o.next_attempt_at <= ?2"
+		 " AND NOT EXISTS (SELECT 1 FROM outbox AS e WHERE e.target = o.target"
+		 "  AND e.kind = o.kind AND e.id = o.id AND e.seq < o.seq)"
+		 " ORDER BY o.seq LIMIT ?3")) < 0)
 		goto done;
 	if ((error = co_state__bind_text(st, s, 1, target)) < 0)
 		goto done;
@@ -250,8 +253,9 @@ int co_outbox_lease_batch(co_outbox_list *out, co_state *st, const char *target,
 		goto done;
 	if ((error = select_batch(&rows, st, target, max, now_ms)) < 0)
 		goto done;
-	if ((error = co_state__prepare(st, &s, "UPDATE outbox SET next_attempt_at = ?1"
-					       " WHERE seq = ?2")) < 0)
+	if ((error = co_state__prepare(st, &s,
+				       "UPDATE outbox SET next_attempt_at = ?1"
+				       " WHERE seq = ?2")) < 0)
 		goto done;
 	for (i = 0; i < rows.n; i++) {
 		co_outbox_entry *e = rows.items[i];
@@ -309,7 +313,8 @@ int co_outbox_ack_intent(co_state *st, int64_t seq)
 }
 
 int co_outbox_fulfil_intent(co_state *st, int64_t seq, const char *target,
-			    const char *kind, const char *id, const char *payload, int durable)
+			    const char *kind, const char *id, const char *payload,
+			    int durable)
 {
 	sqlite3_stmt *s = NULL;
 	int error, changed = 0;
@@ -338,9 +343,11 @@ done:
 	sqlite3_finalize(s);
 	co_state__unlock(st);
 	/* A drain resolved the intent meanwhile: the record goes in anew,
-	 * which is what that drain would have seen had it come later. */
+	 * which is what that drain would have seen had it come later.  Always
+	 * synced: with the intent gone, a durable intent no longer stands in
+	 * for this row after a power loss. */
 	if (error == 0 && changed == 0)
-		error = push(NULL, st, target, kind, id, payload, durable);
+		error = push(NULL, st, target, kind, id, payload, 1);
 	return error;
 }
 
@@ -351,11 +358,16 @@ int co_outbox_ack(co_state *st, int64_t seq)
 	return delete_seq(st, seq, 1);
 }
 
+int co_outbox_ack_unsynced(co_state *st, int64_t seq)
+{
+	return delete_seq(st, seq, 0);
+}
+
 /* backoff * 2^attempts, capped; no overflow for any attempts. */
 static int64_t backoff_delay(int64_t backoff_ms, int attempts)
 {
-	int64_t cap = backoff_ms > CO_OUTBOX_BACKOFF_MAX_MS ? backoff_ms
-							     : CO_OUTBOX_BACKOFF_MAX_MS;
+	int64_t cap =
+	    backoff_ms > CO_OUTBOX_BACKOFF_MAX_MS ? backoff_ms : CO_OUTBOX_BACKOFF_MAX_MS;
 	int64_t d = backoff_ms;
 	int i;
 
@@ -374,19 +386,21 @@ int co_outbox_fail(co_state *st, int64_t seq, const char *error_text, int64_t ba
 		return co_error_set(CO_EINVAL, "outbox: negative backoff %lld ms",
 				    (long long)backoff_ms);
 	co_state__lock(st);
-	if ((error = co_state__prepare(st, &sel, "SELECT attempts FROM outbox WHERE seq = ?")) <
-		    0 ||
-	    (error = co_state__prepare(st, &upd,
-				       "UPDATE outbox SET attempts = attempts + 1,"
-				       " next_attempt_at = ?1, last_error = substr(?2, 1, ?3)"
-				       " WHERE seq = ?4")) < 0)
+	if ((error = co_state__prepare(
+		 st, &sel, "SELECT attempts FROM outbox WHERE seq = ?")) < 0 ||
+	    (error =
+		 co_state__prepare(st, &upd,
+				   "UPDATE outbox SET attempts = attempts + 1,"
+				   " next_attempt_at = ?1, last_error = substr(?2, 1, ?3)"
+				   " WHERE seq = ?4")) < 0)
 		goto done;
 	if ((error = co_state__begin(st, 1)) < 0)
 		goto done;
 	sqlite3_bind_int64(sel, 1, seq);
 	rc = sqlite3_step(sel);
 	if (rc == SQLITE_DONE) {
-		error = co_error_set(CO_ENOTFOUND, "outbox: no entry %lld", (long long)seq);
+		error =
+		    co_error_set(CO_ENOTFOUND, "outbox: no entry %lld", (long long)seq);
 		goto done;
 	}
 	if (rc != SQLITE_ROW) {
@@ -441,7 +455,8 @@ int co_outbox_depth(int64_t *out, co_state *st, const char *target)
 
 	if ((error = check_target(target, 1)) < 0)
 		return error;
-	return query_int(out, st, "SELECT count(*) FROM outbox WHERE ?1 IS NULL OR target = ?1",
+	return query_int(out, st,
+			 "SELECT count(*) FROM outbox WHERE ?1 IS NULL OR target = ?1",
 			 target, NULL, 1);
 }
 

@@ -30,14 +30,14 @@
 
 typedef struct co_outbox_entry {
 	int64_t seq;
-	char *target;          /* "git" | "etcd" */
-	char *kind;            /* "task" | "swarm" */
+	char *target; /* "git" | "etcd" */
+	char *kind;   /* "task" | "swarm" */
 	char *id;
-	char *payload;         /* canonical JSON of the record, NULL = delete */
-	int64_t created_at;    /* Unix ms */
-	int attempts;          /* failed attempts so far */
+	char *payload;		 /* canonical JSON of the record, NULL = delete */
+	int64_t created_at;	 /* Unix ms */
+	int attempts;		 /* failed attempts so far */
 	int64_t next_attempt_at; /* Unix ms; not handed out by next_batch before */
-	char *last_error;      /* NULL until the first failure */
+	char *last_error;	 /* NULL until the first failure */
 } co_outbox_entry;
 
 /* A list of entries; owns them.  Zero-initialise before use. */
@@ -105,6 +105,14 @@ int co_outbox_lease_batch(co_outbox_list *out, co_state *st, const char *target,
 int co_outbox_ack(co_state *st, int64_t seq);
 
 /*
+ * As co_outbox_ack(), without the sync: the delete survives a process crash
+ * at once, a power loss only once a co_state_sync() started after this
+ * returned has returned 0.  For a caller that shares one fsync among many
+ * writers (the router's group commit).  CO_EUNAVAIL, CO_EIO.
+ */
+int co_outbox_ack_unsynced(co_state *st, int64_t seq);
+
+/*
  * Applying entry `seq` failed with `error` (copied, may be NULL): count the
  * attempt and make it due again after backoff_ms * 2^(attempts before this
  * one), at most max(backoff_ms, CO_OUTBOX_BACKOFF_MAX_MS), from now
@@ -139,9 +147,11 @@ int co_outbox_ack_intent(co_state *st, int64_t seq);
  * Replace intent `seq` by `payload` (a record, or NULL = delete) in one
  * transaction: the entry keeps its place in the per-key order.  If the
  * intent is gone (a drain resolved it), the payload is pushed as a new
- * entry for target/kind/id.  With `durable` the change is synced before
- * this returns; without, the caller has made the intent itself durable
- * (so a lost payload falls back to copying from the primary).  Errors as
+ * entry for target/kind/id, always synced.  With `durable` the change is
+ * synced before this returns; without, the caller makes the intent itself
+ * durable (co_state_sync() after the intent's commit, before it
+ * acknowledges): a payload lost in a power cut then falls back to the
+ * intent, which copies the record from the primary.  Errors as
  * co_outbox_push().
  */
 int co_outbox_fulfil_intent(co_state *st, int64_t seq, const char *target,

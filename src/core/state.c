@@ -31,6 +31,7 @@
 
 #include <errno.h>
 #include <sqlite3.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,70 +46,68 @@
  * append a new one.
  */
 static const co_state_migration migrations[] = {
-	{1,
-	 "CREATE TABLE outbox ("
-	 " seq INTEGER PRIMARY KEY AUTOINCREMENT,"
-	 " target TEXT NOT NULL CHECK (target IN ('git', 'etcd')),"
-	 " kind TEXT NOT NULL CHECK (kind IN ('task', 'swarm')),"
-	 " id TEXT NOT NULL,"
-	 " payload TEXT,"
-	 " created_at INTEGER NOT NULL,"
-	 " attempts INTEGER NOT NULL DEFAULT 0,"
-	 " next_attempt_at INTEGER NOT NULL,"
-	 " last_error TEXT);"
-	 "CREATE INDEX outbox_key ON outbox (target, kind, id, seq);"
-	 "CREATE TABLE audit_changes ("
-	 " seq INTEGER PRIMARY KEY AUTOINCREMENT,"
-	 " ts INTEGER NOT NULL,"
-	 " who TEXT NOT NULL,"
-	 " action TEXT NOT NULL,"
-	 " detail TEXT,"
-	 " why TEXT);"
-	 "CREATE TABLE audit_ops ("
-	 " seq INTEGER PRIMARY KEY AUTOINCREMENT,"
-	 " ts INTEGER NOT NULL,"
-	 " op TEXT NOT NULL,"
-	 " id TEXT,"
-	 " mode TEXT,"
-	 " primary_store TEXT,"
-	 " outcome TEXT NOT NULL,"
-	 " latency_us INTEGER NOT NULL,"
-	 " error TEXT);"
-	 "CREATE TABLE audit_mismatches ("
-	 " seq INTEGER PRIMARY KEY AUTOINCREMENT,"
-	 " ts INTEGER NOT NULL,"
-	 " op TEXT NOT NULL,"
-	 " id TEXT,"
-	 " git_value TEXT,"
-	 " etcd_value TEXT);"},
-	{2,
-	 "CREATE TABLE runs ("
-	 " id INTEGER PRIMARY KEY AUTOINCREMENT,"
-	 " started_at INTEGER NOT NULL,"
-	 " duration_ms INTEGER NOT NULL DEFAULT 0,"
-	 " total INTEGER NOT NULL DEFAULT 0,"
-	 " equal INTEGER NOT NULL DEFAULT 0,"
-	 " missing_in_etcd INTEGER NOT NULL DEFAULT 0,"
-	 " missing_in_git INTEGER NOT NULL DEFAULT 0,"
-	 " mismatch INTEGER NOT NULL DEFAULT 0,"
-	 " consistency REAL NOT NULL DEFAULT 0,"
-	 " verdict TEXT CHECK (verdict IS NULL OR verdict IN ('pass', 'fail')),"
-	 " action TEXT,"
-	 " error TEXT);"
-	 "CREATE TABLE divergences ("
-	 " run INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,"
-	 " id TEXT NOT NULL,"
-	 " kind TEXT NOT NULL CHECK (kind IN ('task', 'swarm')),"
-	 " class TEXT NOT NULL"
-	 "  CHECK (class IN ('missing_in_etcd', 'missing_in_git', 'mismatch')),"
-	 " fields TEXT NOT NULL DEFAULT '',"
-	 " git_value TEXT,"
-	 " etcd_value TEXT,"
-	 " PRIMARY KEY (run, kind, id)) WITHOUT ROWID;"
-	 "CREATE TABLE checkpoints ("
-	 " name TEXT PRIMARY KEY,"
-	 " value TEXT NOT NULL,"
-	 " updated_at INTEGER NOT NULL);"},
+    {1, "CREATE TABLE outbox ("
+	" seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+	" target TEXT NOT NULL CHECK (target IN ('git', 'etcd')),"
+	" kind TEXT NOT NULL CHECK (kind IN ('task', 'swarm')),"
+	" id TEXT NOT NULL,"
+	" payload TEXT,"
+	" created_at INTEGER NOT NULL,"
+	" attempts INTEGER NOT NULL DEFAULT 0,"
+	" next_attempt_at INTEGER NOT NULL,"
+	" last_error TEXT);"
+	"CREATE INDEX outbox_key ON outbox (target, kind, id, seq);"
+	"CREATE TABLE audit_changes ("
+	" seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+	" ts INTEGER NOT NULL,"
+	" who TEXT NOT NULL,"
+	" action TEXT NOT NULL,"
+	" detail TEXT,"
+	" why TEXT);"
+	"CREATE TABLE audit_ops ("
+	" seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+	" ts INTEGER NOT NULL,"
+	" op TEXT NOT NULL,"
+	" id TEXT,"
+	" mode TEXT,"
+	" primary_store TEXT,"
+	" outcome TEXT NOT NULL,"
+	" latency_us INTEGER NOT NULL,"
+	" error TEXT);"
+	"CREATE TABLE audit_mismatches ("
+	" seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+	" ts INTEGER NOT NULL,"
+	" op TEXT NOT NULL,"
+	" id TEXT,"
+	" git_value TEXT,"
+	" etcd_value TEXT);"},
+    {2, "CREATE TABLE runs ("
+	" id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	" started_at INTEGER NOT NULL,"
+	" duration_ms INTEGER NOT NULL DEFAULT 0,"
+	" total INTEGER NOT NULL DEFAULT 0,"
+	" equal INTEGER NOT NULL DEFAULT 0,"
+	" missing_in_etcd INTEGER NOT NULL DEFAULT 0,"
+	" missing_in_git INTEGER NOT NULL DEFAULT 0,"
+	" mismatch INTEGER NOT NULL DEFAULT 0,"
+	" consistency REAL NOT NULL DEFAULT 0,"
+	" verdict TEXT CHECK (verdict IS NULL OR verdict IN ('pass', 'fail')),"
+	" action TEXT,"
+	" error TEXT);"
+	"CREATE TABLE divergences ("
+	" run INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,"
+	" id TEXT NOT NULL,"
+	" kind TEXT NOT NULL CHECK (kind IN ('task', 'swarm')),"
+	" class TEXT NOT NULL"
+	"  CHECK (class IN ('missing_in_etcd', 'missing_in_git', 'mismatch')),"
+	" fields TEXT NOT NULL DEFAULT '',"
+	" git_value TEXT,"
+	" etcd_value TEXT,"
+	" PRIMARY KEY (run, kind, id)) WITHOUT ROWID;"
+	"CREATE TABLE checkpoints ("
+	" name TEXT PRIMARY KEY,"
+	" value TEXT NOT NULL,"
+	" updated_at INTEGER NOT NULL);"},
 };
 
 #define STR_(x) #x
@@ -196,8 +195,10 @@ int co_state__begin(co_state *st, int durable)
 	}
 	rc = sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
 	if (rc != SQLITE_OK)
-		return co_state__error(st, rc, "take the write lock (waited up to "
-					       CO_STATE_BUSY_TIMEOUT_STR " ms)");
+		return co_state__error(
+		    st, rc,
+		    "take the write lock (waited up to " CO_STATE_BUSY_TIMEOUT_STR
+		    " ms)");
 	return 0;
 }
 
@@ -233,7 +234,8 @@ int co_state__step_done(co_state *st, struct sqlite3_stmt *s, const char *what)
 
 int co_state__bind_text(co_state *st, struct sqlite3_stmt *s, int i, const char *v)
 {
-	int rc = v ? sqlite3_bind_text(s, i, v, -1, SQLITE_TRANSIENT) : sqlite3_bind_null(s, i);
+	int rc = v ? sqlite3_bind_text(s, i, v, -1, SQLITE_TRANSIENT)
+		   : sqlite3_bind_null(s, i);
 
 	return rc == SQLITE_OK ? 0 : co_state__error(st, rc, "bind");
 }
@@ -263,7 +265,8 @@ int64_t co_state__changes(co_state *st)
 	return sqlite3_changes64(st->db);
 }
 
-int co_state__step_commit(co_state *st, struct sqlite3_stmt *s, int durable, const char *what)
+int co_state__step_commit(co_state *st, struct sqlite3_stmt *s, int durable,
+			  const char *what)
 {
 	int error;
 
@@ -303,8 +306,8 @@ int co_state__read_rows(co_state__rows *rows, co_state *st, struct sqlite3_stmt 
 		if ((error = type->read(&row, s)) < 0)
 			return error;
 		p = rows->items;
-		if ((error = co_state__reserve(&p, &rows->cap, rows->n, 1, sizeof(*rows->items),
-					       type->who)) < 0) {
+		if ((error = co_state__reserve(&p, &rows->cap, rows->n, 1,
+					       sizeof(*rows->items), type->who)) < 0) {
 			type->free(row);
 			return error;
 		}
@@ -316,8 +319,8 @@ int co_state__read_rows(co_state__rows *rows, co_state *st, struct sqlite3_stmt 
 	return 0;
 }
 
-int co_state__select_rows(co_state__rows *rows, co_state *st, const char *sql, int64_t param,
-			  const co_state__row_type *type, const char *what)
+int co_state__select_rows(co_state__rows *rows, co_state *st, const char *sql,
+			  int64_t param, const co_state__row_type *type, const char *what)
 {
 	sqlite3_stmt *s = NULL;
 	int error;
@@ -387,7 +390,8 @@ static int read_version(int *out, struct sqlite3 *db, const char *path)
 	sqlite3_stmt *s = NULL;
 	int rc, error = 0;
 
-	if ((rc = sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s, NULL)) != SQLITE_OK) {
+	if ((rc = sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s, NULL)) !=
+	    SQLITE_OK) {
 		error = db_error(db, path, rc, "read schema version");
 		goto done;
 	}
@@ -401,7 +405,8 @@ done:
 	return error;
 }
 
-static int exec_db(struct sqlite3 *db, const char *path, const char *sql, const char *what)
+static int exec_db(struct sqlite3 *db, const char *path, const char *sql,
+		   const char *what)
 {
 	int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
 
@@ -438,7 +443,8 @@ int co_state__migrate(struct sqlite3 *db, const char *path,
 				goto fail;
 			continue;
 		}
-		snprintf(what, sizeof(what), "migrate to schema version %d", steps[i].version);
+		snprintf(what, sizeof(what), "migrate to schema version %d",
+			 steps[i].version);
 		if ((error = exec_db(db, path, steps[i].sql, what)) < 0)
 			goto fail;
 		snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", steps[i].version);
@@ -472,8 +478,8 @@ static int make_dir(const char *dir)
 		saved = *s;
 		*s = '\0';
 		if (mkdir(p, 0700) < 0 && errno != EEXIST) {
-			error = co_error_set(CO_EIO, "state dir %s: cannot create %s: %s", dir,
-					     p, strerror(errno));
+			error = co_error_set(CO_EIO, "state dir %s: cannot create %s: %s",
+					     dir, p, strerror(errno));
 			goto done;
 		}
 		*s = saved;
@@ -512,8 +518,9 @@ static int set_wal(co_state *st)
 		goto done;
 	}
 	if (strcmp((const char *)sqlite3_column_text(s, 0), "wal") != 0)
-		error = co_error_set(CO_EIO, "state %s: cannot enable WAL (journal mode %s)",
-				     st->path, (const char *)sqlite3_column_text(s, 0));
+		error =
+		    co_error_set(CO_EIO, "state %s: cannot enable WAL (journal mode %s)",
+				 st->path, (const char *)sqlite3_column_text(s, 0));
 done:
 	sqlite3_finalize(s);
 	return error;
@@ -547,9 +554,9 @@ int co_state_open(co_state **out, const char *state_dir)
 	}
 	snprintf(st->path, len, "%s/%s", state_dir, CO_STATE_DB_NAME);
 
-	rc = sqlite3_open_v2(st->path, &st->db,
-			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-			     NULL);
+	rc = sqlite3_open_v2(
+	    st->path, &st->db,
+	    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
 	if (rc != SQLITE_OK) {
 		error = co_state__error(st, rc, "open");
 		goto done;
@@ -592,6 +599,11 @@ const char *co_state_path(const co_state *st)
 	return st->path;
 }
 
+const char *co_state_dir(const co_state *st)
+{
+	return st->dir;
+}
+
 int co_state_version(int *out, co_state *st)
 {
 	int error, v = 0;
@@ -601,6 +613,64 @@ int co_state_version(int *out, co_state *st)
 	co_state__unlock(st);
 	if (error == 0)
 		*out = v;
+	return error;
+}
+
+_Atomic int co_state__sync_fault;
+
+/*
+ * Why an fsync of the WAL through one connection makes other connections'
+ * unsynced commits durable: a commit appends its frames to the one WAL
+ * file with write(), and fsync flushes the file, whatever descriptor wrote
+ * it.  Recovery replays the WAL's frames up to the first one whose
+ * checksum chain breaks, so once a commit's frames are on disk, it and
+ * everything before it survive.  A frame no longer in the WAL was copied
+ * into the database file by a checkpoint, and SQLite syncs the database
+ * file (even at synchronous=NORMAL) before it lets the WAL be reused, so
+ * nothing committed can be waiting unsynced anywhere else.  SQLite's own
+ * handle on the WAL (SQLITE_FCNTL_JOURNAL_POINTER) is used rather than a
+ * path, so that this is the very file SQLite writes, synced the way its
+ * VFS syncs (fdatasync here, F_FULLFSYNC where the platform has it).
+ */
+int co_state_sync(co_state *st)
+{
+	sqlite3_file *f = NULL;
+	int rc, error = 0;
+
+	co_state__lock(st);
+	if (atomic_load(&co_state__sync_fault)) {
+		error = co_error_set(CO_EIO, "state %s: sync the WAL: fault injected",
+				     st->path);
+		goto done;
+	}
+	rc = sqlite3_file_control(st->db, "main", SQLITE_FCNTL_JOURNAL_POINTER, &f);
+	if (rc == SQLITE_OK && (f == NULL || f->pMethods == NULL)) {
+		/* The connection opens the WAL at its first read. */
+		if ((error = co_state__exec(st, "SELECT count(*) FROM sqlite_master")) <
+		    0)
+			goto done;
+		rc = sqlite3_file_control(st->db, "main", SQLITE_FCNTL_JOURNAL_POINTER,
+					  &f);
+	}
+	if (rc != SQLITE_OK) {
+		error = co_state__error(st, rc, "find the WAL");
+		goto done;
+	}
+	if (f == NULL || f->pMethods == NULL) {
+		error =
+		    co_error_set(CO_EIO, "state %s: sync the WAL: no WAL open", st->path);
+		goto done;
+	}
+	errno = 0;
+	if ((rc = f->pMethods->xSync(f, SQLITE_SYNC_FULL)) != SQLITE_OK) {
+		int sys = errno; /* the VFS leaves fsync's errno in place */
+
+		error = co_error_set(CO_EIO, "state %s-wal: fsync: %s%s%s", st->path,
+				     sqlite3_errstr(rc), sys ? ": " : "",
+				     sys ? strerror(sys) : "");
+	}
+done:
+	co_state__unlock(st);
 	return error;
 }
 
@@ -640,8 +710,8 @@ int co_state_checkpoint_get(char **out, co_state *st, const char *name)
 	if ((error = check_name(name)) < 0)
 		return error;
 	co_state__lock(st);
-	if ((error = co_state__prepare(st, &s, "SELECT value FROM checkpoints WHERE name = ?")) <
-	    0)
+	if ((error = co_state__prepare(
+		 st, &s, "SELECT value FROM checkpoints WHERE name = ?")) < 0)
 		goto done;
 	if ((error = co_state__bind_text(st, s, 1, name)) < 0)
 		goto done;
@@ -674,12 +744,14 @@ int co_state_checkpoint_set(co_state *st, const char *name, const char *value)
 		return error;
 	co_state__lock(st);
 	if (value == NULL)
-		error = co_state__prepare(st, &s, "DELETE FROM checkpoints WHERE name = ?");
+		error =
+		    co_state__prepare(st, &s, "DELETE FROM checkpoints WHERE name = ?");
 	else
-		error = co_state__prepare(st, &s,
-					  "INSERT INTO checkpoints (name, value, updated_at) "
-					  "VALUES (?1, ?2, ?3) ON CONFLICT (name) DO UPDATE SET "
-					  "value = excluded.value, updated_at = excluded.updated_at");
+		error = co_state__prepare(
+		    st, &s,
+		    "INSERT INTO checkpoints (name, value, updated_at) "
+		    "VALUES (?1, ?2, ?3) ON CONFLICT (name) DO UPDATE SET "
+		    "value = excluded.value, updated_at = excluded.updated_at");
 	if (error < 0)
 		goto done;
 	if ((error = co_state__bind_text(st, s, 1, name)) < 0)

@@ -57,6 +57,9 @@ void co_state_close(co_state *st);
 /* Full path of the database file ("<state_dir>/cutover.db"); owned by st. */
 const char *co_state_path(const co_state *st);
 
+/* The state directory st was opened on; owned by st. */
+const char *co_state_dir(const co_state *st);
+
 /* The database's schema version (PRAGMA user_version).  CO_EIO. */
 int co_state_version(int *out, co_state *st);
 
@@ -66,6 +69,21 @@ int co_state_version(int *out, co_state *st);
  * the outbox and the go/no-go window move with it.  Thread-safe.
  */
 int64_t co_state_now_ms(void);
+
+/*
+ * Make every transaction committed so far to this database durable, by
+ * whichever connection or process committed it: fsync the write-ahead log.
+ * A transaction committed without a sync (synchronous=NORMAL, as intents
+ * and the audit logs are) survives a power loss once a co_state_sync()
+ * that started after its commit has returned 0.  This is a group commit:
+ * one fsync covers every writer before it.
+ *
+ * It takes no SQLite lock (writers go on while it syncs) but holds st's
+ * mutex for the fsync, so give it a co_state of its own when other threads
+ * use st.  CO_EIO if the fsync failed: then some earlier commits may be
+ * lost, and later syncs prove nothing about them.  Thread-safe.
+ */
+int co_state_sync(co_state *st);
 
 /*
  * Named checkpoints: small durable key/value pairs for resumable work

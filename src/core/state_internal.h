@@ -34,7 +34,7 @@ struct co_state {
 	char *dir;
 	char *path;
 	int sync_full; /* the connection's PRAGMA synchronous is FULL (1) or NORMAL (0) */
-	int64_t busy_since; /* monotonic ms of the first busy retry of this wait */
+	int64_t busy_since;	/* monotonic ms of the first busy retry of this wait */
 	unsigned int busy_seed; /* rand_r() state for the busy jitter */
 
 	/* audit.c: keep the newest audit_keep[t] rows, trim every audit_batch[t] */
@@ -47,6 +47,13 @@ typedef struct co_state_migration {
 	int version;
 	const char *sql;
 } co_state_migration;
+
+/*
+ * Tests only: while nonzero, co_state_sync() fails with CO_EIO without
+ * syncing, as it would if the fsync failed.  (No other way to make a
+ * healthy disk refuse an fsync.)
+ */
+extern _Atomic int co_state__sync_fault;
 
 void co_state__lock(co_state *st);
 void co_state__unlock(co_state *st);
@@ -97,7 +104,8 @@ int64_t co_state__changes(co_state *st);
  * failure the transaction is rolled back and the first error returned.
  * Caller holds the lock; s is reset but not finalized.
  */
-int co_state__step_commit(co_state *st, struct sqlite3_stmt *s, int durable, const char *what);
+int co_state__step_commit(co_state *st, struct sqlite3_stmt *s, int durable,
+			  const char *what);
 
 /*
  * Make room for `more` elements in the array *items of capacity *cap
@@ -136,8 +144,9 @@ int co_state__read_rows(co_state__rows *rows, co_state *st, struct sqlite3_stmt 
  * Lock, prepare `sql`, bind `param` as its first parameter if it has one,
  * read its rows as co_state__read_rows does, finalize and unlock.
  */
-int co_state__select_rows(co_state__rows *rows, co_state *st, const char *sql, int64_t param,
-			  const co_state__row_type *type, const char *what);
+int co_state__select_rows(co_state__rows *rows, co_state *st, const char *sql,
+			  int64_t param, const co_state__row_type *type,
+			  const char *what);
 
 /* Free every element of rows with type->free and empty it; NULL is fine. */
 void co_state__rows_clear(co_state__rows *rows, const co_state__row_type *type);

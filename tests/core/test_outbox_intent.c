@@ -1,6 +1,7 @@
 /*
  * test_outbox_intent.c - intents: pushed and retired cheaply, fulfilled by
- * the record in place, and still there after a crash.
+ * the record in place, still there after a crash, and made durable by a
+ * group commit (co_state_sync) on another connection.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -11,9 +12,11 @@
 #include "core/error.h"
 #include "core/outbox.h"
 #include "core/state.h"
+#include "core/state_internal.h" /* co_state__sync_fault */
 #include "harness/harness.h"
 #include "harness/state_fixture.h"
 
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -96,6 +99,53 @@ static void intent_survives_a_process_crash(void **state)
 	co_outbox_list_clear(&l);
 }
 
+static void unsynced_fulfil_of_a_resolved_intent_pushes_the_record(void **state)
+{
+	fx *f = *state;
+	co_outbox_list l = {0};
+	int64_t a = 0;
+
+	assert_int_equal(co_outbox_push_intent(&a, f->st, "git", "task", "T3", "@sync:x"),
+			 0);
+	assert_int_equal(co_outbox_ack(f->st, a), 0);
+	assert_int_equal(
+	    co_outbox_fulfil_intent(f->st, a, "git", "task", "T3", "{\"r\":3}", 0), 0);
+	assert_int_equal(co_outbox_pending_for(&l, f->st, "git", "task", "T3"), 0);
+	assert_int_equal(l.n, 1);
+	assert_string_equal(l.items[0]->payload, "{\"r\":3}");
+	co_outbox_list_clear(&l);
+}
+
+static void sync_on_another_connection_succeeds_and_changes_nothing(void **state)
+{
+	fx *f = *state;
+	co_state *syncer = NULL;
+	co_outbox_list l = {0};
+
+	assert_int_equal(co_state_open(&syncer, f->dir), 0);
+	assert_string_equal(co_state_dir(syncer), f->dir);
+	assert_int_equal(
+	    co_outbox_push_intent(NULL, f->st, "git", "task", "GC", "@sync:g"), 0);
+	assert_int_equal(co_state_sync(syncer), 0);
+	assert_int_equal(co_state_sync(f->st), 0); /* on the writer's own, too */
+	assert_int_equal(co_outbox_pending_for(&l, f->st, "git", "task", "GC"), 0);
+	assert_int_equal(l.n, 1);
+	assert_string_equal(l.items[0]->payload, "@sync:g");
+	co_outbox_list_clear(&l);
+	co_state_close(syncer);
+}
+
+static void failed_sync_is_an_io_error_naming_the_file(void **state)
+{
+	fx *f = *state;
+
+	atomic_store(&co_state__sync_fault, 1);
+	assert_int_equal(co_state_sync(f->st), CO_EIO);
+	atomic_store(&co_state__sync_fault, 0);
+	assert_non_null(strstr(co_error_last(), co_state_path(f->st)));
+	assert_int_equal(co_state_sync(f->st), 0);
+}
+
 static void bad_target_is_refused(void **state)
 {
 	fx *f = *state;
@@ -117,6 +167,14 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(acked_intent_is_gone, co_test_state_setup,
 					    co_test_state_teardown),
 	    cmocka_unit_test_setup_teardown(intent_survives_a_process_crash,
+					    co_test_state_setup, co_test_state_teardown),
+	    cmocka_unit_test_setup_teardown(
+		unsynced_fulfil_of_a_resolved_intent_pushes_the_record,
+		co_test_state_setup, co_test_state_teardown),
+	    cmocka_unit_test_setup_teardown(
+		sync_on_another_connection_succeeds_and_changes_nothing,
+		co_test_state_setup, co_test_state_teardown),
+	    cmocka_unit_test_setup_teardown(failed_sync_is_an_io_error_naming_the_file,
 					    co_test_state_setup, co_test_state_teardown),
 	    cmocka_unit_test_setup_teardown(bad_target_is_refused, co_test_state_setup,
 					    co_test_state_teardown),

@@ -13,6 +13,7 @@
 #include "core/outbox.h"
 #include "core/record.h"
 #include "core/state.h"
+#include "core/state_internal.h" /* co_state__sync_fault */
 #include "flags/flags.h"
 #include "flags/stage.h"
 #include "flags/watcher.h"
@@ -139,9 +140,13 @@ static void drain_all(fx *f)
 
 		co_outbox_next_batch(&l, f->st, NULL, 5, INT64_MAX);
 		for (size_t k = 0; k < l.n; k++)
-			print_message("pending: %s %s [%s] len=%zu attempts=%d: %s\n", l.items[k]->target,
-				      l.items[k]->id, l.items[k]->payload ? l.items[k]->payload : "NULL", l.items[k]->payload ? strlen(l.items[k]->payload) : 0, l.items[k]->attempts,
-				      l.items[k]->last_error ? l.items[k]->last_error : "");
+			print_message(
+			    "pending: %s %s [%s] len=%zu attempts=%d: %s\n",
+			    l.items[k]->target, l.items[k]->id,
+			    l.items[k]->payload ? l.items[k]->payload : "NULL",
+			    l.items[k]->payload ? strlen(l.items[k]->payload) : 0,
+			    l.items[k]->attempts,
+			    l.items[k]->last_error ? l.items[k]->last_error : "");
 		co_outbox_list_clear(&l);
 		fail_msg("outbox still holds %lld entries after 60 s", (long long)left);
 	}
@@ -159,7 +164,8 @@ static void assert_stores_equal(fx *f, co_kind kind)
 		fail_msg("git has %zu %ss, etcd %zu", g.n, co_kind_name(kind), e.n);
 	for (i = 0; i < g.n; i++) {
 		if (!co_record_equal(g.items[i], e.items[i])) {
-			char *a = co_record_to_json(g.items[i], 0), *b = co_record_to_json(e.items[i], 0);
+			char *a = co_record_to_json(g.items[i], 0),
+			     *b = co_record_to_json(e.items[i], 0);
 
 			fail_msg("differ:\n git  %s\n etcd %s", a, b);
 		}
@@ -218,7 +224,8 @@ static void claim_has_one_winner_through_the_router_in_every_mode(void **state)
 			create_task(&f, id);
 			pthread_barrier_init(&go, NULL, 32);
 			for (i = 0; i < 32; i++) {
-				a[i] = (struct race){.f = &f, .id = id, .idx = i, .go = &go};
+				a[i] =
+				    (struct race){.f = &f, .id = id, .idx = i, .go = &go};
 				pthread_create(&th[i], NULL, race_main, &a[i]);
 			}
 			for (i = 0; i < 32; i++)
@@ -229,19 +236,23 @@ static void claim_has_one_winner_through_the_router_in_every_mode(void **state)
 					winners++;
 					w = i;
 				} else if (a[i].rc != CO_ECONFLICT) {
-					fail_msg("stage %s: claim returned %d", stages[s], a[i].rc);
+					fail_msg("stage %s: claim returned %d", stages[s],
+						 a[i].rc);
 				}
 			}
 			if (winners != 1)
-				fail_msg("stage %s id %s: %d winners", stages[s], id, winners);
+				fail_msg("stage %s id %s: %d winners", stages[s], id,
+					 winners);
 			for (i = 0; i < 32; i++)
 				assert_string_equal(a[i].owner, a[w].owner);
 			if (strcmp(stages[s], "git") != 0) {
 				co_record *g = NULL, *e = NULL;
 
 				drain_all(&f);
-				assert_int_equal(co_store_get(&g, f.git, CO_KIND_TASK, id), 0);
-				assert_int_equal(co_store_get(&e, f.etcd, CO_KIND_TASK, id), 0);
+				assert_int_equal(
+				    co_store_get(&g, f.git, CO_KIND_TASK, id), 0);
+				assert_int_equal(
+				    co_store_get(&e, f.etcd, CO_KIND_TASK, id), 0);
 				assert_string_equal(g->owner, a[w].owner);
 				assert_string_equal(e->owner, a[w].owner);
 				co_record_free(g);
@@ -258,9 +269,9 @@ static void claim_has_one_winner_through_the_router_in_every_mode(void **state)
 #define CHAOS_WORKERS 8
 
 typedef struct ev {
-	int task;   /* index, or -1 for a create */
+	int task; /* index, or -1 for a create */
 	int64_t rev;
-	char type;  /* 'c' claim, 'r' release, 'n' new task */
+	char type; /* 'c' claim, 'r' release, 'n' new task */
 	int worker;
 } ev;
 
@@ -334,7 +345,8 @@ static void *chaos_worker(void *arg)
 		/* release until it is acknowledged: the worker must not leave a
 		 * claim it holds behind, or the history walk would be ambiguous */
 		for (;;) {
-			rc = co_router_release(&out, w->f->r, id, swarm, CO_STATUS_AVAILABLE);
+			rc = co_router_release(&out, w->f->r, id, swarm,
+					       CO_STATUS_AVAILABLE);
 			if (rc == 0) {
 				note(w, t, out->rev, 'r');
 				co_record_free(out);
@@ -430,8 +442,8 @@ static void chaos_flips_stages_and_kill_switch_without_double_claims(void **stat
 	for (i = 0; i < CHAOS_WORKERS; i++) {
 		unavailable += w[i].unavailable;
 		if (w[i].other_errors)
-			fail_msg("worker %d: %d unexpected errors, last: %s", i, w[i].other_errors,
-				 w[i].last_error);
+			fail_msg("worker %d: %d unexpected errors, last: %s", i,
+				 w[i].other_errors, w[i].last_error);
 		all = realloc(all, (n + w[i].n) * sizeof(*all));
 		memcpy(all + n, w[i].evs, w[i].n * sizeof(*all));
 		n += w[i].n;
@@ -453,20 +465,25 @@ static void chaos_flips_stages_and_kill_switch_without_double_claims(void **stat
 		while (j < n && all[j].task == all[k].task) {
 			if (all[k].task >= 0) {
 				if (all[j].rev == last_rev)
-					fail_msg("task chaos-%d: rev %lld acknowledged twice",
-						 all[k].task, (long long)last_rev);
+					fail_msg(
+					    "task chaos-%d: rev %lld acknowledged twice",
+					    all[k].task, (long long)last_rev);
 				if (all[j].type == 'c') {
 					if (holder != -1 && holder != all[j].worker)
-						fail_msg("task chaos-%d: double claim at rev %lld "
-							 "(worker-%d holds, worker-%d won)",
-							 all[k].task, (long long)all[j].rev, holder,
-							 all[j].worker);
+						fail_msg(
+						    "task chaos-%d: double claim at rev "
+						    "%lld "
+						    "(worker-%d holds, worker-%d won)",
+						    all[k].task, (long long)all[j].rev,
+						    holder, all[j].worker);
 					holder = all[j].worker;
 				} else if (all[j].type == 'r') {
 					if (holder != all[j].worker)
-						fail_msg("task chaos-%d: release at rev %lld by "
+						fail_msg("task chaos-%d: release at rev "
+							 "%lld by "
 							 "worker-%d who does not hold it",
-							 all[k].task, (long long)all[j].rev,
+							 all[k].task,
+							 (long long)all[j].rev,
 							 all[j].worker);
 					holder = -1;
 				}
@@ -483,8 +500,10 @@ static void chaos_flips_stages_and_kill_switch_without_double_claims(void **stat
 			assert_int_equal(co_store_get(&g, f.git, CO_KIND_TASK, id), 0);
 			assert_int_equal(co_store_get(&e, f.etcd, CO_KIND_TASK, id), 0);
 			if (g->rev < last_rev || e->rev < last_rev)
-				fail_msg("%s: acknowledged rev %lld, git has %lld, etcd %lld", id,
-					 (long long)last_rev, (long long)g->rev, (long long)e->rev);
+				fail_msg(
+				    "%s: acknowledged rev %lld, git has %lld, etcd %lld",
+				    id, (long long)last_rev, (long long)g->rev,
+				    (long long)e->rev);
 			assert_null(g->owner);
 			co_record_free(g);
 			co_record_free(e);
@@ -501,7 +520,8 @@ static void chaos_flips_stages_and_kill_switch_without_double_claims(void **stat
 			int acked = 0;
 
 			for (k = 0; k < n; k++)
-				if (all[k].type == 'n' && all[k].worker == i && all[k].task == -1 - c)
+				if (all[k].type == 'n' && all[k].worker == i &&
+				    all[k].task == -1 - c)
 					acked = 1;
 			if (!acked)
 				continue;
@@ -557,7 +577,8 @@ static void *loader_main(void *arg)
 			l->acked++;
 			co_record_free(out);
 			out = NULL;
-			rc = co_router_release(&out, l->f->r, id, swarm, CO_STATUS_AVAILABLE);
+			rc = co_router_release(&out, l->f->r, id, swarm,
+					       CO_STATUS_AVAILABLE);
 			if (rc == 0)
 				l->evs[l->n++] = (ev){t, out->rev, 'r', l->idx};
 		} else if (rc == CO_EUNAVAIL) {
@@ -621,9 +642,10 @@ static void etcd_killed_in_dual_50_loses_no_acknowledged_write(void **state)
 			assert_int_equal(co_store_get(&g, f.git, CO_KIND_TASK, id), 0);
 			assert_int_equal(co_store_get(&e, f.etcd, CO_KIND_TASK, id), 0);
 			if (g->rev < l[i].evs[k].rev || e->rev < l[i].evs[k].rev)
-				fail_msg("%s: acknowledged rev %lld lost (git %lld, etcd %lld)", id,
-					 (long long)l[i].evs[k].rev, (long long)g->rev,
-					 (long long)e->rev);
+				fail_msg("%s: acknowledged rev %lld lost (git %lld, etcd "
+					 "%lld)",
+					 id, (long long)l[i].evs[k].rev,
+					 (long long)g->rev, (long long)e->rev);
 			co_record_free(g);
 			co_record_free(e);
 		}
@@ -634,6 +656,127 @@ static void etcd_killed_in_dual_50_loses_no_acknowledged_write(void **state)
 	assert_stores_equal(&f, CO_KIND_TASK);
 	fx_close(&f);
 	co_test_etcd_stop(&own);
+}
+
+/* ---- group commit of intents (etcd mode) ---- */
+
+/* A router over f's state and flags with `etcd_store` as its etcd. */
+static void reopen_router(fx *f, co_store *etcd_store)
+{
+	co_router_opts ro = CO_ROUTER_OPTS_INIT;
+
+	co_router_close(f->r);
+	f->r = NULL;
+	ro.git = f->git;
+	ro.etcd = etcd_store;
+	ro.state = f->st;
+	ro.flags = f->fw;
+	assert_int_equal(co_router_open(&f->r, &ro), 0);
+}
+
+static void failed_group_commit_fails_the_write_and_keeps_what_git_is_owed(void **state)
+{
+	co_record *out = NULL, *e = NULL;
+	co_outbox_list l = {0};
+	fx f;
+
+	(void)state;
+	fx_open_on(&f, &etcd, "etcd", 0);
+	create_task(&f, "gc-1");
+	create_task(&f, "gc-2");
+	drain_all(&f);
+
+	atomic_store(&co_state__sync_fault, 1);
+	assert_int_equal(co_router_claim(&out, f.r, "gc-1", "swarm-a", 0), CO_EUNAVAIL);
+	assert_null(out);
+	assert_non_null(strstr(co_error_last(), "could not be made durable"));
+	/* etcd, the primary, took the claim; git is still owed it */
+	assert_int_equal(co_store_get(&e, f.etcd, CO_KIND_TASK, "gc-1"), 0);
+	assert_string_equal(e->owner, "swarm-a");
+	co_record_free(e);
+	assert_int_equal(co_outbox_pending_for(&l, f.st, "git", "task", "gc-1"), 0);
+	assert_int_equal(l.n, 1);
+	co_outbox_list_clear(&l);
+
+	/* After a failed fsync no later sync is trusted, even a successful one. */
+	atomic_store(&co_state__sync_fault, 0);
+	assert_int_equal(co_router_claim(&out, f.r, "gc-2", "swarm-a", 0), CO_EUNAVAIL);
+	assert_null(out);
+
+	/* A router opened afresh acknowledges again, and git catches up. */
+	reopen_router(&f, f.etcd);
+	assert_int_equal(co_router_claim(&out, f.r, "gc-2", "swarm-a", 0), 0);
+	co_record_free(out);
+	drain_all(&f);
+	assert_stores_equal(&f, CO_KIND_TASK);
+	fx_close(&f);
+}
+
+/*
+ * What a power cut leaves after an acknowledged etcd-mode write whose
+ * record was not synced: the durable intent only.  Git must then never
+ * serve the ID from before the write, whether etcd is reachable or not;
+ * once etcd is, the intent brings the record over.
+ */
+static void
+lost_record_falls_back_to_its_intent_and_git_serves_nothing_stale(void **state)
+{
+	co_etcd_opts eo = CO_ETCD_OPTS_INIT;
+	const char *dead[1] = {"http://127.0.0.1:1"};
+	co_store *down = NULL;
+	co_record *out = NULL;
+	co_outbox_list l = {0};
+	fx f;
+
+	(void)state;
+	fx_open_on(&f, &etcd, "etcd", 0);
+	create_task(&f, "pl-1");
+	drain_all(&f); /* git holds pl-1 unclaimed */
+	assert_int_equal(co_router_claim(&out, f.r, "pl-1", "swarm-a", 0), 0);
+	co_record_free(out);
+	out = NULL;
+
+	/* The power cut: the record owed to git is lost, its intent (written
+	 * by the router that died, so with another nonce) is on disk. */
+	assert_int_equal(co_outbox_pending_for(&l, f.st, "git", "task", "pl-1"), 0);
+	assert_int_equal(l.n, 1);
+	assert_int_equal(co_outbox_ack(f.st, l.items[0]->seq), 0);
+	co_outbox_list_clear(&l);
+	assert_int_equal(co_outbox_push_intent(NULL, f.st, "git", "task", "pl-1",
+					       "@sync:00000000dead"),
+			 0);
+
+	/* Restarted with the kill switch on (git serves) and etcd down. */
+	eo.endpoints = dead;
+	eo.n_endpoints = 1;
+	eo.prefix = f.prefix;
+	eo.connect_timeout_ms = 200;
+	eo.request_timeout_ms = 500;
+	assert_int_equal(co_etcd_store_open(&down, &eo), 0);
+	set_stage(&f, "etcd", 1);
+	reopen_router(&f, down);
+	/* young: the dead router's operation might still be in flight */
+	assert_int_equal(co_router_get(&out, f.r, CO_KIND_TASK, "pl-1"), CO_EUNAVAIL);
+	assert_int_equal(co_router_claim(&out, f.r, "pl-1", "swarm-b", 0), CO_EUNAVAIL);
+	/* old enough to resolve, but etcd cannot be read: still nothing */
+	setenv("CUTOVER_CLOCK_OFFSET", "60", 1);
+	assert_int_equal(co_router_get(&out, f.r, CO_KIND_TASK, "pl-1"), CO_EUNAVAIL);
+	assert_int_equal(co_router_claim(&out, f.r, "pl-1", "swarm-b", 0), CO_EUNAVAIL);
+	assert_null(out);
+
+	/* etcd back: git is mended from it before it serves the ID */
+	reopen_router(&f, f.etcd);
+	assert_int_equal(co_router_get(&out, f.r, CO_KIND_TASK, "pl-1"), 0);
+	unsetenv("CUTOVER_CLOCK_OFFSET");
+	assert_string_equal(out->owner, "swarm-a");
+	co_record_free(out);
+	out = NULL;
+	assert_int_equal(co_router_claim(&out, f.r, "pl-1", "swarm-b", 0), CO_ECONFLICT);
+	co_record_free(out);
+	co_router_close(f.r);
+	f.r = NULL;
+	co_store_free(down);
+	fx_close(&f);
 }
 
 /* ---- the router killed mid-load ---- */
@@ -657,8 +800,8 @@ static void router_killed_mid_load_drains_after_restart(void **state)
 		 * sanitizer's allocator did, and hung the child). */
 		dup2(pipefd[1], STDOUT_FILENO);
 		close(pipefd[0]);
-		execl("/proc/self/exe", "router_test_router", "--router-child", f.repo, f.dir,
-		      f.flags_path, etcd.endpoint, f.prefix, (char *)NULL);
+		execl("/proc/self/exe", "router_test_router", "--router-child", f.repo,
+		      f.dir, f.flags_path, etcd.endpoint, f.prefix, (char *)NULL);
 		_exit(127);
 	}
 	close(pipefd[1]);
@@ -675,8 +818,9 @@ static void router_killed_mid_load_drains_after_restart(void **state)
 		int64_t depth = 0;
 
 		co_outbox_depth(&depth, f.st, NULL);
-		print_message("router killed after %d acknowledged creates, outbox %lld\n", acks,
-			      (long long)depth);
+		print_message(
+		    "router killed after %d acknowledged creates, outbox %lld\n", acks,
+		    (long long)depth);
 		assert_true(depth > 0);
 	}
 	/* A restarted router (this process's) drains what the dead one left,
@@ -721,10 +865,12 @@ static int router_child(char **argv)
 		eo.endpoints = eps;
 		eo.n_endpoints = 1;
 		eo.prefix = c.prefix;
-		if (co_git_store_open(&c.git, &go) < 0 || co_etcd_store_open(&c.etcd, &eo) < 0)
+		if (co_git_store_open(&c.git, &go) < 0 ||
+		    co_etcd_store_open(&c.etcd, &eo) < 0)
 			return 2;
 	}
-	if (co_state_open(&c.st, c.dir) < 0 || co_flags_watcher_open(&c.fw, c.flags_path) < 0)
+	if (co_state_open(&c.st, c.dir) < 0 ||
+	    co_flags_watcher_open(&c.fw, c.flags_path) < 0)
 		return 2;
 	ro.git = c.git;
 	ro.etcd = c.etcd;
@@ -765,10 +911,14 @@ int main(int argc, char **argv)
 	if (argc == 7 && strcmp(argv[1], "--router-child") == 0)
 		return router_child(argv + 2);
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(claim_has_one_winner_through_the_router_in_every_mode),
-		cmocka_unit_test(router_killed_mid_load_drains_after_restart),
-		cmocka_unit_test(etcd_killed_in_dual_50_loses_no_acknowledged_write),
-		cmocka_unit_test(chaos_flips_stages_and_kill_switch_without_double_claims),
+	    cmocka_unit_test(claim_has_one_winner_through_the_router_in_every_mode),
+	    cmocka_unit_test(
+		failed_group_commit_fails_the_write_and_keeps_what_git_is_owed),
+	    cmocka_unit_test(
+		lost_record_falls_back_to_its_intent_and_git_serves_nothing_stale),
+	    cmocka_unit_test(router_killed_mid_load_drains_after_restart),
+	    cmocka_unit_test(etcd_killed_in_dual_50_loses_no_acknowledged_write),
+	    cmocka_unit_test(chaos_flips_stages_and_kill_switch_without_double_claims),
 	};
 	if (getenv("CMOCKA_FILTER"))
 		cmocka_set_test_filter(getenv("CMOCKA_FILTER"));
