@@ -131,6 +131,10 @@ static int malformed(const char *what)
 	return co_error_set(CO_EINVAL, "etcd gRPC: malformed RangeResponse (%s)", what);
 }
 
+/* What the readers below return when the input ends inside a field: the
+ * stream waits for more bytes; inside a whole message it is malformed. */
+#define TRUNCATED 1
+
 static int get_varint(uint64_t *out, reader *r)
 {
 	uint64_t v = 0;
@@ -140,7 +144,7 @@ static int get_varint(uint64_t *out, reader *r)
 		unsigned char c;
 
 		if (r->p == r->end)
-			return malformed("truncated varint");
+			return TRUNCATED;
 		c = *r->p++;
 		v |= (uint64_t)(c & 0x7f) << shift;
 		if (!(c & 0x80)) {
@@ -166,7 +170,7 @@ static int next_field(field *f, reader *r)
 	int error;
 
 	memset(f, 0, sizeof(*f));
-	if ((error = get_varint(&tag, r)) < 0)
+	if ((error = get_varint(&tag, r)) != 0)
 		return error;
 	f->num = (unsigned)(tag >> 3);
 	f->wire = (int)(tag & 7);
@@ -177,14 +181,14 @@ static int next_field(field *f, reader *r)
 	case WIRE_I32:
 		n = f->wire == WIRE_I64 ? 8 : 4;
 		if ((size_t)(r->end - r->p) < n)
-			return malformed("truncated fixed field");
+			return TRUNCATED;
 		r->p += n;
 		return 0;
 	case WIRE_LEN:
-		if ((error = get_varint(&n, r)) < 0)
+		if ((error = get_varint(&n, r)) != 0)
 			return error;
 		if ((size_t)(r->end - r->p) < n)
-			return malformed("truncated bytes");
+			return TRUNCATED;
 		f->val = r->p;
 		f->len = (size_t)n;
 		r->p += n;
@@ -201,8 +205,8 @@ static int decode_header(int64_t *revision, const unsigned char *p, size_t len)
 	int error;
 
 	while (r.p < r.end) {
-		if ((error = next_field(&f, &r)) < 0)
-			return error;
+		if ((error = next_field(&f, &r)) != 0)
+			return error < 0 ? error : malformed("truncated header");
 		if (f.num == 3 && f.wire == WIRE_VARINT)
 			*revision = (int64_t)f.varint;
 	}
@@ -218,8 +222,8 @@ static int decode_kv(co_grpc_kv *kv, const unsigned char *p, size_t len)
 	memset(kv, 0, sizeof(*kv));
 	kv->key = kv->value = "";
 	while (r.p < r.end) {
-		if ((error = next_field(&f, &r)) < 0)
-			return error;
+		if ((error = next_field(&f, &r)) != 0)
+			return error < 0 ? error : malformed("truncated kv");
 		if (f.num == 1 && f.wire == WIRE_LEN) {
 			kv->key = (const char *)f.val;
 			kv->key_len = f.len;
@@ -233,52 +237,134 @@ static int decode_kv(co_grpc_kv *kv, const unsigned char *p, size_t len)
 	return 0;
 }
 
-int co_grpc_range_decode(const unsigned char *msg, size_t len, co_grpc_range_info *info,
-			 co_grpc_kv_fn fn, void *ctx)
+/* One top-level field of a RangeResponse. */
+static int range_field(co_grpc_stream *st, const field *f)
 {
-	reader r = {msg, msg + len};
 	co_grpc_kv kv;
-	field f;
 	int error;
 
-	memset(info, 0, sizeof(*info));
-	while (r.p < r.end) {
-		if ((error = next_field(&f, &r)) < 0)
+	if (f->num == 1 && f->wire == WIRE_LEN)
+		return decode_header(&st->info.revision, f->val, f->len);
+	if (f->num == 2 && f->wire == WIRE_LEN) {
+		if ((error = decode_kv(&kv, f->val, f->len)) < 0)
 			return error;
-		if (f.num == 1 && f.wire == WIRE_LEN) {
-			if ((error = decode_header(&info->revision, f.val, f.len)) < 0)
-				return error;
-		} else if (f.num == 2 && f.wire == WIRE_LEN) {
-			if ((error = decode_kv(&kv, f.val, f.len)) < 0 ||
-			    (fn && (error = fn(ctx, &kv)) < 0))
-				return error;
-		} else if (f.num == 3 && f.wire == WIRE_VARINT) {
-			info->more = f.varint != 0;
-		} else if (f.num == 4 && f.wire == WIRE_VARINT) {
-			info->count = (int64_t)f.varint;
+		return st->fn ? st->fn(st->ctx, &kv) : 0;
+	}
+	if (f->num == 3 && f->wire == WIRE_VARINT)
+		st->info.more = f->varint != 0;
+	else if (f->num == 4 && f->wire == WIRE_VARINT)
+		st->info.count = (int64_t)f->varint;
+	return 0;
+}
+
+void co_grpc_stream_init(co_grpc_stream *st, co_grpc_kv_fn fn, void *ctx)
+{
+	memset(st, 0, sizeof(*st));
+	st->fn = fn;
+	st->ctx = ctx;
+}
+
+void co_grpc_stream_free(co_grpc_stream *st)
+{
+	free(st->pending.p);
+	memset(&st->pending, 0, sizeof(st->pending));
+}
+
+/* Decode the whole fields at the front of st->pending and drop them. */
+static int stream_drain(co_grpc_stream *st)
+{
+	reader r = {st->pending.p, st->pending.p + st->pending.len};
+	const unsigned char *start;
+	field f;
+	int error = 0;
+
+	while (r.p < r.end) {
+		start = r.p;
+		if ((error = next_field(&f, &r)) == TRUNCATED) {
+			r.p = start; /* wait for the rest of this field */
+			error = 0;
+			break;
 		}
+		if (error < 0 || (error = range_field(st, &f)) < 0)
+			break;
+	}
+	if (r.p > st->pending.p) {
+		st->pending.len = (size_t)(r.end - r.p);
+		memmove(st->pending.p, r.p, st->pending.len);
+	}
+	return error;
+}
+
+int co_grpc_stream_feed(co_grpc_stream *st, const unsigned char *p, size_t len)
+{
+	size_t k;
+	int error;
+
+	if (st->error)
+		return st->error;
+	while (len > 0) {
+		if (st->frame_len < 5) {
+			st->frame[st->frame_len++] = *p++;
+			len--;
+			if (st->frame_len < 5)
+				continue;
+			if (st->frame[0] != 0)
+				return st->error = co_error_set(CO_EINVAL,
+								"etcd gRPC: compressed "
+								"response not asked for");
+			if (st->frames++ > 0)
+				return st->error = co_error_set(
+					   CO_EINVAL,
+					   "etcd gRPC: more than one response message");
+			st->msg_left = (size_t)st->frame[1] << 24 |
+				       (size_t)st->frame[2] << 16 |
+				       (size_t)st->frame[3] << 8 | (size_t)st->frame[4];
+			continue;
+		}
+		if (st->msg_left == 0)
+			return st->error = co_error_set(
+				   CO_EINVAL,
+				   "etcd gRPC: bytes after the response message");
+		k = len < st->msg_left ? len : st->msg_left;
+		if ((error = put_bytes(&st->pending, p, k)) < 0 ||
+		    (error = stream_drain(st)) < 0)
+			return st->error = error;
+		st->msg_left -= k;
+		p += k;
+		len -= k;
+		if (st->msg_left == 0)
+			st->frame_len = 5; /* done; a second frame is refused above */
 	}
 	return 0;
 }
 
-int co_grpc_unframe(const unsigned char **msg, size_t *len, const co_grpc_buf *body)
+int co_grpc_stream_end(co_grpc_stream *st)
 {
-	size_t n;
-
-	if (body->len < 5)
-		return co_error_set(CO_EINVAL, "etcd gRPC: response has no message");
-	if (body->p[0] != 0)
-		return co_error_set(CO_EINVAL,
-				    "etcd gRPC: compressed response not asked for");
-	n = (size_t)body->p[1] << 24 | (size_t)body->p[2] << 16 |
-	    (size_t)body->p[3] << 8 | (size_t)body->p[4];
-	if (n != body->len - 5)
-		return co_error_set(CO_EINVAL,
-				    "etcd gRPC: response frame of %zu bytes holds %zu", n,
-				    body->len - 5);
-	*msg = body->p + 5;
-	*len = n;
+	if (st->error)
+		return st->error;
+	if (st->frames == 0)
+		return st->error =
+			   co_error_set(CO_EINVAL, "etcd gRPC: response has no message");
+	if (st->msg_left > 0 || st->pending.len > 0)
+		return st->error = malformed("truncated");
 	return 0;
+}
+
+int co_grpc_range_decode(const unsigned char *msg, size_t len, co_grpc_range_info *info,
+			 co_grpc_kv_fn fn, void *ctx)
+{
+	co_grpc_stream st;
+	int error;
+
+	co_grpc_stream_init(&st, fn, ctx);
+	st.frame_len = 5;
+	st.frames = 1;
+	st.msg_left = len;
+	if ((error = co_grpc_stream_feed(&st, msg, len)) == 0)
+		error = co_grpc_stream_end(&st);
+	*info = st.info;
+	co_grpc_stream_free(&st);
+	return error;
 }
 
 /* ---- the call ---- */
@@ -287,8 +373,11 @@ static size_t body_cb(char *ptr, size_t size, size_t nmemb, void *ud)
 {
 	co_grpc_reply *reply = ud;
 
-	if (put_bytes(&reply->body, ptr, size * nmemb) < 0)
-		return 0; /* CURLE_WRITE_ERROR */
+	if (!reply->grpc_body)
+		return size * nmemb; /* not a gRPC answer: the status says so */
+	if (co_grpc_stream_feed(reply->stream, (const unsigned char *)ptr, size * nmemb) <
+	    0)
+		return 0; /* CURLE_WRITE_ERROR: the stream keeps the error */
 	return size * nmemb;
 }
 
@@ -299,7 +388,12 @@ static size_t header_cb(char *ptr, size_t size, size_t nmemb, void *ud)
 	size_t len = size * nmemb, vlen;
 	const char *v;
 
-	if (len > 12 && strncasecmp(ptr, "grpc-status:", 12) == 0) {
+	if (len > 13 && strncasecmp(ptr, "content-type:", 13) == 0) {
+		v = ptr + 13;
+		while (*v == ' ' || *v == '\t')
+			v++;
+		reply->grpc_body = strncasecmp(v, "application/grpc", 16) == 0;
+	} else if (len > 12 && strncasecmp(ptr, "grpc-status:", 12) == 0) {
 		reply->grpc_status = atoi(ptr + 12);
 	} else if (len > 13 && strncasecmp(ptr, "grpc-message:", 13) == 0) {
 		v = ptr + 13;
@@ -332,7 +426,7 @@ int co_grpc_range_call(co_grpc_reply *reply, CURL *h, const char *endpoint,
 	reply->http2 = 0;
 	reply->grpc_status = -1;
 	reply->grpc_message[0] = '\0';
-	reply->body.len = 0;
+	reply->grpc_body = 0;
 	if (token) {
 		snprintf(auth, sizeof(auth), "token: %s", token);
 		lines[3] = auth;
@@ -372,6 +466,10 @@ int co_grpc_range_call(co_grpc_reply *reply, CURL *h, const char *endpoint,
 	curl_easy_setopt(h, CURLOPT_HEADERDATA, reply);
 	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
 	rc = curl_easy_perform(h);
+	if (rc == CURLE_WRITE_ERROR && reply->stream->error) {
+		error = reply->stream->error; /* the decoder's or fn's, message kept */
+		goto done;
+	}
 	if (rc != CURLE_OK) {
 		error = co_error_set(rc == CURLE_WRITE_ERROR ? CO_ENOMEM : CO_EUNAVAIL,
 				     "etcd %s: gRPC Range: %s", endpoint,

@@ -62,12 +62,41 @@ typedef struct co_grpc_range_info {
 } co_grpc_range_info;
 
 /*
- * Decode a RangeResponse protobuf (no frame header): *info, and fn for
- * each kv.  CO_EINVAL on malformed input (a truncated field, a wrong wire
- * type), or what fn returned.
+ * Decode a whole RangeResponse protobuf (no frame header): *info, and fn
+ * for each kv (co_grpc_stream over one buffer).  CO_EINVAL on malformed input (a
+ * truncated field, a wrong wire type), or what fn returned.
  */
 int co_grpc_range_decode(const unsigned char *msg, size_t len, co_grpc_range_info *info,
 			 co_grpc_kv_fn fn, void *ctx);
+
+/*
+ * A RangeResponse decoded as its bytes arrive (frame header included), so
+ * that a page of any size costs the memory of one kv: fn is called for
+ * each kv as soon as it is whole.  A value used by one thread.
+ */
+typedef struct co_grpc_stream {
+	co_grpc_kv_fn fn;
+	void *ctx;
+	co_grpc_range_info info; /* complete after co_grpc_stream_end() */
+	int error;		 /* the first error, kept: later feeds return it */
+	unsigned char frame[5];
+	size_t frame_len;
+	size_t msg_left; /* bytes of the message still to come */
+	int frames;
+	co_grpc_buf pending; /* received, not yet a whole field */
+} co_grpc_stream;
+
+void co_grpc_stream_init(co_grpc_stream *st, co_grpc_kv_fn fn, void *ctx);
+
+/* Feed the next bytes.  CO_EINVAL (compressed, a second message, bytes
+ * after it, malformed protobuf), CO_ENOMEM, or what fn returned. */
+int co_grpc_stream_feed(co_grpc_stream *st, const unsigned char *p, size_t len);
+
+/* After the last bytes: CO_EINVAL if the message is missing or cut. */
+int co_grpc_stream_end(co_grpc_stream *st);
+
+/* Free what the stream holds (not the stream).  Init again to reuse. */
+void co_grpc_stream_free(co_grpc_stream *st);
 
 /* The outcome of a call that reached a server. */
 typedef struct co_grpc_reply {
@@ -75,23 +104,20 @@ typedef struct co_grpc_reply {
 	int http2;		/* 1 if the answer came over HTTP/2 */
 	int grpc_status;	/* -1 when the server sent none: not gRPC */
 	char grpc_message[256]; /* percent-decoding not applied */
-	co_grpc_buf body;	/* the response body, frames included */
+	int grpc_body;		/* 1 once content-type said application/grpc */
+	co_grpc_stream *stream; /* set by the caller: fed a gRPC response body */
 } co_grpc_reply;
 
 /*
  * POST one framed request to <endpoint>/etcdserverpb.KV/Range on `h` (an
  * easy handle set up for the store: timeouts, TLS files, no proxy), with
- * the auth token as gRPC metadata when not NULL.  0 when a server answered
- * (look at reply->grpc_status); CO_EUNAVAIL with the transfer's error when
- * none did; CO_ENOMEM.  reply->body is reset first; the caller frees it.
+ * the auth token as gRPC metadata when not NULL, feeding the body to
+ * reply->stream.  0 when a server answered (look at reply->grpc_status,
+ * then call co_grpc_stream_end); the stream's error when decoding or its
+ * fn failed; CO_EUNAVAIL with the transfer's error when no server
+ * answered; CO_ENOMEM.
  */
 int co_grpc_range_call(co_grpc_reply *reply, CURL *h, const char *endpoint,
 		       const char *token, const co_grpc_buf *request);
-
-/*
- * The single message of a unary response body: its protobuf bytes.
- * CO_EINVAL when the body is not one whole uncompressed frame.
- */
-int co_grpc_unframe(const unsigned char **msg, size_t *len, const co_grpc_buf *body);
 
 #endif

@@ -134,27 +134,97 @@ static void truncated_or_garbled_responses_are_invalid(void **state)
 	assert_int_equal(g.n, 0);
 }
 
-static void unframe_takes_exactly_one_uncompressed_message(void **state)
+/* The framed response of range_response_decodes_kvs_revision_and_more. */
+static const unsigned char framed[] = {
+    0x00, 0x00, 0x00, 0x00, 0x30,	      /* frame: 48 bytes */
+    0x0a, 0x05, 0x08, 0x01, 0x18, 0xe8, 0x07, /* header: rev 1000 */
+    0x12, 0x10, 0x0a, 0x01, 'a',  0x10, 0x02, 0x18, 0x03, 0x20,
+    0x01, 0x2a, 0x05, '{',  '"',  'x',	'"',  '}', /* kv a */
+    0x12, 0x11, 0x0a, 0x01, 'b',  0x19, 1,    2,    3,	  4,
+    5,	  6,	7,    8,    0x18, 0x90, 0x4e, 0x2a, 0x00, /* kv b */
+    0x18, 0x01, 0x20, 0x07,				  /* more, count */
+};
+
+/* However the bytes are cut into chunks (one at a time here, as a slow
+ * network might deliver them), the stream decodes the same response. */
+static void stream_decodes_a_response_fed_byte_by_byte(void **state)
 {
-	unsigned char ok[] = {0, 0, 0, 0, 2, 0x18, 0x01};
-	unsigned char compressed[] = {1, 0, 0, 0, 2, 0x18, 0x01};
-	unsigned char short_frame[] = {0, 0, 0, 0, 9, 0x18, 0x01};
-	co_grpc_buf b;
-	const unsigned char *m;
-	size_t n;
+	co_grpc_stream st;
+	size_t i;
+	got g;
 
 	(void)state;
-	b.p = ok;
-	b.len = b.cap = sizeof(ok);
-	assert_int_equal(co_grpc_unframe(&m, &n, &b), 0);
-	assert_int_equal(n, 2);
-	assert_ptr_equal(m, ok + 5);
-	b.p = compressed;
-	assert_int_equal(co_grpc_unframe(&m, &n, &b), CO_EINVAL);
-	b.p = short_frame;
-	assert_int_equal(co_grpc_unframe(&m, &n, &b), CO_EINVAL);
-	b.len = 3;
-	assert_int_equal(co_grpc_unframe(&m, &n, &b), CO_EINVAL);
+	memset(&g, 0, sizeof(g));
+	co_grpc_stream_init(&st, collect, &g);
+	for (i = 0; i < sizeof(framed); i++) {
+		if (co_grpc_stream_feed(&st, framed + i, 1) != 0)
+			fail_msg("byte %zu: %s", i, co_error_last());
+		/* A kv is passed on as soon as it is whole, not at the end. */
+		if (i == 5 + 7 + 18 - 1)
+			assert_int_equal(g.n, 1);
+	}
+	assert_int_equal(co_grpc_stream_end(&st), 0);
+	assert_int_equal(st.info.revision, 1000);
+	assert_int_equal(st.info.more, 1);
+	assert_int_equal(st.info.count, 7);
+	assert_int_equal(g.n, 2);
+	assert_string_equal(g.keys[1], "b");
+	assert_int_equal(g.mod[1], 10000);
+	/* Nothing of a page is kept once decoded. */
+	assert_int_equal(st.pending.len, 0);
+	co_grpc_stream_free(&st);
+}
+
+static void stream_refuses_compressed_cut_or_extra_messages(void **state)
+{
+	unsigned char buf[sizeof(framed) * 2];
+	co_grpc_stream st;
+	got g;
+
+	(void)state;
+	memset(&g, 0, sizeof(g));
+	/* Compressed: refused at once, and every later feed says so too. */
+	memcpy(buf, framed, sizeof(framed));
+	buf[0] = 1;
+	co_grpc_stream_init(&st, collect, &g);
+	assert_int_equal(co_grpc_stream_feed(&st, buf, sizeof(framed)), CO_EINVAL);
+	assert_int_equal(co_grpc_stream_feed(&st, buf, 1), CO_EINVAL);
+	co_grpc_stream_free(&st);
+	/* Cut short: whole so far, but the end finds it incomplete. */
+	co_grpc_stream_init(&st, collect, &g);
+	assert_int_equal(co_grpc_stream_feed(&st, framed, sizeof(framed) - 3), 0);
+	assert_int_equal(co_grpc_stream_end(&st), CO_EINVAL);
+	co_grpc_stream_free(&st);
+	/* No message at all. */
+	co_grpc_stream_init(&st, collect, &g);
+	assert_int_equal(co_grpc_stream_end(&st), CO_EINVAL);
+	co_grpc_stream_free(&st);
+	/* A second message: refused (a unary call has one). */
+	memset(&g, 0, sizeof(g));
+	memcpy(buf, framed, sizeof(framed));
+	memcpy(buf + sizeof(framed), framed, sizeof(framed));
+	co_grpc_stream_init(&st, collect, &g);
+	assert_int_equal(co_grpc_stream_feed(&st, buf, sizeof(buf)), CO_EINVAL);
+	co_grpc_stream_free(&st);
+}
+
+static int refuse(void *ctx, const co_grpc_kv *kv)
+{
+	(void)ctx;
+	(void)kv;
+	return co_error_set(CO_ETOOBIG, "no more");
+}
+
+/* What the callback returns stops the stream and is what it reports. */
+static void stream_stops_at_the_callbacks_error(void **state)
+{
+	co_grpc_stream st;
+
+	(void)state;
+	co_grpc_stream_init(&st, refuse, NULL);
+	assert_int_equal(co_grpc_stream_feed(&st, framed, sizeof(framed)), CO_ETOOBIG);
+	assert_int_equal(co_grpc_stream_end(&st), CO_ETOOBIG);
+	co_grpc_stream_free(&st);
 }
 
 int main(void)
@@ -163,7 +233,9 @@ int main(void)
 	    cmocka_unit_test(range_request_encodes_to_the_protobuf_bytes),
 	    cmocka_unit_test(range_response_decodes_kvs_revision_and_more),
 	    cmocka_unit_test(truncated_or_garbled_responses_are_invalid),
-	    cmocka_unit_test(unframe_takes_exactly_one_uncompressed_message),
+	    cmocka_unit_test(stream_decodes_a_response_fed_byte_by_byte),
+	    cmocka_unit_test(stream_refuses_compressed_cut_or_extra_messages),
+	    cmocka_unit_test(stream_stops_at_the_callbacks_error),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
