@@ -607,240 +607,9 @@ done:
 }
 
 /*
- * The ID of a kind directory's entry into id (CO_ID_MAX + 8 bytes): 1 if
- * the entry is a record (a blob named <id>.json), 0 if not (skipped, as
- * gs_list does).
- */
-static int gs_entry_id(char *id, const git_tree_entry *e)
-{
-	const char *name = git_tree_entry_name(e);
-	size_t len = strlen(name);
-
-	if (git_tree_entry_type(e) != GIT_OBJECT_BLOB || len <= 5 ||
-	    strcmp(name + len - 5, ".json") != 0 || len - 5 >= CO_ID_MAX + 8)
-		return 0;
-	memcpy(id, name, len - 5);
-	id[len - 5] = '\0';
-	return 1;
-}
-
-/*
- * A large directory is read by SCAN_READERS threads, each with its own
- * repository handle, chunk by chunk (libgit2 spends ~3 us per blob on the
- * pack index and zlib, one core's worth for a million records), while the
- * calling thread passes the chunks to fn in tree order, so the scan's
- * contract (one thread, tree order) holds.  Readers run at most
- * SCAN_WINDOW chunks ahead of the caller: memory stays a few MB.
- */
-#define SCAN_PARALLEL_MIN 4096
-#define SCAN_READERS 2
-
-/* CUTOVER_GIT_SCAN_PARALLEL_MIN moves the threshold (tests use it to run
- * the parallel path on small repositories). */
-static size_t gs_scan_parallel_min(void)
-{
-	const char *v = getenv("CUTOVER_GIT_SCAN_PARALLEL_MIN");
-
-	return v && atol(v) > 0 ? (size_t)atol(v) : SCAN_PARALLEL_MIN;
-}
-#define SCAN_CHUNK 1024
-#define SCAN_WINDOW 8
-
-typedef struct scan_chunk {
-	char *data; /* the chunk's blobs, back to back */
-	size_t len, cap;
-	size_t off[SCAN_CHUNK + 1]; /* entry i's bytes: data[off[i], off[i+1]) */
-	int ready;		    /* filled (or failed): the caller may take it */
-	int error;
-	char msg[256];
-} scan_chunk;
-
-typedef struct scan_par {
-	co_git_store *gs;
-	git_tree *sub; /* read-only, shared */
-	const char *dname;
-	size_t n, n_chunks;
-	scan_chunk *chunks;
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	size_t consumed; /* chunks the caller is done with */
-	int stop;
-} scan_par;
-
-typedef struct scan_reader {
-	scan_par *p;
-	size_t first; /* its chunks: first, first + SCAN_READERS, ... */
-} scan_reader;
-
-static int chunk_add(scan_chunk *c, const void *data, size_t len)
-{
-	if (c->len + len > c->cap) {
-		size_t cap = c->cap ? c->cap : 65536;
-		char *d;
-
-		while (cap < c->len + len)
-			cap *= 2;
-		if ((d = realloc(c->data, cap)) == NULL)
-			return co_error_set(CO_ENOMEM, "out of memory");
-		c->data = d;
-		c->cap = cap;
-	}
-	memcpy(c->data + c->len, data, len);
-	c->len += len;
-	return 0;
-}
-
-/* Read chunk k's record blobs with this reader's odb. */
-static int fill_chunk(scan_par *p, git_odb *odb, size_t k)
-{
-	scan_chunk *c = &p->chunks[k];
-	size_t i, first = k * SCAN_CHUNK,
-		  n = p->n - first < SCAN_CHUNK ? p->n - first : SCAN_CHUNK;
-	git_odb_object *obj = NULL;
-	char id[CO_ID_MAX + 8];
-	int error = 0;
-
-	c->off[0] = 0;
-	for (i = 0; i < n; i++) {
-		const git_tree_entry *e = git_tree_entry_byindex(p->sub, first + i);
-
-		if (gs_entry_id(id, e)) {
-			if (git_odb_read(&obj, odb, git_tree_entry_id(e)) < 0)
-				return gs_fail(CO_EUNAVAIL, "git repo %s: read %s/%s",
-					       p->gs->repo, p->dname,
-					       git_tree_entry_name(e));
-			error = chunk_add(c, git_odb_object_data(obj),
-					  git_odb_object_size(obj));
-			git_odb_object_free(obj);
-			if (error < 0)
-				return error;
-		}
-		c->off[i + 1] = c->len;
-	}
-	return 0;
-}
-
-static void *scan_reader_main(void *arg)
-{
-	scan_reader *r = arg;
-	scan_par *p = r->p;
-	git_repository *repo = NULL;
-	git_odb *odb = NULL;
-	int error;
-	size_t k;
-
-	if ((error = gs_repo_take(&repo, p->gs)) == 0 &&
-	    git_repository_odb(&odb, repo) < 0)
-		error = gs_fail(CO_EUNAVAIL, "git repo %s: open the object database",
-				p->gs->repo);
-	for (k = r->first; k < p->n_chunks; k += SCAN_READERS) {
-		scan_chunk *c = &p->chunks[k];
-
-		pthread_mutex_lock(&p->mu);
-		while (!p->stop && k >= p->consumed + SCAN_WINDOW)
-			pthread_cond_wait(&p->cv, &p->mu);
-		pthread_mutex_unlock(&p->mu);
-		if (p->stop)
-			break;
-		if (error == 0)
-			error = fill_chunk(p, odb, k);
-		pthread_mutex_lock(&p->mu);
-		if (error < 0) {
-			c->error = error;
-			snprintf(c->msg, sizeof(c->msg), "%s", co_error_last());
-		}
-		c->ready = 1;
-		pthread_cond_broadcast(&p->cv);
-		pthread_mutex_unlock(&p->mu);
-		if (error < 0)
-			break;
-	}
-	git_odb_free(odb);
-	if (repo)
-		gs_repo_give(p->gs, repo);
-	return NULL;
-}
-
-static int gs_scan_parallel(co_git_store *gs, git_tree *sub, co_kind kind, co_scan_fn fn,
-			    void *ctx)
-{
-	scan_par p;
-	scan_reader readers[SCAN_READERS];
-	pthread_t t[SCAN_READERS];
-	size_t k, i, started = 0;
-	int error = 0;
-
-	memset(&p, 0, sizeof(p));
-	p.gs = gs;
-	p.sub = sub;
-	p.dname = co_kind_dir(kind);
-	p.n = git_tree_entrycount(sub);
-	p.n_chunks = (p.n + SCAN_CHUNK - 1) / SCAN_CHUNK;
-	if ((p.chunks = calloc(p.n_chunks, sizeof(*p.chunks))) == NULL)
-		return co_error_set(CO_ENOMEM, "out of memory");
-	pthread_mutex_init(&p.mu, NULL);
-	pthread_cond_init(&p.cv, NULL);
-	for (i = 0; i < SCAN_READERS; i++) {
-		readers[i].p = &p;
-		readers[i].first = i;
-		if (pthread_create(&t[i], NULL, scan_reader_main, &readers[i]) != 0) {
-			error =
-			    co_error_set(CO_ENOMEM, "git scan: cannot start a reader");
-			break;
-		}
-		started++;
-	}
-	for (k = 0; error == 0 && k < p.n_chunks; k++) {
-		scan_chunk *c = &p.chunks[k];
-		size_t first = k * SCAN_CHUNK;
-
-		pthread_mutex_lock(&p.mu);
-		while (!c->ready)
-			pthread_cond_wait(&p.cv, &p.mu);
-		pthread_mutex_unlock(&p.mu);
-		if (c->error < 0) {
-			error = co_error_set(c->error, "%s", c->msg);
-			break;
-		}
-		for (i = 0; error == 0 && first + i < p.n && i < SCAN_CHUNK; i++) {
-			const git_tree_entry *e = git_tree_entry_byindex(sub, first + i);
-			char id[CO_ID_MAX + 8], ver[GIT_OID_HEXSZ + 1];
-			co_scan_item item;
-
-			if (!gs_entry_id(id, e))
-				continue;
-			git_oid_tostr(ver, sizeof(ver), git_tree_entry_id(e));
-			item.kind = kind;
-			item.id = id;
-			item.raw = c->data + c->off[i];
-			item.len = c->off[i + 1] - c->off[i];
-			item.version = ver;
-			error = fn(ctx, &item);
-		}
-		free(c->data);
-		c->data = NULL;
-		pthread_mutex_lock(&p.mu);
-		p.consumed = k + 1;
-		pthread_cond_broadcast(&p.cv);
-		pthread_mutex_unlock(&p.mu);
-	}
-	pthread_mutex_lock(&p.mu);
-	p.stop = 1;
-	pthread_cond_broadcast(&p.cv);
-	pthread_mutex_unlock(&p.mu);
-	for (i = 0; i < started; i++)
-		pthread_join(t[i], NULL);
-	for (k = 0; k < p.n_chunks; k++)
-		free(p.chunks[k].data);
-	free(p.chunks);
-	pthread_cond_destroy(&p.cv);
-	pthread_mutex_destroy(&p.mu);
-	return error;
-}
-
-/*
- * Pass every <dir>/<id>.json blob of `tree` to fn, raw, in tree order; a
- * large directory through gs_scan_parallel().
+ * Pass every <dir>/<id>.json blob of `tree` to fn, raw, in tree order.  The
+ * other entries of a kind's directory (not a blob, not *.json) are not
+ * records and are skipped, as gs_list does.
  */
 static int gs_scan_kind(co_git_store *gs, git_repository *repo, git_odb *odb,
 			git_tree *tree, co_kind kind, co_scan_fn fn, void *ctx)
@@ -858,21 +627,21 @@ static int gs_scan_kind(co_git_store *gs, git_repository *repo, git_odb *odb,
 	if (git_tree_lookup(&sub, repo, git_tree_entry_id(dir)) < 0)
 		return gs_fail(CO_EUNAVAIL, "git repo %s: read %s/", gs->repo, dname);
 	n = git_tree_entrycount(sub);
-	if (n >= gs_scan_parallel_min()) {
-		error = gs_scan_parallel(gs, sub, kind, fn, ctx);
-		git_tree_free(sub);
-		return error;
-	}
 	for (i = 0; i < n; i++) {
 		const git_tree_entry *e = git_tree_entry_byindex(sub, i);
+		const char *name = git_tree_entry_name(e);
+		size_t len = strlen(name);
 		char id[CO_ID_MAX + 8], ver[GIT_OID_HEXSZ + 1];
 		co_scan_item item;
 
-		if (!gs_entry_id(id, e))
+		if (git_tree_entry_type(e) != GIT_OBJECT_BLOB || len <= 5 ||
+		    strcmp(name + len - 5, ".json") != 0 || len - 5 >= sizeof(id))
 			continue;
+		memcpy(id, name, len - 5);
+		id[len - 5] = '\0';
 		if (git_odb_read(&obj, odb, git_tree_entry_id(e)) < 0) {
 			error = gs_fail(CO_EUNAVAIL, "git repo %s: read %s/%s", gs->repo,
-					dname, git_tree_entry_name(e));
+					dname, name);
 			break;
 		}
 		git_oid_tostr(ver, sizeof(ver), git_tree_entry_id(e));

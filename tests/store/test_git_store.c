@@ -1067,91 +1067,6 @@ static void scan_of_an_unborn_branch_passes_nothing(void **state)
 	assert_int_equal(c.n, 0);
 }
 
-/* ---- scan of a large directory ---- */
-
-#define BIG_N 2500
-
-/* BIG_N tasks plus a file that is not a record, in one commit made with
- * plain git (fast-import), so that the test does not take minutes. */
-static void write_big_repo(const char *repo)
-{
-	char cmd[1024];
-	FILE *p;
-	int i;
-
-	snprintf(cmd, sizeof(cmd), "git --git-dir='%s' fast-import --quiet", repo);
-	p = popen(cmd, "w");
-	assert_non_null(p);
-	fprintf(p, "commit refs/heads/main\ncommitter t <t@localhost> 1795860000 +0000\n"
-		   "data 4\nbig\n");
-	for (i = 0; i < BIG_N; i++) {
-		co_record *r = new_task("x", "build");
-		char id[16], *json;
-
-		snprintf(id, sizeof(id), "G%05d", i);
-		free(r->id);
-		r->id = strdup(id);
-		r->rev = 1 + i % 5;
-		json = co_record_to_json(r, 1);
-		fprintf(p, "M 100644 inline tasks/%s.json\ndata %zu\n%s\n", id,
-			strlen(json), json);
-		free(json);
-		co_record_free(r);
-	}
-	fprintf(p, "M 100644 inline tasks/README.md\ndata 6\nnotes\n\n");
-	assert_int_equal(pclose(p), 0);
-}
-
-struct big_seen {
-	size_t n;
-	uint64_t digest; /* of every id, version and byte, in order */
-	size_t stop_at;	 /* return an error at this item (0: never) */
-};
-
-static int big_collect(void *ctx, const co_scan_item *it)
-{
-	struct big_seen *b = ctx;
-	const char *parts[3] = {it->id, it->version, it->raw};
-	size_t lens[3] = {strlen(it->id), strlen(it->version), it->len}, k, j;
-
-	if (b->stop_at && b->n == b->stop_at)
-		return co_error_set(CO_ETOOBIG, "stop");
-	for (k = 0; k < 3; k++)
-		for (j = 0; j < lens[k]; j++)
-			b->digest =
-			    (b->digest ^ (unsigned char)parts[k][j]) * 1099511628211ULL;
-	b->n++;
-	return 0;
-}
-
-/*
- * A directory past the threshold is read by several threads; what the
- * caller sees -- every record, in tree order, byte for byte, with its
- * version -- is what the one-thread scan gives, and a callback's error
- * still stops it (no reader left waiting).
- */
-static void parallel_scan_of_a_large_directory_matches_the_serial_one(void **state)
-{
-	fixture *f = *state;
-	struct big_seen serial = {0, 1469598103934665603ULL, 0};
-	struct big_seen parallel = {0, 1469598103934665603ULL, 0};
-	struct big_seen stopped = {0, 1469598103934665603ULL, 1500};
-
-	write_big_repo(f->repo);
-	unsetenv("CUTOVER_GIT_SCAN_PARALLEL_MIN");
-	assert_int_equal(co_store_scan(f->s, big_collect, &serial), 0);
-	assert_int_equal(serial.n, BIG_N);
-
-	setenv("CUTOVER_GIT_SCAN_PARALLEL_MIN", "2", 1);
-	assert_int_equal(co_store_scan(f->s, big_collect, &parallel), 0);
-	assert_int_equal(parallel.n, BIG_N);
-	assert_true(parallel.digest == serial.digest);
-
-	assert_int_equal(co_store_scan(f->s, big_collect, &stopped), CO_ETOOBIG);
-	assert_int_equal(stopped.n, 1500);
-	unsetenv("CUTOVER_GIT_SCAN_PARALLEL_MIN");
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1175,7 +1090,6 @@ int main(void)
 	    T(every_mutation_is_one_commit_touching_one_file),
 	    T(scan_passes_raw_files_of_one_commit),
 	    T(scan_of_an_unborn_branch_passes_nothing),
-	    T(parallel_scan_of_a_large_directory_matches_the_serial_one),
 	    cmocka_unit_test_setup_teardown(
 		remote_store_round_trip_and_one_winner_across_mirrors, remote_setup,
 		remote_teardown),
