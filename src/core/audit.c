@@ -24,12 +24,12 @@
 #include <string.h>
 
 _Static_assert((int)CO_AUDIT_OPS == (int)CO_AUDIT__OPS &&
-		       (int)CO_AUDIT_MISMATCHES == (int)CO_AUDIT__MISMATCHES,
+		   (int)CO_AUDIT_MISMATCHES == (int)CO_AUDIT__MISMATCHES,
 	       "audit log numbering shared with state_internal.h");
 
 static const char *const trim_sql[CO_AUDIT__NTABLES] = {
-	"DELETE FROM audit_ops WHERE seq <= ?",
-	"DELETE FROM audit_mismatches WHERE seq <= ?",
+    "DELETE FROM audit_ops WHERE seq <= ?",
+    "DELETE FROM audit_mismatches WHERE seq <= ?",
 };
 
 void co_audit_change_free(co_audit_change *c)
@@ -126,7 +126,8 @@ int co_audit_set_limit(co_state *st, co_audit_log log, int64_t keep, int64_t bat
 	if ((int)log < 0 || (int)log >= CO_AUDIT__NTABLES)
 		return co_error_set(CO_EINVAL, "audit: unknown log %d", (int)log);
 	if (keep < 1 || batch < 1)
-		return co_error_set(CO_EINVAL, "audit: limits must be >= 1 (keep %lld, batch %lld)",
+		return co_error_set(CO_EINVAL,
+				    "audit: limits must be >= 1 (keep %lld, batch %lld)",
 				    (long long)keep, (long long)batch);
 	co_state__lock(st);
 	st->audit_keep[log] = keep;
@@ -144,9 +145,10 @@ int co_audit_change_add(co_state *st, const char *who, const char *action,
 	if (who == NULL || who[0] == '\0' || action == NULL || action[0] == '\0')
 		return co_error_set(CO_EINVAL, "audit: a change needs who and action");
 	co_state__lock(st);
-	if ((error = co_state__prepare(st, &s,
-				       "INSERT INTO audit_changes (ts, who, action, detail, why)"
-				       " VALUES (?, ?, ?, ?, ?)")) < 0)
+	if ((error = co_state__prepare(
+		 st, &s,
+		 "INSERT INTO audit_changes (ts, who, action, detail, why)"
+		 " VALUES (?, ?, ?, ?, ?)")) < 0)
 		goto done;
 	sqlite3_bind_int64(s, 1, co_state_now_ms());
 	if ((error = co_state__bind_text(st, s, 2, who)) < 0 ||
@@ -170,14 +172,16 @@ int co_audit_ops_add(co_state *st, const co_audit_op *ops, size_t n)
 
 	for (i = 0; i < n; i++)
 		if (ops[i].op == NULL || ops[i].outcome == NULL)
-			return co_error_set(CO_EINVAL, "audit: op %zu needs op and outcome", i);
+			return co_error_set(CO_EINVAL,
+					    "audit: op %zu needs op and outcome", i);
 	if (n == 0)
 		return 0;
 	co_state__lock(st);
-	if ((error = co_state__prepare(st, &s,
-				       "INSERT INTO audit_ops (ts, op, id, mode, primary_store,"
-				       " outcome, latency_us, error)"
-				       " VALUES (?, ?, ?, ?, ?, ?, ?, ?)")) < 0)
+	if ((error = co_state__prepare(
+		 st, &s,
+		 "INSERT INTO audit_ops (ts, op, id, mode, primary_store,"
+		 " outcome, latency_us, error)"
+		 " VALUES (?, ?, ?, ?, ?, ?, ?, ?)")) < 0)
 		goto done;
 	if ((error = co_state__begin(st, 0)) < 0)
 		goto done;
@@ -224,9 +228,10 @@ int co_audit_mismatch_add(co_state *st, const char *op, const char *id,
 	if (op == NULL || op[0] == '\0')
 		return co_error_set(CO_EINVAL, "audit: a mismatch needs its operation");
 	co_state__lock(st);
-	if ((error = co_state__prepare(st, &s,
-				       "INSERT INTO audit_mismatches (ts, op, id, git_value,"
-				       " etcd_value) VALUES (?, ?, ?, ?, ?)")) < 0)
+	if ((error =
+		 co_state__prepare(st, &s,
+				   "INSERT INTO audit_mismatches (ts, op, id, git_value,"
+				   " etcd_value) VALUES (?, ?, ?, ?, ?)")) < 0)
 		goto done;
 	sqlite3_bind_int64(s, 1, co_state_now_ms());
 	if ((error = co_state__bind_text(st, s, 2, op)) < 0 ||
@@ -343,70 +348,40 @@ static const co_state__row_type mismatch_rows = {"audit", read_mismatch, free_mi
  */
 int co_audit_changes_latest(co_audit_change_list *out, co_state *st, size_t n)
 {
-	co_state__rows rows = {0};
 	void *p = out->items;
-	size_t i;
-	int error;
+	int error = co_state__select_append(
+	    &p, &out->n, &out->cap, st,
+	    "SELECT seq, ts, who, action, detail, why FROM audit_changes"
+	    " ORDER BY seq DESC LIMIT ?",
+	    limit_of(n), &change_rows, "read audit changes");
 
-	if ((error = co_state__select_rows(&rows, st,
-					   "SELECT seq, ts, who, action, detail, why FROM audit_changes"
-					   " ORDER BY seq DESC LIMIT ?",
-					   limit_of(n), &change_rows, "read audit changes")) < 0 ||
-	    (error = co_state__reserve(&p, &out->cap, out->n, rows.n, sizeof(*out->items),
-				       "audit")) < 0)
-		goto done;
 	out->items = p;
-	for (i = 0; i < rows.n; i++)
-		out->items[out->n++] = rows.items[i];
-	rows.n = 0;
-done:
-	co_state__rows_clear(&rows, &change_rows);
 	return error;
 }
 
 int co_audit_ops_latest(co_audit_op_list *out, co_state *st, size_t n)
 {
-	co_state__rows rows = {0};
 	void *p = out->items;
-	size_t i;
-	int error;
+	int error = co_state__select_append(
+	    &p, &out->n, &out->cap, st,
+	    "SELECT seq, ts, op, id, mode, primary_store, outcome,"
+	    " latency_us, error FROM audit_ops"
+	    " ORDER BY seq DESC LIMIT ?",
+	    limit_of(n), &op_rows, "read audit ops");
 
-	if ((error = co_state__select_rows(&rows, st,
-					   "SELECT seq, ts, op, id, mode, primary_store, outcome,"
-					   " latency_us, error FROM audit_ops"
-					   " ORDER BY seq DESC LIMIT ?",
-					   limit_of(n), &op_rows, "read audit ops")) < 0 ||
-	    (error = co_state__reserve(&p, &out->cap, out->n, rows.n, sizeof(*out->items),
-				       "audit")) < 0)
-		goto done;
 	out->items = p;
-	for (i = 0; i < rows.n; i++)
-		out->items[out->n++] = rows.items[i];
-	rows.n = 0;
-done:
-	co_state__rows_clear(&rows, &op_rows);
 	return error;
 }
 
 int co_audit_mismatches_latest(co_audit_mismatch_list *out, co_state *st, size_t n)
 {
-	co_state__rows rows = {0};
 	void *p = out->items;
-	size_t i;
-	int error;
+	int error =
+	    co_state__select_append(&p, &out->n, &out->cap, st,
+				    "SELECT seq, ts, op, id, git_value, etcd_value"
+				    " FROM audit_mismatches ORDER BY seq DESC LIMIT ?",
+				    limit_of(n), &mismatch_rows, "read audit mismatches");
 
-	if ((error = co_state__select_rows(&rows, st,
-					   "SELECT seq, ts, op, id, git_value, etcd_value"
-					   " FROM audit_mismatches ORDER BY seq DESC LIMIT ?",
-					   limit_of(n), &mismatch_rows, "read audit mismatches")) < 0 ||
-	    (error = co_state__reserve(&p, &out->cap, out->n, rows.n, sizeof(*out->items),
-				       "audit")) < 0)
-		goto done;
 	out->items = p;
-	for (i = 0; i < rows.n; i++)
-		out->items[out->n++] = rows.items[i];
-	rows.n = 0;
-done:
-	co_state__rows_clear(&rows, &mismatch_rows);
 	return error;
 }

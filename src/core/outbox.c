@@ -63,17 +63,10 @@ void co_outbox_list_clear(co_outbox_list *l)
 static int take_entries(co_outbox_list *out, co_state__rows *rows)
 {
 	void *p = out->items;
-	size_t i;
-	int error;
+	int error = co_state__rows_take(&p, &out->n, &out->cap, rows, "outbox");
 
-	if ((error = co_state__reserve(&p, &out->cap, out->n, rows->n,
-				       sizeof(*out->items), "outbox")) < 0)
-		return error;
 	out->items = p;
-	for (i = 0; i < rows->n; i++)
-		out->items[out->n++] = rows->items[i];
-	rows->n = 0;
-	return 0;
+	return error;
 }
 
 static int check_target(const char *target, int allow_null)

@@ -23,8 +23,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define RUN_COLUMNS                                                                       \
-	"id, started_at, duration_ms, total, equal, missing_in_etcd, missing_in_git,"     \
+#define RUN_COLUMNS                                                                      \
+	"id, started_at, duration_ms, total, equal, missing_in_etcd, missing_in_git,"    \
 	" mismatch, consistency, verdict, action, error"
 
 void co_run_free(co_run *r)
@@ -105,10 +105,12 @@ static int check_finished(const co_run *r)
 {
 	if (r->verdict == NULL ||
 	    (strcmp(r->verdict, "pass") != 0 && strcmp(r->verdict, "fail") != 0))
-		return co_error_set(CO_EINVAL, "runs: verdict must be \"pass\" or \"fail\", not \"%s\"",
-				    r->verdict ? r->verdict : "(null)");
+		return co_error_set(
+		    CO_EINVAL, "runs: verdict must be \"pass\" or \"fail\", not \"%s\"",
+		    r->verdict ? r->verdict : "(null)");
 	if (r->action == NULL || r->action[0] == '\0')
-		return co_error_set(CO_EINVAL, "runs: a finished run needs its action (\"none\", ...)");
+		return co_error_set(
+		    CO_EINVAL, "runs: a finished run needs its action (\"none\", ...)");
 	return 0;
 }
 
@@ -118,7 +120,8 @@ static int insert_run(int64_t *out, co_state *st, int64_t started_at)
 	sqlite3_stmt *s = NULL;
 	int error;
 
-	if ((error = co_state__prepare(st, &s, "INSERT INTO runs (started_at) VALUES (?)")) < 0)
+	if ((error = co_state__prepare(st, &s,
+				       "INSERT INTO runs (started_at) VALUES (?)")) < 0)
 		return error;
 	sqlite3_bind_int64(s, 1, started_at ? started_at : co_state_now_ms());
 	if ((error = co_state__step_done(st, s, "begin run")) == 0)
@@ -133,11 +136,12 @@ static int update_run(co_state *st, int64_t id, const co_run *r)
 	sqlite3_stmt *s = NULL;
 	int rc, error;
 
-	if ((error = co_state__prepare(st, &s,
-				       "UPDATE runs SET duration_ms = ?1, total = ?2, equal = ?3,"
-				       " missing_in_etcd = ?4, missing_in_git = ?5, mismatch = ?6,"
-				       " consistency = ?7, verdict = ?8, action = ?9, error = ?10"
-				       " WHERE id = ?11 AND verdict IS NULL")) < 0)
+	if ((error = co_state__prepare(
+		 st, &s,
+		 "UPDATE runs SET duration_ms = ?1, total = ?2, equal = ?3,"
+		 " missing_in_etcd = ?4, missing_in_git = ?5, mismatch = ?6,"
+		 " consistency = ?7, verdict = ?8, action = ?9, error = ?10"
+		 " WHERE id = ?11 AND verdict IS NULL")) < 0)
 		goto done;
 	sqlite3_bind_int64(s, 1, r->duration_ms);
 	sqlite3_bind_int64(s, 2, r->total);
@@ -164,10 +168,12 @@ static int update_run(co_state *st, int64_t id, const co_run *r)
 	sqlite3_bind_int64(s, 1, id);
 	rc = sqlite3_step(s);
 	if (rc == SQLITE_ROW)
-		error = co_error_set(CO_ECONFLICT, "reconciliation run %lld is already finished",
+		error = co_error_set(CO_ECONFLICT,
+				     "reconciliation run %lld is already finished",
 				     (long long)id);
 	else if (rc == SQLITE_DONE)
-		error = co_error_set(CO_ENOTFOUND, "no reconciliation run %lld", (long long)id);
+		error = co_error_set(CO_ENOTFOUND, "no reconciliation run %lld",
+				     (long long)id);
 	else
 		error = co_state__error(st, rc, "finish run");
 done:
@@ -238,12 +244,14 @@ static int check_divergence(const co_divergence *d, size_t i)
 
 	if (d->id == NULL || d->id[0] == '\0')
 		return co_error_set(CO_EINVAL, "runs: divergence %zu has no id", i);
-	if (d->kind == NULL || (strcmp(d->kind, "task") != 0 && strcmp(d->kind, "swarm") != 0))
-		return co_error_set(CO_EINVAL, "runs: divergence %s: unknown kind \"%s\"", d->id,
-				    d->kind ? d->kind : "(null)");
-	if (c == NULL || (strcmp(c, "missing_in_etcd") != 0 && strcmp(c, "missing_in_git") != 0 &&
-			  strcmp(c, "mismatch") != 0))
-		return co_error_set(CO_EINVAL, "runs: divergence %s: unknown class \"%s\"", d->id,
+	if (d->kind == NULL ||
+	    (strcmp(d->kind, "task") != 0 && strcmp(d->kind, "swarm") != 0))
+		return co_error_set(CO_EINVAL, "runs: divergence %s: unknown kind \"%s\"",
+				    d->id, d->kind ? d->kind : "(null)");
+	if (c == NULL || (strcmp(c, "missing_in_etcd") != 0 &&
+			  strcmp(c, "missing_in_git") != 0 && strcmp(c, "mismatch") != 0))
+		return co_error_set(CO_EINVAL,
+				    "runs: divergence %s: unknown class \"%s\"", d->id,
 				    c ? c : "(null)");
 	return 0;
 }
@@ -266,31 +274,35 @@ int co_runs_add_divergences(co_state *st, int64_t run, const co_divergence *d, s
 		goto done;
 	sqlite3_bind_int64(s, 1, run);
 	if ((rc = sqlite3_step(s)) != SQLITE_ROW) {
-		error = rc == SQLITE_DONE ? co_error_set(CO_ENOTFOUND, "no reconciliation run %lld",
-							 (long long)run)
-					  : co_state__error(st, rc, "add divergences");
+		error = rc == SQLITE_DONE
+			    ? co_error_set(CO_ENOTFOUND, "no reconciliation run %lld",
+					   (long long)run)
+			    : co_state__error(st, rc, "add divergences");
 		goto done;
 	}
 	sqlite3_finalize(s);
 	s = NULL;
-	if ((error = co_state__prepare(st, &s,
-				       "INSERT INTO divergences (run, id, kind, class, fields,"
-				       " git_value, etcd_value) VALUES (?, ?, ?, ?, ?, ?, ?)")) < 0)
+	if ((error = co_state__prepare(
+		 st, &s,
+		 "INSERT INTO divergences (run, id, kind, class, fields,"
+		 " git_value, etcd_value) VALUES (?, ?, ?, ?, ?, ?, ?)")) < 0)
 		goto done;
 	for (i = 0; i < n; i++) {
 		sqlite3_bind_int64(s, 1, run);
 		if ((error = co_state__bind_text(st, s, 2, d[i].id)) < 0 ||
 		    (error = co_state__bind_text(st, s, 3, d[i].kind)) < 0 ||
 		    (error = co_state__bind_text(st, s, 4, d[i].cls)) < 0 ||
-		    (error = co_state__bind_text(st, s, 5, d[i].fields ? d[i].fields : "")) < 0 ||
+		    (error = co_state__bind_text(st, s, 5,
+						 d[i].fields ? d[i].fields : "")) < 0 ||
 		    (error = co_state__bind_text(st, s, 6, d[i].git_value)) < 0 ||
 		    (error = co_state__bind_text(st, s, 7, d[i].etcd_value)) < 0)
 			goto done;
 		if ((error = co_state__step_done(st, s, "add divergence")) < 0) {
 			if (error == CO_EINVAL)
-				error = co_error_set(CO_EINVAL,
-						     "run %lld: divergence %s %s recorded twice",
-						     (long long)run, d[i].kind, d[i].id);
+				error = co_error_set(
+				    CO_EINVAL,
+				    "run %lld: divergence %s %s recorded twice",
+				    (long long)run, d[i].kind, d[i].id);
 			goto done;
 		}
 	}
@@ -346,7 +358,8 @@ int co_runs_get(co_run **out, co_state *st, int64_t n)
 	char none[64];
 
 	snprintf(none, sizeof(none), "no reconciliation run %lld", (long long)n);
-	return query_run(out, st, "SELECT " RUN_COLUMNS " FROM runs WHERE id = ?1", n, none);
+	return query_run(out, st, "SELECT " RUN_COLUMNS " FROM runs WHERE id = ?1", n,
+			 none);
 }
 
 static int read_divergence(void **out, sqlite3_stmt *s)
@@ -381,54 +394,34 @@ static void free_divergence(void *d)
 }
 
 static const co_state__row_type run_rows = {"runs", read_run, free_run};
-static const co_state__row_type divergence_rows = {"runs", read_divergence, free_divergence};
+static const co_state__row_type divergence_rows = {"runs", read_divergence,
+						   free_divergence};
 
 /* The two list readers: read the rows, then append them to *out all or nothing. */
 int co_runs_list(co_run_list *out, co_state *st, size_t limit)
 {
-	co_state__rows rows = {0};
 	void *p = out->items;
-	size_t i;
-	int error;
+	int error = co_state__select_append(
+	    &p, &out->n, &out->cap, st,
+	    "SELECT * FROM (SELECT " RUN_COLUMNS " FROM runs"
+	    " WHERE verdict IS NOT NULL ORDER BY id DESC LIMIT ?)"
+	    " ORDER BY id",
+	    limit > INT64_MAX ? INT64_MAX : (int64_t)limit, &run_rows, "read runs");
 
-	if ((error = co_state__select_rows(&rows, st,
-					   "SELECT * FROM (SELECT " RUN_COLUMNS " FROM runs"
-					   " WHERE verdict IS NOT NULL ORDER BY id DESC LIMIT ?)"
-					   " ORDER BY id",
-					   limit > INT64_MAX ? INT64_MAX : (int64_t)limit, &run_rows,
-					   "read runs")) < 0 ||
-	    (error = co_state__reserve(&p, &out->cap, out->n, rows.n, sizeof(*out->items),
-				       "runs")) < 0)
-		goto done;
 	out->items = p;
-	for (i = 0; i < rows.n; i++)
-		out->items[out->n++] = rows.items[i];
-	rows.n = 0;
-done:
-	co_state__rows_clear(&rows, &run_rows);
 	return error;
 }
 
 int co_runs_divergences(co_divergence_list *out, co_state *st, int64_t run)
 {
-	co_state__rows rows = {0};
 	void *p = out->items;
-	size_t i;
-	int error;
+	int error = co_state__select_append(
+	    &p, &out->n, &out->cap, st,
+	    "SELECT run, id, kind, class, fields, git_value, etcd_value"
+	    " FROM divergences WHERE run = ? ORDER BY kind = 'swarm', id",
+	    run, &divergence_rows, "read divergences");
 
-	if ((error = co_state__select_rows(&rows, st,
-					   "SELECT run, id, kind, class, fields, git_value, etcd_value"
-					   " FROM divergences WHERE run = ? ORDER BY kind = 'swarm', id",
-					   run, &divergence_rows, "read divergences")) < 0 ||
-	    (error = co_state__reserve(&p, &out->cap, out->n, rows.n, sizeof(*out->items),
-				       "runs")) < 0)
-		goto done;
 	out->items = p;
-	for (i = 0; i < rows.n; i++)
-		out->items[out->n++] = rows.items[i];
-	rows.n = 0;
-done:
-	co_state__rows_clear(&rows, &divergence_rows);
 	return error;
 }
 
@@ -444,8 +437,9 @@ int co_runs_latest_passed_within(co_run **out, co_state *st, int64_t window_ms,
 				    (long long)window_ms);
 	if ((error = co_runs_latest(&r, st)) < 0) {
 		if (error == CO_ENOTFOUND)
-			co_error_set(CO_ENOTFOUND, "go/no-go: no reconciliation run has finished; "
-						   "run `cutover reconcile` first");
+			co_error_set(CO_ENOTFOUND,
+				     "go/no-go: no reconciliation run has finished; "
+				     "run `cutover reconcile` first");
 		goto done;
 	}
 	/* The verdict is as old as the end of the run, not its start. */
@@ -458,11 +452,12 @@ int co_runs_latest_passed_within(co_run **out, co_state *st, int64_t window_ms,
 		goto done;
 	}
 	if (age > window_ms) {
-		error = co_error_set(CO_ECONFLICT,
-				     "go/no-go: latest reconciliation run %lld passed %lld s ago, "
-				     "older than the go/no-go window of %lld s",
-				     (long long)r->id, (long long)(age / 1000),
-				     (long long)(window_ms / 1000));
+		error = co_error_set(
+		    CO_ECONFLICT,
+		    "go/no-go: latest reconciliation run %lld passed %lld s ago, "
+		    "older than the go/no-go window of %lld s",
+		    (long long)r->id, (long long)(age / 1000),
+		    (long long)(window_ms / 1000));
 		goto done;
 	}
 	if (out) {

@@ -349,6 +349,35 @@ void co_state__rows_clear(co_state__rows *rows, const co_state__row_type *type)
 	memset(rows, 0, sizeof(*rows));
 }
 
+int co_state__rows_take(void **items, size_t *n, size_t *cap, co_state__rows *rows,
+			const char *who)
+{
+	int error;
+
+	if ((error = co_state__reserve(items, cap, *n, rows->n, sizeof(void *), who)) < 0)
+		return error;
+	/* The caller's array holds T *, the same size and representation as
+	 * void * on every platform we build for. */
+	memcpy((char *)*items + *n * sizeof(void *), rows->items,
+	       rows->n * sizeof(void *));
+	*n += rows->n;
+	rows->n = 0;
+	return 0;
+}
+
+int co_state__select_append(void **items, size_t *n, size_t *cap, co_state *st,
+			    const char *sql, int64_t param,
+			    const co_state__row_type *type, const char *what)
+{
+	co_state__rows rows = {0};
+	int error;
+
+	if ((error = co_state__select_rows(&rows, st, sql, param, type, what)) == 0)
+		error = co_state__rows_take(items, n, cap, &rows, type->who);
+	co_state__rows_clear(&rows, type);
+	return error;
+}
+
 /*
  * Wait for another connection's write lock.  SQLite's own busy handler
  * sleeps 1, 2, 5, 10, ... up to 100 ms between tries, so under steady

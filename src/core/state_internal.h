@@ -152,6 +152,19 @@ int co_state__select_rows(co_state__rows *rows, co_state *st, const char *sql,
 void co_state__rows_clear(co_state__rows *rows, const co_state__row_type *type);
 
 /*
+ * Append rows' elements to the caller's list (*items holding *n pointers,
+ * capacity *cap, passed through a void * as for co_state__reserve), all or
+ * nothing; on success rows gives them up.  CO_ENOMEM naming `who`.
+ */
+int co_state__rows_take(void **items, size_t *n, size_t *cap, co_state__rows *rows,
+			const char *who);
+
+/* co_state__select_rows, then co_state__rows_take: what every list reader does. */
+int co_state__select_append(void **items, size_t *n, size_t *cap, co_state *st,
+			    const char *sql, int64_t param,
+			    const co_state__row_type *type, const char *what);
+
+/*
  * Migrate the database open on `db` from its user_version to the last
  * version in steps[0..n) (versions 1..n in order), each step in its own
  * BEGIN IMMEDIATE transaction that also sets the new user_version, so that
