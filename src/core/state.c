@@ -357,9 +357,11 @@ int co_state__rows_take(void **items, size_t *n, size_t *cap, co_state__rows *ro
 	if ((error = co_state__reserve(items, cap, *n, rows->n, sizeof(void *), who)) < 0)
 		return error;
 	/* The caller's array holds T *, the same size and representation as
-	 * void * on every platform we build for. */
-	memcpy((char *)*items + *n * sizeof(void *), rows->items,
-	       rows->n * sizeof(void *));
+	 * void * on every platform we build for.  An empty list may be NULL,
+	 * which memcpy must not see. */
+	if (rows->n > 0)
+		memcpy((char *)*items + *n * sizeof(void *), rows->items,
+		       rows->n * sizeof(void *));
 	*n += rows->n;
 	rows->n = 0;
 	return 0;
