@@ -8,13 +8,16 @@
  *     etcd store (goal: router p95 at most 1.10x the bare store's).  Router
  *     and bare claims are interleaved, one at a time, each on a fresh task,
  *     in three configurations: background drain off with the witness log
- *     on, drain off with the witness off, drain on with the witness on.  Each
+ *     on, drain off with the witness off, drain on with the witness on,
+ *     beside an A/A control (the bare store again, interleaved too: the
+ *     ratio that noise alone gives in the same run).  Each
  *     configuration has its own state dir, so that one's outbox backlog does
  *     not become the next one's drain work.  Then the router's claim path in
  *     etcd mode is taken apart and its pieces timed on their own, in the
  *     order router.c runs them: flags route, outbox push of the "sync"
  *     intent (no sync), settle (pending entries for the ID), the store
- *     claim, the record owed to git replacing the intent (no sync), the
+ *     claim, the record owed to git queued for the syncer (which writes
+ *     the queue later, off the path; its cost per record is shown apart), the
  *     wait for the group commit's WAL fsync that covers the intent (asked
  *     for right after the intent's push, run by a syncer thread on its own
  *     connection while steps 3-5 go on; its own duration is shown on a
@@ -126,28 +129,32 @@ typedef struct config {
 } config;
 
 static int run_config(const config *c, int idx, size_t n, co_bench_stats *router_st,
-		      co_bench_stats *bare_st, int64_t *depth_after)
+		      co_bench_stats *bare_st, co_bench_stats *bare2_st,
+		      int64_t *depth_after)
 {
 	co_router_opts ro = CO_ROUTER_OPTS_INIT;
 	co_router *r = NULL;
 	co_state *st = NULL;
-	char dir[256] = "", rtag[8], btag[8], rname[96], bname[96];
-	co_bench_series sr, sb;
+	char dir[256] = "", rtag[8], btag[8], ctag[8], rname[96], bname[96];
+	co_bench_series sr, sb, sc;
 	size_t i;
 	int error = -1;
 
 	snprintf(rtag, sizeof(rtag), "R%d_", idx);
 	snprintf(btag, sizeof(btag), "B%d_", idx);
+	snprintf(ctag, sizeof(ctag), "C%d_", idx);
 	snprintf(rname, sizeof(rname), "router claim, %s", c->name);
 	snprintf(bname, sizeof(bname), "bare etcd store claim (same run)");
 	if (co_bench_series_init(&sr, rname, n) < 0 ||
-	    co_bench_series_init(&sb, bname, n) < 0)
+	    co_bench_series_init(&sb, bname, n) < 0 ||
+	    co_bench_series_init(&sc, "bare etcd store claim again (A/A control)", n) < 0)
 		return -1;
 	if (co_test_tmpdir(dir, sizeof(dir)) < 0 || co_state_open(&st, dir) < 0) {
 		fprintf(stderr, "bench: state: %s\n", co_error_last());
 		goto done;
 	}
-	if (create_tasks(rtag, n) < 0 || create_tasks(btag, n) < 0)
+	if (create_tasks(rtag, n) < 0 || create_tasks(btag, n) < 0 ||
+	    create_tasks(ctag, n) < 0)
 		goto done;
 	ro.git = gs;
 	ro.etcd = es;
@@ -162,19 +169,24 @@ static int run_config(const config *c, int idx, size_t n, co_bench_stats *router
 	for (i = 0; i < n; i++) {
 		int k;
 
-		for (k = 0; k < 2; k++) {
-			int via_router = (int)((i + (size_t)k) % 2);
+		/* router, bare, bare again: in a rotating order */
+		for (k = 0; k < 3; k++) {
+			int which = (int)((i + (size_t)k) % 3);
+			co_bench_series *into = which == 0 ? &sr : which == 1 ? &sb : &sc;
 			co_record *out = NULL;
 			char id[64];
 			double t0;
 			int e;
 
-			snprintf(id, sizeof(id), "%s%06zu", via_router ? rtag : btag, i);
+			snprintf(id, sizeof(id), "%s%06zu",
+				 which == 0   ? rtag
+				 : which == 1 ? btag
+					      : ctag,
+				 i);
 			t0 = co_bench_now_us();
-			e = via_router ? co_router_claim(&out, r, id, "swarm-bench", 0)
+			e = which == 0 ? co_router_claim(&out, r, id, "swarm-bench", 0)
 				       : co_store_claim(&out, es, id, "swarm-bench", 0);
-			co_bench_series_add(via_router ? &sr : &sb,
-					    co_bench_now_us() - t0);
+			co_bench_series_add(into, co_bench_now_us() - t0);
 			co_record_free(out);
 			if (e < 0) {
 				fprintf(stderr, "bench: claim %s: %s\n", id,
@@ -186,6 +198,7 @@ static int run_config(const config *c, int idx, size_t n, co_bench_stats *router
 	co_outbox_depth(depth_after, st, "git");
 	*router_st = co_bench_row(&sr);
 	*bare_st = co_bench_row(&sb);
+	*bare2_st = co_bench_row(&sc);
 	error = 0;
 done:
 	co_router_close(r);
@@ -194,6 +207,7 @@ done:
 		co_test_rmrf(dir);
 	co_bench_series_free(&sr);
 	co_bench_series_free(&sb);
+	co_bench_series_free(&sc);
 	return error;
 }
 
@@ -247,14 +261,17 @@ static int breakdown(size_t n)
 	    "2 outbox push: sync intent (no sync)",
 	    "3 settle: pending_for(etcd, id)",
 	    "4 etcd store claim (range + txn)",
-	    "5 outbox fulfil: record replaces intent",
+	    "5 record queued for the syncer (JSON)",
 	    "6 wait for the WAL fsync covering 2",
 	    "7 witness insert (128-op batch, per op)",
 	};
 	co_router_opts ro = CO_ROUTER_OPTS_INIT;
 	co_router *r = NULL;
 	co_state *st = NULL;
-	co_bench_series s[P__N], total, fsync_s;
+	co_bench_series s[P__N], total, fsync_s, defer_s;
+	co_outbox_fulfil fq[16];
+	char *fq_json[16];
+	size_t n_fq = 0;
 	co_bench_stats stt[P__N], tot;
 	bsyncer bs;
 	pthread_t bth;
@@ -269,7 +286,10 @@ static int breakdown(size_t n)
 		if (co_bench_series_init(&s[p], names[p], n) < 0)
 			return -1;
 	if (co_bench_series_init(&total, "  sum of 1-7 per claim", n) < 0 ||
-	    co_bench_series_init(&fsync_s, "  (the WAL fsync itself, during 3-5)", n) < 0)
+	    co_bench_series_init(&fsync_s, "  (the WAL fsync itself, during 3-5)", n) <
+		0 ||
+	    co_bench_series_init(&defer_s, "  (deferred fulfil, per record, 16 a txn)",
+				 n) < 0)
 		return -1;
 	memset(&bs, 0, sizeof(bs));
 	pthread_mutex_init(&bs.mu, NULL);
@@ -326,10 +346,10 @@ static int breakdown(size_t n)
 		t[4] = co_bench_now_us();
 		json = co_record_to_json(out, 0);
 		co_record_free(out);
-		if (json == NULL ||
-		    co_outbox_fulfil_intent(st, intent, "git", "task", id, json, 0) < 0)
+		if (json == NULL)
 			goto fail;
-		free(json);
+		fq_json[n_fq] = json;
+		fq[n_fq++] = (co_outbox_fulfil){intent, "git", "task", strdup(id), json};
 		json = NULL;
 		t[5] = co_bench_now_us();
 		pthread_mutex_lock(&bs.mu);
@@ -359,6 +379,21 @@ static int breakdown(size_t n)
 		}
 		co_bench_series_add(&s[P_WITNESS], t[7]);
 		co_bench_series_add(&total, all + t[7]);
+		/* What the router's syncer does later, off the claim's path. */
+		if (n_fq == 16 || i + 1 == n) {
+			double f0 = co_bench_now_us();
+			int fe = co_outbox_fulfil_intents(st, fq, n_fq, 0);
+			double per = (co_bench_now_us() - f0) / (double)n_fq;
+
+			for (j = 0; j < n_fq; j++) {
+				co_bench_series_add(&defer_s, per);
+				free((char *)fq[j].id);
+				free(fq_json[j]);
+			}
+			n_fq = 0;
+			if (fe < 0)
+				goto fail;
+		}
 	}
 	co_bench_header();
 	for (p = 0; p < P__N; p++) {
@@ -367,6 +402,7 @@ static int breakdown(size_t n)
 	}
 	tot = co_bench_row(&total);
 	co_bench_row(&fsync_s);
+	co_bench_row(&defer_s);
 	printf("\nshare of the summed p50s (%.3f ms):\n", sum50 / 1e3);
 	for (p = 0; p < P__N; p++)
 		printf("  %-44s %5.1f%%\n", names[p], 100.0 * stt[p].p50 / sum50);
@@ -383,6 +419,10 @@ fail:
 	fprintf(stderr, "bench: breakdown failed: %s\n", co_error_last());
 done:
 	free(json);
+	for (j = 0; j < n_fq; j++) {
+		free((char *)fq[j].id);
+		free(fq_json[j]);
+	}
 	if (bstarted) {
 		pthread_mutex_lock(&bs.mu);
 		bs.stop = 1;
@@ -401,6 +441,7 @@ done:
 		co_bench_series_free(&s[p]);
 	co_bench_series_free(&total);
 	co_bench_series_free(&fsync_s);
+	co_bench_series_free(&defer_s);
 	return error;
 }
 
@@ -637,7 +678,7 @@ int main(int argc, char **argv)
 	    {"drain off, witness off", 0, 0},
 	    {"drain on, witness on", 1, 1},
 	};
-	co_bench_stats rs[3], bs[3];
+	co_bench_stats rs[3], bs[3], cs[3];
 	int64_t depth[3] = {0, 0, 0};
 	co_etcd_opts eo = CO_ETCD_OPTS_INIT;
 	co_git_opts go = CO_GIT_OPTS_INIT;
@@ -674,11 +715,14 @@ int main(int argc, char **argv)
 	       "interleaved\n");
 	co_bench_header();
 	for (i = 0; i < 3; i++)
-		if (run_config(&configs[i], i, n, &rs[i], &bs[i], &depth[i]) < 0)
+		if (run_config(&configs[i], i, n, &rs[i], &bs[i], &cs[i], &depth[i]) < 0)
 			goto done;
 	printf("\nrouter / bare etcd store (goal: p95 <= 1.10x):\n");
 	for (i = 0; i < 3; i++)
 		ratio_line(configs[i].name, rs[i], bs[i]);
+	printf("A/A control, bare again / bare (the same code twice: the noise):\n");
+	for (i = 0; i < 3; i++)
+		ratio_line(configs[i].name, cs[i], bs[i]);
 	for (i = 0; i < 3; i++)
 		printf("git-bound outbox depth after \"%s\": %lld\n", configs[i].name,
 		       (long long)depth[i]);

@@ -21,6 +21,7 @@
  * outbox schema (src/core/outbox.c), reconciliation (reconcile/).
  */
 #include "router.h"
+#include "router_internal.h"
 
 #include "core/audit.h"
 #include "core/error.h"
@@ -52,6 +53,13 @@
  */
 #define IN_FLIGHT_MS 15000
 
+/*
+ * A write whose intent is younger than this when its primary returns may
+ * leave the record to the syncer (deferred fulfil): no other router can
+ * have resolved the intent before the primary committed.
+ */
+#define DEFER_FULFIL_US (IN_FLIGHT_MS * 1000LL / 3)
+
 /* Operations on one ID are serialized inside a router (see routed_write). */
 #define ROUTER_STRIPES 256
 
@@ -77,6 +85,10 @@ struct co_router {
 	int sync_stop;	      /* set once no thread can ask for a sync any more */
 	int sync_broken;      /* a sync failed: no later one is trusted */
 	char sync_error[512]; /* its message */
+	/* deferred fulfils (etcd mode): see "group commit" below */
+	co_outbox_fulfil *fq; /* guarded by sync_mu; strings owned */
+	size_t n_fq, cap_fq;
+	pthread_mutex_t fq_flush_mu; /* one flush at a time, whole */
 	pthread_mutex_t wit_mu;
 	co_audit_op wit[128]; /* WITNESS_BATCH */
 	size_t n_wit;
@@ -152,6 +164,8 @@ int co_router_route(co_route *out, co_router *r, co_op op, const char *id)
 /* ---- applying outbox entries ---- */
 
 static int ack_durably(co_router *r, int64_t seq);
+static void fulfil_flush(co_router *r);
+static size_t fulfil_pending(co_router *r);
 
 /*
  * Apply one entry to its target store.  Puts are "if newer", so applying an
@@ -202,6 +216,10 @@ static int settle(co_router *r, co_side side, co_kind kind, const char *id, int6
 	size_t i;
 	int error;
 
+	/* A deferred fulfil may hold this ID's record: written, it is applied
+	 * below without asking the other store (which may be down). */
+	if (fulfil_pending(r) > 0)
+		fulfil_flush(r);
 	if ((error = co_outbox_pending_for(&l, r->st, side_name(side), co_kind_name(kind),
 					   id)) < 0)
 		return error;
@@ -305,6 +323,85 @@ typedef int (*write_fn)(co_record **out, co_store *s, const void *arg);
 
 /* ---- group commit ---- */
 
+_Atomic int co_router__hold_fulfils;
+
+static void fulfil_items_free(co_outbox_fulfil *items, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		free((char *)items[i].id);
+		free((char *)items[i].payload);
+	}
+	free(items);
+}
+
+/*
+ * Write every deferred fulfil queued so far, in one transaction.  If that
+ * fails the intents stay intents, which is safe: draining one copies the
+ * record from the primary.  Whole flushes are serialized, so a caller that
+ * returns from here knows every fulfil queued before it is written.
+ */
+static void fulfil_flush(co_router *r)
+{
+	co_outbox_fulfil *items;
+	size_t n;
+
+	pthread_mutex_lock(&r->fq_flush_mu);
+	pthread_mutex_lock(&r->sync_mu);
+	items = r->fq;
+	n = r->n_fq;
+	r->fq = NULL;
+	r->n_fq = r->cap_fq = 0;
+	pthread_mutex_unlock(&r->sync_mu);
+	if (n > 0)
+		co_outbox_fulfil_intents(r->st, items, n, 0);
+	pthread_mutex_unlock(&r->fq_flush_mu);
+	fulfil_items_free(items, n);
+}
+
+static size_t fulfil_pending(co_router *r)
+{
+	size_t n;
+
+	pthread_mutex_lock(&r->sync_mu);
+	n = r->n_fq;
+	pthread_mutex_unlock(&r->sync_mu);
+	return n;
+}
+
+/* Queue a fulfil for the syncer; takes `payload`.  CO_ENOMEM: nothing queued. */
+static int fulfil_defer(co_router *r, int64_t seq, co_side target, co_kind kind,
+			const char *id, char *payload)
+{
+	char *id_copy = strdup(id);
+	int error = 0;
+
+	pthread_mutex_lock(&r->sync_mu);
+	if (id_copy != NULL && r->n_fq == r->cap_fq) {
+		size_t cap = r->cap_fq ? 2 * r->cap_fq : 64;
+		co_outbox_fulfil *fq = realloc(r->fq, cap * sizeof(*fq));
+
+		if (fq != NULL) {
+			r->fq = fq;
+			r->cap_fq = cap;
+		}
+	}
+	if (id_copy == NULL || r->n_fq == r->cap_fq) {
+		error = CO_ENOMEM;
+	} else {
+		r->fq[r->n_fq++] = (co_outbox_fulfil){
+		    seq, side_name(target), co_kind_name(kind), id_copy, payload};
+		pthread_cond_signal(&r->sync_cv);
+	}
+	pthread_mutex_unlock(&r->sync_mu);
+	if (error) {
+		free(id_copy);
+		free(payload);
+	}
+	return error;
+}
+
 /*
  * In etcd mode every acknowledged write owes git a record, and what says so
  * in the outbox must survive a power loss before the write is acknowledged.
@@ -315,7 +412,12 @@ typedef int (*write_fn)(co_record **out, co_store *s, const void *arg);
  * and every commit before it durable (co_state_sync); writers that ask
  * meanwhile share the next fsync.  After the primary committed, the record
  * replaces the intent without a sync of its own, and the write is
- * acknowledged once the sync that covers its intent has returned.
+ * acknowledged once the sync that covers its intent has returned.  The
+ * record does not even wait for that: it is queued and the syncer writes
+ * the queue, many records a transaction, after the syncs writers wait on
+ * (fulfil_defer).  Whoever settles an ID or drains a batch writes the queue
+ * first, so a record in memory is never passed over for the intent (which
+ * needs the other store to resolve).
  *
  * A durable intent is enough: if a power cut loses the unsynced record
  * (WAL recovery keeps a prefix of the commits, so the intent is there),
@@ -339,6 +441,14 @@ static void *syncer_main(void *arg)
 	pthread_mutex_lock(&r->sync_mu);
 	for (;;) {
 		if (r->sync_requested == r->sync_done) {
+			if (r->n_fq > 0 &&
+			    (!atomic_load(&co_router__hold_fulfils) || r->sync_stop)) {
+				/* Syncs first: they are what writers wait on. */
+				pthread_mutex_unlock(&r->sync_mu);
+				fulfil_flush(r);
+				pthread_mutex_lock(&r->sync_mu);
+				continue;
+			}
 			if (r->sync_stop)
 				break;
 			pthread_cond_wait(&r->sync_cv, &r->sync_mu);
@@ -417,7 +527,7 @@ static int ack_durably(co_router *r, int64_t seq)
  * the primary committed; the write is acknowledged only if this returns 0.
  */
 static int mirror(co_router *r, const co_route *rt, co_kind kind, const char *id,
-		  const co_record *rec, int64_t intent, uint64_t ticket)
+		  const co_record *rec, int64_t intent, uint64_t ticket, int64_t t0)
 {
 	co_store *sec = co_router_store(r, rt->secondary);
 	char *json = NULL;
@@ -435,10 +545,19 @@ static int mirror(co_router *r, const co_route *rt, co_kind kind, const char *id
 	if (rec && (json = co_record_to_json(rec, 0)) == NULL)
 		return co_error_set(CO_ENOMEM, "out of memory");
 	/* The intent becomes the record owed.  With a ticket, the group commit
-	 * makes the intent durable and that is enough (see above); without,
-	 * one synced transaction does it. */
-	error = co_outbox_fulfil_intent(r->st, intent, side_name(rt->secondary),
-					co_kind_name(kind), id, json, ticket == 0);
+	 * makes the intent durable and that is enough (see above), so the
+	 * syncer writes the record later, off the write's path, unless the
+	 * write took so long that another router may resolve the intent
+	 * meanwhile; without a ticket, one synced transaction does it. */
+	if (ticket && mono_us() - t0 < DEFER_FULFIL_US &&
+	    fulfil_defer(r, intent, rt->secondary, kind, id, json) == 0) {
+		json = NULL;
+		error = 0;
+	} else {
+		error =
+		    co_outbox_fulfil_intent(r->st, intent, side_name(rt->secondary),
+					    co_kind_name(kind), id, json, ticket == 0);
+	}
 	free(json);
 	if (error == 0 && ticket)
 		error = wait_sync(r, ticket);
@@ -490,7 +609,7 @@ static int routed_write(co_record **out, co_router *r, co_op op, co_kind kind,
 		goto done;
 	if (error == 0) {
 		if ((merr = mirror(r, &rt, kind, id, is_remove ? NULL : rec, intent,
-				   ticket)) < 0) {
+				   ticket, t0)) < 0) {
 			/* The primary committed but neither the secondary nor the
 			 * outbox took the record: the intent stays and any drain
 			 * copies the record over later; do not acknowledge. */
@@ -778,6 +897,8 @@ static int drain_batch(co_router *r, const char *target, size_t *applied)
 	int error, first_error = 0;
 
 	*applied = 0;
+	if (fulfil_pending(r) > 0)
+		fulfil_flush(r); /* records to copy, not intents to look up */
 	if ((error = co_outbox_next_batch(&l, r->st, target, 64, co_state_now_ms())) < 0)
 		return error;
 	for (i = 0; i < l.n; i++) {
@@ -885,6 +1006,7 @@ int co_router_open(co_router **out, const co_router_opts *opts)
 		pthread_mutex_init(&r->stripes[i], NULL);
 	make_sync_mark(r->sync_mark, sizeof(r->sync_mark), r);
 	pthread_mutex_init(&r->sync_mu, NULL);
+	pthread_mutex_init(&r->fq_flush_mu, NULL);
 	pthread_cond_init(&r->sync_cv, NULL);
 	/* Without a syncer (no second connection), writes fall back to one
 	 * synced transaction each: slower, as safe. */
@@ -922,9 +1044,11 @@ void co_router_close(co_router *r)
 		pthread_mutex_unlock(&r->sync_mu);
 		pthread_join(r->syncer, NULL);
 	}
+	fulfil_flush(r); /* the syncer flushed before it ended; to be sure */
 	co_state_close(r->sync_st);
 	pthread_cond_destroy(&r->sync_cv);
 	pthread_mutex_destroy(&r->sync_mu);
+	pthread_mutex_destroy(&r->fq_flush_mu);
 	witness_flush(r);
 	for (int i = 0; i < ROUTER_STRIPES; i++)
 		pthread_mutex_destroy(&r->stripes[i]);

@@ -117,7 +117,7 @@ static int maybe_trim(co_state *st, int log, int64_t first, int64_t last)
 		return error;
 	sqlite3_bind_int64(s, 1, last - keep);
 	error = co_state__step_done(st, s, "audit trim");
-	sqlite3_finalize(s);
+	co_state__finish(st, s);
 	return error;
 }
 
@@ -158,7 +158,7 @@ int co_audit_change_add(co_state *st, const char *who, const char *action,
 		goto done;
 	error = co_state__step_commit(st, s, 1, "audit change");
 done:
-	sqlite3_finalize(s);
+	co_state__finish(st, s);
 	co_state__unlock(st);
 	return error;
 }
@@ -208,7 +208,7 @@ int co_audit_ops_add(co_state *st, const co_audit_op *ops, size_t n)
 	error = co_state__commit(st);
 done:
 	co_state__rollback(st);
-	sqlite3_finalize(s);
+	co_state__finish(st, s);
 	co_state__unlock(st);
 	return error;
 }
@@ -249,7 +249,7 @@ int co_audit_mismatch_add(co_state *st, const char *op, const char *id,
 	error = co_state__commit(st);
 done:
 	co_state__rollback(st);
-	sqlite3_finalize(s);
+	co_state__finish(st, s);
 	co_state__unlock(st);
 	return error;
 }

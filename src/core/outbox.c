@@ -119,27 +119,37 @@ static void free_entry(void *e)
 
 static const co_state__row_type entry_rows = {"outbox", read_entry, free_entry};
 
+#define INSERT_ENTRY                                                                     \
+	"INSERT INTO outbox (target, kind, id, payload, created_at,"                     \
+	" next_attempt_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5)"
+
+static int bind_entry(co_state *st, sqlite3_stmt *s, const char *target, const char *kind,
+		      const char *id, const char *payload)
+{
+	int error;
+
+	if ((error = co_state__bind_text(st, s, 1, target)) < 0 ||
+	    (error = co_state__bind_text(st, s, 2, kind)) < 0 ||
+	    (error = co_state__bind_text(st, s, 3, id)) < 0 ||
+	    (error = co_state__bind_text(st, s, 4, payload)) < 0)
+		return error;
+	sqlite3_bind_int64(s, 5, co_state_now_ms());
+	return 0;
+}
+
 static int push(int64_t *out_seq, co_state *st, const char *target, const char *kind,
 		const char *id, const char *payload, int durable)
 {
 	sqlite3_stmt *s = NULL;
-	int64_t now = co_state_now_ms(), seq;
+	int64_t seq;
 	int error;
 
 	if ((error = check_target(target, 0)) < 0 || (error = check_key(kind, id)) < 0)
 		return error;
 	co_state__lock(st);
-	if ((error = co_state__prepare(
-		 st, &s,
-		 "INSERT INTO outbox (target, kind, id, payload, created_at,"
-		 " next_attempt_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5)")) < 0)
+	if ((error = co_state__prepare(st, &s, INSERT_ENTRY)) < 0 ||
+	    (error = bind_entry(st, s, target, kind, id, payload)) < 0)
 		goto done;
-	if ((error = co_state__bind_text(st, s, 1, target)) < 0 ||
-	    (error = co_state__bind_text(st, s, 2, kind)) < 0 ||
-	    (error = co_state__bind_text(st, s, 3, id)) < 0 ||
-	    (error = co_state__bind_text(st, s, 4, payload)) < 0)
-		goto done;
-	sqlite3_bind_int64(s, 5, now);
 	if ((error = co_state__begin(st, durable)) < 0)
 		goto done;
 	if ((error = co_state__step_done(st, s, "outbox push")) < 0)
@@ -151,7 +161,7 @@ static int push(int64_t *out_seq, co_state *st, const char *target, const char *
 		*out_seq = seq;
 done:
 	co_state__rollback(st);
-	sqlite3_finalize(s);
+	co_state__finish(st, s);
 	co_state__unlock(st);
 	return error;
 }
@@ -179,7 +189,7 @@ int co_outbox_pending_for(co_outbox_list *out, co_state *st, const char *target,
 		goto done;
 	error = take_entries(out, &rows);
 done:
-	sqlite3_finalize(s);
+	co_state__finish(st, s);
 	co_state__unlock(st);
 	co_state__rows_clear(&rows, &entry_rows);
 	return error;
@@ -206,7 +216,7 @@ static int select_batch(co_state__rows *rows, co_state *st, const char *target,
 	sqlite3_bind_int64(s, 3, max > INT64_MAX ? INT64_MAX : (int64_t)max);
 	error = co_state__read_rows(rows, st, s, &entry_rows, "read outbox");
 done:
-	sqlite3_finalize(s);
+	co_state__finish(st, s);
 	return error;
 }
 
@@ -264,7 +274,7 @@ int co_outbox_lease_batch(co_outbox_list *out, co_state *st, const char *target,
 	error = take_entries(out, &rows);
 done:
 	co_state__rollback(st);
-	sqlite3_finalize(s);
+	co_state__finish(st, s);
 	co_state__unlock(st);
 	co_state__rows_clear(&rows, &entry_rows);
 	return error;
@@ -294,7 +304,7 @@ static int delete_seq(co_state *st, int64_t seq, int durable)
 	sqlite3_bind_int64(s, 1, seq);
 	error = co_state__step_commit(st, s, durable, "outbox ack");
 done:
-	sqlite3_finalize(s);
+	co_state__finish(st, s);
 	co_state__unlock(st);
 	return error;
 }
@@ -309,11 +319,27 @@ int co_outbox_fulfil_intent(co_state *st, int64_t seq, const char *target,
 			    const char *kind, const char *id, const char *payload,
 			    int durable)
 {
-	sqlite3_stmt *s = NULL;
-	int error, changed = 0;
+	co_outbox_fulfil f = {seq, target, kind, id, payload};
 
-	if ((error = check_target(target, 0)) < 0 || (error = check_key(kind, id)) < 0)
-		return error;
+	return co_outbox_fulfil_intents(st, &f, 1, durable);
+}
+
+int co_outbox_fulfil_intents(co_state *st, const co_outbox_fulfil *items, size_t n,
+			     int durable)
+{
+	sqlite3_stmt *s = NULL, *ins = NULL;
+	unsigned char *gone = NULL;
+	size_t i, n_gone = 0;
+	int error = 0;
+
+	for (i = 0; i < n; i++)
+		if ((error = check_target(items[i].target, 0)) < 0 ||
+		    (error = check_key(items[i].kind, items[i].id)) < 0)
+			return error;
+	if (n == 0)
+		return 0;
+	if ((gone = calloc(n, 1)) == NULL)
+		return co_error_set(CO_ENOMEM, "out of memory");
 	co_state__lock(st);
 	/* The intent keeps its place in the per-key order. */
 	if ((error = co_state__prepare(st, &s,
@@ -321,26 +347,44 @@ int co_outbox_fulfil_intent(co_state *st, int64_t seq, const char *target,
 				       " next_attempt_at = ?2, last_error = NULL"
 				       " WHERE seq = ?3")) < 0)
 		goto done;
-	if ((error = co_state__bind_text(st, s, 1, payload)) < 0)
-		goto done;
-	sqlite3_bind_int64(s, 2, co_state_now_ms());
-	sqlite3_bind_int64(s, 3, seq);
 	if ((error = co_state__begin(st, durable)) < 0)
 		goto done;
-	if ((error = co_state__step_done(st, s, "outbox fulfil")) < 0)
+	for (i = 0; i < n; i++) {
+		if ((error = co_state__bind_text(st, s, 1, items[i].payload)) < 0)
+			goto done;
+		sqlite3_bind_int64(s, 2, co_state_now_ms());
+		sqlite3_bind_int64(s, 3, items[i].seq);
+		if ((error = co_state__step_done(st, s, "outbox fulfil")) < 0)
+			goto done;
+		if (sqlite3_changes(st->db) == 0) {
+			gone[i] = 1;
+			n_gone++;
+		}
+	}
+	if ((error = co_state__commit(st)) < 0 || n_gone == 0)
 		goto done;
-	changed = sqlite3_changes(st->db);
+	/* A drain resolved these intents meanwhile: the records go in anew,
+	 * which is what that drain would have seen had it come later.  Always
+	 * synced: with the intent gone, a durable intent no longer stands in
+	 * for the row after a power loss. */
+	if ((error = co_state__prepare(st, &ins, INSERT_ENTRY)) < 0 ||
+	    (error = co_state__begin(st, 1)) < 0)
+		goto done;
+	for (i = 0; i < n; i++) {
+		if (!gone[i])
+			continue;
+		if ((error = bind_entry(st, ins, items[i].target, items[i].kind,
+					items[i].id, items[i].payload)) < 0 ||
+		    (error = co_state__step_done(st, ins, "outbox push")) < 0)
+			goto done;
+	}
 	error = co_state__commit(st);
 done:
 	co_state__rollback(st);
-	sqlite3_finalize(s);
+	co_state__finish(st, s);
+	co_state__finish(st, ins);
 	co_state__unlock(st);
-	/* A drain resolved the intent meanwhile: the record goes in anew,
-	 * which is what that drain would have seen had it come later.  Always
-	 * synced: with the intent gone, a durable intent no longer stands in
-	 * for this row after a power loss. */
-	if (error == 0 && changed == 0)
-		error = push(NULL, st, target, kind, id, payload, 1);
+	free(gone);
 	return error;
 }
 
@@ -412,8 +456,8 @@ int co_outbox_fail(co_state *st, int64_t seq, const char *error_text, int64_t ba
 	error = co_state__commit(st);
 done:
 	co_state__rollback(st);
-	sqlite3_finalize(sel);
-	sqlite3_finalize(upd);
+	co_state__finish(st, sel);
+	co_state__finish(st, upd);
 	co_state__unlock(st);
 	return error;
 }
@@ -437,7 +481,7 @@ static int query_int(int64_t *out, co_state *st, const char *sql, const char *p1
 	}
 	*out = sqlite3_column_int64(s, 0);
 done:
-	sqlite3_finalize(s);
+	co_state__finish(st, s);
 	co_state__unlock(st);
 	return error;
 }

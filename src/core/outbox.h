@@ -158,4 +158,20 @@ int co_outbox_fulfil_intent(co_state *st, int64_t seq, const char *target,
 			    const char *kind, const char *id, const char *payload,
 			    int durable);
 
+/* One intent to fulfil; the strings are borrowed. */
+typedef struct co_outbox_fulfil {
+	int64_t seq;
+	const char *target, *kind, *id;
+	const char *payload; /* NULL = delete */
+} co_outbox_fulfil;
+
+/*
+ * co_outbox_fulfil_intent() for `n` intents in one transaction (one more,
+ * synced, for those a drain resolved meanwhile).  All or nothing: on an
+ * error no intent was replaced, and each still copies its record from the
+ * primary when drained.  Errors as co_outbox_push().
+ */
+int co_outbox_fulfil_intents(co_state *st, const co_outbox_fulfil *items, size_t n,
+			     int durable);
+
 #endif

@@ -126,7 +126,7 @@ static int insert_run(int64_t *out, co_state *st, int64_t started_at)
 	sqlite3_bind_int64(s, 1, started_at ? started_at : co_state_now_ms());
 	if ((error = co_state__step_done(st, s, "begin run")) == 0)
 		*out = sqlite3_last_insert_rowid(st->db);
-	sqlite3_finalize(s);
+	co_state__finish(st, s);
 	return error;
 }
 
@@ -161,7 +161,7 @@ static int update_run(co_state *st, int64_t id, const co_run *r)
 		goto done;
 
 	/* Nothing updated: tell "no such run" from "already finished". */
-	sqlite3_finalize(s);
+	co_state__finish(st, s);
 	s = NULL;
 	if ((error = co_state__prepare(st, &s, "SELECT 1 FROM runs WHERE id = ?")) < 0)
 		goto done;
@@ -177,7 +177,7 @@ static int update_run(co_state *st, int64_t id, const co_run *r)
 	else
 		error = co_state__error(st, rc, "finish run");
 done:
-	sqlite3_finalize(s);
+	co_state__finish(st, s);
 	return error;
 }
 
@@ -280,7 +280,7 @@ int co_runs_add_divergences(co_state *st, int64_t run, const co_divergence *d, s
 			    : co_state__error(st, rc, "add divergences");
 		goto done;
 	}
-	sqlite3_finalize(s);
+	co_state__finish(st, s);
 	s = NULL;
 	if ((error = co_state__prepare(
 		 st, &s,
@@ -309,7 +309,7 @@ int co_runs_add_divergences(co_state *st, int64_t run, const co_divergence *d, s
 	error = co_state__commit(st);
 done:
 	co_state__rollback(st);
-	sqlite3_finalize(s);
+	co_state__finish(st, s);
 	co_state__unlock(st);
 	return error;
 }
@@ -340,7 +340,7 @@ static int query_run(co_run **out, co_state *st, const char *sql, int64_t param,
 		goto done;
 	*out = p;
 done:
-	sqlite3_finalize(s);
+	co_state__finish(st, s);
 	co_state__unlock(st);
 	return error;
 }

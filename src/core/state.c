@@ -164,13 +164,61 @@ int co_state__error(co_state *st, int rc, const char *what)
 
 int co_state__prepare(co_state *st, struct sqlite3_stmt **out, const char *sql)
 {
-	int rc = sqlite3_prepare_v2(st->db, sql, -1, out, NULL);
+	struct co_state__cached *c = NULL;
+	size_t i;
+	int rc;
 
+	for (i = 0; i < st->n_cache; i++) {
+		if (st->cache[i].sql != sql)
+			continue;
+		if (st->cache[i].busy)
+			break; /* in use further up the stack: a fresh one */
+		st->cache[i].busy = 1;
+		*out = st->cache[i].stmt;
+		return 0;
+	}
+	rc = sqlite3_prepare_v3(st->db, sql, -1, SQLITE_PREPARE_PERSISTENT, out, NULL);
 	if (rc != SQLITE_OK) {
 		*out = NULL;
 		return co_state__error(st, rc, "prepare");
 	}
+	if (i == st->n_cache && st->n_cache < CO_STATE__CACHE_MAX) {
+		c = &st->cache[st->n_cache++];
+		c->sql = sql;
+		c->stmt = *out;
+		c->busy = 1;
+	}
 	return 0;
+}
+
+void co_state__finish(co_state *st, struct sqlite3_stmt *s)
+{
+	size_t i;
+
+	if (s == NULL)
+		return;
+	for (i = 0; i < st->n_cache; i++) {
+		if (st->cache[i].stmt == s) {
+			sqlite3_reset(s);
+			sqlite3_clear_bindings(s);
+			st->cache[i].busy = 0;
+			return;
+		}
+	}
+	sqlite3_finalize(s);
+}
+
+/* Run a statement without parameters or rows through the cache. */
+static int run_cached(co_state *st, const char *sql)
+{
+	sqlite3_stmt *s;
+	int rc;
+
+	if ((rc = co_state__prepare(st, &s, sql)) < 0)
+		return SQLITE_ERROR;
+	rc = sqlite3_step(s);
+	co_state__finish(st, s);
+	return rc == SQLITE_DONE || rc == SQLITE_ROW ? SQLITE_OK : rc;
 }
 
 int co_state__exec(co_state *st, const char *sql)
@@ -193,7 +241,7 @@ int co_state__begin(co_state *st, int durable)
 			return error;
 		st->sync_full = durable;
 	}
-	rc = sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+	rc = run_cached(st, "BEGIN IMMEDIATE");
 	if (rc != SQLITE_OK)
 		return co_state__error(
 		    st, rc,
@@ -204,7 +252,7 @@ int co_state__begin(co_state *st, int durable)
 
 int co_state__commit(co_state *st)
 {
-	int rc = sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL);
+	int rc = run_cached(st, "COMMIT");
 
 	if (rc != SQLITE_OK) {
 		int error = co_state__error(st, rc, "commit");
@@ -218,7 +266,7 @@ int co_state__commit(co_state *st)
 void co_state__rollback(co_state *st)
 {
 	if (!sqlite3_get_autocommit(st->db))
-		sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+		run_cached(st, "ROLLBACK");
 }
 
 int co_state__step_done(co_state *st, struct sqlite3_stmt *s, const char *what)
@@ -332,7 +380,7 @@ int co_state__select_rows(co_state__rows *rows, co_state *st, const char *sql,
 		sqlite3_bind_int64(s, 1, param);
 	error = co_state__read_rows(rows, st, s, type, what);
 done:
-	sqlite3_finalize(s);
+	co_state__finish(st, s);
 	co_state__unlock(st);
 	return error;
 }
@@ -553,7 +601,7 @@ static int set_wal(co_state *st)
 		    co_error_set(CO_EIO, "state %s: cannot enable WAL (journal mode %s)",
 				 st->path, (const char *)sqlite3_column_text(s, 0));
 done:
-	sqlite3_finalize(s);
+	co_state__finish(st, s);
 	return error;
 }
 
@@ -617,6 +665,8 @@ void co_state_close(co_state *st)
 {
 	if (st == NULL)
 		return;
+	while (st->n_cache > 0)
+		sqlite3_finalize(st->cache[--st->n_cache].stmt);
 	/* sqlite3_close_v2 tolerates NULL and defers if statements leaked. */
 	sqlite3_close_v2(st->db);
 	pthread_mutex_destroy(&st->lock);
@@ -760,7 +810,7 @@ int co_state_checkpoint_get(char **out, co_state *st, const char *name)
 	*out = value;
 	value = NULL;
 done:
-	sqlite3_finalize(s);
+	co_state__finish(st, s);
 	co_state__unlock(st);
 	free(value);
 	return error;
@@ -794,7 +844,7 @@ int co_state_checkpoint_set(co_state *st, const char *name, const char *value)
 	}
 	error = co_state__step_commit(st, s, 1, "write checkpoint");
 done:
-	sqlite3_finalize(s);
+	co_state__finish(st, s);
 	co_state__unlock(st);
 	return error;
 }

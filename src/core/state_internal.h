@@ -28,6 +28,8 @@ struct sqlite3_stmt;
 /* The bounded audit tables (audit.c); indexes into co_state.audit_keep. */
 enum { CO_AUDIT__OPS = 0, CO_AUDIT__MISMATCHES = 1, CO_AUDIT__NTABLES = 2 };
 
+#define CO_STATE__CACHE_MAX 48
+
 struct co_state {
 	pthread_mutex_t lock;
 	struct sqlite3 *db;
@@ -40,6 +42,14 @@ struct co_state {
 	/* audit.c: keep the newest audit_keep[t] rows, trim every audit_batch[t] */
 	int64_t audit_keep[CO_AUDIT__NTABLES];
 	int64_t audit_batch[CO_AUDIT__NTABLES];
+
+	/* co_state__prepare's statement cache, keyed by the SQL text's address */
+	struct co_state__cached {
+		const char *sql;
+		struct sqlite3_stmt *stmt;
+		int busy; /* handed out and not yet given back by co_state__finish */
+	} cache[CO_STATE__CACHE_MAX];
+	size_t n_cache;
 };
 
 /* One forward migration: SQL that takes the schema from version-1 to version. */
@@ -66,8 +76,19 @@ void co_state__unlock(co_state *st);
  */
 int co_state__error(co_state *st, int rc, const char *what);
 
-/* Prepare `sql` into *out; error via co_state__error.  Caller holds the lock. */
+/*
+ * Prepare `sql` into *out; error via co_state__error.  Caller holds the lock.
+ * `sql` should be a string literal: statements are cached by the text's
+ * address and kept prepared for the connection's life (parsing the SQL
+ * cost as much as running it on the router's claim path).  Give *out back
+ * with co_state__finish(), never sqlite3_finalize().  A statement already
+ * handed out is not handed out twice: the second caller gets a fresh one.
+ */
 int co_state__prepare(co_state *st, struct sqlite3_stmt **out, const char *sql);
+
+/* Give back a statement from co_state__prepare: a cached one is reset and its
+ * bindings cleared, any other finalized.  NULL is ignored. */
+void co_state__finish(co_state *st, struct sqlite3_stmt *s);
 
 /* Run statements without results.  Caller holds the lock. */
 int co_state__exec(co_state *st, const char *sql);

@@ -116,6 +116,67 @@ static void unsynced_fulfil_of_a_resolved_intent_pushes_the_record(void **state)
 	co_outbox_list_clear(&l);
 }
 
+/* The router's syncer fulfils deferred intents many at a time. */
+static void intents_fulfilled_in_one_batch_resolved_ones_pushed_anew(void **state)
+{
+	fx *f = *state;
+	co_outbox_list l = {0};
+	int64_t a = 0, b = 0, c = 0;
+
+	assert_int_equal(co_outbox_push_intent(&a, f->st, "git", "task", "B1", "@sync:x"),
+			 0);
+	assert_int_equal(co_outbox_push_intent(&b, f->st, "git", "task", "B2", "@sync:x"),
+			 0);
+	assert_int_equal(
+	    co_outbox_push_intent(&c, f->st, "git", "swarm", "B3", "@sync:x"), 0);
+	assert_int_equal(co_outbox_ack(f->st, b), 0); /* a drain resolved B2 */
+	{
+		const co_outbox_fulfil items[] = {
+		    {a, "git", "task", "B1", "{\"r\":1}"},
+		    {b, "git", "task", "B2", "{\"r\":2}"},
+		    {c, "git", "swarm", "B3", NULL},
+		};
+
+		assert_int_equal(co_outbox_fulfil_intents(f->st, items, 3, 0), 0);
+	}
+	assert_int_equal(co_outbox_pending_for(&l, f->st, "git", "task", "B1"), 0);
+	assert_int_equal(l.n, 1);
+	assert_int_equal(l.items[0]->seq, a); /* in place */
+	assert_string_equal(l.items[0]->payload, "{\"r\":1}");
+	co_outbox_list_clear(&l);
+	assert_int_equal(co_outbox_pending_for(&l, f->st, "git", "task", "B2"), 0);
+	assert_int_equal(l.n, 1);
+	assert_true(l.items[0]->seq > c); /* anew, after every other */
+	assert_string_equal(l.items[0]->payload, "{\"r\":2}");
+	co_outbox_list_clear(&l);
+	assert_int_equal(co_outbox_pending_for(&l, f->st, "git", "swarm", "B3"), 0);
+	assert_int_equal(l.n, 1);
+	assert_null(l.items[0]->payload); /* a delete owed */
+	co_outbox_list_clear(&l);
+}
+
+static void batch_with_a_bad_entry_changes_nothing(void **state)
+{
+	fx *f = *state;
+	co_outbox_list l = {0};
+	int64_t a = 0;
+	const co_outbox_fulfil items[] = {
+	    {0, "git", "task", "C1", "{}"}, {0, "git", "task", "", "{}"}, /* no ID */
+	};
+	co_outbox_fulfil ok[2];
+
+	assert_int_equal(co_outbox_push_intent(&a, f->st, "git", "task", "C1", "@sync:x"),
+			 0);
+	memcpy(ok, items, sizeof(ok));
+	ok[0].seq = a;
+	assert_int_equal(co_outbox_fulfil_intents(f->st, ok, 2, 0), CO_EINVAL);
+	assert_int_equal(co_outbox_pending_for(&l, f->st, "git", "task", "C1"), 0);
+	assert_int_equal(l.n, 1);
+	assert_string_equal(l.items[0]->payload, "@sync:x");
+	co_outbox_list_clear(&l);
+	assert_int_equal(co_outbox_fulfil_intents(f->st, NULL, 0, 0), 0);
+}
+
 static void sync_on_another_connection_succeeds_and_changes_nothing(void **state)
 {
 	fx *f = *state;
@@ -171,6 +232,11 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(
 		unsynced_fulfil_of_a_resolved_intent_pushes_the_record,
 		co_test_state_setup, co_test_state_teardown),
+	    cmocka_unit_test_setup_teardown(
+		intents_fulfilled_in_one_batch_resolved_ones_pushed_anew,
+		co_test_state_setup, co_test_state_teardown),
+	    cmocka_unit_test_setup_teardown(batch_with_a_bad_entry_changes_nothing,
+					    co_test_state_setup, co_test_state_teardown),
 	    cmocka_unit_test_setup_teardown(
 		sync_on_another_connection_succeeds_and_changes_nothing,
 		co_test_state_setup, co_test_state_teardown),

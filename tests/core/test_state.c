@@ -25,25 +25,25 @@
 /* The schema of version 1 exactly as state.c created it, for building an
  * old database by hand. */
 static const char v1_schema[] =
-	"CREATE TABLE outbox ("
-	" seq INTEGER PRIMARY KEY AUTOINCREMENT,"
-	" target TEXT NOT NULL CHECK (target IN ('git', 'etcd')),"
-	" kind TEXT NOT NULL CHECK (kind IN ('task', 'swarm')),"
-	" id TEXT NOT NULL, payload TEXT, created_at INTEGER NOT NULL,"
-	" attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at INTEGER NOT NULL,"
-	" last_error TEXT);"
-	"CREATE INDEX outbox_key ON outbox (target, kind, id, seq);"
-	"CREATE TABLE audit_changes (seq INTEGER PRIMARY KEY AUTOINCREMENT,"
-	" ts INTEGER NOT NULL, who TEXT NOT NULL, action TEXT NOT NULL, detail TEXT,"
-	" why TEXT);"
-	"CREATE TABLE audit_ops (seq INTEGER PRIMARY KEY AUTOINCREMENT,"
-	" ts INTEGER NOT NULL, op TEXT NOT NULL, id TEXT, mode TEXT,"
-	" primary_store TEXT, outcome TEXT NOT NULL, latency_us INTEGER NOT NULL,"
-	" error TEXT);"
-	"CREATE TABLE audit_mismatches (seq INTEGER PRIMARY KEY AUTOINCREMENT,"
-	" ts INTEGER NOT NULL, op TEXT NOT NULL, id TEXT, git_value TEXT,"
-	" etcd_value TEXT);"
-	"PRAGMA user_version = 1;";
+    "CREATE TABLE outbox ("
+    " seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " target TEXT NOT NULL CHECK (target IN ('git', 'etcd')),"
+    " kind TEXT NOT NULL CHECK (kind IN ('task', 'swarm')),"
+    " id TEXT NOT NULL, payload TEXT, created_at INTEGER NOT NULL,"
+    " attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at INTEGER NOT NULL,"
+    " last_error TEXT);"
+    "CREATE INDEX outbox_key ON outbox (target, kind, id, seq);"
+    "CREATE TABLE audit_changes (seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " ts INTEGER NOT NULL, who TEXT NOT NULL, action TEXT NOT NULL, detail TEXT,"
+    " why TEXT);"
+    "CREATE TABLE audit_ops (seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " ts INTEGER NOT NULL, op TEXT NOT NULL, id TEXT, mode TEXT,"
+    " primary_store TEXT, outcome TEXT NOT NULL, latency_us INTEGER NOT NULL,"
+    " error TEXT);"
+    "CREATE TABLE audit_mismatches (seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " ts INTEGER NOT NULL, op TEXT NOT NULL, id TEXT, git_value TEXT,"
+    " etcd_value TEXT);"
+    "PRAGMA user_version = 1;";
 
 typedef struct fixture {
 	char dir[256];
@@ -113,7 +113,8 @@ static void fresh_db_has_latest_schema_version_and_wal(void **state)
 
 	/* WAL is a property of the file: a plain connection sees it. */
 	assert_int_equal(sqlite3_open(f->db, &db), SQLITE_OK);
-	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &s, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &s, NULL),
+			 SQLITE_OK);
 	assert_int_equal(sqlite3_step(s), SQLITE_ROW);
 	assert_string_equal((const char *)sqlite3_column_text(s, 0), "wal");
 	sqlite3_finalize(s);
@@ -161,8 +162,9 @@ static void version_1_database_is_migrated_forward_keeping_its_rows(void **state
 	int v = 0;
 
 	raw_exec(f->db, v1_schema);
-	raw_exec(f->db, "INSERT INTO outbox (target, kind, id, payload, created_at,"
-			" next_attempt_at) VALUES ('git', 'task', 'OLD1', '{\"x\":1}', 5, 5)");
+	raw_exec(f->db,
+		 "INSERT INTO outbox (target, kind, id, payload, created_at,"
+		 " next_attempt_at) VALUES ('git', 'task', 'OLD1', '{\"x\":1}', 5, 5)");
 	assert_int_equal(raw_int(f->db, "PRAGMA user_version"), 1);
 
 	assert_int_equal(co_state_open(&st, f->dir), 0);
@@ -200,8 +202,8 @@ static void failed_migration_step_leaves_the_previous_version(void **state)
 {
 	fixture *f = *state;
 	static const co_state_migration steps[] = {
-		{1, "CREATE TABLE a (x);"},
-		{2, "CREATE TABLE b (x); CREATE TABLE a (y);"}, /* fails halfway */
+	    {1, "CREATE TABLE a (x);"},
+	    {2, "CREATE TABLE b (x); CREATE TABLE a (y);"}, /* fails halfway */
 	};
 	sqlite3 *db = NULL;
 
@@ -211,10 +213,10 @@ static void failed_migration_step_leaves_the_previous_version(void **state)
 	sqlite3_close(db);
 	assert_int_equal(raw_int(f->db, "PRAGMA user_version"), 1);
 	/* Step 2's first statement was rolled back with the rest of it. */
-	assert_int_equal(raw_int(f->db, "SELECT count(*) FROM sqlite_master WHERE name = 'b'"),
-			 0);
-	assert_int_equal(raw_int(f->db, "SELECT count(*) FROM sqlite_master WHERE name = 'a'"),
-			 1);
+	assert_int_equal(
+	    raw_int(f->db, "SELECT count(*) FROM sqlite_master WHERE name = 'b'"), 0);
+	assert_int_equal(
+	    raw_int(f->db, "SELECT count(*) FROM sqlite_master WHERE name = 'a'"), 1);
 }
 
 typedef struct opener {
@@ -347,6 +349,39 @@ static void checkpoint_set_get_replace_delete(void **state)
 	co_state_close(st);
 }
 
+/* co_state__prepare keeps statements prepared; a busy one is not shared. */
+static void statements_are_cached_and_never_handed_out_twice(void **state)
+{
+	static const char sql[] = "SELECT count(*) FROM outbox WHERE id = ?1";
+	fixture *f = *state;
+	co_state *st = NULL;
+	sqlite3_stmt *a = NULL, *b = NULL, *c = NULL;
+
+	assert_int_equal(co_state_open(&st, f->dir), 0);
+	co_state__lock(st);
+	assert_int_equal(co_state__prepare(st, &a, sql), 0);
+	assert_int_equal(sqlite3_bind_text(a, 1, "X", -1, SQLITE_STATIC), SQLITE_OK);
+	/* while a is in use, the same SQL gets a statement of its own */
+	assert_int_equal(co_state__prepare(st, &b, sql), 0);
+	assert_ptr_not_equal(a, b);
+	assert_int_equal(sqlite3_step(a), SQLITE_ROW);
+	co_state__finish(st, b); /* not cached: finalized */
+	co_state__finish(st, a);
+	/* given back: handed out again, reset, its bindings cleared */
+	assert_int_equal(co_state__prepare(st, &c, sql), 0);
+	assert_ptr_equal(c, a);
+	assert_int_equal(sqlite3_stmt_busy(c), 0);
+	assert_int_equal(sqlite3_step(c), SQLITE_ROW);
+	assert_int_equal(sqlite3_column_int(c, 0), 0); /* NULL id: no row */
+	co_state__finish(st, c);
+	co_state__finish(st, NULL);
+	co_state__unlock(st);
+	/* the outbox still works through its cached statements */
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(co_outbox_push(NULL, st, "git", "task", "X", "{}"), 0);
+	co_state_close(st); /* finalizes the cache: ASan sees no leak */
+}
+
 static void clock_offset_moves_now(void **state)
 {
 	int64_t a, b;
@@ -364,28 +399,29 @@ static void clock_offset_moves_now(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(fresh_db_has_latest_schema_version_and_wal,
-						setup, teardown),
-		cmocka_unit_test_setup_teardown(missing_state_dir_is_created_with_mode_0700,
-						setup, teardown),
-		cmocka_unit_test_setup_teardown(reopening_keeps_data, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-			version_1_database_is_migrated_forward_keeping_its_rows, setup,
-			teardown),
-		cmocka_unit_test_setup_teardown(newer_schema_is_refused_naming_the_file, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(failed_migration_step_leaves_the_previous_version,
-						setup, teardown),
-		cmocka_unit_test_setup_teardown(sixteen_simultaneous_first_opens_all_succeed,
-						setup, teardown),
-		cmocka_unit_test_setup_teardown(
-			state_dir_under_a_file_is_an_error_naming_the_path, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-			file_that_is_not_a_database_is_an_error_naming_it, setup, teardown),
-		cmocka_unit_test(empty_state_dir_is_invalid),
-		cmocka_unit_test_setup_teardown(checkpoint_set_get_replace_delete, setup,
-						teardown),
-		cmocka_unit_test(clock_offset_moves_now),
+	    cmocka_unit_test_setup_teardown(fresh_db_has_latest_schema_version_and_wal,
+					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(missing_state_dir_is_created_with_mode_0700,
+					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(reopening_keeps_data, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		statements_are_cached_and_never_handed_out_twice, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		version_1_database_is_migrated_forward_keeping_its_rows, setup, teardown),
+	    cmocka_unit_test_setup_teardown(newer_schema_is_refused_naming_the_file,
+					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		failed_migration_step_leaves_the_previous_version, setup, teardown),
+	    cmocka_unit_test_setup_teardown(sixteen_simultaneous_first_opens_all_succeed,
+					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		state_dir_under_a_file_is_an_error_naming_the_path, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		file_that_is_not_a_database_is_an_error_naming_it, setup, teardown),
+	    cmocka_unit_test(empty_state_dir_is_invalid),
+	    cmocka_unit_test_setup_teardown(checkpoint_set_get_replace_delete, setup,
+					    teardown),
+	    cmocka_unit_test(clock_offset_moves_now),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -19,6 +19,7 @@
 #include "flags/watcher.h"
 #include "harness/harness.h"
 #include "router/router.h"
+#include "router/router_internal.h" /* co_router__hold_fulfils */
 #include "store/etcd_store.h"
 #include "store/git_store.h"
 
@@ -735,6 +736,7 @@ lost_record_falls_back_to_its_intent_and_git_serves_nothing_stale(void **state)
 	assert_int_equal(co_router_claim(&out, f.r, "pl-1", "swarm-a", 0), 0);
 	co_record_free(out);
 	out = NULL;
+	reopen_router(&f, f.etcd); /* what the syncer deferred is written */
 
 	/* The power cut: the record owed to git is lost, its intent (written
 	 * by the router that died, so with another nonce) is on disk. */
@@ -777,6 +779,49 @@ lost_record_falls_back_to_its_intent_and_git_serves_nothing_stale(void **state)
 	f.r = NULL;
 	co_store_free(down);
 	fx_close(&f);
+}
+
+/*
+ * In etcd mode the record owed to git replaces its intent after the write
+ * is acknowledged (the syncer does it, batched).  Until then git's debt is
+ * the intent alone, which needs etcd to be resolved: the kill switch,
+ * pulled while etcd is down, must still find the record in memory.
+ */
+static void deferred_record_is_served_by_git_at_kill_switch_with_etcd_down(void **state)
+{
+	co_test_etcd own;
+	co_record *out = NULL;
+	co_outbox_list l = {0};
+	fx f;
+
+	(void)state;
+	assert_int_equal(co_test_etcd_start(&own), 0);
+	fx_open_on(&f, &own, "etcd", 0);
+	create_task(&f, "df-1");
+	drain_all(&f); /* git holds df-1 unclaimed */
+	atomic_store(&co_router__hold_fulfils, 1);
+	assert_int_equal(co_router_claim(&out, f.r, "df-1", "swarm-a", 0), 0);
+	co_record_free(out);
+	out = NULL;
+	/* acknowledged, and on disk git is owed only the intent */
+	assert_int_equal(co_outbox_pending_for(&l, f.st, "git", "task", "df-1"), 0);
+	assert_int_equal(l.n, 1);
+	assert_non_null(l.items[0]->payload);
+	assert_memory_equal(l.items[0]->payload, "@sync:", 6);
+	co_outbox_list_clear(&l);
+
+	co_test_etcd_kill(&own);
+	set_stage(&f, "etcd", 1); /* kill switch: git serves everything */
+	assert_int_equal(co_router_get(&out, f.r, CO_KIND_TASK, "df-1"), 0);
+	assert_string_equal(out->owner, "swarm-a");
+	co_record_free(out);
+	out = NULL;
+	assert_int_equal(co_router_claim(&out, f.r, "df-1", "swarm-b", 0), CO_ECONFLICT);
+	assert_string_equal(out->owner, "swarm-a");
+	co_record_free(out);
+	atomic_store(&co_router__hold_fulfils, 0);
+	fx_close(&f);
+	co_test_etcd_stop(&own);
 }
 
 /* ---- the router killed mid-load ---- */
@@ -916,6 +961,8 @@ int main(int argc, char **argv)
 		failed_group_commit_fails_the_write_and_keeps_what_git_is_owed),
 	    cmocka_unit_test(
 		lost_record_falls_back_to_its_intent_and_git_serves_nothing_stale),
+	    cmocka_unit_test(
+		deferred_record_is_served_by_git_at_kill_switch_with_etcd_down),
 	    cmocka_unit_test(router_killed_mid_load_drains_after_restart),
 	    cmocka_unit_test(etcd_killed_in_dual_50_loses_no_acknowledged_write),
 	    cmocka_unit_test(chaos_flips_stages_and_kill_switch_without_double_claims),
