@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -977,6 +978,54 @@ static int fsync_dir_of(const char *path)
 		close(fd);
 	free(copy);
 	return error;
+}
+
+int co_flags_lock(const char *path)
+{
+	struct timespec pause = {0, 5 * 1000000L};
+	char *lock_path;
+	int fd, waited_ms = 0;
+
+	if (path == NULL || *path == '\0')
+		return co_error_set(CO_EINVAL, "flags: no file to lock");
+	if ((lock_path = malloc(strlen(path) + sizeof(".lock"))) == NULL)
+		return co_error_set(CO_ENOMEM, "out of memory");
+	sprintf(lock_path, "%s.lock", path);
+	fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		int error = co_error_set(CO_EIO, "%s: %s", lock_path, strerror(errno));
+
+		free(lock_path);
+		return error;
+	}
+	/* Polled rather than blocking, to give up with a clear message. */
+	while (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		if ((errno != EWOULDBLOCK && errno != EINTR) ||
+		    waited_ms >= CO_FLAGS_LOCK_WAIT_MS) {
+			int error =
+			    errno == EWOULDBLOCK
+				? co_error_set(CO_EUNAVAIL,
+					       "%s: another writer of the flags has held "
+					       "it for %d s; try again",
+					       lock_path, CO_FLAGS_LOCK_WAIT_MS / 1000)
+				: co_error_set(CO_EIO, "%s: %s", lock_path,
+					       strerror(errno));
+
+			close(fd);
+			free(lock_path);
+			return error;
+		}
+		nanosleep(&pause, NULL);
+		waited_ms += 5;
+	}
+	free(lock_path);
+	return fd;
+}
+
+void co_flags_unlock(int fd)
+{
+	if (fd >= 0)
+		close(fd); /* releases the flock */
 }
 
 int co_flags_save(const co_flags *f, const char *path)

@@ -170,6 +170,24 @@ int co_flags_format(char **out, const co_flags *f);
  */
 int co_flags_save(const co_flags *f, const char *path);
 
+/*
+ * Writers of one flags file take turns.  co_flags_lock() takes an exclusive
+ * lock (flock) on PATH.lock, created with mode 0600 beside the file (PATH
+ * itself is replaced by every save, so it cannot carry the lock), waiting
+ * up to CO_FLAGS_LOCK_WAIT_MS.  Hold it from the load to the save of a
+ * read-modify-write: then two writers (an operator's `cutover stage`, the
+ * reconciler pulling the kill switch, the admin API) never lose each
+ * other's change.  Readers need no lock: saves are atomic.  Returns the
+ * lock's descriptor (>= 0) for co_flags_unlock(); CO_EUNAVAIL if another
+ * writer held the lock all that time, CO_EIO if the lock file cannot be
+ * opened (the message names it).  The lock is released if the holder dies.
+ */
+#define CO_FLAGS_LOCK_WAIT_MS 10000
+int co_flags_lock(const char *path);
+
+/* Release a lock from co_flags_lock(); a negative fd is ignored. */
+void co_flags_unlock(int fd);
+
 /* The effective setting of `op`: its override, or the default. */
 co_op_flags co_flags_get(const co_flags *f, co_op op);
 

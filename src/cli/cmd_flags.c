@@ -71,7 +71,8 @@ static int load_flags(co_flags *out, const char **path, co_cli *ctx)
 	const co_config *c;
 	int error;
 
-	if ((error = co_cli_config(&c, ctx)) < 0 || (error = co_flags_load(out, c->flags_path)) < 0)
+	if ((error = co_cli_config(&c, ctx)) < 0 ||
+	    (error = co_flags_load(out, c->flags_path)) < 0)
 		return error;
 	if (path)
 		*path = c->flags_path;
@@ -113,7 +114,8 @@ static int flags_show(int argc, char **argv, co_cli *ctx)
 	size_t n;
 	int error, op;
 
-	if ((error = co_cli_parse(pos, 0, &n, ctx, argc, argv, opts, U_SHOW, h_show)) != 0)
+	if ((error = co_cli_parse(pos, 0, &n, ctx, argc, argv, opts, U_SHOW, h_show)) !=
+	    0)
 		return error < 0 ? error : 0;
 	if ((error = load_flags(&f, &path, ctx)) < 0)
 		return error;
@@ -122,7 +124,8 @@ static int flags_show(int argc, char **argv, co_cli *ctx)
 			return error;
 		printf("# %s (stage %s)\n%s", path, co_stage_name(co_stage_of(&f)), yaml);
 		free(yaml);
-		return fflush(stdout) == 0 ? 0 : co_error_set(CO_EIO, "writing to stdout");
+		return fflush(stdout) == 0 ? 0
+					   : co_error_set(CO_EIO, "writing to stdout");
 	}
 	o = cJSON_CreateObject();
 	cJSON_AddStringToObject(o, "path", path);
@@ -151,10 +154,11 @@ static int parse_percent(int *out, const char *s)
 	errno = 0;
 	v = strtol(s, &end, 10);
 	if (*s == '\0' || *end != '\0' || errno != 0 || v < 0 || v > 100)
-		return co_error_set(CO_EINVAL,
-				    "--etcd-percent \"%s\": expected a whole number from 0 "
-				    "to 100",
-				    s);
+		return co_error_set(
+		    CO_EINVAL,
+		    "--etcd-percent \"%s\": expected a whole number from 0 "
+		    "to 100",
+		    s);
 	*out = (int)v;
 	return 0;
 }
@@ -173,13 +177,14 @@ static int flags_set(int argc, char **argv, co_cli *ctx)
 	co_mode mode;
 	co_op op = CO_OP_TASK_CREATE;
 	char note[1024];
-	int error, percent = 0, is_default;
+	int error, percent = 0, is_default, lock = -1;
 	size_t n;
 
 	if ((error = co_cli_parse(pos, 2, &n, ctx, argc, argv, opts, U_SET, h_set)) != 0)
 		return error < 0 ? error : 0;
 	if (n < 2)
-		return co_cli_usage_error(U_SET, "flags set: needs an operation and a mode");
+		return co_cli_usage_error(U_SET,
+					  "flags set: needs an operation and a mode");
 	is_default = strcmp(pos[0], "default") == 0;
 	if (!is_default && co_op_parse(&op, pos[0]) < 0)
 		return co_cli_error_prefix(CO_EINVAL, "flags set");
@@ -188,30 +193,35 @@ static int flags_set(int argc, char **argv, co_cli *ctx)
 	if (percent_s && (error = parse_percent(&percent, percent_s)) < 0)
 		return error;
 	if (mode == CO_MODE_DUAL && percent_s == NULL)
-		return co_cli_usage_error(U_SET, "flags set: mode dual needs --etcd-percent N");
+		return co_cli_usage_error(U_SET,
+					  "flags set: mode dual needs --etcd-percent N");
 	if (mode != CO_MODE_DUAL && percent_s != NULL)
-		return co_cli_usage_error(U_SET, "flags set: --etcd-percent applies to mode "
-						 "dual only");
+		return co_cli_usage_error(U_SET,
+					  "flags set: --etcd-percent applies to mode "
+					  "dual only");
 	if (mode == CO_MODE_ETCD)
 		percent = 100; /* as the `etcd` stage writes it */
 
-	if ((error = load_flags(&from, NULL, ctx)) < 0)
-		return error;
+	/* From the load to the save no other writer changes the flags. */
+	if ((error = co_cli_config(&c, ctx)) < 0 ||
+	    (error = lock = co_flags_lock(c->flags_path)) < 0 ||
+	    (error = load_flags(&from, NULL, ctx)) < 0)
+		goto done;
 	to = from;
 	if (is_default)
 		error = co_flags_set_default(&to, mode, percent);
 	else
 		error = co_flags_set(&to, op, mode, percent);
 	if (error < 0)
-		return error;
+		goto done;
 	if (co_flags_equal(&from, &to)) {
 		printf("no change: %s is already %s\n", pos[0], co_mode_name(mode));
-		return 0;
+		goto done;
 	}
-	if ((error = co_cli_config(&c, ctx)) < 0 ||
-	    (error = co_state_open(&st, c->state_dir)) < 0 ||
+	if ((error = co_state_open(&st, c->state_dir)) < 0 ||
 	    (error = co_cli_gate(note, sizeof(note), ctx, st, &from, &to, force)) < 0 ||
-	    (error = co_cli_flags_commit(ctx, st, "flags set", &from, &to, note, reason)) < 0)
+	    (error =
+		 co_cli_flags_commit(ctx, st, "flags set", &from, &to, note, reason)) < 0)
 		goto done;
 	{
 		char what[1024];
@@ -220,10 +230,12 @@ static int flags_set(int argc, char **argv, co_cli *ctx)
 		printf("%s\n", what);
 	}
 	if (to.kill_switch)
-		fprintf(stderr, "cutover: note: the kill switch is on (%s): every operation "
-				"goes to git as in shadow until `cutover resume`\n",
+		fprintf(stderr,
+			"cutover: note: the kill switch is on (%s): every operation "
+			"goes to git as in shadow until `cutover resume`\n",
 			to.kill_reason);
 done:
+	co_flags_unlock(lock);
 	co_state_close(st);
 	return error;
 }
@@ -243,8 +255,9 @@ static int flags_explain(int argc, char **argv, co_cli *ctx)
 				  h_explain)) != 0)
 		return error < 0 ? error : 0;
 	if (n < 2)
-		return co_cli_usage_error(U_EXPLAIN, "flags explain: needs an operation and "
-						     "an ID");
+		return co_cli_usage_error(U_EXPLAIN,
+					  "flags explain: needs an operation and "
+					  "an ID");
 	if (co_op_parse(&op, pos[0]) < 0)
 		return co_cli_error_prefix(CO_EINVAL, "flags explain");
 	if (co_id_validate(pos[1]) < 0)

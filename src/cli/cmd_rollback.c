@@ -80,27 +80,32 @@ int co_cli_rollback(int argc, char **argv, co_cli *ctx)
 	co_flags from, to;
 	int64_t left = 0;
 	size_t n;
-	int error;
+	int error, lock = -1;
 
 	if ((error = co_cli_parse(pos, 0, &n, ctx, argc, argv, opts, U_ROLLBACK,
 				  h_rollback)) != 0)
 		return error < 0 ? error : 0;
 	if (reason == NULL || *reason == '\0')
 		reason = "manual rollback";
-	if ((error = co_cli_config(&c, ctx)) < 0 || (error = co_cli_open_router(&cr, ctx)) < 0)
+	if ((error = co_cli_config(&c, ctx)) < 0 ||
+	    (error = co_cli_open_router(&cr, ctx)) < 0)
 		goto done;
 
 	/* Git first holds everything acknowledged elsewhere, as far as it can. */
 	if (co_router_drain(cr->router, "git", ROLLBACK_DRAIN_MS, &left) < 0 || left > 0)
-		fprintf(stderr,
-			"cutover: rollback: %lld outbox entr%s owed to git still pending%s%s "
-			"(routers apply them before git serves those IDs)\n",
-			(long long)left, left == 1 ? "y" : "ies",
-			*co_error_last() ? ": " : "", co_error_last());
+		fprintf(
+		    stderr,
+		    "cutover: rollback: %lld outbox entr%s owed to git still pending%s%s "
+		    "(routers apply them before git serves those IDs)\n",
+		    (long long)left, left == 1 ? "y" : "ies",
+		    *co_error_last() ? ": " : "", co_error_last());
 	else
 		fprintf(stderr, "cutover: rollback: git-bound outbox drained\n");
 	co_error_clear();
 
+	/* From the load to the save no other writer changes the flags. */
+	if ((error = lock = co_flags_lock(c->flags_path)) < 0)
+		goto done;
 	if (co_flags_load(&from, c->flags_path) < 0) {
 		/* The switch must be pullable whatever the file says: start
 		 * from the flags the router runs on (the last good ones). */
@@ -116,6 +121,7 @@ int co_cli_rollback(int argc, char **argv, co_cli *ctx)
 		goto done;
 	print_result(ctx, "rollback", &to, 1, left);
 done:
+	co_flags_unlock(lock);
 	co_cli_router_close(cr, 0);
 	return error;
 }
@@ -127,22 +133,26 @@ int co_cli_resume(int argc, char **argv, co_cli *ctx)
 	const co_config *c;
 	co_flags from, to;
 	size_t n;
-	int error;
+	int error, lock = -1;
 
 	if ((error = co_cli_parse(pos, 0, &n, ctx, argc, argv, opts, U_RESUME,
 				  h_resume)) != 0)
 		return error < 0 ? error : 0;
 	if ((error = co_cli_config(&c, ctx)) < 0 ||
+	    (error = lock = co_flags_lock(c->flags_path)) < 0 ||
 	    (error = co_flags_load(&from, c->flags_path)) < 0)
-		return error;
+		goto done;
 	if (!from.kill_switch) {
 		print_result(ctx, "resume", &from, 0, 0);
-		return 0;
+		goto done;
 	}
 	to = from;
 	co_flags_set_kill(&to, 0, NULL);
-	if ((error = co_cli_flags_commit(ctx, NULL, "resume", &from, &to, NULL, reason)) < 0)
-		return error;
+	if ((error = co_cli_flags_commit(ctx, NULL, "resume", &from, &to, NULL, reason)) <
+	    0)
+		goto done;
 	print_result(ctx, "resume", &to, 0, 0);
-	return 0;
+done:
+	co_flags_unlock(lock);
+	return error;
 }

@@ -55,20 +55,23 @@ int co_cli_stage(int argc, char **argv, co_cli *ctx)
 	co_stage stage, was;
 	char note[1024];
 	size_t n;
-	int error;
+	int error, lock = -1;
 
-	if ((error = co_cli_parse(pos, 1, &n, ctx, argc, argv, opts, U_STAGE, h_stage)) != 0)
+	if ((error = co_cli_parse(pos, 1, &n, ctx, argc, argv, opts, U_STAGE, h_stage)) !=
+	    0)
 		return error < 0 ? error : 0;
 	if (n == 0)
 		return co_cli_usage_error(U_STAGE, "stage: missing the stage");
 	if (co_stage_parse(&stage, pos[0]) < 0)
 		return co_cli_error_prefix(CO_EINVAL, "stage");
+	/* From the load to the save no other writer changes the flags. */
 	if ((error = co_cli_config(&c, ctx)) < 0 ||
+	    (error = lock = co_flags_lock(c->flags_path)) < 0 ||
 	    (error = co_flags_load(&from, c->flags_path)) < 0)
-		return error;
+		goto done;
 	to = from;
 	if ((error = co_stage_apply(&to, stage)) < 0)
-		return error;
+		goto done;
 	was = co_stage_of(&from);
 	if (co_flags_equal(&from, &to)) {
 		if (ctx->json)
@@ -76,7 +79,7 @@ int co_cli_stage(int argc, char **argv, co_cli *ctx)
 			       co_stage_name(was), co_stage_name(stage));
 		else
 			printf("already at stage %s\n", co_stage_name(stage));
-		return 0;
+		goto done;
 	}
 	if ((error = co_state_open(&st, c->state_dir)) < 0 ||
 	    (error = co_cli_gate(note, sizeof(note), ctx, st, &from, &to, force)) < 0 ||
@@ -100,12 +103,14 @@ int co_cli_stage(int argc, char **argv, co_cli *ctx)
 		       note[0] ? " (forced past the go/no-go gate)" : "");
 	}
 	if (to.kill_switch)
-		fprintf(stderr,
-			"cutover: note: the kill switch is on (%s): every operation goes to "
-			"git as in shadow until `cutover resume`\n",
-			to.kill_reason);
+		fprintf(
+		    stderr,
+		    "cutover: note: the kill switch is on (%s): every operation goes to "
+		    "git as in shadow until `cutover resume`\n",
+		    to.kill_reason);
 	fflush(stdout);
 done:
+	co_flags_unlock(lock);
 	co_state_close(st);
 	return error;
 }

@@ -833,7 +833,7 @@ static void h_admin(reply *rp, co_server *s, const req *rq, const char *what, in
 	co_flags from, to;
 	co_stage stage;
 	cJSON *o = NULL, *res;
-	int error = 0, force = 0, locked = 0;
+	int error = 0, force = 0, locked = 0, flock_fd = -1;
 
 	if (strcmp(what, "flags") == 0) {
 		if (is_post) {
@@ -870,6 +870,9 @@ static void h_admin(reply *rp, co_server *s, const req *rq, const char *what, in
 		goto done;
 	pthread_mutex_lock(&s->admin_lock);
 	locked = 1;
+	/* and across processes: no other writer between load and save */
+	if ((error = flock_fd = co_flags_lock(s->flags_path)) < 0)
+		goto done;
 	if (strcmp(what, "rollback") == 0) {
 		int64_t left = 0;
 
@@ -938,6 +941,7 @@ static void h_admin(reply *rp, co_server *s, const req *rq, const char *what, in
 		reply_json(rp, 200, res);
 	}
 done:
+	co_flags_unlock(flock_fd);
 	if (locked)
 		pthread_mutex_unlock(&s->admin_lock);
 	if (error < 0)

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "core/error.h"
@@ -380,6 +381,77 @@ static void save_into_missing_directory_fails_and_creates_nothing(void **state)
 	assert_non_null(strstr(co_error_last(), "no/such/flags.yaml.tmp."));
 }
 
+/*
+ * Four processes each add 1 to one operation's percent 25 times, load to
+ * save under co_flags_lock: no increment is lost (without the lock, two
+ * writers that load the same file lose one of their saves).
+ */
+static void locked_read_modify_writes_from_many_processes_lose_nothing(void **state)
+{
+	fixture *fx = *state;
+	co_flags f;
+	pid_t pids[4];
+	int i, status;
+
+	co_flags_init(&f);
+	assert_int_equal(co_flags_set(&f, CO_OP_TASK_CLAIM, CO_MODE_DUAL, 0), 0);
+	assert_int_equal(co_flags_save(&f, fx->path), 0);
+	for (i = 0; i < 4; i++) {
+		pids[i] = fork();
+		assert_true(pids[i] >= 0);
+		if (pids[i] == 0) {
+			for (int k = 0; k < 25; k++) {
+				co_flags g;
+				int lock = co_flags_lock(fx->path);
+
+				if (lock < 0 || co_flags_load(&g, fx->path) < 0 ||
+				    co_flags_set(
+					&g, CO_OP_TASK_CLAIM, CO_MODE_DUAL,
+					co_flags_get(&g, CO_OP_TASK_CLAIM).etcd_percent +
+					    1) < 0 ||
+				    co_flags_save(&g, fx->path) < 0)
+					_exit(1);
+				co_flags_unlock(lock);
+			}
+			_exit(0);
+		}
+	}
+	for (i = 0; i < 4; i++) {
+		assert_int_equal(waitpid(pids[i], &status, 0), pids[i]);
+		assert_true(WIFEXITED(status));
+		assert_int_equal(WEXITSTATUS(status), 0);
+	}
+	assert_int_equal(co_flags_load(&f, fx->path), 0);
+	assert_int_equal(co_flags_get(&f, CO_OP_TASK_CLAIM).etcd_percent, 100);
+}
+
+/* A writer that dies holding the lock does not block the next one. */
+static void lock_of_a_dead_holder_is_free(void **state)
+{
+	fixture *fx = *state;
+	char lock_path[320];
+	struct stat sb;
+	pid_t pid;
+	int status, lock;
+
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0)
+		_exit(co_flags_lock(fx->path) >= 0 ? 0 : 1); /* never unlocks */
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_int_equal(WEXITSTATUS(status), 0);
+	lock = co_flags_lock(fx->path);
+	assert_true(lock >= 0);
+	snprintf(lock_path, sizeof(lock_path), "%s.lock", fx->path);
+	assert_int_equal(stat(lock_path, &sb), 0);
+	assert_int_equal(sb.st_mode & 0777, 0600);
+	co_flags_unlock(lock);
+	co_flags_unlock(-1);
+	/* a directory that does not exist: a clear error naming the file */
+	assert_int_equal(co_flags_lock("/nonexistent-dir/flags.yaml"), CO_EIO);
+	assert_non_null(strstr(co_error_last(), "/nonexistent-dir/flags.yaml.lock"));
+}
+
 static void setters_reject_bad_values_and_change_nothing(void **state)
 {
 	co_flags f, before;
@@ -653,6 +725,11 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(
 		save_into_missing_directory_fails_and_creates_nothing, setup_dir,
 		teardown_dir),
+	    cmocka_unit_test_setup_teardown(
+		locked_read_modify_writes_from_many_processes_lose_nothing, setup_dir,
+		teardown_dir),
+	    cmocka_unit_test_setup_teardown(lock_of_a_dead_holder_is_free, setup_dir,
+					    teardown_dir),
 	    cmocka_unit_test(setters_reject_bad_values_and_change_nothing),
 	    cmocka_unit_test(overlong_kill_reason_is_cut_at_a_character_boundary),
 	    cmocka_unit_test(diff_names_what_changed),
