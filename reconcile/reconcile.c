@@ -14,8 +14,11 @@
  * (and is reported as unsettled) rather than being hidden.
  *
  * Only divergent IDs are read one by one, so a healthy run costs two
- * listings and a merge, and its memory is one store's listing of one kind
- * plus 16 bytes and the ID per record (snapshot.h).
+ * listings and a merge, and its memory is 48 bytes and the ID per record
+ * and store (snapshot.h).  git's listing is its tree alone: a record whose
+ * etcd value, laid out as git's file, has the blob id the tree gives is
+ * equal without its file being read; the files whose ids differ are read
+ * back by id and digested the same way before anything is nominated.
  *
  * This module does not know the router: the outbox is drained through a
  * hook.  It never decides a claim; repair writes the truth's records with
@@ -105,6 +108,12 @@ static void snapshot_progress(void *ctx, const char *store, size_t done, size_t 
 
 	snprintf(phase, sizeof(phase), "snapshot %s", store);
 	progress(o, phase, done, total);
+}
+
+static void read_back_progress(void *ctx, const char *store, size_t done, size_t total)
+{
+	(void)store;
+	progress(ctx, "read back", done, total);
 }
 
 static void sleep_ms(int ms)
@@ -335,18 +344,27 @@ static int trip(const co_reconcile_opts *o, const char *reason)
 {
 	co_flags before, after;
 	char detail[CO_FLAGS_REASON_MAX + 64];
-	int error;
+	int error, lock;
 
-	if ((error = co_flags_load(&before, o->flags_path)) < 0)
+	/* No other writer between the load and the save: an operator's
+	 * `stage` at the same moment must not put the switch back. */
+	if ((lock = co_flags_lock(o->flags_path)) < 0)
+		return prefix_error(lock, "kill switch not tripped");
+	if ((error = co_flags_load(&before, o->flags_path)) < 0) {
+		co_flags_unlock(lock);
 		return prefix_error(error, "kill switch not tripped");
+	}
 	after = before;
 	if (!before.kill_switch) {
 		co_flags_set_kill(&after, 1, reason);
 		co_flags_stamp(&after, o->who, NULL);
-		if ((error = co_flags_save(&after, o->flags_path)) < 0)
+		error = co_flags_save(&after, o->flags_path);
+		co_flags_unlock(lock);
+		if (error < 0)
 			return prefix_error(error, "kill switch not tripped");
 		co_flags_diff(detail, sizeof(detail), &before, &after);
 	} else {
+		co_flags_unlock(lock);
 		snprintf(detail, sizeof(detail), "kill_switch already true (%s)",
 			 before.kill_reason);
 	}
@@ -499,12 +517,18 @@ static int take_snapshots(co_snapshot *gs, co_snapshot *es, const co_reconcile_o
 static int examine(co_reconcile_result *res, const co_reconcile_opts *o)
 {
 	co_snapshot gs = {0}, es = {0};
+	co_snapshot_stats stats = {0, 0};
 	cand_list cands = {0};
 	size_t equal = 0, total = 0, i, left, round;
 	int error;
 
 	if ((error = take_snapshots(&gs, &es, o)) < 0)
 		goto done;
+	if ((error = co_snapshot_resolve(&stats, &gs, o->git, &es, o->etcd,
+					 read_back_progress, (void *)o)) < 0)
+		goto done;
+	res->same_blob = (int64_t)stats.same_blob;
+	res->read_back = (int64_t)stats.read_back;
 	progress(o, "diff", 0, gs.n + es.n);
 	if ((error = co_snapshot_diff(&equal, &total, &gs, &es, collect, &cands)) < 0)
 		goto done;

@@ -48,8 +48,9 @@ typedef enum co_repair_from {
 
 /*
  * Progress of a run: `phase` is "drain", "snapshot git", "snapshot etcd",
- * "diff", "recheck", "repair" or "record"; `done` of `total` steps of it
- * (total 0 when unknown).  Called from the run's thread.
+ * "read back" (git files whose blob ids did not match, read for their
+ * text), "diff", "recheck", "repair" or "record"; `done` of `total` steps
+ * of it (total 0 when unknown).  Called from the run's thread.
  */
 typedef void (*co_reconcile_progress_fn)(void *ctx, const char *phase, size_t done,
 					 size_t total);
@@ -96,6 +97,8 @@ typedef struct co_reconcile_result {
 	int64_t unsettled;		/* of those, still changing after max_rechecks
 					 * (they count with their last values) */
 	int64_t repaired_put, repaired_removed;
+	int64_t same_blob; /* IDs found equal by blob id, no git file read */
+	int64_t read_back; /* git files read back by blob id (ids differed) */
 	char reason[512];  /* "reconcile run N: ..." on fail, else "" */
 	char warning[512]; /* e.g. the drain failed; "" if none */
 } co_reconcile_result;

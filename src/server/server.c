@@ -209,10 +209,10 @@ static int get_str(const char **out, const cJSON *o, const char *name, int requi
 {
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
 
+	*out = NULL;
 	if (v == NULL || cJSON_IsNull(v)) {
 		if (required)
 			return co_error_set(CO_EINVAL, "\"%s\" is required", name);
-		*out = NULL;
 		return 0;
 	}
 	if (!cJSON_IsString(v))

@@ -1100,6 +1100,7 @@ static int scan_one(void *ctx, const co_grpc_kv *kv)
 	item.raw = kv->value;
 	item.len = kv->value_len;
 	item.version = ver;
+	item.blob_id = NULL;
 	c->calls++;
 	return c->fn(c->ctx, &item);
 }
@@ -1229,7 +1230,7 @@ static int grpc_wanted(void)
  * to the gateway only before any record was passed on (a scan never
  * repeats a record).
  */
-static int etcd_scan(void *impl, co_scan_fn fn, void *ctx)
+static int etcd_scan(void *impl, unsigned flags, co_scan_fn fn, void *ctx)
 {
 	static const co_kind kinds[] = {CO_KIND_TASK, CO_KIND_SWARM};
 	struct etcd *e = impl;
@@ -1240,6 +1241,7 @@ static int etcd_scan(void *impl, co_scan_fn fn, void *ctx)
 	int error = 0, no_grpc = 0, use_grpc = grpc_wanted() && !atomic_load(&e->no_grpc);
 	char *dir = NULL;
 
+	(void)flags; /* CO_SCAN_NO_DATA: a range returns the values anyway */
 	memset(&c, 0, sizeof(c));
 	c.e = e;
 	c.fn = fn;

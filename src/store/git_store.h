@@ -13,16 +13,22 @@
 
 #include "store.h"
 
+#include <stddef.h>
+#include <stdint.h>
+
 typedef struct co_git_opts {
 	const char *repo;      /* path of a bare repo, or a URL */
 	const char *branch;    /* default "main" */
 	const char *cache_dir; /* for URLs: where the local mirror lives */
 	int poll_interval_ms;  /* watch polling; default 30000 */
-	int fsync;             /* 1 (default): acknowledged commits survive a crash */
+	int fsync;	       /* 1 (default): acknowledged commits survive a crash */
 	int max_retries;       /* ref CAS retries before CO_EUNAVAIL; default 200 */
 } co_git_opts;
 
-#define CO_GIT_OPTS_INIT { NULL, "main", NULL, 30000, 1, 200 }
+#define CO_GIT_OPTS_INIT                                                                 \
+	{                                                                                \
+		NULL, "main", NULL, 30000, 1, 200                                        \
+	}
 
 /* The author name and trailer that mark cutover's own commits. */
 #define CO_GIT_AUTHOR_NAME "cutover"
@@ -35,5 +41,20 @@ typedef struct co_git_opts {
  * CO_EUNAVAIL naming the repo if it cannot be opened.
  */
 int co_git_store_open(co_store **out, const co_git_opts *opts);
+
+/*
+ * The blob id git gives `len` bytes (the SHA-1 of "blob <len>\0" and the
+ * bytes, as `git hash-object` computes it) into out (CO_BLOB_ID_LEN
+ * bytes).  Needs no store.  CO_EUNAVAIL if libcrypto offers no SHA-1,
+ * CO_ENOMEM.  Thread-safe.
+ */
+int co_git_blob_id(unsigned char *out, const void *data, size_t len);
+
+/*
+ * How many blobs `s` has read since it was opened (scans without
+ * CO_SCAN_NO_DATA, gets, lists, co_store_read_blob); 0 for a store that
+ * is not git.  A counter for tests and statistics; thread-safe.
+ */
+uint64_t co_git_store_blobs_read(const co_store *s);
 
 #endif

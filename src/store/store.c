@@ -279,7 +279,20 @@ void *co_store__impl(const co_store *s, const co_store_backend *be)
 
 int co_store_scan(co_store *s, co_scan_fn fn, void *ctx)
 {
-	return s->be->scan(s->impl, fn, ctx);
+	return s->be->scan(s->impl, 0, fn, ctx);
+}
+
+int co_store_scan_flags(co_store *s, unsigned flags, co_scan_fn fn, void *ctx)
+{
+	return s->be->scan(s->impl, flags, fn, ctx);
+}
+
+int co_store_read_blob(char **out, size_t *len, co_store *s, const unsigned char *blob_id)
+{
+	if (s->be->read_blob == NULL)
+		return co_error_set(CO_EINVAL, "%s %s keeps no blobs to read by id",
+				    s->be->name, co_store_describe(s));
+	return s->be->read_blob(out, len, s->impl, blob_id);
 }
 
 int co_store_list(co_record_list *out, co_store *s, co_kind kind)

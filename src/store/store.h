@@ -65,14 +65,22 @@ int co_store_list(co_record_list *out, co_store *s, co_kind kind);
 int co_store_get_versioned(co_record **out, char *version, co_store *s, co_kind kind,
 			   const char *id);
 
+/* Bytes in a blob id: git's object id (SHA-1). */
+#define CO_BLOB_ID_LEN 20
+
 /* One stored record as co_store_scan() passes it.  Every pointer is
  * borrowed for the duration of the call only. */
 typedef struct co_scan_item {
 	co_kind kind;
 	const char *id;	     /* NUL-terminated; taken from the key or file name */
-	const char *raw;     /* the stored bytes: not parsed, not normalized */
-	size_t len;	     /* of raw */
+	const char *raw;     /* the stored bytes: not parsed, not normalized;
+			      * NULL under CO_SCAN_NO_DATA when blob_id is set */
+	size_t len;	     /* of raw; 0 when raw is NULL */
 	const char *version; /* as co_store_get_versioned() gives it */
+	/* CO_BLOB_ID_LEN bytes when the store names the record by content
+	 * without hashing it (git: the blob id in the tree, the SHA-1 of
+	 * "blob <len>\0" and the bytes); NULL otherwise (etcd). */
+	const unsigned char *blob_id;
 } co_scan_item;
 
 /* Called once per record; a negative return stops the scan and is
@@ -91,6 +99,29 @@ typedef int (*co_scan_fn)(void *ctx, const co_scan_item *item);
  * compacted during the scan), CO_ENOMEM, or what fn returned.
  */
 int co_store_scan(co_store *s, co_scan_fn fn, void *ctx);
+
+/*
+ * Flags of co_store_scan_flags().  CO_SCAN_NO_DATA: where the store can
+ * name a record by its blob id without reading it (git: every record, from
+ * the tree), pass raw NULL, len 0 and blob_id, and read nothing more; a
+ * caller that needs the bytes of a few records reads them afterwards with
+ * co_store_read_blob().  A store that cannot (etcd: its range returns the
+ * values anyway) passes raw as usual.
+ */
+#define CO_SCAN_NO_DATA 0x1u
+
+/* co_store_scan() with flags (0: the same as co_store_scan). */
+int co_store_scan_flags(co_store *s, unsigned flags, co_scan_fn fn, void *ctx);
+
+/*
+ * The bytes of the blob `blob_id` (CO_BLOB_ID_LEN bytes, as a scan passed
+ * it), into *out (malloc'd, NUL-terminated, owned by the caller) and *len.
+ * A blob stays readable after the branch moves on (until `git gc` prunes
+ * it).  Errors: CO_ENOTFOUND (no such blob), CO_EINVAL (the store keeps no
+ * blobs: etcd), CO_EUNAVAIL, CO_ENOMEM.  Thread-safe.
+ */
+int co_store_read_blob(char **out, size_t *len, co_store *s,
+		       const unsigned char *blob_id);
 
 /*
  * Claim task `id` for `swarm`, with a TTL in seconds (0 = none).

@@ -41,8 +41,13 @@ typedef struct co_store_backend {
 	/* All records of a kind, as stored, any order. */
 	int (*list)(co_record_list *out, void *impl, co_kind kind);
 
-	/* co_store_scan(): every record, raw, at one commit or revision. */
-	int (*scan)(void *impl, co_scan_fn fn, void *ctx);
+	/* co_store_scan_flags(): every record, raw, at one commit or
+	 * revision; flags: CO_SCAN_NO_DATA (may be ignored). */
+	int (*scan)(void *impl, unsigned flags, co_scan_fn fn, void *ctx);
+
+	/* co_store_read_blob(); NULL for a store that keeps no blobs. */
+	int (*read_blob)(char **out, size_t *len, void *impl,
+			 const unsigned char *blob_id);
 
 	int (*ping)(void *impl);
 

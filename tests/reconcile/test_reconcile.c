@@ -451,6 +451,201 @@ static void same_record_in_another_format_is_equal(void **state)
 	co_reconcile_result_free(r);
 }
 
+/* ---- the blob-id fast path ---- */
+
+/* A task with every shape of field, written by cutover to both stores. */
+static void seed_rich_task(env *e, const char *id)
+{
+	co_record *t = NULL, *out = NULL;
+
+	assert_int_equal(co_record_new(&t, CO_KIND_TASK, id), 0);
+	t->type = strdup("deploy");
+	assert_int_equal(co_strv_split(&t->blocked_by, "T00,T01"), 0);
+	assert_int_equal(
+	    co_record_set_metadata(t, "{\"z\":[1,{\"a\":{}},[]],\"u\":\"caf\\u00e9 "
+				      "\\\"q\\\" \xe6\x97\xa5\",\"e\":{},\"n\":-1.5e-7}"),
+	    0);
+	if (co_store_task_create(&out, e->git, t) < 0)
+		fail_msg("create %s: %s", id, co_error_last());
+	if (co_store_put(e->etcd, out) < 0)
+		fail_msg("put %s: %s", id, co_error_last());
+	co_record_free(out);
+	co_record_free(t);
+}
+
+/*
+ * Records equal in both stores are found equal by blob id: etcd's value laid
+ * out as git's file hashes to the id in git's tree, and not one git file is
+ * read in the whole run.
+ */
+static void equal_records_are_equal_by_blob_id_without_reading_git(void **state)
+{
+	env *e = *state;
+	co_reconcile_opts o = opts_for(e);
+	co_reconcile_result *r;
+	uint64_t reads;
+
+	seed(e, 10, 2);
+	seed_rich_task(e, "R1");
+	reads = co_git_store_blobs_read(e->git);
+	r = run(&o);
+	assert_int_equal(r->run.total, 13);
+	assert_int_equal(r->run.equal, 13);
+	assert_int_equal(r->divergences.n, 0);
+	assert_int_equal(r->same_blob, 13);
+	assert_int_equal(r->read_back, 0);
+	assert_int_equal(co_git_store_blobs_read(e->git), reads);
+	assert_string_equal(r->run.verdict, "pass");
+	co_reconcile_result_free(r);
+}
+
+/* A copy of s with every ":" and "," outside strings followed by a space. */
+static char *spaced(const char *s)
+{
+	char *out = malloc(2 * strlen(s) + 1), *p = out;
+	int in_string = 0;
+
+	assert_non_null(out);
+	for (; *s; s++) {
+		*p++ = *s;
+		if (in_string && *s == '\\')
+			*p++ = *++s;
+		else if (*s == '"')
+			in_string = !in_string;
+		else if (!in_string && (*s == ':' || *s == ','))
+			*p++ = ' ';
+	}
+	*p = '\0';
+	return out;
+}
+
+/*
+ * An etcd value that differs from cutover's only in the whitespace between
+ * tokens (pretty-printed by one writer, spaced by another) has the same git
+ * form: still equal, still without reading git.
+ */
+static void etcd_value_differing_only_in_whitespace_is_equal(void **state)
+{
+	env *e = *state;
+	co_reconcile_opts o = opts_for(e);
+	co_reconcile_result *r;
+	co_record *rec;
+	char *j, *sp;
+	uint64_t reads;
+
+	seed(e, 3, 1);
+	seed_rich_task(e, "R1");
+	rec = get(e->etcd, CO_KIND_TASK, "T00");
+	j = json_of(rec, 1);
+	etcdctl_put(e, "tasks", "T00", j);
+	free(j);
+	co_record_free(rec);
+	rec = get(e->etcd, CO_KIND_TASK, "R1");
+	j = json_of(rec, 0);
+	sp = spaced(j);
+	assert_string_not_equal(sp, j);
+	gateway_put(e, "tasks", "R1", sp);
+	free(sp);
+	free(j);
+	co_record_free(rec);
+
+	reads = co_git_store_blobs_read(e->git);
+	r = run(&o);
+	assert_int_equal(r->run.total, 5);
+	assert_int_equal(r->run.equal, 5);
+	assert_int_equal(r->divergences.n, 0);
+	assert_int_equal(r->same_blob, 5);
+	assert_int_equal(r->read_back, 0);
+	assert_int_equal(co_git_store_blobs_read(e->git), reads);
+	co_reconcile_result_free(r);
+}
+
+/*
+ * A git file a legacy client wrote in another layout (compact, or indented
+ * with spaces) has another blob id: it alone is read back, by id, and found
+ * equal from its text -- no divergence, and no record re-read.
+ */
+static void git_file_in_another_layout_is_read_back_and_equal(void **state)
+{
+	env *e = *state;
+	co_reconcile_opts o = opts_for(e);
+	co_reconcile_result *r;
+	co_record *rec;
+	char *compact, *pretty, *q, edit[8192];
+	uint64_t reads;
+
+	seed(e, 3, 1);
+	rec = get(e->git, CO_KIND_TASK, "T01");
+	compact = json_of(rec, 0);
+	co_record_free(rec);
+	rec = get(e->git, CO_KIND_TASK, "T02");
+	pretty = json_of(rec, 1);
+	co_record_free(rec);
+	for (q = pretty; *q; q++)
+		if (*q == '\t')
+			*q = ' ';
+	snprintf(edit, sizeof(edit),
+		 "printf '%%s' '%s' > tasks/T01.json; printf '%%s' '%s' > tasks/T02.json",
+		 compact, pretty);
+	git_commit(e, edit);
+	free(compact);
+	free(pretty);
+
+	reads = co_git_store_blobs_read(e->git);
+	r = run(&o);
+	assert_int_equal(r->run.total, 4);
+	assert_int_equal(r->run.equal, 4);
+	assert_int_equal(r->divergences.n, 0);
+	assert_int_equal(r->same_blob, 2);
+	assert_int_equal(r->read_back, 2);
+	assert_int_equal(co_git_store_blobs_read(e->git), reads + 2);
+	co_reconcile_result_free(r);
+}
+
+/*
+ * A real difference on either side is read back, nominated, re-read and
+ * classified with its fields, as before the fast path.
+ */
+static void real_mismatch_is_read_back_and_classified_with_fields(void **state)
+{
+	env *e = *state;
+	co_reconcile_opts o = opts_for(e);
+	co_reconcile_result *r;
+	co_record *rec;
+	char *j, edit[8192];
+
+	seed(e, 3, 1);
+	seed_rich_task(e, "R1");
+	/* etcd: T00's type changed, compact canonical like cutover's. */
+	rec = get(e->etcd, CO_KIND_TASK, "T00");
+	free(rec->type);
+	rec->type = strdup("deploy");
+	j = json_of(rec, 0);
+	etcdctl_put(e, "tasks", "T00", j);
+	free(j);
+	co_record_free(rec);
+	/* git: R1's metadata changed by a legacy client, pretty like cutover's. */
+	rec = get(e->git, CO_KIND_TASK, "R1");
+	assert_int_equal(co_record_set_metadata(rec, "{\"z\":[2]}"), 0);
+	j = json_of(rec, 1);
+	snprintf(edit, sizeof(edit), "printf '%%s\\n' '%s' > tasks/R1.json", j);
+	free(j);
+	co_record_free(rec);
+	git_commit(e, edit);
+
+	r = run(&o);
+	assert_int_equal(r->run.total, 5);
+	assert_int_equal(r->run.equal, 3);
+	assert_int_equal(r->run.mismatch, 2);
+	assert_int_equal(r->same_blob, 3);
+	assert_int_equal(r->read_back, 2);
+	expect_div(r, "task", "T00", "mismatch", "type");
+	expect_div(r, "task", "R1", "mismatch", "metadata");
+	assert_non_null(strstr(find_div(r, "task", "T00")->etcd_value, "\"deploy\""));
+	assert_string_equal(r->run.verdict, "fail");
+	co_reconcile_result_free(r);
+}
+
 static void no_rollback_reports_failure_without_tripping(void **state)
 {
 	env *e = *state;
@@ -886,6 +1081,14 @@ int main(void)
 		foreign_writes_are_found_and_classified_with_fields, setup, teardown),
 	    cmocka_unit_test_setup_teardown(same_record_in_another_format_is_equal, setup,
 					    teardown),
+	    cmocka_unit_test_setup_teardown(
+		equal_records_are_equal_by_blob_id_without_reading_git, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		etcd_value_differing_only_in_whitespace_is_equal, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		git_file_in_another_layout_is_read_back_and_equal, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		real_mismatch_is_read_back_and_classified_with_fields, setup, teardown),
 	    cmocka_unit_test_setup_teardown(no_rollback_reports_failure_without_tripping,
 					    setup, teardown),
 	    cmocka_unit_test_setup_teardown(

@@ -223,6 +223,46 @@ static void empty_snapshots_have_no_ids(void **state)
 	assert_int_equal(total, 0);
 }
 
+/*
+ * Equal blob ids decide at once; an unknown text hash (0) equals nothing;
+ * without blob ids on both sides, text hashes decide.
+ */
+static void blob_ids_decide_before_text_hashes(void **state)
+{
+	unsigned char b1[CO_BLOB_ID_LEN], b2[CO_BLOB_ID_LEN];
+	co_snapshot g = {0}, e = {0};
+	size_t equal = 0, total = 0;
+	seen s;
+
+	(void)state;
+	memset(b1, 1, sizeof(b1));
+	memset(b2, 2, sizeof(b2));
+	memset(&s, 0, sizeof(s));
+	/* a: same id, git unread (hash unknown) -> equal */
+	assert_int_equal(co_snapshot_add_entry(&g, CO_KIND_TASK, "a", 0, 1, b1, 1), 0);
+	assert_int_equal(co_snapshot_add_entry(&e, CO_KIND_TASK, "a", 0, 2, b1, 0), 0);
+	/* b: different ids, hashes unknown -> mismatch */
+	assert_int_equal(co_snapshot_add_entry(&g, CO_KIND_TASK, "b", 0, 1, b1, 1), 0);
+	assert_int_equal(co_snapshot_add_entry(&e, CO_KIND_TASK, "b", 0, 2, b2, 0), 0);
+	/* c: no id on one side, equal text hashes -> equal */
+	assert_int_equal(co_snapshot_add_entry(&g, CO_KIND_TASK, "c", 77, 1, b1, 0), 0);
+	assert_int_equal(co_snapshot_add_entry(&e, CO_KIND_TASK, "c", 77, 2, NULL, 0), 0);
+	/* d: both hashes unknown and no ids -> mismatch, never "0 == 0" */
+	assert_int_equal(co_snapshot_add_entry(&g, CO_KIND_TASK, "d", 0, 1, NULL, 0), 0);
+	assert_int_equal(co_snapshot_add_entry(&e, CO_KIND_TASK, "d", 0, 2, NULL, 0), 0);
+	assert_int_equal(co_snapshot_diff(&equal, &total, &g, &e, record_item, &s), 0);
+	assert_int_equal(total, 4);
+	assert_int_equal(equal, 2);
+	assert_int_equal(s.n, 2);
+	assert_string_equal(s.line[0], "task b mismatch");
+	assert_string_equal(s.line[1], "task d mismatch");
+	/* An unread entry keeps its flag only with a blob id. */
+	assert_int_equal(g.v[0].unread, 1);
+	assert_int_equal(g.v[2].unread, 0);
+	co_snapshot_clear(&g);
+	co_snapshot_clear(&e);
+}
+
 static void class_names_round_trip(void **state)
 {
 	co_diff_class c;
@@ -244,6 +284,7 @@ int main(void)
 	    cmocka_unit_test(text_hash_keeps_what_is_inside_strings),
 	    cmocka_unit_test(callback_error_stops_the_merge_and_is_returned),
 	    cmocka_unit_test(empty_snapshots_have_no_ids),
+	    cmocka_unit_test(blob_ids_decide_before_text_hashes),
 	    cmocka_unit_test(class_names_round_trip),
 	};
 

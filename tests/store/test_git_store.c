@@ -1056,6 +1056,126 @@ static void scan_passes_raw_files_of_one_commit(void **state)
 	co_store_free(w);
 }
 
+struct named {
+	size_t n, with_raw;
+	char id[8][32];
+	char ver[8][CO_VERSION_MAX];
+	unsigned char blob[8][CO_BLOB_ID_LEN];
+};
+
+static int scan_names(void *ctx, const co_scan_item *it)
+{
+	struct named *c = ctx;
+
+	if (c->n == 8 || it->blob_id == NULL)
+		return CO_ETOOBIG;
+	c->with_raw += it->raw != NULL || it->len != 0;
+	snprintf(c->id[c->n], sizeof(c->id[0]), "%s", it->id);
+	snprintf(c->ver[c->n], sizeof(c->ver[0]), "%s", it->version);
+	memcpy(c->blob[c->n], it->blob_id, CO_BLOB_ID_LEN);
+	c->n++;
+	return 0;
+}
+
+static void hex(char *out, const unsigned char *id)
+{
+	int i;
+
+	for (i = 0; i < CO_BLOB_ID_LEN; i++)
+		sprintf(out + 2 * i, "%02x", id[i]);
+}
+
+/*
+ * CO_SCAN_NO_DATA: every record named by its blob id (the version, in
+ * bytes) from the tree, not one blob read; co_store_read_blob() then gives
+ * the file's bytes by that id, and co_git_blob_id() of those bytes is the
+ * id again.
+ */
+static void scan_without_data_reads_no_blob_and_names_each_by_id(void **state)
+{
+	fixture *f = *state;
+	struct named c;
+	co_record *t2 = NULL;
+	char h[2 * CO_BLOB_ID_LEN + 1], *text = NULL, *pretty;
+	unsigned char again[CO_BLOB_ID_LEN];
+	uint64_t reads;
+	size_t len = 0, i;
+
+	create_task(f->s, "T1");
+	create_task(f->s, "T2");
+	create_task(f->s, "T3");
+	reads = co_git_store_blobs_read(f->s);
+	memset(&c, 0, sizeof(c));
+	if (co_store_scan_flags(f->s, CO_SCAN_NO_DATA, scan_names, &c) != 0)
+		fail_msg("scan: %s", co_error_last());
+	assert_int_equal(co_git_store_blobs_read(f->s), reads);
+	assert_int_equal(c.n, 3);
+	assert_int_equal(c.with_raw, 0);
+	for (i = 0; i < c.n; i++) {
+		hex(h, c.blob[i]);
+		assert_string_equal(h, c.ver[i]);
+	}
+	assert_string_equal(c.id[1], "T2");
+
+	if (co_store_read_blob(&text, &len, f->s, c.blob[1]) != 0)
+		fail_msg("read_blob: %s", co_error_last());
+	assert_int_equal(co_git_store_blobs_read(f->s), reads + 1);
+	assert_int_equal(co_store_get(&t2, f->s, CO_KIND_TASK, "T2"), 0);
+	pretty = co_record_to_json(t2, 1);
+	assert_int_equal(len, strlen(pretty));
+	assert_string_equal(text, pretty);
+	assert_int_equal(co_git_blob_id(again, text, len), 0);
+	assert_memory_equal(again, c.blob[1], CO_BLOB_ID_LEN);
+	free(pretty);
+	free(text);
+	co_record_free(t2);
+
+	/* Without the flag the bytes come too, still with their ids. */
+	reads = co_git_store_blobs_read(f->s);
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(co_store_scan(f->s, scan_names, &c), 0);
+	assert_int_equal(c.with_raw, 3);
+	assert_int_equal(co_git_store_blobs_read(f->s), reads + 3);
+}
+
+static void read_blob_of_an_unknown_id_is_not_found(void **state)
+{
+	fixture *f = *state;
+	unsigned char id[CO_BLOB_ID_LEN];
+	char *text = NULL;
+	size_t len = 0;
+
+	memset(id, 0x5a, sizeof(id));
+	assert_int_equal(co_store_read_blob(&text, &len, f->s, id), CO_ENOTFOUND);
+	assert_null(text);
+	assert_non_null(strstr(co_error_last(), "5a5a5a"));
+}
+
+/* The ids `git hash-object` gives, and the one git gave a stored file. */
+static void blob_id_is_what_git_hash_object_gives(void **state)
+{
+	fixture *f = *state;
+	unsigned char id[CO_BLOB_ID_LEN];
+	char h[2 * CO_BLOB_ID_LEN + 1], ver[CO_VERSION_MAX], *pretty;
+	co_record *t = NULL;
+
+	assert_int_equal(co_git_blob_id(id, "", 0), 0);
+	hex(h, id);
+	assert_string_equal(h, "e69de29bb2d1d6434b8b29ae775ad8c2e48c5391");
+	assert_int_equal(co_git_blob_id(id, "hello\n", 6), 0);
+	hex(h, id);
+	assert_string_equal(h, "ce013625030ba8dba906f756967f9e9ca394464a");
+
+	create_task(f->s, "T1");
+	assert_int_equal(co_store_get_versioned(&t, ver, f->s, CO_KIND_TASK, "T1"), 0);
+	pretty = co_record_to_json(t, 1);
+	assert_int_equal(co_git_blob_id(id, pretty, strlen(pretty)), 0);
+	hex(h, id);
+	assert_string_equal(h, ver);
+	free(pretty);
+	co_record_free(t);
+}
+
 /* An empty repository (unborn branch) scans as nothing. */
 static void scan_of_an_unborn_branch_passes_nothing(void **state)
 {
@@ -1090,6 +1210,9 @@ int main(void)
 	    T(every_mutation_is_one_commit_touching_one_file),
 	    T(scan_passes_raw_files_of_one_commit),
 	    T(scan_of_an_unborn_branch_passes_nothing),
+	    T(scan_without_data_reads_no_blob_and_names_each_by_id),
+	    T(read_blob_of_an_unknown_id_is_not_found),
+	    T(blob_id_is_what_git_hash_object_gives),
 	    cmocka_unit_test_setup_teardown(
 		remote_store_round_trip_and_one_winner_across_mirrors, remote_setup,
 		remote_teardown),
