@@ -522,6 +522,28 @@ static int ack_durably(co_router *r, int64_t seq)
 	return wait_sync(r, request_sync(r));
 }
 
+/* ack_durably() for many entries, with one shared sync. */
+static int ack_many_durably(co_router *r, const int64_t *seqs, size_t n)
+{
+	size_t i;
+	int error, broken;
+
+	pthread_mutex_lock(&r->sync_mu);
+	broken = r->sync_broken;
+	pthread_mutex_unlock(&r->sync_mu);
+	for (i = 0; i < n; i++) {
+		if (!r->syncer_started || broken)
+			error = co_outbox_ack(r->st, seqs[i]);
+		else
+			error = co_outbox_ack_unsynced(r->st, seqs[i]);
+		if (error < 0)
+			return error;
+	}
+	if (!r->syncer_started || broken || n == 0)
+		return 0;
+	return wait_sync(r, request_sync(r));
+}
+
 /*
  * Mirror the primary's result into the secondary, or queue it.  Called after
  * the primary committed; the write is acknowledged only if this returns 0.
@@ -890,9 +912,77 @@ done:
 
 /* ---- draining ---- */
 
+static int cmp_mutex_ptr(const void *a, const void *b)
+{
+	const pthread_mutex_t *x = *(pthread_mutex_t *const *)a,
+			      *y = *(pthread_mutex_t *const *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/*
+ * The git-bound records of a batch (the heads of distinct IDs), written to
+ * git in one commit: one commit per record could not keep up with etcd
+ * mode's writes.  Their stripe locks are taken in address order, so two
+ * drains never deadlock.  Entries applied here are marked in `done`; on any
+ * failure none is, and the caller applies them one by one (each failure
+ * then gets its own backoff).
+ */
+static void drain_git_records(co_router *r, const co_outbox_list *l, char *done,
+			      size_t *applied)
+{
+	const co_record **recs = calloc(l->n, sizeof(*recs));
+	size_t *idx = calloc(l->n, sizeof(*idx));
+	int64_t *seqs = calloc(l->n, sizeof(*seqs));
+	pthread_mutex_t **mus = calloc(l->n, sizeof(*mus));
+	size_t i, k = 0, nmu = 0;
+	int error;
+
+	if (recs == NULL || idx == NULL || seqs == NULL || mus == NULL)
+		goto out;
+	for (i = 0; i < l->n; i++) {
+		const co_outbox_entry *e = l->items[i];
+		co_record *rec = NULL;
+
+		if (strcmp(e->target, "git") != 0 || e->payload == NULL || is_intent(e) ||
+		    co_record_from_json(&rec, e->payload, strlen(e->payload)) < 0)
+			continue;
+		recs[k] = rec;
+		idx[k++] = i;
+		mus[nmu++] = stripe(r, e->id);
+	}
+	co_error_clear();
+	if (k < 2)
+		goto out; /* nothing to gain */
+	qsort(mus, nmu, sizeof(*mus), cmp_mutex_ptr);
+	for (i = 0; i < nmu; i++)
+		if (i == 0 || mus[i] != mus[i - 1])
+			pthread_mutex_lock(mus[i]);
+	error = co_store_put_batch_if_newer(r->git, recs, k, NULL);
+	if (error == 0) {
+		for (i = 0; i < k; i++) {
+			seqs[i] = l->items[idx[i]]->seq;
+			done[idx[i]] = 1;
+		}
+		if (ack_many_durably(r, seqs, k) == 0)
+			*applied += k;
+	}
+	for (i = nmu; i-- > 0;)
+		if (i == 0 || mus[i] != mus[i - 1])
+			pthread_mutex_unlock(mus[i]);
+out:
+	for (i = 0; recs && i < k; i++)
+		co_record_free((co_record *)recs[i]);
+	free(recs);
+	free(idx);
+	free(seqs);
+	free(mus);
+}
+
 static int drain_batch(co_router *r, const char *target, size_t *applied)
 {
 	co_outbox_list l = {0};
+	char *done = NULL;
 	size_t i;
 	int error, first_error = 0;
 
@@ -901,10 +991,14 @@ static int drain_batch(co_router *r, const char *target, size_t *applied)
 		fulfil_flush(r); /* records to copy, not intents to look up */
 	if ((error = co_outbox_next_batch(&l, r->st, target, 64, co_state_now_ms())) < 0)
 		return error;
+	if (l.n > 0 && (done = calloc(l.n, 1)) != NULL)
+		drain_git_records(r, &l, done, applied);
 	for (i = 0; i < l.n; i++) {
 		const co_outbox_entry *e = l.items[i];
 		pthread_mutex_t *mu = stripe(r, e->id);
 
+		if (done && done[i])
+			continue;
 		pthread_mutex_lock(mu);
 		if (foreign_in_flight(r, e)) {
 			/* its router may still finish it: look again shortly */
@@ -924,6 +1018,7 @@ static int drain_batch(co_router *r, const char *target, size_t *applied)
 		pthread_mutex_unlock(mu);
 	}
 	error = l.n > 0 && *applied == 0 ? first_error : 0;
+	free(done);
 	co_outbox_list_clear(&l);
 	return error;
 }

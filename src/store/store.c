@@ -536,6 +536,70 @@ int co_store_put_if_newer(co_store *s, const co_record *r, int *applied)
 	return write_over(s, r, 1, applied, "mirror");
 }
 
+int co_store_put_batch_if_newer(co_store *s, const co_record *const *records, size_t n,
+				int *applied)
+{
+	co_store__write *w = NULL;
+	size_t i, j, nw;
+	int error = 0, round;
+
+	if (applied)
+		memset(applied, 0, n * sizeof(*applied));
+	for (i = 0; i < n; i++) {
+		if ((error = co_id_validate(records[i]->id)) < 0)
+			return error;
+		for (j = 0; j < i; j++)
+			if (records[j]->kind == records[i]->kind &&
+			    strcmp(records[j]->id, records[i]->id) == 0)
+				return co_error_set(CO_EINVAL, "put batch: %s %s twice",
+						    co_kind_name(records[i]->kind),
+						    records[i]->id);
+	}
+	if (s->be->cas_many == NULL) {
+		for (i = 0; i < n && error == 0; i++)
+			error = co_store_put_if_newer(s, records[i],
+						      applied ? &applied[i] : NULL);
+		return error;
+	}
+	if (n == 0)
+		return 0;
+	if ((w = calloc(n, sizeof(*w))) == NULL)
+		return co_error_set(CO_ENOMEM, "out of memory");
+	for (round = 0; round < MAX_ROUNDS; round++) {
+		/* Read what each key holds now; keep the ones that must be
+		 * written, with the version they must still have. */
+		for (i = 0, nw = 0; i < n; i++) {
+			co_record *cur = NULL;
+			co_version ver;
+
+			memset(&ver, 0, sizeof(ver));
+			error = s->be->get(&cur, &ver, s->impl, records[i]->kind,
+					   records[i]->id);
+			if (error < 0 && error != CO_ENOTFOUND)
+				goto done;
+			error = 0;
+			if (applied)
+				applied[i] = !(cur && cur->rev >= records[i]->rev);
+			if (!(cur && cur->rev >= records[i]->rev)) {
+				w[nw].r = records[i];
+				w[nw++].expected = ver;
+			}
+			co_record_free(cur);
+		}
+		co_error_clear();
+		if (nw == 0)
+			goto done;
+		if ((error = s->be->cas_many(s->impl, w, nw, "mirror")) != CO_ERETRY)
+			goto done;
+	}
+	error = too_busy(s, "mirror", records[0]->id);
+done:
+	if (error < 0 && applied)
+		memset(applied, 0, n * sizeof(*applied));
+	free(w);
+	return error;
+}
+
 int co_store_put(co_store *s, const co_record *r)
 {
 	return write_over(s, r, 0, NULL, "repair");

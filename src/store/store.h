@@ -162,6 +162,18 @@ int co_store_remove(co_store *s, co_kind kind, const char *id);
 int co_store_put_if_newer(co_store *s, const co_record *r, int *applied);
 
 /*
+ * co_store_put_if_newer() for `n` records of distinct IDs at once.  A git
+ * store writes them all in one commit (one tree update, one fsync): what
+ * lets an outbox drain keep up with etcd; etcd writes each in turn.  On 0,
+ * applied[i] (when applied is not NULL) says whether records[i] was
+ * written.  On an error nothing is written in git; etcd may have written a
+ * prefix (each write is "if newer", so doing it again is harmless).
+ * Errors as co_store_put_if_newer(), and CO_EINVAL for an ID twice.
+ */
+int co_store_put_batch_if_newer(co_store *s, const co_record *const *records, size_t n,
+				int *applied);
+
+/*
  * Write `r` unconditionally (repair, which has decided who is right).
  * Still refuses nothing but invalid records.
  */

@@ -16,6 +16,12 @@ typedef struct co_version {
 	char v[CO_VERSION_MAX]; /* "" = absent */
 } co_version;
 
+/* One write of a cas_many. */
+typedef struct co_store__write {
+	const co_record *r;
+	co_version expected;
+} co_store__write;
+
 typedef struct co_store_backend {
 	const char *name; /* "git" or "etcd" */
 
@@ -37,6 +43,15 @@ typedef struct co_store_backend {
 	 */
 	int (*cas)(void *impl, co_kind kind, const char *id, const co_record *r,
 		   const co_version *expected, const char *why);
+
+	/*
+	 * Compare-and-swap of many keys at once, all or nothing: every record
+	 * w[i].r is written (never NULL here) only if every key still has its
+	 * version.  CO_ERETRY when one changed (nothing written).  NULL for a
+	 * store where one write per key costs no more (etcd).
+	 */
+	int (*cas_many)(void *impl, const struct co_store__write *w, size_t n,
+			const char *why);
 
 	/* All records of a kind, as stored, any order. */
 	int (*list)(co_record_list *out, void *impl, co_kind kind);

@@ -824,6 +824,43 @@ static void deferred_record_is_served_by_git_at_kill_switch_with_etcd_down(void 
 	co_test_etcd_stop(&own);
 }
 
+/* In etcd mode every write leaves git a record to catch up on; the drain
+ * writes a batch of them in one commit, not one commit each. */
+static void etcd_mode_backlog_reaches_git_in_a_few_commits(void **state)
+{
+	char *out = NULL;
+	int before, after, i;
+	fx f;
+
+	(void)state;
+	fx_open_on(&f, &etcd, "etcd", 0);
+	assert_int_equal(
+	    co_test_sh(&out, NULL,
+		       "git --git-dir='%s' rev-list --count main 2>/dev/null "
+		       "|| echo 0",
+		       f.repo),
+	    0);
+	before = atoi(out);
+	free(out);
+	for (i = 0; i < 100; i++) {
+		char id[32];
+
+		snprintf(id, sizeof(id), "bk-%03d", i);
+		create_task(&f, id);
+	}
+	drain_all(&f);
+	assert_int_equal(
+	    co_test_sh(&out, NULL, "git --git-dir='%s' rev-list --count main", f.repo),
+	    0);
+	after = atoi(out);
+	free(out);
+	/* batches of at most 64: two commits, a few more if a batch raced */
+	if (after - before > 6)
+		fail_msg("100 records took %d commits", after - before);
+	assert_stores_equal(&f, CO_KIND_TASK);
+	fx_close(&f);
+}
+
 /* ---- the router killed mid-load ---- */
 
 static void router_killed_mid_load_drains_after_restart(void **state)
@@ -963,6 +1000,7 @@ int main(int argc, char **argv)
 		lost_record_falls_back_to_its_intent_and_git_serves_nothing_stale),
 	    cmocka_unit_test(
 		deferred_record_is_served_by_git_at_kill_switch_with_etcd_down),
+	    cmocka_unit_test(etcd_mode_backlog_reaches_git_in_a_few_commits),
 	    cmocka_unit_test(router_killed_mid_load_drains_after_restart),
 	    cmocka_unit_test(etcd_killed_in_dual_50_loses_no_acknowledged_write),
 	    cmocka_unit_test(chaos_flips_stages_and_kill_switch_without_double_claims),

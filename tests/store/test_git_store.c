@@ -315,6 +315,130 @@ static void concurrent_writers_of_different_files_lose_nothing(void **state)
 	assert_int_equal(commit_count(f->repo), 80);
 }
 
+/* ---- many records in one commit ---- */
+
+static co_record *task_at_rev(const char *id, int64_t rev, const char *type)
+{
+	co_record *r = new_task(id, type);
+
+	r->rev = rev;
+	r->created_at = r->updated_at = 1700000000LL + rev;
+	return r;
+}
+
+static void put_batch_is_one_commit_and_never_goes_backwards(void **state)
+{
+	fixture *f = *state;
+	const co_record *recs[12];
+	co_record *own[12], *got = NULL;
+	int applied[12], i, before;
+
+	/* an unborn branch: the first batch creates it */
+	for (i = 0; i < 10; i++) {
+		char id[16];
+
+		snprintf(id, sizeof(id), "B%02d", i);
+		recs[i] = own[i] = task_at_rev(id, 5, "first");
+	}
+	assert_int_equal(co_store_put_batch_if_newer(f->s, recs, 10, applied), 0);
+	assert_int_equal(commit_count(f->repo), 1);
+	for (i = 0; i < 10; i++) {
+		assert_int_equal(applied[i], 1);
+		co_record_free(own[i]);
+	}
+	/* newer, older, equal and new records together */
+	recs[0] = own[0] = task_at_rev("B00", 6, "newer");
+	recs[1] = own[1] = task_at_rev("B01", 4, "older");
+	recs[2] = own[2] = task_at_rev("B02", 5, "same-rev");
+	recs[3] = own[3] = task_at_rev("N00", 1, "new");
+	before = commit_count(f->repo);
+	assert_int_equal(co_store_put_batch_if_newer(f->s, recs, 4, applied), 0);
+	assert_int_equal(commit_count(f->repo), before + 1);
+	assert_int_equal(applied[0], 1);
+	assert_int_equal(applied[1], 0);
+	assert_int_equal(applied[2], 0);
+	assert_int_equal(applied[3], 1);
+	assert_int_equal(co_store_get(&got, f->s, CO_KIND_TASK, "B00"), 0);
+	assert_string_equal(got->type, "newer");
+	co_record_free(got);
+	assert_int_equal(co_store_get(&got, f->s, CO_KIND_TASK, "B01"), 0);
+	assert_string_equal(got->type, "first");
+	co_record_free(got);
+	/* nothing newer: no commit at all */
+	assert_int_equal(co_store_put_batch_if_newer(f->s, recs, 4, applied), 0);
+	assert_int_equal(commit_count(f->repo), before + 1);
+	/* an ID twice is bad input, and writes nothing */
+	recs[1] = recs[0];
+	assert_int_equal(co_store_put_batch_if_newer(f->s, recs, 2, NULL), CO_EINVAL);
+	assert_int_equal(commit_count(f->repo), before + 1);
+	for (i = 0; i < 4; i++)
+		co_record_free(own[i]);
+}
+
+typedef struct batcher {
+	co_store *s;
+	pthread_barrier_t *go;
+	int t, failures;
+} batcher;
+
+/* Thread t writes the same 20 IDs 10 times, at revs round * 4 + t. */
+static void *batch_thread(void *arg)
+{
+	batcher *b = arg;
+	int round, i;
+
+	pthread_barrier_wait(b->go);
+	for (round = 1; round <= 10; round++) {
+		const co_record *recs[20];
+		co_record *own[20];
+		char type[16];
+
+		snprintf(type, sizeof(type), "t%d", b->t);
+		for (i = 0; i < 20; i++) {
+			char id[16];
+
+			snprintf(id, sizeof(id), "R%02d", i);
+			recs[i] = own[i] = task_at_rev(id, round * 4 + b->t, type);
+		}
+		if (co_store_put_batch_if_newer(b->s, recs, 20, NULL) < 0)
+			b->failures++;
+		for (i = 0; i < 20; i++)
+			co_record_free(own[i]);
+	}
+	return NULL;
+}
+
+/* Four threads racing batches over the same IDs: the highest rev wins for
+ * every ID, whatever the interleaving. */
+static void racing_batches_keep_the_highest_rev_of_every_id(void **state)
+{
+	fixture *f = *state;
+	pthread_t th[4];
+	batcher b[4];
+	pthread_barrier_t go;
+	co_record_list l = {0};
+	size_t k;
+	int i;
+
+	pthread_barrier_init(&go, NULL, 4);
+	for (i = 0; i < 4; i++) {
+		b[i] = (batcher){f->s, &go, i, 0};
+		assert_int_equal(pthread_create(&th[i], NULL, batch_thread, &b[i]), 0);
+	}
+	for (i = 0; i < 4; i++)
+		pthread_join(th[i], NULL);
+	pthread_barrier_destroy(&go);
+	for (i = 0; i < 4; i++)
+		assert_int_equal(b[i].failures, 0);
+	assert_int_equal(co_store_list(&l, f->s, CO_KIND_TASK), 0);
+	assert_int_equal(l.n, 20);
+	for (k = 0; k < l.n; k++) {
+		assert_int_equal(l.items[k]->rev, 10 * 4 + 3);
+		assert_string_equal(l.items[k]->type, "t3");
+	}
+	co_record_list_clear(&l);
+}
+
 /* The same race between processes, each with its own store and libgit2. */
 static void claim_has_one_winner_across_4_processes(void **state)
 {
@@ -1198,6 +1322,8 @@ int main(void)
 	    T(fresh_repo_branch_is_created_by_first_write),
 	    T(claim_has_one_winner_under_32_threads),
 	    T(concurrent_writers_of_different_files_lose_nothing),
+	    T(put_batch_is_one_commit_and_never_goes_backwards),
+	    T(racing_batches_keep_the_highest_rev_of_every_id),
 	    T(claim_has_one_winner_across_4_processes),
 	    T(release_by_non_owner_conflicts),
 	    T(claim_with_ttl_expires),
