@@ -17,6 +17,7 @@
 #include "audit.h"
 
 #include "error.h"
+#include "list.h"
 #include "state_internal.h"
 
 #include <sqlite3.h>
@@ -69,38 +70,17 @@ void co_audit_mismatch_free(co_audit_mismatch *m)
 
 void co_audit_change_list_clear(co_audit_change_list *l)
 {
-	size_t i;
-
-	if (l == NULL)
-		return;
-	for (i = 0; i < l->n; i++)
-		co_audit_change_free(l->items[i]);
-	free(l->items);
-	memset(l, 0, sizeof(*l));
+	CO_LIST_CLEAR(l, co_audit_change_free);
 }
 
 void co_audit_op_list_clear(co_audit_op_list *l)
 {
-	size_t i;
-
-	if (l == NULL)
-		return;
-	for (i = 0; i < l->n; i++)
-		co_audit_op_free(l->items[i]);
-	free(l->items);
-	memset(l, 0, sizeof(*l));
+	CO_LIST_CLEAR(l, co_audit_op_free);
 }
 
 void co_audit_mismatch_list_clear(co_audit_mismatch_list *l)
 {
-	size_t i;
-
-	if (l == NULL)
-		return;
-	for (i = 0; i < l->n; i++)
-		co_audit_mismatch_free(l->items[i]);
-	free(l->items);
-	memset(l, 0, sizeof(*l));
+	CO_LIST_CLEAR(l, co_audit_mismatch_free);
 }
 
 /* After rows up to `last` (first inserted: `first`): trim if a multiple of

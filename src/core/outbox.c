@@ -21,6 +21,7 @@
 
 #include "error.h"
 #include "id.h"
+#include "list.h"
 #include "state_internal.h"
 
 #include <sqlite3.h>
@@ -48,15 +49,7 @@ void co_outbox_entry_free(co_outbox_entry *e)
 
 void co_outbox_list_clear(co_outbox_list *l)
 {
-	size_t i;
-
-	if (l == NULL)
-		return;
-	for (i = 0; i < l->n; i++)
-		co_outbox_entry_free(l->items[i]);
-	free(l->items);
-	l->items = NULL;
-	l->n = l->cap = 0;
+	CO_LIST_CLEAR(l, co_outbox_entry_free);
 }
 
 /* Append every entry of rows to *out, all or nothing; rows gives them up. */

@@ -14,6 +14,7 @@
 
 #include "error.h"
 #include "id.h"
+#include "list.h"
 
 #include <cjson/cJSON.h>
 #include <stdlib.h>
@@ -50,9 +51,10 @@ int co_status_parse(co_status *out, const char *name)
 			return 0;
 		}
 	}
-	return co_error_set(CO_EINVAL,
-			    "unknown status \"%s\" (available, claimed, blocked, complete, failed)",
-			    name ? name : "");
+	return co_error_set(
+	    CO_EINVAL,
+	    "unknown status \"%s\" (available, claimed, blocked, complete, failed)",
+	    name ? name : "");
 }
 
 /* ---- time ---- */
@@ -73,7 +75,8 @@ int co_time_parse(int64_t *out, const char *s)
 
 	memset(&tm, 0, sizeof(tm));
 	if (s == NULL || (p = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm)) == NULL)
-		return co_error_set(CO_EINVAL, "bad timestamp \"%s\" (want 2026-11-22T10:00:00Z)",
+		return co_error_set(CO_EINVAL,
+				    "bad timestamp \"%s\" (want 2026-11-22T10:00:00Z)",
 				    s ? s : "");
 	if (*p == '.') {
 		p++;
@@ -81,7 +84,8 @@ int co_time_parse(int64_t *out, const char *s)
 			p++;
 	}
 	if (strcmp(p, "Z") != 0)
-		return co_error_set(CO_EINVAL, "bad timestamp \"%s\": must be UTC ending in Z", s);
+		return co_error_set(CO_EINVAL,
+				    "bad timestamp \"%s\": must be UTC ending in Z", s);
 	*out = (int64_t)timegm(&tm);
 	return 0;
 }
@@ -194,13 +198,7 @@ int co_record_list_push(co_record_list *l, co_record *r)
 
 void co_record_list_clear(co_record_list *l)
 {
-	size_t i;
-
-	for (i = 0; i < l->n; i++)
-		co_record_free(l->items[i]);
-	free(l->items);
-	l->items = NULL;
-	l->n = l->cap = 0;
+	CO_LIST_CLEAR(l, co_record_free);
 }
 
 static int record_cmp(const void *a, const void *b)
@@ -327,10 +325,11 @@ int co_record_set_metadata(co_record *r, const char *json)
 	size_t len = json ? strlen(json) : 0;
 
 	if (len > CO_META_MAX)
-		return co_error_set(CO_ETOOBIG, "metadata is %zu bytes; the limit is %d", len,
-				    CO_META_MAX);
+		return co_error_set(CO_ETOOBIG, "metadata is %zu bytes; the limit is %d",
+				    len, CO_META_MAX);
 	if ((j = cJSON_ParseWithLength(json ? json : "", len)) == NULL)
-		return co_error_set(CO_EINVAL, "metadata is not valid JSON near \"%.20s\"",
+		return co_error_set(CO_EINVAL,
+				    "metadata is not valid JSON near \"%.20s\"",
 				    cJSON_GetErrorPtr() ? cJSON_GetErrorPtr() : "");
 	if (!cJSON_IsObject(j)) {
 		cJSON_Delete(j);
@@ -437,7 +436,8 @@ static int want_type(const cJSON *v, const char *key, int ok, const char *what)
 {
 	(void)v;
 	if (!ok)
-		return co_error_set(CO_EINVAL, "record field \"%s\" must be %s", key, what);
+		return co_error_set(CO_EINVAL, "record field \"%s\" must be %s", key,
+				    what);
 	return 0;
 }
 
@@ -448,10 +448,11 @@ static int parse_time_field(int64_t *out, const cJSON *v, const char *key)
 		return 0;
 	}
 	if (!cJSON_IsString(v))
-		return co_error_set(CO_EINVAL, "record field \"%s\" must be a timestamp or null",
-				    key);
+		return co_error_set(
+		    CO_EINVAL, "record field \"%s\" must be a timestamp or null", key);
 	if (co_time_parse(out, v->valuestring) < 0)
-		return co_error_set(CO_EINVAL, "record field \"%s\": bad timestamp \"%s\"", key,
+		return co_error_set(CO_EINVAL,
+				    "record field \"%s\": bad timestamp \"%s\"", key,
 				    v->valuestring);
 	return 0;
 }
@@ -461,13 +462,14 @@ static int parse_strv(co_strv *out, const cJSON *v, const char *key)
 	const cJSON *e;
 
 	if (!cJSON_IsArray(v))
-		return co_error_set(CO_EINVAL, "record field \"%s\" must be an array of strings",
-				    key);
+		return co_error_set(
+		    CO_EINVAL, "record field \"%s\" must be an array of strings", key);
 	cJSON_ArrayForEach(e, v)
 	{
 		if (!cJSON_IsString(e))
-			return co_error_set(CO_EINVAL,
-					    "record field \"%s\" must be an array of strings", key);
+			return co_error_set(
+			    CO_EINVAL, "record field \"%s\" must be an array of strings",
+			    key);
 		if (co_strv_push(out, e->valuestring) < 0)
 			return CO_ENOMEM;
 	}
@@ -482,10 +484,12 @@ static int parse_field(co_record *r, const cJSON *v, int *seen_rev)
 	if (strcmp(k, "id") == 0 || strcmp(k, "kind") == 0)
 		return 0; /* handled first */
 	if (strcmp(k, "rev") == 0) {
-		if ((error = want_type(v, k, cJSON_IsNumber(v) && v->valuedouble >= 1 &&
-						     v->valuedouble < 9.0e15 &&
-						     v->valuedouble == (double)(int64_t)v->valuedouble,
-				       "an integer >= 1")) < 0)
+		if ((error =
+			 want_type(v, k,
+				   cJSON_IsNumber(v) && v->valuedouble >= 1 &&
+				       v->valuedouble < 9.0e15 &&
+				       v->valuedouble == (double)(int64_t)v->valuedouble,
+				   "an integer >= 1")) < 0)
 			return error;
 		r->rev = (int64_t)v->valuedouble;
 		*seen_rev = 1;
@@ -497,7 +501,8 @@ static int parse_field(co_record *r, const cJSON *v, int *seen_rev)
 		char *text;
 
 		if (!cJSON_IsObject(v))
-			return co_error_set(CO_EINVAL, "record field \"metadata\" must be an object");
+			return co_error_set(
+			    CO_EINVAL, "record field \"metadata\" must be an object");
 		if ((text = cJSON_PrintUnformatted(v)) == NULL)
 			return co_error_set(CO_ENOMEM, "out of memory");
 		error = co_record_set_metadata(r, text);
@@ -518,10 +523,12 @@ static int parse_field(co_record *r, const cJSON *v, int *seen_rev)
 		if (strcmp(k, "owner") == 0) {
 			if (cJSON_IsNull(v))
 				return 0;
-			if ((error = want_type(v, k, cJSON_IsString(v), "a string or null")) < 0)
+			if ((error = want_type(v, k, cJSON_IsString(v),
+					       "a string or null")) < 0)
 				return error;
 			if ((error = co_id_validate(v->valuestring)) < 0)
-				return co_error_set(CO_EINVAL, "record field \"owner\": %s",
+				return co_error_set(CO_EINVAL,
+						    "record field \"owner\": %s",
 						    co_error_last());
 			return dup_str(&r->owner, v->valuestring);
 		}
@@ -561,9 +568,10 @@ int co_record_from_json(co_record **out, const char *json, size_t len)
 	}
 	kind = cJSON_GetObjectItemCaseSensitive(j, "kind");
 	id = cJSON_GetObjectItemCaseSensitive(j, "id");
-	if (!cJSON_IsString(kind) ||
-	    (strcmp(kind->valuestring, "task") != 0 && strcmp(kind->valuestring, "swarm") != 0)) {
-		error = co_error_set(CO_EINVAL, "record field \"kind\" must be \"task\" or \"swarm\"");
+	if (!cJSON_IsString(kind) || (strcmp(kind->valuestring, "task") != 0 &&
+				      strcmp(kind->valuestring, "swarm") != 0)) {
+		error = co_error_set(
+		    CO_EINVAL, "record field \"kind\" must be \"task\" or \"swarm\"");
 		goto done;
 	}
 	k = strcmp(kind->valuestring, "task") == 0 ? CO_KIND_TASK : CO_KIND_SWARM;
@@ -583,7 +591,8 @@ int co_record_from_json(co_record **out, const char *json, size_t len)
 		goto done;
 	}
 	if (k == CO_KIND_TASK && r->status == CO_STATUS_CLAIMED && r->owner == NULL) {
-		error = co_error_set(CO_EINVAL, "record %s is claimed but has no owner", r->id);
+		error = co_error_set(CO_EINVAL, "record %s is claimed but has no owner",
+				     r->id);
 		goto done;
 	}
 	*out = r;

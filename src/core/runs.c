@@ -16,6 +16,7 @@
 #include "runs.h"
 
 #include "error.h"
+#include "list.h"
 #include "state_internal.h"
 
 #include <sqlite3.h>
@@ -39,14 +40,7 @@ void co_run_free(co_run *r)
 
 void co_run_list_clear(co_run_list *l)
 {
-	size_t i;
-
-	if (l == NULL)
-		return;
-	for (i = 0; i < l->n; i++)
-		co_run_free(l->items[i]);
-	free(l->items);
-	memset(l, 0, sizeof(*l));
+	CO_LIST_CLEAR(l, co_run_free);
 }
 
 void co_divergence_free(co_divergence *d)
@@ -64,14 +58,7 @@ void co_divergence_free(co_divergence *d)
 
 void co_divergence_list_clear(co_divergence_list *l)
 {
-	size_t i;
-
-	if (l == NULL)
-		return;
-	for (i = 0; i < l->n; i++)
-		co_divergence_free(l->items[i]);
-	free(l->items);
-	memset(l, 0, sizeof(*l));
+	CO_LIST_CLEAR(l, co_divergence_free);
 }
 
 /* One run from a row of RUN_COLUMNS (void ** for co_state__row_type). */
