@@ -26,7 +26,7 @@ typedef struct co_etcd_opts {
 	int connect_timeout_ms; /* default 1000 */
 	int request_timeout_ms; /* default 5000 */
 	int scan_page; /* keys per page of co_store_scan(); default: 10000 over the
-			* gateway, up to 250000 over gRPC */
+			* gateway, up to 500000 over gRPC */
 } co_etcd_opts;
 
 #define CO_ETCD_OPTS_INIT                                                                \
