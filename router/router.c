@@ -88,6 +88,8 @@ struct co_router {
 	/* deferred fulfils (etcd mode): see "group commit" below */
 	co_outbox_fulfil *fq; /* guarded by sync_mu; strings owned */
 	size_t n_fq, cap_fq;
+	const co_outbox_fulfil *fq_writing; /* a flush's, until written (sync_mu) */
+	size_t n_fq_writing;
 	pthread_mutex_t fq_flush_mu; /* one flush at a time, whole */
 	pthread_mutex_t wit_mu;
 	co_audit_op wit[128]; /* WITNESS_BATCH */
@@ -165,7 +167,7 @@ int co_router_route(co_route *out, co_router *r, co_op op, const char *id)
 
 static int ack_durably(co_router *r, int64_t seq);
 static void fulfil_flush(co_router *r);
-static size_t fulfil_pending(co_router *r);
+static size_t fulfil_pending(co_router *r, co_kind kind, const char *id);
 
 /*
  * Apply one entry to its target store.  Puts are "if newer", so applying an
@@ -217,8 +219,9 @@ static int settle(co_router *r, co_side side, co_kind kind, const char *id, int6
 	int error;
 
 	/* A deferred fulfil may hold this ID's record: written, it is applied
-	 * below without asking the other store (which may be down). */
-	if (fulfil_pending(r) > 0)
+	 * below without asking the other store (which may be down).  Only
+	 * then: other IDs' fulfils are the syncer's to write, off this path. */
+	if (fulfil_pending(r, kind, id) > 0)
 		fulfil_flush(r);
 	if ((error = co_outbox_pending_for(&l, r->st, side_name(side), co_kind_name(kind),
 					   id)) < 0)
@@ -353,19 +356,46 @@ static void fulfil_flush(co_router *r)
 	n = r->n_fq;
 	r->fq = NULL;
 	r->n_fq = r->cap_fq = 0;
+	r->fq_writing = items;
+	r->n_fq_writing = n;
 	pthread_mutex_unlock(&r->sync_mu);
 	if (n > 0)
 		co_outbox_fulfil_intents(r->st, items, n, 0);
+	pthread_mutex_lock(&r->sync_mu);
+	r->fq_writing = NULL;
+	r->n_fq_writing = 0;
+	pthread_mutex_unlock(&r->sync_mu);
 	pthread_mutex_unlock(&r->fq_flush_mu);
 	fulfil_items_free(items, n);
 }
 
-static size_t fulfil_pending(co_router *r)
+static size_t count_id(const co_outbox_fulfil *items, size_t n, co_kind kind,
+		       const char *id)
+{
+	size_t i, c = 0;
+
+	for (i = 0; i < n; i++)
+		if (strcmp(items[i].id, id) == 0 &&
+		    strcmp(items[i].kind, co_kind_name(kind)) == 0)
+			c++;
+	return c;
+}
+
+/*
+ * Deferred fulfils not yet written, queued or being written: all of them
+ * (id NULL), or those of kind/id.  After a fulfil_flush() that follows a
+ * non-zero answer, those are written (the flush waits for one in progress).
+ */
+static size_t fulfil_pending(co_router *r, co_kind kind, const char *id)
 {
 	size_t n;
 
 	pthread_mutex_lock(&r->sync_mu);
-	n = r->n_fq;
+	if (id == NULL)
+		n = r->n_fq + r->n_fq_writing;
+	else
+		n = count_id(r->fq, r->n_fq, kind, id) +
+		    count_id(r->fq_writing, r->n_fq_writing, kind, id);
 	pthread_mutex_unlock(&r->sync_mu);
 	return n;
 }
@@ -987,7 +1017,7 @@ static int drain_batch(co_router *r, const char *target, size_t *applied)
 	int error, first_error = 0;
 
 	*applied = 0;
-	if (fulfil_pending(r) > 0)
+	if (fulfil_pending(r, CO_KIND_TASK, NULL) > 0)
 		fulfil_flush(r); /* records to copy, not intents to look up */
 	if ((error = co_outbox_next_batch(&l, r->st, target, 64, co_state_now_ms())) < 0)
 		return error;
