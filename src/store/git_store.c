@@ -886,6 +886,29 @@ done:
 }
 
 /*
+ * The compare of a compare-and-swap: `path` in `tree` must still have
+ * version `expected` ("" = absent); its blob id in *cur and *found.
+ * CO_ERETRY when it changed meanwhile.
+ */
+static int gs_check_version(git_oid *cur, int *found, co_git_store *gs, git_tree *tree,
+			    const char *path, const co_version *expected)
+{
+	char cur_hex[GIT_OID_HEXSZ + 1] = "";
+	int error;
+
+	if ((error = gs_lookup_file(cur, found, gs, tree, path)) < 0)
+		return error;
+	if (*found)
+		git_oid_tostr(cur_hex, sizeof(cur_hex), cur);
+	if (strcmp(cur_hex, expected->v) != 0)
+		return co_error_set(CO_ERETRY,
+				    "git repo %s: %s changed meanwhile (%s, not %s)",
+				    gs->repo, path, *found ? cur_hex : "absent",
+				    expected->v[0] ? expected->v : "absent");
+	return 0;
+}
+
+/*
  * One attempt: build on the current head and publish.  CO_ERETRY when the
  * file changed (the caller's CAS lost); 1 when the ref moved under us and
  * the attempt should simply be repeated; 0 when published.
@@ -897,21 +920,11 @@ static int gs_try_write(co_git_store *gs, git_repository *repo, co_kind kind,
 	git_commit *commit = NULL;
 	git_tree *tree = NULL;
 	git_oid head, cur, blob, tree_id;
-	char cur_hex[GIT_OID_HEXSZ + 1] = "";
 	int exists, found, error;
 
 	if ((error = gs_head_tree(&commit, &tree, &head, &exists, gs, repo)) < 0 ||
-	    (error = gs_lookup_file(&cur, &found, gs, tree, path)) < 0)
+	    (error = gs_check_version(&cur, &found, gs, tree, path, expected)) < 0)
 		goto done;
-	if (found)
-		git_oid_tostr(cur_hex, sizeof(cur_hex), &cur);
-	if (strcmp(cur_hex, expected->v) != 0) {
-		error = co_error_set(CO_ERETRY,
-				     "git repo %s: %s changed meanwhile (%s, not %s)",
-				     gs->repo, path, found ? cur_hex : "absent",
-				     expected->v[0] ? expected->v : "absent");
-		goto done;
-	}
 	if (!json && !found)
 		goto done; /* deleting what is not there: nothing to commit */
 	if (json && git_blob_create_from_buffer(&blob, repo, json, strlen(json)) < 0) {
@@ -1037,18 +1050,9 @@ static int gs_attempt_many(co_git_store *gs, git_repository *repo, void *ctx)
 	if ((error = gs_head_tree(&commit, &tree, &head, &exists, gs, repo)) < 0)
 		goto done;
 	for (i = 0; i < m->n; i++) {
-		char cur_hex[GIT_OID_HEXSZ + 1] = "";
-
-		if ((error = gs_lookup_file(&cur, &found, gs, tree, m->paths[i])) < 0)
+		if ((error = gs_check_version(&cur, &found, gs, tree, m->paths[i],
+					      &m->w[i].expected)) < 0)
 			goto done;
-		if (found)
-			git_oid_tostr(cur_hex, sizeof(cur_hex), &cur);
-		if (strcmp(cur_hex, m->w[i].expected.v) != 0) {
-			error =
-			    co_error_set(CO_ERETRY, "git repo %s: %s changed meanwhile",
-					 gs->repo, m->paths[i]);
-			goto done;
-		}
 		if (git_blob_create_from_buffer(&m->upd[nu].id, repo, m->json[i],
 						strlen(m->json[i])) < 0) {
 			error = gs_fail(CO_EUNAVAIL, "git repo %s: write blob for %s",

@@ -512,12 +512,17 @@ struct over_arg {
 	int only_newer;
 };
 
+/* Never backwards: a mirror keeps the rev it holds if it is as high. */
+static int holds_as_new(const co_record *cur, const co_record *r)
+{
+	return cur && cur->rev >= r->rev;
+}
+
 static int plan_over(co_record **next, const co_record *cur, const void *varg)
 {
 	const struct over_arg *a = varg;
 
-	/* Never backwards: a mirror keeps the higher rev it holds. */
-	if (cur && (a->only_newer ? cur->rev >= a->r->rev : co_record_equal(cur, a->r)))
+	if (a->only_newer ? holds_as_new(cur, a->r) : cur && co_record_equal(cur, a->r))
 		return PLAN_KEEP;
 	return co_record_dup(next, a->r) < 0 ? CO_ENOMEM : PLAN_WRITE;
 }
@@ -541,7 +546,7 @@ int co_store_put_batch_if_newer(co_store *s, const co_record *const *records, si
 {
 	co_store__write *w = NULL;
 	size_t i, j, nw;
-	int error = 0, round;
+	int error = 0, round, write;
 
 	if (applied)
 		memset(applied, 0, n * sizeof(*applied));
@@ -578,12 +583,13 @@ int co_store_put_batch_if_newer(co_store *s, const co_record *const *records, si
 			if (error < 0 && error != CO_ENOTFOUND)
 				goto done;
 			error = 0;
-			if (applied)
-				applied[i] = !(cur && cur->rev >= records[i]->rev);
-			if (!(cur && cur->rev >= records[i]->rev)) {
+			write = !holds_as_new(cur, records[i]);
+			if (write) {
 				w[nw].r = records[i];
 				w[nw++].expected = ver;
 			}
+			if (applied)
+				applied[i] = write;
 			co_record_free(cur);
 		}
 		co_error_clear();
