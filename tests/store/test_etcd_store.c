@@ -17,6 +17,7 @@
 #include "core/error.h"
 #include "core/record.h"
 #include "harness/harness.h"
+#include "harness/scanned.h"
 #include "store/etcd_store.h"
 #include "store/store.h"
 
@@ -840,18 +841,6 @@ static void store_with_auth_logs_in_and_survives_a_token_loss(void **state)
 
 /* ---- scan ---- */
 
-#define SCANNED_MAX 16
-
-struct scanned {
-	co_store *writer; /* writes through it at the first record; NULL: none */
-	size_t n;
-	co_kind kind[SCANNED_MAX];
-	char id[SCANNED_MAX][32];
-	char raw[SCANNED_MAX][512];
-	char ver[SCANNED_MAX][CO_VERSION_MAX];
-	int rc; /* a write in the callback that failed */
-};
-
 /* Register a swarm and drop the result. */
 static void register_swarm(co_store *s, const char *id)
 {
@@ -868,17 +857,13 @@ static void register_swarm(co_store *s, const char *id)
  * claim T5, remove T4, create T6, register S2. */
 static int scan_collect(void *ctx, const co_scan_item *it)
 {
-	struct scanned *c = ctx;
+	co_test_scanned *c = ctx;
 	co_record *out = NULL;
+	int error;
 
-	if (c->n == SCANNED_MAX || it->len >= sizeof(c->raw[0]))
-		return CO_ETOOBIG;
-	c->kind[c->n] = it->kind;
-	snprintf(c->id[c->n], sizeof(c->id[0]), "%s", it->id);
-	memcpy(c->raw[c->n], it->raw, it->len);
-	c->raw[c->n][it->len] = '\0';
-	snprintf(c->ver[c->n], sizeof(c->ver[0]), "%s", it->version);
-	if (c->n++ == 0 && c->writer) {
+	if ((error = co_test_scanned_add(c, it)) < 0)
+		return error;
+	if (c->n == 1 && c->writer) {
 		co_record *t = new_task("T6", "build"), *sw = NULL;
 
 		if (co_store_claim(&out, c->writer, "T5", "alice", 0) != 0 ||
@@ -929,7 +914,7 @@ static void scan_passes_raw_records_at_the_first_pages_revision(void **state)
 	(void)state;
 	for (m = 0; m < 2; m++) {
 		char prefix[64], ver[CO_VERSION_MAX];
-		struct scanned c;
+		co_test_scanned c;
 		co_store *s, *w;
 		co_record *t5 = NULL, *t1 = NULL;
 		char *json;

@@ -17,6 +17,7 @@
 #include "core/error.h"
 #include "core/record.h"
 #include "harness/harness.h"
+#include "harness/scanned.h"
 #include "store/git_store.h"
 #include "store/store.h"
 
@@ -1091,29 +1092,15 @@ static void remote_store_round_trip_and_one_winner_across_mirrors(void **state)
 
 /* ---- scan ---- */
 
-struct scanned {
-	co_store *writer; /* at the first record: claim T2, remove T3, add T4 */
-	size_t n;
-	char id[8][32];
-	char raw[8][512];
-	char ver[8][CO_VERSION_MAX];
-	co_kind kind[8];
-	int rc;
-};
-
 static int scan_collect(void *ctx, const co_scan_item *it)
 {
-	struct scanned *c = ctx;
+	co_test_scanned *c = ctx;
 	co_record *out = NULL;
+	int error;
 
-	if (c->n == 8 || it->len >= sizeof(c->raw[0]))
-		return CO_ETOOBIG;
-	c->kind[c->n] = it->kind;
-	snprintf(c->id[c->n], sizeof(c->id[0]), "%s", it->id);
-	memcpy(c->raw[c->n], it->raw, it->len);
-	c->raw[c->n][it->len] = '\0';
-	snprintf(c->ver[c->n], sizeof(c->ver[0]), "%s", it->version);
-	if (c->n++ == 0 && c->writer) {
+	if ((error = co_test_scanned_add(c, it)) < 0)
+		return error;
+	if (c->n == 1 && c->writer) {
 		co_record *t = new_task("T4", "build");
 
 		if (co_store_claim(&out, c->writer, "T2", "alice", 0) != 0 ||
@@ -1137,7 +1124,7 @@ static int scan_collect(void *ctx, const co_scan_item *it)
 static void scan_passes_raw_files_of_one_commit(void **state)
 {
 	fixture *f = *state;
-	struct scanned c;
+	co_test_scanned c;
 	co_record *t2 = NULL, *sw = NULL, *out = NULL;
 	char ver[CO_VERSION_MAX], *pretty;
 	co_store *w;
@@ -1304,7 +1291,7 @@ static void blob_id_is_what_git_hash_object_gives(void **state)
 static void scan_of_an_unborn_branch_passes_nothing(void **state)
 {
 	fixture *f = *state;
-	struct scanned c;
+	co_test_scanned c;
 
 	memset(&c, 0, sizeof(c));
 	assert_int_equal(co_store_scan(f->s, scan_collect, &c), 0);
