@@ -291,19 +291,20 @@ void co_flags_diff(char *buf, size_t len, const co_flags *a, const co_flags *b)
 		memcpy(buf + len - 4, "...", 4);
 }
 
+int co_op_flags_etcd_capable(co_op_flags s)
+{
+	return s.mode == CO_MODE_ETCD || (s.mode == CO_MODE_DUAL && s.etcd_percent > 0);
+}
+
 int co_flags_etcd_primary_possible(const co_flags *f)
 {
 	int op;
 
 	if (f->kill_switch)
 		return 0;
-	for (op = 0; op < CO_OP__COUNT; op++) {
-		co_op_flags s = co_flags_get(f, (co_op)op);
-
-		if (s.mode == CO_MODE_ETCD ||
-		    (s.mode == CO_MODE_DUAL && s.etcd_percent > 0))
+	for (op = 0; op < CO_OP__COUNT; op++)
+		if (co_op_flags_etcd_capable(co_flags_get(f, (co_op)op)))
 			return 1;
-	}
 	return 0;
 }
 

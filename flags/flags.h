@@ -227,6 +227,9 @@ int co_flags_equal(const co_flags *a, const co_flags *b);
  */
 void co_flags_diff(char *buf, size_t len, const co_flags *a, const co_flags *b);
 
+/* 1 if the setting can make etcd a primary (dual above 0, or etcd), else 0. */
+int co_op_flags_etcd_capable(co_op_flags s);
+
 /*
  * 1 if some operation can have etcd as its primary under `f` (a dual mode
  * with percent > 0, or etcd mode) and the kill switch is off, else 0.  The

@@ -50,6 +50,40 @@ int co_gate_needs_legacy_check(const co_flags *from, const co_flags *to)
 	return !co_flags_etcd_primary_possible(&a) && co_flags_etcd_primary_possible(&b);
 }
 
+int co_gate_skipped_shadow(const co_flags *from, const co_flags *to)
+{
+	int op;
+
+	for (op = 0; op < CO_OP__COUNT; op++)
+		if (co_flags_get(from, (co_op)op).mode == CO_MODE_GIT &&
+		    co_op_flags_etcd_capable(co_flags_get(to, (co_op)op)))
+			return op;
+	return -1;
+}
+
+static int check_shadow_first(const co_gate_input *in)
+{
+	int op = co_gate_skipped_shadow(in->from, in->to);
+	char setting[32];
+	co_op_flags s;
+
+	if (op < 0)
+		return 0;
+	s = co_flags_get(in->to, (co_op)op);
+	if (s.mode == CO_MODE_DUAL)
+		snprintf(setting, sizeof(setting), "dual %d", s.etcd_percent);
+	else
+		snprintf(setting, sizeof(setting), "%s", co_mode_name(s.mode));
+	return co_error_set(
+	    CO_ECONFLICT,
+	    "go/no-go: %s would go from git straight to %s: in git mode nothing "
+	    "is mirrored to etcd, and a router that has not seen the change yet "
+	    "still writes git alone while another picks winners in etcd; go "
+	    "through shadow first (`cutover stage shadow`, then `cutover "
+	    "reconcile`)" OVERRIDE,
+	    co_op_name((co_op)op), setting);
+}
+
 static int check_run(const co_gate_input *in)
 {
 	const co_run *r = in->latest;
@@ -65,7 +99,8 @@ static int check_run(const co_gate_input *in)
 		return co_error_set(CO_ECONFLICT,
 				    "go/no-go: latest reconciliation run %lld %s "
 				    "(consistency %.4f%%)" OVERRIDE,
-				    (long long)r->id, r->verdict ? "failed" : "did not finish",
+				    (long long)r->id,
+				    r->verdict ? "failed" : "did not finish",
 				    r->consistency * 100.0);
 	ended = r->started_at + r->duration_ms;
 	fmt_age(age, sizeof(age), in->now_ms - ended);
@@ -86,9 +121,10 @@ static int check_legacy(const co_gate_input *in)
 
 	fmt_age(win, sizeof(win), in->window_ms);
 	if (in->foreign_error)
-		return co_error_set(CO_ECONFLICT,
-				    "go/no-go: cannot check for legacy writers: %s" OVERRIDE,
-				    in->foreign_error);
+		return co_error_set(
+		    CO_ECONFLICT,
+		    "go/no-go: cannot check for legacy writers: %s" OVERRIDE,
+		    in->foreign_error);
 	/* The newest foreign commit inside the window names the writer. */
 	for (i = 0; i < in->n_foreign; i++) {
 		if (in->foreign[i].time_ms < in->now_ms - in->window_ms)
@@ -99,14 +135,14 @@ static int check_legacy(const co_gate_input *in)
 	if (c == NULL)
 		return 0;
 	fmt_age(age, sizeof(age), in->now_ms - c->time_ms);
-	return co_error_set(CO_ECONFLICT,
-			    "go/no-go: legacy writer on the git branch: commit %s by %s "
-			    "%s ago, within the go/no-go window of %s; etcd cannot become "
-			    "a primary while legacy clients commit with plain git (stop "
-			    "them, or let `cutover migrate --follow` catch up and wait "
-			    "out the window)" OVERRIDE,
-			    c->short_id ? c->short_id : "?", c->author ? c->author : "?",
-			    age, win);
+	return co_error_set(
+	    CO_ECONFLICT,
+	    "go/no-go: legacy writer on the git branch: commit %s by %s "
+	    "%s ago, within the go/no-go window of %s; etcd cannot become "
+	    "a primary while legacy clients commit with plain git (stop "
+	    "them, or let `cutover migrate --follow` catch up and wait "
+	    "out the window)" OVERRIDE,
+	    c->short_id ? c->short_id : "?", c->author ? c->author : "?", age, win);
 }
 
 int co_gate_check(const co_gate_input *in)
@@ -115,9 +151,12 @@ int co_gate_check(const co_gate_input *in)
 
 	if (in == NULL || in->from == NULL || in->to == NULL || in->window_ms < 0)
 		return co_error_set(CO_EINVAL, "go/no-go: bad input");
+	if ((error = check_shadow_first(in)) < 0)
+		return error;
 	if (co_gate_needs_run(in->from, in->to) && (error = check_run(in)) < 0)
 		return error;
-	if (co_gate_needs_legacy_check(in->from, in->to) && (error = check_legacy(in)) < 0)
+	if (co_gate_needs_legacy_check(in->from, in->to) &&
+	    (error = check_legacy(in)) < 0)
 		return error;
 	return 0;
 }

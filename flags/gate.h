@@ -15,6 +15,17 @@
  *     on one task would make two winners.  The refusal names the commit
  *     (short id) and its author.
  *
+ *  3. An operation may not go from `git` straight to a setting where etcd
+ *     can be primary (dual above 0, or etcd), kill switch set aside: in
+ *     git mode nothing reaches etcd, so etcd is stale for every write made
+ *     since the last backfill, and a router that has not seen the change
+ *     yet writes git alone with no intent that a router already routing to
+ *     etcd could see (the intents of DESIGN §4 need a secondary on both
+ *     sides).  `shadow` in between mirrors every write and makes every
+ *     router push intents.  Checked first: it is the structural mistake.
+ *     Moving back (etcd or dual to git) is never refused, like every
+ *     backward move: the kill switch is the safe way back in a hurry.
+ *
  * Reading the runs (runs.h) and walking git (store/git_log.h) is the
  * caller's; this module only decides and explains.  `--force` is the
  * caller's too: it skips the check and records that it did.
@@ -37,11 +48,11 @@ typedef struct co_gate_commit {
 } co_gate_commit;
 
 typedef struct co_gate_input {
-	const co_flags *from;	/* the flags now */
-	const co_flags *to;	/* the flags asked for */
-	const co_run *latest;	/* the latest finished run, or NULL if none */
-	int64_t now_ms;		/* co_state_now_ms() */
-	int64_t window_ms;	/* config go_no_go_window_ms */
+	const co_flags *from;	       /* the flags now */
+	const co_flags *to;	       /* the flags asked for */
+	const co_run *latest;	       /* the latest finished run, or NULL if none */
+	int64_t now_ms;		       /* co_state_now_ms() */
+	int64_t window_ms;	       /* config go_no_go_window_ms */
 	const co_gate_commit *foreign; /* newest first; may be NULL if n_foreign 0 */
 	size_t n_foreign;
 	const char *foreign_error; /* non-NULL: the commits could not be read (why) */
@@ -58,8 +69,16 @@ int co_gate_needs_run(const co_flags *from, const co_flags *to);
 int co_gate_needs_legacy_check(const co_flags *from, const co_flags *to);
 
 /*
+ * The first operation (co_op) whose mode goes from git in `from` to a
+ * setting where etcd can be primary in `to` (rule 3), or -1.
+ */
+int co_gate_skipped_shadow(const co_flags *from, const co_flags *to);
+
+/*
  * Decide.  0 if the change may go ahead (also when no rule applies).
  * CO_ECONFLICT with a message an operator can act on otherwise:
+ * "go/no-go: task_claim would go from git straight to dual 10: ... go
+ * through shadow first ...",
  * "go/no-go: no reconciliation run has finished ...", "... run 7 failed ...",
  * "... run 7 passed 2h ago, older than the go/no-go window of 1h ...",
  * "go/no-go: legacy writer: commit 3f2a9c1d0e by Legacy Bot <...> 4m ago,

@@ -23,7 +23,6 @@
 
 #define HOUR_MS (3600LL * 1000)
 
-
 /* ---- the pure gate ---- */
 
 static co_flags at(co_stage s)
@@ -115,6 +114,58 @@ static void gate_refuses_etcd_primary_while_a_legacy_commit_is_recent(void **sta
 	assert_non_null(strstr(co_error_last(), "cannot check for legacy writers"));
 }
 
+static void gate_refuses_git_straight_to_an_etcd_primary(void **state)
+{
+	co_flags git = at(CO_STAGE_GIT), shadow = at(CO_STAGE_SHADOW),
+		 ten = at(CO_STAGE_10), etcd = at(CO_STAGE_ETCD), one = at(CO_STAGE_GIT);
+	co_run run = {1, 0, 10, 5, 5, 0, 0, 0, 1.0, "pass", "none", NULL};
+	co_gate_input in = {0};
+
+	(void)state;
+	in.now_ms = 100 * HOUR_MS;
+	in.window_ms = HOUR_MS;
+	run.started_at = in.now_ms - 1000;
+	in.latest = &run; /* a fresh passing run: only the new rule can refuse */
+	in.from = &git;
+	in.to = &ten;
+	assert_int_equal(co_gate_skipped_shadow(&git, &ten), 0);
+	assert_int_equal(co_gate_check(&in), CO_ECONFLICT);
+	assert_non_null(strstr(co_error_last(), "task_create would go from git straight "
+						"to dual 10"));
+	assert_non_null(strstr(co_error_last(), "go through shadow first"));
+	assert_non_null(strstr(co_error_last(), "--force"));
+	in.to = &etcd;
+	assert_int_equal(co_gate_check(&in), CO_ECONFLICT);
+	assert_non_null(strstr(co_error_last(), "straight to etcd:"));
+
+	/* One operation is enough; dual 0 cannot make etcd primary. */
+	assert_int_equal(co_flags_set(&one, CO_OP_TASK_CLAIM, CO_MODE_DUAL, 0), 0);
+	assert_int_equal(co_gate_skipped_shadow(&git, &one), -1);
+	assert_int_equal(co_flags_set(&one, CO_OP_TASK_CLAIM, CO_MODE_DUAL, 5), 0);
+	assert_int_equal(co_gate_skipped_shadow(&git, &one), CO_OP_TASK_CLAIM);
+	in.to = &one;
+	assert_int_equal(co_gate_check(&in), CO_ECONFLICT);
+	assert_non_null(strstr(co_error_last(), "task_claim would go from git straight "
+						"to dual 5"));
+
+	/* The kill switch does not make git a shadow: it is set aside. */
+	co_flags_set_kill(&git, 1, "drill");
+	in.to = &ten;
+	assert_int_equal(co_gate_check(&in), CO_ECONFLICT);
+	co_flags_set_kill(&git, 0, NULL);
+
+	/* Through shadow is the way; backward is never refused. */
+	in.to = &shadow;
+	assert_int_equal(co_gate_check(&in), 0);
+	in.from = &shadow;
+	in.to = &ten;
+	assert_int_equal(co_gate_check(&in), 0);
+	in.from = &etcd;
+	in.to = &git;
+	in.latest = NULL;
+	assert_int_equal(co_gate_check(&in), 0);
+}
+
 /* ---- the binary ---- */
 
 static void insert_run(fx *f, const char *verdict, int64_t started_at)
@@ -170,6 +221,17 @@ static void stage_forward_needs_a_passing_run_and_force_is_recorded(void **state
 	fx_expect(0, f, "stage", "git");
 
 	insert_run(f, "pass", now_ms() - 1000);
+	/* Not even a fresh passing run lets git skip shadow. */
+	assert_int_equal(fx_run(f, NULL, &err, "stage", "10"), 3);
+	fx_contains(err, "would go from git straight to dual 10");
+	fx_contains(err, "go through shadow first");
+	free(err);
+	assert_int_equal(fx_run(f, NULL, &err, "flags", "set", "task_claim", "etcd"), 3);
+	fx_contains(err, "task_claim would go from git straight to etcd");
+	free(err);
+	assert_int_equal(fx_run(f, &out, NULL, "--json", "flags", "show"), 0);
+	fx_contains(out, "\"stage\":\"git\"");
+	free(out);
 	fx_expect(0, f, "stage", "shadow");
 	c = fx_latest_change(f);
 	assert_null(strstr(c->detail, "forced"));
@@ -296,6 +358,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(gate_refuses_forward_without_a_recent_passing_run),
 	    cmocka_unit_test(gate_refuses_etcd_primary_while_a_legacy_commit_is_recent),
+	    cmocka_unit_test(gate_refuses_git_straight_to_an_etcd_primary),
 	    cmocka_unit_test_setup_teardown(
 		stage_forward_needs_a_passing_run_and_force_is_recorded, fx_test_setup,
 		fx_test_teardown),
