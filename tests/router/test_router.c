@@ -264,6 +264,127 @@ static void claim_has_one_winner_through_the_router_in_every_mode(void **state)
 	fx_close(&f);
 }
 
+/* ---- two routers whose flags disagree ---- */
+
+#define DUO_TASKS 24
+#define DUO_THREADS 16
+
+struct duo {
+	co_router *r;
+	const char *id;
+	int idx, rc;
+	pthread_barrier_t *go;
+};
+
+static void *duo_main(void *arg)
+{
+	struct duo *a = arg;
+	co_record *out = NULL;
+	char swarm[32];
+
+	snprintf(swarm, sizeof(swarm), "swarm-%d", a->idx);
+	pthread_barrier_wait(a->go);
+	a->rc = co_router_claim(&out, a->r, a->id, swarm, 0);
+	co_record_free(out);
+	return NULL;
+}
+
+/*
+ * Two routers over one state dir and the same stores, one at shadow (git
+ * decides), the other at 100 (etcd decides): the moment of a flip that one
+ * router has seen and the other not yet, held still.  Each pushes its
+ * intent before it settles, so on every ID one of them backs off
+ * (unavailable) while the other is writing: at most one claim is ever
+ * acknowledged, and after both drain the stores agree on its owner.
+ * Without the check of the other router's intents both would win.
+ */
+static void two_routers_with_different_primaries_never_both_win(void **state)
+{
+	co_router_opts ro = CO_ROUTER_OPTS_INIT;
+	co_flags_watcher *fw_b = NULL;
+	co_state *st_b = NULL;
+	co_router *rb = NULL;
+	co_flags fl;
+	char flags_b[400];
+	int k, backed_off = 0, decided[2] = {0, 0};
+	fx f;
+
+	(void)state;
+	fx_open_on(&f, &etcd, "shadow", 0);
+	snprintf(flags_b, sizeof(flags_b), "%s/flags-b.yaml", f.dir);
+	co_flags_init(&fl);
+	assert_int_equal(co_stage_apply(&fl, CO_STAGE_100), 0);
+	assert_int_equal(co_flags_save(&fl, flags_b), 0);
+	assert_int_equal(co_flags_watcher_open(&fw_b, flags_b), 0);
+	assert_int_equal(co_state_open(&st_b, f.dir), 0);
+	ro.git = f.git;
+	ro.etcd = f.etcd;
+	ro.state = st_b;
+	ro.flags = fw_b;
+	assert_int_equal(co_router_open(&rb, &ro), 0);
+
+	for (k = 0; k < DUO_TASKS; k++) {
+		struct duo a[DUO_THREADS];
+		pthread_t th[DUO_THREADS];
+		pthread_barrier_t go;
+		co_record *g = NULL, *e = NULL;
+		char id[64], want[32];
+		int i, winners = 0, w = -1;
+
+		snprintf(id, sizeof(id), "duo-%d", k);
+		create_task(&f, id);
+		pthread_barrier_init(&go, NULL, DUO_THREADS);
+		for (i = 0; i < DUO_THREADS; i++) {
+			a[i] = (struct duo){i % 2 ? rb : f.r, id, i, 0, &go};
+			pthread_create(&th[i], NULL, duo_main, &a[i]);
+		}
+		for (i = 0; i < DUO_THREADS; i++)
+			pthread_join(th[i], NULL);
+		pthread_barrier_destroy(&go);
+		for (i = 0; i < DUO_THREADS; i++) {
+			if (a[i].rc == 0) {
+				winners++;
+				w = i;
+			} else if (a[i].rc == CO_EUNAVAIL) {
+				backed_off++;
+			} else if (a[i].rc != CO_ECONFLICT) {
+				fail_msg("%s: claim returned %d: %s", id, a[i].rc,
+					 co_error_name(a[i].rc));
+			}
+		}
+		if (winners > 1)
+			fail_msg(
+			    "%s: %d claims acknowledged by routers at shadow and 100", id,
+			    winners);
+		drain_all(&f);
+		{
+			fx fb = f;
+
+			fb.r = rb;
+			fb.st = st_b;
+			drain_all(&fb);
+		}
+		assert_int_equal(co_store_get(&g, f.git, CO_KIND_TASK, id), 0);
+		assert_int_equal(co_store_get(&e, f.etcd, CO_KIND_TASK, id), 0);
+		assert_true(co_record_equal(g, e));
+		if (w >= 0) {
+			snprintf(want, sizeof(want), "swarm-%d", w);
+			assert_non_null(g->owner);
+			assert_string_equal(g->owner, want);
+			decided[w % 2]++;
+		}
+		co_record_free(g);
+		co_record_free(e);
+	}
+	print_message("two routers: winners at shadow %d, at 100 %d; %d claims backed "
+		      "off (unavailable)\n",
+		      decided[0], decided[1], backed_off);
+	co_router_close(rb);
+	co_flags_watcher_close(fw_b);
+	co_state_close(st_b);
+	fx_close(&f);
+}
+
 /* ---- chaos ---- */
 
 #define CHAOS_TASKS 1000
@@ -994,6 +1115,7 @@ int main(int argc, char **argv)
 		return router_child(argv + 2);
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(claim_has_one_winner_through_the_router_in_every_mode),
+	    cmocka_unit_test(two_routers_with_different_primaries_never_both_win),
 	    cmocka_unit_test(
 		failed_group_commit_fails_the_write_and_keeps_what_git_is_owed),
 	    cmocka_unit_test(
