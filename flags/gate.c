@@ -50,30 +50,63 @@ int co_gate_needs_legacy_check(const co_flags *from, const co_flags *to)
 	return !co_flags_etcd_primary_possible(&a) && co_flags_etcd_primary_possible(&b);
 }
 
-int co_gate_skipped_shadow(const co_flags *from, const co_flags *to)
+/* The mode routers follow for `op` under f: the kill switch routes as shadow. */
+static co_op_flags effective(const co_flags *f, co_op op)
+{
+	co_op_flags s = co_flags_get(f, op);
+
+	if (f->kill_switch)
+		s.mode = CO_MODE_SHADOW;
+	return s;
+}
+
+int co_gate_skipped_shadow(int *backward, const co_flags *from, const co_flags *to)
 {
 	int op;
 
-	for (op = 0; op < CO_OP__COUNT; op++)
+	for (op = 0; op < CO_OP__COUNT; op++) {
+		/* Forward: configured modes, the kill switch set aside. */
 		if (co_flags_get(from, (co_op)op).mode == CO_MODE_GIT &&
-		    co_op_flags_etcd_capable(co_flags_get(to, (co_op)op)))
+		    co_op_flags_etcd_capable(co_flags_get(to, (co_op)op))) {
+			*backward = 0;
 			return op;
+		}
+		/* Back: what routers do now, and will do. */
+		if (co_op_flags_etcd_capable(effective(from, (co_op)op)) &&
+		    effective(to, (co_op)op).mode == CO_MODE_GIT) {
+			*backward = 1;
+			return op;
+		}
+	}
 	return -1;
 }
 
-static int check_shadow_first(const co_gate_input *in)
+static void setting_name(char *buf, size_t len, co_op_flags s)
 {
-	int op = co_gate_skipped_shadow(in->from, in->to);
-	char setting[32];
-	co_op_flags s;
+	if (s.mode == CO_MODE_DUAL)
+		snprintf(buf, len, "dual %d", s.etcd_percent);
+	else
+		snprintf(buf, len, "%s", co_mode_name(s.mode));
+}
+
+int co_gate_check_path(const co_flags *from, const co_flags *to)
+{
+	int backward = 0, op = co_gate_skipped_shadow(&backward, from, to);
+	char a[32], b[32];
 
 	if (op < 0)
 		return 0;
-	s = co_flags_get(in->to, (co_op)op);
-	if (s.mode == CO_MODE_DUAL)
-		snprintf(setting, sizeof(setting), "dual %d", s.etcd_percent);
-	else
-		snprintf(setting, sizeof(setting), "%s", co_mode_name(s.mode));
+	setting_name(a, sizeof(a), co_flags_get(from, (co_op)op));
+	setting_name(b, sizeof(b), co_flags_get(to, (co_op)op));
+	if (backward)
+		return co_error_set(
+		    CO_ECONFLICT,
+		    "go/no-go: %s would go from %s straight to git: a router that has "
+		    "not seen the change yet still picks winners in etcd, which "
+		    "git-mode writes never reach; go through shadow first (`cutover "
+		    "stage shadow`), or pull the kill switch (`cutover rollback`) to "
+		    "get out now" OVERRIDE,
+		    co_op_name((co_op)op), a);
 	return co_error_set(
 	    CO_ECONFLICT,
 	    "go/no-go: %s would go from git straight to %s: in git mode nothing "
@@ -81,7 +114,7 @@ static int check_shadow_first(const co_gate_input *in)
 	    "still writes git alone while another picks winners in etcd; go "
 	    "through shadow first (`cutover stage shadow`, then `cutover "
 	    "reconcile`)" OVERRIDE,
-	    co_op_name((co_op)op), setting);
+	    co_op_name((co_op)op), b);
 }
 
 static int check_run(const co_gate_input *in)
@@ -151,7 +184,7 @@ int co_gate_check(const co_gate_input *in)
 
 	if (in == NULL || in->from == NULL || in->to == NULL || in->window_ms < 0)
 		return co_error_set(CO_EINVAL, "go/no-go: bad input");
-	if ((error = check_shadow_first(in)) < 0)
+	if ((error = co_gate_check_path(in->from, in->to)) < 0)
 		return error;
 	if (co_gate_needs_run(in->from, in->to) && (error = check_run(in)) < 0)
 		return error;

@@ -2,7 +2,7 @@
  * gate.h - the go/no-go gate of `cutover stage` and `cutover flags set`
  * (DESIGN §4).
  *
- * Two rules, both pure logic over what the caller read:
+ * Three rules, all pure logic over what the caller read:
  *
  *  1. Moving forward (co_stage_is_forward: some operation gets a higher
  *     rank) needs a reconciliation run that passed and ended within the
@@ -15,16 +15,18 @@
  *     on one task would make two winners.  The refusal names the commit
  *     (short id) and its author.
  *
- *  3. An operation may not go from `git` straight to a setting where etcd
- *     can be primary (dual above 0, or etcd), kill switch set aside: in
- *     git mode nothing reaches etcd, so etcd is stale for every write made
- *     since the last backfill, and a router that has not seen the change
- *     yet writes git alone with no intent that a router already routing to
- *     etcd could see (the intents of DESIGN §4 need a secondary on both
- *     sides).  `shadow` in between mirrors every write and makes every
- *     router push intents.  Checked first: it is the structural mistake.
- *     Moving back (etcd or dual to git) is never refused, like every
- *     backward move: the kill switch is the safe way back in a hurry.
+ *  3. An operation may not go between `git` and a setting where etcd can
+ *     be primary (dual above 0, or etcd) without `shadow` in between, in
+ *     either direction.  In git mode nothing reaches etcd, and a router in
+ *     git mode pushes no intent (it has no secondary), so while one router
+ *     has seen the change and another has not, one can pick a winner in
+ *     git and the other in etcd; going forward, etcd is also stale for
+ *     every git-mode write.  Shadow mirrors every write and makes every
+ *     router push intents.  Forward reads configured modes with the kill
+ *     switch set aside (like rule 2); back reads what routers do (the kill
+ *     switch routes as shadow, so `rollback` and a change made while it is
+ *     on are never refused by this rule).  Checked first: it is the
+ *     structural mistake.
  *
  * Reading the runs (runs.h) and walking git (store/git_log.h) is the
  * caller's; this module only decides and explains.  `--force` is the
@@ -69,16 +71,24 @@ int co_gate_needs_run(const co_flags *from, const co_flags *to);
 int co_gate_needs_legacy_check(const co_flags *from, const co_flags *to);
 
 /*
- * The first operation (co_op) whose mode goes from git in `from` to a
- * setting where etcd can be primary in `to` (rule 3), or -1.
+ * The first operation (co_op) that `to` moves between git and a setting
+ * where etcd can be primary without shadow in between (rule 3), or -1;
+ * *backward says which way (1: towards git).
  */
-int co_gate_skipped_shadow(const co_flags *from, const co_flags *to);
+int co_gate_skipped_shadow(int *backward, const co_flags *from, const co_flags *to);
+
+/*
+ * Rule 3 alone (it needs no inputs beyond the flags): 0, or CO_ECONFLICT
+ * with the message co_gate_check() would give.  For callers without the
+ * runs and the git log (a server started without a gate).
+ */
+int co_gate_check_path(const co_flags *from, const co_flags *to);
 
 /*
  * Decide.  0 if the change may go ahead (also when no rule applies).
  * CO_ECONFLICT with a message an operator can act on otherwise:
  * "go/no-go: task_claim would go from git straight to dual 10: ... go
- * through shadow first ...",
+ * through shadow first ..." (or "from dual 10 straight to git"),
  * "go/no-go: no reconciliation run has finished ...", "... run 7 failed ...",
  * "... run 7 passed 2h ago, older than the go/no-go window of 1h ...",
  * "go/no-go: legacy writer: commit 3f2a9c1d0e by Legacy Bot <...> 4m ago,

@@ -7,8 +7,9 @@
  * this operation on this ID go right now?" with the same co_flags_route()
  * the router calls, so the answer cannot drift from what happens.
  *
- * A change that moves an operation towards etcd passes the go/no-go gate
- * (co_cli_gate) like `cutover stage` does; every change is saved atomically
+ * A change passes the go/no-go gate (co_cli_gate) like `cutover stage`
+ * does (towards etcd: a passing run, no legacy writer; between git and an
+ * etcd primary, either way: through shadow); every change is saved atomically
  * and recorded in the audit trail (co_cli_flags_commit).  Nothing here
  * opens a store: flags are a local file.
  */
@@ -48,6 +49,8 @@ static const char h_set[] =
     "Moving an operation towards etcd passes the go/no-go gate: it needs a\n"
     "reconciliation run that passed within reconcile.go_no_go_window, and, if etcd\n"
     "could become a primary, no commit by a legacy git client within that window.\n"
+    "An operation goes between git and a setting where etcd can be primary (dual\n"
+    "above 0, or etcd), either way, only through shadow.\n"
     "A refusal exits 3 (conflict) and says why; --force overrides it, and the\n"
     "override is recorded in the audit trail with the change.\n\n"
     "  --etcd-percent N  share of IDs whose primary is etcd (dual only)\n"

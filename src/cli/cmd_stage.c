@@ -4,10 +4,12 @@
  * A stage sets every operation at once (flags/stage.h).  Moving forward is
  * the risky direction, so it passes the go/no-go gate: a recent passing
  * reconciliation, and no legacy git writer when etcd could become a
- * primary (co_cli_gate).  Moving back is never refused: it is how an
- * operator gets out of trouble.  The kill switch is left alone (rollback
- * and resume own it); if it is on, the new stage takes effect on resume,
- * and the command says so.
+ * primary (co_cli_gate).  Moving back needs no passing run (it is how an
+ * operator gets out of trouble) but, like moving forward, goes between git
+ * and a stage where etcd can be primary only through shadow (flags/gate.h,
+ * rule 3); the kill switch is the instant way out.  The kill switch is left alone
+ * (rollback and resume own it); if it is on, the new stage takes effect on resume, and
+ * the command says so.
  */
 #include "cli.h"
 
@@ -33,8 +35,11 @@ static const char h_stage[] =
     "git/shadow for a stage where etcd can be primary is refused while the git\n"
     "branch holds a commit not made by cutover within that window (the refusal\n"
     "names the commit and its author).  A refusal exits 3 (conflict); --force\n"
-    "overrides it and the override is recorded in the audit trail.  Moving back\n"
-    "is never refused.  The kill switch is left as it is.\n\n"
+    "overrides it and the override is recorded in the audit trail.  Both ways,\n"
+    "git and a stage where etcd can be primary (10, 50, 100, etcd) are one step\n"
+    "apart only through shadow: from git go to shadow first, and from 10 or above\n"
+    "go to shadow (or pull the kill switch: `cutover rollback`) before git.\n"
+    "Moving back needs no reconciliation.  The kill switch is left as it is.\n\n"
     "  --reason TEXT  why, for the audit trail\n"
     "  --force        go ahead despite the go/no-go gate\n\n"
     "Examples:\n"

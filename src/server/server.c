@@ -38,6 +38,7 @@
 #include "core/record.h"
 #include "core/runs.h"
 #include "core/state.h"
+#include "flags/gate.h"
 #include "flags/stage.h"
 #include "flags/watcher.h"
 #include "reconcile/reconcile.h"
@@ -918,6 +919,12 @@ static void h_admin(reply *rp, co_server *s, const req *rq, const char *what, in
 			if ((error = s->gate(note, sizeof(note), s->gate_ctx, &from, &to,
 					     force)) < 0)
 				goto done;
+		} else if ((error = co_gate_check_path(&from, &to)) < 0) {
+			/* The one rule that needs no inputs still holds. */
+			if (!force)
+				goto done;
+			snprintf(note, sizeof(note), "forced past %s", co_error_last());
+			error = 0;
 		} else if (co_stage_is_forward(&from, &to)) {
 			/* Without the gate's inputs this server cannot say go:
 			 * refuse forward moves unless forced, and record that. */

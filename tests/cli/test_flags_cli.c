@@ -22,7 +22,6 @@
 #include <sys/wait.h>
 #include <time.h>
 
-
 static cJSON *json_of(const char *out)
 {
 	cJSON *j = cJSON_Parse(out);
@@ -90,9 +89,9 @@ static void flags_set_show_explain_round_trip(void **state)
 	free(out);
 
 	/* explain --json: exactly the six documented fields. */
-	assert_int_equal(fx_run(f, &out, &err, "--json", "flags", "explain", "task_claim",
-				"P0.1.2"),
-			 0);
+	assert_int_equal(
+	    fx_run(f, &out, &err, "--json", "flags", "explain", "task_claim", "P0.1.2"),
+	    0);
 	j = json_of(out);
 	assert_int_equal(cJSON_GetArraySize(j), 6);
 	assert_string_equal(jstr(j, "op"), "task_claim");
@@ -112,11 +111,18 @@ static void flags_set_show_explain_round_trip(void **state)
 	free(err);
 
 	/* An operation left alone stays git, in text too. */
-	assert_int_equal(fx_run(f, &out, NULL, "flags", "explain", "task_get", "P0.1.2"), 0);
+	assert_int_equal(fx_run(f, &out, NULL, "flags", "explain", "task_get", "P0.1.2"),
+			 0);
 	fx_contains(out, "primary git, secondary none");
 	free(out);
 
-	/* Back to git is never gated. */
+	/* Back to git goes through shadow: straight from dual is refused. */
+	assert_int_equal(fx_run(f, NULL, &err, "flags", "set", "task_claim", "git"), 3);
+	fx_contains(err, "task_claim would go from dual 37 straight to git");
+	free(err);
+	assert_int_equal(co_flags_load(&fl, path), 0);
+	assert_int_equal(co_flags_get(&fl, CO_OP_TASK_CLAIM).mode, CO_MODE_DUAL);
+	fx_expect(0, f, "flags", "set", "task_claim", "shadow");
 	fx_expect(0, f, "flags", "set", "task_claim", "git");
 	assert_int_equal(co_flags_load(&fl, path), 0);
 	assert_int_equal(co_flags_get(&fl, CO_OP_TASK_CLAIM).mode, CO_MODE_GIT);
@@ -149,7 +155,8 @@ static void flags_errors_are_exit_1_with_a_message(void **state)
 	assert_int_equal(fx_run(f, NULL, &err, "flags", "explain", "nope", "X1"), 1);
 	fx_contains(err, "unknown operation \"nope\"");
 	free(err);
-	assert_int_equal(fx_run(f, NULL, &err, "flags", "explain", "task_get", "../x"), 1);
+	assert_int_equal(fx_run(f, NULL, &err, "flags", "explain", "task_get", "../x"),
+			 1);
 	free(err);
 	assert_int_equal(fx_run(f, NULL, &err, "flags", "frobnicate"), 1);
 	fx_contains(err, "unknown subcommand");
@@ -168,9 +175,9 @@ static void rollback_sets_kill_switch_with_reason_and_resume_clears_it(void **st
 	cJSON *j;
 
 	fx_expect(0, f, "stage", "100", "--force");
-	assert_int_equal(fx_run(f, &out, &err, "--json", "rollback", "--reason",
-				"etcd p99 too high"),
-			 0);
+	assert_int_equal(
+	    fx_run(f, &out, &err, "--json", "rollback", "--reason", "etcd p99 too high"),
+	    0);
 	j = json_of(out);
 	assert_true(cJSON_IsTrue(cJSON_GetObjectItem(j, "kill_switch")));
 	assert_string_equal(jstr(j, "kill_reason"), "etcd p99 too high");
@@ -186,9 +193,8 @@ static void rollback_sets_kill_switch_with_reason_and_resume_clears_it(void **st
 	co_audit_change_free(c);
 
 	/* Every operation now goes to git, whatever the stage says. */
-	assert_int_equal(fx_run(f, &out, NULL, "--json", "flags", "explain", "task_claim",
-				"ANY1"),
-			 0);
+	assert_int_equal(
+	    fx_run(f, &out, NULL, "--json", "flags", "explain", "task_claim", "ANY1"), 0);
 	j = json_of(out);
 	assert_string_equal(jstr(j, "primary"), "git");
 	assert_string_equal(jstr(j, "secondary"), "etcd");
@@ -201,9 +207,8 @@ static void rollback_sets_kill_switch_with_reason_and_resume_clears_it(void **st
 	c = fx_latest_change(f);
 	assert_string_equal(c->action, "resume");
 	co_audit_change_free(c);
-	assert_int_equal(fx_run(f, &out, NULL, "--json", "flags", "explain", "task_claim",
-				"ANY1"),
-			 0);
+	assert_int_equal(
+	    fx_run(f, &out, NULL, "--json", "flags", "explain", "task_claim", "ANY1"), 0);
 	j = json_of(out);
 	assert_string_equal(jstr(j, "primary"), "etcd");
 	assert_false(cJSON_IsTrue(cJSON_GetObjectItem(j, "kill_switch")));
@@ -232,9 +237,8 @@ static void rollback_works_while_etcd_is_down_and_drains_git_first(void **state)
 	free(out);
 	free(err);
 	/* Git holds what etcd acknowledged, and serves it. */
-	assert_int_equal(fx_run(f, &out, &err, "--json", "--backend", "git", "task", "get",
-				"RB1"),
-			 0);
+	assert_int_equal(
+	    fx_run(f, &out, &err, "--json", "--backend", "git", "task", "get", "RB1"), 0);
 	assert_int_equal(co_record_from_json(&r, out, strlen(out) - 1), 0);
 	assert_string_equal(r->id, "RB1");
 	co_record_free(r);
@@ -264,8 +268,10 @@ static void status_shows_every_field(void **state)
 	assert_true(cJSON_IsNumber(cJSON_GetObjectItem(x, "git")));
 	assert_true(cJSON_IsNumber(cJSON_GetObjectItem(x, "etcd")));
 	x = cJSON_GetObjectItem(j, "stores");
-	assert_true(cJSON_IsTrue(cJSON_GetObjectItem(cJSON_GetObjectItem(x, "git"), "up")));
-	assert_true(cJSON_IsTrue(cJSON_GetObjectItem(cJSON_GetObjectItem(x, "etcd"), "up")));
+	assert_true(
+	    cJSON_IsTrue(cJSON_GetObjectItem(cJSON_GetObjectItem(x, "git"), "up")));
+	assert_true(
+	    cJSON_IsTrue(cJSON_GetObjectItem(cJSON_GetObjectItem(x, "etcd"), "up")));
 	cJSON_Delete(j);
 	free(out);
 

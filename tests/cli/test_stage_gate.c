@@ -114,12 +114,13 @@ static void gate_refuses_etcd_primary_while_a_legacy_commit_is_recent(void **sta
 	assert_non_null(strstr(co_error_last(), "cannot check for legacy writers"));
 }
 
-static void gate_refuses_git_straight_to_an_etcd_primary(void **state)
+static void gate_refuses_git_straight_to_an_etcd_primary_and_back(void **state)
 {
 	co_flags git = at(CO_STAGE_GIT), shadow = at(CO_STAGE_SHADOW),
 		 ten = at(CO_STAGE_10), etcd = at(CO_STAGE_ETCD), one = at(CO_STAGE_GIT);
 	co_run run = {1, 0, 10, 5, 5, 0, 0, 0, 1.0, "pass", "none", NULL};
 	co_gate_input in = {0};
+	int back = -1;
 
 	(void)state;
 	in.now_ms = 100 * HOUR_MS;
@@ -128,7 +129,8 @@ static void gate_refuses_git_straight_to_an_etcd_primary(void **state)
 	in.latest = &run; /* a fresh passing run: only the new rule can refuse */
 	in.from = &git;
 	in.to = &ten;
-	assert_int_equal(co_gate_skipped_shadow(&git, &ten), 0);
+	assert_int_equal(co_gate_skipped_shadow(&back, &git, &ten), 0);
+	assert_int_equal(back, 0);
 	assert_int_equal(co_gate_check(&in), CO_ECONFLICT);
 	assert_non_null(strstr(co_error_last(), "task_create would go from git straight "
 						"to dual 10"));
@@ -140,29 +142,52 @@ static void gate_refuses_git_straight_to_an_etcd_primary(void **state)
 
 	/* One operation is enough; dual 0 cannot make etcd primary. */
 	assert_int_equal(co_flags_set(&one, CO_OP_TASK_CLAIM, CO_MODE_DUAL, 0), 0);
-	assert_int_equal(co_gate_skipped_shadow(&git, &one), -1);
+	assert_int_equal(co_gate_skipped_shadow(&back, &git, &one), -1);
 	assert_int_equal(co_flags_set(&one, CO_OP_TASK_CLAIM, CO_MODE_DUAL, 5), 0);
-	assert_int_equal(co_gate_skipped_shadow(&git, &one), CO_OP_TASK_CLAIM);
+	assert_int_equal(co_gate_skipped_shadow(&back, &git, &one), CO_OP_TASK_CLAIM);
 	in.to = &one;
 	assert_int_equal(co_gate_check(&in), CO_ECONFLICT);
 	assert_non_null(strstr(co_error_last(), "task_claim would go from git straight "
 						"to dual 5"));
 
-	/* The kill switch does not make git a shadow: it is set aside. */
+	/* Going forward the kill switch is set aside: it does not make git a
+	 * shadow for when it is lifted. */
 	co_flags_set_kill(&git, 1, "drill");
 	in.to = &ten;
 	assert_int_equal(co_gate_check(&in), CO_ECONFLICT);
 	co_flags_set_kill(&git, 0, NULL);
 
-	/* Through shadow is the way; backward is never refused. */
+	/* Through shadow is the way, both ways. */
 	in.to = &shadow;
 	assert_int_equal(co_gate_check(&in), 0);
 	in.from = &shadow;
 	in.to = &ten;
 	assert_int_equal(co_gate_check(&in), 0);
-	in.from = &etcd;
+	in.from = &shadow;
 	in.to = &git;
 	in.latest = NULL;
+	assert_int_equal(co_gate_check(&in), 0);
+
+	/* Back: dual or etcd straight to git is refused too. */
+	in.from = &ten;
+	in.to = &git;
+	assert_int_equal(co_gate_skipped_shadow(&back, &ten, &git), 0);
+	assert_int_equal(back, 1);
+	assert_int_equal(co_gate_check(&in), CO_ECONFLICT);
+	assert_non_null(strstr(co_error_last(), "task_create would go from dual 10 "
+						"straight to git"));
+	assert_non_null(strstr(co_error_last(), "cutover rollback"));
+	in.from = &etcd;
+	assert_int_equal(co_gate_check(&in), CO_ECONFLICT);
+	assert_non_null(strstr(co_error_last(), "from etcd straight to git"));
+	/* ... but not under the kill switch, which routes as shadow: rollback
+	 * first, then git, is a way back that is never refused. */
+	co_flags_set_kill(&etcd, 1, "drill");
+	assert_int_equal(co_gate_check(&in), 0);
+	co_flags_set_kill(&etcd, 0, NULL);
+	/* Stepping back while etcd stays a possible primary is fine. */
+	in.from = &etcd;
+	in.to = &ten;
 	assert_int_equal(co_gate_check(&in), 0);
 }
 
@@ -358,7 +383,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(gate_refuses_forward_without_a_recent_passing_run),
 	    cmocka_unit_test(gate_refuses_etcd_primary_while_a_legacy_commit_is_recent),
-	    cmocka_unit_test(gate_refuses_git_straight_to_an_etcd_primary),
+	    cmocka_unit_test(gate_refuses_git_straight_to_an_etcd_primary_and_back),
 	    cmocka_unit_test_setup_teardown(
 		stage_forward_needs_a_passing_run_and_force_is_recorded, fx_test_setup,
 		fx_test_teardown),

@@ -556,7 +556,15 @@ static void admin_stage_refuses_forward_moves_without_force(void **state)
 			 200);
 	assert_int_equal(co_flags_load(&fl, f->flags_path), 0);
 	assert_int_equal(co_stage_of(&fl), CO_STAGE_10);
-	/* Backward needs no gate. */
+	/* Backward needs no passing run, but goes through shadow. */
+	assert_int_equal(req_status(f, "POST", "/v1/admin/stage", "{\"stage\":\"git\"}",
+				    "Bearer " TOKEN),
+			 409);
+	assert_int_equal(co_flags_load(&fl, f->flags_path), 0);
+	assert_int_equal(co_stage_of(&fl), CO_STAGE_10);
+	assert_int_equal(req_status(f, "POST", "/v1/admin/stage",
+				    "{\"stage\":\"shadow\"}", "Bearer " TOKEN),
+			 200);
 	assert_int_equal(req_status(f, "POST", "/v1/admin/stage", "{\"stage\":\"git\"}",
 				    "Bearer " TOKEN),
 			 200);
