@@ -606,6 +606,30 @@ done:
 
 /* ---- rules and comparison ---- */
 
+int co_record_check_times(const co_record *r)
+{
+	const struct {
+		const char *name;
+		int64_t t;
+	} f[] = {
+	    {"updated_at", r->updated_at},
+	    {"created_at", r->created_at},
+	    {"claim_expires_at", r->claim_expires_at},
+	    {"registered_at", r->registered_at},
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(f) / sizeof(f[0]); i++)
+		if (f[i].t < 0 || f[i].t > CO_TIME_MAX)
+			return co_error_set(
+			    CO_EINVAL,
+			    "%s %s: %s is %lld, outside 0..%lld seconds "
+			    "(1970 to 9999; milliseconds given as seconds?)",
+			    co_kind_name(r->kind), r->id ? r->id : "?", f[i].name,
+			    (long long)f[i].t, CO_TIME_MAX);
+	return 0;
+}
+
 int co_record_normalize(co_record *r, int64_t now)
 {
 	if (r->kind != CO_KIND_TASK || r->status != CO_STATUS_CLAIMED ||

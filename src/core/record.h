@@ -44,9 +44,9 @@ typedef struct co_record {
 	char *metadata; /* canonical JSON object text */
 
 	/* task */
-	char *type;      /* may be NULL: printed as "" */
+	char *type; /* may be NULL: printed as "" */
 	co_status status;
-	char *owner;     /* NULL when not claimed */
+	char *owner;		  /* NULL when not claimed */
 	int64_t claim_expires_at; /* 0 = no TTL */
 	co_strv blocked_by;
 	int64_t created_at;
@@ -63,9 +63,9 @@ typedef struct co_record_list {
 } co_record_list;
 
 /* Names used in JSON and on the command line. */
-const char *co_kind_name(co_kind kind);          /* "task", "swarm" */
-const char *co_kind_dir(co_kind kind);           /* "tasks", "swarms" */
-const char *co_status_name(co_status s);         /* "available", ... */
+const char *co_kind_name(co_kind kind);	 /* "task", "swarm" */
+const char *co_kind_dir(co_kind kind);	 /* "tasks", "swarms" */
+const char *co_status_name(co_status s); /* "available", ... */
 /* Parse a status name; CO_EINVAL naming the allowed values. */
 int co_status_parse(co_status *out, const char *name);
 
@@ -118,6 +118,21 @@ int co_record_equal(const co_record *a, const co_record *b);
  * frees.  NULL on OOM.
  */
 char *co_record_diff(const co_record *a, const co_record *b);
+
+/*
+ * The last second the canonical form can write and read back
+ * (9999-12-31T23:59:59Z); 0 is written as null.
+ */
+#define CO_TIME_MAX 253402300799LL
+
+/*
+ * Every timestamp of r is in 0..CO_TIME_MAX seconds (0 is null):
+ * anything else would be written in a form no reader accepts (a time in
+ * milliseconds passed as seconds lands near the year 55,000).  0, or
+ * CO_EINVAL naming the record and the field.  Stores call it before every
+ * write.
+ */
+int co_record_check_times(const co_record *r);
 
 /* Format Unix seconds as RFC 3339 UTC into buf (at least 21 bytes). */
 void co_time_format(char *buf, size_t len, int64_t t);

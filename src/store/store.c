@@ -179,6 +179,8 @@ static int cas_loop(co_record **out, int *applied, co_store *s, const cas_op *op
 			}
 			goto done;
 		}
+		if (what == PLAN_WRITE && (error = co_record_check_times(next)) < 0)
+			goto done;
 		if (what == PLAN_KEEP) {
 			if (out) {
 				*out = cur;
@@ -396,8 +398,9 @@ int co_store_claim(co_record **out, co_store *s, const char *id, const char *swa
 
 	if ((error = check_swarm(swarm)) < 0)
 		return error;
-	if (ttl < 0)
-		return co_error_set(CO_EINVAL, "ttl must be >= 0");
+	if (ttl < 0 || ttl > CO_TIME_MAX)
+		return co_error_set(CO_EINVAL, "ttl must be 0..%lld seconds",
+				    CO_TIME_MAX);
 	snprintf(why, sizeof(why), "claim %s by %s", id, swarm);
 	return mutate(out, s, CO_KIND_TASK, id, decide_claim, &a, why);
 }
@@ -411,8 +414,9 @@ int co_store_renew(co_record **out, co_store *s, const char *id, const char *swa
 
 	if ((error = check_swarm(swarm)) < 0)
 		return error;
-	if (ttl <= 0)
-		return co_error_set(CO_EINVAL, "renew: ttl must be > 0");
+	if (ttl <= 0 || ttl > CO_TIME_MAX)
+		return co_error_set(CO_EINVAL, "renew: ttl must be 1..%lld seconds",
+				    CO_TIME_MAX);
 	snprintf(why, sizeof(why), "renew %s by %s", id, swarm);
 	return mutate(out, s, CO_KIND_TASK, id, decide_claim, &a, why);
 }
@@ -551,7 +555,8 @@ int co_store_put_batch_if_newer(co_store *s, const co_record *const *records, si
 	if (applied)
 		memset(applied, 0, n * sizeof(*applied));
 	for (i = 0; i < n; i++) {
-		if ((error = co_id_validate(records[i]->id)) < 0)
+		if ((error = co_id_validate(records[i]->id)) < 0 ||
+		    (error = co_record_check_times(records[i])) < 0)
 			return error;
 		for (j = 0; j < i; j++)
 			if (records[j]->kind == records[i]->kind &&

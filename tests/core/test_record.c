@@ -14,11 +14,12 @@
 #include <string.h>
 
 static const char *TASK_JSON =
-	"{\"blocked_by\":[\"P0.1.1\"],\"claim_expires_at\":null,"
-	"\"created_at\":\"2026-11-22T10:00:00Z\",\"id\":\"P0.1.2\",\"kind\":\"task\","
-	"\"metadata\":{\"a\":{\"y\":1,\"x\":[2,{\"d\":1,\"c\":2}]},\"Z\":true},\"owner\":null,"
-	"\"rev\":1,\"status\":\"blocked\",\"type\":\"build\","
-	"\"updated_at\":\"2026-11-22T10:00:00Z\"}";
+    "{\"blocked_by\":[\"P0.1.1\"],\"claim_expires_at\":null,"
+    "\"created_at\":\"2026-11-22T10:00:00Z\",\"id\":\"P0.1.2\",\"kind\":\"task\","
+    "\"metadata\":{\"a\":{\"y\":1,\"x\":[2,{\"d\":1,\"c\":2}]},\"Z\":true},\"owner\":"
+    "null,"
+    "\"rev\":1,\"status\":\"blocked\",\"type\":\"build\","
+    "\"updated_at\":\"2026-11-22T10:00:00Z\"}";
 
 static void task_round_trips_to_canonical_json(void **state)
 {
@@ -33,11 +34,12 @@ static void task_round_trips_to_canonical_json(void **state)
 	j = co_record_to_json(r, 0);
 	/* metadata keys sorted recursively, top-level keys sorted */
 	assert_string_equal(
-		j, "{\"blocked_by\":[\"P0.1.1\"],\"claim_expires_at\":null,"
-		   "\"created_at\":\"2026-11-22T10:00:00Z\",\"id\":\"P0.1.2\",\"kind\":\"task\","
-		   "\"metadata\":{\"Z\":true,\"a\":{\"x\":[2,{\"c\":2,\"d\":1}],\"y\":1}},"
-		   "\"owner\":null,\"rev\":1,\"status\":\"blocked\",\"type\":\"build\","
-		   "\"updated_at\":\"2026-11-22T10:00:00Z\"}");
+	    j,
+	    "{\"blocked_by\":[\"P0.1.1\"],\"claim_expires_at\":null,"
+	    "\"created_at\":\"2026-11-22T10:00:00Z\",\"id\":\"P0.1.2\",\"kind\":\"task\","
+	    "\"metadata\":{\"Z\":true,\"a\":{\"x\":[2,{\"c\":2,\"d\":1}],\"y\":1}},"
+	    "\"owner\":null,\"rev\":1,\"status\":\"blocked\",\"type\":\"build\","
+	    "\"updated_at\":\"2026-11-22T10:00:00Z\"}");
 	assert_int_equal(co_record_from_json(&back, j, strlen(j)), 0);
 	j2 = co_record_to_json(back, 0);
 	assert_string_equal(j, j2);
@@ -88,20 +90,21 @@ static void bad_records_are_refused_naming_the_field(void **state)
 	static const struct {
 		const char *json, *needle;
 	} cases[] = {
-		{"{", "not valid JSON"},
-		{"[]", "JSON object"},
-		{"{\"kind\":\"job\",\"id\":\"a\",\"rev\":1}", "kind"},
-		{"{\"kind\":\"task\",\"id\":\"../x\",\"rev\":1}", "invalid id"},
-		{"{\"kind\":\"task\",\"id\":\"a\"}", "rev"},
-		{"{\"kind\":\"task\",\"id\":\"a\",\"rev\":0}", "rev"},
-		{"{\"kind\":\"task\",\"id\":\"a\",\"rev\":1.5}", "rev"},
-		{"{\"kind\":\"task\",\"id\":\"a\",\"rev\":1,\"status\":\"done\"}", "status"},
-		{"{\"kind\":\"task\",\"id\":\"a\",\"rev\":1,\"metadata\":[]}", "metadata"},
-		{"{\"kind\":\"task\",\"id\":\"a\",\"rev\":1,\"bogus\":1}", "bogus"},
-		{"{\"kind\":\"task\",\"id\":\"a\",\"rev\":1,\"created_at\":\"yesterday\"}",
-		 "created_at"},
-		{"{\"kind\":\"task\",\"id\":\"a\",\"rev\":1,\"status\":\"claimed\"}", "owner"},
-		{"{\"kind\":\"task\",\"id\":\"a\",\"rev\":1,\"owner\":\"a/b\"}", "owner"},
+	    {"{", "not valid JSON"},
+	    {"[]", "JSON object"},
+	    {"{\"kind\":\"job\",\"id\":\"a\",\"rev\":1}", "kind"},
+	    {"{\"kind\":\"task\",\"id\":\"../x\",\"rev\":1}", "invalid id"},
+	    {"{\"kind\":\"task\",\"id\":\"a\"}", "rev"},
+	    {"{\"kind\":\"task\",\"id\":\"a\",\"rev\":0}", "rev"},
+	    {"{\"kind\":\"task\",\"id\":\"a\",\"rev\":1.5}", "rev"},
+	    {"{\"kind\":\"task\",\"id\":\"a\",\"rev\":1,\"status\":\"done\"}", "status"},
+	    {"{\"kind\":\"task\",\"id\":\"a\",\"rev\":1,\"metadata\":[]}", "metadata"},
+	    {"{\"kind\":\"task\",\"id\":\"a\",\"rev\":1,\"bogus\":1}", "bogus"},
+	    {"{\"kind\":\"task\",\"id\":\"a\",\"rev\":1,\"created_at\":\"yesterday\"}",
+	     "created_at"},
+	    {"{\"kind\":\"task\",\"id\":\"a\",\"rev\":1,\"status\":\"claimed\"}",
+	     "owner"},
+	    {"{\"kind\":\"task\",\"id\":\"a\",\"rev\":1,\"owner\":\"a/b\"}", "owner"},
 	};
 	size_t i;
 
@@ -206,6 +209,37 @@ static void time_round_trips_and_rejects_non_utc(void **state)
 	assert_int_equal(co_time_parse(&t, "tomorrow"), CO_EINVAL);
 }
 
+static void timestamps_outside_what_the_form_holds_are_refused(void **state)
+{
+	co_record *r = NULL, *back = NULL;
+	char *json;
+
+	(void)state;
+	assert_int_equal(co_record_new(&r, CO_KIND_TASK, "T1"), 0);
+	assert_int_equal(co_record_check_times(r), 0); /* all null */
+	r->rev = 1;
+	r->created_at = r->updated_at = CO_TIME_MAX;
+	assert_int_equal(co_record_check_times(r), 0);
+	/* The last second that fits is written and read back. */
+	json = co_record_to_json(r, 0);
+	assert_non_null(strstr(json, "9999-12-31T23:59:59Z"));
+	assert_int_equal(co_record_from_json(&back, json, strlen(json)), 0);
+	assert_int_equal(back->created_at, CO_TIME_MAX);
+	free(json);
+	co_record_free(back);
+	/* Milliseconds given as seconds: the year 55,000-odd. */
+	r->updated_at = 1763805600000LL;
+	assert_int_equal(co_record_check_times(r), CO_EINVAL);
+	assert_non_null(strstr(co_error_last(), "task T1: updated_at is 1763805600000"));
+	r->updated_at = CO_TIME_MAX + 1;
+	assert_int_equal(co_record_check_times(r), CO_EINVAL);
+	r->updated_at = 0;
+	r->claim_expires_at = -5;
+	assert_int_equal(co_record_check_times(r), CO_EINVAL);
+	assert_non_null(strstr(co_error_last(), "claim_expires_at"));
+	co_record_free(r);
+}
+
 static void strv_split_trims_and_skips_empty(void **state)
 {
 	co_strv v = {0};
@@ -222,16 +256,17 @@ static void strv_split_trims_and_skips_empty(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(task_round_trips_to_canonical_json),
-		cmocka_unit_test(pretty_form_parses_to_the_same_record),
-		cmocka_unit_test(swarm_round_trips),
-		cmocka_unit_test(bad_records_are_refused_naming_the_field),
-		cmocka_unit_test(metadata_over_64k_is_too_big),
-		cmocka_unit_test(expired_claim_normalizes_to_available),
-		cmocka_unit_test(claim_without_ttl_never_expires),
-		cmocka_unit_test(diff_names_the_differing_fields),
-		cmocka_unit_test(time_round_trips_and_rejects_non_utc),
-		cmocka_unit_test(strv_split_trims_and_skips_empty),
+	    cmocka_unit_test(task_round_trips_to_canonical_json),
+	    cmocka_unit_test(pretty_form_parses_to_the_same_record),
+	    cmocka_unit_test(swarm_round_trips),
+	    cmocka_unit_test(bad_records_are_refused_naming_the_field),
+	    cmocka_unit_test(metadata_over_64k_is_too_big),
+	    cmocka_unit_test(expired_claim_normalizes_to_available),
+	    cmocka_unit_test(claim_without_ttl_never_expires),
+	    cmocka_unit_test(diff_names_the_differing_fields),
+	    cmocka_unit_test(time_round_trips_and_rejects_non_utc),
+	    cmocka_unit_test(timestamps_outside_what_the_form_holds_are_refused),
+	    cmocka_unit_test(strv_split_trims_and_skips_empty),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

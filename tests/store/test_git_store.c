@@ -550,6 +550,37 @@ static void claim_with_ttl_expires(void **state)
 	co_record_free(r);
 }
 
+/* A time the canonical form cannot hold is refused, and nothing changes. */
+static void unwritable_timestamps_are_refused_and_change_nothing(void **state)
+{
+	fixture *f = *state;
+	co_record *r = NULL, *t = NULL;
+	const co_record *one[1];
+
+	assert_int_equal(co_record_new(&t, CO_KIND_TASK, "TS1"), 0);
+	t->rev = 1;
+	t->created_at = t->updated_at = 1763805600000LL; /* ms, not s */
+	assert_int_equal(co_store_put_if_newer(f->s, t, NULL), CO_EINVAL);
+	assert_non_null(strstr(co_error_last(), "task TS1: updated_at is 1763805600000"));
+	one[0] = t;
+	assert_int_equal(co_store_put_batch_if_newer(f->s, one, 1, NULL), CO_EINVAL);
+	assert_int_equal(co_store_get(&r, f->s, CO_KIND_TASK, "TS1"), CO_ENOTFOUND);
+	co_record_free(t);
+
+	create_task(f->s, "TS2");
+	assert_int_equal(co_store_claim(&r, f->s, "TS2", "alice", CO_TIME_MAX + 1),
+			 CO_EINVAL);
+	assert_int_equal(co_store_claim(&r, f->s, "TS2", "alice", INT64_MAX), CO_EINVAL);
+	/* Within the bound but past 9999 once added to now. */
+	assert_int_equal(co_store_claim(&r, f->s, "TS2", "alice", CO_TIME_MAX - 1),
+			 CO_EINVAL);
+	assert_non_null(strstr(co_error_last(), "claim_expires_at"));
+	assert_int_equal(co_store_get(&r, f->s, CO_KIND_TASK, "TS2"), 0);
+	assert_int_equal(r->status, CO_STATUS_AVAILABLE);
+	assert_int_equal(r->rev, 1);
+	co_record_free(r);
+}
+
 static void written_file_is_pretty_canonical_json(void **state)
 {
 	fixture *f = *state;
@@ -1314,6 +1345,7 @@ int main(void)
 	    T(claim_has_one_winner_across_4_processes),
 	    T(release_by_non_owner_conflicts),
 	    T(claim_with_ttl_expires),
+	    T(unwritable_timestamps_are_refused_and_change_nothing),
 	    T(written_file_is_pretty_canonical_json),
 	    T(fsck_strict_passes_after_many_writes),
 	    T(legacy_commit_by_plain_git_is_read),
