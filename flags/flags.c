@@ -981,10 +981,44 @@ static int fsync_dir_of(const char *path)
 	return error;
 }
 
-int co_flags_lock(const char *path)
+/* "pid 4242 (cutover) since 2026-11-23T17:59:02Z": who holds the lock. */
+static void note_holder(int fd)
+{
+	char comm[64] = "?", line[160], when[32];
+	time_t now = time(NULL);
+	struct tm tm;
+	FILE *f = fopen("/proc/self/comm", "r");
+	size_t n;
+
+	if (f) {
+		if (fgets(comm, sizeof(comm), f) == NULL)
+			snprintf(comm, sizeof(comm), "?");
+		fclose(f);
+		comm[strcspn(comm, "\n")] = '\0';
+	}
+	gmtime_r(&now, &tm);
+	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	n = (size_t)snprintf(line, sizeof(line), "pid %d (%s) since %s\n", (int)getpid(),
+			     comm, when);
+	/* Best effort: the note only helps an operator name a stuck writer. */
+	if (ftruncate(fd, 0) == 0 && pwrite(fd, line, n, 0) < 0)
+		return;
+}
+
+static void read_holder(char *buf, size_t len, int fd)
+{
+	ssize_t n = pread(fd, buf, len - 1, 0);
+
+	buf[n > 0 ? n : 0] = '\0';
+	buf[strcspn(buf, "\n")] = '\0';
+	if (buf[0] == '\0')
+		snprintf(buf, len, "a writer that did not say who it is");
+}
+
+int co_flags_lock_wait(const char *path, int wait_ms)
 {
 	struct timespec pause = {0, 5 * 1000000L};
-	char *lock_path;
+	char *lock_path, holder[160];
 	int fd, waited_ms = 0;
 
 	if (path == NULL || *path == '\0')
@@ -1001,17 +1035,18 @@ int co_flags_lock(const char *path)
 	}
 	/* Polled rather than blocking, to give up with a clear message. */
 	while (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-		if ((errno != EWOULDBLOCK && errno != EINTR) ||
-		    waited_ms >= CO_FLAGS_LOCK_WAIT_MS) {
-			int error =
-			    errno == EWOULDBLOCK
-				? co_error_set(CO_EUNAVAIL,
-					       "%s: another writer of the flags has held "
-					       "it for %d s; try again",
-					       lock_path, CO_FLAGS_LOCK_WAIT_MS / 1000)
-				: co_error_set(CO_EIO, "%s: %s", lock_path,
-					       strerror(errno));
+		if ((errno != EWOULDBLOCK && errno != EINTR) || waited_ms >= wait_ms) {
+			int error;
 
+			if (errno == EWOULDBLOCK) {
+				read_holder(holder, sizeof(holder), fd);
+				error = co_error_set(
+				    CO_EUNAVAIL, "%s: held by %s; waited %d ms for it",
+				    lock_path, holder, waited_ms);
+			} else {
+				error = co_error_set(CO_EIO, "%s: %s", lock_path,
+						     strerror(errno));
+			}
 			close(fd);
 			free(lock_path);
 			return error;
@@ -1019,14 +1054,56 @@ int co_flags_lock(const char *path)
 		nanosleep(&pause, NULL);
 		waited_ms += 5;
 	}
+	note_holder(fd);
 	free(lock_path);
 	return fd;
+}
+
+int co_flags_lock(const char *path)
+{
+	return co_flags_lock_wait(path, CO_FLAGS_LOCK_WAIT_MS);
+}
+
+int co_flags_lock_for_kill(int *fd, const char *path)
+{
+	int got = co_flags_lock_wait(path, CO_FLAGS_KILL_WAIT_MS);
+
+	*fd = -1;
+	if (got == CO_EUNAVAIL)
+		return 0; /* co_error_last() names the holder */
+	if (got < 0)
+		return got;
+	*fd = got;
+	co_error_clear();
+	return 0;
 }
 
 void co_flags_unlock(int fd)
 {
 	if (fd >= 0)
 		close(fd); /* releases the flock */
+}
+
+int co_flags_save_if(const co_flags *expect, const co_flags *to, const char *path)
+{
+	co_flags now;
+	int error;
+
+	if ((error = co_flags_load(&now, path)) < 0)
+		return error;
+	if (!co_flags_equal(&now, expect)) {
+		char what[512];
+
+		co_flags_diff(what, sizeof(what), expect, &now);
+		return co_error_set(
+		    CO_ECONFLICT,
+		    "flags %s changed since this command read them (%s%s%s, "
+		    "by %s); nothing saved: run it again",
+		    path, what, now.kill_switch ? "; kill switch: " : "",
+		    now.kill_switch ? now.kill_reason : "",
+		    now.updated_by[0] ? now.updated_by : "?");
+	}
+	return co_flags_save(to, path);
 }
 
 int co_flags_save(const co_flags *f, const char *path)

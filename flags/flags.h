@@ -171,6 +171,15 @@ int co_flags_format(char **out, const co_flags *f);
 int co_flags_save(const co_flags *f, const char *path);
 
 /*
+ * co_flags_save() of `to` only if the file still holds `expect` (what the
+ * caller loaded, under its lock): a kill switch pulled meanwhile without
+ * the lock (co_flags_lock_for_kill) is never saved over.  CO_ECONFLICT,
+ * naming what changed and nothing saved, if the file differs; the errors
+ * of co_flags_load() and co_flags_save().
+ */
+int co_flags_save_if(const co_flags *expect, const co_flags *to, const char *path);
+
+/*
  * Writers of one flags file take turns.  co_flags_lock() takes an exclusive
  * lock (flock) on PATH.lock, created with mode 0600 beside the file (PATH
  * itself is replaced by every save, so it cannot carry the lock), waiting
@@ -184,6 +193,26 @@ int co_flags_save(const co_flags *f, const char *path);
  */
 #define CO_FLAGS_LOCK_WAIT_MS 10000
 int co_flags_lock(const char *path);
+
+/*
+ * co_flags_lock() waiting at most `wait_ms`.  The holder writes who it is
+ * into the lock file ("pid 4242 (cutover) since 2026-11-23T17:59:02Z"), and
+ * the CO_EUNAVAIL message quotes it, so a stuck writer can be named.
+ */
+int co_flags_lock_wait(const char *path, int wait_ms);
+
+/*
+ * For whoever pulls the kill switch (rollback, the reconciler's trip, the
+ * admin API): the kill switch must never wait on another writer.  Waits
+ * at most CO_FLAGS_KILL_WAIT_MS.  0 with *fd the lock, or 0 with *fd -1
+ * if a writer still holds it (stuck, stopped): co_error_last() then names
+ * that writer, for the caller to warn with, and the caller saves without
+ * the lock.  That writer cannot undo the switch afterwards, because every
+ * other writer saves with co_flags_save_if().  Errors (*fd -1): CO_EIO /
+ * CO_EINVAL / CO_ENOMEM as co_flags_lock().
+ */
+#define CO_FLAGS_KILL_WAIT_MS 2000
+int co_flags_lock_for_kill(int *fd, const char *path);
 
 /* Release a lock from co_flags_lock(); a negative fd is ignored. */
 void co_flags_unlock(int fd);

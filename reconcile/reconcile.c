@@ -347,9 +347,18 @@ static int trip(const co_reconcile_opts *o, const char *reason)
 	int error, lock;
 
 	/* No other writer between the load and the save: an operator's
-	 * `stage` at the same moment must not put the switch back. */
-	if ((lock = co_flags_lock(o->flags_path)) < 0)
-		return prefix_error(lock, "kill switch not tripped");
+	 * `stage` at the same moment must not put the switch back (and does
+	 * not: it saves only over what it read).  A writer stuck holding the
+	 * lock does not hold up the trip. */
+	if ((error = co_flags_lock_for_kill(&lock, o->flags_path)) < 0)
+		return prefix_error(error, "kill switch not tripped");
+	if (lock < 0) {
+		fprintf(stderr,
+			"cutover: warning: %s; tripping the kill switch "
+			"without the lock\n",
+			co_error_last());
+		co_error_clear();
+	}
 	if ((error = co_flags_load(&before, o->flags_path)) < 0) {
 		co_flags_unlock(lock);
 		return prefix_error(error, "kill switch not tripped");

@@ -56,9 +56,9 @@ int co_cli_config(const co_config **out, co_cli *ctx);
 
 /*
  * Open one store: --backend, else CO_CLI_DEFAULT_BACKEND.  (Data commands
- * use co_cli_data_open(), which takes the router without --backend.)  *out is owned by the
- * caller (co_store_free).  CO_EINVAL for a bad --backend or a missing
- * setting (no git repo configured), CO_EUNAVAIL if the store cannot open.
+ * use co_cli_data_open(), which takes the router without --backend.)  *out is owned by
+ * the caller (co_store_free).  CO_EINVAL for a bad --backend or a missing setting (no git
+ * repo configured), CO_EUNAVAIL if the store cannot open.
  */
 int co_cli_open_store(co_store **out, co_cli *ctx);
 
@@ -74,8 +74,8 @@ typedef struct co_router co_router;
 /* Everything a routed command holds; all owned by this struct. */
 typedef struct co_cli_router {
 	co_store *git, *etcd;
-	co_state *state;	  /* <state_dir>/cutover.db */
-	co_flags_watcher *flags;  /* the flags file, hot-reloaded */
+	co_state *state;	 /* <state_dir>/cutover.db */
+	co_flags_watcher *flags; /* the flags file, hot-reloaded */
 	co_router *router;
 } co_cli_router;
 
@@ -117,12 +117,12 @@ void co_cli_data_describe(char *buf, size_t len, co_cli_data *d);
 int co_cli_data_task_create(co_record **out, co_cli_data *d, const co_record *task);
 int co_cli_data_get(co_record **out, co_cli_data *d, co_kind kind, const char *id);
 int co_cli_data_list(co_record_list *out, co_cli_data *d, co_kind kind);
-int co_cli_data_claim(co_record **out, co_cli_data *d, const char *id,
-		      const char *swarm, int64_t ttl);
+int co_cli_data_claim(co_record **out, co_cli_data *d, const char *id, const char *swarm,
+		      int64_t ttl);
 int co_cli_data_release(co_record **out, co_cli_data *d, const char *id,
 			const char *swarm, co_status to);
-int co_cli_data_renew(co_record **out, co_cli_data *d, const char *id,
-		      const char *swarm, int64_t ttl);
+int co_cli_data_renew(co_record **out, co_cli_data *d, const char *id, const char *swarm,
+		      int64_t ttl);
 int co_cli_data_swarm_register(co_record **out, co_cli_data *d, const co_record *s);
 int co_cli_data_remove(co_cli_data *d, co_kind kind, const char *id);
 
@@ -137,13 +137,16 @@ const char *co_cli_who(void);
  * "stage", "rollback", "resume"), what (co_flags_diff of from -> to, with
  * `note` appended when not NULL, e.g. "forced past go/no-go: ...") and
  * `why` (may be NULL).  `st` is the state database (opened from the
- * configuration when NULL).  CO_EIO/CO_EINVAL from the save (nothing
+ * configuration when NULL).  `kill` is for the kill switch: saved whatever
+ * the file holds now; any other change is saved only if the file still
+ * holds `from` (co_flags_save_if: a kill switch pulled meanwhile is never
+ * undone), else CO_ECONFLICT.  CO_EIO/CO_EINVAL from the save (nothing
  * recorded then), CO_EUNAVAIL/CO_EIO from the audit (the flags are saved
  * then, and the message says so).
  */
 int co_cli_flags_commit(co_cli *ctx, co_state *st, const char *action,
 			const co_flags *from, co_flags *to, const char *note,
-			const char *why);
+			const char *why, int kill);
 
 /*
  * The go/no-go gate (flags/gate.h) for a change from `from` to `to`: reads

@@ -163,7 +163,8 @@ int co_cli_open_router(co_cli_router **out, co_cli *ctx)
 		return error;
 	if ((cr = calloc(1, sizeof(*cr))) == NULL)
 		return co_error_set(CO_ENOMEM, "out of memory");
-	if ((error = open_git(&cr->git, c)) < 0 || (error = open_etcd(&cr->etcd, c)) < 0 ||
+	if ((error = open_git(&cr->git, c)) < 0 ||
+	    (error = open_etcd(&cr->etcd, c)) < 0 ||
 	    (error = co_state_open(&cr->state, c->state_dir)) < 0 ||
 	    (error = co_flags_watcher_open(&cr->flags, c->flags_path)) < 0)
 		goto done;
@@ -253,8 +254,8 @@ int co_cli_data_list(co_record_list *out, co_cli_data *d, co_kind kind)
 			: co_router_list(out, d->rt->router, kind);
 }
 
-int co_cli_data_claim(co_record **out, co_cli_data *d, const char *id,
-		      const char *swarm, int64_t ttl)
+int co_cli_data_claim(co_record **out, co_cli_data *d, const char *id, const char *swarm,
+		      int64_t ttl)
 {
 	return d->store ? co_store_claim(out, d->store, id, swarm, ttl)
 			: co_router_claim(out, d->rt->router, id, swarm, ttl);
@@ -267,8 +268,8 @@ int co_cli_data_release(co_record **out, co_cli_data *d, const char *id,
 			: co_router_release(out, d->rt->router, id, swarm, to);
 }
 
-int co_cli_data_renew(co_record **out, co_cli_data *d, const char *id,
-		      const char *swarm, int64_t ttl)
+int co_cli_data_renew(co_record **out, co_cli_data *d, const char *id, const char *swarm,
+		      int64_t ttl)
 {
 	return d->store ? co_store_renew(out, d->store, id, swarm, ttl)
 			: co_router_renew(out, d->rt->router, id, swarm, ttl);
@@ -297,7 +298,7 @@ const char *co_cli_who(void)
 
 int co_cli_flags_commit(co_cli *ctx, co_state *st, const char *action,
 			const co_flags *from, co_flags *to, const char *note,
-			const char *why)
+			const char *why, int kill)
 {
 	const co_config *c;
 	co_state *own = NULL;
@@ -312,7 +313,9 @@ int co_cli_flags_commit(co_cli *ctx, co_state *st, const char *action,
 	n = strlen(what);
 	if (note && *note && n + 3 < sizeof(what))
 		snprintf(what + n, sizeof(what) - n, "; %s", note);
-	if ((error = co_flags_save(to, c->flags_path)) < 0)
+	/* The kill switch always wins; any other change only over what it read. */
+	if ((error = kill ? co_flags_save(to, c->flags_path)
+			  : co_flags_save_if(from, to, c->flags_path)) < 0)
 		return error;
 	if (st == NULL && (error = co_state_open(&own, c->state_dir)) < 0)
 		goto audit_failed;

@@ -103,9 +103,17 @@ int co_cli_rollback(int argc, char **argv, co_cli *ctx)
 		fprintf(stderr, "cutover: rollback: git-bound outbox drained\n");
 	co_error_clear();
 
-	/* From the load to the save no other writer changes the flags. */
-	if ((error = lock = co_flags_lock(c->flags_path)) < 0)
+	/* From the load to the save no other writer changes the flags; a
+	 * writer stuck holding the lock does not hold up the kill switch. */
+	if ((error = co_flags_lock_for_kill(&lock, c->flags_path)) < 0)
 		goto done;
+	if (lock < 0) {
+		fprintf(stderr,
+			"cutover: warning: %s; pulling the kill switch without the lock "
+			"(that writer cannot save over it)\n",
+			co_error_last());
+		co_error_clear();
+	}
 	if (co_flags_load(&from, c->flags_path) < 0) {
 		/* The switch must be pullable whatever the file says: start
 		 * from the flags the router runs on (the last good ones). */
@@ -117,7 +125,7 @@ int co_cli_rollback(int argc, char **argv, co_cli *ctx)
 	to = from;
 	co_flags_set_kill(&to, 1, reason);
 	if ((error = co_cli_flags_commit(ctx, cr->state, "rollback", &from, &to, NULL,
-					 reason)) < 0)
+					 reason, 1)) < 0)
 		goto done;
 	print_result(ctx, "rollback", &to, 1, left);
 done:
@@ -148,8 +156,8 @@ int co_cli_resume(int argc, char **argv, co_cli *ctx)
 	}
 	to = from;
 	co_flags_set_kill(&to, 0, NULL);
-	if ((error = co_cli_flags_commit(ctx, NULL, "resume", &from, &to, NULL, reason)) <
-	    0)
+	if ((error = co_cli_flags_commit(ctx, NULL, "resume", &from, &to, NULL, reason,
+					 0)) < 0)
 		goto done;
 	print_result(ctx, "resume", &to, 0, 0);
 done:

@@ -633,13 +633,15 @@ static void admin_current(co_flags *out, co_server *s)
  * than a recorded change that did not happen, and the message says so.
  */
 static int admin_commit(co_server *s, const char *action, const co_flags *from,
-			co_flags *to, const char *note, const char *why)
+			co_flags *to, const char *note, const char *why, int kill)
 {
 	char detail[2048];
 	int error;
 
 	co_flags_stamp(to, "serve:admin", NULL);
-	if ((error = co_flags_save(to, s->flags_path)) < 0)
+	/* The kill switch always wins; any other change only over what it read. */
+	if ((error = kill ? co_flags_save(to, s->flags_path)
+			  : co_flags_save_if(from, to, s->flags_path)) < 0)
 		return error;
 	co_flags_diff(detail, sizeof(detail), from, to);
 	if (note && *note) {
@@ -871,9 +873,6 @@ static void h_admin(reply *rp, co_server *s, const req *rq, const char *what, in
 		goto done;
 	pthread_mutex_lock(&s->admin_lock);
 	locked = 1;
-	/* and across processes: no other writer between load and save */
-	if ((error = flock_fd = co_flags_lock(s->flags_path)) < 0)
-		goto done;
 	if (strcmp(what, "rollback") == 0) {
 		int64_t left = 0;
 
@@ -883,20 +882,34 @@ static void h_admin(reply *rp, co_server *s, const req *rq, const char *what, in
 		 * it goes; routers apply the rest before git serves those IDs. */
 		co_router_drain(s->router, "git", ADMIN_ROLLBACK_DRAIN_MS, &left);
 		co_error_clear();
+		/* Across processes: no other writer between load and save, but
+		 * one stuck holding the lock does not hold up the switch. */
+		if ((error = co_flags_lock_for_kill(&flock_fd, s->flags_path)) < 0)
+			goto done;
+		if (flock_fd < 0) {
+			fprintf(stderr,
+				"cutover serve: warning: %s; pulling the kill switch "
+				"without the lock\n",
+				co_error_last());
+			co_error_clear();
+		}
 		admin_current(&from, s);
 		to = from;
 		co_flags_set_kill(&to, 1, reason);
-		if ((error = admin_commit(s, "rollback", &from, &to, NULL, reason)) < 0)
+		if ((error = admin_commit(s, "rollback", &from, &to, NULL, reason, 1)) <
+		    0)
 			goto done;
 		res = flags_json(&to);
 		cJSON_AddNumberToObject(res, "outbox_git_left", (double)left);
 		reply_json(rp, 200, res);
 	} else if (strcmp(what, "resume") == 0) {
+		if ((error = flock_fd = co_flags_lock(s->flags_path)) < 0)
+			goto done;
 		admin_current(&from, s);
 		to = from;
 		co_flags_set_kill(&to, 0, NULL);
 		if (from.kill_switch &&
-		    (error = admin_commit(s, "resume", &from, &to, NULL, reason)) < 0)
+		    (error = admin_commit(s, "resume", &from, &to, NULL, reason, 0)) < 0)
 			goto done;
 		reply_json(rp, 200, flags_json(&to));
 	} else {
@@ -909,7 +922,8 @@ static void h_admin(reply *rp, co_server *s, const req *rq, const char *what, in
 		}
 		force = cJSON_IsTrue(fv);
 		if ((error = get_str(&stage_name, o, "stage", 1)) < 0 ||
-		    (error = co_stage_parse(&stage, stage_name)) < 0)
+		    (error = co_stage_parse(&stage, stage_name)) < 0 ||
+		    (error = flock_fd = co_flags_lock(s->flags_path)) < 0)
 			goto done;
 		admin_current(&from, s);
 		to = from;
@@ -940,7 +954,7 @@ static void h_admin(reply *rp, co_server *s, const req *rq, const char *what, in
 				 "forced forward without go/no-go check");
 		}
 		if (!co_flags_equal(&from, &to) &&
-		    (error = admin_commit(s, "stage", &from, &to, note, reason)) < 0)
+		    (error = admin_commit(s, "stage", &from, &to, note, reason, 0)) < 0)
 			goto done;
 		res = flags_json(&to);
 		if (note[0])

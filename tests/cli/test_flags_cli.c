@@ -167,6 +167,29 @@ static void flags_errors_are_exit_1_with_a_message(void **state)
 	assert_int_equal(access(path, F_OK), -1);
 }
 
+/* `cutover rollback` while another writer is stuck holding the flags lock. */
+static void rollback_is_not_held_up_by_a_stuck_flags_writer(void **state)
+{
+	fx *f = *state;
+	co_flags fl;
+	char path[300], want[64], *err;
+	int lock;
+
+	snprintf(path, sizeof(path), "%s/flags.yaml", f->state);
+	fx_expect(0, f, "stage", "100", "--force");
+	lock = co_flags_lock(path); /* this test process: the stuck writer */
+	assert_true(lock >= 0);
+	assert_int_equal(fx_run(f, NULL, &err, "rollback", "--reason", "drill"), 0);
+	snprintf(want, sizeof(want), "held by pid %d (", (int)getpid());
+	fx_contains(err, want);
+	fx_contains(err, "pulling the kill switch without the lock");
+	free(err);
+	assert_int_equal(co_flags_load(&fl, path), 0);
+	assert_true(fl.kill_switch);
+	assert_string_equal(fl.kill_reason, "drill");
+	co_flags_unlock(lock);
+}
+
 static void rollback_sets_kill_switch_with_reason_and_resume_clears_it(void **state)
 {
 	fx *f = *state;
@@ -462,6 +485,9 @@ int main(void)
 					    fx_test_setup, fx_test_teardown),
 	    cmocka_unit_test_setup_teardown(flags_errors_are_exit_1_with_a_message,
 					    fx_test_setup, fx_test_teardown),
+	    cmocka_unit_test_setup_teardown(
+		rollback_is_not_held_up_by_a_stuck_flags_writer, fx_test_setup,
+		fx_test_teardown),
 	    cmocka_unit_test_setup_teardown(
 		rollback_sets_kill_switch_with_reason_and_resume_clears_it, fx_test_setup,
 		fx_test_teardown),

@@ -452,6 +452,59 @@ static void lock_of_a_dead_holder_is_free(void **state)
 	assert_non_null(strstr(co_error_last(), "/nonexistent-dir/flags.yaml.lock"));
 }
 
+/* A held lock names its holder, and the kill switch does not wait on it. */
+static void a_stuck_writer_is_named_and_does_not_hold_up_the_kill_switch(void **state)
+{
+	fixture *fx = *state;
+	char want[64];
+	int lock, kill_fd = 0;
+
+	lock = co_flags_lock(fx->path); /* another open file: flock conflicts */
+	assert_true(lock >= 0);
+	snprintf(want, sizeof(want), "held by pid %d (", (int)getpid());
+	assert_int_equal(co_flags_lock_wait(fx->path, 20), CO_EUNAVAIL);
+	assert_non_null(strstr(co_error_last(), want));
+	assert_non_null(strstr(co_error_last(), ") since 20"));
+	assert_int_equal(co_flags_lock_for_kill(&kill_fd, fx->path), 0);
+	assert_int_equal(kill_fd, -1);
+	assert_non_null(strstr(co_error_last(), want));
+	co_flags_unlock(lock);
+	assert_int_equal(co_flags_lock_for_kill(&kill_fd, fx->path), 0);
+	assert_true(kill_fd >= 0);
+	co_flags_unlock(kill_fd);
+}
+
+/* A writer saves only over what it read: a kill switch pulled meanwhile stays. */
+static void save_if_never_saves_over_a_change_made_meanwhile(void **state)
+{
+	fixture *fx = *state;
+	co_flags read, killed, mine, now;
+
+	co_flags_init(&read);
+	assert_int_equal(co_flags_set(&read, CO_OP_TASK_CLAIM, CO_MODE_DUAL, 10), 0);
+	assert_int_equal(co_flags_save(&read, fx->path), 0);
+	assert_int_equal(co_flags_load(&read, fx->path), 0);
+	/* The stuck writer wants 50; the kill switch goes on meanwhile. */
+	mine = read;
+	assert_int_equal(co_flags_set(&mine, CO_OP_TASK_CLAIM, CO_MODE_DUAL, 50), 0);
+	killed = read;
+	co_flags_set_kill(&killed, 1, "etcd on fire");
+	assert_int_equal(co_flags_save(&killed, fx->path), 0);
+	assert_int_equal(co_flags_save_if(&read, &mine, fx->path), CO_ECONFLICT);
+	assert_non_null(strstr(co_error_last(), "changed since this command read them"));
+	assert_non_null(strstr(co_error_last(), "etcd on fire"));
+	assert_int_equal(co_flags_load(&now, fx->path), 0);
+	assert_true(now.kill_switch);
+	assert_int_equal(co_flags_get(&now, CO_OP_TASK_CLAIM).etcd_percent, 10);
+	/* Over what is there now, it goes through. */
+	mine = now;
+	assert_int_equal(co_flags_set(&mine, CO_OP_TASK_CLAIM, CO_MODE_DUAL, 50), 0);
+	assert_int_equal(co_flags_save_if(&now, &mine, fx->path), 0);
+	assert_int_equal(co_flags_load(&now, fx->path), 0);
+	assert_true(now.kill_switch);
+	assert_int_equal(co_flags_get(&now, CO_OP_TASK_CLAIM).etcd_percent, 50);
+}
+
 static void setters_reject_bad_values_and_change_nothing(void **state)
 {
 	co_flags f, before;
@@ -730,6 +783,12 @@ int main(void)
 		teardown_dir),
 	    cmocka_unit_test_setup_teardown(lock_of_a_dead_holder_is_free, setup_dir,
 					    teardown_dir),
+	    cmocka_unit_test_setup_teardown(
+		a_stuck_writer_is_named_and_does_not_hold_up_the_kill_switch, setup_dir,
+		teardown_dir),
+	    cmocka_unit_test_setup_teardown(
+		save_if_never_saves_over_a_change_made_meanwhile, setup_dir,
+		teardown_dir),
 	    cmocka_unit_test(setters_reject_bad_values_and_change_nothing),
 	    cmocka_unit_test(overlong_kill_reason_is_cut_at_a_character_boundary),
 	    cmocka_unit_test(diff_names_what_changed),
