@@ -335,6 +335,35 @@ static int repair(co_reconcile_result *res, const co_reconcile_opts *o)
 	return 0;
 }
 
+/* Copy a malformed flags file to FLAGS.malformed (replacing an older one). */
+static int keep_malformed(char *copy, size_t len, const char *path)
+{
+	char buf[8192];
+	FILE *in, *out;
+	size_t n;
+	int error = 0;
+
+	snprintf(copy, len, "%s.malformed", path);
+	if ((in = fopen(path, "rb")) == NULL)
+		return co_error_set(CO_EIO, "%s: %s", path, strerror(errno));
+	if ((out = fopen(copy, "wb")) == NULL) {
+		error = co_error_set(CO_EIO, "%s: %s", copy, strerror(errno));
+		fclose(in);
+		return error;
+	}
+	while ((n = fread(buf, 1, sizeof(buf), in)) > 0)
+		if (fwrite(buf, 1, n, out) != n) {
+			error = co_error_set(CO_EIO, "%s: %s", copy, strerror(errno));
+			break;
+		}
+	if (error == 0 && ferror(in))
+		error = co_error_set(CO_EIO, "%s: %s", path, strerror(errno));
+	fclose(in);
+	if (fclose(out) != 0 && error == 0)
+		error = co_error_set(CO_EIO, "%s: %s", copy, strerror(errno));
+	return error;
+}
+
 /*
  * Pull the kill switch with `reason` and record the trip.  A switch that is
  * already on keeps its original reason (the first trip explains the state);
@@ -359,7 +388,23 @@ static int trip(const co_reconcile_opts *o, const char *reason)
 			co_error_last());
 		co_error_clear();
 	}
-	if ((error = co_flags_load(&before, o->flags_path)) < 0) {
+	if ((error = co_flags_load(&before, o->flags_path)) == CO_EINVAL) {
+		/* A file broken by hand must not stop the switch: keep a copy,
+		 * then start from the defaults (every operation git; with the
+		 * switch on, routers act as in shadow until someone fixes it). */
+		char why[1024], copy[4096];
+
+		snprintf(why, sizeof(why), "%s", co_error_last());
+		if ((error = keep_malformed(copy, sizeof(copy), o->flags_path)) < 0) {
+			co_flags_unlock(lock);
+			return prefix_error(error, "kill switch not tripped");
+		}
+		fprintf(stderr,
+			"cutover: warning: %s; pulling the kill switch over it (the "
+			"file as it was is in %s)\n",
+			why, copy);
+		co_flags_init(&before);
+	} else if (error < 0) {
 		co_flags_unlock(lock);
 		return prefix_error(error, "kill switch not tripped");
 	}

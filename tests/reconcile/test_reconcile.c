@@ -646,6 +646,37 @@ static void real_mismatch_is_read_back_and_classified_with_fields(void **state)
 	co_reconcile_result_free(r);
 }
 
+/* A flags file broken by hand does not stop the automatic trip. */
+static void a_malformed_flags_file_does_not_stop_the_trip(void **state)
+{
+	env *e = *state;
+	co_reconcile_opts o = opts_for(e);
+	co_reconcile_result *r;
+	co_flags f;
+	char copy[600], *text = NULL;
+	FILE *fp;
+
+	seed(e, 5, 0);
+	etcdctl_del(e, "tasks", "T00");
+	fp = fopen(e->flags, "w");
+	assert_non_null(fp);
+	fputs("kill_switch: maybe\noperations: [\n", fp);
+	fclose(fp);
+	assert_int_equal(co_flags_load(&f, e->flags), CO_EINVAL);
+	r = run(&o);
+	assert_string_equal(r->run.verdict, "fail");
+	assert_string_equal(r->run.action, "kill_switch");
+	assert_int_equal(co_flags_load(&f, e->flags), 0);
+	assert_int_equal(f.kill_switch, 1);
+	assert_true(strncmp(f.kill_reason, "reconcile run", 13) == 0);
+	/* The broken file is kept for whoever fixes it. */
+	snprintf(copy, sizeof(copy), "%s.malformed", e->flags);
+	assert_int_equal(co_test_sh(&text, NULL, "cat %s", copy), 0);
+	assert_non_null(strstr(text, "kill_switch: maybe"));
+	free(text);
+	co_reconcile_result_free(r);
+}
+
 static void no_rollback_reports_failure_without_tripping(void **state)
 {
 	env *e = *state;
@@ -1089,6 +1120,8 @@ int main(void)
 		git_file_in_another_layout_is_read_back_and_equal, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 		real_mismatch_is_read_back_and_classified_with_fields, setup, teardown),
+	    cmocka_unit_test_setup_teardown(a_malformed_flags_file_does_not_stop_the_trip,
+					    setup, teardown),
 	    cmocka_unit_test_setup_teardown(no_rollback_reports_failure_without_tripping,
 					    setup, teardown),
 	    cmocka_unit_test_setup_teardown(
