@@ -50,7 +50,7 @@
 #define CKPT_EVERY 1024
 
 static void mlog(const co_migrate_opts *o, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 
 static void mlog(const co_migrate_opts *o, const char *fmt, ...)
 {
@@ -65,7 +65,8 @@ static void mlog(const co_migrate_opts *o, const char *fmt, ...)
 	o->log(o->ud, line);
 }
 
-static void progress(const co_migrate_opts *o, const char *phase, size_t done, size_t total)
+static void progress(const co_migrate_opts *o, const char *phase, size_t done,
+		     size_t total)
 {
 	if (o->progress)
 		o->progress(o->ud, phase, done, total);
@@ -84,12 +85,44 @@ static int list_git(co_mig_set *out, size_t *bad, co_git_batch *g)
 	return 0;
 }
 
-static int list_etcd(co_mig_set *out, int64_t *rev, co_etcd_batch *e)
+static int open_etcd_store(co_store **s, const co_migrate_opts *o);
+
+struct scan_into {
+	co_mig_set *out;
+	const char *prefix;
+};
+
+static int scan_into_set(void *ctx, const co_scan_item *it)
 {
+	struct scan_into *si = ctx;
+	co_record *r = NULL;
+
+	if (co_record_from_json(&r, it->raw ? it->raw : "", it->len) < 0) {
+		char why[512];
+
+		snprintf(why, sizeof(why), "%s", co_error_last());
+		return co_error_set(CO_EINVAL, "etcd key %s%s/%s: %s", si->prefix,
+				    co_kind_dir(it->kind), it->id, why);
+	}
+	return co_mig__set_push(si->out, r, it->version ? it->version : "");
+}
+
+/*
+ * Every etcd record, with its mod_revision, through the store's bulk scan
+ * (gRPC, as reconciliation reads it: the gateway's JSON and base64 cost
+ * most of a backfill's rerun).  *rev (may be NULL) is the revision before
+ * the scan: the checkpoint's marker, and a write during the scan only
+ * makes the next run compare everything again.
+ */
+static int list_etcd(co_mig_set *out, int64_t *rev, co_etcd_batch *e, co_store **es,
+		     const co_migrate_opts *o)
+{
+	struct scan_into si = {out, o->etcd->prefix ? o->etcd->prefix : "/"};
 	int error;
 
-	if ((error = co_etcd_batch_list(out, rev, e, CO_KIND_TASK)) < 0 ||
-	    (error = co_etcd_batch_list(out, NULL, e, CO_KIND_SWARM)) < 0)
+	if ((rev && (error = co_etcd_batch_revision(rev, e)) < 0) ||
+	    (error = open_etcd_store(es, o)) < 0 ||
+	    (error = co_store_scan(*es, scan_into_set, &si)) < 0)
 		return error;
 	co_mig__set_sort(out);
 	return 0;
@@ -171,7 +204,8 @@ typedef struct plan {
 	size_t n;
 } plan;
 
-static int ckpt_set(co_state *st, const char *name, const char *marker, const co_record *r)
+static int ckpt_set(co_state *st, const char *name, const char *marker,
+		    const co_record *r)
 {
 	char key[300], val[400];
 
@@ -201,8 +235,8 @@ static int write_etcd(co_migrate_stats *stats, co_etcd_batch *eb, co_state *st,
 		/* A live claim with a TTL needs its lease: the store attaches it. */
 		if (r->kind == CO_KIND_TASK && r->status == CO_STATUS_CLAIMED &&
 		    r->claim_expires_at > now) {
-			if ((error = flush_etcd(&stats->written, eb, &es, o, recs, vers, drop,
-						n)) < 0 ||
+			if ((error = flush_etcd(&stats->written, eb, &es, o, recs, vers,
+						drop, n)) < 0 ||
 			    (error = open_etcd_store(&es, o)) < 0 ||
 			    (error = co_store_put_if_newer(es, r, &applied)) < 0)
 				goto done;
@@ -210,15 +244,17 @@ static int write_etcd(co_migrate_stats *stats, co_etcd_batch *eb, co_state *st,
 			stats->written += applied ? 1 : 0;
 			n = bytes = 0;
 		} else {
-			if (n == CO_ETCD_BATCH_MAX || (n > 0 && bytes + sz > CO_ETCD_BATCH_BYTES)) {
-				if ((error = flush_etcd(&stats->written, eb, &es, o, recs, vers,
-							drop, n)) < 0)
+			if (n == CO_ETCD_BATCH_MAX ||
+			    (n > 0 && bytes + sz > CO_ETCD_BATCH_BYTES)) {
+				if ((error = flush_etcd(&stats->written, eb, &es, o, recs,
+							vers, drop, n)) < 0)
 					goto done;
 				stats->batches++;
 				since_ckpt += n;
 				/* Everything up to recs[n - 1] is written now. */
 				if (since_ckpt >= CKPT_EVERY) {
-					if ((error = ckpt_set(st, ckname, marker, recs[n - 1])) < 0)
+					if ((error = ckpt_set(st, ckname, marker,
+							      recs[n - 1])) < 0)
 						goto done;
 					since_ckpt = 0;
 				}
@@ -228,7 +264,8 @@ static int write_etcd(co_migrate_stats *stats, co_etcd_batch *eb, co_state *st,
 			recs[n] = r;
 			vers[n] = p->tgt[i] ? p->tgt[i]->ver : "";
 			drop[n] = old && old->kind == CO_KIND_TASK &&
-				  old->status == CO_STATUS_CLAIMED && old->claim_expires_at > 0;
+				  old->status == CO_STATUS_CLAIMED &&
+				  old->claim_expires_at > 0;
 			n++;
 			bytes += sz;
 		}
@@ -280,7 +317,8 @@ static int verify(co_migrate_stats *stats, const co_mig_set *src, const co_mig_s
 	stats->verified_total = src->n;
 	stats->verified_equal = 0;
 	for (i = 0; i < src->n; i++) {
-		const co_mig_rec *t = co_mig__set_find(tgt, src->v[i].r->kind, src->v[i].r->id);
+		const co_mig_rec *t =
+		    co_mig__set_find(tgt, src->v[i].r->kind, src->v[i].r->id);
 
 		if (t && co_record_equal(t->r, src->v[i].r))
 			stats->verified_equal++;
@@ -291,9 +329,11 @@ static int verify(co_migrate_stats *stats, const co_mig_set *src, const co_mig_s
 int co_migrate_backfill(co_migrate_stats *stats, const co_migrate_opts *o)
 {
 	int to_etcd = o->direction == CO_MIGRATE_GIT_TO_ETCD;
-	const char *ckname = to_etcd ? CO_MIGRATE_CKPT_GIT_TO_ETCD : CO_MIGRATE_CKPT_ETCD_TO_GIT;
+	const char *ckname =
+	    to_etcd ? CO_MIGRATE_CKPT_GIT_TO_ETCD : CO_MIGRATE_CKPT_ETCD_TO_GIT;
 	co_git_batch *gb = NULL;
 	co_etcd_batch *eb = NULL;
+	co_store *scan_es = NULL; /* the bulk read of etcd (list_etcd) */
 	co_state *st = NULL;
 	co_mig_set gs = {NULL, 0, 0}, es = {NULL, 0, 0}, after = {NULL, 0, 0};
 	co_mig_set *src, *tgt;
@@ -305,8 +345,9 @@ int co_migrate_backfill(co_migrate_stats *stats, const co_migrate_opts *o)
 
 	memset(stats, 0, sizeof(*stats));
 	if (!o->git_repo || !o->etcd)
-		return co_error_set(CO_EINVAL, "migrate: a git repo and etcd endpoints are "
-					       "both needed");
+		return co_error_set(CO_EINVAL,
+				    "migrate: a git repo and etcd endpoints are "
+				    "both needed");
 	if ((error = co_git_batch_open(&gb, o->git_repo, o->git_branch)) < 0 ||
 	    (error = co_etcd_batch_open(&eb, o->etcd)) < 0)
 		goto done;
@@ -321,7 +362,7 @@ int co_migrate_backfill(co_migrate_stats *stats, const co_migrate_opts *o)
 			snprintf(marker, sizeof(marker), "unborn");
 	}
 	if ((error = list_git(&gs, &stats->unreadable, gb)) < 0 ||
-	    (error = list_etcd(&es, &erev, eb)) < 0)
+	    (error = list_etcd(&es, &erev, eb, &scan_es, o)) < 0)
 		goto done;
 	if (!to_etcd)
 		snprintf(marker, sizeof(marker), "rev%" PRId64, erev);
@@ -342,11 +383,14 @@ int co_migrate_backfill(co_migrate_stats *stats, const co_migrate_opts *o)
 			if (sp && (size_t)(sp - ck) == strlen(marker) &&
 			    strncmp(ck, marker, strlen(marker)) == 0) {
 				ck_key = sp + 1;
-				snprintf(stats->resumed_after, sizeof(stats->resumed_after), "%s",
-					 ck_key);
+				snprintf(stats->resumed_after,
+					 sizeof(stats->resumed_after), "%s", ck_key);
 			} else {
-				mlog(o, "source moved since the checkpoint (%s): comparing every "
-					"record again", ck);
+				mlog(o,
+				     "source moved since the checkpoint (%s): comparing "
+				     "every "
+				     "record again",
+				     ck);
 			}
 		}
 	}
@@ -380,8 +424,9 @@ int co_migrate_backfill(co_migrate_stats *stats, const co_migrate_opts *o)
 	if (o->dry_run) {
 		for (i = 0; i < p.n && i < 20; i++)
 			mlog(o, "would %s %s %s in %s (rev %" PRId64 ")",
-			     p.tgt[i] ? "update" : "create", co_kind_name(p.src[i]->r->kind),
-			     p.src[i]->r->id, to_etcd ? "etcd" : "git", p.src[i]->r->rev);
+			     p.tgt[i] ? "update" : "create",
+			     co_kind_name(p.src[i]->r->kind), p.src[i]->r->id,
+			     to_etcd ? "etcd" : "git", p.src[i]->r->rev);
 		if (p.n > 20)
 			mlog(o, "... and %zu more", p.n - 20);
 		verify(stats, src, tgt);
@@ -391,12 +436,14 @@ int co_migrate_backfill(co_migrate_stats *stats, const co_migrate_opts *o)
 		if (to_etcd)
 			error = write_etcd(stats, eb, st, ckname, marker, o, &p);
 		else
-			error = write_git(stats, gb, st, ckname, marker, o, &p, "migrate");
+			error =
+			    write_git(stats, gb, st, ckname, marker, o, &p, "migrate");
 		if (error < 0)
 			goto done;
 	}
 	/* Finished: the next run starts from a full comparison. */
-	if (st && (ck || p.n > 0) && (error = co_state_checkpoint_set(st, ckname, NULL)) < 0)
+	if (st && (ck || p.n > 0) &&
+	    (error = co_state_checkpoint_set(st, ckname, NULL)) < 0)
 		goto done;
 
 	/* Verification: read the target again and count equal records. */
@@ -404,7 +451,7 @@ int co_migrate_backfill(co_migrate_stats *stats, const co_migrate_opts *o)
 	if (p.n == 0) {
 		verify(stats, src, tgt);
 	} else {
-		if ((error = to_etcd ? list_etcd(&after, NULL, eb)
+		if ((error = to_etcd ? list_etcd(&after, NULL, eb, &scan_es, o)
 				     : list_git(&after, &i, gb)) < 0)
 			goto done;
 		verify(stats, src, &after);
@@ -418,6 +465,7 @@ done:
 	co_mig__set_clear(&es);
 	co_mig__set_clear(&after);
 	co_state_close(st);
+	co_store_free(scan_es);
 	co_etcd_batch_free(eb);
 	co_git_batch_free(gb);
 	return error;
@@ -438,8 +486,8 @@ static int mirror_change(co_git_batch_item *wb, co_record **wb_rec, co_store *es
 	if (ch->deleted) {
 		error = co_store_remove(es, ch->kind, ch->id);
 		if (error == CO_ENOTFOUND) {
-			mlog(o, "%s %s: delete %s/%s (already absent in etcd)", sha, c->author,
-			     co_kind_dir(ch->kind), ch->id);
+			mlog(o, "%s %s: delete %s/%s (already absent in etcd)", sha,
+			     c->author, co_kind_dir(ch->kind), ch->id);
 			return 0;
 		}
 		if (error == 0)
@@ -448,8 +496,8 @@ static int mirror_change(co_git_batch_item *wb, co_record **wb_rec, co_store *es
 		return error;
 	}
 	if (!ch->r) {
-		mlog(o, "%s %s: skipped %s/%s: %s", sha, c->author, co_kind_dir(ch->kind), ch->id,
-		     ch->problem ? ch->problem : "unreadable");
+		mlog(o, "%s %s: skipped %s/%s: %s", sha, c->author, co_kind_dir(ch->kind),
+		     ch->id, ch->problem ? ch->problem : "unreadable");
 		return 0;
 	}
 	error = co_store_get(&cur, es, ch->kind, ch->id);
@@ -476,7 +524,8 @@ static int mirror_change(co_git_batch_item *wb, co_record **wb_rec, co_store *es
 		goto done;
 	mlog(o, "%s %s: %s/%s rev %" PRId64 " -> etcd rev %" PRId64 " (%s%s%s)%s", sha,
 	     c->author, co_kind_dir(ch->kind), ch->id, ch->r->rev, nr->rev,
-	     co_status_name(nr->status), nr->owner ? ", owner " : "", nr->owner ? nr->owner : "",
+	     co_status_name(nr->status), nr->owner ? ", owner " : "",
+	     nr->owner ? nr->owner : "",
 	     applied ? "" : " [etcd moved meanwhile: not applied]");
 	if (applied) {
 		wb->r = nr;
@@ -506,7 +555,8 @@ static int follow_commit(co_git_batch *gb, co_store *es, const co_migrate_opts *
 		goto done;
 	}
 	for (i = 0; i < c->n_changes; i++) {
-		if ((error = mirror_change(&items[n], &owned[n], es, o, c, &c->changes[i])) < 0)
+		if ((error = mirror_change(&items[n], &owned[n], es, o, c,
+					   &c->changes[i])) < 0)
 			goto done;
 		if (owned[n])
 			n++;
@@ -540,8 +590,9 @@ int co_migrate_follow(const co_migrate_opts *o, volatile sig_atomic_t *stop)
 	int poll = o->follow_poll_ms > 0 ? o->follow_poll_ms : 200, error;
 
 	if (!o->git_repo || !o->etcd || !o->state_dir)
-		return co_error_set(CO_EINVAL, "migrate --follow: a git repo, etcd endpoints "
-					       "and a state dir are needed");
+		return co_error_set(CO_EINVAL,
+				    "migrate --follow: a git repo, etcd endpoints "
+				    "and a state dir are needed");
 	if ((error = co_git_batch_open(&gb, o->git_repo, o->git_branch)) < 0 ||
 	    (error = co_etcd_store_open(&es, o->etcd)) < 0 ||
 	    (error = co_state_open(&st, o->state_dir)) < 0)
@@ -551,12 +602,14 @@ int co_migrate_follow(const co_migrate_opts *o, volatile sig_atomic_t *stop)
 		/* First start: the backfill covered everything up to the head. */
 		if ((error = co_git_batch_head(head, gb)) < 0 ||
 		    (last = strdup(head)) == NULL ||
-		    (head[0] && (error = co_state_checkpoint_set(st, CO_MIGRATE_CKPT_FOLLOW,
-								  head)) < 0)) {
-			error = error < 0 ? error : co_error_set(CO_ENOMEM, "out of memory");
+		    (head[0] && (error = co_state_checkpoint_set(
+				     st, CO_MIGRATE_CKPT_FOLLOW, head)) < 0)) {
+			error =
+			    error < 0 ? error : co_error_set(CO_ENOMEM, "out of memory");
 			goto done;
 		}
-		mlog(o, "following %s from %s", o->git_repo, head[0] ? head : "the first commit");
+		mlog(o, "following %s from %s", o->git_repo,
+		     head[0] ? head : "the first commit");
 	} else if (error < 0) {
 		goto done;
 	} else {
@@ -574,7 +627,8 @@ int co_migrate_follow(const co_migrate_opts *o, volatile sig_atomic_t *stop)
 				error = co_error_set(CO_ENOMEM, "out of memory");
 				goto done;
 			}
-			if ((error = co_state_checkpoint_set(st, CO_MIGRATE_CKPT_FOLLOW, last)) < 0)
+			if ((error = co_state_checkpoint_set(st, CO_MIGRATE_CKPT_FOLLOW,
+							     last)) < 0)
 				goto done;
 		}
 		co_git_commits_free(cs, n);
@@ -630,8 +684,8 @@ int co_migrate_import(co_migrate_stats *stats, const co_migrate_opts *o,
 		else
 			nr->registered_at = t ? t->r->registered_at : now;
 		if (o->dry_run)
-			mlog(o, "would %s %s %s", t ? "update" : "create", co_kind_name(r->kind),
-			     r->id);
+			mlog(o, "would %s %s %s", t ? "update" : "create",
+			     co_kind_name(r->kind), r->id);
 		if ((error = co_mig__set_push(&out, nr, t ? t->ver : "")) < 0)
 			goto done;
 	}

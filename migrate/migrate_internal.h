@@ -57,7 +57,10 @@ int co_etcd_batch_open(co_etcd_batch **out, const co_etcd_opts *o);
 void co_etcd_batch_free(co_etcd_batch *b);
 
 /* All records of `kind` as stored, with their mod_revision, read page by page
- * at one revision (into *revision, may be NULL).  CO_EUNAVAIL, CO_EINVAL. */
+ * at one revision (into *revision, may be NULL), through the gateway.  The
+ * backfill reads etcd with the store's bulk scan instead (co_store_scan,
+ * gRPC); the tests read through this to check it by another path.
+ * CO_EUNAVAIL, CO_EINVAL. */
 int co_etcd_batch_list(co_mig_set *out, int64_t *revision, co_etcd_batch *b,
 		       co_kind kind);
 

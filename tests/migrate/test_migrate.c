@@ -243,6 +243,30 @@ static void etcd_to_git_rebuilds_every_record_in_empty_repo(void **state)
 	assert_int_equal(ne, 500);
 }
 
+/* A value in etcd that is not a record stops the backfill, naming its key. */
+static void malformed_etcd_value_stops_the_backfill_and_writes_nothing(void **state)
+{
+	fx *f = *state;
+	const char *mig[] = {"migrate", NULL};
+	const char *back[] = {"migrate", "--direction", "etcd-to-git", NULL};
+	char *out = NULL, *err = NULL, head[48];
+
+	seed_git(f->repo, 20);
+	assert_int_equal(run(NULL, f, mig), 0);
+	assert_int_equal(co_test_sh(NULL, NULL,
+				    "ETCDCTL_API=3 etcdctl --endpoints=%s put /tasks/BAD1 "
+				    "'{\"id\": not json'",
+				    f->etcd.endpoint),
+			 0);
+	snprintf(f->env_repo, sizeof(f->env_repo), "CUTOVER_GIT_REPO=%s", f->repo2);
+	assert_int_equal(co_test_cutover(&out, &err, f->env, back), 1);
+	assert_non_null(strstr(err, "etcd key /tasks/BAD1"));
+	free(out);
+	free(err);
+	git_head(head, f->repo2);
+	assert_string_equal(head, ""); /* nothing was committed */
+}
+
 static pid_t spawn(fx *f, const char *const *args, const char *outfile)
 {
 	pid_t pid = fork();
@@ -457,6 +481,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(rerun_and_dry_run_write_nothing, setup, teardown),
 		cmocka_unit_test_setup_teardown(etcd_to_git_rebuilds_every_record_in_empty_repo,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			malformed_etcd_value_stops_the_backfill_and_writes_nothing, setup,
+			teardown),
 		cmocka_unit_test_setup_teardown(killed_run_resumes_from_checkpoint_and_ends_equal,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(
