@@ -387,9 +387,8 @@ int co_migrate_backfill(co_migrate_stats *stats, const co_migrate_opts *o)
 					 sizeof(stats->resumed_after), "%s", ck_key);
 			} else {
 				mlog(o,
-				     "source moved since the checkpoint (%s): comparing "
-				     "every "
-				     "record again",
+				     "source moved since the checkpoint (%s): "
+				     "comparing every record again",
 				     ck);
 			}
 		}
