@@ -59,7 +59,9 @@ static const char h_set[] =
     "Examples:\n"
     "  cutover flags set task_claim dual --etcd-percent 10 --reason 'canary'\n"
     "  cutover flags set default shadow\n\n"
-    "Exit status: 0 changed (or already so), 1 bad input, 3 refused by the gate.\n";
+    "Exit status: 0 changed (or already so), 1 bad input, 2 the flags lock held\n"
+    "by another writer for 10 s (it names the writer), 3 refused by the gate or\n"
+    "the flags changed while it ran.\n";
 static const char h_explain[] =
     "usage: " U_EXPLAIN "\n\n"
     "Say where operation OP on record ID goes now: the effective mode (shadow while\n"

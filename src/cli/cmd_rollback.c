@@ -37,8 +37,11 @@ static const char h_rollback[] =
     "Pull the kill switch: every operation goes to git (etcd still mirrors, as in\n"
     "shadow), whatever the stage says.  First the outbox entries owed to git are\n"
     "applied for up to 5 s and what is left is reported (routers apply the rest\n"
-    "before git serves those IDs).  Works while etcd is down.  Recorded in the\n"
-    "audit trail with the reason.  `cutover resume` lifts it.\n\n"
+    "before git serves those IDs).  Works while etcd is down, and does not wait\n"
+    "more than 2 s for another writer of the flags: if one is stuck holding\n"
+    "their lock, it says which process and pulls the switch anyway (that writer\n"
+    "cannot save over it).  Recorded in the audit trail with the reason.\n"
+    "`cutover resume` lifts it.\n\n"
     "  --reason TEXT  why (default \"manual rollback\")\n\n"
     "Example:\n  cutover rollback --reason 'etcd latency p99 over 50 ms'\n";
 static const char h_resume[] =

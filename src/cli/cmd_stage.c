@@ -35,18 +35,19 @@ static const char h_stage[] =
     "git/shadow for a stage where etcd can be primary is refused while the git\n"
     "branch holds a commit not made by cutover within that window (the refusal\n"
     "names the commit and its author).  A refusal exits 3 (conflict); --force\n"
-    "overrides it and the override is recorded in the audit trail.  Both ways,\n"
-    "git and a stage where etcd can be primary (10, 50, 100, etcd) are one step\n"
-    "apart only through shadow: from git go to shadow first, and from 10 or above\n"
-    "go to shadow (or pull the kill switch: `cutover rollback`) before git.\n"
-    "Moving back needs no reconciliation.  The kill switch is left as it is.\n\n"
+    "overrides it and the override is recorded in the audit trail.  Between git\n"
+    "and a stage where etcd can be primary (10, 50, 100, etcd) there is always\n"
+    "shadow, both ways: from git go to shadow first; from 10 or above go to\n"
+    "shadow (or pull the kill switch: `cutover rollback`) before git.  Moving\n"
+    "back needs no reconciliation.  The kill switch is left as it is.\n\n"
     "  --reason TEXT  why, for the audit trail\n"
     "  --force        go ahead despite the go/no-go gate\n\n"
     "Examples:\n"
     "  cutover reconcile && cutover stage 10 --reason 'canary'\n"
     "  cutover stage shadow --reason 'back off'\n\n"
-    "Exit status: 0 moved (or already there), 1 bad usage, 2 state unavailable,\n"
-    "3 refused by the go/no-go gate.\n";
+    "Exit status: 0 moved (or already there), 1 bad usage, 2 state unavailable\n"
+    "(or the flags lock held by another writer for 10 s: it names the writer),\n"
+    "3 refused by the go/no-go gate, or the flags changed while it ran.\n";
 
 int co_cli_stage(int argc, char **argv, co_cli *ctx)
 {
