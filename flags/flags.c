@@ -1059,6 +1059,31 @@ int co_flags_lock_wait(const char *path, int wait_ms)
 	return fd;
 }
 
+int co_flags_lock_holder(char *buf, size_t len, const char *path)
+{
+	char lock_path[4096];
+	int fd, held = 0;
+
+	buf[0] = '\0';
+	if (path == NULL || *path == '\0')
+		return co_error_set(CO_EINVAL, "flags: no file to look at");
+	snprintf(lock_path, sizeof(lock_path), "%s.lock", path);
+	if ((fd = open(lock_path, O_RDONLY | O_CLOEXEC)) < 0) {
+		if (errno == ENOENT)
+			return 0; /* never locked */
+		return co_error_set(CO_EIO, "%s: %s", lock_path, strerror(errno));
+	}
+	/* Free if it can be taken; given back at once. */
+	if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
+		flock(fd, LOCK_UN);
+	} else if (errno == EWOULDBLOCK) {
+		read_holder(buf, len, fd);
+		held = 1;
+	}
+	close(fd);
+	return held;
+}
+
 int co_flags_lock(const char *path)
 {
 	return co_flags_lock_wait(path, CO_FLAGS_LOCK_WAIT_MS);

@@ -214,6 +214,14 @@ int co_flags_lock_wait(const char *path, int wait_ms);
 #define CO_FLAGS_KILL_WAIT_MS 2000
 int co_flags_lock_for_kill(int *fd, const char *path);
 
+/*
+ * Who holds the flags lock now, for `cutover status`: 1 and buf filled
+ * ("pid 4242 (cutover) since 2026-11-23T17:59:02Z"), 0 if nobody does (buf
+ * ""), CO_EIO if the lock file cannot be read.  Takes the lock for an
+ * instant when it is free.
+ */
+int co_flags_lock_holder(char *buf, size_t len, const char *path);
+
 /* Release a lock from co_flags_lock(); a negative fd is ignored. */
 void co_flags_unlock(int fd);
 

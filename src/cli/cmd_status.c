@@ -28,7 +28,9 @@ static const char h_status[] =
     "usage: " U_STATUS "\n\n"
     "Show the stage, every operation's mode and etcd percent, the kill switch and\n"
     "its reason, the outbox depth per target store, each store's health and the\n"
-    "latest reconciliation run.  Stores that are down are reported, not errors.\n\n"
+    "latest reconciliation run, and who holds the flags lock if anyone does (a\n"
+    "writer stuck there is what makes `stage` wait).  Stores that are down are\n"
+    "reported, not errors.\n\n"
     "Examples:\n  cutover status\n  cutover --json status | jq .outbox\n";
 
 typedef struct health {
@@ -62,13 +64,13 @@ int co_cli_status(int argc, char **argv, co_cli *ctx)
 	co_run *run = NULL;
 	co_flags f;
 	health hs[2];
-	char flags_error[512] = "", state_error[512] = "";
+	char flags_error[512] = "", state_error[512] = "", lock_holder[160] = "";
 	int64_t depth_git = -1, depth_etcd = -1;
 	int error, op, i;
 	size_t n;
 
-	if ((error = co_cli_parse(pos, 0, &n, ctx, argc, argv, opts, U_STATUS, h_status)) !=
-	    0)
+	if ((error = co_cli_parse(pos, 0, &n, ctx, argc, argv, opts, U_STATUS,
+				  h_status)) != 0)
 		return error < 0 ? error : 0;
 	if ((error = co_cli_config(&c, ctx)) < 0)
 		return error;
@@ -76,6 +78,8 @@ int co_cli_status(int argc, char **argv, co_cli *ctx)
 		snprintf(flags_error, sizeof(flags_error), "%s", co_error_last());
 		co_flags_init(&f);
 	}
+	if (co_flags_lock_holder(lock_holder, sizeof(lock_holder), c->flags_path) < 0)
+		lock_holder[0] = '\0';
 	if (co_state_open(&st, c->state_dir) < 0 ||
 	    co_outbox_depth(&depth_git, st, "git") < 0 ||
 	    co_outbox_depth(&depth_etcd, st, "etcd") < 0) {
@@ -95,6 +99,10 @@ int co_cli_status(int argc, char **argv, co_cli *ctx)
 		cJSON_AddBoolToObject(o, "kill_switch", f.kill_switch);
 		cJSON_AddStringToObject(o, "kill_reason", f.kill_reason);
 		cJSON_AddStringToObject(o, "flags_path", c->flags_path);
+		if (lock_holder[0])
+			cJSON_AddStringToObject(o, "flags_lock_holder", lock_holder);
+		else
+			cJSON_AddNullToObject(o, "flags_lock_holder");
 		if (flags_error[0])
 			cJSON_AddStringToObject(o, "flags_error", flags_error);
 		ops = cJSON_AddObjectToObject(o, "operations");
@@ -126,7 +134,8 @@ int co_cli_status(int argc, char **argv, co_cli *ctx)
 			cJSON *x = cJSON_AddObjectToObject(o, "last_run");
 
 			cJSON_AddNumberToObject(x, "run", (double)run->id);
-			cJSON_AddStringToObject(x, "verdict", run->verdict ? run->verdict : "");
+			cJSON_AddStringToObject(x, "verdict",
+						run->verdict ? run->verdict : "");
 			cJSON_AddNumberToObject(x, "consistency", run->consistency);
 			cJSON_AddNumberToObject(x, "started_at", (double)run->started_at);
 		} else {
@@ -146,11 +155,14 @@ int co_cli_status(int argc, char **argv, co_cli *ctx)
 		if (flags_error[0])
 			printf("flags:        %s (routers keep their last good flags)\n",
 			       flags_error);
+		if (lock_holder[0])
+			printf("flags lock:   held by %s\n", lock_holder);
 		printf("operations:\n");
 		for (op = 0; op < CO_OP__COUNT; op++) {
 			co_op_flags s1 = co_flags_get(&f, (co_op)op);
 
-			printf("  %-15s %s", co_op_name((co_op)op), co_mode_name(s1.mode));
+			printf("  %-15s %s", co_op_name((co_op)op),
+			       co_mode_name(s1.mode));
 			if (s1.mode == CO_MODE_DUAL)
 				printf(" %d%%", s1.etcd_percent);
 			putchar('\n');
@@ -161,8 +173,8 @@ int co_cli_status(int argc, char **argv, co_cli *ctx)
 			printf("outbox:       %lld owed to git, %lld owed to etcd\n",
 			       (long long)depth_git, (long long)depth_etcd);
 		for (i = 0; i < 2; i++)
-			printf("%-4s store:   %s: %s\n", hs[i].name, hs[i].up ? "up" : "DOWN",
-			       hs[i].detail);
+			printf("%-4s store:   %s: %s\n", hs[i].name,
+			       hs[i].up ? "up" : "DOWN", hs[i].detail);
 		if (run)
 			printf("last run:     %lld %s (consistency %.4f%%)\n",
 			       (long long)run->id, run->verdict ? run->verdict : "?",

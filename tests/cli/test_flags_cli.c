@@ -172,7 +172,7 @@ static void rollback_is_not_held_up_by_a_stuck_flags_writer(void **state)
 {
 	fx *f = *state;
 	co_flags fl;
-	char path[300], want[64], *err;
+	char path[300], want[80], *err, *out;
 	int lock;
 
 	snprintf(path, sizeof(path), "%s/flags.yaml", f->state);
@@ -187,6 +187,11 @@ static void rollback_is_not_held_up_by_a_stuck_flags_writer(void **state)
 	assert_int_equal(co_flags_load(&fl, path), 0);
 	assert_true(fl.kill_switch);
 	assert_string_equal(fl.kill_reason, "drill");
+	/* `cutover status` names the stuck writer. */
+	assert_int_equal(fx_run(f, &out, NULL, "status"), 0);
+	snprintf(want, sizeof(want), "flags lock:   held by pid %d (", (int)getpid());
+	fx_contains(out, want);
+	free(out);
 	co_flags_unlock(lock);
 }
 

@@ -456,7 +456,7 @@ static void lock_of_a_dead_holder_is_free(void **state)
 static void a_stuck_writer_is_named_and_does_not_hold_up_the_kill_switch(void **state)
 {
 	fixture *fx = *state;
-	char want[64];
+	char want[64], holder[160];
 	int lock, kill_fd = 0;
 
 	lock = co_flags_lock(fx->path); /* another open file: flock conflicts */
@@ -468,7 +468,12 @@ static void a_stuck_writer_is_named_and_does_not_hold_up_the_kill_switch(void **
 	assert_int_equal(co_flags_lock_for_kill(&kill_fd, fx->path), 0);
 	assert_int_equal(kill_fd, -1);
 	assert_non_null(strstr(co_error_last(), want));
+	/* `cutover status` can name it too. */
+	assert_int_equal(co_flags_lock_holder(holder, sizeof(holder), fx->path), 1);
+	assert_non_null(strstr(holder, want + strlen("held by ")));
 	co_flags_unlock(lock);
+	assert_int_equal(co_flags_lock_holder(holder, sizeof(holder), fx->path), 0);
+	assert_string_equal(holder, "");
 	assert_int_equal(co_flags_lock_for_kill(&kill_fd, fx->path), 0);
 	assert_true(kill_fd >= 0);
 	co_flags_unlock(kill_fd);
