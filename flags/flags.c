@@ -1109,29 +1109,33 @@ void co_flags_unlock(int fd)
 		close(fd); /* releases the flock */
 }
 
-int co_flags_save_if(const co_flags *expect, const co_flags *to, const char *path)
+/* CO_ECONFLICT unless the file at `path` holds `expect`. */
+static int still_holds(const co_flags *expect, const char *path)
 {
 	co_flags now;
+	char what[512];
 	int error;
 
 	if ((error = co_flags_load(&now, path)) < 0)
 		return error;
-	if (!co_flags_equal(&now, expect)) {
-		char what[512];
-
-		co_flags_diff(what, sizeof(what), expect, &now);
-		return co_error_set(
-		    CO_ECONFLICT,
-		    "flags %s changed since this command read them (%s%s%s, "
-		    "by %s); nothing saved: run it again",
-		    path, what, now.kill_switch ? "; kill switch: " : "",
-		    now.kill_switch ? now.kill_reason : "",
-		    now.updated_by[0] ? now.updated_by : "?");
-	}
-	return co_flags_save(to, path);
+	if (co_flags_equal(&now, expect))
+		return 0;
+	co_flags_diff(what, sizeof(what), expect, &now);
+	return co_error_set(CO_ECONFLICT,
+			    "flags %s changed since this command read them (%s%s%s, "
+			    "by %s); nothing saved: run it again",
+			    path, what, now.kill_switch ? "; kill switch: " : "",
+			    now.kill_switch ? now.kill_reason : "",
+			    now.updated_by[0] ? now.updated_by : "?");
 }
 
-int co_flags_save(const co_flags *f, const char *path)
+/*
+ * Write `f` to a temp file, fsync it, and rename it over `path`; with
+ * `expect`, only if the file still holds it, checked last thing before
+ * the rename (the window a save without the lock can hit is the rename
+ * itself, not the formatting and the fsync).
+ */
+static int save(const co_flags *f, const char *path, const co_flags *expect)
 {
 	/* Distinct temp names for concurrent saves from threads of one process. */
 	static atomic_uint counter;
@@ -1167,6 +1171,8 @@ int co_flags_save(const co_flags *f, const char *path)
 		goto done;
 	}
 	fd = -1;
+	if (expect && (error = still_holds(expect, path)) < 0)
+		goto done;
 	if (rename(tmp, path) < 0) {
 		error = co_error_set(CO_EIO, "%s: rename to %s: %s", tmp, path,
 				     strerror(errno));
@@ -1183,5 +1189,50 @@ done:
 		free(tmp);
 	}
 	free(text);
+	return error;
+}
+
+int co_flags_save(const co_flags *f, const char *path)
+{
+	return save(f, path, NULL);
+}
+
+int co_flags_save_if(const co_flags *expect, const co_flags *to, const char *path)
+{
+	return save(to, path, expect);
+}
+
+/* Tries of co_flags_save_kill() over changes made meanwhile. */
+#define KILL_TRIES 8
+
+int co_flags_save_kill(co_flags *to, const co_flags *from, const char *path)
+{
+	co_flags cur = *from, next = *to;
+	int error, tries;
+
+	for (tries = 0; tries < KILL_TRIES; tries++) {
+		error = save(&next, path, &cur);
+		if (error == 0)
+			*to = next;
+		if (error == CO_EINVAL || error == CO_ETOOBIG)
+			break; /* the file does not parse: nothing in it to keep */
+		if (error != CO_ECONFLICT)
+			return error;
+		/* Another writer saved meanwhile: pull the switch over its change
+		 * rather than undo it. */
+		if ((error = co_flags_load(&cur, path)) < 0)
+			break;
+		if (cur.kill_switch) {
+			*to = cur; /* already pulled: keep that reason */
+			return 0;
+		}
+		next = cur;
+		co_flags_set_kill(&next, 1, to->kill_reason);
+		memcpy(next.updated_at, to->updated_at, sizeof(next.updated_at));
+		memcpy(next.updated_by, to->updated_by, sizeof(next.updated_by));
+	}
+	co_error_clear();
+	if ((error = co_flags_save(&next, path)) == 0)
+		*to = next;
 	return error;
 }

@@ -180,6 +180,17 @@ int co_flags_save(const co_flags *f, const char *path);
 int co_flags_save_if(const co_flags *expect, const co_flags *to, const char *path);
 
 /*
+ * Save the kill switch: `to` is `from` (what the caller loaded) with the
+ * switch pulled.  It always lands, and it never undoes another writer's
+ * change: saved with co_flags_save_if(from); if the file changed meanwhile,
+ * the switch is pulled over what it holds now (a few tries, then over
+ * whatever is there); if the file does not parse, over it.  If the switch
+ * is already on, that is kept (its reason too).  *to becomes what the file
+ * holds after.  CO_EIO / CO_ENOMEM from the save.
+ */
+int co_flags_save_kill(co_flags *to, const co_flags *from, const char *path);
+
+/*
  * Writers of one flags file take turns.  co_flags_lock() takes an exclusive
  * lock (flock) on PATH.lock, created with mode 0600 beside the file (PATH
  * itself is replaced by every save, so it cannot carry the lock), waiting
@@ -207,9 +218,12 @@ int co_flags_lock_wait(const char *path, int wait_ms);
  * at most CO_FLAGS_KILL_WAIT_MS.  0 with *fd the lock, or 0 with *fd -1
  * if a writer still holds it (stuck, stopped): co_error_last() then names
  * that writer, for the caller to warn with, and the caller saves without
- * the lock.  That writer cannot undo the switch afterwards, because every
- * other writer saves with co_flags_save_if().  Errors (*fd -1): CO_EIO /
- * CO_EINVAL / CO_ENOMEM as co_flags_lock().
+ * the lock, with co_flags_save_kill().  That writer does not undo the
+ * switch afterwards: every other writer saves with co_flags_save_if(),
+ * which checks the file last thing before its rename (one stopped between
+ * that check and the rename, an instant, still could), and the switch is
+ * pulled over a change that writer made, not instead of it.  Errors (*fd
+ * -1): CO_EIO / CO_EINVAL / CO_ENOMEM as co_flags_lock().
  */
 #define CO_FLAGS_KILL_WAIT_MS 2000
 int co_flags_lock_for_kill(int *fd, const char *path);

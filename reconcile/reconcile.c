@@ -34,12 +34,15 @@
 #include "flags/flags.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 /* Divergences go to the database in batches of this many rows. */
 #define DIVERGENCE_BATCH 2000
@@ -339,15 +342,19 @@ static int repair(co_reconcile_result *res, const co_reconcile_opts *o)
 static int keep_malformed(char *copy, size_t len, const char *path)
 {
 	char buf[8192];
-	FILE *in, *out;
+	FILE *in, *out = NULL;
 	size_t n;
-	int error = 0;
+	int error = 0, fd = -1;
 
 	snprintf(copy, len, "%s.malformed", path);
 	if ((in = fopen(path, "rb")) == NULL)
 		return co_error_set(CO_EIO, "%s: %s", path, strerror(errno));
-	if ((out = fopen(copy, "wb")) == NULL) {
+	/* 0600, as the flags file itself. */
+	if ((fd = open(copy, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) < 0 ||
+	    fchmod(fd, 0600) < 0 || (out = fdopen(fd, "wb")) == NULL) {
 		error = co_error_set(CO_EIO, "%s: %s", copy, strerror(errno));
+		if (fd >= 0)
+			close(fd);
 		fclose(in);
 		return error;
 	}
@@ -377,7 +384,8 @@ static int trip(const co_reconcile_opts *o, const char *reason)
 
 	/* No other writer between the load and the save: an operator's
 	 * `stage` at the same moment must not put the switch back (and does
-	 * not: it saves only over what it read).  A writer stuck holding the
+	 * not: it saves only over what it read, and the switch is saved over
+	 * its change, not instead of it).  A writer stuck holding the
 	 * lock does not hold up the trip. */
 	if ((error = co_flags_lock_for_kill(&lock, o->flags_path)) < 0)
 		return prefix_error(error, "kill switch not tripped");
@@ -388,7 +396,8 @@ static int trip(const co_reconcile_opts *o, const char *reason)
 			co_error_last());
 		co_error_clear();
 	}
-	if ((error = co_flags_load(&before, o->flags_path)) == CO_EINVAL) {
+	error = co_flags_load(&before, o->flags_path);
+	if (error == CO_EINVAL || error == CO_ETOOBIG) {
 		/* A file broken by hand must not stop the switch: keep a copy,
 		 * then start from the defaults (every operation git; with the
 		 * switch on, routers act as in shadow until someone fixes it). */
@@ -412,7 +421,7 @@ static int trip(const co_reconcile_opts *o, const char *reason)
 	if (!before.kill_switch) {
 		co_flags_set_kill(&after, 1, reason);
 		co_flags_stamp(&after, o->who, NULL);
-		error = co_flags_save(&after, o->flags_path);
+		error = co_flags_save_kill(&after, &before, o->flags_path);
 		co_flags_unlock(lock);
 		if (error < 0)
 			return prefix_error(error, "kill switch not tripped");

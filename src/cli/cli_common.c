@@ -313,8 +313,8 @@ int co_cli_flags_commit(co_cli *ctx, co_state *st, const char *action,
 	n = strlen(what);
 	if (note && *note && n + 3 < sizeof(what))
 		snprintf(what + n, sizeof(what) - n, "; %s", note);
-	/* The kill switch always wins; any other change only over what it read. */
-	if ((error = kill ? co_flags_save(to, c->flags_path)
+	/* The kill switch always lands; any other change only over what it read. */
+	if ((error = kill ? co_flags_save_kill(to, from, c->flags_path)
 			  : co_flags_save_if(from, to, c->flags_path)) < 0)
 		return error;
 	if (st == NULL && (error = co_state_open(&own, c->state_dir)) < 0)

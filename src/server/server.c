@@ -618,6 +618,25 @@ static cJSON *flags_json(const co_flags *f)
 	return o;
 }
 
+/*
+ * The flags as the file says, for a change other than the kill switch: a
+ * file that does not load is refused with a message that says what to do
+ * (a change is saved only over what was read, co_flags_save_if).
+ */
+static int admin_load(co_flags *out, co_server *s)
+{
+	char why[768];
+	int error;
+
+	if ((error = co_flags_load(out, s->flags_path)) == 0)
+		return 0;
+	snprintf(why, sizeof(why), "%s", co_error_last());
+	return co_error_set(error,
+			    "the flags file does not load (%s): fix it first; the kill "
+			    "switch (rollback) works over it",
+			    why);
+}
+
 /* The flags as the file says, else (a bad file) the last good ones. */
 static void admin_current(co_flags *out, co_server *s)
 {
@@ -639,8 +658,8 @@ static int admin_commit(co_server *s, const char *action, const co_flags *from,
 	int error;
 
 	co_flags_stamp(to, "serve:admin", NULL);
-	/* The kill switch always wins; any other change only over what it read. */
-	if ((error = kill ? co_flags_save(to, s->flags_path)
+	/* The kill switch always lands; any other change only over what it read. */
+	if ((error = kill ? co_flags_save_kill(to, from, s->flags_path)
 			  : co_flags_save_if(from, to, s->flags_path)) < 0)
 		return error;
 	co_flags_diff(detail, sizeof(detail), from, to);
@@ -713,7 +732,7 @@ static void h_admin_reconcile(reply *rp, co_server *s, const req *rq)
 	co_reconcile_result *res = NULL, *verify = NULL;
 	const char *repair = NULL;
 	const cJSON *nr;
-	char msg[1024] = "", detail[1024], first[256] = "", last[256] = "";
+	char msg[1024] = "", detail[2048], first[256] = "", last[256] = "";
 	cJSON *o = NULL, *out = NULL, *rep;
 	int error, idle = 0, running = 0;
 
@@ -905,7 +924,8 @@ static void h_admin(reply *rp, co_server *s, const req *rq, const char *what, in
 	} else if (strcmp(what, "resume") == 0) {
 		if ((error = flock_fd = co_flags_lock(s->flags_path)) < 0)
 			goto done;
-		admin_current(&from, s);
+		if ((error = admin_load(&from, s)) < 0)
+			goto done;
 		to = from;
 		co_flags_set_kill(&to, 0, NULL);
 		if (from.kill_switch &&
@@ -925,7 +945,8 @@ static void h_admin(reply *rp, co_server *s, const req *rq, const char *what, in
 		    (error = co_stage_parse(&stage, stage_name)) < 0 ||
 		    (error = flock_fd = co_flags_lock(s->flags_path)) < 0)
 			goto done;
-		admin_current(&from, s);
+		if ((error = admin_load(&from, s)) < 0)
+			goto done;
 		to = from;
 		if ((error = co_stage_apply(&to, stage)) < 0)
 			goto done;
@@ -933,25 +954,33 @@ static void h_admin(reply *rp, co_server *s, const req *rq, const char *what, in
 			if ((error = s->gate(note, sizeof(note), s->gate_ctx, &from, &to,
 					     force)) < 0)
 				goto done;
-		} else if ((error = co_gate_check_path(&from, &to)) < 0) {
+		} else {
+			size_t nn = 0;
+
 			/* The one rule that needs no inputs still holds. */
-			if (!force)
-				goto done;
-			snprintf(note, sizeof(note), "forced past %s", co_error_last());
-			error = 0;
-		} else if (co_stage_is_forward(&from, &to)) {
+			if ((error = co_gate_check_path(&from, &to)) < 0) {
+				if (!force)
+					goto done;
+				nn = (size_t)snprintf(note, sizeof(note),
+						      "forced past %s", co_error_last());
+				error = 0;
+			}
 			/* Without the gate's inputs this server cannot say go:
 			 * refuse forward moves unless forced, and record that. */
-			if (!force) {
-				error = co_error_set(CO_ECONFLICT,
-						     "go/no-go: this server has no "
-						     "go/no-go gate; move forward "
-						     "with `cutover stage` (use "
-						     "\"force\": true to override)");
-				goto done;
+			if (co_stage_is_forward(&from, &to)) {
+				if (!force) {
+					error = co_error_set(
+					    CO_ECONFLICT,
+					    "go/no-go: this server has no go/no-go "
+					    "gate; move forward with `cutover stage` "
+					    "(use \"force\": true to override)");
+					goto done;
+				}
+				if (nn < sizeof(note))
+					snprintf(note + nn, sizeof(note) - nn, "%s%s",
+						 nn ? "; " : "",
+						 "forced forward without go/no-go check");
 			}
-			snprintf(note, sizeof(note),
-				 "forced forward without go/no-go check");
 		}
 		if (!co_flags_equal(&from, &to) &&
 		    (error = admin_commit(s, "stage", &from, &to, note, reason, 0)) < 0)

@@ -510,6 +510,48 @@ static void save_if_never_saves_over_a_change_made_meanwhile(void **state)
 	assert_int_equal(co_flags_get(&now, CO_OP_TASK_CLAIM).etcd_percent, 50);
 }
 
+/* The kill switch lands over a change made meanwhile, not instead of it. */
+static void kill_switch_is_pulled_over_a_change_made_meanwhile(void **state)
+{
+	fixture *fx = *state;
+	co_flags read, other, kill, now;
+	FILE *f;
+
+	co_flags_init(&read);
+	assert_int_equal(co_flags_set(&read, CO_OP_TASK_CLAIM, CO_MODE_DUAL, 10), 0);
+	assert_int_equal(co_flags_save(&read, fx->path), 0);
+	assert_int_equal(co_flags_load(&read, fx->path), 0);
+	/* Another writer (a stuck `stage` waking up) saves 50 meanwhile. */
+	other = read;
+	assert_int_equal(co_flags_set(&other, CO_OP_TASK_CLAIM, CO_MODE_DUAL, 50), 0);
+	assert_int_equal(co_flags_save(&other, fx->path), 0);
+	kill = read;
+	co_flags_set_kill(&kill, 1, "drill");
+	assert_int_equal(co_flags_save_kill(&kill, &read, fx->path), 0);
+	assert_int_equal(co_flags_load(&now, fx->path), 0);
+	assert_true(now.kill_switch);
+	assert_string_equal(now.kill_reason, "drill");
+	assert_int_equal(co_flags_get(&now, CO_OP_TASK_CLAIM).etcd_percent, 50);
+	assert_true(co_flags_equal(&now, &kill)); /* *to says what was saved */
+	/* Pulled already by someone else: that reason stays. */
+	kill = read;
+	co_flags_set_kill(&kill, 1, "second");
+	assert_int_equal(co_flags_save_kill(&kill, &read, fx->path), 0);
+	assert_int_equal(co_flags_load(&now, fx->path), 0);
+	assert_string_equal(now.kill_reason, "drill");
+	/* A file that does not parse: pulled over it. */
+	f = fopen(fx->path, "w");
+	assert_non_null(f);
+	fputs("kill_switch: [\n", f);
+	fclose(f);
+	kill = read;
+	co_flags_set_kill(&kill, 1, "over a broken file");
+	assert_int_equal(co_flags_save_kill(&kill, &read, fx->path), 0);
+	assert_int_equal(co_flags_load(&now, fx->path), 0);
+	assert_true(now.kill_switch);
+	assert_string_equal(now.kill_reason, "over a broken file");
+}
+
 static void setters_reject_bad_values_and_change_nothing(void **state)
 {
 	co_flags f, before;
@@ -793,6 +835,9 @@ int main(void)
 		teardown_dir),
 	    cmocka_unit_test_setup_teardown(
 		save_if_never_saves_over_a_change_made_meanwhile, setup_dir,
+		teardown_dir),
+	    cmocka_unit_test_setup_teardown(
+		kill_switch_is_pulled_over_a_change_made_meanwhile, setup_dir,
 		teardown_dir),
 	    cmocka_unit_test(setters_reject_bad_values_and_change_nothing),
 	    cmocka_unit_test(overlong_kill_reason_is_cut_at_a_character_boundary),

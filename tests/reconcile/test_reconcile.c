@@ -671,9 +671,23 @@ static void a_malformed_flags_file_does_not_stop_the_trip(void **state)
 	assert_true(strncmp(f.kill_reason, "reconcile run", 13) == 0);
 	/* The broken file is kept for whoever fixes it. */
 	snprintf(copy, sizeof(copy), "%s.malformed", e->flags);
-	assert_int_equal(co_test_sh(&text, NULL, "cat %s", copy), 0);
+	assert_int_equal(co_test_sh(&text, NULL, "cat %s; stat -c %%a %s", copy, copy),
+			 0);
 	assert_non_null(strstr(text, "kill_switch: maybe"));
+	assert_non_null(strstr(text, "\n600\n")); /* as private as the flags */
 	free(text);
+	co_reconcile_result_free(r);
+	/* A file over the size limit is as broken: the switch goes on over it. */
+	assert_int_equal(co_test_sh(NULL, NULL,
+				    "yes '# padding padding padding padding' | "
+				    "head -c 2000000 > %s",
+				    e->flags),
+			 0);
+	assert_int_equal(co_flags_load(&f, e->flags), CO_ETOOBIG);
+	r = run(&o);
+	assert_string_equal(r->run.action, "kill_switch");
+	assert_int_equal(co_flags_load(&f, e->flags), 0);
+	assert_int_equal(f.kill_switch, 1);
 	co_reconcile_result_free(r);
 }
 
