@@ -182,14 +182,31 @@ int co_gate_check(const co_gate_input *in)
 {
 	int error;
 
+	char all[1024]; /* as long as an error message gets */
+	size_t n = 0;
+	int rule;
+
 	if (in == NULL || in->from == NULL || in->to == NULL || in->window_ms < 0)
 		return co_error_set(CO_EINVAL, "go/no-go: bad input");
-	if ((error = co_gate_check_path(in->from, in->to)) < 0)
-		return error;
-	if (co_gate_needs_run(in->from, in->to) && (error = check_run(in)) < 0)
-		return error;
-	if (co_gate_needs_legacy_check(in->from, in->to) &&
-	    (error = check_legacy(in)) < 0)
-		return error;
-	return 0;
+	/* Every refusal is told (and, forced, recorded), not only the first. */
+	all[0] = '\0';
+	for (rule = 0; rule < 3; rule++) {
+		error =
+		    rule == 0 ? co_gate_check_path(in->from, in->to)
+		    : rule == 1
+			? (co_gate_needs_run(in->from, in->to) ? check_run(in) : 0)
+			: (co_gate_needs_legacy_check(in->from, in->to) ? check_legacy(in)
+									: 0);
+		if (error == 0)
+			continue;
+		if (error != CO_ECONFLICT)
+			return error;
+		n += (size_t)snprintf(all + n, n < sizeof(all) ? sizeof(all) - n : 0,
+				      "%s%s", n ? "; " : "", co_error_last());
+		if (n >= sizeof(all))
+			n = sizeof(all) - 1;
+	}
+	if (n == 0)
+		return 0;
+	return co_error_set(CO_ECONFLICT, "%s", all);
 }

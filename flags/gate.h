@@ -24,8 +24,8 @@
  *     every git-mode write.  Shadow mirrors every write and makes every
  *     router push intents.  Forward reads configured modes with the kill
  *     switch set aside (like rule 2); back reads what routers do (the kill
- *     switch routes as shadow, so `rollback` and a change made while it is
- *     on are never refused by this rule).  Checked first: it is the
+ *     switch routes as shadow, so `rollback`, and a move back made while it
+ *     is on, are never refused by this rule).  Checked first: it is the
  *     structural mistake.
  *
  * Reading the runs (runs.h) and walking git (store/git_log.h) is the
@@ -86,7 +86,8 @@ int co_gate_check_path(const co_flags *from, const co_flags *to);
 
 /*
  * Decide.  0 if the change may go ahead (also when no rule applies).
- * CO_ECONFLICT with a message an operator can act on otherwise:
+ * CO_ECONFLICT with a message an operator can act on otherwise (every rule
+ * that refuses is told, joined by "; ", so that --force records them all):
  * "go/no-go: task_claim would go from git straight to dual 10: ... go
  * through shadow first ..." (or "from dual 10 straight to git"),
  * "go/no-go: no reconciliation run has finished ...", "... run 7 failed ...",
