@@ -620,13 +620,13 @@ int co_record_check_times(const co_record *r)
 	size_t i;
 
 	for (i = 0; i < sizeof(f) / sizeof(f[0]); i++)
-		if (f[i].t < 0 || f[i].t > CO_TIME_MAX)
+		if (f[i].t < CO_TIME_MIN || f[i].t > CO_TIME_MAX)
 			return co_error_set(
 			    CO_EINVAL,
-			    "%s %s: %s is %lld, outside 0..%lld seconds "
-			    "(1970 to 9999; milliseconds given as seconds?)",
+			    "%s %s: %s is %lld, outside %lld..%lld seconds "
+			    "(years 1000 to 9999; milliseconds given as seconds?)",
 			    co_kind_name(r->kind), r->id ? r->id : "?", f[i].name,
-			    (long long)f[i].t, CO_TIME_MAX);
+			    (long long)f[i].t, CO_TIME_MIN, CO_TIME_MAX);
 	return 0;
 }
 

@@ -120,14 +120,16 @@ int co_record_equal(const co_record *a, const co_record *b);
 char *co_record_diff(const co_record *a, const co_record *b);
 
 /*
- * The last second the canonical form can write and read back
- * (9999-12-31T23:59:59Z); 0 is written as null.
+ * The range of seconds the canonical form writes with a four-digit year
+ * and reads back: 1000-01-01T00:00:00Z .. 9999-12-31T23:59:59Z.  0 is
+ * written as null.
  */
+#define CO_TIME_MIN (-30610224000LL)
 #define CO_TIME_MAX 253402300799LL
 
 /*
- * Every timestamp of r is in 0..CO_TIME_MAX seconds (0 is null):
- * anything else would be written in a form no reader accepts (a time in
+ * Every timestamp of r is in CO_TIME_MIN..CO_TIME_MAX seconds: anything
+ * else would be written in a form no reader accepts (a time in
  * milliseconds passed as seconds lands near the year 55,000).  0, or
  * CO_EINVAL naming the record and the field.  Stores call it before every
  * write.

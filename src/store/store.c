@@ -398,9 +398,10 @@ int co_store_claim(co_record **out, co_store *s, const char *id, const char *swa
 
 	if ((error = check_swarm(swarm)) < 0)
 		return error;
-	if (ttl < 0 || ttl > CO_TIME_MAX)
-		return co_error_set(CO_EINVAL, "ttl must be 0..%lld seconds",
-				    CO_TIME_MAX);
+	if (ttl < 0 || ttl > CO_TTL_MAX)
+		return co_error_set(CO_EINVAL,
+				    "ttl must be 0..%lld seconds (etcd's longest lease)",
+				    CO_TTL_MAX);
 	snprintf(why, sizeof(why), "claim %s by %s", id, swarm);
 	return mutate(out, s, CO_KIND_TASK, id, decide_claim, &a, why);
 }
@@ -414,9 +415,11 @@ int co_store_renew(co_record **out, co_store *s, const char *id, const char *swa
 
 	if ((error = check_swarm(swarm)) < 0)
 		return error;
-	if (ttl <= 0 || ttl > CO_TIME_MAX)
-		return co_error_set(CO_EINVAL, "renew: ttl must be 1..%lld seconds",
-				    CO_TIME_MAX);
+	if (ttl <= 0 || ttl > CO_TTL_MAX)
+		return co_error_set(CO_EINVAL,
+				    "renew: ttl must be 1..%lld seconds (etcd's longest "
+				    "lease)",
+				    CO_TTL_MAX);
 	snprintf(why, sizeof(why), "renew %s by %s", id, swarm);
 	return mutate(out, s, CO_KIND_TASK, id, decide_claim, &a, why);
 }

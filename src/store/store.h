@@ -123,8 +123,12 @@ int co_store_scan_flags(co_store *s, unsigned flags, co_scan_fn fn, void *ctx);
 int co_store_read_blob(char **out, size_t *len, co_store *s,
 		       const unsigned char *blob_id);
 
+/* The longest TTL a claim may have: etcd's longest lease (9e9 s). */
+#define CO_TTL_MAX 9000000000LL
+
 /*
- * Claim task `id` for `swarm`, with a TTL in seconds (0 = none).
+ * Claim task `id` for `swarm`, with a TTL in seconds (0 = none, at most
+ * CO_TTL_MAX, else CO_EINVAL).
  * Won: 0 and the new record.  Lost: CO_ECONFLICT and *out = the current
  * record, so the loser learns the owner (the one case where *out is set on
  * failure).  Blocked, complete or failed task: CO_ECONFLICT, *out set too.

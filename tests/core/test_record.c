@@ -234,7 +234,17 @@ static void timestamps_outside_what_the_form_holds_are_refused(void **state)
 	r->updated_at = CO_TIME_MAX + 1;
 	assert_int_equal(co_record_check_times(r), CO_EINVAL);
 	r->updated_at = 0;
-	r->claim_expires_at = -5;
+	r->claim_expires_at = -1; /* 1969-12-31T23:59:59Z: written and read back */
+	assert_int_equal(co_record_check_times(r), 0);
+	r->claim_expires_at = CO_TIME_MIN;
+	assert_int_equal(co_record_check_times(r), 0);
+	json = co_record_to_json(r, 0);
+	assert_non_null(strstr(json, "1000-01-01T00:00:00Z"));
+	assert_int_equal(co_record_from_json(&back, json, strlen(json)), 0);
+	assert_int_equal(back->claim_expires_at, CO_TIME_MIN);
+	free(json);
+	co_record_free(back);
+	r->claim_expires_at = CO_TIME_MIN - 1;
 	assert_int_equal(co_record_check_times(r), CO_EINVAL);
 	assert_non_null(strstr(co_error_last(), "claim_expires_at"));
 	co_record_free(r);
