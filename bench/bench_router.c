@@ -261,6 +261,33 @@ static void *bsyncer_main(void *v)
 	return NULL;
 }
 
+static void bsyncer_request(bsyncer *b)
+{
+	pthread_mutex_lock(&b->mu);
+	b->requested++;
+	pthread_cond_signal(&b->cv);
+	pthread_mutex_unlock(&b->mu);
+}
+
+static int bsyncer_wait(bsyncer *b)
+{
+	pthread_mutex_lock(&b->mu);
+	while (b->done != b->requested)
+		pthread_cond_wait(&b->cv, &b->mu);
+	pthread_mutex_unlock(&b->mu);
+	return b->failed ? -1 : 0;
+}
+
+/* Stop and join the syncer thread. */
+static void bsyncer_stop(bsyncer *b, pthread_t th)
+{
+	pthread_mutex_lock(&b->mu);
+	b->stop = 1;
+	pthread_cond_broadcast(&b->cv);
+	pthread_mutex_unlock(&b->mu);
+	pthread_join(th, NULL);
+}
+
 static int breakdown(size_t n)
 {
 	static const char *const names[P__N] = {
@@ -339,10 +366,7 @@ static int breakdown(size_t n)
 		if (co_outbox_push_intent(&intent, st, "git", "task", id, "@sync:bench") <
 		    0)
 			goto fail;
-		pthread_mutex_lock(&bs.mu);
-		bs.requested++;
-		pthread_cond_signal(&bs.cv);
-		pthread_mutex_unlock(&bs.mu);
+		bsyncer_request(&bs);
 		t[2] = co_bench_now_us();
 		if (co_outbox_pending_for(&l, st, "etcd", "task", id) < 0)
 			goto fail;
@@ -430,13 +454,8 @@ done:
 		free((char *)fq[j].id);
 		free(fq_json[j]);
 	}
-	if (bstarted) {
-		pthread_mutex_lock(&bs.mu);
-		bs.stop = 1;
-		pthread_cond_broadcast(&bs.cv);
-		pthread_mutex_unlock(&bs.mu);
-		pthread_join(bth, NULL);
-	}
+	if (bstarted)
+		bsyncer_stop(&bs, bth);
 	co_state_close(bs.st);
 	pthread_cond_destroy(&bs.cv);
 	pthread_mutex_destroy(&bs.mu);
@@ -455,23 +474,6 @@ done:
 /* ---- (a0) the floor: what a durable outbox entry alone costs here ---- */
 
 enum { F_BARE, F_PUSH, F_DURABLE, F_ROUTER, F__N };
-
-static void bsyncer_request(bsyncer *b)
-{
-	pthread_mutex_lock(&b->mu);
-	b->requested++;
-	pthread_cond_signal(&b->cv);
-	pthread_mutex_unlock(&b->mu);
-}
-
-static int bsyncer_wait(bsyncer *b)
-{
-	pthread_mutex_lock(&b->mu);
-	while (b->done != b->requested)
-		pthread_cond_wait(&b->cv, &b->mu);
-	pthread_mutex_unlock(&b->mu);
-	return b->failed ? -1 : 0;
-}
 
 /*
  * Issue 3 asks both for the bound (p95 <= 1.10x the bare store) and for a
@@ -576,13 +578,8 @@ static int floor_run(size_t n)
 fail:
 	fprintf(stderr, "bench: floor: %s\n", co_error_last());
 done:
-	if (bstarted) {
-		pthread_mutex_lock(&bs.mu);
-		bs.stop = 1;
-		pthread_cond_broadcast(&bs.cv);
-		pthread_mutex_unlock(&bs.mu);
-		pthread_join(bth, NULL);
-	}
+	if (bstarted)
+		bsyncer_stop(&bs, bth);
 	co_router_close(r);
 	co_state_close(bs.st);
 	co_state_close(st);
