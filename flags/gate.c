@@ -178,35 +178,34 @@ static int check_legacy(const co_gate_input *in)
 	    c->short_id ? c->short_id : "?", c->author ? c->author : "?", age, win);
 }
 
+/* Append a rule's refusal (CO_ECONFLICT) to all[*n]; other errors return. */
+static int told(char *all, size_t len, size_t *n, int error)
+{
+	if (error != CO_ECONFLICT)
+		return error;
+	*n +=
+	    (size_t)snprintf(all + *n, len - *n, "%s%s", *n ? "; " : "", co_error_last());
+	if (*n >= len)
+		*n = len - 1;
+	return 0;
+}
+
 int co_gate_check(const co_gate_input *in)
 {
-	int error;
-
 	char all[1024]; /* as long as an error message gets */
 	size_t n = 0;
-	int rule;
+	int error;
 
 	if (in == NULL || in->from == NULL || in->to == NULL || in->window_ms < 0)
 		return co_error_set(CO_EINVAL, "go/no-go: bad input");
 	/* Every refusal is told (and, forced, recorded), not only the first. */
 	all[0] = '\0';
-	for (rule = 0; rule < 3; rule++) {
-		error =
-		    rule == 0 ? co_gate_check_path(in->from, in->to)
-		    : rule == 1
-			? (co_gate_needs_run(in->from, in->to) ? check_run(in) : 0)
-			: (co_gate_needs_legacy_check(in->from, in->to) ? check_legacy(in)
-									: 0);
-		if (error == 0)
-			continue;
-		if (error != CO_ECONFLICT)
-			return error;
-		n += (size_t)snprintf(all + n, n < sizeof(all) ? sizeof(all) - n : 0,
-				      "%s%s", n ? "; " : "", co_error_last());
-		if (n >= sizeof(all))
-			n = sizeof(all) - 1;
-	}
-	if (n == 0)
-		return 0;
-	return co_error_set(CO_ECONFLICT, "%s", all);
+	if ((error = told(all, sizeof(all), &n, co_gate_check_path(in->from, in->to))) <
+		0 ||
+	    (co_gate_needs_run(in->from, in->to) &&
+	     (error = told(all, sizeof(all), &n, check_run(in))) < 0) ||
+	    (co_gate_needs_legacy_check(in->from, in->to) &&
+	     (error = told(all, sizeof(all), &n, check_legacy(in))) < 0))
+		return error;
+	return n == 0 ? 0 : co_error_set(CO_ECONFLICT, "%s", all);
 }
