@@ -68,6 +68,7 @@ struct co_router {
 	co_state *st;
 	co_flags_watcher *fw;
 	int witness;
+	int mirror_ms; /* bound on each call to a secondary */
 	pthread_t drainer;
 	int drainer_started;
 	atomic_int stop;
@@ -188,8 +189,12 @@ static int apply_entry(co_router *r, const co_outbox_entry *e)
 	}
 	if (is_intent(e)) {
 		co_store *src = co_router_store(r, other_side(target));
+		int prev = co_store_call_timeout(r->mirror_ms);
 
+		/* A copy, never a decision: a hung source must not hold an ID's
+		 * settle (or the drain) for a whole request timeout. */
 		error = co_store_get(&rec, src, kind, e->id);
+		co_store_call_timeout(prev);
 		if (error == CO_ENOTFOUND)
 			return 0; /* nothing was written there: nothing to copy */
 	} else {
@@ -586,13 +591,20 @@ static int mirror(co_router *r, const co_route *rt, co_kind kind, const char *id
 	int error;
 
 	if (!rt->secondary_async) {
+		/* The secondary gets a short deadline: past it (or with its
+		 * breaker open, at once) the record goes to the outbox below. */
+		int prev = co_store_call_timeout(r->mirror_ms);
+
 		if (rec == NULL) {
 			error = co_store_remove(sec, kind, id);
-			if (error == 0 || error == CO_ENOTFOUND)
-				return co_outbox_ack_intent(r->st, intent), 0;
-		} else if (co_store_put_if_newer(sec, rec, NULL) == 0) {
-			return co_outbox_ack_intent(r->st, intent), 0;
+			if (error == CO_ENOTFOUND)
+				error = 0;
+		} else {
+			error = co_store_put_if_newer(sec, rec, NULL);
 		}
+		co_store_call_timeout(prev);
+		if (error == 0)
+			return co_outbox_ack_intent(r->st, intent), 0;
 	}
 	if (rec && (json = co_record_to_json(rec, 0)) == NULL)
 		return co_error_set(CO_ENOMEM, "out of memory");
@@ -790,13 +802,29 @@ int co_router_remove(co_router *r, co_kind kind, const char *id)
 
 /* ---- reads ---- */
 
+/* The store's breaker lets calls through now (closed). */
+static int store_closed(co_store *s)
+{
+	co_breaker_info bi;
+
+	co_store_breaker_get(&bi, s);
+	return bi.state == CO_BREAKER_CLOSED;
+}
+
 static void shadow_compare(co_router *r, co_op op, co_kind kind, const char *id,
 			   const co_record *git_rec)
 {
 	co_record *e = NULL;
 	char *gj = NULL, *ej = NULL;
-	int error = co_store_get(&e, r->etcd, kind, id);
+	int error, prev;
 
+	/* etcd behind an open breaker: nothing to compare, and one
+	 * "<unavailable>" row per read would only bury the real mismatches. */
+	if (!store_closed(r->etcd))
+		return;
+	prev = co_store_call_timeout(r->mirror_ms);
+	error = co_store_get(&e, r->etcd, kind, id);
+	co_store_call_timeout(prev);
 	/* Shadow is at no user risk: an etcd failure is recorded, never returned. */
 	if (error < 0 && error != CO_ENOTFOUND) {
 		co_audit_mismatch_add(r->st, co_op_name(op), id, NULL, "<unavailable>");
@@ -888,7 +916,12 @@ int co_router_list(co_record_list *out, co_router *r, co_kind kind)
 		/* shadow: git serves; etcd is read and compared, at no risk */
 		if (error < 0)
 			goto done;
-		if (co_store_list(&e, r->etcd, kind) == 0) {
+		int prev = co_store_call_timeout(r->mirror_ms);
+		int eerr = store_closed(r->etcd) ? co_store_list(&e, r->etcd, kind)
+						 : CO_EUNAVAIL;
+
+		co_store_call_timeout(prev);
+		if (eerr == 0) {
 			for (i = 0; i < g.n; i++) {
 				long j = find_id(&e, g.items[i]->id);
 
@@ -1014,13 +1047,15 @@ static int drain_batch(co_router *r, const char *target, size_t *applied)
 	co_outbox_list l = {0};
 	char *done = NULL;
 	size_t i;
-	int error, first_error = 0;
+	int error, first_error = 0, prev;
 
 	*applied = 0;
 	if (fulfil_pending(r, CO_KIND_TASK, NULL) > 0)
 		fulfil_flush(r); /* records to copy, not intents to look up */
 	if ((error = co_outbox_next_batch(&l, r->st, target, 64, co_state_now_ms())) < 0)
 		return error;
+	/* Every drain call is a mirror: under the secondary's short bound. */
+	prev = co_store_call_timeout(r->mirror_ms);
 	if (l.n > 0 && (done = calloc(l.n, 1)) != NULL)
 		drain_git_records(r, &l, done, applied);
 	for (i = 0; i < l.n; i++) {
@@ -1047,6 +1082,7 @@ static int drain_batch(co_router *r, const char *target, size_t *applied)
 		}
 		pthread_mutex_unlock(mu);
 	}
+	co_store_call_timeout(prev);
 	error = l.n > 0 && *applied == 0 ? first_error : 0;
 	free(done);
 	co_outbox_list_clear(&l);
@@ -1098,6 +1134,33 @@ static void *drainer_main(void *arg)
 
 /* ---- lifecycle ---- */
 
+/*
+ * A store's breaker moved: audit it, and when it closed, make the entries
+ * owed to that store due now and wake the drain, so the debt goes out at
+ * once rather than after the backoff its failures earned.
+ */
+static void on_breaker(void *ctx, const char *name, co_breaker_state from,
+		       const co_breaker_info *info)
+{
+	co_router *r = ctx;
+	char action[64], detail[1024];
+
+	snprintf(action, sizeof(action), "circuit_%s", co_breaker_state_name(info->state));
+	if (info->state == CO_BREAKER_CLOSED)
+		snprintf(detail, sizeof(detail), "%s: answers again (was %s)", name,
+			 co_breaker_state_name(from));
+	else
+		snprintf(detail, sizeof(detail), "%s: %s (last error: %s)", name, info->why,
+			 info->last_error);
+	co_audit_change_add(r->st, "router", action, detail, NULL);
+	if (info->state == CO_BREAKER_CLOSED) {
+		co_outbox_retry_now(NULL, r->st, name);
+		pthread_mutex_lock(&r->wake_mu);
+		pthread_cond_signal(&r->wake);
+		pthread_mutex_unlock(&r->wake_mu);
+	}
+}
+
 /* A nonce per router instance: tells this router's intents from others'. */
 static void make_sync_mark(char *buf, size_t len, const void *salt)
 {
@@ -1124,6 +1187,8 @@ int co_router_open(co_router **out, const co_router_opts *opts)
 	r->st = opts->state;
 	r->fw = opts->flags;
 	r->witness = opts->witness;
+	r->mirror_ms =
+	    opts->mirror_timeout_ms > 0 ? opts->mirror_timeout_ms : CO_ROUTER_MIRROR_MS;
 	pthread_mutex_init(&r->wake_mu, NULL);
 	pthread_mutex_init(&r->wit_mu, NULL);
 	pthread_cond_init(&r->wake, NULL);
@@ -1138,6 +1203,8 @@ int co_router_open(co_router **out, const co_router_opts *opts)
 	if (co_state_open(&r->sync_st, co_state_dir(r->st)) == 0 &&
 	    pthread_create(&r->syncer, NULL, syncer_main, r) == 0)
 		r->syncer_started = 1;
+	co_store_breaker_set_hook(r->git, on_breaker, r);
+	co_store_breaker_set_hook(r->etcd, on_breaker, r);
 	if (opts->background_drain) {
 		if (pthread_create(&r->drainer, NULL, drainer_main, r) != 0) {
 			co_router_close(r);
@@ -1154,6 +1221,8 @@ void co_router_close(co_router *r)
 {
 	if (r == NULL)
 		return;
+	co_store_breaker_set_hook(r->git, NULL, NULL);
+	co_store_breaker_set_hook(r->etcd, NULL, NULL);
 	atomic_store(&r->stop, 1);
 	if (r->drainer_started) {
 		pthread_mutex_lock(&r->wake_mu);

@@ -20,6 +20,12 @@
  * operation fails with CO_EUNAVAIL rather than act on stale state.  This is
  * what makes moving percentages and the kill switch safe.
  *
+ * A store that keeps failing is behind its circuit breaker (store.h): calls
+ * to it fail at once.  The router audits every transition of both stores'
+ * breakers, and when one closes it makes that store's outbox entries due
+ * at once and wakes the drain, so the debt goes out as soon as the store
+ * answers again.
+ *
  * Thread safety: a co_router is safe to use from many threads at once.
  * Records returned are owned by the caller.  Errors are those of store.h,
  * plus CO_EUNAVAIL when per-ID order cannot be kept.
@@ -42,11 +48,21 @@ typedef struct co_router_opts {
 	co_flags_watcher *flags; /* required; borrowed (hot-reloaded flags) */
 	int background_drain;	 /* 1: a thread drains the outbox continuously */
 	int witness;		 /* 1 (default): log every routed op in the audit */
+	/*
+	 * Bound on each call to a secondary, in ms (0: CO_ROUTER_MIRROR_MS):
+	 * mirrors, shadow reads, copies the drain makes.  Past it, the record
+	 * goes to the durable outbox and the write is acknowledged on the
+	 * primary's decision; a hung secondary never holds a write for a whole
+	 * request timeout.
+	 */
+	int mirror_timeout_ms;
 } co_router_opts;
+
+#define CO_ROUTER_MIRROR_MS 250
 
 #define CO_ROUTER_OPTS_INIT                                                              \
 	{                                                                                \
-		NULL, NULL, NULL, NULL, 0, 1                                             \
+		NULL, NULL, NULL, NULL, 0, 1, 0                                          \
 	}
 
 int co_router_open(co_router **out, const co_router_opts *opts);

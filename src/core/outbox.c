@@ -455,6 +455,32 @@ done:
 	return error;
 }
 
+int co_outbox_retry_now(int64_t *out, co_state *st, const char *target)
+{
+	sqlite3_stmt *upd = NULL;
+	int64_t now = co_state_now_ms();
+	int error;
+
+	if (target == NULL || (strcmp(target, "git") != 0 && strcmp(target, "etcd") != 0))
+		return co_error_set(CO_EINVAL, "outbox: unknown target \"%s\"",
+				    target ? target : "(null)");
+	co_state__lock(st);
+	if ((error = co_state__prepare(st, &upd,
+				       "UPDATE outbox SET attempts = 0, next_attempt_at = ?1"
+				       " WHERE target = ?2 AND next_attempt_at > ?1")) < 0)
+		goto done;
+	sqlite3_bind_int64(upd, 1, now);
+	if ((error = co_state__bind_text(st, upd, 2, target)) < 0 ||
+	    (error = co_state__step_done(st, upd, "outbox retry")) < 0)
+		goto done;
+	if (out)
+		*out = sqlite3_changes(st->db);
+done:
+	co_state__finish(st, upd);
+	co_state__unlock(st);
+	return error;
+}
+
 /* One integer from a one-row query with optional text parameters. */
 static int query_int(int64_t *out, co_state *st, const char *sql, const char *p1,
 		     const char *p2, int nparams)

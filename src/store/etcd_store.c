@@ -407,7 +407,8 @@ static int post_raw(cJSON **out, long *http, size_t *endpoint, struct etcd *e,
 	struct buf resp = {0};
 	char errbuf[CURL_ERROR_SIZE], why[1024] = "", what[CURL_ERROR_SIZE + 32];
 	char one[sizeof(what) + 512];
-	int64_t start = now_ms();
+	int64_t start = now_ms(), limit = e->request_timeout_ms;
+	int bound = co_store__call_timeout();
 	size_t first, k;
 	CURL *h = NULL;
 	int error;
@@ -419,11 +420,27 @@ static int post_raw(cJSON **out, long *http, size_t *endpoint, struct etcd *e,
 	pthread_mutex_lock(&e->lock);
 	first = e->current;
 	pthread_mutex_unlock(&e->lock);
+	/* A caller's bound (a mirror's short deadline) covers the whole call,
+	 * every endpoint tried included; the handle is pooled, so the
+	 * timeouts are set on every request. */
+	if (bound > 0 && bound < e->request_timeout_ms)
+		limit = bound;
 	for (k = 0; k < e->n_endpoints; k++) {
 		size_t i = (first + k) % e->n_endpoints;
+		int64_t left = limit - (now_ms() - start);
 		char url[512];
 		CURLcode rc;
 
+		if (left <= 0) {
+			snprintf(one, sizeof(one), "%sno time left within %lld ms",
+				 why[0] ? "; " : "", (long long)limit);
+			strncat(why, one, sizeof(why) - strlen(why) - 1);
+			break;
+		}
+		curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)left);
+		curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
+				 (long)(left < e->connect_timeout_ms ? left
+								     : e->connect_timeout_ms));
 		snprintf(url, sizeof(url), "%s%s", e->endpoints[i], path);
 		errbuf[0] = '\0';
 		resp.len = 0;

@@ -15,16 +15,19 @@
 
 #include "../core/error.h"
 #include "../core/id.h"
+#include "breaker.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define MAX_ROUNDS 64
 
 struct co_store {
 	const co_store_backend *be;
 	void *impl;
+	co_breaker *brk; /* every call to the backend goes through it */
 };
 
 struct co_watch {
@@ -40,6 +43,11 @@ int co_store__new(co_store **out, const co_store_backend *be, void *impl)
 		be->free(impl);
 		return co_error_set(CO_ENOMEM, "out of memory");
 	}
+	if ((s->brk = co_breaker_new(be->name, NULL)) == NULL) {
+		be->free(impl);
+		free(s);
+		return co_error_set(CO_ENOMEM, "out of memory");
+	}
 	s->be = be;
 	s->impl = impl;
 	*out = s;
@@ -51,6 +59,7 @@ void co_store_free(co_store *s)
 	if (s == NULL)
 		return;
 	s->be->free(s->impl);
+	co_breaker_free(s->brk);
 	free(s);
 }
 
@@ -64,9 +73,106 @@ const char *co_store_describe(const co_store *s)
 	return s->be->describe(s->impl);
 }
 
+/* ---- the breaker around every backend call ---- */
+
+static _Thread_local int call_timeout_ms;
+
+int co_store_call_timeout(int ms)
+{
+	int prev = call_timeout_ms;
+
+	call_timeout_ms = ms > 0 ? ms : 0;
+	return prev;
+}
+
+int co_store__call_timeout(void)
+{
+	return call_timeout_ms;
+}
+
+static int64_t clock_ms(clockid_t id)
+{
+	struct timespec ts;
+
+	clock_gettime(id, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* 0: call the backend (*probe: as the breaker's probe); CO_EUNAVAIL: open. */
+static int call_begin(co_store *s, int *probe)
+{
+	return co_breaker_enter(s->brk, probe, clock_ms(CLOCK_MONOTONIC),
+				clock_ms(CLOCK_REALTIME));
+}
+
+/* Tell the breaker how the call went; returns `error` unchanged.  Only a
+ * store that did not answer (unavailable, I/O) counts as a failure. */
+static int call_end(co_store *s, int probe, int error)
+{
+	int failed = error == CO_EUNAVAIL || error == CO_EIO;
+	char *msg = NULL;
+
+	/* A transition's hook (an audit row) may overwrite this thread's last
+	 * error: the caller still gets the message of its own call. */
+	if (error < 0)
+		msg = strdup(co_error_last());
+	co_breaker_leave(s->brk, probe, failed, failed ? msg : NULL,
+			 clock_ms(CLOCK_MONOTONIC), clock_ms(CLOCK_REALTIME));
+	if (error < 0) {
+		co_error_set(error, "%s", msg ? msg : "out of memory");
+		free(msg);
+	}
+	return error;
+}
+
+void co_store_breaker_get(co_breaker_info *out, co_store *s)
+{
+	co_breaker_get(out, s->brk, clock_ms(CLOCK_MONOTONIC));
+}
+
+void co_store_breaker_set_hook(co_store *s, co_breaker_hook fn, void *ctx)
+{
+	co_breaker_set_hook(s->brk, fn, ctx);
+}
+
+int co_store_breaker_configure(co_store *s, const co_breaker_opts *opts)
+{
+	co_breaker *b = co_breaker_new(s->be->name, opts);
+
+	if (b == NULL)
+		return co_error_set(CO_ENOMEM, "out of memory");
+	co_breaker_free(s->brk);
+	s->brk = b;
+	return 0;
+}
+
+static int be_get(co_store *s, co_record **out, co_version *ver, co_kind kind,
+		  const char *id)
+{
+	int probe, error;
+
+	if ((error = call_begin(s, &probe)) < 0)
+		return error;
+	return call_end(s, probe, s->be->get(out, ver, s->impl, kind, id));
+}
+
+static int be_cas(co_store *s, co_kind kind, const char *id, const co_record *r,
+		  const co_version *expected, const char *why)
+{
+	int probe, error;
+
+	if ((error = call_begin(s, &probe)) < 0)
+		return error;
+	return call_end(s, probe, s->be->cas(s->impl, kind, id, r, expected, why));
+}
+
 int co_store_ping(co_store *s)
 {
-	return s->be->ping(s->impl);
+	int probe, error;
+
+	if ((error = call_begin(s, &probe)) < 0)
+		return error;
+	return call_end(s, probe, s->be->ping(s->impl));
 }
 
 static int too_busy(co_store *s, const char *what, const char *id)
@@ -83,7 +189,7 @@ static int read_now(co_record **out, co_version *ver, co_store *s, co_kind kind,
 	int error;
 
 	memset(ver, 0, sizeof(*ver));
-	if ((error = s->be->get(out, ver, s->impl, kind, id)) < 0)
+	if ((error = be_get(s, out, ver, kind, id)) < 0)
 		return error;
 	co_record_normalize(*out, co_time_now());
 	return 0;
@@ -165,7 +271,7 @@ static int cas_loop(co_record **out, int *applied, co_store *s, const cas_op *op
 		co_record_free(next);
 		cur = next = NULL;
 		memset(&ver, 0, sizeof(ver));
-		error = op->raw ? s->be->get(&cur, &ver, s->impl, op->kind, op->id)
+		error = op->raw ? be_get(s, &cur, &ver, op->kind, op->id)
 				: read_now(&cur, &ver, s, op->kind, op->id);
 		if (error < 0 && error != CO_ENOTFOUND)
 			goto done;
@@ -189,8 +295,8 @@ static int cas_loop(co_record **out, int *applied, co_store *s, const cas_op *op
 			error = 0;
 			goto done;
 		}
-		error = s->be->cas(s->impl, op->kind, op->id,
-				   what == PLAN_WRITE ? next : NULL, &ver, op->why);
+		error = be_cas(s, op->kind, op->id, what == PLAN_WRITE ? next : NULL,
+			       &ver, op->why);
 		if (error == CO_ERETRY)
 			continue;
 		if (error == 0) {
@@ -281,20 +387,28 @@ void *co_store__impl(const co_store *s, const co_store_backend *be)
 
 int co_store_scan(co_store *s, co_scan_fn fn, void *ctx)
 {
-	return s->be->scan(s->impl, 0, fn, ctx);
+	return co_store_scan_flags(s, 0, fn, ctx);
 }
 
 int co_store_scan_flags(co_store *s, unsigned flags, co_scan_fn fn, void *ctx)
 {
-	return s->be->scan(s->impl, flags, fn, ctx);
+	int probe, error;
+
+	if ((error = call_begin(s, &probe)) < 0)
+		return error;
+	return call_end(s, probe, s->be->scan(s->impl, flags, fn, ctx));
 }
 
 int co_store_read_blob(char **out, size_t *len, co_store *s, const unsigned char *blob_id)
 {
+	int probe, error;
+
 	if (s->be->read_blob == NULL)
 		return co_error_set(CO_EINVAL, "%s %s keeps no blobs to read by id",
 				    s->be->name, co_store_describe(s));
-	return s->be->read_blob(out, len, s->impl, blob_id);
+	if ((error = call_begin(s, &probe)) < 0)
+		return error;
+	return call_end(s, probe, s->be->read_blob(out, len, s->impl, blob_id));
 }
 
 int co_store_list(co_record_list *out, co_store *s, co_kind kind)
@@ -302,9 +416,11 @@ int co_store_list(co_record_list *out, co_store *s, co_kind kind)
 	co_record_list l = {0};
 	int64_t now = co_time_now();
 	size_t i;
-	int error;
+	int probe, error;
 
-	if ((error = s->be->list(&l, s->impl, kind)) < 0) {
+	if ((error = call_begin(s, &probe)) < 0)
+		return error;
+	if ((error = call_end(s, probe, s->be->list(&l, s->impl, kind))) < 0) {
 		co_record_list_clear(&l);
 		return error;
 	}
@@ -553,7 +669,7 @@ int co_store_put_batch_if_newer(co_store *s, const co_record *const *records, si
 {
 	co_store__write *w = NULL;
 	size_t i, j, nw;
-	int error = 0, round, write;
+	int error = 0, round, write, probe;
 
 	if (applied)
 		memset(applied, 0, n * sizeof(*applied));
@@ -586,8 +702,7 @@ int co_store_put_batch_if_newer(co_store *s, const co_record *const *records, si
 			co_version ver;
 
 			memset(&ver, 0, sizeof(ver));
-			error = s->be->get(&cur, &ver, s->impl, records[i]->kind,
-					   records[i]->id);
+			error = be_get(s, &cur, &ver, records[i]->kind, records[i]->id);
 			if (error < 0 && error != CO_ENOTFOUND)
 				goto done;
 			error = 0;
@@ -603,7 +718,10 @@ int co_store_put_batch_if_newer(co_store *s, const co_record *const *records, si
 		co_error_clear();
 		if (nw == 0)
 			goto done;
-		if ((error = s->be->cas_many(s->impl, w, nw, "mirror")) != CO_ERETRY)
+		if ((error = call_begin(s, &probe)) < 0)
+			goto done;
+		error = call_end(s, probe, s->be->cas_many(s->impl, w, nw, "mirror"));
+		if (error != CO_ERETRY)
 			goto done;
 	}
 	error = too_busy(s, "mirror", records[0]->id);
@@ -633,12 +751,14 @@ void co_event_free(co_event *e)
 int co_store_watch(co_watch **out, co_store *s, const char *prefix)
 {
 	co_watch *w = calloc(1, sizeof(*w));
-	int error;
+	int probe, error;
 
 	if (w == NULL)
 		return co_error_set(CO_ENOMEM, "out of memory");
 	w->be = s->be;
-	if ((error = s->be->watch_open(&w->impl, s->impl, prefix ? prefix : "")) < 0) {
+	if ((error = call_begin(s, &probe)) < 0 ||
+	    (error = call_end(s, probe, s->be->watch_open(&w->impl, s->impl,
+							    prefix ? prefix : ""))) < 0) {
 		free(w);
 		return error;
 	}

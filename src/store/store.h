@@ -19,6 +19,7 @@
 #define CO_STORE_H
 
 #include "../core/record.h"
+#include "breaker.h"
 
 #include <stdint.h>
 
@@ -36,6 +37,40 @@ const char *co_store_describe(const co_store *s);
 
 /* 0 if the store answers now; CO_EUNAVAIL with the reason if not. */
 int co_store_ping(co_store *s);
+
+/*
+ * --- the circuit breaker (breaker.h) ---
+ *
+ * Every call a store makes to its backend (reads, writes, lists, scans,
+ * pings, opening a watch) goes through one breaker per store.  After
+ * consecutive calls that failed as unavailable (the store did not answer:
+ * a timeout, a refused connection, no leader), it opens and every call
+ * fails at once with CO_EUNAVAIL, "etcd circuit open since 12:01:03: 3
+ * failures in a row; next probe in 1.0 s", instead of waiting out a
+ * timeout each; one probe at a time closes it when the store answers.
+ */
+
+/* A snapshot of the store's breaker.  Thread-safe. */
+void co_store_breaker_get(co_breaker_info *out, co_store *s);
+
+/* Call fn on each transition of the store's breaker (audit, metrics,
+ * waking a drain).  Set it before calls run; NULL clears it. */
+void co_store_breaker_set_hook(co_store *s, co_breaker_hook fn, void *ctx);
+
+/* Replace the breaker with a new, closed one of options `opts` (NULL:
+ * defaults).  Before calls run.  CO_ENOMEM. */
+int co_store_breaker_configure(co_store *s, const co_breaker_opts *opts);
+
+/*
+ * Bound every store call this thread makes from now on to `ms`
+ * milliseconds (0: the stores' own timeouts), below the store's request
+ * timeout, and return the bound it replaces so that the caller can put it
+ * back.  A mirror to a secondary runs under a short bound: a hung
+ * secondary must never hold the primary's answer for a whole request
+ * timeout.  Honoured by the etcd store; a git store on a local path does
+ * not block on a network and ignores it.
+ */
+int co_store_call_timeout(int ms);
 
 /*
  * Create a task (rev 1).  If the ID exists: success with the stored record

@@ -74,6 +74,10 @@ typedef struct co_store_backend {
 	void (*free)(void *impl);
 } co_store_backend;
 
+/* The calling thread's bound on one store call, in ms (0: none); see
+ * co_store_call_timeout(). */
+int co_store__call_timeout(void);
+
 /* Wrap a backend and its state into a co_store (takes impl).  CO_ENOMEM. */
 int co_store__new(co_store **out, const co_store_backend *be, void *impl);
 

@@ -483,6 +483,8 @@ static void value_seen_by_etcdctl_is_the_canonical_json(void **state)
 	co_store_free(s);
 }
 
+static int ping_eventually(co_store *s);
+
 static void
 dead_etcd_is_unavailable_naming_the_endpoint_and_nothing_half_written(void **state)
 {
@@ -500,9 +502,13 @@ dead_etcd_is_unavailable_naming_the_endpoint_and_nothing_half_written(void **sta
 	assert_non_null(strstr(co_error_last(), etcd.endpoint));
 	assert_int_equal(co_store_ping(s), CO_EUNAVAIL);
 	assert_non_null(strstr(co_error_last(), etcd.endpoint));
+	/* three failures in a row: the breaker answers at once, and says why */
+	assert_int_equal(co_store_get(&out, s, CO_KIND_TASK, "OLD"), CO_EUNAVAIL);
+	assert_non_null(strstr(co_error_last(), "etcd circuit open since "));
+	assert_non_null(strstr(co_error_last(), etcd.endpoint));
 
 	assert_int_equal(co_test_etcd_restart(&etcd), 0);
-	assert_int_equal(co_store_ping(s), 0);
+	assert_int_equal(ping_eventually(s), 0); /* the probe closes it */
 	assert_int_equal(co_store_get(&out, s, CO_KIND_TASK, "OLD"), 0);
 	assert_int_equal(out->rev, 1);
 	assert_int_equal(out->status, CO_STATUS_AVAILABLE);
