@@ -3,8 +3,11 @@
  *
  * The stage (derived from the flags, "custom" when operations differ), each
  * operation's mode, the kill switch and its reason, the outbox depth per
- * target store, each store's health (a ping, bounded by the store's own
- * timeouts) and the latest reconciliation run.  Everything is read, nothing
+ * target store, each store's health and the latest reconciliation run.
+ * Health comes from the background probe of a running `cutover serve`
+ * (<state dir>/health.json, with its age and each store's circuit
+ * breaker) when that is fresh, else from a ping of our own bounded to
+ * STATUS_PING_MS: status must answer at once whatever the stores do.  Everything is read, nothing
  * changed.  A store that is down is reported, not an error: status is what
  * an operator runs when things are wrong.  A flags file that does not parse
  * is reported the same way (the routers keep their last good flags).
@@ -18,9 +21,16 @@
 #include "flags/stage.h"
 
 #include <cjson/cJSON.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+/* Our own ping's bound when no serve probes for us. */
+#define STATUS_PING_MS 250
+/* A serve's probe result older than this is not trusted. */
+#define HEALTH_FRESH_MS 10000
 
 #define U_STATUS "cutover status [--json]"
 
@@ -31,17 +41,27 @@ static const char h_status[] =
     "latest reconciliation run, and who holds the flags lock if anyone does (a\n"
     "writer stuck there is what makes `stage` wait).  Stores that are down are\n"
     "reported, not errors.\n\n"
+    "Store health comes from a running `cutover serve` on the same state dir\n"
+    "(its background probe, with its age and each store's circuit breaker:\n"
+    "closed, open or half_open) when it is fresh; otherwise status pings each\n"
+    "store itself, giving up after 250 ms.  Either way it answers at once,\n"
+    "however hung a store is.\n\n"
     "Examples:\n  cutover status\n  cutover --json status | jq .outbox\n";
 
 typedef struct health {
 	const char *name;
 	int up;
 	char detail[512];
+	/* from a serve's probe: its pid, the probe's age, the breaker */
+	long serve_pid; /* 0: our own ping */
+	int64_t age_ms;
+	char breaker[16], breaker_why[256];
 } health;
 
 static void ping(health *h, co_cli *ctx, const char *name)
 {
 	co_store *s = NULL;
+	int prev = co_store_call_timeout(STATUS_PING_MS);
 
 	h->name = name;
 	if (co_cli_open_backend(&s, ctx, name) == 0 && co_store_ping(s) == 0) {
@@ -51,8 +71,77 @@ static void ping(health *h, co_cli *ctx, const char *name)
 		h->up = 0;
 		snprintf(h->detail, sizeof(h->detail), "%s", co_error_last());
 	}
+	co_store_call_timeout(prev);
 	co_store_free(s);
 	co_error_clear();
+}
+
+static const char *jstr(const cJSON *o, const char *k)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+
+	return cJSON_IsString(v) ? v->valuestring : "";
+}
+
+static double jnum(const cJSON *o, const char *k)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+
+	return cJSON_IsNumber(v) ? v->valuedouble : 0;
+}
+
+/*
+ * The stores' health as a running serve's probe last saw it: 1 when
+ * <state_dir>/health.json is fresh and its writer still runs, else 0 (and
+ * the caller pings for itself).
+ */
+static int health_from_serve(health hs[2], const char *state_dir)
+{
+	static const char *names[2] = {"git", "etcd"};
+	char path[4096], buf[16384];
+	struct timespec now;
+	cJSON *o = NULL, *stores;
+	int64_t now_ms, written;
+	long pid;
+	size_t n;
+	FILE *f;
+	int i, ok = 0;
+
+	snprintf(path, sizeof(path), "%s/health.json", state_dir);
+	if ((f = fopen(path, "r")) == NULL)
+		return 0;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	if ((o = cJSON_Parse(buf)) == NULL)
+		return 0;
+	clock_gettime(CLOCK_REALTIME, &now);
+	now_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+	written = (int64_t)jnum(o, "written_at_ms");
+	pid = (long)jnum(o, "pid");
+	stores = cJSON_GetObjectItemCaseSensitive(o, "stores");
+	if (now_ms - written > HEALTH_FRESH_MS || pid <= 0 || kill((pid_t)pid, 0) != 0 ||
+	    !cJSON_IsObject(stores))
+		goto done;
+	for (i = 0; i < 2; i++) {
+		const cJSON *x = cJSON_GetObjectItemCaseSensitive(stores, names[i]);
+		const cJSON *b = cJSON_GetObjectItemCaseSensitive(x, "breaker");
+
+		if (!cJSON_IsObject(x))
+			goto done;
+		hs[i].name = names[i];
+		hs[i].up = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(x, "up"));
+		snprintf(hs[i].detail, sizeof(hs[i].detail), "%s",
+			 hs[i].up ? "answers" : jstr(x, "error"));
+		hs[i].serve_pid = pid;
+		hs[i].age_ms = now_ms - (int64_t)jnum(x, "checked_at_ms");
+		snprintf(hs[i].breaker, sizeof(hs[i].breaker), "%s", jstr(b, "state"));
+		snprintf(hs[i].breaker_why, sizeof(hs[i].breaker_why), "%s", jstr(b, "why"));
+	}
+	ok = 1;
+done:
+	cJSON_Delete(o);
+	return ok;
 }
 
 int co_cli_status(int argc, char **argv, co_cli *ctx)
@@ -88,8 +177,12 @@ int co_cli_status(int argc, char **argv, co_cli *ctx)
 		run = NULL;
 	}
 	co_error_clear();
-	ping(&hs[0], ctx, "git");
-	ping(&hs[1], ctx, "etcd");
+	memset(hs, 0, sizeof(hs));
+	if (!health_from_serve(hs, c->state_dir)) {
+		memset(hs, 0, sizeof(hs));
+		ping(&hs[0], ctx, "git");
+		ping(&hs[1], ctx, "etcd");
+	}
 
 	if (ctx->json) {
 		cJSON *o = cJSON_CreateObject(), *ops, *ob, *stores;
@@ -129,6 +222,15 @@ int co_cli_status(int argc, char **argv, co_cli *ctx)
 			cJSON_AddBoolToObject(x, "up", hs[i].up);
 			cJSON_AddStringToObject(x, hs[i].up ? "describe" : "error",
 						hs[i].detail);
+			cJSON_AddStringToObject(x, "source", hs[i].serve_pid ? "serve" : "ping");
+			if (hs[i].serve_pid) {
+				cJSON *b = cJSON_AddObjectToObject(x, "breaker");
+
+				cJSON_AddNumberToObject(x, "serve_pid", (double)hs[i].serve_pid);
+				cJSON_AddNumberToObject(x, "probe_age_ms", (double)hs[i].age_ms);
+				cJSON_AddStringToObject(b, "state", hs[i].breaker);
+				cJSON_AddStringToObject(b, "why", hs[i].breaker_why);
+			}
 		}
 		if (run) {
 			cJSON *x = cJSON_AddObjectToObject(o, "last_run");
@@ -172,9 +274,16 @@ int co_cli_status(int argc, char **argv, co_cli *ctx)
 		else
 			printf("outbox:       %lld owed to git, %lld owed to etcd\n",
 			       (long long)depth_git, (long long)depth_etcd);
-		for (i = 0; i < 2; i++)
-			printf("%-4s store:   %s: %s\n", hs[i].name,
-			       hs[i].up ? "up" : "DOWN", hs[i].detail);
+		for (i = 0; i < 2; i++) {
+			printf("%-4s store:   %s: %s", hs[i].name, hs[i].up ? "up" : "DOWN",
+			       hs[i].detail);
+			if (hs[i].serve_pid && strcmp(hs[i].breaker, "closed") != 0)
+				printf(" [circuit %s: %s]", hs[i].breaker, hs[i].breaker_why);
+			if (hs[i].serve_pid)
+				printf(" (probed by serve pid %ld %.1f s ago)", hs[i].serve_pid,
+				       (double)hs[i].age_ms / 1000.0);
+			putchar('\n');
+		}
 		if (run)
 			printf("last run:     %lld %s (consistency %.4f%%)\n",
 			       (long long)run->id, run->verdict ? run->verdict : "?",

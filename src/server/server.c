@@ -30,6 +30,7 @@
  * connection's own thread.
  */
 #include "server.h"
+#include "health.h"
 
 #include "core/audit.h"
 #include "core/error.h"
@@ -80,6 +81,7 @@ struct co_server {
 	co_server_gate_fn gate;
 	void *gate_ctx;
 	co_metrics *metrics;
+	co_health *health; /* the stores' last probe: health never waits on one */
 	pthread_mutex_t admin_lock;
 	atomic_int reconciling;			    /* 1 while an admin reconcile runs */
 	double min_consistency, max_mismatch_ratio; /* < 0: reconciler default */
@@ -492,16 +494,135 @@ done:
 
 /* --- health and metrics --- */
 
+/*
+ * Seconds a client should wait before trying again after a 503: until the
+ * next probe of the longest-open breaker, at least 1.
+ */
+static int retry_after(co_server *s)
+{
+	co_store *stores[2] = {s->git, s->etcd};
+	int64_t wait = 0;
+	int i;
+
+	for (i = 0; i < 2; i++) {
+		co_breaker_info bi;
+
+		if (stores[i] == NULL)
+			continue;
+		co_store_breaker_get(&bi, stores[i]);
+		if (bi.state != CO_BREAKER_CLOSED && bi.next_probe_in_ms > wait)
+			wait = bi.next_probe_in_ms;
+	}
+	return wait > 1000 ? (int)((wait + 999) / 1000) : 1;
+}
+
+/* One store's last probe as JSON: up, its age, its breaker. */
+static void health_json(cJSON *o, co_server *s, int side, const char *name)
+{
+	co_health_store h;
+	cJSON *x, *b;
+	struct timespec now;
+	int64_t now_ms;
+
+	if (s->health == NULL || (x = cJSON_AddObjectToObject(o, name)) == NULL)
+		return;
+	co_health_get(&h, s->health, side);
+	clock_gettime(CLOCK_REALTIME, &now);
+	now_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+	cJSON_AddBoolToObject(x, "up", h.up);
+	cJSON_AddNumberToObject(x, "probe_age_ms", (double)(now_ms - h.checked_ms));
+	if (h.error[0])
+		cJSON_AddStringToObject(x, "error", h.error);
+	/* the breaker as it is now (memory), not as the probe saw it */
+	co_store_breaker_get(&h.breaker, side ? s->etcd : s->git);
+	if ((b = cJSON_AddObjectToObject(x, "breaker")) == NULL)
+		return;
+	cJSON_AddStringToObject(b, "state", co_breaker_state_name(h.breaker.state));
+	if (h.breaker.state != CO_BREAKER_CLOSED) {
+		cJSON_AddStringToObject(b, "why", h.breaker.why);
+		cJSON_AddNumberToObject(b, "since_ms", (double)h.breaker.since_wall_ms);
+		cJSON_AddNumberToObject(b, "next_probe_in_ms",
+					(double)h.breaker.next_probe_in_ms);
+		cJSON_AddStringToObject(b, "last_error", h.breaker.last_error);
+	}
+}
+
+/*
+ * Liveness and what an operator needs first: the stage, the kill switch,
+ * each store's last probe and breaker.  From memory only: answers at once
+ * whatever the stores do.  "degraded" when a store is down.
+ */
 static void h_healthz(reply *rp, co_server *s)
 {
-	cJSON *o = cJSON_CreateObject();
+	cJSON *o = cJSON_CreateObject(), *stores;
+	co_health_store g = {0}, e = {0};
 	co_flags f;
 
 	co_flags_watcher_get(&f, s->flags);
-	cJSON_AddStringToObject(o, "status", "ok");
+	if (s->health) {
+		co_health_get(&g, s->health, 0);
+		co_health_get(&e, s->health, 1);
+	}
+	cJSON_AddStringToObject(o, "status",
+				(s->git && !g.up) || (s->etcd && !e.up) ? "degraded" : "ok");
 	cJSON_AddStringToObject(o, "stage", co_stage_name(co_stage_of(&f)));
 	cJSON_AddBoolToObject(o, "kill_switch", f.kill_switch);
+	if ((stores = cJSON_AddObjectToObject(o, "stores")) != NULL) {
+		if (s->git)
+			health_json(stores, s, 0, "git");
+		if (s->etcd)
+			health_json(stores, s, 1, "etcd");
+	}
 	reply_json(rp, 200, o);
+}
+
+/* The breaker gauges and counters of both stores, from memory. */
+static int breaker_metrics(char **buf, size_t *len, size_t *cap, co_server *s)
+{
+	co_store *stores[2] = {s->git, s->etcd};
+	static const char *names[2] = {"git", "etcd"};
+	co_breaker_info bi[2];
+	int i, error;
+
+	for (i = 0; i < 2; i++)
+		if (stores[i])
+			co_store_breaker_get(&bi[i], stores[i]);
+	if ((error = co_metrics_appendf(
+		 buf, len, cap,
+		 "# HELP cutover_breaker_state Circuit breaker of a store: 0 closed, 1 "
+		 "open (calls fail at once), 2 half-open (one probe in flight).\n"
+		 "# TYPE cutover_breaker_state gauge\n")) < 0)
+		return error;
+	for (i = 0; i < 2; i++)
+		if (stores[i] &&
+		    (error = co_metrics_appendf(buf, len, cap,
+						"cutover_breaker_state{store=\"%s\"} %d\n",
+						names[i], (int)bi[i].state)) < 0)
+			return error;
+	if ((error = co_metrics_appendf(
+		 buf, len, cap,
+		 "# HELP cutover_breaker_opened_total Times a store's breaker opened.\n"
+		 "# TYPE cutover_breaker_opened_total counter\n")) < 0)
+		return error;
+	for (i = 0; i < 2; i++)
+		if (stores[i] &&
+		    (error = co_metrics_appendf(
+			 buf, len, cap, "cutover_breaker_opened_total{store=\"%s\"} %llu\n",
+			 names[i], (unsigned long long)bi[i].opened_total)) < 0)
+			return error;
+	if ((error = co_metrics_appendf(
+		 buf, len, cap,
+		 "# HELP cutover_breaker_rejected_calls_total Calls refused at once by an "
+		 "open breaker, never sent to the store.\n"
+		 "# TYPE cutover_breaker_rejected_calls_total counter\n")) < 0)
+		return error;
+	for (i = 0; i < 2; i++)
+		if (stores[i] && (error = co_metrics_appendf(
+				      buf, len, cap,
+				      "cutover_breaker_rejected_calls_total{store=\"%s\"} %llu\n",
+				      names[i], (unsigned long long)bi[i].rejected_total)) < 0)
+			return error;
+	return 0;
 }
 
 static void h_metrics(reply *rp, co_server *s)
@@ -512,7 +633,8 @@ static void h_metrics(reply *rp, co_server *s)
 	co_run *run = NULL;
 	char ratio[32];
 	co_flags f;
-	int error, git_up, etcd_up;
+	co_health_store g = {0}, e = {0};
+	int error;
 
 	co_flags_watcher_get(&f, s->flags);
 	if (co_outbox_depth(&depth, s->state, NULL) < 0)
@@ -523,9 +645,11 @@ static void h_metrics(reply *rp, co_server *s)
 	else
 		snprintf(ratio, sizeof(ratio), "NaN");
 	co_run_free(run);
-	git_up = s->git && co_store_ping(s->git) == 0;
-	etcd_up = s->etcd && co_store_ping(s->etcd) == 0;
-	co_error_clear();
+	/* the probe's last answer: a scrape never waits on a store */
+	if (s->health) {
+		co_health_get(&g, s->health, 0);
+		co_health_get(&e, s->health, 1);
+	}
 
 	if ((error = co_metrics_appendf(
 		 &buf, &len, &cap,
@@ -540,11 +664,15 @@ static void h_metrics(reply *rp, co_server *s)
 		 "finished reconciliation run (NaN: none yet).\n"
 		 "# TYPE cutover_reconcile_consistency_ratio gauge\n"
 		 "cutover_reconcile_consistency_ratio %s\n"
-		 "# HELP cutover_store_up 1 if the store answers a ping.\n"
+		 "# HELP cutover_store_up 1 if the store answered the background probe's "
+		 "last ping.\n"
 		 "# TYPE cutover_store_up gauge\n"
 		 "cutover_store_up{store=\"git\"} %d\ncutover_store_up{store=\"etcd\"} "
 		 "%d\n",
-		 f.kill_switch, (long long)depth, ratio, git_up, etcd_up)) < 0)
+		 f.kill_switch, (long long)depth, ratio, s->git && g.up,
+		 s->etcd && e.up)) < 0)
+		goto done;
+	if ((error = breaker_metrics(&buf, &len, &cap, s)) < 0)
 		goto done;
 	error = co_metrics_format(&buf, &len, &cap, s->metrics);
 done:
@@ -1326,6 +1454,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		return MHD_NO;
 	}
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, rp.ctype);
+	if (rp.status == 503) {
+		char after[16];
+
+		snprintf(after, sizeof(after), "%d", retry_after(s));
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, after);
+	}
 	if (rp.status == 401)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
 	ret = MHD_queue_response(c, (unsigned int)rp.status, resp);
@@ -1450,6 +1584,10 @@ int co_server_start(co_server **out, const co_server_opts *opts)
 	}
 	if ((error = co_metrics_new(&s->metrics)) < 0)
 		goto done;
+	if ((s->git || s->etcd) &&
+	    (error = co_health_start(&s->health, s->git, s->etcd, opts->probe_interval_ms,
+				     opts->probe_timeout_ms, co_state_dir(s->state))) < 0)
+		goto done;
 	if (ai->ai_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
 	s->daemon = MHD_start_daemon(
@@ -1484,6 +1622,7 @@ void co_server_stop(co_server *s)
 	atomic_store(&s->stopping, 1);
 	if (s->daemon)
 		MHD_stop_daemon(s->daemon);
+	co_health_stop(s->health);
 	co_metrics_free(s->metrics);
 	pthread_mutex_destroy(&s->admin_lock);
 	free(s->flags_path);

@@ -66,12 +66,17 @@ typedef struct co_server_opts {
 	 * request's thread and the run's snapshot thread; may be NULL. */
 	co_reconcile_progress_fn reconcile_progress;
 	void *reconcile_progress_ctx;
+	/* The background probe of git and etcd (health.h) behind /healthz,
+	 * /metrics and health.json: its period and the bound on one ping
+	 * (0: CO_HEALTH_INTERVAL_MS, CO_HEALTH_TIMEOUT_MS). */
+	int probe_interval_ms;
+	int probe_timeout_ms;
 } co_server_opts;
 
 #define CO_SERVER_OPTS_INIT                                                              \
 	{                                                                                \
 		NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, -1, -1, -1,  \
-		    NULL, NULL                                                           \
+		    NULL, NULL, 0, 0                                                     \
 	}
 
 /*
@@ -82,6 +87,11 @@ typedef struct co_server_opts {
  *   POST /v1/tasks/{id}/claim|release|renew, POST /v1/swarms,
  *   GET /v1/swarms[/{id}], GET /v1/watch[?prefix=P] (server-sent events),
  *   GET /metrics, GET /healthz.
+ *
+ * /healthz and /metrics answer from memory (the flags watcher, the stores'
+ * breakers, the background probe's last result): never waiting on a
+ * store.  A 503 carries Retry-After (until the next probe of an open
+ * breaker, at least 1 s).
  *
  * Admin, behind `Authorization: Bearer <token>` (401 without it, 403 when
  * the server has no token), audited as "serve:admin":

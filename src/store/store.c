@@ -17,6 +17,7 @@
 #include "../core/id.h"
 #include "breaker.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +29,7 @@ struct co_store {
 	const co_store_backend *be;
 	void *impl;
 	co_breaker *brk; /* every call to the backend goes through it */
+	atomic_uint_fast64_t calls; /* calls that reached the backend */
 };
 
 struct co_watch {
@@ -112,6 +114,7 @@ static int call_end(co_store *s, int probe, int error)
 	int failed = error == CO_EUNAVAIL || error == CO_EIO;
 	char *msg = NULL;
 
+	atomic_fetch_add(&s->calls, 1);
 	/* A transition's hook (an audit row) may overwrite this thread's last
 	 * error: the caller still gets the message of its own call. */
 	if (error < 0)
@@ -123,6 +126,11 @@ static int call_end(co_store *s, int probe, int error)
 		free(msg);
 	}
 	return error;
+}
+
+uint64_t co_store_calls(co_store *s)
+{
+	return atomic_load(&s->calls);
 }
 
 void co_store_breaker_get(co_breaker_info *out, co_store *s)

@@ -50,6 +50,10 @@ int co_store_ping(co_store *s);
  * timeout each; one probe at a time closes it when the store answers.
  */
 
+/* Calls that reached the backend (the network, the repo) so far; calls an
+ * open breaker refused are not among them.  Thread-safe. */
+uint64_t co_store_calls(co_store *s);
+
 /* A snapshot of the store's breaker.  Thread-safe. */
 void co_store_breaker_get(co_breaker_info *out, co_store *s);
 

@@ -28,12 +28,14 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 extern char **environ;
@@ -157,12 +159,52 @@ int co_test_etcd_start(co_test_etcd *e)
 	return 0;
 }
 
+int co_test_wait_stopped(pid_t pid)
+{
+	struct timespec ts = {0, 5 * 1000000L};
+	char path[64], buf[512], *p;
+	int i;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	for (i = 0; i < 1000; i++) {
+		FILE *f = fopen(path, "r");
+		size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+
+		if (f)
+			fclose(f);
+		buf[n] = '\0';
+		/* "pid (comm) S ...": the state follows the last ')'. */
+		if ((p = strrchr(buf, ')')) != NULL && (p[2] == 'T' || p[2] == 't'))
+			return 0;
+		nanosleep(&ts, NULL);
+	}
+	return -1;
+}
+
+int co_test_etcd_freeze(co_test_etcd *e)
+{
+	if (e->pid <= 0 || kill(e->pid, SIGSTOP) != 0)
+		return -1;
+	if (co_test_wait_stopped(e->pid) < 0) {
+		kill(e->pid, SIGCONT);
+		return -1;
+	}
+	return 0;
+}
+
+void co_test_etcd_thaw(co_test_etcd *e)
+{
+	if (e->pid > 0)
+		kill(e->pid, SIGCONT);
+}
+
 void co_test_etcd_stop(co_test_etcd *e)
 {
 	co_etcd_local *l;
 
 	if (e == NULL)
 		return;
+	co_test_etcd_thaw(e); /* a frozen etcd would wait out SIGTERM */
 	if ((l = registry_find(e, 0)) != NULL) {
 		co_etcd_local_stop(l);
 		registry_release(e);

@@ -28,6 +28,17 @@ void co_test_etcd_kill(co_test_etcd *e);
 /* Start again on the same ports and data dir; wait until it answers. */
 int co_test_etcd_restart(co_test_etcd *e);
 
+/*
+ * SIGSTOP etcd and wait until the kernel says it is stopped (kill() only
+ * queues): a hung store, whose port accepts and answers nothing.  0 / -1.
+ * co_test_etcd_thaw() sends SIGCONT; co_test_etcd_stop() thaws first.
+ */
+int co_test_etcd_freeze(co_test_etcd *e);
+void co_test_etcd_thaw(co_test_etcd *e);
+
+/* Wait (bounded, 5 s) until process pid is stopped.  0 / -1. */
+int co_test_wait_stopped(pid_t pid);
+
 /* A fresh temp dir "/tmp/cutover-test-XXXXXX" into out.  0 / -1. */
 int co_test_tmpdir(char *out, size_t len);
 /* rm -rf path (refuses anything outside /tmp). */

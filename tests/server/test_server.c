@@ -21,6 +21,7 @@
 #include "flags/stage.h"
 #include "flags/watcher.h"
 #include "harness/harness.h"
+#include "harness/http.h"
 #include "router/router.h"
 #include "server/server.h"
 #include "store/etcd_store.h"
@@ -60,62 +61,13 @@ typedef struct fx {
 	char base[64]; /* "http://127.0.0.1:PORT" */
 } fx;
 
-typedef struct resp {
-	long status;
-	char *body;
-	size_t len;
-} resp;
-
-static size_t on_body(char *p, size_t size, size_t n, void *ud)
-{
-	resp *r = ud;
-	char *nb = realloc(r->body, r->len + size * n + 1);
-
-	if (nb == NULL)
-		return 0;
-	memcpy(nb + r->len, p, size * n);
-	r->body = nb;
-	r->len += size * n;
-	r->body[r->len] = '\0';
-	return size * n;
-}
+typedef co_test_resp resp;
 
 /* One request; `body` NULL for none; `auth` a whole header value or NULL. */
 static void http(resp *out, const fx *f, const char *method, const char *path,
 		 const char *body, size_t body_len, const char *auth)
 {
-	struct curl_slist *h = NULL;
-	char url[512], hdr[256];
-	CURL *c = curl_easy_init();
-	CURLcode rc;
-
-	assert_non_null(c);
-	memset(out, 0, sizeof(*out));
-	out->body = strdup("");
-	snprintf(url, sizeof(url), "%s%s", f->base, path);
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
-	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
-	h = curl_slist_append(h, "Content-Type: application/json");
-	h = curl_slist_append(h, "Expect:");
-	if (auth) {
-		snprintf(hdr, sizeof(hdr), "Authorization: %s", auth);
-		h = curl_slist_append(h, hdr);
-	}
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-	if (body) {
-		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
-	}
-	rc = curl_easy_perform(c);
-	if (rc != CURLE_OK)
-		fail_msg("%s %s: %s", method, path, curl_easy_strerror(rc));
-	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &out->status);
-	curl_slist_free_all(h);
-	curl_easy_cleanup(c);
+	co_test_http(out, f->base, method, path, body, body_len, auth);
 }
 
 static long req_status(const fx *f, const char *method, const char *path,

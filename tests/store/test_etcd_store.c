@@ -557,28 +557,6 @@ static int ping_eventually(co_store *s)
 	return rc;
 }
 
-/* Wait (bounded) until the kernel reports pid as stopped: kill() only queues. */
-static int wait_stopped(pid_t pid)
-{
-	struct timespec ts = {0, 5 * 1000000L};
-	char path[64], buf[512], *p;
-	int i;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	for (i = 0; i < 1000; i++) {
-		FILE *f = fopen(path, "r");
-		size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
-
-		if (f)
-			fclose(f);
-		buf[n] = '\0';
-		/* "pid (comm) S ...": the state follows the last ')'. */
-		if ((p = strrchr(buf, ')')) != NULL && (p[2] == 'T' || p[2] == 't'))
-			return 0;
-		nanosleep(&ts, NULL);
-	}
-	return -1;
-}
 
 static void hung_etcd_times_out_as_unavailable(void **state)
 {
@@ -595,7 +573,7 @@ static void hung_etcd_times_out_as_unavailable(void **state)
 	assert_int_equal(ping_eventually(s), 0);
 	/* A stopped process keeps its sockets: requests hang, not fail. */
 	assert_int_equal(kill(etcd.pid, SIGSTOP), 0);
-	if (wait_stopped(etcd.pid) < 0) {
+	if (co_test_wait_stopped(etcd.pid) < 0) {
 		kill(etcd.pid, SIGCONT);
 		fail_msg("etcd %d did not stop", (int)etcd.pid);
 	}

@@ -1,0 +1,25 @@
+/*
+ * http.h - one HTTP request to a `cutover serve` under test, as a swarm in
+ * any language would make it (libcurl, a fresh connection each time).
+ */
+#ifndef CO_TEST_HTTP_H
+#define CO_TEST_HTTP_H
+
+#include <stddef.h>
+
+typedef struct co_test_resp {
+	long status;
+	char *body; /* malloc'd, NUL-terminated, never NULL after a request */
+	size_t len;
+	char retry_after[32]; /* the Retry-After header's value, "" if none */
+} co_test_resp;
+
+/*
+ * `method` `base``path` with `body` (NULL: none) of body_len bytes and an
+ * Authorization header value `auth` (NULL: none).  Fails the test (cmocka
+ * fail_msg) if no HTTP answer comes within 60 s.  Free out->body.
+ */
+void co_test_http(co_test_resp *out, const char *base, const char *method,
+		  const char *path, const char *body, size_t body_len, const char *auth);
+
+#endif
