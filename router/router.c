@@ -117,6 +117,15 @@ co_store *co_router_store(co_router *r, co_side side)
 	return side == CO_SIDE_ETCD ? r->etcd : r->git;
 }
 
+/* The store's breaker lets calls through now (closed). */
+static int store_closed(co_store *s)
+{
+	co_breaker_info bi;
+
+	co_store_breaker_get(&bi, s);
+	return bi.state == CO_BREAKER_CLOSED;
+}
+
 static int64_t mono_us(void)
 {
 	struct timespec ts;
@@ -656,10 +665,12 @@ static int routed_write(co_record **out, co_router *r, co_op op, co_kind kind,
 	    (error = co_outbox_push_intent(&intent, r->st, side_name(rt.secondary),
 					   co_kind_name(kind), id, r->sync_mark)) < 0)
 		goto done;
-	/* Asynchronous secondary (etcd mode): the record will be queued, never
-	 * mirrored directly, so start making the intent durable now, while the
-	 * primary works (group commit, above). */
-	if (intent && rt.secondary_async && r->syncer_started)
+	/* Asynchronous secondary (etcd mode), or one behind an open breaker:
+	 * the record will be queued, not mirrored, so start making the intent
+	 * durable now, while the primary works (group commit, above), rather
+	 * than fsync the record after it. */
+	if (intent && r->syncer_started &&
+	    (rt.secondary_async || !store_closed(co_router_store(r, rt.secondary))))
 		ticket = request_sync(r);
 	if ((error = settle(r, rt.primary, kind, id, intent)) < 0) {
 		if (intent)
@@ -802,14 +813,6 @@ int co_router_remove(co_router *r, co_kind kind, const char *id)
 
 /* ---- reads ---- */
 
-/* The store's breaker lets calls through now (closed). */
-static int store_closed(co_store *s)
-{
-	co_breaker_info bi;
-
-	co_store_breaker_get(&bi, s);
-	return bi.state == CO_BREAKER_CLOSED;
-}
 
 static void shadow_compare(co_router *r, co_op op, co_kind kind, const char *id,
 			   const co_record *git_rec)

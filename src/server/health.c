@@ -1,11 +1,14 @@
 /*
  * health.c - the background store probe of health.h.
  *
- * One thread, one round per interval: ping git, ping etcd, each under a
- * short per-call bound (co_store_call_timeout), copy the result and the
- * store's breaker into the shared snapshot, write health.json.  A hung
- * store therefore costs this thread one bound per round and nobody else
- * anything: /healthz and /metrics copy the snapshot.
+ * One thread per store, one ping per interval (at a fixed rate: a ping
+ * that times out does not push the next one back), each under a short
+ * per-call bound (co_store_call_timeout); the result and the store's
+ * breaker go into the shared snapshot, then health.json.  A hung store
+ * costs its own thread one bound per round and nobody else anything:
+ * /healthz and /metrics copy the snapshot.  With the defaults (250 ms
+ * each) a frozen etcd fails three pings in a row, and so opens its
+ * breaker, within about a second even when no request is calling it.
  *
  * The file is advisory (for `cutover status` in another process): written
  * without fsync, atomically by rename, and a failure to write it is
@@ -24,16 +27,26 @@
 #include <time.h>
 #include <unistd.h>
 
+struct co_health;
+
+/* One thread per store: a hung etcd must not delay git's probe. */
+typedef struct prober {
+	struct co_health *h;
+	int side;
+	pthread_t thread;
+	int started;
+} prober;
+
 struct co_health {
 	co_store *stores[2];
 	int interval_ms, timeout_ms;
 	char *file, *tmp;
-	pthread_t thread;
-	int started;
+	prober probers[2];
 	pthread_mutex_t lock; /* guards snap and stop */
 	pthread_cond_t cv;
 	int stop;
 	co_health_store snap[2];
+	pthread_mutex_t file_lock; /* one writer of health.json at a time */
 };
 
 static int64_t wall_ms(void)
@@ -111,11 +124,12 @@ static void write_file(co_health *h)
 	co_health_store snap[2];
 	cJSON *o = cJSON_CreateObject(), *stores;
 	char *text = NULL;
-	int fd = -1, side;
+	int fd, side;
 	size_t len;
 
 	if (h->file == NULL || o == NULL)
 		goto done;
+	pthread_mutex_lock(&h->file_lock);
 	pthread_mutex_lock(&h->lock);
 	memcpy(snap, h->snap, sizeof(snap));
 	pthread_mutex_unlock(&h->lock);
@@ -128,52 +142,52 @@ static void write_file(co_health *h)
 		if (snap[side].probed)
 			cJSON_AddItemToObject(stores, names[side], store_json(&snap[side]));
 	if ((text = cJSON_PrintUnformatted(o)) == NULL)
-		goto done;
+		goto unlock;
 	len = strlen(text);
 	if ((fd = open(h->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) < 0)
-		goto done;
+		goto unlock;
 	if (write(fd, text, len) != (ssize_t)len) {
 		close(fd);
-		fd = -1;
 		unlink(h->tmp);
-		goto done;
+		goto unlock;
 	}
 	close(fd);
-	fd = -1;
 	if (rename(h->tmp, h->file) != 0)
 		unlink(h->tmp);
+unlock:
+	pthread_mutex_unlock(&h->file_lock);
 done:
 	free(text);
 	cJSON_Delete(o);
 }
 
-static void round_once(co_health *h)
+static void *prober_main(void *arg)
 {
-	probe_one(h, 0);
-	probe_one(h, 1);
-	write_file(h);
-}
+	prober *p = arg;
+	co_health *h = p->h;
+	struct timespec next, now;
 
-static void *health_main(void *arg)
-{
-	co_health *h = arg;
-	struct timespec ts;
-
+	clock_gettime(CLOCK_MONOTONIC, &next);
 	pthread_mutex_lock(&h->lock);
 	while (!h->stop) {
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		ts.tv_sec += h->interval_ms / 1000;
-		ts.tv_nsec += (long)(h->interval_ms % 1000) * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
+		next.tv_sec += h->interval_ms / 1000;
+		next.tv_nsec += (long)(h->interval_ms % 1000) * 1000000L;
+		if (next.tv_nsec >= 1000000000L) {
+			next.tv_sec++;
+			next.tv_nsec -= 1000000000L;
 		}
-		while (!h->stop && pthread_cond_timedwait(&h->cv, &h->lock, &ts) == 0)
+		/* a ping that ran late does not make the next ones late */
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (now.tv_sec > next.tv_sec ||
+		    (now.tv_sec == next.tv_sec && now.tv_nsec > next.tv_nsec))
+			next = now;
+		while (!h->stop && pthread_cond_timedwait(&h->cv, &h->lock, &next) == 0)
 			;
 		if (h->stop)
 			break;
 		pthread_mutex_unlock(&h->lock);
-		round_once(h);
+		probe_one(h, p->side);
+		write_file(h);
 		pthread_mutex_lock(&h->lock);
 	}
 	pthread_mutex_unlock(&h->lock);
@@ -184,13 +198,14 @@ void co_health_stop(co_health *h)
 {
 	if (h == NULL)
 		return;
-	if (h->started) {
-		pthread_mutex_lock(&h->lock);
-		h->stop = 1;
-		pthread_cond_broadcast(&h->cv);
-		pthread_mutex_unlock(&h->lock);
-		pthread_join(h->thread, NULL);
-	}
+	pthread_mutex_lock(&h->lock);
+	h->stop = 1;
+	pthread_cond_broadcast(&h->cv);
+	pthread_mutex_unlock(&h->lock);
+	for (int i = 0; i < 2; i++)
+		if (h->probers[i].started)
+			pthread_join(h->probers[i].thread, NULL);
+	pthread_mutex_destroy(&h->file_lock);
 	pthread_cond_destroy(&h->cv);
 	pthread_mutex_destroy(&h->lock);
 	free(h->file);
@@ -211,6 +226,7 @@ int co_health_start(co_health **out, co_store *git, co_store *etcd, int interval
 	h->interval_ms = interval_ms > 0 ? interval_ms : CO_HEALTH_INTERVAL_MS;
 	h->timeout_ms = timeout_ms > 0 ? timeout_ms : CO_HEALTH_TIMEOUT_MS;
 	pthread_mutex_init(&h->lock, NULL);
+	pthread_mutex_init(&h->file_lock, NULL);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&h->cv, &ca);
@@ -225,12 +241,22 @@ int co_health_start(co_health **out, co_store *git, co_store *etcd, int interval
 			return co_error_set(CO_ENOMEM, "out of memory");
 		}
 	}
-	round_once(h);
-	if (pthread_create(&h->thread, NULL, health_main, h) != 0) {
-		co_health_stop(h);
-		return co_error_set(CO_ENOMEM, "health: cannot start the probe thread");
+	probe_one(h, 0);
+	probe_one(h, 1);
+	write_file(h);
+	for (int i = 0; i < 2; i++) {
+		prober *p = &h->probers[i];
+
+		if (h->stores[i] == NULL)
+			continue;
+		p->h = h;
+		p->side = i;
+		if (pthread_create(&p->thread, NULL, prober_main, p) != 0) {
+			co_health_stop(h);
+			return co_error_set(CO_ENOMEM, "health: cannot start a probe thread");
+		}
+		p->started = 1;
 	}
-	h->started = 1;
 	*out = h;
 	return 0;
 }

@@ -38,12 +38,12 @@ typedef struct co_breaker_opts {
 	int window_min_calls; /* calls in a window before its ratio counts (20) */
 	double window_ratio;  /* failed/calls in a window that opens it (0.5) */
 	int probe_ms;	      /* first wait before a probe (1000) */
-	int probe_max_ms;     /* longest wait between probes (30000) */
+	int probe_max_ms;     /* longest wait between probes (2000) */
 } co_breaker_opts;
 
 #define CO_BREAKER_OPTS_INIT                                                             \
 	{                                                                                \
-		3, 10000, 20, 0.5, 1000, 30000                                           \
+		3, 10000, 20, 0.5, 1000, 2000                                            \
 	}
 
 /* What a breaker is doing, as /metrics and `cutover status` show it. */

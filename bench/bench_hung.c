@@ -1,0 +1,382 @@
+/*
+ * bench_hung.c - a hung etcd and the kill switch, through `cutover serve`
+ * (issue 20).
+ *
+ * One run, one machine, one HTTP client (a reused libcurl handle, so the
+ * connection is kept alive as a swarm's would be):
+ *   (1) claims through serve with etcd healthy, stage git: the baseline;
+ *   (2) stage dual 50, etcd frozen with SIGSTOP under a claim load: how long
+ *       until the etcd breaker opens;
+ *   (3) `cutover rollback` in another process: how long until the running
+ *       serve's /metrics says cutover_kill_switch 1, and how long a scrape
+ *       takes while etcd is frozen;
+ *   (4) claims through serve after the rollback with etcd still frozen;
+ *   (5) SIGCONT: how long until the breaker closes and the outbox is empty.
+ * Prints the figures and the ratio (4)/(1) at p50 and p95.  Goals (issue
+ * 20): (4)/(1) p95 <= 1.5x, (2) <= 1 s, (3) <= 100 ms.
+ */
+#include "bench_util.h"
+
+#include "core/error.h"
+#include "core/outbox.h"
+#include "core/state.h"
+#include "flags/flags.h"
+#include "flags/stage.h"
+#include "flags/watcher.h"
+#include "harness/harness.h"
+#include "router/router.h"
+#include "server/server.h"
+#include "store/etcd_store.h"
+#include "store/git_store.h"
+
+#include <curl/curl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <unistd.h>
+
+static co_test_etcd etcd;
+static char repo[256], dir[256], flags_path[320], base[64];
+static co_store *gs, *es;
+static co_state *st;
+static co_flags_watcher *fw;
+static co_router *rt;
+static co_server *srv;
+
+typedef struct body {
+	char *p;
+	size_t n;
+} body;
+
+static size_t on_body(char *p, size_t size, size_t n, void *ud)
+{
+	body *b = ud;
+	char *nb = realloc(b->p, b->n + size * n + 1);
+
+	if (nb == NULL)
+		return 0;
+	memcpy(nb + b->n, p, size * n);
+	b->p = nb;
+	b->n += size * n;
+	b->p[b->n] = '\0';
+	return size * n;
+}
+
+/* One request on a reused handle; the status, the body into *out (may be NULL). */
+static long req(CURL *c, const char *method, const char *path, const char *data,
+		char **out)
+{
+	struct curl_slist *h = NULL;
+	char url[256];
+	body b = {0};
+	long status = 0;
+
+	snprintf(url, sizeof(url), "%s%s", base, path);
+	h = curl_slist_append(h, "Content-Type: application/json");
+	h = curl_slist_append(h, "Expect:");
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+	curl_easy_setopt(c, CURLOPT_POSTFIELDS, data ? data : "");
+	curl_easy_setopt(c, CURLOPT_PROXY, "");
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
+	if (curl_easy_perform(c) == CURLE_OK)
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+	curl_slist_free_all(h);
+	if (out)
+		*out = b.p;
+	else
+		free(b.p);
+	return status;
+}
+
+static int set_stage_file(const char *name)
+{
+	co_flags f;
+	co_stage s;
+
+	co_flags_init(&f);
+	if (co_stage_parse(&s, name) < 0 || co_stage_apply(&f, s) < 0 ||
+	    co_flags_save(&f, flags_path) < 0)
+		return -1;
+	return 0;
+}
+
+static int set_stage(const char *name)
+{
+	return set_stage_file(name) < 0 || co_flags_watcher_reload(fw) < 0 ? -1 : 0;
+}
+
+static int create_tasks(CURL *c, const char *tag, size_t n)
+{
+	char data[96];
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		snprintf(data, sizeof(data), "{\"id\":\"%s-%zu\",\"type\":\"build\"}", tag, i);
+		if (req(c, "POST", "/v1/tasks", data, NULL) != 201)
+			return -1;
+	}
+	return 0;
+}
+
+/* Claim each task once, timing every request. */
+static int claims(CURL *c, const char *tag, size_t n, co_bench_series *s)
+{
+	char path[96];
+	size_t i;
+	int bad = 0;
+
+	for (i = 0; i < n; i++) {
+		double t0;
+
+		snprintf(path, sizeof(path), "/v1/tasks/%s-%zu/claim", tag, i);
+		t0 = co_bench_now_us();
+		if (req(c, "POST", path, "{\"swarm\":\"bench\"}", NULL) != 200)
+			bad++;
+		co_bench_series_add(s, co_bench_now_us() - t0);
+	}
+	if (bad)
+		fprintf(stderr, "bench_hung: %d of %zu claims of %s failed\n", bad, n, tag);
+	return bad ? -1 : 0;
+}
+
+/* A claim load for (2): claims tasks L-<i> until told to stop. */
+static atomic_int load_stop;
+
+static void *load_main(void *arg)
+{
+	CURL *c = curl_easy_init();
+	size_t i, n = (size_t)(uintptr_t)arg;
+	char path[96];
+
+	for (i = 0; c && !atomic_load(&load_stop); i = (i + 1) % n) {
+		snprintf(path, sizeof(path), "/v1/tasks/L-%zu/claim", i);
+		req(c, "POST", path, "{\"swarm\":\"load\"}", NULL);
+	}
+	curl_easy_cleanup(c);
+	return NULL;
+}
+
+static co_breaker_state breaker(void)
+{
+	co_breaker_info bi;
+
+	co_store_breaker_get(&bi, es);
+	return bi.state;
+}
+
+static int open_all(void)
+{
+	co_git_opts go = CO_GIT_OPTS_INIT;
+	co_etcd_opts eo = CO_ETCD_OPTS_INIT;
+	co_router_opts ro = CO_ROUTER_OPTS_INIT;
+	co_server_opts so = CO_SERVER_OPTS_INIT;
+	const char *ep[1] = {etcd.endpoint};
+
+	go.repo = repo;
+	eo.endpoints = ep;
+	eo.n_endpoints = 1;
+	eo.prefix = "/bench-hung/";
+	if (co_git_store_open(&gs, &go) < 0 || co_etcd_store_open(&es, &eo) < 0 ||
+	    co_state_open(&st, dir) < 0 || set_stage_file("git") < 0 ||
+	    co_flags_watcher_open(&fw, flags_path) < 0)
+		return -1;
+	ro.git = gs;
+	ro.etcd = es;
+	ro.state = st;
+	ro.flags = fw;
+	ro.background_drain = 1;
+	if (co_router_open(&rt, &ro) < 0)
+		return -1;
+	so.listen = "127.0.0.1:0";
+	so.router = rt;
+	so.state = st;
+	so.flags = fw;
+	so.flags_path = flags_path;
+	so.git = gs;
+	so.etcd = es;
+	if (co_server_start(&srv, &so) < 0)
+		return -1;
+	snprintf(base, sizeof(base), "http://127.0.0.1:%d", co_server_port(srv));
+	return 0;
+}
+
+static const char *loadavg(void)
+{
+	static char buf[64];
+	FILE *f = fopen("/proc/loadavg", "r");
+
+	buf[0] = '\0';
+	if (f) {
+		if (fgets(buf, sizeof(buf), f) == NULL)
+			buf[0] = '\0';
+		fclose(f);
+	}
+	buf[strcspn(buf, "\n")] = '\0';
+	return buf;
+}
+
+/* `cutover rollback` in another process; then scrape /metrics until the
+ * running serve says the kill switch is on.  Prints both times. */
+static int rollback_and_watch(CURL *c, co_bench_series *scrape)
+{
+	char env[5][400];
+	const char *envp[6], *argv[] = {"rollback", "--reason", "etcd hung", NULL};
+	double t0, t_exit, t_seen = 0;
+	int i, rc;
+
+	snprintf(env[0], sizeof(env[0]), "CUTOVER_GIT_REPO=%s", repo);
+	snprintf(env[1], sizeof(env[1]), "CUTOVER_ETCD_ENDPOINTS=%s", etcd.endpoint);
+	snprintf(env[2], sizeof(env[2]), "CUTOVER_ETCD_PREFIX=/bench-hung/");
+	snprintf(env[3], sizeof(env[3]), "CUTOVER_STATE_DIR=%s", dir);
+	snprintf(env[4], sizeof(env[4]), "CUTOVER_FLAGS=%s", flags_path);
+	for (i = 0; i < 5; i++)
+		envp[i] = env[i];
+	envp[5] = NULL;
+	t0 = co_bench_now_us();
+	rc = co_test_cutover(NULL, NULL, envp, argv);
+	t_exit = co_bench_now_us();
+	if (rc != 0) {
+		fprintf(stderr, "bench_hung: cutover rollback exited %d\n", rc);
+		return -1;
+	}
+	for (i = 0; i < 100000 && t_seen == 0; i++) {
+		char *m = NULL;
+		double s0 = co_bench_now_us();
+
+		if (req(c, "GET", "/metrics", NULL, &m) == 200) {
+			co_bench_series_add(scrape, co_bench_now_us() - s0);
+			if (m && strstr(m, "\ncutover_kill_switch 1\n"))
+				t_seen = co_bench_now_us();
+		}
+		free(m);
+	}
+	printf("cutover rollback (a process of its own) returned in %.1f ms\n",
+	       (t_exit - t0) / 1e3);
+	printf("serve's /metrics said cutover_kill_switch 1 after %.1f ms "
+	       "(goal <= 100 ms), %.1f ms after the command returned\n",
+	       (t_seen - t0) / 1e3, (t_seen - t_exit) / 1e3);
+	return t_seen > 0 ? 0 : -1;
+}
+
+int main(int argc, char **argv)
+{
+	size_t n = argc > 1 ? (size_t)strtoul(argv[1], NULL, 10) : 200;
+	co_bench_series healthy, hung, scrape;
+	co_bench_stats h, g;
+	pthread_t load[4];
+	double t0, t_open = 0, t_closed = 0, t_empty = 0;
+	int64_t depth = -1;
+	CURL *c = NULL;
+	int rc = 1, i, loads = 0;
+
+	if (n == 0) {
+		fprintf(stderr, "usage: bench_hung [N_claims]\n");
+		return 1;
+	}
+	memset(&etcd, 0, sizeof(etcd));
+	if (co_bench_series_init(&healthy, "claim via serve, git, etcd healthy", n) < 0 ||
+	    co_bench_series_init(&hung, "claim via serve, rolled back, etcd frozen", n) < 0 ||
+	    co_bench_series_init(&scrape, "GET /metrics while etcd is frozen", 100000) < 0 ||
+	    co_test_etcd_start(&etcd) < 0 || co_test_git_repo_new(repo, sizeof(repo)) < 0 ||
+	    co_test_tmpdir(dir, sizeof(dir)) < 0) {
+		fprintf(stderr, "bench_hung: setup failed\n");
+		goto done;
+	}
+	snprintf(flags_path, sizeof(flags_path), "%s/flags.yaml", dir);
+	if (open_all() < 0 || (c = curl_easy_init()) == NULL) {
+		fprintf(stderr, "bench_hung: open failed: %s\n", co_error_last());
+		goto done;
+	}
+	printf("bench_hung: etcd %s, serve %s, %zu claims per series, load average %s\n",
+	       etcd.endpoint, base, n, loadavg());
+	if (create_tasks(c, "A", n) < 0 || create_tasks(c, "B", n) < 0 ||
+	    create_tasks(c, "L", 64) < 0) {
+		fprintf(stderr, "bench_hung: creating tasks failed\n");
+		goto done;
+	}
+	/* (1) the baseline */
+	if (claims(c, "A", n, &healthy) < 0)
+		goto done;
+
+	/* (2) dual 50, a claim load, then the freeze */
+	if (set_stage("shadow") < 0 || set_stage("50") < 0)
+		goto done;
+	for (i = 0; i < 4; i++)
+		if (pthread_create(&load[i], NULL, load_main, (void *)(uintptr_t)64) == 0)
+			loads++;
+	if (co_test_etcd_freeze(&etcd) < 0) {
+		fprintf(stderr, "bench_hung: could not SIGSTOP etcd\n");
+		goto stop_load;
+	}
+	t0 = co_bench_now_us();
+	while (breaker() != CO_BREAKER_OPEN && co_bench_now_us() - t0 < 30e6)
+		usleep(200);
+	t_open = co_bench_now_us();
+	printf("\n(2) dual 50 under 4 claiming clients: etcd breaker open %.0f ms after "
+	       "the freeze (goal <= 1000 ms)\n",
+	       (t_open - t0) / 1e3);
+
+	/* (3) the kill switch from another process, seen by the running serve */
+	printf("\n(3) kill switch\n");
+	if (rollback_and_watch(c, &scrape) < 0)
+		goto stop_load;
+stop_load:
+	atomic_store(&load_stop, 1);
+	for (i = 0; i < loads; i++)
+		pthread_join(load[i], NULL);
+	if (t_open == 0)
+		goto done;
+
+	/* (4) claims after the rollback, etcd still frozen */
+	if (claims(c, "B", n, &hung) < 0)
+		goto done;
+	printf("\n(1) vs (4), load average %s\n", loadavg());
+	co_bench_header();
+	h = co_bench_row(&healthy);
+	g = co_bench_row(&hung);
+	co_bench_row(&scrape);
+	printf("frozen+rolled back / healthy git: p50 %.2fx, p95 %.2fx (goal: p95 <= "
+	       "1.5x)\n",
+	       g.p50 / h.p50, g.p95 / h.p95);
+
+	/* (5) thaw: the breaker closes, the drain empties the outbox */
+	co_test_etcd_thaw(&etcd);
+	t0 = co_bench_now_us();
+	while (co_bench_now_us() - t0 < 60e6) {
+		if (!t_closed && breaker() == CO_BREAKER_CLOSED)
+			t_closed = co_bench_now_us();
+		if (t_closed && co_outbox_depth(&depth, st, NULL) == 0 && depth == 0) {
+			t_empty = co_bench_now_us();
+			break;
+		}
+		usleep(1000);
+	}
+	printf("\n(5) after SIGCONT: breaker closed after %.0f ms, outbox empty after "
+	       "%.0f ms\n",
+	       (t_closed - t0) / 1e3, (t_empty - t0) / 1e3);
+	printf("\nload average at end: %s\n", loadavg());
+	rc = 0;
+done:
+	co_test_etcd_thaw(&etcd);
+	curl_easy_cleanup(c);
+	co_server_stop(srv);
+	if (rt)
+		co_router_drain(rt, NULL, 2000, NULL);
+	co_router_close(rt);
+	co_flags_watcher_close(fw);
+	co_state_close(st);
+	co_store_free(gs);
+	co_store_free(es);
+	co_test_etcd_stop(&etcd);
+	if (repo[0])
+		co_test_rmrf(repo);
+	if (dir[0])
+		co_test_rmrf(dir);
+	co_bench_series_free(&healthy);
+	co_bench_series_free(&hung);
+	co_bench_series_free(&scrape);
+	return rc;
+}
