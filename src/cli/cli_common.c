@@ -91,6 +91,24 @@ static int mkdir_p(const char *path)
 	return 0;
 }
 
+/* After a store opened (error: how the open went): its circuit breaker
+ * as the config says (breaker.*).  On failure *out is freed. */
+static int with_breaker(co_store **out, const co_config *c, int error)
+{
+	co_breaker_opts b = CO_BREAKER_OPTS_INIT;
+
+	if (error < 0)
+		return error;
+	b.failures = c->breaker_failures;
+	b.probe_ms = c->breaker_probe_ms;
+	b.probe_max_ms = c->breaker_probe_max_ms;
+	if ((error = co_store_breaker_configure(*out, &b)) < 0) {
+		co_store_free(*out);
+		*out = NULL;
+	}
+	return error;
+}
+
 static int open_git(co_store **out, const co_config *c)
 {
 	co_git_opts o = CO_GIT_OPTS_INIT;
@@ -109,7 +127,7 @@ static int open_git(co_store **out, const co_config *c)
 	o.cache_dir = cache;
 	o.poll_interval_ms = c->git_poll_interval_ms;
 	o.fsync = c->git_fsync;
-	return co_git_store_open(out, &o);
+	return with_breaker(out, c, co_git_store_open(out, &o));
 }
 
 static int open_etcd(co_store **out, const co_config *c)
@@ -126,7 +144,7 @@ static int open_etcd(co_store **out, const co_config *c)
 	o.key_file = c->etcd_key_file;
 	o.connect_timeout_ms = c->etcd_connect_timeout_ms;
 	o.request_timeout_ms = c->etcd_request_timeout_ms;
-	return co_etcd_store_open(out, &o);
+	return with_breaker(out, c, co_etcd_store_open(out, &o));
 }
 
 int co_cli_open_backend(co_store **out, co_cli *ctx, const char *name)
@@ -173,6 +191,7 @@ int co_cli_open_router(co_cli_router **out, co_cli *ctx)
 	o.state = cr->state;
 	o.flags = cr->flags;
 	o.background_drain = 0;
+	o.mirror_timeout_ms = c->mirror_timeout_ms;
 	if ((error = co_router_open(&cr->router, &o)) < 0)
 		goto done;
 	*out = cr;

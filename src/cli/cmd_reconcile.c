@@ -217,6 +217,7 @@ int co_cli_reconcile(int argc, char **argv, co_cli *ctx)
 	rto.state = st;
 	rto.flags = fw;
 	rto.background_drain = 0;
+	rto.mirror_timeout_ms = c->mirror_timeout_ms;
 	if ((error = co_router_open(&router, &rto)) < 0)
 		goto done;
 

@@ -76,12 +76,13 @@ static void on_reconcile_progress(void *ctx, const char *phase, size_t done, siz
 }
 
 /* Replace the router co_cli_open_router() made by one that drains itself. */
-static int reopen_with_drain(co_cli_router *cr)
+static int reopen_with_drain(co_cli_router *cr, const co_config *c)
 {
 	co_router_opts o = CO_ROUTER_OPTS_INIT;
 	co_router *r = NULL;
 	int error;
 
+	o.mirror_timeout_ms = c->mirror_timeout_ms;
 	o.git = cr->git;
 	o.etcd = cr->etcd;
 	o.state = cr->state;
@@ -123,7 +124,7 @@ int co_cli_serve(int argc, char **argv, co_cli *ctx)
 		co_error_clear();
 	}
 	if ((error = co_cli_open_router(&cr, ctx)) < 0 ||
-	    (error = reopen_with_drain(cr)) < 0)
+	    (error = reopen_with_drain(cr, c)) < 0)
 		goto done;
 
 	sigemptyset(&set);

@@ -136,6 +136,10 @@ int co_config_defaults(co_config **out)
 	c->reconcile_max_mismatch_ratio = 0.001;
 	c->reconcile_grace_ms = 2000;
 	c->go_no_go_window_ms = 3600 * 1000;
+	c->mirror_timeout_ms = 250;
+	c->breaker_failures = 3;
+	c->breaker_probe_ms = 1000;
+	c->breaker_probe_max_ms = 2000;
 	if ((error = set_str(&c->git_branch, "main")) < 0 ||
 	    (error = set_str(&c->etcd_prefix, "/")) < 0 ||
 	    (error = set_str(&c->state_dir, DEFAULT_STATE_DIR)) < 0 ||
@@ -320,6 +324,28 @@ static int get_duration(int *dst, file_ctx *fc, const yaml_node_t *n, const char
 	return 0;
 }
 
+/* A whole number from 1 to max. */
+static int get_count(int *dst, file_ctx *fc, const yaml_node_t *n, const char *key,
+		     int max)
+{
+	const char *s = NULL;
+	char *end;
+	long v;
+	int error;
+
+	if ((error = get_scalar(&s, fc, n, key, 0)) < 0)
+		return error;
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno != 0 || end == s || *end != '\0' || s[0] == ' ')
+		return key_error(fc, n, key, "bad whole number \"%s\"", s);
+	if (v < 1 || v > max)
+		return key_error(fc, n, key, "%s is out of range: must be from 1 to %d", s,
+				 max);
+	*dst = (int)v;
+	return 0;
+}
+
 /* A ratio between 0 and 1 inclusive. */
 static int get_ratio(double *dst, file_ctx *fc, const yaml_node_t *n, const char *key)
 {
@@ -468,7 +494,12 @@ static const char *known_keys(const char *sec)
 		       "connect_timeout, request_timeout";
 	if (strcmp(sec, "reconcile") == 0)
 		return "min_consistency, max_mismatch_ratio, grace, go_no_go_window";
-	return "git, etcd, state_dir, flags, listen, admin_token_file, reconcile";
+	if (strcmp(sec, "router") == 0)
+		return "mirror_timeout";
+	if (strcmp(sec, "breaker") == 0)
+		return "failures, probe, probe_max";
+	return "git, etcd, state_dir, flags, listen, admin_token_file, reconcile, router, "
+	       "breaker";
 }
 
 static int apply_key(file_ctx *fc, const char *sec, const char *name, const char *full,
@@ -478,7 +509,8 @@ static int apply_key(file_ctx *fc, const char *sec, const char *name, const char
 
 	if (*sec == '\0') {
 		if (strcmp(name, "git") == 0 || strcmp(name, "etcd") == 0 ||
-		    strcmp(name, "reconcile") == 0)
+		    strcmp(name, "reconcile") == 0 || strcmp(name, "router") == 0 ||
+		    strcmp(name, "breaker") == 0)
 			return load_section(fc, v, name);
 		if (strcmp(name, "state_dir") == 0)
 			return get_string(&c->state_dir, fc, v, full, 0);
@@ -525,6 +557,16 @@ static int apply_key(file_ctx *fc, const char *sec, const char *name, const char
 			return get_duration(&c->reconcile_grace_ms, fc, v, full, 0);
 		if (strcmp(name, "go_no_go_window") == 0)
 			return get_duration(&c->go_no_go_window_ms, fc, v, full, 1);
+	} else if (strcmp(sec, "router") == 0) {
+		if (strcmp(name, "mirror_timeout") == 0)
+			return get_duration(&c->mirror_timeout_ms, fc, v, full, 1);
+	} else if (strcmp(sec, "breaker") == 0) {
+		if (strcmp(name, "failures") == 0)
+			return get_count(&c->breaker_failures, fc, v, full, 1000);
+		if (strcmp(name, "probe") == 0)
+			return get_duration(&c->breaker_probe_ms, fc, v, full, 1);
+		if (strcmp(name, "probe_max") == 0)
+			return get_duration(&c->breaker_probe_max_ms, fc, v, full, 1);
 	}
 	return key_error(fc, k, full, "unknown key (known here: %s)", known_keys(sec));
 }
@@ -672,6 +714,7 @@ static int apply_env(co_config *c)
 				  "CUTOVER_ETCD_CONNECT_TIMEOUT")) < 0 ||
 	    (error = env_duration(&c->etcd_request_timeout_ms,
 				  "CUTOVER_ETCD_REQUEST_TIMEOUT")) < 0 ||
+	    (error = env_duration(&c->mirror_timeout_ms, "CUTOVER_MIRROR_TIMEOUT")) < 0 ||
 	    (error = env_string(&c->flags_path, "CUTOVER_FLAGS")) < 0 ||
 	    (error = env_string(&c->state_dir, "CUTOVER_STATE_DIR")) < 0 ||
 	    (error = env_string(&c->listen, "CUTOVER_LISTEN")) < 0 ||

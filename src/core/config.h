@@ -17,6 +17,8 @@
  *   admin_token_file: PATH
  *   reconcile: { min_consistency: 0.9999, max_mismatch_ratio: 0.001,
  *                grace: 2s, go_no_go_window: 1h }
+ *   router: { mirror_timeout: 250ms }       bound on each call to a secondary
+ *   breaker: { failures: 3, probe: 1s, probe_max: 2s }   per store (store.h)
  *
  * Durations accept "250ms", "2s", "5m", "1h" or a bare number of seconds.
  */
@@ -53,6 +55,11 @@ typedef struct co_config {
 	double reconcile_max_mismatch_ratio;
 	int reconcile_grace_ms;
 	int go_no_go_window_ms;
+
+	int mirror_timeout_ms;	  /* router.mirror_timeout, $CUTOVER_MIRROR_TIMEOUT */
+	int breaker_failures;	  /* breaker.failures: in a row, to open */
+	int breaker_probe_ms;	  /* breaker.probe: first wait before a probe */
+	int breaker_probe_max_ms; /* breaker.probe_max: longest wait */
 } co_config;
 
 /*

@@ -36,6 +36,7 @@ static const char *const env_vars[] = {
     "CUTOVER_STATE_DIR",
     "CUTOVER_LISTEN",
     "CUTOVER_ADMIN_TOKEN_FILE",
+    "CUTOVER_MIRROR_TIMEOUT",
 };
 
 typedef struct fixture {
@@ -369,6 +370,41 @@ static void bad_number_names_file_line_and_key(void **state)
 		     "reconcile.max_mismatch_ratio", "between 0 and 1");
 }
 
+/* The mirror deadline and the breaker: defaults, file, environment, and
+ * bad values named with their line and key. */
+static void router_and_breaker_keys_are_read_and_checked(void **state)
+{
+	const fixture *f = *state;
+	co_config *c = NULL;
+
+	assert_int_equal(co_config_load(&c, NULL), 0);
+	assert_int_equal(c->mirror_timeout_ms, 250);
+	assert_int_equal(c->breaker_failures, 3);
+	assert_int_equal(c->breaker_probe_ms, 1000);
+	assert_int_equal(c->breaker_probe_max_ms, 2000);
+	co_config_free(c);
+	write_file(f, "router:\n  mirror_timeout: 100ms\nbreaker:\n  failures: 5\n"
+		      "  probe: 500ms\n  probe_max: 10s\n");
+	assert_int_equal(co_config_load(&c, f->path), 0);
+	assert_int_equal(c->mirror_timeout_ms, 100);
+	assert_int_equal(c->breaker_failures, 5);
+	assert_int_equal(c->breaker_probe_ms, 500);
+	assert_int_equal(c->breaker_probe_max_ms, 10000);
+	co_config_free(c);
+	setenv("CUTOVER_MIRROR_TIMEOUT", "40ms", 1);
+	assert_int_equal(co_config_load(&c, f->path), 0);
+	assert_int_equal(c->mirror_timeout_ms, 40);
+	co_config_free(c);
+	expect_error(f, "breaker:\n  failures: 0\n", "2", "breaker.failures",
+		     "must be from 1 to 1000");
+	expect_error(f, "breaker:\n  failures: three\n", "2", "breaker.failures",
+		     "bad whole number");
+	expect_error(f, "router:\n  mirror_timeout: 0\n", "2", "router.mirror_timeout",
+		     "more than 0");
+	expect_error(f, "router:\n  deadline: 1s\n", "2", "router.deadline",
+		     "known here: mirror_timeout");
+}
+
 static void bad_endpoint_names_file_line_and_key(void **state)
 {
 	expect_error(*state, "etcd:\n  endpoints:\n    - http://ok:1\n    - ok:2\n", "4",
@@ -467,6 +503,8 @@ int main(void)
 					    teardown),
 	    cmocka_unit_test_setup_teardown(bad_number_names_file_line_and_key, setup,
 					    teardown),
+	    cmocka_unit_test_setup_teardown(router_and_breaker_keys_are_read_and_checked,
+					    setup, teardown),
 	    cmocka_unit_test_setup_teardown(bad_endpoint_names_file_line_and_key, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(duplicate_key_is_refused, setup, teardown),
