@@ -24,6 +24,7 @@
 #include "flags/stage.h"
 #include "flags/watcher.h"
 #include "harness/harness.h"
+#include "harness/http.h"
 #include "router/router.h"
 #include "server/server.h"
 #include "store/etcd_store.h"
@@ -42,52 +43,18 @@ static co_flags_watcher *fw;
 static co_router *rt;
 static co_server *srv;
 
-typedef struct body {
-	char *p;
-	size_t n;
-} body;
-
-static size_t on_body(char *p, size_t size, size_t n, void *ud)
-{
-	body *b = ud;
-	char *nb = realloc(b->p, b->n + size * n + 1);
-
-	if (nb == NULL)
-		return 0;
-	memcpy(nb + b->n, p, size * n);
-	b->p = nb;
-	b->n += size * n;
-	b->p[b->n] = '\0';
-	return size * n;
-}
-
 /* One request on a reused handle; the status, the body into *out (may be NULL). */
 static long req(CURL *c, const char *method, const char *path, const char *data,
 		char **out)
 {
-	struct curl_slist *h = NULL;
-	char url[256];
-	body b = {0};
-	long status = 0;
+	co_test_resp r;
+	long status = co_test_http_on(c, &r, base, method, path, data ? data : "",
+				      data ? strlen(data) : 0, NULL);
 
-	snprintf(url, sizeof(url), "%s%s", base, path);
-	h = curl_slist_append(h, "Content-Type: application/json");
-	h = curl_slist_append(h, "Expect:");
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-	curl_easy_setopt(c, CURLOPT_POSTFIELDS, data ? data : "");
-	curl_easy_setopt(c, CURLOPT_PROXY, "");
-	curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
-	if (curl_easy_perform(c) == CURLE_OK)
-		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-	curl_slist_free_all(h);
 	if (out)
-		*out = b.p;
+		*out = r.body;
 	else
-		free(b.p);
+		free(r.body);
 	return status;
 }
 

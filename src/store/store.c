@@ -29,7 +29,7 @@ struct co_store {
 	const co_store_backend *be;
 	void *impl;
 	co_breaker *brk; /* every call to the backend goes through it */
-	atomic_uint_fast64_t calls; /* calls that reached the backend */
+	atomic_uint_fast64_t calls; /* calls let through to the backend */
 };
 
 struct co_watch {
@@ -103,8 +103,12 @@ static int64_t clock_ms(clockid_t id)
 /* 0: call the backend (*probe: as the breaker's probe); CO_EUNAVAIL: open. */
 static int call_begin(co_store *s, int *probe)
 {
-	return co_breaker_enter(s->brk, probe, clock_ms(CLOCK_MONOTONIC),
-				clock_ms(CLOCK_REALTIME));
+	int error = co_breaker_enter(s->brk, probe, clock_ms(CLOCK_MONOTONIC),
+				     clock_ms(CLOCK_REALTIME));
+
+	if (error == 0)
+		atomic_fetch_add(&s->calls, 1);
+	return error;
 }
 
 /* Tell the breaker how the call went; returns `error` unchanged.  Only a
@@ -114,7 +118,6 @@ static int call_end(co_store *s, int probe, int error)
 	int failed = error == CO_EUNAVAIL || error == CO_EIO;
 	char *msg = NULL;
 
-	atomic_fetch_add(&s->calls, 1);
 	/* A transition's hook (an audit row) may overwrite this thread's last
 	 * error: the caller still gets the message of its own call. */
 	if (error < 0)

@@ -50,8 +50,9 @@ int co_store_ping(co_store *s);
  * timeout each; one probe at a time closes it when the store answers.
  */
 
-/* Calls that reached the backend (the network, the repo) so far; calls an
- * open breaker refused are not among them.  Thread-safe. */
+/* Calls let through to the backend (the network, the repo) so far, counted
+ * as they start; calls an open breaker refused are not among them.
+ * Thread-safe. */
 uint64_t co_store_calls(co_store *s);
 
 /* A snapshot of the store's breaker.  Thread-safe. */

@@ -48,20 +48,19 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
 	return len;
 }
 
-void co_test_http(co_test_resp *out, const char *base, const char *method,
-		  const char *path, const char *body, size_t body_len, const char *auth)
+long co_test_http_on(void *curl, co_test_resp *out, const char *base,
+		     const char *method, const char *path, const char *body,
+		     size_t body_len, const char *auth)
 {
 	struct curl_slist *h = NULL;
 	char url[512], hdr[256];
-	CURL *c = curl_easy_init();
+	CURL *c = curl;
 	CURLcode rc;
 
-	assert_non_null(c);
 	memset(out, 0, sizeof(*out));
 	out->body = strdup("");
 	snprintf(url, sizeof(url), "%s%s", base, path);
 	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
 	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
@@ -79,11 +78,26 @@ void co_test_http(co_test_resp *out, const char *base, const char *method,
 	if (body) {
 		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
 		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
+	} else {
+		/* a reused handle forgets the last request's body */
+		curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
 	}
+	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
 	rc = curl_easy_perform(c);
-	if (rc != CURLE_OK)
-		fail_msg("%s %s: %s", method, path, curl_easy_strerror(rc));
-	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &out->status);
+	if (rc == CURLE_OK)
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &out->status);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
 	curl_slist_free_all(h);
+	return rc == CURLE_OK ? out->status : -1;
+}
+
+void co_test_http(co_test_resp *out, const char *base, const char *method,
+		  const char *path, const char *body, size_t body_len, const char *auth)
+{
+	CURL *c = curl_easy_init();
+
+	assert_non_null(c);
+	if (co_test_http_on(c, out, base, method, path, body, body_len, auth) < 0)
+		fail_msg("%s %s: no answer", method, path);
 	curl_easy_cleanup(c);
 }

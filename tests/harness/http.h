@@ -22,4 +22,14 @@ typedef struct co_test_resp {
 void co_test_http(co_test_resp *out, const char *base, const char *method,
 		  const char *path, const char *body, size_t body_len, const char *auth);
 
+/*
+ * The same on the caller's libcurl easy handle `curl` (a CURL *), so that
+ * its connection is kept alive between requests (a benchmark's client).
+ * Returns the HTTP status, or -1 when no answer came (out->status 0);
+ * fails nothing.  Free out->body.
+ */
+long co_test_http_on(void *curl, co_test_resp *out, const char *base,
+		     const char *method, const char *path, const char *body,
+		     size_t body_len, const char *auth);
+
 #endif
