@@ -1053,6 +1053,16 @@ static int drain_batch(co_router *r, const char *target, size_t *applied)
 	int error, first_error = 0, prev;
 
 	*applied = 0;
+	/* A store behind an open breaker is not drained to: its entries stay
+	 * due, earn no backoff and cost no write each round (its breaker's
+	 * closing makes them due again anyway), and the other store's entries
+	 * are not starved behind them. */
+	if (target == NULL && store_closed(r->git) != store_closed(r->etcd))
+		target = store_closed(r->git) ? "git" : "etcd";
+	if ((target == NULL && !store_closed(r->git)) ||
+	    (target && !store_closed(co_router_store(r, side_of(target)))))
+		return co_error_set(CO_EUNAVAIL, "outbox: %s behind an open circuit breaker",
+				    target ? target : "both stores");
 	if (fulfil_pending(r, CO_KIND_TASK, NULL) > 0)
 		fulfil_flush(r); /* records to copy, not intents to look up */
 	if ((error = co_outbox_next_batch(&l, r->st, target, 64, co_state_now_ms())) < 0)
