@@ -76,7 +76,13 @@ static void gate_refuses_etcd_primary_while_a_legacy_commit_is_recent(void **sta
 {
 	co_flags shadow = at(CO_STAGE_SHADOW), ten = at(CO_STAGE_10),
 		 fifty = at(CO_STAGE_50);
-	co_run run = {1, 0, 10, 5, 5, 0, 0, 0, 1.0, "pass", "none", NULL};
+	co_run run = {.id = 1,
+		      .duration_ms = 10,
+		      .total = 5,
+		      .equal = 5,
+		      .consistency = 1.0,
+		      .verdict = "pass",
+		      .action = "none"};
 	co_gate_commit c = {"0123456789", "Legacy Bot <legacy@example.com>", 0};
 	co_gate_input in = {0};
 
@@ -118,7 +124,13 @@ static void gate_refuses_git_straight_to_an_etcd_primary_and_back(void **state)
 {
 	co_flags git = at(CO_STAGE_GIT), shadow = at(CO_STAGE_SHADOW),
 		 ten = at(CO_STAGE_10), etcd = at(CO_STAGE_ETCD), one = at(CO_STAGE_GIT);
-	co_run run = {1, 0, 10, 5, 5, 0, 0, 0, 1.0, "pass", "none", NULL};
+	co_run run = {.id = 1,
+		      .duration_ms = 10,
+		      .total = 5,
+		      .equal = 5,
+		      .consistency = 1.0,
+		      .verdict = "pass",
+		      .action = "none"};
 	co_gate_input in = {0};
 	int back = -1;
 
