@@ -128,6 +128,26 @@ static int check_run(const co_gate_input *in)
 		return co_error_set(CO_ECONFLICT,
 				    "go/no-go: no reconciliation run has finished; run "
 				    "`cutover reconcile` first" OVERRIDE);
+	if (r->verdict && strcmp(r->verdict, "pending_drain") == 0) {
+		/* Not a pass: acknowledged writes were still owed, so the stores
+		 * were not shown to agree.  Name what an operator can look for. */
+		const co_owed *o = co_run_oldest_owed(r);
+		char oldest[192] = "";
+
+		fmt_age(age, sizeof(age), r->owed_oldest_ms);
+		if (o)
+			snprintf(oldest, sizeof(oldest), "%s %s, owed to %s, ", o->kind,
+				 o->id, o->target);
+		return co_error_set(
+		    CO_ECONFLICT,
+		    "go/no-go: latest reconciliation run %lld is pending_drain: the "
+		    "outbox still owed %lld acknowledged write%s (etcd %lld, git %lld; "
+		    "oldest %s%s old); nothing diverged, but that is not a pass: let the "
+		    "outbox drain and run `cutover reconcile` again, or `cutover stage "
+		    "STAGE --wait-drain SECONDS`" OVERRIDE,
+		    (long long)r->id, (long long)r->owed, r->owed == 1 ? "" : "s",
+		    (long long)r->owed_etcd, (long long)r->owed_git, oldest, age);
+	}
 	if (r->verdict == NULL || strcmp(r->verdict, "pass") != 0)
 		return co_error_set(CO_ECONFLICT,
 				    "go/no-go: latest reconciliation run %lld %s "

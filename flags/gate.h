@@ -6,8 +6,10 @@
  *
  *  1. Moving forward (co_stage_is_forward: some operation gets a higher
  *     rank) needs a reconciliation run that passed and ended within the
- *     go/no-go window.  No run at all, a failed latest run or a stale one
- *     refuses the change.
+ *     go/no-go window.  No run at all, a failed latest run, a pending_drain
+ *     one (acknowledged writes still owed: not a pass) or a stale one
+ *     refuses the change.  Waiting for a drain is the caller's
+ *     (`cutover stage --wait-drain`): the gate only judges the latest run.
  *  2. A change that lets etcd be a primary where it could not be before
  *     (co_flags_etcd_primary_possible going from 0 to 1, kill switch set
  *     aside) is refused while the git branch holds a commit not made by
@@ -91,6 +93,8 @@ int co_gate_check_path(const co_flags *from, const co_flags *to);
  * "go/no-go: task_claim would go from git straight to dual 10: ... go
  * through shadow first ..." (or "from dual 10 straight to git"),
  * "go/no-go: no reconciliation run has finished ...", "... run 7 failed ...",
+ * "... run 7 is pending_drain: the outbox still owed 3 acknowledged writes
+ * (etcd 3, git 0; oldest task T1, owed to etcd, 4s old) ...",
  * "... run 7 passed 2h ago, older than the go/no-go window of 1h ...",
  * "go/no-go: legacy writer: commit 3f2a9c1d0e by Legacy Bot <...> 4m ago,
  * within the go/no-go window of 1h ...", or, when the commits could not

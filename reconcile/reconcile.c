@@ -13,6 +13,14 @@
  * max_rechecks times; an ID that never settles counts with its last values
  * (and is reported as unsettled) rather than being hidden.
  *
+ * Except one that still differs at the last look because the outbox owes
+ * it an acknowledged write (a record or delete row, or an intent older
+ * than the in-flight window: co_outbox_debt).  That is not consistency and
+ * not a divergence either: the write is durable and the drain will apply
+ * it.  Such IDs are counted apart as `owed` (by store, with the oldest
+ * row's age) and give the run the verdict pending_drain when nothing
+ * diverged enough to fail it: no kill switch, and no pass for the gate.
+ *
  * Only divergent IDs are read one by one, so a healthy run costs two
  * listings and a merge, and its memory is 48 bytes and the ID per record
  * and store (snapshot.h).  git's listing is its tree alone: a record whose
@@ -53,7 +61,8 @@ typedef struct candidate {
 	char *id;
 	uint64_t git_ver; /* version hash the last look saw; 0 = absent */
 	uint64_t etcd_ver;
-	int settled; /* 1: decided (equal or a divergence) */
+	int settled; /* 1: decided (equal, owed or a divergence) */
+	int owed;    /* 1: settled as owed by the outbox */
 } candidate;
 
 typedef struct cand_list {
@@ -224,18 +233,73 @@ done:
 	return error;
 }
 
+static int owed_push(co_owed_list *l, const char *target, co_kind kind, const char *id,
+		     int64_t since)
+{
+	co_owed *w = calloc(1, sizeof(*w));
+
+	if (w == NULL)
+		goto oom;
+	w->since = since;
+	if ((w->target = strdup(target)) == NULL ||
+	    (w->kind = strdup(co_kind_name(kind))) == NULL ||
+	    (w->id = strdup(id)) == NULL)
+		goto oom;
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 16;
+		co_owed **items = realloc(l->items, cap * sizeof(*items));
+
+		if (items == NULL)
+			goto oom;
+		l->items = items;
+		l->cap = cap;
+	}
+	l->items[l->n++] = w;
+	return 0;
+oom:
+	co_owed_free(w);
+	return co_error_set(CO_ENOMEM, "out of memory");
+}
+
+/*
+ * At the last look, an ID that still differs with rows pending: if the
+ * outbox owes it an acknowledged write (outbox.h, co_outbox_debt), note it
+ * in `owed` (one item per store owed) and return 1; 0 if every pending row
+ * is an operation in flight.
+ */
+static int owed_by_outbox(co_owed_list *owed, const co_reconcile_opts *o,
+			  const candidate *c)
+{
+	co_outbox_debt debt;
+	int error;
+
+	if ((error = co_outbox_debt_of(&debt, o->state, co_kind_name(c->kind), c->id,
+				       co_state_now_ms())) < 0)
+		return error;
+	if (debt.etcd_since &&
+	    (error = owed_push(owed, "etcd", c->kind, c->id, debt.etcd_since)) < 0)
+		return error;
+	if (debt.git_since &&
+	    (error = owed_push(owed, "git", c->kind, c->id, debt.git_since)) < 0)
+		return error;
+	return debt.etcd_since || debt.git_since;
+}
+
 /*
  * Look at candidate c again.  It settles as equal when nothing is pending
  * for it and its normalized records are equal now.  Otherwise it settles
  * when nothing is pending and both stores hold what the last look (first:
  * the snapshot) saw -- the same versions, a divergence read twice -- or
  * when `final` is set: the last round, where it counts as it is now,
- * except that an ID the outbox still owes a write is lag, not divergence.  A settled
- * candidate whose normalized records are equal adds to *equal (the snapshot's text hashes
- * only said "look closer"); a divergent one is appended to `out`.
+ * except for an ID with rows still pending.  Of those, one the outbox owes
+ * an acknowledged write is owed (appended to `owed`, c->owed set: neither
+ * equal nor divergent); one with only operations in flight is lag, counted
+ * as found (equal) and in *unsettled.  A settled candidate whose normalized
+ * records are equal adds to *equal (the snapshot's text hashes only said
+ * "look closer"); a divergent one is appended to `out`.
  */
 static int look(candidate *c, const co_reconcile_opts *o, int final, size_t *equal,
-		co_divergence_list *out, int64_t *unsettled)
+		co_divergence_list *out, co_owed_list *owed, int64_t *unsettled)
 {
 	co_record *g = NULL, *e = NULL;
 	co_divergence *d = NULL;
@@ -264,13 +328,25 @@ static int look(candidate *c, const co_reconcile_opts *o, int final, size_t *equ
 		c->etcd_ver = ev;
 		goto done;
 	}
+	if (final && pending && gh != eh) {
+		/* An acknowledged write still owed is not consistency: it is
+		 * counted apart, whatever the rest of the run finds. */
+		if ((error = owed_by_outbox(owed, o, c)) < 0)
+			goto done;
+		if (error == 1) {
+			error = 0;
+			c->settled = 1;
+			c->owed = 1;
+			goto done;
+		}
+	}
 	if (final && moved)
 		(*unsettled)++;
 	c->settled = 1;
 	if (gh == eh || (final && pending)) {
-		/* Still owed by the outbox after every round: replication lag
-		 * (shown by the outbox depth), not a divergence; counted in
-		 * `unsettled`, and checked again by the next run. */
+		/* Still in flight after every round (intents of operations not
+		 * yet answered): lag, not a divergence; counted in `unsettled`,
+		 * and checked again by the next run. */
 		(*equal)++;
 		goto done;
 	}
@@ -483,21 +559,29 @@ static int check_opts(const co_reconcile_opts *o)
 	return 0;
 }
 
-/* Decide the verdict; on fail write the reason ("reconcile run N: ..."). */
-static int decide(co_reconcile_result *res, const co_reconcile_opts *o)
+/*
+ * Decide the verdict: "fail" (reason written: "reconcile run N: ..."),
+ * "pending_drain" or "pass".  The thresholds judge the divergences: owed
+ * IDs count against neither (they are not divergent, and the recorded
+ * consistency already leaves them out of `equal`).  A failing run fails
+ * whatever it owed: divergence wins over pending.
+ */
+static const char *decide(co_reconcile_result *res, const co_reconcile_opts *o)
 {
 	co_run *r = &res->run;
+	double settled;
 	int low, many;
 	char why[256] = "";
 
 	r->consistency = r->total ? (double)r->equal / (double)r->total : 1.0;
-	low = r->consistency < o->min_consistency;
+	settled = r->total ? (double)(r->equal + r->owed) / (double)r->total : 1.0;
+	low = settled < o->min_consistency;
 	many = (double)r->mismatch > o->max_mismatch_ratio * (double)r->total;
 	if (!low && !many)
-		return 1;
+		return r->owed > 0 ? "pending_drain" : "pass";
 	if (low)
 		snprintf(why, sizeof(why), "consistency %.4f%% below %.4f%%",
-			 100.0 * r->consistency, 100.0 * o->min_consistency);
+			 100.0 * settled, 100.0 * o->min_consistency);
 	if (many)
 		snprintf(why + strlen(why), sizeof(why) - strlen(why),
 			 "%s%lld mismatches over %g%% of %lld records", low ? "; " : "",
@@ -508,7 +592,7 @@ static int decide(co_reconcile_result *res, const co_reconcile_opts *o)
 		 "%lld mismatch)",
 		 (long long)r->id, why, (long long)r->missing_in_etcd,
 		 (long long)r->missing_in_git, (long long)r->mismatch);
-	return 0;
+	return "fail";
 }
 
 /* The git snapshot, taken in its own thread while etcd's is taken. */
@@ -576,6 +660,40 @@ static int take_snapshots(co_snapshot *gs, co_snapshot *es, const co_reconcile_o
 	return 0;
 }
 
+/* The owed counts and the oldest owed row's age, now, from the candidates. */
+static void count_owed(co_run *r, const cand_list *cands)
+{
+	int64_t now = co_state_now_ms(), oldest = 0;
+	size_t i;
+
+	for (i = 0; i < cands->n; i++)
+		r->owed += cands->v[i].owed;
+	for (i = 0; i < r->owed_list.n; i++) {
+		const co_owed *w = r->owed_list.items[i];
+
+		if (strcmp(w->target, "etcd") == 0)
+			r->owed_etcd++;
+		else
+			r->owed_git++;
+		if (oldest == 0 || w->since < oldest)
+			oldest = w->since;
+	}
+	r->owed_oldest_ms = oldest && now > oldest ? now - oldest : 0;
+}
+
+static int owed_cmp(const void *a, const void *b)
+{
+	const co_owed *x = *(co_owed *const *)a, *y = *(co_owed *const *)b;
+	int c = strcmp(x->kind, y->kind);
+
+	/* Tasks first, as the divergences. */
+	if (c != 0)
+		return strcmp(x->kind, "task") == 0 ? -1 : 1;
+	if ((c = strcmp(x->id, y->id)) != 0)
+		return c;
+	return strcmp(x->target, y->target);
+}
+
 /* Snapshot, diff and re-check: fill res's counts and divergences. */
 static int examine(co_reconcile_result *res, const co_reconcile_opts *o)
 {
@@ -602,7 +720,7 @@ static int examine(co_reconcile_result *res, const co_reconcile_opts *o)
 	/* First look: what is already settled counts now. */
 	for (i = 0; i < cands.n; i++) {
 		if ((error = look(&cands.v[i], o, 0, &equal, &res->divergences,
-				  &res->unsettled)) < 0)
+				  &res->run.owed_list, &res->unsettled)) < 0)
 			goto done;
 		if (!cands.v[i].settled)
 			res->in_flight++;
@@ -615,8 +733,9 @@ static int examine(co_reconcile_result *res, const co_reconcile_opts *o)
 		for (i = 0, left = 0; i < cands.n; i++) {
 			if (cands.v[i].settled)
 				continue;
-			if ((error = look(&cands.v[i], o, final, &equal,
-					  &res->divergences, &res->unsettled)) < 0)
+			if ((error =
+				 look(&cands.v[i], o, final, &equal, &res->divergences,
+				      &res->run.owed_list, &res->unsettled)) < 0)
 				goto done;
 			left += !cands.v[i].settled;
 		}
@@ -624,8 +743,12 @@ static int examine(co_reconcile_result *res, const co_reconcile_opts *o)
 	if (res->divergences.n > 1)
 		qsort(res->divergences.items, res->divergences.n,
 		      sizeof(*res->divergences.items), div_cmp);
+	if (res->run.owed_list.n > 1)
+		qsort(res->run.owed_list.items, res->run.owed_list.n,
+		      sizeof(*res->run.owed_list.items), owed_cmp);
 	res->run.total = (int64_t)total;
 	res->run.equal = (int64_t)equal;
+	count_owed(&res->run, &cands);
 	for (i = 0; i < res->divergences.n; i++) {
 		const char *cls = res->divergences.items[i]->cls;
 
@@ -664,6 +787,7 @@ void co_reconcile_result_free(co_reconcile_result *r)
 	free(r->run.verdict);
 	free(r->run.action);
 	free(r->run.error);
+	co_owed_list_clear(&r->run.owed_list);
 	co_divergence_list_clear(&r->divergences);
 	free(r);
 }
@@ -671,6 +795,11 @@ void co_reconcile_result_free(co_reconcile_result *r)
 int co_reconcile_passed(const co_reconcile_result *r)
 {
 	return r && r->run.verdict && strcmp(r->run.verdict, "pass") == 0;
+}
+
+int co_reconcile_pending_drain(const co_reconcile_result *r)
+{
+	return r && r->run.verdict && strcmp(r->run.verdict, "pending_drain") == 0;
 }
 
 int co_reconcile_parse_repair(co_repair_from *out, const char *name)
@@ -690,6 +819,7 @@ int co_reconcile_run(co_reconcile_result **out, const co_reconcile_opts *opts)
 {
 	co_reconcile_opts o;
 	co_reconcile_result *res = NULL;
+	const char *verdict;
 	int error, pass, dead;
 	char msg[1024];
 
@@ -719,6 +849,10 @@ int co_reconcile_run(co_reconcile_result **out, const co_reconcile_opts *opts)
 		 * does not wave a stage through on an older pass. */
 		snprintf(msg, sizeof(msg), "%s", co_error_last());
 		dead = error;
+		/* Counts of a run that did not complete mean nothing. */
+		co_owed_list_clear(&res->run.owed_list);
+		res->run.owed = res->run.owed_etcd = res->run.owed_git = 0;
+		res->run.owed_oldest_ms = 0;
 		res->run.duration_ms = co_state_now_ms() - res->run.started_at;
 		if (o.state && res->run.id && set_str(&res->run.verdict, "fail") == 0 &&
 		    set_str(&res->run.action, "none") == 0 &&
@@ -728,8 +862,11 @@ int co_reconcile_run(co_reconcile_result **out, const co_reconcile_opts *opts)
 		goto done;
 	}
 
-	pass = decide(res, &o);
-	if ((error = set_str(&res->run.verdict, pass ? "pass" : "fail")) < 0 ||
+	verdict = decide(res, &o);
+	/* pending_drain never trips the kill switch: nothing diverged, and
+	 * what is owed is in the durable outbox. */
+	pass = strcmp(verdict, "fail") != 0;
+	if ((error = set_str(&res->run.verdict, verdict)) < 0 ||
 	    (error = set_str(&res->run.action, "none")) < 0)
 		goto done;
 	if (o.repair != CO_REPAIR_NONE && res->divergences.n > 0) {

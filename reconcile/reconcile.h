@@ -8,15 +8,23 @@
  * that reads equal with nothing pending is equal at once; only an ID that
  * reads different twice in a row with nothing pending counts as a
  * divergence.  After max_rechecks rounds an ID counts as it reads then,
- * except one the outbox still owes a write: that is lag, counted in
- * `unsettled` and not as a divergence (the outbox depth shows it).  The run and its
+ * except one with outbox rows still pending.  If the outbox owes it an
+ * acknowledged write (a record or delete row, or an intent older than the
+ * in-flight window; outbox.h, co_outbox_debt) it is *owed*: neither equal
+ * nor divergent, listed in run.owed_list and counted by store in run.owed*.
+ * If its rows are only operations in flight (young intents) it is lag,
+ * counted as found and in `unsettled`.  The run and its
  * divergences go to the state database (runs.h); a failing verdict trips the kill switch
  * in the flags file with the reason "reconcile run N: ..." and records the trip in the
  * audit trail (audit.h), unless told not to.
  *
- * Verdict: fail when consistency (equal IDs / all distinct IDs; 1 when
- * there are none) is below min_consistency, or when mismatches exceed
- * max_mismatch_ratio of all IDs.
+ * Verdict: fail when the IDs not divergent ((equal + owed) / all distinct
+ * IDs; 1 when there are none) are below min_consistency, or when
+ * mismatches exceed max_mismatch_ratio of all IDs: divergence wins over
+ * anything owed.  Otherwise pending_drain when some ID is owed (no kill
+ * switch: nothing diverged and the writes are in the durable outbox; not a
+ * pass for the go/no-go gate either), else pass.  The recorded consistency
+ * is equal / all: owed IDs are not counted as consistent.
  *
  * Repair: with `repair` set, the run diagnoses as usual, then makes the
  * other store equal to the chosen one for every divergent ID (co_store_put
@@ -95,7 +103,8 @@ typedef struct co_reconcile_result {
 	co_divergence_list divergences; /* kind/ID order; run field = run.id */
 	int64_t in_flight;		/* IDs set aside and re-checked */
 	int64_t unsettled;		/* of those, still changing after max_rechecks
-					 * (they count with their last values) */
+					 * and not owed (they count with their last
+					 * values); owed IDs are in run.owed */
 	int64_t repaired_put, repaired_removed;
 	int64_t same_blob; /* IDs found equal by blob id, no git file read */
 	int64_t read_back; /* git files read back by blob id (ids differed) */
@@ -106,7 +115,7 @@ typedef struct co_reconcile_result {
 /*
  * Run one reconciliation.  *out (owned by the caller, co_reconcile_result_free)
  * is set when the run completed, whatever its verdict: check
- * out->run.verdict ("pass" / "fail").  A run that could not complete (a
+ * out->run.verdict ("pass" / "pending_drain" / "fail").  A run that could not complete (a
  * store unreachable) is recorded with verdict "fail", action "none" and its
  * error, and returns that error (CO_EUNAVAIL, ...) without *out.
  * Errors: CO_EINVAL (no stores, thresholds out of range), those of the
@@ -119,6 +128,9 @@ void co_reconcile_result_free(co_reconcile_result *r);
 
 /* 1 if the result's verdict is "pass". */
 int co_reconcile_passed(const co_reconcile_result *r);
+
+/* 1 if the result's verdict is "pending_drain". */
+int co_reconcile_pending_drain(const co_reconcile_result *r);
 
 /* "git" / "etcd" to a repair source; CO_EINVAL otherwise. */
 int co_reconcile_parse_repair(co_repair_from *out, const char *name);

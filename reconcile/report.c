@@ -8,6 +8,10 @@
  * of every value, and the chart is computed here as plain SVG (no script,
  * no external asset), so the page can be mailed or archived as one file.
  *
+ * Every format shows what the outbox still owed at the end of the run
+ * (run->owed*, run->owed_list) apart from the divergences: a pending_drain
+ * run must not read like a pass.
+ *
  * This module only formats; it reads nothing and decides nothing.
  */
 #include "report.h"
@@ -53,6 +57,43 @@ static size_t n_divs(const co_divergence_list *divs)
 	return divs ? divs->n : 0;
 }
 
+/* How long an owed item had been owed when the run ended. */
+static int64_t owed_age_ms(const co_run *run, const co_owed *o)
+{
+	int64_t age = run->started_at + run->duration_ms - o->since;
+
+	return age > 0 ? age : 0;
+}
+
+/* 1 if owed item i names the same record as the one before it (the list is
+ * sorted by kind and ID, one item per store). */
+static int same_as_previous(const co_owed_list *l, size_t i)
+{
+	return i > 0 && strcmp(l->items[i]->kind, l->items[i - 1]->kind) == 0 &&
+	       strcmp(l->items[i]->id, l->items[i - 1]->id) == 0;
+}
+
+/* Oldest age among the items owed to `target`; the run's oldest if none is
+ * listed (history rows carry counts only). */
+static int64_t oldest_for(const co_run *run, const char *target)
+{
+	int64_t best = -1;
+	size_t i;
+
+	for (i = 0; i < run->owed_list.n; i++) {
+		const co_owed *o = run->owed_list.items[i];
+
+		if (strcmp(o->target, target) == 0 && owed_age_ms(run, o) > best)
+			best = owed_age_ms(run, o);
+	}
+	return best >= 0 ? best : run->owed_oldest_ms;
+}
+
+static int is_verdict(const co_run *run, const char *v)
+{
+	return run->verdict && strcmp(run->verdict, v) == 0;
+}
+
 /* ---- JSON ---- */
 
 static cJSON *fields_array(const char *csv)
@@ -89,9 +130,56 @@ static cJSON *value_item(const char *json)
 	return v ? v : cJSON_CreateNull();
 }
 
+/*
+ * "owed": {"count","etcd","git","oldest_age_ms","ids":[...],
+ * "entries":[{"id","kind","store","age_ms"}]}: ids once each, entries one
+ * per store owed.
+ */
+static cJSON *owed_json(const co_run *run)
+{
+	cJSON *o = cJSON_CreateObject(), *ids, *entries;
+	size_t i;
+
+	if (o == NULL || !cJSON_AddNumberToObject(o, "count", (double)run->owed) ||
+	    !cJSON_AddNumberToObject(o, "etcd", (double)run->owed_etcd) ||
+	    !cJSON_AddNumberToObject(o, "git", (double)run->owed_git) ||
+	    !cJSON_AddNumberToObject(o, "oldest_age_ms", (double)run->owed_oldest_ms) ||
+	    (ids = cJSON_AddArrayToObject(o, "ids")) == NULL ||
+	    (entries = cJSON_AddArrayToObject(o, "entries")) == NULL)
+		goto fail;
+	for (i = 0; i < run->owed_list.n; i++) {
+		const co_owed *w = run->owed_list.items[i];
+		cJSON *e = cJSON_CreateObject(), *id;
+
+		if (e == NULL || !cJSON_AddItemToArray(entries, e))
+			goto fail_e;
+		if (!cJSON_AddStringToObject(e, "id", w->id) ||
+		    !cJSON_AddStringToObject(e, "kind", w->kind) ||
+		    !cJSON_AddStringToObject(e, "store", w->target) ||
+		    !cJSON_AddNumberToObject(e, "age_ms", (double)owed_age_ms(run, w)))
+			goto fail;
+		if (same_as_previous(&run->owed_list, i))
+			continue;
+		if ((id = cJSON_CreateString(w->id)) == NULL)
+			goto fail;
+		if (!cJSON_AddItemToArray(ids, id)) {
+			cJSON_Delete(id);
+			goto fail;
+		}
+		continue;
+fail_e:
+		cJSON_Delete(e);
+		goto fail;
+	}
+	return o;
+fail:
+	cJSON_Delete(o);
+	return NULL;
+}
+
 static cJSON *run_json(const co_run *run, const co_divergence_list *divs)
 {
-	cJSON *o = cJSON_CreateObject(), *arr;
+	cJSON *o = cJSON_CreateObject(), *arr, *owed;
 	char when[32];
 	size_t i;
 
@@ -113,7 +201,13 @@ static cJSON *run_json(const co_run *run, const co_divergence_list *divs)
 	    !(run->action ? cJSON_AddStringToObject(o, "action", run->action)
 			  : cJSON_AddNullToObject(o, "action")) ||
 	    (run->error && !cJSON_AddStringToObject(o, "error", run->error)) ||
-	    (arr = cJSON_AddArrayToObject(o, "divergences")) == NULL)
+	    (owed = owed_json(run)) == NULL)
+		goto fail;
+	if (!cJSON_AddItemToObject(o, "owed", owed)) {
+		cJSON_Delete(owed);
+		goto fail;
+	}
+	if ((arr = cJSON_AddArrayToObject(o, "divergences")) == NULL)
 		goto fail;
 	for (i = 0; i < n_divs(divs); i++) {
 		const co_divergence *d = divs->items[i];
@@ -169,6 +263,34 @@ static int write_json(FILE *f, const co_run *run, const co_divergence_list *divs
 
 /* ---- text ---- */
 
+/* Owed IDs a text line lists before "and N more". */
+#define TEXT_OWED_MAX 20
+
+/* "  owed to etcd: 3 (outbox, oldest 4.1 s): T1, T7, T9" */
+static void write_text_owed(FILE *f, const co_run *run, const char *target, int64_t n)
+{
+	size_t i, shown = 0;
+
+	if (n <= 0)
+		return;
+	fprintf(f, "  owed to %s: %lld (outbox, oldest %.1f s)", target, (long long)n,
+		(double)oldest_for(run, target) / 1000.0);
+	for (i = 0; i < run->owed_list.n; i++) {
+		const co_owed *o = run->owed_list.items[i];
+
+		if (strcmp(o->target, target) != 0)
+			continue;
+		if (shown == TEXT_OWED_MAX) {
+			fprintf(f, ", ... (%lld in all)", (long long)n);
+			break;
+		}
+		fprintf(f, "%s%s%s", shown ? ", " : ": ", o->id,
+			strcmp(o->kind, "swarm") == 0 ? " (swarm)" : "");
+		shown++;
+	}
+	fputc('\n', f);
+}
+
 static int write_text(FILE *f, const co_run *run, const co_divergence_list *divs)
 {
 	char when[32];
@@ -186,6 +308,8 @@ static int write_text(FILE *f, const co_run *run, const co_divergence_list *divs
 		(long long)run->mismatch, 100.0 * run->consistency);
 	if (run->error)
 		fprintf(f, "  error: %s\n", run->error);
+	write_text_owed(f, run, "etcd", run->owed_etcd);
+	write_text_owed(f, run, "git", run->owed_git);
 	if (n_divs(divs) == 0) {
 		fprintf(f, "  no divergences\n");
 		return 0;
@@ -221,10 +345,10 @@ static void md_run_row(FILE *f, const co_run *r)
 	fmt_time(when, sizeof(when), r->started_at);
 	fprintf(f, "| %lld |", (long long)r->id);
 	md_cell(f, when);
-	fprintf(f, " %lld | %lld | %lld | %lld | %lld | %lld |",
+	fprintf(f, " %lld | %lld | %lld | %lld | %lld | %lld | %lld |",
 		(long long)r->duration_ms, (long long)r->total, (long long)r->equal,
 		(long long)r->missing_in_etcd, (long long)r->missing_in_git,
-		(long long)r->mismatch);
+		(long long)r->mismatch, (long long)r->owed);
 	snprintf(num, sizeof(num), "%.4f%%", 100.0 * r->consistency);
 	md_cell(f, num);
 	md_cell(f, str_or(r->verdict, "in progress"));
@@ -234,8 +358,9 @@ static void md_run_row(FILE *f, const co_run *r)
 
 static const char md_run_header[] =
     "| run | started_at | duration_ms | total | equal | missing_in_etcd | "
-    "missing_in_git | mismatch | consistency | verdict | action |\n"
-    "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |\n";
+    "missing_in_git | mismatch | owed | consistency | verdict | action |\n"
+    "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- "
+    "|\n";
 
 static int write_markdown(FILE *f, const co_run *run, const co_divergence_list *divs,
 			  const co_run_list *history)
@@ -249,6 +374,25 @@ static int write_markdown(FILE *f, const co_run *run, const co_divergence_list *
 		fputs("\nError:", f);
 		md_cell(f, run->error);
 		fputc('\n', f);
+	}
+	if (run->owed > 0) {
+		fprintf(f,
+			"\n## Owed by the outbox (%lld: etcd %lld, git %lld)\n\n"
+			"Acknowledged writes not yet applied when the run ended: neither "
+			"equal nor divergent.\n\n",
+			(long long)run->owed, (long long)run->owed_etcd,
+			(long long)run->owed_git);
+		fputs("| kind | id | owed to | age_ms |\n| --- | --- | --- | ---: |\n",
+		      f);
+		for (i = 0; i < run->owed_list.n; i++) {
+			const co_owed *o = run->owed_list.items[i];
+
+			fputc('|', f);
+			md_cell(f, o->kind);
+			md_cell(f, o->id);
+			md_cell(f, o->target);
+			fprintf(f, " %lld |\n", (long long)owed_age_ms(run, o));
+		}
 	}
 	fprintf(f, "\n## Divergences (%zu)\n\n", n_divs(divs));
 	if (n_divs(divs) == 0) {
@@ -396,12 +540,14 @@ static void html_chart(FILE *f, const co_run_list *history, const co_run *curren
 				 : (CH_L + CH_W - CH_R) / 2.0;
 		double y =
 		    CH_T + (CH_H - CH_T - CH_B) * (1.0 - (r->consistency - lo) / span);
-		int fail = r->verdict && strcmp(r->verdict, "fail") == 0;
+		const char *color = is_verdict(r, "fail")	     ? "#c00"
+				    : is_verdict(r, "pending_drain") ? "#b60"
+								     : "#080";
 
 		fprintf(f,
 			"<circle cx=\"%.1f\" cy=\"%.1f\" r=\"4\" fill=\"%s\"><title>run "
 			"%lld: ",
-			x, y, fail ? "#c00" : "#080", (long long)r->id);
+			x, y, color, (long long)r->id);
 		fprintf(f, "%.4f%% ", 100.0 * r->consistency);
 		html(f, str_or(r->verdict, "in progress"));
 		fputs("</title></circle>\n", f);
@@ -430,9 +576,11 @@ static void html_summary_row(FILE *f, const char *name, const char *value)
 static int write_html(FILE *f, const co_run *run, const co_divergence_list *divs,
 		      const co_run_list *history, double threshold)
 {
-	char buf[64], when[32];
+	char buf[128], when[32];
 	size_t i;
-	int fail = run->verdict && strcmp(run->verdict, "fail") == 0;
+	const char *cls = is_verdict(run, "fail")	     ? "fail"
+			  : is_verdict(run, "pending_drain") ? "pending"
+							     : "pass";
 
 	fmt_time(when, sizeof(when), run->started_at);
 	fprintf(f,
@@ -445,10 +593,11 @@ static int write_html(FILE *f, const co_run *run, const co_divergence_list *divs
 		"8px;text-align:left;vertical-align:top}\n"
 		"pre{margin:0;font-size:12px;white-space:pre-wrap;max-width:40em}\n"
 		".pass{color:#080;font-weight:bold}.fail{color:#c00;font-weight:bold}\n"
+		".pending{color:#b60;font-weight:bold}\n"
 		"</style>\n</head>\n<body>\n",
 		(long long)run->id);
 	fprintf(f, "<h1>Reconciliation run %lld: <span class=\"%s\">", (long long)run->id,
-		fail ? "fail" : "pass");
+		cls);
 	html(f, str_or(run->verdict, "in progress"));
 	fputs("</span></h1>\n<h2>Summary</h2>\n<table id=\"summary\">\n", f);
 	snprintf(buf, sizeof(buf), "%lld", (long long)run->id);
@@ -466,6 +615,10 @@ static int write_html(FILE *f, const co_run *run, const co_divergence_list *divs
 	html_summary_row(f, "missing_in_git", buf);
 	snprintf(buf, sizeof(buf), "%lld", (long long)run->mismatch);
 	html_summary_row(f, "mismatch", buf);
+	snprintf(buf, sizeof(buf), "%lld (etcd %lld, git %lld; oldest %.1f s)",
+		 (long long)run->owed, (long long)run->owed_etcd,
+		 (long long)run->owed_git, (double)run->owed_oldest_ms / 1000.0);
+	html_summary_row(f, "owed", run->owed ? buf : "0");
 	snprintf(buf, sizeof(buf), "%.4f%%", 100.0 * run->consistency);
 	html_summary_row(f, "consistency", buf);
 	html_summary_row(f, "verdict", str_or(run->verdict, "in progress"));
@@ -474,6 +627,28 @@ static int write_html(FILE *f, const co_run *run, const co_divergence_list *divs
 		html_summary_row(f, "error", run->error);
 	fputs("</table>\n<h2>Consistency over runs</h2>\n", f);
 	html_chart(f, history, run, threshold);
+	if (run->owed > 0) {
+		fprintf(
+		    f,
+		    "<h2>Owed by the outbox (%lld)</h2>\n<p>Acknowledged writes not "
+		    "yet applied when the run ended: neither equal nor divergent; the "
+		    "run is not a pass until they drain.</p>\n<table id=\"owed\">\n"
+		    "<tr><th>kind</th><th>id</th><th>owed to</th><th>age</th></tr>\n",
+		    (long long)run->owed);
+		for (i = 0; i < run->owed_list.n; i++) {
+			const co_owed *o = run->owed_list.items[i];
+
+			fputs("<tr><td>", f);
+			html(f, o->kind);
+			fputs("</td><td>", f);
+			html(f, o->id);
+			fputs("</td><td>", f);
+			html(f, o->target);
+			fprintf(f, "</td><td>%.1f s</td></tr>\n",
+				(double)owed_age_ms(run, o) / 1000.0);
+		}
+		fputs("</table>\n", f);
+	}
 	fprintf(f, "<h2>Divergences (%zu)</h2>\n", n_divs(divs));
 	if (n_divs(divs) == 0) {
 		fputs("<p>None: both stores hold the same records.</p>\n", f);

@@ -13,8 +13,16 @@
  *   {"run":7,"started_at":"2026-11-22T10:00:00Z","duration_ms":812,
  *    "total":200,"equal":195,"missing_in_etcd":1,"missing_in_git":2,
  *    "mismatch":2,"consistency":0.975,"verdict":"fail","action":"kill_switch",
+ *    "owed":{"count":0,"etcd":0,"git":0,"oldest_age_ms":0,"ids":[],
+ *            "entries":[]},
  *    "divergences":[{"id":"R5","kind":"task","class":"mismatch",
  *                    "fields":["status"],"git":{...},"etcd":{...}}]}
+ *
+ * "owed" is what the outbox still owed at the end of the run (runs.h):
+ * "count" IDs, per store counts, the oldest entry's age, the IDs once each
+ * (tasks, then swarms, by ID) and one entry per store owed
+ * ({"id","kind","store","age_ms"}).  Verdict "pending_drain" when those
+ * are the run's only differences.
  *
  * The HTML page is self-contained (inline CSS and SVG, no script, no
  * external asset) and every value from the data is HTML-escaped.

@@ -44,14 +44,14 @@
  * router that wrote it, so that a router can tell its own intents (never in
  * flight while it holds the ID's stripe lock) from another process's.
  */
-#define SYNC_PREFIX "@sync:"
+#define SYNC_PREFIX CO_OUTBOX_INTENT_PREFIX
 
 /*
  * Another router's intent younger than this may belong to an operation still
  * in flight, so it is not resolved; older ones are left by a crash.  It must
  * exceed the longest a store call can take (the etcd request timeout).
  */
-#define IN_FLIGHT_MS 15000
+#define IN_FLIGHT_MS CO_OUTBOX_IN_FLIGHT_MS
 
 /*
  * A write whose intent is younger than this when its primary returns may
@@ -158,7 +158,7 @@ static const char *last_error(char cause[CAUSE_MAX])
 
 static int is_intent(const co_outbox_entry *e)
 {
-	return e->payload && strncmp(e->payload, SYNC_PREFIX, strlen(SYNC_PREFIX)) == 0;
+	return co_outbox_is_intent(e);
 }
 
 /* An intent another router may still be acting on. */

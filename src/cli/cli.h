@@ -160,6 +160,20 @@ int co_cli_flags_commit(co_cli *ctx, co_state *st, const char *action,
 int co_cli_gate(char *note, size_t note_len, co_cli *ctx, co_state *st,
 		const co_flags *from, const co_flags *to, int force);
 
+/* --- reconciliation --- */
+
+typedef struct co_reconcile_result co_reconcile_result;
+
+/*
+ * One reconciliation run as `cutover reconcile` makes it (the
+ * configuration's thresholds and grace, the outbox drained through
+ * cr->router first, the kill switch tripped on a failing verdict, progress
+ * on stderr), recorded in cr->state; `who` names the caller in the audit
+ * trail (NULL: "reconcile").  *out as co_reconcile_run (reconcile.h).
+ */
+int co_cli_reconcile_once(co_reconcile_result **out, co_cli *ctx, co_cli_router *cr,
+			  const char *who);
+
 /* --- options --- */
 
 /*

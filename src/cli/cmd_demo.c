@@ -537,7 +537,13 @@ static void print_run(const co_reconcile_result *res)
 	     (long long)r->missing_in_etcd, (long long)r->missing_in_git,
 	     (long long)r->mismatch, (long long)r->duration_ms);
 	fact("consistency", "%.2f%% -> %s (action: %s)", r->consistency * 100.0,
-	     co_reconcile_passed(res) ? "PASS" : "FAIL", r->action ? r->action : "none");
+	     co_reconcile_passed(res)		? "PASS"
+	     : co_reconcile_pending_drain(res) ? "PENDING_DRAIN"
+					       : "FAIL",
+	     r->action ? r->action : "none");
+	if (r->owed)
+		fact("owed", "%lld ID(s) still owed by the outbox (etcd %lld, git %lld)",
+		     (long long)r->owed, (long long)r->owed_etcd, (long long)r->owed_git);
 	if (res->in_flight)
 		fact("in flight", "%lld ID(s) re-checked after the grace period",
 		     (long long)res->in_flight);

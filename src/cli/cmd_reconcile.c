@@ -6,7 +6,10 @@
  * owes a store are not mistaken for divergences; what stays pending is
  * treated as in flight by the reconciler.  The verdict is the exit status:
  * 0 pass, 3 fail (the "conflict" status of DESIGN §7: the stores disagree),
- * 2 when a store or the state database cannot be reached, 1 bad usage.
+ * 5 pending_drain (nothing diverged, but the outbox still owes acknowledged
+ * writes: not a pass, so that `cutover reconcile && cutover stage 50` does
+ * not move on it), 2 when a store or the state database cannot be reached,
+ * 1 bad usage.
  *
  * With --repair FROM the run diagnoses, makes the other store equal to FROM,
  * then runs again to verify; the exit status is the verifying run's.
@@ -14,6 +17,9 @@
  * Progress goes to stderr: a bar redrawn in place on a terminal, one plain
  * line per phase otherwise.  The result goes to stdout (text, or the JSON
  * report of DESIGN §5 with --json).
+ *
+ * co_cli_reconcile_once() is the same run for another command: `cutover
+ * stage --wait-drain` runs a fresh one once the outbox has drained.
  */
 #include "cli.h"
 
@@ -38,6 +44,9 @@
 /* The exit status of a failing verdict (DESIGN §7's "conflict"). */
 #define EXIT_VERDICT_FAIL 3
 
+/* The exit status of pending_drain: none of DESIGN §7's, on purpose. */
+#define EXIT_VERDICT_PENDING_DRAIN 5
+
 /* How long the drain before a run may take: under live traffic the outbox
  * never empties, and what is left is treated as in flight anyway. */
 #define DRAIN_BUDGET_MS 2000
@@ -54,6 +63,16 @@ static const char h_reconcile[] =
     "reconcile.max_mismatch_ratio (default 0.001) of all IDs.  A failing run trips\n"
     "the kill switch with the reason \"reconcile run N: ...\" and records the trip\n"
     "in the audit trail.\n\n"
+    "An ID that still differs at the last re-check because the outbox owes it an\n"
+    "acknowledged write (a record or delete not yet applied, or an intent older\n"
+    "than the 15 s in-flight window) is counted apart as owed, by store, with the\n"
+    "oldest entry's age and the IDs (\"owed to etcd: 3 (outbox, oldest 4.1 s): T1,\n"
+    "T7, T9\").  A run whose only differences are owed gets the verdict\n"
+    "pending_drain: it does not trip the kill switch (nothing diverged; the writes\n"
+    "are in the durable outbox) and it is not a pass for the go/no-go gate.  Run\n"
+    "again once the outbox drains (`cutover status` shows its depth), or let\n"
+    "`cutover stage N` wait for it (--wait-drain).  A divergence that fails the\n"
+    "run fails it whatever is owed.\n\n"
     "Options:\n"
     "  --every DURATION   run again every DURATION (30s, 5m, 1h) until interrupted\n"
     "  --repair git|etcd  that store is the truth: make the other equal to it,\n"
@@ -63,10 +82,12 @@ static const char h_reconcile[] =
     "  --grace DURATION   wait before re-checking in-flight IDs (default\n"
     "                     reconcile.grace, 2s)\n"
     "  --json             print the run as the JSON report of `cutover report`\n\n"
-    "Exit status: 0 pass; 3 fail (the stores disagree); 1 bad usage;\n"
-    "2 a store or the state database is unavailable.\n\n"
+    "Exit status: 0 pass; 3 fail (the stores disagree); 5 pending_drain (no\n"
+    "divergence, but acknowledged writes are still owed in the outbox: not a\n"
+    "pass); 1 bad usage; 2 a store or the state database is unavailable.  With\n"
+    "--every, the status of the last run; with --repair, of the verifying run.\n\n"
     "Examples:\n"
-    "  cutover reconcile\n"
+    "  cutover reconcile && cutover stage 50   # moves only on a pass\n"
     "  cutover reconcile --no-rollback --json | jq .consistency\n"
     "  cutover reconcile --every 5m\n"
     "  cutover reconcile --repair git\n";
@@ -138,8 +159,13 @@ static int print_result(co_cli *ctx, const co_reconcile_result *res)
 	co_report_write(stdout, CO_REPORT_TEXT, &res->run, &res->divergences, NULL, 0);
 	if (res->in_flight)
 		printf("  in flight: %lld re-checked (%lld still changing, counted as "
-		       "found)\n",
-		       (long long)res->in_flight, (long long)res->unsettled);
+		       "found; %lld owed by the outbox)\n",
+		       (long long)res->in_flight, (long long)res->unsettled,
+		       (long long)res->run.owed);
+	if (co_reconcile_pending_drain(res))
+		printf("  pending_drain: nothing diverged, but the outbox still owes "
+		       "acknowledged writes; not a pass (run again once it drains, or "
+		       "`cutover stage N` waits for it)\n");
 	if (res->repaired_put || res->repaired_removed)
 		printf("  repaired: %lld written, %lld removed\n",
 		       (long long)res->repaired_put, (long long)res->repaired_removed);
@@ -149,6 +175,52 @@ static int print_result(co_cli *ctx, const co_reconcile_result *res)
 		printf("  kill switch tripped: every operation now routes as shadow (git "
 		       "primary)\n");
 	return fflush(stdout) == 0 ? 0 : co_error_set(CO_EIO, "writing stdout failed");
+}
+
+/* The exit status of a completed run's verdict. */
+static int verdict_status(const co_reconcile_result *res)
+{
+	if (co_reconcile_passed(res))
+		return 0;
+	return co_reconcile_pending_drain(res) ? EXIT_VERDICT_PENDING_DRAIN
+					       : EXIT_VERDICT_FAIL;
+}
+
+/* A run as the configuration describes it, over cr's stores and state. */
+static void opts_from_config(co_reconcile_opts *ro, const co_config *c, co_cli_router *cr,
+			     progress_state *prog)
+{
+	ro->git = cr->git;
+	ro->etcd = cr->etcd;
+	ro->state = cr->state;
+	ro->flags_path = c->flags_path;
+	ro->min_consistency = c->reconcile_min_consistency;
+	ro->max_mismatch_ratio = c->reconcile_max_mismatch_ratio;
+	ro->grace_ms = c->reconcile_grace_ms;
+	ro->drain = drain;
+	ro->drain_ctx = cr->router;
+	ro->progress = on_progress;
+	ro->progress_ctx = prog;
+	ro->who = "reconcile";
+	prog->tty = isatty(2);
+}
+
+int co_cli_reconcile_once(co_reconcile_result **out, co_cli *ctx, co_cli_router *cr,
+			  const char *who)
+{
+	co_reconcile_opts ro = CO_RECONCILE_OPTS_INIT;
+	progress_state prog = {0};
+	const co_config *c;
+	int error;
+
+	if ((error = co_cli_config(&c, ctx)) < 0)
+		return error;
+	opts_from_config(&ro, c, cr, &prog);
+	if (who)
+		ro.who = who;
+	error = co_reconcile_run(out, &ro);
+	progress_end(&prog);
+	return error;
 }
 
 /* Sleep up to ms, in slices, returning early when a signal asked to stop. */
@@ -173,12 +245,8 @@ int co_cli_reconcile(int argc, char **argv, co_cli *ctx)
 			     {"no-rollback", NULL, &no_rollback},
 			     {NULL, NULL, NULL}};
 	co_reconcile_opts ro = CO_RECONCILE_OPTS_INIT;
-	co_router_opts rto = CO_ROUTER_OPTS_INIT;
 	const co_config *c;
-	co_store *git = NULL, *etcd = NULL;
-	co_state *st = NULL;
-	co_flags_watcher *fw = NULL;
-	co_router *router = NULL;
+	co_cli_router *cr = NULL;
 	co_reconcile_result *res = NULL;
 	progress_state prog = {0};
 	struct sigaction sa, old_int, old_term;
@@ -206,35 +274,12 @@ int co_cli_reconcile(int argc, char **argv, co_cli *ctx)
 					  "--repair is a one-shot: not with --every");
 
 	if ((error = co_cli_config(&c, ctx)) < 0 ||
-	    (error = co_cli_open_backend(&git, ctx, "git")) < 0 ||
-	    (error = co_cli_open_backend(&etcd, ctx, "etcd")) < 0)
+	    (error = co_cli_open_router(&cr, ctx)) < 0)
 		goto done;
-	if ((error = co_state_open(&st, c->state_dir)) < 0 ||
-	    (error = co_flags_watcher_open(&fw, c->flags_path)) < 0)
-		goto done;
-	rto.git = git;
-	rto.etcd = etcd;
-	rto.state = st;
-	rto.flags = fw;
-	rto.background_drain = 0;
-	rto.mirror_timeout_ms = c->mirror_timeout_ms;
-	if ((error = co_router_open(&router, &rto)) < 0)
-		goto done;
-
-	ro.git = git;
-	ro.etcd = etcd;
-	ro.state = st;
-	ro.flags_path = c->flags_path;
-	ro.min_consistency = c->reconcile_min_consistency;
-	ro.max_mismatch_ratio = c->reconcile_max_mismatch_ratio;
-	ro.grace_ms = grace_ms >= 0 ? grace_ms : c->reconcile_grace_ms;
+	opts_from_config(&ro, c, cr, &prog);
+	if (grace_ms >= 0)
+		ro.grace_ms = grace_ms;
 	ro.no_rollback = no_rollback;
-	ro.drain = drain;
-	ro.drain_ctx = router;
-	ro.progress = on_progress;
-	ro.progress_ctx = &prog;
-	ro.who = "reconcile";
-	prog.tty = isatty(2);
 
 	if (every) {
 		memset(&sa, 0, sizeof(sa));
@@ -257,7 +302,7 @@ int co_cli_reconcile(int argc, char **argv, co_cli *ctx)
 		} else {
 			if ((error = print_result(ctx, res)) < 0)
 				goto done;
-			status = co_reconcile_passed(res) ? 0 : EXIT_VERDICT_FAIL;
+			status = verdict_status(res);
 			if (ro.repair != CO_REPAIR_NONE) {
 				/* Verify: a plain run over the repaired stores. */
 				co_reconcile_result_free(res);
@@ -268,7 +313,7 @@ int co_cli_reconcile(int argc, char **argv, co_cli *ctx)
 				progress_end(&prog);
 				if ((error = print_result(ctx, res)) < 0)
 					goto done;
-				status = co_reconcile_passed(res) ? 0 : EXIT_VERDICT_FAIL;
+				status = verdict_status(res);
 			}
 			co_reconcile_result_free(res);
 			res = NULL;
@@ -280,11 +325,7 @@ int co_cli_reconcile(int argc, char **argv, co_cli *ctx)
 done:
 	progress_end(&prog);
 	co_reconcile_result_free(res);
-	co_router_close(router);
-	co_flags_watcher_close(fw);
-	co_state_close(st);
-	co_store_free(etcd);
-	co_store_free(git);
+	co_cli_router_close(cr, 0);
 	if (signals) {
 		sigaction(SIGINT, &old_int, NULL);
 		sigaction(SIGTERM, &old_term, NULL);

@@ -10,19 +10,48 @@
  * rule 3); the kill switch is the instant way out.  The kill switch is left alone
  * (rollback and resume own it); if it is on, the new stage takes effect on resume, and
  * the command says so.
+ *
+ * Waiting for the drain (--wait-drain): a latest run that is pending_drain
+ * found nothing divergent, only acknowledged writes the outbox still owed.
+ * Instead of refusing at once, a forward move drives the drain itself for
+ * up to the bound (the owed entries are retried at once, even those in a
+ * failure backoff, then drained as `reconcile` drains before it snapshots;
+ * between attempts it polls the outbox with a short backoff, since SQLite
+ * has no event to wait on), and once nothing of that run is owed it runs a
+ * fresh reconciliation, recorded like any other.  The gate then judges the
+ * latest run as always: the gate itself stays pure (flags/gate.h), and
+ * `flags` does not depend on `reconcile` (DESIGN §8): the orchestration is
+ * here, on top.  --force skips the wait, as it skips the gate.
  */
 #include "cli.h"
 
 #include "../core/error.h"
+#include "../core/outbox.h"
+#include "../core/runs.h"
 #include "../core/state.h"
+#include "flags/gate.h"
 #include "flags/stage.h"
+#include "reconcile/reconcile.h"
+#include "router/router.h"
 
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
-#define U_STAGE "cutover stage git|shadow|10|50|100|etcd [--reason TEXT] [--force]"
+#define U_STAGE                                                                          \
+	"cutover stage git|shadow|10|50|100|etcd [--reason TEXT] [--wait-drain "         \
+	"SECONDS] "                                                                      \
+	"[--force]"
+
+/* How long a forward move waits for a pending_drain run's debts by default. */
+#define WAIT_DRAIN_DEFAULT_S 30
+
+/* Polling the outbox between drain attempts: from this, doubling, to the cap. */
+#define POLL_FIRST_MS 50
+#define POLL_MAX_MS 1000
 
 static const char h_stage[] =
     "usage: " U_STAGE "\n\n"
@@ -40,21 +69,237 @@ static const char h_stage[] =
     "shadow, both ways: from git go to shadow first; from 10 or above go to\n"
     "shadow (or pull the kill switch: `cutover rollback`) before git.  Moving\n"
     "back needs no reconciliation.  The kill switch is left as it is.\n\n"
-    "  --reason TEXT  why, for the audit trail\n"
-    "  --force        go ahead despite the go/no-go gate\n\n"
+    "A latest run that is pending_drain (nothing diverged, but the outbox still\n"
+    "owed acknowledged writes) is not a pass.  Moving forward on one waits up to\n"
+    "--wait-drain SECONDS (default 30) for those writes to drain, driving the\n"
+    "drain itself (entries waiting out a retry backoff are retried at once), then\n"
+    "runs a fresh reconciliation (recorded, and tripping the kill switch if it\n"
+    "fails, as `cutover reconcile` would) and goes on only if that one passes.\n"
+    "If they do not drain in time it refuses (exit 3), naming how many writes are\n"
+    "still owed and the oldest ID.\n\n"
+    "  --reason TEXT        why, for the audit trail\n"
+    "  --wait-drain SECONDS wait for a pending_drain run's owed writes (default\n"
+    "                       30; 0: do not wait, refuse at once)\n"
+    "  --force              go ahead despite the go/no-go gate (no waiting)\n\n"
     "Examples:\n"
     "  cutover reconcile && cutover stage 10 --reason 'canary'\n"
-    "  cutover stage shadow --reason 'back off'\n\n"
+    "  cutover stage shadow --reason 'back off'\n"
+    "  cutover stage 50 --wait-drain 120   # after an etcd restart\n\n"
     "Exit status: 0 moved (or already there), 1 bad usage, 2 state unavailable\n"
     "(or the flags lock held by another writer for 10 s: it names the writer),\n"
     "3 refused by the go/no-go gate, or the flags changed while it ran.\n";
 
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(int64_t ms)
+{
+	struct timespec ts;
+
+	if (ms <= 0)
+		return;
+	ts.tv_sec = (time_t)(ms / 1000);
+	ts.tv_nsec = (long)(ms % 1000) * 1000000L;
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+/* "--wait-drain SECONDS": a whole number of seconds, or a duration ("90s"). */
+static int parse_wait(int *out_s, const char *s)
+{
+	char *end = NULL;
+	long v;
+	int ms;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (end != s && *end == '\0' && errno == 0 && v >= 0 && v <= 24 * 3600) {
+		*out_s = (int)v;
+		return 0;
+	}
+	if (co_config_parse_duration(&ms, s) == 0 && ms >= 0) {
+		*out_s = (ms + 999) / 1000;
+		return 0;
+	}
+	return co_cli_usage_error(
+	    U_STAGE, "--wait-drain \"%s\": expected seconds (0 to 86400)", s);
+}
+
+/* What a pending_drain run still owes now: distinct IDs, and the oldest. */
+typedef struct still_owed {
+	int64_t ids;
+	const co_owed *oldest; /* borrowed from the run */
+	int64_t oldest_since;
+} still_owed;
+
+/*
+ * Retry the run's owed entries now (expedite), drain as reconcile does, and
+ * count what is still owed.  *drain_error gets the drain's message when it
+ * failed ("" otherwise).
+ */
+static int drive_drain(still_owed *out, co_cli_router *cr, const co_run *run,
+		       int64_t budget_ms, char *drain_error, size_t len)
+{
+	still_owed so = {0, NULL, 0};
+	const co_owed *prev = NULL;
+	int64_t now = co_state_now_ms();
+	size_t i;
+	int error;
+
+	drain_error[0] = '\0';
+	for (i = 0; i < run->owed_list.n; i++) {
+		const co_owed *o = run->owed_list.items[i];
+
+		if (i > 0 && strcmp(o->kind, run->owed_list.items[i - 1]->kind) == 0 &&
+		    strcmp(o->id, run->owed_list.items[i - 1]->id) == 0)
+			continue; /* sorted: one ID owed to both stores */
+		if ((error = co_outbox_expedite(NULL, cr->state, o->kind, o->id, now)) <
+		    0)
+			return error;
+	}
+	if (co_router_drain(
+		cr->router, NULL,
+		(int)(budget_ms < CO_CLI_DRAIN_MS ? budget_ms : CO_CLI_DRAIN_MS),
+		NULL) < 0) {
+		snprintf(drain_error, len, "%s", co_error_last());
+		co_error_clear();
+	}
+	now = co_state_now_ms();
+	for (i = 0; i < run->owed_list.n; i++) {
+		const co_owed *o = run->owed_list.items[i];
+		co_outbox_debt d;
+		int64_t since;
+
+		if ((error = co_outbox_debt_of(&d, cr->state, o->kind, o->id, now)) < 0)
+			return error;
+		since = strcmp(o->target, "etcd") == 0 ? d.etcd_since : d.git_since;
+		if (since == 0)
+			continue;
+		/* The list is sorted by kind and ID: count each ID once. */
+		if (prev == NULL || strcmp(prev->id, o->id) != 0 ||
+		    strcmp(prev->kind, o->kind) != 0)
+			so.ids++;
+		prev = o;
+		if (so.oldest == NULL || since < so.oldest_since) {
+			so.oldest = o;
+			so.oldest_since = since;
+		}
+	}
+	*out = so;
+	return 0;
+}
+
+/*
+ * The latest run is pending_drain and the move is forward: wait up to
+ * wait_s for its owed writes to drain, then reconcile afresh; again while
+ * the fresh run is pending_drain and time is left.  0 when a fresh run
+ * completed (the gate then judges it); CO_ECONFLICT naming what is still
+ * owed when the time ran out; a store's or the state's error otherwise.
+ */
+static int wait_drain(co_cli *ctx, co_run *run, int wait_s)
+{
+	co_cli_router *cr = NULL;
+	co_reconcile_result *res = NULL;
+	still_owed so;
+	const co_owed *first = co_run_oldest_owed(run);
+	int64_t start = mono_ms(), deadline = start + (int64_t)wait_s * 1000, poll;
+	char drain_error[512];
+	int error;
+
+	fprintf(stderr,
+		"cutover: reconciliation run %lld is pending_drain: the outbox owed %lld "
+		"acknowledged write%s (oldest %s %s); draining for up to %d s\n",
+		(long long)run->id, (long long)run->owed, run->owed == 1 ? "" : "s",
+		first ? first->kind : "", first ? first->id : "?", wait_s);
+	if ((error = co_cli_open_router(&cr, ctx)) < 0)
+		goto done;
+	for (poll = POLL_FIRST_MS;;) {
+		if ((error = drive_drain(&so, cr, run, deadline - mono_ms(), drain_error,
+					 sizeof(drain_error))) < 0)
+			goto done;
+		if (so.ids == 0) {
+			co_reconcile_result_free(res);
+			res = NULL;
+			if ((error = co_cli_reconcile_once(&res, ctx, cr, "stage")) < 0)
+				goto done;
+			fprintf(stderr,
+				"cutover: the owed writes drained; reconciliation run "
+				"%lld: %s (consistency %.4f%%)\n",
+				(long long)res->run.id, res->run.verdict,
+				100.0 * res->run.consistency);
+			if (!co_reconcile_pending_drain(res) || mono_ms() >= deadline)
+				goto done; /* the gate judges it */
+			/* New debts: wait for those. */
+			run = &res->run;
+			poll = POLL_FIRST_MS;
+			continue;
+		}
+		if (mono_ms() >= deadline)
+			break;
+		/* Nothing to wait on but the clock: poll, backing off. */
+		sleep_ms(poll < deadline - mono_ms() ? poll : deadline - mono_ms());
+		poll = poll * 2 < POLL_MAX_MS ? poll * 2 : POLL_MAX_MS;
+	}
+	error = co_error_set(
+	    CO_ECONFLICT,
+	    "go/no-go: latest reconciliation run %lld is pending_drain and the outbox "
+	    "still owes %lld acknowledged write%s after %d s of draining (oldest: %s %s, "
+	    "owed to %s for %.1f s)%s%s; when the store it is owed to takes writes "
+	    "again, wait longer (--wait-drain SECONDS) or run `cutover reconcile` "
+	    "(use --force to override)",
+	    (long long)run->id, (long long)so.ids, so.ids == 1 ? "" : "s", wait_s,
+	    so.oldest->kind, so.oldest->id, so.oldest->target,
+	    (double)(co_state_now_ms() - so.oldest_since) / 1000.0,
+	    drain_error[0] ? "; the drain failed: " : "", drain_error);
+done:
+	co_reconcile_result_free(res);
+	co_cli_router_close(cr, 0);
+	return error;
+}
+
+/*
+ * Before the gate: if moving from `from` to `to` needs a passing run and
+ * the latest one is pending_drain, wait for its drain (wait_drain).
+ */
+static int maybe_wait_drain(co_cli *ctx, const co_config *c, co_stage stage, int wait_s)
+{
+	co_flags from, to;
+	co_state *st = NULL;
+	co_run *run = NULL;
+	int error;
+
+	if ((error = co_flags_load(&from, c->flags_path)) < 0)
+		return error;
+	to = from;
+	if ((error = co_stage_apply(&to, stage)) < 0 || !co_gate_needs_run(&from, &to))
+		return error;
+	if ((error = co_state_open(&st, c->state_dir)) < 0)
+		return error;
+	error = co_runs_latest(&run, st);
+	co_state_close(st);
+	if (error == CO_ENOTFOUND) {
+		co_error_clear();
+		return 0; /* the gate says what to do */
+	}
+	if (error == 0 && run->verdict && strcmp(run->verdict, "pending_drain") == 0)
+		error = wait_drain(ctx, run, wait_s);
+	co_run_free(run);
+	return error;
+}
+
 int co_cli_stage(int argc, char **argv, co_cli *ctx)
 {
-	const char *reason = NULL, *pos[1];
-	int force = 0;
-	co_cli_opt opts[] = {
-	    {"reason", &reason, NULL}, {"force", NULL, &force}, {NULL, NULL, NULL}};
+	const char *reason = NULL, *wait = NULL, *pos[1];
+	int force = 0, wait_s = WAIT_DRAIN_DEFAULT_S;
+	co_cli_opt opts[] = {{"reason", &reason, NULL},
+			     {"wait-drain", &wait, NULL},
+			     {"force", NULL, &force},
+			     {NULL, NULL, NULL}};
 	const co_config *c;
 	co_state *st = NULL;
 	co_flags from, to;
@@ -70,9 +315,16 @@ int co_cli_stage(int argc, char **argv, co_cli *ctx)
 		return co_cli_usage_error(U_STAGE, "stage: missing the stage");
 	if (co_stage_parse(&stage, pos[0]) < 0)
 		return co_cli_error_prefix(CO_EINVAL, "stage");
+	if (wait && (error = parse_wait(&wait_s, wait)) < 0)
+		return error;
+	if ((error = co_cli_config(&c, ctx)) < 0)
+		goto done;
+	/* Before the lock: the wait may be long, and a fresh run that fails
+	 * trips the kill switch, which must not find the file locked. */
+	if (!force && wait_s > 0 && (error = maybe_wait_drain(ctx, c, stage, wait_s)) < 0)
+		goto done;
 	/* From the load to the save no other writer changes the flags. */
-	if ((error = co_cli_config(&c, ctx)) < 0 ||
-	    (error = lock = co_flags_lock(c->flags_path)) < 0 ||
+	if ((error = lock = co_flags_lock(c->flags_path)) < 0 ||
 	    (error = co_flags_load(&from, c->flags_path)) < 0)
 		goto done;
 	to = from;

@@ -458,7 +458,6 @@ done:
 int co_outbox_retry_now(int64_t *out, co_state *st, const char *target)
 {
 	sqlite3_stmt *upd = NULL;
-	int64_t now = co_state_now_ms();
 	int error;
 
 	if (target == NULL || (strcmp(target, "git") != 0 && strcmp(target, "etcd") != 0))
@@ -469,12 +468,14 @@ int co_outbox_retry_now(int64_t *out, co_state *st, const char *target)
 				       "UPDATE outbox SET attempts = 0, next_attempt_at = ?1"
 				       " WHERE target = ?2 AND next_attempt_at > ?1")) < 0)
 		goto done;
-	sqlite3_bind_int64(upd, 1, now);
-	if ((error = co_state__bind_text(st, upd, 2, target)) < 0 ||
-	    (error = co_state__step_done(st, upd, "outbox retry")) < 0)
+	sqlite3_bind_int64(upd, 1, co_state_now_ms());
+	if ((error = co_state__bind_text(st, upd, 2, target)) < 0)
+		goto done;
+	/* Not synced: a lost change only means the entries wait their backoff. */
+	if ((error = co_state__step_commit(st, upd, 0, "outbox retry")) < 0)
 		goto done;
 	if (out)
-		*out = sqlite3_changes(st->db);
+		*out = co_state__changes(st);
 done:
 	co_state__finish(st, upd);
 	co_state__unlock(st);
@@ -530,4 +531,98 @@ int co_outbox_has_pending(co_state *st, const char *kind, const char *id)
 			  " WHERE target = 'etcd' AND kind = ?1 AND id = ?2)",
 			  kind, id, 2);
 	return error < 0 ? error : (n ? 1 : 0);
+}
+
+int co_outbox_is_intent(const co_outbox_entry *e)
+{
+	return e && e->payload &&
+	       strncmp(e->payload, CO_OUTBOX_INTENT_PREFIX,
+		       strlen(CO_OUTBOX_INTENT_PREFIX)) == 0;
+}
+
+int co_outbox_debt_of(co_outbox_debt *out, co_state *st, const char *kind, const char *id,
+		      int64_t now_ms)
+{
+	co_outbox_debt d = {0, 0, 0, 0};
+	sqlite3_stmt *s = NULL;
+	int rc, error;
+
+	if ((error = check_key(kind, id)) < 0)
+		return error;
+	co_state__lock(st);
+	/* `target IN (...)` lets SQLite probe the key index once per store.
+	 * An intent is owed once it is older than the in-flight window. */
+	if ((error = co_state__prepare(
+		 st, &s,
+		 "SELECT target, count(*),"
+		 " sum(young),"
+		 " min(CASE WHEN young THEN NULL ELSE created_at END)"
+		 " FROM (SELECT target, created_at,"
+		 "  (payload IS NOT NULL AND substr(payload, 1, ?4) = ?5"
+		 "   AND created_at > ?3 - ?6) AS young"
+		 "  FROM outbox WHERE target IN ('git', 'etcd') AND kind = ?1"
+		 "  AND id = ?2)"
+		 " GROUP BY target")) < 0)
+		goto done;
+	if ((error = co_state__bind_text(st, s, 1, kind)) < 0 ||
+	    (error = co_state__bind_text(st, s, 2, id)) < 0 ||
+	    (error = co_state__bind_text(st, s, 5, CO_OUTBOX_INTENT_PREFIX)) < 0)
+		goto done;
+	sqlite3_bind_int64(s, 3, now_ms);
+	sqlite3_bind_int(s, 4, (int)strlen(CO_OUTBOX_INTENT_PREFIX));
+	sqlite3_bind_int64(s, 6, CO_OUTBOX_IN_FLIGHT_MS);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		const char *target = (const char *)sqlite3_column_text(s, 0);
+		int64_t since = sqlite3_column_type(s, 3) == SQLITE_NULL
+				    ? 0
+				    : sqlite3_column_int64(s, 3);
+
+		d.pending += sqlite3_column_int(s, 1);
+		d.in_flight += sqlite3_column_int(s, 2);
+		if (target && strcmp(target, "git") == 0)
+			d.git_since = since;
+		else
+			d.etcd_since = since;
+	}
+	if (rc != SQLITE_DONE) {
+		error = co_state__error(st, rc, "read outbox");
+		goto done;
+	}
+	*out = d;
+done:
+	co_state__finish(st, s);
+	co_state__unlock(st);
+	return error;
+}
+
+int co_outbox_expedite(int64_t *out, co_state *st, const char *kind, const char *id,
+		       int64_t now_ms)
+{
+	sqlite3_stmt *s = NULL;
+	int64_t n = 0;
+	int error;
+
+	if ((error = check_key(kind, id)) < 0)
+		return error;
+	co_state__lock(st);
+	if ((error = co_state__prepare(st, &s,
+				       "UPDATE outbox SET next_attempt_at = ?3"
+				       " WHERE target IN ('git', 'etcd') AND kind = ?1"
+				       " AND id = ?2 AND attempts > 0"
+				       " AND next_attempt_at > ?3")) < 0)
+		goto done;
+	if ((error = co_state__bind_text(st, s, 1, kind)) < 0 ||
+	    (error = co_state__bind_text(st, s, 2, id)) < 0)
+		goto done;
+	sqlite3_bind_int64(s, 3, now_ms);
+	/* Not synced: a lost change only means the entry waits its backoff. */
+	if ((error = co_state__step_commit(st, s, 0, "outbox expedite")) < 0)
+		goto done;
+	n = co_state__changes(st);
+	if (out)
+		*out = n;
+done:
+	co_state__finish(st, s);
+	co_state__unlock(st);
+	return error;
 }

@@ -182,4 +182,59 @@ typedef struct co_outbox_fulfil {
 int co_outbox_fulfil_intents(co_state *st, const co_outbox_fulfil *items, size_t n,
 			     int durable);
 
+/*
+ * Payload prefix of an intent ("@sync:<nonce>": copy the record from the
+ * other store; docs/design-changes.md).  Never valid JSON.
+ */
+#define CO_OUTBOX_INTENT_PREFIX "@sync:"
+
+/*
+ * An intent younger than this may belong to an operation still in flight
+ * (its primary not yet answered); an older one was left by a crash, and
+ * its write may have been acknowledged.  The router's window
+ * (router.c, IN_FLIGHT_MS) is this one.
+ */
+#define CO_OUTBOX_IN_FLIGHT_MS 15000
+
+/* 1 if e is an intent (its payload starts with CO_OUTBOX_INTENT_PREFIX). */
+int co_outbox_is_intent(const co_outbox_entry *e);
+
+/*
+ * What the outbox still owes for one record, as reconciliation and the
+ * go/no-go gate see it.  A row that holds a record or a delete is an
+ * acknowledged write owed to its store.  An intent younger than
+ * CO_OUTBOX_IN_FLIGHT_MS is an operation in flight, not a debt; an older
+ * one is owed (the write may have been acknowledged before its router
+ * died).  `git_since` / `etcd_since` are the created_at of the oldest
+ * owed row bound to that store, 0 when it is owed nothing.
+ */
+typedef struct co_outbox_debt {
+	int pending;	    /* rows of this record for either store */
+	int in_flight;	    /* of those, intents younger than the window */
+	int64_t git_since;  /* Unix ms; 0: nothing owed to git */
+	int64_t etcd_since; /* Unix ms; 0: nothing owed to etcd */
+} co_outbox_debt;
+
+/*
+ * The debt of record (kind, id) at now_ms (co_state_now_ms()), leases and
+ * backoff ignored.  *out is always filled on success.  CO_EINVAL (bad kind
+ * or id), CO_EIO.
+ */
+int co_outbox_debt_of(co_outbox_debt *out, co_state *st, const char *kind, const char *id,
+		      int64_t now_ms);
+
+/*
+ * Make the entries of record (kind, id) that wait out a failure backoff
+ * (attempts > 0, next_attempt_at after now_ms) due at now_ms, for both
+ * stores, so that the next drain retries them at once.  For an operator
+ * who waits for a drain (`cutover stage --wait-drain`): after an outage
+ * the backoff may be minutes.  Entries never tried are left alone.  The
+ * drain hands out the head of a key to any drainer that asks (no lease),
+ * so this changes when a head is retried, never the per-key order.
+ * *out (may be NULL) gets the number of entries changed.  CO_EINVAL,
+ * CO_EUNAVAIL, CO_EIO.
+ */
+int co_outbox_expedite(int64_t *out, co_state *st, const char *kind, const char *id,
+		       int64_t now_ms);
+
 #endif

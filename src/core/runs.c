@@ -11,6 +11,10 @@
  * (DESIGN §8: the shared thing belongs lower).  It looks only at the latest
  * finished run: an older pass never excuses a newer failure.
  *
+ * What the outbox still owed at the end of a run (co_owed) goes to its own
+ * table, run_owed, written in the transaction that finishes the run, so
+ * that a finished run and its owed IDs are never seen apart.
+ *
  * This module stores and reads; it does not compute counts or verdicts.
  */
 #include "runs.h"
@@ -26,7 +30,23 @@
 
 #define RUN_COLUMNS                                                                      \
 	"id, started_at, duration_ms, total, equal, missing_in_etcd, missing_in_git,"    \
-	" mismatch, consistency, verdict, action, error"
+	" mismatch, consistency, verdict, action, error, owed, owed_etcd, owed_git,"     \
+	" owed_oldest_ms"
+
+void co_owed_free(co_owed *o)
+{
+	if (o == NULL)
+		return;
+	free(o->target);
+	free(o->kind);
+	free(o->id);
+	free(o);
+}
+
+void co_owed_list_clear(co_owed_list *l)
+{
+	CO_LIST_CLEAR(l, co_owed_free);
+}
 
 void co_run_free(co_run *r)
 {
@@ -35,7 +55,19 @@ void co_run_free(co_run *r)
 	free(r->verdict);
 	free(r->action);
 	free(r->error);
+	co_owed_list_clear(&r->owed_list);
 	free(r);
+}
+
+const co_owed *co_run_oldest_owed(const co_run *r)
+{
+	const co_owed *best = NULL;
+	size_t i;
+
+	for (i = 0; r && i < r->owed_list.n; i++)
+		if (best == NULL || r->owed_list.items[i]->since < best->since)
+			best = r->owed_list.items[i];
+	return best;
 }
 
 void co_run_list_clear(co_run_list *l)
@@ -78,6 +110,10 @@ static int read_run(void **out, sqlite3_stmt *s)
 	r->missing_in_git = sqlite3_column_int64(s, 6);
 	r->mismatch = sqlite3_column_int64(s, 7);
 	r->consistency = sqlite3_column_double(s, 8);
+	r->owed = sqlite3_column_int64(s, 12);
+	r->owed_etcd = sqlite3_column_int64(s, 13);
+	r->owed_git = sqlite3_column_int64(s, 14);
+	r->owed_oldest_ms = sqlite3_column_int64(s, 15);
 	if ((error = co_state__column_text(&r->verdict, s, 9)) < 0 ||
 	    (error = co_state__column_text(&r->action, s, 10)) < 0 ||
 	    (error = co_state__column_text(&r->error, s, 11)) < 0) {
@@ -88,17 +124,79 @@ static int read_run(void **out, sqlite3_stmt *s)
 	return 0;
 }
 
+static int check_owed(const co_owed *o, size_t i)
+{
+	if (o == NULL || o->id == NULL || o->id[0] == '\0')
+		return co_error_set(CO_EINVAL, "runs: owed item %zu has no id", i);
+	if (o->target == NULL ||
+	    (strcmp(o->target, "git") != 0 && strcmp(o->target, "etcd") != 0))
+		return co_error_set(CO_EINVAL, "runs: owed %s: unknown store \"%s\"",
+				    o->id, o->target ? o->target : "(null)");
+	if (o->kind == NULL ||
+	    (strcmp(o->kind, "task") != 0 && strcmp(o->kind, "swarm") != 0))
+		return co_error_set(CO_EINVAL, "runs: owed %s: unknown kind \"%s\"",
+				    o->id, o->kind ? o->kind : "(null)");
+	return 0;
+}
+
 static int check_finished(const co_run *r)
 {
+	size_t i;
+	int error;
+
 	if (r->verdict == NULL ||
-	    (strcmp(r->verdict, "pass") != 0 && strcmp(r->verdict, "fail") != 0))
-		return co_error_set(
-		    CO_EINVAL, "runs: verdict must be \"pass\" or \"fail\", not \"%s\"",
-		    r->verdict ? r->verdict : "(null)");
+	    (strcmp(r->verdict, "pass") != 0 && strcmp(r->verdict, "fail") != 0 &&
+	     strcmp(r->verdict, "pending_drain") != 0))
+		return co_error_set(CO_EINVAL,
+				    "runs: verdict must be \"pass\", \"fail\" or "
+				    "\"pending_drain\", not \"%s\"",
+				    r->verdict ? r->verdict : "(null)");
+	if (strcmp(r->verdict, "pending_drain") == 0 && r->owed <= 0)
+		return co_error_set(CO_EINVAL,
+				    "runs: a pending_drain run needs the writes it owed");
 	if (r->action == NULL || r->action[0] == '\0')
 		return co_error_set(
 		    CO_EINVAL, "runs: a finished run needs its action (\"none\", ...)");
+	for (i = 0; i < r->owed_list.n; i++)
+		if ((error = check_owed(r->owed_list.items[i], i)) < 0)
+			return error;
 	return 0;
+}
+
+/* Write r's owed items for run `id`; caller holds the lock inside a txn. */
+static int insert_owed(co_state *st, int64_t id, const co_run *r)
+{
+	sqlite3_stmt *s = NULL;
+	size_t i;
+	int error = 0;
+
+	if (r->owed_list.n == 0)
+		return 0;
+	if ((error =
+		 co_state__prepare(st, &s,
+				   "INSERT INTO run_owed (run, target, kind, id, since)"
+				   " VALUES (?, ?, ?, ?, ?)")) < 0)
+		return error;
+	for (i = 0; i < r->owed_list.n; i++) {
+		const co_owed *o = r->owed_list.items[i];
+
+		sqlite3_bind_int64(s, 1, id);
+		if ((error = co_state__bind_text(st, s, 2, o->target)) < 0 ||
+		    (error = co_state__bind_text(st, s, 3, o->kind)) < 0 ||
+		    (error = co_state__bind_text(st, s, 4, o->id)) < 0)
+			goto done;
+		sqlite3_bind_int64(s, 5, o->since);
+		if ((error = co_state__step_done(st, s, "record owed")) < 0) {
+			if (error == CO_EINVAL)
+				error = co_error_set(
+				    CO_EINVAL, "run %lld: owed %s %s to %s listed twice",
+				    (long long)id, o->kind, o->id, o->target);
+			goto done;
+		}
+	}
+done:
+	co_state__finish(st, s);
+	return error;
 }
 
 /* Insert a new in-progress run; caller holds the lock inside a txn. */
@@ -127,7 +225,8 @@ static int update_run(co_state *st, int64_t id, const co_run *r)
 		 st, &s,
 		 "UPDATE runs SET duration_ms = ?1, total = ?2, equal = ?3,"
 		 " missing_in_etcd = ?4, missing_in_git = ?5, mismatch = ?6,"
-		 " consistency = ?7, verdict = ?8, action = ?9, error = ?10"
+		 " consistency = ?7, verdict = ?8, action = ?9, error = ?10,"
+		 " owed = ?12, owed_etcd = ?13, owed_git = ?14, owed_oldest_ms = ?15"
 		 " WHERE id = ?11 AND verdict IS NULL")) < 0)
 		goto done;
 	sqlite3_bind_int64(s, 1, r->duration_ms);
@@ -142,10 +241,16 @@ static int update_run(co_state *st, int64_t id, const co_run *r)
 	    (error = co_state__bind_text(st, s, 10, r->error)) < 0)
 		goto done;
 	sqlite3_bind_int64(s, 11, id);
+	sqlite3_bind_int64(s, 12, r->owed);
+	sqlite3_bind_int64(s, 13, r->owed_etcd);
+	sqlite3_bind_int64(s, 14, r->owed_git);
+	sqlite3_bind_int64(s, 15, r->owed_oldest_ms);
 	if ((error = co_state__step_done(st, s, "finish run")) < 0)
 		goto done;
-	if (co_state__changes(st) == 1)
+	if (co_state__changes(st) == 1) {
+		error = insert_owed(st, id, r);
 		goto done;
+	}
 
 	/* Nothing updated: tell "no such run" from "already finished". */
 	co_state__finish(st, s);
@@ -332,12 +437,65 @@ done:
 	return error;
 }
 
+static int read_owed(void **out, sqlite3_stmt *s)
+{
+	co_owed *o;
+	int error;
+
+	if ((o = calloc(1, sizeof(*o))) == NULL)
+		return co_error_set(CO_ENOMEM, "runs: out of memory");
+	o->since = sqlite3_column_int64(s, 3);
+	if ((error = co_state__column_text(&o->target, s, 0)) < 0 ||
+	    (error = co_state__column_text(&o->kind, s, 1)) < 0 ||
+	    (error = co_state__column_text(&o->id, s, 2)) < 0) {
+		co_owed_free(o);
+		return error;
+	}
+	*out = o;
+	return 0;
+}
+
+static void free_owed(void *o)
+{
+	co_owed_free(o);
+}
+
+static const co_state__row_type owed_rows = {"runs", read_owed, free_owed};
+
+/*
+ * A run by `sql`, then its owed items.  Two reads, not one transaction: the
+ * items are written with the run's finish and never change after it.
+ */
+static int query_run_owed(co_run **out, co_state *st, const char *sql, int64_t param,
+			  const char *none)
+{
+	co_run *r = NULL;
+	void *p;
+	int error;
+
+	if ((error = query_run(&r, st, sql, param, none)) < 0)
+		return error;
+	p = r->owed_list.items;
+	error = co_state__select_append(
+	    &p, &r->owed_list.n, &r->owed_list.cap, st,
+	    "SELECT target, kind, id, since FROM run_owed WHERE run = ?"
+	    " ORDER BY kind = 'swarm', id, target",
+	    r->id, &owed_rows, "read owed");
+	r->owed_list.items = p;
+	if (error < 0) {
+		co_run_free(r);
+		return error;
+	}
+	*out = r;
+	return 0;
+}
+
 int co_runs_latest(co_run **out, co_state *st)
 {
-	return query_run(out, st,
-			 "SELECT " RUN_COLUMNS " FROM runs WHERE verdict IS NOT NULL"
-			 " ORDER BY id DESC LIMIT 1",
-			 0, "no reconciliation run has finished");
+	return query_run_owed(out, st,
+			      "SELECT " RUN_COLUMNS " FROM runs WHERE verdict IS NOT NULL"
+			      " ORDER BY id DESC LIMIT 1",
+			      0, "no reconciliation run has finished");
 }
 
 int co_runs_get(co_run **out, co_state *st, int64_t n)
@@ -345,8 +503,8 @@ int co_runs_get(co_run **out, co_state *st, int64_t n)
 	char none[64];
 
 	snprintf(none, sizeof(none), "no reconciliation run %lld", (long long)n);
-	return query_run(out, st, "SELECT " RUN_COLUMNS " FROM runs WHERE id = ?1", n,
-			 none);
+	return query_run_owed(out, st, "SELECT " RUN_COLUMNS " FROM runs WHERE id = ?1",
+			      n, none);
 }
 
 static int read_divergence(void **out, sqlite3_stmt *s)
@@ -431,6 +589,19 @@ int co_runs_latest_passed_within(co_run **out, co_state *st, int64_t window_ms,
 	}
 	/* The verdict is as old as the end of the run, not its start. */
 	age = now_ms - (r->started_at + r->duration_ms);
+	if (strcmp(r->verdict, "pending_drain") == 0) {
+		const co_owed *o = co_run_oldest_owed(r);
+
+		error =
+		    co_error_set(CO_ECONFLICT,
+				 "go/no-go: latest reconciliation run %lld is "
+				 "pending_drain: the outbox still owed %lld "
+				 "acknowledged write%s (oldest %s%s%s, %lld ms)",
+				 (long long)r->id, (long long)r->owed,
+				 r->owed == 1 ? "" : "s", o ? o->kind : "", o ? " " : "",
+				 o ? o->id : "?", (long long)r->owed_oldest_ms);
+		goto done;
+	}
 	if (strcmp(r->verdict, "pass") != 0) {
 		error = co_error_set(CO_ECONFLICT,
 				     "go/no-go: latest reconciliation run %lld failed "

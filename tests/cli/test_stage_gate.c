@@ -13,6 +13,7 @@
 
 #include "core/audit.h"
 #include "core/error.h"
+#include "core/outbox.h"
 #include "core/runs.h"
 #include "core/state.h"
 #include "flags/gate.h"
@@ -57,6 +58,29 @@ static void gate_refuses_forward_without_a_recent_passing_run(void **state)
 	assert_int_equal(co_gate_check(&in), CO_ECONFLICT);
 	assert_non_null(strstr(co_error_last(), "run 7 failed"));
 
+	/* pending_drain is not a pass: the message names what was owed. */
+	{
+		co_owed t9 = {"etcd", "task", "T9", 0}, t7 = {"etcd", "task", "T7", 0};
+		co_owed *items[2] = {&t9, &t7};
+
+		t9.since = in.now_ms - 3000;
+		t7.since = in.now_ms - 5000;
+		run.verdict = "pending_drain";
+		run.consistency = 0.99;
+		run.owed = run.owed_etcd = 2;
+		run.owed_oldest_ms = 5000;
+		run.owed_list.items = items;
+		run.owed_list.n = run.owed_list.cap = 2;
+		assert_int_equal(co_gate_check(&in), CO_ECONFLICT);
+		assert_non_null(strstr(co_error_last(), "run 7 is pending_drain"));
+		assert_non_null(strstr(co_error_last(), "owed 2 acknowledged writes"));
+		assert_non_null(
+		    strstr(co_error_last(), "oldest task T7, owed to etcd, 5s"));
+		assert_non_null(strstr(co_error_last(), "--force"));
+		run.owed_list = (co_owed_list){0};
+		run.owed = run.owed_etcd = 0;
+	}
+
 	run.verdict = "pass";
 	run.consistency = 1.0;
 	assert_int_equal(co_gate_check(&in), 0);
@@ -76,7 +100,13 @@ static void gate_refuses_etcd_primary_while_a_legacy_commit_is_recent(void **sta
 {
 	co_flags shadow = at(CO_STAGE_SHADOW), ten = at(CO_STAGE_10),
 		 fifty = at(CO_STAGE_50);
-	co_run run = {1, 0, 10, 5, 5, 0, 0, 0, 1.0, "pass", "none", NULL};
+	co_run run = {.id = 1,
+		      .duration_ms = 10,
+		      .total = 5,
+		      .equal = 5,
+		      .consistency = 1.0,
+		      .verdict = "pass",
+		      .action = "none"};
 	co_gate_commit c = {"0123456789", "Legacy Bot <legacy@example.com>", 0};
 	co_gate_input in = {0};
 
@@ -118,7 +148,13 @@ static void gate_refuses_git_straight_to_an_etcd_primary_and_back(void **state)
 {
 	co_flags git = at(CO_STAGE_GIT), shadow = at(CO_STAGE_SHADOW),
 		 ten = at(CO_STAGE_10), etcd = at(CO_STAGE_ETCD), one = at(CO_STAGE_GIT);
-	co_run run = {1, 0, 10, 5, 5, 0, 0, 0, 1.0, "pass", "none", NULL};
+	co_run run = {.id = 1,
+		      .duration_ms = 10,
+		      .total = 5,
+		      .equal = 5,
+		      .consistency = 1.0,
+		      .verdict = "pass",
+		      .action = "none"};
 	co_gate_input in = {0};
 	int back = -1;
 
@@ -363,6 +399,135 @@ static void legacy_commit_blocks_stage_10_until_force_or_window(void **state)
 	co_audit_change_free(c);
 }
 
+/* Put the outbox entry owed to etcd for task `id` into a long retry
+ * backoff, as after an outage: the drain will not retry it on its own. */
+static void backoff_owed(fx *f, const char *id)
+{
+	co_state *st = NULL;
+	co_outbox_list l = {0};
+
+	assert_int_equal(co_state_open(&st, f->state), 0);
+	assert_int_equal(co_outbox_pending_for(&l, st, "etcd", "task", id), 0);
+	assert_int_equal(l.n, 1);
+	assert_false(co_outbox_is_intent(l.items[0]));
+	assert_int_equal(
+	    co_outbox_fail(st, l.items[0]->seq, "etcd: connection refused", 600 * 1000),
+	    0);
+	co_outbox_list_clear(&l);
+	co_state_close(st);
+}
+
+/*
+ * Issue 15: a claim acknowledged while etcd was down leaves the record
+ * owed to etcd; the reconciliation is pending_drain (exit 5, no kill
+ * switch) and the gate refuses to move forward on it.  `stage` then waits
+ * for the drain: it refuses, naming what is still owed, while etcd cannot
+ * take the write, and moves once the drain has caught up and a fresh run
+ * passed.
+ */
+static void stage_waits_for_a_pending_drain_run_and_refuses_if_it_cannot(void **state)
+{
+	fx *f = *state;
+	char *out, *err, down[64], up[128];
+	co_run *r = NULL;
+	co_state *st = NULL;
+
+	snprintf(down, sizeof(down), "CUTOVER_ETCD_ENDPOINTS=http://127.0.0.1:1");
+	snprintf(up, sizeof(up), "CUTOVER_ETCD_ENDPOINTS=%s", fx_etcd.endpoint);
+	insert_run(f, "pass", now_ms() - 1000);
+	fx_expect(0, f, "stage", "shadow");
+	fx_expect(0, f, "task", "create", "W1");
+	fx_expect(0, f, "task", "create", "W2");
+	/* etcd unreachable: git decides, the write is acknowledged, and the
+	 * record is owed to etcd in the outbox. */
+	fx_setenv(f, 0, down);
+	fx_expect(0, f, "task", "claim", "W1", "--swarm", "s1");
+	fx_setenv(f, 0, up);
+	backoff_owed(f, "W1");
+
+	assert_int_equal(fx_run(f, &out, &err, "reconcile", "--grace", "10ms"), 5);
+	fx_contains(out, "verdict pending_drain");
+	fx_contains(out, "owed to etcd: 1 (outbox, oldest ");
+	fx_contains(out, ": W1\n");
+	free(out);
+	free(err);
+	assert_int_equal(fx_run(f, &out, NULL, "--json", "flags", "show"), 0);
+	fx_contains(out, "\"kill_switch\":false");
+	free(out);
+
+	/* No waiting: refused at once, naming what is owed. */
+	assert_int_equal(fx_run(f, NULL, &err, "stage", "10", "--wait-drain", "0"), 3);
+	fx_contains(err, "is pending_drain");
+	fx_contains(err, "owed 1 acknowledged write ");
+	fx_contains(err, "task W1, owed to etcd");
+	free(err);
+
+	/* Waiting while etcd still cannot take the write: refused, naming
+	 * the count and the oldest ID. */
+	fx_setenv(f, 0, down);
+	assert_int_equal(fx_run(f, NULL, &err, "stage", "10", "--wait-drain", "1"), 3);
+	fx_contains(err, "still owes 1 acknowledged write after 1 s of draining");
+	fx_contains(err, "oldest: task W1, owed to etcd");
+	fx_contains(err, "the drain failed");
+	free(err);
+	assert_int_equal(fx_run(f, &out, NULL, "--json", "flags", "show"), 0);
+	fx_contains(out, "\"stage\":\"shadow\"");
+	free(out);
+
+	/* etcd back: the wait drives the drain (the entry is retried at once,
+	 * backoff or not), runs a fresh reconciliation, and the stage moves. */
+	fx_setenv(f, 0, up);
+	assert_int_equal(fx_run(f, &out, &err, "stage", "10"), 0);
+	fx_contains(err, "draining for up to 30 s");
+	fx_contains(err, ": pass (consistency 100.0000%)");
+	fx_contains(out, "stage shadow -> 10");
+	assert_null(strstr(out, "forced"));
+	free(out);
+	free(err);
+	assert_int_equal(co_state_open(&st, f->state), 0);
+	assert_int_equal(co_runs_latest(&r, st), 0);
+	assert_string_equal(r->verdict, "pass");
+	assert_int_equal(r->owed, 0);
+	co_run_free(r);
+	co_state_close(st);
+	assert_int_equal(fx_run(f, &out, NULL, "--backend", "etcd", "task", "get", "W1"),
+			 0);
+	fx_contains(out, "s1");
+	free(out);
+}
+
+/* Once the owed write has drained, a plain `cutover reconcile` passes and
+ * the gate lets the stage through without waiting. */
+static void a_drained_pending_drain_run_is_followed_by_a_pass(void **state)
+{
+	fx *f = *state;
+	char *out, *err, down[64], up[128];
+	co_state *st = NULL;
+
+	snprintf(down, sizeof(down), "CUTOVER_ETCD_ENDPOINTS=http://127.0.0.1:1");
+	snprintf(up, sizeof(up), "CUTOVER_ETCD_ENDPOINTS=%s", fx_etcd.endpoint);
+	insert_run(f, "pass", now_ms() - 1000);
+	fx_expect(0, f, "stage", "shadow");
+	fx_expect(0, f, "task", "create", "W1");
+	fx_setenv(f, 0, down);
+	fx_expect(0, f, "task", "claim", "W1", "--swarm", "s1");
+	fx_setenv(f, 0, up);
+	backoff_owed(f, "W1");
+	fx_expect(5, f, "reconcile", "--grace", "10ms");
+	fx_expect(3, f, "stage", "10", "--wait-drain", "0");
+
+	/* The backoff ends (made so here); reconcile's own drain applies it. */
+	assert_int_equal(co_state_open(&st, f->state), 0);
+	assert_int_equal(co_outbox_expedite(NULL, st, "task", "W1", co_state_now_ms()),
+			 0);
+	co_state_close(st);
+	assert_int_equal(fx_run(f, &out, &err, "reconcile", "--grace", "10ms"), 0);
+	fx_contains(out, "verdict pass");
+	free(out);
+	free(err);
+	fx_expect(0, f, "stage", "10", "--wait-drain", "0");
+}
+
 static void help_says_a_refusal_is_exit_3(void **state)
 {
 	fx *f = *state;
@@ -372,6 +537,11 @@ static void help_says_a_refusal_is_exit_3(void **state)
 	fx_contains(out, "usage");
 	fx_contains(out, "exits 3");
 	fx_contains(out, "--force");
+	fx_contains(out, "--wait-drain SECONDS");
+	fx_contains(out, "pending_drain");
+	free(out);
+	assert_int_equal(fx_run(f, NULL, &out, "stage", "10", "--wait-drain", "soon"), 1);
+	fx_contains(out, "--wait-drain");
 	free(out);
 	assert_int_equal(fx_run(f, &out, NULL, "flags", "set", "--help"), 0);
 	fx_contains(out, "exits 3");
@@ -389,6 +559,12 @@ int main(void)
 		fx_test_teardown),
 	    cmocka_unit_test_setup_teardown(
 		legacy_commit_blocks_stage_10_until_force_or_window, fx_test_setup,
+		fx_test_teardown),
+	    cmocka_unit_test_setup_teardown(
+		stage_waits_for_a_pending_drain_run_and_refuses_if_it_cannot,
+		fx_test_setup, fx_test_teardown),
+	    cmocka_unit_test_setup_teardown(
+		a_drained_pending_drain_run_is_followed_by_a_pass, fx_test_setup,
 		fx_test_teardown),
 	    cmocka_unit_test_setup_teardown(help_says_a_refusal_is_exit_3, fx_test_setup,
 					    fx_test_teardown),

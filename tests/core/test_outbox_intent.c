@@ -217,6 +217,84 @@ static void bad_target_is_refused(void **state)
 			 CO_EINVAL);
 }
 
+static void debt_tells_owed_writes_from_operations_in_flight(void **state)
+{
+	fx *f = *state;
+	co_outbox_debt d;
+	co_outbox_list l = {0};
+	int64_t now = co_state_now_ms(), seq = 0;
+
+	/* Nothing pending. */
+	assert_int_equal(co_outbox_debt_of(&d, f->st, "task", "T1", now), 0);
+	assert_int_equal(d.pending, 0);
+	assert_int_equal(d.etcd_since + d.git_since, 0);
+
+	/* A young intent is an operation in flight, owing nothing yet ... */
+	assert_int_equal(
+	    co_outbox_push_intent(&seq, f->st, "etcd", "task", "T1", "@sync:abc"), 0);
+	now = co_state_now_ms();
+	assert_int_equal(co_outbox_debt_of(&d, f->st, "task", "T1", now), 0);
+	assert_int_equal(d.pending, 1);
+	assert_int_equal(d.in_flight, 1);
+	assert_int_equal(d.etcd_since, 0);
+	/* ... and owed once older than the in-flight window. */
+	assert_int_equal(
+	    co_outbox_debt_of(&d, f->st, "task", "T1", now + CO_OUTBOX_IN_FLIGHT_MS + 1),
+	    0);
+	assert_int_equal(d.in_flight, 0);
+	assert_true(d.etcd_since > 0 && d.etcd_since <= now);
+	assert_int_equal(d.git_since, 0);
+
+	/* A record and a delete are acknowledged writes: owed at once, to
+	 * their own stores. */
+	assert_int_equal(
+	    co_outbox_push(NULL, f->st, "git", "task", "T1", "{\"id\":\"T1\"}"), 0);
+	assert_int_equal(co_outbox_push(NULL, f->st, "git", "swarm", "S1", NULL), 0);
+	assert_int_equal(co_outbox_debt_of(&d, f->st, "task", "T1", now), 0);
+	assert_int_equal(d.pending, 2);
+	assert_int_equal(d.in_flight, 1);
+	assert_int_equal(d.etcd_since, 0);
+	assert_true(d.git_since > 0);
+	assert_int_equal(co_outbox_debt_of(&d, f->st, "swarm", "S1", now), 0);
+	assert_true(d.git_since > 0);
+	assert_int_equal(co_outbox_debt_of(&d, f->st, "task", "../x", now), CO_EINVAL);
+
+	assert_int_equal(co_outbox_pending_for(&l, f->st, "etcd", "task", "T1"), 0);
+	assert_int_equal(l.n, 1);
+	assert_true(co_outbox_is_intent(l.items[0]));
+	co_outbox_list_clear(&l);
+	assert_int_equal(co_outbox_pending_for(&l, f->st, "git", "task", "T1"), 0);
+	assert_false(co_outbox_is_intent(l.items[0]));
+	co_outbox_list_clear(&l);
+}
+
+static void expedite_makes_entries_in_backoff_due_now(void **state)
+{
+	fx *f = *state;
+	co_outbox_list l = {0};
+	int64_t seq = 0, fresh = 0, n = -1, now;
+
+	assert_int_equal(co_outbox_push(&seq, f->st, "etcd", "task", "T1", "{}"), 0);
+	assert_int_equal(co_outbox_push(&fresh, f->st, "git", "task", "T2", "{}"), 0);
+	assert_int_equal(co_outbox_fail(f->st, seq, "etcd down", 60 * 1000), 0);
+	now = co_state_now_ms();
+	assert_int_equal(co_outbox_next_batch(&l, f->st, "etcd", 10, now), 0);
+	assert_int_equal(l.n, 0);
+
+	assert_int_equal(co_outbox_expedite(&n, f->st, "task", "T1", now), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(co_outbox_next_batch(&l, f->st, "etcd", 10, now), 0);
+	assert_int_equal(l.n, 1);
+	assert_int_equal(l.items[0]->seq, seq);
+	assert_int_equal(l.items[0]->attempts, 1);
+	co_outbox_list_clear(&l);
+	/* Never tried, or already due: nothing to change. */
+	assert_int_equal(co_outbox_expedite(&n, f->st, "task", "T2", now), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(co_outbox_expedite(NULL, f->st, "task", "T1", now), 0);
+	assert_int_equal(co_outbox_expedite(NULL, f->st, "nope", "T1", now), CO_EINVAL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -244,6 +322,11 @@ int main(void)
 					    co_test_state_setup, co_test_state_teardown),
 	    cmocka_unit_test_setup_teardown(bad_target_is_refused, co_test_state_setup,
 					    co_test_state_teardown),
+	    cmocka_unit_test_setup_teardown(
+		debt_tells_owed_writes_from_operations_in_flight, co_test_state_setup,
+		co_test_state_teardown),
+	    cmocka_unit_test_setup_teardown(expedite_makes_entries_in_backoff_due_now,
+					    co_test_state_setup, co_test_state_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -305,6 +305,119 @@ static void unknown_format_is_refused(void **state)
 	assert_int_equal(fmt, CO_REPORT_MARKDOWN);
 }
 
+static void owe(co_run *r, const char *target, const char *kind, const char *id,
+		int64_t since)
+{
+	co_owed *o = calloc(1, sizeof(*o));
+
+	assert_non_null(o);
+	o->target = strdup(target);
+	o->kind = strdup(kind);
+	o->id = strdup(id);
+	o->since = since;
+	r->owed_list.items = realloc(r->owed_list.items,
+				     (r->owed_list.n + 1) * sizeof(*r->owed_list.items));
+	assert_non_null(r->owed_list.items);
+	r->owed_list.items[r->owed_list.n++] = o;
+	r->owed_list.cap = r->owed_list.n;
+}
+
+static void pending_drain_run_shows_what_is_owed_in_every_format(void **state)
+{
+	fixture *f = *state;
+	int64_t end = f->run.started_at + f->run.duration_ms;
+	co_divergence_list none = {0};
+	cJSON *o, *owed, *ids, *e0;
+	char *s, id[16];
+	int i;
+
+	free(f->run.verdict);
+	free(f->run.action);
+	f->run.verdict = strdup("pending_drain");
+	f->run.action = strdup("none");
+	f->run.missing_in_etcd = f->run.missing_in_git = f->run.mismatch = 0;
+	/* 25 tasks owed to etcd, one swarm to both stores. */
+	for (i = 0; i < 25; i++) {
+		snprintf(id, sizeof(id), "T%02d", i);
+		owe(&f->run, "etcd", "task", id, end - 1000 - i);
+	}
+	owe(&f->run, "etcd", "swarm", "S1", end - 900);
+	owe(&f->run, "git", "swarm", "S1", end - 4100);
+	f->run.owed = 26;
+	f->run.owed_etcd = 26;
+	f->run.owed_git = 1;
+	f->run.owed_oldest_ms = 4100;
+	f->run.equal = 174;
+	f->run.consistency = 0.87;
+	co_divergence_list_clear(&f->divs);
+	f->divs = none;
+
+	s = render(f, CO_REPORT_TEXT);
+	assert_non_null(strstr(s, "verdict pending_drain"));
+	assert_non_null(strstr(s, "owed to etcd: 26 (outbox, oldest 1.0 s): T00, T01,"));
+	assert_non_null(strstr(s, "T19, ... (26 in all)\n"));
+	assert_non_null(strstr(s, "owed to git: 1 (outbox, oldest 4.1 s): S1 (swarm)\n"));
+	free(s);
+
+	s = render(f, CO_REPORT_JSON);
+	o = cJSON_Parse(s);
+	assert_non_null(o);
+	assert_string_equal(cJSON_GetObjectItemCaseSensitive(o, "verdict")->valuestring,
+			    "pending_drain");
+	owed = cJSON_GetObjectItemCaseSensitive(o, "owed");
+	assert_int_equal(cJSON_GetObjectItemCaseSensitive(owed, "count")->valueint, 26);
+	assert_int_equal(cJSON_GetObjectItemCaseSensitive(owed, "etcd")->valueint, 26);
+	assert_int_equal(cJSON_GetObjectItemCaseSensitive(owed, "git")->valueint, 1);
+	assert_int_equal(
+	    cJSON_GetObjectItemCaseSensitive(owed, "oldest_age_ms")->valueint, 4100);
+	ids = cJSON_GetObjectItemCaseSensitive(owed, "ids");
+	assert_int_equal(cJSON_GetArraySize(ids), 26); /* S1 once */
+	assert_string_equal(cJSON_GetArrayItem(ids, 0)->valuestring, "T00");
+	assert_string_equal(cJSON_GetArrayItem(ids, 25)->valuestring, "S1");
+	assert_int_equal(
+	    cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(owed, "entries")), 27);
+	e0 = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(owed, "entries"), 26);
+	assert_string_equal(cJSON_GetObjectItemCaseSensitive(e0, "store")->valuestring,
+			    "git");
+	assert_int_equal(cJSON_GetObjectItemCaseSensitive(e0, "age_ms")->valueint, 4100);
+	cJSON_Delete(o);
+	free(s);
+
+	s = render(f, CO_REPORT_MARKDOWN);
+	assert_non_null(strstr(s, "## Owed by the outbox (26: etcd 26, git 1)"));
+	assert_non_null(strstr(s, "| swarm | S1 | git | 4100 |"));
+	assert_non_null(strstr(s, "| 26 | 87.0000% | pending_drain | none |"));
+	free(s);
+
+	s = render(f, CO_REPORT_HTML);
+	assert_non_null(strstr(s, "<span class=\"pending\">pending_drain</span>"));
+	assert_non_null(strstr(s, "<table id=\"owed\">"));
+	assert_non_null(strstr(s, "26 (etcd 26, git 1; oldest 4.1 s)"));
+	free(s);
+	co_owed_list_clear(&f->run.owed_list);
+}
+
+/* A run that owes nothing still says so in JSON, for scripts. */
+static void json_report_of_a_pass_owes_nothing(void **state)
+{
+	fixture *f = *state;
+	cJSON *o, *owed;
+	char *s;
+
+	s = render(f, CO_REPORT_JSON);
+	o = cJSON_Parse(s);
+	owed = cJSON_GetObjectItemCaseSensitive(o, "owed");
+	assert_non_null(owed);
+	assert_int_equal(cJSON_GetObjectItemCaseSensitive(owed, "count")->valueint, 0);
+	assert_int_equal(
+	    cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(owed, "ids")), 0);
+	cJSON_Delete(o);
+	free(s);
+	s = render(f, CO_REPORT_TEXT);
+	assert_null(strstr(s, "owed to"));
+	free(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -318,6 +431,10 @@ int main(void)
 					    teardown),
 	    cmocka_unit_test_setup_teardown(
 		chart_of_a_single_run_without_history_is_drawn, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		pending_drain_run_shows_what_is_owed_in_every_format, setup, teardown),
+	    cmocka_unit_test_setup_teardown(json_report_of_a_pass_owes_nothing, setup,
+					    teardown),
 	    cmocka_unit_test(unknown_format_is_refused),
 	};
 
