@@ -205,7 +205,7 @@ int co_flags_equal(const co_flags *a, const co_flags *b)
 	    strcmp(a->kill_reason, b->kill_reason) != 0 ||
 	    strcmp(a->updated_at, b->updated_at) != 0 ||
 	    strcmp(a->updated_by, b->updated_by) != 0 || a->def.mode != b->def.mode ||
-	    a->def.etcd_percent != b->def.etcd_percent)
+	    a->def.etcd_percent != b->def.etcd_percent || a->mirror_sync != b->mirror_sync)
 		return 0;
 	for (op = 0; op < CO_OP__COUNT; op++) {
 		if (a->has_op[op] != b->has_op[op])
@@ -266,6 +266,11 @@ void co_flags_diff(char *buf, size_t len, const co_flags *a, const co_flags *b)
 	} else if (strcmp(a->kill_reason, b->kill_reason) != 0) {
 		appendf(buf, len, &pos, "kill_reason \"%s\" -> \"%s\"", a->kill_reason,
 			b->kill_reason);
+		sep = "; ";
+	}
+	if (a->mirror_sync != b->mirror_sync) {
+		appendf(buf, len, &pos, "%smirror %s -> %s", sep,
+			a->mirror_sync ? "sync" : "async", b->mirror_sync ? "sync" : "async");
 		sep = "; ";
 	}
 	if (a->def.mode != b->def.mode || a->def.etcd_percent != b->def.etcd_percent) {
@@ -345,11 +350,15 @@ int co_flags_route(co_route *out, const co_flags *f, co_op op, const char *id)
 		}
 		r.primary = etcd_primary ? CO_SIDE_ETCD : CO_SIDE_GIT;
 		r.secondary = etcd_primary ? CO_SIDE_GIT : CO_SIDE_ETCD;
+		/* etcd decides: git follows through the outbox, unless told
+		 * to keep up synchronously; a git-decided write mirrors to
+		 * etcd directly (a few ms, docs/design-changes.md) */
+		r.secondary_async = etcd_primary && !f->mirror_sync;
 		break;
 	case CO_MODE_ETCD:
 		r.primary = CO_SIDE_ETCD;
 		r.secondary = CO_SIDE_GIT;
-		r.secondary_async = 1;
+		r.secondary_async = !f->mirror_sync;
 		break;
 	case CO_MODE_GIT:
 	default:
@@ -570,10 +579,27 @@ static int parse_operations(co_flags *f, parse_ctx *c, const yaml_node_t *n)
 	return 0;
 }
 
-enum { K_KILL, K_REASON, K_AT, K_BY, K_DEFAULT, K_OPS, K__COUNT };
+enum { K_KILL, K_REASON, K_AT, K_BY, K_DEFAULT, K_OPS, K_MIRROR, K__COUNT };
 static const char *const top_keys[K__COUNT] = {
     "kill_switch", "kill_reason", "updated_at", "updated_by", "default", "operations",
+    "mirror",
 };
+
+/* `mirror: async|sync`. */
+static int parse_mirror(int *sync, parse_ctx *c, const yaml_node_t *n)
+{
+	const char *s = NULL;
+	int error;
+
+	if ((error = expect_scalar(&s, c, n, "mirror")) < 0)
+		return error;
+	if (strcmp(s, "async") == 0 || strcmp(s, "sync") == 0) {
+		*sync = strcmp(s, "sync") == 0;
+		return 0;
+	}
+	return co_error_set(CO_EINVAL, "%s:%lu: mirror: \"%s\" is not async or sync",
+			    c->name, node_line(n), s);
+}
 
 static int parse_root(co_flags *f, parse_ctx *c, const yaml_node_t *root)
 {
@@ -601,7 +627,7 @@ static int parse_root(co_flags *f, parse_ctx *c, const yaml_node_t *root)
 			    CO_EINVAL,
 			    "%s:%lu: unknown key \"%s\" (kill_switch, "
 			    "kill_reason, updated_at, updated_by, default, "
-			    "operations)",
+			    "operations, mirror)",
 			    c->name, node_line(k), key ? key : "?");
 		if (seen[i]++)
 			return co_error_set(CO_EINVAL, "%s:%lu: duplicate key \"%s\"",
@@ -622,6 +648,9 @@ static int parse_root(co_flags *f, parse_ctx *c, const yaml_node_t *root)
 			break;
 		case K_DEFAULT:
 			error = parse_setting(&f->def, c, v, key);
+			break;
+		case K_MIRROR:
+			error = parse_mirror(&f->mirror_sync, c, v);
 			break;
 		default:
 			error = parse_operations(f, c, v);
@@ -900,7 +929,13 @@ static int emit_flags(yaml_emitter_t *e, const co_flags *f)
 	for (op = 0; op < CO_OP__COUNT; op++)
 		if (f->has_op[op] && !emit_setting(e, op_names[op], f->ops[op]))
 			return 0;
-	if (!emit_mapping_end(e) || !emit_mapping_end(e))
+	if (!emit_mapping_end(e))
+		return 0;
+	/* only when it is not the default: files stay as they were */
+	if (f->mirror_sync &&
+	    (!emit_scalar(e, "mirror", 0) || !emit_scalar(e, "sync", 0)))
+		return 0;
+	if (!emit_mapping_end(e))
 		return 0;
 	if (!yaml_document_end_event_initialize(&ev, 1) || !yaml_emitter_emit(e, &ev))
 		return 0;

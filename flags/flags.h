@@ -12,6 +12,7 @@
  *	default: {mode: git, etcd_percent: 0}
  *	operations:
  *	  task_claim: {mode: dual, etcd_percent: 10}
+ *	mirror: sync                           (optional; default async)
  *
  * Operations not listed under `operations` follow `default`.  A missing
  * file means all defaults (every operation in mode git, kill switch off).
@@ -21,9 +22,16 @@
  *	mode        primary                      secondary
  *	git         git                          none
  *	shadow      git                          etcd (mirror; reads compared)
- *	dual + N    etcd if bucket(id) < N,      the other store (mirror)
- *	            else git
+ *	dual + N    etcd if bucket(id) < N,      the other store: git through
+ *	            else git                     the outbox (asynchronous), etcd
+ *	                                         directly (synchronous)
  *	etcd        etcd                         git (asynchronous, via outbox)
+ *
+ * Where etcd decides (dual for its IDs, etcd), git is mirrored through the
+ * durable outbox in batches, so an etcd-decided write never waits for a
+ * git commit; `mirror: sync` makes that mirror synchronous instead, for
+ * operators whose legacy readers must see a write in git before it is
+ * acknowledged (every etcd-decided write then waits for its git commit).
  *	kill switch every operation as shadow: git primary, etcd mirrored
  *
  * Operations without a single ID (task_list, swarm_list, watch; or any op
@@ -95,6 +103,7 @@ typedef struct co_flags {
 	co_op_flags def;			/* `default` */
 	co_op_flags ops[CO_OP__COUNT];		/* valid where has_op[op] */
 	unsigned char has_op[CO_OP__COUNT];	/* listed under `operations` */
+	int mirror_sync; /* `mirror: sync`: git mirrored synchronously (default 0) */
 } co_flags;
 
 /* The decision for one operation (on one ID). */
@@ -105,7 +114,7 @@ typedef struct co_route {
 	int etcd_percent;    /* configured percent (0..100) */
 	co_side primary;     /* decides: CAS, reads served from it */
 	co_side secondary;   /* mirrors the primary's outcome, or CO_SIDE_NONE */
-	int secondary_async; /* 1 in etcd mode: the secondary is fed via the outbox */
+	int secondary_async; /* 1 where etcd decides and git is fed via the outbox */
 	int compare_reads;   /* 1 in shadow (and kill switch): read both, compare */
 	int kill_switch;     /* 1 if the kill switch forced this route */
 	int bucket;	     /* the ID's bucket 0..99, or -1 without an ID */

@@ -1045,9 +1045,23 @@ out:
 	free(mus);
 }
 
+/* CO_EUNAVAIL: the drain leaves store s alone while its breaker is open. */
+static int breaker_refusal(co_store *s)
+{
+	co_breaker_info bi;
+
+	co_store_breaker_get(&bi, s);
+	return co_error_set(CO_EUNAVAIL,
+			    "%s circuit %s: %s; its outbox entries wait for it to close "
+			    "(last error: %s)",
+			    co_store_name(s), co_breaker_state_name(bi.state), bi.why,
+			    bi.last_error);
+}
+
 static int drain_batch(co_router *r, const char *target, size_t *applied)
 {
 	co_outbox_list l = {0};
+	co_store *skipped = NULL;
 	char *done = NULL;
 	size_t i;
 	int error, first_error = 0, prev;
@@ -1057,12 +1071,14 @@ static int drain_batch(co_router *r, const char *target, size_t *applied)
 	 * due, earn no backoff and cost no write each round (its breaker's
 	 * closing makes them due again anyway), and the other store's entries
 	 * are not starved behind them. */
-	if (target == NULL && store_closed(r->git) != store_closed(r->etcd))
+	if (target == NULL && store_closed(r->git) != store_closed(r->etcd)) {
+		skipped = store_closed(r->git) ? r->etcd : r->git;
 		target = store_closed(r->git) ? "git" : "etcd";
-	if ((target == NULL && !store_closed(r->git)) ||
-	    (target && !store_closed(co_router_store(r, side_of(target)))))
-		return co_error_set(CO_EUNAVAIL, "outbox: %s behind an open circuit breaker",
-				    target ? target : "both stores");
+	}
+	if (target == NULL && !store_closed(r->git))
+		return breaker_refusal(r->etcd);
+	if (target && !store_closed(co_router_store(r, side_of(target))))
+		return breaker_refusal(co_router_store(r, side_of(target)));
 	if (fulfil_pending(r, CO_KIND_TASK, NULL) > 0)
 		fulfil_flush(r); /* records to copy, not intents to look up */
 	if ((error = co_outbox_next_batch(&l, r->st, target, 64, co_state_now_ms())) < 0)
@@ -1097,6 +1113,9 @@ static int drain_batch(co_router *r, const char *target, size_t *applied)
 	}
 	co_store_call_timeout(prev);
 	error = l.n > 0 && *applied == 0 ? first_error : 0;
+	/* nothing done, and a store was left out: say why it was */
+	if (error == 0 && *applied == 0 && skipped)
+		error = breaker_refusal(skipped);
 	free(done);
 	co_outbox_list_clear(&l);
 	return error;

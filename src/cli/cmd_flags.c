@@ -28,7 +28,8 @@
 
 #define U_SHOW "cutover flags show [--json]"
 #define U_SET                                                                            \
-	"cutover flags set OP|default MODE [--etcd-percent N] [--reason TEXT] [--force]"
+	"cutover flags set OP|default MODE [--etcd-percent N] [--reason TEXT] [--force]\n" \
+	"       cutover flags set mirror async|sync [--reason TEXT]"
 #define U_EXPLAIN "cutover flags explain OP ID [--json]"
 #define U_FLAGS "cutover flags show|set|explain ..."
 
@@ -53,6 +54,13 @@ static const char h_set[] =
     "above 0, or etcd), either way, only through shadow.\n"
     "A refusal exits 3 (conflict) and says why; --force overrides it, and the\n"
     "override is recorded in the audit trail with the change.\n\n"
+    "`flags set mirror async|sync` chooses how git follows where etcd decides (dual\n"
+    "for etcd's IDs, and etcd).  async (the default): the record goes to git through\n"
+    "the durable outbox, many records per commit, so a claim etcd decides is\n"
+    "acknowledged at etcd's speed and legacy readers polling git see it a little\n"
+    "later (milliseconds while serve drains).  sync: the write waits for its own git\n"
+    "commit before it is acknowledged, for legacy readers that must see every write\n"
+    "in git at once; every etcd-decided write then costs a git commit.\n\n"
     "  --etcd-percent N  share of IDs whose primary is etcd (dual only)\n"
     "  --reason TEXT     why, for the audit trail\n"
     "  --force           go ahead despite the go/no-go gate\n\n"
@@ -168,6 +176,44 @@ static int parse_percent(int *out, const char *s)
 	return 0;
 }
 
+/* `flags set mirror async|sync`: under the flags lock, audited. */
+static int set_mirror(const char *how, const char *percent_s, int force,
+		      const char *reason, co_cli *ctx)
+{
+	const co_config *c;
+	co_state *st = NULL;
+	co_flags from, to;
+	char what[256];
+	int error, lock = -1;
+
+	if (strcmp(how, "async") != 0 && strcmp(how, "sync") != 0)
+		return co_cli_usage_error(U_SET, "flags set mirror: \"%s\" is not async or "
+						 "sync", how);
+	if (percent_s || force)
+		return co_cli_usage_error(U_SET, "flags set mirror: takes no "
+						 "--etcd-percent or --force");
+	if ((error = co_cli_config(&c, ctx)) < 0 ||
+	    (error = lock = co_flags_lock(c->flags_path)) < 0 ||
+	    (error = load_flags(&from, NULL, ctx)) < 0)
+		goto done;
+	to = from;
+	to.mirror_sync = strcmp(how, "sync") == 0;
+	if (co_flags_equal(&from, &to)) {
+		printf("no change: mirror is already %s\n", how);
+		goto done;
+	}
+	if ((error = co_state_open(&st, c->state_dir)) < 0 ||
+	    (error = co_cli_flags_commit(ctx, st, "flags set", &from, &to, "", reason,
+					 0)) < 0)
+		goto done;
+	co_flags_diff(what, sizeof(what), &from, &to);
+	printf("%s\n", what);
+done:
+	co_flags_unlock(lock);
+	co_state_close(st);
+	return error;
+}
+
 static int flags_set(int argc, char **argv, co_cli *ctx)
 {
 	const char *percent_s = NULL, *reason = NULL, *pos[2];
@@ -190,6 +236,8 @@ static int flags_set(int argc, char **argv, co_cli *ctx)
 	if (n < 2)
 		return co_cli_usage_error(U_SET,
 					  "flags set: needs an operation and a mode");
+	if (strcmp(pos[0], "mirror") == 0)
+		return set_mirror(pos[1], percent_s, force, reason, ctx);
 	is_default = strcmp(pos[0], "default") == 0;
 	if (!is_default && co_op_parse(&op, pos[0]) < 0)
 		return co_cli_error_prefix(CO_EINVAL, "flags set");

@@ -551,15 +551,18 @@ int co_outbox_debt_of(co_outbox_debt *out, co_state *st, const char *kind, const
 		return error;
 	co_state__lock(st);
 	/* `target IN (...)` lets SQLite probe the key index once per store.
-	 * An intent is owed once it is older than the in-flight window. */
+	 * Young (in flight, not owed): an intent within the in-flight window;
+	 * a record the drain has not tried yet, within the same window (the
+	 * ordinary lag of an asynchronous mirror).  A record whose apply
+	 * failed (the drain is in backoff) is owed at once. */
 	if ((error = co_state__prepare(
 		 st, &s,
 		 "SELECT target, count(*),"
 		 " sum(young),"
 		 " min(CASE WHEN young THEN NULL ELSE created_at END)"
 		 " FROM (SELECT target, created_at,"
-		 "  (payload IS NOT NULL AND substr(payload, 1, ?4) = ?5"
-		 "   AND created_at > ?3 - ?6) AS young"
+		 "  (created_at > ?3 - ?6 AND (attempts = 0 OR (payload IS NOT NULL"
+		 "   AND substr(payload, 1, ?4) = ?5))) AS young"
 		 "  FROM outbox WHERE target IN ('git', 'etcd') AND kind = ?1"
 		 "  AND id = ?2)"
 		 " GROUP BY target")) < 0)

@@ -202,10 +202,13 @@ int co_outbox_is_intent(const co_outbox_entry *e);
 /*
  * What the outbox still owes for one record, as reconciliation and the
  * go/no-go gate see it.  A row that holds a record or a delete is an
- * acknowledged write owed to its store.  An intent younger than
- * CO_OUTBOX_IN_FLIGHT_MS is an operation in flight, not a debt; an older
- * one is owed (the write may have been acknowledged before its router
- * died).  `git_since` / `etcd_since` are the created_at of the oldest
+ * acknowledged write owed to its store: owed at once if applying it has
+ * failed (the drain is in backoff, its store down), owed once older than
+ * CO_OUTBOX_IN_FLIGHT_MS if no drain has tried it yet (before that it is
+ * the ordinary lag of an asynchronous mirror, as in dual and etcd).  An
+ * intent younger than CO_OUTBOX_IN_FLIGHT_MS is an operation in flight,
+ * not a debt; an older one is owed (the write may have been acknowledged
+ * before its router died).  `git_since` / `etcd_since` are the created_at of the oldest
  * owed row bound to that store, 0 when it is owed nothing.
  */
 typedef struct co_outbox_debt {

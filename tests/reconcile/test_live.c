@@ -203,6 +203,11 @@ static void live_under_dual_50_has_no_false_divergence(void **state)
 				    ? res->divergences.items[k]->etcd_value
 				    : "-");
 		assert_int_equal(res->divergences.n, 0);
+		if (strcmp(res->run.verdict, "pass") != 0)
+			fprintf(stderr, "run %d: %s, owed %lld (etcd %lld, git %lld), oldest %lld ms\n",
+				run, res->run.verdict, (long long)res->run.owed,
+				(long long)res->run.owed_etcd, (long long)res->run.owed_git,
+				(long long)res->run.owed_oldest_ms);
 		assert_string_equal(res->run.verdict, "pass");
 		assert_true(res->run.total >= TASKS);
 		co_reconcile_result_free(res);

@@ -924,6 +924,8 @@ static void a_divergence_beside_an_owed_write_still_fails(void **state)
 	etcdctl_del(e, "tasks", "T02"); /* a real divergence */
 	etcdctl_del(e, "tasks", "T03"); /* an operation in flight */
 	assert_int_equal(co_outbox_push(&seq, e->st, "etcd", "task", "T01", NULL), 0);
+	/* a drain tried it and failed: in backoff, owed */
+	assert_int_equal(co_outbox_fail(e->st, seq, "etcd down", 60000), 0);
 	assert_int_equal(co_outbox_push_intent(&seq, e->st, "etcd", "task", "T03",
 					       CO_OUTBOX_INTENT_PREFIX "other-router"),
 			 0);
@@ -964,6 +966,8 @@ static int64_t owe_etcd_a_newer_t01(env *e, co_record **out)
 	j = json_of(g, 0);
 	assert_int_equal(co_outbox_push(&seq, e->st, "etcd", "task", "T01", j), 0);
 	free(j);
+	/* the drain sat in backoff (etcd was down): owed, not lag */
+	assert_int_equal(co_outbox_fail(e->st, seq, "etcd down", 60000), 0);
 	*out = g;
 	return seq;
 }

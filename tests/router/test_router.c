@@ -988,7 +988,10 @@ static void etcd_mode_backlog_reaches_git_in_a_few_commits(void **state)
 
 /* ---- the router killed mid-load ---- */
 
-static void router_killed_mid_load_drains_after_restart(void **state)
+/* A router process SIGKILLed while it creates tasks at `stage`, between
+ * etcd's acks and the git batches that follow them: a restarted router
+ * brings git up to every acknowledged write. */
+static void killed_mid_load_drains_after_restart(const char *stage)
 {
 	int pipefd[2], acks = 0;
 	pid_t pid;
@@ -996,9 +999,9 @@ static void router_killed_mid_load_drains_after_restart(void **state)
 	FILE *in;
 	char line[128];
 
-	(void)state;
-	fx_open_on(&f, &etcd, "etcd", 0);
-	/* etcd mode: git is fed only through the outbox, so it fills up */
+	fx_open_on(&f, &etcd, stage, 0);
+	/* etcd decides (every ID in etcd, half in dual 50): git is fed through
+	 * the outbox, so it fills up */
 	assert_int_equal(pipe(pipefd), 0);
 	pid = fork();
 	if (pid == 0) {
@@ -1040,6 +1043,200 @@ static void router_killed_mid_load_drains_after_restart(void **state)
 		snprintf(id, sizeof(id), "crash-%d", i);
 		assert_int_equal(co_store_get(&g, f.git, CO_KIND_TASK, id), 0);
 		co_record_free(g);
+	}
+	assert_stores_equal(&f, CO_KIND_TASK);
+	fx_close(&f);
+}
+
+static void router_killed_mid_load_drains_after_restart(void **state)
+{
+	(void)state;
+	killed_mid_load_drains_after_restart("etcd");
+}
+
+static void router_killed_mid_load_in_dual_50_drains_after_restart(void **state)
+{
+	(void)state;
+	killed_mid_load_drains_after_restart("50");
+}
+
+/* ---- dual: git follows etcd's decisions through the outbox ---- */
+
+/* Whether git holds task id claimed by swarm. */
+static int git_has_claim(fx *f, const char *id, const char *swarm)
+{
+	co_record *g = NULL;
+	int yes;
+
+	if (co_store_get(&g, f->git, CO_KIND_TASK, id) < 0)
+		return 0;
+	yes = g->status == CO_STATUS_CLAIMED && g->owner && strcmp(g->owner, swarm) == 0;
+	co_record_free(g);
+	return yes;
+}
+
+/*
+ * dual 50, no drain running: a claim etcd decides is acknowledged before
+ * git has it (its record waits in the outbox), a claim git decides is in
+ * etcd at once; with `mirror: sync`, git has every claim when it is
+ * acknowledged.  A drain brings git up to etcd either way.
+ */
+static void dual_mirrors_git_through_the_outbox_unless_mirror_is_sync(void **state)
+{
+	int sync, i, etcd_decided = 0, in_git_at_ack = 0;
+	fx f;
+
+	(void)state;
+	for (sync = 0; sync < 2; sync++) {
+		fx_open_on(&f, &etcd, "50", 0);
+		if (sync) {
+			co_flags fl;
+
+			assert_int_equal(co_flags_load(&fl, f.flags_path), 0);
+			fl.mirror_sync = 1;
+			assert_int_equal(co_flags_save(&fl, f.flags_path), 0);
+			assert_int_equal(co_flags_watcher_reload(f.fw), 0);
+		}
+		etcd_decided = in_git_at_ack = 0;
+		for (i = 0; i < 40; i++) {
+			co_record *out = NULL, *e = NULL;
+			co_route rt;
+			char id[32];
+
+			snprintf(id, sizeof(id), "DA-%d", i);
+			create_task(&f, id);
+			assert_int_equal(co_router_claim(&out, f.r, id, "alice", 0), 0);
+			co_record_free(out);
+			assert_int_equal(co_router_route(&rt, f.r, CO_OP_TASK_CLAIM, id), 0);
+			/* the primary has it, whichever it is */
+			assert_int_equal(co_store_get(&e, f.etcd, CO_KIND_TASK, id), 0);
+			if (rt.primary == CO_SIDE_GIT) {
+				assert_string_equal(e->owner, "alice");
+				assert_true(git_has_claim(&f, id, "alice"));
+			} else {
+				etcd_decided++;
+				assert_string_equal(e->owner, "alice");
+				assert_int_equal(rt.secondary_async, !sync);
+				in_git_at_ack += git_has_claim(&f, id, "alice");
+			}
+			co_record_free(e);
+		}
+		assert_true(etcd_decided > 5);
+		if (sync)
+			assert_int_equal(in_git_at_ack, etcd_decided);
+		else
+			assert_true(in_git_at_ack < etcd_decided);
+		drain_all(&f);
+		for (i = 0; i < 40; i++) {
+			char id[32];
+
+			snprintf(id, sizeof(id), "DA-%d", i);
+			assert_true(git_has_claim(&f, id, "alice"));
+		}
+		assert_stores_equal(&f, CO_KIND_TASK);
+		fx_close(&f);
+	}
+}
+
+/* 32 threads claim one task for 32 swarms; how many won. */
+struct contender {
+	fx *f;
+	const char *id;
+	char swarm[32];
+	pthread_barrier_t *go;
+	int rc;
+};
+
+static void *contend_main(void *arg)
+{
+	struct contender *c = arg;
+	co_record *out = NULL;
+
+	pthread_barrier_wait(c->go);
+	c->rc = co_router_claim(&out, c->f->r, c->id, c->swarm, 0);
+	co_record_free(out);
+	return NULL;
+}
+
+/*
+ * dual 100: 1,000 claims decided by etcd, their git records still owed
+ * (the drain held back), then the kill switch.  git decides now; before it
+ * serves an owed ID it applies what that ID owes, so 32 swarms racing for
+ * each task all lose to the acknowledged owner, and no acknowledged write
+ * is lost.  Then the owner releases and exactly one of 32 racers wins.
+ */
+static void kill_switch_over_1000_owed_claims_serves_no_stale_git(void **state)
+{
+	enum { N = 1000, CHECK = 40, RACERS = 32 };
+	int64_t owed = 0;
+	int i, k;
+	fx f;
+
+	(void)state;
+	fx_open_on(&f, &etcd, "100", 0);
+	atomic_store(&co_router__hold_fulfils, 1);
+	for (i = 0; i < N; i++) {
+		co_record *out = NULL;
+		char id[32];
+
+		snprintf(id, sizeof(id), "OW-%d", i);
+		create_task(&f, id);
+		assert_int_equal(co_router_claim(&out, f.r, id, "alice", 0), 0);
+		co_record_free(out);
+	}
+	assert_int_equal(co_outbox_depth(&owed, f.st, "git"), 0);
+	print_message("git owed %lld entries (records held in memory: the rest)\n",
+		      (long long)owed);
+	assert_false(git_has_claim(&f, "OW-0", "alice"));
+	set_stage(&f, "100", 1); /* the kill switch: git decides from now */
+	atomic_store(&co_router__hold_fulfils, 0);
+	for (i = 0; i < CHECK; i++) {
+		struct contender c[RACERS];
+		pthread_t th[RACERS];
+		pthread_barrier_t go;
+		co_record *out = NULL;
+		char id[32];
+		int won = 0;
+
+		snprintf(id, sizeof(id), "OW-%d", i * (N / CHECK));
+		/* racers against the acknowledged owner: all lose */
+		pthread_barrier_init(&go, NULL, RACERS);
+		for (k = 0; k < RACERS; k++) {
+			c[k].f = &f;
+			c[k].id = id;
+			c[k].go = &go;
+			snprintf(c[k].swarm, sizeof(c[k].swarm), "racer-%d", k);
+			assert_int_equal(pthread_create(&th[k], NULL, contend_main, &c[k]), 0);
+		}
+		for (k = 0; k < RACERS; k++) {
+			pthread_join(th[k], NULL);
+			assert_int_equal(c[k].rc, CO_ECONFLICT);
+		}
+		pthread_barrier_destroy(&go);
+		assert_true(git_has_claim(&f, id, "alice"));
+		/* the owner lets go; then exactly one racer wins */
+		assert_int_equal(
+		    co_router_release(&out, f.r, id, "alice", CO_STATUS_AVAILABLE), 0);
+		co_record_free(out);
+		pthread_barrier_init(&go, NULL, RACERS);
+		for (k = 0; k < RACERS; k++)
+			assert_int_equal(pthread_create(&th[k], NULL, contend_main, &c[k]), 0);
+		for (k = 0; k < RACERS; k++) {
+			pthread_join(th[k], NULL);
+			won += c[k].rc == 0;
+			assert_true(c[k].rc == 0 || c[k].rc == CO_ECONFLICT);
+		}
+		pthread_barrier_destroy(&go);
+		assert_int_equal(won, 1);
+	}
+	/* every acknowledged claim is in git once the debt is drained */
+	drain_all(&f);
+	for (i = 0; i < N; i++) {
+		char id[32];
+
+		snprintf(id, sizeof(id), "OW-%d", i);
+		if (i % (N / CHECK) != 0)
+			assert_true(git_has_claim(&f, id, "alice"));
 	}
 	assert_stores_equal(&f, CO_KIND_TASK);
 	fx_close(&f);
@@ -1128,6 +1325,9 @@ int main(int argc, char **argv)
 		deferred_record_is_served_by_git_at_kill_switch_with_etcd_down),
 	    cmocka_unit_test(etcd_mode_backlog_reaches_git_in_a_few_commits),
 	    cmocka_unit_test(router_killed_mid_load_drains_after_restart),
+	    cmocka_unit_test(router_killed_mid_load_in_dual_50_drains_after_restart),
+	    cmocka_unit_test(dual_mirrors_git_through_the_outbox_unless_mirror_is_sync),
+	    cmocka_unit_test(kill_switch_over_1000_owed_claims_serves_no_stale_git),
 	    cmocka_unit_test(etcd_killed_in_dual_50_loses_no_acknowledged_write),
 	    cmocka_unit_test(chaos_flips_stages_and_kill_switch_without_double_claims),
 	};
