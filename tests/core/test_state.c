@@ -403,7 +403,8 @@ static void another_users_loose_file_is_warned_about_not_changed(void **state)
 	FILE *fp;
 
 	if (geteuid() != 0) {
-		/* Only root can make a file that belongs to someone else. */
+		fprintf(stderr, "[  SKIPPED ] not root: only root can make a file that "
+				"belongs to another user\n");
 		skip();
 		return;
 	}
