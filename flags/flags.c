@@ -1051,8 +1051,8 @@ int co_flags_lock_wait(const char *path, int wait_ms)
 		return error;
 	}
 	if (private_mode(fd) < 0) {
-		int error = co_error_set(CO_EIO, "%s: chmod 600: %s", lock_path,
-					 strerror(errno));
+		int error =
+		    co_error_set(CO_EIO, "%s: chmod 600: %s", lock_path, strerror(errno));
 
 		close(fd);
 		free(lock_path);

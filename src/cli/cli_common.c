@@ -83,8 +83,9 @@ static int usable(const char *what, const char *path, int mode)
  */
 static int prepare_state(const co_config *c)
 {
+	static const char *const db_files[] = {CO_STATE_DB_NAME, CO_STATE_DB_NAME "-wal",
+					       CO_STATE_DB_NAME "-shm"};
 	char warn[1024], path[4200], *fdir = NULL, *slash;
-	const char *files[4];
 	size_t i;
 	int error;
 
@@ -102,16 +103,13 @@ static int prepare_state(const co_config *c)
 	if ((error = co_state_mkdir(NULL, "flags dir", fdir)) < 0)
 		goto done;
 	if (access(fdir, W_OK | X_OK) < 0) {
-		error = co_error_set(CO_EINVAL,
-				     "flags dir %s: %s (cutover writes %s there)", fdir,
-				     strerror(errno), c->flags_path);
+		error =
+		    co_error_set(CO_EINVAL, "flags dir %s: %s (cutover writes %s there)",
+				 fdir, strerror(errno), c->flags_path);
 		goto done;
 	}
-	files[0] = CO_STATE_DB_NAME;
-	files[1] = CO_STATE_DB_NAME "-wal";
-	files[2] = CO_STATE_DB_NAME "-shm";
-	for (i = 0; i < 3; i++) {
-		snprintf(path, sizeof(path), "%s/%s", c->state_dir, files[i]);
+	for (i = 0; i < sizeof(db_files) / sizeof(db_files[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", c->state_dir, db_files[i]);
 		if ((error = co_state_file_private(warn, sizeof(warn), path)) < 0)
 			goto done;
 		warn_if(warn);

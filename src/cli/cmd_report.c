@@ -101,8 +101,7 @@ static int write_to_file(const char *path, const char *state_dir, co_report_form
 	 * private as the divergences it comes from (0600 whatever the umask);
 	 * elsewhere it is meant to be published and follows the umask. */
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, priv ? 0600 : 0666);
-	if (fd < 0 || (priv && fchmod(fd, 0600) < 0) ||
-	    (f = fdopen(fd, "w")) == NULL) {
+	if (fd < 0 || (priv && fchmod(fd, 0600) < 0) || (f = fdopen(fd, "w")) == NULL) {
 		error = co_error_set(CO_EIO, "%s: %s", tmp, strerror(errno));
 		if (fd >= 0) {
 			close(fd);

@@ -603,8 +603,9 @@ int co_state_mkdir(int *created, const char *what, const char *dir)
 			/* mkdir's mode goes through the umask: 0700 is meant
 			 * exactly (umask 0200 would leave a dir we cannot write). */
 			if (chmod(p, CO_STATE_DIR_MODE) < 0) {
-				error = co_error_set(path_code(errno), "%s %s: chmod %s: %s",
-						     what, dir, p, strerror(errno));
+				error =
+				    co_error_set(path_code(errno), "%s %s: chmod %s: %s",
+						 what, dir, p, strerror(errno));
 				goto done;
 			}
 		} else if (errno != EEXIST) {
@@ -654,8 +655,8 @@ int co_state_dir_prepare(char *warn, size_t warn_len, const char *dir)
 	 * fix: say so, change nothing.  One we created is 0700 already. */
 	if (!created && warn && warn_len && stat(dir, &sb) == 0 && (sb.st_mode & 077))
 		snprintf(warn, warn_len,
-			 "state dir %s is mode %04o; %s by other users; chmod 700 it", dir,
-			 (unsigned)(sb.st_mode & 07777),
+			 "state dir %s is mode %04o; %s by other users; chmod 700 it",
+			 dir, (unsigned)(sb.st_mode & 07777),
 			 (sb.st_mode & 044) ? "readable" : "open");
 	return 0;
 }
@@ -678,7 +679,8 @@ int co_state_file_private(char *warn, size_t warn_len, const char *path)
 			snprintf(warn, warn_len,
 				 "%s is mode %04o and owned by uid %u, not by this user; "
 				 "%s by other users; chmod 600 it",
-				 path, (unsigned)(sb.st_mode & 07777), (unsigned)sb.st_uid,
+				 path, (unsigned)(sb.st_mode & 07777),
+				 (unsigned)sb.st_uid,
 				 (sb.st_mode & 044) ? "readable" : "open");
 		return 0;
 	}

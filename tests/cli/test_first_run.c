@@ -4,13 +4,14 @@
  * An operator's first command of a migration used to fail on a state dir
  * nobody had created yet ("./.cutover/flags.yaml.lock: No such file or
  * directory", exit 2, as if a store were down).  Here each command shown
- * in README.md and in the runbooks (runbooks/<name>.md) runs against a state dir that does not
- * exist yet (nor does its parent), with a real etcd and a real bare git
- * repo: it must exit as the contract says for an empty system (0; 3 for a
- * stage change the go/no-go gate refuses before any reconciliation; 4 for
- * a record or run that does not exist yet), never 2, and never with "No
- * such file".  Everything it leaves in the state dir must be private (the
- * dir 0700, every file 0600), which the table checks under umask 000.
+ * in README.md and in the runbooks (runbooks/<name>.md) runs against a
+ * state dir that does not exist yet (nor does its parent), with a real
+ * etcd and a real bare git repo: it must exit as the contract says for an
+ * empty system (0; 3 for a stage change the go/no-go gate refuses before
+ * any reconciliation; 4 for a record or run that does not exist yet),
+ * never 2, and never with "No such file".  Everything it leaves in the
+ * state dir must be private (the dir 0700, every file 0600), which the
+ * table checks under umask 000.
  *
  * Then the modes under umask 022 and 000 of the files cutover keeps
  * (cutover.db with its -wal and -shm, held open by a running `watch`,
@@ -36,12 +37,12 @@
 enum { ON_NONE = 0, ON_STDOUT, ON_STDERR };
 
 typedef struct doc_cmd {
-	const char *doc;	 /* where the command is shown */
-	const char *args[12];	 /* after `cutover`; @OUT@, @BOARD@, @SWARMS@ expanded */
-	int want;		 /* exit status on an empty system */
-	const char *says;	 /* the message a nonzero exit must carry */
-	int ready_on;		 /* long-running: the stream that says it is up */
-	const char *ready;	 /* ... and what it says */
+	const char *doc;      /* where the command is shown */
+	const char *args[12]; /* after `cutover`; @OUT@, @BOARD@, @SWARMS@ expanded */
+	int want;	      /* exit status on an empty system */
+	const char *says;     /* the message a nonzero exit must carry */
+	int ready_on;	      /* long-running: the stream that says it is up */
+	const char *ready;    /* ... and what it says */
 } doc_cmd;
 
 /*
@@ -49,8 +50,10 @@ typedef struct doc_cmd {
  * concrete arguments where the docs show placeholders.  A command shown in
  * several docs is listed once, with every doc that shows it.  `cutover
  * demo` (README) is left out: it works in a temp dir of its own and never
- * reads the configured state dir (tests/cli/test_demo.c runs it).
+ * reads the configured state dir (tests/cli/test_demo.c runs it).  Laid
+ * out by hand: one command a line or two reads better than a field a line.
  */
+/* clang-format off */
 static const doc_cmd doc_cmds[] = {
     /* The first command of a migration: before any reconciliation the gate
      * refuses it, with a reason, as the runbook expects (reconcile first). */
@@ -134,6 +137,7 @@ static const doc_cmd doc_cmds[] = {
     {"README.md", {"serve", "--listen", "127.0.0.1:0"}, 0, NULL, ON_STDERR,
      "serving on"},
 };
+/* clang-format on */
 
 #define N_DOC_CMDS (sizeof(doc_cmds) / sizeof(doc_cmds[0]))
 
@@ -246,7 +250,8 @@ static int gather(gathered *g, int fds[2], int wait_ms)
 
 		if (fds[i] < 0 || !(p[i].revents & (POLLIN | POLLHUP | POLLERR)))
 			continue;
-		r = read(fds[i], g->buf[i] + g->len[i], sizeof(g->buf[i]) - 1 - g->len[i]);
+		r = read(fds[i], g->buf[i] + g->len[i],
+			 sizeof(g->buf[i]) - 1 - g->len[i]);
 		if (r <= 0) {
 			close(fds[i]);
 			fds[i] = -1;
@@ -360,8 +365,8 @@ static void every_documented_command_works_on_a_fresh_state_dir(void **state)
 			rc = fx_run_a(g_fx, &out, &err, argv);
 		}
 		if (rc == 2 || strstr(err, "No such file") != NULL)
-			fail_msg("`cutover %s` (%s) on a fresh state dir: exit %d: %s", what,
-				 c->doc, rc, err);
+			fail_msg("`cutover %s` (%s) on a fresh state dir: exit %d: %s",
+				 what, c->doc, rc, err);
 		if (rc != c->want)
 			fail_msg("`cutover %s` (%s): exit %d, wanted %d; stdout: %s "
 				 "stderr: %s",
@@ -370,8 +375,8 @@ static void every_documented_command_works_on_a_fresh_state_dir(void **state)
 			fail_msg("`cutover %s` (%s): exit %d without \"%s\": %s", what,
 				 c->doc, rc, c->says, err);
 		if (strstr(err, "warning: state dir") != NULL)
-			fail_msg("`cutover %s`: warned about the dir it created: %s", what,
-				 err);
+			fail_msg("`cutover %s`: warned about the dir it created: %s",
+				 what, err);
 		/* It made the state dir (every command that reads the
 		 * configuration does), and all in it is private. */
 		if (mode_of(st) != CO_STATE_DIR_MODE)
@@ -513,8 +518,8 @@ static void existing_0755_state_dir_is_warned_about_and_left_alone(void **state)
 	mode_t old = umask(022);
 
 	use_fresh_state(f, st, sizeof(st));
-	assert_int_equal(co_test_sh(NULL, NULL, "mkdir -p '%s' && chmod 755 '%s'", st, st),
-			 0);
+	assert_int_equal(
+	    co_test_sh(NULL, NULL, "mkdir -p '%s' && chmod 755 '%s'", st, st), 0);
 	assert_int_equal(fx_run(f, NULL, &err, "stage", "shadow", "--force"), 0);
 	snprintf(want, sizeof(want),
 		 "cutover: warning: state dir %s is mode 0755; readable by other users; "
@@ -575,8 +580,9 @@ static void expect_bad_path(fx *f, const char *path, const char *reason)
 
 		if (rc != 1 || strstr(err, path) == NULL || strstr(err, reason) == NULL)
 			fail_msg("`%s %s`: exit %d, wanted 1 naming %s (%s): %s",
-				 bad_path_cmds[i][0], bad_path_cmds[i][1] ? bad_path_cmds[i][1] : "",
-				 rc, path, reason, err);
+				 bad_path_cmds[i][0],
+				 bad_path_cmds[i][1] ? bad_path_cmds[i][1] : "", rc, path,
+				 reason, err);
 		free(err);
 	}
 }
@@ -630,8 +636,9 @@ int main(void)
 					    fx_test_setup, fx_test_teardown),
 	    cmocka_unit_test_setup_teardown(state_files_are_private_under_umask_000,
 					    fx_test_setup, fx_test_teardown),
-	    cmocka_unit_test_setup_teardown(flags_file_elsewhere_gets_its_dir_made_private,
-					    fx_test_setup, fx_test_teardown),
+	    cmocka_unit_test_setup_teardown(
+		flags_file_elsewhere_gets_its_dir_made_private, fx_test_setup,
+		fx_test_teardown),
 	    cmocka_unit_test_setup_teardown(
 		existing_0755_state_dir_is_warned_about_and_left_alone, fx_test_setup,
 		fx_test_teardown),

@@ -551,7 +551,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(missing_state_dir_is_created_with_mode_0700,
 					    setup, teardown),
 	    cmocka_unit_test_setup_teardown(
-		state_dir_is_0700_and_db_wal_shm_0600_whatever_the_umask, setup, teardown),
+		state_dir_is_0700_and_db_wal_shm_0600_whatever_the_umask, setup,
+		teardown),
 	    cmocka_unit_test_setup_teardown(
 		loose_database_files_of_ours_are_tightened_on_open, setup, teardown),
 	    cmocka_unit_test_setup_teardown(

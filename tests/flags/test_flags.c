@@ -865,8 +865,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(
 		locked_read_modify_writes_from_many_processes_lose_nothing, setup_dir,
 		teardown_dir),
-	    cmocka_unit_test_setup_teardown(lock_and_saved_file_are_0600_whatever_the_umask,
-					    setup_dir, teardown_dir),
+	    cmocka_unit_test_setup_teardown(
+		lock_and_saved_file_are_0600_whatever_the_umask, setup_dir, teardown_dir),
 	    cmocka_unit_test_setup_teardown(lock_of_a_dead_holder_is_free, setup_dir,
 					    teardown_dir),
 	    cmocka_unit_test_setup_teardown(
