@@ -1016,6 +1016,23 @@ static int fsync_dir_of(const char *path)
 	return error;
 }
 
+/*
+ * The lock file is private as the flags file is: 0600 exactly, past the
+ * umask (which could have left it 0400, a lock nobody can reopen), and an
+ * older looser one of ours is tightened.  Someone else's is left alone:
+ * the CLI warns about it at start.
+ */
+static int private_mode(int fd)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) < 0)
+		return -1;
+	if (st.st_uid != geteuid() || (st.st_mode & 07777) == 0600)
+		return 0;
+	return fchmod(fd, 0600);
+}
+
 /* "pid 4242 (cutover) since 2026-11-23T17:59:02Z": who holds the lock. */
 static void note_holder(int fd)
 {
@@ -1058,13 +1075,21 @@ int co_flags_lock_wait(const char *path, int wait_ms)
 
 	if (path == NULL || *path == '\0')
 		return co_error_set(CO_EINVAL, "flags: no file to lock");
-	if ((lock_path = malloc(strlen(path) + sizeof(".lock"))) == NULL)
+	if ((lock_path = malloc(strlen(path) + sizeof(CO_FLAGS_LOCK_SUFFIX))) == NULL)
 		return co_error_set(CO_ENOMEM, "out of memory");
-	sprintf(lock_path, "%s.lock", path);
+	sprintf(lock_path, "%s" CO_FLAGS_LOCK_SUFFIX, path);
 	fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (fd < 0) {
 		int error = co_error_set(CO_EIO, "%s: %s", lock_path, strerror(errno));
 
+		free(lock_path);
+		return error;
+	}
+	if (private_mode(fd) < 0) {
+		int error =
+		    co_error_set(CO_EIO, "%s: chmod 600: %s", lock_path, strerror(errno));
+
+		close(fd);
 		free(lock_path);
 		return error;
 	}
@@ -1102,7 +1127,7 @@ int co_flags_lock_holder(char *buf, size_t len, const char *path)
 	buf[0] = '\0';
 	if (path == NULL || *path == '\0')
 		return co_error_set(CO_EINVAL, "flags: no file to look at");
-	snprintf(lock_path, sizeof(lock_path), "%s.lock", path);
+	snprintf(lock_path, sizeof(lock_path), "%s" CO_FLAGS_LOCK_SUFFIX, path);
 	if ((fd = open(lock_path, O_RDONLY | O_CLOEXEC)) < 0) {
 		if (errno == ENOENT)
 			return 0; /* never locked */

@@ -202,7 +202,8 @@ int co_flags_save_kill(co_flags *to, const co_flags *from, const char *path);
 /*
  * Writers of one flags file take turns.  co_flags_lock() takes an exclusive
  * lock (flock) on PATH.lock, created with mode 0600 beside the file (PATH
- * itself is replaced by every save, so it cannot carry the lock), waiting
+ * itself is replaced by every save, so it cannot carry the lock; a lock
+ * file of this user's with another mode is fchmod'ed to 0600), waiting
  * up to CO_FLAGS_LOCK_WAIT_MS.  Hold it from the load to the save of a
  * read-modify-write: then two writers (an operator's `cutover stage`, the
  * reconciler pulling the kill switch, the admin API) never lose each
@@ -212,6 +213,8 @@ int co_flags_save_kill(co_flags *to, const co_flags *from, const char *path);
  * opened (the message names it).  The lock is released if the holder dies.
  */
 #define CO_FLAGS_LOCK_WAIT_MS 10000
+/* The lock file is PATH followed by this. */
+#define CO_FLAGS_LOCK_SUFFIX ".lock"
 int co_flags_lock(const char *path);
 
 /*

@@ -50,7 +50,15 @@ void co_cli_cleanup(co_cli *ctx);
 
 /*
  * The configuration, loaded once from ctx->config_path and the environment.
- * The pointer is owned by ctx.  CO_EINVAL ("FILE:LINE: key ...") or CO_EIO.
+ * The pointer is owned by ctx.  Every command asks for it before it uses
+ * the state dir or the flags file, so this is also where both are made
+ * ready, once (first run): the state dir and the flags file's directory
+ * are created (0700, parents too) and checked writable, cutover's existing
+ * files there are made 0600 (co_state_file_private), and a state dir open
+ * to other users or another user's loose file gets a one-line warning on
+ * stderr.  CO_EINVAL ("FILE:LINE: key ...", or a path that cannot be used,
+ * naming it and why: "state dir /x: Permission denied"), CO_EIO (a failing
+ * disk), CO_ENOMEM.
  */
 int co_cli_config(const co_config **out, co_cli *ctx);
 

@@ -17,6 +17,10 @@
  * (co_cli_gate), so that `flags set`, `stage`, `rollback` and `resume`
  * cannot differ in what they record.
  *
+ * The configuration is loaded in one place (co_cli_config), which is also
+ * where a first run creates the state dir and a loose state dir is warned
+ * about, so that no command depends on another having run before it.
+ *
  * Nothing here decides anything about records: the store does, and this
  * module only reports.  It also never calls exit(): main() does.
  */
@@ -48,46 +52,97 @@ void co_cli_cleanup(co_cli *ctx)
 	ctx->config = NULL;
 }
 
-int co_cli_config(const co_config **out, co_cli *ctx)
+/* Print a warning the state module wrote into `warn`, if any. */
+static void warn_if(const char *warn)
 {
+	if (warn[0])
+		fprintf(stderr, "cutover: warning: %s\n", warn);
+}
+
+/* CO_EINVAL naming `what` and `path` unless `path` is missing or allows `mode`. */
+static int usable(const char *what, const char *path, int mode)
+{
+	if (access(path, F_OK) < 0 || access(path, mode) == 0)
+		return 0;
+	return co_error_set(CO_EINVAL, "%s %s: %s", what, path, strerror(errno));
+}
+
+/*
+ * First run: the one place where a command's state dir and flags file are
+ * made ready, once per process, before anything touches them (issue 22:
+ * `cutover stage shadow` on a fresh host failed on the flags lock because
+ * only the state database created the directory).  The state dir is
+ * created 0700 with its parents, and must be a directory this user can
+ * write; the flags file's directory likewise (it is the state dir unless
+ * CUTOVER_FLAGS says otherwise, and every router process must be able to
+ * pull the kill switch there).  Existing files of ours are made 0600;
+ * other users' loose ones and a state dir open to others are warned
+ * about.  A path that cannot work is exit 1 naming it.  Nothing else is
+ * created here: the database appears when a command first opens it, the
+ * flags file and its lock when one first changes the flags.
+ */
+static int prepare_state(const co_config *c)
+{
+	static const char *const db_files[] = {CO_STATE_DB_NAME, CO_STATE_DB_NAME "-wal",
+					       CO_STATE_DB_NAME "-shm"};
+	char warn[1024], path[4200], *fdir = NULL, *slash;
+	size_t i;
 	int error;
 
-	if (ctx->config == NULL &&
-	    (error = co_config_load(&ctx->config, ctx->config_path)) < 0)
+	if ((error = co_state_dir_prepare(warn, sizeof(warn), c->state_dir)) < 0)
 		return error;
-	*out = ctx->config;
-	return 0;
-}
-
-/* A repository given as a URL (or scp-like user@host:path), not a path. */
-static int repo_is_url(const char *repo)
-{
-	const char *colon = strchr(repo, ':');
-	const char *slash = strchr(repo, '/');
-
-	if (strstr(repo, "://") != NULL)
-		return 1;
-	return colon != NULL && (slash == NULL || colon < slash);
-}
-
-/* mkdir -p for the state directory (only needed for a URL's mirror). */
-static int mkdir_p(const char *path)
-{
-	char buf[4096];
-	size_t i, len = strlen(path);
-
-	if (len == 0 || len >= sizeof(buf))
-		return co_error_set(CO_EINVAL, "state dir \"%s\": bad path", path);
-	memcpy(buf, path, len + 1);
-	for (i = 1; i <= len; i++) {
-		if (buf[i] != '/' && buf[i] != '\0')
-			continue;
-		buf[i] = '\0';
-		if (mkdir(buf, 0777) < 0 && errno != EEXIST)
-			return co_error_set(CO_EIO, "state dir %s: %s", buf,
-					    strerror(errno));
-		buf[i] = i < len ? '/' : '\0';
+	warn_if(warn);
+	if ((fdir = strdup(c->flags_path)) == NULL)
+		return co_error_set(CO_ENOMEM, "out of memory");
+	if ((slash = strrchr(fdir, '/')) != NULL && slash != fdir)
+		*slash = '\0';
+	else if (slash == fdir)
+		fdir[1] = '\0';
+	else
+		snprintf(fdir, strlen(fdir) + 1, ".");
+	if ((error = co_state_mkdir(NULL, "flags dir", fdir)) < 0)
+		goto done;
+	if (access(fdir, W_OK | X_OK) < 0) {
+		error =
+		    co_error_set(CO_EINVAL, "flags dir %s: %s (cutover writes %s there)",
+				 fdir, strerror(errno), c->flags_path);
+		goto done;
 	}
+	for (i = 0; i < sizeof(db_files) / sizeof(db_files[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", c->state_dir, db_files[i]);
+		if ((error = co_state_file_private(warn, sizeof(warn), path)) < 0)
+			goto done;
+		warn_if(warn);
+	}
+	if ((error = co_state_file_private(warn, sizeof(warn), c->flags_path)) < 0 ||
+	    (error = usable("flags file", c->flags_path, R_OK)) < 0)
+		goto done;
+	warn_if(warn);
+	snprintf(path, sizeof(path), "%s" CO_FLAGS_LOCK_SUFFIX, c->flags_path);
+	if ((error = co_state_file_private(warn, sizeof(warn), path)) < 0 ||
+	    (error = usable("flags lock", path, R_OK | W_OK)) < 0)
+		goto done;
+	warn_if(warn);
+done:
+	free(fdir);
+	return error;
+}
+
+int co_cli_config(const co_config **out, co_cli *ctx)
+{
+	co_config *c = NULL;
+	int error;
+
+	if (ctx->config == NULL) {
+		if ((error = co_config_load(&c, ctx->config_path)) < 0)
+			return error;
+		if ((error = prepare_state(c)) < 0) {
+			co_config_free(c);
+			return error;
+		}
+		ctx->config = c;
+	}
+	*out = ctx->config;
 	return 0;
 }
 
@@ -113,15 +168,14 @@ static int open_git(co_store **out, const co_config *c)
 {
 	co_git_opts o = CO_GIT_OPTS_INIT;
 	char cache[4096];
-	int error;
 
 	if (c->git_repo == NULL)
 		return co_error_set(CO_EINVAL,
 				    "no git repository configured: set "
 				    "CUTOVER_GIT_REPO or git.repo in cutover.yaml");
+	/* A URL's local mirror lives in the state dir, which co_cli_config()
+	 * has made ready. */
 	snprintf(cache, sizeof(cache), "%s/git-cache", c->state_dir);
-	if (repo_is_url(c->git_repo) && (error = mkdir_p(c->state_dir)) < 0)
-		return error;
 	o.repo = c->git_repo;
 	o.branch = c->git_branch;
 	o.cache_dir = cache;

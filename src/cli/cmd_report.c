@@ -7,6 +7,7 @@
  * chart.  It touches neither store, so a report can be made while they are
  * down.  With -o FILE the report is written to FILE.tmp and renamed, so a
  * reader (a web server publishing the page) never sees half a report.
+ * A report written into the state dir is 0600, as the state is.
  */
 #include "cli.h"
 
@@ -16,9 +17,11 @@
 #include "reconcile/report.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define U_REPORT                                                                         \
@@ -66,19 +69,46 @@ static int parse_count(int64_t *out, const char *what, const char *s)
 	return 0;
 }
 
-static int write_to_file(const char *path, co_report_format fmt, const co_run *run,
-			 const co_divergence_list *divs, const co_run_list *hist,
-			 double threshold)
+/* 1 if `path` would land in the directory `dir` (same inode), else 0. */
+static int lands_in(const char *path, const char *dir)
+{
+	char parent[4096];
+	struct stat a, b;
+	const char *slash = strrchr(path, '/');
+
+	if (slash == NULL)
+		snprintf(parent, sizeof(parent), ".");
+	else if (slash == path)
+		snprintf(parent, sizeof(parent), "/");
+	else
+		snprintf(parent, sizeof(parent), "%.*s", (int)(slash - path), path);
+	return stat(parent, &a) == 0 && stat(dir, &b) == 0 && a.st_dev == b.st_dev &&
+	       a.st_ino == b.st_ino;
+}
+
+static int write_to_file(const char *path, const char *state_dir, co_report_format fmt,
+			 const co_run *run, const co_divergence_list *divs,
+			 const co_run_list *hist, double threshold)
 {
 	char tmp[4096];
 	FILE *f;
-	int error;
+	int error, fd, priv = lands_in(path, state_dir);
 
 	if (snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid()) >=
 	    (int)sizeof(tmp))
 		return co_error_set(CO_EINVAL, "-o: path too long");
-	if ((f = fopen(tmp, "w")) == NULL)
-		return co_error_set(CO_EIO, "%s: %s", tmp, strerror(errno));
+	/* A report shows both stores' values: in the state dir it is as
+	 * private as the divergences it comes from (0600 whatever the umask);
+	 * elsewhere it is meant to be published and follows the umask. */
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, priv ? 0600 : 0666);
+	if (fd < 0 || (priv && fchmod(fd, 0600) < 0) || (f = fdopen(fd, "w")) == NULL) {
+		error = co_error_set(CO_EIO, "%s: %s", tmp, strerror(errno));
+		if (fd >= 0) {
+			close(fd);
+			unlink(tmp);
+		}
+		return error;
+	}
 	error = co_report_write(f, fmt, run, divs, hist, threshold);
 	if (fclose(f) != 0 && error == 0)
 		error = co_error_set(CO_EIO, "%s: %s", tmp, strerror(errno));
@@ -146,7 +176,7 @@ int co_cli_report(int argc, char **argv, co_cli *ctx)
 	    (error = co_runs_list(&hist, st, (size_t)n_hist)) < 0)
 		goto done;
 	if (output)
-		error = write_to_file(output, fmt, run, &divs, &hist,
+		error = write_to_file(output, c->state_dir, fmt, run, &divs, &hist,
 				      c->reconcile_min_consistency);
 	else
 		error = co_report_write(stdout, fmt, run, &divs, &hist,

@@ -123,15 +123,18 @@ int co_cli_serve(int argc, char **argv, co_cli *ctx)
 			co_error_last());
 		co_error_clear();
 	}
-	if ((error = co_cli_open_router(&cr, ctx)) < 0 ||
-	    (error = reopen_with_drain(cr, c)) < 0)
-		goto done;
-
+	/* Blocked before any thread starts (the router's drain and syncer,
+	 * the flags watcher, the server's): threads inherit the mask, and a
+	 * SIGTERM delivered to one that had not blocked it killed the
+	 * process with the default action, skipping the final drain. */
 	sigemptyset(&set);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGTERM);
 	pthread_sigmask(SIG_BLOCK, &set, &old);
 	masked = 1;
+	if ((error = co_cli_open_router(&cr, ctx)) < 0 ||
+	    (error = reopen_with_drain(cr, c)) < 0)
+		goto done;
 
 	g.ctx = ctx;
 	g.state = cr->state;

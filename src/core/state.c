@@ -19,6 +19,15 @@
  * the write lock.  There are no backward migrations: a database newer than
  * the binary is refused rather than guessed at.
  *
+ * The state is private: the outbox, the audit trails and the divergences
+ * hold every record's content.  The directory is created 0700 and the
+ * database (hence its -wal and -shm, which SQLite creates with the main
+ * file's mode) 0600, whatever the umask; a directory that already existed
+ * is the operator's and is only reported (co_state_dir_prepare's warning),
+ * files of ours that are looser are tightened.  A path that cannot be a
+ * state dir is the operator's input (CO_EINVAL, exit 1), not a store that
+ * is down.
+ *
  * This file also holds the small checkpoint table, which is too small to be a
  * module of its own.  The outbox, the audit logs and the runs live in
  * outbox.c, audit.c and runs.c on the helpers of state_internal.h.
@@ -595,23 +604,71 @@ fail:
 
 /* ---- open / close ---- */
 
-/* mkdir -p with mode 0700 for what is created; existing dirs are left alone. */
-static int make_dir(const char *dir)
+/*
+ * What an errno from creating or opening a configured path says: the path
+ * cannot work as given (the operator's input: exit 1, never "store
+ * unavailable") or the disk failed under a path that could (CO_EIO).
+ * Permission denied counts as input: the operator chose the path or the
+ * user cutover runs as, and only the operator can fix either.
+ */
+static int path_code(int e)
+{
+	switch (e) {
+	case EACCES:
+	case EPERM:
+	case EROFS:
+	case ENOTDIR:
+	case EEXIST:
+	case EISDIR:
+	case ELOOP:
+	case ENAMETOOLONG:
+	case ENOENT:
+		return CO_EINVAL;
+	case ENOMEM:
+		return CO_ENOMEM;
+	default:
+		return CO_EIO;
+	}
+}
+
+int co_state_mkdir(int *created, const char *what, const char *dir)
 {
 	char *p = NULL, *s, saved;
 	struct stat sb;
-	int error = 0;
+	int error = 0, made = 0;
 
+	if (created)
+		*created = 0;
+	if (dir == NULL || dir[0] == '\0')
+		return co_error_set(CO_EINVAL, "%s: empty path", what);
 	if ((p = strdup(dir)) == NULL)
-		return co_error_set(CO_ENOMEM, "state dir %s: out of memory", dir);
+		return co_error_set(CO_ENOMEM, "%s %s: out of memory", what, dir);
 	for (s = p + 1;; s++) {
 		if (*s != '/' && *s != '\0')
 			continue;
+		if (*s == '/' && (s[1] == '/' || s[1] == '\0'))
+			continue; /* "a//b", "a/": one component */
 		saved = *s;
 		*s = '\0';
-		if (mkdir(p, 0700) < 0 && errno != EEXIST) {
-			error = co_error_set(CO_EIO, "state dir %s: cannot create %s: %s",
-					     dir, p, strerror(errno));
+		made = 0;
+		if (mkdir(p, CO_STATE_DIR_MODE) == 0) {
+			made = 1;
+			/* mkdir's mode goes through the umask: 0700 is meant
+			 * exactly (umask 0200 would leave a dir we cannot write). */
+			if (chmod(p, CO_STATE_DIR_MODE) < 0) {
+				error =
+				    co_error_set(path_code(errno), "%s %s: chmod %s: %s",
+						 what, dir, p, strerror(errno));
+				goto done;
+			}
+		} else if (errno != EEXIST) {
+			if (saved == '\0')
+				error = co_error_set(path_code(errno), "%s %s: %s", what,
+						     dir, strerror(errno));
+			else
+				error = co_error_set(path_code(errno),
+						     "%s %s: cannot create %s: %s", what,
+						     dir, p, strerror(errno));
 			goto done;
 		}
 		*s = saved;
@@ -619,21 +676,95 @@ static int make_dir(const char *dir)
 			break;
 	}
 	if (stat(dir, &sb) < 0) {
-		error = co_error_set(CO_EIO, "state dir %s: %s", dir, strerror(errno));
-		goto done;
-	}
-	if (!S_ISDIR(sb.st_mode)) {
-		error = co_error_set(CO_EIO, "state dir %s: not a directory", dir);
-		goto done;
-	}
-	if (access(dir, W_OK | X_OK) < 0) {
-		error = co_error_set(CO_EIO, "state dir %s: not writable: %s", dir,
+		error = co_error_set(path_code(errno), "%s %s: %s", what, dir,
 				     strerror(errno));
 		goto done;
 	}
+	if (!S_ISDIR(sb.st_mode)) {
+		error = co_error_set(CO_EINVAL, "%s %s: not a directory", what, dir);
+		goto done;
+	}
+	if (created)
+		*created = made;
 done:
 	free(p);
 	return error;
+}
+
+int co_state_dir_prepare(char *warn, size_t warn_len, const char *dir)
+{
+	struct stat sb;
+	int created, error;
+
+	if (warn && warn_len)
+		warn[0] = '\0';
+	if ((error = co_state_mkdir(&created, "state dir", dir)) < 0)
+		return error;
+	/* SQLite needs to create its -wal and -shm beside the database. */
+	if (access(dir, W_OK | X_OK) < 0)
+		return co_error_set(path_code(errno), "state dir %s: %s", dir,
+				    strerror(errno));
+	/* The operator's directory (or systemd's StateDirectory=) is theirs to
+	 * fix: say so, change nothing.  One we created is 0700 already. */
+	if (!created && warn && warn_len && stat(dir, &sb) == 0 && (sb.st_mode & 077))
+		snprintf(warn, warn_len,
+			 "state dir %s is mode %04o; %s by other users; chmod 700 it",
+			 dir, (unsigned)(sb.st_mode & 07777),
+			 (sb.st_mode & 044) ? "readable" : "open");
+	return 0;
+}
+
+int co_state_file_private(char *warn, size_t warn_len, const char *path)
+{
+	struct stat sb;
+
+	if (warn && warn_len)
+		warn[0] = '\0';
+	if (lstat(path, &sb) < 0) {
+		if (errno == ENOENT)
+			return 0;
+		return co_error_set(path_code(errno), "%s: %s", path, strerror(errno));
+	}
+	if (!S_ISREG(sb.st_mode) || (sb.st_mode & 07777) == CO_STATE_FILE_MODE)
+		return 0;
+	if (sb.st_uid != geteuid()) {
+		if ((sb.st_mode & 077) && warn && warn_len)
+			snprintf(warn, warn_len,
+				 "%s is mode %04o and owned by uid %u, not by this user; "
+				 "%s by other users; chmod 600 it",
+				 path, (unsigned)(sb.st_mode & 07777),
+				 (unsigned)sb.st_uid,
+				 (sb.st_mode & 044) ? "readable" : "open");
+		return 0;
+	}
+	/*
+	 * By path, not through a descriptor: a descriptor opened and closed
+	 * here would release every POSIX lock this process's SQLite
+	 * connections hold on the file (sqlite.org/howtocorrupt.html, 2.2).
+	 * The path was lstat'ed as a regular file of ours in a directory
+	 * only we can write (0700), so nothing can swap it meanwhile.
+	 */
+	if (chmod(path, CO_STATE_FILE_MODE) < 0 && errno != ENOENT)
+		return co_error_set(path_code(errno), "%s: chmod 600: %s", path,
+				    strerror(errno));
+	return 0;
+}
+
+/* The database file and, when they exist, its -wal and -shm: ours are
+ * made private; the warnings are the CLI's to print, at start. */
+static int db_files_private(const char *path)
+{
+	static const char *const suffix[] = {"", "-wal", "-shm"};
+	char buf[4200];
+	size_t i;
+	int error;
+
+	for (i = 0; i < sizeof(suffix) / sizeof(suffix[0]); i++) {
+		snprintf(buf, sizeof(buf), "%s%s", path, suffix[i]);
+		if ((error = co_state_file_private(NULL, 0, buf)) < 0)
+			return error;
+	}
+	return 0;
 }
 
 /* Switch to WAL and check that it took: on a filesystem without shared
@@ -666,7 +797,7 @@ int co_state_open(co_state **out, const char *state_dir)
 
 	if (state_dir == NULL || state_dir[0] == '\0')
 		return co_error_set(CO_EINVAL, "state dir: empty path");
-	if ((error = make_dir(state_dir)) < 0)
+	if ((error = co_state_dir_prepare(NULL, 0, state_dir)) < 0)
 		return error;
 
 	if ((st = calloc(1, sizeof(*st))) == NULL)
@@ -686,6 +817,13 @@ int co_state_open(co_state **out, const char *state_dir)
 	}
 	snprintf(st->path, len, "%s/%s", state_dir, CO_STATE_DB_NAME);
 
+	/* SQLite would open a database it may not write read-only, and fail
+	 * later as an I/O error: say what is wrong with the file instead. */
+	if (access(st->path, F_OK) == 0 && access(st->path, R_OK | W_OK) < 0) {
+		error = co_error_set(path_code(errno), "state %s: %s", st->path,
+				     strerror(errno));
+		goto done;
+	}
 	rc = sqlite3_open_v2(
 	    st->path, &st->db,
 	    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
@@ -694,6 +832,17 @@ int co_state_open(co_state **out, const char *state_dir)
 		goto done;
 	}
 	sqlite3_extended_result_codes(st->db, 1);
+	/*
+	 * SQLite creates a new database with 0644 less the umask, and gives
+	 * the -wal and -shm it creates later the main file's mode exactly
+	 * (its unix VFS fchmods them to it).  So the file is made 0600 here,
+	 * before this connection's first read can create either; as every
+	 * cutover connection does the same, whichever creates a -wal or -shm
+	 * finds the database 0600 already.  Existing ones left loose by an
+	 * older cutover (or by hand) are tightened too.
+	 */
+	if ((error = db_files_private(st->path)) < 0)
+		goto done;
 	st->busy_seed = (unsigned int)getpid() ^ (unsigned int)(uintptr_t)st ^
 			(unsigned int)mono_ms();
 	sqlite3_busy_handler(st->db, busy_wait, st);

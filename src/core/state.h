@@ -24,6 +24,7 @@
 #ifndef CO_STATE_H
 #define CO_STATE_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 /* The schema version this build creates and understands. */
@@ -35,18 +36,74 @@
 /* File name of the database inside the state directory. */
 #define CO_STATE_DB_NAME "cutover.db"
 
+/*
+ * The state directory and every file cutover creates in it are private:
+ * the outbox, the audit trails and the divergences hold every record's
+ * content.  Modes are set exactly (chmod after creation), whatever the
+ * umask.
+ */
+#define CO_STATE_DIR_MODE 0700
+#define CO_STATE_FILE_MODE 0600
+
 typedef struct co_state co_state;
 
 /*
- * Open (creating if needed) <state_dir>/cutover.db.  The directory and any
- * missing parents are created with mode 0700.  The schema is created or
- * migrated to CO_STATE_SCHEMA_VERSION.
+ * Create `dir` and any missing parents, each with mode CO_STATE_DIR_MODE
+ * exactly (whatever the umask).  A directory that exists is left as it is.
+ * *created (may be NULL) is set to 1 if `dir` itself was created by this
+ * call, else 0.  `what` names the directory in messages ("state dir").
  *
- * Errors: CO_EINVAL (NULL or empty state_dir); CO_EIO naming the path when
- * the directory cannot be created or written, the file is not a database,
- * or its schema is newer than this build; CO_EUNAVAIL when another process
- * holds the write lock longer than CO_STATE_BUSY_TIMEOUT_MS during
- * migration; CO_ENOMEM.  *out is owned by the caller (co_state_close).
+ * Errors, each naming `what`, the path and the reason ("state dir
+ * /x/.cutover: cannot create /x: Permission denied"): CO_EINVAL when the
+ * path cannot be a directory of ours (empty, a component or the path
+ * itself is not a directory, permission denied, read-only file system,
+ * name too long: the operator's input); CO_EIO for a failing disk (no
+ * space, I/O error); CO_ENOMEM.  Thread-safe (concurrent creators agree).
+ */
+int co_state_mkdir(int *created, const char *what, const char *dir);
+
+/*
+ * Make `dir` ready to hold cutover's state: co_state_mkdir(), then check
+ * that it is a directory this process can write into.  Never changes the
+ * mode of a directory that existed: if it is open to group or other users,
+ * `warn` (warn_len bytes; may be NULL) receives a one-line warning without
+ * a trailing newline ("state dir /x is mode 0755; readable by other users;
+ * chmod 700 it"), else "".  Errors as co_state_mkdir(); CO_EINVAL "state
+ * dir /x: Permission denied" when it cannot be written.  Thread-safe.
+ */
+int co_state_dir_prepare(char *warn, size_t warn_len, const char *dir);
+
+/*
+ * Make the file at `path`, if it exists, private: a regular file owned by
+ * this user with any group/other permission is chmod'ed to
+ * CO_STATE_FILE_MODE; one owned by another user gets a warning in `warn`
+ * ("/x/cutover.db is mode 0644 and owned by uid 0; readable by other users"),
+ * else warn is "".  A missing file, or anything not a regular file, is left
+ * alone (0).  It changes the mode by path after an lstat, never through a
+ * descriptor of its own: opening and closing a descriptor on a SQLite file
+ * would drop the POSIX locks the process's connections hold on it.
+ * CO_EIO if the mode cannot be changed (the message names the path).
+ */
+int co_state_file_private(char *warn, size_t warn_len, const char *path);
+
+/*
+ * Open (creating if needed) <state_dir>/cutover.db.  The directory is made
+ * ready with co_state_dir_prepare() (its warning is not reported: the CLI
+ * prepares the directory itself at start and prints it).  A new database
+ * file is created with mode CO_STATE_FILE_MODE before SQLite opens it, so
+ * that SQLite gives its -wal and -shm files the same mode (its unix VFS
+ * copies the main file's permissions onto them, past the umask); an
+ * existing database, -wal and -shm of ours are made private with
+ * co_state_file_private().  The schema is created or migrated to
+ * CO_STATE_SCHEMA_VERSION.
+ *
+ * Errors: CO_EINVAL (NULL or empty state_dir, a path that cannot be a
+ * state dir, a database file this user may not read and write: see
+ * co_state_mkdir); CO_EIO naming the path when the directory or file
+ * cannot be created on a failing disk, the file is not a database, or its
+ * schema is newer than this build; CO_EUNAVAIL when another process holds
+ * the write lock longer than CO_STATE_BUSY_TIMEOUT_MS during migration;
+ * CO_ENOMEM.  *out is owned by the caller (co_state_close).
  */
 int co_state_open(co_state **out, const char *state_dir);
 

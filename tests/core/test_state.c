@@ -1,6 +1,7 @@
 /*
  * test_state.c - opening the state database: directory, WAL, schema
- * versions and forward migration, clear errors, checkpoints.
+ * versions and forward migration, clear errors, checkpoints, and the
+ * private modes of the directory and its files whatever the umask.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -21,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 /* The schema of version 1 exactly as state.c created it, for building an
  * old database by hand. */
@@ -274,12 +276,14 @@ static void state_dir_under_a_file_is_an_error_naming_the_path(void **state)
 	assert_non_null(fp = fopen(file, "w"));
 	fclose(fp);
 	snprintf(dir, sizeof(dir), "%s/state", file);
-	assert_int_equal(co_state_open(&st, dir), CO_EIO);
+	/* The operator's input (exit 1), not a store that is down. */
+	assert_int_equal(co_state_open(&st, dir), CO_EINVAL);
 	assert_null(st);
 	assert_non_null(strstr(co_error_last(), dir));
 	assert_non_null(strstr(co_error_last(), "Not a directory"));
 
-	assert_int_equal(co_state_open(&st, file), CO_EIO);
+	assert_int_equal(co_state_open(&st, file), CO_EINVAL);
+	assert_non_null(strstr(co_error_last(), file));
 	assert_non_null(strstr(co_error_last(), "not a directory"));
 }
 
@@ -295,6 +299,149 @@ static void file_that_is_not_a_database_is_an_error_naming_it(void **state)
 	assert_int_equal(co_state_open(&st, f->dir), CO_EIO);
 	assert_null(st);
 	assert_non_null(strstr(co_error_last(), f->db));
+}
+
+static mode_t mode_of(const char *path)
+{
+	struct stat sb;
+
+	assert_int_equal(lstat(path, &sb), 0);
+	return sb.st_mode & 07777;
+}
+
+/*
+ * Open a state in a new dir under `mask`, write a row while the connection
+ * (hence the -wal and -shm) is open, and check every mode.
+ */
+static void check_modes_under_umask(fixture *f, mode_t mask)
+{
+	char dir[500], parent[400], path[600];
+	co_state *st = NULL;
+	mode_t old;
+
+	snprintf(parent, sizeof(parent), "%s/u%03o", f->dir, (unsigned)mask);
+	snprintf(dir, sizeof(dir), "%s/.cutover", parent);
+	old = umask(mask);
+	assert_int_equal(co_state_open(&st, dir), 0);
+	assert_int_equal(co_outbox_push(NULL, st, "git", "task", "X", "{}"), 0);
+	umask(old);
+	assert_int_equal(mode_of(parent), 0700);
+	assert_int_equal(mode_of(dir), 0700);
+	snprintf(path, sizeof(path), "%s/" CO_STATE_DB_NAME, dir);
+	assert_int_equal(mode_of(path), 0600);
+	snprintf(path, sizeof(path), "%s/" CO_STATE_DB_NAME "-wal", dir);
+	assert_int_equal(mode_of(path), 0600);
+	snprintf(path, sizeof(path), "%s/" CO_STATE_DB_NAME "-shm", dir);
+	assert_int_equal(mode_of(path), 0600);
+	co_state_close(st);
+}
+
+static void state_dir_is_0700_and_db_wal_shm_0600_whatever_the_umask(void **state)
+{
+	fixture *f = *state;
+
+	check_modes_under_umask(f, 022);
+	check_modes_under_umask(f, 000);
+	/* One that would leave the database read-only to its own user. */
+	check_modes_under_umask(f, 0277);
+}
+
+static void loose_database_files_of_ours_are_tightened_on_open(void **state)
+{
+	fixture *f = *state;
+	co_state *st = NULL;
+	char wal[320];
+	FILE *fp;
+
+	assert_int_equal(co_state_open(&st, f->dir), 0);
+	co_state_close(st);
+	assert_int_equal(chmod(f->db, 0644), 0);
+	/* A -wal left behind (as by a crash), readable by everyone. */
+	snprintf(wal, sizeof(wal), "%s-wal", f->db);
+	assert_non_null(fp = fopen(wal, "w"));
+	fclose(fp);
+	assert_int_equal(chmod(wal, 0666), 0);
+	assert_int_equal(co_state_open(&st, f->dir), 0);
+	assert_int_equal(mode_of(f->db), 0600);
+	assert_int_equal(mode_of(wal), 0600);
+	co_state_close(st);
+}
+
+static void existing_open_state_dir_is_warned_about_and_left_alone(void **state)
+{
+	fixture *f = *state;
+	char warn[512], dir[400];
+	co_state *st = NULL;
+
+	assert_int_equal(chmod(f->dir, 0755), 0);
+	assert_int_equal(co_state_dir_prepare(warn, sizeof(warn), f->dir), 0);
+	assert_non_null(strstr(warn, f->dir));
+	assert_non_null(strstr(warn, "mode 0755"));
+	assert_non_null(strstr(warn, "chmod 700"));
+	assert_int_equal(mode_of(f->dir), 0755);
+	/* Opening the database does not change it either. */
+	assert_int_equal(co_state_open(&st, f->dir), 0);
+	co_state_close(st);
+	assert_int_equal(mode_of(f->dir), 0755);
+	assert_int_equal(mode_of(f->db), 0600);
+
+	/* A private one, and one created now, give no warning. */
+	assert_int_equal(chmod(f->dir, 0700), 0);
+	assert_int_equal(co_state_dir_prepare(warn, sizeof(warn), f->dir), 0);
+	assert_string_equal(warn, "");
+	snprintf(dir, sizeof(dir), "%s/new/.cutover", f->dir);
+	assert_int_equal(chmod(f->dir, 0755), 0);
+	assert_int_equal(co_state_dir_prepare(warn, sizeof(warn), dir), 0);
+	assert_string_equal(warn, "");
+	assert_int_equal(mode_of(dir), 0700);
+}
+
+static void another_users_loose_file_is_warned_about_not_changed(void **state)
+{
+	fixture *f = *state;
+	char warn[512];
+	FILE *fp;
+
+	if (geteuid() != 0) {
+		fprintf(stderr, "[  SKIPPED ] not root: only root can make a file that "
+				"belongs to another user\n");
+		skip();
+		return;
+	}
+	assert_non_null(fp = fopen(f->db, "w"));
+	fclose(fp);
+	assert_int_equal(chmod(f->db, 0644), 0);
+	assert_int_equal(chown(f->db, 65534, 65534), 0);
+	assert_int_equal(co_state_file_private(warn, sizeof(warn), f->db), 0);
+	assert_non_null(strstr(warn, f->db));
+	assert_non_null(strstr(warn, "0644"));
+	assert_int_equal(mode_of(f->db), 0644);
+	/* A missing file is fine. */
+	assert_int_equal(co_state_file_private(warn, sizeof(warn), "/nonexistent/x"), 0);
+	assert_string_equal(warn, "");
+}
+
+static void unwritable_state_dir_is_invalid_naming_it(void **state)
+{
+	fixture *f = *state;
+	co_state *st = NULL;
+	char dir[400];
+
+	if (geteuid() == 0) {
+		fprintf(stderr, "[  SKIPPED ] running as root: permission bits do not "
+				"bind root, so a read-only dir proves nothing\n");
+		skip();
+		return;
+	}
+	snprintf(dir, sizeof(dir), "%s/ro", f->dir);
+	assert_int_equal(mkdir(dir, 0500), 0);
+	assert_int_equal(co_state_open(&st, dir), CO_EINVAL);
+	assert_non_null(strstr(co_error_last(), dir));
+	assert_non_null(strstr(co_error_last(), "Permission denied"));
+	snprintf(dir, sizeof(dir), "%s/ro/.cutover", f->dir);
+	assert_int_equal(co_state_open(&st, dir), CO_EINVAL);
+	assert_non_null(strstr(co_error_last(), dir));
+	assert_non_null(strstr(co_error_last(), "Permission denied"));
 }
 
 static void empty_state_dir_is_invalid(void **state)
@@ -402,6 +549,17 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(fresh_db_has_latest_schema_version_and_wal,
 					    setup, teardown),
 	    cmocka_unit_test_setup_teardown(missing_state_dir_is_created_with_mode_0700,
+					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		state_dir_is_0700_and_db_wal_shm_0600_whatever_the_umask, setup,
+		teardown),
+	    cmocka_unit_test_setup_teardown(
+		loose_database_files_of_ours_are_tightened_on_open, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		existing_open_state_dir_is_warned_about_and_left_alone, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		another_users_loose_file_is_warned_about_not_changed, setup, teardown),
+	    cmocka_unit_test_setup_teardown(unwritable_state_dir_is_invalid_naming_it,
 					    setup, teardown),
 	    cmocka_unit_test_setup_teardown(reopening_keeps_data, setup, teardown),
 	    cmocka_unit_test_setup_teardown(

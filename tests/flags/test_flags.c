@@ -425,6 +425,43 @@ static void locked_read_modify_writes_from_many_processes_lose_nothing(void **st
 	assert_int_equal(co_flags_get(&f, CO_OP_TASK_CLAIM).etcd_percent, 100);
 }
 
+/* The lock and a saved file are 0600 whatever the umask; a loose lock of
+ * ours is tightened when it is taken. */
+static void lock_and_saved_file_are_0600_whatever_the_umask(void **state)
+{
+	static const mode_t masks[] = {000, 022, 0277};
+	fixture *fx = *state;
+	char lock_path[320];
+	struct stat sb;
+	co_flags f;
+	mode_t old;
+	size_t i;
+	int lock;
+
+	co_flags_init(&f);
+	snprintf(lock_path, sizeof(lock_path), "%s" CO_FLAGS_LOCK_SUFFIX, fx->path);
+	for (i = 0; i < sizeof(masks) / sizeof(masks[0]); i++) {
+		unlink(lock_path);
+		unlink(fx->path);
+		old = umask(masks[i]);
+		lock = co_flags_lock(fx->path);
+		assert_true(lock >= 0);
+		assert_int_equal(co_flags_save(&f, fx->path), 0);
+		co_flags_unlock(lock);
+		umask(old);
+		assert_int_equal(stat(lock_path, &sb), 0);
+		assert_int_equal(sb.st_mode & 07777, 0600);
+		assert_int_equal(stat(fx->path, &sb), 0);
+		assert_int_equal(sb.st_mode & 07777, 0600);
+	}
+	assert_int_equal(chmod(lock_path, 0644), 0);
+	lock = co_flags_lock(fx->path);
+	assert_true(lock >= 0);
+	co_flags_unlock(lock);
+	assert_int_equal(stat(lock_path, &sb), 0);
+	assert_int_equal(sb.st_mode & 07777, 0600);
+}
+
 /* A writer that dies holding the lock does not block the next one. */
 static void lock_of_a_dead_holder_is_free(void **state)
 {
@@ -828,6 +865,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(
 		locked_read_modify_writes_from_many_processes_lose_nothing, setup_dir,
 		teardown_dir),
+	    cmocka_unit_test_setup_teardown(
+		lock_and_saved_file_are_0600_whatever_the_umask, setup_dir, teardown_dir),
 	    cmocka_unit_test_setup_teardown(lock_of_a_dead_holder_is_free, setup_dir,
 					    teardown_dir),
 	    cmocka_unit_test_setup_teardown(
