@@ -251,6 +251,7 @@ static void debt_tells_owed_writes_from_operations_in_flight(void **state)
 	assert_int_equal(
 	    co_outbox_push(&seq, f->st, "git", "task", "T1", "{\"id\":\"T1\"}"), 0);
 	assert_int_equal(co_outbox_push(NULL, f->st, "git", "swarm", "S1", NULL), 0);
+	now = co_state_now_ms(); /* not before the rows were made */
 	assert_int_equal(co_outbox_debt_of(&d, f->st, "task", "T1", now), 0);
 	assert_int_equal(d.pending, 2);
 	assert_int_equal(d.in_flight, 2);
