@@ -22,6 +22,7 @@
 #include "flags/watcher.h"
 #include "harness/harness.h"
 #include "harness/http.h"
+#include "harness/serve_fixture.h"
 #include "router/router.h"
 #include "server/server.h"
 #include "store/etcd_store.h"
@@ -39,12 +40,10 @@
 static const char *const stage_names[N_STAGES] = {"git", "10", "100", "etcd"};
 
 static co_test_etcd etcd;
-static char repo[256], dir[256], flags_path[320], base[64];
-static co_store *gs, *es;
-static co_state *st;
-static co_flags_watcher *fw;
+static co_test_serve sv; /* serve in-process: its stores, router, state */
+static const char *base;
+static co_store *gs;
 static co_router *rt;
-static co_server *srv;
 
 static long req(CURL *c, const char *path, const char *data)
 {
@@ -58,14 +57,7 @@ static long req(CURL *c, const char *path, const char *data)
 
 static int set_stage(const char *name)
 {
-	co_flags f;
-	co_stage s;
-
-	co_flags_init(&f);
-	if (co_stage_parse(&s, name) < 0 || co_stage_apply(&f, s) < 0 ||
-	    co_flags_save(&f, flags_path) < 0)
-		return -1;
-	return fw ? co_flags_watcher_reload(fw) : 0;
+	return co_test_serve_stage(&sv, name);
 }
 
 /* Results of one stage, summed over its rounds. */
@@ -227,37 +219,15 @@ static void visibility(size_t n)
 
 static int open_all(void)
 {
-	co_git_opts go = CO_GIT_OPTS_INIT;
-	co_etcd_opts eo = CO_ETCD_OPTS_INIT;
-	co_router_opts ro = CO_ROUTER_OPTS_INIT;
-	co_server_opts so = CO_SERVER_OPTS_INIT;
-	const char *ep[1] = {etcd.endpoint};
+	co_test_serve_opts o = {0};
 
-	go.repo = repo;
-	eo.endpoints = ep;
-	eo.n_endpoints = 1;
-	eo.prefix = "/bench-dual/";
-	if (co_git_store_open(&gs, &go) < 0 || co_etcd_store_open(&es, &eo) < 0 ||
-	    co_state_open(&st, dir) < 0 || set_stage("git") < 0 ||
-	    co_flags_watcher_open(&fw, flags_path) < 0)
+	o.endpoint = etcd.endpoint;
+	o.prefix = "/bench-dual/";
+	if (co_test_serve_open(&sv, &o) < 0)
 		return -1;
-	ro.git = gs;
-	ro.etcd = es;
-	ro.state = st;
-	ro.flags = fw;
-	ro.background_drain = 1;
-	if (co_router_open(&rt, &ro) < 0)
-		return -1;
-	so.listen = "127.0.0.1:0";
-	so.router = rt;
-	so.state = st;
-	so.flags = fw;
-	so.flags_path = flags_path;
-	so.git = gs;
-	so.etcd = es;
-	if (co_server_start(&srv, &so) < 0)
-		return -1;
-	snprintf(base, sizeof(base), "http://127.0.0.1:%d", co_server_port(srv));
+	base = sv.base;
+	gs = sv.git;
+	rt = sv.r;
 	return 0;
 }
 
@@ -290,12 +260,10 @@ int main(int argc, char **argv)
 		    co_bench_series_init(&res[si].hot_git, "git-decided", cap) < 0)
 			return 1;
 	}
-	if (co_test_etcd_start(&etcd) < 0 || co_test_git_repo_new(repo, sizeof(repo)) < 0 ||
-	    co_test_tmpdir(dir, sizeof(dir)) < 0) {
+	if (co_test_etcd_start(&etcd) < 0) {
 		fprintf(stderr, "bench_dual: setup failed\n");
 		goto done;
 	}
-	snprintf(flags_path, sizeof(flags_path), "%s/flags.yaml", dir);
 	if (open_all() < 0 || (h = curl_easy_init()) == NULL) {
 		fprintf(stderr, "bench_dual: open failed: %s\n", co_error_last());
 		goto done;
@@ -348,19 +316,8 @@ int main(int argc, char **argv)
 	rc = 0;
 done:
 	curl_easy_cleanup(h);
-	co_server_stop(srv);
-	if (rt)
-		co_router_drain(rt, NULL, 5000, NULL);
-	co_router_close(rt);
-	co_flags_watcher_close(fw);
-	co_state_close(st);
-	co_store_free(gs);
-	co_store_free(es);
+	co_test_serve_close(&sv);
 	co_test_etcd_stop(&etcd);
-	if (repo[0])
-		co_test_rmrf(repo);
-	if (dir[0])
-		co_test_rmrf(dir);
 	for (si = 0; si < N_STAGES; si++) {
 		co_bench_series_free(&res[si].hot);
 		co_bench_series_free(&res[si].hot_etcd);

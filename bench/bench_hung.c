@@ -25,6 +25,7 @@
 #include "flags/watcher.h"
 #include "harness/harness.h"
 #include "harness/http.h"
+#include "harness/serve_fixture.h"
 #include "router/router.h"
 #include "server/server.h"
 #include "store/etcd_store.h"
@@ -36,12 +37,9 @@
 #include <unistd.h>
 
 static co_test_etcd etcd;
-static char repo[256], dir[256], flags_path[320], base[64];
-static co_store *gs, *es;
-static co_state *st;
-static co_flags_watcher *fw;
-static co_router *rt;
-static co_server *srv;
+static co_test_serve sv; /* serve in-process: its stores, router, state */
+static const char *base;
+static co_store *es;
 
 /* One request on a reused handle; the status, the body into *out (may be NULL). */
 static long req(CURL *c, const char *method, const char *path, const char *data,
@@ -58,21 +56,9 @@ static long req(CURL *c, const char *method, const char *path, const char *data,
 	return status;
 }
 
-static int set_stage_file(const char *name)
-{
-	co_flags f;
-	co_stage s;
-
-	co_flags_init(&f);
-	if (co_stage_parse(&s, name) < 0 || co_stage_apply(&f, s) < 0 ||
-	    co_flags_save(&f, flags_path) < 0)
-		return -1;
-	return 0;
-}
-
 static int set_stage(const char *name)
 {
-	return set_stage_file(name) < 0 || co_flags_watcher_reload(fw) < 0 ? -1 : 0;
+	return co_test_serve_stage(&sv, name);
 }
 
 static int create_tasks(CURL *c, const char *tag, size_t n)
@@ -136,37 +122,14 @@ static co_breaker_state breaker(void)
 
 static int open_all(void)
 {
-	co_git_opts go = CO_GIT_OPTS_INIT;
-	co_etcd_opts eo = CO_ETCD_OPTS_INIT;
-	co_router_opts ro = CO_ROUTER_OPTS_INIT;
-	co_server_opts so = CO_SERVER_OPTS_INIT;
-	const char *ep[1] = {etcd.endpoint};
+	co_test_serve_opts o = {0};
 
-	go.repo = repo;
-	eo.endpoints = ep;
-	eo.n_endpoints = 1;
-	eo.prefix = "/bench-hung/";
-	if (co_git_store_open(&gs, &go) < 0 || co_etcd_store_open(&es, &eo) < 0 ||
-	    co_state_open(&st, dir) < 0 || set_stage_file("git") < 0 ||
-	    co_flags_watcher_open(&fw, flags_path) < 0)
+	o.endpoint = etcd.endpoint;
+	o.prefix = "/bench-hung/";
+	if (co_test_serve_open(&sv, &o) < 0)
 		return -1;
-	ro.git = gs;
-	ro.etcd = es;
-	ro.state = st;
-	ro.flags = fw;
-	ro.background_drain = 1;
-	if (co_router_open(&rt, &ro) < 0)
-		return -1;
-	so.listen = "127.0.0.1:0";
-	so.router = rt;
-	so.state = st;
-	so.flags = fw;
-	so.flags_path = flags_path;
-	so.git = gs;
-	so.etcd = es;
-	if (co_server_start(&srv, &so) < 0)
-		return -1;
-	snprintf(base, sizeof(base), "http://127.0.0.1:%d", co_server_port(srv));
+	base = sv.base;
+	es = sv.etcd;
 	return 0;
 }
 
@@ -194,11 +157,11 @@ static int rollback_and_watch(CURL *c, co_bench_series *scrape)
 	double t0, t_exit, t_seen = 0;
 	int i, rc;
 
-	snprintf(env[0], sizeof(env[0]), "CUTOVER_GIT_REPO=%s", repo);
+	snprintf(env[0], sizeof(env[0]), "CUTOVER_GIT_REPO=%s", sv.repo);
 	snprintf(env[1], sizeof(env[1]), "CUTOVER_ETCD_ENDPOINTS=%s", etcd.endpoint);
 	snprintf(env[2], sizeof(env[2]), "CUTOVER_ETCD_PREFIX=/bench-hung/");
-	snprintf(env[3], sizeof(env[3]), "CUTOVER_STATE_DIR=%s", dir);
-	snprintf(env[4], sizeof(env[4]), "CUTOVER_FLAGS=%s", flags_path);
+	snprintf(env[3], sizeof(env[3]), "CUTOVER_STATE_DIR=%s", sv.dir);
+	snprintf(env[4], sizeof(env[4]), "CUTOVER_FLAGS=%s", sv.flags_path);
 	for (i = 0; i < 5; i++)
 		envp[i] = env[i];
 	envp[5] = NULL;
@@ -247,12 +210,10 @@ int main(int argc, char **argv)
 	if (co_bench_series_init(&healthy, "claim via serve, git, etcd healthy", n) < 0 ||
 	    co_bench_series_init(&hung, "claim via serve, rolled back, etcd frozen", n) < 0 ||
 	    co_bench_series_init(&scrape, "GET /metrics while etcd is frozen", 100000) < 0 ||
-	    co_test_etcd_start(&etcd) < 0 || co_test_git_repo_new(repo, sizeof(repo)) < 0 ||
-	    co_test_tmpdir(dir, sizeof(dir)) < 0) {
+	    co_test_etcd_start(&etcd) < 0) {
 		fprintf(stderr, "bench_hung: setup failed\n");
 		goto done;
 	}
-	snprintf(flags_path, sizeof(flags_path), "%s/flags.yaml", dir);
 	if (open_all() < 0 || (c = curl_easy_init()) == NULL) {
 		fprintf(stderr, "bench_hung: open failed: %s\n", co_error_last());
 		goto done;
@@ -315,7 +276,7 @@ stop_load:
 	while (co_bench_now_us() - t0 < 60e6) {
 		if (!t_closed && breaker() == CO_BREAKER_CLOSED)
 			t_closed = co_bench_now_us();
-		if (t_closed && co_outbox_depth(&depth, st, NULL) == 0 && depth == 0) {
+		if (t_closed && co_outbox_depth(&depth, sv.st, NULL) == 0 && depth == 0) {
 			t_empty = co_bench_now_us();
 			break;
 		}
@@ -329,19 +290,8 @@ stop_load:
 done:
 	co_test_etcd_thaw(&etcd);
 	curl_easy_cleanup(c);
-	co_server_stop(srv);
-	if (rt)
-		co_router_drain(rt, NULL, 2000, NULL);
-	co_router_close(rt);
-	co_flags_watcher_close(fw);
-	co_state_close(st);
-	co_store_free(gs);
-	co_store_free(es);
+	co_test_serve_close(&sv);
 	co_test_etcd_stop(&etcd);
-	if (repo[0])
-		co_test_rmrf(repo);
-	if (dir[0])
-		co_test_rmrf(dir);
 	co_bench_series_free(&healthy);
 	co_bench_series_free(&hung);
 	co_bench_series_free(&scrape);

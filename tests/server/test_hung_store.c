@@ -30,6 +30,7 @@
 #include "flags/watcher.h"
 #include "harness/harness.h"
 #include "harness/http.h"
+#include "harness/serve_fixture.h"
 #include "router/router.h"
 #include "server/server.h"
 #include "store/etcd_store.h"
@@ -50,82 +51,36 @@
 static co_test_etcd etcd;
 static int prefix_seq;
 
-typedef struct fx {
-	char repo[256], dir[256], flags_path[300], prefix[64], base[64];
-	co_store *git, *etcd;
-	co_state *st;
-	co_flags_watcher *fw;
-	co_router *r;
-	co_server *srv;
-} fx;
+typedef co_test_serve fx;
+
+static char prefix[64]; /* the current test's etcd prefix */
 
 /* serve over both stores at `stage`, its etcd breaker probing every
  * 100-400 ms so that a thawed etcd is seen soon */
 static void fx_open(fx *f, const char *stage_name)
 {
-	co_git_opts go = CO_GIT_OPTS_INIT;
-	co_etcd_opts eo = CO_ETCD_OPTS_INIT;
-	co_router_opts ro = CO_ROUTER_OPTS_INIT;
-	co_server_opts so = CO_SERVER_OPTS_INIT;
 	co_breaker_opts bo = CO_BREAKER_OPTS_INIT;
-	const char *eps[1] = {etcd.endpoint};
-	co_flags fl;
-	co_stage stage;
+	co_test_serve_opts o = {0};
 
-	memset(f, 0, sizeof(*f));
-	assert_int_equal(co_test_git_repo_new(f->repo, sizeof(f->repo)), 0);
-	assert_int_equal(co_test_tmpdir(f->dir, sizeof(f->dir)), 0);
-	snprintf(f->flags_path, sizeof(f->flags_path), "%s/flags.yaml", f->dir);
-	snprintf(f->prefix, sizeof(f->prefix), "/hung%d-%d/", (int)getpid(), ++prefix_seq);
-	go.repo = f->repo;
-	go.poll_interval_ms = 50;
-	eo.endpoints = eps;
-	eo.n_endpoints = 1;
-	eo.prefix = f->prefix;
-	eo.request_timeout_ms = 2000;
-	assert_int_equal(co_git_store_open(&f->git, &go), 0);
-	assert_int_equal(co_etcd_store_open(&f->etcd, &eo), 0);
+	snprintf(prefix, sizeof(prefix), "/hung%d-%d/", (int)getpid(), ++prefix_seq);
 	bo.probe_ms = 100;
 	bo.probe_max_ms = 400;
-	assert_int_equal(co_store_breaker_configure(f->etcd, &bo), 0);
-	assert_int_equal(co_state_open(&f->st, f->dir), 0);
-	co_flags_init(&fl);
-	assert_int_equal(co_stage_parse(&stage, stage_name), 0);
-	assert_int_equal(co_stage_apply(&fl, stage), 0);
-	assert_int_equal(co_flags_save(&fl, f->flags_path), 0);
-	assert_int_equal(co_flags_watcher_open(&f->fw, f->flags_path), 0);
-	ro.git = f->git;
-	ro.etcd = f->etcd;
-	ro.state = f->st;
-	ro.flags = f->fw;
-	ro.background_drain = 1;
-	assert_int_equal(co_router_open(&f->r, &ro), 0);
-	so.listen = "127.0.0.1:0";
-	so.router = f->r;
-	so.state = f->st;
-	so.flags = f->fw;
-	so.flags_path = f->flags_path;
-	so.git = f->git;
-	so.etcd = f->etcd;
-	so.admin_token = TOKEN;
-	so.probe_interval_ms = 100;
-	so.probe_timeout_ms = 200;
-	assert_int_equal(co_server_start(&f->srv, &so), 0);
-	snprintf(f->base, sizeof(f->base), "http://127.0.0.1:%d", co_server_port(f->srv));
+	o.endpoint = etcd.endpoint;
+	o.prefix = prefix;
+	o.stage = stage_name;
+	o.token = TOKEN;
+	o.etcd_timeout_ms = 2000;
+	o.git_poll_ms = 50;
+	o.probe_interval_ms = 100;
+	o.probe_timeout_ms = 200;
+	o.etcd_breaker = &bo;
+	assert_int_equal(co_test_serve_open(f, &o), 0);
 }
 
 static void fx_close(fx *f)
 {
 	co_test_etcd_thaw(&etcd);
-	co_server_stop(f->srv);
-	co_router_drain(f->r, NULL, 2000, NULL);
-	co_router_close(f->r);
-	co_flags_watcher_close(f->fw);
-	co_state_close(f->st);
-	co_store_free(f->git);
-	co_store_free(f->etcd);
-	co_test_rmrf(f->repo);
-	co_test_rmrf(f->dir);
+	co_test_serve_close(f);
 }
 
 static long post(const fx *f, const char *path, const char *body, const char *auth,
@@ -286,14 +241,14 @@ static void metrics_and_healthz_show_the_etcd_breaker_open(const fx *f)
  * behind an open breaker, and says where it got that from. */
 static void status_shows_the_serve_probe(const fx *f)
 {
-	char env[5][320], *out = NULL;
+	char env[5][400], *out = NULL;
 	const char *envp[6], *argv[] = {"--json", "status", NULL};
 	cJSON *o, *e;
 	int i;
 
 	snprintf(env[0], sizeof(env[0]), "CUTOVER_GIT_REPO=%s", f->repo);
 	snprintf(env[1], sizeof(env[1]), "CUTOVER_ETCD_ENDPOINTS=%s", etcd.endpoint);
-	snprintf(env[2], sizeof(env[2]), "CUTOVER_ETCD_PREFIX=%s", f->prefix);
+	snprintf(env[2], sizeof(env[2]), "CUTOVER_ETCD_PREFIX=%s", prefix);
 	snprintf(env[3], sizeof(env[3]), "CUTOVER_STATE_DIR=%s", f->dir);
 	snprintf(env[4], sizeof(env[4]), "CUTOVER_FLAGS=%s", f->flags_path);
 	for (i = 0; i < 5; i++)
