@@ -7,12 +7,17 @@
  * SQLite outbox, (2) the primary runs the operation and decides, (3) the
  * primary's resulting record is mirrored into the secondary (put if newer by
  * rev) and the intent retired — or, if the secondary is down or mirrored
- * asynchronously (etcd mode), the record itself is queued and the intent
+ * asynchronously (wherever etcd decides: etcd mode, and etcd's IDs in dual,
+ * unless `mirror: sync`), the record itself is queued and the intent
  * retired.  Whoever drains an intent left by a crash copies the record from
- * the other store.  In etcd mode the intent's durability is what the
- * write's acknowledgement rests on: a syncer thread fsyncs the outbox's WAL
- * while the etcd txn runs, one fsync for every writer waiting (group
- * commit), and the record owed to git needs no fsync of its own.  Before
+ * the other store.  Where the record will be queued (an asynchronous
+ * secondary, or one behind an open circuit breaker) the intent's
+ * durability is what the write's acknowledgement rests on: a syncer thread
+ * fsyncs the outbox's WAL while the primary works, one fsync for every
+ * writer waiting (group commit), and the record needs no fsync of its own.
+ * Every call to a secondary runs under a short bound (mirror_timeout_ms);
+ * the drain leaves a store behind an open breaker alone until a probe
+ * closes it.  Before
  * any store serves an ID, that ID's entries bound to it are applied first
  * (settle), so that a store never acts on a state older than one already
  * acknowledged elsewhere.
@@ -696,8 +701,11 @@ static int routed_write(co_record **out, co_router *r, co_op op, co_kind kind,
 					     side_name(rt.primary), last_error(cause));
 			goto done;
 		}
-	} else if (error != CO_EUNAVAIL && error != CO_EIO) {
-		/* A clear refusal: the primary changed nothing. */
+	} else if ((error != CO_EUNAVAIL && error != CO_EIO) || co_store_last_call_refused()) {
+		/* A clear refusal, or the primary's breaker refused the call
+		 * before it left: the primary changed nothing.  (An intent kept
+		 * for a write that never left would block the ID from git
+		 * after a rollback for as long as etcd stays hung.) */
 		co_outbox_ack_intent(r->st, intent);
 	}
 	/* On CO_EUNAVAIL the primary may or may not have committed: the
@@ -1045,6 +1053,29 @@ out:
 	free(mus);
 }
 
+/*
+ * Whether the drain may call store s now: its breaker is closed, or it is
+ * open and due a probe, and a ping (under the secondary's bound) is that
+ * probe and answers.  Without this a process with no probe thread of its
+ * own (the CLI, the demo) would never close a breaker the drain alone
+ * calls through.
+ */
+static int store_ready(co_router *r, co_store *s)
+{
+	co_breaker_info bi;
+	int prev, ok;
+
+	co_store_breaker_get(&bi, s);
+	if (bi.state == CO_BREAKER_CLOSED)
+		return 1;
+	if (bi.state != CO_BREAKER_OPEN || bi.next_probe_in_ms > 0)
+		return 0;
+	prev = co_store_call_timeout(r->mirror_ms);
+	ok = co_store_ping(s) == 0;
+	co_store_call_timeout(prev);
+	return ok;
+}
+
 /* CO_EUNAVAIL: the drain leaves store s alone while its breaker is open. */
 static int breaker_refusal(co_store *s)
 {
@@ -1064,20 +1095,22 @@ static int drain_batch(co_router *r, const char *target, size_t *applied)
 	co_store *skipped = NULL;
 	char *done = NULL;
 	size_t i;
-	int error, first_error = 0, prev;
+	int error, first_error = 0, prev, git_ok, etcd_ok;
 
 	*applied = 0;
 	/* A store behind an open breaker is not drained to: its entries stay
 	 * due, earn no backoff and cost no write each round (its breaker's
 	 * closing makes them due again anyway), and the other store's entries
 	 * are not starved behind them. */
-	if (target == NULL && store_closed(r->git) != store_closed(r->etcd)) {
-		skipped = store_closed(r->git) ? r->etcd : r->git;
-		target = store_closed(r->git) ? "git" : "etcd";
+	git_ok = store_ready(r, r->git);
+	etcd_ok = store_ready(r, r->etcd);
+	if (target == NULL && git_ok != etcd_ok) {
+		skipped = git_ok ? r->etcd : r->git;
+		target = git_ok ? "git" : "etcd";
 	}
-	if (target == NULL && !store_closed(r->git))
-		return breaker_refusal(r->etcd);
-	if (target && !store_closed(co_router_store(r, side_of(target))))
+	if (target == NULL && !git_ok)
+		return breaker_refusal(r->git);
+	if (target && !(strcmp(target, "git") == 0 ? git_ok : etcd_ok))
 		return breaker_refusal(co_router_store(r, side_of(target)));
 	if (fulfil_pending(r, CO_KIND_TASK, NULL) > 0)
 		fulfil_flush(r); /* records to copy, not intents to look up */
@@ -1253,8 +1286,10 @@ void co_router_close(co_router *r)
 {
 	if (r == NULL)
 		return;
-	co_store_breaker_set_hook(r->git, NULL, NULL);
-	co_store_breaker_set_hook(r->etcd, NULL, NULL);
+	/* only our own: serve opens its draining router before it closes
+	 * the first one, and that one's hook must stay */
+	co_store_breaker_clear_hook(r->git, r);
+	co_store_breaker_clear_hook(r->etcd, r);
 	atomic_store(&r->stop, 1);
 	if (r->drainer_started) {
 		pthread_mutex_lock(&r->wake_mu);

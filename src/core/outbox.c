@@ -465,7 +465,7 @@ int co_outbox_retry_now(int64_t *out, co_state *st, const char *target)
 				    target ? target : "(null)");
 	co_state__lock(st);
 	if ((error = co_state__prepare(st, &upd,
-				       "UPDATE outbox SET attempts = 0, next_attempt_at = ?1"
+				       "UPDATE outbox SET next_attempt_at = ?1"
 				       " WHERE target = ?2 AND next_attempt_at > ?1")) < 0)
 		goto done;
 	sqlite3_bind_int64(upd, 1, co_state_now_ms());

@@ -122,9 +122,10 @@ int co_outbox_ack_unsynced(co_state *st, int64_t seq);
 int co_outbox_fail(co_state *st, int64_t seq, const char *error, int64_t backoff_ms);
 
 /*
- * Make every entry bound to `target` due now, its attempt count back at
- * zero: the store came back (its circuit breaker closed), so the backoff
- * its failures earned says nothing any more.  *out (may be NULL) gets how
+ * Make every entry bound to `target` due now: the store came back (its
+ * circuit breaker closed), so the backoff its failures earned says nothing
+ * any more.  The attempt counts stay (reconciliation reads a tried entry
+ * as owed, not as lag).  *out (may be NULL) gets how
  * many entries were waiting out a backoff.  CO_EINVAL, CO_EUNAVAIL, CO_EIO.
  */
 int co_outbox_retry_now(int64_t *out, co_state *st, const char *target);

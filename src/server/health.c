@@ -130,14 +130,13 @@ static void write_file(co_health *h)
 	if (h->file == NULL || o == NULL)
 		goto done;
 	pthread_mutex_lock(&h->file_lock);
-	pthread_mutex_lock(&h->lock);
-	memcpy(snap, h->snap, sizeof(snap));
-	pthread_mutex_unlock(&h->lock);
+	co_health_get(&snap[0], h, 0);
+	co_health_get(&snap[1], h, 1);
 	cJSON_AddNumberToObject(o, "pid", (double)getpid());
 	cJSON_AddNumberToObject(o, "written_at_ms", (double)wall_ms());
 	cJSON_AddNumberToObject(o, "interval_ms", h->interval_ms);
 	if ((stores = cJSON_AddObjectToObject(o, "stores")) == NULL)
-		goto done;
+		goto unlock;
 	for (side = 0; side < 2; side++)
 		if (snap[side].probed)
 			cJSON_AddItemToObject(stores, names[side], store_json(&snap[side]));
@@ -234,7 +233,9 @@ int co_health_start(co_health **out, co_store *git, co_store *etcd, int interval
 	if (state_dir) {
 		if (asprintf(&h->file, "%s/%s", state_dir, CO_HEALTH_FILE) < 0)
 			h->file = NULL;
-		if (asprintf(&h->tmp, "%s/.%s.tmp", state_dir, CO_HEALTH_FILE) < 0)
+		/* one temp name per process: two serves may share a state dir */
+		if (asprintf(&h->tmp, "%s/.%s.%ld.tmp", state_dir, CO_HEALTH_FILE,
+			     (long)getpid()) < 0)
 			h->tmp = NULL;
 		if (h->file == NULL || h->tmp == NULL) {
 			co_health_stop(h);
@@ -263,7 +264,17 @@ int co_health_start(co_health **out, co_store *git, co_store *etcd, int interval
 
 void co_health_get(co_health_store *out, co_health *h, int side)
 {
+	int64_t age;
+
 	pthread_mutex_lock(&h->lock);
 	*out = h->snap[side & 1];
 	pthread_mutex_unlock(&h->lock);
+	/* A probe that does not come back (libgit2 ignores the bound; a
+	 * stalled disk) must not leave its last "up" standing. */
+	age = wall_ms() - out->checked_ms;
+	if (out->probed && out->up && age > 4LL * h->interval_ms + h->timeout_ms) {
+		out->up = 0;
+		snprintf(out->error, sizeof(out->error),
+			 "no answer to the probe for %.1f s", (double)age / 1000.0);
+	}
 }

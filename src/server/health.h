@@ -56,7 +56,9 @@ int co_health_start(co_health **out, co_store *git, co_store *etcd, int interval
 /* Stop the thread and free; NULL is fine. */
 void co_health_stop(co_health *h);
 
-/* The last result for git (side 0) or etcd (side 1); never blocks on a store. */
+/* The last result for git (side 0) or etcd (side 1); never blocks on a
+ * store.  A store whose probe has not answered for four intervals (a
+ * ping stuck past its bound) reads as down, with that as its error. */
 void co_health_get(co_health_store *out, co_health *h, int side);
 
 /* File name of the probe's result in the state dir. */

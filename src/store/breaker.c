@@ -34,7 +34,6 @@ struct co_breaker {
 	/* guarded by lock */
 	co_breaker_state state;
 	int consecutive;
-	int probing; /* the half-open probe is in flight */
 	int64_t backoff_ms, next_probe_ms;
 	int64_t window_start_ms;
 	int window_calls, window_failures;
@@ -43,6 +42,16 @@ struct co_breaker {
 	char why[256];
 	char last_error[512];
 };
+
+void co_breaker_clear_hook(co_breaker *b, void *ctx)
+{
+	pthread_mutex_lock(&b->lock);
+	if (b->hook_ctx == ctx) {
+		b->hook = NULL;
+		b->hook_ctx = NULL;
+	}
+	pthread_mutex_unlock(&b->lock);
+}
 
 const char *co_breaker_state_name(co_breaker_state st)
 {
@@ -181,7 +190,6 @@ int co_breaker_enter(co_breaker *b, int *probe, int64_t now_ms, int64_t wall_ms)
 	}
 	if (b->state == CO_BREAKER_OPEN && now_ms >= b->next_probe_ms) {
 		move_locked(&c, b, CO_BREAKER_HALF_OPEN, now_ms, wall_ms);
-		b->probing = 1;
 		b->calls++;
 		*probe = 1;
 		pthread_mutex_unlock(&b->lock);
@@ -226,7 +234,6 @@ void co_breaker_leave(co_breaker *b, int probe, int failed, const char *error,
 		b->consecutive = 0;
 	}
 	if (probe) {
-		b->probing = 0;
 		if (failed) {
 			b->backoff_ms *= 2;
 			if (b->backoff_ms > b->o.probe_max_ms)
@@ -262,12 +269,4 @@ void co_breaker_leave(co_breaker *b, int probe, int failed, const char *error,
 	}
 	pthread_mutex_unlock(&b->lock);
 	report(&c, b);
-}
-
-void co_breaker_probe_now(co_breaker *b, int64_t now_ms)
-{
-	pthread_mutex_lock(&b->lock);
-	if (b->state == CO_BREAKER_OPEN)
-		b->next_probe_ms = now_ms;
-	pthread_mutex_unlock(&b->lock);
 }

@@ -55,7 +55,8 @@ typedef struct co_breaker_info {
 	uint64_t calls_total;	   /* calls let through */
 	uint64_t failures_total;   /* of those, failed as unavailable */
 	uint64_t rejected_total;   /* calls refused at once while open */
-	uint64_t opened_total;	   /* transitions to open */
+	uint64_t opened_total;	   /* times it opened from closed (a failed
+				    * probe re-opening it is not counted) */
 	uint64_t closed_total;	   /* transitions back to closed */
 	char why[256];		   /* why it last opened ("3 failures in a row") */
 	char last_error[512];	   /* the last failure's message */
@@ -76,8 +77,12 @@ typedef void (*co_breaker_hook)(void *ctx, const char *name, co_breaker_state fr
 co_breaker *co_breaker_new(const char *name, const co_breaker_opts *opts);
 void co_breaker_free(co_breaker *b);
 
-/* Set the transition hook (NULL: none).  Not while calls are running. */
+/* Set the transition hook (NULL: none).  Thread-safe. */
 void co_breaker_set_hook(co_breaker *b, co_breaker_hook fn, void *ctx);
+
+/* Clear the hook only if it is still the one set with `ctx`: an owner
+ * going away must not take a later owner's hook with it.  Thread-safe. */
+void co_breaker_clear_hook(co_breaker *b, void *ctx);
 
 /*
  * Before a call, at monotonic time `now_ms` (wall-clock `wall_ms`).
@@ -99,11 +104,5 @@ void co_breaker_leave(co_breaker *b, int probe, int failed, const char *error,
 
 /* A snapshot of the breaker at monotonic time `now_ms`. */
 void co_breaker_get(co_breaker_info *out, co_breaker *b, int64_t now_ms);
-
-/*
- * Let the next call probe now instead of waiting out the backoff: for a
- * caller that has fresh news the store is back (a watch reconnected).
- */
-void co_breaker_probe_now(co_breaker *b, int64_t now_ms);
 
 #endif

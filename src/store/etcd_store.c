@@ -420,14 +420,16 @@ static int post_raw(cJSON **out, long *http, size_t *endpoint, struct etcd *e,
 	pthread_mutex_lock(&e->lock);
 	first = e->current;
 	pthread_mutex_unlock(&e->lock);
-	/* A caller's bound (a mirror's short deadline) covers the whole call,
-	 * every endpoint tried included; the handle is pooled, so the
+	/* A caller's bound (a mirror's short deadline) covers the whole
+	 * request, every endpoint tried included; without one each endpoint
+	 * gets the request timeout, so a member that accepts and never
+	 * answers cannot starve the others.  The handle is pooled, so the
 	 * timeouts are set on every request. */
 	if (bound > 0 && bound < e->request_timeout_ms)
 		limit = bound;
 	for (k = 0; k < e->n_endpoints; k++) {
 		size_t i = (first + k) % e->n_endpoints;
-		int64_t left = limit - (now_ms() - start);
+		int64_t left = bound > 0 ? limit - (now_ms() - start) : limit;
 		char url[512];
 		CURLcode rc;
 
@@ -471,6 +473,15 @@ static int post_raw(cJSON **out, long *http, size_t *endpoint, struct etcd *e,
 			*endpoint = i;
 			error = 0;
 			goto done;
+		}
+		/* A member that timed out is not where the next request starts:
+		 * it may be hung, and a bounded request would spend its whole
+		 * bound on it again. */
+		if (rc == CURLE_OPERATION_TIMEDOUT && e->n_endpoints > 1) {
+			pthread_mutex_lock(&e->lock);
+			if (e->current == i)
+				e->current = (i + 1) % e->n_endpoints;
+			pthread_mutex_unlock(&e->lock);
 		}
 		describe_curl_error(what, sizeof(what), h, rc, errbuf);
 		snprintf(one, sizeof(one), "%s%s: %s", why[0] ? "; " : "",

@@ -78,6 +78,12 @@ const char *co_store_describe(const co_store *s)
 /* ---- the breaker around every backend call ---- */
 
 static _Thread_local int call_timeout_ms;
+static _Thread_local int last_refused; /* the thread's last call never left */
+
+int co_store_last_call_refused(void)
+{
+	return last_refused;
+}
 
 int co_store_call_timeout(int ms)
 {
@@ -108,6 +114,7 @@ static int call_begin(co_store *s, int *probe)
 
 	if (error == 0)
 		atomic_fetch_add(&s->calls, 1);
+	last_refused = error != 0;
 	return error;
 }
 
@@ -144,6 +151,11 @@ void co_store_breaker_get(co_breaker_info *out, co_store *s)
 void co_store_breaker_set_hook(co_store *s, co_breaker_hook fn, void *ctx)
 {
 	co_breaker_set_hook(s->brk, fn, ctx);
+}
+
+void co_store_breaker_clear_hook(co_store *s, void *ctx)
+{
+	co_breaker_clear_hook(s->brk, ctx);
 }
 
 int co_store_breaker_configure(co_store *s, const co_breaker_opts *opts)

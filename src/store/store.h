@@ -55,22 +55,35 @@ int co_store_ping(co_store *s);
  * Thread-safe. */
 uint64_t co_store_calls(co_store *s);
 
+/*
+ * 1 if this thread's last call to any store's backend was refused by an
+ * open breaker, so that nothing of it reached the store.  An operation that
+ * failed with CO_EUNAVAIL on such a refusal wrote nothing (a compare-and-
+ * swap loop stops at its first unavailable answer): the router then knows
+ * the primary did not commit.
+ */
+int co_store_last_call_refused(void);
+
 /* A snapshot of the store's breaker.  Thread-safe. */
 void co_store_breaker_get(co_breaker_info *out, co_store *s);
 
 /* Call fn on each transition of the store's breaker (audit, metrics,
- * waking a drain).  Set it before calls run; NULL clears it. */
+ * waking a drain); NULL clears it.  co_store_breaker_clear_hook() clears
+ * it only if it is still the one set with ctx.  Thread-safe. */
 void co_store_breaker_set_hook(co_store *s, co_breaker_hook fn, void *ctx);
+void co_store_breaker_clear_hook(co_store *s, void *ctx);
 
 /* Replace the breaker with a new, closed one of options `opts` (NULL:
- * defaults).  Before calls run.  CO_ENOMEM. */
+ * defaults), with no hook and zero counts.  Before calls run and before a
+ * hook is set.  CO_ENOMEM. */
 int co_store_breaker_configure(co_store *s, const co_breaker_opts *opts);
 
 /*
- * Bound every store call this thread makes from now on to `ms`
+ * Bound every request this thread's store calls send from now on to `ms`
  * milliseconds (0: the stores' own timeouts), below the store's request
  * timeout, and return the bound it replaces so that the caller can put it
- * back.  A mirror to a secondary runs under a short bound: a hung
+ * back.  The bound is per request (a read-then-swap mirror makes two, each
+ * with its own bound), every endpoint tried included.  A mirror to a secondary runs under a short bound: a hung
  * secondary must never hold the primary's answer for a whole request
  * timeout.  Honoured by the etcd store; a git store on a local path does
  * not block on a network and ignores it.

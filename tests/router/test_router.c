@@ -14,6 +14,7 @@
 #include "core/record.h"
 #include "core/state.h"
 #include "core/state_internal.h" /* co_state__sync_fault */
+#include "core/audit.h"
 #include "flags/flags.h"
 #include "flags/stage.h"
 #include "flags/watcher.h"
@@ -1242,6 +1243,65 @@ static void kill_switch_over_1000_owed_claims_serves_no_stale_git(void **state)
 	fx_close(&f);
 }
 
+/* Rows of the change audit with `action`. */
+static int audited(fx *f, const char *action)
+{
+	co_audit_change_list l = {0};
+	size_t i;
+	int n = 0;
+
+	assert_int_equal(co_audit_changes_latest(&l, f->st, 100000), 0);
+	for (i = 0; i < l.n; i++)
+		n += strcmp(l.items[i]->action, action) == 0;
+	co_audit_change_list_clear(&l);
+	return n;
+}
+
+/*
+ * shadow, etcd frozen, no drain thread and no probe (a CLI process): the
+ * mirrors time out and open etcd's breaker, the records wait in the
+ * outbox.  After SIGCONT the drain alone probes the store, closes the
+ * breaker and empties the outbox.  The router in use replaced another on
+ * the same stores (opened before the other closed, as serve reopens its
+ * router with a drain): the old one's close leaves the new one's breaker
+ * hook in place, so both transitions are audited.
+ */
+static void drain_alone_closes_the_breaker_and_catches_up(void **state)
+{
+	co_router_opts ro = CO_ROUTER_OPTS_INIT;
+	co_router *other = NULL;
+	co_breaker_info bi;
+	int i;
+	fx f;
+
+	(void)state;
+	fx_open_on(&f, &etcd, "shadow", 0);
+	ro.git = f.git;
+	ro.etcd = f.etcd;
+	ro.state = f.st;
+	ro.flags = f.fw;
+	assert_int_equal(co_router_open(&other, &ro), 0);
+	co_router_close(f.r); /* serve's order: the new one opens, the old closes */
+	f.r = other;
+	assert_int_equal(co_test_etcd_freeze(&etcd), 0);
+	for (i = 0; i < 5; i++) {
+		char id[32];
+
+		snprintf(id, sizeof(id), "BR-%d", i);
+		create_task(&f, id);
+	}
+	co_store_breaker_get(&bi, f.etcd);
+	co_test_etcd_thaw(&etcd);
+	assert_int_equal(bi.state, CO_BREAKER_OPEN);
+	assert_true(audited(&f, "circuit_open") >= 1);
+	drain_all(&f);
+	co_store_breaker_get(&bi, f.etcd);
+	assert_int_equal(bi.state, CO_BREAKER_CLOSED);
+	assert_true(audited(&f, "circuit_closed") >= 1);
+	assert_stores_equal(&f, CO_KIND_TASK);
+	fx_close(&f);
+}
+
 /*
  * The child of router_killed_mid_load_drains_after_restart: a router that
  * creates tasks until it is killed, printing each acknowledged one.
@@ -1328,6 +1388,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(router_killed_mid_load_in_dual_50_drains_after_restart),
 	    cmocka_unit_test(dual_mirrors_git_through_the_outbox_unless_mirror_is_sync),
 	    cmocka_unit_test(kill_switch_over_1000_owed_claims_serves_no_stale_git),
+	    cmocka_unit_test(drain_alone_closes_the_breaker_and_catches_up),
 	    cmocka_unit_test(etcd_killed_in_dual_50_loses_no_acknowledged_write),
 	    cmocka_unit_test(chaos_flips_stages_and_kill_switch_without_double_claims),
 	};

@@ -1046,9 +1046,53 @@ static void open_refuses_bad_options(void **state)
 	assert_null(s);
 }
 
+/*
+ * The first endpoint accepts and never answers (a SIGSTOPped member); the
+ * second is healthy.  Every call still answers, unbounded or under a
+ * mirror's short bound, and the breaker never opens on the healthy store.
+ */
+static void a_hung_first_endpoint_fails_over_to_a_healthy_one(void **state)
+{
+	struct sockaddr_in a;
+	socklen_t al = sizeof(a);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	char hole[64];
+	const char *eps[] = {hole, etcd.endpoint};
+	co_etcd_opts o = CO_ETCD_OPTS_INIT;
+	co_breaker_info bi;
+	co_store *s = NULL;
+	int i, prev;
+
+	(void)state;
+	memset(&a, 0, sizeof(a));
+	a.sin_family = AF_INET;
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(listen(fd, 64), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &al), 0);
+	snprintf(hole, sizeof(hole), "http://127.0.0.1:%d", ntohs(a.sin_port));
+	o.endpoints = eps;
+	o.n_endpoints = 2;
+	o.prefix = "/t-hole/";
+	o.request_timeout_ms = 300;
+	assert_int_equal(co_etcd_store_open(&s, &o), 0);
+	for (i = 0; i < 4; i++)
+		assert_int_equal(co_store_ping(s), 0);
+	/* under a bound too: the hung member is no longer where calls start */
+	prev = co_store_call_timeout(200);
+	for (i = 0; i < 4; i++)
+		assert_int_equal(co_store_ping(s), 0);
+	co_store_call_timeout(prev);
+	co_store_breaker_get(&bi, s);
+	assert_int_equal(bi.state, CO_BREAKER_CLOSED);
+	co_store_free(s);
+	close(fd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(a_hung_first_endpoint_fails_over_to_a_healthy_one),
 	    cmocka_unit_test(open_refuses_bad_options),
 	    cmocka_unit_test(create_get_list_round_trip_across_pages),
 	    cmocka_unit_test(recreate_identical_is_ok_and_different_is_conflict),
