@@ -380,7 +380,7 @@ static int breakdown(size_t n)
 		if (json == NULL)
 			goto fail;
 		fq_json[n_fq] = json;
-		fq[n_fq++] = (co_outbox_fulfil){intent, "git", "task", strdup(id), json};
+		fq[n_fq++] = (co_outbox_fulfil){intent, "git", "task", strdup(id), json, 0};
 		json = NULL;
 		t[5] = co_bench_now_us();
 		pthread_mutex_lock(&bs.mu);

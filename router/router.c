@@ -421,7 +421,7 @@ static size_t fulfil_pending(co_router *r, co_kind kind, const char *id)
 
 /* Queue a fulfil for the syncer; takes `payload`.  CO_ENOMEM: nothing queued. */
 static int fulfil_defer(co_router *r, int64_t seq, co_side target, co_kind kind,
-			const char *id, char *payload)
+			const char *id, char *payload, int mirror_failed)
 {
 	char *id_copy = strdup(id);
 	int error = 0;
@@ -440,7 +440,8 @@ static int fulfil_defer(co_router *r, int64_t seq, co_side target, co_kind kind,
 		error = CO_ENOMEM;
 	} else {
 		r->fq[r->n_fq++] = (co_outbox_fulfil){
-		    seq, side_name(target), co_kind_name(kind), id_copy, payload};
+		    seq, side_name(target), co_kind_name(kind), id_copy, payload,
+		    mirror_failed};
 		pthread_cond_signal(&r->sync_cv);
 	}
 	pthread_mutex_unlock(&r->sync_mu);
@@ -628,13 +629,16 @@ static int mirror(co_router *r, const co_route *rt, co_kind kind, const char *id
 	 * write took so long that another router may resolve the intent
 	 * meanwhile; without a ticket, one synced transaction does it. */
 	if (ticket && mono_us() - t0 < DEFER_FULFIL_US &&
-	    fulfil_defer(r, intent, rt->secondary, kind, id, json) == 0) {
+	    fulfil_defer(r, intent, rt->secondary, kind, id, json,
+			 !rt->secondary_async) == 0) {
 		json = NULL;
 		error = 0;
 	} else {
-		error =
-		    co_outbox_fulfil_intent(r->st, intent, side_name(rt->secondary),
-					    co_kind_name(kind), id, json, ticket == 0);
+		/* a synchronous mirror that failed: owed at once, not lag */
+		co_outbox_fulfil f = {intent, side_name(rt->secondary), co_kind_name(kind),
+				      id, json, !rt->secondary_async};
+
+		error = co_outbox_fulfil_intents(r->st, &f, 1, ticket == 0);
 	}
 	free(json);
 	if (error == 0 && ticket)

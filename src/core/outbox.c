@@ -312,7 +312,7 @@ int co_outbox_fulfil_intent(co_state *st, int64_t seq, const char *target,
 			    const char *kind, const char *id, const char *payload,
 			    int durable)
 {
-	co_outbox_fulfil f = {seq, target, kind, id, payload};
+	co_outbox_fulfil f = {seq, target, kind, id, payload, 0};
 
 	return co_outbox_fulfil_intents(st, &f, 1, durable);
 }
@@ -336,7 +336,7 @@ int co_outbox_fulfil_intents(co_state *st, const co_outbox_fulfil *items, size_t
 	co_state__lock(st);
 	/* The intent keeps its place in the per-key order. */
 	if ((error = co_state__prepare(st, &s,
-				       "UPDATE outbox SET payload = ?1, attempts = 0,"
+				       "UPDATE outbox SET payload = ?1, attempts = ?4,"
 				       " next_attempt_at = ?2, last_error = NULL"
 				       " WHERE seq = ?3")) < 0)
 		goto done;
@@ -347,6 +347,7 @@ int co_outbox_fulfil_intents(co_state *st, const co_outbox_fulfil *items, size_t
 			goto done;
 		sqlite3_bind_int64(s, 2, co_state_now_ms());
 		sqlite3_bind_int64(s, 3, items[i].seq);
+		sqlite3_bind_int(s, 4, items[i].mirror_failed ? 1 : 0);
 		if ((error = co_state__step_done(st, s, "outbox fulfil")) < 0)
 			goto done;
 		if (sqlite3_changes(st->db) == 0) {

@@ -172,6 +172,10 @@ typedef struct co_outbox_fulfil {
 	int64_t seq;
 	const char *target, *kind, *id;
 	const char *payload; /* NULL = delete */
+	/* 1: a direct mirror to target failed (a timeout, an open breaker):
+	 * the row starts with one attempt counted, so that reconciliation
+	 * reads it as owed at once, not as an asynchronous mirror's lag */
+	int mirror_failed;
 } co_outbox_fulfil;
 
 /*

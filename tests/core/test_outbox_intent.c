@@ -132,9 +132,10 @@ static void intents_fulfilled_in_one_batch_resolved_ones_pushed_anew(void **stat
 	assert_int_equal(co_outbox_ack(f->st, b), 0); /* a drain resolved B2 */
 	{
 		const co_outbox_fulfil items[] = {
-		    {a, "git", "task", "B1", "{\"r\":1}"},
-		    {b, "git", "task", "B2", "{\"r\":2}"},
-		    {c, "git", "swarm", "B3", NULL},
+		    /* B1's direct mirror failed: one attempt counted */
+		    {a, "git", "task", "B1", "{\"r\":1}", 1},
+		    {b, "git", "task", "B2", "{\"r\":2}", 0},
+		    {c, "git", "swarm", "B3", NULL, 0},
 		};
 
 		assert_int_equal(co_outbox_fulfil_intents(f->st, items, 3, 0), 0);
@@ -143,6 +144,7 @@ static void intents_fulfilled_in_one_batch_resolved_ones_pushed_anew(void **stat
 	assert_int_equal(l.n, 1);
 	assert_int_equal(l.items[0]->seq, a); /* in place */
 	assert_string_equal(l.items[0]->payload, "{\"r\":1}");
+	assert_int_equal(l.items[0]->attempts, 1); /* owed, not lag */
 	co_outbox_list_clear(&l);
 	assert_int_equal(co_outbox_pending_for(&l, f->st, "git", "task", "B2"), 0);
 	assert_int_equal(l.n, 1);
@@ -152,6 +154,7 @@ static void intents_fulfilled_in_one_batch_resolved_ones_pushed_anew(void **stat
 	assert_int_equal(co_outbox_pending_for(&l, f->st, "git", "swarm", "B3"), 0);
 	assert_int_equal(l.n, 1);
 	assert_null(l.items[0]->payload); /* a delete owed */
+	assert_int_equal(l.items[0]->attempts, 0); /* an asynchronous mirror's */
 	co_outbox_list_clear(&l);
 }
 
@@ -161,7 +164,7 @@ static void batch_with_a_bad_entry_changes_nothing(void **state)
 	co_outbox_list l = {0};
 	int64_t a = 0;
 	const co_outbox_fulfil items[] = {
-	    {0, "git", "task", "C1", "{}"}, {0, "git", "task", "", "{}"}, /* no ID */
+	    {0, "git", "task", "C1", "{}", 0}, {0, "git", "task", "", "{}", 0}, /* no ID */
 	};
 	co_outbox_fulfil ok[2];
 
