@@ -76,7 +76,9 @@ static void probe_one(co_health *h, int side)
 		return;
 	memset(&r, 0, sizeof(r));
 	prev = co_store_call_timeout(h->timeout_ms);
+	co_store_count_bounded_timeouts(1);
 	rc = co_store_ping(s);
+	co_store_count_bounded_timeouts(0);
 	co_store_call_timeout(prev);
 	r.probed = 1;
 	r.up = rc == 0;

@@ -219,6 +219,15 @@ void co_breaker_leave(co_breaker *b, int probe, int failed, const char *error,
 	change c = {0};
 
 	pthread_mutex_lock(&b->lock);
+	if (failed == CO_BREAKER_INCONCLUSIVE) {
+		if (!probe) {
+			pthread_mutex_unlock(&b->lock);
+			return;
+		}
+		failed = 1;
+		snprintf(b->last_error, sizeof(b->last_error), "%s",
+			 error && error[0] ? error : "no answer within the bound");
+	}
 	if (now_ms - b->window_start_ms > b->o.window_ms) {
 		b->window_start_ms = now_ms;
 		b->window_calls = b->window_failures = 0;

@@ -94,11 +94,15 @@ void co_breaker_clear_hook(co_breaker *b, void *ctx);
 int co_breaker_enter(co_breaker *b, int *probe, int64_t now_ms, int64_t wall_ms);
 
 /*
- * After a call that co_breaker_enter() let through: `failed` non-zero if it
+ * After a call that co_breaker_enter() let through: `failed` 1 if it
  * failed as unavailable (the store did not answer), with its message
- * `error` (may be NULL).  Answers such as "not found" or "conflict" are
- * successes here: the store answered.
+ * `error` (may be NULL); 0 if the store answered ("not found" and
+ * "conflict" are answers); CO_BREAKER_INCONCLUSIVE if the call only ran
+ * out of a caller's short bound: a slow store is not a down one, so that
+ * neither counts against it nor resets its count (a probe that ends so
+ * still failed).
  */
+#define CO_BREAKER_INCONCLUSIVE (-1)
 void co_breaker_leave(co_breaker *b, int probe, int failed, const char *error,
 		      int64_t now_ms, int64_t wall_ms);
 

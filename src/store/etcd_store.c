@@ -477,6 +477,8 @@ static int post_raw(cJSON **out, long *http, size_t *endpoint, struct etcd *e,
 		/* A member that timed out is not where the next request starts:
 		 * it may be hung, and a bounded request would spend its whole
 		 * bound on it again. */
+		if (rc == CURLE_OPERATION_TIMEDOUT && bound > 0 && limit == bound)
+			co_store__bound_ran_out();
 		if (rc == CURLE_OPERATION_TIMEDOUT && e->n_endpoints > 1) {
 			pthread_mutex_lock(&e->lock);
 			if (e->current == i)

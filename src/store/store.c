@@ -79,6 +79,18 @@ const char *co_store_describe(const co_store *s)
 
 static _Thread_local int call_timeout_ms;
 static _Thread_local int last_refused; /* the thread's last call never left */
+static _Thread_local int bound_ran_out; /* the last call hit the caller's bound */
+static _Thread_local int bound_counts;	/* this thread is a health probe */
+
+void co_store__bound_ran_out(void)
+{
+	bound_ran_out = 1;
+}
+
+void co_store_count_bounded_timeouts(int on)
+{
+	bound_counts = on;
+}
 
 int co_store_last_call_refused(void)
 {
@@ -115,6 +127,7 @@ static int call_begin(co_store *s, int *probe)
 	if (error == 0)
 		atomic_fetch_add(&s->calls, 1);
 	last_refused = error != 0;
+	bound_ran_out = 0;
 	return error;
 }
 
@@ -124,6 +137,12 @@ static int call_end(co_store *s, int probe, int error)
 {
 	int failed = error == CO_EUNAVAIL || error == CO_EIO;
 	char *msg = NULL;
+
+	/* A mirror's 250 ms running out on a loaded store says it is slow,
+	 * not down (a reconciliation under load opened the breaker over a
+	 * healthy etcd that way): only a health probe's bound counts. */
+	if (failed && bound_ran_out && !bound_counts)
+		failed = CO_BREAKER_INCONCLUSIVE;
 
 	/* A transition's hook (an audit row) may overwrite this thread's last
 	 * error: the caller still gets the message of its own call. */

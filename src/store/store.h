@@ -91,6 +91,14 @@ int co_store_breaker_configure(co_store *s, const co_breaker_opts *opts);
 int co_store_call_timeout(int ms);
 
 /*
+ * A call that fails only because this thread's bound ran out does not
+ * count against the store's breaker (a slow store is not a down one),
+ * unless this thread is a health probe and said so with on = 1: a probe
+ * thread is the one detector whose short bound may open the breaker.
+ */
+void co_store_count_bounded_timeouts(int on);
+
+/*
  * Create a task (rev 1).  If the ID exists: success with the stored record
  * in *out when type, metadata, blocked_by and status are the same;
  * CO_ECONFLICT otherwise.  `task` is not taken.

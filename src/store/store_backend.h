@@ -78,6 +78,10 @@ typedef struct co_store_backend {
  * co_store_call_timeout(). */
 int co_store__call_timeout(void);
 
+/* A backend says the current call failed because the caller's bound (not
+ * the store's own timeout) ran out. */
+void co_store__bound_ran_out(void);
+
 /* Wrap a backend and its state into a co_store (takes impl).  CO_ENOMEM. */
 int co_store__new(co_store **out, const co_store_backend *be, void *impl);
 

@@ -206,6 +206,32 @@ static void late_calls_do_not_decide(void **state)
 	co_breaker_free(b);
 }
 
+/* A call that only ran out of a caller's bound neither counts against the
+ * store nor resets its count; a probe that ends so still failed. */
+static void a_bound_running_out_is_inconclusive(void **state)
+{
+	co_breaker *b = co_breaker_new("etcd", NULL);
+	int probe, k;
+
+	(void)state;
+	for (k = 0; k < 50; k++) {
+		assert_int_equal(co_breaker_enter(b, &probe, k, WALL), 0);
+		co_breaker_leave(b, probe, CO_BREAKER_INCONCLUSIVE, "slow", k, WALL);
+	}
+	assert_int_equal(state_of(b, 50), CO_BREAKER_CLOSED);
+	call(b, 51, 1);
+	call(b, 52, 1);
+	assert_int_equal(co_breaker_enter(b, &probe, 53, WALL), 0);
+	co_breaker_leave(b, probe, CO_BREAKER_INCONCLUSIVE, "slow", 53, WALL);
+	call(b, 54, 1); /* third real failure in a row: open */
+	assert_int_equal(state_of(b, 54), CO_BREAKER_OPEN);
+	assert_int_equal(co_breaker_enter(b, &probe, 1054, WALL), 0);
+	assert_true(probe);
+	co_breaker_leave(b, probe, CO_BREAKER_INCONCLUSIVE, "slow", 1054, WALL);
+	assert_int_equal(state_of(b, 1054), CO_BREAKER_OPEN);
+	co_breaker_free(b);
+}
+
 /* 32 threads hammer an open breaker at probe time: exactly one is let
  * through as the probe. */
 typedef struct race {
@@ -263,6 +289,7 @@ int main(void)
 	    cmocka_unit_test(every_transition_reaches_the_hook),
 	    cmocka_unit_test(late_calls_do_not_decide),
 	    cmocka_unit_test(one_probe_among_32_racing_threads),
+	    cmocka_unit_test(a_bound_running_out_is_inconclusive),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
