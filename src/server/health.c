@@ -15,6 +15,7 @@
  * ignored (a full disk must not stop the probe).
  */
 #include "health.h"
+#include "server.h"
 
 #include "core/error.h"
 
@@ -279,4 +280,96 @@ void co_health_get(co_health_store *out, co_health *h, int side)
 		snprintf(out->error, sizeof(out->error),
 			 "no answer to the probe for %.1f s", (double)age / 1000.0);
 	}
+}
+
+void co_health_json(cJSON *stores, co_health *h)
+{
+	static const char *names[2] = {"git", "etcd"};
+	int64_t now = wall_ms();
+	int side;
+
+	for (side = 0; side < 2; side++) {
+		co_health_store r;
+		cJSON *x, *b;
+
+		if (h->stores[side] == NULL ||
+		    (x = cJSON_AddObjectToObject(stores, names[side])) == NULL)
+			continue;
+		co_health_get(&r, h, side);
+		cJSON_AddBoolToObject(x, "up", r.up);
+		cJSON_AddNumberToObject(x, "probe_age_ms", (double)(now - r.checked_ms));
+		if (r.error[0])
+			cJSON_AddStringToObject(x, "error", r.error);
+		/* the breaker as it is now, not as the probe saw it */
+		co_store_breaker_get(&r.breaker, h->stores[side]);
+		if ((b = cJSON_AddObjectToObject(x, "breaker")) == NULL)
+			continue;
+		cJSON_AddStringToObject(b, "state", co_breaker_state_name(r.breaker.state));
+		if (r.breaker.state == CO_BREAKER_CLOSED)
+			continue;
+		cJSON_AddStringToObject(b, "why", r.breaker.why);
+		cJSON_AddNumberToObject(b, "since_ms", (double)r.breaker.since_wall_ms);
+		cJSON_AddNumberToObject(b, "next_probe_in_ms",
+					(double)r.breaker.next_probe_in_ms);
+		cJSON_AddStringToObject(b, "last_error", r.breaker.last_error);
+	}
+}
+
+int co_health_breaker_metrics(char **buf, size_t *len, size_t *cap, co_store *git,
+			      co_store *etcd)
+{
+	static const struct {
+		const char *name, *type, *help;
+	} m[3] = {
+	    {"cutover_breaker_state", "gauge",
+	     "Circuit breaker of a store: 0 closed, 1 open (calls fail at once), 2 "
+	     "half-open (one probe in flight)."},
+	    {"cutover_breaker_opened_total", "counter",
+	     "Times a store's breaker opened from closed."},
+	    {"cutover_breaker_rejected_calls_total", "counter",
+	     "Calls refused at once by an open breaker, never sent to the store."},
+	};
+	static const char *names[2] = {"git", "etcd"};
+	co_store *stores[2] = {git, etcd};
+	co_breaker_info bi[2];
+	int i, k, error;
+
+	for (i = 0; i < 2; i++)
+		if (stores[i])
+			co_store_breaker_get(&bi[i], stores[i]);
+	for (k = 0; k < 3; k++) {
+		if ((error = co_metrics_appendf(buf, len, cap, "# HELP %s %s\n# TYPE %s %s\n",
+						m[k].name, m[k].help, m[k].name,
+						m[k].type)) < 0)
+			return error;
+		for (i = 0; i < 2; i++) {
+			unsigned long long v = k == 0   ? (unsigned long long)bi[i].state
+					       : k == 1 ? bi[i].opened_total
+							: bi[i].rejected_total;
+
+			if (stores[i] &&
+			    (error = co_metrics_appendf(buf, len, cap, "%s{store=\"%s\"} %llu\n",
+							m[k].name, names[i], v)) < 0)
+				return error;
+		}
+	}
+	return 0;
+}
+
+int co_health_retry_after(co_store *git, co_store *etcd)
+{
+	co_store *stores[2] = {git, etcd};
+	int64_t wait = 0;
+	int i;
+
+	for (i = 0; i < 2; i++) {
+		co_breaker_info bi;
+
+		if (stores[i] == NULL)
+			continue;
+		co_store_breaker_get(&bi, stores[i]);
+		if (bi.state != CO_BREAKER_CLOSED && bi.next_probe_in_ms > wait)
+			wait = bi.next_probe_in_ms;
+	}
+	return wait > 1000 ? (int)((wait + 999) / 1000) : 1;
 }

@@ -17,6 +17,7 @@
 
 #include "store/store.h"
 
+#include <stddef.h>
 #include <stdint.h>
 
 typedef struct co_health co_health;
@@ -60,6 +61,23 @@ void co_health_stop(co_health *h);
  * store.  A store whose probe has not answered for four intervals (a
  * ping stuck past its bound) reads as down, with that as its error. */
 void co_health_get(co_health_store *out, co_health *h, int side);
+
+/*
+ * Each probed store's last probe under `stores` (a cJSON object):
+ * {"git":{"up","probe_age_ms","error"?,"breaker":{"state",...}},"etcd":...};
+ * the breaker as it is now, from memory.
+ */
+struct cJSON;
+void co_health_json(struct cJSON *stores, co_health *h);
+
+/* The breakers' gauges and counters of both stores (either may be NULL) in
+ * Prometheus text, appended as co_metrics_appendf() does.  CO_ENOMEM. */
+int co_health_breaker_metrics(char **buf, size_t *len, size_t *cap, co_store *git,
+			      co_store *etcd);
+
+/* Seconds a client should wait after a 503: until the next probe of the
+ * longest-open breaker of either store, at least 1. */
+int co_health_retry_after(co_store *git, co_store *etcd);
 
 /* File name of the probe's result in the state dir. */
 #define CO_HEALTH_FILE "health.json"

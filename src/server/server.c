@@ -495,59 +495,6 @@ done:
 /* --- health and metrics --- */
 
 /*
- * Seconds a client should wait before trying again after a 503: until the
- * next probe of the longest-open breaker, at least 1.
- */
-static int retry_after(co_server *s)
-{
-	co_store *stores[2] = {s->git, s->etcd};
-	int64_t wait = 0;
-	int i;
-
-	for (i = 0; i < 2; i++) {
-		co_breaker_info bi;
-
-		if (stores[i] == NULL)
-			continue;
-		co_store_breaker_get(&bi, stores[i]);
-		if (bi.state != CO_BREAKER_CLOSED && bi.next_probe_in_ms > wait)
-			wait = bi.next_probe_in_ms;
-	}
-	return wait > 1000 ? (int)((wait + 999) / 1000) : 1;
-}
-
-/* One store's last probe as JSON: up, its age, its breaker. */
-static void health_json(cJSON *o, co_server *s, int side, const char *name)
-{
-	co_health_store h;
-	cJSON *x, *b;
-	struct timespec now;
-	int64_t now_ms;
-
-	if (s->health == NULL || (x = cJSON_AddObjectToObject(o, name)) == NULL)
-		return;
-	co_health_get(&h, s->health, side);
-	clock_gettime(CLOCK_REALTIME, &now);
-	now_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
-	cJSON_AddBoolToObject(x, "up", h.up);
-	cJSON_AddNumberToObject(x, "probe_age_ms", (double)(now_ms - h.checked_ms));
-	if (h.error[0])
-		cJSON_AddStringToObject(x, "error", h.error);
-	/* the breaker as it is now (memory), not as the probe saw it */
-	co_store_breaker_get(&h.breaker, side ? s->etcd : s->git);
-	if ((b = cJSON_AddObjectToObject(x, "breaker")) == NULL)
-		return;
-	cJSON_AddStringToObject(b, "state", co_breaker_state_name(h.breaker.state));
-	if (h.breaker.state != CO_BREAKER_CLOSED) {
-		cJSON_AddStringToObject(b, "why", h.breaker.why);
-		cJSON_AddNumberToObject(b, "since_ms", (double)h.breaker.since_wall_ms);
-		cJSON_AddNumberToObject(b, "next_probe_in_ms",
-					(double)h.breaker.next_probe_in_ms);
-		cJSON_AddStringToObject(b, "last_error", h.breaker.last_error);
-	}
-}
-
-/*
  * Liveness and what an operator needs first: the stage, the kill switch,
  * each store's last probe and breaker.  From memory only: answers at once
  * whatever the stores do.  "degraded" when a store is down.
@@ -567,62 +514,9 @@ static void h_healthz(reply *rp, co_server *s)
 				(s->git && !g.up) || (s->etcd && !e.up) ? "degraded" : "ok");
 	cJSON_AddStringToObject(o, "stage", co_stage_name(co_stage_of(&f)));
 	cJSON_AddBoolToObject(o, "kill_switch", f.kill_switch);
-	if ((stores = cJSON_AddObjectToObject(o, "stores")) != NULL) {
-		if (s->git)
-			health_json(stores, s, 0, "git");
-		if (s->etcd)
-			health_json(stores, s, 1, "etcd");
-	}
+	if ((stores = cJSON_AddObjectToObject(o, "stores")) != NULL && s->health)
+		co_health_json(stores, s->health);
 	reply_json(rp, 200, o);
-}
-
-/* The breaker gauges and counters of both stores, from memory. */
-static int breaker_metrics(char **buf, size_t *len, size_t *cap, co_server *s)
-{
-	co_store *stores[2] = {s->git, s->etcd};
-	static const char *names[2] = {"git", "etcd"};
-	co_breaker_info bi[2];
-	int i, error;
-
-	for (i = 0; i < 2; i++)
-		if (stores[i])
-			co_store_breaker_get(&bi[i], stores[i]);
-	if ((error = co_metrics_appendf(
-		 buf, len, cap,
-		 "# HELP cutover_breaker_state Circuit breaker of a store: 0 closed, 1 "
-		 "open (calls fail at once), 2 half-open (one probe in flight).\n"
-		 "# TYPE cutover_breaker_state gauge\n")) < 0)
-		return error;
-	for (i = 0; i < 2; i++)
-		if (stores[i] &&
-		    (error = co_metrics_appendf(buf, len, cap,
-						"cutover_breaker_state{store=\"%s\"} %d\n",
-						names[i], (int)bi[i].state)) < 0)
-			return error;
-	if ((error = co_metrics_appendf(
-		 buf, len, cap,
-		 "# HELP cutover_breaker_opened_total Times a store's breaker opened.\n"
-		 "# TYPE cutover_breaker_opened_total counter\n")) < 0)
-		return error;
-	for (i = 0; i < 2; i++)
-		if (stores[i] &&
-		    (error = co_metrics_appendf(
-			 buf, len, cap, "cutover_breaker_opened_total{store=\"%s\"} %llu\n",
-			 names[i], (unsigned long long)bi[i].opened_total)) < 0)
-			return error;
-	if ((error = co_metrics_appendf(
-		 buf, len, cap,
-		 "# HELP cutover_breaker_rejected_calls_total Calls refused at once by an "
-		 "open breaker, never sent to the store.\n"
-		 "# TYPE cutover_breaker_rejected_calls_total counter\n")) < 0)
-		return error;
-	for (i = 0; i < 2; i++)
-		if (stores[i] && (error = co_metrics_appendf(
-				      buf, len, cap,
-				      "cutover_breaker_rejected_calls_total{store=\"%s\"} %llu\n",
-				      names[i], (unsigned long long)bi[i].rejected_total)) < 0)
-			return error;
-	return 0;
 }
 
 static void h_metrics(reply *rp, co_server *s)
@@ -672,7 +566,7 @@ static void h_metrics(reply *rp, co_server *s)
 		 f.kill_switch, (long long)depth, ratio, s->git && g.up,
 		 s->etcd && e.up)) < 0)
 		goto done;
-	if ((error = breaker_metrics(&buf, &len, &cap, s)) < 0)
+	if ((error = co_health_breaker_metrics(&buf, &len, &cap, s->git, s->etcd)) < 0)
 		goto done;
 	error = co_metrics_format(&buf, &len, &cap, s->metrics);
 done:
@@ -1457,7 +1351,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	if (rp.status == 503) {
 		char after[16];
 
-		snprintf(after, sizeof(after), "%d", retry_after(s));
+		snprintf(after, sizeof(after), "%d", co_health_retry_after(s->git, s->etcd));
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, after);
 	}
 	if (rp.status == 401)

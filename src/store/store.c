@@ -21,7 +21,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define MAX_ROUNDS 64
 
@@ -75,86 +74,21 @@ const char *co_store_describe(const co_store *s)
 	return s->be->describe(s->impl);
 }
 
-/* ---- the breaker around every backend call ---- */
-
-static _Thread_local int call_timeout_ms;
-static _Thread_local int last_refused; /* the thread's last call never left */
-static _Thread_local int bound_ran_out; /* the last call hit the caller's bound */
-static _Thread_local int bound_counts;	/* this thread is a health probe */
-
-void co_store__bound_ran_out(void)
-{
-	bound_ran_out = 1;
-}
-
-void co_store_count_bounded_timeouts(int on)
-{
-	bound_counts = on;
-}
-
-int co_store_last_call_refused(void)
-{
-	return last_refused;
-}
-
-int co_store_call_timeout(int ms)
-{
-	int prev = call_timeout_ms;
-
-	call_timeout_ms = ms > 0 ? ms : 0;
-	return prev;
-}
-
-int co_store__call_timeout(void)
-{
-	return call_timeout_ms;
-}
-
-static int64_t clock_ms(clockid_t id)
-{
-	struct timespec ts;
-
-	clock_gettime(id, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
+/* ---- the breaker around every backend call (store_guard.c) ---- */
 
 /* 0: call the backend (*probe: as the breaker's probe); CO_EUNAVAIL: open. */
 static int call_begin(co_store *s, int *probe)
 {
-	int error = co_breaker_enter(s->brk, probe, clock_ms(CLOCK_MONOTONIC),
-				     clock_ms(CLOCK_REALTIME));
+	int error = co_store__guard_begin(s->brk, probe);
 
 	if (error == 0)
 		atomic_fetch_add(&s->calls, 1);
-	last_refused = error != 0;
-	bound_ran_out = 0;
 	return error;
 }
 
-/* Tell the breaker how the call went; returns `error` unchanged.  Only a
- * store that did not answer (unavailable, I/O) counts as a failure. */
 static int call_end(co_store *s, int probe, int error)
 {
-	int failed = error == CO_EUNAVAIL || error == CO_EIO;
-	char *msg = NULL;
-
-	/* A mirror's 250 ms running out on a loaded store says it is slow,
-	 * not down (a reconciliation under load opened the breaker over a
-	 * healthy etcd that way): only a health probe's bound counts. */
-	if (failed && bound_ran_out && !bound_counts)
-		failed = CO_BREAKER_INCONCLUSIVE;
-
-	/* A transition's hook (an audit row) may overwrite this thread's last
-	 * error: the caller still gets the message of its own call. */
-	if (error < 0)
-		msg = strdup(co_error_last());
-	co_breaker_leave(s->brk, probe, failed, failed ? msg : NULL,
-			 clock_ms(CLOCK_MONOTONIC), clock_ms(CLOCK_REALTIME));
-	if (error < 0) {
-		co_error_set(error, "%s", msg ? msg : "out of memory");
-		free(msg);
-	}
-	return error;
+	return co_store__guard_end(s->brk, probe, error);
 }
 
 uint64_t co_store_calls(co_store *s)
@@ -164,7 +98,7 @@ uint64_t co_store_calls(co_store *s)
 
 void co_store_breaker_get(co_breaker_info *out, co_store *s)
 {
-	co_breaker_get(out, s->brk, clock_ms(CLOCK_MONOTONIC));
+	co_breaker_get(out, s->brk, co_store__mono_ms());
 }
 
 void co_store_breaker_set_hook(co_store *s, co_breaker_hook fn, void *ctx)

@@ -82,6 +82,18 @@ int co_store__call_timeout(void);
  * the store's own timeout) ran out. */
 void co_store__bound_ran_out(void);
 
+/*
+ * store_guard.c: before a backend call, ask breaker b (0: go, *probe says
+ * whether it is the half-open probe; CO_EUNAVAIL: refused, the thread's
+ * last error says why); after it, tell b how it went (returns `error`,
+ * with the call's own message as the thread's last error).
+ */
+int co_store__guard_begin(struct co_breaker *b, int *probe);
+int co_store__guard_end(struct co_breaker *b, int probe, int error);
+
+/* Monotonic milliseconds, the breaker's clock. */
+int64_t co_store__mono_ms(void);
+
 /* Wrap a backend and its state into a co_store (takes impl).  CO_ENOMEM. */
 int co_store__new(co_store **out, const co_store_backend *be, void *impl);
 
