@@ -219,25 +219,43 @@ static void buf_add(buf *b, const char *p, size_t n)
 	b->p[b->len] = '\0';
 }
 
+/* How an exchange ended. */
+enum { END_EOF, END_RESET, END_TIMEOUT, END_STREAM };
+static const char *const end_names[] = {"EOF", "reset", "timeout", "event stream"};
+
 /* Send the input, shut the write side, read until EOF, the deadline, or
  * the headers of an event stream (which never ends by itself). */
-static void exchange(buf *in, const uint8_t *data, size_t size)
+static int exchange(buf *in, const uint8_t *data, size_t size)
 {
 	struct sockaddr_in a;
 	int64_t until = now_ms() + READ_MS;
 	size_t off = 0;
-	int fd;
+	int fd, end;
 
 	memset(&a, 0, sizeof(a));
 	a.sin_family = AF_INET;
 	a.sin_port = htons((uint16_t)fx.port);
 	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if ((fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0 ||
-	    connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0)
-		fuzz_fail("connect to the server: %s", strerror(errno));
+	/*
+	 * libFuzzer's timer (SIGALRM, every second) interrupts system calls:
+	 * each one is retried on EINTR.  Taking an interrupted poll() for the
+	 * end of the answers once let a request finish during the next input,
+	 * which then seemed to have changed state with a 4xx.
+	 */
+	for (;;) {
+		if ((fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
+			fuzz_fail("socket: %s", strerror(errno));
+		if (connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0)
+			break;
+		if (errno != EINTR)
+			fuzz_fail("connect to the server: %s", strerror(errno));
+		close(fd); /* an interrupted connect goes on alone: start over */
+	}
 	while (off < size) {
 		ssize_t n = send(fd, data + off, size - off, MSG_NOSIGNAL);
 
+		if (n < 0 && errno == EINTR)
+			continue;
 		if (n <= 0)
 			break; /* the server may close on a bad request at once */
 		off += (size_t)n;
@@ -249,18 +267,32 @@ static void exchange(buf *in, const uint8_t *data, size_t size)
 		char chunk[4096];
 		ssize_t n;
 
-		if (left <= 0)
+		int rc;
+
+		if (left <= 0 || (rc = poll(&p, 1, (int)left)) == 0) {
+			end = END_TIMEOUT;
 			break;
-		if (poll(&p, 1, (int)left) <= 0)
+		}
+		if (rc < 0) {
+			if (errno == EINTR)
+				continue;
+			fuzz_fail("poll: %s", strerror(errno));
+		}
+		if ((n = recv(fd, chunk, sizeof(chunk), 0)) < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			end = n == 0 ? END_EOF : END_RESET;
 			break;
-		if ((n = recv(fd, chunk, sizeof(chunk), 0)) <= 0)
-			break;
+		}
 		buf_add(in, chunk, (size_t)n);
-		if (in->len && strstr(in->p, "text/event-stream") &&
-		    strstr(in->p, "\r\n\r\n"))
+		if (strstr(in->p, "\r\n\r\n") &&
+		    strstr(in->p, "Content-Type: text/event-stream\r\n")) {
+			end = END_STREAM;
 			break;
+		}
 	}
 	close(fd);
+	return end;
 }
 
 /* ---- the answers ---- */
@@ -353,6 +385,10 @@ static void check_answers(const buf *in, int *all_4xx, int *whole)
 			return; /* a watch: nothing after it is read */
 		if ((v = header(p, hend, "Content-Length")) != NULL) {
 			blen = strtoul(v, NULL, 10);
+			/* The answer to a HEAD has a length and no body: the next
+			 * answer starts right away. */
+			if ((size_t)(end - body) >= 7 && strncmp(body, "HTTP/1.", 7) == 0)
+				blen = 0;
 		} else {
 			*whole = 0; /* chunked or to EOF: not ours */
 			return;
@@ -362,10 +398,49 @@ static void check_answers(const buf *in, int *all_4xx, int *whole)
 			return;
 		}
 		v = header(p, hend, "Content-Type");
-		if (v && strncmp(v, "application/json", 16) == 0)
+		if (v && strncmp(v, "application/json", 16) == 0 && blen > 0)
 			check_json(status, body, blen);
 		p = body + blen;
 	}
+}
+
+/*
+ * The server keeps state between inputs, so the input that broke an
+ * invariant may only have finished what an earlier one began: the last
+ * few are kept and printed with the failure.
+ */
+#define HISTORY 8
+static struct {
+	char *p[HISTORY];
+	size_t len[HISTORY];
+	unsigned next;
+} history;
+
+static void remember(const uint8_t *data, size_t size)
+{
+	unsigned i = history.next++ % HISTORY;
+
+	free(history.p[i]);
+	history.p[i] = fuzz_strndup(data, size);
+	history.len[i] = size;
+}
+
+static int last_end;
+
+static void changed(const char *what)
+{
+	unsigned k;
+
+	fprintf(stderr, "this exchange ended with %s\n", end_names[last_end]);
+	fprintf(stderr, "the inputs before this one, oldest first:\n");
+	for (k = history.next > HISTORY ? history.next - HISTORY : 0;
+	     k + 1 < history.next; k++) {
+		unsigned i = k % HISTORY;
+
+		fprintf(stderr, "---- input %u (%zu bytes) ----\n%.*s\n", k, history.len[i],
+			(int)history.len[i], history.p[i]);
+	}
+	fuzz_fail("answered 4xx (or not at all), yet %s", what);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -374,27 +449,35 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	buf in = {0};
 	int all_4xx, whole;
 
+	remember(data, size);
 	reset_flags();
 	take(&before);
-	exchange(&in, data, size);
+	last_end = exchange(&in, data, size);
+	/* Cut short, the answers say nothing about what the server did. */
+	whole = last_end == END_EOF || last_end == END_STREAM;
 	if (getenv("FUZZ_SERVER_SHOW"))
 		fprintf(stderr, "---- answer ----\n%s\n", in.len ? in.p : "(none)");
-	if (in.len == 0) {
-		all_4xx = 1;
-		whole = 1;
-	} else {
-		check_answers(&in, &all_4xx, &whole);
+	all_4xx = 1;
+	if (in.len > 0) {
+		int understood;
+
+		check_answers(&in, &all_4xx, &understood);
+		whole = whole && understood;
 	}
 	if (all_4xx && whole) {
 		take(&after);
 		if (strcmp(before.ref, after.ref) != 0)
-			fuzz_fail("answered 4xx (or not at all), yet git moved");
-		if (strcmp(before.flags, after.flags) != 0)
-			fuzz_fail("answered 4xx (or not at all), yet the flags changed");
-		if (before.outbox != after.outbox)
-			fuzz_fail("answered 4xx (or not at all), yet the outbox went "
-				  "from %lld to %lld",
-				  (long long)before.outbox, (long long)after.outbox);
+			changed("git moved");
+		if (strcmp(before.flags, after.flags) != 0) {
+			fprintf(stderr, "flags before:\n%s\nflags after:\n%s\n", before.flags,
+				after.flags);
+			changed("the flags changed");
+		}
+		if (before.outbox != after.outbox) {
+			fprintf(stderr, "outbox: %lld then %lld\n", (long long)before.outbox,
+				(long long)after.outbox);
+			changed("the outbox changed");
+		}
 	}
 	free(in.p);
 	return 0;
