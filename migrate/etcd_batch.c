@@ -337,7 +337,8 @@ static int64_t int_field(const cJSON *o, const char *name)
 
 	if (cJSON_IsString(v))
 		return strtoll(v->valuestring, NULL, 10);
-	if (cJSON_IsNumber(v))
+	/* A double past int64 (1e300) would be undefined to convert: as absent. */
+	if (cJSON_IsNumber(v) && v->valuedouble > -9.2e18 && v->valuedouble < 9.2e18)
 		return (int64_t)v->valuedouble;
 	return 0;
 }

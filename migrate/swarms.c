@@ -25,12 +25,23 @@
 
 #define MAX_FILE (1024 * 1024)
 
-static cJSON *yaml_node_json(yaml_document_t *doc, yaml_node_t *node, int depth)
+/*
+ * Most nodes a YAML file may expand to.  Aliases let a few hundred bytes
+ * name a billion nodes ("billion laughs"); whatever a swarm file holds
+ * beyond its ID and capabilities ends up in metadata, which is at most
+ * CO_META_MAX bytes, so more nodes than that could never make a record.
+ */
+#define MAX_NODES CO_META_MAX
+
+/* The tree of `node`; NULL when unsupported, too deep or over *budget nodes. */
+static cJSON *yaml_node_json(yaml_document_t *doc, yaml_node_t *node, int depth,
+			     size_t *budget)
 {
 	cJSON *out = NULL;
 
-	if (!node || depth > 64)
+	if (!node || depth > 64 || *budget == 0)
 		return NULL;
+	--*budget;
 	switch (node->type) {
 	case YAML_SCALAR_NODE: {
 		const char *v = (const char *)node->data.scalar.value;
@@ -55,7 +66,8 @@ static cJSON *yaml_node_json(yaml_document_t *doc, yaml_node_t *node, int depth)
 			return NULL;
 		for (it = node->data.sequence.items.start; it < node->data.sequence.items.top;
 		     it++) {
-			cJSON *c = yaml_node_json(doc, yaml_document_get_node(doc, *it), depth + 1);
+			cJSON *c = yaml_node_json(doc, yaml_document_get_node(doc, *it),
+						  depth + 1, budget);
 
 			if (!c || !cJSON_AddItemToArray(out, c)) {
 				cJSON_Delete(c);
@@ -78,7 +90,8 @@ static cJSON *yaml_node_json(yaml_document_t *doc, yaml_node_t *node, int depth)
 				cJSON_Delete(out);
 				return NULL;
 			}
-			c = yaml_node_json(doc, yaml_document_get_node(doc, p->value), depth + 1);
+			c = yaml_node_json(doc, yaml_document_get_node(doc, p->value), depth + 1,
+					   budget);
 			if (!c || !cJSON_AddItemToObject(out, (const char *)k->data.scalar.value, c)) {
 				cJSON_Delete(c);
 				cJSON_Delete(out);
@@ -98,6 +111,7 @@ static cJSON *yaml_to_json(const char *text, size_t len, char *why, size_t whyle
 	yaml_parser_t parser;
 	yaml_document_t doc;
 	cJSON *out = NULL;
+	size_t budget = MAX_NODES;
 
 	if (!yaml_parser_initialize(&parser)) {
 		snprintf(why, whylen, "out of memory");
@@ -110,8 +124,10 @@ static cJSON *yaml_to_json(const char *text, size_t len, char *why, size_t whyle
 		yaml_parser_delete(&parser);
 		return NULL;
 	}
-	out = yaml_node_json(&doc, yaml_document_get_root_node(&doc), 0);
-	if (!out)
+	out = yaml_node_json(&doc, yaml_document_get_root_node(&doc), 0, &budget);
+	if (!out && budget == 0)
+		snprintf(why, whylen, "more than %d YAML nodes (aliases?)", MAX_NODES);
+	else if (!out)
 		snprintf(why, whylen, "empty or unsupported YAML document");
 	yaml_document_delete(&doc);
 	yaml_parser_delete(&parser);

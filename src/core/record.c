@@ -72,6 +72,7 @@ int co_time_parse(int64_t *out, const char *s)
 {
 	struct tm tm;
 	const char *p;
+	int64_t t;
 
 	memset(&tm, 0, sizeof(tm));
 	if (s == NULL || (p = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm)) == NULL)
@@ -86,7 +87,15 @@ int co_time_parse(int64_t *out, const char *s)
 	if (strcmp(p, "Z") != 0)
 		return co_error_set(CO_EINVAL,
 				    "bad timestamp \"%s\": must be UTC ending in Z", s);
-	*out = (int64_t)timegm(&tm);
+	t = (int64_t)timegm(&tm);
+	/* timegm() normalises: "9999-12-31T23:59:60Z" is the year 10000, which
+	 * the canonical form could write but never read back. */
+	if (t < CO_TIME_MIN || t > CO_TIME_MAX)
+		return co_error_set(CO_EINVAL,
+				    "bad timestamp \"%s\": outside 1000-01-01T00:00:00Z.."
+				    "9999-12-31T23:59:59Z",
+				    s);
+	*out = t;
 	return 0;
 }
 
@@ -583,6 +592,19 @@ int co_record_from_json(co_record **out, const char *json, size_t len)
 		goto done;
 	cJSON_ArrayForEach(v, j)
 	{
+		const cJSON *w;
+
+		/* cJSON keeps duplicate keys.  Refuse them: which one wins is a
+		 * guess (cJSON_GetObjectItem finds the first, this loop would
+		 * keep the last), and a record is a contract.  Unknown keys stop
+		 * the loop, so this looks back over a dozen keys at most. */
+		for (w = j->child; w != v; w = w->next)
+			if (strcmp(w->string, v->string) == 0) {
+				error = co_error_set(CO_EINVAL,
+						     "record field \"%s\" appears twice",
+						     v->string);
+				goto done;
+			}
 		if ((error = parse_field(r, v, &seen_rev)) < 0)
 			goto done;
 	}

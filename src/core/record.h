@@ -138,7 +138,10 @@ int co_record_check_times(const co_record *r);
 
 /* Format Unix seconds as RFC 3339 UTC into buf (at least 21 bytes). */
 void co_time_format(char *buf, size_t len, int64_t t);
-/* Parse RFC 3339 UTC "YYYY-MM-DDTHH:MM:SSZ" (fraction allowed, ignored). */
+/* Parse RFC 3339 UTC "YYYY-MM-DDTHH:MM:SSZ" (fraction allowed, ignored).
+ * CO_EINVAL for anything else, and for a time outside CO_TIME_MIN..
+ * CO_TIME_MAX (also one that only gets there by normalisation, as
+ * "9999-12-31T23:59:60Z"): what it accepts, co_time_format writes back. */
 int co_time_parse(int64_t *out, const char *s);
 /* Current time in Unix seconds.  $CUTOVER_CLOCK_OFFSET (seconds) is added:
  * tests and drills use it to move time forward without sleeping. */

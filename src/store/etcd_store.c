@@ -40,6 +40,7 @@
 #include "etcd_store.h"
 
 #include "etcd_grpc.h"
+#include "etcd_store_internal.h"
 
 #include "store_backend.h"
 
@@ -222,7 +223,8 @@ static int64_t json_i64(const cJSON *obj, const char *name)
 
 	if (cJSON_IsString(it) && it->valuestring)
 		return strtoll(it->valuestring, NULL, 10);
-	if (cJSON_IsNumber(it))
+	/* A double past int64 (1e300) would be undefined to convert: as absent. */
+	if (cJSON_IsNumber(it) && it->valuedouble > -9.2e18 && it->valuedouble < 9.2e18)
 		return (int64_t)it->valuedouble;
 	return 0;
 }
@@ -1423,6 +1425,10 @@ static co_event *event_from_json(struct etcd_watch *w, const cJSON *jev)
 		ev->type = CO_EVENT_PUT;
 		if (record_from_kv(&ev->record, w->e, kv, key) < 0)
 			goto fail;
+		/* A value naming another record is refused, as etcd_get refuses
+		 * it: an event for one ID must not carry another's record. */
+		if (ev->record->kind != kind || strcmp(ev->record->id, id) != 0)
+			goto fail;
 	}
 	free(key);
 	return ev;
@@ -1456,7 +1462,8 @@ static int watch_line(struct etcd_watch *w, const char *line, size_t len)
 		int64_t hrev =
 		    json_i64(cJSON_GetObjectItemCaseSensitive(res, "header"), "revision");
 
-		if (w->next_rev == 0)
+		/* INT64_MAX + 1 would overflow; no etcd gets there. */
+		if (w->next_rev == 0 && hrev < INT64_MAX)
 			w->next_rev = hrev + 1;
 		w->stream_created = 1;
 		pthread_mutex_lock(&w->lock);
@@ -1485,7 +1492,7 @@ static int watch_line(struct etcd_watch *w, const char *line, size_t len)
 		int64_t mod = json_i64(kv, "mod_revision");
 		co_event *ev;
 
-		if (mod >= w->next_rev)
+		if (mod >= w->next_rev && mod < INT64_MAX)
 			w->next_rev = mod + 1;
 		if ((ev = event_from_json(w, jev)) != NULL)
 			watch_push(w, ev);
@@ -1517,6 +1524,13 @@ static size_t watch_write_cb(char *ptr, size_t size, size_t nmemb, void *ud)
 		w->line.p[w->line.len] = '\0';
 	}
 	return n;
+}
+
+/* The transfer ended.  An error answer may lack the final newline. */
+static void watch_stream_end(struct etcd_watch *w)
+{
+	if (w->line.len && !w->stream_err[0])
+		watch_line(w, w->line.p, w->line.len);
 }
 
 /*
@@ -1570,9 +1584,7 @@ static void watch_stream(struct etcd_watch *w, size_t i, char *errmsg, size_t le
 				rc = m->data.result;
 	}
 	curl_multi_remove_handle(w->multi, h);
-	/* An error answer may lack the final newline. */
-	if (w->line.len && !w->stream_err[0])
-		watch_line(w, w->line.p, w->line.len);
+	watch_stream_end(w);
 	if (w->stream_err[0])
 		snprintf(errmsg, len, "%s: %s", e->endpoints[i], w->stream_err);
 	else if (rc != CURLE_OK) {
@@ -1759,6 +1771,84 @@ static int etcd_watch_next(co_event **out, void *impl, int timeout_ms)
 	}
 	pthread_mutex_unlock(&w->lock);
 	return error;
+}
+
+/* ---- the watch decoder alone (etcd_store_internal.h) ---- */
+
+struct co_etcd__watch_decoder {
+	struct etcd e; /* only prefix and describe are used */
+	struct etcd_watch w;
+};
+
+int co_etcd__watch_decoder_new(co_etcd__watch_decoder **out, const char *prefix)
+{
+	co_etcd__watch_decoder *d = calloc(1, sizeof(*d));
+
+	if (d == NULL)
+		return oom();
+	pthread_mutex_init(&d->w.lock, NULL);
+	pthread_cond_init(&d->w.cond, NULL);
+	d->w.e = &d->e;
+	if ((d->e.prefix = strdup(prefix)) == NULL ||
+	    (d->e.describe = strdup("(watch decoder)")) == NULL) {
+		co_etcd__watch_decoder_free(d);
+		return oom();
+	}
+	*out = d;
+	return 0;
+}
+
+void co_etcd__watch_decoder_free(co_etcd__watch_decoder *d)
+{
+	co_event *ev;
+
+	if (d == NULL)
+		return;
+	while (co_etcd__watch_decoder_next(&ev, d) == 0 && ev)
+		co_event_free(ev);
+	pthread_mutex_destroy(&d->w.lock);
+	pthread_cond_destroy(&d->w.cond);
+	buf_free(&d->w.line);
+	free(d->e.prefix);
+	free(d->e.describe);
+	free(d);
+}
+
+int co_etcd__watch_decoder_feed(co_etcd__watch_decoder *d, const char *p, size_t len)
+{
+	if (len == 0)
+		return 0;
+	return watch_write_cb((char *)p, 1, len, &d->w) == len ? 0 : -1;
+}
+
+void co_etcd__watch_decoder_end(co_etcd__watch_decoder *d)
+{
+	watch_stream_end(&d->w);
+}
+
+int co_etcd__watch_decoder_next(co_event **out, co_etcd__watch_decoder *d)
+{
+	struct evnode *n;
+
+	*out = NULL;
+	pthread_mutex_lock(&d->w.lock);
+	if ((n = d->w.head) != NULL) {
+		d->w.head = n->next;
+		if (d->w.head == NULL)
+			d->w.tail = NULL;
+		*out = n->ev;
+		free(n);
+	}
+	pthread_mutex_unlock(&d->w.lock);
+	return 0;
+}
+
+void co_etcd__watch_decoder_state(co_etcd__watch_state *out, co_etcd__watch_decoder *d)
+{
+	out->created = d->w.stream_created;
+	out->fatal = d->w.stream_fatal;
+	out->next_rev = d->w.next_rev;
+	out->error = d->w.stream_err;
 }
 
 /* ---- the store ---- */

@@ -121,6 +121,30 @@ static void bad_records_are_refused_naming_the_field(void **state)
 	}
 }
 
+/* Found by tests/fuzz/fuzz_record: a second "owner" leaked the first. */
+static void record_with_a_field_twice_is_refused(void **state)
+{
+	static const char *const cases[] = {
+	    "{\"kind\":\"task\",\"id\":\"a\",\"rev\":1,\"owner\":\"x\",\"owner\":\"y\"}",
+	    "{\"kind\":\"task\",\"id\":\"a\",\"rev\":1,\"type\":\"x\",\"type\":\"y\"}",
+	    "{\"kind\":\"task\",\"id\":\"a\",\"rev\":1,\"rev\":2}",
+	    "{\"kind\":\"task\",\"id\":\"a\",\"rev\":1,\"kind\":\"swarm\"}",
+	    "{\"kind\":\"swarm\",\"id\":\"a\",\"rev\":1,\"capabilities\":[\"x\"],"
+	    "\"capabilities\":[\"y\"]}",
+	};
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		co_record *r = NULL;
+
+		assert_int_equal(co_record_from_json(&r, cases[i], strlen(cases[i])),
+				 CO_EINVAL);
+		assert_null(r);
+		assert_non_null(strstr(co_error_last(), "appears twice"));
+	}
+}
+
 static void metadata_over_64k_is_too_big(void **state)
 {
 	co_record *r = NULL;
@@ -209,6 +233,32 @@ static void time_round_trips_and_rejects_non_utc(void **state)
 	assert_int_equal(co_time_parse(&t, "tomorrow"), CO_EINVAL);
 }
 
+/* Found by tests/fuzz/fuzz_record: a leap second at the end of 9999 was
+ * read as the year 10000, whose canonical form no reader accepts. */
+static void timestamp_read_is_one_the_canonical_form_writes_back(void **state)
+{
+	static const char *const refused[] = {
+	    "9999-12-31T23:59:60Z", "0999-12-31T23:59:59Z", "1-01-01T00:00:00Z",
+	    "10000-01-01T00:00:00Z"};
+	const char *json = "{\"kind\":\"task\",\"id\":\"a\",\"rev\":1,"
+			   "\"created_at\":\"9999-12-31T23:59:60Z\"}";
+	co_record *r = NULL;
+	int64_t t;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(refused) / sizeof(refused[0]); i++)
+		if (co_time_parse(&t, refused[i]) != CO_EINVAL)
+			fail_msg("\"%s\" was accepted", refused[i]);
+	assert_int_equal(co_time_parse(&t, "1000-01-01T00:00:00Z"), 0);
+	assert_int_equal(t, CO_TIME_MIN);
+	assert_int_equal(co_time_parse(&t, "9999-12-31T23:59:59Z"), 0);
+	assert_int_equal(t, CO_TIME_MAX);
+	assert_int_equal(co_record_from_json(&r, json, strlen(json)), CO_EINVAL);
+	assert_null(r);
+	assert_non_null(strstr(co_error_last(), "created_at"));
+}
+
 static void timestamps_outside_what_the_form_holds_are_refused(void **state)
 {
 	co_record *r = NULL, *back = NULL;
@@ -270,12 +320,14 @@ int main(void)
 	    cmocka_unit_test(pretty_form_parses_to_the_same_record),
 	    cmocka_unit_test(swarm_round_trips),
 	    cmocka_unit_test(bad_records_are_refused_naming_the_field),
+	    cmocka_unit_test(record_with_a_field_twice_is_refused),
 	    cmocka_unit_test(metadata_over_64k_is_too_big),
 	    cmocka_unit_test(expired_claim_normalizes_to_available),
 	    cmocka_unit_test(claim_without_ttl_never_expires),
 	    cmocka_unit_test(diff_names_the_differing_fields),
 	    cmocka_unit_test(time_round_trips_and_rejects_non_utc),
 	    cmocka_unit_test(timestamps_outside_what_the_form_holds_are_refused),
+	    cmocka_unit_test(timestamp_read_is_one_the_canonical_form_writes_back),
 	    cmocka_unit_test(strv_split_trims_and_skips_empty),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
