@@ -575,22 +575,15 @@ static int ack_durably(co_router *r, int64_t seq)
 /* ack_durably() for many entries, with one shared sync. */
 static int ack_many_durably(co_router *r, const int64_t *seqs, size_t n)
 {
-	size_t i;
 	int error, broken;
 
 	pthread_mutex_lock(&r->sync_mu);
 	broken = r->sync_broken;
 	pthread_mutex_unlock(&r->sync_mu);
-	for (i = 0; i < n; i++) {
-		if (!r->syncer_started || broken)
-			error = co_outbox_ack(r->st, seqs[i]);
-		else
-			error = co_outbox_ack_unsynced(r->st, seqs[i]);
-		if (error < 0)
-			return error;
-	}
 	if (!r->syncer_started || broken || n == 0)
-		return 0;
+		return co_outbox_ack_many(r->st, seqs, n, 1);
+	if ((error = co_outbox_ack_many(r->st, seqs, n, 0)) < 0)
+		return error;
 	return wait_sync(r, request_sync(r));
 }
 
@@ -999,15 +992,17 @@ static int cmp_mutex_ptr(const void *a, const void *b)
 }
 
 /*
- * The git-bound records of a batch (the heads of distinct IDs), written to
- * git in one commit: one commit per record could not keep up with etcd
- * mode's writes.  Their stripe locks are taken in address order, so two
- * drains never deadlock.  Entries applied here are marked in `done`; on any
- * failure none is, and the caller applies them one by one (each failure
- * then gets its own backoff).
+ * The records of a batch bound to `target` (the heads of distinct IDs),
+ * written in as few store calls as the store allows: one git commit, or
+ * etcd txns of 64 (co_store_put_batch_if_newer).  One commit or one txn
+ * per record could not keep up with the writes of a store that was down
+ * a while, nor with etcd mode's writes.  Their stripe locks are taken in
+ * address order, so two drains never deadlock.  Entries applied here are
+ * marked in `done`; on any failure none is, and the caller applies them
+ * one by one (each failure then gets its own backoff).
  */
-static void drain_git_records(co_router *r, const co_outbox_list *l, char *done,
-			      size_t *applied)
+static void drain_records(co_router *r, const co_outbox_list *l, const char *target,
+			  char *done, size_t *applied)
 {
 	const co_record **recs = calloc(l->n, sizeof(*recs));
 	size_t *idx = calloc(l->n, sizeof(*idx));
@@ -1022,7 +1017,7 @@ static void drain_git_records(co_router *r, const co_outbox_list *l, char *done,
 		const co_outbox_entry *e = l->items[i];
 		co_record *rec = NULL;
 
-		if (strcmp(e->target, "git") != 0 || e->payload == NULL || is_intent(e) ||
+		if (strcmp(e->target, target) != 0 || e->payload == NULL || is_intent(e) ||
 		    co_record_from_json(&rec, e->payload, strlen(e->payload)) < 0)
 			continue;
 		recs[k] = rec;
@@ -1036,7 +1031,8 @@ static void drain_git_records(co_router *r, const co_outbox_list *l, char *done,
 	for (i = 0; i < nmu; i++)
 		if (i == 0 || mus[i] != mus[i - 1])
 			pthread_mutex_lock(mus[i]);
-	error = co_store_put_batch_if_newer(r->git, recs, k, NULL);
+	error = co_store_put_batch_if_newer(co_router_store(r, side_of(target)), recs, k,
+					    NULL);
 	if (error == 0) {
 		for (i = 0; i < k; i++) {
 			seqs[i] = l->items[idx[i]]->seq;
@@ -1118,12 +1114,15 @@ static int drain_batch(co_router *r, const char *target, size_t *applied)
 		return breaker_refusal(co_router_store(r, side_of(target)));
 	if (fulfil_pending(r, CO_KIND_TASK, NULL) > 0)
 		fulfil_flush(r); /* records to copy, not intents to look up */
-	if ((error = co_outbox_next_batch(&l, r->st, target, 64, co_state_now_ms())) < 0)
+	if ((error = co_outbox_next_batch(&l, r->st, target, 256, co_state_now_ms())) < 0)
 		return error;
+
 	/* Every drain call is a mirror: under the secondary's short bound. */
 	prev = co_store_call_timeout(r->mirror_ms);
-	if (l.n > 0 && (done = calloc(l.n, 1)) != NULL)
-		drain_git_records(r, &l, done, applied);
+	if (l.n > 0 && (done = calloc(l.n, 1)) != NULL) {
+		drain_records(r, &l, "git", done, applied);
+		drain_records(r, &l, "etcd", done, applied);
+	}
 	for (i = 0; i < l.n; i++) {
 		const co_outbox_entry *e = l.items[i];
 		pthread_mutex_t *mu = stripe(r, e->id);

@@ -302,6 +302,31 @@ done:
 	return error;
 }
 
+int co_outbox_ack_many(co_state *st, const int64_t *seqs, size_t n, int durable)
+{
+	sqlite3_stmt *s = NULL;
+	size_t i;
+	int error;
+
+	if (n == 0)
+		return 0;
+	co_state__lock(st);
+	if ((error = co_state__prepare(st, &s, "DELETE FROM outbox WHERE seq = ?")) < 0 ||
+	    (error = co_state__begin(st, durable)) < 0)
+		goto done;
+	for (i = 0; i < n && error == 0; i++) {
+		sqlite3_bind_int64(s, 1, seqs[i]);
+		error = co_state__step_done(st, s, "outbox ack");
+	}
+	if (error == 0)
+		error = co_state__commit(st);
+done:
+	co_state__rollback(st);
+	co_state__finish(st, s);
+	co_state__unlock(st);
+	return error;
+}
+
 int co_outbox_ack_intent(co_state *st, int64_t seq)
 {
 	/* Replaying an intent only copies a record again: no sync needed. */

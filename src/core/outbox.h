@@ -113,6 +113,13 @@ int co_outbox_ack(co_state *st, int64_t seq);
 int co_outbox_ack_unsynced(co_state *st, int64_t seq);
 
 /*
+ * co_outbox_ack() (durable 1) or co_outbox_ack_unsynced() (0) of n entries
+ * in one transaction: what a drain that applied a batch acks with.  All or
+ * none.  CO_EUNAVAIL, CO_EIO.
+ */
+int co_outbox_ack_many(co_state *st, const int64_t *seqs, size_t n, int durable);
+
+/*
  * Applying entry `seq` failed with `error` (copied, may be NULL): count the
  * attempt and make it due again after backoff_ms * 2^(attempts before this
  * one), at most max(backoff_ms, CO_OUTBOX_BACKOFF_MAX_MS), from now

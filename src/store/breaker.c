@@ -175,7 +175,7 @@ static void clock_text(char *out, size_t len, int64_t wall_ms)
 		snprintf(out, len, "?");
 }
 
-int co_breaker_enter(co_breaker *b, int *probe, int64_t now_ms, int64_t wall_ms)
+static int enter(co_breaker *b, int *probe, int64_t now_ms, int64_t wall_ms, int eager)
 {
 	char since[16], msg[900];
 	change c = {0};
@@ -188,7 +188,7 @@ int co_breaker_enter(co_breaker *b, int *probe, int64_t now_ms, int64_t wall_ms)
 		pthread_mutex_unlock(&b->lock);
 		return 0;
 	}
-	if (b->state == CO_BREAKER_OPEN && now_ms >= b->next_probe_ms) {
+	if (b->state == CO_BREAKER_OPEN && (eager || now_ms >= b->next_probe_ms)) {
 		move_locked(&c, b, CO_BREAKER_HALF_OPEN, now_ms, wall_ms);
 		b->calls++;
 		*probe = 1;
@@ -211,6 +211,16 @@ int co_breaker_enter(co_breaker *b, int *probe, int64_t now_ms, int64_t wall_ms)
 			 b->last_error);
 	pthread_mutex_unlock(&b->lock);
 	return co_error_set(CO_EUNAVAIL, "%s", msg);
+}
+
+int co_breaker_enter(co_breaker *b, int *probe, int64_t now_ms, int64_t wall_ms)
+{
+	return enter(b, probe, now_ms, wall_ms, 0);
+}
+
+int co_breaker_enter_probe(co_breaker *b, int *probe, int64_t now_ms, int64_t wall_ms)
+{
+	return enter(b, probe, now_ms, wall_ms, 1);
 }
 
 void co_breaker_leave(co_breaker *b, int probe, int failed, const char *error,

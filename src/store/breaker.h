@@ -94,6 +94,15 @@ void co_breaker_clear_hook(co_breaker *b, void *ctx);
 int co_breaker_enter(co_breaker *b, int *probe, int64_t now_ms, int64_t wall_ms);
 
 /*
+ * co_breaker_enter() for a health probe (a ping under a short bound, on a
+ * thread of its own): an open breaker lets it through as the probe at
+ * once, whatever the backoff says, so a store that came back is known to
+ * be back within one probe interval, not after up to probe_max.  The
+ * backoff still spaces out the probes that ordinary calls make.
+ */
+int co_breaker_enter_probe(co_breaker *b, int *probe, int64_t now_ms, int64_t wall_ms);
+
+/*
  * After a call that co_breaker_enter() let through: `failed` 1 if it
  * failed as unavailable (the store did not answer), with its message
  * `error` (may be NULL); 0 if the store answered ("not found" and

@@ -95,6 +95,9 @@ int co_store_call_timeout(int ms);
  * count against the store's breaker (a slow store is not a down one),
  * unless this thread is a health probe and said so with on = 1: a probe
  * thread is the one detector whose short bound may open the breaker.
+ * Its calls also probe an open breaker at once, whatever the probe
+ * backoff (co_breaker_enter_probe): a store that came back is seen back,
+ * and its outbox debt goes out, within one probe interval.
  */
 void co_store_count_bounded_timeouts(int on);
 
@@ -227,13 +230,16 @@ int co_store_remove(co_store *s, co_kind kind, const char *id);
 int co_store_put_if_newer(co_store *s, const co_record *r, int *applied);
 
 /*
- * co_store_put_if_newer() for `n` records of distinct IDs at once.  A git
- * store writes them all in one commit (one tree update, one fsync): what
- * lets an outbox drain keep up with etcd; etcd writes each in turn.  On 0,
+ * co_store_put_if_newer() for `n` records of distinct IDs at once: what
+ * lets an outbox drain keep up.  A git store writes them all in one commit
+ * (one tree update, one fsync).  etcd reads them in one txn of ranges and
+ * writes them in txns of up to 64 records (etcd takes 128 operations per
+ * txn; a task is its key and its claims key), one round trip each.  On 0,
  * applied[i] (when applied is not NULL) says whether records[i] was
- * written.  On an error nothing is written in git; etcd may have written a
- * prefix (each write is "if newer", so doing it again is harmless).
- * Errors as co_store_put_if_newer(), and CO_EINVAL for an ID twice.
+ * written.  On an error nothing is written in git; etcd may have written
+ * some of the txns (each write is "if newer", so doing it again is
+ * harmless).  Errors as co_store_put_if_newer(), and CO_EINVAL for an ID
+ * twice.
  */
 int co_store_put_batch_if_newer(co_store *s, const co_record *const *records, size_t n,
 				int *applied);

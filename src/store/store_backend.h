@@ -16,6 +16,15 @@ typedef struct co_version {
 	char v[CO_VERSION_MAX]; /* "" = absent */
 } co_version;
 
+/* One read of a get_many: kind and id in; out (owned by the caller once
+ * set) and ver out, NULL and "" when the key is absent. */
+typedef struct co_store__read {
+	co_kind kind;
+	const char *id;
+	co_record *out;
+	co_version ver;
+} co_store__read;
+
 /* One write of a cas_many. */
 typedef struct co_store__write {
 	const co_record *r;
@@ -52,6 +61,17 @@ typedef struct co_store_backend {
 	 */
 	int (*cas_many)(void *impl, const struct co_store__write *w, size_t n,
 			const char *why);
+	/* The most writes one cas_many call takes (0: no limit); the caller
+	 * splits a larger batch into calls of at most this many. */
+	size_t cas_many_max;
+
+	/*
+	 * get() of many keys in one round trip, all read at one revision.
+	 * Absent keys are not an error.  On failure no rd[i].out is set.
+	 * NULL for a store where one read per key costs no more (git).  The
+	 * caller passes at most cas_many_max reads when that is set.
+	 */
+	int (*get_many)(void *impl, co_store__read *rd, size_t n);
 
 	/* All records of a kind, as stored, any order. */
 	int (*list)(co_record_list *out, void *impl, co_kind kind);

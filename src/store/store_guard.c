@@ -71,8 +71,8 @@ int64_t co_store__mono_ms(void)
 
 int co_store__guard_begin(co_breaker *b, int *probe)
 {
-	int error = co_breaker_enter(b, probe, clock_ms(CLOCK_MONOTONIC),
-				     clock_ms(CLOCK_REALTIME));
+	int error = (bound_counts ? co_breaker_enter_probe : co_breaker_enter)(
+	    b, probe, clock_ms(CLOCK_MONOTONIC), clock_ms(CLOCK_REALTIME));
 
 	last_refused = error != 0;
 	bound_ran_out = 0;

@@ -145,6 +145,34 @@ static void a_failed_probe_doubles_the_wait_up_to_the_cap(void **state)
 	co_breaker_free(b);
 }
 
+/* A health probe need not wait out the backoff: a store that came back is
+ * seen back within one probe interval.  Ordinary calls still wait. */
+static void a_health_probe_probes_at_once_whatever_the_backoff(void **state)
+{
+	co_breaker *b = co_breaker_new("etcd", NULL);
+	int probe = 0;
+
+	(void)state;
+	call(b, 0, 1);
+	call(b, 0, 1);
+	call(b, 0, 1);
+	assert_int_equal(state_of(b, 10), CO_BREAKER_OPEN);
+	assert_int_equal(call(b, 10, 0), CO_EUNAVAIL); /* next probe in 1 s */
+	/* a failing health probe keeps it open; the next one goes at once */
+	assert_int_equal(co_breaker_enter_probe(b, &probe, 20, WALL + 20), 0);
+	assert_int_equal(probe, 1);
+	assert_int_equal(co_breaker_enter_probe(b, &probe, 21, WALL + 21), CO_EUNAVAIL);
+	co_breaker_leave(b, 1, 1, "etcd x: operation timed out", 30, WALL + 30);
+	assert_int_equal(state_of(b, 30), CO_BREAKER_OPEN);
+	assert_int_equal(call(b, 40, 0), CO_EUNAVAIL);
+	assert_int_equal(co_breaker_enter_probe(b, &probe, 50, WALL + 50), 0);
+	assert_int_equal(probe, 1);
+	co_breaker_leave(b, 1, 0, NULL, 60, WALL + 60);
+	assert_int_equal(state_of(b, 60), CO_BREAKER_CLOSED);
+	assert_int_equal(call(b, 61, 0), 0);
+	co_breaker_free(b);
+}
+
 typedef struct seen {
 	int n;
 	co_breaker_state from[8], to[8];
@@ -290,6 +318,7 @@ int main(void)
 	    cmocka_unit_test(late_calls_do_not_decide),
 	    cmocka_unit_test(one_probe_among_32_racing_threads),
 	    cmocka_unit_test(a_bound_running_out_is_inconclusive),
+	    cmocka_unit_test(a_health_probe_probes_at_once_whatever_the_backoff),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
