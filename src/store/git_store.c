@@ -28,7 +28,8 @@
  * Watching is polling: remember the head tree, diff trees at each poll and
  * turn added/modified/deleted *.json files into events.  Several commits
  * between two polls collapse into their net effect, as for the legacy
- * pollers.
+ * pollers.  A poll comes at once, not after the interval, when this store
+ * committed or (inotify, local repos) the branch's ref changed.
  *
  * A reconciliation reads the store by tree alone (CO_SCAN_NO_DATA: blob
  * ids, no blob) and then the few blobs it could not match, by id
@@ -54,6 +55,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -81,6 +84,7 @@ typedef struct co_git_store {
 	pthread_mutex_t remote_mu;
 
 	atomic_ullong blobs_read; /* co_git_store_blobs_read() */
+	atomic_ullong commits;	  /* commits this store made: wakes its watches */
 } co_git_store;
 
 typedef struct gs_watch {
@@ -90,6 +94,8 @@ typedef struct gs_watch {
 	git_oid tree;
 	int have_tree;
 	int64_t next_poll_ms;
+	unsigned long long seen_commits; /* gs->commits at the last poll */
+	int ino;			 /* inotify on the branch ref, or -1 */
 	co_event **q;
 	size_t qhead, qn, qcap;
 } gs_watch;
@@ -869,10 +875,14 @@ static int gs_publish(co_git_store *gs, git_repository *repo, git_commit *parent
 	if (gs->url) {
 		if ((error = gs_push_locked(gs, repo, &commit_id)) == CO_ERETRY)
 			error = 1;
+		else if (error == 0)
+			atomic_fetch_add(&gs->commits, 1);
 		goto done;
 	}
 	rc = git_reference_create_matching(&ref, repo, gs->refname, &commit_id, 1, head,
 					   msg);
+	if (rc == 0)
+		atomic_fetch_add(&gs->commits, 1);
 	if (rc == GIT_EMODIFIED || rc == GIT_ELOCKED)
 		error = 1;
 	else if (rc < 0)
@@ -1294,7 +1304,53 @@ static void gs_watch_close(void *impl)
 	free(w->q);
 	free(w->prefix);
 	git_repository_free(w->repo);
+	if (w->ino >= 0)
+		close(w->ino);
 	free(w);
+}
+
+/*
+ * Polling every poll_interval_ms is what legacy clients do; a watch of
+ * cutover's own need not wait that long.  It polls at once when this
+ * store committed (its counter moved: the router's own writes) or when the
+ * branch's ref file or packed-refs changed (inotify on a local repo: any
+ * process's commits, a legacy client's `git push`).  Where inotify is
+ * missing the interval still applies to other processes' commits.
+ */
+static int gs_watch_refs(co_git_store *gs)
+{
+	const uint32_t mask = IN_CREATE | IN_MOVED_TO | IN_MODIFY | IN_CLOSE_WRITE;
+	char *refdir = gs_printf("%s/%s", gs->path, gs->refname);
+	int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+
+	if (fd >= 0 && refdir && strrchr(refdir, '/')) {
+		*strrchr(refdir, '/') = '\0';
+		/* the ref's directory (refs/heads) and the repo's (packed-refs) */
+		if (inotify_add_watch(fd, refdir, mask) < 0 ||
+		    inotify_add_watch(fd, gs->path, mask) < 0) {
+			close(fd);
+			fd = -1;
+		}
+	} else if (fd >= 0) {
+		close(fd);
+		fd = -1;
+	}
+	free(refdir);
+	return fd;
+}
+
+/* Whether something may have moved the branch since the last poll. */
+static int gs_watch_woken(gs_watch *w)
+{
+	unsigned long long c = atomic_load(&w->gs->commits);
+	int woken = c != w->seen_commits;
+	char buf[4096];
+
+	w->seen_commits = c;
+	if (w->ino >= 0)
+		while (read(w->ino, buf, sizeof(buf)) > 0)
+			woken = 1;
+	return woken;
 }
 
 static int gs_watch_open(void **out, void *impl, const char *prefix)
@@ -1306,8 +1362,10 @@ static int gs_watch_open(void **out, void *impl, const char *prefix)
 	git_oid head;
 	int exists, error;
 
-	if ((w = calloc(1, sizeof(*w))) == NULL ||
-	    (w->prefix = strdup(prefix ? prefix : "")) == NULL) {
+	if ((w = calloc(1, sizeof(*w))) == NULL)
+		return co_error_set(CO_ENOMEM, "out of memory");
+	w->ino = -1;
+	if ((w->prefix = strdup(prefix ? prefix : "")) == NULL) {
 		error = co_error_set(CO_ENOMEM, "out of memory");
 		goto done;
 	}
@@ -1322,6 +1380,8 @@ static int gs_watch_open(void **out, void *impl, const char *prefix)
 		w->have_tree = 1;
 	}
 	w->next_poll_ms = gs_mono_ms() + gs->poll_interval_ms;
+	w->seen_commits = atomic_load(&gs->commits);
+	w->ino = gs->url ? -1 : gs_watch_refs(gs);
 	*out = w;
 	w = NULL;
 done:
@@ -1346,6 +1406,8 @@ static int gs_watch_next(co_event **out, void *impl, int timeout_ms)
 			return 0;
 		}
 		now = gs_mono_ms();
+		if (gs_watch_woken(w))
+			w->next_poll_ms = now;
 		if (now >= w->next_poll_ms) {
 			w->next_poll_ms = now + w->gs->poll_interval_ms;
 			if ((error = gs_watch_poll(w)) < 0)
@@ -1364,7 +1426,13 @@ static int gs_watch_next(co_event **out, void *impl, int timeout_ms)
 			nap = wake - now;
 			if (nap > GS_SLICE_MS)
 				nap = GS_SLICE_MS;
-			gs_sleep_us((long)nap * 1000);
+			if (w->ino >= 0) {
+				struct pollfd pfd = {w->ino, POLLIN, 0};
+
+				poll(&pfd, 1, (int)nap); /* a ref change ends it early */
+			} else {
+				gs_sleep_us((long)nap * 1000);
+			}
 		}
 	}
 }

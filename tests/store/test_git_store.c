@@ -504,6 +504,35 @@ static void claim_has_one_winner_across_4_processes(void **state)
 	free(out);
 }
 
+/* With the legacy 30 s poll interval, a watch still sees a commit at once:
+ * the store's own (its commit counter) and another process's (inotify on
+ * the branch ref).  A watch that waited for the poll would time out. */
+static void watch_sees_commits_without_waiting_for_the_poll(void **state)
+{
+	fixture *f = *state;
+	co_store *slow = NULL, *other = NULL;
+	co_watch *w = NULL;
+	co_event *ev = NULL;
+
+	assert_int_equal(open_store(&slow, f->repo, 30000), 0);
+	assert_int_equal(open_store(&other, f->repo, 30000), 0);
+	assert_int_equal(co_store_watch(&w, slow, "tasks/"), 0);
+	create_task(slow, "WAKE1"); /* the watching store's own commit */
+	assert_int_equal(co_watch_next(&ev, w, 10000), 0);
+	assert_non_null(ev);
+	assert_string_equal(ev->id, "WAKE1");
+	co_event_free(ev);
+	ev = NULL;
+	create_task(other, "WAKE2"); /* another store's: only the ref moved */
+	assert_int_equal(co_watch_next(&ev, w, 10000), 0);
+	assert_non_null(ev);
+	assert_string_equal(ev->id, "WAKE2");
+	co_event_free(ev);
+	co_watch_close(w);
+	co_store_free(other);
+	co_store_free(slow);
+}
+
 static void release_by_non_owner_conflicts(void **state)
 {
 	fixture *f = *state;
@@ -1339,6 +1368,7 @@ int main(void)
 	    T(claim_has_one_winner_under_32_threads),
 	    T(concurrent_writers_of_different_files_lose_nothing),
 	    T(put_batch_is_one_commit_and_never_goes_backwards),
+	    T(watch_sees_commits_without_waiting_for_the_poll),
 	    T(racing_batches_keep_the_highest_rev_of_every_id),
 	    T(claim_has_one_winner_across_4_processes),
 	    T(release_by_non_owner_conflicts),
