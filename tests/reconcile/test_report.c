@@ -16,7 +16,10 @@
 #include "core/runs.h"
 #include "reconcile/report.h"
 
+#include "harness/harness.h"
+
 #include <cjson/cJSON.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -588,6 +591,70 @@ static void report_follows_the_policy_given(void **state)
 	co_redact_free(rd);
 }
 
+/* Big-endian 32 bits at p. */
+static unsigned long be32(const unsigned char *p)
+{
+	return ((unsigned long)p[0] << 24) | ((unsigned long)p[1] << 16) |
+	       ((unsigned long)p[2] << 8) | p[3];
+}
+
+/*
+ * The HTML page as a browser draws it: headless Chromium screenshots the
+ * report (self-contained, opened from a file:// URL with no network), and
+ * the PNG must exist at the window's size and hold more than a blank page.
+ * Skipped, saying why, where no chromium is installed.
+ */
+static void html_report_renders_in_headless_chromium(void **state)
+{
+	fixture *f = *state;
+	char dir[256], html[300], png[300], *out = NULL, *err = NULL;
+	unsigned char head[24];
+	struct stat st;
+	FILE *h;
+	char *s;
+	int rc;
+
+	if (co_test_sh(&out, NULL, "command -v chromium") != 0) {
+		free(out);
+		print_message("[  SKIPPED ] chromium is not on PATH: the HTML report is "
+			      "not rendered (install the chromium package to run this)\n");
+		skip();
+	}
+	free(out);
+	add_secret_divergence(f);
+	assert_int_equal(co_test_tmpdir(dir, sizeof(dir)), 0);
+	snprintf(html, sizeof(html), "%s/report.html", dir);
+	snprintf(png, sizeof(png), "%s/report.png", dir);
+	s = render(f, CO_REPORT_HTML);
+	assert_non_null(h = fopen(html, "w"));
+	fputs(s, h);
+	fclose(h);
+	free(s);
+	/* --no-sandbox: test runners are often root or in a container, where
+	 * Chromium's sandbox refuses to start; the page is our own file. */
+	rc = co_test_sh(&out, &err,
+			"cd '%s' && HOME='%s' timeout 120 chromium --headless --no-sandbox "
+			"--disable-gpu --hide-scrollbars --screenshot='%s' "
+			"--window-size=1200,1600 'file://%s' </dev/null",
+			dir, dir, png, html);
+	if (rc != 0 || stat(png, &st) != 0)
+		fail_msg("chromium exited %d without %s; stdout: %s stderr: %s", rc, png,
+			 out ? out : "", err ? err : "");
+	/* A PNG (signature, IHDR) of the window's size, larger than a blank
+	 * page of that size compresses to. */
+	assert_non_null(h = fopen(png, "rb"));
+	assert_int_equal(fread(head, 1, sizeof(head), h), sizeof(head));
+	fclose(h);
+	assert_memory_equal(head, "\x89PNG\r\n\x1a\n", 8);
+	assert_memory_equal(head + 12, "IHDR", 4);
+	assert_int_equal(be32(head + 16), 1200);
+	assert_int_equal(be32(head + 20), 1600);
+	assert_true(st.st_size > 20000);
+	free(out);
+	free(err);
+	co_test_rmrf(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -610,6 +677,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(json_diff_names_paths_and_verdicts, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(report_follows_the_policy_given, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(html_report_renders_in_headless_chromium, setup,
 					    teardown),
 	    cmocka_unit_test(unknown_format_is_refused),
 	};
