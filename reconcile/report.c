@@ -189,11 +189,12 @@ static int div_json(cJSON *e, const co_redact *rd, const co_divergence *d)
 	co_field_diff_list l = {0};
 	char *g = NULL, *x = NULL;
 	cJSON *v = NULL;
-	int ok = co_report__values(&g, &x, rd, d) == 0 &&
-		 (v = value_item(g)) != NULL && cJSON_AddItemToObject(e, "git", v) &&
-		 ((v = value_item(x)) != NULL) && cJSON_AddItemToObject(e, "etcd", v) &&
+	int ok = co_report__values(&g, &x, rd, d) == 0 && (v = value_item(g)) != NULL &&
+		 cJSON_AddItemToObject(e, "git", v) && ((v = value_item(x)) != NULL) &&
+		 cJSON_AddItemToObject(e, "etcd", v) &&
 		 (v = NULL, co_report__diff(&l, rd, d) == 0) &&
-		 (v = co_report__diff_json(&l)) != NULL && cJSON_AddItemToObject(e, "diff", v);
+		 (v = co_report__diff_json(&l)) != NULL &&
+		 cJSON_AddItemToObject(e, "diff", v);
 
 	if (!ok)
 		cJSON_Delete(v);
@@ -447,7 +448,8 @@ static int md_changes(FILE *f, const co_redact *rd, const co_divergence *d)
 		return co_error_set(CO_ENOMEM, "out of memory");
 	if (strcmp(d->cls, "mismatch") != 0) {
 		if ((error = co_report__values(&g, &e, rd, d)) == 0)
-			fprintf(m, "only in %s: %s", g ? "git" : "etcd", g ? g : str_or(e, "-"));
+			fprintf(m, "only in %s: %s", g ? "git" : "etcd",
+				g ? g : str_or(e, "-"));
 	} else if ((error = co_report__diff(&l, rd, d)) == 0) {
 		for (i = 0; i < l.n; i++) {
 			fputs(i ? "<br>" : "", m);
@@ -651,25 +653,27 @@ static int write_html(FILE *f, const co_run *run, const co_divergence_list *divs
 							     : "pass";
 
 	fmt_time(when, sizeof(when), run->started_at);
-	fprintf(f,
-		"<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-		"<title>cutover reconciliation run %lld</title>\n"
-		"<style>\n"
-		"body{font-family:sans-serif;margin:2em;color:#222}\n"
-		"table{border-collapse:collapse;margin:1em 0}\n"
-		"th,td{border:1px solid #ccc;padding:4px "
-		"8px;text-align:left;vertical-align:top}\n"
-		"pre{margin:0;font-size:12px;white-space:pre-wrap;max-width:40em}\n"
-		".pass{color:#080;font-weight:bold}.fail{color:#c00;font-weight:bold}\n"
-		".pending{color:#b60;font-weight:bold}\n"
-		"table.diff{margin:0;font-size:12px}table.diff td,table.diff th{border-color:#ddd}\n"
-		"del{background:#fdd;color:#900;text-decoration:line-through}\n"
-		"ins{background:#dfd;color:#060;text-decoration:none}\n"
-		"tr.changed td.path,tr.added td.path,tr.removed td.path{background:#ffc}\n"
-		".redacted{font-style:italic;color:#555}.redacted.differs{color:#900;"
-		"font-weight:bold}\n"
-		"</style>\n</head>\n<body>\n",
-		(long long)run->id);
+	fprintf(
+	    f,
+	    "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+	    "<title>cutover reconciliation run %lld</title>\n"
+	    "<style>\n"
+	    "body{font-family:sans-serif;margin:2em;color:#222}\n"
+	    "table{border-collapse:collapse;margin:1em 0}\n"
+	    "th,td{border:1px solid #ccc;padding:4px "
+	    "8px;text-align:left;vertical-align:top}\n"
+	    "pre{margin:0;font-size:12px;white-space:pre-wrap;max-width:40em}\n"
+	    ".pass{color:#080;font-weight:bold}.fail{color:#c00;font-weight:bold}\n"
+	    ".pending{color:#b60;font-weight:bold}\n"
+	    "table.diff{margin:0;font-size:12px}table.diff td,table.diff "
+	    "th{border-color:#ddd}\n"
+	    "del{background:#fdd;color:#900;text-decoration:line-through}\n"
+	    "ins{background:#dfd;color:#060;text-decoration:none}\n"
+	    "tr.changed td.path,tr.added td.path,tr.removed td.path{background:#ffc}\n"
+	    ".redacted{font-style:italic;color:#555}.redacted.differs{color:#900;"
+	    "font-weight:bold}\n"
+	    "</style>\n</head>\n<body>\n",
+	    (long long)run->id);
 	fprintf(f, "<h1>Reconciliation run %lld: <span class=\"%s\">", (long long)run->id,
 		cls);
 	html(f, str_or(run->verdict, "in progress"));

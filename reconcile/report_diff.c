@@ -90,7 +90,8 @@ cJSON *co_report__diff_json(const co_field_diff_list *l)
 		}
 		if (!cJSON_AddStringToObject(e, "path", d->path) ||
 		    !cJSON_AddStringToObject(e, "change", change_name(d->change)) ||
-		    (d->redacted && !cJSON_AddStringToObject(e, "redacted", d->redacted)) ||
+		    (d->redacted &&
+		     !cJSON_AddStringToObject(e, "redacted", d->redacted)) ||
 		    !add_value(e, "git", d->git) || !add_value(e, "etcd", d->etcd))
 			goto fail;
 	}

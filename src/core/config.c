@@ -552,8 +552,8 @@ static const char *known_keys(const char *sec)
 		return "mirror_timeout";
 	if (strcmp(sec, "breaker") == 0)
 		return "failures, probe, probe_max";
-	return "git, etcd, state_dir, flags, listen, admin_token_file, reconcile, router, "
-	       "breaker, redact";
+	return "git, etcd, state_dir, flags, listen, admin_token_file, reconcile, "
+	       "router, breaker, redact";
 }
 
 static int apply_key(file_ctx *fc, const char *sec, const char *name, const char *full,

@@ -42,7 +42,7 @@
 #define MAX_DEPTH 64 /* deeper paths are redacted whole: no stack exhaustion */
 
 static const char *const default_patterns[] = {
-    "token",	 "secret",     "password",    "passwd",
+    "token",   "secret", "password",   "passwd",
     "api_key", "apikey", "credential", "private_key",
 };
 
@@ -300,8 +300,9 @@ static const char *verdict(const co_redact *rd, const cJSON *a, const cJSON *b,
 	if (b == NULL)
 		return CO_REDACT_MARK_DIFFERS;
 	if (is_marker(b))
-		return strcmp(b->valuestring, CO_REDACT_MARK) == 0 ? CO_REDACT_MARK_DIFFERS
-								   : b->valuestring;
+		return strcmp(b->valuestring, CO_REDACT_MARK) == 0
+			   ? CO_REDACT_MARK_DIFFERS
+			   : b->valuestring;
 	if (digest(da, rd, a) < 0 || digest(db, rd, b) < 0)
 		return CO_REDACT_MARK_DIFFERS; /* cannot tell: never claim equal */
 	return CRYPTO_memcmp(da, db, sizeof(da)) == 0 ? CO_REDACT_MARK_EQUAL
@@ -422,17 +423,15 @@ int co_redact_pair(char **git_out, char **etcd_out, const co_redact *rd,
 
 	/* Both sides are walked from git's; etcd-only keys in the second pass.
 	 * Something that is not a JSON object is never passed through. */
-	if (cJSON_IsObject(g) && walk(rd, g, cJSON_IsObject(e) ? e : NULL, e != NULL, seg,
-				      0) < 0)
+	if (cJSON_IsObject(g) &&
+	    walk(rd, g, cJSON_IsObject(e) ? e : NULL, e != NULL, seg, 0) < 0)
 		error = CO_ENOMEM;
 	if (error == 0 && cJSON_IsObject(e) && !cJSON_IsObject(g) &&
 	    walk(rd, e, NULL, 0, seg, 0) < 0)
 		error = CO_ENOMEM;
-	if (error == 0 && git_json &&
-	    (go = print_or_mark(g, cJSON_IsObject(g))) == NULL)
+	if (error == 0 && git_json && (go = print_or_mark(g, cJSON_IsObject(g))) == NULL)
 		error = CO_ENOMEM;
-	if (error == 0 && etcd_json &&
-	    (eo = print_or_mark(e, cJSON_IsObject(e))) == NULL)
+	if (error == 0 && etcd_json && (eo = print_or_mark(e, cJSON_IsObject(e))) == NULL)
 		error = CO_ENOMEM;
 	cJSON_Delete(g);
 	cJSON_Delete(e);
@@ -489,7 +488,8 @@ static const char *redacted_verdict(const cJSON *g, const cJSON *e)
 	if (g == NULL || e == NULL || strcmp(mg, CO_REDACT_MARK_DIFFERS) == 0 ||
 	    strcmp(me, CO_REDACT_MARK_DIFFERS) == 0)
 		return "differs"; /* only one side holds it, or a marker says so */
-	if (strcmp(mg, CO_REDACT_MARK_EQUAL) == 0 && strcmp(me, CO_REDACT_MARK_EQUAL) == 0)
+	if (strcmp(mg, CO_REDACT_MARK_EQUAL) == 0 &&
+	    strcmp(me, CO_REDACT_MARK_EQUAL) == 0)
 		return "equal";
 	return "unknown"; /* e.g. two bare "[redacted]": nothing to go by */
 }
@@ -633,7 +633,8 @@ int co_redact_diff(co_field_diff_list *out, const co_redact *rd, const char *git
 	}
 	/* Append to the caller's list only on success. */
 	if (l.n > 0) {
-		co_field_diff **items = realloc(out->items, (out->n + l.n) * sizeof(*items));
+		co_field_diff **items =
+		    realloc(out->items, (out->n + l.n) * sizeof(*items));
 
 		if (items == NULL) {
 			error = co_error_set(CO_ENOMEM, "diff: out of memory");

@@ -99,7 +99,7 @@ typedef enum co_field_change {
 } co_field_change;
 
 typedef struct co_field_diff {
-	char *path;	      /* "metadata.auth.key", "blocked_by[1]" */
+	char *path; /* "metadata.auth.key", "blocked_by[1]" */
 	co_field_change change;
 	char *git;	      /* compact JSON of git's value; NULL when absent */
 	char *etcd;	      /* compact JSON of etcd's value; NULL when absent */

@@ -846,7 +846,8 @@ static void h_admin_reconcile(reply *rp, co_server *s, const req *rq)
 		goto done;
 	}
 
-	if ((out = result_json(verify ? verify : res, co_router_redact(s->router))) == NULL) {
+	if ((out = result_json(verify ? verify : res, co_router_redact(s->router))) ==
+	    NULL) {
 		error = co_error_set(CO_ENOMEM, "out of memory");
 		goto done;
 	}
@@ -856,7 +857,7 @@ static void h_admin_reconcile(reply *rp, co_server *s, const req *rq)
 		cJSON_AddNumberToObject(rep, "written", (double)res->repaired_put);
 		cJSON_AddNumberToObject(rep, "removed", (double)res->repaired_removed);
 		cJSON_AddItemToObject(rep, "diagnosis",
-				     result_json(res, co_router_redact(s->router)));
+				      result_json(res, co_router_redact(s->router)));
 	}
 	reply_json(rp, 200, out);
 	out = NULL;

@@ -49,7 +49,7 @@ static int group_teardown(void **state)
 /* Fail if any secret's bytes are in `text`; `what` names the output. */
 static void assert_clean(const char *what, const char *text)
 {
-	static const char *const secrets[] = {SECRET_GIT, SECRET_ETCD, SECRET_SAME,
+	static const char *const secrets[] = {SECRET_GIT,  SECRET_ETCD,	  SECRET_SAME,
 					      SECRET_ONLY, "SECRETBYTES", "OTHERSECRET"};
 	size_t i;
 
@@ -89,7 +89,8 @@ static char *dump_db(const char *path)
 	FILE *m = open_memstream(&buf, &len);
 
 	assert_non_null(m);
-	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL),
+			 SQLITE_OK);
 	assert_int_equal(sqlite3_prepare_v2(db,
 					    "SELECT name FROM sqlite_master WHERE type = "
 					    "'table' ORDER BY name",
@@ -200,9 +201,10 @@ static void reports_in_every_format(fx *f)
 
 	for (i = 0; i < 4; i++) {
 		snprintf(out, sizeof(out), "%s/report.%s", f->state, fmts[i]);
-		run_clean(f, 0,
-			  (const char *[]){"report", "--format", fmts[i], "-o", out, NULL},
-			  NULL);
+		run_clean(
+		    f, 0,
+		    (const char *[]){"report", "--format", fmts[i], "-o", out, NULL},
+		    NULL);
 		text = slurp(out);
 		assert_clean(out, text);
 		fx_contains(text, "metadata.api_token");
@@ -211,7 +213,8 @@ static void reports_in_every_format(fx *f)
 		fx_contains(text, "metadata.note");
 		free(text);
 		unlink(out); /* the state dir scan below sees only cutover's files */
-		run_clean(f, 0, (const char *[]){"report", "--format", fmts[i], NULL}, &text);
+		run_clean(f, 0, (const char *[]){"report", "--format", fmts[i], NULL},
+			  &text);
 		assert_clean("report on stdout", text);
 		free(text);
 	}
@@ -232,12 +235,14 @@ static void audit_readers_hold_no_secret(fx *f)
 	for (i = 0; i < ml.n; i++) {
 		const co_audit_mismatch *m = ml.items[i];
 
-		assert_clean("audit mismatch git_value", m->git_value ? m->git_value : "");
+		assert_clean("audit mismatch git_value",
+			     m->git_value ? m->git_value : "");
 		assert_clean("audit mismatch etcd_value",
 			     m->etcd_value ? m->etcd_value : "");
-		differs |= m->git_value &&
-			   strstr(m->git_value, "\"api_token\":\"[redacted, differs]\"") &&
-			   strstr(m->git_value, "\"password\":\"[redacted, equal]\"");
+		differs |=
+		    m->git_value &&
+		    strstr(m->git_value, "\"api_token\":\"[redacted, differs]\"") &&
+		    strstr(m->git_value, "\"password\":\"[redacted, equal]\"");
 	}
 	assert_true(differs);
 	assert_int_equal(co_runs_latest(&run, st), 0);
@@ -301,8 +306,8 @@ static void serve_holds_no_secret(fx *f)
 	co_test_http(&r, base, "GET", "/v1/tasks/T1", NULL, 0, NULL);
 	assert_int_equal(r.status, 200); /* a shadow read: one more mismatch row */
 	free(r.body);
-	co_test_http(&r, base, "POST", "/v1/admin/reconcile", "{\"no_rollback\":true}", 20,
-		     auth);
+	co_test_http(&r, base, "POST", "/v1/admin/reconcile", "{\"no_rollback\":true}",
+		     20, auth);
 	if (r.status != 200)
 		fail_msg("admin reconcile: %ld %s", r.status, r.body);
 	assert_clean("POST /v1/admin/reconcile", r.body);
@@ -406,7 +411,8 @@ static void custom_redact_list_is_what_applies(void **state)
 	make_divergence(f);
 	assert_true(fx_run(f, &o, NULL, "reconcile", "--no-rollback") != 0);
 	fx_contains(o, "metadata.note: [redacted, differs]");
-	fx_contains(o, "metadata.api_token: \"" SECRET_GIT "\" \u2192 \"" SECRET_ETCD "\"");
+	fx_contains(o,
+		    "metadata.api_token: \"" SECRET_GIT "\" \u2192 \"" SECRET_ETCD "\"");
 	free(o);
 
 	/* "@defaults" brings the default patterns back beside the path. */

@@ -481,7 +481,8 @@ static void malformed_redact_names_file_line_and_key(void **state)
 		     "expected a string");
 	expect_error(*state, "redact:\n  - metadata..key\n", "2", "redact",
 		     "empty segment");
-	expect_error(*state, "redact:\n  - token\n  - \"@all\"\n", "3", "redact", "unknown");
+	expect_error(*state, "redact:\n  - token\n  - \"@all\"\n", "3", "redact",
+		     "unknown");
 	expect_error(*state, "redact:\n  - token\n - [oops\n", "3", NULL,
 		     "malformed YAML");
 }

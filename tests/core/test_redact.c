@@ -32,9 +32,9 @@ static void defaults_match_key_names_at_any_depth_of_metadata(void **state)
 {
 	co_redact *rd = policy(NULL, 0, 1);
 	static const char *const hidden[] = {
-	    "metadata.api_token",    "metadata.GITHUB_TOKEN", "metadata.x.client_secret",
-	    "metadata.db.Password",  "metadata.passwd",	      "metadata.stripe_api_key",
-	    "metadata.ApiKey",	     "metadata.credentials",  "metadata.ssh.private_key",
+	    "metadata.api_token",   "metadata.GITHUB_TOKEN", "metadata.x.client_secret",
+	    "metadata.db.Password", "metadata.passwd",	     "metadata.stripe_api_key",
+	    "metadata.ApiKey",	    "metadata.credentials",  "metadata.ssh.private_key",
 	};
 	size_t i;
 
@@ -113,15 +113,17 @@ static void pair_hides_values_and_says_whether_they_differ(void **state)
 	free(e);
 
 	/* One record alone: nothing to compare with. */
-	assert_int_equal(co_redact_one(&g, rd, "{\"metadata\":{\"token\":{\"a\":[1,2]}}}"), 0);
+	assert_int_equal(
+	    co_redact_one(&g, rd, "{\"metadata\":{\"token\":{\"a\":[1,2]}}}"), 0);
 	assert_string_equal(g, "{\"metadata\":{\"token\":\"[redacted]\"}}");
 	free(g);
 
 	/* Idempotent: markers keep their verdict. */
-	assert_int_equal(co_redact_pair(&g, &e, rd,
-					"{\"metadata\":{\"token\":\"[redacted, differs]\"}}",
-					"{\"metadata\":{\"token\":\"[redacted, differs]\"}}"),
-			 0);
+	assert_int_equal(
+	    co_redact_pair(&g, &e, rd,
+			   "{\"metadata\":{\"token\":\"[redacted, differs]\"}}",
+			   "{\"metadata\":{\"token\":\"[redacted, differs]\"}}"),
+	    0);
 	assert_string_equal(g, "{\"metadata\":{\"token\":\"[redacted, differs]\"}}");
 	assert_string_equal(e, g);
 	free(g);
@@ -171,15 +173,16 @@ static void diff_lists_nested_added_removed_and_array_paths(void **state)
 
 	(void)state;
 	assert_int_equal(
-	    co_redact_diff(&l, rd,
-			   "{\"blocked_by\":[\"A\",\"B\",\"C\"],\"id\":\"T1\","
-			   "\"metadata\":{\"a\":{\"b\":{\"c\":1}},\"gone\":true,"
-			   "\"list\":[{\"x\":1},{\"x\":2}],\"same\":\"s\"},\"owner\":null,"
-			   "\"status\":\"available\"}",
-			   "{\"blocked_by\":[\"A\",\"X\"],\"id\":\"T1\","
-			   "\"metadata\":{\"a\":{\"b\":{\"c\":2}},\"list\":[{\"x\":1},"
-			   "{\"x\":3}],\"new key\":[1],\"same\":\"s\"},\"owner\":\"s1\","
-			   "\"status\":\"claimed\"}"),
+	    co_redact_diff(
+		&l, rd,
+		"{\"blocked_by\":[\"A\",\"B\",\"C\"],\"id\":\"T1\","
+		"\"metadata\":{\"a\":{\"b\":{\"c\":1}},\"gone\":true,"
+		"\"list\":[{\"x\":1},{\"x\":2}],\"same\":\"s\"},\"owner\":null,"
+		"\"status\":\"available\"}",
+		"{\"blocked_by\":[\"A\",\"X\"],\"id\":\"T1\","
+		"\"metadata\":{\"a\":{\"b\":{\"c\":2}},\"list\":[{\"x\":1},"
+		"{\"x\":3}],\"new key\":[1],\"same\":\"s\"},\"owner\":\"s1\","
+		"\"status\":\"claimed\"}"),
 	    0);
 	expect(&l, "blocked_by[1]", CO_FIELD_CHANGED, "\"B\"", "\"X\"");
 	expect(&l, "blocked_by[2]", CO_FIELD_REMOVED, "\"C\"", NULL);
@@ -232,16 +235,17 @@ static void diff_lists_redacted_fields_equal_or_not_without_values(void **state)
 	assert_non_null(d);
 	assert_string_equal(d->redacted, "differs");
 	for (i = 0; i < l.n; i++) {
-		assert_true(l.items[i]->git == NULL || strstr(l.items[i]->git, "ghp_") == NULL);
+		assert_true(l.items[i]->git == NULL ||
+			    strstr(l.items[i]->git, "ghp_") == NULL);
 		assert_true(l.items[i]->etcd == NULL ||
 			    strstr(l.items[i]->etcd, "ghp_") == NULL);
 	}
 	co_field_diff_list_clear(&l);
 
 	/* A missing record diffs against nothing: every field removed. */
-	assert_int_equal(co_redact_diff(&l, rd, "{\"id\":\"T\",\"metadata\":{\"token\":\"t\"}}",
-					NULL),
-			 0);
+	assert_int_equal(
+	    co_redact_diff(&l, rd, "{\"id\":\"T\",\"metadata\":{\"token\":\"t\"}}", NULL),
+	    0);
 	expect(&l, "id", CO_FIELD_REMOVED, "\"T\"", NULL);
 	d = find(&l, "metadata");
 	assert_non_null(d);

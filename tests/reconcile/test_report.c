@@ -127,7 +127,8 @@ __attribute__((noinline)) static char *render(fixture *f, co_report_format fmt)
 	FILE *m = open_memstream(&buf, &len);
 
 	assert_non_null(m);
-	assert_int_equal(co_report_write(m, fmt, &f->run, &f->divs, &f->hist, 0.9999, NULL), 0);
+	assert_int_equal(
+	    co_report_write(m, fmt, &f->run, &f->divs, &f->hist, 0.9999, NULL), 0);
 	fclose(m);
 	return buf;
 }
@@ -291,7 +292,8 @@ static void chart_of_a_single_run_without_history_is_drawn(void **state)
 	size_t len = 0;
 	FILE *m = open_memstream(&buf, &len);
 
-	assert_int_equal(co_report_write(m, CO_REPORT_HTML, &f->run, NULL, NULL, 0, NULL), 0);
+	assert_int_equal(co_report_write(m, CO_REPORT_HTML, &f->run, NULL, NULL, 0, NULL),
+			 0);
 	fclose(m);
 	assert_non_null(strstr(buf, "<svg"));
 	assert_non_null(strstr(buf, "<circle"));
@@ -438,16 +440,16 @@ static void add_secret_divergence(fixture *f)
 		     "\"api_token\":\"ghp_OTHERBYTES456\",\"db\":{\"host\":\"h2\","
 		     "\"password\":\"pw-SAME-42\"},\"note\":\"new\"},"
 		     "\"status\":\"claimed\"}"));
-	push(&f->divs, div_new("task", "P2", "missing_in_etcd", "",
-			       "{\"id\":\"P2\",\"metadata\":{\"secret\":\"s3cr3t-P2\"}}",
-			       NULL));
+	push(&f->divs,
+	     div_new("task", "P2", "missing_in_etcd", "",
+		     "{\"id\":\"P2\",\"metadata\":{\"secret\":\"s3cr3t-P2\"}}", NULL));
 }
 
 static void assert_no_secret(const char *s)
 {
 	static const char *const secrets[] = {"ghp_SECRETBYTES123", "ghp_OTHERBYTES456",
-					      "pw-SAME-42", "s3cr3t-P2", "SECRETBYTES",
-					      "OTHERBYTES"};
+					      "pw-SAME-42",	    "s3cr3t-P2",
+					      "SECRETBYTES",	    "OTHERBYTES"};
 	size_t i;
 
 	for (i = 0; i < sizeof(secrets) / sizeof(*secrets); i++)
@@ -486,7 +488,8 @@ static void every_format_shows_the_field_diff_and_no_secret(void **state)
 	free(s);
 
 	s = render(f, CO_REPORT_MARKDOWN);
-	assert_non_null(strstr(s, "| task | P1 | mismatch | blocked_by,metadata,status | "));
+	assert_non_null(
+	    strstr(s, "| task | P1 | mismatch | blocked_by,metadata,status | "));
 	assert_non_null(strstr(s, "metadata.note: \"old\" \u2192 \"new\"<br>"));
 	free(s);
 
@@ -494,7 +497,8 @@ static void every_format_shows_the_field_diff_and_no_secret(void **state)
 	assert_non_null(strstr(s, "<table class=\"diff\">"));
 	assert_non_null(strstr(s, "<del><code>&quot;available&quot;</code></del>"));
 	assert_non_null(strstr(s, "<ins><code>&quot;claimed&quot;</code></ins>"));
-	assert_non_null(strstr(s, "<span class=\"redacted differs\">[redacted, differs]"));
+	assert_non_null(
+	    strstr(s, "<span class=\"redacted differs\">[redacted, differs]"));
 	assert_non_null(strstr(s, "<span class=\"redacted equal\">[redacted, equal]"));
 	/* Not two whole records side by side: the unchanged host line of a
 	 * record dump is absent, only the changed paths are there. */
@@ -551,8 +555,8 @@ static void json_diff_names_paths_and_verdicts(void **state)
 	/* The whole values are still there for scripts, redacted. */
 	assert_string_equal(
 	    cJSON_GetObjectItemCaseSensitive(
-		cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(d, "git"),
-						 "metadata"),
+		cJSON_GetObjectItemCaseSensitive(
+		    cJSON_GetObjectItemCaseSensitive(d, "git"), "metadata"),
 		"api_token")
 		->valuestring,
 	    "[redacted, differs]");
@@ -616,8 +620,9 @@ static void html_report_renders_in_headless_chromium(void **state)
 
 	if (co_test_sh(&out, NULL, "command -v chromium") != 0) {
 		free(out);
-		print_message("[  SKIPPED ] chromium is not on PATH: the HTML report is "
-			      "not rendered (install the chromium package to run this)\n");
+		print_message(
+		    "[  SKIPPED ] chromium is not on PATH: the HTML report is "
+		    "not rendered (install the chromium package to run this)\n");
 		skip();
 	}
 	free(out);
@@ -632,11 +637,12 @@ static void html_report_renders_in_headless_chromium(void **state)
 	free(s);
 	/* --no-sandbox: test runners are often root or in a container, where
 	 * Chromium's sandbox refuses to start; the page is our own file. */
-	rc = co_test_sh(&out, &err,
-			"cd '%s' && HOME='%s' timeout 120 chromium --headless --no-sandbox "
-			"--disable-gpu --hide-scrollbars --screenshot='%s' "
-			"--window-size=1200,1600 'file://%s' </dev/null",
-			dir, dir, png, html);
+	rc = co_test_sh(
+	    &out, &err,
+	    "cd '%s' && HOME='%s' timeout 120 chromium --headless --no-sandbox "
+	    "--disable-gpu --hide-scrollbars --screenshot='%s' "
+	    "--window-size=1200,1600 'file://%s' </dev/null",
+	    dir, dir, png, html);
 	if (rc != 0 || stat(png, &st) != 0)
 		fail_msg("chromium exited %d without %s; stdout: %s stderr: %s", rc, png,
 			 out ? out : "", err ? err : "");
@@ -672,14 +678,14 @@ int main(void)
 		pending_drain_run_shows_what_is_owed_in_every_format, setup, teardown),
 	    cmocka_unit_test_setup_teardown(json_report_of_a_pass_owes_nothing, setup,
 					    teardown),
-	    cmocka_unit_test_setup_teardown(every_format_shows_the_field_diff_and_no_secret,
-					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		every_format_shows_the_field_diff_and_no_secret, setup, teardown),
 	    cmocka_unit_test_setup_teardown(json_diff_names_paths_and_verdicts, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(report_follows_the_policy_given, setup,
 					    teardown),
-	    cmocka_unit_test_setup_teardown(html_report_renders_in_headless_chromium, setup,
-					    teardown),
+	    cmocka_unit_test_setup_teardown(html_report_renders_in_headless_chromium,
+					    setup, teardown),
 	    cmocka_unit_test(unknown_format_is_refused),
 	};
 
