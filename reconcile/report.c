@@ -332,34 +332,6 @@ static void write_text_owed(FILE *f, const co_run *run, const char *target, int6
 	fputc('\n', f);
 }
 
-/* Under a divergence's line: one line per differing path, or the one
- * record a missing divergence has. */
-static int write_text_diff(FILE *f, const co_redact *rd, const co_divergence *d)
-{
-	co_field_diff_list l = {0};
-	char *g = NULL, *e = NULL;
-	size_t i;
-	int error;
-
-	if (strcmp(d->cls, "mismatch") != 0) {
-		if ((error = co_report__values(&g, &e, rd, d)) == 0)
-			fprintf(f, "          only in %s: %s\n", g ? "git" : "etcd",
-				g ? g : str_or(e, "-"));
-		free(g);
-		free(e);
-		return error;
-	}
-	if ((error = co_report__diff(&l, rd, d)) < 0)
-		return error;
-	for (i = 0; i < l.n; i++) {
-		fputs("          ", f);
-		co_report__diff_text(f, l.items[i]);
-		fputc('\n', f);
-	}
-	co_field_diff_list_clear(&l);
-	return 0;
-}
-
 static int write_text(FILE *f, const co_run *run, const co_divergence_list *divs,
 		      const co_redact *rd)
 {
@@ -391,8 +363,11 @@ static int write_text(FILE *f, const co_run *run, const co_divergence_list *divs
 
 		fprintf(f, "    %-5s %-30s %-15s %s\n", d->kind, d->id, d->cls,
 			d->fields && *d->fields ? d->fields : "-");
-		if ((error = write_text_diff(f, rd, d)) < 0)
+		/* One line per differing path under the divergence's line. */
+		if ((error = co_report__diff_lines(f, rd, d, "          ", "\n")) < 0)
 			return error;
+		if (error > 0)
+			fputc('\n', f);
 	}
 	return 0;
 }
@@ -438,32 +413,19 @@ static const char md_run_header[] =
 /* The changes cell: `path`: old → new, one per line (<br>). */
 static int md_changes(FILE *f, const co_redact *rd, const co_divergence *d)
 {
-	co_field_diff_list l = {0};
-	char *line = NULL, *g = NULL, *e = NULL;
-	size_t len = 0, i;
-	FILE *m;
-	int error;
+	char *cell = NULL;
+	size_t len = 0;
+	FILE *m = open_memstream(&cell, &len);
+	int n;
 
-	if ((m = open_memstream(&line, &len)) == NULL)
+	if (m == NULL)
 		return co_error_set(CO_ENOMEM, "out of memory");
-	if (strcmp(d->cls, "mismatch") != 0) {
-		if ((error = co_report__values(&g, &e, rd, d)) == 0)
-			fprintf(m, "only in %s: %s", g ? "git" : "etcd",
-				g ? g : str_or(e, "-"));
-	} else if ((error = co_report__diff(&l, rd, d)) == 0) {
-		for (i = 0; i < l.n; i++) {
-			fputs(i ? "<br>" : "", m);
-			co_report__diff_text(m, l.items[i]);
-		}
-	}
+	n = co_report__diff_lines(m, rd, d, "", "<br>");
 	fclose(m);
-	if (error == 0)
-		md_cell(f, line);
-	co_field_diff_list_clear(&l);
-	free(line);
-	free(g);
-	free(e);
-	return error;
+	if (n >= 0)
+		md_cell(f, cell);
+	free(cell);
+	return n < 0 ? n : 0;
 }
 
 static int write_markdown(FILE *f, const co_run *run, const co_divergence_list *divs,

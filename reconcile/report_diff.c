@@ -123,6 +123,35 @@ void co_report__diff_text(FILE *f, const co_field_diff *d)
 		d->etcd ? d->etcd : "(absent)");
 }
 
+int co_report__diff_lines(FILE *f, const co_redact *rd, const co_divergence *d,
+			  const char *prefix, const char *sep)
+{
+	co_field_diff_list l = {0};
+	char *g = NULL, *e = NULL;
+	size_t i;
+	int error;
+
+	if (strcmp(d->cls, "mismatch") != 0) {
+		/* Every field would be "removed": the one record says it better. */
+		if ((error = co_report__values(&g, &e, rd, d)) == 0)
+			fprintf(f, "%sonly in %s: %s", prefix, g ? "git" : "etcd",
+				g   ? g
+				: e ? e
+				    : "-");
+		free(g);
+		free(e);
+		return error < 0 ? error : 1;
+	}
+	if ((error = co_report__diff(&l, rd, d)) < 0)
+		return error;
+	for (i = 0; i < l.n; i++) {
+		fprintf(f, "%s%s", i ? sep : "", prefix);
+		co_report__diff_text(f, l.items[i]);
+	}
+	co_field_diff_list_clear(&l);
+	return (int)i;
+}
+
 void co_report__html(FILE *f, const char *s)
 {
 	for (s = s ? s : ""; *s; s++) {

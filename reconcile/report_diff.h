@@ -39,6 +39,15 @@ cJSON *co_report__diff_json(const co_field_diff_list *l);
  * `metadata.api_token: [redacted, differs]`, `x: (absent) → 1`. */
 void co_report__diff_text(FILE *f, const co_field_diff *d);
 
+/*
+ * The lines of d, each after `prefix`, joined by `sep`: for a mismatch one
+ * per differing path (co_report__diff_text), for a missing record its one
+ * value ("only in git: {...}").  Returns how many lines (>= 0) or a
+ * negative CO_E* code.
+ */
+int co_report__diff_lines(FILE *f, const co_redact *rd, const co_divergence *d,
+			  const char *prefix, const char *sep);
+
 /* The diff as an HTML table (class "diff"), every value escaped. */
 void co_report__diff_html(FILE *f, const co_field_diff_list *l);
 

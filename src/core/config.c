@@ -434,17 +434,14 @@ done:
 	return error;
 }
 
-/*
- * redact: a list of paths and key-name patterns (redact.h), replacing the
- * default policy.  Anything but a list of strings is refused: a secret
- * list that half-loaded would leak what the operator meant to hide.
- */
+/* redact: paths and key-name patterns (redact.h), replacing the defaults;
+ * refused whole if one entry is bad: a half-loaded list would leak. */
 static int get_redact(file_ctx *fc, const yaml_node_t *n, const char *key)
 {
+	yaml_node_item_t *it = n->data.sequence.items.start;
 	const char **v = NULL;
-	size_t nv = 0;
 	co_redact *rd = NULL;
-	yaml_node_item_t *it;
+	size_t nv = 0;
 	int error = 0;
 
 	if (n->type == YAML_SCALAR_NODE && scalar_is_null(n))
@@ -453,35 +450,23 @@ static int get_redact(file_ctx *fc, const yaml_node_t *n, const char *key)
 		return key_error(fc, n, key,
 				 "expected a list of paths and key-name patterns, got %s",
 				 node_type_name(n));
-	nv = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
-	if (nv > 0 && (v = calloc(nv, sizeof(*v))) == NULL)
+	v = calloc((size_t)(n->data.sequence.items.top - it) + 1, sizeof(*v));
+	if (v == NULL)
 		return co_error_set(CO_ENOMEM, "config: out of memory");
-	nv = 0;
-	for (it = n->data.sequence.items.start; it < n->data.sequence.items.top; it++) {
+	for (; error == 0 && it < n->data.sequence.items.top; it++, nv++) {
 		yaml_node_t *item = yaml_document_get_node(fc->doc, *it);
 
-		if ((error = get_scalar(&v[nv], fc, item, key, 0)) < 0)
-			goto done;
 		/* Each entry alone first, so that an error names its line. */
-		if ((error = co_redact_new(&rd, &v[nv], 1, 0)) < 0) {
-			const char *m = co_error_last();
-			char msg[512];
-
-			if (strncmp(m, "redact: ", 8) == 0)
-				m += 8;
-			snprintf(msg, sizeof(msg), "%s", m);
-			error = key_error(fc, item, key, "%s", msg);
-			goto done;
-		}
-		co_redact_free(rd);
+		if ((error = get_scalar(&v[nv], fc, item, key, 0)) == 0 &&
+		    (error = co_redact_new(&rd, &v[nv], 1, 0)) < 0)
+			error = key_error(fc, item, key, "%s", co_error_last() + 8);
+		co_redact_free(rd); /* messages start "redact: " (redact.h) */
 		rd = NULL;
-		nv++;
 	}
-	if ((error = co_redact_new(&rd, v, nv, 0)) < 0)
-		goto done;
-	co_redact_free(fc->c->redact);
-	fc->c->redact = rd;
-done:
+	if (error == 0 && (error = co_redact_new(&rd, v, nv, 0)) == 0) {
+		co_redact_free(fc->c->redact);
+		fc->c->redact = rd;
+	}
 	free(v);
 	return error;
 }

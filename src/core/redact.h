@@ -55,9 +55,9 @@ typedef struct co_redact co_redact;
 /*
  * Compile `n` entries (see above) into *out (co_redact_free).  entries NULL
  * with n 0 and `defaults` 1: the default list; with `defaults` 0: a policy
- * that redacts nothing.  Errors: CO_EINVAL naming the bad entry (empty,
- * an empty path segment, a pattern with characters a key name cannot
- * hold...), CO_EIO when no random key can be drawn, CO_ENOMEM.
+ * that redacts nothing.  Errors (messages start "redact: "): CO_EINVAL
+ * naming the bad entry (empty, an empty path segment, a control character,
+ * an unknown "@" word), CO_EIO when no random key can be drawn, CO_ENOMEM.
  */
 int co_redact_new(co_redact **out, const char *const *entries, size_t n, int defaults);
 
