@@ -19,11 +19,15 @@
  *                grace: 2s, go_no_go_window: 1h }
  *   router: { mirror_timeout: 250ms }       bound on each call to a secondary
  *   breaker: { failures: 3, probe: 1s, probe_max: 2s }   per store (store.h)
+ *   redact: [metadata.auth.key, session, "@defaults"]   what never leaves
+ *             the stores (redact.h); absent: the default key patterns
  *
  * Durations accept "250ms", "2s", "5m", "1h" or a bare number of seconds.
  */
 #ifndef CO_CONFIG_H
 #define CO_CONFIG_H
+
+#include "redact.h"
 
 #include <stddef.h>
 
@@ -60,6 +64,10 @@ typedef struct co_config {
 	int breaker_failures;	  /* breaker.failures: in a row, to open */
 	int breaker_probe_ms;	  /* breaker.probe: first wait before a probe */
 	int breaker_probe_max_ms; /* breaker.probe_max: longest wait */
+
+	/* redact: the compiled policy (redact.h), never NULL after a load;
+	 * owned by the config, immutable, shared by every writer. */
+	co_redact *redact;
 } co_config;
 
 /*

@@ -717,9 +717,9 @@ static int reconcile_drain(void *ctx)
  * `cutover report --format json` and this API), plus what only the live
  * result knows.  NULL on OOM.
  */
-static cJSON *result_json(const co_reconcile_result *res)
+static cJSON *result_json(const co_reconcile_result *res, const co_redact *rd)
 {
-	char *text = co_report_json(&res->run, &res->divergences);
+	char *text = co_report_json(&res->run, &res->divergences, rd);
 	cJSON *o = text ? cJSON_Parse(text) : NULL;
 
 	free(text);
@@ -806,6 +806,8 @@ static void h_admin_reconcile(reply *rp, co_server *s, const req *rq)
 	ro.progress = s->progress;
 	ro.progress_ctx = s->progress_ctx;
 	ro.who = "serve:admin";
+	/* The same policy as the shadow mismatches of this process. */
+	ro.redact = co_router_redact(s->router);
 
 	if ((error = co_reconcile_run(&res, &ro)) == 0) {
 		result_summary(first, sizeof(first), res);
@@ -844,7 +846,8 @@ static void h_admin_reconcile(reply *rp, co_server *s, const req *rq)
 		goto done;
 	}
 
-	if ((out = result_json(verify ? verify : res)) == NULL) {
+	if ((out = result_json(verify ? verify : res, co_router_redact(s->router))) ==
+	    NULL) {
 		error = co_error_set(CO_ENOMEM, "out of memory");
 		goto done;
 	}
@@ -853,7 +856,8 @@ static void h_admin_reconcile(reply *rp, co_server *s, const req *rq)
 		cJSON_AddStringToObject(rep, "from", repair);
 		cJSON_AddNumberToObject(rep, "written", (double)res->repaired_put);
 		cJSON_AddNumberToObject(rep, "removed", (double)res->repaired_removed);
-		cJSON_AddItemToObject(rep, "diagnosis", result_json(res));
+		cJSON_AddItemToObject(rep, "diagnosis",
+				      result_json(res, co_router_redact(s->router)));
 	}
 	reply_json(rp, 200, out);
 	out = NULL;

@@ -434,6 +434,59 @@ static void top_level_must_be_a_mapping(void **state)
 	expect_error(*state, "- a\n- b\n", "1", NULL, "expected a mapping at the top");
 }
 
+/* redact: absent gives the default patterns; a list replaces them. */
+static void redact_list_is_read_and_replaces_the_defaults(void **state)
+{
+	const fixture *f = *state;
+	co_config *c = NULL;
+
+	write_file(f, "listen: 127.0.0.1:1\n");
+	assert_int_equal(co_config_load(&c, f->path), 0);
+	assert_non_null(c->redact);
+	assert_int_equal(co_redact_matches(c->redact, "metadata.api_token", NULL), 1);
+	assert_int_equal(co_redact_matches(c->redact, "metadata.Password", NULL), 1);
+	assert_int_equal(co_redact_matches(c->redact, "metadata.colour", NULL), 0);
+	co_config_free(c);
+	c = NULL;
+
+	write_file(f, "redact:\n  - metadata.auth.key\n  - session\n");
+	assert_int_equal(co_config_load(&c, f->path), 0);
+	assert_int_equal(co_redact_count(c->redact), 2);
+	assert_int_equal(co_redact_matches(c->redact, "metadata.auth.key", NULL), 1);
+	assert_int_equal(co_redact_matches(c->redact, "metadata.x.SessionId", NULL), 1);
+	/* The defaults were replaced, not extended. */
+	assert_int_equal(co_redact_matches(c->redact, "metadata.api_token", NULL), 0);
+	co_config_free(c);
+	c = NULL;
+
+	write_file(f, "redact: [metadata.auth.key, \"@defaults\"]\n");
+	assert_int_equal(co_config_load(&c, f->path), 0);
+	assert_int_equal(co_redact_matches(c->redact, "metadata.auth.key", NULL), 1);
+	assert_int_equal(co_redact_matches(c->redact, "metadata.api_token", NULL), 1);
+	co_config_free(c);
+	c = NULL;
+
+	write_file(f, "redact: []\n");
+	assert_int_equal(co_config_load(&c, f->path), 0);
+	assert_int_equal(co_redact_count(c->redact), 0);
+	co_config_free(c);
+}
+
+static void malformed_redact_names_file_line_and_key(void **state)
+{
+	expect_error(*state, "listen: a:1\nredact: token\n", "2", "redact",
+		     "expected a list");
+	expect_error(*state, "redact:\n  auth: key\n", "2", "redact", "expected a list");
+	expect_error(*state, "redact:\n  - token\n  - [a, b]\n", "3", "redact",
+		     "expected a string");
+	expect_error(*state, "redact:\n  - metadata..key\n", "2", "redact",
+		     "empty segment");
+	expect_error(*state, "redact:\n  - token\n  - \"@all\"\n", "3", "redact",
+		     "unknown");
+	expect_error(*state, "redact:\n  - token\n - [oops\n", "3", NULL,
+		     "malformed YAML");
+}
+
 static void durations_parse(void **state)
 {
 	int ms = -1;
@@ -513,6 +566,10 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(malformed_yaml_names_file_and_line, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(top_level_must_be_a_mapping, setup, teardown),
+	    cmocka_unit_test_setup_teardown(redact_list_is_read_and_replaces_the_defaults,
+					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(malformed_redact_names_file_line_and_key,
+					    setup, teardown),
 	    cmocka_unit_test(durations_parse),
 	    cmocka_unit_test(bad_durations_are_refused),
 	    cmocka_unit_test(free_accepts_null),
