@@ -15,11 +15,13 @@
  * Prints the figures and the ratio (4)/(1) at p50 and p95.  Goals (issue
  * 20): (4)/(1) p95 <= 1.5x, (2) <= 1 s, (3) <= 100 ms.
  *
- * First, (0) swarm auth (issue 22): two serves at stage etcd (the fastest
- * claim, so the largest relative cost), one with swarm tokens on, one off,
- * claimed through alternately, one by one, each claim on a fresh task; and
- * the token check alone (co_tokens_check).  Prints p50/p95 of both and
- * on / off.  Goal: p50 under 1.03x.
+ * First, (0) swarm auth (issue 22): three serves at stage etcd (the fastest
+ * claim, so the largest relative cost), one with swarm tokens on, two off,
+ * claimed through in a rotating order, one by one, each claim on a fresh
+ * task; and the token check alone (co_tokens_check).  Prints p50/p95 of
+ * each, on / off, and off2 / off: an A/A control, the same code on two
+ * serves, which shows how far a ratio moves by noise alone in that run.
+ * Goal: p50 under 1.03x.
  */
 #include "bench_util.h"
 
@@ -181,10 +183,10 @@ static const char *loadavg(void);
 /* (0): serve's claim with swarm auth on vs off, interleaved. */
 static int bench_auth(size_t n)
 {
-	co_test_serve off, on;
+	co_test_serve off, on, off2;
 	co_test_serve_opts o = {0};
-	co_bench_series s_off, s_on, s_check;
-	co_bench_stats a, b;
+	co_bench_series s_off, s_on, s_off2, s_check;
+	co_bench_stats a, b, a2, ck;
 	co_record *sw = NULL, *out = NULL;
 	char *token = NULL, auth[300], who[130];
 	CURL *c = curl_easy_init();
@@ -193,7 +195,9 @@ static int bench_auth(size_t n)
 
 	memset(&off, 0, sizeof(off));
 	memset(&on, 0, sizeof(on));
+	memset(&off2, 0, sizeof(off2));
 	if (co_bench_series_init(&s_off, "claim via serve, stage etcd, auth none", n) < 0 ||
+	    co_bench_series_init(&s_off2, "... auth none again (A/A control)", n) < 0 ||
 	    co_bench_series_init(&s_on, "claim via serve, stage etcd, auth token", n) < 0 ||
 	    co_bench_series_init(&s_check, "co_tokens_check alone", n) < 0 || c == NULL)
 		goto done;
@@ -203,28 +207,43 @@ static int bench_auth(size_t n)
 	if (co_test_serve_open(&off, &o) < 0)
 		goto done;
 	opened = 1;
+	o.prefix = "/bench-auth-off2/";
+	if (co_test_serve_open(&off2, &o) < 0)
+		goto done;
+	opened = 2;
 	o.prefix = "/bench-auth-on/";
 	o.swarm_auth = CO_SWARM_AUTH_TOKEN;
 	if (co_test_serve_open(&on, &o) < 0)
 		goto done;
-	opened = 2;
+	opened = 3;
 	if (co_record_new(&sw, CO_KIND_SWARM, "bench") < 0 ||
 	    co_router_swarm_register(&out, on.r, sw) < 0 ||
 	    co_tokens_issue(&token, on.st, "bench", 0) < 0)
 		goto done;
 	snprintf(auth, sizeof(auth), "Bearer %s", token);
-	if (auth_create(c, &off, NULL, n) < 0 || auth_create(c, &on, auth, n) < 0) {
+	if (auth_create(c, &off, NULL, n) < 0 || auth_create(c, &off2, NULL, n) < 0 ||
+	    auth_create(c, &on, auth, n) < 0) {
 		fprintf(stderr, "bench_hung: creating tasks for (0) failed\n");
 		goto done;
 	}
-	/* Interleaved, the first of each pair alternating. */
+	/* Interleaved, the order rotating so that none is always first. */
 	for (i = 0; i < n; i++) {
-		if (i % 2) {
-			co_bench_series_add(&s_off, timed_claim(c, &off, "Z", i, NULL, &bad));
-			co_bench_series_add(&s_on, timed_claim(c, &on, "Z", i, auth, &bad));
-		} else {
-			co_bench_series_add(&s_on, timed_claim(c, &on, "Z", i, auth, &bad));
-			co_bench_series_add(&s_off, timed_claim(c, &off, "Z", i, NULL, &bad));
+		size_t k;
+
+		for (k = 0; k < 3; k++) {
+			switch ((i + k) % 3) {
+			case 0:
+				co_bench_series_add(&s_off,
+						    timed_claim(c, &off, "Z", i, NULL, &bad));
+				break;
+			case 1:
+				co_bench_series_add(&s_on,
+						    timed_claim(c, &on, "Z", i, auth, &bad));
+				break;
+			default:
+				co_bench_series_add(
+				    &s_off2, timed_claim(c, &off2, "Z", i, NULL, &bad));
+			}
 		}
 	}
 	for (i = 0; i < n; i++) {
@@ -242,22 +261,30 @@ static int bench_auth(size_t n)
 	       loadavg());
 	co_bench_header();
 	a = co_bench_row(&s_off);
+	a2 = co_bench_row(&s_off2);
 	b = co_bench_row(&s_on);
-	co_bench_row(&s_check);
+	ck = co_bench_row(&s_check);
 	printf("auth token / auth none: p50 %.3fx, p95 %.3fx (goal: p50 < 1.03x)\n",
 	       b.p50 / a.p50, b.p95 / a.p95);
+	printf("A/A control, none again / none: p50 %.3fx, p95 %.3fx\n", a2.p50 / a.p50,
+	       a2.p95 / a.p95);
+	printf("the check alone: p50 %.1f us, %.2f%% of the auth-none claim p50\n", ck.p50,
+	       100.0 * ck.p50 / a.p50);
 	rc = 0;
 done:
 	co_tokens_wipe(token);
 	co_record_free(out);
 	co_record_free(sw);
 	curl_easy_cleanup(c);
-	if (opened > 1)
+	if (opened > 2)
 		co_test_serve_close(&on);
+	if (opened > 1)
+		co_test_serve_close(&off2);
 	if (opened > 0)
 		co_test_serve_close(&off);
 	co_bench_series_free(&s_off);
 	co_bench_series_free(&s_on);
+	co_bench_series_free(&s_off2);
 	co_bench_series_free(&s_check);
 	return rc;
 }
