@@ -73,8 +73,8 @@ static int make_secret(char out[CO_TOKEN_SECRET_LEN + 1])
 
 static int is_b64url(char c)
 {
-	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-	       c == '-' || c == '_';
+	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+	       (c >= '0' && c <= '9') || c == '-' || c == '_';
 }
 
 /*
@@ -157,8 +157,10 @@ int co_tokens_issue(char **out, co_state *st, const char *swarm, int rotate)
 		 " VALUES (?, ?, ?, ?)")) < 0 ||
 	    (error = co_state__bind_text(st, w, 1, swarm)) < 0)
 		goto done;
-	if ((rc = sqlite3_bind_blob(w, 2, salt, SALT_LEN, SQLITE_TRANSIENT)) != SQLITE_OK ||
-	    (rc = sqlite3_bind_blob(w, 3, hash, HASH_LEN, SQLITE_TRANSIENT)) != SQLITE_OK ||
+	if ((rc = sqlite3_bind_blob(w, 2, salt, SALT_LEN, SQLITE_TRANSIENT)) !=
+		SQLITE_OK ||
+	    (rc = sqlite3_bind_blob(w, 3, hash, HASH_LEN, SQLITE_TRANSIENT)) !=
+		SQLITE_OK ||
 	    (rc = sqlite3_bind_int64(w, 4, co_state_now_ms())) != SQLITE_OK) {
 		error = co_state__error(st, rc, "bind");
 		goto done;

@@ -87,15 +87,16 @@ void co_swarm_auth_refused(co_state *st, co_server_log_fn log, void *log_ctx,
 	char from[NI_MAXHOST], detail[768], line[1024];
 
 	peer_text(from, sizeof(from), peer);
-	snprintf(detail, sizeof(detail), "swarm auth: %s%s%s", why, from[0] ? "; from " : "",
-		 from);
+	snprintf(detail, sizeof(detail), "swarm auth: %s%s%s", why,
+		 from[0] ? "; from " : "", from);
 	row.op = (char *)op;
 	row.id = (char *)id;
 	row.outcome = status == 403 ? "forbidden" : "unauthorized";
 	row.error = detail;
 	if (co_audit_op_add(st, &row) < 0 && log) {
-		snprintf(line, sizeof(line), "cutover: serve: warning: audit of a refusal "
-					     "failed: %s",
+		snprintf(line, sizeof(line),
+			 "cutover: serve: warning: audit of a refusal "
+			 "failed: %s",
 			 co_error_last());
 		log(log_ctx, line);
 	}
@@ -110,7 +111,8 @@ void co_swarm_auth_refused(co_state *st, co_server_log_fn log, void *log_ctx,
 /* 1 if sa is a loopback address. */
 static int is_loopback(const struct sockaddr *sa)
 {
-	static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+	static const unsigned char mapped[12] = {0, 0, 0, 0, 0,	   0,
+						 0, 0, 0, 0, 0xff, 0xff};
 
 	if (sa->sa_family == AF_INET) {
 		const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
@@ -137,8 +139,10 @@ int co_swarm_auth_listen_check(const void *sa, const char *listen, co_swarm_auth
 	    CO_EINVAL,
 	    "listen %s is not a loopback address and swarm auth is off "
 	    "(serve.swarm_auth: none): anyone who can reach it could claim, release "
-	    "and renew tasks as any swarm.  Turn swarm tokens on (CUTOVER_SWARM_AUTH=token, "
+	    "and renew tasks as any swarm.  Turn swarm tokens on "
+	    "(CUTOVER_SWARM_AUTH=token, "
 	    "tokens from `cutover swarm token ID`), listen on 127.0.0.1, or pass "
-	    "--insecure-data-plane if a network boundary of yours already guards the port",
+	    "--insecure-data-plane if a network boundary of yours already guards the "
+	    "port",
 	    listen);
 }

@@ -151,8 +151,8 @@ static int serve_starts(fx *f, const char *const *args, const char *expect_warni
 static void serve_off_loopback_starts_with_insecure_or_token_auth(void **state)
 {
 	fx *f = *state;
-	const char *insecure[] = {CUTOVER_BIN, "serve", "--listen", "0.0.0.0:0",
-				  "--insecure-data-plane", NULL};
+	const char *insecure[] = {
+	    CUTOVER_BIN, "serve", "--listen", "0.0.0.0:0", "--insecure-data-plane", NULL};
 	const char *plain[] = {CUTOVER_BIN, "serve", "--listen", "0.0.0.0:0", NULL};
 
 	assert_int_equal(serve_starts(f, insecure, "--insecure-data-plane"), 0);

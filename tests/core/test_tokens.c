@@ -57,9 +57,10 @@ static void issued_token_has_the_format_and_checks_as_its_swarm(void **state)
 	assert_int_equal(strncmp(tok, "cos_swarm_a.v2_", 15), 0);
 	assert_int_equal(n, 15 + CO_TOKEN_SECRET_LEN);
 	for (i = 15; i < n; i++)
-		assert_non_null(strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-				       "0123456789-_",
-				       tok[i]));
+		assert_non_null(
+		    strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+			   "0123456789-_",
+			   tok[i]));
 	assert_int_equal(co_tokens_check(who, sizeof(who), f->st, tok), 0);
 	assert_string_equal(who, "swarm_a.v2");
 	assert_int_equal(co_tokens_exists(f->st, "swarm_a.v2"), 1);
@@ -100,7 +101,8 @@ static void malformed_forged_and_unknown_tokens_are_not_found(void **state)
 	assert_int_equal(co_tokens_issue(&t, f->st, "s2", 0), 0);
 	snprintf(forged, sizeof(forged), "%s", t);
 	forged[strlen(forged) - 1] = forged[strlen(forged) - 1] == 'A' ? 'B' : 'A';
-	snprintf(other, sizeof(other), "cos_nobody_%s", t + strlen(t) - CO_TOKEN_SECRET_LEN);
+	snprintf(other, sizeof(other), "cos_nobody_%s",
+		 t + strlen(t) - CO_TOKEN_SECRET_LEN);
 	assert_int_equal(co_tokens_check(who, sizeof(who), f->st, forged), CO_ENOTFOUND);
 	assert_int_equal(co_tokens_check(who, sizeof(who), f->st, other), CO_ENOTFOUND);
 	assert_non_null(strstr(co_error_last(), "has no token"));
@@ -142,8 +144,9 @@ static void only_a_salted_hash_is_stored(void **state)
 	assert_string_equal(out, "s4|16|32\n");
 	free(out);
 	out = NULL;
-	assert_int_equal(co_test_sh(&out, NULL, "cat %s/cutover.db %s/cutover.db-wal "
-						"2>/dev/null | grep -c -a -F -e '%s' || true",
+	assert_int_equal(co_test_sh(&out, NULL,
+				    "cat %s/cutover.db %s/cutover.db-wal "
+				    "2>/dev/null | grep -c -a -F -e '%s' || true",
 				    f->dir, f->dir, t + strlen(t) - CO_TOKEN_SECRET_LEN),
 			 0);
 	assert_string_equal(out, "0\n");
@@ -162,7 +165,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(
 		malformed_forged_and_unknown_tokens_are_not_found, setup, teardown),
 	    cmocka_unit_test_setup_teardown(revoked_token_stops_working, setup, teardown),
-	    cmocka_unit_test_setup_teardown(only_a_salted_hash_is_stored, setup, teardown),
+	    cmocka_unit_test_setup_teardown(only_a_salted_hash_is_stored, setup,
+					    teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -60,8 +60,8 @@ static void on_log(void *ctx, const char *line)
 	logbuf *l = ctx;
 
 	pthread_mutex_lock(&l->lock);
-	l->len += (size_t)snprintf(l->text + l->len, sizeof(l->text) - l->len, "%s\n",
-				   line);
+	l->len +=
+	    (size_t)snprintf(l->text + l->len, sizeof(l->text) - l->len, "%s\n", line);
 	if (l->len >= sizeof(l->text))
 		l->len = sizeof(l->text) - 1;
 	pthread_mutex_unlock(&l->lock);
@@ -267,9 +267,9 @@ static void rotated_token_stops_working_at_once(void **state)
 	assert_string_not_equal(fresh, f->tok_a);
 	expect_refused(f, "/v1/tasks/T3/claim", "{\"swarm\":\"swarm-a\"}", f->tok_a, 401,
 		       "unauthorized");
-	assert_int_equal(req(f, "POST", "/v1/tasks/T3/claim", "{\"swarm\":\"swarm-a\"}",
-			     fresh, NULL),
-			 200);
+	assert_int_equal(
+	    req(f, "POST", "/v1/tasks/T3/claim", "{\"swarm\":\"swarm-a\"}", fresh, NULL),
+	    200);
 	co_tokens_wipe(f->tok_a);
 	f->tok_a = fresh;
 }
@@ -300,8 +300,8 @@ static void register_needs_the_swarms_own_token_or_the_admin_token(void **state)
 	assert_int_equal(req(f, "POST", "/v1/swarms", reg_c, ADMIN, NULL), 200);
 	/* A swarm re-registers itself with its own token. */
 	assert_int_equal(req(f, "POST", "/v1/swarms",
-			     "{\"id\":\"swarm-a\",\"capabilities\":[\"build\"]}", f->tok_a,
-			     NULL),
+			     "{\"id\":\"swarm-a\",\"capabilities\":[\"build\"]}",
+			     f->tok_a, NULL),
 			 200);
 	expect_refused(f, "/v1/swarms", "{\"id\":\"swarm-a\"}", f->tok_b, 403,
 		       "forbidden");
@@ -318,8 +318,8 @@ static char *slurp(const char *path, size_t *len)
 	*len = 0;
 	if (fp == NULL)
 		return NULL;
-	if (fseek(fp, 0, SEEK_END) == 0 && (n = ftell(fp)) > 0 && fseek(fp, 0, SEEK_SET) == 0 &&
-	    (buf = malloc((size_t)n)) != NULL)
+	if (fseek(fp, 0, SEEK_END) == 0 && (n = ftell(fp)) > 0 &&
+	    fseek(fp, 0, SEEK_SET) == 0 && (buf = malloc((size_t)n)) != NULL)
 		*len = fread(buf, 1, (size_t)n, fp);
 	fclose(fp);
 	return buf;
