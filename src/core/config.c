@@ -158,6 +158,17 @@ done:
 	return error;
 }
 
+int co_config_parse_swarm_auth(co_swarm_auth *out, const char *s)
+{
+	if (strcmp(s, "none") == 0)
+		*out = CO_SWARM_AUTH_NONE;
+	else if (strcmp(s, "token") == 0)
+		*out = CO_SWARM_AUTH_TOKEN;
+	else
+		return CO_EINVAL;
+	return 0;
+}
+
 int co_config_parse_duration(int *out_ms, const char *s)
 {
 	const char *p;
@@ -537,8 +548,24 @@ static const char *known_keys(const char *sec)
 		return "mirror_timeout";
 	if (strcmp(sec, "breaker") == 0)
 		return "failures, probe, probe_max";
-	return "git, etcd, state_dir, flags, listen, admin_token_file, reconcile, "
-	       "router, breaker, redact";
+	if (strcmp(sec, "serve") == 0)
+		return "swarm_auth";
+	return "git, etcd, state_dir, flags, listen, admin_token_file, reconcile, router, "
+	       "breaker, serve, redact";
+}
+
+/* serve.swarm_auth: none | token. */
+static int get_swarm_auth(co_swarm_auth *dst, file_ctx *fc, const yaml_node_t *n,
+			  const char *key)
+{
+	const char *s = NULL;
+	int error;
+
+	if ((error = get_scalar(&s, fc, n, key, 0)) < 0)
+		return error;
+	if (co_config_parse_swarm_auth(dst, s) < 0)
+		return key_error(fc, n, key, "\"%s\" is not none or token", s);
+	return 0;
 }
 
 static int apply_key(file_ctx *fc, const char *sec, const char *name, const char *full,
@@ -549,7 +576,7 @@ static int apply_key(file_ctx *fc, const char *sec, const char *name, const char
 	if (*sec == '\0') {
 		if (strcmp(name, "git") == 0 || strcmp(name, "etcd") == 0 ||
 		    strcmp(name, "reconcile") == 0 || strcmp(name, "router") == 0 ||
-		    strcmp(name, "breaker") == 0)
+		    strcmp(name, "breaker") == 0 || strcmp(name, "serve") == 0)
 			return load_section(fc, v, name);
 		if (strcmp(name, "state_dir") == 0)
 			return get_string(&c->state_dir, fc, v, full, 0);
@@ -608,6 +635,9 @@ static int apply_key(file_ctx *fc, const char *sec, const char *name, const char
 			return get_duration(&c->breaker_probe_ms, fc, v, full, 1);
 		if (strcmp(name, "probe_max") == 0)
 			return get_duration(&c->breaker_probe_max_ms, fc, v, full, 1);
+	} else if (strcmp(sec, "serve") == 0) {
+		if (strcmp(name, "swarm_auth") == 0)
+			return get_swarm_auth(&c->swarm_auth, fc, v, full);
 	}
 	return key_error(fc, k, full, "unknown key (known here: %s)", known_keys(sec));
 }
@@ -761,6 +791,11 @@ static int apply_env(co_config *c)
 	    (error = env_string(&c->listen, "CUTOVER_LISTEN")) < 0 ||
 	    (error = env_string(&c->admin_token_file, "CUTOVER_ADMIN_TOKEN_FILE")) < 0)
 		return error;
+	if (env("CUTOVER_SWARM_AUTH") &&
+	    co_config_parse_swarm_auth(&c->swarm_auth, env("CUTOVER_SWARM_AUTH")) < 0)
+		return co_error_set(CO_EINVAL,
+				    "CUTOVER_SWARM_AUTH: \"%s\" is not none or token",
+				    env("CUTOVER_SWARM_AUTH"));
 	return 0;
 }
 

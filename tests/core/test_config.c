@@ -37,6 +37,7 @@ static const char *const env_vars[] = {
     "CUTOVER_LISTEN",
     "CUTOVER_ADMIN_TOKEN_FILE",
     "CUTOVER_MIRROR_TIMEOUT",
+    "CUTOVER_SWARM_AUTH",
 };
 
 typedef struct fixture {
@@ -323,6 +324,31 @@ static void bad_endpoint_in_environment_is_refused(void **state)
 	assert_non_null(strstr(co_error_last(), "http:// or https://"));
 }
 
+/* serve.swarm_auth: none by default, token from the file, the env wins,
+ * anything else refused naming the key or the variable (issue 22). */
+static void swarm_auth_from_file_and_environment(void **state)
+{
+	fixture *f = *state;
+	co_config *c = NULL;
+
+	write_file(f, "serve:\n  swarm_auth: token\n");
+	assert_int_equal(co_config_load(&c, f->path), 0);
+	assert_int_equal(c->swarm_auth, CO_SWARM_AUTH_TOKEN);
+	co_config_free(c);
+	setenv("CUTOVER_SWARM_AUTH", "none", 1);
+	assert_int_equal(co_config_load(&c, f->path), 0);
+	assert_int_equal(c->swarm_auth, CO_SWARM_AUTH_NONE);
+	co_config_free(c);
+	c = NULL;
+	setenv("CUTOVER_SWARM_AUTH", "tokens", 1);
+	assert_int_equal(co_config_load(&c, f->path), CO_EINVAL);
+	assert_null(c);
+	assert_non_null(strstr(co_error_last(), "CUTOVER_SWARM_AUTH: \"tokens\""));
+	unsetenv("CUTOVER_SWARM_AUTH");
+	expect_error(f, "serve:\n  swarm_auth: open\n", "2", "serve.swarm_auth",
+		     "is not none or token");
+}
+
 static void named_file_must_exist(void **state)
 {
 	fixture *f = *state;
@@ -546,6 +572,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(cutover_yaml_in_working_directory_is_read,
 					    setup, teardown),
 	    cmocka_unit_test_setup_teardown(bad_endpoint_in_environment_is_refused, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(swarm_auth_from_file_and_environment, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(named_file_must_exist, setup, teardown),
 	    cmocka_unit_test_setup_teardown(unknown_key_names_file_line_and_key, setup,
