@@ -95,9 +95,10 @@ int co_store_call_timeout(int ms);
  * count against the store's breaker (a slow store is not a down one),
  * unless this thread is a health probe and said so with on = 1: a probe
  * thread is the one detector whose short bound may open the breaker.
- * Its calls also probe an open breaker at once, whatever the probe
- * backoff (co_breaker_enter_probe): a store that came back is seen back,
- * and its outbox debt goes out, within one probe interval.
+ * Its pings of a store behind an open breaker look quietly (outside the
+ * breaker) while no probe is due, and when the store answers, the next
+ * ping is the breaker's probe at once: a store that came back is seen
+ * back, and its outbox debt goes out, within one probe interval.
  */
 void co_store_count_bounded_timeouts(int on);
 

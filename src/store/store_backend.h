@@ -111,6 +111,14 @@ void co_store__bound_ran_out(void);
 int co_store__guard_begin(struct co_breaker *b, int *probe);
 int co_store__guard_end(struct co_breaker *b, int probe, int error);
 
+/* co_store__guard_begin() that lets the call through as the probe at once
+ * when the breaker is open, whatever the backoff (co_breaker_enter_probe). */
+int co_store__guard_begin_probe(struct co_breaker *b, int *probe);
+
+/* Whether the calling thread is a health probe
+ * (co_store_count_bounded_timeouts). */
+int co_store__is_health_probe(void);
+
 /* Monotonic milliseconds, the breaker's clock. */
 int64_t co_store__mono_ms(void);
 

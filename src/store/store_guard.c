@@ -71,12 +71,27 @@ int64_t co_store__mono_ms(void)
 
 int co_store__guard_begin(co_breaker *b, int *probe)
 {
-	int error = (bound_counts ? co_breaker_enter_probe : co_breaker_enter)(
-	    b, probe, clock_ms(CLOCK_MONOTONIC), clock_ms(CLOCK_REALTIME));
+	int error = co_breaker_enter(b, probe, clock_ms(CLOCK_MONOTONIC),
+				     clock_ms(CLOCK_REALTIME));
 
 	last_refused = error != 0;
 	bound_ran_out = 0;
 	return error;
+}
+
+int co_store__guard_begin_probe(co_breaker *b, int *probe)
+{
+	int error = co_breaker_enter_probe(b, probe, clock_ms(CLOCK_MONOTONIC),
+					   clock_ms(CLOCK_REALTIME));
+
+	last_refused = error != 0;
+	bound_ran_out = 0;
+	return error;
+}
+
+int co_store__is_health_probe(void)
+{
+	return bound_counts;
 }
 
 int co_store__guard_end(co_breaker *b, int probe, int error)
