@@ -14,10 +14,19 @@
  *   (5) SIGCONT: how long until the breaker closes and the outbox is empty.
  * Prints the figures and the ratio (4)/(1) at p50 and p95.  Goals (issue
  * 20): (4)/(1) p95 <= 1.5x, (2) <= 1 s, (3) <= 100 ms.
+ *
+ * First, (0) swarm auth (issue 22): three serves at stage etcd (the fastest
+ * claim, so the largest relative cost), one with swarm tokens on, two off,
+ * claimed through in a rotating order, one by one, each claim on a fresh
+ * task; and the token check alone (co_tokens_check).  Prints p50/p95 of
+ * each, on / off, and off2 / off: an A/A control, the same code on two
+ * serves, which shows how far a ratio moves by noise alone in that run.
+ * Goal: p50 under 1.03x.
  */
 #include "bench_util.h"
 
 #include "core/error.h"
+#include "core/tokens.h"
 #include "core/outbox.h"
 #include "core/state.h"
 #include "flags/flags.h"
@@ -133,6 +142,153 @@ static int open_all(void)
 	return 0;
 }
 
+/* One claim of task `tag`-i as swarm "bench" with bearer `auth` (or none). */
+static double timed_claim(CURL *c, const co_test_serve *f, const char *tag, size_t i,
+			  const char *auth, int *bad)
+{
+	char path[96];
+	co_test_resp r;
+	double t0;
+
+	snprintf(path, sizeof(path), "/v1/tasks/%s-%zu/claim", tag, i);
+	t0 = co_bench_now_us();
+	if (co_test_http_on(c, &r, f->base, "POST", path, "{\"swarm\":\"bench\"}", 17,
+			    auth) != 200)
+		(*bad)++;
+	t0 = co_bench_now_us() - t0;
+	free(r.body);
+	return t0;
+}
+
+static int auth_create(CURL *c, const co_test_serve *f, const char *auth, size_t n)
+{
+	char data[96];
+	co_test_resp r;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		snprintf(data, sizeof(data), "{\"id\":\"Z-%zu\"}", i);
+		if (co_test_http_on(c, &r, f->base, "POST", "/v1/tasks", data,
+				    strlen(data), auth) != 201) {
+			free(r.body);
+			return -1;
+		}
+		free(r.body);
+	}
+	return 0;
+}
+
+static const char *loadavg(void);
+
+/* (0): serve's claim with swarm auth on vs off, interleaved. */
+static int bench_auth(size_t n)
+{
+	co_test_serve off, on, off2;
+	co_test_serve_opts o = {0};
+	co_bench_series s_off, s_on, s_off2, s_check;
+	co_bench_stats a, b, a2, ck;
+	co_record *sw = NULL, *out = NULL;
+	char *token = NULL, auth[300], who[130];
+	CURL *c = curl_easy_init();
+	size_t i;
+	int bad = 0, rc = -1, opened = 0;
+
+	memset(&off, 0, sizeof(off));
+	memset(&on, 0, sizeof(on));
+	memset(&off2, 0, sizeof(off2));
+	if (co_bench_series_init(&s_off, "claim via serve, stage etcd, auth none", n) < 0 ||
+	    co_bench_series_init(&s_off2, "... auth none again (A/A control)", n) < 0 ||
+	    co_bench_series_init(&s_on, "claim via serve, stage etcd, auth token", n) < 0 ||
+	    co_bench_series_init(&s_check, "co_tokens_check alone", n) < 0 || c == NULL)
+		goto done;
+	o.endpoint = etcd.endpoint;
+	o.stage = "etcd";
+	o.prefix = "/bench-auth-off/";
+	if (co_test_serve_open(&off, &o) < 0)
+		goto done;
+	opened = 1;
+	o.prefix = "/bench-auth-off2/";
+	if (co_test_serve_open(&off2, &o) < 0)
+		goto done;
+	opened = 2;
+	o.prefix = "/bench-auth-on/";
+	o.swarm_auth = CO_SWARM_AUTH_TOKEN;
+	if (co_test_serve_open(&on, &o) < 0)
+		goto done;
+	opened = 3;
+	if (co_record_new(&sw, CO_KIND_SWARM, "bench") < 0 ||
+	    co_router_swarm_register(&out, on.r, sw) < 0 ||
+	    co_tokens_issue(&token, on.st, "bench", 0) < 0)
+		goto done;
+	snprintf(auth, sizeof(auth), "Bearer %s", token);
+	if (auth_create(c, &off, NULL, n) < 0 || auth_create(c, &off2, NULL, n) < 0 ||
+	    auth_create(c, &on, auth, n) < 0) {
+		fprintf(stderr, "bench_hung: creating tasks for (0) failed\n");
+		goto done;
+	}
+	/* Interleaved, the order rotating so that none is always first. */
+	for (i = 0; i < n; i++) {
+		size_t k;
+
+		for (k = 0; k < 3; k++) {
+			switch ((i + k) % 3) {
+			case 0:
+				co_bench_series_add(&s_off,
+						    timed_claim(c, &off, "Z", i, NULL, &bad));
+				break;
+			case 1:
+				co_bench_series_add(&s_on,
+						    timed_claim(c, &on, "Z", i, auth, &bad));
+				break;
+			default:
+				co_bench_series_add(
+				    &s_off2, timed_claim(c, &off2, "Z", i, NULL, &bad));
+			}
+		}
+	}
+	for (i = 0; i < n; i++) {
+		double t0 = co_bench_now_us();
+
+		if (co_tokens_check(who, sizeof(who), on.st, token) < 0)
+			bad++;
+		co_bench_series_add(&s_check, co_bench_now_us() - t0);
+	}
+	if (bad) {
+		fprintf(stderr, "bench_hung: %d claims or checks of (0) failed\n", bad);
+		goto done;
+	}
+	printf("\n(0) swarm auth: %zu claims per series, interleaved, load average %s\n", n,
+	       loadavg());
+	co_bench_header();
+	a = co_bench_row(&s_off);
+	a2 = co_bench_row(&s_off2);
+	b = co_bench_row(&s_on);
+	ck = co_bench_row(&s_check);
+	printf("auth token / auth none: p50 %.3fx, p95 %.3fx (goal: p50 < 1.03x)\n",
+	       b.p50 / a.p50, b.p95 / a.p95);
+	printf("A/A control, none again / none: p50 %.3fx, p95 %.3fx\n", a2.p50 / a.p50,
+	       a2.p95 / a.p95);
+	printf("the check alone: p50 %.1f us, %.2f%% of the auth-none claim p50\n", ck.p50,
+	       100.0 * ck.p50 / a.p50);
+	rc = 0;
+done:
+	co_tokens_wipe(token);
+	co_record_free(out);
+	co_record_free(sw);
+	curl_easy_cleanup(c);
+	if (opened > 2)
+		co_test_serve_close(&on);
+	if (opened > 1)
+		co_test_serve_close(&off2);
+	if (opened > 0)
+		co_test_serve_close(&off);
+	co_bench_series_free(&s_off);
+	co_bench_series_free(&s_on);
+	co_bench_series_free(&s_off2);
+	co_bench_series_free(&s_check);
+	return rc;
+}
+
 static const char *loadavg(void)
 {
 	static char buf[64];
@@ -194,6 +350,7 @@ static int rollback_and_watch(CURL *c, co_bench_series *scrape)
 int main(int argc, char **argv)
 {
 	size_t n = argc > 1 ? (size_t)strtoul(argv[1], NULL, 10) : 200;
+	size_t n_auth = argc > 2 ? (size_t)strtoul(argv[2], NULL, 10) : n;
 	co_bench_series healthy, hung, scrape;
 	co_bench_stats h, g;
 	pthread_t load[4];
@@ -203,7 +360,7 @@ int main(int argc, char **argv)
 	int rc = 1, i, loads = 0;
 
 	if (n == 0) {
-		fprintf(stderr, "usage: bench_hung [N_claims]\n");
+		fprintf(stderr, "usage: bench_hung [N_claims [N_auth]]\n");
 		return 1;
 	}
 	memset(&etcd, 0, sizeof(etcd));
@@ -220,6 +377,9 @@ int main(int argc, char **argv)
 	}
 	printf("bench_hung: etcd %s, serve %s, %zu claims per series, load average %s\n",
 	       etcd.endpoint, base, n, loadavg());
+	/* (0) swarm auth on vs off; N_auth 0 skips it */
+	if (n_auth > 0 && bench_auth(n_auth) < 0)
+		goto done;
 	if (create_tasks(c, "A", n) < 0 || create_tasks(c, "B", n) < 0 ||
 	    create_tasks(c, "L", 64) < 0) {
 		fprintf(stderr, "bench_hung: creating tasks failed\n");

@@ -39,6 +39,7 @@
 #include "core/audit.h"
 #include "core/error.h"
 #include "core/outbox.h"
+#include "core/redact.h"
 #include "flags/flags.h"
 
 #include <errno.h>
@@ -197,11 +198,18 @@ static int divergence_push(co_divergence_list *l, co_divergence *d)
 	return 0;
 }
 
-/* Build the divergence row for two differing reads (at least one present). */
-static int make_divergence(co_divergence **out, co_kind kind, const char *id,
-			   const co_record *g, const co_record *e)
+/*
+ * Build the divergence row for two differing reads (at least one present).
+ * The values it keeps are redacted copies (redact.h): the row goes to the
+ * database, the reports and the HTTP answer, none of which may hold a
+ * secret; each hidden field says there whether it was equal or differed.
+ * `fields` names top-level fields only, never a value.
+ */
+static int make_divergence(co_divergence **out, const co_redact *rd, co_kind kind,
+			   const char *id, const co_record *g, const co_record *e)
 {
 	co_divergence *d = calloc(1, sizeof(*d));
+	char *gj = NULL, *ej = NULL;
 	const char *cls = g == NULL   ? "missing_in_git"
 			  : e == NULL ? "missing_in_etcd"
 				      : "mismatch";
@@ -219,14 +227,18 @@ static int make_divergence(co_divergence **out, co_kind kind, const char *id,
 		d->fields = strdup("");
 	if (d->fields == NULL)
 		goto done;
-	if (g && (d->git_value = co_record_to_json(g, 0)) == NULL)
+	if (g && (gj = co_record_to_json(g, 0)) == NULL)
 		goto done;
-	if (e && (d->etcd_value = co_record_to_json(e, 0)) == NULL)
+	if (e && (ej = co_record_to_json(e, 0)) == NULL)
+		goto done;
+	if (co_redact_pair(&d->git_value, &d->etcd_value, rd, gj, ej) < 0)
 		goto done;
 	*out = d;
 	d = NULL;
 	error = 0;
 done:
+	free(gj);
+	free(ej);
 	co_divergence_free(d);
 	if (error < 0)
 		co_error_set(error, "out of memory");
@@ -350,7 +362,7 @@ static int look(candidate *c, const co_reconcile_opts *o, int final, size_t *equ
 		(*equal)++;
 		goto done;
 	}
-	if ((error = make_divergence(&d, c->kind, c->id, g, e)) < 0 ||
+	if ((error = make_divergence(&d, o->redact, c->kind, c->id, g, e)) < 0 ||
 	    (error = divergence_push(out, d)) < 0)
 		goto done;
 	d = NULL;
@@ -819,6 +831,7 @@ int co_reconcile_run(co_reconcile_result **out, const co_reconcile_opts *opts)
 {
 	co_reconcile_opts o;
 	co_reconcile_result *res = NULL;
+	co_redact *own_redact = NULL;
 	const char *verdict;
 	int error, pass, dead;
 	char msg[1024];
@@ -828,8 +841,15 @@ int co_reconcile_run(co_reconcile_result **out, const co_reconcile_opts *opts)
 	o = *opts;
 	if (o.who == NULL)
 		o.who = "reconcile";
-	if ((res = calloc(1, sizeof(*res))) == NULL)
+	/* No policy given: the default one, never none (redact.h). */
+	if (o.redact == NULL && (error = co_redact_default(&own_redact)) < 0)
+		return error;
+	if (o.redact == NULL)
+		o.redact = own_redact;
+	if ((res = calloc(1, sizeof(*res))) == NULL) {
+		co_redact_free(own_redact);
 		return co_error_set(CO_ENOMEM, "out of memory");
+	}
 	res->run.started_at = co_state_now_ms();
 	if (o.state &&
 	    (error = co_runs_begin(&res->run.id, o.state, res->run.started_at)) < 0)
@@ -917,5 +937,6 @@ int co_reconcile_run(co_reconcile_result **out, const co_reconcile_opts *opts)
 	res = NULL;
 done:
 	co_reconcile_result_free(res);
+	co_redact_free(own_redact);
 	return error;
 }

@@ -26,6 +26,10 @@
  * pass for the go/no-go gate either), else pass.  The recorded consistency
  * is equal / all: owed IDs are not counted as consistent.
  *
+ * Divergences keep redacted copies of both values (opts.redact, redact.h):
+ * what the run records and returns holds no secret.  Repair reads the
+ * truth again from its store, never from a divergence.
+ *
  * Repair: with `repair` set, the run diagnoses as usual, then makes the
  * other store equal to the chosen one for every divergent ID (co_store_put
  * of the truth's record, co_store_remove where the truth has none).  A
@@ -41,6 +45,7 @@
 #ifndef CO_RECONCILE_H
 #define CO_RECONCILE_H
 
+#include "core/redact.h"
 #include "core/runs.h"
 #include "core/state.h"
 #include "store/store.h"
@@ -89,12 +94,15 @@ typedef struct co_reconcile_opts {
 	const char *who; /* audit "who"; default "reconcile" */
 	int low_memory;	 /* 1: snapshot one store after the other (half
 			  * the peak memory, the sum of both times) */
+	/* What never leaves the stores (redact.h): the values a divergence
+	 * keeps are redacted with it.  Borrowed; NULL: the default policy. */
+	const co_redact *redact;
 } co_reconcile_opts;
 
 #define CO_RECONCILE_OPTS_INIT                                                           \
 	{                                                                                \
 		NULL, NULL, NULL, NULL, 0.9999, 0.001, 2000, 5, 0, CO_REPAIR_NONE, NULL, \
-		    NULL, NULL, NULL, "reconcile", 0                                     \
+		    NULL, NULL, NULL, "reconcile", 0, NULL                               \
 	}
 
 /* What a run found and did. */

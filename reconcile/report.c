@@ -8,6 +8,11 @@
  * of every value, and the chart is computed here as plain SVG (no script,
  * no external asset), so the page can be mailed or archived as one file.
  *
+ * Divergences are shown field by field, git's value → etcd's
+ * (report_diff.c), never as two whole records side by side, and every
+ * value is redacted first (redact.h): a report holds no secret, only
+ * whether a hidden field was equal or differed.
+ *
  * Every format shows what the outbox still owed at the end of the run
  * (run->owed*, run->owed_list) apart from the divergences: a pending_drain
  * run must not read like a pass.
@@ -15,6 +20,7 @@
  * This module only formats; it reads nothing and decides nothing.
  */
 #include "report.h"
+#include "report_diff.h"
 
 #include "core/error.h"
 #include "core/record.h"
@@ -177,7 +183,29 @@ fail:
 	return NULL;
 }
 
-static cJSON *run_json(const co_run *run, const co_divergence_list *divs)
+/* A divergence's redacted values and its field-level diff. */
+static int div_json(cJSON *e, const co_redact *rd, const co_divergence *d)
+{
+	co_field_diff_list l = {0};
+	char *g = NULL, *x = NULL;
+	cJSON *v = NULL;
+	int ok = co_report__values(&g, &x, rd, d) == 0 && (v = value_item(g)) != NULL &&
+		 cJSON_AddItemToObject(e, "git", v) && ((v = value_item(x)) != NULL) &&
+		 cJSON_AddItemToObject(e, "etcd", v) &&
+		 (v = NULL, co_report__diff(&l, rd, d) == 0) &&
+		 (v = co_report__diff_json(&l)) != NULL &&
+		 cJSON_AddItemToObject(e, "diff", v);
+
+	if (!ok)
+		cJSON_Delete(v);
+	co_field_diff_list_clear(&l);
+	free(g);
+	free(x);
+	return ok ? 0 : -1;
+}
+
+static cJSON *run_json(const co_run *run, const co_divergence_list *divs,
+		       const co_redact *rd)
 {
 	cJSON *o = cJSON_CreateObject(), *arr, *owed;
 	char when[32];
@@ -221,12 +249,8 @@ static cJSON *run_json(const co_run *run, const co_divergence_list *divs)
 		    (f = fields_array(d->fields)) == NULL ||
 		    !cJSON_AddItemToObject(e, "fields", f))
 			goto fail_f;
-		if ((f = value_item(d->git_value)) == NULL ||
-		    !cJSON_AddItemToObject(e, "git", f))
-			goto fail_f;
-		if ((f = value_item(d->etcd_value)) == NULL ||
-		    !cJSON_AddItemToObject(e, "etcd", f))
-			goto fail_f;
+		if (div_json(e, rd, d) < 0)
+			goto fail;
 		continue;
 fail_e:
 		cJSON_Delete(e);
@@ -241,18 +265,35 @@ fail:
 	return NULL;
 }
 
-char *co_report_json(const co_run *run, const co_divergence_list *divs)
+/* The policy to render with: rd, or a default one made into *own. */
+static const co_redact *policy(co_redact **own, const co_redact *rd)
 {
-	cJSON *o = run_json(run, divs);
-	char *s = o ? cJSON_PrintUnformatted(o) : NULL;
+	if (rd == NULL && co_redact_default(own) == 0)
+		rd = *own;
+	return rd;
+}
 
+char *co_report_json(const co_run *run, const co_divergence_list *divs,
+		     const co_redact *rd)
+{
+	co_redact *own = NULL;
+	cJSON *o = NULL;
+	char *s;
+
+	/* No policy at all (no random key): render nothing rather than
+	 * render unredacted. */
+	if ((rd = policy(&own, rd)) != NULL)
+		o = run_json(run, divs, rd);
+	s = o ? cJSON_PrintUnformatted(o) : NULL;
 	cJSON_Delete(o);
+	co_redact_free(own);
 	return s;
 }
 
-static int write_json(FILE *f, const co_run *run, const co_divergence_list *divs)
+static int write_json(FILE *f, const co_run *run, const co_divergence_list *divs,
+		      const co_redact *rd)
 {
-	char *s = co_report_json(run, divs);
+	char *s = co_report_json(run, divs, rd);
 
 	if (s == NULL)
 		return co_error_set(CO_ENOMEM, "out of memory building the JSON report");
@@ -291,8 +332,10 @@ static void write_text_owed(FILE *f, const co_run *run, const char *target, int6
 	fputc('\n', f);
 }
 
-static int write_text(FILE *f, const co_run *run, const co_divergence_list *divs)
+static int write_text(FILE *f, const co_run *run, const co_divergence_list *divs,
+		      const co_redact *rd)
 {
+	int error;
 	char when[32];
 	size_t i;
 
@@ -320,6 +363,11 @@ static int write_text(FILE *f, const co_run *run, const co_divergence_list *divs
 
 		fprintf(f, "    %-5s %-30s %-15s %s\n", d->kind, d->id, d->cls,
 			d->fields && *d->fields ? d->fields : "-");
+		/* One line per differing path under the divergence's line. */
+		if ((error = co_report__diff_lines(f, rd, d, "          ", "\n")) < 0)
+			return error;
+		if (error > 0)
+			fputc('\n', f);
 	}
 	return 0;
 }
@@ -362,10 +410,29 @@ static const char md_run_header[] =
     "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- "
     "|\n";
 
+/* The changes cell: `path`: old → new, one per line (<br>). */
+static int md_changes(FILE *f, const co_redact *rd, const co_divergence *d)
+{
+	char *cell = NULL;
+	size_t len = 0;
+	FILE *m = open_memstream(&cell, &len);
+	int n;
+
+	if (m == NULL)
+		return co_error_set(CO_ENOMEM, "out of memory");
+	n = co_report__diff_lines(m, rd, d, "", "<br>");
+	fclose(m);
+	if (n >= 0)
+		md_cell(f, cell);
+	free(cell);
+	return n < 0 ? n : 0;
+}
+
 static int write_markdown(FILE *f, const co_run *run, const co_divergence_list *divs,
-			  const co_run_list *history)
+			  const co_run_list *history, const co_redact *rd)
 {
 	size_t i;
+	int error;
 
 	fprintf(f, "# Reconciliation run %lld\n\n", (long long)run->id);
 	fputs(md_run_header, f);
@@ -398,8 +465,8 @@ static int write_markdown(FILE *f, const co_run *run, const co_divergence_list *
 	if (n_divs(divs) == 0) {
 		fputs("None: both stores hold the same records.\n", f);
 	} else {
-		fputs("| kind | id | class | fields | git | etcd |\n"
-		      "| --- | --- | --- | --- | --- | --- |\n",
+		fputs("| kind | id | class | fields | changes (git \u2192 etcd) |\n"
+		      "| --- | --- | --- | --- | --- |\n",
 		      f);
 		for (i = 0; i < divs->n; i++) {
 			const co_divergence *d = divs->items[i];
@@ -409,8 +476,8 @@ static int write_markdown(FILE *f, const co_run *run, const co_divergence_list *
 			md_cell(f, d->id);
 			md_cell(f, d->cls);
 			md_cell(f, d->fields);
-			md_cell(f, str_or(d->git_value, "(absent)"));
-			md_cell(f, str_or(d->etcd_value, "(absent)"));
+			if ((error = md_changes(f, rd, d)) < 0)
+				return error;
 			fputc('\n', f);
 		}
 	}
@@ -427,44 +494,7 @@ static int write_markdown(FILE *f, const co_run *run, const co_divergence_list *
 
 static void html(FILE *f, const char *s)
 {
-	for (s = s ? s : ""; *s; s++) {
-		switch (*s) {
-		case '&':
-			fputs("&amp;", f);
-			break;
-		case '<':
-			fputs("&lt;", f);
-			break;
-		case '>':
-			fputs("&gt;", f);
-			break;
-		case '"':
-			fputs("&quot;", f);
-			break;
-		case '\'':
-			fputs("&#39;", f);
-			break;
-		default:
-			fputc(*s, f);
-		}
-	}
-}
-
-/* A stored value, pretty-printed for reading side by side. */
-static void html_value(FILE *f, const char *json)
-{
-	cJSON *v = json ? cJSON_Parse(json) : NULL;
-	char *pretty = v ? cJSON_Print(v) : NULL;
-
-	if (json == NULL)
-		fputs("<em>absent</em>", f);
-	else {
-		fputs("<pre>", f);
-		html(f, pretty ? pretty : json);
-		fputs("</pre>", f);
-	}
-	free(pretty);
-	cJSON_Delete(v);
+	co_report__html(f, s);
 }
 
 #define CH_W 720
@@ -574,8 +604,10 @@ static void html_summary_row(FILE *f, const char *name, const char *value)
 }
 
 static int write_html(FILE *f, const co_run *run, const co_divergence_list *divs,
-		      const co_run_list *history, double threshold)
+		      const co_run_list *history, double threshold, const co_redact *rd)
 {
+	co_field_diff_list l = {0};
+	int error;
 	char buf[128], when[32];
 	size_t i;
 	const char *cls = is_verdict(run, "fail")	     ? "fail"
@@ -583,19 +615,27 @@ static int write_html(FILE *f, const co_run *run, const co_divergence_list *divs
 							     : "pass";
 
 	fmt_time(when, sizeof(when), run->started_at);
-	fprintf(f,
-		"<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-		"<title>cutover reconciliation run %lld</title>\n"
-		"<style>\n"
-		"body{font-family:sans-serif;margin:2em;color:#222}\n"
-		"table{border-collapse:collapse;margin:1em 0}\n"
-		"th,td{border:1px solid #ccc;padding:4px "
-		"8px;text-align:left;vertical-align:top}\n"
-		"pre{margin:0;font-size:12px;white-space:pre-wrap;max-width:40em}\n"
-		".pass{color:#080;font-weight:bold}.fail{color:#c00;font-weight:bold}\n"
-		".pending{color:#b60;font-weight:bold}\n"
-		"</style>\n</head>\n<body>\n",
-		(long long)run->id);
+	fprintf(
+	    f,
+	    "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+	    "<title>cutover reconciliation run %lld</title>\n"
+	    "<style>\n"
+	    "body{font-family:sans-serif;margin:2em;color:#222}\n"
+	    "table{border-collapse:collapse;margin:1em 0}\n"
+	    "th,td{border:1px solid #ccc;padding:4px "
+	    "8px;text-align:left;vertical-align:top}\n"
+	    "pre{margin:0;font-size:12px;white-space:pre-wrap;max-width:40em}\n"
+	    ".pass{color:#080;font-weight:bold}.fail{color:#c00;font-weight:bold}\n"
+	    ".pending{color:#b60;font-weight:bold}\n"
+	    "table.diff{margin:0;font-size:12px}table.diff td,table.diff "
+	    "th{border-color:#ddd}\n"
+	    "del{background:#fdd;color:#900;text-decoration:line-through}\n"
+	    "ins{background:#dfd;color:#060;text-decoration:none}\n"
+	    "tr.changed td.path,tr.added td.path,tr.removed td.path{background:#ffc}\n"
+	    ".redacted{font-style:italic;color:#555}.redacted.differs{color:#900;"
+	    "font-weight:bold}\n"
+	    "</style>\n</head>\n<body>\n",
+	    (long long)run->id);
 	fprintf(f, "<h1>Reconciliation run %lld: <span class=\"%s\">", (long long)run->id,
 		cls);
 	html(f, str_or(run->verdict, "in progress"));
@@ -655,7 +695,7 @@ static int write_html(FILE *f, const co_run *run, const co_divergence_list *divs
 	} else {
 		fputs("<table "
 		      "id=\"divergences\">\n<tr><th>kind</th><th>id</th><th>class</th>"
-		      "<th>fields</th><th>git</th><th>etcd</th></tr>\n",
+		      "<th>fields</th><th>changes (git \u2192 etcd)</th></tr>\n",
 		      f);
 		for (i = 0; i < divs->n; i++) {
 			const co_divergence *d = divs->items[i];
@@ -669,9 +709,10 @@ static int write_html(FILE *f, const co_run *run, const co_divergence_list *divs
 			fputs("</td><td>", f);
 			html(f, d->fields);
 			fputs("</td><td>", f);
-			html_value(f, d->git_value);
-			fputs("</td><td>", f);
-			html_value(f, d->etcd_value);
+			if ((error = co_report__diff(&l, rd, d)) < 0)
+				return error;
+			co_report__diff_html(f, &l);
+			co_field_diff_list_clear(&l);
 			fputs("</td></tr>\n", f);
 		}
 		fputs("</table>\n", f);
@@ -682,25 +723,29 @@ static int write_html(FILE *f, const co_run *run, const co_divergence_list *divs
 
 int co_report_write(FILE *f, co_report_format fmt, const co_run *run,
 		    const co_divergence_list *divs, const co_run_list *history,
-		    double min_consistency)
+		    double min_consistency, const co_redact *rd)
 {
+	co_redact *own = NULL;
 	int error;
 
+	if ((rd = policy(&own, rd)) == NULL)
+		return co_error_last_code() < 0 ? co_error_last_code() : CO_ENOMEM;
 	switch (fmt) {
 	case CO_REPORT_JSON:
-		error = write_json(f, run, divs);
+		error = write_json(f, run, divs, rd);
 		break;
 	case CO_REPORT_MARKDOWN:
-		error = write_markdown(f, run, divs, history);
+		error = write_markdown(f, run, divs, history, rd);
 		break;
 	case CO_REPORT_HTML:
-		error = write_html(f, run, divs, history, min_consistency);
+		error = write_html(f, run, divs, history, min_consistency, rd);
 		break;
 	case CO_REPORT_TEXT:
 	default:
-		error = write_text(f, run, divs);
+		error = write_text(f, run, divs, rd);
 		break;
 	}
+	co_redact_free(own);
 	if (error == 0 && (fflush(f) != 0 || ferror(f)))
 		error = co_error_set(CO_EIO, "writing the report failed");
 	return error;

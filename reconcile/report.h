@@ -7,8 +7,18 @@
  * the rows of runs.h, so a report can be made by any process from the
  * state database at any time.
  *
+ * Every value shown is redacted first with the policy given (redact.h;
+ * NULL: the default one): a hidden field reads "[redacted, equal]" or
+ * "[redacted, differs]", never its value, in every format.
+ *
+ * A divergence is shown as its field-level diff: the JSON paths that
+ * differ, git's value → etcd's ("status": "available" → "claimed"),
+ * nested objects by key, arrays by index ("blocked_by[1]"), a key on one
+ * side only as added or removed.  Text and Markdown show a missing
+ * record's one value on a line; HTML and JSON diff it against nothing.
+ *
  * JSON shape (the DESIGN §5 fields, plus both stored values of each
- * divergence and the run's error when it has one):
+ * divergence, redacted, its diff, and the run's error when it has one):
  *
  *   {"run":7,"started_at":"2026-11-22T10:00:00Z","duration_ms":812,
  *    "total":200,"equal":195,"missing_in_etcd":1,"missing_in_git":2,
@@ -16,7 +26,15 @@
  *    "owed":{"count":0,"etcd":0,"git":0,"oldest_age_ms":0,"ids":[],
  *            "entries":[]},
  *    "divergences":[{"id":"R5","kind":"task","class":"mismatch",
- *                    "fields":["status"],"git":{...},"etcd":{...}}]}
+ *                    "fields":["status"],"git":{...},"etcd":{...},
+ *                    "diff":[{"path":"status","change":"changed",
+ *                             "git":"available","etcd":"claimed"},
+ *                            {"path":"metadata.api_token","change":"redacted",
+ *                             "redacted":"differs","git":"[redacted, differs]",
+ *                             "etcd":"[redacted, differs]"}]}]}
+ *
+ * "change" is changed, added (etcd only), removed (git only) or redacted;
+ * a side that does not hold the path has no "git" / "etcd" member.
  *
  * "owed" is what the outbox still owed at the end of the run (runs.h):
  * "count" IDs, per store counts, the oldest entry's age, the IDs once each
@@ -32,6 +50,7 @@
 #ifndef CO_RECONCILE_REPORT_H
 #define CO_RECONCILE_REPORT_H
 
+#include "core/redact.h"
 #include "core/runs.h"
 
 #include <stdio.h>
@@ -50,17 +69,21 @@ int co_report_parse_format(co_report_format *out, const char *name);
  * Write the report of `run` and its divergences `divs` (may be NULL: none)
  * in `fmt` to `f`.  `history` (may be NULL) holds finished runs oldest first
  * for the Markdown history table and the HTML chart; `min_consistency`
- * draws the threshold line in the chart (<= 0: none).  Errors: CO_EIO when
- * writing fails, CO_ENOMEM.
+ * draws the threshold line in the chart (<= 0: none).  `rd` (borrowed; NULL:
+ * the default policy) redacts every value shown.  Errors: CO_EIO when
+ * writing fails, CO_ENOMEM, and CO_EIO from redact.h when no policy can be
+ * made (then nothing is written).
  */
 int co_report_write(FILE *f, co_report_format fmt, const co_run *run,
 		    const co_divergence_list *divs, const co_run_list *history,
-		    double min_consistency);
+		    double min_consistency, const co_redact *rd);
 
 /*
  * The JSON report as a malloc'd compact string (caller frees), for the HTTP
- * API.  NULL on OOM.
+ * API, redacted with `rd` (NULL: the default policy).  NULL on OOM or when
+ * no policy can be made.
  */
-char *co_report_json(const co_run *run, const co_divergence_list *divs);
+char *co_report_json(const co_run *run, const co_divergence_list *divs,
+		     const co_redact *rd);
 
 #endif

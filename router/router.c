@@ -20,7 +20,9 @@
  * closes it.  Before
  * any store serves an ID, that ID's entries bound to it are applied first
  * (settle), so that a store never acts on a state older than one already
- * acknowledged elsewhere.
+ * acknowledged elsewhere.  Shadow reads that differ are recorded in the
+ * audit's mismatch log redacted (redact.h): the outbox carries records
+ * whole, the mismatch log is for people.
  *
  * Not here: the flag file (flags/), the stores' own CAS (src/store/), the
  * outbox schema (src/core/outbox.c), reconciliation (reconcile/).
@@ -100,6 +102,8 @@ struct co_router {
 	pthread_mutex_t wit_mu;
 	co_audit_op wit[128]; /* WITNESS_BATCH */
 	size_t n_wit;
+	const co_redact *redact; /* shadow mismatches are recorded redacted */
+	co_redact *own_redact;	 /* the default policy when none was given */
 };
 
 static const char *side_name(co_side s)
@@ -823,7 +827,7 @@ static void shadow_compare(co_router *r, co_op op, co_kind kind, const char *id,
 			   const co_record *git_rec)
 {
 	co_record *e = NULL;
-	char *gj = NULL, *ej = NULL;
+	char *gj = NULL, *ej = NULL, *rg = NULL, *re = NULL;
 	int error, prev;
 
 	/* etcd behind an open breaker: nothing to compare, and one
@@ -844,10 +848,17 @@ static void shadow_compare(co_router *r, co_op op, co_kind kind, const char *id,
 		goto done;
 	gj = git_rec ? co_record_to_json(git_rec, 0) : NULL;
 	ej = e ? co_record_to_json(e, 0) : NULL;
-	co_audit_mismatch_add(r->st, co_op_name(op), id, gj, ej);
+	/* The mismatch log is read by operators, not a store: redacted, each
+	 * hidden field saying whether the two values were equal. */
+	if ((git_rec && gj == NULL) || (e && ej == NULL) ||
+	    co_redact_pair(&rg, &re, r->redact, gj, ej) < 0)
+		goto done;
+	co_audit_mismatch_add(r->st, co_op_name(op), id, rg, re);
 done:
 	free(gj);
 	free(ej);
+	free(rg);
+	free(re);
 	co_record_free(e);
 }
 
@@ -1257,6 +1268,16 @@ int co_router_open(co_router **out, const co_router_opts *opts)
 	r->witness = opts->witness;
 	r->mirror_ms =
 	    opts->mirror_timeout_ms > 0 ? opts->mirror_timeout_ms : CO_ROUTER_MIRROR_MS;
+	r->redact = opts->redact;
+	if (r->redact == NULL) {
+		int error = co_redact_default(&r->own_redact);
+
+		if (error < 0) {
+			free(r);
+			return error;
+		}
+		r->redact = r->own_redact;
+	}
 	pthread_mutex_init(&r->wake_mu, NULL);
 	pthread_mutex_init(&r->wit_mu, NULL);
 	pthread_cond_init(&r->wake, NULL);
@@ -1319,7 +1340,13 @@ void co_router_close(co_router *r)
 	pthread_mutex_destroy(&r->wit_mu);
 	pthread_cond_destroy(&r->wake);
 	pthread_mutex_destroy(&r->wake_mu);
+	co_redact_free(r->own_redact);
 	free(r);
+}
+
+const co_redact *co_router_redact(const co_router *r)
+{
+	return r->redact;
 }
 
 /* ---- watch ---- */

@@ -34,6 +34,7 @@
 #define CO_ROUTER_H
 
 #include "core/record.h"
+#include "core/redact.h"
 #include "flags/flags.h"
 #include "store/store.h"
 
@@ -56,13 +57,19 @@ typedef struct co_router_opts {
 	 * request timeout.
 	 */
 	int mirror_timeout_ms;
+	/*
+	 * What never leaves the stores (redact.h): shadow mismatches are
+	 * recorded with these fields hidden.  Borrowed, outlives the router;
+	 * NULL: the default policy.
+	 */
+	const co_redact *redact;
 } co_router_opts;
 
 #define CO_ROUTER_MIRROR_MS 250
 
 #define CO_ROUTER_OPTS_INIT                                                              \
 	{                                                                                \
-		NULL, NULL, NULL, NULL, 0, 1, 0                                          \
+		NULL, NULL, NULL, NULL, 0, 1, 0, NULL                                    \
 	}
 
 int co_router_open(co_router **out, const co_router_opts *opts);
@@ -97,6 +104,14 @@ int co_router_route(co_route *out, co_router *r, co_op op, const char *id);
 
 /* The store for a side (CO_SIDE_GIT / CO_SIDE_ETCD). */
 co_store *co_router_store(co_router *r, co_side side);
+
+/*
+ * The redaction policy the router records mismatches with (opts.redact or
+ * its own default), for the other writers of the same process (the HTTP
+ * server's reports).  Owned by the router or its caller; valid until
+ * co_router_close.
+ */
+const co_redact *co_router_redact(const co_router *r);
 
 /*
  * Watch through the router: each ID's events come from the store that is

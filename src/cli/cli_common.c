@@ -246,6 +246,7 @@ int co_cli_open_router(co_cli_router **out, co_cli *ctx)
 	o.flags = cr->flags;
 	o.background_drain = 0;
 	o.mirror_timeout_ms = c->mirror_timeout_ms;
+	o.redact = c->redact;
 	if ((error = co_router_open(&cr->router, &o)) < 0)
 		goto done;
 	*out = cr;

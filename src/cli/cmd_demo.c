@@ -1043,7 +1043,7 @@ static int write_report_file(const char *path, co_report_format fmt, const co_ru
 
 	if ((f = fopen(path, "w")) == NULL)
 		return co_error_set(CO_EIO, "%s: %s", path, strerror(errno));
-	error = co_report_write(f, fmt, run, divs, hist, 0.9999);
+	error = co_report_write(f, fmt, run, divs, hist, 0.9999, NULL);
 	if (fclose(f) != 0 && error == 0)
 		error = co_error_set(CO_EIO, "%s: %s", path, strerror(errno));
 	return error;

@@ -151,12 +151,14 @@ static int drain(void *ctx)
 
 static int print_result(co_cli *ctx, const co_reconcile_result *res)
 {
+	/* The config was loaded to run; without it, the default policy. */
+	const co_redact *rd = ctx->config ? ctx->config->redact : NULL;
 	if (res->warning[0])
 		fprintf(stderr, "cutover: warning: %s\n", res->warning);
 	if (ctx->json)
 		return co_report_write(stdout, CO_REPORT_JSON, &res->run,
-				       &res->divergences, NULL, 0);
-	co_report_write(stdout, CO_REPORT_TEXT, &res->run, &res->divergences, NULL, 0);
+				       &res->divergences, NULL, 0, rd);
+	co_report_write(stdout, CO_REPORT_TEXT, &res->run, &res->divergences, NULL, 0, rd);
 	if (res->in_flight)
 		printf("  in flight: %lld re-checked (%lld still changing, counted as "
 		       "found; %lld owed by the outbox)\n",
@@ -202,6 +204,7 @@ static void opts_from_config(co_reconcile_opts *ro, const co_config *c, co_cli_r
 	ro->progress = on_progress;
 	ro->progress_ctx = prog;
 	ro->who = "reconcile";
+	ro->redact = c->redact;
 	prog->tty = isatty(2);
 }
 

@@ -88,7 +88,7 @@ static int lands_in(const char *path, const char *dir)
 
 static int write_to_file(const char *path, const char *state_dir, co_report_format fmt,
 			 const co_run *run, const co_divergence_list *divs,
-			 const co_run_list *hist, double threshold)
+			 const co_run_list *hist, double threshold, const co_redact *rd)
 {
 	char tmp[4096];
 	FILE *f;
@@ -109,7 +109,7 @@ static int write_to_file(const char *path, const char *state_dir, co_report_form
 		}
 		return error;
 	}
-	error = co_report_write(f, fmt, run, divs, hist, threshold);
+	error = co_report_write(f, fmt, run, divs, hist, threshold, rd);
 	if (fclose(f) != 0 && error == 0)
 		error = co_error_set(CO_EIO, "%s: %s", tmp, strerror(errno));
 	if (error == 0 && rename(tmp, path) < 0)
@@ -177,10 +177,10 @@ int co_cli_report(int argc, char **argv, co_cli *ctx)
 		goto done;
 	if (output)
 		error = write_to_file(output, c->state_dir, fmt, run, &divs, &hist,
-				      c->reconcile_min_consistency);
+				      c->reconcile_min_consistency, c->redact);
 	else
 		error = co_report_write(stdout, fmt, run, &divs, &hist,
-					c->reconcile_min_consistency);
+					c->reconcile_min_consistency, c->redact);
 done:
 	co_run_list_clear(&hist);
 	co_divergence_list_clear(&divs);

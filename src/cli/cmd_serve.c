@@ -11,6 +11,11 @@
  * thresholds and grace, as `cutover reconcile` does, and logs each phase of
  * a run to stderr.
  *
+ * Swarm auth (serve.swarm_auth, $CUTOVER_SWARM_AUTH) is passed to the
+ * server, which refuses a non-loopback address without it unless
+ * --insecure-data-plane; refused requests are logged to stderr, one line
+ * each, never with a token.
+ *
  * Signals are blocked before the server's threads start (they inherit the
  * mask) and taken synchronously with sigwait() here, so no handler runs
  * inside a request.  On the way out the server stops accepting and waits
@@ -30,7 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define U_SERVE "cutover serve [--listen HOST:PORT]"
+#define U_SERVE "cutover serve [--listen HOST:PORT] [--insecure-data-plane]"
 
 static const char h_serve[] =
     "usage: " U_SERVE "\n\n"
@@ -40,9 +45,16 @@ static const char h_serve[] =
     "behind `Authorization: Bearer <token>`.  POST /v1/admin/reconcile runs one\n"
     "reconciliation as `cutover reconcile` does (body: {\"no_rollback\": true},\n"
     "{\"repair\": \"git\"|\"etcd\"}) and answers its JSON report.\n\n"
-    "  --listen HOST:PORT  address (default: config `listen`, $CUTOVER_LISTEN,\n"
-    "                      127.0.0.1:7480; port 0 picks a free one)\n\n"
-    "Example:\n  CUTOVER_LISTEN=127.0.0.1:8080 cutover serve\n";
+    "With swarm auth on (CUTOVER_SWARM_AUTH=token, config serve.swarm_auth: token),\n"
+    "claim, release and renew need `Authorization: Bearer <token>` of the swarm they\n"
+    "act as, a create any swarm's token, a registration the swarm's own token or\n"
+    "the admin token (tokens: `cutover swarm token ID`); reads stay open.  Without\n"
+    "it (the default, none) serve listens only on a loopback address.\n\n"
+    "  --listen HOST:PORT     address (default: config `listen`, $CUTOVER_LISTEN,\n"
+    "                         127.0.0.1:7480; port 0 picks a free one)\n"
+    "  --insecure-data-plane  allow a non-loopback address with swarm auth none\n\n"
+    "Examples:\n  CUTOVER_LISTEN=127.0.0.1:8080 cutover serve\n"
+    "  CUTOVER_SWARM_AUTH=token cutover serve --listen 0.0.0.0:7480\n";
 
 typedef struct gate_ctx {
 	co_cli *ctx;
@@ -75,6 +87,13 @@ static void on_reconcile_progress(void *ctx, const char *phase, size_t done, siz
 	fprintf(stderr, "cutover: reconcile: %s\n", phase);
 }
 
+/* The serve log: stderr, one line at a time (request threads share it). */
+static void serve_log(void *ctx, const char *line)
+{
+	(void)ctx;
+	fprintf(stderr, "%s\n", line);
+}
+
 /* Replace the router co_cli_open_router() made by one that drains itself. */
 static int reopen_with_drain(co_cli_router *cr, const co_config *c)
 {
@@ -83,6 +102,7 @@ static int reopen_with_drain(co_cli_router *cr, const co_config *c)
 	int error;
 
 	o.mirror_timeout_ms = c->mirror_timeout_ms;
+	o.redact = c->redact;
 	o.git = cr->git;
 	o.etcd = cr->etcd;
 	o.state = cr->state;
@@ -98,7 +118,10 @@ static int reopen_with_drain(co_cli_router *cr, const co_config *c)
 int co_cli_serve(int argc, char **argv, co_cli *ctx)
 {
 	const char *listen = NULL, *pos[1];
-	co_cli_opt opts[] = {{"listen", &listen, NULL}, {NULL, NULL, NULL}};
+	int insecure = 0;
+	co_cli_opt opts[] = {{"listen", &listen, NULL},
+			     {"insecure-data-plane", NULL, &insecure},
+			     {NULL, NULL, NULL}};
 	co_server_opts so = CO_SERVER_OPTS_INIT;
 	co_cli_router *cr = NULL;
 	co_server *srv = NULL;
@@ -153,10 +176,19 @@ int co_cli_serve(int argc, char **argv, co_cli *ctx)
 	so.reconcile_grace_ms = c->reconcile_grace_ms;
 	so.reconcile_progress = on_reconcile_progress;
 	so.reconcile_progress_ctx = &prog;
+	so.swarm_auth = c->swarm_auth;
+	so.insecure_data_plane = insecure;
+	so.log = serve_log;
 	if ((error = co_server_start(&srv, &so)) < 0)
 		goto done;
-	fprintf(stderr, "cutover: serving on %s (port %d)%s\n", listen ? listen : "",
-		co_server_port(srv), token ? "" : "; admin endpoints disabled");
+	fprintf(stderr, "cutover: serving on %s (port %d)%s; swarm auth %s\n",
+		listen ? listen : "", co_server_port(srv),
+		token ? "" : "; admin endpoints disabled",
+		c->swarm_auth == CO_SWARM_AUTH_TOKEN ? "token" : "none");
+	if (insecure && c->swarm_auth != CO_SWARM_AUTH_TOKEN)
+		fprintf(stderr, "cutover: warning: --insecure-data-plane: any client that "
+				"reaches %s may act as any swarm\n",
+			listen ? listen : "");
 	fflush(stderr);
 	sigwait(&set, &sig);
 	fprintf(stderr, "cutover: %s: stopping\n", sig == SIGINT ? "SIGINT" : "SIGTERM");

@@ -10,7 +10,8 @@
  *    so the table holds at most keep + batch - 1 rows.  Written without
  *    fsync (it survives a process crash, perhaps not a power loss).
  *  - mismatches: what shadow reads found different (operation, ID, both
- *    values).  Bounded like ops.
+ *    values as the writer gives them: the router redacts them first,
+ *    redact.h).  Bounded like ops.
  *
  * Listing returns the newest rows first.  Timestamps are Unix ms.
  *

@@ -74,6 +74,7 @@ void co_config_free(co_config *c)
 	free(c->flags_path);
 	free(c->listen);
 	free(c->admin_token_file);
+	co_redact_free(c->redact);
 	free(c);
 }
 
@@ -144,7 +145,8 @@ int co_config_defaults(co_config **out)
 	    (error = set_str(&c->etcd_prefix, "/")) < 0 ||
 	    (error = set_str(&c->state_dir, DEFAULT_STATE_DIR)) < 0 ||
 	    (error = set_str(&c->flags_path, DEFAULT_STATE_DIR "/" FLAGS_FILE)) < 0 ||
-	    (error = set_str(&c->listen, "127.0.0.1:7480")) < 0)
+	    (error = set_str(&c->listen, "127.0.0.1:7480")) < 0 ||
+	    (error = co_redact_default(&c->redact)) < 0)
 		goto done;
 	if ((error = push_endpoint(&c->etcd_endpoints, &c->n_etcd_endpoints,
 				   "http://127.0.0.1:2379", 21)) < 0)
@@ -154,6 +156,17 @@ int co_config_defaults(co_config **out)
 done:
 	co_config_free(c);
 	return error;
+}
+
+int co_config_parse_swarm_auth(co_swarm_auth *out, const char *s)
+{
+	if (strcmp(s, "none") == 0)
+		*out = CO_SWARM_AUTH_NONE;
+	else if (strcmp(s, "token") == 0)
+		*out = CO_SWARM_AUTH_TOKEN;
+	else
+		return CO_EINVAL;
+	return 0;
 }
 
 int co_config_parse_duration(int *out_ms, const char *s)
@@ -432,6 +445,43 @@ done:
 	return error;
 }
 
+/* redact: paths and key-name patterns (redact.h), replacing the defaults;
+ * refused whole if one entry is bad: a half-loaded list would leak. */
+static int get_redact(file_ctx *fc, const yaml_node_t *n, const char *key)
+{
+	yaml_node_item_t *it = n->data.sequence.items.start;
+	const char **v = NULL;
+	co_redact *rd = NULL;
+	size_t nv = 0;
+	int error = 0;
+
+	if (n->type == YAML_SCALAR_NODE && scalar_is_null(n))
+		return 0; /* "redact:" with nothing under it: the defaults */
+	if (n->type != YAML_SEQUENCE_NODE)
+		return key_error(fc, n, key,
+				 "expected a list of paths and key-name patterns, got %s",
+				 node_type_name(n));
+	v = calloc((size_t)(n->data.sequence.items.top - it) + 1, sizeof(*v));
+	if (v == NULL)
+		return co_error_set(CO_ENOMEM, "config: out of memory");
+	for (; error == 0 && it < n->data.sequence.items.top; it++, nv++) {
+		yaml_node_t *item = yaml_document_get_node(fc->doc, *it);
+
+		/* Each entry alone first, so that an error names its line. */
+		if ((error = get_scalar(&v[nv], fc, item, key, 0)) == 0 &&
+		    (error = co_redact_new(&rd, &v[nv], 1, 0)) < 0)
+			error = key_error(fc, item, key, "%s", co_error_last() + 8);
+		co_redact_free(rd); /* messages start "redact: " (redact.h) */
+		rd = NULL;
+	}
+	if (error == 0 && (error = co_redact_new(&rd, v, nv, 0)) == 0) {
+		co_redact_free(fc->c->redact);
+		fc->c->redact = rd;
+	}
+	free(v);
+	return error;
+}
+
 /*
  * One key of a mapping section.  `section` is "" for the top level, else
  * "git", "etcd" or "reconcile"; `name` the key; `full` the dotted key.
@@ -498,8 +548,24 @@ static const char *known_keys(const char *sec)
 		return "mirror_timeout";
 	if (strcmp(sec, "breaker") == 0)
 		return "failures, probe, probe_max";
+	if (strcmp(sec, "serve") == 0)
+		return "swarm_auth";
 	return "git, etcd, state_dir, flags, listen, admin_token_file, reconcile, router, "
-	       "breaker";
+	       "breaker, serve, redact";
+}
+
+/* serve.swarm_auth: none | token. */
+static int get_swarm_auth(co_swarm_auth *dst, file_ctx *fc, const yaml_node_t *n,
+			  const char *key)
+{
+	const char *s = NULL;
+	int error;
+
+	if ((error = get_scalar(&s, fc, n, key, 0)) < 0)
+		return error;
+	if (co_config_parse_swarm_auth(dst, s) < 0)
+		return key_error(fc, n, key, "\"%s\" is not none or token", s);
+	return 0;
 }
 
 static int apply_key(file_ctx *fc, const char *sec, const char *name, const char *full,
@@ -510,7 +576,7 @@ static int apply_key(file_ctx *fc, const char *sec, const char *name, const char
 	if (*sec == '\0') {
 		if (strcmp(name, "git") == 0 || strcmp(name, "etcd") == 0 ||
 		    strcmp(name, "reconcile") == 0 || strcmp(name, "router") == 0 ||
-		    strcmp(name, "breaker") == 0)
+		    strcmp(name, "breaker") == 0 || strcmp(name, "serve") == 0)
 			return load_section(fc, v, name);
 		if (strcmp(name, "state_dir") == 0)
 			return get_string(&c->state_dir, fc, v, full, 0);
@@ -520,6 +586,8 @@ static int apply_key(file_ctx *fc, const char *sec, const char *name, const char
 			return get_string(&c->listen, fc, v, full, 0);
 		if (strcmp(name, "admin_token_file") == 0)
 			return get_string(&c->admin_token_file, fc, v, full, 1);
+		if (strcmp(name, "redact") == 0)
+			return get_redact(fc, v, full);
 	} else if (strcmp(sec, "git") == 0) {
 		if (strcmp(name, "repo") == 0)
 			return get_string(&c->git_repo, fc, v, full, 1);
@@ -567,6 +635,9 @@ static int apply_key(file_ctx *fc, const char *sec, const char *name, const char
 			return get_duration(&c->breaker_probe_ms, fc, v, full, 1);
 		if (strcmp(name, "probe_max") == 0)
 			return get_duration(&c->breaker_probe_max_ms, fc, v, full, 1);
+	} else if (strcmp(sec, "serve") == 0) {
+		if (strcmp(name, "swarm_auth") == 0)
+			return get_swarm_auth(&c->swarm_auth, fc, v, full);
 	}
 	return key_error(fc, k, full, "unknown key (known here: %s)", known_keys(sec));
 }
@@ -720,6 +791,11 @@ static int apply_env(co_config *c)
 	    (error = env_string(&c->listen, "CUTOVER_LISTEN")) < 0 ||
 	    (error = env_string(&c->admin_token_file, "CUTOVER_ADMIN_TOKEN_FILE")) < 0)
 		return error;
+	if (env("CUTOVER_SWARM_AUTH") &&
+	    co_config_parse_swarm_auth(&c->swarm_auth, env("CUTOVER_SWARM_AUTH")) < 0)
+		return co_error_set(CO_EINVAL,
+				    "CUTOVER_SWARM_AUTH: \"%s\" is not none or token",
+				    env("CUTOVER_SWARM_AUTH"));
 	return 0;
 }
 

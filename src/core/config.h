@@ -19,13 +19,24 @@
  *                grace: 2s, go_no_go_window: 1h }
  *   router: { mirror_timeout: 250ms }       bound on each call to a secondary
  *   breaker: { failures: 3, probe: 1s, probe_max: 2s }   per store (store.h)
+ *   redact: [metadata.auth.key, session, "@defaults"]   what never leaves
+ *             the stores (redact.h); absent: the default key patterns
+ *   serve:  { swarm_auth: none|token }     $CUTOVER_SWARM_AUTH; default none
  *
  * Durations accept "250ms", "2s", "5m", "1h" or a bare number of seconds.
  */
 #ifndef CO_CONFIG_H
 #define CO_CONFIG_H
 
+#include "redact.h"
+
 #include <stddef.h>
+
+/* serve.swarm_auth: who may write on the data plane of `cutover serve`. */
+typedef enum {
+	CO_SWARM_AUTH_NONE = 0, /* anyone who reaches the port (the default) */
+	CO_SWARM_AUTH_TOKEN = 1 /* a swarm's bearer token (tokens.h) */
+} co_swarm_auth;
 
 typedef struct co_config {
 	char *path; /* the file read, or NULL */
@@ -60,6 +71,11 @@ typedef struct co_config {
 	int breaker_failures;	  /* breaker.failures: in a row, to open */
 	int breaker_probe_ms;	  /* breaker.probe: first wait before a probe */
 	int breaker_probe_max_ms; /* breaker.probe_max: longest wait */
+
+	/* redact: the compiled policy (redact.h), never NULL after a load;
+	 * owned by the config, immutable, shared by every writer. */
+	co_redact *redact;
+	co_swarm_auth swarm_auth; /* serve.swarm_auth, $CUTOVER_SWARM_AUTH */
 } co_config;
 
 /*
@@ -75,6 +91,9 @@ int co_config_load(co_config **out, const char *path);
 int co_config_defaults(co_config **out);
 
 void co_config_free(co_config *c);
+
+/* "none" or "token" into *out; CO_EINVAL otherwise (no message set). */
+int co_config_parse_swarm_auth(co_swarm_auth *out, const char *s);
 
 /* Parse a duration ("250ms", "2s", "5m", "1h", "3"): milliseconds or CO_EINVAL. */
 int co_config_parse_duration(int *out_ms, const char *s);

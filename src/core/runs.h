@@ -72,8 +72,11 @@ typedef struct co_divergence {
 	char *kind;       /* "task" | "swarm" */
 	char *cls;        /* "missing_in_etcd" | "missing_in_git" | "mismatch" */
 	char *fields;     /* differing field names, comma-separated; "" when missing */
-	char *git_value;  /* canonical JSON, NULL when missing in git */
-	char *etcd_value; /* canonical JSON, NULL when missing in etcd */
+	/* Canonical JSON as the reconciler recorded it, redacted (redact.h):
+	 * hidden fields read "[redacted, equal|differs]".  Rows of runs before
+	 * redaction existed hold values: readers redact again (report.h). */
+	char *git_value;  /* NULL when missing in git */
+	char *etcd_value; /* NULL when missing in etcd */
 } co_divergence;
 
 typedef struct co_divergence_list {

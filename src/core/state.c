@@ -29,8 +29,9 @@
  * is down.
  *
  * This file also holds the small checkpoint table, which is too small to be a
- * module of its own.  The outbox, the audit logs and the runs live in
- * outbox.c, audit.c and runs.c on the helpers of state_internal.h.
+ * module of its own.  The outbox, the audit logs, the runs and the swarm
+ * tokens live in outbox.c, audit.c, runs.c and tokens.c on the helpers of
+ * state_internal.h.
  */
 #include "state.h"
 
@@ -170,6 +171,13 @@ static const co_state_migration migrations[] = {
 	" id TEXT NOT NULL,"
 	" since INTEGER NOT NULL,"
 	" PRIMARY KEY (run, target, kind, id)) WITHOUT ROWID;"},
+    /* Version 4 (issue 22): swarm bearer tokens (tokens.c), kept only as a
+     * per-token random salt and HMAC-SHA256(salt, token). */
+    {4, "CREATE TABLE swarm_tokens ("
+	" swarm TEXT PRIMARY KEY,"
+	" salt BLOB NOT NULL,"
+	" hash BLOB NOT NULL,"
+	" issued_at INTEGER NOT NULL) WITHOUT ROWID;"},
 };
 
 #define STR_(x) #x

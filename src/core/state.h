@@ -2,8 +2,8 @@
  * state.h - cutover's local SQLite state: one database, one owner of its schema.
  *
  * <state_dir>/cutover.db holds the outbox (outbox.h), the audit trails
- * (audit.h), the reconciliation runs (runs.h) and small named checkpoints
- * (this file).  The router, `reconcile`, `migrate --follow` and one-shot
+ * (audit.h), the reconciliation runs (runs.h), the swarm tokens' salted
+ * hashes (tokens.h) and small named checkpoints (this file).  The router, `reconcile`, `migrate --follow` and one-shot
  * CLI commands open the same file at the same time, from several processes:
  * the database runs in WAL mode (readers never block the writer), every
  * write transaction takes the write lock up front (BEGIN IMMEDIATE) and
@@ -28,7 +28,7 @@
 #include <stdint.h>
 
 /* The schema version this build creates and understands. */
-#define CO_STATE_SCHEMA_VERSION 3
+#define CO_STATE_SCHEMA_VERSION 4
 
 /* How long a write waits for another process holding the write lock. */
 #define CO_STATE_BUSY_TIMEOUT_MS 5000

@@ -28,6 +28,10 @@
  *
  * GET /v1/watch streams the router's watch as server-sent events from the
  * connection's own thread.
+ *
+ * Swarm auth (server.h) is decided here, per handler, on what
+ * swarm_auth.c says a request's token is: which write needs which swarm
+ * sits next to the handler that does the write.
  */
 #include "server.h"
 #include "health.h"
@@ -90,6 +94,9 @@ struct co_server {
 	void *progress_ctx;
 	atomic_int stopping; /* set by co_server_stop: watch streams end */
 	int port;
+	co_swarm_auth swarm_auth;
+	co_server_log_fn log;
+	void *log_ctx;
 };
 
 /* One request being received. */
@@ -315,18 +322,87 @@ static void op_end(op_timer *t, co_server *s, int code)
 	co_metrics_observe(s->metrics, t->op, t->side, code, sec);
 }
 
+/* --- swarm auth (swarm_auth.h) --- */
+
+/* Answer 401/403 with the usual body, audited and logged without the token. */
+static void auth_refuse(reply *rp, co_server *s, struct MHD_Connection *c, co_op op,
+			const char *id, int status, const char *why)
+{
+	const union MHD_ConnectionInfo *ci =
+	    MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+
+	co_swarm_auth_refused(s->state, s->log, s->log_ctx, co_op_name(op), id, status,
+			      why, ci ? (const void *)ci->client_addr : NULL);
+	reply_err(rp, status, status == 403 ? "forbidden" : "unauthorized", why, NULL);
+}
+
+/*
+ * With swarm auth on, the swarm whose token the request carries into who:
+ * 0, or -1 once the refusal (401, or 503 when the state cannot be read) is
+ * the reply.  0 with who "" when auth is off.  `hint` (may be NULL) is
+ * added to a 401's message.
+ */
+static int auth_identify(char *who, size_t who_len, reply *rp, co_server *s,
+			 struct MHD_Connection *c, co_op op, const char *id,
+			 const char *hint)
+{
+	char why[512];
+	int rc;
+
+	who[0] = '\0';
+	if (s->swarm_auth != CO_SWARM_AUTH_TOKEN)
+		return 0;
+	rc = co_swarm_auth_identify(
+	    who, who_len, why, sizeof(why), s->state,
+	    MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION));
+	if (rc == 0)
+		return 0;
+	if (rc < 0) {
+		reply_code(rp, rc, NULL);
+		return -1;
+	}
+	if (hint) {
+		size_t n = strlen(why);
+
+		snprintf(why + n, sizeof(why) - n, "; %s", hint);
+	}
+	auth_refuse(rp, s, c, op, id, 401, why);
+	return -1;
+}
+
+/* 0 if the identified swarm `who` may act as `swarm`; else -1 and a 403. */
+static int auth_as(reply *rp, co_server *s, struct MHD_Connection *c, co_op op,
+		   const char *id, const char *who, const char *swarm)
+{
+	char why[400];
+
+	if (s->swarm_auth != CO_SWARM_AUTH_TOKEN || strcmp(who, swarm) == 0)
+		return 0;
+	snprintf(why, sizeof(why),
+		 "the token is swarm %s's; this request acts as swarm %s", who, swarm);
+	auth_refuse(rp, s, c, op, id, 403, why);
+	return -1;
+}
+
+static int token_equal(const char *a, const char *b);
+
 /* --- tasks and swarms --- */
 
-static void h_task_create(reply *rp, co_server *s, const req *rq)
+static void h_task_create(reply *rp, co_server *s, struct MHD_Connection *c,
+			  const req *rq)
 {
 	static const char *const allowed[] = {"id", "type", "metadata", "blocked_by",
 					      NULL};
 	co_record *task = NULL, *out = NULL;
 	const char *id, *type;
+	char who[130];
 	cJSON *o = NULL;
 	op_timer t;
 	int error;
 
+	/* Any swarm may create; someone without a token may not. */
+	if (auth_identify(who, sizeof(who), rp, s, c, CO_OP_TASK_CREATE, NULL, NULL) < 0)
+		return;
 	if ((error = parse_body(&o, rq, allowed, 0)) < 0 ||
 	    (error = get_str(&id, o, "id", 1)) < 0 ||
 	    (error = get_str(&type, o, "type", 0)) < 0 ||
@@ -407,23 +483,33 @@ done:
 
 typedef enum { ACT_CLAIM, ACT_RELEASE, ACT_RENEW } task_act;
 
-static void h_task_act(reply *rp, co_server *s, const req *rq, const char *id,
-		       task_act act)
+static void h_task_act(reply *rp, co_server *s, struct MHD_Connection *c, const req *rq,
+		       const char *id, task_act act)
 {
 	static const char *const a_claim[] = {"swarm", "ttl", NULL};
 	static const char *const a_release[] = {"swarm", "status", NULL};
 	co_record *out = NULL;
 	const char *swarm, *status = NULL;
 	co_status to = CO_STATUS_AVAILABLE;
+	co_op op = act == ACT_CLAIM	? CO_OP_TASK_CLAIM
+		   : act == ACT_RELEASE ? CO_OP_TASK_RELEASE
+					: CO_OP_TASK_RENEW;
 	int64_t ttl = 0;
+	char who[130];
 	cJSON *o = NULL;
 	op_timer t;
 	int error;
 
+	/* Who it is first (401 before the body is read), then whether it
+	 * may act as the body's swarm (403). */
+	if (auth_identify(who, sizeof(who), rp, s, c, op, id, NULL) < 0)
+		return;
 	if ((error = parse_body(&o, rq, act == ACT_RELEASE ? a_release : a_claim, 0)) <
 		0 ||
 	    (error = get_str(&swarm, o, "swarm", 1)) < 0 ||
 	    (error = co_id_validate(swarm)) < 0)
+		goto done;
+	if (auth_as(rp, s, c, op, id, who, swarm) < 0)
 		goto done;
 	switch (act) {
 	case ACT_CLAIM:
@@ -464,20 +550,35 @@ done:
 	cJSON_Delete(o);
 }
 
-static void h_swarm_register(reply *rp, co_server *s, const req *rq)
+static void h_swarm_register(reply *rp, co_server *s, struct MHD_Connection *c,
+			     const req *rq)
 {
 	static const char *const allowed[] = {"id", "capabilities", "metadata", NULL};
 	co_record *sw = NULL, *out = NULL;
-	const char *id;
+	const char *id, *h;
+	char who[130] = "";
 	cJSON *o = NULL;
 	op_timer t;
-	int error;
+	int error, admin = 0;
 
+	/* A swarm (re-)registers itself with its own token; a new swarm has
+	 * none yet, so the operator registers it: the CLI, or the admin token. */
+	if (s->swarm_auth == CO_SWARM_AUTH_TOKEN && s->token &&
+	    (h = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+					     MHD_HTTP_HEADER_AUTHORIZATION)) != NULL &&
+	    strncmp(h, "Bearer ", 7) == 0 && token_equal(h + 7, s->token))
+		admin = 1;
+	if (!admin && auth_identify(who, sizeof(who), rp, s, c, CO_OP_SWARM_REGISTER, NULL,
+				    "registering a swarm needs its own token or the "
+				    "admin token") < 0)
+		return;
 	if ((error = parse_body(&o, rq, allowed, 0)) < 0 ||
 	    (error = get_str(&id, o, "id", 1)) < 0 ||
 	    (error = co_record_new(&sw, CO_KIND_SWARM, id)) < 0 ||
 	    (error = get_meta(sw, o)) < 0 ||
 	    (error = get_strv(&sw->capabilities, o, "capabilities")) < 0)
+		goto done;
+	if (!admin && auth_as(rp, s, c, CO_OP_SWARM_REGISTER, id, who, id) < 0)
 		goto done;
 	op_begin(&t, s, CO_OP_SWARM_REGISTER, id);
 	error = co_router_swarm_register(&out, s->router, sw);
@@ -717,9 +818,9 @@ static int reconcile_drain(void *ctx)
  * `cutover report --format json` and this API), plus what only the live
  * result knows.  NULL on OOM.
  */
-static cJSON *result_json(const co_reconcile_result *res)
+static cJSON *result_json(const co_reconcile_result *res, const co_redact *rd)
 {
-	char *text = co_report_json(&res->run, &res->divergences);
+	char *text = co_report_json(&res->run, &res->divergences, rd);
 	cJSON *o = text ? cJSON_Parse(text) : NULL;
 
 	free(text);
@@ -806,6 +907,8 @@ static void h_admin_reconcile(reply *rp, co_server *s, const req *rq)
 	ro.progress = s->progress;
 	ro.progress_ctx = s->progress_ctx;
 	ro.who = "serve:admin";
+	/* The same policy as the shadow mismatches of this process. */
+	ro.redact = co_router_redact(s->router);
 
 	if ((error = co_reconcile_run(&res, &ro)) == 0) {
 		result_summary(first, sizeof(first), res);
@@ -844,7 +947,8 @@ static void h_admin_reconcile(reply *rp, co_server *s, const req *rq)
 		goto done;
 	}
 
-	if ((out = result_json(verify ? verify : res)) == NULL) {
+	if ((out = result_json(verify ? verify : res, co_router_redact(s->router))) ==
+	    NULL) {
 		error = co_error_set(CO_ENOMEM, "out of memory");
 		goto done;
 	}
@@ -853,7 +957,8 @@ static void h_admin_reconcile(reply *rp, co_server *s, const req *rq)
 		cJSON_AddStringToObject(rep, "from", repair);
 		cJSON_AddNumberToObject(rep, "written", (double)res->repaired_put);
 		cJSON_AddNumberToObject(rep, "removed", (double)res->repaired_removed);
-		cJSON_AddItemToObject(rep, "diagnosis", result_json(res));
+		cJSON_AddItemToObject(rep, "diagnosis",
+				      result_json(res, co_router_redact(s->router)));
 	}
 	reply_json(rp, 200, out);
 	out = NULL;
@@ -1217,7 +1322,7 @@ static void dispatch(reply *rp, co_server *s, struct MHD_Connection *c,
 	}
 	if (strcmp(url, "/v1/tasks") == 0) {
 		if (post)
-			h_task_create(rp, s, rq);
+			h_task_create(rp, s, c, rq);
 		else if (get)
 			h_list(rp, s, CO_KIND_TASK,
 			       MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND,
@@ -1228,7 +1333,7 @@ static void dispatch(reply *rp, co_server *s, struct MHD_Connection *c,
 	}
 	if (strcmp(url, "/v1/swarms") == 0) {
 		if (post)
-			h_swarm_register(rp, s, rq);
+			h_swarm_register(rp, s, c, rq);
 		else if (get)
 			h_list(rp, s, CO_KIND_SWARM, NULL);
 		else
@@ -1255,11 +1360,11 @@ static void dispatch(reply *rp, co_server *s, struct MHD_Connection *c,
 			    ? not_found(rp)
 			    : bad_method(rp);
 		else if (strcmp(act, "claim") == 0)
-			h_task_act(rp, s, rq, id, ACT_CLAIM);
+			h_task_act(rp, s, c, rq, id, ACT_CLAIM);
 		else if (strcmp(act, "release") == 0)
-			h_task_act(rp, s, rq, id, ACT_RELEASE);
+			h_task_act(rp, s, c, rq, id, ACT_RELEASE);
 		else if (strcmp(act, "renew") == 0)
-			h_task_act(rp, s, rq, id, ACT_RENEW);
+			h_task_act(rp, s, c, rq, id, ACT_RENEW);
 		else
 			not_found(rp);
 	} else if (strncmp(path, "/v1/swarms/", 11) == 0) {
@@ -1453,6 +1558,10 @@ int co_server_start(co_server **out, const co_server_opts *opts)
 		    opts->reconcile_min_consistency, opts->reconcile_max_mismatch_ratio);
 	if ((error = parse_listen(&ai, listen)) < 0)
 		return error;
+	/* Before anything starts: an open data plane only on loopback. */
+	if ((error = co_swarm_auth_listen_check(ai->ai_addr, listen, opts->swarm_auth,
+						opts->insecure_data_plane)) < 0)
+		goto done;
 	if ((s = calloc(1, sizeof(*s))) == NULL) {
 		error = co_error_set(CO_ENOMEM, "out of memory");
 		goto done;
@@ -1470,6 +1579,9 @@ int co_server_start(co_server **out, const co_server_opts *opts)
 	s->grace_ms = opts->reconcile_grace_ms;
 	s->progress = opts->reconcile_progress;
 	s->progress_ctx = opts->reconcile_progress_ctx;
+	s->swarm_auth = opts->swarm_auth;
+	s->log = opts->log;
+	s->log_ctx = opts->log_ctx;
 	if ((opts->flags_path && (s->flags_path = strdup(opts->flags_path)) == NULL) ||
 	    (opts->admin_token && *opts->admin_token &&
 	     (s->token = strdup(opts->admin_token)) == NULL)) {

@@ -20,6 +20,7 @@
 
 #include "flags/flags.h"
 #include "reconcile/reconcile.h"
+#include "swarm_auth.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -71,12 +72,21 @@ typedef struct co_server_opts {
 	 * (0: CO_HEALTH_INTERVAL_MS, CO_HEALTH_TIMEOUT_MS). */
 	int probe_interval_ms;
 	int probe_timeout_ms;
+	/* Swarm identity on the data plane (swarm_auth.h): with
+	 * CO_SWARM_AUTH_TOKEN, writes need a swarm's bearer token.  With
+	 * CO_SWARM_AUTH_NONE a non-loopback `listen` is refused unless
+	 * insecure_data_plane. */
+	co_swarm_auth swarm_auth;
+	int insecure_data_plane;
+	/* The serve log: refused requests, one line each (may be NULL). */
+	co_server_log_fn log;
+	void *log_ctx;
 } co_server_opts;
 
 #define CO_SERVER_OPTS_INIT                                                              \
 	{                                                                                \
 		NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, -1, -1, -1,  \
-		    NULL, NULL, 0, 0                                                     \
+		    NULL, NULL, 0, 0, CO_SWARM_AUTH_NONE, 0, NULL, NULL                  \
 	}
 
 /*
@@ -116,6 +126,15 @@ typedef struct co_server_opts {
  *       message when a store or the state database cannot be reached (the
  *       run is recorded as failed).
  *
+ * Swarm auth (opts.swarm_auth == CO_SWARM_AUTH_TOKEN, swarm_auth.h): reads
+ * (GET) stay open.  POST /v1/tasks/{id}/claim|release|renew need the
+ * bearer token of the body's "swarm"; POST /v1/tasks needs the token of any
+ * swarm; POST /v1/swarms needs the token of the swarm it registers, or the
+ * admin token (a new swarm has no token yet: it is registered by an
+ * operator).  No token or one that is no swarm's current token: 401
+ * before the body is looked at; another swarm's token: 403.  Both with the
+ * usual error body, audited (swarm_auth.h), nothing changed.
+ *
  * Wrong methods get 405, unknown paths 404, bodies over
  * CO_SERVER_BODY_MAX 413.
  */
@@ -124,8 +143,10 @@ typedef struct co_server_opts {
  * Start listening on opts->listen and serving in background threads.  The
  * strings of `opts` are copied; the objects are borrowed and must outlive
  * the server.  *out is owned by the caller (co_server_stop).  CO_EINVAL
- * for a bad address, a missing required object or a reconcile threshold
- * over 1, CO_EUNAVAIL if the address cannot be bound, CO_ENOMEM.
+ * for a bad address, a missing required object, a reconcile threshold
+ * over 1, or a non-loopback address without swarm auth nor
+ * insecure_data_plane (co_swarm_auth_listen_check); CO_EUNAVAIL if the
+ * address cannot be bound, CO_ENOMEM.
  */
 int co_server_start(co_server **out, const co_server_opts *opts);
 

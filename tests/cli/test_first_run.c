@@ -76,6 +76,16 @@ static const doc_cmd doc_cmds[] = {
     {"README.md", {"swarm", "get", "swarm-a"}, 4, "not found", 0, NULL},
     {"README.md", {"swarm", "list"}, 0, NULL, 0, NULL},
     {"README.md", {"swarm", "remove", "swarm-a"}, 4, "not found", 0, NULL},
+    /* A token is only for a registered swarm: exit 1 on an empty system. */
+    {"README.md; runbooks/serve.md", {"swarm", "token", "swarm-a"}, 1,
+     "not registered", 0, NULL},
+    {"runbooks/serve.md", {"swarm", "token", "swarm-a", "--rotate"}, 1,
+     "not registered", 0, NULL},
+    {"runbooks/serve.md", {"--json", "swarm", "get", "swarm-a"}, 4, "not found", 0,
+     NULL},
+    /* Without swarm auth serve stays on loopback (runbooks/serve.md). */
+    {"runbooks/serve.md", {"serve", "--listen", "0.0.0.0:0"}, 1, "not a loopback", 0,
+     NULL},
     {"README.md", {"watch", "--prefix", "tasks/"}, 0, NULL, ON_STDERR, "watching"},
     {"README.md", {"flags", "show"}, 0, NULL, 0, NULL},
     {"runbooks/cutover.md §3", {"flags", "set", "mirror", "sync", "--reason",
@@ -139,7 +149,8 @@ static const doc_cmd doc_cmds[] = {
     {"runbooks/divergence.md", {"--backend", "git", "task", "release", "P0.1",
 				"--swarm", "swarm-a", "--status", "available"}, 4,
      "not found", 0, NULL},
-    {"README.md", {"serve", "--listen", "127.0.0.1:0"}, 0, NULL, ON_STDERR,
+    {"README.md; runbooks/serve.md", {"serve", "--listen", "127.0.0.1:0"}, 0, NULL,
+     ON_STDERR,
      "serving on"},
 };
 /* clang-format on */

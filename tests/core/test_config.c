@@ -37,6 +37,7 @@ static const char *const env_vars[] = {
     "CUTOVER_LISTEN",
     "CUTOVER_ADMIN_TOKEN_FILE",
     "CUTOVER_MIRROR_TIMEOUT",
+    "CUTOVER_SWARM_AUTH",
 };
 
 typedef struct fixture {
@@ -323,6 +324,31 @@ static void bad_endpoint_in_environment_is_refused(void **state)
 	assert_non_null(strstr(co_error_last(), "http:// or https://"));
 }
 
+/* serve.swarm_auth: none by default, token from the file, the env wins,
+ * anything else refused naming the key or the variable (issue 22). */
+static void swarm_auth_from_file_and_environment(void **state)
+{
+	fixture *f = *state;
+	co_config *c = NULL;
+
+	write_file(f, "serve:\n  swarm_auth: token\n");
+	assert_int_equal(co_config_load(&c, f->path), 0);
+	assert_int_equal(c->swarm_auth, CO_SWARM_AUTH_TOKEN);
+	co_config_free(c);
+	setenv("CUTOVER_SWARM_AUTH", "none", 1);
+	assert_int_equal(co_config_load(&c, f->path), 0);
+	assert_int_equal(c->swarm_auth, CO_SWARM_AUTH_NONE);
+	co_config_free(c);
+	c = NULL;
+	setenv("CUTOVER_SWARM_AUTH", "tokens", 1);
+	assert_int_equal(co_config_load(&c, f->path), CO_EINVAL);
+	assert_null(c);
+	assert_non_null(strstr(co_error_last(), "CUTOVER_SWARM_AUTH: \"tokens\""));
+	unsetenv("CUTOVER_SWARM_AUTH");
+	expect_error(f, "serve:\n  swarm_auth: open\n", "2", "serve.swarm_auth",
+		     "is not none or token");
+}
+
 static void named_file_must_exist(void **state)
 {
 	fixture *f = *state;
@@ -434,6 +460,59 @@ static void top_level_must_be_a_mapping(void **state)
 	expect_error(*state, "- a\n- b\n", "1", NULL, "expected a mapping at the top");
 }
 
+/* redact: absent gives the default patterns; a list replaces them. */
+static void redact_list_is_read_and_replaces_the_defaults(void **state)
+{
+	const fixture *f = *state;
+	co_config *c = NULL;
+
+	write_file(f, "listen: 127.0.0.1:1\n");
+	assert_int_equal(co_config_load(&c, f->path), 0);
+	assert_non_null(c->redact);
+	assert_int_equal(co_redact_matches(c->redact, "metadata.api_token", NULL), 1);
+	assert_int_equal(co_redact_matches(c->redact, "metadata.Password", NULL), 1);
+	assert_int_equal(co_redact_matches(c->redact, "metadata.colour", NULL), 0);
+	co_config_free(c);
+	c = NULL;
+
+	write_file(f, "redact:\n  - metadata.auth.key\n  - session\n");
+	assert_int_equal(co_config_load(&c, f->path), 0);
+	assert_int_equal(co_redact_count(c->redact), 2);
+	assert_int_equal(co_redact_matches(c->redact, "metadata.auth.key", NULL), 1);
+	assert_int_equal(co_redact_matches(c->redact, "metadata.x.SessionId", NULL), 1);
+	/* The defaults were replaced, not extended. */
+	assert_int_equal(co_redact_matches(c->redact, "metadata.api_token", NULL), 0);
+	co_config_free(c);
+	c = NULL;
+
+	write_file(f, "redact: [metadata.auth.key, \"@defaults\"]\n");
+	assert_int_equal(co_config_load(&c, f->path), 0);
+	assert_int_equal(co_redact_matches(c->redact, "metadata.auth.key", NULL), 1);
+	assert_int_equal(co_redact_matches(c->redact, "metadata.api_token", NULL), 1);
+	co_config_free(c);
+	c = NULL;
+
+	write_file(f, "redact: []\n");
+	assert_int_equal(co_config_load(&c, f->path), 0);
+	assert_int_equal(co_redact_count(c->redact), 0);
+	co_config_free(c);
+}
+
+static void malformed_redact_names_file_line_and_key(void **state)
+{
+	expect_error(*state, "listen: a:1\nredact: token\n", "2", "redact",
+		     "expected a list");
+	expect_error(*state, "redact:\n  auth: key\n", "2", "redact", "expected a list");
+	expect_error(*state, "redact:\n  - token\n  - [a, b]\n", "3", "redact",
+		     "expected a string");
+	expect_error(*state, "redact:\n  - metadata..key\n", "2", "redact",
+		     "empty segment");
+	expect_error(*state, "redact:\n  - token\n  - \"@all\"\n", "3", "redact",
+		     "unknown");
+	expect_error(*state, "redact:\n  - token\n - [oops\n", "3", NULL,
+		     "malformed YAML");
+}
+
 static void durations_parse(void **state)
 {
 	int ms = -1;
@@ -494,6 +573,8 @@ int main(void)
 					    setup, teardown),
 	    cmocka_unit_test_setup_teardown(bad_endpoint_in_environment_is_refused, setup,
 					    teardown),
+	    cmocka_unit_test_setup_teardown(swarm_auth_from_file_and_environment, setup,
+					    teardown),
 	    cmocka_unit_test_setup_teardown(named_file_must_exist, setup, teardown),
 	    cmocka_unit_test_setup_teardown(unknown_key_names_file_line_and_key, setup,
 					    teardown),
@@ -513,6 +594,10 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(malformed_yaml_names_file_and_line, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(top_level_must_be_a_mapping, setup, teardown),
+	    cmocka_unit_test_setup_teardown(redact_list_is_read_and_replaces_the_defaults,
+					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(malformed_redact_names_file_line_and_key,
+					    setup, teardown),
 	    cmocka_unit_test(durations_parse),
 	    cmocka_unit_test(bad_durations_are_refused),
 	    cmocka_unit_test(free_accepts_null),

@@ -81,6 +81,9 @@ int co_test_serve_open(co_test_serve *f, const co_test_serve_opts *o)
 	so.admin_token = o->token;
 	so.probe_interval_ms = o->probe_interval_ms;
 	so.probe_timeout_ms = o->probe_timeout_ms;
+	so.swarm_auth = o->swarm_auth;
+	so.log = o->log;
+	so.log_ctx = o->log_ctx;
 	if (co_server_start(&f->srv, &so) < 0)
 		goto fail_msg;
 	snprintf(f->base, sizeof(f->base), "http://127.0.0.1:%d", co_server_port(f->srv));

@@ -10,6 +10,7 @@
 #ifndef CO_TEST_SERVE_FIXTURE_H
 #define CO_TEST_SERVE_FIXTURE_H
 
+#include "server/swarm_auth.h"
 #include "store/breaker.h"
 
 typedef struct co_store co_store;
@@ -27,6 +28,9 @@ typedef struct co_test_serve_opts {
 	int git_poll_ms;      /* 0: the store's default */
 	int probe_interval_ms, probe_timeout_ms; /* 0: serve's defaults */
 	const co_breaker_opts *etcd_breaker;	 /* NULL: the defaults */
+	co_swarm_auth swarm_auth;		 /* 0: none */
+	co_server_log_fn log;			 /* the serve log; NULL: none */
+	void *log_ctx;
 } co_test_serve_opts;
 
 typedef struct co_test_serve {
