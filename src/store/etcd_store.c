@@ -24,7 +24,9 @@
  * endpoints a request that fails at the connection level moves on to the
  * next one, and the store remembers which endpoint answered last.  Re-sending
  * a txn after an unknown outcome is safe: its compare fails if the first copy
- * was applied, and store.c re-reads and decides again.
+ * was applied; the txn then reads the key back, and finding it exactly as the
+ * txn would have left it, reports the write as done (applied_before);
+ * otherwise store.c re-reads and decides again.
  *
  * A watch runs its own thread driving a streaming POST /v3/watch through a
  * curl multi handle, so that closing it can wake the thread at once
@@ -826,6 +828,40 @@ static int is_batch_lease(const char *id)
 	return *end == '\0' && (v >> 48) == BATCH_LEASE_MARK;
 }
 
+/*
+ * 1 if a txn whose compare failed finds the key already as it would have
+ * made it: `val` byte for byte (NULL: the key gone).  That happens when an
+ * earlier copy of the same txn was applied but its answer was lost -- a
+ * member that timed out, or answered 503 "request timed out" for a
+ * proposal that committed after all -- and post_raw() sent it again to the
+ * next member, whose compare then fails.  Deciding again would tell the
+ * caller the opposite of what happened (a release applied, reported as
+ * "not claimed"), and a router would drop the mirror of a write its
+ * primary holds.  A record carries its rev, owner and times, so another
+ * writer leaving these exact bytes made the very same transition.
+ */
+static int applied_before(const cJSON *resp, const char *val)
+{
+	const cJSON *rr = cJSON_GetObjectItemCaseSensitive(
+	    cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(resp, "responses"), 0),
+	    "response_range");
+	const cJSON *kvs = cJSON_GetObjectItemCaseSensitive(rr, "kvs");
+	const cJSON *kv = cJSON_GetArrayItem(kvs, 0);
+	char *now;
+	size_t len = 0;
+	int same;
+
+	if (rr == NULL)
+		return 0;
+	if (kv == NULL)
+		return val == NULL;
+	if (val == NULL || (now = b64_decode(json_str(kv, "value"), &len)) == NULL)
+		return 0;
+	same = len == strlen(val) && memcmp(now, val, len) == 0;
+	free(now);
+	return same;
+}
+
 static int etcd_cas(void *impl, co_kind kind, const char *id, const co_record *r,
 		    const co_version *expected, const char *why)
 {
@@ -913,6 +949,14 @@ static int etcd_cas(void *impl, co_kind kind, const char *id, const co_record *r
 		}
 	}
 
+	/* Failure: read the key back, for applied_before(). */
+	if ((ops = cJSON_AddArrayToObject(req, "failure")) == NULL ||
+	    (op = txn_op(ops, "request_range")) == NULL ||
+	    json_add_b64(op, "key", key, strlen(key)) < 0) {
+		error = oom();
+		goto done;
+	}
+
 	if ((error = etcd_call(&resp, e, "/v3/kv/txn", req)) < 0) {
 		/*
 		 * Without an answer the txn may have been applied with the
@@ -924,9 +968,16 @@ static int etcd_cas(void *impl, co_kind kind, const char *id, const co_record *r
 	}
 	/* A failed txn has no "succeeded" field at all (default false). */
 	if (!json_true(resp, "succeeded")) {
-		error = CO_ERETRY;
-		co_error_set(CO_ERETRY, "etcd %s: %s changed meanwhile", e->describe,
-			     key);
+		if (!applied_before(resp, val)) {
+			error = CO_ERETRY;
+			co_error_set(CO_ERETRY, "etcd %s: %s changed meanwhile",
+				     e->describe, key);
+			goto done;
+		}
+		/* An earlier copy of this txn did it; its old lease, if any,
+		 * runs out by itself. */
+		lease[0] = '\0';
+		error = 0;
 		goto done;
 	}
 	lease[0] = '\0'; /* now in use */

@@ -1,0 +1,302 @@
+/*
+ * test_etcd_resend.c - the etcd store re-sends a txn whose answer was lost,
+ * and reports what happened, not a conflict with itself.
+ *
+ * A member can apply a txn and never answer (it dies or hangs after the
+ * commit, or answers 503 "request timed out" for a proposal that commits
+ * after all).  The store then sends the same txn to the next endpoint,
+ * whose compare fails because the first copy was applied.  Found by the
+ * cluster tests (tests/cluster): a release reported "not claimed", and the
+ * router dropped the mirror of a write etcd held.  Here the lossy member is
+ * a proxy in front of a real etcd that forwards every request and, when
+ * armed, drops the answer of the next txn.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "core/error.h"
+#include "core/record.h"
+#include "harness/harness.h"
+#include "store/etcd_store.h"
+
+#include <curl/curl.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static co_test_etcd etcd;
+
+struct proxy {
+	int fd, port;
+	const char *upstream;
+	atomic_int stop, armed, dropped, forwarded;
+	pthread_t thread;
+};
+
+struct body {
+	char *p;
+	size_t len;
+};
+
+static size_t collect(char *p, size_t size, size_t n, void *ud)
+{
+	struct body *b = ud;
+	char *q = realloc(b->p, b->len + size * n + 1);
+
+	if (q == NULL)
+		return 0;
+	memcpy(q + b->len, p, size * n);
+	b->p = q;
+	b->len += size * n;
+	b->p[b->len] = '\0';
+	return size * n;
+}
+
+/* Read one HTTP request from c: its path and body (malloc'd).  0 / -1. */
+static int read_request(int c, char *path, size_t path_len, char **body, size_t *len)
+{
+	char buf[65536], *end, *cl;
+	size_t got = 0, want = 0, head;
+
+	*body = NULL;
+	while ((end = memmem(buf, got, "\r\n\r\n", 4)) == NULL) {
+		ssize_t r = got < sizeof(buf) - 1
+				? read(c, buf + got, sizeof(buf) - 1 - got)
+				: -1;
+
+		if (r <= 0)
+			return -1;
+		got += (size_t)r;
+		buf[got] = '\0';
+	}
+	head = (size_t)(end - buf) + 4;
+	if (sscanf(buf, "POST %255s", path) != 1 || strlen(path) >= path_len)
+		return -1;
+	for (cl = buf; cl < end; cl++)
+		if (strncasecmp(cl, "\r\ncontent-length:", 17) == 0)
+			want = strtoul(cl + 17, NULL, 10);
+	while (got < head + want && got < sizeof(buf) - 1) {
+		ssize_t r = read(c, buf + got, sizeof(buf) - 1 - got);
+
+		if (r <= 0)
+			return -1;
+		got += (size_t)r;
+	}
+	if (got < head + want || (*body = malloc(want + 1)) == NULL)
+		return -1;
+	memcpy(*body, buf + head, want);
+	(*body)[want] = '\0';
+	*len = want;
+	return 0;
+}
+
+/* Forward one connection's request upstream; answer it, or not when armed. */
+static void serve_one(struct proxy *px, int c)
+{
+	char path[256], url[512], head[256];
+	struct body resp = {0};
+	char *req = NULL;
+	size_t len = 0;
+	long http = 0;
+	CURL *h;
+
+	if (read_request(c, path, sizeof(path), &req, &len) < 0 ||
+	    (h = curl_easy_init()) == NULL) {
+		free(req);
+		return;
+	}
+	snprintf(url, sizeof(url), "%s%s", px->upstream, path);
+	curl_easy_setopt(h, CURLOPT_URL, url);
+	curl_easy_setopt(h, CURLOPT_POSTFIELDS, req);
+	curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)len);
+	curl_easy_setopt(h, CURLOPT_PROXY, "");
+	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 5000L);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, collect);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, &resp);
+	if (curl_easy_perform(h) == CURLE_OK)
+		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &http);
+	curl_easy_cleanup(h);
+	free(req);
+	atomic_fetch_add(&px->forwarded, 1);
+	if (strcmp(path, "/v3/kv/txn") == 0 && atomic_exchange(&px->armed, 0)) {
+		/* Applied upstream; the answer is lost: close without one. */
+		atomic_fetch_add(&px->dropped, 1);
+	} else if (http > 0) {
+		int n = snprintf(head, sizeof(head),
+				 "HTTP/1.1 %ld X\r\nContent-Type: application/json\r\n"
+				 "Content-Length: %zu\r\nConnection: close\r\n\r\n",
+				 http, resp.len);
+
+		if (write(c, head, (size_t)n) != n ||
+		    (resp.len && write(c, resp.p, resp.len) != (ssize_t)resp.len))
+			print_message("proxy: short write\n");
+	}
+	free(resp.p);
+}
+
+static void *proxy_main(void *arg)
+{
+	struct proxy *px = arg;
+
+	while (!atomic_load(&px->stop)) {
+		struct pollfd p = {px->fd, POLLIN, 0};
+		int c;
+
+		if (poll(&p, 1, 100) <= 0)
+			continue;
+		if ((c = accept(px->fd, NULL, NULL)) < 0)
+			continue;
+		serve_one(px, c);
+		close(c);
+	}
+	return NULL;
+}
+
+static void proxy_start(struct proxy *px, const char *upstream)
+{
+	struct sockaddr_in a;
+	socklen_t alen = sizeof(a);
+
+	memset(px, 0, sizeof(*px));
+	px->upstream = upstream;
+	px->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(px->fd >= 0);
+	memset(&a, 0, sizeof(a));
+	a.sin_family = AF_INET;
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(px->fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(getsockname(px->fd, (struct sockaddr *)&a, &alen), 0);
+	assert_int_equal(listen(px->fd, 16), 0);
+	px->port = ntohs(a.sin_port);
+	assert_int_equal(pthread_create(&px->thread, NULL, proxy_main, px), 0);
+}
+
+static void proxy_stop(struct proxy *px)
+{
+	atomic_store(&px->stop, 1);
+	pthread_join(px->thread, NULL);
+	close(px->fd);
+}
+
+/* A store whose first endpoint is the proxy, the second the real etcd. */
+static co_store *open_via(const struct proxy *px, char *first, size_t len,
+			  const char *prefix)
+{
+	co_etcd_opts o = CO_ETCD_OPTS_INIT;
+	const char *eps[2];
+	co_store *s = NULL;
+
+	snprintf(first, len, "http://127.0.0.1:%d", px->port);
+	eps[0] = first;
+	eps[1] = etcd.endpoint;
+	o.endpoints = eps;
+	o.n_endpoints = 2;
+	o.prefix = prefix;
+	assert_int_equal(co_etcd_store_open(&s, &o), 0);
+	return s;
+}
+
+static void new_task(co_store *s, const char *id)
+{
+	co_record *t = NULL, *out = NULL;
+
+	assert_int_equal(co_record_new(&t, CO_KIND_TASK, id), 0);
+	assert_int_equal(co_store_task_create(&out, s, t), 0);
+	co_record_free(t);
+	co_record_free(out);
+}
+
+static void release_whose_answer_was_lost_is_not_reported_as_a_conflict(void **state)
+{
+	struct proxy px;
+	co_record *out = NULL, *now = NULL;
+	char first[64];
+	co_store *s;
+
+	(void)state;
+	proxy_start(&px, etcd.endpoint);
+	s = open_via(&px, first, sizeof(first), "/resend-release/");
+	new_task(s, "T1");
+	assert_int_equal(co_store_claim(&out, s, "T1", "s1", 0), 0);
+	assert_int_equal(out->rev, 2);
+	co_record_free(out);
+	out = NULL;
+
+	atomic_store(&px.armed, 1);
+	if (co_store_release(&out, s, "T1", "s1", CO_STATUS_AVAILABLE) != 0)
+		fail_msg("release applied by the first member, answer lost: %s",
+			 co_error_last());
+	assert_int_equal(atomic_load(&px.dropped), 1);
+	assert_int_equal(out->rev, 3);
+	assert_int_equal(out->status, CO_STATUS_AVAILABLE);
+	/* Once, not twice: the store holds the release itself. */
+	assert_int_equal(co_store_get(&now, s, CO_KIND_TASK, "T1"), 0);
+	assert_true(co_record_equal(now, out));
+	co_record_free(out);
+	co_record_free(now);
+	co_store_free(s);
+	proxy_stop(&px);
+}
+
+static void claim_whose_answer_was_lost_wins_once(void **state)
+{
+	struct proxy px;
+	co_record *out = NULL, *now = NULL;
+	char first[64];
+	co_store *s;
+
+	(void)state;
+	proxy_start(&px, etcd.endpoint);
+	s = open_via(&px, first, sizeof(first), "/resend-claim/");
+	new_task(s, "T2");
+	atomic_store(&px.armed, 1);
+	assert_int_equal(co_store_claim(&out, s, "T2", "s1", 0), 0);
+	assert_int_equal(atomic_load(&px.dropped), 1);
+	/* rev 2, the applied copy; deciding again would have claimed twice (3) */
+	assert_int_equal(out->rev, 2);
+	assert_int_equal(co_store_get(&now, s, CO_KIND_TASK, "T2"), 0);
+	assert_true(co_record_equal(now, out));
+	co_record_free(out);
+	co_record_free(now);
+	/* A different swarm still loses: the identity check is not a pass. */
+	assert_int_equal(co_store_claim(&out, s, "T2", "s2", 0), CO_ECONFLICT);
+	co_record_free(out);
+	co_store_free(s);
+	proxy_stop(&px);
+}
+
+static int setup(void **state)
+{
+	(void)state;
+	return co_test_etcd_start(&etcd);
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	co_test_etcd_stop(&etcd);
+	return 0;
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(release_whose_answer_was_lost_is_not_reported_as_a_conflict),
+	    cmocka_unit_test(claim_whose_answer_was_lost_wins_once),
+	};
+
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
