@@ -158,15 +158,26 @@ int co_cli_flags_commit(co_cli *ctx, co_state *st, const char *action,
 
 /*
  * The go/no-go gate (flags/gate.h) for a change from `from` to `to`: reads
- * the latest reconciliation run from `st` and, when etcd could become a
+ * the latest reconciliation run from `st`; when etcd could become a
  * primary, the foreign commits of the git branch within the configured
- * window.  0 when the change may go ahead; with `force`, a refusal is
+ * window; when etcd's share as a primary grows, both stores, the outbox
+ * and the shadow mismatch logs (cli_gate.c).  0 when the change may go ahead; with `force`, a refusal is
  * turned into 0 and its message copied into note (for the audit trail;
  * note[0] is NUL when nothing was overridden) and printed as a warning.
  * CO_ECONFLICT (exit 3) with the refusal otherwise; CO_EIO from the state.
  */
 int co_cli_gate(char *note, size_t note_len, co_cli *ctx, co_state *st,
 		const co_flags *from, const co_flags *to, int force);
+
+/*
+ * Every rule's verdict on the change (flags/gate.h co_gate_evaluate), from
+ * the same reads as co_cli_gate(), for `--dry-run`: v has CO_GATE__COUNT
+ * entries.  0 (whatever the verdicts), or CO_EIO/CO_EINVAL when what the
+ * gate needs could not be read.
+ */
+typedef struct co_gate_verdict co_gate_verdict;
+int co_cli_gate_verdicts(co_gate_verdict *v, co_cli *ctx, co_state *st,
+			 const co_flags *from, const co_flags *to);
 
 /* --- reconciliation --- */
 

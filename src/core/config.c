@@ -138,6 +138,9 @@ int co_config_defaults(co_config **out)
 	c->reconcile_grace_ms = 2000;
 	c->go_no_go_window_ms = 3600 * 1000;
 	c->mirror_timeout_ms = 250;
+	c->gate_outbox_max_depth = 1000;
+	c->gate_outbox_max_age_ms = 120 * 1000;
+	c->gate_max_shadow_mismatch_ratio = 0.01;
 	c->breaker_failures = 3;
 	c->breaker_probe_ms = 1000;
 	c->breaker_probe_max_ms = 2000;
@@ -546,12 +549,14 @@ static const char *known_keys(const char *sec)
 		return "min_consistency, max_mismatch_ratio, grace, go_no_go_window";
 	if (strcmp(sec, "router") == 0)
 		return "mirror_timeout";
+	if (strcmp(sec, "gate") == 0)
+		return "outbox_max_depth, outbox_max_age, max_shadow_mismatch_ratio";
 	if (strcmp(sec, "breaker") == 0)
 		return "failures, probe, probe_max";
 	if (strcmp(sec, "serve") == 0)
 		return "swarm_auth";
-	return "git, etcd, state_dir, flags, listen, admin_token_file, reconcile, router, "
-	       "breaker, serve, redact";
+	return "git, etcd, state_dir, flags, listen, admin_token_file, reconcile, gate, "
+	       "router, breaker, serve, redact";
 }
 
 /* serve.swarm_auth: none | token. */
@@ -576,7 +581,8 @@ static int apply_key(file_ctx *fc, const char *sec, const char *name, const char
 	if (*sec == '\0') {
 		if (strcmp(name, "git") == 0 || strcmp(name, "etcd") == 0 ||
 		    strcmp(name, "reconcile") == 0 || strcmp(name, "router") == 0 ||
-		    strcmp(name, "breaker") == 0 || strcmp(name, "serve") == 0)
+		    strcmp(name, "breaker") == 0 || strcmp(name, "serve") == 0 ||
+		    strcmp(name, "gate") == 0)
 			return load_section(fc, v, name);
 		if (strcmp(name, "state_dir") == 0)
 			return get_string(&c->state_dir, fc, v, full, 0);
@@ -625,6 +631,13 @@ static int apply_key(file_ctx *fc, const char *sec, const char *name, const char
 			return get_duration(&c->reconcile_grace_ms, fc, v, full, 0);
 		if (strcmp(name, "go_no_go_window") == 0)
 			return get_duration(&c->go_no_go_window_ms, fc, v, full, 1);
+	} else if (strcmp(sec, "gate") == 0) {
+		if (strcmp(name, "outbox_max_depth") == 0)
+			return get_count(&c->gate_outbox_max_depth, fc, v, full, 100000000);
+		if (strcmp(name, "outbox_max_age") == 0)
+			return get_duration(&c->gate_outbox_max_age_ms, fc, v, full, 1);
+		if (strcmp(name, "max_shadow_mismatch_ratio") == 0)
+			return get_ratio(&c->gate_max_shadow_mismatch_ratio, fc, v, full);
 	} else if (strcmp(sec, "router") == 0) {
 		if (strcmp(name, "mirror_timeout") == 0)
 			return get_duration(&c->mirror_timeout_ms, fc, v, full, 1);
