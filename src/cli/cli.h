@@ -179,6 +179,17 @@ typedef struct co_gate_verdict co_gate_verdict;
 int co_cli_gate_verdicts(co_gate_verdict *v, co_cli *ctx, co_state *st,
 			 const co_flags *from, const co_flags *to);
 
+/*
+ * `--dry-run` of a flags change (cli_plan.c): print what would change from
+ * `from` to `to` (per operation, and how many of today's IDs change
+ * primary) and every go/no-go rule's verdict, as text or with --json, for
+ * `command` ("stage 10").  Changes nothing.  0 if the gate would let the
+ * change through; CO_ECONFLICT (exit 3) if it would refuse it; CO_EIO /
+ * CO_EINVAL when what the gate needs could not be read.
+ */
+int co_cli_plan(co_cli *ctx, co_state *st, const char *command, const co_flags *from,
+		const co_flags *to);
+
 /* --- reconciliation --- */
 
 typedef struct co_reconcile_result co_reconcile_result;
@@ -242,6 +253,10 @@ int co_cli_parse_ttl(long long *out, const char *what, const char *s);
  * Print a record: one human-readable line, or its canonical compact JSON
  * with --json.  Returns 0 or CO_ENOMEM/CO_EIO.
  */
+/* Print `o` (taken, freed) as one line of JSON.  CO_ENOMEM, CO_EIO. */
+typedef struct cJSON cJSON;
+int co_cli_print_json(cJSON *o);
+
 int co_cli_print_record(co_cli *ctx, const co_record *r);
 
 /* Print a list: one line per record, or a JSON array with --json. */

@@ -38,6 +38,7 @@
 #include "flags/watcher.h"
 #include "router/router.h"
 
+#include <cjson/cJSON.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -402,6 +403,24 @@ audit_failed:
 	co_state_close(own);
 	return co_cli_error_prefix(error, "flags saved, but the audit trail was not "
 					  "written");
+}
+
+/* --- output --- */
+
+int co_cli_print_json(cJSON *o)
+{
+	char *s;
+
+	if (o == NULL || (s = cJSON_PrintUnformatted(o)) == NULL) {
+		cJSON_Delete(o);
+		return co_error_set(CO_ENOMEM, "out of memory");
+	}
+	puts(s);
+	free(s);
+	cJSON_Delete(o);
+	if (fflush(stdout) != 0 || ferror(stdout))
+		return co_error_set(CO_EIO, "writing to stdout: %s", strerror(errno));
+	return 0;
 }
 
 /* --- options --- */

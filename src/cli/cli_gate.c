@@ -168,7 +168,7 @@ int co_cli_gate_verdicts(co_gate_verdict *v, co_cli *ctx, co_state *st,
 	int error;
 
 	if ((error = gate_read_all(&g, ctx, st, from, to)) == 0 &&
-	    (error = co_gate_evaluate(v, &g.in)) < 0)
+	    co_gate_evaluate(v, &g.in) < 0)
 		error = co_error_set(CO_EINVAL, "go/no-go: bad input");
 	gate_read_free(&g);
 	return error;
