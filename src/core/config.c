@@ -138,6 +138,7 @@ int co_config_defaults(co_config **out)
 	c->reconcile_grace_ms = 2000;
 	c->go_no_go_window_ms = 3600 * 1000;
 	c->mirror_timeout_ms = 250;
+	c->serve_reconcile_interval_ms = 5 * 60 * 1000;
 	c->gate_outbox_max_depth = 1000;
 	c->gate_outbox_max_age_ms = 120 * 1000;
 	c->gate_max_shadow_mismatch_ratio = 0.01;
@@ -554,7 +555,7 @@ static const char *known_keys(const char *sec)
 	if (strcmp(sec, "breaker") == 0)
 		return "failures, probe, probe_max";
 	if (strcmp(sec, "serve") == 0)
-		return "swarm_auth";
+		return "swarm_auth, reconcile_interval";
 	return "git, etcd, state_dir, flags, listen, admin_token_file, reconcile, gate, "
 	       "router, breaker, serve, redact";
 }
@@ -651,6 +652,8 @@ static int apply_key(file_ctx *fc, const char *sec, const char *name, const char
 	} else if (strcmp(sec, "serve") == 0) {
 		if (strcmp(name, "swarm_auth") == 0)
 			return get_swarm_auth(&c->swarm_auth, fc, v, full);
+		if (strcmp(name, "reconcile_interval") == 0)
+			return get_duration(&c->serve_reconcile_interval_ms, fc, v, full, 0);
 	}
 	return key_error(fc, k, full, "unknown key (known here: %s)", known_keys(sec));
 }
@@ -747,6 +750,18 @@ static int env_duration(int *dst, const char *name)
 	return 0;
 }
 
+/* A duration where "0" or "off" turns the thing off (0). */
+static int env_interval(int *dst, const char *name)
+{
+	const char *v = env(name);
+
+	if (v && (strcmp(v, "0") == 0 || strcmp(v, "off") == 0)) {
+		*dst = 0;
+		return 0;
+	}
+	return env_duration(dst, name);
+}
+
 static int env_endpoints(co_config *c)
 {
 	const char *v = env("CUTOVER_ETCD_ENDPOINTS"), *p, *comma;
@@ -799,6 +814,8 @@ static int apply_env(co_config *c)
 	    (error = env_duration(&c->etcd_request_timeout_ms,
 				  "CUTOVER_ETCD_REQUEST_TIMEOUT")) < 0 ||
 	    (error = env_duration(&c->mirror_timeout_ms, "CUTOVER_MIRROR_TIMEOUT")) < 0 ||
+	    (error = env_interval(&c->serve_reconcile_interval_ms,
+				  "CUTOVER_RECONCILE_INTERVAL")) < 0 ||
 	    (error = env_string(&c->flags_path, "CUTOVER_FLAGS")) < 0 ||
 	    (error = env_string(&c->state_dir, "CUTOVER_STATE_DIR")) < 0 ||
 	    (error = env_string(&c->listen, "CUTOVER_LISTEN")) < 0 ||

@@ -81,6 +81,9 @@ typedef struct co_config {
 	 * owned by the config, immutable, shared by every writer. */
 	co_redact *redact;
 	co_swarm_auth swarm_auth; /* serve.swarm_auth, $CUTOVER_SWARM_AUTH */
+	/* serve.reconcile_interval: serve reconciles this often while some
+	 * operation goes to both stores (default 5m; 0: off) */
+	int serve_reconcile_interval_ms;
 } co_config;
 
 /*
