@@ -18,6 +18,7 @@
 #include "../core/record.h"
 #include "../store/store.h"
 #include "flags/flags.h"
+#include "flags/stage.h"
 
 #include <stdint.h>
 
@@ -189,6 +190,31 @@ int co_cli_gate_verdicts(co_gate_verdict *v, co_cli *ctx, co_state *st,
  */
 int co_cli_plan(co_cli *ctx, co_state *st, const char *command, const co_flags *from,
 		const co_flags *to);
+
+/* --- the guarded rollout (rollout_driver.c) --- */
+
+/*
+ * One tick of the rollout in the state dir, if any (flags/rollout.h):
+ * apply its next stage through the gate, analyse a finished soak (running
+ * a reconciliation through `cr` when none passed within it; `cr` may be
+ * NULL: then the analysis fails for want of one), roll back or pause on a
+ * failure, all audited as "rollout".  *active is 1 while a rollout
+ * needs a driver (0 once it ends or pauses: a paused one waits for
+ * `rollout resume`); said gets one line when something happened ("" if
+ * not).  Under the rollout's lock; a tick while another live process
+ * drives it does nothing.  CO_EIO/CO_EINVAL when the state cannot be
+ * read or saved.
+ */
+int co_cli_rollout_tick(int *active, char *said, size_t said_len, co_cli *ctx,
+			co_cli_router *cr, co_state *st);
+
+/*
+ * Set every operation to `stage` under the flags lock, through the
+ * go/no-go gate when `gated` (never forced), audited as "rollout: stage"
+ * with `reason`.  0 also when already there; else why gets the refusal.
+ */
+int co_cli_rollout_apply(char *why, size_t len, co_cli *ctx, co_state *st,
+			 co_stage stage, int gated, const char *reason);
 
 /* --- reconciliation --- */
 

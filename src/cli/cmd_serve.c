@@ -29,11 +29,13 @@
 #include "flags/watcher.h"
 #include "router/router.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define U_SERVE "cutover serve [--listen HOST:PORT] [--insecure-data-plane]"
 
@@ -48,7 +50,9 @@ static const char h_serve[] =
     "While some operation goes to both stores (shadow, dual, or the kill switch),\n"
     "serve also reconciles on its own every serve.reconcile_interval (default 5m,\n"
     "$CUTOVER_RECONCILE_INTERVAL; 0 turns it off), one run at a time, recorded and\n"
-    "tripping the kill switch on a failed verdict as `cutover reconcile` would.\n\n"
+    "tripping the kill switch on a failed verdict as `cutover reconcile` would.\n"
+    "A guarded rollout (`cutover rollout start`) is driven from here, a tick a\n"
+    "second, so it survives the command that started it.\n\n"
     "With swarm auth on (CUTOVER_SWARM_AUTH=token, config serve.swarm_auth: token),\n"
     "claim, release and renew need `Authorization: Bearer <token>` of the swarm they\n"
     "act as, a create any swarm's token, a registration the swarm's own token or\n"
@@ -59,6 +63,55 @@ static const char h_serve[] =
     "  --insecure-data-plane  allow a non-loopback address with swarm auth none\n\n"
     "Examples:\n  CUTOVER_LISTEN=127.0.0.1:8080 cutover serve\n"
     "  CUTOVER_SWARM_AUTH=token cutover serve --listen 0.0.0.0:7480\n";
+
+/* The rollout driver thread: a tick a second until serve stops. */
+typedef struct driver {
+	co_cli *ctx;
+	co_cli_router *cr;
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int stop, started;
+} driver;
+
+static void *drive(void *arg)
+{
+	driver *d = arg;
+	char said[2048];
+	struct timespec at;
+	int active;
+
+	pthread_mutex_lock(&d->lock);
+	while (!d->stop) {
+		pthread_mutex_unlock(&d->lock);
+		if (co_cli_rollout_tick(&active, said, sizeof(said), d->ctx, d->cr,
+					d->cr->state) < 0)
+			fprintf(stderr, "cutover: rollout: %s\n", co_error_last());
+		else if (said[0])
+			fprintf(stderr, "cutover: rollout: %s\n", said);
+		co_error_clear();
+		pthread_mutex_lock(&d->lock);
+		clock_gettime(CLOCK_REALTIME, &at);
+		at.tv_sec += 1;
+		while (!d->stop &&
+		       pthread_cond_timedwait(&d->cond, &d->lock, &at) != ETIMEDOUT)
+			;
+	}
+	pthread_mutex_unlock(&d->lock);
+	return NULL;
+}
+
+static void driver_stop(driver *d)
+{
+	if (!d->started)
+		return;
+	pthread_mutex_lock(&d->lock);
+	d->stop = 1;
+	pthread_cond_broadcast(&d->cond);
+	pthread_mutex_unlock(&d->lock);
+	pthread_join(d->thread, NULL);
+	d->started = 0;
+}
 
 typedef struct gate_ctx {
 	co_cli *ctx;
@@ -133,6 +186,7 @@ int co_cli_serve(int argc, char **argv, co_cli *ctx)
 	char *token = NULL;
 	gate_ctx g;
 	serve_progress prog = {""};
+	driver drv = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
 	sigset_t set, old;
 	int error, sig = 0, masked = 0;
 	size_t n;
@@ -195,9 +249,17 @@ int co_cli_serve(int argc, char **argv, co_cli *ctx)
 				"reaches %s may act as any swarm\n",
 			listen ? listen : "");
 	fflush(stderr);
+	/* A guarded rollout (`cutover rollout start`) is driven from here. */
+	drv.ctx = ctx;
+	drv.cr = cr;
+	if (pthread_create(&drv.thread, NULL, drive, &drv) == 0)
+		drv.started = 1;
+	else
+		fprintf(stderr, "cutover: warning: cannot start the rollout driver\n");
 	sigwait(&set, &sig);
 	fprintf(stderr, "cutover: %s: stopping\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
 done:
+	driver_stop(&drv);
 	co_server_stop(srv);
 	co_cli_router_close(cr, error < 0 ? 0 : CO_CLI_DRAIN_MS);
 	if (masked)
