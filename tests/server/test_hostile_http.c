@@ -439,6 +439,28 @@ static void huge_headers_get_431_and_memory_stays_bounded(void **state)
 	assert_true(n431 > 0);
 	/* Buffered, they would take 48 MiB; MHD keeps 32 KiB each at most. */
 	assert_true(peak < before + 16 * 1024);
+	/* A 100 KiB URL, and 5000 small header lines. */
+	{
+		size_t n = 0, i2;
+		int st_url, st_lines;
+
+		n += (size_t)sprintf(big, "GET /v1/tasks/");
+		memset(big + n, 'a', 100 * 1024);
+		n += 100 * 1024;
+		n += (size_t)sprintf(big + n, " HTTP/1.1\r\nHost: x\r\n\r\n");
+		st_url = raw_req(&f, big, n, NULL);
+		n = (size_t)sprintf(big, "GET /healthz HTTP/1.1\r\nHost: x\r\n");
+		for (i2 = 0; i2 < 5000; i2++)
+			n += (size_t)sprintf(big + n, "X-%zu: v\r\n", i2);
+		n += (size_t)sprintf(big + n, "\r\n");
+		st_lines = raw_req(&f, big, n, NULL);
+		print_message(
+		    "case: GET with a 100 KiB URL -> %d; 5000 header lines (about "
+		    "50 KiB) -> %d\n",
+		    st_url, st_lines);
+		assert_true(st_url == 414 || st_url == 431);
+		assert_int_equal(st_lines, 431);
+	}
 	/* And the server still answers. */
 	assert_int_equal(call(&f, "GET", "/healthz", NULL, 0, NULL), 200);
 	free(big);
