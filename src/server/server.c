@@ -478,6 +478,10 @@ int co_server_start(co_server **out, const co_server_opts *opts)
 		flags |= MHD_USE_IPv6;
 	if (s->tls_cert)
 		flags |= MHD_USE_TLS;
+	/* poll(), not select(): a descriptor past FD_SETSIZE (1024) would
+	 * otherwise be refused, and max_connections may go past it. */
+	if (MHD_is_feature_supported(MHD_FEATURE_POLL) == MHD_YES)
+		flags |= MHD_USE_POLL;
 	if ((error = co_server__guard_start(s)) < 0)
 		goto done;
 	{
