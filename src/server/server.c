@@ -531,6 +531,11 @@ int co_server_port(const co_server *s)
 	return s->port;
 }
 
+int co_server_inflight(co_server *s)
+{
+	return atomic_load(&s->inflight);
+}
+
 void co_server_stop(co_server *s)
 {
 	if (s == NULL)

@@ -195,6 +195,9 @@ int co_server_start(co_server **out, const co_server_opts *opts);
 /* The TCP port the server listens on (useful after asking for port 0). */
 int co_server_port(const co_server *s);
 
+/* Requests counted against max_inflight right now (a gauge). */
+int co_server_inflight(co_server *s);
+
 /*
  * Stop accepting, wait for the requests in flight, free the server.
  * Does not touch the borrowed objects.  Accepts NULL.
