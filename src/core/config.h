@@ -22,6 +22,7 @@
  *   redact: [metadata.auth.key, session, "@defaults"]   what never leaves
  *             the stores (redact.h); absent: the default key patterns
  *   serve:  { swarm_auth: none|token,      $CUTOVER_SWARM_AUTH; default none
+ *             reconcile_interval: 5m,       while both stores are written
  *             tls_cert: F, tls_key: F,      PEM files; both or neither (TLS)
  *             request_timeout: 10s,         to receive one whole request
  *             max_connections: 512, max_connections_per_ip: 128,
@@ -71,6 +72,11 @@ typedef struct co_config {
 	int reconcile_grace_ms;
 	int go_no_go_window_ms;
 
+	/* gate.*: the go/no-go gate's pre-switch bounds (flags/gate.h, rule 4) */
+	int gate_outbox_max_depth;	  /* entries owed to one store */
+	int gate_outbox_max_age_ms;	  /* age of the oldest owed entry */
+	double gate_max_shadow_mismatch_ratio; /* shadow reads that disagree */
+
 	int mirror_timeout_ms;	  /* router.mirror_timeout, $CUTOVER_MIRROR_TIMEOUT */
 	int breaker_failures;	  /* breaker.failures: in a row, to open */
 	int breaker_probe_ms;	  /* breaker.probe: first wait before a probe */
@@ -80,6 +86,9 @@ typedef struct co_config {
 	 * owned by the config, immutable, shared by every writer. */
 	co_redact *redact;
 	co_swarm_auth swarm_auth; /* serve.swarm_auth, $CUTOVER_SWARM_AUTH */
+	/* serve.reconcile_interval: serve reconciles this often while some
+	 * operation goes to both stores (default 5m; 0: off) */
+	int serve_reconcile_interval_ms;
 	/* serve.*: TLS files (NULL: plain HTTP) and the server's limits
 	 * (server.h; 0: its default) */
 	char *serve_tls_cert;

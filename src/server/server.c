@@ -462,6 +462,9 @@ int co_server_start(co_server **out, const co_server_opts *opts)
 	s->swarm_auth = opts->swarm_auth;
 	s->log = opts->log;
 	s->log_ctx = opts->log_ctx;
+	s->reconcile_every_ms = opts->reconcile_every_ms;
+	if ((error = co_server__schedule_start(s)) < 0)
+		goto done;
 	if ((opts->flags_path && (s->flags_path = strdup(opts->flags_path)) == NULL) ||
 	    (opts->admin_token && *opts->admin_token &&
 	     (s->token = strdup(opts->admin_token)) == NULL)) {
@@ -543,6 +546,7 @@ void co_server_stop(co_server *s)
 	atomic_store(&s->stopping, 1);
 	if (s->daemon)
 		MHD_stop_daemon(s->daemon);
+	co_server__schedule_stop(s);
 	co_server__guard_stop(s);
 	co_health_stop(s->health);
 	co_metrics_free(s->metrics);

@@ -109,6 +109,21 @@ void co_server__metrics(reply *rp, co_server *s)
 		 f.kill_switch, (long long)depth, ratio, s->git && g.up,
 		 s->etcd && e.up)) < 0)
 		goto done;
+	if ((error = co_metrics_appendf(
+		 &buf, &len, &cap,
+		 "# HELP cutover_reconcile_schedule_ticks_total Wake-ups of serve's "
+		 "reconcile schedule.\n# TYPE cutover_reconcile_schedule_ticks_total "
+		 "counter\ncutover_reconcile_schedule_ticks_total %lld\n"
+		 "# HELP cutover_reconcile_scheduled_runs_total Reconciliation runs "
+		 "the schedule made, by result (busy: one was already running).\n"
+		 "# TYPE cutover_reconcile_scheduled_runs_total counter\n"
+		 "cutover_reconcile_scheduled_runs_total{result=\"done\"} %lld\n"
+		 "cutover_reconcile_scheduled_runs_total{result=\"error\"} %lld\n"
+		 "cutover_reconcile_scheduled_runs_total{result=\"busy\"} %lld\n",
+		 (long long)atomic_load(&s->sched_ticks), (long long)atomic_load(&s->sched_runs),
+		 (long long)atomic_load(&s->sched_failed),
+		 (long long)atomic_load(&s->sched_busy))) < 0)
+		goto done;
 	if ((error = co_health_breaker_metrics(&buf, &len, &cap, s->git, s->etcd)) < 0)
 		goto done;
 	error = co_metrics_format(&buf, &len, &cap, s->metrics);
@@ -280,48 +295,25 @@ static void result_summary(char *buf, size_t len, const co_reconcile_result *res
  * checked before the one-at-a-time flag is taken and before the run
  * begins, so that a bad request records no run.
  */
-static void h_admin_reconcile(reply *rp, co_server *s, const req *rq)
+int co_server__reconcile(co_reconcile_result **res_out, co_reconcile_result **verify_out,
+			 co_server *s, co_repair_from repair, int no_rollback, const char *who)
 {
-	static const char *const allowed[] = {"no_rollback", "repair", NULL};
 	co_reconcile_opts ro = CO_RECONCILE_OPTS_INIT;
 	co_reconcile_result *res = NULL, *verify = NULL;
-	const char *repair = NULL;
-	const cJSON *nr;
 	char msg[1024] = "", detail[2048], first[256] = "", last[256] = "";
-	cJSON *o = NULL, *out = NULL, *rep;
-	int error, idle = 0, running = 0;
+	int error, idle = 0;
 
-	if ((error = co_server__parse_body(&o, rq, allowed, 1)) < 0 ||
-	    (error = co_server__get_str(&repair, o, "repair", 0)) < 0)
-		goto done;
-	nr = cJSON_GetObjectItemCaseSensitive(o, "no_rollback");
-	if (nr && !cJSON_IsBool(nr) && !cJSON_IsNull(nr)) {
-		error = co_error_set(CO_EINVAL, "\"no_rollback\" must be true or false");
-		goto done;
-	}
-	if (repair && co_reconcile_parse_repair(&ro.repair, repair) < 0) {
-		/* Not the reconciler's message: it names the CLI's --repair. */
-		error = co_error_set(
-		    CO_EINVAL, "\"repair\": \"%s\" is not a store (git or etcd)", repair);
-		goto done;
-	}
-	if (s->flags_path == NULL) {
-		error = co_error_set(CO_EUNAVAIL, "no flags file configured");
-		goto done;
-	}
-	if (s->git == NULL || s->etcd == NULL) {
-		error = co_error_set(CO_EUNAVAIL,
-				     "reconcile: this server was started without both "
-				     "stores");
-		goto done;
-	}
-	if (!atomic_compare_exchange_strong(&s->reconciling, &idle, 1)) {
-		error = co_error_set(CO_ECONFLICT,
-				     "a reconciliation is already running on this server "
-				     "(one at a time): retry when it has finished");
-		goto done;
-	}
-	running = 1;
+	*res_out = *verify_out = NULL;
+	if (s->flags_path == NULL)
+		return co_error_set(CO_EUNAVAIL, "no flags file configured");
+	if (s->git == NULL || s->etcd == NULL)
+		return co_error_set(CO_EUNAVAIL,
+				    "reconcile: this server was started without both "
+				    "stores");
+	if (!atomic_compare_exchange_strong(&s->reconciling, &idle, 1))
+		return co_error_set(CO_ECONFLICT,
+				    "a reconciliation is already running on this server "
+				    "(one at a time): retry when it has finished");
 
 	ro.git = s->git;
 	ro.etcd = s->etcd;
@@ -333,12 +325,13 @@ static void h_admin_reconcile(reply *rp, co_server *s, const req *rq)
 		ro.max_mismatch_ratio = s->max_mismatch_ratio;
 	if (s->grace_ms >= 0)
 		ro.grace_ms = s->grace_ms;
-	ro.no_rollback = cJSON_IsTrue(nr);
+	ro.no_rollback = no_rollback;
+	ro.repair = repair;
 	ro.drain = reconcile_drain;
 	ro.drain_ctx = s;
 	ro.progress = s->progress;
 	ro.progress_ctx = s->progress_ctx;
-	ro.who = "serve:admin";
+	ro.who = who;
 	/* The same policy as the shadow mismatches of this process. */
 	ro.redact = co_router_redact(s->router);
 
@@ -363,7 +356,7 @@ static void h_admin_reconcile(reply *rp, co_server *s, const req *rq)
 	else
 		snprintf(detail, sizeof(detail), "%s%s%s", first,
 			 last[0] ? "; verify " : "", last);
-	if (co_audit_change_add(s->state, "serve:admin", "reconcile", detail, NULL) < 0 &&
+	if (co_audit_change_add(s->state, who, "reconcile", detail, NULL) < 0 &&
 	    error == 0) {
 		/* The run is recorded; failing the request would hide it. */
 		char *w = verify ? verify->warning : res->warning;
@@ -374,11 +367,44 @@ static void h_admin_reconcile(reply *rp, co_server *s, const req *rq)
 			 co_error_last());
 	}
 	co_error_clear();
+	atomic_store(&s->reconciling, 0);
 	if (error < 0) {
-		co_error_set(error, "%s", msg);
+		co_reconcile_result_free(verify);
+		co_reconcile_result_free(res);
+		return co_error_set(error, "%s", msg);
+	}
+	*res_out = res;
+	*verify_out = verify;
+	return 0;
+}
+
+static void h_admin_reconcile(reply *rp, co_server *s, const req *rq)
+{
+	static const char *const allowed[] = {"no_rollback", "repair", NULL};
+	co_reconcile_result *res = NULL, *verify = NULL;
+	co_repair_from rep_from = CO_REPAIR_NONE;
+	const char *repair = NULL;
+	const cJSON *nr;
+	cJSON *o = NULL, *out = NULL, *rep;
+	int error;
+
+	if ((error = co_server__parse_body(&o, rq, allowed, 1)) < 0 ||
+	    (error = co_server__get_str(&repair, o, "repair", 0)) < 0)
+		goto done;
+	nr = cJSON_GetObjectItemCaseSensitive(o, "no_rollback");
+	if (nr && !cJSON_IsBool(nr) && !cJSON_IsNull(nr)) {
+		error = co_error_set(CO_EINVAL, "\"no_rollback\" must be true or false");
 		goto done;
 	}
-
+	if (repair && co_reconcile_parse_repair(&rep_from, repair) < 0) {
+		/* Not the reconciler's message: it names the CLI's --repair. */
+		error = co_error_set(
+		    CO_EINVAL, "\"repair\": \"%s\" is not a store (git or etcd)", repair);
+		goto done;
+	}
+	if ((error = co_server__reconcile(&res, &verify, s, rep_from, cJSON_IsTrue(nr),
+					  "serve:admin")) < 0)
+		goto done;
 	if ((out = result_json(verify ? verify : res, co_router_redact(s->router))) ==
 	    NULL) {
 		error = co_error_set(CO_ENOMEM, "out of memory");
@@ -395,8 +421,6 @@ static void h_admin_reconcile(reply *rp, co_server *s, const req *rq)
 	co_server__reply_json(rp, 200, out);
 	out = NULL;
 done:
-	if (running)
-		atomic_store(&s->reconciling, 0);
 	if (error < 0)
 		co_server__reply_code(rp, error, NULL);
 	cJSON_Delete(out);

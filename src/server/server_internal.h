@@ -70,6 +70,15 @@ struct co_server {
 	co_swarm_auth swarm_auth;
 	co_server_log_fn log;
 	void *log_ctx;
+	/* the reconcile schedule (server_schedule.c) */
+	int reconcile_every_ms; /* <= 0: off */
+	pthread_t sched_thread;
+	int sched_inited, sched_started;
+	pthread_mutex_t sched_lock;
+	pthread_cond_t sched_cond;
+	int sched_stop;			      /* under sched_lock */
+	atomic_llong sched_ticks, sched_runs; /* for /metrics and the tests */
+	atomic_llong sched_failed, sched_busy;
 	/* server_guard.c: the read deadline and the in-flight limit */
 	int request_timeout_ms, max_inflight;
 	atomic_int inflight;
@@ -148,9 +157,32 @@ void co_server__healthz(reply *rp, co_server *s);
 void co_server__metrics(reply *rp, co_server *s);
 /* 0 if the request carries the admin token; the 401/403 reply otherwise. */
 int co_server__admin_auth(reply *rp, co_server *s, struct MHD_Connection *c);
+/*
+ * One reconciliation run for this server, as POST /v1/admin/reconcile
+ * does it and as the schedule does: one at a time (CO_ECONFLICT at once
+ * while one runs), the outbox drained first through the router, the
+ * kill switch tripped by the reconciler on a failed verdict (unless
+ * no_rollback), the flags reloaded, an audit row by `who`.  With `repair`
+ * a plain run verifies after (*verify_out).  Both results are the
+ * caller's (co_reconcile_result_free).  CO_EUNAVAIL without both stores
+ * or a flags file; the reconciler's errors otherwise.
+ */
+int co_server__reconcile(co_reconcile_result **res_out, co_reconcile_result **verify_out,
+			 co_server *s, co_repair_from repair, int no_rollback,
+			 const char *who);
+
 /* /v1/admin/{what}; the caller checked the admin token. */
 void co_server__admin(reply *rp, co_server *s, const req *rq, const char *what,
 		      int is_post);
+
+/* --- the reconcile schedule (server_schedule.c) --- */
+
+/*
+ * Start the schedule when s->reconcile_every_ms > 0 (else nothing).
+ * CO_ENOMEM.  Stop joins the thread (a run in progress finishes first).
+ */
+int co_server__schedule_start(co_server *s);
+void co_server__schedule_stop(co_server *s);
 
 /* --- the event stream (server_watch.c) --- */
 
