@@ -28,7 +28,8 @@
 /*
  * An admin request refused (401/403): one row in the ops audit log and a
  * line in the serve log, as a refused swarm write (swarm_auth.h); never
- * the presented token.  `what` is the client's path: cut short.
+ * the presented token.  `what` is the client's path: cut short, made
+ * printable.
  */
 static void admin_refused(co_server *s, struct MHD_Connection *c, int status,
 			  const char *what)
@@ -38,8 +39,14 @@ static void admin_refused(co_server *s, struct MHD_Connection *c, int status,
 	const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
 						    MHD_HTTP_HEADER_AUTHORIZATION);
 	char id[CO_ID_MAX + 1];
+	size_t i;
 
+	/* Printable ASCII only: a newline in the path must not forge a line
+	 * of the serve log, nor odd bytes reach the audit database. */
 	snprintf(id, sizeof(id), "%s", what);
+	for (i = 0; id[i]; i++)
+		if ((unsigned char)id[i] <= 0x20 || (unsigned char)id[i] >= 0x7f)
+			id[i] = '?';
 	co_swarm_auth_refused(s->state, s->log, s->log_ctx, "admin", id, status,
 			      status == 403 ? "admin endpoints are disabled"
 			      : h	    ? "wrong admin token"

@@ -718,10 +718,23 @@ static void admin_without_the_token_is_401_or_403_and_audited(void **state)
 	assert_int_equal(r.status, 401);
 	free(r.body);
 	assert_int_equal(admin_audited(&f, "unauthorized"), 5);
+	/* A forged log line in the path (%0A decoded to a newline) is audited
+	 * made printable. */
+	assert_int_equal(raw_get(&f, "GET", "/v1/admin/x%0Acutover:%20forged%FF", NULL),
+			 401);
+	assert_int_equal(admin_audited(&f, "unauthorized"), 6);
+	{
+		co_audit_op_list l = {0};
+
+		assert_int_equal(co_audit_ops_latest(&l, f.sv.st, 1), 0);
+		assert_int_equal(l.n, 1);
+		assert_string_equal(l.items[0]->id, "x?cutover:?forged?");
+		co_audit_op_list_clear(&l);
+	}
 	/* The right token still works, and is not audited as a refusal. */
 	assert_int_equal(call(&f, "GET", "/v1/admin/flags", NULL, 0, "Bearer " ADMIN),
 			 200);
-	assert_int_equal(admin_audited(&f, "unauthorized"), 5);
+	assert_int_equal(admin_audited(&f, "unauthorized"), 6);
 
 	off.token = ""; /* no admin token configured: admin is off */
 	fx_open(&g, &off);
@@ -731,7 +744,9 @@ static void admin_without_the_token_is_401_or_403_and_audited(void **state)
 	print_message("case: /v1/admin/flags without Authorization, with Bearer nope, "
 		      "Basic nope, the token plus a byte; rollback with the token less a "
 		      "byte -> 401 each, 5 audit rows \"admin\" unauthorized; a server "
-		      "without admin token -> 403, audited forbidden\n");
+		      "without admin token -> 403, audited forbidden\ncase: GET "
+		      "/v1/admin/x%%0Acutover:%%20forged%%FF -> 401, audited with id "
+		      "\"x?cutover:?forged?\" (no forged log line)\n");
 	co_test_serve_close(&g.sv);
 	co_test_serve_close(&f.sv);
 }
