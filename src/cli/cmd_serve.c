@@ -37,7 +37,9 @@
 #include <string.h>
 #include <time.h>
 
-#define U_SERVE "cutover serve [--listen HOST:PORT] [--insecure-data-plane]"
+#define U_SERVE                                                                          \
+	"cutover serve [--listen HOST:PORT] [--insecure-data-plane] [--tls-cert FILE "   \
+	"--tls-key FILE]"
 
 static const char h_serve[] =
     "usage: " U_SERVE "\n\n"
@@ -60,9 +62,18 @@ static const char h_serve[] =
     "it (the default, none) serve listens only on a loopback address.\n\n"
     "  --listen HOST:PORT     address (default: config `listen`, $CUTOVER_LISTEN,\n"
     "                         127.0.0.1:7480; port 0 picks a free one)\n"
-    "  --insecure-data-plane  allow a non-loopback address with swarm auth none\n\n"
+    "  --insecure-data-plane  allow a non-loopback address with swarm auth none\n"
+    "  --tls-cert FILE        serve HTTPS with this PEM certificate (chain); needs\n"
+    "                         --tls-key (default: config serve.tls_cert)\n"
+    "  --tls-key FILE         the certificate's PEM private key (serve.tls_key)\n\n"
+    "Limits against hostile or broken clients (config serve.*, runbooks/serve.md):\n"
+    "request_timeout (10s: a whole request must arrive within it), max_connections\n"
+    "(512), max_connections_per_ip (128), max_inflight (128 requests handled at\n"
+    "once; more get 429 with Retry-After).  Request headers over 32 KiB get 431,\n"
+    "bodies over 1 MiB 413.\n\n"
     "Examples:\n  CUTOVER_LISTEN=127.0.0.1:8080 cutover serve\n"
-    "  CUTOVER_SWARM_AUTH=token cutover serve --listen 0.0.0.0:7480\n";
+    "  CUTOVER_SWARM_AUTH=token cutover serve --listen 0.0.0.0:7480\n"
+    "  cutover serve --tls-cert /etc/cutover/cert.pem --tls-key /etc/cutover/key.pem\n";
 
 /* The rollout driver thread: a tick a second until serve stops. */
 typedef struct driver {
@@ -174,10 +185,12 @@ static int reopen_with_drain(co_cli_router *cr, const co_config *c)
 
 int co_cli_serve(int argc, char **argv, co_cli *ctx)
 {
-	const char *listen = NULL, *pos[1];
+	const char *listen = NULL, *pos[1], *tls_cert = NULL, *tls_key = NULL;
 	int insecure = 0;
 	co_cli_opt opts[] = {{"listen", &listen, NULL},
 			     {"insecure-data-plane", NULL, &insecure},
+			     {"tls-cert", &tls_cert, NULL},
+			     {"tls-key", &tls_key, NULL},
 			     {NULL, NULL, NULL}};
 	co_server_opts so = CO_SERVER_OPTS_INIT;
 	co_cli_router *cr = NULL;
@@ -198,6 +211,19 @@ int co_cli_serve(int argc, char **argv, co_cli *ctx)
 		return error;
 	if (listen == NULL)
 		listen = c->listen;
+	/* A flag replaces the config's pair whole: no mixing of the two. */
+	if (tls_cert == NULL && tls_key == NULL) {
+		tls_cert = c->serve_tls_cert;
+		tls_key = c->serve_tls_key;
+	}
+	/* Before anything opens: a half TLS setup is the operator's to fix. */
+	if ((tls_cert && *tls_cert) != (tls_key && *tls_key)) {
+		fprintf(stderr,
+			"cutover: serve: TLS needs both --tls-cert and --tls-key "
+			"(serve.tls_cert and serve.tls_key): %s given alone\n",
+			tls_cert && *tls_cert ? "the certificate" : "the key");
+		return CO_EINVAL;
+	}
 	if (c->admin_token_file && *c->admin_token_file &&
 	    co_server_read_token(&token, c->admin_token_file) < 0) {
 		fprintf(stderr, "cutover: warning: %s; admin endpoints disabled\n",
@@ -238,10 +264,17 @@ int co_cli_serve(int argc, char **argv, co_cli *ctx)
 	so.swarm_auth = c->swarm_auth;
 	so.insecure_data_plane = insecure;
 	so.log = serve_log;
+	so.tls_cert_file = tls_cert;
+	so.tls_key_file = tls_key;
+	so.request_timeout_ms = c->serve_request_timeout_ms;
+	so.max_connections = c->serve_max_connections;
+	so.max_connections_per_ip = c->serve_max_connections_per_ip;
+	so.max_inflight = c->serve_max_inflight;
 	if ((error = co_server_start(&srv, &so)) < 0)
 		goto done;
-	fprintf(stderr, "cutover: serving on %s (port %d)%s; swarm auth %s\n",
+	fprintf(stderr, "cutover: serving on %s (port %d)%s%s; swarm auth %s\n",
 		listen ? listen : "", co_server_port(srv),
+		tls_cert && *tls_cert ? " over TLS" : "",
 		token ? "" : "; admin endpoints disabled",
 		c->swarm_auth == CO_SWARM_AUTH_TOKEN ? "token" : "none");
 	if (insecure && c->swarm_auth != CO_SWARM_AUTH_TOKEN)

@@ -74,6 +74,8 @@ void co_config_free(co_config *c)
 	free(c->flags_path);
 	free(c->listen);
 	free(c->admin_token_file);
+	free(c->serve_tls_cert);
+	free(c->serve_tls_key);
 	co_redact_free(c->redact);
 	free(c);
 }
@@ -555,7 +557,8 @@ static const char *known_keys(const char *sec)
 	if (strcmp(sec, "breaker") == 0)
 		return "failures, probe, probe_max";
 	if (strcmp(sec, "serve") == 0)
-		return "swarm_auth, reconcile_interval";
+		return "swarm_auth, reconcile_interval, tls_cert, tls_key, request_timeout, "
+		       "max_connections, max_connections_per_ip, max_inflight";
 	return "git, etcd, state_dir, flags, listen, admin_token_file, reconcile, gate, "
 	       "router, breaker, serve, redact";
 }
@@ -654,6 +657,19 @@ static int apply_key(file_ctx *fc, const char *sec, const char *name, const char
 			return get_swarm_auth(&c->swarm_auth, fc, v, full);
 		if (strcmp(name, "reconcile_interval") == 0)
 			return get_duration(&c->serve_reconcile_interval_ms, fc, v, full, 0);
+		if (strcmp(name, "tls_cert") == 0)
+			return get_string(&c->serve_tls_cert, fc, v, full, 1);
+		if (strcmp(name, "tls_key") == 0)
+			return get_string(&c->serve_tls_key, fc, v, full, 1);
+		if (strcmp(name, "request_timeout") == 0)
+			return get_duration(&c->serve_request_timeout_ms, fc, v, full, 1);
+		if (strcmp(name, "max_connections") == 0)
+			return get_count(&c->serve_max_connections, fc, v, full, 65536);
+		if (strcmp(name, "max_connections_per_ip") == 0)
+			return get_count(&c->serve_max_connections_per_ip, fc, v, full,
+					 65536);
+		if (strcmp(name, "max_inflight") == 0)
+			return get_count(&c->serve_max_inflight, fc, v, full, 65536);
 	}
 	return key_error(fc, k, full, "unknown key (known here: %s)", known_keys(sec));
 }

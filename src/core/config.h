@@ -21,7 +21,12 @@
  *   breaker: { failures: 3, probe: 1s, probe_max: 2s }   per store (store.h)
  *   redact: [metadata.auth.key, session, "@defaults"]   what never leaves
  *             the stores (redact.h); absent: the default key patterns
- *   serve:  { swarm_auth: none|token }     $CUTOVER_SWARM_AUTH; default none
+ *   serve:  { swarm_auth: none|token,      $CUTOVER_SWARM_AUTH; default none
+ *             reconcile_interval: 5m,       while both stores are written
+ *             tls_cert: F, tls_key: F,      PEM files; both or neither (TLS)
+ *             request_timeout: 10s,         to receive one whole request
+ *             max_connections: 512, max_connections_per_ip: 128,
+ *             max_inflight: 128 }           requests handled at once (429)
  *
  * Durations accept "250ms", "2s", "5m", "1h" or a bare number of seconds.
  */
@@ -84,6 +89,14 @@ typedef struct co_config {
 	/* serve.reconcile_interval: serve reconciles this often while some
 	 * operation goes to both stores (default 5m; 0: off) */
 	int serve_reconcile_interval_ms;
+	/* serve.*: TLS files (NULL: plain HTTP) and the server's limits
+	 * (server.h; 0: its default) */
+	char *serve_tls_cert;
+	char *serve_tls_key;
+	int serve_request_timeout_ms;
+	int serve_max_connections;
+	int serve_max_connections_per_ip;
+	int serve_max_inflight;
 } co_config;
 
 /*

@@ -25,6 +25,35 @@
 
 /* --- dispatch --- */
 
+/*
+ * An admin request refused (401/403): one row in the ops audit log and a
+ * line in the serve log, as a refused swarm write (swarm_auth.h); never
+ * the presented token.  `what` is the client's path: cut short, made
+ * printable.
+ */
+static void admin_refused(co_server *s, struct MHD_Connection *c, int status,
+			  const char *what)
+{
+	const union MHD_ConnectionInfo *ci =
+	    MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+						    MHD_HTTP_HEADER_AUTHORIZATION);
+	char id[CO_ID_MAX + 1];
+	size_t i;
+
+	/* Printable ASCII only: a newline in the path must not forge a line
+	 * of the serve log, nor odd bytes reach the audit database. */
+	snprintf(id, sizeof(id), "%s", what);
+	for (i = 0; id[i]; i++)
+		if ((unsigned char)id[i] <= 0x20 || (unsigned char)id[i] >= 0x7f)
+			id[i] = '?';
+	co_swarm_auth_refused(s->state, s->log, s->log_ctx, "admin", id, status,
+			      status == 403 ? "admin endpoints are disabled"
+			      : h	    ? "wrong admin token"
+					    : "no bearer token",
+			      ci ? (const void *)ci->client_addr : NULL);
+}
+
 /* url is the decoded path; a copy is cut into segments here. */
 static void dispatch(reply *rp, co_server *s, struct MHD_Connection *c,
 		     const char *method, const char *url, const req *rq)
@@ -52,6 +81,8 @@ static void dispatch(reply *rp, co_server *s, struct MHD_Connection *c,
 	if (strncmp(url, "/v1/admin/", 10) == 0) {
 		if (co_server__admin_auth(rp, s, c) == 0)
 			co_server__admin(rp, s, rq, url + 10, post);
+		else
+			admin_refused(s, c, rp->status, url + 10);
 		return;
 	}
 	if (strcmp(url, "/v1/tasks") == 0) {
@@ -116,6 +147,54 @@ done:
 	free(path);
 }
 
+static enum MHD_Result send_reply(co_server *s, struct MHD_Connection *c, reply *rp);
+
+/* libmicrohttpd's idle timeout, in its unit: the request timeout, rounded up. */
+static unsigned int idle_s(const co_server *s)
+{
+	return (unsigned int)((s->request_timeout_ms + 999) / 1000);
+}
+
+/* 1 if the request is not counted in flight: cheap answers from memory
+ * that an orchestrator must get under load, and the long-lived stream. */
+static int exempt(const char *url, const char *method)
+{
+	return strcmp(url, "/healthz") == 0 || strcmp(url, "/metrics") == 0 ||
+	       (strcmp(url, "/v1/watch") == 0 && strcmp(method, "GET") == 0);
+}
+
+/*
+ * The headers are in, the body not yet: refuse now what would be refused
+ * anyway, before a byte of the body is read (libmicrohttpd then closes
+ * the connection rather than read the rest).  A declared body over the
+ * limit is 413; one request more than max_inflight is 429.  MHD_YES to go
+ * on (or with the refusal queued).
+ */
+static enum MHD_Result refuse_early(co_server *s, struct MHD_Connection *c,
+				    const char *url, const char *method, req *rq)
+{
+	const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+						     MHD_HTTP_HEADER_CONTENT_LENGTH);
+	reply rp = {0, NULL, NULL};
+
+	if (cl && strtoull(cl, NULL, 10) > (unsigned long long)CO_SERVER_BODY_MAX) {
+		rq->too_big = 1;
+		co_server__reply_err(&rp, 413, "too_large",
+				     "request body over 1 MiB (Content-Length)", NULL);
+	} else if (!exempt(url, method)) {
+		if (co_server__inflight_enter(s)) {
+			rq->counted = 1;
+			return MHD_YES;
+		}
+		co_server__reply_err(&rp, 429, "too_many_requests",
+				     "too many requests in flight: retry later", NULL);
+	} else {
+		return MHD_YES;
+	}
+	co_server__conn_busy(c, 1);
+	return send_reply(s, c, &rp);
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
 				  const char *method, const char *version,
 				  const char *upload_data, size_t *upload_data_size,
@@ -124,15 +203,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	co_server *s = cls;
 	req *rq = *con_cls;
 	reply rp = {0, NULL, NULL};
-	struct MHD_Response *resp;
-	enum MHD_Result ret;
 
 	(void)version;
 	if (rq == NULL) {
 		if ((rq = calloc(1, sizeof(*rq))) == NULL)
 			return MHD_NO;
 		*con_cls = rq;
-		return MHD_YES;
+		return refuse_early(s, c, url, method, rq);
 	}
 	if (*upload_data_size > 0) {
 		size_t n = *upload_data_size;
@@ -165,14 +242,37 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		return MHD_YES;
 	}
 	co_error_clear();
+	/* The whole request is in: the read deadline no longer applies. */
+	co_server__conn_busy(c, 1);
 	if (strcmp(url, "/v1/watch") == 0 && strcmp(method, "GET") == 0 && !rq->too_big) {
-		int queued = co_server__watch(&rp, s, c);
+		int queued;
 
-		if (queued != 0)
+		/* Long-lived by design: only a client that takes nothing for
+		 * this long (it gets a keep-alive every 15 s) is dropped. */
+		MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT,
+					  (unsigned int)CO_SERVER_WATCH_IDLE_S);
+		if ((queued = co_server__watch(&rp, s, c)) != 0)
 			return queued > 0 ? MHD_YES : MHD_NO;
 	} else {
 		dispatch(&rp, s, c, method, url, rq);
 	}
+	/* A handler may take longer than the idle timeout (a reconcile, a
+	 * hung store): setting it again restarts its clock, so the answer is
+	 * still sent. */
+	MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, idle_s(s));
+	return send_reply(s, c, &rp);
+}
+
+/*
+ * Send rp (its body taken, NULL meaning out of memory: 503).  Errors that
+ * tell the client when to come back carry Retry-After.
+ */
+static enum MHD_Result send_reply(co_server *s, struct MHD_Connection *c, reply *rp0)
+{
+	reply rp = *rp0;
+	struct MHD_Response *resp;
+	enum MHD_Result ret;
+
 	if (rp.body == NULL) {
 		rp.status = 503;
 		rp.ctype = "application/json";
@@ -189,11 +289,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		return MHD_NO;
 	}
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, rp.ctype);
-	if (rp.status == 503) {
+	if (rp.status == 503 || rp.status == 429) {
 		char after[16];
 
 		snprintf(after, sizeof(after), "%d",
-			 co_health_retry_after(s->git, s->etcd));
+			 rp.status == 429 ? 1 : co_health_retry_after(s->git, s->etcd));
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, after);
 	}
 	if (rp.status == 401)
@@ -208,10 +308,13 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 {
 	req *rq = *con_cls;
 
-	(void)cls;
-	(void)c;
 	(void)toe;
+	/* The answer is out (or the connection is going): the clock of the
+	 * next request on this connection starts now. */
+	co_server__conn_busy(c, 0);
 	if (rq) {
+		if (rq->counted)
+			co_server__inflight_leave(cls);
 		free(rq->body);
 		free(rq);
 		*con_cls = NULL;
@@ -275,6 +378,41 @@ static int parse_listen(struct addrinfo **out, const char *listen)
 	return 0;
 }
 
+/* An option of co_server_opts, or its default when 0. */
+static intptr_t opt_or(int v, int def)
+{
+	return v > 0 ? v : def;
+}
+
+/* The limits and TLS options of `opts`, before anything starts. */
+static int check_limits(const co_server_opts *opts)
+{
+	int have_cert = opts->tls_cert_file && *opts->tls_cert_file,
+	    have_key = opts->tls_key_file && *opts->tls_key_file;
+
+	if (opts->request_timeout_ms < 0 || opts->max_connections < 0 ||
+	    opts->max_connections_per_ip < 0 || opts->max_inflight < 0)
+		return co_error_set(CO_EINVAL,
+				    "server: request timeout %d ms, max connections %d, "
+				    "per IP %d, in flight %d: none may be negative",
+				    opts->request_timeout_ms, opts->max_connections,
+				    opts->max_connections_per_ip, opts->max_inflight);
+	if (have_cert != have_key)
+		return co_error_set(CO_EINVAL,
+				    "TLS needs both a certificate and its key: %s given "
+				    "without %s",
+				    have_cert ? "a certificate" : "a key",
+				    have_cert ? "a key (--tls-key, serve.tls_key)"
+					      : "a certificate (--tls-cert, "
+						"serve.tls_cert)");
+	if (have_cert && MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES)
+		return co_error_set(CO_EINVAL,
+				    "TLS asked for, but this libmicrohttpd is built "
+				    "without TLS (GnuTLS): serve plain HTTP behind a TLS "
+				    "proxy, or install a libmicrohttpd with it");
+	return 0;
+}
+
 int co_server_start(co_server **out, const co_server_opts *opts)
 {
 	const char *listen =
@@ -293,6 +431,8 @@ int co_server_start(co_server **out, const co_server_opts *opts)
 		return co_error_set(
 		    CO_EINVAL, "server: reconcile thresholds %g, %g not in 0..1",
 		    opts->reconcile_min_consistency, opts->reconcile_max_mismatch_ratio);
+	if ((error = check_limits(opts)) < 0)
+		return error;
 	if ((error = parse_listen(&ai, listen)) < 0)
 		return error;
 	/* Before anything starts: an open data plane only on loopback. */
@@ -304,6 +444,16 @@ int co_server_start(co_server **out, const co_server_opts *opts)
 		goto done;
 	}
 	pthread_mutex_init(&s->admin_lock, NULL);
+	co_server__guard_init(s);
+	s->request_timeout_ms =
+	    (int)opt_or(opts->request_timeout_ms, CO_SERVER_REQUEST_TIMEOUT_MS);
+	s->max_inflight = (int)opt_or(opts->max_inflight, CO_SERVER_MAX_INFLIGHT);
+	if (opts->tls_cert_file &&
+	    ((error = co_server__read_pem(&s->tls_cert, opts->tls_cert_file,
+					  "TLS certificate")) < 0 ||
+	     (error = co_server__read_pem(&s->tls_key, opts->tls_key_file, "TLS key")) <
+		 0))
+		goto done;
 	s->router = opts->router;
 	s->state = opts->state;
 	s->flags = opts->flags;
@@ -336,13 +486,43 @@ int co_server_start(co_server **out, const co_server_opts *opts)
 		goto done;
 	if (ai->ai_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
-	s->daemon = MHD_start_daemon(
-	    flags, 0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
-	    MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_CONNECTION_TIMEOUT,
-	    (unsigned int)60, MHD_OPTION_END);
+	if (s->tls_cert)
+		flags |= MHD_USE_TLS;
+	/* poll(), not select(): a descriptor past FD_SETSIZE (1024) would
+	 * otherwise be refused, and max_connections may go past it. */
+	if (MHD_is_feature_supported(MHD_FEATURE_POLL) == MHD_YES)
+		flags |= MHD_USE_POLL;
+	if ((error = co_server__guard_start(s)) < 0)
+		goto done;
+	{
+		struct MHD_OptionItem o[] = {
+		    {MHD_OPTION_SOCK_ADDR, 0, ai->ai_addr},
+		    {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, s},
+		    {MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)co_server__on_connection, s},
+		    {MHD_OPTION_UNESCAPE_CALLBACK, (intptr_t)co_server__unescape, s},
+		    {MHD_OPTION_CONNECTION_TIMEOUT, (intptr_t)idle_s(s), NULL},
+		    {MHD_OPTION_CONNECTION_LIMIT,
+		     opt_or(opts->max_connections, CO_SERVER_MAX_CONNECTIONS), NULL},
+		    {MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+		     opt_or(opts->max_connections_per_ip,
+			    CO_SERVER_MAX_CONNECTIONS_PER_IP),
+		     NULL},
+		    {MHD_OPTION_CONNECTION_MEMORY_LIMIT, CO_SERVER_HEADER_MAX, NULL},
+		    {s->tls_cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, 0,
+		     s->tls_cert},
+		    {MHD_OPTION_HTTPS_MEM_KEY, 0, s->tls_key},
+		    {MHD_OPTION_END, 0, NULL}};
+
+		errno = 0;
+		s->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s,
+					     MHD_OPTION_ARRAY, o, MHD_OPTION_END);
+	}
 	if (s->daemon == NULL) {
-		error = co_error_set(CO_EUNAVAIL, "cannot listen on %s: %s", listen,
-				     strerror(errno));
+		error = co_error_set(CO_EUNAVAIL, "cannot listen on %s%s: %s", listen,
+				     s->tls_cert ? " with TLS (are the certificate "
+						   "and key a pair, in PEM?)"
+						 : "",
+				     errno ? strerror(errno) : "refused");
 		goto done;
 	}
 	if ((info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT)) != NULL)
@@ -361,6 +541,11 @@ int co_server_port(const co_server *s)
 	return s->port;
 }
 
+int co_server_inflight(co_server *s)
+{
+	return atomic_load(&s->inflight);
+}
+
 void co_server_stop(co_server *s)
 {
 	if (s == NULL)
@@ -369,10 +554,16 @@ void co_server_stop(co_server *s)
 	if (s->daemon)
 		MHD_stop_daemon(s->daemon);
 	co_server__schedule_stop(s);
+	co_server__guard_stop(s);
 	co_health_stop(s->health);
 	co_metrics_free(s->metrics);
 	pthread_mutex_destroy(&s->admin_lock);
 	free(s->flags_path);
 	free(s->token);
+	free(s->tls_cert);
+	if (s->tls_key) {
+		memset(s->tls_key, 0, strlen(s->tls_key));
+		free(s->tls_key);
+	}
 	free(s);
 }

@@ -34,8 +34,31 @@ typedef struct co_flags_watcher co_flags_watcher;
 /* Largest request body accepted; larger ones get 413. */
 #define CO_SERVER_BODY_MAX (1024 * 1024)
 
-/* Default listen address (DESIGN §7, $CUTOVER_LISTEN). */
+/* Default listen address (DESIGN §7, $CUTOVER_LISTEN): loopback only. */
 #define CO_SERVER_LISTEN_DEFAULT "127.0.0.1:7480"
+
+/*
+ * Limits on what clients may hold (issue 16; server_guard.c).  Defaults for
+ * the co_server_opts fields left at 0:
+ *   - a whole request (headers and body) must arrive within the request
+ *     timeout, however slowly it trickles in, and a connection idle that
+ *     long is closed (a watch stream excepted: CO_SERVER_WATCH_IDLE_S);
+ *   - at most MAX_CONNECTIONS connections (each costs a thread), at most
+ *     MAX_CONNECTIONS_PER_IP from one client address (over either, the
+ *     connection is closed at accept);
+ *   - at most MAX_INFLIGHT requests being handled at once (watch streams,
+ *     /healthz and /metrics not counted): over it, 429 with Retry-After at
+ *     once, before the body is read.
+ * Request headers larger than CO_SERVER_HEADER_MAX are refused by
+ * libmicrohttpd (431).
+ */
+#define CO_SERVER_REQUEST_TIMEOUT_MS 10000
+#define CO_SERVER_MAX_CONNECTIONS 512
+#define CO_SERVER_MAX_CONNECTIONS_PER_IP 128
+#define CO_SERVER_MAX_INFLIGHT 128
+#define CO_SERVER_HEADER_MAX (32 * 1024)
+/* A watch stream's idle bound: it sends a keep-alive every 15 s. */
+#define CO_SERVER_WATCH_IDLE_S 120
 
 /*
  * The go/no-go gate for POST /v1/admin/stage: 0 when moving from `from` to
@@ -84,12 +107,22 @@ typedef struct co_server_opts {
 	/* Reconciliation on a schedule (server_schedule.c): every this many
 	 * ms while some operation goes to both stores; <= 0: off. */
 	int reconcile_every_ms;
+	/* TLS (libmicrohttpd with GnuTLS): PEM files of the certificate chain
+	 * and its private key, both or neither.  NULL: plain HTTP. */
+	const char *tls_cert_file;
+	const char *tls_key_file;
+	/* The limits above; 0: the CO_SERVER_* default. */
+	int request_timeout_ms;
+	int max_connections;
+	int max_connections_per_ip;
+	int max_inflight;
 } co_server_opts;
 
 #define CO_SERVER_OPTS_INIT                                                              \
 	{                                                                                \
 		NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, -1, -1, -1,  \
-		    NULL, NULL, 0, 0, CO_SWARM_AUTH_NONE, 0, NULL, NULL, 0               \
+		    NULL, NULL, 0, 0, CO_SWARM_AUTH_NONE, 0, NULL, NULL, 0, NULL, NULL,  \
+		    0, 0, 0, 0                                                           \
 	}
 
 /*
@@ -139,7 +172,12 @@ typedef struct co_server_opts {
  * usual error body, audited (swarm_auth.h), nothing changed.
  *
  * Wrong methods get 405, unknown paths 404, bodies over
- * CO_SERVER_BODY_MAX 413.
+ * CO_SERVER_BODY_MAX 413 (at once when Content-Length says so, before
+ * reading the body), too many requests in flight 429 (Retry-After: 1).
+ * Admin refusals (401/403) are audited in the ops log as data-plane auth
+ * refusals are (op "admin:<what>").  A path's "%00" is never decoded, so
+ * it fails the ID rule like any other byte outside it; a request body must
+ * be valid UTF-8 without NUL, its numbers finite.
  */
 
 /*
@@ -148,13 +186,20 @@ typedef struct co_server_opts {
  * the server.  *out is owned by the caller (co_server_stop).  CO_EINVAL
  * for a bad address, a missing required object, a reconcile threshold
  * over 1, or a non-loopback address without swarm auth nor
- * insecure_data_plane (co_swarm_auth_listen_check); CO_EUNAVAIL if the
- * address cannot be bound, CO_ENOMEM.
+ * insecure_data_plane (co_swarm_auth_listen_check), a TLS certificate
+ * without its key or the other way round, TLS asked of a libmicrohttpd
+ * built without it, a limit below 0, a TLS file missing or unreadable;
+ * CO_EIO if a TLS file cannot be read otherwise;
+ * CO_EUNAVAIL if the address cannot be bound (or GnuTLS refuses the
+ * certificate and key), CO_ENOMEM.
  */
 int co_server_start(co_server **out, const co_server_opts *opts);
 
 /* The TCP port the server listens on (useful after asking for port 0). */
 int co_server_port(const co_server *s);
+
+/* Requests counted against max_inflight right now (a gauge). */
+int co_server_inflight(co_server *s);
 
 /*
  * Stop accepting, wait for the requests in flight, free the server.

@@ -6,7 +6,8 @@
  * and the request-body readers every handler uses; server_tasks.c the data
  * plane (tasks and swarms, with swarm auth and the per-operation timing);
  * server_admin.c what operators call (health, metrics, admin); and
- * server_watch.c the server-sent event stream.  A handler fills a `reply`;
+ * server_watch.c the server-sent event stream; server_guard.c the limits
+ * that keep hostile clients from starving the others.  A handler fills a `reply`;
  * it never writes to the connection itself (but for the watch stream).
  *
  * Errors: the co_server__get_* and parse_body readers return 0 or
@@ -78,6 +79,15 @@ struct co_server {
 	int sched_stop;			      /* under sched_lock */
 	atomic_llong sched_ticks, sched_runs; /* for /metrics and the tests */
 	atomic_llong sched_failed, sched_busy;
+	/* server_guard.c: the read deadline and the in-flight limit */
+	int request_timeout_ms, max_inflight;
+	atomic_int inflight;
+	pthread_mutex_t conns_lock;
+	pthread_cond_t conns_cond; /* the reaper's wake-up (stop) */
+	struct conn_slot *conns;   /* open connections, under conns_lock */
+	pthread_t reaper;
+	int reaper_started, reaper_stop; /* reaper_stop under conns_lock */
+	char *tls_cert, *tls_key;	 /* PEM text, NULL without TLS */
 };
 
 /* One request being received. */
@@ -85,6 +95,7 @@ typedef struct req {
 	char *body;
 	size_t len, cap;
 	int too_big;
+	int counted; /* 1 while it holds one of the server's in-flight slots */
 } req;
 
 /* What a handler answers: status and a malloc'd body (JSON or text). */
@@ -181,5 +192,39 @@ void co_server__schedule_stop(co_server *s);
  * before the stream started, put into `rp`.
  */
 int co_server__watch(reply *rp, co_server *s, struct MHD_Connection *c);
+
+/* --- the guard (server_guard.c) --- */
+
+/*
+ * The read deadline: each connection is tracked from the moment it is
+ * accepted (MHD_OPTION_NOTIFY_CONNECTION: co_server__on_connection), and a
+ * reaper thread shuts down the socket of any connection that has spent more
+ * than request_timeout_ms receiving one request (or waiting for the next
+ * one on a kept-alive connection): a byte now and then does not extend it.
+ * co_server__conn_busy(c, 1) stops the clock when the request is complete
+ * (it is being handled, or answered); co_server__conn_busy(c, 0) restarts
+ * it once the answer is sent.  guard_init cannot fail (right after the
+ * server's allocation); guard_start starts the reaper: 0 or CO_EIO.
+ */
+void co_server__guard_init(co_server *s);
+int co_server__guard_start(co_server *s);
+/* Stop the reaper, forget every connection, destroy the lock (after
+ * MHD_stop_daemon; fine after a failed or no guard_start). */
+void co_server__guard_stop(co_server *s);
+void co_server__on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+			      enum MHD_ConnectionNotificationCode toe);
+void co_server__conn_busy(struct MHD_Connection *c, int busy);
+
+/* Take one in-flight slot: 1, or 0 when max_inflight are taken (429). */
+int co_server__inflight_enter(co_server *s);
+void co_server__inflight_leave(co_server *s);
+
+/* The URL unescaper (MHD_OPTION_UNESCAPE_CALLBACK): %HH decoded but %00. */
+size_t co_server__unescape(void *cls, struct MHD_Connection *c, char *s);
+
+/* Read a PEM file (`what` names it in errors) into *out, malloc'd.
+ * CO_EINVAL naming the file if it is missing, unreadable or empty, CO_EIO
+ * for another failure, CO_ENOMEM. */
+int co_server__read_pem(char **out, const char *path, const char *what);
 
 #endif

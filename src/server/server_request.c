@@ -3,7 +3,9 @@
  * status and a JSON body, errors as {"error":{"code","message"}} through
  * co_error_http_status(), the one mapping) and the readers of a request's
  * JSON body, strict about unknown fields and types so that a bad request is
- * refused whole before anything is called.
+ * refused whole before anything is called: and about what a hostile client
+ * may slip past a JSON parser (NUL, invalid UTF-8, infinite numbers; a
+ * nesting deeper than cJSON's limit of 1000 fails the parse).
  */
 #include "server_internal.h"
 
@@ -13,6 +15,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /* --- replies --- */
 
@@ -67,6 +70,86 @@ void co_server__reply_record(reply *rp, int status, const co_record *r)
 
 /* --- request bodies --- */
 
+/* 1 if the NUL-terminated p is valid UTF-8: no overlong form, no
+ * surrogate, nothing past U+10FFFF. */
+static int utf8_ok(const unsigned char *p)
+{
+	while (*p) {
+		unsigned int c = *p, n, cp, i;
+
+		if (c < 0x80) {
+			p++;
+			continue;
+		}
+		if (c >= 0xc2 && c <= 0xdf)
+			n = 1, cp = c & 0x1f;
+		else if (c >= 0xe0 && c <= 0xef)
+			n = 2, cp = c & 0x0f;
+		else if (c >= 0xf0 && c <= 0xf4)
+			n = 3, cp = c & 0x07;
+		else
+			return 0;
+		for (i = 1; i <= n; i++) {
+			if ((p[i] & 0xc0) != 0x80)
+				return 0;
+			cp = (cp << 6) | (p[i] & 0x3f);
+		}
+		if ((n == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+		    (n == 3 && (cp < 0x10000 || cp > 0x10ffff)))
+			return 0;
+		p += n + 1;
+	}
+	return 1;
+}
+
+/*
+ * Every key and string of `it` valid UTF-8, every number finite (cJSON
+ * reads 1e999999 as infinity, which would be stored as null).  0, or
+ * CO_EINVAL naming `field`, the top-level field it is under.
+ */
+static int json_sane(const cJSON *it, const char *field)
+{
+	const cJSON *ch;
+
+	if (it->string && !utf8_ok((const unsigned char *)it->string))
+		return field == it->string
+			   ? co_error_set(CO_EINVAL, "a field name is not valid UTF-8")
+			   : co_error_set(CO_EINVAL, "\"%s\": a key is not valid UTF-8",
+					  field);
+	if (cJSON_IsString(it) && !utf8_ok((const unsigned char *)it->valuestring))
+		return co_error_set(CO_EINVAL, "\"%s\": not valid UTF-8", field);
+	if (cJSON_IsNumber(it) && !isfinite(it->valuedouble))
+		return co_error_set(CO_EINVAL, "\"%s\": a number out of range", field);
+	for (ch = it->child; ch; ch = ch->next)
+		if (json_sane(ch, field) < 0)
+			return CO_EINVAL;
+	return 0;
+}
+
+/*
+ * What the parser lets through and a C string cannot hold: a NUL byte, or
+ * the escape \u0000 (an odd run of backslashes before "u0000"), which
+ * would cut a value short ("T1\u0000x" read as T1).  0 or CO_EINVAL.
+ */
+static int no_nul(const char *b, size_t len)
+{
+	size_t i, run = 0;
+
+	if (memchr(b, '\0', len))
+		return co_error_set(CO_EINVAL, "a NUL byte in the body");
+	for (i = 0; i < len; i++) {
+		if (b[i] == '\\') {
+			run++;
+			continue;
+		}
+		if (run % 2 == 1 && len - i >= 5 && strncasecmp(b + i, "u0000", 5) == 0)
+			return co_error_set(CO_EINVAL,
+					    "\\u0000 (NUL) in a string of the body");
+		run = 0;
+	}
+	return 0;
+}
+
 /*
  * Parse the body as a JSON object whose keys are all in `allowed` (NULL
  * terminated).  An empty body is {} when `empty_ok`.  CO_EINVAL naming the
@@ -85,6 +168,8 @@ int co_server__parse_body(cJSON **out, const req *rq, const char *const *allowed
 	}
 	/* Not cJSON's require_null_terminated: with a length it wants the
 	 * NUL inside that length.  Trailing bytes are checked here instead. */
+	if (rq->len && no_nul(rq->body, rq->len) < 0)
+		return CO_EINVAL;
 	o = rq->len ? cJSON_ParseWithLengthOpts(rq->body, rq->len, &end, 0) : NULL;
 	while (o && end < rq->body + rq->len && strchr(" \t\r\n", *end) && *end)
 		end++;
@@ -102,6 +187,10 @@ int co_server__parse_body(cJSON **out, const req *rq, const char *const *allowed
 	}
 	cJSON_ArrayForEach(it, o)
 	{
+		if (json_sane(it, it->string) < 0) {
+			cJSON_Delete(o);
+			return CO_EINVAL;
+		}
 		for (i = 0; allowed[i]; i++)
 			if (strcmp(allowed[i], it->string) == 0)
 				break;

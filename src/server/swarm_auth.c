@@ -87,7 +87,8 @@ void co_swarm_auth_refused(co_state *st, co_server_log_fn log, void *log_ctx,
 	char from[NI_MAXHOST], detail[768], line[1024];
 
 	peer_text(from, sizeof(from), peer);
-	snprintf(detail, sizeof(detail), "swarm auth: %s%s%s", why,
+	snprintf(detail, sizeof(detail), "%s auth: %s%s%s",
+		 strcmp(op, "admin") == 0 ? "admin" : "swarm", why,
 		 from[0] ? "; from " : "", from);
 	row.op = (char *)op;
 	row.id = (char *)id;

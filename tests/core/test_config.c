@@ -349,6 +349,34 @@ static void swarm_auth_from_file_and_environment(void **state)
 		     "is not none or token");
 }
 
+/* serve's limits and TLS files (issue 16): 0 / NULL until set, bad values
+ * refused naming the key. */
+static void serve_limits_and_tls_from_file(void **state)
+{
+	fixture *f = *state;
+	co_config *c = NULL;
+
+	assert_int_equal(co_config_defaults(&c), 0);
+	assert_null(c->serve_tls_cert);
+	assert_int_equal(c->serve_max_inflight, 0);
+	co_config_free(c);
+	write_file(f, "serve:\n  tls_cert: /etc/c.pem\n  tls_key: /etc/k.pem\n"
+		      "  request_timeout: 3s\n  max_connections: 100\n"
+		      "  max_connections_per_ip: 10\n  max_inflight: 20\n");
+	assert_int_equal(co_config_load(&c, f->path), 0);
+	assert_string_equal(c->serve_tls_cert, "/etc/c.pem");
+	assert_string_equal(c->serve_tls_key, "/etc/k.pem");
+	assert_int_equal(c->serve_request_timeout_ms, 3000);
+	assert_int_equal(c->serve_max_connections, 100);
+	assert_int_equal(c->serve_max_connections_per_ip, 10);
+	assert_int_equal(c->serve_max_inflight, 20);
+	co_config_free(c);
+	expect_error(f, "serve:\n  max_inflight: 0\n", "2", "serve.max_inflight",
+		     "out of range");
+	expect_error(f, "serve:\n  request_timeout: 0s\n", "2", "serve.request_timeout",
+		     "must be more than 0");
+}
+
 static void named_file_must_exist(void **state)
 {
 	fixture *f = *state;
@@ -574,6 +602,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(bad_endpoint_in_environment_is_refused, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(swarm_auth_from_file_and_environment, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(serve_limits_and_tls_from_file, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(named_file_must_exist, setup, teardown),
 	    cmocka_unit_test_setup_teardown(unknown_key_names_file_line_and_key, setup,

@@ -471,3 +471,25 @@ done:
 	free(args);
 	return rc;
 }
+
+int co_test_self_signed(const char *dir, char *cert, size_t cert_len, char *key,
+			size_t key_len)
+{
+	char *err = NULL;
+	int rc;
+
+	if (co_test_sh(NULL, NULL, "command -v openssl >/dev/null") != 0) {
+		fprintf(stderr, "SKIP: no openssl CLI to make a test certificate\n");
+		return 1;
+	}
+	snprintf(cert, cert_len, "%s/cert.pem", dir);
+	snprintf(key, key_len, "%s/key.pem", dir);
+	rc = co_test_sh(NULL, &err,
+			"openssl req -x509 -newkey rsa:2048 -nodes -keyout '%s' -out '%s' "
+			"-days 2 -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1",
+			key, cert);
+	if (rc != 0)
+		fprintf(stderr, "openssl: %s\n", err ? err : "");
+	free(err);
+	return rc == 0 ? 0 : -1;
+}

@@ -62,4 +62,12 @@ int co_test_sh(char **out, char **err, const char *fmt, ...)
 int co_test_cutover(char **out, char **err, const char *const *env,
 		    const char *const *argv);
 
+/*
+ * A self-signed certificate for 127.0.0.1 and its key, made by the openssl
+ * CLI as DIR/cert.pem and DIR/key.pem (paths into cert and key).  0; 1 when
+ * there is no openssl CLI (skip, with the reason printed); -1 if it failed.
+ */
+int co_test_self_signed(const char *dir, char *cert, size_t cert_len, char *key,
+			size_t key_len);
+
 #endif

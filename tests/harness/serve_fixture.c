@@ -84,9 +84,17 @@ int co_test_serve_open(co_test_serve *f, const co_test_serve_opts *o)
 	so.swarm_auth = o->swarm_auth;
 	so.log = o->log;
 	so.log_ctx = o->log_ctx;
+	so.request_timeout_ms = o->request_timeout_ms;
+	so.max_connections = o->max_connections;
+	so.max_connections_per_ip = o->max_connections_per_ip;
+	so.max_inflight = o->max_inflight;
+	so.tls_cert_file = o->tls_cert_file;
+	so.tls_key_file = o->tls_key_file;
 	if (co_server_start(&f->srv, &so) < 0)
 		goto fail_msg;
-	snprintf(f->base, sizeof(f->base), "http://127.0.0.1:%d", co_server_port(f->srv));
+	f->port = co_server_port(f->srv);
+	snprintf(f->base, sizeof(f->base), "%s://127.0.0.1:%d",
+		 o->tls_cert_file ? "https" : "http", f->port);
 	return 0;
 fail_msg:
 	fprintf(stderr, "serve fixture: %s\n", co_error_last());

@@ -31,11 +31,15 @@ typedef struct co_test_serve_opts {
 	co_swarm_auth swarm_auth;		 /* 0: none */
 	co_server_log_fn log;			 /* the serve log; NULL: none */
 	void *log_ctx;
+	/* serve's limits and TLS (server.h; 0 / NULL: its defaults, HTTP) */
+	int request_timeout_ms, max_connections, max_connections_per_ip, max_inflight;
+	const char *tls_cert_file, *tls_key_file;
 } co_test_serve_opts;
 
 typedef struct co_test_serve {
 	char repo[256], dir[256], flags_path[320];
-	char base[64]; /* "http://127.0.0.1:PORT" */
+	char base[64]; /* "http://127.0.0.1:PORT" ("https://" with TLS) */
+	int port;
 	co_store *git, *etcd;
 	co_state *st;
 	co_flags_watcher *fw;

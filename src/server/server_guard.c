@@ -1,0 +1,268 @@
+/*
+ * server_guard.c - what keeps hostile or broken clients from starving the
+ * others (issue 16): the read deadline that cuts a slowloris, the bound on
+ * requests in flight (429 rather than an unbounded pile of threads), the
+ * URL unescaper that keeps "%00" out of paths, and the TLS files.
+ *
+ * libmicrohttpd's own connection timeout is an idle timeout: a client that
+ * sends one header byte every few seconds never trips it, and with a thread
+ * per connection each such client holds a thread.  So every connection is
+ * tracked here from its accept, and a reaper thread shuts down the socket
+ * of one that has spent more than request_timeout_ms receiving a request.
+ * The connection's own thread then sees the end of its input and
+ * libmicrohttpd closes it as it would any other; the socket itself is
+ * never closed here.  The slot of a connection leaves the list (under the
+ * lock) when libmicrohttpd says it closed, before it closes the socket, so
+ * the reaper never shuts down a descriptor that was reused.
+ */
+#include "server_internal.h"
+
+#include "core/error.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+/* How often the reaper looks, at most (less when the timeout is short). */
+#define REAPER_TICK_MS 250
+
+typedef struct conn_slot {
+	struct conn_slot *prev, *next;
+	co_server *srv;
+	int fd;
+	int busy;	  /* a complete request is being handled or answered */
+	int cut;	  /* shut down by the reaper already */
+	int64_t since_ms; /* when the clock started (accept, last answer) */
+} conn_slot;
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void co_server__on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+			      enum MHD_ConnectionNotificationCode toe)
+{
+	co_server *s = cls;
+	conn_slot *x = *socket_context;
+	const union MHD_ConnectionInfo *ci;
+
+	if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+		ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+		/* Out of memory: untracked, left to the idle timeout. */
+		if (ci == NULL || (x = calloc(1, sizeof(*x))) == NULL)
+			return;
+		x->srv = s;
+		x->fd = ci->connect_fd;
+		x->since_ms = now_ms();
+		pthread_mutex_lock(&s->conns_lock);
+		x->next = s->conns;
+		if (s->conns)
+			s->conns->prev = x;
+		s->conns = x;
+		pthread_mutex_unlock(&s->conns_lock);
+		*socket_context = x;
+		return;
+	}
+	if (x == NULL)
+		return;
+	pthread_mutex_lock(&s->conns_lock);
+	if (x->prev)
+		x->prev->next = x->next;
+	else
+		s->conns = x->next;
+	if (x->next)
+		x->next->prev = x->prev;
+	pthread_mutex_unlock(&s->conns_lock);
+	free(x);
+	*socket_context = NULL;
+}
+
+void co_server__conn_busy(struct MHD_Connection *c, int busy)
+{
+	const union MHD_ConnectionInfo *ci =
+	    MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	conn_slot *x = ci ? ci->socket_context : NULL;
+
+	if (x == NULL)
+		return;
+	pthread_mutex_lock(&x->srv->conns_lock);
+	x->busy = busy;
+	if (!busy)
+		x->since_ms = now_ms();
+	pthread_mutex_unlock(&x->srv->conns_lock);
+}
+
+static void *reaper_main(void *p)
+{
+	co_server *s = p;
+	int tick = s->request_timeout_ms / 4;
+	struct timespec until;
+	conn_slot *x;
+	int64_t now;
+
+	if (tick > REAPER_TICK_MS)
+		tick = REAPER_TICK_MS;
+	if (tick < 10)
+		tick = 10;
+	pthread_mutex_lock(&s->conns_lock);
+	while (!s->reaper_stop) {
+		now = now_ms();
+		for (x = s->conns; x; x = x->next)
+			if (!x->busy && !x->cut &&
+			    now - x->since_ms > (int64_t)s->request_timeout_ms) {
+				/* Wakes the connection's thread with an end of
+				 * input; libmicrohttpd closes it. */
+				shutdown(x->fd, SHUT_RDWR);
+				x->cut = 1;
+			}
+		clock_gettime(CLOCK_MONOTONIC, &until);
+		until.tv_nsec += (long)tick * 1000000L;
+		until.tv_sec += until.tv_nsec / 1000000000L;
+		until.tv_nsec %= 1000000000L;
+		pthread_cond_timedwait(&s->conns_cond, &s->conns_lock, &until);
+	}
+	pthread_mutex_unlock(&s->conns_lock);
+	return NULL;
+}
+
+void co_server__guard_init(co_server *s)
+{
+	pthread_condattr_t ca;
+
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&s->conns_cond, &ca);
+	pthread_condattr_destroy(&ca);
+	pthread_mutex_init(&s->conns_lock, NULL);
+}
+
+int co_server__guard_start(co_server *s)
+{
+	int rc;
+
+	if ((rc = pthread_create(&s->reaper, NULL, reaper_main, s)) != 0)
+		return co_error_set(CO_EIO, "server: cannot start the reaper: %s",
+				    strerror(rc));
+	s->reaper_started = 1;
+	return 0;
+}
+
+void co_server__guard_stop(co_server *s)
+{
+	conn_slot *x, *next;
+
+	if (s->reaper_started) {
+		pthread_mutex_lock(&s->conns_lock);
+		s->reaper_stop = 1;
+		pthread_cond_broadcast(&s->conns_cond);
+		pthread_mutex_unlock(&s->conns_lock);
+		pthread_join(s->reaper, NULL);
+		s->reaper_started = 0;
+	}
+	/* libmicrohttpd has said every connection closed by now. */
+	for (x = s->conns; x; x = next) {
+		next = x->next;
+		free(x);
+	}
+	s->conns = NULL;
+	pthread_cond_destroy(&s->conns_cond);
+	pthread_mutex_destroy(&s->conns_lock);
+}
+
+/* --- in flight --- */
+
+int co_server__inflight_enter(co_server *s)
+{
+	if (atomic_fetch_add(&s->inflight, 1) >= s->max_inflight) {
+		atomic_fetch_sub(&s->inflight, 1);
+		return 0;
+	}
+	return 1;
+}
+
+void co_server__inflight_leave(co_server *s)
+{
+	atomic_fetch_sub(&s->inflight, 1);
+}
+
+/* --- URLs --- */
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/*
+ * As libmicrohttpd's MHD_http_unescape, but "%00" stays as it is: decoded,
+ * it would cut the path short ("/v1/tasks/T1%00/../x" read as T1), while
+ * kept, its '%' fails the ID rule.
+ */
+size_t co_server__unescape(void *cls, struct MHD_Connection *c, char *s)
+{
+	char *r = s, *w = s;
+	int hi, lo;
+
+	(void)cls;
+	(void)c;
+	while (*r) {
+		if (r[0] == '%' && (hi = hexval(r[1])) >= 0 && (lo = hexval(r[2])) >= 0 &&
+		    (hi | lo) != 0) {
+			*w++ = (char)(hi * 16 + lo);
+			r += 3;
+		} else {
+			*w++ = *r++;
+		}
+	}
+	*w = '\0';
+	return (size_t)(w - s);
+}
+
+/* --- TLS --- */
+
+/* Largest PEM file read: a certificate chain is a few KiB. */
+#define PEM_MAX (1024 * 1024)
+
+int co_server__read_pem(char **out, const char *path, const char *what)
+{
+	FILE *f;
+	char *buf;
+	size_t n;
+
+	/* A missing or unreadable file is the operator's to fix: bad input. */
+	if ((f = fopen(path, "rb")) == NULL)
+		return co_error_set(errno == ENOENT || errno == EACCES ? CO_EINVAL
+								       : CO_EIO,
+				    "%s %s: %s", what, path, strerror(errno));
+	if ((buf = malloc(PEM_MAX + 1)) == NULL) {
+		fclose(f);
+		return co_error_set(CO_ENOMEM, "out of memory");
+	}
+	n = fread(buf, 1, PEM_MAX + 1, f);
+	if (ferror(f)) {
+		fclose(f);
+		free(buf);
+		return co_error_set(CO_EIO, "%s %s: cannot read it", what, path);
+	}
+	fclose(f);
+	if (n == 0 || n > PEM_MAX) {
+		free(buf);
+		return co_error_set(CO_EINVAL, "%s %s: %s", what, path,
+				    n ? "over 1 MiB: not a PEM file" : "empty");
+	}
+	buf[n] = '\0';
+	*out = buf;
+	return 0;
+}
