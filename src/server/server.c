@@ -49,6 +49,7 @@
 #include "reconcile/reconcile.h"
 #include "reconcile/report.h"
 #include "router/router.h"
+#include "router/triggers.h"
 #include "store/store.h"
 
 #include <cjson/cJSON.h>
@@ -626,7 +627,7 @@ static void h_metrics(reply *rp, co_server *s)
 	size_t len = 0, cap = 0;
 	int64_t depth = 0;
 	co_run *run = NULL;
-	char ratio[32];
+	char ratio[32], tm[4096];
 	co_flags f;
 	co_health_store g = {0}, e = {0};
 	int error;
@@ -667,7 +668,10 @@ static void h_metrics(reply *rp, co_server *s)
 		 f.kill_switch, (long long)depth, ratio, s->git && g.up,
 		 s->etcd && e.up)) < 0)
 		goto done;
-	if ((error = co_health_breaker_metrics(&buf, &len, &cap, s->git, s->etcd)) < 0)
+	if ((error = co_health_breaker_metrics(&buf, &len, &cap, s->git, s->etcd)) < 0 ||
+	    (error = co_metrics_appendf(&buf, &len, &cap, "%s",
+					co_triggers_metrics(tm, sizeof(tm),
+							    co_router_triggers(s->router)))) < 0)
 		goto done;
 	error = co_metrics_format(&buf, &len, &cap, s->metrics);
 done:
