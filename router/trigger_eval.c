@@ -73,7 +73,7 @@ void co_triggers_eval(co_trigger_eval *out, const co_trigger_cfg *cfg,
 
 	memset(out, 0, sizeof(*out));
 	memset(&all, 0, sizeof(all));
-	out->latency_op = (co_op)-1;
+	out->latency_op = -1;
 	for (int op = 0; op < CO_OP__COUNT; op++) {
 		const co_signal_cell *e = &snap->cell[1][op];
 
@@ -87,7 +87,7 @@ void co_triggers_eval(co_trigger_eval *out, const co_trigger_cfg *cfg,
 
 			if (ratio > out->latency_ratio) {
 				out->latency_ratio = ratio;
-				out->latency_op = (co_op)op;
+				out->latency_op = op;
 				out->etcd_p95_us = p95;
 				out->baseline_us = in->baseline_us[op];
 				out->latency_samples = e->count;
@@ -106,7 +106,7 @@ void co_triggers_eval(co_trigger_eval *out, const co_trigger_cfg *cfg,
 	if (in->etcd_down_ms > cfg->health_grace_ms) {
 		out->fired = CO_TRIGGER_HEALTH;
 		snprintf(out->reason, sizeof(out->reason),
-			 "trigger health: etcd unhealthy for %.1f s > grace %.1f s (%s)",
+			 "trigger health: etcd unhealthy for %.2f s > grace %.2f s (%s)",
 			 in->etcd_down_ms / 1000.0, cfg->health_grace_ms / 1000.0,
 			 in->etcd_why[0] ? in->etcd_why : "breaker not closed");
 		snprintf(out->figures, sizeof(out->figures),
@@ -129,19 +129,19 @@ void co_triggers_eval(co_trigger_eval *out, const co_trigger_cfg *cfg,
 		snprintf(out->reason, sizeof(out->reason),
 			 "trigger latency: %s etcd-path p95 %.1f ms > %gx git baseline "
 			 "%.1f ms (%.1fx, %lld ops over %d s)",
-			 co_op_name(out->latency_op), out->etcd_p95_us / 1000.0,
+			 co_op_name((co_op)out->latency_op), out->etcd_p95_us / 1000.0,
 			 cfg->latency_ratio, out->baseline_us / 1000.0, out->latency_ratio,
 			 (long long)out->latency_samples, w);
 		snprintf(out->figures, sizeof(out->figures),
 			 "trigger=latency op=%s p95_us=%lld baseline_us=%lld ratio=%.2f "
 			 "threshold=%g samples=%lld window_s=%d",
-			 co_op_name(out->latency_op), (long long)out->etcd_p95_us,
+			 co_op_name((co_op)out->latency_op), (long long)out->etcd_p95_us,
 			 (long long)out->baseline_us, out->latency_ratio, cfg->latency_ratio,
 			 (long long)out->latency_samples, w);
 	} else if (in->outbox_age_ms > cfg->outbox_age_ms) {
 		out->fired = CO_TRIGGER_OUTBOX_AGE;
 		snprintf(out->reason, sizeof(out->reason),
-			 "trigger outbox_age: oldest outbox entry %.1f s old > %.1f s",
+			 "trigger outbox_age: oldest outbox entry %.2f s old > %.2f s",
 			 in->outbox_age_ms / 1000.0, cfg->outbox_age_ms / 1000.0);
 		snprintf(out->figures, sizeof(out->figures),
 			 "trigger=outbox_age age_ms=%lld bound_ms=%d",

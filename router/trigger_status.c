@@ -119,6 +119,8 @@ void co_triggers_status_print(void *fp, const cJSON *o)
 		fprintf(f, "   now %.2fx (%s etcd p95 %.1f ms, baseline %.1f ms)",
 			jnum(live, "latency_ratio"), jstr(live, "latency_op"),
 			jnum(live, "etcd_p95_us") / 1000.0, jnum(live, "baseline_us") / 1000.0);
+	else if (cJSON_IsObject(live))
+		fprintf(f, "   now: no operation with a baseline has enough etcd ops");
 	fprintf(f, "\n  health      etcd unhealthy > %.1f s", jnum(th, "health_grace_s"));
 	if (cJSON_IsObject(live))
 		fprintf(f, "   now %.1f s", jnum(live, "etcd_down_ms") / 1000.0);

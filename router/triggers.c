@@ -190,7 +190,7 @@ static void write_status(co_triggers *t, const co_trigger_eval *ev)
 	cJSON_AddNumberToObject(o, "etcd_errors", (double)ev->etcd_errors);
 	cJSON_AddNumberToObject(o, "error_rate", ev->error_rate);
 	if (ev->latency_op >= 0) {
-		cJSON_AddStringToObject(o, "latency_op", co_op_name(ev->latency_op));
+		cJSON_AddStringToObject(o, "latency_op", co_op_name((co_op)ev->latency_op));
 		cJSON_AddNumberToObject(o, "etcd_p95_us", (double)ev->etcd_p95_us);
 		cJSON_AddNumberToObject(o, "baseline_us", (double)ev->baseline_us);
 		cJSON_AddNumberToObject(o, "latency_ratio", ev->latency_ratio);
@@ -268,6 +268,11 @@ int co_triggers_tick(co_triggers *t, co_trigger_eval *out)
 			co_flags_watcher_reload(t->o.flags);
 			co_error_clear();
 		}
+		if (error == 0) {
+			ev.armed = 0; /* as the next evaluation will see it */
+			snprintf(ev.disarmed_why, sizeof(ev.disarmed_why),
+				 "kill switch on");
+		}
 		pthread_mutex_lock(&t->mu);
 		if (error == 0 && !was_on) {
 			t->fired[ev.fired]++;
@@ -334,7 +339,7 @@ int co_triggers_start(co_triggers **out, const co_triggers_opts *opts)
 		co_triggers_stop(t);
 		return co_error_set(CO_ENOMEM, "out of memory");
 	}
-	t->last.latency_op = (co_op)-1;
+	t->last.latency_op = -1;
 	co_triggers_baseline_load(t->baseline_us, t->samples, t->state_dir);
 	t->baseline_saved_ms = mono_ms() - BASELINE_SAVE_MS;
 	pthread_mutex_init(&t->mu, NULL);

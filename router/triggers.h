@@ -75,7 +75,7 @@ typedef struct co_trigger_eval {
 	char disarmed_why[128]; /* why not, when armed is 0 */
 	int64_t etcd_ops, etcd_errors; /* etcd path over the window */
 	double error_rate;	       /* etcd_errors / etcd_ops, 0 without ops */
-	co_op latency_op;	       /* the op with the worst ratio, or -1 */
+	int latency_op;		       /* the co_op with the worst ratio, or -1 */
 	int64_t etcd_p95_us, baseline_us, latency_samples;
 	double latency_ratio; /* etcd_p95 / baseline of latency_op, 0: none */
 	int baselines;	      /* operations with a baseline */
