@@ -106,8 +106,8 @@ void co_triggers_eval(co_trigger_eval *out, const co_trigger_cfg *cfg,
 	if (in->etcd_down_ms > cfg->health_grace_ms) {
 		out->fired = CO_TRIGGER_HEALTH;
 		snprintf(out->reason, sizeof(out->reason),
-			 "trigger health: etcd unhealthy for %.2f s > grace %.2f s (%s)",
-			 in->etcd_down_ms / 1000.0, cfg->health_grace_ms / 1000.0,
+			 "trigger health: etcd unhealthy for %lld ms > grace %d ms (%s)",
+			 (long long)in->etcd_down_ms, cfg->health_grace_ms,
 			 in->etcd_why[0] ? in->etcd_why : "breaker not closed");
 		snprintf(out->figures, sizeof(out->figures),
 			 "trigger=health down_ms=%lld grace_ms=%d",
@@ -141,8 +141,8 @@ void co_triggers_eval(co_trigger_eval *out, const co_trigger_cfg *cfg,
 	} else if (in->outbox_age_ms > cfg->outbox_age_ms) {
 		out->fired = CO_TRIGGER_OUTBOX_AGE;
 		snprintf(out->reason, sizeof(out->reason),
-			 "trigger outbox_age: oldest outbox entry %.2f s old > %.2f s",
-			 in->outbox_age_ms / 1000.0, cfg->outbox_age_ms / 1000.0);
+			 "trigger outbox_age: oldest outbox entry %lld ms old > %d ms",
+			 (long long)in->outbox_age_ms, cfg->outbox_age_ms);
 		snprintf(out->figures, sizeof(out->figures),
 			 "trigger=outbox_age age_ms=%lld bound_ms=%d",
 			 (long long)in->outbox_age_ms, cfg->outbox_age_ms);

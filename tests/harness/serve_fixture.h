@@ -31,6 +31,7 @@ typedef struct co_test_serve_opts {
 	co_swarm_auth swarm_auth;		 /* 0: none */
 	co_server_log_fn log;			 /* the serve log; NULL: none */
 	void *log_ctx;
+	const struct co_trigger_cfg *triggers;	 /* live-signal triggers; NULL: off */
 } co_test_serve_opts;
 
 typedef struct co_test_serve {

@@ -24,6 +24,8 @@
 #include "flags/stage.h"
 #include "flags/watcher.h"
 #include "harness/harness.h"
+#include "harness/http.h"
+#include "harness/serve_fixture.h"
 #include "router/router.h"
 #include "router/triggers.h"
 #include "store/etcd_store.h"
@@ -589,6 +591,55 @@ static void outbox_age_trips_when_etcd_is_owed_too_long(void **state)
 	fx_close(&f);
 }
 
+/* A hung etcd (SIGSTOP) under a running serve with no traffic at all: its
+ * health probe opens the breaker, the health trigger pulls the switch after
+ * the grace, and /metrics counts the firing. */
+static void health_trips_a_serve_on_a_hung_etcd_and_metrics_count_it(void **state)
+{
+	co_trigger_cfg c = only(CO_TRIGGER_HEALTH);
+	co_test_serve_opts so = {0};
+	co_test_serve sv;
+	co_test_etcd e;
+	co_test_resp rp;
+	co_flags fl;
+	int64_t t0;
+
+	(void)state;
+	assert_int_equal(co_test_etcd_start(&e), 0);
+	so.endpoint = e.endpoint;
+	so.prefix = "/trg-serve/";
+	so.stage = "50";
+	so.triggers = &c;
+	assert_int_equal(co_test_serve_open(&sv, &so), 0);
+	co_test_http(&rp, sv.base, "GET", "/metrics", NULL, 0, NULL);
+	assert_int_equal(rp.status, 200);
+	assert_non_null(strstr(rp.body, "cutover_trigger_fired_total{trigger=\"health\"} 0"));
+	free(rp.body);
+	assert_int_equal(co_test_etcd_freeze(&e), 0);
+	t0 = now_ms();
+	for (;;) {
+		co_flags_watcher_get(&fl, sv.fw);
+		if (fl.kill_switch)
+			break;
+		if (now_ms() - t0 > 30000)
+			fail_msg("kill switch not tripped 30 s after etcd hung");
+		pause_ms(20);
+	}
+	print_message("health (serve, etcd SIGSTOPped, no traffic): tripped %lld ms after "
+		      "the freeze (grace 1 s)\n",
+		      (long long)(now_ms() - t0));
+	assert_non_null(strstr(fl.kill_reason, "trigger health: etcd unhealthy"));
+	co_test_http(&rp, sv.base, "GET", "/metrics", NULL, 0, NULL);
+	assert_int_equal(rp.status, 200);
+	if (!strstr(rp.body, "cutover_trigger_fired_total{trigger=\"health\"} 1") ||
+	    !strstr(rp.body, "cutover_kill_switch 1"))
+		fail_msg("/metrics: %s", rp.body);
+	free(rp.body);
+	co_test_etcd_thaw(&e);
+	co_test_serve_close(&sv);
+	co_test_etcd_stop(&e);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -596,6 +647,7 @@ int main(void)
 	    cmocka_unit_test(latency_trips_on_slow_etcd_but_not_on_one_slow_op),
 	    cmocka_unit_test(health_trips_after_its_grace_with_etcd_down),
 	    cmocka_unit_test(outbox_age_trips_when_etcd_is_owed_too_long),
+	    cmocka_unit_test(health_trips_a_serve_on_a_hung_etcd_and_metrics_count_it),
 	};
 	if (getenv("CMOCKA_FILTER"))
 		cmocka_set_test_filter(getenv("CMOCKA_FILTER"));
