@@ -59,7 +59,8 @@ static int keep_malformed(char *copy, size_t len, const char *path)
 }
 
 int co_flags_trip(const char *path, const char *who, const char *action,
-		  const char *reason, const char *figures, co_state *st, int *was_on)
+		  const char *reason, const char *figures, co_state *st,
+		  const co_flags *fallback, int *was_on)
 {
 	const char *nt = "kill switch not tripped";
 	co_flags before, after;
@@ -76,15 +77,17 @@ int co_flags_trip(const char *path, const char *who, const char *action,
 		return prefixed(error, nt);
 	if (lock < 0) {
 		fprintf(stderr,
-			"cutover: warning: %s; tripping the kill switch without the lock\n",
+			"cutover: warning: %s; pulling the kill switch without the lock "
+			"(that writer cannot save over it)\n",
 			co_error_last());
 		co_error_clear();
 	}
 	error = co_flags_load(&before, path);
 	if (error == CO_EINVAL || error == CO_ETOOBIG) {
 		/* A file broken by hand must not stop the switch: keep a copy,
-		 * then start from the defaults (every operation git; with the
-		 * switch on, routers act as in shadow until someone fixes it). */
+		 * then start from the last good flags, or the defaults (every
+		 * operation git; with the switch on, routers act as in shadow
+		 * until someone fixes it). */
 		char why[1024], copy[4096];
 
 		snprintf(why, sizeof(why), "%s", co_error_last());
@@ -96,7 +99,10 @@ int co_flags_trip(const char *path, const char *who, const char *action,
 			"cutover: warning: %s; pulling the kill switch over it (the "
 			"file as it was is in %s)\n",
 			why, copy);
-		co_flags_init(&before);
+		if (fallback)
+			before = *fallback;
+		else
+			co_flags_init(&before);
 	} else if (error < 0) {
 		co_flags_unlock(lock);
 		return prefixed(error, nt);

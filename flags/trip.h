@@ -5,9 +5,10 @@
  * how they lock, what they do with a broken flags file, and what they
  * record.
  *
- * Not here: the manual paths (`cutover rollback`, the admin API), which
- * drain first and report to a person; they use the same primitives
- * (co_flags_lock_for_kill, co_flags_save_kill) through their own commit.
+ * `cutover rollback` trips through it too, after its drain.  Not here:
+ * the admin API's rollback (server.c), which commits through the server's
+ * own audit path with the same primitives (co_flags_lock_for_kill,
+ * co_flags_save_kill).
  */
 #ifndef CO_FLAGS_TRIP_H
 #define CO_FLAGS_TRIP_H
@@ -25,8 +26,9 @@ typedef struct co_state co_state;
  * Under the flags lock from load to save (co_flags_lock_for_kill: a writer
  * stuck holding it does not hold the trip up; a warning naming it goes to
  * stderr).  A file that does not parse does not stop the switch: it is
- * copied to PATH.malformed (0600) and the switch is pulled over the
- * defaults (every operation git).  A switch already on keeps its first
+ * copied to PATH.malformed (0600) and the switch is pulled over
+ * `fallback` (the last good flags a router runs on), or over the defaults
+ * (every operation git) when `fallback` is NULL.  A switch already on keeps its first
  * reason (it explains the state); the trip is audited either way, and
  * *was_on (may be NULL) says which happened.
  *
@@ -35,6 +37,7 @@ typedef struct co_state co_state;
  * CO_EIO, CO_ENOMEM, CO_EINVAL.  Thread-safe.
  */
 int co_flags_trip(const char *path, const char *who, const char *action,
-		  const char *reason, const char *figures, co_state *st, int *was_on);
+		  const char *reason, const char *figures, co_state *st,
+		  const co_flags *fallback, int *was_on);
 
 #endif

@@ -434,7 +434,7 @@ static int repair(co_reconcile_result *res, const co_reconcile_opts *o)
 static int trip(const co_reconcile_opts *o, const char *reason)
 {
 	return co_flags_trip(o->flags_path, o->who, "auto-rollback", reason, NULL,
-			     o->state, NULL);
+			     o->state, NULL, NULL);
 }
 
 static int record_divergences(const co_reconcile_opts *o, co_reconcile_result *res)

@@ -259,7 +259,7 @@ int co_triggers_tick(co_triggers *t, co_trigger_eval *out)
 
 		fprintf(stderr, "cutover: %s; pulling the kill switch\n", ev.reason);
 		error = co_flags_trip(t->flags_path, WHO, "auto-rollback", ev.reason,
-				      ev.figures, t->o.state, &was_on);
+				      ev.figures, t->o.state, NULL, &was_on);
 		if (error < 0) {
 			fprintf(stderr, "cutover: %s\n", co_error_last());
 		} else {
