@@ -67,7 +67,8 @@ int co_signals_new(co_signals **out, int window_s)
 	co_signals *s;
 
 	if (window_s < 1 || window_s > CO_SIGNALS_WINDOW_MAX)
-		return co_error_set(CO_EINVAL, "signal window %d s: must be from 1 to %d s",
+		return co_error_set(CO_EINVAL,
+				    "signal window %d s: must be from 1 to %d s",
 				    window_s, CO_SIGNALS_WINDOW_MAX);
 	pthread_once(&bounds_once, bounds_init);
 	if ((s = calloc(1, sizeof(*s))) == NULL ||
@@ -99,8 +100,8 @@ int co_signals_is_failure(int error)
 	       error == CO_ERETRY;
 }
 
-void co_signals_record_at(co_signals *s, int64_t now_s, co_side side, co_op op,
-			  int error, int64_t latency_us)
+void co_signals_record_at(co_signals *s, int64_t now_s, co_side side, co_op op, int error,
+			  int64_t latency_us)
 {
 	int b = bucket_of(latency_us < 0 ? 0 : latency_us), k;
 	struct slot *sl;

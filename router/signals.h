@@ -63,8 +63,8 @@ void co_signals_record(co_signals *s, co_side side, co_op op, int error,
 		       int64_t latency_us);
 
 /* As co_signals_record at monotonic second `now_s` (tests drive the clock). */
-void co_signals_record_at(co_signals *s, int64_t now_s, co_side side, co_op op,
-			  int error, int64_t latency_us);
+void co_signals_record_at(co_signals *s, int64_t now_s, co_side side, co_op op, int error,
+			  int64_t latency_us);
 
 /* The window ending now (the current second included). */
 void co_signals_snapshot(co_signal_snapshot *out, co_signals *s);

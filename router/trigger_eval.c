@@ -28,7 +28,8 @@ int co_trigger_cfg_check(const co_trigger_cfg *c)
 				    "1s to 1h",
 				    c->window_ms);
 	if (c->min_samples < 1)
-		return co_error_set(CO_EINVAL, "triggers.min_samples: %d must be 1 or more",
+		return co_error_set(CO_EINVAL,
+				    "triggers.min_samples: %d must be 1 or more",
 				    c->min_samples);
 	if (!(c->error_rate > 0.0 && c->error_rate <= 1.0))
 		return co_error_set(CO_EINVAL,
@@ -36,13 +37,15 @@ int co_trigger_cfg_check(const co_trigger_cfg *c)
 				    "most 1",
 				    c->error_rate);
 	if (!(c->latency_ratio > 1.0 && c->latency_ratio <= 1000.0))
-		return co_error_set(CO_EINVAL,
-				    "triggers.latency_ratio: %g must be more than 1 and at "
-				    "most 1000",
-				    c->latency_ratio);
+		return co_error_set(
+		    CO_EINVAL,
+		    "triggers.latency_ratio: %g must be more than 1 and at "
+		    "most 1000",
+		    c->latency_ratio);
 	if (c->health_grace_ms < 1)
-		return co_error_set(CO_EINVAL, "triggers.health_grace: %d ms must be more "
-					       "than 0",
+		return co_error_set(CO_EINVAL,
+				    "triggers.health_grace: %d ms must be more "
+				    "than 0",
 				    c->health_grace_ms);
 	if (c->outbox_age_ms < 1)
 		return co_error_set(CO_EINVAL,
@@ -119,25 +122,26 @@ void co_triggers_eval(co_trigger_eval *out, const co_trigger_cfg *cfg,
 			 "ops) over %d s > %.1f%%",
 			 100.0 * out->error_rate, (long long)all.errors,
 			 (long long)all.count, w, 100.0 * cfg->error_rate);
-		snprintf(out->figures, sizeof(out->figures),
-			 "trigger=error_rate rate=%.4f errors=%lld samples=%lld window_s=%d "
-			 "threshold=%g min_samples=%d",
-			 out->error_rate, (long long)all.errors, (long long)all.count, w,
-			 cfg->error_rate, cfg->min_samples);
+		snprintf(
+		    out->figures, sizeof(out->figures),
+		    "trigger=error_rate rate=%.4f errors=%lld samples=%lld window_s=%d "
+		    "threshold=%g min_samples=%d",
+		    out->error_rate, (long long)all.errors, (long long)all.count, w,
+		    cfg->error_rate, cfg->min_samples);
 	} else if (out->latency_op >= 0 && out->latency_ratio > cfg->latency_ratio) {
 		out->fired = CO_TRIGGER_LATENCY;
 		snprintf(out->reason, sizeof(out->reason),
 			 "trigger latency: %s etcd-path p95 %.1f ms > %gx git baseline "
 			 "%.1f ms (%.1fx, %lld ops over %d s)",
 			 co_op_name((co_op)out->latency_op), out->etcd_p95_us / 1000.0,
-			 cfg->latency_ratio, out->baseline_us / 1000.0, out->latency_ratio,
-			 (long long)out->latency_samples, w);
+			 cfg->latency_ratio, out->baseline_us / 1000.0,
+			 out->latency_ratio, (long long)out->latency_samples, w);
 		snprintf(out->figures, sizeof(out->figures),
 			 "trigger=latency op=%s p95_us=%lld baseline_us=%lld ratio=%.2f "
 			 "threshold=%g samples=%lld window_s=%d",
 			 co_op_name((co_op)out->latency_op), (long long)out->etcd_p95_us,
-			 (long long)out->baseline_us, out->latency_ratio, cfg->latency_ratio,
-			 (long long)out->latency_samples, w);
+			 (long long)out->baseline_us, out->latency_ratio,
+			 cfg->latency_ratio, (long long)out->latency_samples, w);
 	} else if (in->outbox_age_ms > cfg->outbox_age_ms) {
 		out->fired = CO_TRIGGER_OUTBOX_AGE;
 		snprintf(out->reason, sizeof(out->reason),
@@ -160,7 +164,8 @@ int co_triggers_baseline_update(int64_t baseline_us[CO_OP__COUNT],
 		const co_signal_cell *g = &snap->cell[0][op];
 		int64_t p95;
 
-		if ((m != CO_MODE_GIT && m != CO_MODE_SHADOW) || g->count < cfg->min_samples)
+		if ((m != CO_MODE_GIT && m != CO_MODE_SHADOW) ||
+		    g->count < cfg->min_samples)
 			continue;
 		p95 = co_signal_p95_us(g);
 		if (p95 <= 0 || p95 == baseline_us[op])

@@ -60,7 +60,8 @@ cJSON *co_triggers_status_json(const co_trigger_cfg *cfg, const char *state_dir)
 		cJSON_AddNumberToObject(th, "min_samples", cfg->min_samples);
 		cJSON_AddNumberToObject(th, "error_rate", cfg->error_rate);
 		cJSON_AddNumberToObject(th, "latency_ratio", cfg->latency_ratio);
-		cJSON_AddNumberToObject(th, "health_grace_s", cfg->health_grace_ms / 1000.0);
+		cJSON_AddNumberToObject(th, "health_grace_s",
+					cfg->health_grace_ms / 1000.0);
 		cJSON_AddNumberToObject(th, "outbox_age_s", cfg->outbox_age_ms / 1000.0);
 	}
 	co_triggers_baseline_load(base, samples, state_dir);
@@ -74,8 +75,9 @@ cJSON *co_triggers_status_json(const co_trigger_cfg *cfg, const char *state_dir)
 	live = read_json(state_dir, "triggers.json");
 	if (live && now_ms - (int64_t)jnum(live, "written_at_ms") <= STATUS_FRESH_MS &&
 	    jnum(live, "pid") > 0 && kill((pid_t)jnum(live, "pid"), 0) == 0) {
-		cJSON_AddNumberToObject(live, "age_ms",
-					(double)(now_ms - (int64_t)jnum(live, "written_at_ms")));
+		cJSON_AddNumberToObject(
+		    live, "age_ms",
+		    (double)(now_ms - (int64_t)jnum(live, "written_at_ms")));
 		cJSON_AddItemToObject(o, "live", live);
 	} else {
 		cJSON_Delete(live);
@@ -93,7 +95,8 @@ void co_triggers_status_print(void *fp, const cJSON *o)
 	const cJSON *x;
 
 	fprintf(f, "triggers:  %s; window %.0f s, min %.0f etcd ops\n",
-		cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "enabled")) ? "on" : "off",
+		cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "enabled")) ? "on"
+									     : "off",
 		jnum(th, "window_s"), jnum(th, "min_samples"));
 	if (!cJSON_IsObject(live)) {
 		fprintf(f, "  (no running router evaluates them now: figures shown by a "
@@ -118,7 +121,8 @@ void co_triggers_status_print(void *fp, const cJSON *o)
 	else if (cJSON_IsObject(live) && *jstr(live, "latency_op"))
 		fprintf(f, "   now %.2fx (%s etcd p95 %.1f ms, baseline %.1f ms)",
 			jnum(live, "latency_ratio"), jstr(live, "latency_op"),
-			jnum(live, "etcd_p95_us") / 1000.0, jnum(live, "baseline_us") / 1000.0);
+			jnum(live, "etcd_p95_us") / 1000.0,
+			jnum(live, "baseline_us") / 1000.0);
 	else if (cJSON_IsObject(live))
 		fprintf(f, "   now: no operation with a baseline has enough etcd ops");
 	fprintf(f, "\n  health      etcd unhealthy > %.1f s", jnum(th, "health_grace_s"));

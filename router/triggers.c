@@ -130,7 +130,8 @@ int co_triggers_baseline_load(int64_t baseline_us[CO_OP__COUNT],
 		return 0; /* none yet (or unreadable): no latency trigger */
 	ops = cJSON_GetObjectItemCaseSensitive(o, "ops");
 	for (int op = 0; op < CO_OP__COUNT; op++) {
-		const cJSON *x = cJSON_GetObjectItemCaseSensitive(ops, co_op_name((co_op)op));
+		const cJSON *x =
+		    cJSON_GetObjectItemCaseSensitive(ops, co_op_name((co_op)op));
 
 		if (!cJSON_IsObject(x) || jnum(x, "p95_us") <= 0)
 			continue;
@@ -190,7 +191,8 @@ static void write_status(co_triggers *t, const co_trigger_eval *ev)
 	cJSON_AddNumberToObject(o, "etcd_errors", (double)ev->etcd_errors);
 	cJSON_AddNumberToObject(o, "error_rate", ev->error_rate);
 	if (ev->latency_op >= 0) {
-		cJSON_AddStringToObject(o, "latency_op", co_op_name((co_op)ev->latency_op));
+		cJSON_AddStringToObject(o, "latency_op",
+					co_op_name((co_op)ev->latency_op));
 		cJSON_AddNumberToObject(o, "etcd_p95_us", (double)ev->etcd_p95_us);
 		cJSON_AddNumberToObject(o, "baseline_us", (double)ev->baseline_us);
 		cJSON_AddNumberToObject(o, "latency_ratio", ev->latency_ratio);
@@ -199,7 +201,8 @@ static void write_status(co_triggers *t, const co_trigger_eval *ev)
 	cJSON_AddNumberToObject(o, "outbox_age_ms", (double)ev->outbox_age_ms);
 	if ((fired = cJSON_AddObjectToObject(o, "fired_total")) != NULL)
 		for (int k = 1; k < CO_TRIGGER__COUNT; k++)
-			cJSON_AddNumberToObject(fired, co_trigger_name((co_trigger_kind)k),
+			cJSON_AddNumberToObject(fired,
+						co_trigger_name((co_trigger_kind)k),
 						(double)t->fired[k]);
 	if (t->last_fired[0]) {
 		cJSON_AddStringToObject(o, "last_fired", t->last_fired);
@@ -350,7 +353,8 @@ int co_triggers_start(co_triggers **out, const co_triggers_opts *opts)
 	if (!opts->no_thread) {
 		if (pthread_create(&t->thread, NULL, thread_main, t) != 0) {
 			co_triggers_stop(t);
-			return co_error_set(CO_ENOMEM, "triggers: cannot start the thread");
+			return co_error_set(CO_ENOMEM,
+					    "triggers: cannot start the thread");
 		}
 		t->started = 1;
 	}
@@ -372,7 +376,8 @@ void co_triggers_stop(co_triggers *t)
 	if (t->state_dir) {
 		/* what was learnt since the last save is kept */
 		if (t->baseline_dirty)
-			co_triggers_baseline_save(t->baseline_us, t->samples, t->state_dir);
+			co_triggers_baseline_save(t->baseline_us, t->samples,
+						  t->state_dir);
 		pthread_mutex_destroy(&t->mu);
 		pthread_cond_destroy(&t->cv);
 	}

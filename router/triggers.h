@@ -71,8 +71,8 @@ typedef struct co_trigger_inputs {
 
 /* The verdict, and the current figures of every trigger. */
 typedef struct co_trigger_eval {
-	int armed;		/* 1 if a trigger may fire now */
-	char disarmed_why[128]; /* why not, when armed is 0 */
+	int armed;		       /* 1 if a trigger may fire now */
+	char disarmed_why[128];	       /* why not, when armed is 0 */
 	int64_t etcd_ops, etcd_errors; /* etcd path over the window */
 	double error_rate;	       /* etcd_errors / etcd_ops, 0 without ops */
 	int latency_op;		       /* the co_op with the worst ratio, or -1 */
@@ -80,7 +80,7 @@ typedef struct co_trigger_eval {
 	double latency_ratio; /* etcd_p95 / baseline of latency_op, 0: none */
 	int baselines;	      /* operations with a baseline */
 	int64_t etcd_down_ms, outbox_age_ms;
-	co_trigger_kind fired; /* CO_TRIGGER_NONE if nothing fires */
+	co_trigger_kind fired;		      /* CO_TRIGGER_NONE if nothing fires */
 	char reason[CO_FLAGS_REASON_MAX + 1]; /* for kill_reason */
 	char figures[512];		      /* key=value, for the audit */
 } co_trigger_eval;

@@ -114,7 +114,8 @@ static void etcd_ops(co_signal_snapshot *snap, co_op op, int n, int bad, int64_t
 
 	assert_int_equal(co_signals_new(&s, 60), 0);
 	for (int i = 0; i < n; i++)
-		co_signals_record_at(s, 5, CO_SIDE_ETCD, op, i < bad ? CO_EUNAVAIL : 0, us);
+		co_signals_record_at(s, 5, CO_SIDE_ETCD, op, i < bad ? CO_EUNAVAIL : 0,
+				     us);
 	co_signals_snapshot_at(snap, s, 5);
 	co_signals_free(s);
 }
@@ -247,7 +248,8 @@ static void baseline_is_git_p95_in_git_or_shadow_and_survives_a_restart(void **s
 	assert_int_equal(co_flags_set_default(&f, CO_MODE_SHADOW, 0), 0);
 	assert_int_equal(co_flags_set(&f, CO_OP_TASK_GET, CO_MODE_DUAL, 10), 0);
 	assert_int_equal(co_triggers_baseline_update(base, n, &c, &snap, &f), 1);
-	assert_true(base[CO_OP_TASK_CLAIM] > 3000 && base[CO_OP_TASK_CLAIM] <= 4000 * 119 / 100);
+	assert_true(base[CO_OP_TASK_CLAIM] > 3000 &&
+		    base[CO_OP_TASK_CLAIM] <= 4000 * 119 / 100);
 	assert_int_equal(base[CO_OP_TASK_GET], 0);    /* in dual: not a baseline */
 	assert_int_equal(base[CO_OP_TASK_CREATE], 0); /* under min_samples */
 	assert_int_equal(co_triggers_baseline_update(base, n, &c, &snap, &f), 0);

@@ -178,9 +178,9 @@ static void assert_trip_audited(fx *f, const char *want)
 	assert_int_equal(co_audit_changes_latest(&l, f->st, 10), 0);
 	for (size_t i = 0; i < l.n; i++)
 		if (strcmp(l.items[i]->action, "auto-rollback") == 0 &&
-		    strcmp(l.items[i]->who, "cutover-triggers") == 0 && l.items[i]->detail &&
-		    strstr(l.items[i]->detail, want) && l.items[i]->why &&
-		    strncmp(l.items[i]->why, "trigger ", 8) == 0) {
+		    strcmp(l.items[i]->who, "cutover-triggers") == 0 &&
+		    l.items[i]->detail && strstr(l.items[i]->detail, want) &&
+		    l.items[i]->why && strncmp(l.items[i]->why, "trigger ", 8) == 0) {
 			print_message("audited: %s (%s)\n", l.items[i]->detail,
 				      l.items[i]->why);
 			found = 1;
@@ -233,7 +233,8 @@ static void *loader_main(void *arg)
 			remember(l, t, out);
 			co_record_free(out);
 			out = NULL;
-			rc = co_router_release(&out, l->f->r, id, swarm, CO_STATUS_AVAILABLE);
+			rc = co_router_release(&out, l->f->r, id, swarm,
+					       CO_STATUS_AVAILABLE);
 			if (rc == 0)
 				remember(l, t, out);
 		}
@@ -266,7 +267,8 @@ static void load_start(load *ld, fx *f, int again)
 		ld->l[i].f = f;
 		ld->l[i].idx = i;
 		ld->l[i].stop = &ld->stop;
-		assert_int_equal(pthread_create(&ld->th[i], NULL, loader_main, &ld->l[i]), 0);
+		assert_int_equal(pthread_create(&ld->th[i], NULL, loader_main, &ld->l[i]),
+				 0);
 	}
 }
 
@@ -296,9 +298,11 @@ static void assert_nothing_acked_lost(fx *f, load *ld)
 
 			snprintf(id, sizeof(id), "t-%d", l->a[k].task);
 			assert_int_equal(co_store_get(&gr, f->git, CO_KIND_TASK, id), 0);
-			assert_int_equal(co_store_get(&er, f->etcd_store, CO_KIND_TASK, id), 0);
+			assert_int_equal(
+			    co_store_get(&er, f->etcd_store, CO_KIND_TASK, id), 0);
 			if (gr->rev < l->a[k].rev || er->rev < l->a[k].rev)
-				fail_msg("%s: acknowledged rev %lld lost (git %lld, etcd %lld)",
+				fail_msg("%s: acknowledged rev %lld lost (git %lld, etcd "
+					 "%lld)",
 					 id, (long long)l->a[k].rev, (long long)gr->rev,
 					 (long long)er->rev);
 			co_record_free(gr);
@@ -324,9 +328,8 @@ static co_trigger_cfg only(co_trigger_kind keep)
 	co_trigger_cfg c = CO_TRIGGER_CFG_INIT;
 
 	c.window_ms = 3000;
-	c.min_samples = keep == CO_TRIGGER_ERROR_RATE || keep == CO_TRIGGER_LATENCY
-			    ? 20
-			    : 100000000;
+	c.min_samples =
+	    keep == CO_TRIGGER_ERROR_RATE || keep == CO_TRIGGER_LATENCY ? 20 : 100000000;
 	c.health_grace_ms = keep == CO_TRIGGER_HEALTH ? 1000 : 3600000;
 	c.outbox_age_ms = keep == CO_TRIGGER_OUTBOX_AGE ? 2000 : 3600000;
 	return c;
@@ -349,8 +352,8 @@ static void check_status(fx *f)
 	char cfgp[400], env_cfg[420], env_state[300], env_flags[360], env_repo[300],
 	    env_eps[120], env_prefix[120];
 	char *out = NULL, *err = NULL;
-	const char *env[] = {env_cfg, env_state, env_flags, env_repo, env_eps, env_prefix,
-			     NULL};
+	const char *env[] = {env_cfg, env_state,  env_flags, env_repo,
+			     env_eps, env_prefix, NULL};
 	const char *argv_json[] = {"--json", "status", NULL};
 	const char *argv_text[] = {"status", NULL};
 	FILE *fp;
@@ -375,7 +378,8 @@ static void check_status(fx *f)
 	free(err);
 	assert_int_equal(co_test_cutover(&out, &err, env, argv_text), 0);
 	if (!strstr(out, "triggers:  on; window 3 s, min 20 etcd ops") ||
-	    !strstr(out, "error_rate  > 5.0%   now") || !strstr(out, "last fired: trigger error_rate"))
+	    !strstr(out, "error_rate  > 5.0%   now") ||
+	    !strstr(out, "last fired: trigger error_rate"))
 		fail_msg("status lacks the triggers: %s", out);
 	print_message("%s", strstr(out, "triggers:"));
 	free(out);
@@ -417,7 +421,8 @@ static void error_rate_trips_in_dual_50_and_loses_no_acked_write(void **state)
 	load_stop(&ld);
 	assert_reason(&f, "trigger error_rate: etcd-path error rate");
 	assert_trip_audited(&f, "trigger=error_rate");
-	assert_int_equal(co_triggers_fired(co_router_triggers(f.r), CO_TRIGGER_ERROR_RATE), 1);
+	assert_int_equal(
+	    co_triggers_fired(co_router_triggers(f.r), CO_TRIGGER_ERROR_RATE), 1);
 	check_status(&f);
 	assert_int_equal(co_test_etcd_restart(&f.etcd), 0);
 	assert_nothing_acked_lost(&f, &ld);
@@ -491,7 +496,8 @@ static void latency_trips_on_slow_etcd_but_not_on_one_slow_op(void **state)
 	} while (base[CO_OP_TASK_CLAIM] == 0 || base[CO_OP_TASK_RELEASE] == 0);
 	load_stop(&ld);
 	print_message("git baseline: claim p95 %lld us, release p95 %lld us\n",
-		      (long long)base[CO_OP_TASK_CLAIM], (long long)base[CO_OP_TASK_RELEASE]);
+		      (long long)base[CO_OP_TASK_CLAIM],
+		      (long long)base[CO_OP_TASK_RELEASE]);
 	set_stage(&f, "100");
 
 	/* one slow op (etcd stopped under it for 400 ms) among fast ones */
@@ -613,7 +619,8 @@ static void health_trips_a_serve_on_a_hung_etcd_and_metrics_count_it(void **stat
 	assert_int_equal(co_test_serve_open(&sv, &so), 0);
 	co_test_http(&rp, sv.base, "GET", "/metrics", NULL, 0, NULL);
 	assert_int_equal(rp.status, 200);
-	assert_non_null(strstr(rp.body, "cutover_trigger_fired_total{trigger=\"health\"} 0"));
+	assert_non_null(
+	    strstr(rp.body, "cutover_trigger_fired_total{trigger=\"health\"} 0"));
 	free(rp.body);
 	assert_int_equal(co_test_etcd_freeze(&e), 0);
 	t0 = now_ms();
@@ -625,9 +632,10 @@ static void health_trips_a_serve_on_a_hung_etcd_and_metrics_count_it(void **stat
 			fail_msg("kill switch not tripped 30 s after etcd hung");
 		pause_ms(20);
 	}
-	print_message("health (serve, etcd SIGSTOPped, no traffic): tripped %lld ms after "
-		      "the freeze (grace 1 s)\n",
-		      (long long)(now_ms() - t0));
+	print_message(
+	    "health (serve, etcd SIGSTOPped, no traffic): tripped %lld ms after "
+	    "the freeze (grace 1 s)\n",
+	    (long long)(now_ms() - t0));
 	assert_non_null(strstr(fl.kill_reason, "trigger health: etcd unhealthy"));
 	co_test_http(&rp, sv.base, "GET", "/metrics", NULL, 0, NULL);
 	assert_int_equal(rp.status, 200);
