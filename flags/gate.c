@@ -198,34 +198,207 @@ static int check_legacy(const co_gate_input *in)
 	    c->short_id ? c->short_id : "?", c->author ? c->author : "?", age, win);
 }
 
-/* Append a rule's refusal (CO_ECONFLICT) to all[*n]; other errors return. */
-static int told(char *all, size_t len, size_t *n, int error)
+int co_gate_raises_etcd(const co_flags *from, const co_flags *to)
 {
-	if (error != CO_ECONFLICT)
-		return error;
-	*n +=
-	    (size_t)snprintf(all + *n, len - *n, "%s%s", *n ? "; " : "", co_error_last());
-	if (*n >= len)
-		*n = len - 1;
+	int op;
+
+	for (op = 0; op < CO_OP__COUNT; op++) {
+		co_op_flags a = co_flags_get(from, (co_op)op), b = co_flags_get(to, (co_op)op);
+		int sa = a.mode == CO_MODE_ETCD ? 100 : a.mode == CO_MODE_DUAL ? a.etcd_percent : 0;
+		int sb = b.mode == CO_MODE_ETCD ? 100 : b.mode == CO_MODE_DUAL ? b.etcd_percent : 0;
+
+		if (sb > sa)
+			return 1;
+	}
 	return 0;
+}
+
+/* One store's owed entries against the bounds: 0, or CO_ECONFLICT. */
+static int check_owed(const char *target, const co_outbox_stats *o,
+		      const co_gate_checks *k, int64_t now_ms)
+{
+	char age[32], max[32];
+
+	if (o->depth > k->max_outbox_depth)
+		return co_error_set(CO_ECONFLICT,
+				    "go/no-go: the outbox owes %s %lld entries, over the "
+				    "bound of %lld (gate.outbox_max_depth); let it drain "
+				    "first" OVERRIDE,
+				    target, (long long)o->depth,
+				    (long long)k->max_outbox_depth);
+	if (o->depth > 0 && now_ms - o->oldest_ms > k->max_outbox_age_ms) {
+		fmt_age(age, sizeof(age), now_ms - o->oldest_ms);
+		fmt_age(max, sizeof(max), k->max_outbox_age_ms);
+		return co_error_set(CO_ECONFLICT,
+				    "go/no-go: the oldest entry owed to %s is %s old, over "
+				    "the bound of %s (gate.outbox_max_age)%s%s; let it "
+				    "drain first" OVERRIDE,
+				    target, age, max,
+				    o->last_error[0] ? "; last error: " : "", o->last_error);
+	}
+	return 0;
+}
+
+static int check_outbox(const co_gate_input *in)
+{
+	const co_gate_checks *k = in->checks;
+	int error;
+
+	if (k->outbox_error)
+		return co_error_set(CO_ECONFLICT,
+				    "go/no-go: cannot read the outbox: %s" OVERRIDE,
+				    k->outbox_error);
+	if ((error = check_owed("etcd", &k->owed_etcd, k, in->now_ms)) < 0)
+		return error;
+	return check_owed("git", &k->owed_git, k, in->now_ms);
+}
+
+static int check_stores(const co_gate_input *in)
+{
+	const co_gate_checks *k = in->checks;
+
+	if (k->git_error && k->etcd_error)
+		return co_error_set(CO_ECONFLICT,
+				    "go/no-go: neither store is healthy: git: %s; etcd: "
+				    "%s" OVERRIDE,
+				    k->git_error, k->etcd_error);
+	if (k->etcd_error)
+		return co_error_set(CO_ECONFLICT,
+				    "go/no-go: etcd is not healthy: %s" OVERRIDE,
+				    k->etcd_error);
+	if (k->git_error)
+		return co_error_set(CO_ECONFLICT,
+				    "go/no-go: git is not healthy: %s" OVERRIDE,
+				    k->git_error);
+	return 0;
+}
+
+static int check_etcd(const co_gate_input *in)
+{
+	const co_gate_checks *k = in->checks;
+
+	if (k->etcd_error)
+		return co_error_set(CO_ECONFLICT,
+				    "go/no-go: cannot read etcd's status: %s" OVERRIDE,
+				    k->etcd_error);
+	if (k->etcd_alarms && k->etcd_alarms[0])
+		return co_error_set(CO_ECONFLICT,
+				    "go/no-go: etcd raises an alarm: %s (`etcdctl alarm "
+				    "list`; disarm once fixed)" OVERRIDE,
+				    k->etcd_alarms);
+	if (k->etcd_leader == 0)
+		return co_error_set(CO_ECONFLICT,
+				    "go/no-go: etcd has no leader" OVERRIDE);
+	return 0;
+}
+
+static int check_shadow(const co_gate_input *in)
+{
+	const co_gate_checks *k = in->checks;
+	char win[32];
+	double ratio;
+
+	if (k->shadow_reads <= 0)
+		return 0;
+	ratio = (double)k->shadow_mismatches / (double)k->shadow_reads;
+	if (ratio <= k->max_mismatch_ratio)
+		return 0;
+	fmt_age(win, sizeof(win), in->window_ms);
+	return co_error_set(CO_ECONFLICT,
+			    "go/no-go: shadow reads disagreed %lld times in %lld within "
+			    "the last %s (%.2f%%, over the bound of %.2f%%, "
+			    "reconcile.max_mismatch_ratio); see `cutover report`" OVERRIDE,
+			    (long long)k->shadow_mismatches, (long long)k->shadow_reads,
+			    win, 100.0 * ratio, 100.0 * k->max_mismatch_ratio);
+}
+
+static int check_git_back(const co_gate_input *in)
+{
+	if (in->checks->git_error == NULL)
+		return 0;
+	return co_error_set(CO_ECONFLICT,
+			    "go/no-go: no way back: git does not take writes (%s), so the "
+			    "kill switch could not hand these IDs back to git" OVERRIDE,
+			    in->checks->git_error);
+}
+
+static int check_drain_back(const co_gate_input *in)
+{
+	const co_outbox_stats *o = &in->checks->owed_git;
+
+	if (in->checks->outbox_error || o->failing == 0)
+		return 0; /* an unreadable outbox is check_outbox's refusal */
+	return co_error_set(CO_ECONFLICT,
+			    "go/no-go: no way back: the drain to git is failing (%lld of "
+			    "%lld entries owed to git failed%s%s); a rollback drains "
+			    "to git before git decides, so fix git first" OVERRIDE,
+			    (long long)o->failing, (long long)o->depth,
+			    o->last_error[0] ? "; last error: " : "", o->last_error);
+}
+
+int co_gate_evaluate(co_gate_verdict v[CO_GATE__COUNT], const co_gate_input *in)
+{
+	static const char *const names[CO_GATE__COUNT] = {
+	    "path",	       "reconciliation", "legacy writers",
+	    "outbox",	       "store health",	 "etcd leader and alarms",
+	    "shadow mismatches", "way back: git writable", "way back: git drain"};
+	int (*const check[CO_GATE__COUNT])(const co_gate_input *) = {
+	    NULL,	  check_run,	check_legacy,	check_outbox,	  check_stores,
+	    check_etcd, check_shadow, check_git_back, check_drain_back};
+	int applies[CO_GATE__COUNT], raises, refused = 0, i, error;
+
+	if (in == NULL || in->from == NULL || in->to == NULL || in->window_ms < 0)
+		return CO_EINVAL;
+	raises = co_gate_raises_etcd(in->from, in->to);
+	applies[CO_GATE_PATH] = 1;
+	applies[CO_GATE_RUN] = co_gate_needs_run(in->from, in->to);
+	applies[CO_GATE_LEGACY] = co_gate_needs_legacy_check(in->from, in->to);
+	for (i = CO_GATE_OUTBOX; i < CO_GATE__COUNT; i++)
+		applies[i] = raises;
+	for (i = 0; i < CO_GATE__COUNT; i++) {
+		co_gate_verdict *x = &v[i];
+
+		x->rule = names[i];
+		x->applies = applies[i];
+		x->checked = applies[i] && (i < CO_GATE_OUTBOX || in->checks != NULL);
+		x->ok = 1;
+		x->why[0] = '\0';
+		if (!x->applies) {
+			snprintf(x->why, sizeof(x->why), "does not apply to this change");
+			continue;
+		}
+		if (!x->checked) {
+			snprintf(x->why, sizeof(x->why), "not checked here");
+			continue;
+		}
+		error = i == CO_GATE_PATH ? co_gate_check_path(in->from, in->to)
+					  : check[i](in);
+		if (error == 0)
+			continue;
+		x->ok = 0;
+		refused++;
+		snprintf(x->why, sizeof(x->why), "%s", co_error_last());
+	}
+	co_error_clear();
+	return refused;
 }
 
 int co_gate_check(const co_gate_input *in)
 {
+	co_gate_verdict v[CO_GATE__COUNT];
 	char all[1024]; /* as long as an error message gets */
 	size_t n = 0;
-	int error;
+	int i, refused;
 
-	if (in == NULL || in->from == NULL || in->to == NULL || in->window_ms < 0)
+	if ((refused = co_gate_evaluate(v, in)) < 0)
 		return co_error_set(CO_EINVAL, "go/no-go: bad input");
 	/* Every refusal is told (and, forced, recorded), not only the first. */
 	all[0] = '\0';
-	if ((error = told(all, sizeof(all), &n, co_gate_check_path(in->from, in->to))) <
-		0 ||
-	    (co_gate_needs_run(in->from, in->to) &&
-	     (error = told(all, sizeof(all), &n, check_run(in))) < 0) ||
-	    (co_gate_needs_legacy_check(in->from, in->to) &&
-	     (error = told(all, sizeof(all), &n, check_legacy(in))) < 0))
-		return error;
-	return n == 0 ? 0 : co_error_set(CO_ECONFLICT, "%s", all);
+	for (i = 0; i < CO_GATE__COUNT && n < sizeof(all) - 1; i++) {
+		if (v[i].ok)
+			continue;
+		n += (size_t)snprintf(all + n, sizeof(all) - n, "%s%s", n ? "; " : "",
+				      v[i].why);
+	}
+	return refused == 0 ? 0 : co_error_set(CO_ECONFLICT, "%s", all);
 }

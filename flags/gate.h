@@ -2,7 +2,7 @@
  * gate.h - the go/no-go gate of `cutover stage` and `cutover flags set`
  * (DESIGN §4).
  *
- * Three rules, all pure logic over what the caller read:
+ * Five rules, all pure logic over what the caller read:
  *
  *  1. Moving forward (co_stage_is_forward: some operation gets a higher
  *     rank) needs a reconciliation run that passed and ended within the
@@ -30,8 +30,20 @@
  *     is on, are never refused by this rule).  Checked first: it is the
  *     structural mistake.
  *
- * Reading the runs (runs.h) and walking git (store/git_log.h) is the
- * caller's; this module only decides and explains.  `--force` is the
+ *  4. Pre-switch checks, for a change that raises etcd's share as a
+ *     primary for some operation (co_gate_raises_etcd: dual N -> dual M
+ *     with M > N, or to etcd; kill switch set aside): the outbox is within
+ *     its bounds (depth and oldest age, each store), both stores answer,
+ *     etcd has a leader and no alarm (NOSPACE, CORRUPT), and the shadow
+ *     mismatch rate within the window is under its bound.
+ *  5. The way back, for the same changes: git takes writes (it answered,
+ *     and the repo is writable by this process) and the git-bound drain
+ *     flows (no entry owed to git is failing).  A step that makes etcd
+ *     primary for more IDs is only safe while the kill switch can hand
+ *     them back to git.
+ *
+ * Reading the runs (runs.h), walking git (store/git_log.h) and asking the
+ * stores and the outbox for rules 4 and 5 is the caller's; this module only decides and explains.  `--force` is the
  * caller's too: it skips the check and records that it did.
  * Thread-safe: no state.
  */
@@ -41,6 +53,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/outbox.h"
 #include "core/runs.h"
 #include "flags/flags.h"
 
@@ -51,6 +64,24 @@ typedef struct co_gate_commit {
 	int64_t time_ms;      /* committer time, Unix ms */
 } co_gate_commit;
 
+/*
+ * What the pre-switch checks (rules 4 and 5) judge, read by the caller
+ * from the stores and the state database.  Strings are borrowed.
+ */
+typedef struct co_gate_checks {
+	const char *git_error;	 /* NULL: git answered and is writable; else why not */
+	const char *etcd_error;	 /* NULL: etcd answered its status; else why not */
+	uint64_t etcd_leader;	 /* 0: no leader */
+	const char *etcd_alarms; /* "" or NULL: none; "NOSPACE, ..." */
+	co_outbox_stats owed_git, owed_etcd;
+	const char *outbox_error;   /* NULL: owed_* were read; else why not */
+	int64_t shadow_reads;	    /* shadow-compared reads within the window */
+	int64_t shadow_mismatches;  /* mismatches recorded within the window */
+	int64_t max_outbox_depth;   /* bounds (config gate.*) */
+	int64_t max_outbox_age_ms;
+	double max_mismatch_ratio;
+} co_gate_checks;
+
 typedef struct co_gate_input {
 	const co_flags *from;	       /* the flags now */
 	const co_flags *to;	       /* the flags asked for */
@@ -60,7 +91,47 @@ typedef struct co_gate_input {
 	const co_gate_commit *foreign; /* newest first; may be NULL if n_foreign 0 */
 	size_t n_foreign;
 	const char *foreign_error; /* non-NULL: the commits could not be read (why) */
+	/* Rules 4 and 5; NULL: not checked (a caller without the stores says
+	 * so: co_gate_evaluate() reports them as not checked). */
+	const co_gate_checks *checks;
 } co_gate_input;
+
+/* The rules co_gate_evaluate() reports on, in its order. */
+enum {
+	CO_GATE_PATH,	   /* rule 3 */
+	CO_GATE_RUN,	   /* rule 1 */
+	CO_GATE_LEGACY,	   /* rule 2 */
+	CO_GATE_OUTBOX,	   /* rule 4 */
+	CO_GATE_STORES,	   /* rule 4 */
+	CO_GATE_ETCD,	   /* rule 4: leader, alarms */
+	CO_GATE_SHADOW,	   /* rule 4: mismatch rate */
+	CO_GATE_GIT_BACK,  /* rule 5: git writable */
+	CO_GATE_DRAIN_BACK, /* rule 5: the git-bound drain */
+	CO_GATE__COUNT
+};
+
+/* One rule's verdict on a change. */
+typedef struct co_gate_verdict {
+	const char *rule; /* "path", "reconciliation", ... (static) */
+	int applies;	  /* 0: the change does not need this rule */
+	int checked;	  /* 0: it applies but its input was not read */
+	int ok;		  /* 1: passes (or does not apply) */
+	char why[600];	  /* the refusal, or what was seen when it passes */
+} co_gate_verdict;
+
+/*
+ * 1 if `to` makes etcd the primary for a larger share of some operation's
+ * IDs than `from` (kill switch of both set aside): rules 4 and 5 apply.
+ */
+int co_gate_raises_etcd(const co_flags *from, const co_flags *to);
+
+/*
+ * Every rule's verdict on the change, for `--dry-run` and for
+ * co_gate_check(): v[CO_GATE_PATH..CO_GATE__COUNT-1].  Returns how many
+ * rules refuse (>= 0), or CO_EINVAL for NULL from/to or a negative
+ * window.  Sets no error message.
+ */
+int co_gate_evaluate(co_gate_verdict v[CO_GATE__COUNT], const co_gate_input *in);
 
 /* 1 if `to` moves some operation forward from `from` (rule 1 applies). */
 int co_gate_needs_run(const co_flags *from, const co_flags *to);

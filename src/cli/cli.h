@@ -158,15 +158,37 @@ int co_cli_flags_commit(co_cli *ctx, co_state *st, const char *action,
 
 /*
  * The go/no-go gate (flags/gate.h) for a change from `from` to `to`: reads
- * the latest reconciliation run from `st` and, when etcd could become a
+ * the latest reconciliation run from `st`; when etcd could become a
  * primary, the foreign commits of the git branch within the configured
- * window.  0 when the change may go ahead; with `force`, a refusal is
+ * window; when etcd's share as a primary grows, both stores, the outbox
+ * and the shadow mismatch logs (cli_gate.c).  0 when the change may go ahead; with `force`, a refusal is
  * turned into 0 and its message copied into note (for the audit trail;
  * note[0] is NUL when nothing was overridden) and printed as a warning.
  * CO_ECONFLICT (exit 3) with the refusal otherwise; CO_EIO from the state.
  */
 int co_cli_gate(char *note, size_t note_len, co_cli *ctx, co_state *st,
 		const co_flags *from, const co_flags *to, int force);
+
+/*
+ * Every rule's verdict on the change (flags/gate.h co_gate_evaluate), from
+ * the same reads as co_cli_gate(), for `--dry-run`: v has CO_GATE__COUNT
+ * entries.  0 (whatever the verdicts), or CO_EIO/CO_EINVAL when what the
+ * gate needs could not be read.
+ */
+typedef struct co_gate_verdict co_gate_verdict;
+int co_cli_gate_verdicts(co_gate_verdict *v, co_cli *ctx, co_state *st,
+			 const co_flags *from, const co_flags *to);
+
+/*
+ * `--dry-run` of a flags change (cli_plan.c): print what would change from
+ * `from` to `to` (per operation, and how many of today's IDs change
+ * primary) and every go/no-go rule's verdict, as text or with --json, for
+ * `command` ("stage 10").  Changes nothing.  0 if the gate would let the
+ * change through; CO_ECONFLICT (exit 3) if it would refuse it; CO_EIO /
+ * CO_EINVAL when what the gate needs could not be read.
+ */
+int co_cli_plan(co_cli *ctx, co_state *st, const char *command, const co_flags *from,
+		const co_flags *to);
 
 /* --- reconciliation --- */
 
@@ -231,6 +253,10 @@ int co_cli_parse_ttl(long long *out, const char *what, const char *s);
  * Print a record: one human-readable line, or its canonical compact JSON
  * with --json.  Returns 0 or CO_ENOMEM/CO_EIO.
  */
+/* Print `o` (taken, freed) as one line of JSON.  CO_ENOMEM, CO_EIO. */
+typedef struct cJSON cJSON;
+int co_cli_print_json(cJSON *o);
+
 int co_cli_print_record(co_cli *ctx, const co_record *r);
 
 /* Print a list: one line per record, or a JSON array with --json. */

@@ -38,6 +38,7 @@
 #include "flags/watcher.h"
 #include "router/router.h"
 
+#include <cjson/cJSON.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -404,59 +405,22 @@ audit_failed:
 					  "written");
 }
 
-/* Most foreign commits the gate reads: one names the writer. */
-#define GATE_MAX_COMMITS 16
+/* --- output --- */
 
-int co_cli_gate(char *note, size_t note_len, co_cli *ctx, co_state *st,
-		const co_flags *from, const co_flags *to, int force)
+int co_cli_print_json(cJSON *o)
 {
-	co_gate_input in = {0};
-	co_gate_commit gc[GATE_MAX_COMMITS];
-	co_git_foreign *fc = NULL;
-	const co_config *c;
-	co_run *run = NULL;
-	char ferr[512];
-	size_t nf = 0, i;
-	int error;
+	char *s;
 
-	note[0] = '\0';
-	if ((error = co_cli_config(&c, ctx)) < 0)
-		return error;
-	in.from = from;
-	in.to = to;
-	in.now_ms = co_state_now_ms();
-	in.window_ms = c->go_no_go_window_ms;
-	if (co_gate_needs_run(from, to)) {
-		error = co_runs_latest(&run, st);
-		if (error < 0 && error != CO_ENOTFOUND)
-			goto done;
-		in.latest = run;
+	if (o == NULL || (s = cJSON_PrintUnformatted(o)) == NULL) {
+		cJSON_Delete(o);
+		return co_error_set(CO_ENOMEM, "out of memory");
 	}
-	if (co_gate_needs_legacy_check(from, to)) {
-		error = co_git_log_foreign(&fc, &nf, c->git_repo, c->git_branch,
-					   in.now_ms - in.window_ms, GATE_MAX_COMMITS);
-		if (error < 0) {
-			snprintf(ferr, sizeof(ferr), "%s", co_error_last());
-			in.foreign_error = ferr;
-		}
-		for (i = 0; i < nf; i++) {
-			gc[i].short_id = fc[i].short_id;
-			gc[i].author = fc[i].author;
-			gc[i].time_ms = fc[i].time_ms;
-		}
-		in.foreign = gc;
-		in.n_foreign = nf;
-	}
-	error = co_gate_check(&in);
-	if (error == CO_ECONFLICT && force) {
-		snprintf(note, note_len, "forced past %s", co_error_last());
-		fprintf(stderr, "cutover: warning: --force: %s\n", co_error_last());
-		error = 0;
-	}
-done:
-	free(fc);
-	co_run_free(run);
-	return error;
+	puts(s);
+	free(s);
+	cJSON_Delete(o);
+	if (fflush(stdout) != 0 || ferror(stdout))
+		return co_error_set(CO_EIO, "writing to stdout: %s", strerror(errno));
+	return 0;
 }
 
 /* --- options --- */

@@ -29,6 +29,7 @@
 #define U_SHOW "cutover flags show [--json]"
 #define U_SET                                                                            \
 	"cutover flags set OP|default MODE [--etcd-percent N] [--reason TEXT] [--force]\n" \
+	"                  [--dry-run]\n"                                                   \
 	"       cutover flags set mirror async|sync [--reason TEXT]"
 #define U_EXPLAIN "cutover flags explain OP ID [--json]"
 #define U_FLAGS "cutover flags show|set|explain ..."
@@ -63,7 +64,10 @@ static const char h_set[] =
     "in git at once; every etcd-decided write then costs a git commit.\n\n"
     "  --etcd-percent N  share of IDs whose primary is etcd (dual only)\n"
     "  --reason TEXT     why, for the audit trail\n"
-    "  --force           go ahead despite the go/no-go gate\n\n"
+    "  --force           go ahead despite the go/no-go gate\n"
+    "  --dry-run         change nothing: print the old and new setting, how many of\n"
+    "                    today's IDs would change primary, and every go/no-go\n"
+    "                    rule's verdict (exit 3 if the gate would refuse)\n\n"
     "Examples:\n"
     "  cutover flags set task_claim dual --etcd-percent 10 --reason 'canary'\n"
     "  cutover flags set default shadow\n\n"
@@ -89,22 +93,6 @@ static int load_flags(co_flags *out, const char **path, co_cli *ctx)
 		return error;
 	if (path)
 		*path = c->flags_path;
-	return 0;
-}
-
-static int print_json(cJSON *o)
-{
-	char *s;
-
-	if (o == NULL || (s = cJSON_PrintUnformatted(o)) == NULL) {
-		cJSON_Delete(o);
-		return co_error_set(CO_ENOMEM, "out of memory");
-	}
-	puts(s);
-	free(s);
-	cJSON_Delete(o);
-	if (fflush(stdout) != 0 || ferror(stdout))
-		return co_error_set(CO_EIO, "writing to stdout: %s", strerror(errno));
 	return 0;
 }
 
@@ -155,7 +143,7 @@ static int flags_show(int argc, char **argv, co_cli *ctx)
 		cJSON_AddBoolToObject(s, "override", f.has_op[op] != 0);
 		cJSON_AddItemToObject(ops, co_op_name((co_op)op), s);
 	}
-	return print_json(o);
+	return co_cli_print_json(o);
 }
 
 /* An integer 0..100, nothing else. */
@@ -217,10 +205,11 @@ done:
 static int flags_set(int argc, char **argv, co_cli *ctx)
 {
 	const char *percent_s = NULL, *reason = NULL, *pos[2];
-	int force = 0;
+	int force = 0, dry = 0;
 	co_cli_opt opts[] = {{"etcd-percent", &percent_s, NULL},
 			     {"reason", &reason, NULL},
 			     {"force", NULL, &force},
+			     {"dry-run", NULL, &dry},
 			     {NULL, NULL, NULL}};
 	const co_config *c;
 	co_state *st = NULL;
@@ -236,6 +225,10 @@ static int flags_set(int argc, char **argv, co_cli *ctx)
 	if (n < 2)
 		return co_cli_usage_error(U_SET,
 					  "flags set: needs an operation and a mode");
+	if (strcmp(pos[0], "mirror") == 0 && dry)
+		return co_cli_usage_error(U_SET, "flags set mirror: --dry-run is for "
+						 "operations and default (a mirror change "
+						 "passes no gate and moves no ID)");
 	if (strcmp(pos[0], "mirror") == 0)
 		return set_mirror(pos[1], percent_s, force, reason, ctx);
 	is_default = strcmp(pos[0], "default") == 0;
@@ -255,9 +248,10 @@ static int flags_set(int argc, char **argv, co_cli *ctx)
 	if (mode == CO_MODE_ETCD)
 		percent = 100; /* as the `etcd` stage writes it */
 
-	/* From the load to the save no other writer changes the flags. */
+	/* From the load to the save no other writer changes the flags (a dry
+	 * run saves nothing: it takes no lock). */
 	if ((error = co_cli_config(&c, ctx)) < 0 ||
-	    (error = lock = co_flags_lock(c->flags_path)) < 0 ||
+	    (!dry && (error = lock = co_flags_lock(c->flags_path)) < 0) ||
 	    (error = load_flags(&from, NULL, ctx)) < 0)
 		goto done;
 	to = from;
@@ -267,6 +261,15 @@ static int flags_set(int argc, char **argv, co_cli *ctx)
 		error = co_flags_set(&to, op, mode, percent);
 	if (error < 0)
 		goto done;
+	if (dry) {
+		char command[128];
+
+		snprintf(command, sizeof(command), "flags set %s %s%s%s", pos[0], pos[1],
+			 percent_s ? " --etcd-percent " : "", percent_s ? percent_s : "");
+		if ((error = co_state_open(&st, c->state_dir)) == 0)
+			error = co_cli_plan(ctx, st, command, &from, &to);
+		goto done;
+	}
 	if (co_flags_equal(&from, &to)) {
 		printf("no change: %s is already %s\n", pos[0], co_mode_name(mode));
 		goto done;
@@ -326,7 +329,7 @@ static int flags_explain(int argc, char **argv, co_cli *ctx)
 		cJSON_AddStringToObject(o, "primary", co_side_name(rt.primary));
 		cJSON_AddStringToObject(o, "secondary", co_side_name(rt.secondary));
 		cJSON_AddBoolToObject(o, "kill_switch", f.kill_switch);
-		return print_json(o);
+		return co_cli_print_json(o);
 	}
 	printf("%s %s: mode %s", co_op_name(op), pos[1], co_mode_name(rt.mode));
 	if (rt.configured == CO_MODE_DUAL)

@@ -45,6 +45,10 @@ static const char h_serve[] =
     "behind `Authorization: Bearer <token>`.  POST /v1/admin/reconcile runs one\n"
     "reconciliation as `cutover reconcile` does (body: {\"no_rollback\": true},\n"
     "{\"repair\": \"git\"|\"etcd\"}) and answers its JSON report.\n\n"
+    "While some operation goes to both stores (shadow, dual, or the kill switch),\n"
+    "serve also reconciles on its own every serve.reconcile_interval (default 5m,\n"
+    "$CUTOVER_RECONCILE_INTERVAL; 0 turns it off), one run at a time, recorded and\n"
+    "tripping the kill switch on a failed verdict as `cutover reconcile` would.\n\n"
     "With swarm auth on (CUTOVER_SWARM_AUTH=token, config serve.swarm_auth: token),\n"
     "claim, release and renew need `Authorization: Bearer <token>` of the swarm they\n"
     "act as, a create any swarm's token, a registration the swarm's own token or\n"
@@ -172,6 +176,7 @@ int co_cli_serve(int argc, char **argv, co_cli *ctx)
 	so.admin_token = token;
 	so.gate = serve_gate;
 	so.gate_ctx = &g;
+	so.reconcile_every_ms = c->serve_reconcile_interval_ms;
 	so.reconcile_min_consistency = c->reconcile_min_consistency;
 	so.reconcile_max_mismatch_ratio = c->reconcile_max_mismatch_ratio;
 	so.reconcile_grace_ms = c->reconcile_grace_ms;

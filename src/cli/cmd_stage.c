@@ -44,7 +44,7 @@
 #define U_STAGE                                                                          \
 	"cutover stage git|shadow|10|50|100|etcd [--reason TEXT] [--wait-drain "         \
 	"SECONDS] "                                                                      \
-	"[--force]"
+	"[--force] [--dry-run]"
 
 /* How long a forward move waits for a pending_drain run's debts by default. */
 #define WAIT_DRAIN_DEFAULT_S 30
@@ -80,11 +80,16 @@ static const char h_stage[] =
     "  --reason TEXT        why, for the audit trail\n"
     "  --wait-drain SECONDS wait for a pending_drain run's owed writes (default\n"
     "                       30; 0: do not wait, refuse at once)\n"
-    "  --force              go ahead despite the go/no-go gate (no waiting)\n\n"
+    "  --force              go ahead despite the go/no-go gate (no waiting)\n"
+    "  --dry-run            change nothing: print, per operation, the old and new\n"
+    "                       mode and how many of today's IDs would change primary,\n"
+    "                       and every go/no-go rule's verdict and why (exit 3 if\n"
+    "                       the gate would refuse; no drain wait, no audit row)\n\n"
     "Examples:\n"
     "  cutover reconcile && cutover stage 10 --reason 'canary'\n"
     "  cutover stage shadow --reason 'back off'\n"
-    "  cutover stage 50 --wait-drain 120   # after an etcd restart\n\n"
+    "  cutover stage 50 --wait-drain 120   # after an etcd restart\n"
+    "  cutover stage 100 --dry-run          # what would move, and would it pass?\n\n"
     "Exit status: 0 moved (or already there), 1 bad usage, 2 state unavailable\n"
     "(or the flags lock held by another writer for 10 s: it names the writer),\n"
     "3 refused by the go/no-go gate, or the flags changed while it ran.\n";
@@ -295,10 +300,11 @@ static int maybe_wait_drain(co_cli *ctx, const co_config *c, co_stage stage, int
 int co_cli_stage(int argc, char **argv, co_cli *ctx)
 {
 	const char *reason = NULL, *wait = NULL, *pos[1];
-	int force = 0, wait_s = WAIT_DRAIN_DEFAULT_S;
+	int force = 0, dry = 0, wait_s = WAIT_DRAIN_DEFAULT_S;
 	co_cli_opt opts[] = {{"reason", &reason, NULL},
 			     {"wait-drain", &wait, NULL},
 			     {"force", NULL, &force},
+			     {"dry-run", NULL, &dry},
 			     {NULL, NULL, NULL}};
 	const co_config *c;
 	co_state *st = NULL;
@@ -319,6 +325,19 @@ int co_cli_stage(int argc, char **argv, co_cli *ctx)
 		return error;
 	if ((error = co_cli_config(&c, ctx)) < 0)
 		goto done;
+	if (dry) {
+		char command[64];
+
+		snprintf(command, sizeof(command), "stage %s", co_stage_name(stage));
+		if ((error = co_flags_load(&from, c->flags_path)) < 0)
+			goto done;
+		to = from;
+		if ((error = co_stage_apply(&to, stage)) < 0 ||
+		    (error = co_state_open(&st, c->state_dir)) < 0)
+			goto done;
+		error = co_cli_plan(ctx, st, command, &from, &to);
+		goto done;
+	}
 	/* Before the lock: the wait may be long, and a fresh run that fails
 	 * trips the kill switch, which must not find the file locked. */
 	if (!force && wait_s > 0 && (error = maybe_wait_drain(ctx, c, stage, wait_s)) < 0)

@@ -365,3 +365,31 @@ int co_audit_mismatches_latest(co_audit_mismatch_list *out, co_state *st, size_t
 	out->items = p;
 	return error;
 }
+
+int co_audit_shadow_counts(int64_t *reads, int64_t *mismatches, co_state *st,
+			   int64_t since_ms)
+{
+	sqlite3_stmt *s = NULL;
+	int rc, error;
+
+	*reads = *mismatches = 0;
+	co_state__lock(st);
+	if ((error = co_state__prepare(
+		 st, &s,
+		 "SELECT (SELECT count(*) FROM audit_ops WHERE ts >= ?1 AND mode = "
+		 "'shadow' AND op IN ('task_get', 'task_list', 'swarm_get', "
+		 "'swarm_list')), (SELECT count(*) FROM audit_mismatches WHERE ts >= "
+		 "?1)")) < 0)
+		goto done;
+	sqlite3_bind_int64(s, 1, since_ms);
+	if ((rc = sqlite3_step(s)) != SQLITE_ROW) {
+		error = co_state__error(st, rc, "read the audit logs");
+		goto done;
+	}
+	*reads = sqlite3_column_int64(s, 0);
+	*mismatches = sqlite3_column_int64(s, 1);
+done:
+	co_state__finish(st, s);
+	co_state__unlock(st);
+	return error;
+}

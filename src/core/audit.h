@@ -120,6 +120,16 @@ int co_audit_ops_latest(co_audit_op_list *out, co_state *st, size_t n);
 int co_audit_mismatches_latest(co_audit_mismatch_list *out, co_state *st, size_t n);
 
 /*
+ * Shadow quality since `since_ms` (Unix ms): how many reads were routed in
+ * shadow (task_get, task_list, swarm_get, swarm_list: the ones compared)
+ * and how many mismatches were recorded.  From the bounded logs, so over
+ * a window longer than they keep it counts what they still hold.
+ * CO_EIO.
+ */
+int co_audit_shadow_counts(int64_t *reads, int64_t *mismatches, co_state *st,
+			   int64_t since_ms);
+
+/*
  * Bound a log for this co_state's writes: keep the newest `keep` rows,
  * trimming whenever a row number is a multiple of `batch`.  Both >= 1
  * (CO_EINVAL).  Takes effect at the next insert.

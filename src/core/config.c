@@ -138,6 +138,10 @@ int co_config_defaults(co_config **out)
 	c->reconcile_grace_ms = 2000;
 	c->go_no_go_window_ms = 3600 * 1000;
 	c->mirror_timeout_ms = 250;
+	c->serve_reconcile_interval_ms = 5 * 60 * 1000;
+	c->gate_outbox_max_depth = 1000;
+	c->gate_outbox_max_age_ms = 120 * 1000;
+	c->gate_max_shadow_mismatch_ratio = 0.01;
 	c->breaker_failures = 3;
 	c->breaker_probe_ms = 1000;
 	c->breaker_probe_max_ms = 2000;
@@ -586,15 +590,17 @@ static const char *known_keys(const char *sec)
 		return "min_consistency, max_mismatch_ratio, grace, go_no_go_window";
 	if (strcmp(sec, "router") == 0)
 		return "mirror_timeout";
+	if (strcmp(sec, "gate") == 0)
+		return "outbox_max_depth, outbox_max_age, max_shadow_mismatch_ratio";
 	if (strcmp(sec, "breaker") == 0)
 		return "failures, probe, probe_max";
 	if (strcmp(sec, "serve") == 0)
-		return "swarm_auth";
+		return "swarm_auth, reconcile_interval";
 	if (strcmp(sec, "triggers") == 0)
 		return "enabled, window, min_samples, error_rate, latency_ratio, "
 		       "health_grace, outbox_age";
-	return "git, etcd, state_dir, flags, listen, admin_token_file, reconcile, router, "
-	       "breaker, serve, redact, triggers";
+	return "git, etcd, state_dir, flags, listen, admin_token_file, reconcile, gate, "
+	       "router, breaker, serve, redact, triggers";
 }
 
 /* serve.swarm_auth: none | token. */
@@ -620,7 +626,7 @@ static int apply_key(file_ctx *fc, const char *sec, const char *name, const char
 		if (strcmp(name, "git") == 0 || strcmp(name, "etcd") == 0 ||
 		    strcmp(name, "reconcile") == 0 || strcmp(name, "router") == 0 ||
 		    strcmp(name, "breaker") == 0 || strcmp(name, "serve") == 0 ||
-		    strcmp(name, "triggers") == 0)
+		    strcmp(name, "gate") == 0 || strcmp(name, "triggers") == 0)
 			return load_section(fc, v, name);
 		if (strcmp(name, "state_dir") == 0)
 			return get_string(&c->state_dir, fc, v, full, 0);
@@ -669,6 +675,13 @@ static int apply_key(file_ctx *fc, const char *sec, const char *name, const char
 			return get_duration(&c->reconcile_grace_ms, fc, v, full, 0);
 		if (strcmp(name, "go_no_go_window") == 0)
 			return get_duration(&c->go_no_go_window_ms, fc, v, full, 1);
+	} else if (strcmp(sec, "gate") == 0) {
+		if (strcmp(name, "outbox_max_depth") == 0)
+			return get_count(&c->gate_outbox_max_depth, fc, v, full, 100000000);
+		if (strcmp(name, "outbox_max_age") == 0)
+			return get_duration(&c->gate_outbox_max_age_ms, fc, v, full, 1);
+		if (strcmp(name, "max_shadow_mismatch_ratio") == 0)
+			return get_ratio(&c->gate_max_shadow_mismatch_ratio, fc, v, full);
 	} else if (strcmp(sec, "router") == 0) {
 		if (strcmp(name, "mirror_timeout") == 0)
 			return get_duration(&c->mirror_timeout_ms, fc, v, full, 1);
@@ -682,6 +695,8 @@ static int apply_key(file_ctx *fc, const char *sec, const char *name, const char
 	} else if (strcmp(sec, "serve") == 0) {
 		if (strcmp(name, "swarm_auth") == 0)
 			return get_swarm_auth(&c->swarm_auth, fc, v, full);
+		if (strcmp(name, "reconcile_interval") == 0)
+			return get_duration(&c->serve_reconcile_interval_ms, fc, v, full, 0);
 	} else if (strcmp(sec, "triggers") == 0) {
 		co_trigger_cfg *t = &c->triggers;
 
@@ -795,6 +810,18 @@ static int env_duration(int *dst, const char *name)
 	return 0;
 }
 
+/* A duration where "0" or "off" turns the thing off (0). */
+static int env_interval(int *dst, const char *name)
+{
+	const char *v = env(name);
+
+	if (v && (strcmp(v, "0") == 0 || strcmp(v, "off") == 0)) {
+		*dst = 0;
+		return 0;
+	}
+	return env_duration(dst, name);
+}
+
 static int env_endpoints(co_config *c)
 {
 	const char *v = env("CUTOVER_ETCD_ENDPOINTS"), *p, *comma;
@@ -847,6 +874,8 @@ static int apply_env(co_config *c)
 	    (error = env_duration(&c->etcd_request_timeout_ms,
 				  "CUTOVER_ETCD_REQUEST_TIMEOUT")) < 0 ||
 	    (error = env_duration(&c->mirror_timeout_ms, "CUTOVER_MIRROR_TIMEOUT")) < 0 ||
+	    (error = env_interval(&c->serve_reconcile_interval_ms,
+				  "CUTOVER_RECONCILE_INTERVAL")) < 0 ||
 	    (error = env_string(&c->flags_path, "CUTOVER_FLAGS")) < 0 ||
 	    (error = env_string(&c->state_dir, "CUTOVER_STATE_DIR")) < 0 ||
 	    (error = env_string(&c->listen, "CUTOVER_LISTEN")) < 0 ||

@@ -89,6 +89,11 @@ typedef struct co_config {
 	int reconcile_grace_ms;
 	int go_no_go_window_ms;
 
+	/* gate.*: the go/no-go gate's pre-switch bounds (flags/gate.h, rule 4) */
+	int gate_outbox_max_depth;	  /* entries owed to one store */
+	int gate_outbox_max_age_ms;	  /* age of the oldest owed entry */
+	double gate_max_shadow_mismatch_ratio; /* shadow reads that disagree */
+
 	int mirror_timeout_ms;	  /* router.mirror_timeout, $CUTOVER_MIRROR_TIMEOUT */
 	int breaker_failures;	  /* breaker.failures: in a row, to open */
 	int breaker_probe_ms;	  /* breaker.probe: first wait before a probe */
@@ -99,6 +104,9 @@ typedef struct co_config {
 	co_redact *redact;
 	co_swarm_auth swarm_auth; /* serve.swarm_auth, $CUTOVER_SWARM_AUTH */
 	co_trigger_cfg triggers;  /* triggers: (no environment overrides) */
+	/* serve.reconcile_interval: serve reconciles this often while some
+	 * operation goes to both stores (default 5m; 0: off) */
+	int serve_reconcile_interval_ms;
 } co_config;
 
 /*

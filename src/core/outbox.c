@@ -25,6 +25,7 @@
 #include "state_internal.h"
 
 #include <sqlite3.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -549,6 +550,40 @@ int co_outbox_oldest(int64_t *out, co_state *st)
 			 "SELECT coalesce((SELECT created_at FROM outbox ORDER BY seq"
 			 " LIMIT 1), 0)",
 			 NULL, NULL, 0);
+}
+
+int co_outbox_stats_of(co_outbox_stats *out, co_state *st, const char *target)
+{
+	sqlite3_stmt *s = NULL;
+	const unsigned char *le;
+	int rc, error;
+
+	memset(out, 0, sizeof(*out));
+	if ((error = check_target(target, 0)) < 0)
+		return error;
+	co_state__lock(st);
+	if ((error = co_state__prepare(
+		 st, &s,
+		 "SELECT count(*), coalesce(min(created_at), 0),"
+		 " count(*) FILTER (WHERE attempts > 0),"
+		 " (SELECT last_error FROM outbox WHERE target = ?1 AND attempts > 0"
+		 "  ORDER BY seq LIMIT 1)"
+		 " FROM outbox WHERE target = ?1")) < 0 ||
+	    (error = co_state__bind_text(st, s, 1, target)) < 0)
+		goto done;
+	if ((rc = sqlite3_step(s)) != SQLITE_ROW) {
+		error = co_state__error(st, rc, "read outbox");
+		goto done;
+	}
+	out->depth = sqlite3_column_int64(s, 0);
+	out->oldest_ms = sqlite3_column_int64(s, 1);
+	out->failing = sqlite3_column_int64(s, 2);
+	if ((le = sqlite3_column_text(s, 3)) != NULL)
+		snprintf(out->last_error, sizeof(out->last_error), "%s", (const char *)le);
+done:
+	co_state__finish(st, s);
+	co_state__unlock(st);
+	return error;
 }
 
 int co_outbox_has_pending(co_state *st, const char *kind, const char *id)

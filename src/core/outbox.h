@@ -140,6 +140,21 @@ int co_outbox_retry_now(int64_t *out, co_state *st, const char *target);
 /* Number of pending entries for `target` (NULL: both).  CO_EINVAL, CO_EIO. */
 int co_outbox_depth(int64_t *out, co_state *st, const char *target);
 
+/* How the entries owed to one store stand (co_outbox_stats). */
+typedef struct co_outbox_stats {
+	int64_t depth;	    /* pending entries */
+	int64_t oldest_ms;  /* created_at of the oldest, Unix ms; 0 when empty */
+	int64_t failing;    /* entries that failed at least once */
+	char last_error[256]; /* the oldest failing entry's error; "" if none */
+} co_outbox_stats;
+
+/*
+ * Depth, age and failures of what is owed to `target` ("git" or "etcd"):
+ * whether the drain towards a store flows.  One read.  CO_EINVAL,
+ * CO_EUNAVAIL, CO_EIO.
+ */
+int co_outbox_stats_of(co_outbox_stats *out, co_state *st, const char *target);
+
 /*
  * Unix ms of the oldest pending entry (for either store) in *out, 0 when
  * the outbox is empty: the first row in insertion order, one probe of the

@@ -81,12 +81,15 @@ typedef struct co_server_opts {
 	/* The serve log: refused requests, one line each (may be NULL). */
 	co_server_log_fn log;
 	void *log_ctx;
+	/* Reconciliation on a schedule (server_schedule.c): every this many
+	 * ms while some operation goes to both stores; <= 0: off. */
+	int reconcile_every_ms;
 } co_server_opts;
 
 #define CO_SERVER_OPTS_INIT                                                              \
 	{                                                                                \
 		NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, -1, -1, -1,  \
-		    NULL, NULL, 0, 0, CO_SWARM_AUTH_NONE, 0, NULL, NULL                  \
+		    NULL, NULL, 0, 0, CO_SWARM_AUTH_NONE, 0, NULL, NULL, 0               \
 	}
 
 /*

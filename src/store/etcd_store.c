@@ -2307,3 +2307,63 @@ int co_etcd_store_list_at(co_record_list *out, int64_t *revision, co_store *s,
 		return co_error_set(CO_EINVAL, "not an etcd store");
 	return list_at(out, revision, e, kind);
 }
+
+/* Append `what` to the ", "-joined list `buf` unless it is there already. */
+static void join_once(char *buf, size_t len, const char *what)
+{
+	size_t n = strlen(buf);
+
+	if (what == NULL || *what == '\0' || strstr(buf, what) != NULL)
+		return;
+	snprintf(buf + n, len - n, "%s%s", n ? ", " : "", what);
+}
+
+int co_etcd_store_status(co_etcd_status *out, co_store *s)
+{
+	struct etcd *e = co_store__impl(s, &etcd_backend);
+	cJSON *req = NULL, *resp = NULL;
+	const cJSON *it, *list;
+	const char *leader;
+	int error;
+
+	memset(out, 0, sizeof(*out));
+	if (e == NULL)
+		return co_error_set(CO_EINVAL, "not an etcd store");
+	if ((req = cJSON_CreateObject()) == NULL)
+		return oom();
+	if ((error = etcd_call(&resp, e, "/v3/maintenance/status", req)) < 0)
+		goto done;
+	snprintf(out->version, sizeof(out->version), "%s", json_str(resp, "version"));
+	/* uint64 fields come as strings from the gateway */
+	leader = json_str(resp, "leader");
+	out->leader = strtoull(leader, NULL, 10);
+	out->db_size = json_i64(resp, "dbSize");
+	list = cJSON_GetObjectItemCaseSensitive(resp, "errors");
+	cJSON_ArrayForEach(it, list)
+	{
+		if (cJSON_IsString(it))
+			join_once(out->errors, sizeof(out->errors), it->valuestring);
+	}
+	cJSON_Delete(resp);
+	resp = NULL;
+	/* AlarmRequest: action GET (the default, 0), every member, every alarm */
+	if (!cJSON_AddStringToObject(req, "action", "GET")) {
+		error = oom();
+		goto done;
+	}
+	if ((error = etcd_call(&resp, e, "/v3/maintenance/alarm", req)) < 0)
+		goto done;
+	list = cJSON_GetObjectItemCaseSensitive(resp, "alarms");
+	cJSON_ArrayForEach(it, list)
+	{
+		const char *a = json_str(it, "alarm");
+
+		/* NONE is the enum's zero: the gateway omits it, or spells it */
+		if (strcmp(a, "NONE") != 0)
+			join_once(out->alarms, sizeof(out->alarms), a);
+	}
+done:
+	cJSON_Delete(req);
+	cJSON_Delete(resp);
+	return error;
+}

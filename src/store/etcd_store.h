@@ -55,4 +55,24 @@ int co_etcd_store_open(co_store **out, const co_etcd_opts *opts);
 int co_etcd_store_list_at(co_record_list *out, int64_t *revision, co_store *s,
 			  co_kind kind);
 
+/* What etcd says of its own health (co_etcd_store_status). */
+typedef struct co_etcd_status {
+	char version[32];  /* "3.4.30" */
+	uint64_t leader;   /* member ID of the leader; 0: no leader */
+	int64_t db_size;   /* bytes */
+	char alarms[256];  /* "NOSPACE, CORRUPT" (each member's, deduplicated); "" */
+	char errors[256];  /* the status call's own "errors" list joined; "" */
+} co_etcd_status;
+
+/*
+ * Ask the endpoint that answers for its status (leader, version, size,
+ * errors) and the cluster's alarms (NOSPACE, CORRUPT): the pre-switch
+ * checks of the go/no-go gate (flags/gate.h).  Two gateway calls, each
+ * under the request timeout; not through the circuit breaker, which is
+ * the caller's to consult (co_store_breaker).  `s` must come from
+ * co_etcd_store_open() (CO_EINVAL if not).  CO_EUNAVAIL when no endpoint
+ * answers.  Thread-safe.
+ */
+int co_etcd_store_status(co_etcd_status *out, co_store *s);
+
 #endif

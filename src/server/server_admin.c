@@ -1,0 +1,591 @@
+/*
+ * server_admin.c - what operators call: /healthz, /metrics and /v1/admin.
+ *
+ * Health and metrics answer from memory (the background probe's last
+ * result, the watcher's flags): they never wait on a store.
+ *
+ * Admin changes (rollback, resume, stage) are read-modify-write of the
+ * flags file, serialised by one mutex within this process and saved
+ * atomically, audited as "serve:admin", and reloaded into the watcher at
+ * once so that the next request (and /metrics) sees them.
+ *
+ * The admin reconcile endpoint runs the reconciler (reconcile.h) in the
+ * request's thread, as `cutover reconcile` does: the same drain hook through
+ * the router, the same thresholds, and the reconciler itself trips the kill
+ * switch and records the run.  One run at a time: a flag taken with a
+ * compare-and-swap, not a lock to wait on, so that a second request is told
+ * 409 at once instead of queueing behind a run that may take minutes.  The
+ * run does not hold the admin mutex either: a rollback must not wait for a
+ * reconciliation.  The reconciler's trip is therefore not serialised with
+ * a stage or resume arriving in the same milliseconds (each save is atomic;
+ * the last rename wins), as with a `cutover reconcile` in another process.
+ */
+#include "server_internal.h"
+
+#include "core/audit.h"
+#include "core/error.h"
+#include "core/outbox.h"
+#include "core/runs.h"
+#include "core/state.h"
+#include "flags/gate.h"
+#include "flags/stage.h"
+#include "reconcile/report.h"
+#include "router/triggers.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* --- health and metrics --- */
+
+/*
+ * Liveness and what an operator needs first: the stage, the kill switch,
+ * each store's last probe and breaker.  From memory only: answers at once
+ * whatever the stores do.  "degraded" when a store is down.
+ */
+void co_server__healthz(reply *rp, co_server *s)
+{
+	cJSON *o = cJSON_CreateObject(), *stores;
+	co_health_store g = {0}, e = {0};
+	co_flags f;
+
+	co_flags_watcher_get(&f, s->flags);
+	if (s->health) {
+		co_health_get(&g, s->health, 0);
+		co_health_get(&e, s->health, 1);
+	}
+	cJSON_AddStringToObject(
+	    o, "status", (s->git && !g.up) || (s->etcd && !e.up) ? "degraded" : "ok");
+	cJSON_AddStringToObject(o, "stage", co_stage_name(co_stage_of(&f)));
+	cJSON_AddBoolToObject(o, "kill_switch", f.kill_switch);
+	if ((stores = cJSON_AddObjectToObject(o, "stores")) != NULL && s->health)
+		co_health_json(stores, s->health);
+	co_server__reply_json(rp, 200, o);
+}
+
+void co_server__metrics(reply *rp, co_server *s)
+{
+	char *buf = NULL;
+	size_t len = 0, cap = 0;
+	int64_t depth = 0;
+	co_run *run = NULL;
+	char ratio[32], tm[4096];
+	co_flags f;
+	co_health_store g = {0}, e = {0};
+	int error;
+
+	co_flags_watcher_get(&f, s->flags);
+	if (co_outbox_depth(&depth, s->state, NULL) < 0)
+		depth = -1;
+	/* Prometheus spells it "NaN", not libc's "nan". */
+	if (co_runs_latest(&run, s->state) == 0)
+		snprintf(ratio, sizeof(ratio), "%.6f", run->consistency);
+	else
+		snprintf(ratio, sizeof(ratio), "NaN");
+	co_run_free(run);
+	/* the probe's last answer: a scrape never waits on a store */
+	if (s->health) {
+		co_health_get(&g, s->health, 0);
+		co_health_get(&e, s->health, 1);
+	}
+
+	if ((error = co_metrics_appendf(
+		 &buf, &len, &cap,
+		 "# HELP cutover_kill_switch 1 while the kill switch routes everything "
+		 "to "
+		 "git.\n# TYPE cutover_kill_switch gauge\ncutover_kill_switch %d\n"
+		 "# HELP cutover_outbox_depth Writes still owed to a store (-1: the "
+		 "state "
+		 "database cannot be read).\n# TYPE cutover_outbox_depth gauge\n"
+		 "cutover_outbox_depth %lld\n"
+		 "# HELP cutover_reconcile_consistency_ratio Consistency of the latest "
+		 "finished reconciliation run (NaN: none yet).\n"
+		 "# TYPE cutover_reconcile_consistency_ratio gauge\n"
+		 "cutover_reconcile_consistency_ratio %s\n"
+		 "# HELP cutover_store_up 1 if the store answered the background probe's "
+		 "last ping.\n"
+		 "# TYPE cutover_store_up gauge\n"
+		 "cutover_store_up{store=\"git\"} %d\ncutover_store_up{store=\"etcd\"} "
+		 "%d\n",
+		 f.kill_switch, (long long)depth, ratio, s->git && g.up,
+		 s->etcd && e.up)) < 0)
+		goto done;
+	if ((error = co_metrics_appendf(
+		 &buf, &len, &cap,
+		 "# HELP cutover_reconcile_schedule_ticks_total Wake-ups of serve's "
+		 "reconcile schedule.\n# TYPE cutover_reconcile_schedule_ticks_total "
+		 "counter\ncutover_reconcile_schedule_ticks_total %lld\n"
+		 "# HELP cutover_reconcile_scheduled_runs_total Reconciliation runs "
+		 "the schedule made, by result (busy: one was already running).\n"
+		 "# TYPE cutover_reconcile_scheduled_runs_total counter\n"
+		 "cutover_reconcile_scheduled_runs_total{result=\"done\"} %lld\n"
+		 "cutover_reconcile_scheduled_runs_total{result=\"error\"} %lld\n"
+		 "cutover_reconcile_scheduled_runs_total{result=\"busy\"} %lld\n",
+		 (long long)atomic_load(&s->sched_ticks), (long long)atomic_load(&s->sched_runs),
+		 (long long)atomic_load(&s->sched_failed),
+		 (long long)atomic_load(&s->sched_busy))) < 0)
+		goto done;
+	if ((error = co_health_breaker_metrics(&buf, &len, &cap, s->git, s->etcd)) < 0 ||
+	    (error = co_metrics_appendf(&buf, &len, &cap, "%s",
+					co_triggers_metrics(tm, sizeof(tm),
+							    co_router_triggers(s->router)))) < 0)
+		goto done;
+	error = co_metrics_format(&buf, &len, &cap, s->metrics);
+done:
+	if (error < 0) {
+		free(buf);
+		co_server__reply_code(rp, error, NULL);
+		return;
+	}
+	rp->status = 200;
+	rp->body = buf;
+	rp->ctype = "text/plain; version=0.0.4";
+}
+
+/* --- admin --- */
+
+/* 0 if the request carries the admin token; a reply (401/403) otherwise. */
+int co_server__admin_auth(reply *rp, co_server *s, struct MHD_Connection *c)
+{
+	const char *h;
+
+	if (s->token == NULL) {
+		co_server__reply_err(
+		    rp, 403, "forbidden",
+		    "admin endpoints are disabled: no admin_token_file configured", NULL);
+		return -1;
+	}
+	h = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+					MHD_HTTP_HEADER_AUTHORIZATION);
+	if (h == NULL || strncmp(h, "Bearer ", 7) != 0 ||
+	    !co_server__token_equal(h + 7, s->token)) {
+		co_server__reply_err(rp, 401, "unauthorized",
+				     h ? "wrong admin token"
+				       : "missing Authorization: Bearer <token>",
+				     NULL);
+		return -1;
+	}
+	return 0;
+}
+
+static cJSON *flags_json(const co_flags *f)
+{
+	cJSON *o = cJSON_CreateObject(), *d, *ops;
+	int op;
+
+	cJSON_AddStringToObject(o, "stage", co_stage_name(co_stage_of(f)));
+	cJSON_AddBoolToObject(o, "kill_switch", f->kill_switch);
+	cJSON_AddStringToObject(o, "kill_reason", f->kill_reason);
+	cJSON_AddStringToObject(o, "updated_at", f->updated_at);
+	cJSON_AddStringToObject(o, "updated_by", f->updated_by);
+	d = cJSON_AddObjectToObject(o, "default");
+	cJSON_AddStringToObject(d, "mode", co_mode_name(f->def.mode));
+	cJSON_AddNumberToObject(d, "etcd_percent", f->def.etcd_percent);
+	ops = cJSON_AddObjectToObject(o, "operations");
+	for (op = 0; op < CO_OP__COUNT; op++) {
+		co_op_flags of = co_flags_get(f, (co_op)op);
+		cJSON *x = cJSON_AddObjectToObject(ops, co_op_name((co_op)op));
+
+		cJSON_AddStringToObject(x, "mode", co_mode_name(of.mode));
+		cJSON_AddNumberToObject(x, "etcd_percent", of.etcd_percent);
+	}
+	return o;
+}
+
+/*
+ * The flags as the file says, for a change other than the kill switch: a
+ * file that does not load is refused with a message that says what to do
+ * (a change is saved only over what was read, co_flags_save_if).
+ */
+static int admin_load(co_flags *out, co_server *s)
+{
+	char why[768];
+	int error;
+
+	if ((error = co_flags_load(out, s->flags_path)) == 0)
+		return 0;
+	snprintf(why, sizeof(why), "%s", co_error_last());
+	return co_error_set(error,
+			    "the flags file does not load (%s): fix it first; the kill "
+			    "switch (rollback) works over it",
+			    why);
+}
+
+/* The flags as the file says, else (a bad file) the last good ones. */
+static void admin_current(co_flags *out, co_server *s)
+{
+	if (co_flags_load(out, s->flags_path) < 0) {
+		co_flags_watcher_get(out, s->flags);
+		co_error_clear();
+	}
+}
+
+/*
+ * Save `to`, audit the change and make it current in this process.  The
+ * flags are saved before the audit row: an unrecorded change is better
+ * than a recorded change that did not happen, and the message says so.
+ */
+static int admin_commit(co_server *s, const char *action, const co_flags *from,
+			co_flags *to, const char *note, const char *why, int kill)
+{
+	char detail[2048];
+	int error;
+
+	co_flags_stamp(to, "serve:admin", NULL);
+	/* The kill switch always lands; any other change only over what it read. */
+	if ((error = kill ? co_flags_save_kill(to, from, s->flags_path)
+			  : co_flags_save_if(from, to, s->flags_path)) < 0)
+		return error;
+	co_flags_diff(detail, sizeof(detail), from, to);
+	if (note && *note) {
+		size_t n = strlen(detail);
+
+		snprintf(detail + n, sizeof(detail) - n, " (%s)", note);
+	}
+	if ((error = co_audit_change_add(s->state, "serve:admin", action, detail, why)) <
+	    0)
+		return co_error_set(error, "flags saved, but the audit row failed: %s",
+				    co_error_last());
+	/* The watcher would see the file within 100 ms; reading it now makes
+	 * the change visible to the very next request. */
+	co_flags_watcher_reload(s->flags);
+	co_error_clear();
+	return 0;
+}
+
+/* --- admin: reconcile --- */
+
+/* The reconciler's drain hook: the router's drain, as cmd_reconcile.c's. */
+static int reconcile_drain(void *ctx)
+{
+	co_server *s = ctx;
+	int64_t left = 0;
+
+	return co_router_drain(s->router, NULL, ADMIN_RECONCILE_DRAIN_MS, &left);
+}
+
+/*
+ * The DESIGN §5 report of a run, from report.h's writer (one JSON shape for
+ * `cutover report --format json` and this API), plus what only the live
+ * result knows.  NULL on OOM.
+ */
+static cJSON *result_json(const co_reconcile_result *res, const co_redact *rd)
+{
+	char *text = co_report_json(&res->run, &res->divergences, rd);
+	cJSON *o = text ? cJSON_Parse(text) : NULL;
+
+	free(text);
+	if (o == NULL)
+		return NULL;
+	cJSON_AddNumberToObject(o, "in_flight", (double)res->in_flight);
+	cJSON_AddNumberToObject(o, "unsettled", (double)res->unsettled);
+	if (res->reason[0])
+		cJSON_AddStringToObject(o, "reason", res->reason);
+	if (res->warning[0])
+		cJSON_AddStringToObject(o, "warning", res->warning);
+	return o;
+}
+
+/* "run 7: fail, consistency 97.5000%, action kill_switch" for the audit. */
+static void result_summary(char *buf, size_t len, const co_reconcile_result *res)
+{
+	snprintf(buf, len, "run %lld: %s, consistency %.4f%%, action %s",
+		 (long long)res->run.id, res->run.verdict ? res->run.verdict : "?",
+		 100.0 * res->run.consistency, res->run.action ? res->run.action : "?");
+}
+
+/*
+ * POST /v1/admin/reconcile (server.h).  Everything the body asks for is
+ * checked before the one-at-a-time flag is taken and before the run
+ * begins, so that a bad request records no run.
+ */
+int co_server__reconcile(co_reconcile_result **res_out, co_reconcile_result **verify_out,
+			 co_server *s, co_repair_from repair, int no_rollback, const char *who)
+{
+	co_reconcile_opts ro = CO_RECONCILE_OPTS_INIT;
+	co_reconcile_result *res = NULL, *verify = NULL;
+	char msg[1024] = "", detail[2048], first[256] = "", last[256] = "";
+	int error, idle = 0;
+
+	*res_out = *verify_out = NULL;
+	if (s->flags_path == NULL)
+		return co_error_set(CO_EUNAVAIL, "no flags file configured");
+	if (s->git == NULL || s->etcd == NULL)
+		return co_error_set(CO_EUNAVAIL,
+				    "reconcile: this server was started without both "
+				    "stores");
+	if (!atomic_compare_exchange_strong(&s->reconciling, &idle, 1))
+		return co_error_set(CO_ECONFLICT,
+				    "a reconciliation is already running on this server "
+				    "(one at a time): retry when it has finished");
+
+	ro.git = s->git;
+	ro.etcd = s->etcd;
+	ro.state = s->state;
+	ro.flags_path = s->flags_path;
+	if (s->min_consistency >= 0)
+		ro.min_consistency = s->min_consistency;
+	if (s->max_mismatch_ratio >= 0)
+		ro.max_mismatch_ratio = s->max_mismatch_ratio;
+	if (s->grace_ms >= 0)
+		ro.grace_ms = s->grace_ms;
+	ro.no_rollback = no_rollback;
+	ro.repair = repair;
+	ro.drain = reconcile_drain;
+	ro.drain_ctx = s;
+	ro.progress = s->progress;
+	ro.progress_ctx = s->progress_ctx;
+	ro.who = who;
+	/* The same policy as the shadow mismatches of this process. */
+	ro.redact = co_router_redact(s->router);
+
+	if ((error = co_reconcile_run(&res, &ro)) == 0) {
+		result_summary(first, sizeof(first), res);
+		if (ro.repair != CO_REPAIR_NONE) {
+			/* As `cutover reconcile --repair`: a plain run verifies. */
+			ro.repair = CO_REPAIR_NONE;
+			if ((error = co_reconcile_run(&verify, &ro)) == 0)
+				result_summary(last, sizeof(last), verify);
+		}
+	}
+	if (error < 0)
+		snprintf(msg, sizeof(msg), "%s", co_error_last());
+
+	/* The reconciler saved any trip to the file; the watcher would see it
+	 * within 100 ms, reading it now makes the very next request see it. */
+	co_flags_watcher_reload(s->flags);
+	if (error < 0)
+		snprintf(detail, sizeof(detail), "%s%sfailed: %s", first,
+			 first[0] ? "; verify run " : "", msg);
+	else
+		snprintf(detail, sizeof(detail), "%s%s%s", first,
+			 last[0] ? "; verify " : "", last);
+	if (co_audit_change_add(s->state, who, "reconcile", detail, NULL) < 0 &&
+	    error == 0) {
+		/* The run is recorded; failing the request would hide it. */
+		char *w = verify ? verify->warning : res->warning;
+		size_t n = strlen(w);
+
+		snprintf(w + n, sizeof(res->warning) - n,
+			 "%saudit row not written: %.300s", n ? "; " : "",
+			 co_error_last());
+	}
+	co_error_clear();
+	atomic_store(&s->reconciling, 0);
+	if (error < 0) {
+		co_reconcile_result_free(verify);
+		co_reconcile_result_free(res);
+		return co_error_set(error, "%s", msg);
+	}
+	*res_out = res;
+	*verify_out = verify;
+	return 0;
+}
+
+static void h_admin_reconcile(reply *rp, co_server *s, const req *rq)
+{
+	static const char *const allowed[] = {"no_rollback", "repair", NULL};
+	co_reconcile_result *res = NULL, *verify = NULL;
+	co_repair_from rep_from = CO_REPAIR_NONE;
+	const char *repair = NULL;
+	const cJSON *nr;
+	cJSON *o = NULL, *out = NULL, *rep;
+	int error;
+
+	if ((error = co_server__parse_body(&o, rq, allowed, 1)) < 0 ||
+	    (error = co_server__get_str(&repair, o, "repair", 0)) < 0)
+		goto done;
+	nr = cJSON_GetObjectItemCaseSensitive(o, "no_rollback");
+	if (nr && !cJSON_IsBool(nr) && !cJSON_IsNull(nr)) {
+		error = co_error_set(CO_EINVAL, "\"no_rollback\" must be true or false");
+		goto done;
+	}
+	if (repair && co_reconcile_parse_repair(&rep_from, repair) < 0) {
+		/* Not the reconciler's message: it names the CLI's --repair. */
+		error = co_error_set(
+		    CO_EINVAL, "\"repair\": \"%s\" is not a store (git or etcd)", repair);
+		goto done;
+	}
+	if ((error = co_server__reconcile(&res, &verify, s, rep_from, cJSON_IsTrue(nr),
+					  "serve:admin")) < 0)
+		goto done;
+	if ((out = result_json(verify ? verify : res, co_router_redact(s->router))) ==
+	    NULL) {
+		error = co_error_set(CO_ENOMEM, "out of memory");
+		goto done;
+	}
+	if (verify) {
+		rep = cJSON_AddObjectToObject(out, "repair");
+		cJSON_AddStringToObject(rep, "from", repair);
+		cJSON_AddNumberToObject(rep, "written", (double)res->repaired_put);
+		cJSON_AddNumberToObject(rep, "removed", (double)res->repaired_removed);
+		cJSON_AddItemToObject(rep, "diagnosis",
+				      result_json(res, co_router_redact(s->router)));
+	}
+	co_server__reply_json(rp, 200, out);
+	out = NULL;
+done:
+	if (error < 0)
+		co_server__reply_code(rp, error, NULL);
+	cJSON_Delete(out);
+	cJSON_Delete(o);
+	co_reconcile_result_free(verify);
+	co_reconcile_result_free(res);
+}
+
+void co_server__admin(reply *rp, co_server *s, const req *rq, const char *what,
+		      int is_post)
+{
+	static const char *const a_reason[] = {"reason", NULL};
+	static const char *const a_stage[] = {"stage", "force", "reason", NULL};
+	char note[1024] = "";
+	const char *reason = NULL, *stage_name;
+	co_flags from, to;
+	co_stage stage;
+	cJSON *o = NULL, *res;
+	int error = 0, force = 0, locked = 0, flock_fd = -1;
+
+	if (strcmp(what, "flags") == 0) {
+		if (is_post) {
+			co_server__reply_err(rp, 405, "method_not_allowed", "use GET",
+					     NULL);
+			return;
+		}
+		co_flags_watcher_get(&from, s->flags);
+		co_server__reply_json(rp, 200, flags_json(&from));
+		return;
+	}
+	if (strcmp(what, "reconcile") == 0) {
+		if (is_post)
+			h_admin_reconcile(rp, s, rq);
+		else
+			co_server__reply_err(rp, 405, "method_not_allowed", "use POST",
+					     NULL);
+		return;
+	}
+	if (strcmp(what, "rollback") != 0 && strcmp(what, "resume") != 0 &&
+	    strcmp(what, "stage") != 0) {
+		co_server__reply_err(rp, 404, "not_found", "no such admin endpoint",
+				     NULL);
+		return;
+	}
+	if (!is_post) {
+		co_server__reply_err(rp, 405, "method_not_allowed", "use POST", NULL);
+		return;
+	}
+	if (s->flags_path == NULL) {
+		error = co_error_set(CO_EUNAVAIL, "no flags file configured");
+		goto done;
+	}
+	if ((error = co_server__parse_body(
+		 &o, rq, strcmp(what, "stage") == 0 ? a_stage : a_reason, 1)) < 0 ||
+	    (error = co_server__get_str(&reason, o, "reason", 0)) < 0)
+		goto done;
+	pthread_mutex_lock(&s->admin_lock);
+	locked = 1;
+	if (strcmp(what, "rollback") == 0) {
+		int64_t left = 0;
+
+		if (reason == NULL || *reason == '\0')
+			reason = "rollback via admin API";
+		/* DESIGN §4: git first holds what etcd acknowledged, as far as
+		 * it goes; routers apply the rest before git serves those IDs. */
+		co_router_drain(s->router, "git", ADMIN_ROLLBACK_DRAIN_MS, &left);
+		co_error_clear();
+		/* Across processes: no other writer between load and save, but
+		 * one stuck holding the lock does not hold up the switch. */
+		if ((error = co_flags_lock_for_kill(&flock_fd, s->flags_path)) < 0)
+			goto done;
+		if (flock_fd < 0) {
+			fprintf(stderr,
+				"cutover serve: warning: %s; pulling the kill switch "
+				"without the lock\n",
+				co_error_last());
+			co_error_clear();
+		}
+		admin_current(&from, s);
+		to = from;
+		co_flags_set_kill(&to, 1, reason);
+		if ((error = admin_commit(s, "rollback", &from, &to, NULL, reason, 1)) <
+		    0)
+			goto done;
+		res = flags_json(&to);
+		cJSON_AddNumberToObject(res, "outbox_git_left", (double)left);
+		co_server__reply_json(rp, 200, res);
+	} else if (strcmp(what, "resume") == 0) {
+		if ((error = flock_fd = co_flags_lock(s->flags_path)) < 0)
+			goto done;
+		if ((error = admin_load(&from, s)) < 0)
+			goto done;
+		to = from;
+		co_flags_set_kill(&to, 0, NULL);
+		if (from.kill_switch &&
+		    (error = admin_commit(s, "resume", &from, &to, NULL, reason, 0)) < 0)
+			goto done;
+		co_server__reply_json(rp, 200, flags_json(&to));
+	} else {
+		const cJSON *fv = cJSON_GetObjectItemCaseSensitive(o, "force");
+
+		if (fv && !cJSON_IsBool(fv) && !cJSON_IsNull(fv)) {
+			error =
+			    co_error_set(CO_EINVAL, "\"force\" must be true or false");
+			goto done;
+		}
+		force = cJSON_IsTrue(fv);
+		if ((error = co_server__get_str(&stage_name, o, "stage", 1)) < 0 ||
+		    (error = co_stage_parse(&stage, stage_name)) < 0 ||
+		    (error = flock_fd = co_flags_lock(s->flags_path)) < 0)
+			goto done;
+		if ((error = admin_load(&from, s)) < 0)
+			goto done;
+		to = from;
+		if ((error = co_stage_apply(&to, stage)) < 0)
+			goto done;
+		if (s->gate) {
+			if ((error = s->gate(note, sizeof(note), s->gate_ctx, &from, &to,
+					     force)) < 0)
+				goto done;
+		} else {
+			size_t nn = 0;
+
+			/* The one rule that needs no inputs still holds. */
+			if ((error = co_gate_check_path(&from, &to)) < 0) {
+				if (!force)
+					goto done;
+				nn = (size_t)snprintf(note, sizeof(note),
+						      "forced past %s", co_error_last());
+				error = 0;
+			}
+			/* Without the gate's inputs this server cannot say go:
+			 * refuse forward moves unless forced, and record that. */
+			if (co_stage_is_forward(&from, &to)) {
+				if (!force) {
+					error = co_error_set(
+					    CO_ECONFLICT,
+					    "go/no-go: this server has no go/no-go "
+					    "gate; move forward with `cutover stage` "
+					    "(use \"force\": true to override)");
+					goto done;
+				}
+				if (nn < sizeof(note))
+					snprintf(note + nn, sizeof(note) - nn, "%s%s",
+						 nn ? "; " : "",
+						 "forced forward without go/no-go check");
+			}
+		}
+		if (!co_flags_equal(&from, &to) &&
+		    (error = admin_commit(s, "stage", &from, &to, note, reason, 0)) < 0)
+			goto done;
+		res = flags_json(&to);
+		if (note[0])
+			cJSON_AddStringToObject(res, "forced", note);
+		co_server__reply_json(rp, 200, res);
+	}
+done:
+	co_flags_unlock(flock_fd);
+	if (locked)
+		pthread_mutex_unlock(&s->admin_lock);
+	if (error < 0)
+		co_server__reply_code(rp, error, NULL);
+	cJSON_Delete(o);
+}
