@@ -440,6 +440,8 @@ static void *one_claim_main(void *arg)
 	co_record *out = NULL;
 
 	o->rc = co_router_claim(&out, o->f->r, "t-0", "slow", 0);
+	co_record_free(out);
+	out = NULL;
 	if (o->rc == 0)
 		co_router_release(&out, o->f->r, "t-0", "slow", CO_STATUS_AVAILABLE);
 	co_record_free(out);
