@@ -49,7 +49,13 @@ static const char h_status[] =
     "closed, open or half_open) when it is fresh; otherwise status pings each\n"
     "store itself, giving up after 250 ms.  Either way it answers at once,\n"
     "however hung a store is.\n\n"
-    "Examples:\n  cutover status\n  cutover --json status | jq .outbox\n";
+    "Last, the live-signal triggers that pull the kill switch on their own\n"
+    "(config `triggers:`): each threshold, the figures a running serve or demo\n"
+    "last saw (etcd error rate, worst etcd p95 against the git baseline, how long\n"
+    "etcd has been unhealthy, the oldest outbox entry's age), the git p95\n"
+    "baselines (none yet: no latency trigger) and the last firing.\n\n"
+    "Examples:\n  cutover status\n  cutover --json status | jq .outbox\n"
+    "  cutover --json status | jq .triggers\n";
 
 typedef struct health {
 	const char *name;
