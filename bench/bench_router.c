@@ -39,8 +39,15 @@
  *     value.  Nothing calls co_flags_watcher_reload(): the change must come
  *     in through the watcher (inotify, or its 50 ms stat poll).
  *
- * Usage: bench_router [N_claims_per_config [N_breakdown [flips]]]
- *        (defaults 1000, 500, 50)
+ * (c) the live-signal triggers (issue 14.1): claims through a router with
+ *     the triggers on (every op recorded in the window, the evaluator
+ *     thread running once a second) and through one with them off, plus a
+ *     second "off" router as the A/A control, interleaved one claim at a
+ *     time in a rotating order, each router on its own state dir, stage
+ *     etcd.  Goal: p50 on / off < 1.02x.
+ *
+ * Usage: bench_router [N_claims_per_config [N_breakdown [flips [triggers]]]]
+ *        (defaults 1000, 500, 50; a fourth argument "triggers" runs (c) only)
  */
 #include "bench_util.h"
 #include "core/audit.h"
@@ -53,6 +60,8 @@
 #include "flags/watcher.h"
 #include "harness/harness.h"
 #include "router/router.h"
+#include "router/signals.h"
+#include "router/triggers.h"
 #include "store/etcd_store.h"
 #include "store/git_store.h"
 #include "store/store.h"
@@ -215,6 +224,99 @@ done:
 	co_bench_series_free(&sr);
 	co_bench_series_free(&sb);
 	co_bench_series_free(&sc);
+	return error;
+}
+
+/* ---- (c) triggers on vs off ---- */
+
+static int triggers_run(size_t n)
+{
+	static const char *names[3] = {"router claim, triggers on",
+				       "router claim, triggers off",
+				       "router claim, triggers off again (A/A)"};
+	co_trigger_cfg tc = CO_TRIGGER_CFG_INIT;
+	co_router *r[3] = {NULL, NULL, NULL};
+	co_state *st[3] = {NULL, NULL, NULL};
+	char dir[3][256] = {"", "", ""}, tag[3][8];
+	co_bench_series ser[3];
+	co_bench_stats row[3];
+	size_t i;
+	int error = -1, k, inited = 0;
+
+	for (k = 0; k < 3; k++, inited++) {
+		co_router_opts ro = CO_ROUTER_OPTS_INIT;
+
+		snprintf(tag[k], sizeof(tag[k]), "T%d_", k);
+		if (co_bench_series_init(&ser[k], names[k], n) < 0)
+			goto done;
+		if (co_test_tmpdir(dir[k], sizeof(dir[k])) < 0 ||
+		    co_state_open(&st[k], dir[k]) < 0 || create_tasks(tag[k], n) < 0) {
+			fprintf(stderr, "bench: setup: %s\n", co_error_last());
+			inited++;
+			goto done;
+		}
+		ro.git = gs;
+		ro.etcd = es;
+		ro.state = st[k];
+		ro.flags = fw;
+		ro.background_drain = 1; /* as serve runs */
+		ro.triggers = k == 0 ? &tc : NULL;
+		if (co_router_open(&r[k], &ro) < 0) {
+			fprintf(stderr, "bench: router: %s\n", co_error_last());
+			inited++;
+			goto done;
+		}
+	}
+	for (i = 0; i < n; i++)
+		for (k = 0; k < 3; k++) {
+			int which = (int)((i + (size_t)k) % 3);
+			co_record *out = NULL;
+			char id[64];
+			double t0;
+			int e;
+
+			snprintf(id, sizeof(id), "%s%06zu", tag[which], i);
+			t0 = co_bench_now_us();
+			e = co_router_claim(&out, r[which], id, "swarm-bench", 0);
+			co_bench_series_add(&ser[which], co_bench_now_us() - t0);
+			co_record_free(out);
+			if (e < 0) {
+				fprintf(stderr, "bench: claim %s: %s\n", id, co_error_last());
+				goto done;
+			}
+		}
+	for (k = 0; k < 3; k++)
+		row[k] = co_bench_row(&ser[k]);
+	printf("\ntriggers on / off (goal: p50 < 1.02x):\n");
+	ratio_line("on / off", row[0], row[1]);
+	ratio_line("A/A control, off again / off", row[2], row[1]);
+	{
+		/* what the hot path adds, alone: one window record per op */
+		co_signals *sig = NULL;
+		const int calls = 1000000;
+		double t0, per_ns;
+
+		if (co_signals_new(&sig, 60) < 0)
+			goto done;
+		t0 = co_bench_now_us();
+		for (int c = 0; c < calls; c++)
+			co_signals_record(sig, CO_SIDE_ETCD, CO_OP_TASK_CLAIM, 0, 1000 + c % 5000);
+		per_ns = (co_bench_now_us() - t0) * 1000.0 / calls;
+		co_signals_free(sig);
+		printf("co_signals_record alone: %.0f ns a call (%d calls) = %.4f%% of the "
+		       "\"off\" claim p50\n",
+		       per_ns, calls, 100.0 * per_ns / (row[1].p50 * 1000.0));
+	}
+	error = 0;
+done:
+	for (k = 0; k < 3; k++) {
+		co_router_close(r[k]);
+		co_state_close(st[k]);
+		if (dir[k][0])
+			co_test_rmrf(dir[k]);
+		if (k < inited)
+			co_bench_series_free(&ser[k]);
+	}
 	return error;
 }
 
@@ -823,6 +925,7 @@ int main(int argc, char **argv)
 	size_t n = argc > 1 ? (size_t)strtoul(argv[1], NULL, 10) : 1000;
 	size_t nb = argc > 2 ? (size_t)strtoul(argv[2], NULL, 10) : 500;
 	int flips = argc > 3 ? atoi(argv[3]) : 50;
+	int only_triggers = argc > 4 && strcmp(argv[4], "triggers") == 0;
 	static const config configs[] = {
 	    {"drain off, witness on", 0, 1},
 	    {"drain off, witness off", 0, 0},
@@ -861,6 +964,8 @@ int main(int argc, char **argv)
 	    "bench_router: etcd %s, stage etcd, %zu claims per series, load average %s\n",
 	    etcd.endpoint, n, loadavg());
 
+	if (only_triggers)
+		goto triggers;
 	printf("\n(a) claim through the router (stage etcd) vs the bare etcd store, "
 	       "interleaved\n");
 	co_bench_header();
@@ -898,6 +1003,13 @@ int main(int argc, char **argv)
 	       "(no reload call), load average %s\n",
 	       loadavg());
 	if (kill_switch_flips(flips) < 0)
+		goto done;
+triggers:
+	printf("\n(c) live-signal triggers on vs off, interleaved (stage etcd, %zu claims "
+	       "each), load average %s\n",
+	       n, loadavg());
+	co_bench_header();
+	if (triggers_run(n) < 0)
 		goto done;
 	printf("\nload average at end: %s\n", loadavg());
 	rc = 0;

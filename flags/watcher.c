@@ -282,6 +282,11 @@ static void *watch_thread(void *arg)
 	return NULL;
 }
 
+const char *co_flags_watcher_path(const co_flags_watcher *w)
+{
+	return w->path;
+}
+
 void co_flags_watcher_close(co_flags_watcher *w)
 {
 	char c = 'x';

@@ -41,6 +41,9 @@ typedef void (*co_flags_watcher_cb)(void *ctx, const co_flags *old_flags,
  */
 int co_flags_watcher_open(co_flags_watcher **out, const char *path);
 
+/* The path watched (owned by the watcher). */
+const char *co_flags_watcher_path(const co_flags_watcher *w);
+
 /* Stop the thread, free everything.  Accepts NULL. */
 void co_flags_watcher_close(co_flags_watcher *w);
 

@@ -41,6 +41,7 @@
 #include "core/outbox.h"
 #include "core/redact.h"
 #include "flags/flags.h"
+#include "flags/trip.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -426,103 +427,14 @@ static int repair(co_reconcile_result *res, const co_reconcile_opts *o)
 	return 0;
 }
 
-/* Copy a malformed flags file to FLAGS.malformed (replacing an older one). */
-static int keep_malformed(char *copy, size_t len, const char *path)
-{
-	char buf[8192];
-	FILE *in, *out = NULL;
-	size_t n;
-	int error = 0, fd = -1;
-
-	snprintf(copy, len, "%s.malformed", path);
-	if ((in = fopen(path, "rb")) == NULL)
-		return co_error_set(CO_EIO, "%s: %s", path, strerror(errno));
-	/* 0600, as the flags file itself. */
-	if ((fd = open(copy, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) < 0 ||
-	    fchmod(fd, 0600) < 0 || (out = fdopen(fd, "wb")) == NULL) {
-		error = co_error_set(CO_EIO, "%s: %s", copy, strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		fclose(in);
-		return error;
-	}
-	while ((n = fread(buf, 1, sizeof(buf), in)) > 0)
-		if (fwrite(buf, 1, n, out) != n) {
-			error = co_error_set(CO_EIO, "%s: %s", copy, strerror(errno));
-			break;
-		}
-	if (error == 0 && ferror(in))
-		error = co_error_set(CO_EIO, "%s: %s", path, strerror(errno));
-	fclose(in);
-	if (fclose(out) != 0 && error == 0)
-		error = co_error_set(CO_EIO, "%s: %s", copy, strerror(errno));
-	return error;
-}
-
 /*
- * Pull the kill switch with `reason` and record the trip.  A switch that is
- * already on keeps its original reason (the first trip explains the state);
- * the trip is recorded in the audit trail either way.
+ * Pull the kill switch with `reason` and record the trip (flags/trip.h: a
+ * switch already on keeps its first reason; the trip is audited either way).
  */
 static int trip(const co_reconcile_opts *o, const char *reason)
 {
-	co_flags before, after;
-	char detail[CO_FLAGS_REASON_MAX + 64];
-	int error, lock;
-
-	/* No other writer between the load and the save: an operator's
-	 * `stage` at the same moment must not put the switch back (and does
-	 * not: it saves only over what it read, and the switch is saved over
-	 * its change, not instead of it).  A writer stuck holding the
-	 * lock does not hold up the trip. */
-	if ((error = co_flags_lock_for_kill(&lock, o->flags_path)) < 0)
-		return prefix_error(error, "kill switch not tripped");
-	if (lock < 0) {
-		fprintf(stderr,
-			"cutover: warning: %s; tripping the kill switch "
-			"without the lock\n",
-			co_error_last());
-		co_error_clear();
-	}
-	error = co_flags_load(&before, o->flags_path);
-	if (error == CO_EINVAL || error == CO_ETOOBIG) {
-		/* A file broken by hand must not stop the switch: keep a copy,
-		 * then start from the defaults (every operation git; with the
-		 * switch on, routers act as in shadow until someone fixes it). */
-		char why[1024], copy[4096];
-
-		snprintf(why, sizeof(why), "%s", co_error_last());
-		if ((error = keep_malformed(copy, sizeof(copy), o->flags_path)) < 0) {
-			co_flags_unlock(lock);
-			return prefix_error(error, "kill switch not tripped");
-		}
-		fprintf(stderr,
-			"cutover: warning: %s; pulling the kill switch over it (the "
-			"file as it was is in %s)\n",
-			why, copy);
-		co_flags_init(&before);
-	} else if (error < 0) {
-		co_flags_unlock(lock);
-		return prefix_error(error, "kill switch not tripped");
-	}
-	after = before;
-	if (!before.kill_switch) {
-		co_flags_set_kill(&after, 1, reason);
-		co_flags_stamp(&after, o->who, NULL);
-		error = co_flags_save_kill(&after, &before, o->flags_path);
-		co_flags_unlock(lock);
-		if (error < 0)
-			return prefix_error(error, "kill switch not tripped");
-		co_flags_diff(detail, sizeof(detail), &before, &after);
-	} else {
-		co_flags_unlock(lock);
-		snprintf(detail, sizeof(detail), "kill_switch already true (%s)",
-			 before.kill_reason);
-	}
-	if (o->state && (error = co_audit_change_add(o->state, o->who, "auto-rollback",
-						     detail, reason)) < 0)
-		return prefix_error(error, "kill switch tripped, audit not written");
-	return 0;
+	return co_flags_trip(o->flags_path, o->who, "auto-rollback", reason, NULL,
+			     o->state, NULL, NULL);
 }
 
 static int record_divergences(const co_reconcile_opts *o, co_reconcile_result *res)

@@ -36,6 +36,8 @@
 #include "core/outbox.h"
 #include "core/state.h"
 #include "flags/watcher.h"
+#include "signals.h"
+#include "triggers.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -104,6 +106,8 @@ struct co_router {
 	size_t n_wit;
 	const co_redact *redact; /* shadow mismatches are recorded redacted */
 	co_redact *own_redact;	 /* the default policy when none was given */
+	co_signals *signals;	 /* live-signal window, NULL: triggers off */
+	co_triggers *triggers;	 /* their evaluator */
 };
 
 static const char *side_name(co_side s)
@@ -325,7 +329,11 @@ static void witness(co_router *r, const co_route *rt, const char *id, int error,
 		    int64_t t0)
 {
 	co_audit_op *o;
+	int64_t us = mono_us() - t0;
 
+	/* the triggers' window: which store decided, how it ended, how long */
+	if (r->signals)
+		co_signals_record(r->signals, rt->primary, rt->op, error, us);
 	if (!r->witness)
 		return;
 	pthread_mutex_lock(&r->wit_mu);
@@ -336,7 +344,7 @@ static void witness(co_router *r, const co_route *rt, const char *id, int error,
 	o->mode = dup_or_null(co_mode_name(rt->mode));
 	o->primary = dup_or_null(side_name(rt->primary));
 	o->outcome = dup_or_null(error == 0 ? "ok" : co_error_name(error));
-	o->latency_us = mono_us() - t0;
+	o->latency_us = us;
 	o->error = error == 0 ? NULL : dup_or_null(co_error_last());
 	if (r->n_wit == WITNESS_BATCH)
 		witness_flush_locked(r);
@@ -1294,6 +1302,23 @@ int co_router_open(co_router **out, const co_router_opts *opts)
 		r->syncer_started = 1;
 	co_store_breaker_set_hook(r->git, on_breaker, r);
 	co_store_breaker_set_hook(r->etcd, on_breaker, r);
+	if (opts->triggers && opts->triggers->enabled) {
+		co_triggers_opts to = {0};
+		int error;
+
+		to.cfg = *opts->triggers;
+		to.flags = r->fw;
+		to.flags_path = co_flags_watcher_path(r->fw);
+		to.state = r->st;
+		to.etcd = r->etcd;
+		if ((error = co_signals_new(&r->signals, opts->triggers->window_ms / 1000)) <
+			0 ||
+		    (to.signals = r->signals,
+		     (error = co_triggers_start(&r->triggers, &to)) < 0)) {
+			co_router_close(r);
+			return error;
+		}
+	}
 	if (opts->background_drain) {
 		if (pthread_create(&r->drainer, NULL, drainer_main, r) != 0) {
 			co_router_close(r);
@@ -1314,6 +1339,9 @@ void co_router_close(co_router *r)
 	 * the first one, and that one's hook must stay */
 	co_store_breaker_clear_hook(r->git, r);
 	co_store_breaker_clear_hook(r->etcd, r);
+	co_triggers_stop(r->triggers); /* before the window it reads */
+	co_signals_free(r->signals);
+	r->signals = NULL;
 	atomic_store(&r->stop, 1);
 	if (r->drainer_started) {
 		pthread_mutex_lock(&r->wake_mu);
@@ -1342,6 +1370,11 @@ void co_router_close(co_router *r)
 	pthread_mutex_destroy(&r->wake_mu);
 	co_redact_free(r->own_redact);
 	free(r);
+}
+
+co_triggers *co_router_triggers(co_router *r)
+{
+	return r->triggers;
 }
 
 const co_redact *co_router_redact(const co_router *r)

@@ -33,6 +33,7 @@
 #ifndef CO_ROUTER_H
 #define CO_ROUTER_H
 
+#include "core/config.h"
 #include "core/record.h"
 #include "core/redact.h"
 #include "flags/flags.h"
@@ -63,13 +64,22 @@ typedef struct co_router_opts {
 	 * NULL: the default policy.
 	 */
 	const co_redact *redact;
+	/*
+	 * Live-signal triggers (triggers.h): non-NULL with `enabled` set, the
+	 * router records every operation's store, result and latency in a
+	 * sliding window and a thread evaluates the triggers once a second,
+	 * pulling the kill switch in the watcher's flags file when one fires.
+	 * For long-lived routers (serve, demo); short CLI commands leave it
+	 * NULL.  Copied at open.
+	 */
+	const co_trigger_cfg *triggers;
 } co_router_opts;
 
 #define CO_ROUTER_MIRROR_MS 250
 
 #define CO_ROUTER_OPTS_INIT                                                              \
 	{                                                                                \
-		NULL, NULL, NULL, NULL, 0, 1, 0, NULL                                    \
+		NULL, NULL, NULL, NULL, 0, 1, 0, NULL, NULL                              \
 	}
 
 int co_router_open(co_router **out, const co_router_opts *opts);
@@ -101,6 +111,13 @@ int co_router_drain(co_router *r, const char *target, int budget_ms, int64_t *le
  * Route of `op` on `id` now (what `cutover flags explain` prints).
  */
 int co_router_route(co_route *out, co_router *r, co_op op, const char *id);
+
+/*
+ * The router's trigger evaluator (triggers.h), NULL when triggers are off:
+ * for /metrics (co_triggers_metrics).  Valid until co_router_close.
+ */
+typedef struct co_triggers co_triggers;
+co_triggers *co_router_triggers(co_router *r);
 
 /* The store for a side (CO_SIDE_GIT / CO_SIDE_ETCD). */
 co_store *co_router_store(co_router *r, co_side side);

@@ -757,6 +757,7 @@ static int setup(demo *d)
 {
 	co_git_opts go = CO_GIT_OPTS_INIT;
 	co_router_opts rto = CO_ROUTER_OPTS_INIT;
+	co_trigger_cfg triggers = CO_TRIGGER_CFG_INIT;
 	char *git_argv[] = {"git", "init", "--bare", "-q", "-b", "main", d->repo, NULL};
 	const char *tmpbase = getenv("TMPDIR");
 	int64_t ready_us = 0;
@@ -804,6 +805,7 @@ static int setup(demo *d)
 	rto.state = d->st;
 	rto.flags = d->fw;
 	rto.background_drain = 1;
+	rto.triggers = &triggers; /* live-signal rollback, default thresholds */
 	if ((error = co_router_open(&d->router, &rto)) < 0)
 		return error;
 	fact("state", "%s (outbox, audit, runs); flags %s", d->state_dir, d->flags_path);

@@ -18,6 +18,7 @@
 
 #include "../core/error.h"
 #include "../core/outbox.h"
+#include "flags/trip.h"
 #include "flags/watcher.h"
 #include "router/router.h"
 
@@ -83,7 +84,7 @@ int co_cli_rollback(int argc, char **argv, co_cli *ctx)
 	co_flags from, to;
 	int64_t left = 0;
 	size_t n;
-	int error, lock = -1;
+	int error;
 
 	if ((error = co_cli_parse(pos, 0, &n, ctx, argc, argv, opts, U_ROLLBACK,
 				  h_rollback)) != 0)
@@ -106,33 +107,21 @@ int co_cli_rollback(int argc, char **argv, co_cli *ctx)
 		fprintf(stderr, "cutover: rollback: git-bound outbox drained\n");
 	co_error_clear();
 
-	/* From the load to the save no other writer changes the flags; a
-	 * writer stuck holding the lock does not hold up the kill switch. */
-	if ((error = co_flags_lock_for_kill(&lock, c->flags_path)) < 0)
+	/* The one trip (flags/trip.h): under the flags lock, but a writer
+	 * stuck holding it does not hold up the kill switch; a file that does
+	 * not parse is kept aside and the switch pulled over the last good
+	 * flags the router runs on. */
+	co_flags_watcher_get(&from, cr->flags);
+	if ((error = co_flags_trip(c->flags_path, co_cli_who(), "rollback", reason, NULL,
+				   cr->state, &from, NULL)) < 0)
 		goto done;
-	if (lock < 0) {
-		fprintf(stderr,
-			"cutover: warning: %s; pulling the kill switch without the lock "
-			"(that writer cannot save over it)\n",
-			co_error_last());
+	if (co_flags_load(&to, c->flags_path) < 0) {
+		to = from;
+		co_flags_set_kill(&to, 1, reason);
 		co_error_clear();
 	}
-	if (co_flags_load(&from, c->flags_path) < 0) {
-		/* The switch must be pullable whatever the file says: start
-		 * from the flags the router runs on (the last good ones). */
-		fprintf(stderr, "cutover: warning: %s; using the last good flags\n",
-			co_error_last());
-		co_flags_watcher_get(&from, cr->flags);
-		co_error_clear();
-	}
-	to = from;
-	co_flags_set_kill(&to, 1, reason);
-	if ((error = co_cli_flags_commit(ctx, cr->state, "rollback", &from, &to, NULL,
-					 reason, 1)) < 0)
-		goto done;
 	print_result(ctx, "rollback", &to, 1, left);
 done:
-	co_flags_unlock(lock);
 	co_cli_router_close(cr, 0);
 	return error;
 }

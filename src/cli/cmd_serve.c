@@ -176,6 +176,7 @@ static int reopen_with_drain(co_cli_router *cr, const co_config *c)
 	o.state = cr->state;
 	o.flags = cr->flags;
 	o.background_drain = 1;
+	o.triggers = &c->triggers; /* live-signal rollback (router/triggers.h) */
 	if ((error = co_router_open(&r, &o)) < 0)
 		return error;
 	co_router_close(cr->router);

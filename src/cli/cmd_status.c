@@ -11,6 +11,8 @@
  * changed.  A store that is down is reported, not an error: status is what
  * an operator runs when things are wrong.  A flags file that does not parse
  * is reported the same way (the routers keep their last good flags).
+ * Then the live-signal triggers: thresholds, git baselines and the figures
+ * a running serve's evaluator last wrote (router/triggers.h).
  */
 #include "cli.h"
 
@@ -19,6 +21,7 @@
 #include "../core/runs.h"
 #include "../core/state.h"
 #include "flags/stage.h"
+#include "router/triggers.h"
 
 #include <cjson/cJSON.h>
 #include <signal.h>
@@ -46,7 +49,13 @@ static const char h_status[] =
     "closed, open or half_open) when it is fresh; otherwise status pings each\n"
     "store itself, giving up after 250 ms.  Either way it answers at once,\n"
     "however hung a store is.\n\n"
-    "Examples:\n  cutover status\n  cutover --json status | jq .outbox\n";
+    "Last, the live-signal triggers that pull the kill switch on their own\n"
+    "(config `triggers:`): each threshold, the figures a running serve or demo\n"
+    "last saw (etcd error rate, worst etcd p95 against the git baseline, how long\n"
+    "etcd has been unhealthy, the oldest outbox entry's age), the git p95\n"
+    "baselines (none yet: no latency trigger) and the last firing.\n\n"
+    "Examples:\n  cutover status\n  cutover --json status | jq .outbox\n"
+    "  cutover --json status | jq .triggers\n";
 
 typedef struct health {
 	const char *name;
@@ -152,6 +161,7 @@ int co_cli_status(int argc, char **argv, co_cli *ctx)
 	co_state *st = NULL;
 	co_run *run = NULL;
 	co_flags f;
+	cJSON *tj = NULL;
 	health hs[2];
 	char flags_error[512] = "", state_error[512] = "", lock_holder[160] = "";
 	int64_t depth_git = -1, depth_etcd = -1;
@@ -243,6 +253,8 @@ int co_cli_status(int argc, char **argv, co_cli *ctx)
 		} else {
 			cJSON_AddNullToObject(o, "last_run");
 		}
+		cJSON_AddItemToObject(o, "triggers",
+				      co_triggers_status_json(&c->triggers, c->state_dir));
 		if ((s = cJSON_PrintUnformatted(o)) != NULL)
 			puts(s);
 		free(s);
@@ -290,6 +302,9 @@ int co_cli_status(int argc, char **argv, co_cli *ctx)
 			       run->consistency * 100.0);
 		else
 			printf("last run:     none\n");
+		if ((tj = co_triggers_status_json(&c->triggers, c->state_dir)) != NULL)
+			co_triggers_status_print(stdout, tj);
+		cJSON_Delete(tj);
 	}
 	fflush(stdout);
 	co_run_free(run);

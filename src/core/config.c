@@ -147,6 +147,7 @@ int co_config_defaults(co_config **out)
 	c->breaker_failures = 3;
 	c->breaker_probe_ms = 1000;
 	c->breaker_probe_max_ms = 2000;
+	c->triggers = (co_trigger_cfg)CO_TRIGGER_CFG_INIT;
 	if ((error = set_str(&c->git_branch, "main")) < 0 ||
 	    (error = set_str(&c->etcd_prefix, "/")) < 0 ||
 	    (error = set_str(&c->state_dir, DEFAULT_STATE_DIR)) < 0 ||
@@ -530,6 +531,45 @@ static int walk_mapping(file_ctx *fc, const yaml_node_t *map, const char *sectio
 	return 0;
 }
 
+/* triggers.window: whole seconds from 1 s to 1 h (the window's buckets). */
+static int get_window(int *dst, file_ctx *fc, const yaml_node_t *n, const char *key)
+{
+	const char *s = NULL;
+	int error, ms;
+
+	if ((error = get_duration(&ms, fc, n, key, 1)) < 0)
+		return error;
+	get_scalar(&s, fc, n, key, 0);
+	if (ms % 1000 != 0 || ms > 3600 * 1000)
+		return key_error(fc, n, key,
+				 "\"%s\" must be whole seconds from 1s to 1h", s);
+	*dst = ms;
+	return 0;
+}
+
+/* A number over `min` and at most `max` (triggers.latency_ratio). */
+static int get_number(double *dst, file_ctx *fc, const yaml_node_t *n, const char *key,
+		      double min, double max)
+{
+	const char *s = NULL;
+	char *end;
+	double v;
+	int error;
+
+	if ((error = get_scalar(&s, fc, n, key, 0)) < 0)
+		return error;
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno != 0 || end == s || *end != '\0' || !isfinite(v) || s[0] == ' ')
+		return key_error(fc, n, key, "bad number \"%s\"", s);
+	if (v <= min || v > max)
+		return key_error(fc, n, key,
+				 "%s is out of range: must be more than %g and at most %g",
+				 s, min, max);
+	*dst = v;
+	return 0;
+}
+
 static int load_section(file_ctx *fc, const yaml_node_t *v, const char *name)
 {
 	if (v->type == YAML_SCALAR_NODE && scalar_is_null(v))
@@ -559,8 +599,11 @@ static const char *known_keys(const char *sec)
 	if (strcmp(sec, "serve") == 0)
 		return "swarm_auth, reconcile_interval, tls_cert, tls_key, request_timeout, "
 		       "max_connections, max_connections_per_ip, max_inflight";
+	if (strcmp(sec, "triggers") == 0)
+		return "enabled, window, min_samples, error_rate, latency_ratio, "
+		       "health_grace, outbox_age";
 	return "git, etcd, state_dir, flags, listen, admin_token_file, reconcile, gate, "
-	       "router, breaker, serve, redact";
+	       "router, breaker, serve, redact, triggers";
 }
 
 /* serve.swarm_auth: none | token. */
@@ -586,7 +629,7 @@ static int apply_key(file_ctx *fc, const char *sec, const char *name, const char
 		if (strcmp(name, "git") == 0 || strcmp(name, "etcd") == 0 ||
 		    strcmp(name, "reconcile") == 0 || strcmp(name, "router") == 0 ||
 		    strcmp(name, "breaker") == 0 || strcmp(name, "serve") == 0 ||
-		    strcmp(name, "gate") == 0)
+		    strcmp(name, "gate") == 0 || strcmp(name, "triggers") == 0)
 			return load_section(fc, v, name);
 		if (strcmp(name, "state_dir") == 0)
 			return get_string(&c->state_dir, fc, v, full, 0);
@@ -670,6 +713,23 @@ static int apply_key(file_ctx *fc, const char *sec, const char *name, const char
 					 65536);
 		if (strcmp(name, "max_inflight") == 0)
 			return get_count(&c->serve_max_inflight, fc, v, full, 65536);
+	} else if (strcmp(sec, "triggers") == 0) {
+		co_trigger_cfg *t = &c->triggers;
+
+		if (strcmp(name, "enabled") == 0)
+			return get_bool(&t->enabled, fc, v, full);
+		if (strcmp(name, "window") == 0)
+			return get_window(&t->window_ms, fc, v, full);
+		if (strcmp(name, "min_samples") == 0)
+			return get_count(&t->min_samples, fc, v, full, 1000000);
+		if (strcmp(name, "error_rate") == 0)
+			return get_number(&t->error_rate, fc, v, full, 0.0, 1.0);
+		if (strcmp(name, "latency_ratio") == 0)
+			return get_number(&t->latency_ratio, fc, v, full, 1.0, 1000.0);
+		if (strcmp(name, "health_grace") == 0)
+			return get_duration(&t->health_grace_ms, fc, v, full, 1);
+		if (strcmp(name, "outbox_age") == 0)
+			return get_duration(&t->outbox_age_ms, fc, v, full, 1);
 	}
 	return key_error(fc, k, full, "unknown key (known here: %s)", known_keys(sec));
 }

@@ -27,6 +27,9 @@
  *             request_timeout: 10s,         to receive one whole request
  *             max_connections: 512, max_connections_per_ip: 128,
  *             max_inflight: 128 }           requests handled at once (429)
+ *   triggers: { enabled: true, window: 60s, min_samples: 50, error_rate: 0.05,
+ *               latency_ratio: 2, health_grace: 10s, outbox_age: 120s }
+ *             live-signal automatic rollback (router/triggers.h)
  *
  * Durations accept "250ms", "2s", "5m", "1h" or a bare number of seconds.
  */
@@ -42,6 +45,25 @@ typedef enum {
 	CO_SWARM_AUTH_NONE = 0, /* anyone who reaches the port (the default) */
 	CO_SWARM_AUTH_TOKEN = 1 /* a swarm's bearer token (tokens.h) */
 } co_swarm_auth;
+
+/*
+ * triggers: thresholds of the live-signal kill-switch triggers
+ * (router/triggers.h), evaluated once a second by every long-lived router.
+ */
+typedef struct co_trigger_cfg {
+	int enabled;	      /* triggers.enabled (true) */
+	int window_ms;	      /* triggers.window: sliding window (60 s) */
+	int min_samples;      /* triggers.min_samples: etcd ops in it (50) */
+	double error_rate;    /* triggers.error_rate: etcd-path failures (0.05) */
+	double latency_ratio; /* triggers.latency_ratio: etcd p95 / git p95 (2) */
+	int health_grace_ms;  /* triggers.health_grace: etcd unhealthy (10 s) */
+	int outbox_age_ms;    /* triggers.outbox_age: oldest owed entry (120 s) */
+} co_trigger_cfg;
+
+#define CO_TRIGGER_CFG_INIT                                                              \
+	{                                                                                \
+		1, 60000, 50, 0.05, 2.0, 10000, 120000                                   \
+	}
 
 typedef struct co_config {
 	char *path; /* the file read, or NULL */
@@ -86,6 +108,7 @@ typedef struct co_config {
 	 * owned by the config, immutable, shared by every writer. */
 	co_redact *redact;
 	co_swarm_auth swarm_auth; /* serve.swarm_auth, $CUTOVER_SWARM_AUTH */
+	co_trigger_cfg triggers;  /* triggers: (no environment overrides) */
 	/* serve.reconcile_interval: serve reconciles this often while some
 	 * operation goes to both stores (default 5m; 0: off) */
 	int serve_reconcile_interval_ms;

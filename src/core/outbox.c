@@ -544,6 +544,14 @@ int co_outbox_depth(int64_t *out, co_state *st, const char *target)
 			 target, NULL, 1);
 }
 
+int co_outbox_oldest(int64_t *out, co_state *st)
+{
+	return query_int(out, st,
+			 "SELECT coalesce((SELECT created_at FROM outbox ORDER BY seq"
+			 " LIMIT 1), 0)",
+			 NULL, NULL, 0);
+}
+
 int co_outbox_stats_of(co_outbox_stats *out, co_state *st, const char *target)
 {
 	sqlite3_stmt *s = NULL;

@@ -156,6 +156,14 @@ typedef struct co_outbox_stats {
 int co_outbox_stats_of(co_outbox_stats *out, co_state *st, const char *target);
 
 /*
+ * Unix ms of the oldest pending entry (for either store) in *out, 0 when
+ * the outbox is empty: the first row in insertion order, one probe of the
+ * primary key whatever the depth, so that a once-a-second check costs
+ * nothing (the live-signal triggers' outbox-age bound).  CO_EIO.
+ */
+int co_outbox_oldest(int64_t *out, co_state *st);
+
+/*
  * 1 if record (kind, id) has any pending entry for either store, 0 if not,
  * or a negative error (CO_EINVAL, CO_EIO).  The reconciler uses it to set
  * aside IDs with writes in flight.

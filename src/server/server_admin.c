@@ -30,6 +30,7 @@
 #include "flags/gate.h"
 #include "flags/stage.h"
 #include "reconcile/report.h"
+#include "router/triggers.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -68,7 +69,7 @@ void co_server__metrics(reply *rp, co_server *s)
 	size_t len = 0, cap = 0;
 	int64_t depth = 0;
 	co_run *run = NULL;
-	char ratio[32];
+	char ratio[32], tm[4096];
 	co_flags f;
 	co_health_store g = {0}, e = {0};
 	int error;
@@ -124,7 +125,10 @@ void co_server__metrics(reply *rp, co_server *s)
 		 (long long)atomic_load(&s->sched_failed),
 		 (long long)atomic_load(&s->sched_busy))) < 0)
 		goto done;
-	if ((error = co_health_breaker_metrics(&buf, &len, &cap, s->git, s->etcd)) < 0)
+	if ((error = co_health_breaker_metrics(&buf, &len, &cap, s->git, s->etcd)) < 0 ||
+	    (error = co_metrics_appendf(&buf, &len, &cap, "%s",
+					co_triggers_metrics(tm, sizeof(tm),
+							    co_router_triggers(s->router)))) < 0)
 		goto done;
 	error = co_metrics_format(&buf, &len, &cap, s->metrics);
 done:

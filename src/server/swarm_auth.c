@@ -85,11 +85,14 @@ void co_swarm_auth_refused(co_state *st, co_server_log_fn log, void *log_ctx,
 {
 	co_audit_op row = {0};
 	char from[NI_MAXHOST], detail[768], line[1024];
+	int n;
 
 	peer_text(from, sizeof(from), peer);
-	snprintf(detail, sizeof(detail), "%s auth: %s%s%s",
+	/* A long peer name is cut: it comes last. */
+	n = snprintf(detail, sizeof(detail), "%s auth: %s%s%s",
 		 strcmp(op, "admin") == 0 ? "admin" : "swarm", why,
 		 from[0] ? "; from " : "", from);
+	(void)n;
 	row.op = (char *)op;
 	row.id = (char *)id;
 	row.outcome = status == 403 ? "forbidden" : "unauthorized";
