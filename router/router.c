@@ -38,6 +38,7 @@
 #include "flags/watcher.h"
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -104,7 +105,41 @@ struct co_router {
 	size_t n_wit;
 	const co_redact *redact; /* shadow mismatches are recorded redacted */
 	co_redact *own_redact;	 /* the default policy when none was given */
+	int crash_at;		 /* tests only: see crash_point() */
 };
+
+/*
+ * TEST-ONLY crash points (issue 16, tests/router/test_crash_points.c).
+ * $CUTOVER_CRASH_AT names one step of a routed write; it is read once when
+ * the router opens, and the process SIGKILLs itself when a write reaches
+ * that step, as a power cut or kill -9 would stop it there.  Unset (every
+ * deployment), crash_at is 0 and a step costs one compare of an int.
+ * Never set it outside tests.
+ */
+enum {
+	CRASH_NONE,
+	CRASH_AFTER_INTENT,    /* the intent committed, the primary untouched */
+	CRASH_AFTER_PRIMARY,   /* the primary committed, nothing mirrored */
+	CRASH_AFTER_SECONDARY, /* the secondary holds the record, intent still set */
+	CRASH_BEFORE_CLEAR,    /* about to retire the intent or queue the record */
+};
+
+static int crash_point_of(const char *name)
+{
+	static const char *const names[] = {"", "after_intent", "after_primary",
+					    "after_secondary", "before_clear"};
+
+	for (int i = 1; name && i < (int)(sizeof(names) / sizeof(names[0])); i++)
+		if (strcmp(name, names[i]) == 0)
+			return i;
+	return CRASH_NONE;
+}
+
+static void crash_point(const co_router *r, int step)
+{
+	if (r->crash_at == step)
+		kill(getpid(), SIGKILL);
+}
 
 static const char *side_name(co_side s)
 {
@@ -615,9 +650,13 @@ static int mirror(co_router *r, const co_route *rt, co_kind kind, const char *id
 			error = co_store_put_if_newer(sec, rec, NULL);
 		}
 		co_store_call_timeout(prev);
-		if (error == 0)
+		if (error == 0) {
+			crash_point(r, CRASH_AFTER_SECONDARY);
+			crash_point(r, CRASH_BEFORE_CLEAR);
 			return co_outbox_ack_intent(r->st, intent), 0;
+		}
 	}
+	crash_point(r, CRASH_BEFORE_CLEAR);
 	if (rec && (json = co_record_to_json(rec, 0)) == NULL)
 		return co_error_set(CO_ENOMEM, "out of memory");
 	/* The intent becomes the record owed.  With a ticket, the group commit
@@ -671,6 +710,8 @@ static int routed_write(co_record **out, co_router *r, co_op op, co_kind kind,
 	    (error = co_outbox_push_intent(&intent, r->st, side_name(rt.secondary),
 					   co_kind_name(kind), id, r->sync_mark)) < 0)
 		goto done;
+	if (intent)
+		crash_point(r, CRASH_AFTER_INTENT);
 	/* Asynchronous secondary (etcd mode), or one behind an open breaker:
 	 * the record will be queued, not mirrored, so start making the intent
 	 * durable now, while the primary works (group commit, above), rather
@@ -685,6 +726,8 @@ static int routed_write(co_record **out, co_router *r, co_op op, co_kind kind,
 	}
 
 	error = fn(&rec, co_router_store(r, rt.primary), arg);
+	if (error == 0 && intent)
+		crash_point(r, CRASH_AFTER_PRIMARY);
 
 	if (rt.secondary == CO_SIDE_NONE)
 		goto done;
@@ -1269,6 +1312,7 @@ int co_router_open(co_router **out, const co_router_opts *opts)
 	r->mirror_ms =
 	    opts->mirror_timeout_ms > 0 ? opts->mirror_timeout_ms : CO_ROUTER_MIRROR_MS;
 	r->redact = opts->redact;
+	r->crash_at = crash_point_of(getenv("CUTOVER_CRASH_AT"));
 	if (r->redact == NULL) {
 		int error = co_redact_default(&r->own_redact);
 
