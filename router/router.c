@@ -88,12 +88,13 @@ struct co_router {
 	co_state *sync_st; /* the syncer's own connection */
 	pthread_t syncer;
 	int syncer_started;
-	pthread_mutex_t sync_mu; /* guards the five fields below */
+	pthread_mutex_t sync_mu; /* guards the six fields below */
 	pthread_cond_t sync_cv;
 	uint64_t sync_requested, sync_done;
-	int sync_stop;	      /* set once no thread can ask for a sync any more */
-	int sync_broken;      /* a sync failed: no later one is trusted */
-	char sync_error[512]; /* its message */
+	uint64_t sync_ok_from; /* tickets below it were covered by a failed sync */
+	int sync_stop;	       /* set once no thread can ask for a sync any more */
+	int sync_broken;       /* a sync failed and the log was not healed since */
+	char sync_error[512];  /* its message */
 	/* deferred fulfils (etcd mode): see "group commit" below */
 	co_outbox_fulfil *fq; /* guarded by sync_mu; strings owned */
 	size_t n_fq, cap_fq;
@@ -517,15 +518,20 @@ static int fulfil_defer(co_router *r, int64_t seq, co_side target, co_kind kind,
  * IN_FLIGHT_MS after it was written, then resolved.
  *
  * A failed fsync fails every write waiting on it, and every later one
- * until the router is reopened: after a failed fsync the kernel may have
+ * until the state is healed: after a failed fsync the kernel may have
  * dropped the unsynced pages, and a later fsync that succeeds says nothing
- * about them.
+ * about them (nor, since WAL recovery stops at the first lost frame, about
+ * the commits after them).  While broken, each round of the syncer first
+ * checkpoints the whole log into the database file and empties it
+ * (co_state_wal_reset), which rewrites what may have been lost; once that
+ * and the round's fsync succeed, writes are acknowledged again.  A disk
+ * that was full or failing for a while thus needs no restart of serve.
  */
 static void *syncer_main(void *arg)
 {
 	co_router *r = arg;
 	uint64_t target;
-	int error;
+	int error, broken;
 
 	pthread_mutex_lock(&r->sync_mu);
 	for (;;) {
@@ -546,13 +552,19 @@ static void *syncer_main(void *arg)
 		/* Every ticket up to target was handed out after its intent was
 		 * committed, so this fsync, which starts now, covers them all. */
 		target = r->sync_requested;
+		broken = r->sync_broken;
 		pthread_mutex_unlock(&r->sync_mu);
-		error = co_state_sync(r->sync_st);
+		error = broken ? co_state_wal_reset(r->sync_st) : 0;
+		if (error == 0)
+			error = co_state_sync(r->sync_st);
 		pthread_mutex_lock(&r->sync_mu);
-		if (error < 0 && !r->sync_broken) {
+		if (error < 0) {
 			r->sync_broken = 1;
+			r->sync_ok_from = target + 1;
 			snprintf(r->sync_error, sizeof(r->sync_error), "%s",
 				 co_error_last());
+		} else {
+			r->sync_broken = 0;
 		}
 		r->sync_done = target;
 		pthread_cond_broadcast(&r->sync_cv);
@@ -573,19 +585,25 @@ static uint64_t request_sync(co_router *r)
 	return ticket;
 }
 
-/* Wait until the sync for `ticket` has returned.  CO_EIO if it failed. */
+/*
+ * Wait until the sync for `ticket` has returned.  CO_EIO if it failed (or,
+ * conservatively, if a later one failed before this thread woke up: the
+ * write is then refused though it may be durable, which is safe).
+ */
 static int wait_sync(co_router *r, uint64_t ticket)
 {
-	int broken;
+	char why[sizeof(r->sync_error)];
+	int failed;
 
 	pthread_mutex_lock(&r->sync_mu);
-	while (r->sync_done < ticket && !r->sync_broken)
+	while (r->sync_done < ticket)
 		pthread_cond_wait(&r->sync_cv, &r->sync_mu);
-	broken = r->sync_broken;
+	failed = ticket < r->sync_ok_from;
+	if (failed) /* the syncer rewrites it on each failure */
+		memcpy(why, r->sync_error, sizeof(why));
 	pthread_mutex_unlock(&r->sync_mu);
-	if (broken)
-		return co_error_set(CO_EIO, "outbox: could not be made durable: %s",
-				    r->sync_error);
+	if (failed)
+		return co_error_set(CO_EIO, "outbox: could not be made durable: %s", why);
 	return 0;
 }
 
