@@ -36,11 +36,11 @@
 typedef enum { OP_CREATE, OP_CLAIM } crash_op;
 
 typedef struct crash_case {
-	const char *stage;   /* "shadow", "50", "etcd" */
-	int etcd_decides;    /* the ID's primary is etcd (picks the ID's bucket) */
-	const char *step;    /* $CUTOVER_CRASH_AT */
+	const char *stage; /* "shadow", "50", "etcd" */
+	int etcd_decides;  /* the ID's primary is etcd (picks the ID's bucket) */
+	const char *step;  /* $CUTOVER_CRASH_AT */
 	crash_op op;
-	int reached;	     /* the write reaches the step (else it completes) */
+	int reached; /* the write reaches the step (else it completes) */
 } crash_case;
 
 /* clang-format off */
@@ -161,8 +161,8 @@ static void run_case(fx *f, const crash_case *c, int idx)
 		rc = fx_run(f, NULL, NULL, "task", "create", id, "--type", "build");
 	/* co_test_cutover gives -1 for a child that did not exit */
 	if (c->reached && rc != -1)
-		fail_msg("%s/%s: wanted a crash, the write exited %d", c->stage,
-			 c->step, rc);
+		fail_msg("%s/%s: wanted a crash, the write exited %d", c->stage, c->step,
+			 rc);
 	if (!c->reached && rc != 0)
 		fail_msg("%s/%s: step never reached, yet exit %d", c->stage, c->step, rc);
 	c->reached ? n_crashed++ : (n_completed++, n_acked++);
@@ -180,7 +180,8 @@ static void run_case(fx *f, const crash_case *c, int idx)
 	read_both(f, id, &g, &e);
 	if ((g == NULL) != (e == NULL))
 		fail_msg("%s/%s: %s in one store only (git %s, etcd %s)", c->stage,
-			 c->step, id, g ? "has it" : "lacks it", e ? "has it" : "lacks it");
+			 c->step, id, g ? "has it" : "lacks it",
+			 e ? "has it" : "lacks it");
 	if (c->op == OP_CREATE) {
 		/* The primary committed from after_primary on (and a completed
 		 * write was acknowledged): then it must be there. */
@@ -203,15 +204,16 @@ static void run_case(fx *f, const crash_case *c, int idx)
 
 		if (g == NULL) {
 			n_acked_lost++;
-			fail_msg("%s/%s: acknowledged create of %s lost", c->stage, c->step,
-				 id);
+			fail_msg("%s/%s: acknowledged create of %s lost", c->stage,
+				 c->step, id);
 		}
 		if (strcmp(owner_of(g), owner_of(e)) != 0 ||
 		    strcmp(owner_of(g), want) != 0 || b_rc != (a_won ? 3 : 0)) {
 			n_double_winners++;
 			fail_msg("%s/%s: claim of %s: git owner \"%s\", etcd \"%s\", "
 				 "swarm-b exit %d; wanted one winner, %s",
-				 c->stage, c->step, id, owner_of(g), owner_of(e), b_rc, want);
+				 c->stage, c->step, id, owner_of(g), owner_of(e), b_rc,
+				 want);
 		}
 	}
 	co_record_free(g);
