@@ -40,6 +40,7 @@
 #include "triggers.h"
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -89,12 +90,13 @@ struct co_router {
 	co_state *sync_st; /* the syncer's own connection */
 	pthread_t syncer;
 	int syncer_started;
-	pthread_mutex_t sync_mu; /* guards the five fields below */
+	pthread_mutex_t sync_mu; /* guards the six fields below */
 	pthread_cond_t sync_cv;
 	uint64_t sync_requested, sync_done;
-	int sync_stop;	      /* set once no thread can ask for a sync any more */
-	int sync_broken;      /* a sync failed: no later one is trusted */
-	char sync_error[512]; /* its message */
+	uint64_t sync_ok_from; /* tickets below it were covered by a failed sync */
+	int sync_stop;	       /* set once no thread can ask for a sync any more */
+	int sync_broken;       /* a sync failed and the log was not healed since */
+	char sync_error[512];  /* its message */
 	/* deferred fulfils (etcd mode): see "group commit" below */
 	co_outbox_fulfil *fq; /* guarded by sync_mu; strings owned */
 	size_t n_fq, cap_fq;
@@ -108,7 +110,41 @@ struct co_router {
 	co_redact *own_redact;	 /* the default policy when none was given */
 	co_signals *signals;	 /* live-signal window, NULL: triggers off */
 	co_triggers *triggers;	 /* their evaluator */
+	int crash_at;		 /* tests only: see crash_point() */
 };
+
+/*
+ * TEST-ONLY crash points (issue 16, tests/router/test_crash_points.c).
+ * $CUTOVER_CRASH_AT names one step of a routed write; it is read once when
+ * the router opens, and the process SIGKILLs itself when a write reaches
+ * that step, as a power cut or kill -9 would stop it there.  Unset (every
+ * deployment), crash_at is 0 and a step costs one compare of an int.
+ * Never set it outside tests.
+ */
+enum {
+	CRASH_NONE,
+	CRASH_AFTER_INTENT,    /* the intent committed, the primary untouched */
+	CRASH_AFTER_PRIMARY,   /* the primary committed, nothing mirrored */
+	CRASH_AFTER_SECONDARY, /* the secondary holds the record, intent still set */
+	CRASH_BEFORE_CLEAR,    /* about to retire the intent or queue the record */
+};
+
+static int crash_point_of(const char *name)
+{
+	static const char *const names[] = {"", "after_intent", "after_primary",
+					    "after_secondary", "before_clear"};
+
+	for (int i = 1; name && i < (int)(sizeof(names) / sizeof(names[0])); i++)
+		if (strcmp(name, names[i]) == 0)
+			return i;
+	return CRASH_NONE;
+}
+
+static void crash_point(const co_router *r, int step)
+{
+	if (r->crash_at == step)
+		kill(getpid(), SIGKILL);
+}
 
 static const char *side_name(co_side s)
 {
@@ -490,15 +526,20 @@ static int fulfil_defer(co_router *r, int64_t seq, co_side target, co_kind kind,
  * IN_FLIGHT_MS after it was written, then resolved.
  *
  * A failed fsync fails every write waiting on it, and every later one
- * until the router is reopened: after a failed fsync the kernel may have
+ * until the state is healed: after a failed fsync the kernel may have
  * dropped the unsynced pages, and a later fsync that succeeds says nothing
- * about them.
+ * about them (nor, since WAL recovery stops at the first lost frame, about
+ * the commits after them).  While broken, each round of the syncer first
+ * checkpoints the whole log into the database file and empties it
+ * (co_state_wal_reset), which rewrites what may have been lost; once that
+ * and the round's fsync succeed, writes are acknowledged again.  A disk
+ * that was full or failing for a while thus needs no restart of serve.
  */
 static void *syncer_main(void *arg)
 {
 	co_router *r = arg;
 	uint64_t target;
-	int error;
+	int error, broken;
 
 	pthread_mutex_lock(&r->sync_mu);
 	for (;;) {
@@ -519,13 +560,19 @@ static void *syncer_main(void *arg)
 		/* Every ticket up to target was handed out after its intent was
 		 * committed, so this fsync, which starts now, covers them all. */
 		target = r->sync_requested;
+		broken = r->sync_broken;
 		pthread_mutex_unlock(&r->sync_mu);
-		error = co_state_sync(r->sync_st);
+		error = broken ? co_state_wal_reset(r->sync_st) : 0;
+		if (error == 0)
+			error = co_state_sync(r->sync_st);
 		pthread_mutex_lock(&r->sync_mu);
-		if (error < 0 && !r->sync_broken) {
+		if (error < 0) {
 			r->sync_broken = 1;
+			r->sync_ok_from = target + 1;
 			snprintf(r->sync_error, sizeof(r->sync_error), "%s",
 				 co_error_last());
+		} else {
+			r->sync_broken = 0;
 		}
 		r->sync_done = target;
 		pthread_cond_broadcast(&r->sync_cv);
@@ -546,19 +593,25 @@ static uint64_t request_sync(co_router *r)
 	return ticket;
 }
 
-/* Wait until the sync for `ticket` has returned.  CO_EIO if it failed. */
+/*
+ * Wait until the sync for `ticket` has returned.  CO_EIO if it failed (or,
+ * conservatively, if a later one failed before this thread woke up: the
+ * write is then refused though it may be durable, which is safe).
+ */
 static int wait_sync(co_router *r, uint64_t ticket)
 {
-	int broken;
+	char why[sizeof(r->sync_error)];
+	int failed;
 
 	pthread_mutex_lock(&r->sync_mu);
-	while (r->sync_done < ticket && !r->sync_broken)
+	while (r->sync_done < ticket)
 		pthread_cond_wait(&r->sync_cv, &r->sync_mu);
-	broken = r->sync_broken;
+	failed = ticket < r->sync_ok_from;
+	if (failed) /* the syncer rewrites it on each failure */
+		memcpy(why, r->sync_error, sizeof(why));
 	pthread_mutex_unlock(&r->sync_mu);
-	if (broken)
-		return co_error_set(CO_EIO, "outbox: could not be made durable: %s",
-				    r->sync_error);
+	if (failed)
+		return co_error_set(CO_EIO, "outbox: could not be made durable: %s", why);
 	return 0;
 }
 
@@ -623,9 +676,13 @@ static int mirror(co_router *r, const co_route *rt, co_kind kind, const char *id
 			error = co_store_put_if_newer(sec, rec, NULL);
 		}
 		co_store_call_timeout(prev);
-		if (error == 0)
+		if (error == 0) {
+			crash_point(r, CRASH_AFTER_SECONDARY);
+			crash_point(r, CRASH_BEFORE_CLEAR);
 			return co_outbox_ack_intent(r->st, intent), 0;
+		}
 	}
+	crash_point(r, CRASH_BEFORE_CLEAR);
 	if (rec && (json = co_record_to_json(rec, 0)) == NULL)
 		return co_error_set(CO_ENOMEM, "out of memory");
 	/* The intent becomes the record owed.  With a ticket, the group commit
@@ -679,6 +736,8 @@ static int routed_write(co_record **out, co_router *r, co_op op, co_kind kind,
 	    (error = co_outbox_push_intent(&intent, r->st, side_name(rt.secondary),
 					   co_kind_name(kind), id, r->sync_mark)) < 0)
 		goto done;
+	if (intent)
+		crash_point(r, CRASH_AFTER_INTENT);
 	/* Asynchronous secondary (etcd mode), or one behind an open breaker:
 	 * the record will be queued, not mirrored, so start making the intent
 	 * durable now, while the primary works (group commit, above), rather
@@ -693,6 +752,8 @@ static int routed_write(co_record **out, co_router *r, co_op op, co_kind kind,
 	}
 
 	error = fn(&rec, co_router_store(r, rt.primary), arg);
+	if (error == 0 && intent)
+		crash_point(r, CRASH_AFTER_PRIMARY);
 
 	if (rt.secondary == CO_SIDE_NONE)
 		goto done;
@@ -1277,6 +1338,7 @@ int co_router_open(co_router **out, const co_router_opts *opts)
 	r->mirror_ms =
 	    opts->mirror_timeout_ms > 0 ? opts->mirror_timeout_ms : CO_ROUTER_MIRROR_MS;
 	r->redact = opts->redact;
+	r->crash_at = crash_point_of(getenv("CUTOVER_CRASH_AT"));
 	if (r->redact == NULL) {
 		int error = co_redact_default(&r->own_redact);
 

@@ -965,6 +965,32 @@ done:
 	return error;
 }
 
+int co_state_wal_reset(co_state *st)
+{
+	int rc, error = 0;
+
+	co_state__lock(st);
+	if (atomic_load(&co_state__sync_fault)) {
+		error = co_error_set(CO_EIO, "state %s: reset the log: fault injected",
+				     st->path);
+		goto done;
+	}
+	/* synchronous is FULL or NORMAL here, never OFF: either way SQLite
+	 * syncs the log before it copies it and the database file after. */
+	rc = sqlite3_wal_checkpoint_v2(st->db, "main", SQLITE_CHECKPOINT_TRUNCATE, NULL,
+				       NULL);
+	if (rc == SQLITE_BUSY)
+		error = co_error_set(CO_EUNAVAIL,
+				     "state %s: reset the log: other connections kept it "
+				     "busy",
+				     st->path);
+	else if (rc != SQLITE_OK)
+		error = co_state__error(st, rc, "checkpoint the log");
+done:
+	co_state__unlock(st);
+	return error;
+}
+
 int64_t co_state_now_ms(void)
 {
 	struct timespec ts;

@@ -143,6 +143,23 @@ int64_t co_state_now_ms(void);
 int co_state_sync(co_state *st);
 
 /*
+ * Close the hole a failed co_state_sync() leaves: copy every page committed
+ * so far from the write-ahead log into the database file, sync that file,
+ * and empty the log (SQLite's wal_checkpoint(TRUNCATE)).  After a failed
+ * fsync the log may have lost frames on disk while the page cache still
+ * holds them, and recovery stops at the first lost frame, taking every
+ * later commit with it; once this returned 0, everything committed is in
+ * the synced database file and recovery has no old frames to walk.  As
+ * safe as the page cache is: Linux keeps the pages whose writeback failed,
+ * marked clean, until memory pressure evicts them.
+ *
+ * Waits (the busy timeout) for other connections' writers and readers to
+ * let it finish: CO_EUNAVAIL if they did not; CO_EIO if a write or sync
+ * failed.  Holds st's mutex throughout; thread-safe.
+ */
+int co_state_wal_reset(co_state *st);
+
+/*
  * Named checkpoints: small durable key/value pairs for resumable work
  * (the backfill's position, the follower's last mirrored commit, ...).
  *

@@ -17,6 +17,7 @@
 #include "harness/harness.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -151,6 +152,71 @@ static void reopening_keeps_data(void **state)
 	assert_int_equal(co_state_open(&st, f->dir), 0);
 	assert_int_equal(co_outbox_depth(&depth, st, NULL), 0);
 	assert_int_equal(depth, 1);
+	co_state_close(st);
+}
+
+/* What heals the state after a failed fsync (router.c's syncer). */
+static void wal_reset_keeps_every_commit_and_empties_the_log(void **state)
+{
+	fixture *f = *state;
+	co_state *st = NULL;
+	char wal[320];
+	struct stat sb;
+	int64_t depth = 0;
+
+	snprintf(wal, sizeof(wal), "%s-wal", f->db);
+	assert_int_equal(co_state_open(&st, f->dir), 0);
+	for (int i = 0; i < 3; i++) /* unsynced commits, as intents are */
+		assert_int_equal(
+		    co_outbox_push_intent(NULL, st, "git", "task", "T1", "@x"), 0);
+	assert_int_equal(stat(wal, &sb), 0);
+	assert_true(sb.st_size > 0);
+	assert_int_equal(co_state_wal_reset(st), 0);
+	assert_int_equal(stat(wal, &sb), 0);
+	assert_int_equal(sb.st_size, 0);
+	co_state_close(st);
+	/* every commit is in the database file itself */
+	assert_int_equal(raw_int(f->db, "SELECT count(*) FROM outbox"), 3);
+	assert_int_equal(co_state_open(&st, f->dir), 0);
+	assert_int_equal(co_outbox_depth(&depth, st, NULL), 0);
+	assert_int_equal(depth, 3);
+	co_state_close(st);
+}
+
+static void wal_reset_fails_with_eio_on_a_failing_disk_naming_the_file(void **state)
+{
+	fixture *f = *state;
+	co_state *st = NULL;
+
+	assert_int_equal(co_state_open(&st, f->dir), 0);
+	atomic_store(&co_state__sync_fault, 1);
+	assert_int_equal(co_state_wal_reset(st), CO_EIO);
+	atomic_store(&co_state__sync_fault, 0);
+	assert_non_null(strstr(co_error_last(), f->db));
+	co_state_close(st);
+}
+
+/* A reader on an older snapshot keeps the log: unavailable, after the busy wait. */
+static void wal_reset_is_unavailable_while_an_old_reader_holds_the_log(void **state)
+{
+	fixture *f = *state;
+	co_state *st = NULL;
+	sqlite3 *db = NULL;
+	sqlite3_stmt *s = NULL;
+
+	assert_int_equal(co_state_open(&st, f->dir), 0);
+	assert_int_equal(co_outbox_push(NULL, st, "etcd", "task", "T1", "{}"), 0);
+	assert_int_equal(sqlite3_open(f->db, &db), SQLITE_OK);
+	assert_int_equal(
+	    sqlite3_prepare_v2(db, "SELECT count(*) FROM outbox", -1, &s, NULL),
+	    SQLITE_OK);
+	assert_int_equal(sqlite3_step(s), SQLITE_ROW); /* a read transaction, held */
+	assert_int_equal(co_outbox_push(NULL, st, "etcd", "task", "T2", "{}"), 0);
+	assert_int_equal(co_state_wal_reset(st), CO_EUNAVAIL);
+	assert_non_null(strstr(co_error_last(), "busy"));
+	sqlite3_finalize(s);
+	sqlite3_close(db);
+	assert_int_equal(co_state_wal_reset(st), 0);
 	co_state_close(st);
 }
 
@@ -562,6 +628,14 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(unwritable_state_dir_is_invalid_naming_it,
 					    setup, teardown),
 	    cmocka_unit_test_setup_teardown(reopening_keeps_data, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		wal_reset_keeps_every_commit_and_empties_the_log, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		wal_reset_fails_with_eio_on_a_failing_disk_naming_the_file, setup,
+		teardown),
+	    cmocka_unit_test_setup_teardown(
+		wal_reset_is_unavailable_while_an_old_reader_holds_the_log, setup,
+		teardown),
 	    cmocka_unit_test_setup_teardown(
 		statements_are_cached_and_never_handed_out_twice, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
