@@ -168,6 +168,16 @@ int co_cli_flags_commit(co_cli *ctx, co_state *st, const char *action,
 int co_cli_gate(char *note, size_t note_len, co_cli *ctx, co_state *st,
 		const co_flags *from, const co_flags *to, int force);
 
+/*
+ * co_cli_gate for a command that makes the change itself (`stage`, `flags
+ * set`): a refusal is also recorded in the audit trail (action "gate
+ * refused", who co_cli_who(), detail "ACTION: <diff>", why the refusal) and
+ * returned unchanged.
+ */
+int co_cli_gate_audited(char *note, size_t note_len, co_cli *ctx, co_state *st,
+			const char *action, const co_flags *from, const co_flags *to,
+			int force);
+
 /* --- reconciliation --- */
 
 typedef struct co_reconcile_result co_reconcile_result;

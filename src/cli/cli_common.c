@@ -459,6 +459,22 @@ done:
 	return error;
 }
 
+int co_cli_gate_audited(char *note, size_t note_len, co_cli *ctx, co_state *st,
+			const char *action, const co_flags *from, const co_flags *to,
+			int force)
+{
+	char what[2048];
+	int error = co_cli_gate(note, note_len, ctx, st, from, to, force);
+	size_t n;
+
+	if (error != CO_ECONFLICT)
+		return error;
+	n = (size_t)snprintf(what, sizeof(what), "%s: ", action);
+	co_flags_diff(what + n, sizeof(what) - n, from, to);
+	co_audit_gate_refused(st, co_cli_who(), what);
+	return error;
+}
+
 /* --- options --- */
 
 int co_cli_usage_error(const char *usage, const char *fmt, ...)

@@ -51,7 +51,7 @@ static void dispatch(reply *rp, co_server *s, struct MHD_Connection *c,
 	}
 	if (strncmp(url, "/v1/admin/", 10) == 0) {
 		if (co_server__admin_auth(rp, s, c) == 0)
-			co_server__admin(rp, s, rq, url + 10, post);
+			co_server__admin(rp, s, c, rq, url + 10, post);
 		return;
 	}
 	if (strcmp(url, "/v1/tasks") == 0) {

@@ -137,9 +137,9 @@ void co_server__healthz(reply *rp, co_server *s);
 void co_server__metrics(reply *rp, co_server *s);
 /* 0 if the request carries the admin token; the 401/403 reply otherwise. */
 int co_server__admin_auth(reply *rp, co_server *s, struct MHD_Connection *c);
-/* /v1/admin/{what}; the caller checked the admin token. */
-void co_server__admin(reply *rp, co_server *s, const req *rq, const char *what,
-		      int is_post);
+/* /v1/admin/{what}; the caller checked the admin token.  `c` for the query. */
+void co_server__admin(reply *rp, co_server *s, struct MHD_Connection *c, const req *rq,
+		      const char *what, int is_post);
 
 /* --- the event stream (server_watch.c) --- */
 
