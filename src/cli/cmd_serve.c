@@ -25,6 +25,7 @@
 #include "cli.h"
 
 #include "../core/error.h"
+#include "../core/webhook.h"
 #include "../server/server.h"
 #include "flags/watcher.h"
 #include "router/router.h"
@@ -125,6 +126,7 @@ int co_cli_serve(int argc, char **argv, co_cli *ctx)
 	co_server_opts so = CO_SERVER_OPTS_INIT;
 	co_cli_router *cr = NULL;
 	co_server *srv = NULL;
+	co_webhook_sender *hooks = NULL;
 	const co_config *c;
 	char *token = NULL;
 	gate_ctx g;
@@ -181,6 +183,10 @@ int co_cli_serve(int argc, char **argv, co_cli *ctx)
 	so.log = serve_log;
 	if ((error = co_server_start(&srv, &so)) < 0)
 		goto done;
+	/* Webhook events (webhook.h): delivered by a thread of their own, so
+	 * that a dead receiver never holds up a request or a trip. */
+	if (c->n_webhooks && (error = co_webhook_sender_start(&hooks, cr->state, c)) < 0)
+		goto done;
 	fprintf(stderr, "cutover: serving on %s (port %d)%s; swarm auth %s\n",
 		listen ? listen : "", co_server_port(srv),
 		token ? "" : "; admin endpoints disabled",
@@ -193,6 +199,7 @@ int co_cli_serve(int argc, char **argv, co_cli *ctx)
 	sigwait(&set, &sig);
 	fprintf(stderr, "cutover: %s: stopping\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
 done:
+	co_webhook_sender_stop(hooks);
 	co_server_stop(srv);
 	co_cli_router_close(cr, error < 0 ? 0 : CO_CLI_DRAIN_MS);
 	if (masked)

@@ -23,6 +23,7 @@
 #include "error.h"
 #include "list.h"
 #include "state_internal.h"
+#include "webhook.h"
 
 #include <cjson/cJSON.h>
 #include <ctype.h>
@@ -131,24 +132,39 @@ int co_audit_change_add(co_state *st, const char *who, const char *action,
 	sqlite3_stmt *s = NULL;
 	int error;
 
+	co_webhook__event ev;
+	int64_t now = co_state_now_ms();
+
 	if (who == NULL || who[0] == '\0' || action == NULL || action[0] == '\0')
 		return co_error_set(CO_EINVAL, "audit: a change needs who and action");
+	/* The webhook event of this change (if any endpoint wants it) is
+	 * committed with the row: both or neither (webhook.h). */
+	co_webhook__event_make(&ev, co_webhook_event_of_action(action), who, action,
+			       detail, why, now);
 	co_state__lock(st);
 	if ((error = co_state__prepare(
 		 st, &s,
 		 "INSERT INTO audit_changes (ts, who, action, detail, why)"
 		 " VALUES (?, ?, ?, ?, ?)")) < 0)
 		goto done;
-	sqlite3_bind_int64(s, 1, co_state_now_ms());
+	sqlite3_bind_int64(s, 1, now);
 	if ((error = co_state__bind_text(st, s, 2, who)) < 0 ||
 	    (error = co_state__bind_text(st, s, 3, action)) < 0 ||
 	    (error = co_state__bind_text(st, s, 4, detail)) < 0 ||
 	    (error = co_state__bind_text(st, s, 5, why)) < 0)
 		goto done;
-	error = co_state__step_commit(st, s, 1, "audit change");
+	if ((error = co_state__begin(st, 1)) < 0 ||
+	    (error = co_state__step_done(st, s, "audit change")) < 0 ||
+	    (error = co_webhook__event_queue(st, &ev)) < 0)
+		goto done;
+	error = co_state__commit(st);
 done:
+	co_state__rollback(st);
 	co_state__finish(st, s);
 	co_state__unlock(st);
+	if (error == 0 && ev.body)
+		co_webhook__kick();
+	co_webhook__event_clear(&ev);
 	return error;
 }
 

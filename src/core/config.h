@@ -22,6 +22,10 @@
  *   redact: [metadata.auth.key, session, "@defaults"]   what never leaves
  *             the stores (redact.h); absent: the default key patterns
  *   serve:  { swarm_auth: none|token }     $CUTOVER_SWARM_AUTH; default none
+ *   webhooks:                              signed event POSTs (webhook.h)
+ *     - url: https://hooks.example/cutover  http:// or https:// only
+ *       secret_file: /etc/cutover/hook.key   or secret: TEXT (one of both)
+ *       events: [kill_switch.tripped, stage.changed]   optional: all
  *
  * Durations accept "250ms", "2s", "5m", "1h" or a bare number of seconds.
  */
@@ -37,6 +41,13 @@ typedef enum {
 	CO_SWARM_AUTH_NONE = 0, /* anyone who reaches the port (the default) */
 	CO_SWARM_AUTH_TOKEN = 1 /* a swarm's bearer token (tokens.h) */
 } co_swarm_auth;
+
+/* One entry of `webhooks:` (webhook.h). */
+typedef struct co_config_webhook {
+	char *url;	/* checked: http(s), parseable, with a host */
+	char *secret;	/* HMAC key: `secret`, or the contents of `secret_file` */
+	unsigned events; /* CO_WEBHOOK_EV_* bits; 0: every event */
+} co_config_webhook;
 
 typedef struct co_config {
 	char *path; /* the file read, or NULL */
@@ -76,6 +87,9 @@ typedef struct co_config {
 	 * owned by the config, immutable, shared by every writer. */
 	co_redact *redact;
 	co_swarm_auth swarm_auth; /* serve.swarm_auth, $CUTOVER_SWARM_AUTH */
+
+	co_config_webhook *webhooks; /* webhooks: (none by default) */
+	size_t n_webhooks;
 } co_config;
 
 /*
