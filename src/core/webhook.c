@@ -193,8 +193,16 @@ static cJSON *flags_now(const char *path)
 	co_flags f;
 	cJSON *o;
 
+	char saved[1024];
+	int code = co_error_last_code();
+
+	/* The caller's error message (a refusal being audited) survives. */
+	snprintf(saved, sizeof(saved), "%s", co_error_last());
 	if (path == NULL || co_flags_load(&f, path) < 0) {
-		co_error_clear();
+		if (code)
+			co_error_set(code, "%s", saved);
+		else
+			co_error_clear();
 		return cJSON_CreateNull();
 	}
 	if ((o = cJSON_CreateObject()) == NULL)

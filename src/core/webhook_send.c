@@ -24,6 +24,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <pthread.h>
+#include <signal.h>
 #include <sqlite3.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -386,6 +387,8 @@ static void *sender_main(void *arg)
 int co_webhook_sender_start(co_webhook_sender **out, co_state *st, const co_config *c)
 {
 	co_webhook_sender *ws = calloc(1, sizeof(*ws));
+	sigset_t all, old;
+	int rc;
 
 	if (ws == NULL)
 		return co_error_set(CO_ENOMEM, "webhooks: out of memory");
@@ -393,7 +396,13 @@ int co_webhook_sender_start(co_webhook_sender **out, co_state *st, const co_conf
 	ws->c = c;
 	atomic_init(&ws->stop, 0);
 	atomic_store(&sender_ran, 1);
-	if (pthread_create(&ws->thread, NULL, sender_main, ws) != 0) {
+	/* The thread takes no signal: SIGINT/SIGTERM stay with the threads
+	 * that wait for them (serve's sigwait, reconcile --every's handler). */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	rc = pthread_create(&ws->thread, NULL, sender_main, ws);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc != 0) {
 		free(ws);
 		return co_error_set(CO_ENOMEM, "webhooks: cannot start the sender thread");
 	}

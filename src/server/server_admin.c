@@ -27,6 +27,7 @@
 #include "core/outbox.h"
 #include "core/runs.h"
 #include "core/state.h"
+#include "core/webhook.h"
 #include "flags/gate.h"
 #include "flags/stage.h"
 #include "reconcile/report.h"
@@ -67,7 +68,7 @@ void co_server__metrics(reply *rp, co_server *s)
 {
 	char *buf = NULL;
 	size_t len = 0, cap = 0;
-	int64_t depth = 0;
+	int64_t depth = 0, hooks = 0;
 	co_run *run = NULL;
 	char ratio[32];
 	co_flags f;
@@ -109,6 +110,18 @@ void co_server__metrics(reply *rp, co_server *s)
 		 "%d\n",
 		 f.kill_switch, (long long)depth, ratio, s->git && g.up,
 		 s->etcd && e.up)) < 0)
+		goto done;
+	if (co_webhook_pending(&hooks, NULL, NULL, 0, s->state) < 0) {
+		hooks = -1;
+		co_error_clear();
+	}
+	if ((error = co_metrics_appendf(
+		 &buf, &len, &cap,
+		 "# HELP cutover_webhook_outbox_depth Webhook events not yet delivered "
+		 "(all endpoints; -1: the state database cannot be read).\n"
+		 "# TYPE cutover_webhook_outbox_depth gauge\n"
+		 "cutover_webhook_outbox_depth %lld\n",
+		 (long long)hooks)) < 0)
 		goto done;
 	if ((error = co_health_breaker_metrics(&buf, &len, &cap, s->git, s->etcd)) < 0)
 		goto done;

@@ -30,7 +30,9 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <strings.h>
+#include <fcntl.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 
 #define SECRET "hook-secret-0123456789"
 #define MAX_REQ 32
@@ -150,12 +152,12 @@ static void rx_stop(rx *x)
 	free(x);
 }
 
-/* Requests received so far, waiting (bounded, 10 s) until there are `n`. */
+/* Requests received so far, waiting (bounded, 30 s) until there are `n`. */
 static int rx_wait(rx *x, int n)
 {
 	int i, have = 0;
 
-	for (i = 0; i < 1000; i++) {
+	for (i = 0; i < 3000; i++) {
 		struct timespec ts = {0, 10 * 1000 * 1000};
 
 		pthread_mutex_lock(&x->lock);
@@ -470,6 +472,64 @@ static void serve_sender_thread_delivers_a_failed_run_and_a_trip(void **state)
 	rx_stop(x);
 }
 
+/* The event names x received so far, joined by spaces (static buffer). */
+static const char *events_seen(rx *x)
+{
+	static char buf[1024];
+	int i;
+
+	buf[0] = '\0';
+	pthread_mutex_lock(&x->lock);
+	for (i = 0; i < x->n; i++) {
+		size_t n = strlen(buf);
+
+		snprintf(buf + n, sizeof(buf) - n, "%s ", header(x->req[i], "X-Cutover-Event"));
+	}
+	pthread_mutex_unlock(&x->lock);
+	return buf;
+}
+
+static void reconcile_every_sends_its_events_while_it_runs(void **state)
+{
+	fx *f = *state;
+	rx *x = rx_start(0);
+	char *argv[] = {(char *)CUTOVER_BIN, "reconcile", "--every", "1h", NULL};
+	char **envp, seen[1024];
+	int status = 0, got, running;
+	pid_t pid;
+
+	one_hook(f, x->port, NULL);
+	/* A task only git has: the run fails (missing_in_etcd). */
+	fx_expect(0, f, "--backend", "git", "task", "create", "ONLY-GIT.1");
+	envp = fx_make_envp(f->env);
+	fflush(stdout);
+	fflush(stderr);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		int null = open("/dev/null", O_WRONLY);
+
+		dup2(null, 1);
+		dup2(null, 2);
+		execve(CUTOVER_BIN, argv, envp);
+		_exit(127);
+	}
+	free(envp);
+	/* The failing run's events arrive while the loop still runs (its next
+	 * run is an hour away): from its sender thread, not from its exit. */
+	got = rx_wait(x, 2);
+	running = waitpid(pid, &status, WNOHANG) == 0;
+	snprintf(seen, sizeof(seen), "%s", events_seen(x));
+	/* Stopped before any assertion: a failure leaves no loop behind. */
+	kill(pid, SIGTERM);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	rx_stop(x);
+	assert_int_equal(got, 2);
+	assert_true(running);
+	fx_contains(seen, "reconcile.failed");
+	fx_contains(seen, "kill_switch.tripped");
+}
+
 static void bad_webhook_config_is_refused_naming_field_and_value(void **state)
 {
 	static const char *const bad[][2] = {
@@ -518,6 +578,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(
 		serve_sender_thread_delivers_a_failed_run_and_a_trip, fx_test_setup,
 		fx_test_teardown),
+	    cmocka_unit_test_setup_teardown(reconcile_every_sends_its_events_while_it_runs,
+					    fx_test_setup, fx_test_teardown),
 	    cmocka_unit_test_setup_teardown(
 		bad_webhook_config_is_refused_naming_field_and_value, fx_test_setup,
 		fx_test_teardown),

@@ -179,6 +179,16 @@ static void admin_changes_are_listed_filtered_and_paged(void **state)
 	assert_int_equal(pages, 4);
 	for (i = 1; i < n; i++)
 		assert_true(seen[i] > seen[i - 1]);
+
+	/* No webhooks here: nothing owed, and /metrics says so. */
+	{
+		co_test_resp m;
+
+		co_test_http(&m, f->base, "GET", "/metrics", NULL, 0, NULL);
+		assert_int_equal(m.status, 200);
+		assert_non_null(strstr(m.body, "cutover_webhook_outbox_depth 0\n"));
+		free(m.body);
+	}
 }
 
 static void admin_audit_needs_the_token_and_refuses_bad_parameters(void **state)
