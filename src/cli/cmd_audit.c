@@ -16,7 +16,6 @@
 #include "../core/state.h"
 #include "flags/flags.h"
 
-#include <cjson/cJSON.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,7 +46,8 @@ static const char h_audit[] =
     "  --limit N     rows per page (default 100, at most 10000)\n"
     "  --cursor C    the next page: C is what the previous page printed\n"
     "  --newest      newest first\n"
-    "  --json        {\"changes\":[{\"seq\",\"time\",\"ts_ms\",\"who\",\"action\",\"kind\",\n"
+    "  --json        "
+    "{\"changes\":[{\"seq\",\"time\",\"ts_ms\",\"who\",\"action\",\"kind\",\n"
     "                \"detail\",\"why\"}],\"next_cursor\":C|null,\"order\":...}\n\n"
     "When more rows match than a page holds, the text output ends with the\n"
     "command for the next page (on stderr) and --json gives next_cursor.\n\n"
@@ -58,7 +58,8 @@ static const char h_audit[] =
     "  cutover audit --kind trip --newest --limit 5\n"
     "  cutover --json audit --op task_claim --since 2026-12-05T00:00:00Z\n";
 
-static int parse_int(int64_t *out, const char *opt, const char *s, int64_t min, int64_t max)
+static int parse_int(int64_t *out, const char *opt, const char *s, int64_t min,
+		     int64_t max)
 {
 	char *end;
 	long long v;
@@ -66,8 +67,9 @@ static int parse_int(int64_t *out, const char *opt, const char *s, int64_t min, 
 	errno = 0;
 	v = strtoll(s, &end, 10);
 	if (errno || end == s || *end || v < min || v > max)
-		return co_cli_usage_error(U_AUDIT, "--%s \"%s\": expected a number from %lld to %lld",
-					  opt, s, (long long)min, (long long)max);
+		return co_cli_usage_error(
+		    U_AUDIT, "--%s \"%s\": expected a number from %lld to %lld", opt, s,
+		    (long long)min, (long long)max);
 	*out = v;
 	return 0;
 }
@@ -81,16 +83,12 @@ static int parse_when(int64_t *out, const char *opt, const char *s)
 
 static int print_json(const co_audit_change_list *l, int64_t next, int newest)
 {
-	cJSON *o = co_audit_page_json(l, next, newest);
-	char *s = o ? cJSON_PrintUnformatted(o) : NULL;
-	int error = 0;
+	char *s = NULL;
+	int error = co_audit_page_json(&s, l, next, newest);
 
-	if (s == NULL)
-		error = co_error_set(CO_ENOMEM, "audit: out of memory");
-	else
+	if (error == 0)
 		puts(s);
 	free(s);
-	cJSON_Delete(o);
 	return error;
 }
 
@@ -129,8 +127,8 @@ int co_cli_audit(int argc, char **argv, co_cli *ctx)
 	size_t n;
 	int error;
 
-	if ((error = co_cli_parse(NULL, 0, &n, ctx, argc, argv, opts, U_AUDIT, h_audit)) !=
-	    0)
+	if ((error =
+		 co_cli_parse(NULL, 0, &n, ctx, argc, argv, opts, U_AUDIT, h_audit)) != 0)
 		return error < 0 ? error : 0;
 	f.limit = LIMIT_DEFAULT;
 	f.newest_first = newest;
@@ -139,14 +137,14 @@ int co_cli_audit(int argc, char **argv, co_cli *ctx)
 	if (until && (error = parse_when(&f.until_ms, "--until", until)) < 0)
 		return error;
 	if (since && until && f.until_ms < f.since_ms)
-		return co_cli_usage_error(U_AUDIT, "--until \"%s\" is before --since \"%s\"",
-					  until, since);
+		return co_cli_usage_error(
+		    U_AUDIT, "--until \"%s\" is before --since \"%s\"", until, since);
 	if (op && co_op_parse(&parsed_op, op) < 0)
 		return co_cli_error_prefix(CO_EINVAL, "--op");
 	f.op = op;
 	if (kind && !co_audit_kind_valid(kind))
-		return co_cli_usage_error(U_AUDIT, "--kind \"%s\": expected one of %s", kind,
-					  CO_AUDIT_KINDS);
+		return co_cli_usage_error(U_AUDIT, "--kind \"%s\": expected one of %s",
+					  kind, CO_AUDIT_KINDS);
 	f.kind = kind;
 	if (limit) {
 		if ((error = parse_int(&v, "limit", limit, 1, LIMIT_MAX)) < 0)

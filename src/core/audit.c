@@ -635,7 +635,7 @@ static void add_text(cJSON *o, const char *name, const char *v)
 		cJSON_AddNullToObject(o, name);
 }
 
-cJSON *co_audit_change_json(const co_audit_change *c)
+static cJSON *change_json(const co_audit_change *c)
 {
 	cJSON *o = cJSON_CreateObject();
 	char when[40];
@@ -659,22 +659,22 @@ cJSON *co_audit_change_json(const co_audit_change *c)
 	return o;
 }
 
-cJSON *co_audit_page_json(const co_audit_change_list *l, int64_t next_cursor,
-			  int newest_first)
+int co_audit_page_json(char **out, const co_audit_change_list *l, int64_t next_cursor,
+		       int newest_first)
 {
 	cJSON *o = cJSON_CreateObject(), *a = cJSON_AddArrayToObject(o, "changes");
 	size_t i;
 
+	*out = NULL;
 	for (i = 0; a && i < l->n; i++)
-		if (!cJSON_AddItemToArray(a, co_audit_change_json(l->items[i])))
+		if (!cJSON_AddItemToArray(a, change_json(l->items[i])))
 			a = NULL;
-	if (a == NULL ||
+	if (a != NULL &&
 	    (next_cursor ? cJSON_AddNumberToObject(o, "next_cursor", (double)next_cursor)
-			 : cJSON_AddNullToObject(o, "next_cursor")) == NULL ||
+			 : cJSON_AddNullToObject(o, "next_cursor")) != NULL &&
 	    cJSON_AddStringToObject(o, "order",
-				    newest_first ? "newest_first" : "oldest_first") == NULL) {
-		cJSON_Delete(o);
-		return NULL;
-	}
-	return o;
+				    newest_first ? "newest_first" : "oldest_first") != NULL)
+		*out = cJSON_PrintUnformatted(o);
+	cJSON_Delete(o);
+	return *out ? 0 : co_error_set(CO_ENOMEM, "audit: out of memory");
 }

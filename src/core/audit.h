@@ -182,18 +182,14 @@ int co_audit_parse_time(int64_t *out_ms, const char *s, int64_t now_ms);
 void co_audit_format_time(char *buf, size_t len, int64_t ms);
 
 /*
- * A change row as JSON: {"seq","time","ts_ms","who","action","kind",
- * "detail","why"} (absent fields null).  The caller owns it (cJSON_Delete);
- * NULL when out of memory.  One shape for `cutover audit --json` and the
- * admin API.
+ * A page as JSON text into *out (malloc'd, the caller frees):
+ * {"changes":[{"seq","time","ts_ms","who","action","kind","detail","why"}],
+ *  "next_cursor":N|null,"order":"oldest_first"|"newest_first"}, absent
+ * fields null.  One shape for `cutover --json audit` and the admin API.
+ * CO_ENOMEM.
  */
-struct cJSON;
-struct cJSON *co_audit_change_json(const co_audit_change *c);
-
-/* A page: {"changes":[rows],"next_cursor":N|null,"order":"oldest_first"|
- * "newest_first"}.  Caller owns it; NULL when out of memory. */
-struct cJSON *co_audit_page_json(const co_audit_change_list *l, int64_t next_cursor,
-				 int newest_first);
+int co_audit_page_json(char **out, const co_audit_change_list *l, int64_t next_cursor,
+		       int newest_first);
 
 /*
  * Bound a log for this co_state's writes: keep the newest `keep` rows,

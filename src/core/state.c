@@ -29,9 +29,9 @@
  * is down.
  *
  * This file also holds the small checkpoint table, which is too small to be a
- * module of its own.  The outbox, the audit logs, the runs and the swarm
- * tokens live in outbox.c, audit.c, runs.c and tokens.c on the helpers of
- * state_internal.h.
+ * module of its own.  The outbox, the audit logs, the runs, the swarm
+ * tokens and the webhook outbox live in outbox.c, audit.c, runs.c, tokens.c
+ * and webhook*.c on the helpers of state_internal.h.
  */
 #include "state.h"
 

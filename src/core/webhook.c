@@ -90,7 +90,8 @@ int co_webhook_url_check(char *why, size_t why_len, const char *url)
 		snprintf(why, why_len, "\"%s\" has white space in it", url);
 		error = CO_EINVAL;
 	} else if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK) {
-		snprintf(why, why_len, "\"%s\" is not a URL (http://host[:port]/path)", url);
+		snprintf(why, why_len, "\"%s\" is not a URL (http://host[:port]/path)",
+			 url);
 		error = CO_EINVAL;
 	} else if (curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
 		   (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0)) {
@@ -149,7 +150,8 @@ int co_webhook_configure(const co_config *c)
 	reg.urls = calloc(n, sizeof(*reg.urls));
 	reg.events = calloc(n, sizeof(*reg.events));
 	reg.flags_path = c->flags_path ? strdup(c->flags_path) : NULL;
-	if (reg.urls == NULL || reg.events == NULL || (c->flags_path && !reg.flags_path)) {
+	if (reg.urls == NULL || reg.events == NULL ||
+	    (c->flags_path && !reg.flags_path)) {
 		error = co_error_set(CO_ENOMEM, "webhooks: out of memory");
 		goto done;
 	}
@@ -270,15 +272,16 @@ void co_webhook__event_make(co_webhook__event *ev, const char *name, const char 
 
 	co_audit_format_time(when, sizeof(when), ts);
 	if (new_id(id) < 0 || (o = cJSON_CreateObject()) == NULL ||
-	    !cJSON_AddStringToObject(o, "id", id) || !cJSON_AddStringToObject(o, "event", name) ||
+	    !cJSON_AddStringToObject(o, "id", id) ||
+	    !cJSON_AddStringToObject(o, "event", name) ||
 	    !cJSON_AddStringToObject(o, "time", when) ||
 	    !cJSON_AddItemToObject(o, "who", text_or_null(who)) ||
 	    !cJSON_AddItemToObject(o, "action", text_or_null(action)) ||
 	    !cJSON_AddItemToObject(o, "detail", text_or_null(detail)) ||
 	    !cJSON_AddItemToObject(o, "reason", text_or_null(why)) ||
 	    !cJSON_AddItemToObject(o, "flags", flags_now(path)) ||
-	    (ev->body = cJSON_PrintUnformatted(o)) == NULL || (ev->name = strdup(name)) == NULL ||
-	    (ev->id = strdup(id)) == NULL)
+	    (ev->body = cJSON_PrintUnformatted(o)) == NULL ||
+	    (ev->name = strdup(name)) == NULL || (ev->id = strdup(id)) == NULL)
 		goto oom;
 	cJSON_Delete(o);
 	free(path);
@@ -347,7 +350,8 @@ int co_webhook_pending(int64_t *out, int64_t *attempts, char *last_error, size_t
 		if (attempts)
 			*attempts = sqlite3_column_int64(s, 1);
 		if (last_error && len && sqlite3_column_text(s, 2))
-			snprintf(last_error, len, "%s", (const char *)sqlite3_column_text(s, 2));
+			snprintf(last_error, len, "%s",
+				 (const char *)sqlite3_column_text(s, 2));
 	} else if (rc != SQLITE_DONE) {
 		error = co_state__error(st, rc, "read the webhook outbox");
 	}

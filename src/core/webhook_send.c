@@ -12,7 +12,8 @@
  * (at least once; receivers dedupe by id).
  *
  * Nothing here runs on the path of a change: the trip is on disk and
- * audited before any of this begins.
+ * audited before any of this begins.  This file is libcurl's adapter for
+ * the webhooks as etcd_store.c is for etcd: no curl type leaves it.
  */
 #include "webhook.h"
 
@@ -80,10 +81,11 @@ static int lease(row *r, co_state *st)
 	if ((error = co_state__prepare(
 		 st, &sel,
 		 "SELECT seq, attempts, event_id, event, url, body FROM webhook_outbox"
-		 " WHERE next_attempt_at <= ? ORDER BY next_attempt_at, seq LIMIT 1")) < 0 ||
-	    (error = co_state__prepare(
-		 st, &upd, "UPDATE webhook_outbox SET next_attempt_at = ? WHERE seq = ?")) <
+		 " WHERE next_attempt_at <= ? ORDER BY next_attempt_at, seq LIMIT 1")) <
 		0 ||
+	    (error = co_state__prepare(
+		 st, &upd,
+		 "UPDATE webhook_outbox SET next_attempt_at = ? WHERE seq = ?")) < 0 ||
 	    (error = co_state__begin(st, 0)) < 0)
 		goto done;
 	sqlite3_bind_int64(sel, 1, now);
@@ -126,8 +128,8 @@ static int forget(co_state *st, int64_t seq)
 	int error;
 
 	co_state__lock(st);
-	if ((error = co_state__prepare(st, &s, "DELETE FROM webhook_outbox WHERE seq = ?")) ==
-	    0) {
+	if ((error = co_state__prepare(
+		 st, &s, "DELETE FROM webhook_outbox WHERE seq = ?")) == 0) {
 		sqlite3_bind_int64(s, 1, seq);
 		error = co_state__step_commit(st, s, 1, "forget a webhook event");
 	}
@@ -300,7 +302,8 @@ int co_webhook_deliver(co_webhook_stats *stats, co_state *st, const co_config *c
 	if (stats == NULL)
 		stats = &none;
 	memset(stats, 0, sizeof(*stats));
-	while ((left = end - mono_ms()) >= MIN_REQUEST_MS && !(stop && atomic_load(stop))) {
+	while ((left = end - mono_ms()) >= MIN_REQUEST_MS &&
+	       !(stop && atomic_load(stop))) {
 		const char *secret;
 
 		if ((got = lease(&r, st)) <= 0) {
@@ -311,14 +314,16 @@ int co_webhook_deliver(co_webhook_stats *stats, co_state *st, const co_config *c
 			error = drop(st, &r, "its URL is no longer configured");
 			stats->dropped++;
 		} else if (post(why, sizeof(why), &r, secret,
-				left < CO_WEBHOOK_TIMEOUT_MS ? left : CO_WEBHOOK_TIMEOUT_MS,
+				left < CO_WEBHOOK_TIMEOUT_MS ? left
+							     : CO_WEBHOOK_TIMEOUT_MS,
 				stop) == 0) {
 			error = forget(st, r.seq);
 			stats->delivered++;
 		} else if (r.attempts + 1 >= CO_WEBHOOK_MAX_ATTEMPTS) {
 			char msg[600];
 
-			snprintf(msg, sizeof(msg), "given up after %lld attempts, last: %s",
+			snprintf(msg, sizeof(msg),
+				 "given up after %lld attempts, last: %s",
 				 (long long)r.attempts + 1, why);
 			error = drop(st, &r, msg);
 			stats->dropped++;
@@ -404,7 +409,8 @@ int co_webhook_sender_start(co_webhook_sender **out, co_state *st, const co_conf
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (rc != 0) {
 		free(ws);
-		return co_error_set(CO_ENOMEM, "webhooks: cannot start the sender thread");
+		return co_error_set(CO_ENOMEM,
+				    "webhooks: cannot start the sender thread");
 	}
 	*out = ws;
 	return 0;

@@ -489,7 +489,7 @@ static void h_admin_audit(reply *rp, co_server *s, struct MHD_Connection *c)
 	int64_t n, next = 0, now = co_state_now_ms();
 	co_op op;
 	int error = 0;
-	cJSON *o;
+	char *text = NULL;
 
 	f.limit = AUDIT_PAGE_DEFAULT;
 	MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, audit_param_known, &unknown);
@@ -535,10 +535,11 @@ static void h_admin_audit(reply *rp, co_server *s, struct MHD_Connection *c)
 	}
 	if ((error = co_audit_changes_query(&l, &next, s->state, &f)) < 0)
 		goto done;
-	if ((o = co_audit_page_json(&l, next, f.newest_first)) == NULL)
-		error = co_error_set(CO_ENOMEM, "out of memory");
-	else
-		co_server__reply_json(rp, 200, o);
+	if ((error = co_audit_page_json(&text, &l, next, f.newest_first)) == 0) {
+		rp->status = 200;
+		rp->body = text;
+		rp->ctype = "application/json";
+	}
 done:
 	if (error < 0)
 		co_server__reply_code(rp, error, NULL);

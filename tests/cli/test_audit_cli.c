@@ -61,7 +61,8 @@ static const cJSON *row_with_action(cJSON *p, const char *action)
 	const cJSON *r;
 
 	cJSON_ArrayForEach(r, rows_of(p)) if (field(r, "action") &&
-					      strcmp(field(r, "action"), action) == 0) return r;
+					      strcmp(field(r, "action"), action) ==
+						  0) return r;
 	fail_msg("no row with action %s", action);
 	return NULL;
 }
@@ -140,13 +141,15 @@ static void commands_write_rows_that_audit_shows_with_who_and_why(void **state)
 	/* Filters. */
 	p = page(f, "--kind", "trip");
 	assert_int_equal(cJSON_GetArraySize(rows_of(p)), 1);
-	assert_string_equal(field(cJSON_GetArrayItem(rows_of(p), 0), "action"), "rollback");
+	assert_string_equal(field(cJSON_GetArrayItem(rows_of(p), 0), "action"),
+			    "rollback");
 	cJSON_Delete(p);
 	p = page(f, "--kind", "gate"); /* the refusal and the forced change */
 	assert_int_equal(cJSON_GetArraySize(rows_of(p)), 2);
 	assert_string_equal(field(cJSON_GetArrayItem(rows_of(p), 0), "action"),
 			    "gate refused");
-	assert_string_equal(field(cJSON_GetArrayItem(rows_of(p), 1), "why"), "canary now");
+	assert_string_equal(field(cJSON_GetArrayItem(rows_of(p), 1), "why"),
+			    "canary now");
 	cJSON_Delete(p);
 	p = page(f, "--kind", "flags", "--newest");
 	assert_int_equal(cJSON_GetArraySize(rows_of(p)), 3);
@@ -188,7 +191,8 @@ static void since_and_until_take_rfc3339_and_durations(void **state)
 
 	p = page(f, "--since", "1h");
 	assert_int_equal(cJSON_GetArraySize(rows_of(p)), 1);
-	assert_string_equal(field(cJSON_GetArrayItem(rows_of(p), 0), "why"), "new resume");
+	assert_string_equal(field(cJSON_GetArrayItem(rows_of(p), 0), "why"),
+			    "new resume");
 	cJSON_Delete(p);
 	p = page(f, "--until", "90m");
 	assert_int_equal(cJSON_GetArraySize(rows_of(p)), 1);
@@ -207,8 +211,8 @@ static void since_and_until_take_rfc3339_and_durations(void **state)
 		int64_t a = 0, b = 0;
 
 		assert_int_equal(co_audit_parse_time(&a, "2026-12-05T18:00:00Z", 0), 0);
-		assert_int_equal(co_audit_parse_time(&b, "2026-12-05T19:30:00.000+01:30", 0),
-				 0);
+		assert_int_equal(
+		    co_audit_parse_time(&b, "2026-12-05T19:30:00.000+01:30", 0), 0);
 		assert_true(a == b);
 		assert_int_equal(co_audit_parse_time(&b, "2026-02-30T00:00:00Z", 0),
 				 CO_EINVAL);
@@ -232,7 +236,8 @@ static void walk(fx *f, int64_t *seqs, int *n, const char *limit, int newest,
 	for (;;) {
 		cJSON *p = newest ? page(f, "--limit", limit, "--cursor", cur, "--newest")
 				  : page(f, "--limit", limit, "--cursor", cur);
-		const cJSON *r, *next = cJSON_GetObjectItemCaseSensitive(p, "next_cursor");
+		const cJSON *r,
+		    *next = cJSON_GetObjectItemCaseSensitive(p, "next_cursor");
 
 		cJSON_ArrayForEach(r, rows_of(p))
 		{
@@ -296,9 +301,15 @@ static void bad_arguments_are_refused_and_change_nothing(void **state)
 	    {"audit", "--frobnicate", NULL},
 	    {"audit", "extra", NULL},
 	};
-	static const char *const named[] = {"nonsense",		    "task_steal", "\"0\"",
-					    "\"ten\"",		    "\"-1\"",	  "2026-13-01",
-					    "before --since \"1h\"", "--since",	  "--frobnicate",
+	static const char *const named[] = {"nonsense",
+					    "task_steal",
+					    "\"0\"",
+					    "\"ten\"",
+					    "\"-1\"",
+					    "2026-13-01",
+					    "before --since \"1h\"",
+					    "--since",
+					    "--frobnicate",
 					    "extra"};
 	fx *f = *state;
 	size_t i;

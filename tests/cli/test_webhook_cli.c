@@ -61,14 +61,16 @@ static char *read_request(int c)
 		struct pollfd p = {c, POLLIN, 0};
 		ssize_t r;
 
-		if (poll(&p, 1, 5000) <= 0 || (r = read(c, buf + have, 65535 - have)) <= 0)
+		if (poll(&p, 1, 5000) <= 0 ||
+		    (r = read(c, buf + have, 65535 - have)) <= 0)
 			break;
 		have += (size_t)r;
 		buf[have] = '\0';
 		if ((end = strstr(buf, "\r\n\r\n")) != NULL) {
 			const char *cl = strcasestr(buf, "\r\nContent-Length:");
 
-			want = (size_t)(end + 4 - buf) + (cl ? strtoul(cl + 17, NULL, 10) : 0);
+			want = (size_t)(end + 4 - buf) +
+			       (cl ? strtoul(cl + 17, NULL, 10) : 0);
 			if (have >= want)
 				return buf;
 		}
@@ -234,7 +236,8 @@ static cJSON *verified(const char *req)
 	assert_non_null(j = cJSON_Parse(body));
 	assert_string_equal(header(req, "X-Cutover-Delivery"),
 			    cJSON_GetObjectItemCaseSensitive(j, "id")->valuestring);
-	assert_int_equal(strlen(cJSON_GetObjectItemCaseSensitive(j, "id")->valuestring), 32);
+	assert_int_equal(strlen(cJSON_GetObjectItemCaseSensitive(j, "id")->valuestring),
+			 32);
 	return j;
 }
 
@@ -272,8 +275,8 @@ static void one_hook(fx *f, int port, const char *extra)
 	char y[1024];
 
 	snprintf(y, sizeof(y),
-		 "  - url: http://127.0.0.1:%d/hook\n    secret_file: %s/hook.key\n%s", port,
-		 f->state, extra ? extra : "");
+		 "  - url: http://127.0.0.1:%d/hook\n    secret_file: %s/hook.key\n%s",
+		 port, f->state, extra ? extra : "");
 	write_config(f, y);
 }
 
@@ -381,7 +384,8 @@ static void dead_receivers_do_not_hold_up_the_trip_and_are_retried(void **state)
 
 	/* The refused one first: both are attempted within the CLI's budget. */
 	snprintf(extra, sizeof(extra),
-		 "  - url: http://127.0.0.1:%d/hung\n    secret: " SECRET "\n", hung->port);
+		 "  - url: http://127.0.0.1:%d/hung\n    secret: " SECRET "\n",
+		 hung->port);
 	one_hook(f, refused, extra);
 
 	fx_expect(0, f, "rollback", "--reason", "trip with dead hooks");
@@ -457,7 +461,8 @@ static void serve_sender_thread_delivers_a_failed_run_and_a_trip(void **state)
 
 	/* A trip audited by anyone in this process (here: a trigger's action). */
 	assert_int_equal(co_audit_change_add(st, "trigger", "auto-rollback",
-					     "kill_switch false -> true", "error rate 7%"),
+					     "kill_switch false -> true",
+					     "error rate 7%"),
 			 0);
 	assert_int_equal(rx_wait(x, 2), 2);
 	j = verified(x->req[1]);
@@ -483,7 +488,8 @@ static const char *events_seen(rx *x)
 	for (i = 0; i < x->n; i++) {
 		size_t n = strlen(buf);
 
-		snprintf(buf + n, sizeof(buf) - n, "%s ", header(x->req[i], "X-Cutover-Event"));
+		snprintf(buf + n, sizeof(buf) - n, "%s ",
+			 header(x->req[i], "X-Cutover-Event"));
 	}
 	pthread_mutex_unlock(&x->lock);
 	return buf;
@@ -540,8 +546,10 @@ static void bad_webhook_config_is_refused_naming_field_and_value(void **state)
 	     "kill_switch.exploded"},
 	    {"  - url: http://h/\n", "needs a secret_file"},
 	    {"  - url: http://h/\n    secret: s\n    secret_file: /x\n", "not both"},
-	    {"  - url: http://h/\n    secret_file: /nonexistent/key\n", "/nonexistent/key"},
-	    {"  - url: http://h/\n    secret: s\n    retries: 3\n", "webhooks[0].retries"},
+	    {"  - url: http://h/\n    secret_file: /nonexistent/key\n",
+	     "/nonexistent/key"},
+	    {"  - url: http://h/\n    secret: s\n    retries: 3\n",
+	     "webhooks[0].retries"},
 	    {"  - secret: s\n", "needs a url"},
 	};
 	fx *f = *state;
@@ -578,8 +586,9 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(
 		serve_sender_thread_delivers_a_failed_run_and_a_trip, fx_test_setup,
 		fx_test_teardown),
-	    cmocka_unit_test_setup_teardown(reconcile_every_sends_its_events_while_it_runs,
-					    fx_test_setup, fx_test_teardown),
+	    cmocka_unit_test_setup_teardown(
+		reconcile_every_sends_its_events_while_it_runs, fx_test_setup,
+		fx_test_teardown),
 	    cmocka_unit_test_setup_teardown(
 		bad_webhook_config_is_refused_naming_field_and_value, fx_test_setup,
 		fx_test_teardown),

@@ -121,12 +121,14 @@ static void admin_changes_are_listed_filtered_and_paged(void **state)
 	int n = 0, i, pages = 0;
 
 	/* This server has no go/no-go inputs: forward is refused unless forced. */
-	assert_int_equal(post(f, "/v1/admin/stage", "{\"stage\":\"shadow\",\"reason\":\"try\"}"),
-			 409);
-	assert_int_equal(post(f, "/v1/admin/stage",
-			      "{\"stage\":\"shadow\",\"force\":true,\"reason\":\"forced\"}"),
+	assert_int_equal(
+	    post(f, "/v1/admin/stage", "{\"stage\":\"shadow\",\"reason\":\"try\"}"), 409);
+	assert_int_equal(
+	    post(f, "/v1/admin/stage",
+		 "{\"stage\":\"shadow\",\"force\":true,\"reason\":\"forced\"}"),
+	    200);
+	assert_int_equal(post(f, "/v1/admin/rollback", "{\"reason\":\"error burst\"}"),
 			 200);
-	assert_int_equal(post(f, "/v1/admin/rollback", "{\"reason\":\"error burst\"}"), 200);
 	assert_int_equal(post(f, "/v1/admin/resume", "{\"reason\":\"recovered\"}"), 200);
 
 	p = get(f, "/v1/admin/audit", &st, AUTH);
