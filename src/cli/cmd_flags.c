@@ -273,7 +273,7 @@ static int flags_set(int argc, char **argv, co_cli *ctx)
 	}
 	if ((error = co_state_open(&st, c->state_dir)) < 0 ||
 	    (error = co_cli_gate_audited(note, sizeof(note), ctx, st, "flags set", &from,
-						&to, force)) < 0 ||
+					 &to, force)) < 0 ||
 	    (error = co_cli_flags_commit(ctx, st, "flags set", &from, &to, note, reason,
 					 0)) < 0)
 		goto done;

@@ -355,8 +355,8 @@ int co_cli_stage(int argc, char **argv, co_cli *ctx)
 		goto done;
 	}
 	if ((error = co_state_open(&st, c->state_dir)) < 0 ||
-	    (error = co_cli_gate_audited(note, sizeof(note), ctx, st, "stage", &from,
-						&to, force)) < 0 ||
+	    (error = co_cli_gate_audited(note, sizeof(note), ctx, st, "stage", &from, &to,
+					 force)) < 0 ||
 	    (error = co_cli_flags_commit(ctx, st, "stage", &from, &to, note, reason, 0)) <
 		0)
 		goto done;

@@ -426,7 +426,7 @@ int co_audit_mismatches_latest(co_audit_mismatch_list *out, co_state *st, size_t
 /* ?1 since, ?2 until, ?3 kind, ?4 op, ?5 cursor, ?6 limit; NULL: no bound. */
 #define QUERY_SQL(cmp, order)                                                            \
 	"SELECT seq, ts, who, action, detail, why, kind FROM (SELECT seq, ts, who,"      \
-	" action, detail, why, " KIND_SQL " AS kind FROM audit_changes"                   \
+	" action, detail, why, " KIND_SQL " AS kind FROM audit_changes"                  \
 	" WHERE seq " cmp " ?5 AND (?1 IS NULL OR ts >= ?1)"                             \
 	" AND (?2 IS NULL OR ts <= ?2))"                                                 \
 	" WHERE (?3 IS NULL OR kind = ?3 OR (?3 = 'gate' AND kind = 'flags'"             \
@@ -480,8 +480,8 @@ int co_audit_changes_query(co_audit_change_list *out, int64_t *next_cursor, co_s
 	if (cursor == 0)
 		cursor = f->newest_first ? INT64_MAX : 0;
 	co_state__lock(st);
-	if ((error = co_state__prepare(st, &s, f->newest_first ? query_desc : query_asc)) <
-	    0)
+	if ((error =
+		 co_state__prepare(st, &s, f->newest_first ? query_desc : query_asc)) < 0)
 		goto done;
 	bind_bound(s, 1, f->since_ms);
 	bind_bound(s, 2, f->until_ms);
@@ -529,7 +529,8 @@ static int64_t relative_ms(const char *s)
 		if (strncmp(s, "ms", 2) == 0) {
 			unit = 1;
 			s += 2;
-		} else if (*s == 's' || *s == 'm' || *s == 'h' || *s == 'd' || *s == 'w') {
+		} else if (*s == 's' || *s == 'm' || *s == 'h' || *s == 'd' ||
+			   *s == 'w') {
 			unit = *s == 's'   ? 1000
 			       : *s == 'm' ? 60000
 			       : *s == 'h' ? 3600000
@@ -650,8 +651,9 @@ static cJSON *change_json(const co_audit_change *c)
 	add_text(o, "action", c->action);
 	add_text(o, "kind", c->kind);
 	add_text(o, "detail", c->detail);
-	if (cJSON_AddItemToObject(o, "why", c->why ? cJSON_CreateString(c->why)
-						   : cJSON_CreateNull()) == 0 ||
+	if (cJSON_AddItemToObject(o, "why",
+				  c->why ? cJSON_CreateString(c->why)
+					 : cJSON_CreateNull()) == 0 ||
 	    cJSON_GetObjectItemCaseSensitive(o, "detail") == NULL) {
 		cJSON_Delete(o);
 		return NULL;
@@ -672,8 +674,8 @@ int co_audit_page_json(char **out, const co_audit_change_list *l, int64_t next_c
 	if (a != NULL &&
 	    (next_cursor ? cJSON_AddNumberToObject(o, "next_cursor", (double)next_cursor)
 			 : cJSON_AddNullToObject(o, "next_cursor")) != NULL &&
-	    cJSON_AddStringToObject(o, "order",
-				    newest_first ? "newest_first" : "oldest_first") != NULL)
+	    cJSON_AddStringToObject(
+		o, "order", newest_first ? "newest_first" : "oldest_first") != NULL)
 		*out = cJSON_PrintUnformatted(o);
 	cJSON_Delete(o);
 	return *out ? 0 : co_error_set(CO_ENOMEM, "audit: out of memory");

@@ -147,16 +147,16 @@ int co_audit_kind_valid(const char *kind);
 
 /* What co_audit_changes_query returns.  Zero fields mean "no bound". */
 typedef struct co_audit_filter {
-	int64_t since_ms;   /* rows with ts >= since_ms (0: any) */
-	int64_t until_ms;   /* rows with ts <= until_ms (0: any) */
-	const char *op;	    /* rows whose detail names this operation, and the
-			     * kill switch's trips and resumes (they move every
-			     * operation); NULL: any */
-	const char *kind;   /* one of CO_AUDIT_KINDS (CO_EINVAL otherwise); NULL: any */
-	int64_t cursor;	    /* 0: from the first row in the order; else the
-			     * next_cursor of the page before */
-	size_t limit;	    /* rows per page, >= 1 (CO_EINVAL) */
-	int newest_first;   /* 0: oldest first (ascending seq), 1: newest first */
+	int64_t since_ms; /* rows with ts >= since_ms (0: any) */
+	int64_t until_ms; /* rows with ts <= until_ms (0: any) */
+	const char *op;	  /* rows whose detail names this operation, and the
+			   * kill switch's trips and resumes (they move every
+			   * operation); NULL: any */
+	const char *kind; /* one of CO_AUDIT_KINDS (CO_EINVAL otherwise); NULL: any */
+	int64_t cursor;	  /* 0: from the first row in the order; else the
+			   * next_cursor of the page before */
+	size_t limit;	  /* rows per page, >= 1 (CO_EINVAL) */
+	int newest_first; /* 0: oldest first (ascending seq), 1: newest first */
 } co_audit_filter;
 
 /*

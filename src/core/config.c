@@ -571,15 +571,15 @@ static int get_webhook(co_config_webhook *w, file_ctx *fc, const yaml_node_t *ma
 
 	snprintf(key, sizeof(key), "webhooks[%zu]", idx);
 	if (map->type != YAML_MAPPING_NODE)
-		return key_error(fc, map, key, "expected a mapping {url, secret_file, "
-					       "events}, got %s",
+		return key_error(fc, map, key,
+				 "expected a mapping {url, secret_file, "
+				 "events}, got %s",
 				 node_type_name(map));
 	for (p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
 		yaml_node_t *k = yaml_document_get_node(fc->doc, p->key);
 		yaml_node_t *v = yaml_document_get_node(fc->doc, p->value);
-		const char *name = k->type == YAML_SCALAR_NODE
-				       ? (const char *)k->data.scalar.value
-				       : "";
+		const char *name =
+		    k->type == YAML_SCALAR_NODE ? (const char *)k->data.scalar.value : "";
 		char full[128];
 
 		snprintf(full, sizeof(full), "%s.%s", key, name);
@@ -631,16 +631,17 @@ static int get_webhooks(file_ctx *fc, const yaml_node_t *n, const char *key)
 	if (n->type == YAML_SCALAR_NODE && scalar_is_null(n))
 		return 0;
 	if (n->type != YAML_SEQUENCE_NODE)
-		return key_error(fc, n, key, "expected a list of {url, secret_file, events}, "
-					     "got %s",
+		return key_error(fc, n, key,
+				 "expected a list of {url, secret_file, events}, "
+				 "got %s",
 				 node_type_name(n));
 	nw = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
 	if (nw == 0)
 		return 0;
 	if ((w = calloc(nw, sizeof(*w))) == NULL)
 		return co_error_set(CO_ENOMEM, "config: out of memory");
-	for (it = n->data.sequence.items.start; error == 0 && it < n->data.sequence.items.top;
-	     it++, i++)
+	for (it = n->data.sequence.items.start;
+	     error == 0 && it < n->data.sequence.items.top; it++, i++)
 		error = get_webhook(&w[i], fc, yaml_document_get_node(fc->doc, *it), i);
 	if (error < 0) {
 		free_webhooks(w, nw);
@@ -720,7 +721,8 @@ static const char *known_keys(const char *sec)
 		return "failures, probe, probe_max";
 	if (strcmp(sec, "serve") == 0)
 		return "swarm_auth";
-	return "git, etcd, state_dir, flags, listen, admin_token_file, reconcile, router, "
+	return "git, etcd, state_dir, flags, listen, admin_token_file, reconcile, "
+	       "router, "
 	       "breaker, serve, redact, webhooks";
 }
 

@@ -44,8 +44,8 @@ typedef enum {
 
 /* One entry of `webhooks:` (webhook.h). */
 typedef struct co_config_webhook {
-	char *url;	/* checked: http(s), parseable, with a host */
-	char *secret;	/* HMAC key: `secret`, or the contents of `secret_file` */
+	char *url;	 /* checked: http(s), parseable, with a host */
+	char *secret;	 /* HMAC key: `secret`, or the contents of `secret_file` */
 	unsigned events; /* CO_WEBHOOK_EV_* bits; 0: every event */
 } co_config_webhook;
 

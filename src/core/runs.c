@@ -300,12 +300,13 @@ static void failed_event(co_webhook__event *ev, const co_run *r)
 	memset(ev, 0, sizeof(*ev));
 	if (r->verdict == NULL || strcmp(r->verdict, "fail") != 0)
 		return;
-	snprintf(detail, sizeof(detail),
-		 "run %lld: fail, consistency %.4f%%, %lld missing in etcd, %lld missing in "
-		 "git, %lld mismatched, action %s",
-		 (long long)r->id, 100.0 * r->consistency, (long long)r->missing_in_etcd,
-		 (long long)r->missing_in_git, (long long)r->mismatch,
-		 r->action ? r->action : "none");
+	snprintf(
+	    detail, sizeof(detail),
+	    "run %lld: fail, consistency %.4f%%, %lld missing in etcd, %lld missing in "
+	    "git, %lld mismatched, action %s",
+	    (long long)r->id, 100.0 * r->consistency, (long long)r->missing_in_etcd,
+	    (long long)r->missing_in_git, (long long)r->mismatch,
+	    r->action ? r->action : "none");
 	co_webhook__event_make(ev, "reconcile.failed", "reconcile", "reconcile", detail,
 			       r->error, co_state_now_ms());
 }

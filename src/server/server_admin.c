@@ -425,7 +425,7 @@ done:
 #define AUDIT_PAGE_DEFAULT 100
 #define AUDIT_PAGE_MAX 1000
 
-static const char *const audit_params[] = {"since", "until", "op",	"kind",
+static const char *const audit_params[] = {"since", "until",  "op",    "kind",
 					   "limit", "cursor", "order", NULL};
 
 /* MHD iterator: stop (MHD_NO) at the first query parameter not ours. */
@@ -470,7 +470,8 @@ static int audit_number(int64_t *out, const char *name, const char *v, int64_t m
 	errno = 0;
 	n = strtoll(v, &end, 10);
 	if (errno || end == v || *end || n < min || n > max)
-		return co_error_set(CO_EINVAL, "\"%s\": \"%s\" is not a number from %lld to %lld",
+		return co_error_set(CO_EINVAL,
+				    "\"%s\": \"%s\" is not a number from %lld to %lld",
 				    name, v, (long long)min, (long long)max);
 	*out = n;
 	return 0;
@@ -500,11 +501,13 @@ static void h_admin_audit(reply *rp, co_server *s, struct MHD_Connection *c)
 				     unknown);
 		goto done;
 	}
-	if ((v = audit_param(c, "since")) && co_audit_parse_time(&f.since_ms, v, now) < 0) {
+	if ((v = audit_param(c, "since")) &&
+	    co_audit_parse_time(&f.since_ms, v, now) < 0) {
 		error = param_error("\"since\"");
 		goto done;
 	}
-	if ((v = audit_param(c, "until")) && co_audit_parse_time(&f.until_ms, v, now) < 0) {
+	if ((v = audit_param(c, "until")) &&
+	    co_audit_parse_time(&f.until_ms, v, now) < 0) {
 		error = param_error("\"until\"");
 		goto done;
 	}
@@ -527,8 +530,8 @@ static void h_admin_audit(reply *rp, co_server *s, struct MHD_Connection *c)
 		goto done;
 	if ((v = audit_param(c, "order")) && strcmp(v, "oldest") != 0) {
 		if (strcmp(v, "newest") != 0) {
-			error = co_error_set(CO_EINVAL,
-					     "\"order\": \"%s\" is not oldest or newest", v);
+			error = co_error_set(
+			    CO_EINVAL, "\"order\": \"%s\" is not oldest or newest", v);
 			goto done;
 		}
 		f.newest_first = 1;
