@@ -165,14 +165,40 @@ static int book_failure(co_state *st, const row *r, const char *why)
 	return error;
 }
 
+/*
+ * "https://hooks.example.com" of a URL: its path, query and user info may
+ * be the secret itself (chat webhooks put their token in the path), so the
+ * audit trail, which the admin API serves, names only the origin.
+ */
+static void origin_of(char *buf, size_t len, const char *url)
+{
+	CURLU *u = curl_url();
+	char *scheme = NULL, *host = NULL, *port = NULL;
+
+	snprintf(buf, len, "(unparseable URL)");
+	if (u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
+	    curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK) {
+		if (curl_url_get(u, CURLUPART_PORT, &port, 0) != CURLUE_OK)
+			port = NULL; /* the scheme's default */
+		snprintf(buf, len, "%s://%s%s%s", scheme, host, port ? ":" : "",
+			 port ? port : "");
+	}
+	curl_free(scheme);
+	curl_free(host);
+	curl_free(port);
+	curl_url_cleanup(u);
+}
+
 static int drop(co_state *st, const row *r, const char *why)
 {
-	char detail[1024];
+	char detail[1024], origin[300];
 	int error;
 
 	if ((error = forget(st, r->seq)) < 0)
 		return error;
-	snprintf(detail, sizeof(detail), "%s %s to %s: %s", r->event, r->event_id, r->url,
+	origin_of(origin, sizeof(origin), r->url);
+	snprintf(detail, sizeof(detail), "%s %s to %s: %s", r->event, r->event_id, origin,
 		 why);
 	return co_audit_change_add(st, "webhook", "webhook dropped", detail, NULL);
 }
