@@ -216,6 +216,16 @@ int co_cli_rollout_tick(int *active, char *said, size_t said_len, co_cli *ctx,
 int co_cli_rollout_apply(char *why, size_t len, co_cli *ctx, co_state *st,
 			 co_stage stage, int gated, const char *reason);
 
+/*
+ * co_cli_gate for a command that makes the change itself (`stage`, `flags
+ * set`): a refusal is also recorded in the audit trail (action "gate
+ * refused", who co_cli_who(), detail "ACTION: <diff>", why the refusal) and
+ * returned unchanged.
+ */
+int co_cli_gate_audited(char *note, size_t note_len, co_cli *ctx, co_state *st,
+			const char *action, const co_flags *from, const co_flags *to,
+			int force);
+
 /* --- reconciliation --- */
 
 typedef struct co_reconcile_result co_reconcile_result;

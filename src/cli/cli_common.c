@@ -30,6 +30,7 @@
 #include "../core/error.h"
 #include "../core/runs.h"
 #include "../core/state.h"
+#include "../core/webhook.h"
 #include "../store/etcd_store.h"
 #include "../store/git_log.h"
 #include "../store/git_store.h"
@@ -47,8 +48,37 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/*
+ * A command that queued webhook events tries to deliver them before it
+ * exits, within CO_WEBHOOK_CLI_BUDGET_MS in all: the change is made and
+ * recorded already, a dead receiver only costs this wait, and what is not
+ * delivered stays queued for `cutover serve` (or the next command) to
+ * retry.  Not in a process whose sender thread did the work.
+ */
+static void deliver_webhooks(const co_config *c)
+{
+	co_webhook_stats ws = {0};
+	co_state *st = NULL;
+	int64_t left = 0;
+
+	if (c == NULL || c->n_webhooks == 0 || co_webhook_queued() == 0 ||
+	    co_webhook_sender_ran())
+		return;
+	if (co_state_open(&st, c->state_dir) == 0 &&
+	    co_webhook_deliver(&ws, st, c, CO_WEBHOOK_CLI_BUDGET_MS, NULL) == 0 &&
+	    co_webhook_pending(&left, NULL, NULL, 0, st) == 0 && left > 0)
+		fprintf(stderr,
+			"cutover: note: %lld webhook event%s not delivered yet: `cutover "
+			"serve` retries them\n",
+			(long long)left, left == 1 ? "" : "s");
+	co_state_close(st);
+	co_error_clear();
+}
+
 void co_cli_cleanup(co_cli *ctx)
 {
+	deliver_webhooks(ctx->config);
+	co_webhook_unconfigure();
 	co_config_free(ctx->config);
 	ctx->config = NULL;
 }
@@ -137,7 +167,8 @@ int co_cli_config(const co_config **out, co_cli *ctx)
 	if (ctx->config == NULL) {
 		if ((error = co_config_load(&c, ctx->config_path)) < 0)
 			return error;
-		if ((error = prepare_state(c)) < 0) {
+		if ((error = prepare_state(c)) < 0 ||
+		    (error = co_webhook_configure(c)) < 0) {
 			co_config_free(c);
 			return error;
 		}
@@ -421,6 +452,22 @@ int co_cli_print_json(cJSON *o)
 	if (fflush(stdout) != 0 || ferror(stdout))
 		return co_error_set(CO_EIO, "writing to stdout: %s", strerror(errno));
 	return 0;
+}
+
+int co_cli_gate_audited(char *note, size_t note_len, co_cli *ctx, co_state *st,
+			const char *action, const co_flags *from, const co_flags *to,
+			int force)
+{
+	char what[2048];
+	int error = co_cli_gate(note, note_len, ctx, st, from, to, force);
+	size_t n;
+
+	if (error != CO_ECONFLICT)
+		return error;
+	n = (size_t)snprintf(what, sizeof(what), "%s: ", action);
+	co_flags_diff(what + n, sizeof(what) - n, from, to);
+	co_audit_gate_refused(st, co_cli_who(), what);
+	return error;
 }
 
 /* --- options --- */

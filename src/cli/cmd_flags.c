@@ -275,7 +275,8 @@ static int flags_set(int argc, char **argv, co_cli *ctx)
 		goto done;
 	}
 	if ((error = co_state_open(&st, c->state_dir)) < 0 ||
-	    (error = co_cli_gate(note, sizeof(note), ctx, st, &from, &to, force)) < 0 ||
+	    (error = co_cli_gate_audited(note, sizeof(note), ctx, st, "flags set", &from,
+					 &to, force)) < 0 ||
 	    (error = co_cli_flags_commit(ctx, st, "flags set", &from, &to, note, reason,
 					 0)) < 0)
 		goto done;

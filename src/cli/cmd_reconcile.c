@@ -24,6 +24,7 @@
 #include "cli.h"
 
 #include "../core/error.h"
+#include "../core/webhook.h"
 #include "../core/state.h"
 #include "flags/watcher.h"
 #include "reconcile/reconcile.h"
@@ -254,6 +255,7 @@ int co_cli_reconcile(int argc, char **argv, co_cli *ctx)
 	progress_state prog = {0};
 	struct sigaction sa, old_int, old_term;
 	int every_ms = 0, grace_ms = -1, error, status = 0, signals = 0;
+	co_webhook_sender *hooks = NULL;
 	size_t n;
 
 	if ((error = co_cli_parse(pos, 0, &n, ctx, argc, argv, opts, U_RECONCILE,
@@ -284,6 +286,11 @@ int co_cli_reconcile(int argc, char **argv, co_cli *ctx)
 		ro.grace_ms = grace_ms;
 	ro.no_rollback = no_rollback;
 
+	/* A loop lives long: its events (a trip, a failing run) go out as
+	 * they happen, as serve's do, not only when it is stopped. */
+	if (every && c->n_webhooks &&
+	    (error = co_webhook_sender_start(&hooks, cr->state, c)) < 0)
+		goto done;
 	if (every) {
 		memset(&sa, 0, sizeof(sa));
 		sa.sa_handler = on_signal;
@@ -328,6 +335,7 @@ int co_cli_reconcile(int argc, char **argv, co_cli *ctx)
 done:
 	progress_end(&prog);
 	co_reconcile_result_free(res);
+	co_webhook_sender_stop(hooks);
 	co_cli_router_close(cr, 0);
 	if (signals) {
 		sigaction(SIGINT, &old_int, NULL);

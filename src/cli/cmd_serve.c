@@ -25,6 +25,7 @@
 #include "cli.h"
 
 #include "../core/error.h"
+#include "../core/webhook.h"
 #include "../server/server.h"
 #include "flags/watcher.h"
 #include "router/router.h"
@@ -45,10 +46,13 @@ static const char h_serve[] =
     "usage: " U_SERVE "\n\n"
     "Serve the task and swarm operations over HTTP/JSON (DESIGN §7) until SIGINT or\n"
     "SIGTERM: /v1/tasks, /v1/swarms, /healthz, /metrics (Prometheus) and, with\n"
-    "admin_token_file configured, /v1/admin/{flags,stage,rollback,resume,reconcile}\n"
-    "behind `Authorization: Bearer <token>`.  POST /v1/admin/reconcile runs one\n"
+    "admin_token_file configured, /v1/admin/{flags,stage,rollback,resume,reconcile,\n"
+    "audit} behind `Authorization: Bearer <token>`.  POST /v1/admin/reconcile runs one\n"
     "reconciliation as `cutover reconcile` does (body: {\"no_rollback\": true},\n"
-    "{\"repair\": \"git\"|\"etcd\"}) and answers its JSON report.\n\n"
+    "{\"repair\": \"git\"|\"etcd\"}) and answers its JSON report.  GET\n"
+    "/v1/admin/audit?since=&until=&op=&kind=&limit=&cursor= pages the audit trail\n"
+    "as `cutover --json audit` prints it.  With `webhooks:` configured, serve\n"
+    "delivers and retries the signed events (runbooks/webhooks.md).\n\n"
     "While some operation goes to both stores (shadow, dual, or the kill switch),\n"
     "serve also reconciles on its own every serve.reconcile_interval (default 5m,\n"
     "$CUTOVER_RECONCILE_INTERVAL; 0 turns it off), one run at a time, recorded and\n"
@@ -196,6 +200,7 @@ int co_cli_serve(int argc, char **argv, co_cli *ctx)
 	co_server_opts so = CO_SERVER_OPTS_INIT;
 	co_cli_router *cr = NULL;
 	co_server *srv = NULL;
+	co_webhook_sender *hooks = NULL;
 	const co_config *c;
 	char *token = NULL;
 	gate_ctx g;
@@ -273,6 +278,10 @@ int co_cli_serve(int argc, char **argv, co_cli *ctx)
 	so.max_inflight = c->serve_max_inflight;
 	if ((error = co_server_start(&srv, &so)) < 0)
 		goto done;
+	/* Webhook events (webhook.h): delivered by a thread of their own, so
+	 * that a dead receiver never holds up a request or a trip. */
+	if (c->n_webhooks && (error = co_webhook_sender_start(&hooks, cr->state, c)) < 0)
+		goto done;
 	fprintf(stderr, "cutover: serving on %s (port %d)%s%s; swarm auth %s\n",
 		listen ? listen : "", co_server_port(srv),
 		tls_cert && *tls_cert ? " over TLS" : "",
@@ -294,6 +303,7 @@ int co_cli_serve(int argc, char **argv, co_cli *ctx)
 	fprintf(stderr, "cutover: %s: stopping\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
 done:
 	driver_stop(&drv);
+	co_webhook_sender_stop(hooks);
 	co_server_stop(srv);
 	co_cli_router_close(cr, error < 0 ? 0 : CO_CLI_DRAIN_MS);
 	if (masked)

@@ -25,6 +25,7 @@
  */
 #include "cli.h"
 
+#include "../core/audit.h"
 #include "../core/error.h"
 #include "../core/outbox.h"
 #include "../core/runs.h"
@@ -294,6 +295,20 @@ static int maybe_wait_drain(co_cli *ctx, const co_config *c, co_stage stage, int
 	if (error == 0 && run->verdict && strcmp(run->verdict, "pending_drain") == 0)
 		error = wait_drain(ctx, run, wait_s);
 	co_run_free(run);
+	if (error == CO_ECONFLICT) {
+		/* A refusal of the gate like any other: recorded. */
+		char what[2048], refusal[1024];
+		size_t n = (size_t)snprintf(what, sizeof(what), "stage: ");
+
+		snprintf(refusal, sizeof(refusal), "%s", co_error_last());
+		co_flags_diff(what + n, sizeof(what) - n, &from, &to);
+		if (co_state_open(&st, c->state_dir) == 0) {
+			co_error_set(CO_ECONFLICT, "%s", refusal);
+			co_audit_gate_refused(st, co_cli_who(), what);
+			co_state_close(st);
+		}
+		co_error_set(CO_ECONFLICT, "%s", refusal);
+	}
 	return error;
 }
 
@@ -359,7 +374,8 @@ int co_cli_stage(int argc, char **argv, co_cli *ctx)
 		goto done;
 	}
 	if ((error = co_state_open(&st, c->state_dir)) < 0 ||
-	    (error = co_cli_gate(note, sizeof(note), ctx, st, &from, &to, force)) < 0 ||
+	    (error = co_cli_gate_audited(note, sizeof(note), ctx, st, "stage", &from, &to,
+					 force)) < 0 ||
 	    (error = co_cli_flags_commit(ctx, st, "stage", &from, &to, note, reason, 0)) <
 		0)
 		goto done;

@@ -39,6 +39,8 @@ typedef struct co_audit_change {
 	char *action; /* "flags set", "stage", "rollback", "resume", "auto-rollback" */
 	char *detail; /* what changed, e.g. "task_claim: dual 10 -> dual 50"; may be NULL */
 	char *why;    /* the reason given; may be NULL */
+	char *kind;   /* co_audit_changes_query only (else NULL): the row's kind,
+		       * one of CO_AUDIT_KINDS */
 } co_audit_change;
 
 typedef struct co_audit_op {
@@ -94,6 +96,16 @@ int co_audit_change_add(co_state *st, const char *who, const char *action,
 			const char *detail, const char *why);
 
 /*
+ * Record that the go/no-go gate refused a change: action "gate refused",
+ * who `who`, detail `what` (the change asked for), why this thread's last
+ * error message (the refusal).  Call it right after the refusal; the
+ * refusal's message is left as the thread's last error whatever happens
+ * here, so the caller returns it unchanged.  A failed audit write is
+ * reported on stderr only: the refusal is what the caller must answer.
+ */
+void co_audit_gate_refused(co_state *st, const char *who, const char *what);
+
+/*
  * Record `n` routed operations in one transaction (batch them when you
  * can: one lock and one commit for all).  `op` and `outcome` of each are
  * required (CO_EINVAL, nothing written); ts 0 means now; seq is ignored.
@@ -128,6 +140,66 @@ int co_audit_mismatches_latest(co_audit_mismatch_list *out, co_state *st, size_t
  */
 int co_audit_shadow_counts(int64_t *reads, int64_t *mismatches, co_state *st,
 			   int64_t since_ms);
+
+/*
+ * The kinds of change rows, from their action (what `cutover audit --kind`
+ * takes): trip (rollback, auto-rollback: the kill switch pulled by hand, by
+ * reconciliation or by a trigger), resume, gate (a change the go/no-go gate
+ * refused; as a filter also the changes forced past it), flags (stage,
+ * flags set), rollout, reconcile (admin runs, repairs), store (a store's
+ * circuit breaker), swarm (tokens), webhook (deliveries given up), other.
+ */
+#define CO_AUDIT_KINDS                                                                   \
+	"trip, resume, gate, flags, rollout, reconcile, store, swarm, webhook, other"
+
+/* 1 if `kind` is one of CO_AUDIT_KINDS. */
+int co_audit_kind_valid(const char *kind);
+
+/* What co_audit_changes_query returns.  Zero fields mean "no bound". */
+typedef struct co_audit_filter {
+	int64_t since_ms; /* rows with ts >= since_ms (0: any) */
+	int64_t until_ms; /* rows with ts <= until_ms (0: any) */
+	const char *op;	  /* rows whose detail names this operation, and the
+			   * kill switch's trips and resumes (they move every
+			   * operation); NULL: any */
+	const char *kind; /* one of CO_AUDIT_KINDS (CO_EINVAL otherwise); NULL: any */
+	int64_t cursor;	  /* 0: from the first row in the order; else the
+			   * next_cursor of the page before */
+	size_t limit;	  /* rows per page, >= 1 (CO_EINVAL) */
+	int newest_first; /* 0: oldest first (ascending seq), 1: newest first */
+} co_audit_filter;
+
+/*
+ * One page of the flag-change trail matching *f, appended to *out with each
+ * row's kind set.  *next_cursor is what to pass as f->cursor for the next
+ * page, 0 when this page is the last.  Rows are ordered by seq, so paging
+ * returns every matching row exactly once even while rows are added (new
+ * rows land at the end of an oldest-first walk).  CO_EINVAL (bad kind or
+ * limit), CO_EIO, CO_ENOMEM.
+ */
+int co_audit_changes_query(co_audit_change_list *out, int64_t *next_cursor, co_state *st,
+			   const co_audit_filter *f);
+
+/*
+ * A point in time as an operator writes it, for --since/--until and the
+ * admin API: RFC 3339 ("2026-12-05T18:00:00Z", "...T19:00:00.250+01:00"),
+ * Unix ms digits, or a duration before `now_ms` ("30s", "10m", "2h", "1d").
+ * Into *out_ms (Unix ms).  CO_EINVAL naming the value otherwise.
+ */
+int co_audit_parse_time(int64_t *out_ms, const char *s, int64_t now_ms);
+
+/* "2026-12-05T18:00:00.250Z" (UTC, ms) of a Unix-ms time into buf. */
+void co_audit_format_time(char *buf, size_t len, int64_t ms);
+
+/*
+ * A page as JSON text into *out (malloc'd, the caller frees):
+ * {"changes":[{"seq","time","ts_ms","who","action","kind","detail","why"}],
+ *  "next_cursor":N|null,"order":"oldest_first"|"newest_first"}, absent
+ * fields null.  One shape for `cutover --json audit` and the admin API.
+ * CO_ENOMEM.
+ */
+int co_audit_page_json(char **out, const co_audit_change_list *l, int64_t next_cursor,
+		       int newest_first);
 
 /*
  * Bound a log for this co_state's writes: keep the newest `keep` rows,

@@ -18,6 +18,7 @@
 #include "config.h"
 
 #include "error.h"
+#include "webhook.h"
 
 #include <yaml.h>
 
@@ -56,6 +57,19 @@ static void free_endpoints(co_config *c)
 	c->n_etcd_endpoints = 0;
 }
 
+static void free_webhooks(co_config_webhook *w, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		free(w[i].url);
+		if (w[i].secret)
+			memset(w[i].secret, 0, strlen(w[i].secret));
+		free(w[i].secret);
+	}
+	free(w);
+}
+
 void co_config_free(co_config *c)
 {
 	if (c == NULL)
@@ -77,6 +91,7 @@ void co_config_free(co_config *c)
 	free(c->serve_tls_cert);
 	free(c->serve_tls_key);
 	co_redact_free(c->redact);
+	free_webhooks(c->webhooks, c->n_webhooks);
 	free(c);
 }
 
@@ -489,6 +504,162 @@ static int get_redact(file_ctx *fc, const yaml_node_t *n, const char *key)
 	return error;
 }
 
+/* --- webhooks: a list of {url, secret | secret_file, events} --- */
+
+/* The key in `path`, trailing white space cut; refused if empty. */
+static int read_secret_file(char **out, file_ctx *fc, const yaml_node_t *n,
+			    const char *key, const char *path)
+{
+	char buf[4097];
+	size_t len;
+	FILE *f = fopen(path, "r");
+
+	if (f == NULL)
+		return key_error(fc, n, key, "cannot read \"%s\": %s", path,
+				 strerror(errno));
+	len = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[len] = '\0';
+	while (len > 0 && strchr(" \t\r\n", buf[len - 1]))
+		buf[--len] = '\0';
+	if (len == 0 || strlen(buf) != len)
+		return key_error(fc, n, key, "\"%s\" holds no key (empty, or a NUL byte)",
+				 path);
+	*out = strdup(buf);
+	memset(buf, 0, sizeof(buf));
+	return *out ? 0 : co_error_set(CO_ENOMEM, "config: out of memory");
+}
+
+/* events: a list of names (or one name); 0 bits would mean "all". */
+static int get_webhook_events(unsigned *out, file_ctx *fc, const yaml_node_t *n,
+			      const char *key)
+{
+	yaml_node_item_t *it;
+	const char *s = NULL;
+	unsigned bit;
+	int error;
+
+	*out = 0;
+	if (n->type == YAML_SCALAR_NODE) {
+		if ((error = get_scalar(&s, fc, n, key, 0)) < 0)
+			return error;
+		if ((*out = co_webhook_event_bit(s)) == 0)
+			return key_error(fc, n, key, "unknown event \"%s\" (%s)", s,
+					 CO_WEBHOOK_EVENTS);
+		return 0;
+	}
+	if (n->type != YAML_SEQUENCE_NODE)
+		return key_error(fc, n, key, "expected a list of events, got %s",
+				 node_type_name(n));
+	for (it = n->data.sequence.items.start; it < n->data.sequence.items.top; it++) {
+		yaml_node_t *item = yaml_document_get_node(fc->doc, *it);
+
+		if ((error = get_scalar(&s, fc, item, key, 0)) < 0)
+			return error;
+		if ((bit = co_webhook_event_bit(s)) == 0)
+			return key_error(fc, item, key, "unknown event \"%s\" (%s)", s,
+					 CO_WEBHOOK_EVENTS);
+		*out |= bit;
+	}
+	if (*out == 0)
+		return key_error(fc, n, key, "empty list: leave events out for all");
+	return 0;
+}
+
+/* One entry of webhooks: into *w (zeroed by the caller; freed by it). */
+static int get_webhook(co_config_webhook *w, file_ctx *fc, const yaml_node_t *map,
+		       size_t idx)
+{
+	yaml_node_pair_t *p;
+	const yaml_node_t *secret_node = NULL;
+	char key[64], why[512];
+	const char *secret = NULL, *secret_file = NULL;
+	int error;
+
+	snprintf(key, sizeof(key), "webhooks[%zu]", idx);
+	if (map->type != YAML_MAPPING_NODE)
+		return key_error(fc, map, key,
+				 "expected a mapping {url, secret_file, "
+				 "events}, got %s",
+				 node_type_name(map));
+	for (p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
+		yaml_node_t *k = yaml_document_get_node(fc->doc, p->key);
+		yaml_node_t *v = yaml_document_get_node(fc->doc, p->value);
+		const char *name =
+		    k->type == YAML_SCALAR_NODE ? (const char *)k->data.scalar.value : "";
+		char full[128];
+
+		snprintf(full, sizeof(full), "%s.%s", key, name);
+		if (strcmp(name, "url") == 0) {
+			if ((error = get_string(&w->url, fc, v, full, 0)) < 0)
+				return error;
+			if (co_webhook_url_check(why, sizeof(why), w->url) < 0)
+				return key_error(fc, v, full, "%s", why);
+		} else if (strcmp(name, "secret") == 0) {
+			if ((error = get_scalar(&secret, fc, v, full, 0)) < 0)
+				return error;
+			secret_node = v;
+		} else if (strcmp(name, "secret_file") == 0) {
+			if ((error = get_scalar(&secret_file, fc, v, full, 0)) < 0)
+				return error;
+			secret_node = v;
+		} else if (strcmp(name, "events") == 0) {
+			if ((error = get_webhook_events(&w->events, fc, v, full)) < 0)
+				return error;
+		} else {
+			return key_error(fc, k, full,
+					 "unknown key (known here: url, secret, "
+					 "secret_file, events)");
+		}
+	}
+	if (w->url == NULL)
+		return key_error(fc, map, key, "needs a url");
+	if (secret && secret_file)
+		return key_error(fc, secret_node, key,
+				 "give secret or secret_file, not both");
+	if (secret == NULL && secret_file == NULL)
+		return key_error(fc, map, key,
+				 "needs a secret_file (or secret) to sign its events");
+	snprintf(key + strlen(key), sizeof(key) - strlen(key), ".secret%s",
+		 secret_file ? "_file" : "");
+	if (secret_file)
+		return read_secret_file(&w->secret, fc, secret_node, key, secret_file);
+	return set_str(&w->secret, secret);
+}
+
+/* webhooks: refused whole if one entry is bad. */
+static int get_webhooks(file_ctx *fc, const yaml_node_t *n, const char *key)
+{
+	yaml_node_item_t *it;
+	co_config_webhook *w;
+	size_t nw, i = 0;
+	int error = 0;
+
+	if (n->type == YAML_SCALAR_NODE && scalar_is_null(n))
+		return 0;
+	if (n->type != YAML_SEQUENCE_NODE)
+		return key_error(fc, n, key,
+				 "expected a list of {url, secret_file, events}, "
+				 "got %s",
+				 node_type_name(n));
+	nw = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
+	if (nw == 0)
+		return 0;
+	if ((w = calloc(nw, sizeof(*w))) == NULL)
+		return co_error_set(CO_ENOMEM, "config: out of memory");
+	for (it = n->data.sequence.items.start;
+	     error == 0 && it < n->data.sequence.items.top; it++, i++)
+		error = get_webhook(&w[i], fc, yaml_document_get_node(fc->doc, *it), i);
+	if (error < 0) {
+		free_webhooks(w, nw);
+		return error;
+	}
+	free_webhooks(fc->c->webhooks, fc->c->n_webhooks);
+	fc->c->webhooks = w;
+	fc->c->n_webhooks = nw;
+	return 0;
+}
+
 /*
  * One key of a mapping section.  `section` is "" for the top level, else
  * "git", "etcd" or "reconcile"; `name` the key; `full` the dotted key.
@@ -603,7 +774,7 @@ static const char *known_keys(const char *sec)
 		return "enabled, window, min_samples, error_rate, latency_ratio, "
 		       "health_grace, outbox_age";
 	return "git, etcd, state_dir, flags, listen, admin_token_file, reconcile, gate, "
-	       "router, breaker, serve, redact, triggers";
+	       "router, breaker, serve, redact, triggers, webhooks";
 }
 
 /* serve.swarm_auth: none | token. */
@@ -641,6 +812,8 @@ static int apply_key(file_ctx *fc, const char *sec, const char *name, const char
 			return get_string(&c->admin_token_file, fc, v, full, 1);
 		if (strcmp(name, "redact") == 0)
 			return get_redact(fc, v, full);
+		if (strcmp(name, "webhooks") == 0)
+			return get_webhooks(fc, v, full);
 	} else if (strcmp(sec, "git") == 0) {
 		if (strcmp(name, "repo") == 0)
 			return get_string(&c->git_repo, fc, v, full, 1);

@@ -30,6 +30,10 @@
  *   triggers: { enabled: true, window: 60s, min_samples: 50, error_rate: 0.05,
  *               latency_ratio: 2, health_grace: 10s, outbox_age: 120s }
  *             live-signal automatic rollback (router/triggers.h)
+ *   webhooks:                              signed event POSTs (webhook.h)
+ *     - url: https://hooks.example/cutover  http:// or https:// only
+ *       secret_file: /etc/cutover/hook.key   or secret: TEXT (one of both)
+ *       events: [kill_switch.tripped, stage.changed]   optional: all
  *
  * Durations accept "250ms", "2s", "5m", "1h" or a bare number of seconds.
  */
@@ -64,6 +68,12 @@ typedef struct co_trigger_cfg {
 	{                                                                                \
 		1, 60000, 50, 0.05, 2.0, 10000, 120000                                   \
 	}
+/* One entry of `webhooks:` (webhook.h). */
+typedef struct co_config_webhook {
+	char *url;	 /* checked: http(s), parseable, with a host */
+	char *secret;	 /* HMAC key: `secret`, or the contents of `secret_file` */
+	unsigned events; /* CO_WEBHOOK_EV_* bits; 0: every event */
+} co_config_webhook;
 
 typedef struct co_config {
 	char *path; /* the file read, or NULL */
@@ -120,6 +130,9 @@ typedef struct co_config {
 	int serve_max_connections;
 	int serve_max_connections_per_ip;
 	int serve_max_inflight;
+
+	co_config_webhook *webhooks; /* webhooks: (none by default) */
+	size_t n_webhooks;
 } co_config;
 
 /*

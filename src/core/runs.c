@@ -22,6 +22,7 @@
 #include "error.h"
 #include "list.h"
 #include "state_internal.h"
+#include "webhook.h"
 
 #include <sqlite3.h>
 #include <stdio.h>
@@ -291,21 +292,46 @@ done:
 	return error;
 }
 
+/* A failing verdict's webhook event (webhook.h), built before the lock. */
+static void failed_event(co_webhook__event *ev, const co_run *r)
+{
+	char detail[512];
+
+	memset(ev, 0, sizeof(*ev));
+	if (r->verdict == NULL || strcmp(r->verdict, "fail") != 0)
+		return;
+	snprintf(
+	    detail, sizeof(detail),
+	    "run %lld: fail, consistency %.4f%%, %lld missing in etcd, %lld missing in "
+	    "git, %lld mismatched, action %s",
+	    (long long)r->id, 100.0 * r->consistency, (long long)r->missing_in_etcd,
+	    (long long)r->missing_in_git, (long long)r->mismatch,
+	    r->action ? r->action : "none");
+	co_webhook__event_make(ev, "reconcile.failed", "reconcile", "reconcile", detail,
+			       r->error, co_state_now_ms());
+}
+
 int co_runs_finish(co_state *st, const co_run *r)
 {
+	co_webhook__event ev;
 	int error;
 
 	if ((error = check_finished(r)) < 0)
 		return error;
+	failed_event(&ev, r);
 	co_state__lock(st);
 	if ((error = co_state__begin(st, 1)) < 0)
 		goto done;
-	if ((error = update_run(st, r->id, r)) < 0)
+	if ((error = update_run(st, r->id, r)) < 0 ||
+	    (error = co_webhook__event_queue(st, &ev)) < 0)
 		goto done;
 	error = co_state__commit(st);
 done:
 	co_state__rollback(st);
 	co_state__unlock(st);
+	if (error == 0 && ev.body)
+		co_webhook__kick();
+	co_webhook__event_clear(&ev);
 	return error;
 }
 

@@ -29,9 +29,9 @@
  * is down.
  *
  * This file also holds the small checkpoint table, which is too small to be a
- * module of its own.  The outbox, the audit logs, the runs and the swarm
- * tokens live in outbox.c, audit.c, runs.c and tokens.c on the helpers of
- * state_internal.h.
+ * module of its own.  The outbox, the audit logs, the runs, the swarm
+ * tokens and the webhook outbox live in outbox.c, audit.c, runs.c, tokens.c
+ * and webhook*.c on the helpers of state_internal.h.
  */
 #include "state.h"
 
@@ -178,6 +178,19 @@ static const co_state_migration migrations[] = {
 	" salt BLOB NOT NULL,"
 	" hash BLOB NOT NULL,"
 	" issued_at INTEGER NOT NULL) WITHOUT ROWID;"},
+    /* Version 5 (issue 14): webhook events owed to their endpoints
+     * (webhook.h), one row per event and endpoint; no secret in it. */
+    {5, "CREATE TABLE webhook_outbox ("
+	" seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+	" event_id TEXT NOT NULL,"
+	" event TEXT NOT NULL,"
+	" url TEXT NOT NULL,"
+	" body TEXT NOT NULL,"
+	" created_at INTEGER NOT NULL,"
+	" attempts INTEGER NOT NULL DEFAULT 0,"
+	" next_attempt_at INTEGER NOT NULL,"
+	" last_error TEXT);"
+	"CREATE INDEX webhook_outbox_due ON webhook_outbox (next_attempt_at);"},
 };
 
 #define STR_(x) #x

@@ -28,7 +28,7 @@
 #include <stdint.h>
 
 /* The schema version this build creates and understands. */
-#define CO_STATE_SCHEMA_VERSION 4
+#define CO_STATE_SCHEMA_VERSION 5
 
 /* How long a write waits for another process holding the write lock. */
 #define CO_STATE_BUSY_TIMEOUT_MS 5000

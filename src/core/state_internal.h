@@ -1,8 +1,8 @@
 /*
- * state_internal.h - what state.c shares with outbox.c, audit.c, runs.c and
- * tokens.c.
+ * state_internal.h - what state.c shares with outbox.c, audit.c, runs.c,
+ * tokens.c, webhook.c and webhook_send.c.
  *
- * Private to the state module: include it only from those five files (and
+ * Private to the state module: include it only from those seven files (and
  * from their tests).  It names SQLite's connection and statement types as
  * incomplete structs so that it need not include sqlite3.h itself; no public
  * header of cutover mentions them.

@@ -80,7 +80,7 @@ static void dispatch(reply *rp, co_server *s, struct MHD_Connection *c,
 	}
 	if (strncmp(url, "/v1/admin/", 10) == 0) {
 		if (co_server__admin_auth(rp, s, c) == 0)
-			co_server__admin(rp, s, rq, url + 10, post);
+			co_server__admin(rp, s, c, rq, url + 10, post);
 		else
 			admin_refused(s, c, rp->status, url + 10);
 		return;

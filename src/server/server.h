@@ -146,7 +146,15 @@ typedef struct co_server_opts {
  *   POST /v1/admin/rollback   {"reason"}: drain the git-bound outbox briefly,
  *                             then trip the kill switch.
  *   POST /v1/admin/resume     {"reason"}: clear the kill switch.
- *   POST /v1/admin/stage      {"stage","force","reason"}: through the gate.
+ *   POST /v1/admin/stage      {"stage","force","reason"}: through the gate
+ *                             (a refusal is audited as "gate refused").
+ *   GET  /v1/admin/audit?since=&until=&op=&kind=&limit=&cursor=&order=
+ *       one page of the change trail (audit.h co_audit_changes_query),
+ *       all parameters optional: since/until RFC 3339 or "10m" ago, op an
+ *       operation, kind one of CO_AUDIT_KINDS, limit 1..1000 (100),
+ *       cursor the previous page's next_cursor, order oldest (default) or
+ *       newest.  200 {"changes":[...],"next_cursor":N|null,"order":...};
+ *       400 naming a bad or unknown parameter.
  *   POST /v1/admin/reconcile  {"no_rollback":bool,"repair":"git"|"etcd"},
  *       all optional, an empty body too: one run of co_reconcile_run() as
  *       `cutover reconcile` does it (outbox drained through the router

@@ -27,11 +27,13 @@
 #include "core/outbox.h"
 #include "core/runs.h"
 #include "core/state.h"
+#include "core/webhook.h"
 #include "flags/gate.h"
 #include "flags/stage.h"
 #include "reconcile/report.h"
 #include "router/triggers.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,7 +69,7 @@ void co_server__metrics(reply *rp, co_server *s)
 {
 	char *buf = NULL;
 	size_t len = 0, cap = 0;
-	int64_t depth = 0;
+	int64_t depth = 0, hooks = 0;
 	co_run *run = NULL;
 	char ratio[32], tm[4096];
 	co_flags f;
@@ -124,6 +126,18 @@ void co_server__metrics(reply *rp, co_server *s)
 		 (long long)atomic_load(&s->sched_ticks), (long long)atomic_load(&s->sched_runs),
 		 (long long)atomic_load(&s->sched_failed),
 		 (long long)atomic_load(&s->sched_busy))) < 0)
+		goto done;
+	if (co_webhook_pending(&hooks, NULL, NULL, 0, s->state) < 0) {
+		hooks = -1;
+		co_error_clear();
+	}
+	if ((error = co_metrics_appendf(
+		 &buf, &len, &cap,
+		 "# HELP cutover_webhook_outbox_depth Webhook events not yet delivered "
+		 "(all endpoints; -1: the state database cannot be read).\n"
+		 "# TYPE cutover_webhook_outbox_depth gauge\n"
+		 "cutover_webhook_outbox_depth %lld\n",
+		 (long long)hooks)) < 0)
 		goto done;
 	if ((error = co_health_breaker_metrics(&buf, &len, &cap, s->git, s->etcd)) < 0 ||
 	    (error = co_metrics_appendf(&buf, &len, &cap, "%s",
@@ -433,8 +447,138 @@ done:
 	co_reconcile_result_free(res);
 }
 
-void co_server__admin(reply *rp, co_server *s, const req *rq, const char *what,
-		      int is_post)
+/* --- admin: the audit trail --- */
+
+/* Rows per page of GET /v1/admin/audit: default and most. */
+#define AUDIT_PAGE_DEFAULT 100
+#define AUDIT_PAGE_MAX 1000
+
+static const char *const audit_params[] = {"since", "until",  "op",    "kind",
+					   "limit", "cursor", "order", NULL};
+
+/* MHD iterator: stop (MHD_NO) at the first query parameter not ours. */
+static enum MHD_Result audit_param_known(void *cls, enum MHD_ValueKind kind,
+					 const char *key, const char *value)
+{
+	const char **unknown = cls;
+	size_t i;
+
+	(void)kind;
+	(void)value;
+	for (i = 0; audit_params[i]; i++)
+		if (strcmp(key, audit_params[i]) == 0)
+			return MHD_YES;
+	*unknown = key;
+	return MHD_NO;
+}
+
+/* CO_EINVAL "NAME: <this thread's last message>". */
+static int param_error(const char *name)
+{
+	char msg[512];
+
+	snprintf(msg, sizeof(msg), "%s", co_error_last());
+	return co_error_set(CO_EINVAL, "%s: %s", name, msg);
+}
+
+static const char *audit_param(struct MHD_Connection *c, const char *name)
+{
+	const char *v = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, name);
+
+	return v && *v ? v : NULL;
+}
+
+/* A whole number from min to max in query parameter `name`, or CO_EINVAL. */
+static int audit_number(int64_t *out, const char *name, const char *v, int64_t min,
+			int64_t max)
+{
+	char *end;
+	long long n;
+
+	errno = 0;
+	n = strtoll(v, &end, 10);
+	if (errno || end == v || *end || n < min || n > max)
+		return co_error_set(CO_EINVAL,
+				    "\"%s\": \"%s\" is not a number from %lld to %lld",
+				    name, v, (long long)min, (long long)max);
+	*out = n;
+	return 0;
+}
+
+/*
+ * GET /v1/admin/audit?since=&until=&op=&kind=&limit=&cursor=&order= (server.h):
+ * one page of the change trail, as `cutover --json audit` prints it.  Every
+ * parameter is checked before the state is read; a bad one is a 400 naming it.
+ */
+static void h_admin_audit(reply *rp, co_server *s, struct MHD_Connection *c)
+{
+	co_audit_filter f = {0};
+	co_audit_change_list l = {0};
+	const char *unknown = NULL, *v;
+	int64_t n, next = 0, now = co_state_now_ms();
+	co_op op;
+	int error = 0;
+	char *text = NULL;
+
+	f.limit = AUDIT_PAGE_DEFAULT;
+	MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, audit_param_known, &unknown);
+	if (unknown) {
+		error = co_error_set(CO_EINVAL,
+				     "unknown parameter \"%s\" (since, until, op, kind, "
+				     "limit, cursor, order)",
+				     unknown);
+		goto done;
+	}
+	if ((v = audit_param(c, "since")) &&
+	    co_audit_parse_time(&f.since_ms, v, now) < 0) {
+		error = param_error("\"since\"");
+		goto done;
+	}
+	if ((v = audit_param(c, "until")) &&
+	    co_audit_parse_time(&f.until_ms, v, now) < 0) {
+		error = param_error("\"until\"");
+		goto done;
+	}
+	if ((v = f.op = audit_param(c, "op")) && co_op_parse(&op, v) < 0) {
+		error = param_error("\"op\"");
+		goto done;
+	}
+	if ((v = f.kind = audit_param(c, "kind")) && !co_audit_kind_valid(v)) {
+		error = co_error_set(CO_EINVAL, "\"kind\": \"%s\" is not one of %s", v,
+				     CO_AUDIT_KINDS);
+		goto done;
+	}
+	if ((v = audit_param(c, "limit"))) {
+		if ((error = audit_number(&n, "limit", v, 1, AUDIT_PAGE_MAX)) < 0)
+			goto done;
+		f.limit = (size_t)n;
+	}
+	if ((v = audit_param(c, "cursor")) &&
+	    (error = audit_number(&f.cursor, "cursor", v, 0, INT64_MAX)) < 0)
+		goto done;
+	if ((v = audit_param(c, "order")) && strcmp(v, "oldest") != 0) {
+		if (strcmp(v, "newest") != 0) {
+			error = co_error_set(
+			    CO_EINVAL, "\"order\": \"%s\" is not oldest or newest", v);
+			goto done;
+		}
+		f.newest_first = 1;
+	}
+	if ((error = co_audit_changes_query(&l, &next, s->state, &f)) < 0)
+		goto done;
+	if ((error = co_audit_page_json(&text, &l, next, f.newest_first)) == 0) {
+		rp->status = 200;
+		rp->body = text;
+		rp->ctype = "application/json";
+	}
+done:
+	if (error < 0)
+		co_server__reply_code(rp, error, NULL);
+	co_audit_change_list_clear(&l);
+}
+
+void co_server__admin(reply *rp, co_server *s, struct MHD_Connection *c, const req *rq,
+		      const char *what, int is_post)
 {
 	static const char *const a_reason[] = {"reason", NULL};
 	static const char *const a_stage[] = {"stage", "force", "reason", NULL};
@@ -453,6 +597,14 @@ void co_server__admin(reply *rp, co_server *s, const req *rq, const char *what,
 		}
 		co_flags_watcher_get(&from, s->flags);
 		co_server__reply_json(rp, 200, flags_json(&from));
+		return;
+	}
+	if (strcmp(what, "audit") == 0) {
+		if (is_post)
+			co_server__reply_err(rp, 405, "method_not_allowed", "use GET",
+					     NULL);
+		else
+			h_admin_audit(rp, s, c);
 		return;
 	}
 	if (strcmp(what, "reconcile") == 0) {
@@ -544,14 +696,14 @@ void co_server__admin(reply *rp, co_server *s, const req *rq, const char *what,
 		if (s->gate) {
 			if ((error = s->gate(note, sizeof(note), s->gate_ctx, &from, &to,
 					     force)) < 0)
-				goto done;
+				goto refused;
 		} else {
 			size_t nn = 0;
 
 			/* The one rule that needs no inputs still holds. */
 			if ((error = co_gate_check_path(&from, &to)) < 0) {
 				if (!force)
-					goto done;
+					goto refused;
 				nn = (size_t)snprintf(note, sizeof(note),
 						      "forced past %s", co_error_last());
 				error = 0;
@@ -565,7 +717,7 @@ void co_server__admin(reply *rp, co_server *s, const req *rq, const char *what,
 					    "go/no-go: this server has no go/no-go "
 					    "gate; move forward with `cutover stage` "
 					    "(use \"force\": true to override)");
-					goto done;
+					goto refused;
 				}
 				if (nn < sizeof(note))
 					snprintf(note + nn, sizeof(note) - nn, "%s%s",
@@ -580,6 +732,15 @@ void co_server__admin(reply *rp, co_server *s, const req *rq, const char *what,
 		if (note[0])
 			cJSON_AddStringToObject(res, "forced", note);
 		co_server__reply_json(rp, 200, res);
+	}
+	goto done;
+refused:
+	if (error == CO_ECONFLICT) {
+		char change[2048];
+		size_t n = (size_t)snprintf(change, sizeof(change), "stage: ");
+
+		co_flags_diff(change + n, sizeof(change) - n, &from, &to);
+		co_audit_gate_refused(s->state, "serve:admin", change);
 	}
 done:
 	co_flags_unlock(flock_fd);

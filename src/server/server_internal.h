@@ -171,9 +171,9 @@ int co_server__reconcile(co_reconcile_result **res_out, co_reconcile_result **ve
 			 co_server *s, co_repair_from repair, int no_rollback,
 			 const char *who);
 
-/* /v1/admin/{what}; the caller checked the admin token. */
-void co_server__admin(reply *rp, co_server *s, const req *rq, const char *what,
-		      int is_post);
+/* /v1/admin/{what}; the caller checked the admin token.  `c` for the query. */
+void co_server__admin(reply *rp, co_server *s, struct MHD_Connection *c, const req *rq,
+		      const char *what, int is_post);
 
 /* --- the reconcile schedule (server_schedule.c) --- */
 

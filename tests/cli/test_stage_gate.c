@@ -473,6 +473,15 @@ static void stage_waits_for_a_pending_drain_run_and_refuses_if_it_cannot(void **
 	assert_int_equal(fx_run(f, &out, NULL, "--json", "flags", "show"), 0);
 	fx_contains(out, "\"stage\":\"shadow\"");
 	free(out);
+	{
+		/* The refusal is in the audit trail (cutover audit --kind gate). */
+		co_audit_change *c = fx_latest_change(f);
+
+		assert_string_equal(c->action, "gate refused");
+		fx_contains(c->detail, "stage: ");
+		fx_contains(c->why, "pending_drain");
+		co_audit_change_free(c);
+	}
 
 	/* etcd back: the wait drives the drain (the entry is retried at once,
 	 * backoff or not), runs a fresh reconciliation, and the stage moves. */
