@@ -365,6 +365,46 @@ void co_rollout_unlock(int fd)
 		close(fd);
 }
 
+/* --- status --- */
+
+cJSON *co_rollout_status_json(const co_rollout *r, int64_t now_ms)
+{
+	cJSON *o = cJSON_CreateObject(), *s;
+	int64_t left;
+	size_t i;
+
+	if (o == NULL || r == NULL) {
+		if (o && !cJSON_AddStringToObject(o, "phase", "none")) {
+			cJSON_Delete(o);
+			o = NULL;
+		}
+		return o;
+	}
+	left = r->soak_ms - (now_ms - r->soak_started_ms);
+	if (r->phase != CO_RO_SOAKING || left < 0)
+		left = 0;
+	cJSON_AddNumberToObject(o, "id", (double)r->id);
+	if ((s = cJSON_AddArrayToObject(o, "steps")) != NULL)
+		for (i = 0; i < r->n_steps; i++)
+			cJSON_AddItemToArray(s, cJSON_CreateString(co_stage_name(r->steps[i])));
+	cJSON_AddNumberToObject(o, "step", (double)r->step + 1);
+	cJSON_AddStringToObject(o, "stage", co_stage_name(r->steps[r->step]));
+	cJSON_AddStringToObject(o, "phase", co_rollout_phase_name(r->phase));
+	cJSON_AddNumberToObject(o, "soak_ms", (double)r->soak_ms);
+	cJSON_AddNumberToObject(o, "soak_left_ms", (double)left);
+	cJSON_AddStringToObject(o, "window", r->window.text);
+	cJSON_AddStringToObject(o, "on_fail",
+				r->on_fail == CO_ON_FAIL_PAUSE ? "pause" : "rollback");
+	cJSON_AddStringToObject(o, "driver", r->driver);
+	cJSON_AddBoolToObject(o, "analysis_ok", r->analysis_ok);
+	/* The last member: present only if every one before it was added. */
+	if (cJSON_AddStringToObject(o, "analysis", r->analysis) == NULL || s == NULL) {
+		cJSON_Delete(o);
+		return NULL;
+	}
+	return o;
+}
+
 /* --- decisions --- */
 
 co_rollout_action co_rollout_decide(co_rollout *r, const co_rollout_view *v)

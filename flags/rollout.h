@@ -133,6 +133,16 @@ co_rollout_action co_rollout_decide(co_rollout *r, const co_rollout_view *v);
  */
 void co_rollout_analysed(co_rollout *r, int ok, const char *why, int64_t now_ms);
 
+/*
+ * What `cutover --json rollout status` prints and GET /v1/admin/rollout
+ * answers: {"id","steps":[...],"step" (1-based),"stage","phase","soak_ms",
+ * "soak_left_ms","window","on_fail","driver","analysis_ok","analysis"} at
+ * `now_ms`; r NULL: {"phase":"none"}.  The caller owns the result
+ * (cJSON_Delete); NULL when out of memory.
+ */
+struct cJSON;
+struct cJSON *co_rollout_status_json(const co_rollout *r, int64_t now_ms);
+
 /* A one-paragraph plan: the steps, soak, window and checks. */
 void co_rollout_plan(char *buf, size_t len, const co_rollout *r);
 

@@ -21,6 +21,7 @@
  */
 #include "report.h"
 #include "report_diff.h"
+#include "report_timeline.h"
 
 #include "core/error.h"
 #include "core/record.h"
@@ -604,7 +605,8 @@ static void html_summary_row(FILE *f, const char *name, const char *value)
 }
 
 static int write_html(FILE *f, const co_run *run, const co_divergence_list *divs,
-		      const co_run_list *history, double threshold, const co_redact *rd)
+		      const co_run_list *history, double threshold, const co_redact *rd,
+		      const co_audit_change_list *timeline)
 {
 	co_field_diff_list l = {0};
 	int error;
@@ -634,6 +636,11 @@ static int write_html(FILE *f, const co_run *run, const co_divergence_list *divs
 	    "tr.changed td.path,tr.added td.path,tr.removed td.path{background:#ffc}\n"
 	    ".redacted{font-style:italic;color:#555}.redacted.differs{color:#900;"
 	    "font-weight:bold}\n"
+	    ".dot{display:inline-block;width:.7em;height:.7em;border-radius:50%%;"
+	    "margin-right:.4em;background:#888}\n"
+	    "tr.tl-rollout .dot{background:#36c}tr.tl-flags .dot{background:#080}"
+	    "tr.tl-trip .dot{background:#c00}tr.tl-resume .dot{background:#b60}"
+	    "tr.tl-gate .dot{background:#939}\n"
 	    "</style>\n</head>\n<body>\n",
 	    (long long)run->id);
 	fprintf(f, "<h1>Reconciliation run %lld: <span class=\"%s\">", (long long)run->id,
@@ -717,6 +724,7 @@ static int write_html(FILE *f, const co_run *run, const co_divergence_list *divs
 		}
 		fputs("</table>\n", f);
 	}
+	co_report__timeline_html(f, timeline);
 	fputs("</body>\n</html>\n", f);
 	return 0;
 }
@@ -724,6 +732,16 @@ static int write_html(FILE *f, const co_run *run, const co_divergence_list *divs
 int co_report_write(FILE *f, co_report_format fmt, const co_run *run,
 		    const co_divergence_list *divs, const co_run_list *history,
 		    double min_consistency, const co_redact *rd)
+{
+	return co_report_write_with_timeline(f, fmt, run, divs, history, min_consistency,
+					     rd, NULL);
+}
+
+int co_report_write_with_timeline(FILE *f, co_report_format fmt, const co_run *run,
+				  const co_divergence_list *divs,
+				  const co_run_list *history, double min_consistency,
+				  const co_redact *rd,
+				  const co_audit_change_list *timeline)
 {
 	co_redact *own = NULL;
 	int error;
@@ -738,7 +756,7 @@ int co_report_write(FILE *f, co_report_format fmt, const co_run *run,
 		error = write_markdown(f, run, divs, history, rd);
 		break;
 	case CO_REPORT_HTML:
-		error = write_html(f, run, divs, history, min_consistency, rd);
+		error = write_html(f, run, divs, history, min_consistency, rd, timeline);
 		break;
 	case CO_REPORT_TEXT:
 	default:

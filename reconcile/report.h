@@ -53,6 +53,9 @@
 #include "core/redact.h"
 #include "core/runs.h"
 
+#include "core/audit.h"
+#include "core/state.h"
+
 #include <stdio.h>
 
 typedef enum co_report_format {
@@ -77,6 +80,25 @@ int co_report_parse_format(co_report_format *out, const char *name);
 int co_report_write(FILE *f, co_report_format fmt, const co_run *run,
 		    const co_divergence_list *divs, const co_run_list *history,
 		    double min_consistency, const co_redact *rd);
+
+/*
+ * co_report_write with the rollout timeline: `timeline` (may be NULL)
+ * holds audit rows oldest first (co_report_timeline_load), drawn as a
+ * section of the HTML page; the other formats ignore it.  Same errors.
+ */
+int co_report_write_with_timeline(FILE *f, co_report_format fmt, const co_run *run,
+				  const co_divergence_list *divs,
+				  const co_run_list *history, double min_consistency,
+				  const co_redact *rd,
+				  const co_audit_change_list *timeline);
+
+/*
+ * The rollout timeline from the state database into *out (which must be
+ * empty; co_audit_change_list_clear): at most `limit` of the newest rows
+ * of kind rollout, flags, trip, resume and gate (audit.h), oldest first.
+ * CO_EIO, CO_ENOMEM.
+ */
+int co_report_timeline_load(co_audit_change_list *out, co_state *st, size_t limit);
 
 /*
  * The JSON report as a malloc'd compact string (caller frees), for the HTTP

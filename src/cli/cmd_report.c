@@ -24,6 +24,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* Rows of the rollout timeline an HTML report shows at most. */
+#define TIMELINE_ROWS 200
+
 #define U_REPORT                                                                         \
 	"cutover report [--run N] [--format text|json|markdown|html] [-o FILE] "         \
 	"[--history N]"
@@ -88,7 +91,8 @@ static int lands_in(const char *path, const char *dir)
 
 static int write_to_file(const char *path, const char *state_dir, co_report_format fmt,
 			 const co_run *run, const co_divergence_list *divs,
-			 const co_run_list *hist, double threshold, const co_redact *rd)
+			 const co_run_list *hist, double threshold, const co_redact *rd,
+			 const co_audit_change_list *timeline)
 {
 	char tmp[4096];
 	FILE *f;
@@ -109,7 +113,8 @@ static int write_to_file(const char *path, const char *state_dir, co_report_form
 		}
 		return error;
 	}
-	error = co_report_write(f, fmt, run, divs, hist, threshold, rd);
+	error = co_report_write_with_timeline(f, fmt, run, divs, hist, threshold, rd,
+					      timeline);
 	if (fclose(f) != 0 && error == 0)
 		error = co_error_set(CO_EIO, "%s: %s", tmp, strerror(errno));
 	if (error == 0 && rename(tmp, path) < 0)
@@ -134,6 +139,7 @@ int co_cli_report(int argc, char **argv, co_cli *ctx)
 	co_run *run = NULL;
 	co_divergence_list divs = {0};
 	co_run_list hist = {0};
+	co_audit_change_list timeline = {0};
 	char **args = NULL;
 	int64_t run_id = 0, n_hist = HISTORY_DEFAULT;
 	int i, error;
@@ -175,13 +181,19 @@ int co_cli_report(int argc, char **argv, co_cli *ctx)
 	if (error < 0 || (error = co_runs_divergences(&divs, st, run->id)) < 0 ||
 	    (error = co_runs_list(&hist, st, (size_t)n_hist)) < 0)
 		goto done;
+	/* The HTML page also draws the rollout's timeline. */
+	if (fmt == CO_REPORT_HTML &&
+	    (error = co_report_timeline_load(&timeline, st, TIMELINE_ROWS)) < 0)
+		goto done;
 	if (output)
 		error = write_to_file(output, c->state_dir, fmt, run, &divs, &hist,
-				      c->reconcile_min_consistency, c->redact);
+				      c->reconcile_min_consistency, c->redact, &timeline);
 	else
-		error = co_report_write(stdout, fmt, run, &divs, &hist,
-					c->reconcile_min_consistency, c->redact);
+		error = co_report_write_with_timeline(stdout, fmt, run, &divs, &hist,
+						      c->reconcile_min_consistency,
+						      c->redact, &timeline);
 done:
+	co_audit_change_list_clear(&timeline);
 	co_run_list_clear(&hist);
 	co_divergence_list_clear(&divs);
 	co_run_free(run);

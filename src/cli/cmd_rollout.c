@@ -87,26 +87,8 @@ static int print_status(co_cli *ctx, const co_rollout *r)
 	int64_t now = co_state_now_ms();
 	size_t i;
 
-	if (ctx->json) {
-		cJSON *o = cJSON_CreateObject(), *s = cJSON_AddArrayToObject(o, "steps");
-
-		cJSON_AddNumberToObject(o, "id", (double)r->id);
-		for (i = 0; i < r->n_steps; i++)
-			cJSON_AddItemToArray(
-			    s, cJSON_CreateString(co_stage_name(r->steps[i])));
-		cJSON_AddNumberToObject(o, "step", (double)r->step + 1);
-		cJSON_AddStringToObject(o, "stage", co_stage_name(r->steps[r->step]));
-		cJSON_AddStringToObject(o, "phase", co_rollout_phase_name(r->phase));
-		cJSON_AddNumberToObject(o, "soak_ms", (double)r->soak_ms);
-		cJSON_AddNumberToObject(o, "soak_left_ms", (double)left_ms(r, now));
-		cJSON_AddStringToObject(o, "window", r->window.text);
-		cJSON_AddStringToObject(
-		    o, "on_fail", r->on_fail == CO_ON_FAIL_PAUSE ? "pause" : "rollback");
-		cJSON_AddStringToObject(o, "driver", r->driver);
-		cJSON_AddBoolToObject(o, "analysis_ok", r->analysis_ok);
-		cJSON_AddStringToObject(o, "analysis", r->analysis);
-		return co_cli_print_json(o);
-	}
+	if (ctx->json)
+		return co_cli_print_json(co_rollout_status_json(r, now));
 	printf("rollout %lld: %s, step %zu of %zu (stage %s)\n", (long long)r->id,
 	       co_rollout_phase_name(r->phase), r->step + 1, r->n_steps,
 	       co_stage_name(r->steps[r->step]));
@@ -324,7 +306,7 @@ static int rollout_status(int argc, char **argv, co_cli *ctx)
 	if ((error = co_rollout_load(&r, c->state_dir)) == CO_ENOTFOUND) {
 		co_error_clear();
 		if (ctx->json)
-			printf("{\"phase\":\"none\"}\n");
+			return co_cli_print_json(co_rollout_status_json(NULL, 0));
 		else
 			printf("no rollout: start one with `cutover rollout start`\n");
 		return 0;

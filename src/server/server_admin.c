@@ -29,6 +29,7 @@
 #include "core/state.h"
 #include "core/webhook.h"
 #include "flags/gate.h"
+#include "flags/rollout.h"
 #include "flags/stage.h"
 #include "reconcile/report.h"
 #include "router/triggers.h"
@@ -577,6 +578,26 @@ done:
 	co_audit_change_list_clear(&l);
 }
 
+/* GET /v1/admin/rollout: the guarded rollout's state, as `rollout status
+ * --json` prints it ({"phase":"none"} when there is none). */
+static void h_admin_rollout(reply *rp, co_server *s)
+{
+	co_rollout r;
+	int error = co_rollout_load(&r, co_state_dir(s->state));
+	cJSON *o;
+
+	if (error < 0 && error != CO_ENOTFOUND) {
+		co_server__reply_code(rp, error, NULL);
+		return;
+	}
+	co_error_clear();
+	if ((o = co_rollout_status_json(error == 0 ? &r : NULL, co_state_now_ms())) == NULL) {
+		co_server__reply_code(rp, co_error_set(CO_ENOMEM, "out of memory"), NULL);
+		return;
+	}
+	co_server__reply_json(rp, 200, o);
+}
+
 void co_server__admin(reply *rp, co_server *s, struct MHD_Connection *c, const req *rq,
 		      const char *what, int is_post)
 {
@@ -605,6 +626,16 @@ void co_server__admin(reply *rp, co_server *s, struct MHD_Connection *c, const r
 					     NULL);
 		else
 			h_admin_audit(rp, s, c);
+		return;
+	}
+	if (strcmp(what, "rollout") == 0) {
+		if (is_post)
+			co_server__reply_err(rp, 405, "method_not_allowed",
+					     "use GET (start and steer a rollout with `cutover "
+					     "rollout`)",
+					     NULL);
+		else
+			h_admin_rollout(rp, s);
 		return;
 	}
 	if (strcmp(what, "reconcile") == 0) {

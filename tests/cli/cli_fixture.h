@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -275,6 +276,46 @@ static inline co_audit_change *fx_latest_change(fx *f)
 	co_audit_change_list_clear(&l);
 	co_state_close(st);
 	return c;
+}
+
+/*
+ * Start `cutover serve --listen 127.0.0.1:0` with f's environment as a
+ * child; its stderr is read until it says where it listens.  *pid and
+ * *err_fd (the read end of its stderr, the caller closes it) are set; the
+ * port, or 0 if it never said (the child is then killed and reaped).
+ */
+static inline int fx_serve_start(fx *f, pid_t *pid, int *err_fd)
+{
+	const char *argv[] = {CUTOVER_BIN, "serve", "--listen", "127.0.0.1:0", NULL};
+	char **envp = fx_make_envp(f->env), *line;
+	int err[2], port = 0;
+
+	assert_int_equal(pipe(err), 0);
+	fflush(stdout);
+	fflush(stderr);
+	if ((*pid = fork()) == 0) {
+		dup2(err[1], 2);
+		close(err[0]);
+		close(err[1]);
+		execve(CUTOVER_BIN, (char *const *)argv, envp);
+		_exit(127);
+	}
+	free(envp);
+	close(err[1]);
+	*err_fd = err[0];
+	/* 60 s: a safety net only. */
+	while (port == 0 && (line = fx_read_line(err[0], 60000)) != NULL) {
+		const char *p = strstr(line, "(port ");
+
+		if (strstr(line, "serving on") && p)
+			port = atoi(p + 6);
+		free(line);
+	}
+	if (port == 0) {
+		kill(*pid, SIGKILL);
+		waitpid(*pid, NULL, 0);
+	}
+	return port;
 }
 
 #endif

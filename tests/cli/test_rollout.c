@@ -17,8 +17,10 @@
 #include "core/error.h"
 #include "core/state.h"
 #include "flags/rollout.h"
+#include "harness/http.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 
@@ -232,6 +234,14 @@ static void a_healthy_stack_goes_from_shadow_to_etcd(void **state)
 	assert_int_equal(audited(f, "rollout step"), 5);
 	assert_int_equal(audited(f, "rollout done"), 1);
 	assert_int_equal(audited(f, "rollout: stage"), 5);
+	/* The HTML report draws the timeline: each step, oldest first. */
+	assert_int_equal(fx_run(f, &out, NULL, "report", "--format", "html"), 0);
+	fx_contains(out, "<h2>Rollout timeline</h2>");
+	fx_contains(out, "<tr class=\"tl-rollout\">");
+	assert_true(strstr(out, "stage shadow (step 1 of 5)") <
+		    strstr(out, "stage etcd (step 5 of 5)"));
+	assert_non_null(strstr(out, "stage shadow (step 1 of 5)"));
+	free(out);
 	/* Done: a new one may start, and has nothing left to do. */
 	fx_expect(1, f, "rollout", "start");
 }
@@ -328,6 +338,69 @@ static void outside_its_window_it_waits_and_a_killed_driver_is_taken_over(void *
 	stage_is(f, "shadow");
 }
 
+/* GET /v1/admin/rollout until its body holds `want`; 1 if it did. */
+static int admin_rollout_has(const char *base, const char *want)
+{
+	int64_t deadline = mono_ms() + WAIT_MS;
+	struct timespec ts = {0, 50 * 1000000L};
+	co_test_resp r;
+	int found = 0;
+
+	while (!found && mono_ms() < deadline) {
+		memset(&r, 0, sizeof(r));
+		co_test_http(&r, base, "GET", "/v1/admin/rollout", NULL, 0,
+			     "Bearer rollout-admin-token");
+		found = r.status == 200 && r.body && strstr(r.body, want) != NULL;
+		free(r.body);
+		if (!found)
+			nanosleep(&ts, NULL);
+	}
+	return found;
+}
+
+static void serve_drives_it_after_the_command_exits_and_shows_it(void **state)
+{
+	fx *f = *state;
+	char tokfile[280], kv[320], base[64];
+	co_test_resp r = {0};
+	int port, err_fd, status;
+	FILE *t;
+	pid_t pid;
+
+	snprintf(tokfile, sizeof(tokfile), "%s/admin.token", f->state);
+	assert_non_null(t = fopen(tokfile, "w"));
+	fputs("rollout-admin-token\n", t);
+	fclose(t);
+	chmod(tokfile, 0600);
+	snprintf(kv, sizeof(kv), "CUTOVER_ADMIN_TOKEN_FILE=%s", tokfile);
+	fx_setenv(f, 0, kv);
+	backfilled(f, 3);
+	assert_true((port = fx_serve_start(f, &pid, &err_fd)) > 0);
+	snprintf(base, sizeof(base), "http://127.0.0.1:%d", port);
+	assert_true(admin_rollout_has(base, "{\"phase\":\"none\"}"));
+
+	/* Not --foreground: the command returns at once; serve drives. */
+	fx_expect(0, f, "rollout", "start", "--soak", "1s", "--steps", "shadow,10");
+	assert_true(admin_rollout_has(base, "\"phase\":\"done\""));
+	stage_is(f, "10");
+	assert_int_equal(audited(f, "rollout step"), 2);
+
+	/* The admin token guards it; it is read-only. */
+	co_test_http(&r, base, "GET", "/v1/admin/rollout", NULL, 0, NULL);
+	assert_int_equal(r.status, 401);
+	free(r.body);
+	memset(&r, 0, sizeof(r));
+	co_test_http(&r, base, "POST", "/v1/admin/rollout", "{}", 2,
+		     "Bearer rollout-admin-token");
+	assert_int_equal(r.status, 405);
+	free(r.body);
+
+	kill(pid, SIGTERM);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	close(err_fd);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
 static void bad_options_and_two_at_once_change_nothing(void **state)
 {
 	fx *f = *state;
@@ -373,6 +446,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(
 		outside_its_window_it_waits_and_a_killed_driver_is_taken_over,
 		fx_test_setup, fx_test_teardown),
+	    cmocka_unit_test_setup_teardown(serve_drives_it_after_the_command_exits_and_shows_it,
+					    fx_test_setup, fx_test_teardown),
 	    cmocka_unit_test_setup_teardown(bad_options_and_two_at_once_change_nothing,
 					    fx_test_setup, fx_test_teardown),
 	};
