@@ -1,0 +1,207 @@
+/*
+ * etcd_private.h - what the parts of the etcd store share, and nothing
+ * else may use: the store's state (struct etcd), the transport
+ * (etcd_http.c), and each part's entry points for the backend table in
+ * etcd_store.c.  The parts:
+ *
+ *   etcd_http.c    POSTs to the gateway, endpoints, auth; JSON helpers
+ *   etcd_store.c   records, get, leases, compare-and-swap, the backend
+ *   etcd_batch.c   many keys in one txn (an outbox drain's batches)
+ *   etcd_range.c   list and scan at one revision (gateway and gRPC)
+ *   etcd_watch.c   the streaming watch
+ *
+ * Errors are the store's (core/error.h): CO_EUNAVAIL when no endpoint
+ * answers, CO_ENOMEM, and the gateway's errors mapped to CO_E* codes.
+ * Returned JSON and strings are the caller's to free.
+ */
+#ifndef CO_STORE_ETCD_PRIVATE_H
+#define CO_STORE_ETCD_PRIVATE_H
+
+#include "store.h"
+#include "store_backend.h"
+
+#include "../core/record.h"
+
+#include <cjson/cJSON.h>
+#include <curl/curl.h>
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Pooled curl easy handles at most (one per request in flight). */
+#define POOL_MAX 64
+/* A txn's operations at most (etcd's --max-txn-ops default). */
+#define TXN_OPS_MAX 128
+/* The most keys a gRPC scan page asks for (etcd_range.c says why). */
+#define GRPC_PAGE_MAX 500000
+/* The mark in the top 16 bits of a batch lease's ID (etcd_batch.c). */
+#define BATCH_LEASE_MARK 0x4342ULL /* "CB" */
+
+/* gRPC status codes the gateway reports in "code". */
+enum {
+	GRPC_INVALID_ARGUMENT = 3,
+	GRPC_NOT_FOUND = 5,
+	GRPC_RESOURCE_EXHAUSTED = 8,
+	GRPC_UNAUTHENTICATED = 16
+};
+
+struct etcd {
+	char **endpoints;
+	size_t n_endpoints;
+	char *prefix;
+	char *user, *password;
+	char *ca_file, *cert_file, *key_file;
+	int connect_timeout_ms, request_timeout_ms;
+	int scan_page;
+	int64_t grpc_first_page; /* the gRPC scan's first limit */
+	char *describe;
+
+	pthread_mutex_t lock; /* guards the fields below */
+	size_t current;	      /* the endpoint that answered last */
+	CURL *pool[POOL_MAX];
+	size_t n_pool;
+	char *token;	    /* auth token, NULL until authenticated */
+	atomic_int no_grpc; /* 1: an endpoint answered gRPC with HTTP/1 */
+};
+
+/* A growing byte buffer (a response body, a stream's unfinished line). */
+struct buf {
+	char *p;
+	size_t len, cap;
+};
+
+/* libcurl's global init, once per process: 0, or -1 if it failed. */
+int co_etcd__curl_ready(void);
+
+/* ---- etcd_http.c ---- */
+
+int co_etcd__buf_add(struct buf *b, const char *data, size_t len);
+
+void co_etcd__buf_free(struct buf *b);
+
+/* Decode base64 into a malloc'd NUL-terminated buffer; *len its length. */
+char *co_etcd__b64_decode(const char *in, size_t *len);
+
+/* A string field of a JSON object ("" when absent); int64s come as strings. */
+const char *co_etcd__json_str(const cJSON *obj, const char *name);
+
+/* An int64 field that the gateway prints as a string (or a number). */
+int64_t co_etcd__json_i64(const cJSON *obj, const char *name);
+
+int co_etcd__json_true(const cJSON *obj, const char *name);
+
+/* Add a base64 field for the len bytes at data.  0 / -1 on OOM. */
+int co_etcd__json_add_b64(cJSON *obj, const char *name, const char *data, size_t len);
+
+int co_etcd__json_add_i64(cJSON *obj, const char *name, int64_t v);
+
+int co_etcd__oom(void);
+
+/* "<prefix><dir>/<id>" (id may be "" for the directory itself). */
+char *co_etcd__key_for(const struct etcd *e, const char *dir, const char *id);
+
+/*
+ * Add key and range_end for "every key starting with prefix" to obj: the
+ * range end is the prefix with its last byte below 0xff incremented (and
+ * what follows dropped); "\0" means "to the end of the keyspace", which is
+ * also what the empty prefix needs (etcd refuses an empty key).
+ */
+int co_etcd__json_add_prefix_range(cJSON *obj, const char *prefix);
+
+void co_etcd__handle_setup(CURL *h, const struct etcd *e);
+
+/* Headers for a request: JSON, no Expect: 100-continue, the auth token. */
+struct curl_slist *co_etcd__make_headers(const char *token);
+
+/* What went wrong with a transfer, as a person would say it. */
+void co_etcd__describe_curl_error(char *out, size_t len, CURL *h, CURLcode rc,
+				  const char *errbuf);
+
+/*
+ * POST body to path on the endpoints, starting with the one that answered
+ * last and moving on when one cannot be reached.  On an HTTP answer: 0,
+ * *out the parsed JSON (NULL if the body was not JSON), *http the status,
+ * *endpoint the index that answered.  CO_EUNAVAIL naming every endpoint
+ * tried when none answered.
+ */
+int co_etcd__post_raw(cJSON **out, long *http, size_t *endpoint, struct etcd *e,
+		      const char *path, const char *body, const char *token);
+
+/* A copy of the current token, authenticating first if needed.  *out may
+ * be NULL (no auth configured). */
+int co_etcd__token_get(char **out, struct etcd *e);
+
+void co_etcd__token_drop(struct etcd *e, const char *stale);
+
+/*
+ * One gateway call: POST req to path and give back the JSON answer in *out
+ * (owned by the caller).  A gateway error becomes a CO_E* code; an invalid
+ * token is renewed once.
+ */
+int co_etcd__call(cJSON **out, struct etcd *e, const char *path, const cJSON *req);
+
+/* ---- etcd_store.c ---- */
+
+/* Parse a stored value into a record; errors name the key. */
+int co_etcd__record_from_value(co_record **out, const struct etcd *e, const char *val,
+			       size_t len, const char *key);
+
+/* The same for a gateway kv, whose value is base64. */
+int co_etcd__record_from_kv(co_record **out, const struct etcd *e, const cJSON *kv,
+			    const char *key);
+
+int co_etcd__get(co_record **out, co_version *ver, void *impl, co_kind kind,
+		 const char *id);
+
+/* Best effort: a lease nobody uses would expire on its own anyway. */
+void co_etcd__lease_revoke(struct etcd *e, const char *id);
+
+cJSON *co_etcd__txn_op(cJSON *ops, const char *type);
+
+/* Whether writing r puts <prefix>claims/<id> under a lease (co_etcd__cas). */
+int co_etcd__wants_lease(const co_record *r);
+
+int co_etcd__is_batch_lease(const char *id);
+
+int co_etcd__cas(void *impl, co_kind kind, const char *id, const co_record *r,
+		 const co_version *expected, const char *why);
+
+/* ---- etcd_batch.c ---- */
+
+int co_etcd__get_many(void *impl, co_store__read *rd, size_t n);
+
+/*
+ * All of w in one txn: each key compared to the version read before, and
+ * written with its claims key (under its own lease, or removed), as
+ * co_etcd__cas does one.  Unlike co_etcd__cas the claims key's previous lease is
+ * not looked up and revoked: the put or delete detaches the key from it,
+ * so it holds nothing and runs out at its TTL.
+ */
+int co_etcd__cas_many(void *impl, const co_store__write *w, size_t n, const char *why);
+
+/* ---- etcd_range.c ---- */
+
+int co_etcd__list_at(co_record_list *out, int64_t *revision, struct etcd *e,
+		     co_kind kind);
+
+int co_etcd__list(co_record_list *out, void *impl, co_kind kind);
+
+/*
+ * Tasks then swarms at the revision of the first page.  Over gRPC when the
+ * endpoint speaks it, else through the gateway; a gRPC failure falls back
+ * to the gateway only before any record was passed on (a scan never
+ * repeats a record).
+ */
+int co_etcd__scan(void *impl, unsigned flags, co_scan_fn fn, void *ctx);
+
+/* ---- etcd_watch.c ---- */
+
+void co_etcd__watch_close(void *impl);
+
+int co_etcd__watch_open(void **out, void *impl, const char *prefix);
+
+int co_etcd__watch_next(co_event **out, void *impl, int timeout_ms);
+
+#endif
