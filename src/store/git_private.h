@@ -1,0 +1,155 @@
+/*
+ * git_private.h - what the parts of the git store share, and nothing else
+ * may use: the store's state (co_git_store), a watch's (gs_watch), and
+ * each part's functions, named co_git__*.  The parts:
+ *
+ *   git_store.c   libgit2's lifetime, the repository pool, remotes (fetch
+ *                 into the mirror, push from it), the backend table
+ *   git_read.c    head, get, list, scan, blobs by id
+ *   git_write.c   one-file and many-file commits published by CAS
+ *   git_watch.c   the polling watch
+ *
+ * Errors are the store's (core/error.h), with libgit2's text appended
+ * (co_git__fail); returned strings and records are the caller's to free.
+ */
+#ifndef CO_STORE_GIT_PRIVATE_H
+#define CO_STORE_GIT_PRIVATE_H
+
+#include "git_store.h"
+#include "store.h"
+#include "store_backend.h"
+
+#include <git2.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define GS_POOL_MAX 16
+#define GS_SLICE_MS 20
+
+typedef struct co_git_store {
+	char *repo; /* as given: path or URL (co_store_describe) */
+	char *path; /* the bare repo opened: the repo, or the mirror of a URL */
+	char *url;  /* NULL for a local path */
+	char *branch;
+	char *refname; /* refs/heads/<branch> */
+	char *readref; /* ref read for the head: refname, or the mirror's copy */
+	char *pushref; /* URL: temp ref naming the commit to push */
+	int poll_interval_ms;
+	int max_retries;
+
+	pthread_mutex_t pool_mu;
+	git_repository *pool[GS_POOL_MAX];
+	size_t npool;
+
+	/* URL only: fetch and fetch+commit+push are serialised per process;
+	 * other processes are kept honest by the server's ref check. */
+	pthread_mutex_t remote_mu;
+
+	atomic_ullong blobs_read; /* co_git_store_blobs_read() */
+	atomic_ullong commits;	  /* commits this store made: wakes its watches */
+} co_git_store;
+
+typedef struct gs_watch {
+	co_git_store *gs;
+	git_repository *repo;
+	char *prefix;
+	git_oid tree;
+	int have_tree;
+	int64_t next_poll_ms;
+	unsigned long long seen_commits; /* gs->commits at the last poll */
+	int ino;			 /* inotify on the branch ref, or -1 */
+	co_event **q;
+	size_t qhead, qn, qcap;
+} gs_watch;
+
+/* ---- git_store.c ---- */
+
+/* Set `code` with a message and libgit2's last error text, copied at once. */
+__attribute__((format(printf, 2, 3))) int co_git__fail(int code, const char *fmt, ...);
+
+int64_t co_git__mono_ms(void);
+
+void co_git__sleep_us(long us);
+
+/* Lost a ref race: wait a little, more as the races pile up. */
+void co_git__backoff(int attempt);
+
+char *co_git__printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* "tasks/<id>.json" into buf; CO_EINVAL for a bad ID. */
+int co_git__path(char *buf, size_t len, co_kind kind, const char *id);
+
+int co_git__repo_open(git_repository **out, co_git_store *gs);
+
+int co_git__repo_take(git_repository **out, co_git_store *gs);
+
+void co_git__repo_give(co_git_store *gs, git_repository *repo);
+
+int co_git__fetch_locked(co_git_store *gs, git_repository *repo);
+
+/* Bring the mirror's copy of the branch up to date (no-op for a path). */
+int co_git__sync(co_git_store *gs, git_repository *repo);
+
+/*
+ * Push `commit` to the branch of the remote (remote_mu held).  The server
+ * updates the ref only as a fast-forward from what it holds, which is our
+ * compare-and-swap: CO_ERETRY when it (or libgit2's own pre-check) refuses.
+ */
+int co_git__push_locked(co_git_store *gs, git_repository *repo, const git_oid *commit);
+
+/* ---- git_read.c ---- */
+
+/* Head commit of the branch; *exists = 0 (and a zero id) when it is unborn. */
+int co_git__head(git_oid *out, int *exists, co_git_store *gs, git_repository *repo);
+
+/* Head commit and its tree (both NULL on an unborn branch). */
+int co_git__head_tree(git_commit **commit, git_tree **tree, git_oid *head, int *exists,
+		      co_git_store *gs, git_repository *repo);
+
+/* Parse a blob as the record of kind/id (id NULL: any id); CO_EINVAL names
+ * the path and the commit. */
+int co_git__parse_blob(co_record **out, co_git_store *gs, git_repository *repo,
+		       const git_oid *blob_id, const char *path, const git_oid *commit,
+		       co_kind kind, const char *id);
+
+/*
+ * The blob id at `path` in `tree` into *blob (*found = 0 when absent).  A
+ * path that is not a regular file is malformed: CO_EINVAL.
+ */
+int co_git__lookup_file(git_oid *blob, int *found, co_git_store *gs, git_tree *tree,
+			const char *path);
+
+int co_git__get(co_record **out, co_version *ver, void *impl, co_kind kind,
+		const char *id);
+
+int co_git__list(co_record_list *out, void *impl, co_kind kind);
+
+/* Tasks then swarms, both from the one head commit read at the start. */
+int co_git__scan(void *impl, unsigned flags, co_scan_fn fn, void *ctx);
+
+/*
+ * One blob by id, from the object database: no ref, no tree, so it is found
+ * whatever the branch holds now (the reconciler reads back the few files
+ * whose ids its snapshot could not match).  For a URL the mirror holds
+ * every blob a scan of it passed, so no fetch is needed.
+ */
+int co_git__read_blob(char **out, size_t *len, void *impl, const unsigned char *blob_id);
+
+/* ---- git_write.c ---- */
+
+int co_git__cas(void *impl, co_kind kind, const char *id, const co_record *r,
+		const co_version *expected, const char *why);
+
+int co_git__cas_many(void *impl, const co_store__write *w, size_t n, const char *why);
+
+/* ---- git_watch.c ---- */
+
+void co_git__watch_close(void *impl);
+
+int co_git__watch_open(void **out, void *impl, const char *prefix);
+
+int co_git__watch_next(co_event **out, void *impl, int timeout_ms);
+
+#endif
