@@ -197,4 +197,14 @@ int co_state__select_append(void **items, size_t *n, size_t *cap, co_state *st,
 int co_state__migrate(struct sqlite3 *db, const char *path,
 		      const co_state_migration *steps, size_t n);
 
+/* co_state__migrate with cutover's own schema (state_schema.c). */
+int co_state__migrate_schema(struct sqlite3 *db, const char *path);
+
+/* PRAGMA user_version of db into *out.  CO_EIO naming path. */
+int co_state__read_version(int *out, struct sqlite3 *db, const char *path);
+
+/* Set an error for SQLite's rc on db (its message, the database path and
+ * `what`), mapped to a CO_E* code, which is returned. */
+int co_state__db_error(struct sqlite3 *db, const char *path, int rc, const char *what);
+
 #endif
