@@ -196,9 +196,10 @@ static void in_shadow_it_reconciles_and_trips_on_a_divergence(void **state)
 	/* Behind cutover's back, etcd loses a record: the schedule notices
 	 * and pulls the kill switch, with nobody calling anything. */
 	assert_int_equal(co_store_remove(f.etcd, CO_KIND_TASK, "S2"), 0);
+	/* The switch is saved before its audit row is written: wait for both. */
 	for (deadline = mono_ms() + WAIT_MS; mono_ms() < deadline; pause_ms(20)) {
 		assert_int_equal(co_flags_load(&fl, f.flags_path), 0);
-		if (fl.kill_switch)
+		if (fl.kill_switch && audited(&f, "serve:schedule", "auto-rollback"))
 			break;
 	}
 	assert_int_equal(fl.kill_switch, 1);
