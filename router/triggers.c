@@ -11,6 +11,7 @@
 #include "triggers.h"
 
 #include "core/error.h"
+#include "core/log.h"
 #include "core/outbox.h"
 #include "core/state.h"
 #include "flags/trip.h"
@@ -262,11 +263,11 @@ int co_triggers_tick(co_triggers *t, co_trigger_eval *out)
 	if (ev.fired != CO_TRIGGER_NONE) {
 		int was_on = 0;
 
-		fprintf(stderr, "cutover: %s; pulling the kill switch\n", ev.reason);
+		co_log(CO_LOG_WARN, "trigger", "%s; pulling the kill switch", ev.reason);
 		error = co_flags_trip(t->flags_path, WHO, "auto-rollback", ev.reason,
 				      ev.figures, t->o.state, NULL, &was_on);
 		if (error < 0) {
-			fprintf(stderr, "cutover: %s\n", co_error_last());
+			co_log(CO_LOG_ERROR, "trigger", "%s", co_error_last());
 		} else {
 			/* every router of this process sees it now, not at the
 			 * watcher's next look; others through their watchers */

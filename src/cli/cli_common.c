@@ -28,6 +28,7 @@
 
 #include "../core/audit.h"
 #include "../core/error.h"
+#include "../core/log.h"
 #include "../core/runs.h"
 #include "../core/state.h"
 #include "../core/webhook.h"
@@ -679,7 +680,6 @@ int co_cli_exit_code(int code)
 {
 	if (code >= 0)
 		return code;
-	fprintf(stderr, "cutover: %s\n",
-		*co_error_last() ? co_error_last() : co_error_name(code));
+	co_log(CO_LOG_ERROR, "cli", "%s", *co_error_last() ? co_error_last() : co_error_name(code));
 	return co_error_exit_code(code);
 }

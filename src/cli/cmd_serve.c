@@ -25,6 +25,7 @@
 #include "cli.h"
 
 #include "../core/error.h"
+#include "../core/log.h"
 #include "../core/webhook.h"
 #include "../server/server.h"
 #include "flags/watcher.h"
@@ -101,9 +102,9 @@ static void *drive(void *arg)
 		pthread_mutex_unlock(&d->lock);
 		if (co_cli_rollout_tick(&active, said, sizeof(said), d->ctx, d->cr,
 					d->cr->state) < 0)
-			fprintf(stderr, "cutover: rollout: %s\n", co_error_last());
+			co_log(CO_LOG_ERROR, "rollout", "rollout: %s", co_error_last());
 		else if (said[0])
-			fprintf(stderr, "cutover: rollout: %s\n", said);
+			co_log(CO_LOG_INFO, "rollout", "rollout: %s", said);
 		co_error_clear();
 		pthread_mutex_lock(&d->lock);
 		clock_gettime(CLOCK_REALTIME, &at);
@@ -156,14 +157,14 @@ static void on_reconcile_progress(void *ctx, const char *phase, size_t done, siz
 	if (strcmp(p->phase, phase) == 0)
 		return;
 	snprintf(p->phase, sizeof(p->phase), "%s", phase);
-	fprintf(stderr, "cutover: reconcile: %s\n", phase);
+	co_log(CO_LOG_INFO, "reconcile", "reconcile: %s", phase);
 }
 
 /* The serve log: stderr, one line at a time (request threads share it). */
 static void serve_log(void *ctx, const char *line)
 {
 	(void)ctx;
-	fprintf(stderr, "%s\n", line);
+	co_log_line(CO_LOG_INFO, "serve", line);
 }
 
 /* Replace the router co_cli_open_router() made by one that drains itself. */
@@ -224,16 +225,15 @@ int co_cli_serve(int argc, char **argv, co_cli *ctx)
 	}
 	/* Before anything opens: a half TLS setup is the operator's to fix. */
 	if ((tls_cert && *tls_cert) != (tls_key && *tls_key)) {
-		fprintf(stderr,
-			"cutover: serve: TLS needs both --tls-cert and --tls-key "
-			"(serve.tls_cert and serve.tls_key): %s given alone\n",
-			tls_cert && *tls_cert ? "the certificate" : "the key");
+		co_log(CO_LOG_ERROR, "serve",
+		       "serve: TLS needs both --tls-cert and --tls-key "
+		       "(serve.tls_cert and serve.tls_key): %s given alone",
+		       tls_cert && *tls_cert ? "the certificate" : "the key");
 		return CO_EINVAL;
 	}
 	if (c->admin_token_file && *c->admin_token_file &&
 	    co_server_read_token(&token, c->admin_token_file) < 0) {
-		fprintf(stderr, "cutover: warning: %s; admin endpoints disabled\n",
-			co_error_last());
+		co_log(CO_LOG_WARN, "serve", "%s; admin endpoints disabled", co_error_last());
 		co_error_clear();
 	}
 	/* Blocked before any thread starts (the router's drain and syncer,
@@ -282,15 +282,15 @@ int co_cli_serve(int argc, char **argv, co_cli *ctx)
 	 * that a dead receiver never holds up a request or a trip. */
 	if (c->n_webhooks && (error = co_webhook_sender_start(&hooks, cr->state, c)) < 0)
 		goto done;
-	fprintf(stderr, "cutover: serving on %s (port %d)%s%s; swarm auth %s\n",
-		listen ? listen : "", co_server_port(srv),
-		tls_cert && *tls_cert ? " over TLS" : "",
-		token ? "" : "; admin endpoints disabled",
-		c->swarm_auth == CO_SWARM_AUTH_TOKEN ? "token" : "none");
+	co_log(CO_LOG_INFO, "serve", "serving on %s (port %d)%s%s; swarm auth %s",
+	       listen ? listen : "", co_server_port(srv), tls_cert && *tls_cert ? " over TLS" : "",
+	       token ? "" : "; admin endpoints disabled",
+	       c->swarm_auth == CO_SWARM_AUTH_TOKEN ? "token" : "none");
 	if (insecure && c->swarm_auth != CO_SWARM_AUTH_TOKEN)
-		fprintf(stderr, "cutover: warning: --insecure-data-plane: any client that "
-				"reaches %s may act as any swarm\n",
-			listen ? listen : "");
+		co_log(CO_LOG_WARN, "serve",
+		       "--insecure-data-plane: any client that reaches %s may act as any "
+		       "swarm",
+		       listen ? listen : "");
 	fflush(stderr);
 	/* A guarded rollout (`cutover rollout start`) is driven from here. */
 	drv.ctx = ctx;
@@ -298,9 +298,9 @@ int co_cli_serve(int argc, char **argv, co_cli *ctx)
 	if (pthread_create(&drv.thread, NULL, drive, &drv) == 0)
 		drv.started = 1;
 	else
-		fprintf(stderr, "cutover: warning: cannot start the rollout driver\n");
+		co_log(CO_LOG_WARN, "serve", "cannot start the rollout driver");
 	sigwait(&set, &sig);
-	fprintf(stderr, "cutover: %s: stopping\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
+	co_log(CO_LOG_INFO, "serve", "%s: stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
 done:
 	driver_stop(&drv);
 	co_webhook_sender_stop(hooks);

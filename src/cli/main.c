@@ -10,8 +10,10 @@
 #include "cli/cli.h"
 
 #include "core/error.h"
+#include "core/log.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 typedef struct command {
@@ -50,6 +52,8 @@ static void help(void)
 	    "                     (task, swarm, watch) go through the router, which\n"
 	    "                     the flags steer (see `cutover flags --help`)\n"
 	    "  --json             machine-readable output (canonical record JSON)\n"
+	    "  --log-format text|json  stderr as plain lines (default) or one JSON\n"
+	    "                     object per line ($CUTOVER_LOG_FORMAT)\n"
 	    "  -h, --help         this help;  --version  the version\n\n"
 	    "Environment (overrides the config file):\n"
 	    "  CUTOVER_GIT_REPO, CUTOVER_GIT_BRANCH, CUTOVER_ETCD_ENDPOINTS "
@@ -98,8 +102,19 @@ static int global_value(const char **out, int argc, char **argv, int *i, const c
 
 static int run(int argc, char **argv, co_cli *ctx)
 {
+	const char *log_format = getenv("CUTOVER_LOG_FORMAT");
+	co_log_format lf = CO_LOG_TEXT;
 	size_t c;
 	int i, r;
+
+	/* The environment's format first, so that a bad one is said plainly. */
+	if (log_format && *log_format) {
+		if (co_log_parse_format(&lf, log_format) < 0)
+			return co_error_set(CO_EINVAL, "CUTOVER_LOG_FORMAT: \"%s\" is not text "
+						       "or json",
+					    log_format);
+		co_log_set_format(lf);
+	}
 
 	for (i = 1; i < argc && argv[i][0] == '-'; i++) {
 		const char *a = argv[i];
@@ -121,6 +136,12 @@ static int run(int argc, char **argv, co_cli *ctx)
 		    (r = global_value(&ctx->backend, argc, argv, &i, "--backend")) != 0) {
 			if (r < 0)
 				return CO_EINVAL;
+			continue;
+		}
+		if ((r = global_value(&log_format, argc, argv, &i, "--log-format")) != 0) {
+			if (r < 0 || co_log_parse_format(&lf, log_format) < 0)
+				return CO_EINVAL;
+			co_log_set_format(lf);
 			continue;
 		}
 		return co_error_set(CO_EINVAL, "unknown option \"%s\"\nusage: %s", a,

@@ -19,6 +19,7 @@
 
 #include "audit.h"
 #include "error.h"
+#include "log.h"
 #include "state_internal.h"
 
 #include <curl/curl.h>
@@ -398,8 +399,7 @@ static void *sender_main(void *arg)
 
 	while (!atomic_load(&ws->stop)) {
 		if (co_webhook_deliver(NULL, ws->st, ws->c, PASS_MS, &ws->stop) < 0) {
-			fprintf(stderr, "cutover serve: warning: webhooks: %s\n",
-				co_error_last());
+			co_log(CO_LOG_WARN, "webhook", "webhooks: %s", co_error_last());
 			co_error_clear();
 		}
 		/* About once a second, at once when this process queues one. */

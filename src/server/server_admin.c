@@ -24,6 +24,7 @@
 
 #include "core/audit.h"
 #include "core/error.h"
+#include "core/log.h"
 #include "core/outbox.h"
 #include "core/runs.h"
 #include "core/state.h"
@@ -680,10 +681,9 @@ void co_server__admin(reply *rp, co_server *s, struct MHD_Connection *c, const r
 		if ((error = co_flags_lock_for_kill(&flock_fd, s->flags_path)) < 0)
 			goto done;
 		if (flock_fd < 0) {
-			fprintf(stderr,
-				"cutover serve: warning: %s; pulling the kill switch "
-				"without the lock\n",
-				co_error_last());
+			co_log(CO_LOG_WARN, "serve",
+			       "%s; pulling the kill switch without the lock",
+			       co_error_last());
 			co_error_clear();
 		}
 		admin_current(&from, s);
