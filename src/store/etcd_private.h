@@ -64,6 +64,7 @@ struct etcd {
 	size_t n_pool;
 	char *token;	    /* auth token, NULL until authenticated */
 	atomic_int no_grpc; /* 1: an endpoint answered gRPC with HTTP/1 */
+	atomic_ullong grpc_pages; /* gRPC Range pages read (co_etcd_store_grpc_pages) */
 };
 
 /* A growing byte buffer (a response body, a stream's unfinished line). */

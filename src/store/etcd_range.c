@@ -253,10 +253,14 @@ static int scan_one_grpc(void *ctx, const co_grpc_kv *kv)
 }
 
 /*
- * The keys under dir at *rev over gRPC on the current endpoint, with one
- * easy handle kept for the whole scan.  *no_grpc is set when the endpoint
- * answered but not as a gRPC server (an HTTP/1 proxy, say): the caller
- * then uses the gateway.
+ * The keys under dir at *rev over gRPC, from the endpoint that answered
+ * last, with one easy handle kept for the whole scan.  A page that cannot
+ * reach its member moves on to the next endpoint and asks again from the
+ * key after the last one passed on, at the same revision (a revision is
+ * the cluster's, so no record is repeated or skipped); only when no member
+ * answers does the scan fail.  *no_grpc is set when an endpoint answered
+ * but not as a gRPC server (an HTTP/1 proxy, say): the caller then uses
+ * the gateway.
  */
 static int range_grpc(struct etcd *e, CURL **h, const char *dir, int64_t *rev,
 		      struct scan_ctx *c, int *no_grpc)
@@ -269,6 +273,7 @@ static int range_grpc(struct etcd *e, CURL **h, const char *dir, int64_t *rev,
 	co_grpc_stream st;
 	int64_t limit = e->grpc_first_page;
 	int error = 0, more = 1, attempt = 0;
+	size_t at, moved = 0;
 
 	memset(&reply, 0, sizeof(reply));
 	co_grpc_stream_init(&st, scan_one_grpc, c);
@@ -289,8 +294,9 @@ static int range_grpc(struct etcd *e, CURL **h, const char *dir, int64_t *rev,
 		curl_easy_setopt(*h, CURLOPT_TIMEOUT_MS, (long)e->request_timeout_ms * 4);
 	}
 	pthread_mutex_lock(&e->lock);
-	snprintf(endpoint, sizeof(endpoint), "%s", e->endpoints[e->current]);
+	at = e->current;
 	pthread_mutex_unlock(&e->lock);
+	snprintf(endpoint, sizeof(endpoint), "%s", e->endpoints[at]);
 	while (more) {
 		free(req.p);
 		co_grpc_stream_free(&st);
@@ -304,9 +310,19 @@ static int range_grpc(struct etcd *e, CURL **h, const char *dir, int64_t *rev,
 		r.revision = *rev;
 		free(token);
 		if ((error = co_etcd__token_get(&token, e)) < 0 ||
-		    (error = co_grpc_range_encode(&req, &r)) < 0 ||
-		    (error = co_grpc_range_call(&reply, *h, endpoint, token, &req)) < 0)
+		    (error = co_grpc_range_encode(&req, &r)) < 0)
 			goto done;
+		if ((error = co_grpc_range_call(&reply, *h, endpoint, token, &req)) < 0) {
+			/* This member is out of reach: the next one, from where
+			 * the stream stopped (records already passed on are
+			 * behind c->last). */
+			if (error != CO_EUNAVAIL || ++moved >= e->n_endpoints)
+				goto done;
+			at = (at + 1) % e->n_endpoints;
+			snprintf(endpoint, sizeof(endpoint), "%s", e->endpoints[at]);
+			co_error_clear();
+			continue;
+		}
 		if (reply.grpc_status < 0 || !reply.http2) {
 			*no_grpc = 1;
 			error = co_error_set(CO_EUNAVAIL,
@@ -333,6 +349,8 @@ static int range_grpc(struct etcd *e, CURL **h, const char *dir, int64_t *rev,
 		}
 		if ((error = co_grpc_stream_end(&st)) < 0)
 			goto done;
+		atomic_fetch_add(&e->grpc_pages, 1);
+		moved = 0;
 		if (*rev == 0)
 			*rev = st.info.revision;
 		more = st.info.more;

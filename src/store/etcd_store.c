@@ -555,6 +555,13 @@ int co_etcd_store_list_at(co_record_list *out, int64_t *revision, co_store *s,
 	return co_etcd__list_at(out, revision, e, kind);
 }
 
+uint64_t co_etcd_store_grpc_pages(co_store *s)
+{
+	struct etcd *e = co_store__impl(s, &etcd_backend);
+
+	return e ? atomic_load(&e->grpc_pages) : 0;
+}
+
 /* Append `what` to the ", "-joined list `buf` unless it is there already. */
 static void join_once(char *buf, size_t len, const char *what)
 {

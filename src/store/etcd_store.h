@@ -56,6 +56,13 @@ int co_etcd_store_list_at(co_record_list *out, int64_t *revision, co_store *s,
 			  co_kind kind);
 
 /* What etcd says of its own health (co_etcd_store_status). */
+/*
+ * How many gRPC Range pages this store's scans have read (a scan that fell
+ * back to the gateway reads none): for tests and benchmarks.  0 when `s`
+ * is not an etcd store.
+ */
+uint64_t co_etcd_store_grpc_pages(co_store *s);
+
 typedef struct co_etcd_status {
 	char version[32];  /* "3.4.30" */
 	uint64_t leader;   /* member ID of the leader; 0: no leader */

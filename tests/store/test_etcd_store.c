@@ -825,6 +825,38 @@ static void store_with_auth_logs_in_and_survives_a_token_loss(void **state)
 
 /* ---- scan ---- */
 
+static void scan_reads_over_grpc_from_a_member_that_answers(void **state)
+{
+	char dead[64];
+	const char *eps[] = {dead, etcd.endpoint};
+	co_etcd_opts o = CO_ETCD_OPTS_INIT;
+	co_store *s = NULL;
+	int n = 0;
+
+	(void)state;
+	snprintf(dead, sizeof(dead), "http://127.0.0.1:%d", free_port());
+	o.endpoints = eps + 1;
+	o.n_endpoints = 1;
+	o.prefix = "/t-grpc-failover/";
+	assert_int_equal(co_etcd_store_open(&s, &o), 0);
+	create_task(s, "G1");
+	create_task(s, "G2");
+	create_task(s, "G3");
+	co_store_free(s);
+
+	/* The first endpoint is gone: the scan asks the next member over
+	 * gRPC, not the gateway, and passes every record once. */
+	o.endpoints = eps;
+	o.n_endpoints = 2;
+	o.connect_timeout_ms = 500;
+	assert_int_equal(co_etcd_store_open(&s, &o), 0);
+	if (co_store_scan(s, scan_count, &n) != 0)
+		fail_msg("scan: %s", co_error_last());
+	assert_int_equal(n, 3);
+	assert_true(co_etcd_store_grpc_pages(s) > 0);
+	co_store_free(s);
+}
+
 /* Register a swarm and drop the result. */
 static void register_swarm(co_store *s, const char *id)
 {
@@ -1113,6 +1145,7 @@ int main(void)
 	    cmocka_unit_test(watch_ends_unavailable_when_etcd_dies),
 	    cmocka_unit_test(hung_etcd_times_out_as_unavailable),
 	    cmocka_unit_test(store_with_auth_logs_in_and_survives_a_token_loss),
+	    cmocka_unit_test(scan_reads_over_grpc_from_a_member_that_answers),
 	    cmocka_unit_test(scan_passes_raw_records_at_the_first_pages_revision),
 	    cmocka_unit_test(scan_of_a_compacted_revision_is_unavailable),
 	    cmocka_unit_test(scan_stops_at_a_callback_error),
