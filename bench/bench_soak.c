@@ -33,6 +33,9 @@
  *   bench_soak [SECONDS [WORKERS]]      default 600 s, 64 workers
  *   SOAK_SECONDS, SOAK_WORKERS          the same from the environment
  *   SOAK_RECONCILE_S                    reconcile period (default 30; 10 under 2 min)
+ *   SOAK_SERVE_WRAP="heaptrack -o F"    run serve under a profiler (sh -c "exec
+ *                                       WRAP cutover serve"; RSS and fds are then
+ *                                       the wrapper's unless it execs serve)
  */
 #include "bench_util.h"
 
@@ -43,20 +46,17 @@
 #include "harness/cluster.h"
 #include "harness/harness.h"
 #include "harness/http.h"
+#include "harness/serve_child.h"
 #include "store/etcd_store.h"
 #include "store/git_store.h"
 #include "store/store.h"
 
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -97,7 +97,7 @@ typedef struct worker {
 
 static co_test_cluster cl;
 static char base[64], repo[256], dir[256];
-static pid_t serve_pid;
+static co_test_serve_child sv;
 static int n_tasks, n_workers;
 static atomic_int stop_load, stop_side;
 static worker *ws;
@@ -321,10 +321,9 @@ static void *worker_main(void *arg)
 
 static int serve_start(const char *flags_path, const char *token_path)
 {
-	char e[10][600], logp[300], *buf = NULL;
+	char e[10][600];
 	const char *envp[11] = {NULL};
-	const char *argv[] = {CUTOVER_BIN, "serve", "--listen", "127.0.0.1:0", NULL};
-	int i, fd, port = 0;
+	int i;
 
 	snprintf(e[0], sizeof(e[0]), "CUTOVER_GIT_REPO=%s", repo);
 	snprintf(e[1], sizeof(e[1]), "CUTOVER_STATE_DIR=%s/state", dir);
@@ -337,76 +336,14 @@ static int serve_start(const char *flags_path, const char *token_path)
 	snprintf(e[6], sizeof(e[6]), "CUTOVER_RECONCILE_INTERVAL=off");
 	snprintf(e[7], sizeof(e[7]), "CUTOVER_ETCD_CONNECT_TIMEOUT=500ms");
 	snprintf(e[8], sizeof(e[8]), "CUTOVER_ETCD_REQUEST_TIMEOUT=2s");
-	for (i = 0; i < 9; i++)
+	snprintf(e[9], sizeof(e[9]), "PATH=%s",
+		 getenv("PATH") ? getenv("PATH") : "/usr/bin:/bin");
+	for (i = 0; i < 10; i++)
 		envp[i] = e[i];
-	envp[9] = NULL;
-	snprintf(logp, sizeof(logp), "%s/serve.log", dir);
-	fflush(stdout);
-	fflush(stderr);
-	if ((serve_pid = fork()) < 0)
+	if (co_test_serve_child_start(&sv, dir, envp, getenv("SOAK_SERVE_WRAP")) < 0)
 		return -1;
-	if (serve_pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		fd = open(logp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-		if (fd < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0 || chdir(dir) < 0)
-			_exit(127);
-		if (getenv("SOAK_SERVE_WRAP")) { /* a profiler around serve */
-			char cmd[1024];
-
-			snprintf(cmd, sizeof(cmd),
-				 "exec %s %s serve --listen 127.0.0.1:0",
-				 getenv("SOAK_SERVE_WRAP"), CUTOVER_BIN);
-			snprintf(e[9], sizeof(e[9]), "PATH=%s",
-				 getenv("PATH") ? getenv("PATH") : "/usr/bin:/bin");
-			envp[9] = e[9];
-			execle("/bin/sh", "sh", "-c", cmd, (char *)NULL,
-			       (char *const *)envp);
-		}
-		execve(CUTOVER_BIN, (char *const *)argv, (char *const *)envp);
-		_exit(127);
-	}
-	/* Poll serve's log for its port (bounded: 60 s), or its exit. */
-	for (i = 0; i < 600 && port == 0; i++) {
-		const char *p;
-
-		free(buf);
-		buf = NULL;
-		if (co_test_sh(&buf, NULL, "cat '%s'", logp) == 0 && buf &&
-		    strstr(buf, "serving on") && (p = strstr(buf, "(port ")) != NULL)
-			port = atoi(p + 6);
-		else if (waitpid(serve_pid, NULL, WNOHANG) == serve_pid) {
-			serve_pid = 0;
-			break;
-		} else
-			backoff();
-	}
-	if (port == 0)
-		fprintf(stderr, "bench_soak: serve did not start; its log:\n%s\n",
-			buf ? buf : "");
-	free(buf);
-	snprintf(base, sizeof(base), "http://127.0.0.1:%d", port);
-	return port ? 0 : -1;
-}
-
-/* SIGTERM, then SIGKILL if it has not exited within 30 s.  Its status. */
-static int serve_stop(void)
-{
-	int status = -1, i;
-
-	if (serve_pid <= 0)
-		return -1;
-	kill(serve_pid, SIGTERM);
-	for (i = 0; i < 600; i++) {
-		if (waitpid(serve_pid, &status, WNOHANG) == serve_pid)
-			break;
-		backoff();
-	}
-	if (i == 600) {
-		kill(serve_pid, SIGKILL);
-		waitpid(serve_pid, &status, 0);
-	}
-	serve_pid = 0;
-	return status;
+	snprintf(base, sizeof(base), "%s", sv.base);
+	return 0;
 }
 
 /* ---- the sampler: RSS, fds, outbox depth, once a second ---- */
@@ -421,38 +358,6 @@ typedef struct sample {
 static sample *samples;
 static size_t n_samples, cap_samples;
 static double t_load;
-
-static long rss_kb(void)
-{
-	char path[64], line[256];
-	long kb = -1;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)serve_pid);
-	if ((f = fopen(path, "r")) == NULL)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "VmRSS: %ld kB", &kb) == 1)
-			break;
-	fclose(f);
-	return kb;
-}
-
-static int fd_count(void)
-{
-	char path[64];
-	struct dirent *d;
-	int n = 0;
-	DIR *dp;
-
-	snprintf(path, sizeof(path), "/proc/%d/fd", (int)serve_pid);
-	if ((dp = opendir(path)) == NULL)
-		return -1;
-	while ((d = readdir(dp)) != NULL)
-		n += d->d_name[0] != '.';
-	closedir(dp);
-	return n;
-}
 
 /* cutover_outbox_depth from /metrics; -1 when it cannot be read. */
 static long long outbox_depth(CURL *c)
@@ -479,8 +384,8 @@ static void *sampler_main(void *arg)
 		sample s;
 
 		s.t = (co_bench_now_us() - t_load) / 1e6;
-		s.rss_kb = rss_kb();
-		s.fds = fd_count();
+		s.rss_kb = co_test_proc_rss_kb(sv.pid);
+		s.fds = co_test_proc_fds(sv.pid);
 		s.depth = outbox_depth(c);
 		if (n_samples < cap_samples)
 			samples[n_samples++] = s;
@@ -494,7 +399,7 @@ static void *sampler_main(void *arg)
 /* ---- reconciliations ---- */
 
 typedef struct recon {
-	int period_s, pass, pending, fail, error;
+	int period_s, pass, pending, fail, error, busy;
 	char last_fail[300];
 } recon;
 
@@ -505,8 +410,9 @@ static void reconcile_once(recon *rc, CURL *c, const char *when)
 	co_test_resp r;
 	const char *body = "{\"no_rollback\":true}";
 	double t0 = co_bench_now_us();
-	long st = co_test_http_on(c, &r, base, "POST", "/v1/admin/reconcile", body,
-				  strlen(body), "Bearer " TOKEN);
+	/* under load a run (drain, snapshots, rechecks) may take minutes */
+	long st = co_test_http_on_within(c, &r, base, "POST", "/v1/admin/reconcile", body,
+					 strlen(body), "Bearer " TOKEN, 900);
 	cJSON *j = st == 200 ? cJSON_Parse(r.body) : NULL;
 	const cJSON *v = cJSON_GetObjectItem(j, "verdict");
 	const char *verdict = cJSON_IsString(v) ? v->valuestring : "error";
@@ -515,6 +421,8 @@ static void reconcile_once(recon *rc, CURL *c, const char *when)
 		rc->pass++;
 	else if (strcmp(verdict, "pending_drain") == 0)
 		rc->pending++;
+	else if (st == 409)
+		rc->busy++; /* serve was still running another one */
 	else {
 		if (st == 200)
 			rc->fail++;
@@ -877,7 +785,7 @@ int main(int argc, char **argv)
 	       "dual "
 	       "50 over a 3-member etcd cluster; a member restarted every %d s, a "
 	       "reconciliation every %d s\n",
-	       secs, n_workers, n_tasks, (int)serve_pid, base, restart_s, rcn.period_s);
+	       secs, n_workers, n_tasks, (int)sv.pid, base, restart_s, rcn.period_s);
 	fflush(stdout);
 
 	cap_samples = (size_t)secs + 600;
@@ -960,7 +868,7 @@ stop:
 	if (co_git_store_open(&g, &go) < 0 || co_etcd_store_open(&e, &eo) < 0)
 		goto out;
 	check(&v, g, e);
-	serve_status = serve_stop();
+	serve_status = co_test_serve_child_stop(&sv);
 
 	printf("\n%d workers for %.1f s; %d member restarts\n", n_workers, elapsed,
 	       restarts);
@@ -1011,8 +919,9 @@ stop:
 	}
 	flat = resources();
 	printf(
-	    "reconciliations: %d pass, %d pending_drain, %d fail, %d could not run%s%s\n",
-	    rcn.pass, rcn.pending, rcn.fail, rcn.error,
+	    "reconciliations: %d pass, %d pending_drain, %d fail, %d could not run, %d "
+	    "refused as busy (409)%s%s\n",
+	    rcn.pass, rcn.pending, rcn.fail, rcn.error, rcn.busy,
 	    rcn.last_fail[0] ? "; last: " : "", rcn.last_fail);
 	printf(
 	    "acked writes: %zu, %zu checked in both stores, lost %d; double winners %d; "
@@ -1022,12 +931,19 @@ stop:
 	       WIFEXITED(serve_status) ? "with" : "on signal",
 	       WIFEXITED(serve_status) ? WEXITSTATUS(serve_status)
 				       : WTERMSIG(serve_status));
+	if (!WIFEXITED(serve_status) || WEXITSTATUS(serve_status) != 0) {
+		/* what it said on the way out (a sanitizer's report, say) */
+		char *log = NULL;
+
+		co_test_sh(&log, NULL, "tail -n 60 '%s/serve.log'", dir);
+		printf("serve's log:\n%s\n", log ? log : "");
+		free(log);
+	}
 	rc = v.lost || v.doubles || v.stray || rcn.fail || rcn.error || flat < 0 ||
-	     left != 0;
+	     left != 0 || !WIFEXITED(serve_status) || WEXITSTATUS(serve_status) != 0;
 	printf("bench_soak: %s\n", rc ? "FAIL" : "PASS");
 out:
-	if (serve_pid > 0)
-		serve_stop();
+	co_test_serve_child_stop(&sv);
 	co_store_free(g);
 	co_store_free(e);
 	for (i = 0; ws && i < n_workers; i++) {
