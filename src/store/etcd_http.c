@@ -251,6 +251,14 @@ void co_etcd__handle_setup(CURL *h, const struct etcd *e)
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, buf_write_cb);
 	curl_easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
 	/*
+	 * One kept-alive connection per handle: the one to the endpoint in
+	 * use.  With curl's default (5), every failover left each pooled
+	 * handle holding an idle connection to the member it had left, so
+	 * serve's fds grew with each member restart up to 3 per handle
+	 * (bench/bench_soak.c).
+	 */
+	curl_easy_setopt(h, CURLOPT_MAXCONNECTS, 1L);
+	/*
 	 * etcd is talked to directly: an http_proxy in the environment (set
 	 * for package downloads, say) must not capture cluster traffic.
 	 */

@@ -27,6 +27,8 @@
 
 #define GS_POOL_MAX 16
 #define GS_SLICE_MS 20
+/* libgit2's object caches, all repositories together (git_store.c). */
+#define CO_GIT_CACHE_MAX (2 << 20)
 
 typedef struct co_git_store {
 	char *repo; /* as given: path or URL (co_store_describe) */

@@ -181,11 +181,18 @@ static void gs_init_once(void)
 	/*
 	 * libgit2 caches trees only up to 4 KiB by default, so every read of
 	 * a large store parsed its tasks/ tree again (4 MB, ~40 ms at 100k
-	 * tasks).  Cache trees of any size: the cache stays bounded by
-	 * libgit2's process-wide limit (256 MiB by default).
+	 * tasks).  Cache trees of any size (256 MiB each at most), but keep
+	 * the cache's total small (CO_GIT_CACHE_MAX, not libgit2's 256 MiB):
+	 * every write makes a new tasks/ tree, cached twice (raw and parsed)
+	 * and never read again once the branch moves on, so under a steady
+	 * write load serve's RSS climbed ~3 MB/s towards several hundred MB
+	 * (bench/bench_soak.c).  libgit2 evicts only when it stores an object
+	 * while over the total, so a large head tree read again and again
+	 * (no new objects in between) stays cached however small the total.
 	 */
 	git_libgit2_opts(GIT_OPT_SET_CACHE_OBJECT_LIMIT, GIT_OBJECT_TREE,
 			 (size_t)256 << 20);
+	git_libgit2_opts(GIT_OPT_SET_CACHE_MAX_SIZE, (ssize_t)CO_GIT_CACHE_MAX);
 }
 
 /* ---- the repository pool ---- */

@@ -48,9 +48,17 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
 	return len;
 }
 
-long co_test_http_on(void *curl, co_test_resp *out, const char *base,
-		     const char *method, const char *path, const char *body,
-		     size_t body_len, const char *auth)
+long co_test_http_on(void *curl, co_test_resp *out, const char *base, const char *method,
+		     const char *path, const char *body, size_t body_len,
+		     const char *auth)
+{
+	return co_test_http_on_within(curl, out, base, method, path, body, body_len, auth,
+				      60);
+}
+
+long co_test_http_on_within(void *curl, co_test_resp *out, const char *base,
+			    const char *method, const char *path, const char *body,
+			    size_t body_len, const char *auth, long timeout_s)
 {
 	struct curl_slist *h = NULL;
 	char url[512], hdr[256];
@@ -66,7 +74,7 @@ long co_test_http_on(void *curl, co_test_resp *out, const char *base,
 	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(c, CURLOPT_HEADERDATA, out);
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, timeout_s);
 	curl_easy_setopt(c, CURLOPT_PROXY, "");
 	h = curl_slist_append(h, "Content-Type: application/json");
 	h = curl_slist_append(h, "Expect:");

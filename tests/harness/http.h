@@ -28,8 +28,14 @@ void co_test_http(co_test_resp *out, const char *base, const char *method,
  * Returns the HTTP status, or -1 when no answer came (out->status 0);
  * fails nothing.  Free out->body.
  */
-long co_test_http_on(void *curl, co_test_resp *out, const char *base,
-		     const char *method, const char *path, const char *body,
-		     size_t body_len, const char *auth);
+long co_test_http_on(void *curl, co_test_resp *out, const char *base, const char *method,
+		     const char *path, const char *body, size_t body_len,
+		     const char *auth);
+
+/* co_test_http_on() with another bound than 60 s on the whole request (a
+ * reconciliation under load through the admin API, say). */
+long co_test_http_on_within(void *curl, co_test_resp *out, const char *base,
+			    const char *method, const char *path, const char *body,
+			    size_t body_len, const char *auth, long timeout_s);
 
 #endif

@@ -1,0 +1,988 @@
+/*
+ * bench_soak.c - the soak (issue 16 point 6): a swarm of workers creating,
+ * claiming, renewing and releasing tasks through a real `cutover serve`
+ * (the binary, a child of this program, stopped by its pid) in dual 50,
+ * for a configurable time, on a 3-member etcd cluster (tests/harness
+ * cluster.h) that loses and gets back one member per minute (one per third
+ * of the run when the run is under 3 minutes), with a reconciliation every
+ * N seconds through POST /v1/admin/reconcile.
+ *
+ * Every second it records serve's RSS (/proc/PID/status VmRSS), its open
+ * fds (/proc/PID/fd) and the outbox depth (/metrics).  At the end, after a
+ * final drain and a final reconciliation: every acknowledged write is read
+ * back from both stores (lost must be 0), and per task the acknowledged
+ * claims, renews and releases, ordered by rev, never show a claim won while
+ * another worker held an unexpired one (double winners must be 0).  An
+ * outcome a fault leaves unknown (no answer, a 5xx) is retried until it is
+ * decided, as tests/cluster/test_cluster.c does: claiming again what one
+ * holds succeeds; a release refused after an unknown attempt was applied by
+ * that attempt, at the rev after the worker's last acknowledged one.  A
+ * renew or release still undecided after 120 s is given up (and printed):
+ * the worker keeps the task after a renew; after a release nobody is known
+ * to hold it, so the next claim is not judged.
+ *
+ * The bench judges, no timing asserts: it exits 1 if a write was lost, a
+ * claim had two winners, a reconciliation did not pass (pending_drain is
+ * reported, not failed, while the load runs; the final one must pass), RSS
+ * grew more than 10% after the warm-up (the first 20% of the run, at
+ * least 15 s: serve's connection threads, their etcd handles and its
+ * caches fill in the first seconds; RSS is the median of the last 10% of
+ * samples against the median of the 10% right after the warm-up), or the
+ * fd count at the end (the median of the last 10% of samples) is more than
+ * 10% above the warm-up's highest (the etcd store's handle pool, each
+ * handle with its connection, grows to its high-water mark of concurrent
+ * requests: bounded, not a leak).
+ *
+ *   bench_soak [SECONDS [WORKERS]]      default 600 s, 64 workers
+ *   SOAK_SECONDS, SOAK_WORKERS          the same from the environment
+ *   SOAK_RECONCILE_S                    reconcile period (default 30; 10 under 2 min)
+ *   SOAK_SERVE_WRAP="heaptrack -o F"    run serve under a profiler (sh -c "exec
+ *                                       WRAP cutover serve"; RSS and fds are then
+ *                                       the wrapper's unless it execs serve)
+ */
+#include "bench_util.h"
+
+#include "core/error.h"
+#include "core/record.h"
+#include "flags/flags.h"
+#include "flags/stage.h"
+#include "harness/cluster.h"
+#include "harness/harness.h"
+#include "harness/http.h"
+#include "harness/serve_child.h"
+#include "store/etcd_store.h"
+#include "store/git_store.h"
+#include "store/store.h"
+
+#include <cjson/cJSON.h>
+#include <curl/curl.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define TTL 600		 /* a claim's TTL: longer than any hold */
+#define HANG_MS 15000	 /* a call slower than this is counted as a hang */
+#define DECIDE_MS 120000 /* bound on settling a renew or a release */
+#define WARM_MIN_S 15	 /* the shortest warm-up (samples, one a second) */
+#define TOKEN "soak-admin-token-5f1c0e7a"
+enum { OP_CREATE, OP_CLAIM, OP_RENEW, OP_RELEASE, N_OPS };
+static const char *const op_name[N_OPS] = {"create", "claim", "renew", "release"};
+
+/* One acknowledged write: task index (>= 0) or -1 - n for a worker's n-th
+ * create; rev, updated_at and claim_expires_at (s) from the answer. */
+typedef struct ev {
+	int task, worker;
+	int64_t rev, at, expires;
+	char type; /* 'n' create, 'c' claim, 'w' renew, 'r' release */
+} ev;
+
+typedef struct lat {
+	double *v;
+	size_t n, cap;
+} lat;
+
+typedef struct worker {
+	int idx;
+	CURL *c;
+	ev *evs;
+	size_t n, cap;
+	lat l[N_OPS];
+	int creates, lost_claims, unknown, refused, other, hangs, inferred;
+	double slowest_ms;
+	unsigned char *stuck; /* per task: 1 when a claim was left undecided */
+	char last_error[256];
+	pthread_t th;
+} worker;
+
+static co_test_cluster cl;
+static char base[64], repo[256], dir[256];
+static co_test_serve_child sv;
+static int n_tasks, n_workers;
+static atomic_int stop_load, stop_side;
+static worker *ws;
+
+/* ---- HTTP ---- */
+
+typedef enum { RS_OK, RS_CONFLICT, RS_UNKNOWN, RS_REFUSED, RS_OTHER } result;
+
+/* One request; on 2xx the answered record into *out (may be NULL). */
+static result call(worker *w, int op, const char *method, const char *path,
+		   const char *body, co_record **out)
+{
+	co_test_resp r;
+	double t0 = co_bench_now_us(), ms;
+	long st = co_test_http_on(w->c, &r, base, method, path, body,
+				  body ? strlen(body) : 0, NULL);
+	result res;
+
+	ms = (co_bench_now_us() - t0) / 1e3;
+	if (ms > w->slowest_ms)
+		w->slowest_ms = ms;
+	if (ms > HANG_MS)
+		w->hangs++;
+	if (st >= 200 && st < 300) {
+		res = RS_OK;
+		if (out && co_record_from_json(out, r.body, r.len) < 0)
+			res = RS_OTHER;
+		if (w->l[op].n == w->l[op].cap) {
+			size_t cap = w->l[op].cap ? 2 * w->l[op].cap : 4096;
+			double *v = realloc(w->l[op].v, cap * sizeof(double));
+
+			if (v) {
+				w->l[op].v = v;
+				w->l[op].cap = cap;
+			}
+		}
+		if (w->l[op].n < w->l[op].cap)
+			w->l[op].v[w->l[op].n++] = ms * 1e3;
+	} else if (st == 409)
+		res = RS_CONFLICT;
+	else if (st == 429)
+		res = RS_REFUSED; /* refused before anything ran */
+	else if (st < 0 || st >= 500)
+		res = RS_UNKNOWN;
+	else
+		res = RS_OTHER;
+	if (res == RS_UNKNOWN)
+		w->unknown++;
+	if (res == RS_REFUSED)
+		w->refused++;
+	if (res == RS_OTHER) {
+		w->other++;
+		snprintf(w->last_error, sizeof(w->last_error), "%s %s: %ld %.150s",
+			 method, path, st, r.body);
+	}
+	free(r.body);
+	return res;
+}
+
+/* A pause between retries of an undecided call (a backoff, not a wait). */
+static void backoff(void)
+{
+	struct timespec p = {0, 50 * 1000000L};
+
+	nanosleep(&p, NULL);
+}
+
+static void note(worker *w, int task, const co_record *r, char type)
+{
+	ev e = {task, w->idx, r->rev, r->updated_at, r->claim_expires_at, type};
+
+	if (w->n == w->cap) {
+		size_t cap = w->cap ? 2 * w->cap : 8192;
+		ev *v = realloc(w->evs, cap * sizeof(ev));
+
+		if (v == NULL)
+			return;
+		w->evs = v;
+		w->cap = cap;
+	}
+	w->evs[w->n++] = e;
+}
+
+static double ms_since(double t0)
+{
+	return (co_bench_now_us() - t0) / 1e3;
+}
+
+/* ---- the workers ---- */
+
+static void create_one(worker *w)
+{
+	char body[128];
+	co_record *out = NULL;
+	result res;
+	int k = w->creates++;
+
+	/* A create of an identical record succeeds: retrying is safe. */
+	snprintf(body, sizeof(body), "{\"id\":\"n-%d-%d\",\"type\":\"build\"}", w->idx,
+		 k);
+	do {
+		co_record_free(out);
+		out = NULL;
+		if ((res = call(w, OP_CREATE, "POST", "/v1/tasks", body, &out)) !=
+			RS_OK &&
+		    res != RS_OTHER && res != RS_CONFLICT)
+			backoff();
+	} while ((res == RS_UNKNOWN || res == RS_REFUSED) && !atomic_load(&stop_load));
+	if (res == RS_OK)
+		note(w, -1 - k, out, 'n');
+	else if (res == RS_CONFLICT) {
+		w->other++;
+		snprintf(w->last_error, sizeof(w->last_error), "create n-%d-%d: 409",
+			 w->idx, k);
+	}
+	co_record_free(out);
+}
+
+/* Renew (type 'w') or release ('r') task t held since rev *held, until
+ * decided.  0 when acknowledged (or inferred), -1 otherwise. */
+static int settle(worker *w, int t, char type, int64_t *held)
+{
+	char path[96], body[96];
+	double t0 = co_bench_now_us();
+	int unknown = 0;
+
+	snprintf(path, sizeof(path), "/v1/tasks/s-%d/%s", t,
+		 type == 'w' ? "renew" : "release");
+	if (type == 'w')
+		snprintf(body, sizeof(body), "{\"swarm\":\"w-%d\",\"ttl\":%d}", w->idx,
+			 TTL);
+	else
+		snprintf(body, sizeof(body), "{\"swarm\":\"w-%d\"}", w->idx);
+	while (ms_since(t0) < DECIDE_MS) {
+		co_record *out = NULL;
+		result res = call(w, type == 'w' ? OP_RENEW : OP_RELEASE, "POST", path,
+				  body, &out);
+
+		if (res == RS_OK) {
+			note(w, t, out, type);
+			*held = out->rev;
+			co_record_free(out);
+			return 0;
+		}
+		co_record_free(out);
+		if (res == RS_CONFLICT && unknown && type == 'r') {
+			/* An earlier attempt was applied (see the head comment). */
+			co_record r = {0};
+
+			r.rev = *held + 1;
+			note(w, t, &r, 'r');
+			w->inferred++;
+			return 0;
+		}
+		if (res == RS_CONFLICT || res == RS_OTHER) {
+			w->other++;
+			snprintf(w->last_error, sizeof(w->last_error),
+				 "%s of s-%d held since rev %lld: refused", path, t,
+				 (long long)*held);
+			return -1;
+		}
+		unknown |= res == RS_UNKNOWN;
+		backoff();
+	}
+	w->other++;
+	snprintf(w->last_error, sizeof(w->last_error),
+		 "%s of s-%d held since rev %lld undecided after %d s", path, t,
+		 (long long)*held, DECIDE_MS / 1000);
+	printf("w-%d: %s\n", w->idx, w->last_error);
+	fflush(stdout);
+	if (type == 'r') {
+		/* Perhaps applied, at the next rev: who holds it is unknown. */
+		co_record r = {0};
+
+		r.rev = *held + 1;
+		note(w, t, &r, 'u');
+	}
+	return -1;
+}
+
+static void claim_cycle(worker *w, int t)
+{
+	char path[96], body[96];
+	co_record *out = NULL;
+	result res;
+
+	snprintf(path, sizeof(path), "/v1/tasks/s-%d/claim", t);
+	snprintf(body, sizeof(body), "{\"swarm\":\"w-%d\",\"ttl\":%d}", w->idx, TTL);
+	/* An undecided claim is claimed again: if it was applied, the task is
+	 * this worker's and claiming it again wins. */
+	for (;;) {
+		co_record_free(out);
+		out = NULL;
+		res = call(w, OP_CLAIM, "POST", path, body, &out);
+		if (res != RS_UNKNOWN && res != RS_REFUSED)
+			break;
+		w->stuck[t] |= res == RS_UNKNOWN;
+		if (atomic_load(&stop_load))
+			break;
+		backoff();
+	}
+	if (res == RS_OK) {
+		int64_t held = out->rev;
+
+		w->stuck[t] = 0;
+		note(w, t, out, 'c');
+		if (settle(w, t, 'w', &held) == 0)
+			settle(w, t, 'r', &held);
+	} else if (res == RS_CONFLICT) {
+		w->stuck[t] = 0; /* someone else holds it: ours was not applied */
+		w->lost_claims++;
+	}
+	co_record_free(out);
+}
+
+static void *worker_main(void *arg)
+{
+	worker *w = arg;
+	unsigned seed = (unsigned)w->idx * 7919u + 17;
+
+	while (!atomic_load(&stop_load)) {
+		if (rand_r(&seed) % 10 == 0)
+			create_one(w);
+		else
+			claim_cycle(w, (int)(rand_r(&seed) % (unsigned)n_tasks));
+	}
+	return NULL;
+}
+
+/* ---- serve: the binary, a child ---- */
+
+static int serve_start(const char *flags_path, const char *token_path)
+{
+	char e[10][600];
+	const char *envp[11] = {NULL};
+	int i;
+
+	snprintf(e[0], sizeof(e[0]), "CUTOVER_GIT_REPO=%s", repo);
+	snprintf(e[1], sizeof(e[1]), "CUTOVER_STATE_DIR=%s/state", dir);
+	snprintf(e[2], sizeof(e[2]), "CUTOVER_FLAGS=%s", flags_path);
+	snprintf(e[3], sizeof(e[3]), "CUTOVER_ETCD_ENDPOINTS=%s,%s,%s", cl.endpoints[0],
+		 cl.endpoints[1], cl.endpoints[2]);
+	snprintf(e[4], sizeof(e[4]), "CUTOVER_ETCD_PREFIX=/soak/");
+	snprintf(e[5], sizeof(e[5]), "CUTOVER_ADMIN_TOKEN_FILE=%s", token_path);
+	/* reconciles come from this bench, each verdict seen */
+	snprintf(e[6], sizeof(e[6]), "CUTOVER_RECONCILE_INTERVAL=off");
+	snprintf(e[7], sizeof(e[7]), "CUTOVER_ETCD_CONNECT_TIMEOUT=500ms");
+	snprintf(e[8], sizeof(e[8]), "CUTOVER_ETCD_REQUEST_TIMEOUT=2s");
+	snprintf(e[9], sizeof(e[9]), "PATH=%s",
+		 getenv("PATH") ? getenv("PATH") : "/usr/bin:/bin");
+	for (i = 0; i < 10; i++)
+		envp[i] = e[i];
+	if (co_test_serve_child_start(&sv, dir, envp, getenv("SOAK_SERVE_WRAP")) < 0)
+		return -1;
+	snprintf(base, sizeof(base), "%s", sv.base);
+	return 0;
+}
+
+/* ---- the sampler: RSS, fds, outbox depth, once a second ---- */
+
+typedef struct sample {
+	double t;	 /* s since the load started */
+	long rss_kb;	 /* VmRSS */
+	int fds;	 /* entries of /proc/PID/fd */
+	long long depth; /* cutover_outbox_depth; -1 unknown */
+} sample;
+
+static sample *samples;
+static size_t n_samples, cap_samples;
+static double t_load;
+
+/* cutover_outbox_depth from /metrics; -1 when it cannot be read. */
+static long long outbox_depth(CURL *c)
+{
+	co_test_resp r;
+	long long d = -1;
+	const char *p;
+
+	if (co_test_http_on(c, &r, base, "GET", "/metrics", NULL, 0, NULL) == 200 &&
+	    (p = strstr(r.body, "\ncutover_outbox_depth ")) != NULL)
+		d = strtoll(p + 22, NULL, 10);
+	free(r.body);
+	return d;
+}
+
+static void *sampler_main(void *arg)
+{
+	CURL *c = curl_easy_init();
+	struct timespec at;
+
+	(void)arg;
+	clock_gettime(CLOCK_MONOTONIC, &at);
+	while (!atomic_load(&stop_side) && c) {
+		sample s;
+
+		s.t = (co_bench_now_us() - t_load) / 1e6;
+		s.rss_kb = co_test_proc_rss_kb(sv.pid);
+		s.fds = co_test_proc_fds(sv.pid);
+		s.depth = outbox_depth(c);
+		if (n_samples < cap_samples)
+			samples[n_samples++] = s;
+		at.tv_sec += 1; /* the sampling schedule */
+		clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &at, NULL);
+	}
+	curl_easy_cleanup(c);
+	return NULL;
+}
+
+/* ---- reconciliations ---- */
+
+typedef struct recon {
+	int period_s, pass, pending, fail, error, busy;
+	char last_fail[300];
+} recon;
+
+/* One POST /v1/admin/reconcile (no rollback: one bad verdict must not change
+ * the stage of the rest of the run; it fails the bench instead). */
+static void reconcile_once(recon *rc, CURL *c, const char *when)
+{
+	co_test_resp r;
+	const char *body = "{\"no_rollback\":true}";
+	double t0 = co_bench_now_us();
+	/* under load a run (drain, snapshots, rechecks) may take minutes */
+	long st = co_test_http_on_within(c, &r, base, "POST", "/v1/admin/reconcile", body,
+					 strlen(body), "Bearer " TOKEN, 900);
+	cJSON *j = st == 200 ? cJSON_Parse(r.body) : NULL;
+	const cJSON *v = cJSON_GetObjectItem(j, "verdict");
+	const char *verdict = cJSON_IsString(v) ? v->valuestring : "error";
+
+	if (strcmp(verdict, "pass") == 0)
+		rc->pass++;
+	else if (strcmp(verdict, "pending_drain") == 0)
+		rc->pending++;
+	else if (st == 409)
+		rc->busy++; /* serve was still running another one */
+	else {
+		if (st == 200)
+			rc->fail++;
+		else
+			rc->error++;
+		snprintf(rc->last_fail, sizeof(rc->last_fail), "%s: HTTP %ld %.200s",
+			 when, st, r.body);
+	}
+	printf(
+	    "reconcile %s: %s (HTTP %ld, total %d, consistency %.6f, in_flight %d) "
+	    "in %.0f ms\n",
+	    when, verdict, st, (int)cJSON_GetNumberValue(cJSON_GetObjectItem(j, "total")),
+	    cJSON_GetNumberValue(cJSON_GetObjectItem(j, "consistency")),
+	    (int)cJSON_GetNumberValue(cJSON_GetObjectItem(j, "in_flight")), ms_since(t0));
+	fflush(stdout);
+	cJSON_Delete(j);
+	free(r.body);
+}
+
+static void *reconciler_main(void *arg)
+{
+	recon *rc = arg;
+	CURL *c = curl_easy_init();
+	struct timespec at;
+
+	clock_gettime(CLOCK_MONOTONIC, &at);
+	for (;;) {
+		int tick;
+
+		/* the schedule, in 100 ms ticks so that the end is seen at once */
+		for (tick = 0; tick < rc->period_s * 10 && !atomic_load(&stop_side);
+		     tick++) {
+			at.tv_nsec += 100 * 1000000L;
+			if (at.tv_nsec >= 1000000000L) {
+				at.tv_nsec -= 1000000000L;
+				at.tv_sec++;
+			}
+			clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &at, NULL);
+		}
+		if (atomic_load(&stop_side) || c == NULL)
+			break;
+		reconcile_once(rc, c, "during the load");
+		clock_gettime(CLOCK_MONOTONIC, &at); /* the next one a period later */
+	}
+	curl_easy_cleanup(c);
+	return NULL;
+}
+
+/* ---- the checks ---- */
+
+static int ev_cmp(const void *a, const void *b)
+{
+	const ev *x = a, *y = b;
+
+	if (x->task != y->task)
+		return x->task < y->task ? -1 : 1;
+	if (x->task < 0 && x->worker != y->worker)
+		return x->worker < y->worker ? -1 : 1;
+	return x->rev < y->rev ? -1 : x->rev > y->rev;
+}
+
+/* Rev of `id` in store s (-1 absent or unreadable), its owner into own. */
+static int64_t rev_in(co_store *s, const char *id, char *own, size_t len)
+{
+	co_record *r = NULL;
+	int64_t rev = -1;
+	int i;
+
+	/* A read may meet a member just lost; a few tries. */
+	for (i = 0; i < 20; i++) {
+		int rc = co_store_get(&r, s, CO_KIND_TASK, id);
+
+		if (rc == 0 || rc == CO_ENOTFOUND)
+			break;
+		backoff();
+	}
+	if (r) {
+		rev = r->rev;
+		if (own)
+			snprintf(own, len, "%s",
+				 r->owner && r->claim_expires_at > co_time_now()
+				     ? r->owner
+				     : "");
+	}
+	co_record_free(r);
+	return rev;
+}
+
+typedef struct verdicts {
+	size_t acked, checked;
+	int lost, doubles, stuck_ok, stray;
+} verdicts;
+
+/* Per task, by rev: no claim while another worker held an unexpired one, no
+ * rev acknowledged twice, releases by the holder; every acknowledged rev in
+ * both stores. */
+static void check(verdicts *v, co_store *g, co_store *e)
+{
+	ev *all = NULL;
+	size_t n = 0, k, i;
+
+	for (i = 0; i < (size_t)n_workers; i++) {
+		ev *a = realloc(all, (n + ws[i].n + 1) * sizeof(ev));
+
+		if (a == NULL)
+			break;
+		all = a;
+		memcpy(all + n, ws[i].evs, ws[i].n * sizeof(ev));
+		n += ws[i].n;
+	}
+	qsort(all, n, sizeof(ev), ev_cmp);
+	v->acked = n;
+	for (k = 0; k < n;) {
+		size_t j = k;
+		int holder = -1, gave_up = -1;
+		int64_t last = 0, expires = 0, gr, er;
+		char id[64], own[64];
+
+		if (all[k].task < 0) { /* a create: one event, its ID never repeats */
+			snprintf(id, sizeof(id), "n-%d-%d", all[k].worker,
+				 -1 - all[k].task);
+			gr = rev_in(g, id, NULL, 0);
+			er = rev_in(e, id, NULL, 0);
+			v->checked++;
+			if (gr < all[k].rev || er < all[k].rev) {
+				printf("%s: acknowledged create lost (git %lld, etcd "
+				       "%lld)\n",
+				       id, (long long)gr, (long long)er);
+				v->lost++;
+			}
+			k++;
+			continue;
+		}
+		for (; j < n && all[j].task == all[k].task; j++) {
+			const ev *x = &all[j];
+
+			if (x->type == 'u') { /* a release left undecided */
+				holder = -2;
+				gave_up = x->worker;
+				continue;
+			}
+			if (x->rev == last) {
+				printf("s-%d: rev %lld acknowledged twice\n", x->task,
+				       (long long)last);
+				v->doubles++;
+			} else if (x->type == 'c' && holder >= 0 && holder != x->worker &&
+				   x->at < expires) {
+				printf(
+				    "s-%d: w-%d won at rev %lld while w-%d held it until "
+				    "%lld\n",
+				    x->task, x->worker, (long long)x->rev, holder,
+				    (long long)expires);
+				v->doubles++;
+			} else if (x->type != 'c' && holder != x->worker &&
+				   holder != -2) {
+				printf("s-%d: %c at rev %lld by w-%d, who does not hold "
+				       "it\n",
+				       x->task, x->type, (long long)x->rev, x->worker);
+				v->doubles++;
+			}
+			holder = x->type == 'r' ? -1 : x->worker;
+			if (x->type != 'r')
+				expires = x->expires;
+			last = x->rev;
+		}
+		snprintf(id, sizeof(id), "s-%d", all[k].task);
+		gr = rev_in(g, id, NULL, 0);
+		er = rev_in(e, id, own, sizeof(own));
+		v->checked += j - k;
+		if (gr < last || er < last) {
+			printf("%s: acknowledged rev %lld lost (git %lld, etcd %lld)\n",
+			       id, (long long)last, (long long)gr, (long long)er);
+			v->lost++;
+		}
+		/* Still held only by a worker whose claim was left undecided. */
+		if (own[0]) {
+			int wi = -1;
+
+			if (sscanf(own, "w-%d", &wi) == 1 && wi >= 0 && wi < n_workers &&
+			    (ws[wi].stuck[all[k].task] || wi == holder || wi == gave_up))
+				v->stuck_ok++; /* undecided, or gave up a renew/release */
+			else {
+				printf(
+				    "%s: ends claimed by %s, who was never told it won\n",
+				    id, own);
+				v->stray++;
+			}
+		}
+		k = j;
+	}
+	free(all);
+}
+
+/* The median of samples [from, to) of field f (0 rss, 1 fds). */
+static double median(size_t from, size_t to, int f)
+{
+	co_bench_series s;
+	co_bench_stats st;
+	size_t i;
+
+	if (to <= from || co_bench_series_init(&s, "", to - from) < 0)
+		return 0;
+	for (i = from; i < to; i++)
+		co_bench_series_add(&s, f ? samples[i].fds : (double)samples[i].rss_kb);
+	st = co_bench_stats_of(&s);
+	co_bench_series_free(&s);
+	return st.p50;
+}
+
+/* Print the figures; 0 when RSS and fds stayed flat after the warm-up. */
+static int resources(void)
+{
+	size_t n = n_samples, warm = n / 5 > WARM_MIN_S ? n / 5 : WARM_MIN_S, i, step;
+	long long depth_max = -1;
+	int fd_first = n ? samples[0].fds : 0, fd_max = 0, fd_warm_max = 0, fd_last;
+	long rss_max = 0;
+	double base_rss, end_rss, growth, fd_end;
+	int bad = 0;
+
+	if (n < warm + 10) {
+		printf("only %zu samples: too few to judge RSS and fds\n", n);
+		return -1;
+	}
+	for (i = 0; i < n; i++) {
+		if (samples[i].depth > depth_max)
+			depth_max = samples[i].depth;
+		if (samples[i].fds > fd_max)
+			fd_max = samples[i].fds;
+		if (i < warm && samples[i].fds > fd_warm_max)
+			fd_warm_max = samples[i].fds;
+		if (samples[i].rss_kb > rss_max)
+			rss_max = samples[i].rss_kb;
+	}
+	fd_last = samples[n - 1].fds;
+	step = n / 20 ? n / 20 : 1;
+	printf("\nserve over time (every %zu s):\n%8s %10s %6s %8s\n", step, "t (s)",
+	       "RSS (KiB)", "fds", "outbox");
+	for (i = 0; i < n; i += step)
+		printf("%8.0f %10ld %6d %8lld\n", samples[i].t, samples[i].rss_kb,
+		       samples[i].fds, samples[i].depth);
+	printf("%8.0f %10ld %6d %8lld   (last)\n", samples[n - 1].t,
+	       samples[n - 1].rss_kb, samples[n - 1].fds, samples[n - 1].depth);
+	base_rss = median(warm, warm + (n / 10 ? n / 10 : 1), 0);
+	end_rss = median(n - (n / 10 ? n / 10 : 1), n, 0);
+	growth = base_rss > 0 ? 100.0 * (end_rss - base_rss) / base_rss : 0;
+	printf(
+	    "RSS: %.0f KiB after the warm-up (median of samples %zu..%zu), %.0f KiB at "
+	    "the end (median of the last 10%%), growth %+.1f%% (limit 10%%), max %ld "
+	    "KiB\n",
+	    base_rss, warm, warm + n / 10, end_rss, growth, rss_max);
+	printf("fds: first %d, last %d, max %d, warm-up max %d\n", fd_first, fd_last,
+	       fd_max, fd_warm_max);
+	printf("outbox depth: max %lld\n", depth_max);
+	if (growth > 10.0) {
+		printf("FAIL: serve's RSS grew %.1f%% after the warm-up\n", growth);
+		bad = 1;
+	}
+	fd_end = median(n - (n / 10 ? n / 10 : 1), n, 1);
+	if (fd_end > 1.1 * fd_warm_max) {
+		printf("FAIL: serve's fds grew after the warm-up (%.0f > %d + 10%%)\n",
+		       fd_end, fd_warm_max);
+		bad = 1;
+	}
+	return bad ? -1 : 0;
+}
+
+static int env_or(const char *name, int argi, int argc, char **argv, int dflt)
+{
+	const char *v = argc > argi ? argv[argi] : getenv(name);
+
+	return v && atoi(v) > 0 ? atoi(v) : dflt;
+}
+
+/* Create the claimable tasks s-0 .. s-(n_tasks-1) through serve. */
+static int seed_tasks(void)
+{
+	worker w = {0};
+	int t;
+
+	w.c = curl_easy_init();
+	for (t = 0; t < n_tasks && w.c; t++) {
+		char body[96];
+		int tries;
+		result res = RS_UNKNOWN;
+
+		snprintf(body, sizeof(body), "{\"id\":\"s-%d\",\"type\":\"build\"}", t);
+		for (tries = 0; tries < 100 && res != RS_OK && res != RS_OTHER; tries++)
+			if ((res = call(&w, OP_CREATE, "POST", "/v1/tasks", body,
+					NULL)) != RS_OK)
+				backoff();
+		if (res != RS_OK) {
+			fprintf(stderr, "bench_soak: creating s-%d failed: %s\n", t,
+				w.last_error);
+			break;
+		}
+	}
+	curl_easy_cleanup(w.c);
+	free(w.l[OP_CREATE].v);
+	return t == n_tasks ? 0 : -1;
+}
+
+/* Poll /metrics until the outbox owes nothing (bounded, 120 s). */
+static long long final_drain(void)
+{
+	CURL *c = curl_easy_init();
+	long long d = -1;
+	int i;
+
+	for (i = 0; i < 1200 && c && (d = outbox_depth(c)) != 0; i++)
+		backoff();
+	curl_easy_cleanup(c);
+	return d;
+}
+
+/* Write the flags file at dual 50 and the admin token file. */
+static int prepare(char *flags_path, size_t fl_len, char *token_path, size_t tk_len)
+{
+	co_flags fl;
+	co_stage st;
+	FILE *f;
+
+	snprintf(flags_path, fl_len, "%s/flags.yaml", dir);
+	snprintf(token_path, tk_len, "%s/admin.token", dir);
+	co_flags_init(&fl);
+	if (co_stage_parse(&st, "50") < 0 || co_stage_apply(&fl, st) < 0 ||
+	    co_flags_save(&fl, flags_path) < 0 || (f = fopen(token_path, "w")) == NULL)
+		return -1;
+	fprintf(f, "%s\n", TOKEN);
+	fclose(f);
+	return chmod(token_path, 0600);
+}
+
+int main(int argc, char **argv)
+{
+	int secs = env_or("SOAK_SECONDS", 1, argc, argv, 600);
+	int restart_s, i, restarts = 0, rc = 1, serve_status = 0, cluster_up = 0;
+	char flags_path[320], token_path[320];
+	co_git_opts go = CO_GIT_OPTS_INIT;
+	co_etcd_opts eo = CO_ETCD_OPTS_INIT;
+	co_store *g = NULL, *e = NULL;
+	recon rcn = {0};
+	verdicts v = {0};
+	pthread_t sampler, reconciler;
+	double elapsed, t_end;
+	long long left;
+	size_t total = 0;
+	int started = 0, flat;
+
+	n_workers = env_or("SOAK_WORKERS", 2, argc, argv, 64);
+	n_tasks = 4 * n_workers;
+	rcn.period_s = env_or("SOAK_RECONCILE_S", 99, 0, NULL, secs < 120 ? 10 : 30);
+	restart_s = secs >= 180 ? 60 : secs / 3;
+	if (restart_s < 1)
+		restart_s = 1;
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	memset(&cl, 0, sizeof(cl));
+	if (co_test_cluster_start(&cl) < 0)
+		return 1;
+	cluster_up = 1;
+	if (co_test_git_repo_new(repo, sizeof(repo)) < 0 ||
+	    co_test_tmpdir(dir, sizeof(dir)) < 0 ||
+	    prepare(flags_path, sizeof(flags_path), token_path, sizeof(token_path)) < 0 ||
+	    serve_start(flags_path, token_path) < 0 || seed_tasks() < 0)
+		goto out;
+	printf("bench_soak: %d s, %d workers, %d tasks, `cutover serve` pid %d at %s in "
+	       "dual "
+	       "50 over a 3-member etcd cluster; a member restarted every %d s, a "
+	       "reconciliation every %d s\n",
+	       secs, n_workers, n_tasks, (int)sv.pid, base, restart_s, rcn.period_s);
+	fflush(stdout);
+
+	cap_samples = (size_t)secs + 600;
+	samples = calloc(cap_samples, sizeof(sample));
+	ws = calloc((size_t)n_workers, sizeof(worker));
+	if (samples == NULL || ws == NULL)
+		goto out;
+	t_load = co_bench_now_us();
+	pthread_create(&sampler, NULL, sampler_main, NULL);
+	pthread_create(&reconciler, NULL, reconciler_main, &rcn);
+	for (i = 0; i < n_workers; i++) {
+		ws[i].idx = i;
+		ws[i].c = curl_easy_init();
+		ws[i].stuck = calloc((size_t)n_tasks, 1);
+		if (ws[i].c && ws[i].stuck &&
+		    pthread_create(&ws[i].th, NULL, worker_main, &ws[i]) == 0)
+			started++;
+		else
+			break;
+	}
+
+	/* The member restarts, from this thread (cluster.h: the thread that
+	 * started etcd); one member each period, in turn. */
+	t_end = t_load + secs * 1e6;
+	for (i = 1; started == n_workers; i++) {
+		struct timespec at;
+		double when = t_load + (double)i * restart_s * 1e6,
+		       now = co_bench_now_us();
+		int m = (i - 1) % CO_TEST_CLUSTER_N;
+
+		if (when >= t_end - 1e6)
+			break;
+		if (when > now) {
+			clock_gettime(CLOCK_MONOTONIC, &at);
+			at.tv_sec += (time_t)((when - now) / 1e6);
+			clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &at, NULL);
+		}
+		co_test_cluster_kill(&cl, m);
+		if (co_test_cluster_restart(&cl, m) < 0) {
+			printf("FAIL: member m%d did not come back\n", m);
+			goto stop;
+		}
+		restarts++;
+		printf("%.0f s: member m%d SIGKILLed and restarted with its data dir\n",
+		       (co_bench_now_us() - t_load) / 1e6, m);
+		fflush(stdout);
+	}
+	while (co_bench_now_us() < t_end) {
+		struct timespec p = {0, 100 * 1000000L};
+
+		nanosleep(&p, NULL); /* the run's length */
+	}
+stop:
+	atomic_store(&stop_load, 1);
+	for (i = 0; i < started; i++)
+		pthread_join(ws[i].th, NULL);
+	elapsed = (co_bench_now_us() - t_load) / 1e6;
+	atomic_store(&stop_side, 1);
+	pthread_join(sampler, NULL);
+	pthread_join(reconciler, NULL);
+	if (started != n_workers)
+		goto out;
+
+	/* The final drain, a final reconciliation, both stores read back. */
+	left = final_drain();
+	printf("\nfinal drain: outbox depth %lld\n", left);
+	{
+		CURL *c = curl_easy_init();
+		int failed = rcn.fail + rcn.error;
+
+		reconcile_once(&rcn, c, "final");
+		if (rcn.fail + rcn.error == failed && rcn.pass == 0)
+			rcn.fail++; /* the final one must pass; pending_drain does not */
+		curl_easy_cleanup(c);
+	}
+	go.repo = repo;
+	eo.endpoints = cl.endpoints;
+	eo.n_endpoints = CO_TEST_CLUSTER_N;
+	eo.prefix = "/soak/";
+	if (co_git_store_open(&g, &go) < 0 || co_etcd_store_open(&e, &eo) < 0)
+		goto out;
+	check(&v, g, e);
+	serve_status = co_test_serve_child_stop(&sv);
+
+	printf("\n%d workers for %.1f s; %d member restarts\n", n_workers, elapsed,
+	       restarts);
+	co_bench_header();
+	for (i = 0; i < N_OPS; i++) {
+		co_bench_series s;
+		size_t w, n = 0;
+
+		for (w = 0; w < (size_t)n_workers; w++)
+			n += ws[w].l[i].n;
+		if (co_bench_series_init(&s, op_name[i], n) < 0)
+			continue;
+		for (w = 0; w < (size_t)n_workers; w++) {
+			size_t k;
+
+			for (k = 0; k < ws[w].l[i].n; k++)
+				co_bench_series_add(&s, ws[w].l[i].v[k]);
+		}
+		co_bench_row(&s);
+		total += s.n;
+		co_bench_series_free(&s);
+	}
+	{
+		int lost_claims = 0, unknown = 0, refused = 0, other = 0, hangs = 0,
+		    inferred = 0;
+		double slowest = 0;
+		const char *last = "";
+
+		for (i = 0; i < n_workers; i++) {
+			lost_claims += ws[i].lost_claims;
+			unknown += ws[i].unknown;
+			refused += ws[i].refused;
+			other += ws[i].other;
+			hangs += ws[i].hangs;
+			inferred += ws[i].inferred;
+			if (ws[i].slowest_ms > slowest)
+				slowest = ws[i].slowest_ms;
+			if (ws[i].last_error[0])
+				last = ws[i].last_error;
+		}
+		printf("ops/s: %.0f (%zu acknowledged in %.1f s); claims lost to another "
+		       "worker (409): %d; undecided answers retried: %d; 429s: %d; "
+		       "releases inferred: %d; unexpected answers: %d%s%s; slowest call "
+		       "%.0f ms, %d over %d s\n",
+		       (double)total / elapsed, total, elapsed, lost_claims, unknown,
+		       refused, inferred, other, other ? ", last: " : "",
+		       other ? last : "", slowest, hangs, HANG_MS / 1000);
+	}
+	flat = resources();
+	printf(
+	    "reconciliations: %d pass, %d pending_drain, %d fail, %d could not run, %d "
+	    "refused as busy (409)%s%s\n",
+	    rcn.pass, rcn.pending, rcn.fail, rcn.error, rcn.busy,
+	    rcn.last_fail[0] ? "; last: " : "", rcn.last_fail);
+	printf(
+	    "acked writes: %zu, %zu checked in both stores, lost %d; double winners %d; "
+	    "claims held at the end by a worker left undecided or that gave up %d, by "
+	    "anyone else %d\n",
+	    v.acked, v.checked, v.lost, v.doubles, v.stuck_ok, v.stray);
+	printf("serve exited %s %d after SIGTERM\n",
+	       WIFEXITED(serve_status) ? "with" : "on signal",
+	       WIFEXITED(serve_status) ? WEXITSTATUS(serve_status)
+				       : WTERMSIG(serve_status));
+	if (!WIFEXITED(serve_status) || WEXITSTATUS(serve_status) != 0) {
+		/* what it said on the way out (a sanitizer's report, say) */
+		char *log = NULL;
+
+		co_test_sh(&log, NULL, "tail -n 60 '%s/serve.log'", dir);
+		printf("serve's log:\n%s\n", log ? log : "");
+		free(log);
+	}
+	rc = v.lost || v.doubles || v.stray || rcn.fail || rcn.error || flat < 0 ||
+	     left != 0 || !WIFEXITED(serve_status) || WEXITSTATUS(serve_status) != 0;
+	printf("bench_soak: %s\n", rc ? "FAIL" : "PASS");
+out:
+	co_test_serve_child_stop(&sv);
+	co_store_free(g);
+	co_store_free(e);
+	for (i = 0; ws && i < n_workers; i++) {
+		int k;
+
+		curl_easy_cleanup(ws[i].c);
+		free(ws[i].evs);
+		free(ws[i].stuck);
+		for (k = 0; k < N_OPS; k++)
+			free(ws[i].l[k].v);
+	}
+	free(ws);
+	free(samples);
+	if (cluster_up)
+		co_test_cluster_stop(&cl);
+	if (repo[0])
+		co_test_rmrf(repo);
+	if (dir[0])
+		co_test_rmrf(dir);
+	curl_global_cleanup();
+	return rc;
+}
