@@ -4,8 +4,8 @@
  * compares nothing and never reads etcd, 100 compares every read, 50 and
  * 10 compare exactly the reads the deterministic rule names, a difference
  * only in an ignored field is not a mismatch while one elsewhere is
- * (recorded with both values), and the router's counters (what /metrics
- * prints) match what happened.
+ * (recorded with both values), and the router's counters match what
+ * happened, in a running serve's /metrics too.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -23,6 +23,8 @@
 #include "flags/stage.h"
 #include "flags/watcher.h"
 #include "harness/harness.h"
+#include "harness/http.h"
+#include "harness/serve_fixture.h"
 #include "router/router.h"
 #include "store/etcd_store.h"
 #include "store/git_store.h"
@@ -323,6 +325,60 @@ static void difference_only_in_an_ignored_path_is_not_a_mismatch(void **state)
 	fx_close(&f);
 }
 
+/* A running serve's /metrics carries the router's shadow counters. */
+static void serve_metrics_count_compared_skipped_and_mismatched_reads(void **state)
+{
+	static const char *const want[] = {
+	    "cutover_shadow_reads_total{op=\"task_get\"} 5\n",
+	    "cutover_shadow_skipped_total{op=\"task_get\"} 5\n",
+	    "cutover_shadow_mismatches_total{op=\"task_get\"} 5\n",
+	    "cutover_shadow_errors_total{op=\"task_get\"} 0\n",
+	    "cutover_shadow_reads_total{op=\"task_list\"} 0\n",
+	    "cutover_shadow_skipped_total{op=\"swarm_get\"} 0\n",
+	    "# TYPE cutover_shadow_mismatches_total counter\n",
+	};
+	co_test_serve_opts so = {0};
+	co_shadow_cfg cfg;
+	co_test_serve sv;
+	co_test_resp rp;
+	co_record *rec = NULL, *out = NULL;
+	char prefix[64];
+
+	(void)state;
+	co_shadow_cfg_init(&cfg);
+	cfg.sample = 50;
+	snprintf(prefix, sizeof(prefix), "/sqm%d/", (int)getpid());
+	so.endpoint = etcd.endpoint;
+	so.prefix = prefix;
+	so.stage = "shadow";
+	so.shadow = &cfg;
+	assert_int_equal(co_test_serve_open(&sv, &so), 0);
+	assert_int_equal(co_record_new(&rec, CO_KIND_TASK, "m-1"), 0);
+	rec->type = strdup("build");
+	assert_int_equal(co_router_task_create(&out, sv.r, rec), 0);
+	co_record_free(out);
+	out = NULL;
+	/* etcd's copy differs: every compared read is a mismatch */
+	assert_int_equal(co_store_get(&out, sv.etcd, CO_KIND_TASK, "m-1"), 0);
+	assert_int_equal(co_record_set_metadata(out, "{\"note\":\"etcd\"}"), 0);
+	assert_int_equal(co_store_put(sv.etcd, out), 0);
+	co_record_free(out);
+	co_record_free(rec);
+	for (int i = 0; i < 10; i++) {
+		out = NULL;
+		assert_int_equal(co_router_get(&out, sv.r, CO_KIND_TASK, "m-1"), 0);
+		co_record_free(out);
+	}
+	co_test_http(&rp, sv.base, "GET", "/metrics", NULL, 0, NULL);
+	assert_int_equal(rp.status, 200);
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+		if (strstr(rp.body, want[i]) == NULL)
+			fail_msg("/metrics lacks %s in:\n%s", want[i], rp.body);
+	free(rp.body);
+	co_test_serve_close(&sv);
+	co_shadow_cfg_clear(&cfg);
+}
+
 static int group_setup(void **state)
 {
 	(void)state;
@@ -343,6 +399,7 @@ int main(void)
 	    cmocka_unit_test(sample_100_compares_every_read),
 	    cmocka_unit_test(sample_50_compares_exactly_the_reads_the_rule_names),
 	    cmocka_unit_test(difference_only_in_an_ignored_path_is_not_a_mismatch),
+	    cmocka_unit_test(serve_metrics_count_compared_skipped_and_mismatched_reads),
 	};
 
 	if (getenv("CMOCKA_FILTER"))
