@@ -9,6 +9,8 @@
 
 #include "error.h"
 
+#include <cjson/cJSON.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -108,4 +110,53 @@ int co_shadow_equal(const co_shadow_cfg *c, const char *git_json, const char *et
 		return strcmp(git_json, etcd_json) == 0;
 	}
 	return co_redact_equal_without(c->ignore_rd, git_json, etcd_json);
+}
+
+cJSON *co_shadow_status_json(const co_shadow_cfg *c)
+{
+	cJSON *o = cJSON_CreateObject(), *smp, *ign;
+	size_t i;
+	int op;
+
+	if (o == NULL || (smp = cJSON_AddObjectToObject(o, "sample")) == NULL ||
+	    (ign = cJSON_AddArrayToObject(o, "ignore")) == NULL)
+		goto oom;
+	for (op = 0; op < CO_OP__COUNT; op++)
+		if (co_shadow_is_read((co_op)op) &&
+		    cJSON_AddNumberToObject(smp, co_op_name((co_op)op),
+					    co_shadow_percent(c, (co_op)op)) == NULL)
+			goto oom;
+	for (i = 0; c && i < c->n_ignore; i++) {
+		cJSON *s = cJSON_CreateString(c->ignore[i]);
+
+		if (s == NULL || !cJSON_AddItemToArray(ign, s)) {
+			cJSON_Delete(s);
+			goto oom;
+		}
+	}
+	return o;
+oom:
+	cJSON_Delete(o);
+	return NULL;
+}
+
+void co_shadow_status_print(FILE *out, const co_shadow_cfg *c)
+{
+	const char *sep = "";
+	size_t i;
+	int op;
+
+	fprintf(out, "shadow:       compared");
+	for (op = 0; op < CO_OP__COUNT; op++)
+		if (co_shadow_is_read((co_op)op)) {
+			fprintf(out, "%s %s %d%%", sep, co_op_name((co_op)op),
+				co_shadow_percent(c, (co_op)op));
+			sep = ",";
+		}
+	fprintf(out, "\nshadow ignore: ");
+	if (c == NULL || c->n_ignore == 0)
+		fprintf(out, "nothing");
+	for (i = 0; c && i < c->n_ignore; i++)
+		fprintf(out, "%s%s", i ? ", " : "", c->ignore[i]);
+	fputc('\n', out);
 }

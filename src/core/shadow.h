@@ -40,6 +40,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 typedef struct co_shadow_cfg {
 	int sample;		     /* shadow.sample: percent 0..100 (100) */
@@ -81,6 +82,14 @@ int co_shadow_sampled(uint64_t k, int percent);
  * Text that is not a JSON object is compared as text.  Never fails.
  */
 int co_shadow_equal(const co_shadow_cfg *c, const char *git_json, const char *etcd_json);
+
+/*
+ * For `cutover status`: {"sample": {"task_get": 100, ...}, "ignore": [...]}
+ * (NULL on no memory; the caller owns it), and the same as two text lines.
+ */
+typedef struct cJSON cJSON;
+cJSON *co_shadow_status_json(const co_shadow_cfg *c);
+void co_shadow_status_print(FILE *out, const co_shadow_cfg *c);
 
 /* A router's shadow counters since it opened (co_router_shadow_stats). */
 typedef struct co_shadow_stats {

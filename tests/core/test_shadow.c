@@ -2,7 +2,8 @@
  * test_shadow.c - shadow read quality without stores (core/shadow.h): the
  * sampling rule counts exactly, cutover.yaml `shadow:` is read and every
  * bad value refused naming its key and value (by the library and by the
- * CLI, exit 1), and ignore rules drop exactly the fields they name.
+ * CLI, exit 1), ignore rules drop exactly the fields they name, and
+ * `cutover status` shows the settings.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -287,6 +288,32 @@ static void cli_refuses_a_bad_shadow_section_with_exit_1(void **state)
 	free(err);
 }
 
+static void cli_status_shows_the_shadow_settings(void **state)
+{
+	fixture *f = *state;
+	char *out = NULL, *err = NULL, env_state[320];
+	const char *env[] = {env_state, NULL};
+	const char *json[] = {"--config", f->path, "--json", "status", NULL};
+	const char *text[] = {"--config", f->path, "status", NULL};
+
+	snprintf(env_state, sizeof(env_state), "CUTOVER_STATE_DIR=%s/state", f->dir);
+	write_file(f, "shadow:\n  sample: 20\n  sample_by_op: { task_list: 5 }\n"
+		      "  ignore: [\"$.updated_at\"]\n");
+	assert_int_equal(co_test_cutover(&out, &err, env, json), 0);
+	if (strstr(out, "\"shadow\":{\"sample\":{\"task_get\":20,\"task_list\":5,"
+			"\"swarm_get\":20,\"swarm_list\":20},\"ignore\":[\"$.updated_at\"]}") ==
+	    NULL)
+		fail_msg("--json status: %s", out);
+	free(out);
+	free(err);
+	assert_int_equal(co_test_cutover(&out, &err, env, text), 0);
+	if (strstr(out, "shadow:       compared task_get 20%, task_list 5%, swarm_get 20%, "
+			"swarm_list 20%\nshadow ignore: $.updated_at\n") == NULL)
+		fail_msg("status: %s", out);
+	free(out);
+	free(err);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -299,6 +326,8 @@ int main(void)
 		bad_shadow_values_are_refused_naming_key_and_value, setup, teardown),
 	    cmocka_unit_test_setup_teardown(cli_refuses_a_bad_shadow_section_with_exit_1,
 					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(cli_status_shows_the_shadow_settings, setup,
+					    teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
