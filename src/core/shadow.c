@@ -102,6 +102,20 @@ int co_shadow_sampled(uint64_t k, int percent)
 	return (int)((k % 100) * (uint64_t)percent % 100) < percent;
 }
 
+int64_t co_shadow_compared(const co_shadow_cfg *c, const int64_t reads[CO_OP__COUNT])
+{
+	int64_t sum = 0;
+	int op;
+
+	for (op = 0; op < CO_OP__COUNT; op++) {
+		int p = co_shadow_percent(c, (co_op)op);
+
+		if (co_shadow_is_read((co_op)op) && reads[op] > 0 && p > 0)
+			sum += 1 + (reads[op] - 1) * p / 100;
+	}
+	return sum;
+}
+
 int co_shadow_equal(const co_shadow_cfg *c, const char *git_json, const char *etcd_json)
 {
 	if (c == NULL || c->ignore_rd == NULL) {

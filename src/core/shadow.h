@@ -84,6 +84,14 @@ int co_shadow_sampled(uint64_t k, int percent);
 int co_shadow_equal(const co_shadow_cfg *c, const char *git_json, const char *etcd_json);
 
 /*
+ * How many of reads[op] shadow reads (indexed by co_op) were compared at
+ * c's percents, summed over the read ops: exact for one router (the rule
+ * above), an estimate within one per op and router for several.  The
+ * go/no-go gate divides mismatches by this, not by every shadow read.
+ */
+int64_t co_shadow_compared(const co_shadow_cfg *c, const int64_t reads[CO_OP__COUNT]);
+
+/*
  * For `cutover status`: {"sample": {"task_get": 100, ...}, "ignore": [...]}
  * (NULL on no memory; the caller owns it), and the same as two text lines.
  */

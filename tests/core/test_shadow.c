@@ -74,6 +74,27 @@ static void only_read_ops_have_a_percent_and_overrides_win(void **state)
 	co_shadow_cfg_clear(&c);
 }
 
+static void compared_reads_follow_each_ops_percent(void **state)
+{
+	int64_t reads[CO_OP__COUNT] = {0};
+	co_shadow_cfg c;
+
+	(void)state;
+	co_shadow_cfg_init(&c);
+	reads[CO_OP_TASK_GET] = 100;
+	reads[CO_OP_TASK_LIST] = 21;
+	reads[CO_OP_TASK_CLAIM] = 50; /* not a read: never counted */
+	assert_int_equal(co_shadow_compared(&c, reads), 121);
+	c.sample = 10;
+	c.sample_op[CO_OP_TASK_LIST] = 50;
+	/* 1 + 99*10/100 = 10 gets, 1 + 20*50/100 = 11 lists */
+	assert_int_equal(co_shadow_compared(&c, reads), 21);
+	c.sample = 0;
+	c.sample_op[CO_OP_TASK_LIST] = 0;
+	assert_int_equal(co_shadow_compared(&c, reads), 0);
+	co_shadow_cfg_clear(&c);
+}
+
 /* ---- ignore rules ---- */
 
 static int equal_ignoring(const char *const *ign, size_t n, const char *a, const char *b)
@@ -319,6 +340,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(sampling_rule_compares_an_exact_evenly_spread_share),
 	    cmocka_unit_test(only_read_ops_have_a_percent_and_overrides_win),
+	    cmocka_unit_test(compared_reads_follow_each_ops_percent),
 	    cmocka_unit_test(ignore_rules_drop_exactly_the_fields_they_name),
 	    cmocka_unit_test(bad_ignore_entries_are_refused_and_change_nothing),
 	    cmocka_unit_test_setup_teardown(shadow_section_is_read, setup, teardown),
