@@ -57,14 +57,16 @@ int main(int argc, char **argv)
 	for (c = 0; c < N_CFG; c++) {
 		co_shadow_cfg_init(&cfg[c]);
 		cfg[c].sample = samples[c];
-		snprintf(names[c], sizeof(names[c]), "task_get, shadow sample %d", samples[c]);
-		snprintf(names[N_CFG + c], sizeof(names[0]), "task_list (%d tasks), sample %d",
-			 TASKS, samples[c]);
+		snprintf(names[c], sizeof(names[c]), "task_get, shadow sample %d",
+			 samples[c]);
+		snprintf(names[N_CFG + c], sizeof(names[0]),
+			 "task_list (%d tasks), sample %d", TASKS, samples[c]);
 		if (co_bench_series_init(&get[c], names[c], n) < 0 ||
 		    co_bench_series_init(&list[c], names[N_CFG + c], n / 10 + 1) < 0)
 			return 1;
 	}
-	if (co_test_etcd_start(&etcd) < 0 || co_test_git_repo_new(repo, sizeof(repo)) < 0 ||
+	if (co_test_etcd_start(&etcd) < 0 ||
+	    co_test_git_repo_new(repo, sizeof(repo)) < 0 ||
 	    co_test_tmpdir(dir, sizeof(dir)) < 0) {
 		fprintf(stderr, "bench_shadow: setup failed\n");
 		goto done;
@@ -112,7 +114,8 @@ int main(int argc, char **argv)
 	for (i = 0; i < n; i++) {
 		snprintf(id, sizeof(id), "b-%03zu", i % TASKS);
 		for (c = 0; c < N_CFG; c++) {
-			int k = (int)((i + (size_t)c) % N_CFG); /* rotate who goes first */
+			int k =
+			    (int)((i + (size_t)c) % N_CFG); /* rotate who goes first */
 			co_record *rec = NULL;
 			double t0 = co_bench_now_us();
 
@@ -143,18 +146,20 @@ int main(int argc, char **argv)
 		for (c = 0; c < N_CFG; c++)
 			ls[c] = co_bench_row(&list[c]);
 		for (c = 0; c < N_CFG; c++)
-			printf("sample %3d: get p50 %.2fx, list p50 %.2fx of sample 0's\n",
-			       samples[c], gs[c].p50 / gs[N_CFG - 1].p50,
-			       ls[c].p50 / ls[N_CFG - 1].p50);
+			printf(
+			    "sample %3d: get p50 %.2fx, list p50 %.2fx of sample 0's\n",
+			    samples[c], gs[c].p50 / gs[N_CFG - 1].p50,
+			    ls[c].p50 / ls[N_CFG - 1].p50);
 	}
 	for (c = 0; c < N_CFG; c++) {
 		co_shadow_stats s;
 
 		co_router_shadow_stats(&s, r[c]);
-		printf("sample %3d: task_get compared %llu, skipped %llu, mismatches %llu\n",
-		       samples[c], (unsigned long long)s.reads[CO_OP_TASK_GET],
-		       (unsigned long long)s.skipped[CO_OP_TASK_GET],
-		       (unsigned long long)s.mismatches[CO_OP_TASK_GET]);
+		printf(
+		    "sample %3d: task_get compared %llu, skipped %llu, mismatches %llu\n",
+		    samples[c], (unsigned long long)s.reads[CO_OP_TASK_GET],
+		    (unsigned long long)s.skipped[CO_OP_TASK_GET],
+		    (unsigned long long)s.mismatches[CO_OP_TASK_GET]);
 	}
 	rc = 0;
 	goto done;

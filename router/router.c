@@ -899,7 +899,6 @@ int co_router_remove(co_router *r, co_kind kind, const char *id)
 
 /* ---- reads ---- */
 
-
 /*
  * Sampling (core/shadow.h): 1 if this shadow read of `op` is compared with
  * etcd, 0 if git alone serves it.  One atomic add per read; the rule is
@@ -929,7 +928,8 @@ enum { SHADOW_EQUAL = 0, SHADOW_MISMATCH = 1, SHADOW_ERROR = 2 };
 static void shadow_count(co_router *r, co_op op, int verdict)
 {
 	if (verdict == SHADOW_MISMATCH)
-		atomic_fetch_add_explicit(&r->shadow_mismatches[op], 1, memory_order_relaxed);
+		atomic_fetch_add_explicit(&r->shadow_mismatches[op], 1,
+					  memory_order_relaxed);
 	else if (verdict == SHADOW_ERROR)
 		atomic_fetch_add_explicit(&r->shadow_errors[op], 1, memory_order_relaxed);
 }
@@ -1011,7 +1011,8 @@ int co_router_get(co_record **out, co_router *r, co_kind kind, const char *id)
 	if ((error = settle(r, rt.primary, kind, id, 0)) < 0)
 		goto done;
 	error = co_store_get(&rec, co_router_store(r, rt.primary), kind, id);
-	if (rt.compare_reads && (error == 0 || error == CO_ENOTFOUND) && shadow_take(r, op))
+	if (rt.compare_reads && (error == 0 || error == CO_ENOTFOUND) &&
+	    shadow_take(r, op))
 		shadow_count(r, op, shadow_compare(r, op, kind, id, rec));
 	if (error == 0) {
 		*out = rec;
@@ -1086,7 +1087,8 @@ int co_router_list(co_record_list *out, co_router *r, co_kind kind)
 			}
 			for (i = 0; i < e.n; i++)
 				if (find_id(&g, e.items[i]->id) < 0) {
-					v = shadow_compare(r, op, kind, e.items[i]->id, NULL);
+					v = shadow_compare(r, op, kind, e.items[i]->id,
+							   NULL);
 					worst = v > worst ? v : worst;
 				}
 			shadow_count(r, op, worst);

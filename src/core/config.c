@@ -758,9 +758,9 @@ static int get_percent(int *dst, file_ctx *fc, const yaml_node_t *n, const char 
 	errno = 0;
 	v = strtol(s, &end, 10);
 	if (errno != 0 || end == s || *end != '\0' || s[0] == ' ' || v < 0 || v > 100)
-		return key_error(fc, n, key,
-				 "bad percent \"%s\": must be a whole number from 0 to 100",
-				 s);
+		return key_error(
+		    fc, n, key,
+		    "bad percent \"%s\": must be a whole number from 0 to 100", s);
 	*dst = (int)v;
 	return 0;
 }
@@ -775,7 +775,8 @@ static int get_sample_by_op(file_ctx *fc, const yaml_node_t *n, const char *key)
 	if (n->type == YAML_SCALAR_NODE && scalar_is_null(n))
 		return 0;
 	if (n->type != YAML_MAPPING_NODE)
-		return key_error(fc, n, key, "expected a mapping of operation: percent, got %s",
+		return key_error(fc, n, key,
+				 "expected a mapping of operation: percent, got %s",
 				 node_type_name(n));
 	for (op = 0; op < CO_OP__COUNT; op++)
 		v[op] = fc->c->shadow.sample_op[op];
@@ -787,12 +788,14 @@ static int get_sample_by_op(file_ctx *fc, const yaml_node_t *n, const char *key)
 		co_op o;
 
 		if (k->type != YAML_SCALAR_NODE)
-			return key_error(fc, k, key, "an operation name must be a string");
+			return key_error(fc, k, key,
+					 "an operation name must be a string");
 		name = (const char *)k->data.scalar.value;
 		snprintf(full, sizeof(full), "%.200s.%.200s", key, name);
 		if (co_op_parse(&o, name) < 0)
-			return key_error(fc, k, full, "unknown operation \"%s\" (sampled: %s)",
-					 name, CO_SHADOW_READ_OPS);
+			return key_error(fc, k, full,
+					 "unknown operation \"%s\" (sampled: %s)", name,
+					 CO_SHADOW_READ_OPS);
 		if (!co_shadow_is_read(o))
 			return key_error(fc, k, full,
 					 "\"%s\" is not a read: only reads are compared "

@@ -83,8 +83,7 @@ static int shadow_metrics(char **buf, size_t *len, size_t *cap, co_router *r)
 	     "Compared shadow reads that found a difference outside the ignored "
 	     "fields (a list counts once).",
 	     offsetof(co_shadow_stats, mismatches)},
-	    {"cutover_shadow_errors_total",
-	     "Compared shadow reads etcd did not answer.",
+	    {"cutover_shadow_errors_total", "Compared shadow reads etcd did not answer.",
 	     offsetof(co_shadow_stats, errors)},
 	};
 	co_shadow_stats st;
@@ -95,15 +94,15 @@ static int shadow_metrics(char **buf, size_t *len, size_t *cap, co_router *r)
 	for (f = 0; f < sizeof(fam) / sizeof(fam[0]); f++) {
 		const uint64_t *v = (const uint64_t *)((const char *)&st + fam[f].off);
 
-		if ((error = co_metrics_appendf(buf, len, cap,
-						"# HELP %s %s\n# TYPE %s counter\n",
-						fam[f].name, fam[f].help, fam[f].name)) < 0)
+		if ((error = co_metrics_appendf(
+			 buf, len, cap, "# HELP %s %s\n# TYPE %s counter\n", fam[f].name,
+			 fam[f].help, fam[f].name)) < 0)
 			return error;
 		for (op = 0; op < CO_OP__COUNT; op++)
 			if (co_shadow_is_read((co_op)op) &&
-			    (error = co_metrics_appendf(buf, len, cap, "%s{op=\"%s\"} %llu\n",
-							fam[f].name, co_op_name((co_op)op),
-							(unsigned long long)v[op])) < 0)
+			    (error = co_metrics_appendf(
+				 buf, len, cap, "%s{op=\"%s\"} %llu\n", fam[f].name,
+				 co_op_name((co_op)op), (unsigned long long)v[op])) < 0)
 				return error;
 	}
 	return 0;
@@ -186,8 +185,9 @@ void co_server__metrics(reply *rp, co_server *s)
 	if ((error = co_health_breaker_metrics(&buf, &len, &cap, s->git, s->etcd)) < 0 ||
 	    (error = co_metrics_appendf(&buf, &len, &cap, "%s",
 					co_triggers_metrics(tm, sizeof(tm),
-							    co_router_triggers(s->router)))) < 0 ||
-	    (error = shadow_metrics(&buf, &len, &cap, s->router)) < 0)
+							    co_router_triggers(s->router)))) < 0)
+		goto done;
+	if ((error = shadow_metrics(&buf, &len, &cap, s->router)) < 0)
 		goto done;
 	error = co_metrics_format(&buf, &len, &cap, s->metrics);
 done:

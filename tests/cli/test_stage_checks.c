@@ -289,8 +289,8 @@ static void gate_counts_only_compared_shadow_reads(void **state)
 	for (i = 0; i < 100; i++)
 		assert_int_equal(co_audit_op_add(st, &op), 0);
 	for (i = 0; i < 5; i++)
-		assert_int_equal(co_audit_mismatch_add(st, "task_get", "T0", "{}", "{\"x\":1}"),
-				 0);
+		assert_int_equal(
+		    co_audit_mismatch_add(st, "task_get", "T0", "{}", "{\"x\":1}"), 0);
 	co_state_close(st);
 	snprintf(cfg, sizeof(cfg), "%s/cutover.yaml", f->state);
 	snprintf(env, sizeof(env), "CUTOVER_CONFIG=%s", cfg);

@@ -29,7 +29,8 @@ static void sampling_rule_compares_an_exact_evenly_spread_share(void **state)
 
 	(void)state;
 	for (p = 0; p <= 100; p++) {
-		uint64_t n = 1000, got = 0, want = p == 0 ? 0 : 1 + (n - 1) * (uint64_t)p / 100;
+		uint64_t n = 1000, got = 0,
+			 want = p == 0 ? 0 : 1 + (n - 1) * (uint64_t)p / 100;
 
 		for (k = 0; k < n; k++)
 			got += (uint64_t)co_shadow_sampled(k, p);
@@ -116,8 +117,9 @@ static void ignore_rules_drop_exactly_the_fields_they_name(void **state)
 	static const char *pattern[] = {"seen"};
 	static const char *star[] = {"metadata.*.host"};
 	static const char *arr[] = {"metadata.hooks.at"};
-	const char *a = "{\"id\":\"t1\",\"updated_at\":\"1\",\"metadata\":{\"build\":{\"host\":"
-			"\"a\",\"n\":1},\"last_seen\":5,\"hooks\":[{\"at\":1,\"u\":\"x\"}]}}";
+	const char *a =
+	    "{\"id\":\"t1\",\"updated_at\":\"1\",\"metadata\":{\"build\":{\"host\":"
+	    "\"a\",\"n\":1},\"last_seen\":5,\"hooks\":[{\"at\":1,\"u\":\"x\"}]}}";
 
 	(void)state;
 	/* Nothing ignored: any difference counts; NULLs. */
@@ -133,42 +135,50 @@ static void ignore_rules_drop_exactly_the_fields_they_name(void **state)
 					"{\"id\":\"t2\",\"updated_at\":\"2\"}"),
 			 0);
 	/* Present on one side only is ignored too. */
-	assert_int_equal(
-	    equal_ignoring(top, 1, "{\"id\":\"t1\",\"updated_at\":\"1\"}", "{\"id\":\"t1\"}"), 1);
+	assert_int_equal(equal_ignoring(top, 1, "{\"id\":\"t1\",\"updated_at\":\"1\"}",
+					"{\"id\":\"t1\"}"),
+			 1);
 	/* A nested path: its sibling still counts. */
-	assert_int_equal(equal_ignoring(path, 1, a,
-					"{\"id\":\"t1\",\"updated_at\":\"1\",\"metadata\":{"
-					"\"build\":{\"host\":\"b\",\"n\":1},\"last_seen\":5,"
-					"\"hooks\":[{\"at\":1,\"u\":\"x\"}]}}"),
-			 1);
-	assert_int_equal(equal_ignoring(path, 1, a,
-					"{\"id\":\"t1\",\"updated_at\":\"1\",\"metadata\":{"
-					"\"build\":{\"host\":\"b\",\"n\":2},\"last_seen\":5,"
-					"\"hooks\":[{\"at\":1,\"u\":\"x\"}]}}"),
-			 0);
+	assert_int_equal(
+	    equal_ignoring(path, 1, a,
+			   "{\"id\":\"t1\",\"updated_at\":\"1\",\"metadata\":{"
+			   "\"build\":{\"host\":\"b\",\"n\":1},\"last_seen\":5,"
+			   "\"hooks\":[{\"at\":1,\"u\":\"x\"}]}}"),
+	    1);
+	assert_int_equal(
+	    equal_ignoring(path, 1, a,
+			   "{\"id\":\"t1\",\"updated_at\":\"1\",\"metadata\":{"
+			   "\"build\":{\"host\":\"b\",\"n\":2},\"last_seen\":5,"
+			   "\"hooks\":[{\"at\":1,\"u\":\"x\"}]}}"),
+	    0);
 	/* A key-name pattern inside metadata; a wildcard segment; arrays. */
-	assert_int_equal(equal_ignoring(pattern, 1, a,
-					"{\"id\":\"t1\",\"updated_at\":\"1\",\"metadata\":{"
-					"\"build\":{\"host\":\"a\",\"n\":1},\"last_seen\":9,"
-					"\"hooks\":[{\"at\":1,\"u\":\"x\"}]}}"),
-			 1);
-	assert_int_equal(equal_ignoring(star, 1, a,
-					"{\"id\":\"t1\",\"updated_at\":\"1\",\"metadata\":{"
-					"\"build\":{\"host\":\"z\",\"n\":1},\"last_seen\":5,"
-					"\"hooks\":[{\"at\":1,\"u\":\"x\"}]}}"),
-			 1);
-	assert_int_equal(equal_ignoring(arr, 1, a,
-					"{\"id\":\"t1\",\"updated_at\":\"1\",\"metadata\":{"
-					"\"build\":{\"host\":\"a\",\"n\":1},\"last_seen\":5,"
-					"\"hooks\":[{\"at\":7,\"u\":\"x\"}]}}"),
-			 1);
-	assert_int_equal(equal_ignoring(arr, 1, a,
-					"{\"id\":\"t1\",\"updated_at\":\"1\",\"metadata\":{"
-					"\"build\":{\"host\":\"a\",\"n\":1},\"last_seen\":5,"
-					"\"hooks\":[{\"at\":7,\"u\":\"y\"}]}}"),
-			 0);
+	assert_int_equal(
+	    equal_ignoring(pattern, 1, a,
+			   "{\"id\":\"t1\",\"updated_at\":\"1\",\"metadata\":{"
+			   "\"build\":{\"host\":\"a\",\"n\":1},\"last_seen\":9,"
+			   "\"hooks\":[{\"at\":1,\"u\":\"x\"}]}}"),
+	    1);
+	assert_int_equal(
+	    equal_ignoring(star, 1, a,
+			   "{\"id\":\"t1\",\"updated_at\":\"1\",\"metadata\":{"
+			   "\"build\":{\"host\":\"z\",\"n\":1},\"last_seen\":5,"
+			   "\"hooks\":[{\"at\":1,\"u\":\"x\"}]}}"),
+	    1);
+	assert_int_equal(
+	    equal_ignoring(arr, 1, a,
+			   "{\"id\":\"t1\",\"updated_at\":\"1\",\"metadata\":{"
+			   "\"build\":{\"host\":\"a\",\"n\":1},\"last_seen\":5,"
+			   "\"hooks\":[{\"at\":7,\"u\":\"x\"}]}}"),
+	    1);
+	assert_int_equal(
+	    equal_ignoring(arr, 1, a,
+			   "{\"id\":\"t1\",\"updated_at\":\"1\",\"metadata\":{"
+			   "\"build\":{\"host\":\"a\",\"n\":1},\"last_seen\":5,"
+			   "\"hooks\":[{\"at\":7,\"u\":\"y\"}]}}"),
+	    0);
 	/* Key order does not matter. */
-	assert_int_equal(equal_ignoring(top, 1, "{\"a\":1,\"b\":2}", "{\"b\":2,\"a\":1}"), 1);
+	assert_int_equal(equal_ignoring(top, 1, "{\"a\":1,\"b\":2}", "{\"b\":2,\"a\":1}"),
+			 1);
 }
 
 static void bad_ignore_entries_are_refused_and_change_nothing(void **state)
@@ -266,25 +276,28 @@ static void expect_refused(const fixture *f, const char *text, const char *key,
 	assert_null(c);
 	snprintf(k, sizeof(k), "key \"%s\"", key);
 	if (strstr(co_error_last(), k) == NULL || strstr(co_error_last(), what) == NULL)
-		fail_msg("message \"%s\" does not name %s and say \"%s\"", co_error_last(), k,
-			 what);
+		fail_msg("message \"%s\" does not name %s and say \"%s\"",
+			 co_error_last(), k, what);
 }
 
 static void bad_shadow_values_are_refused_naming_key_and_value(void **state)
 {
 	fixture *f = *state;
 
-	expect_refused(f, "shadow: { sample: 150 }\n", "shadow.sample", "bad percent \"150\"");
-	expect_refused(f, "shadow: { sample: -1 }\n", "shadow.sample", "bad percent \"-1\"");
-	expect_refused(f, "shadow: { sample: 50% }\n", "shadow.sample", "bad percent \"50%\"");
+	expect_refused(f, "shadow: { sample: 150 }\n", "shadow.sample",
+		       "bad percent \"150\"");
+	expect_refused(f, "shadow: { sample: -1 }\n", "shadow.sample",
+		       "bad percent \"-1\"");
+	expect_refused(f, "shadow: { sample: 50% }\n", "shadow.sample",
+		       "bad percent \"50%\"");
 	expect_refused(f, "shadow: { sample_by_op: { task_list: 101 } }\n",
 		       "shadow.sample_by_op.task_list", "bad percent \"101\"");
 	expect_refused(f, "shadow: { sample_by_op: { tsk_list: 10 } }\n",
 		       "shadow.sample_by_op.tsk_list", "unknown operation \"tsk_list\"");
 	expect_refused(f, "shadow: { sample_by_op: { task_claim: 10 } }\n",
 		       "shadow.sample_by_op.task_claim", "\"task_claim\" is not a read");
-	expect_refused(f, "shadow: { sample_by_op: [task_list] }\n", "shadow.sample_by_op",
-		       "expected a mapping");
+	expect_refused(f, "shadow: { sample_by_op: [task_list] }\n",
+		       "shadow.sample_by_op", "expected a mapping");
 	expect_refused(f, "shadow: { ignore: [\"metadata..host\"] }\n", "shadow.ignore",
 		       "\"metadata..host\": empty segment");
 	expect_refused(f, "shadow: { ignore: metadata.host }\n", "shadow.ignore",
@@ -321,15 +334,18 @@ static void cli_status_shows_the_shadow_settings(void **state)
 	write_file(f, "shadow:\n  sample: 20\n  sample_by_op: { task_list: 5 }\n"
 		      "  ignore: [\"$.updated_at\"]\n");
 	assert_int_equal(co_test_cutover(&out, &err, env, json), 0);
-	if (strstr(out, "\"shadow\":{\"sample\":{\"task_get\":20,\"task_list\":5,"
-			"\"swarm_get\":20,\"swarm_list\":20},\"ignore\":[\"$.updated_at\"]}") ==
+	if (strstr(
+		out,
+		"\"shadow\":{\"sample\":{\"task_get\":20,\"task_list\":5,"
+		"\"swarm_get\":20,\"swarm_list\":20},\"ignore\":[\"$.updated_at\"]}") ==
 	    NULL)
 		fail_msg("--json status: %s", out);
 	free(out);
 	free(err);
 	assert_int_equal(co_test_cutover(&out, &err, env, text), 0);
-	if (strstr(out, "shadow:       compared task_get 20%, task_list 5%, swarm_get 20%, "
-			"swarm_list 20%\nshadow ignore: $.updated_at\n") == NULL)
+	if (strstr(out,
+		   "shadow:       compared task_get 20%, task_list 5%, swarm_get 20%, "
+		   "swarm_list 20%\nshadow ignore: $.updated_at\n") == NULL)
 		fail_msg("status: %s", out);
 	free(out);
 	free(err);

@@ -133,7 +133,8 @@ static void fx_open(fx *f, int sample, int list_sample, const char *ignore)
 		co_record_free(e);
 	}
 	etcd_set_meta(f, "t-1", "{\"build\":{\"host\":\"etcd-7\"},\"note\":\"same\"}");
-	etcd_set_meta(f, "t-2", "{\"build\":{\"host\":\"etcd-7\"},\"note\":\"etcd says\"}");
+	etcd_set_meta(f, "t-2",
+		      "{\"build\":{\"host\":\"etcd-7\"},\"note\":\"etcd says\"}");
 }
 
 static void fx_close(fx *f)
@@ -188,7 +189,8 @@ static size_t rows(fx *f, const char *op, const char *id)
 
 	assert_int_equal(co_audit_mismatches_latest(&l, f->st, 100000), 0);
 	for (size_t i = 0; i < l.n; i++)
-		if (strcmp(l.items[i]->op, op) == 0 && (!id || strcmp(l.items[i]->id, id) == 0))
+		if (strcmp(l.items[i]->op, op) == 0 &&
+		    (!id || strcmp(l.items[i]->id, id) == 0))
 			n++;
 	co_audit_mismatch_list_clear(&l);
 	return n;
@@ -267,8 +269,8 @@ static void sample_50_compares_exactly_the_reads_the_rule_names(void **state)
 	(void)state;
 	/* 50 for every read op, 10 for task_list */
 	fx_open(&f, 50, 10, NULL);
-	assert_int_equal(want_get, 11);	 /* reads 0, 2, ... 20 */
-	assert_int_equal(want_list, 3);	 /* reads 0, 10, 20 */
+	assert_int_equal(want_get, 11); /* reads 0, 2, ... 20 */
+	assert_int_equal(want_list, 3); /* reads 0, 10, 20 */
 	before = etcd_calls(&f);
 	get_n(&f, "t-2", 21);
 	co_router_shadow_stats(&st, f.r);
