@@ -111,6 +111,14 @@ struct co_router {
 	co_signals *signals;	 /* live-signal window, NULL: triggers off */
 	co_triggers *triggers;	 /* their evaluator */
 	int crash_at;		 /* tests only: see crash_point() */
+	/* shadow quality (core/shadow.h): see shadow_take() */
+	const co_shadow_cfg *shadow; /* borrowed; NULL: every read, nothing ignored */
+	int shadow_pct[CO_OP__COUNT];
+	atomic_uint_fast64_t shadow_seq[CO_OP__COUNT];
+	atomic_uint_fast64_t shadow_reads[CO_OP__COUNT];
+	atomic_uint_fast64_t shadow_skipped[CO_OP__COUNT];
+	atomic_uint_fast64_t shadow_mismatches[CO_OP__COUNT];
+	atomic_uint_fast64_t shadow_errors[CO_OP__COUNT];
 };
 
 /*
@@ -891,25 +899,71 @@ int co_router_remove(co_router *r, co_kind kind, const char *id)
 
 /* ---- reads ---- */
 
+/*
+ * Sampling (core/shadow.h): 1 if this shadow read of `op` is compared with
+ * etcd, 0 if git alone serves it.  One atomic add per read; the rule is
+ * deterministic, so a test counts exactly which reads are compared.
+ */
+static int shadow_take(co_router *r, co_op op)
+{
+	int pct = r->shadow_pct[op];
+	uint64_t k;
 
-static void shadow_compare(co_router *r, co_op op, co_kind kind, const char *id,
-			   const co_record *git_rec)
+	if (pct >= 100) {
+		atomic_fetch_add_explicit(&r->shadow_reads[op], 1, memory_order_relaxed);
+		return 1;
+	}
+	k = atomic_fetch_add_explicit(&r->shadow_seq[op], 1, memory_order_relaxed);
+	if (co_shadow_sampled(k, pct)) {
+		atomic_fetch_add_explicit(&r->shadow_reads[op], 1, memory_order_relaxed);
+		return 1;
+	}
+	atomic_fetch_add_explicit(&r->shadow_skipped[op], 1, memory_order_relaxed);
+	return 0;
+}
+
+/* A compared read's verdict, counted once per read (a list: worst of its IDs). */
+enum { SHADOW_EQUAL = 0, SHADOW_MISMATCH = 1, SHADOW_ERROR = 2 };
+
+static void shadow_count(co_router *r, co_op op, int verdict)
+{
+	if (verdict == SHADOW_MISMATCH)
+		atomic_fetch_add_explicit(&r->shadow_mismatches[op], 1,
+					  memory_order_relaxed);
+	else if (verdict == SHADOW_ERROR)
+		atomic_fetch_add_explicit(&r->shadow_errors[op], 1, memory_order_relaxed);
+}
+
+void co_router_shadow_stats(co_shadow_stats *out, co_router *r)
+{
+	memset(out, 0, sizeof(*out));
+	for (int op = 0; r && op < CO_OP__COUNT; op++) {
+		out->reads[op] = atomic_load(&r->shadow_reads[op]);
+		out->skipped[op] = atomic_load(&r->shadow_skipped[op]);
+		out->mismatches[op] = atomic_load(&r->shadow_mismatches[op]);
+		out->errors[op] = atomic_load(&r->shadow_errors[op]);
+	}
+}
+
+/* Compare git's record of `id` (NULL: absent) with etcd's; the verdict. */
+static int shadow_compare(co_router *r, co_op op, co_kind kind, const char *id,
+			  const co_record *git_rec)
 {
 	co_record *e = NULL;
 	char *gj = NULL, *ej = NULL, *rg = NULL, *re = NULL;
-	int error, prev;
+	int error, prev, verdict = SHADOW_EQUAL;
 
 	/* etcd behind an open breaker: nothing to compare, and one
 	 * "<unavailable>" row per read would only bury the real mismatches. */
 	if (!store_closed(r->etcd))
-		return;
+		return SHADOW_ERROR;
 	prev = co_store_call_timeout(r->mirror_ms);
 	error = co_store_get(&e, r->etcd, kind, id);
 	co_store_call_timeout(prev);
 	/* Shadow is at no user risk: an etcd failure is recorded, never returned. */
 	if (error < 0 && error != CO_ENOTFOUND) {
 		co_audit_mismatch_add(r->st, co_op_name(op), id, NULL, "<unavailable>");
-		return;
+		return SHADOW_ERROR;
 	}
 	if (git_rec && e && co_record_equal(git_rec, e))
 		goto done;
@@ -917,10 +971,15 @@ static void shadow_compare(co_router *r, co_op op, co_kind kind, const char *id,
 		goto done;
 	gj = git_rec ? co_record_to_json(git_rec, 0) : NULL;
 	ej = e ? co_record_to_json(e, 0) : NULL;
+	if ((git_rec && gj == NULL) || (e && ej == NULL))
+		goto done;
+	/* A difference only in fields the ignore rules name is no mismatch. */
+	if (r->shadow && r->shadow->ignore_rd && co_shadow_equal(r->shadow, gj, ej))
+		goto done;
+	verdict = SHADOW_MISMATCH;
 	/* The mismatch log is read by operators, not a store: redacted, each
 	 * hidden field saying whether the two values were equal. */
-	if ((git_rec && gj == NULL) || (e && ej == NULL) ||
-	    co_redact_pair(&rg, &re, r->redact, gj, ej) < 0)
+	if (co_redact_pair(&rg, &re, r->redact, gj, ej) < 0)
 		goto done;
 	co_audit_mismatch_add(r->st, co_op_name(op), id, rg, re);
 done:
@@ -929,6 +988,7 @@ done:
 	free(rg);
 	free(re);
 	co_record_free(e);
+	return verdict;
 }
 
 int co_router_get(co_record **out, co_router *r, co_kind kind, const char *id)
@@ -951,8 +1011,9 @@ int co_router_get(co_record **out, co_router *r, co_kind kind, const char *id)
 	if ((error = settle(r, rt.primary, kind, id, 0)) < 0)
 		goto done;
 	error = co_store_get(&rec, co_router_store(r, rt.primary), kind, id);
-	if (rt.compare_reads && (error == 0 || error == CO_ENOTFOUND))
-		shadow_compare(r, op, kind, id, rec);
+	if (rt.compare_reads && (error == 0 || error == CO_ENOTFOUND) &&
+	    shadow_take(r, op))
+		shadow_count(r, op, shadow_compare(r, op, kind, id, rec));
 	if (error == 0) {
 		*out = rec;
 		rec = NULL;
@@ -994,6 +1055,9 @@ int co_router_list(co_record_list *out, co_router *r, co_kind kind)
 
 	if ((error = co_router_route(&rt, r, op, NULL)) < 0)
 		return error;
+	/* shadow: a read sampled out is served by the primary (git) alone */
+	if (rt.compare_reads && !shadow_take(r, op))
+		rt.compare_reads = 0;
 	if (!rt.split && !rt.compare_reads) {
 		error = co_store_list(out, co_router_store(r, rt.primary), kind);
 		goto done;
@@ -1010,16 +1074,26 @@ int co_router_list(co_record_list *out, co_router *r, co_kind kind)
 
 		co_store_call_timeout(prev);
 		if (eerr == 0) {
+			int worst = SHADOW_EQUAL, v;
+
 			for (i = 0; i < g.n; i++) {
 				long j = find_id(&e, g.items[i]->id);
 
-				if (j < 0 || !co_record_equal(g.items[i], e.items[j]))
-					shadow_compare(r, op, kind, g.items[i]->id,
-						       g.items[i]);
+				if (j < 0 || !co_record_equal(g.items[i], e.items[j])) {
+					v = shadow_compare(r, op, kind, g.items[i]->id,
+							   g.items[i]);
+					worst = v > worst ? v : worst;
+				}
 			}
 			for (i = 0; i < e.n; i++)
-				if (find_id(&g, e.items[i]->id) < 0)
-					shadow_compare(r, op, kind, e.items[i]->id, NULL);
+				if (find_id(&g, e.items[i]->id) < 0) {
+					v = shadow_compare(r, op, kind, e.items[i]->id,
+							   NULL);
+					worst = v > worst ? v : worst;
+				}
+			shadow_count(r, op, worst);
+		} else {
+			shadow_count(r, op, SHADOW_ERROR);
 		}
 		*out = g;
 		g = (co_record_list){0};
@@ -1338,6 +1412,9 @@ int co_router_open(co_router **out, const co_router_opts *opts)
 	r->mirror_ms =
 	    opts->mirror_timeout_ms > 0 ? opts->mirror_timeout_ms : CO_ROUTER_MIRROR_MS;
 	r->redact = opts->redact;
+	r->shadow = opts->shadow;
+	for (int op = 0; op < CO_OP__COUNT; op++)
+		r->shadow_pct[op] = co_shadow_percent(opts->shadow, (co_op)op);
 	r->crash_at = crash_point_of(getenv("CUTOVER_CRASH_AT"));
 	if (r->redact == NULL) {
 		int error = co_redact_default(&r->own_redact);

@@ -73,13 +73,21 @@ typedef struct co_router_opts {
 	 * NULL.  Copied at open.
 	 */
 	const co_trigger_cfg *triggers;
+	/*
+	 * Shadow read quality (core/shadow.h): the percent of each read op's
+	 * shadow reads compared with etcd (the rest are served by git alone,
+	 * etcd untouched) and the fields whose differences are ignored.
+	 * Borrowed, outlives the router; NULL: compare every read, ignore
+	 * nothing.
+	 */
+	const co_shadow_cfg *shadow;
 } co_router_opts;
 
 #define CO_ROUTER_MIRROR_MS 250
 
 #define CO_ROUTER_OPTS_INIT                                                              \
 	{                                                                                \
-		NULL, NULL, NULL, NULL, 0, 1, 0, NULL, NULL                              \
+		NULL, NULL, NULL, NULL, 0, 1, 0, NULL, NULL, NULL                        \
 	}
 
 int co_router_open(co_router **out, const co_router_opts *opts);
@@ -118,6 +126,14 @@ int co_router_route(co_route *out, co_router *r, co_op op, const char *id);
  */
 typedef struct co_triggers co_triggers;
 co_triggers *co_router_triggers(co_router *r);
+
+/*
+ * The router's shadow counters since it opened (core/shadow.h), for
+ * /metrics: per read op, reads compared, reads sampled out, compared reads
+ * that found a mismatch (a list counts once however many IDs differ; the
+ * audit log has a row per ID), compared reads etcd could not answer.
+ */
+void co_router_shadow_stats(co_shadow_stats *out, co_router *r);
 
 /* The store for a side (CO_SIDE_GIT / CO_SIDE_ETCD). */
 co_store *co_router_store(co_router *r, co_side side);

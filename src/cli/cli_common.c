@@ -280,6 +280,7 @@ int co_cli_open_router(co_cli_router **out, co_cli *ctx)
 	o.background_drain = 0;
 	o.mirror_timeout_ms = c->mirror_timeout_ms;
 	o.redact = c->redact;
+	o.shadow = &c->shadow;
 	if ((error = co_router_open(&cr->router, &o)) < 0)
 		goto done;
 	*out = cr;

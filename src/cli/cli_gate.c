@@ -81,6 +81,26 @@ done:
 	git_libgit2_shutdown();
 }
 
+/*
+ * Shadow reads sampled out (core/shadow.h) were never compared, so they
+ * cannot disagree: the mismatch ratio is over the reads that were.
+ */
+static int compared_reads(int64_t *reads, const co_config *c, co_state *st, int64_t since)
+{
+	int64_t by_op[CO_OP__COUNT];
+	int op, error;
+
+	for (op = 0; op < CO_OP__COUNT; op++)
+		if (co_shadow_percent(&c->shadow, (co_op)op) < 100)
+			break;
+	if (op == CO_OP__COUNT)
+		return 0; /* every read compared: the count stands */
+	if ((error = co_audit_shadow_reads_by_op(by_op, CO_OP__COUNT, st, since)) < 0)
+		return error;
+	*reads = co_shadow_compared(&c->shadow, by_op);
+	return 0;
+}
+
 /* Rules 4 and 5: ask both stores, the outbox and the shadow logs. */
 static void read_checks(gate_read *g, co_cli *ctx, const co_config *c, co_state *st)
 {
@@ -104,7 +124,8 @@ static void read_checks(gate_read *g, co_cli *ctx, const co_config *c, co_state 
 	if (co_outbox_stats_of(&k->owed_git, st, "git") < 0 ||
 	    co_outbox_stats_of(&k->owed_etcd, st, "etcd") < 0 ||
 	    co_audit_shadow_counts(&k->shadow_reads, &k->shadow_mismatches, st,
-				   g->in.now_ms - g->in.window_ms) < 0)
+				   g->in.now_ms - g->in.window_ms) < 0 ||
+	    compared_reads(&k->shadow_reads, c, st, g->in.now_ms - g->in.window_ms) < 0)
 		snprintf(g->outbox_err, sizeof(g->outbox_err), "%s", co_error_last());
 	k->outbox_error = g->outbox_err[0] ? g->outbox_err : NULL;
 	co_error_clear();

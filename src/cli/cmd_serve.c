@@ -176,6 +176,7 @@ static int reopen_with_drain(co_cli_router *cr, const co_config *c)
 
 	o.mirror_timeout_ms = c->mirror_timeout_ms;
 	o.redact = c->redact;
+	o.shadow = &c->shadow; /* sampling, ignore rules (core/shadow.h) */
 	o.git = cr->git;
 	o.etcd = cr->etcd;
 	o.state = cr->state;

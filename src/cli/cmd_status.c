@@ -54,8 +54,12 @@ static const char h_status[] =
     "last saw (etcd error rate, worst etcd p95 against the git baseline, how long\n"
     "etcd has been unhealthy, the oldest outbox entry's age), the git p95\n"
     "baselines (none yet: no latency trigger) and the last firing.\n\n"
+    "And shadow reads (config `shadow:`): the percent of each read operation's\n"
+    "shadow reads compared with etcd and the fields whose differences are\n"
+    "ignored (the counters are in a running serve's /metrics:\n"
+    "cutover_shadow_{reads,skipped,mismatches}_total).\n\n"
     "Examples:\n  cutover status\n  cutover --json status | jq .outbox\n"
-    "  cutover --json status | jq .triggers\n";
+    "  cutover --json status | jq .triggers\n  cutover --json status | jq .shadow\n";
 
 typedef struct health {
 	const char *name;
@@ -255,6 +259,7 @@ int co_cli_status(int argc, char **argv, co_cli *ctx)
 		}
 		cJSON_AddItemToObject(o, "triggers",
 				      co_triggers_status_json(&c->triggers, c->state_dir));
+		cJSON_AddItemToObject(o, "shadow", co_shadow_status_json(&c->shadow));
 		if ((s = cJSON_PrintUnformatted(o)) != NULL)
 			puts(s);
 		free(s);
@@ -302,6 +307,7 @@ int co_cli_status(int argc, char **argv, co_cli *ctx)
 			       run->consistency * 100.0);
 		else
 			printf("last run:     none\n");
+		co_shadow_status_print(stdout, &c->shadow);
 		if ((tj = co_triggers_status_json(&c->triggers, c->state_dir)) != NULL)
 			co_triggers_status_print(stdout, tj);
 		cJSON_Delete(tj);

@@ -21,6 +21,7 @@
 #include "audit.h"
 
 #include "error.h"
+#include "flags/flags.h"
 #include "list.h"
 #include "state_internal.h"
 #include "webhook.h"
@@ -432,6 +433,35 @@ done:
 	co_state__unlock(st);
 	return error;
 }
+int co_audit_shadow_reads_by_op(int64_t reads[], size_t n_ops, co_state *st,
+				int64_t since_ms)
+{
+	sqlite3_stmt *s = NULL;
+	int rc, error;
+	co_op op;
+
+	memset(reads, 0, n_ops * sizeof(*reads));
+	co_state__lock(st);
+	if ((error = co_state__prepare(
+		 st, &s,
+		 "SELECT op, count(*) FROM audit_ops WHERE ts >= ?1 AND mode = 'shadow' "
+		 "AND op IN ('task_get', 'task_list', 'swarm_get', 'swarm_list') "
+		 "GROUP BY op")) < 0)
+		goto done;
+	sqlite3_bind_int64(s, 1, since_ms);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+		if (co_op_parse(&op, (const char *)sqlite3_column_text(s, 0)) == 0 &&
+		    (size_t)op < n_ops)
+			reads[op] = sqlite3_column_int64(s, 1);
+	co_error_clear();
+	if (rc != SQLITE_DONE)
+		error = co_state__error(st, rc, "read the audit logs");
+done:
+	co_state__finish(st, s);
+	co_state__unlock(st);
+	return error;
+}
+
 /* ---- reading the change trail back ---- */
 
 /*

@@ -142,6 +142,14 @@ int co_audit_shadow_counts(int64_t *reads, int64_t *mismatches, co_state *st,
 			   int64_t since_ms);
 
 /*
+ * The shadow reads of co_audit_shadow_counts split by operation (indexed
+ * by co_op, flags.h; other ops 0), so that a caller can tell how many of
+ * them were compared under sampling (co_shadow_compared, shadow.h).  CO_EIO.
+ */
+int co_audit_shadow_reads_by_op(int64_t reads[], size_t n_ops, co_state *st,
+				int64_t since_ms);
+
+/*
  * The kinds of change rows, from their action (what `cutover audit --kind`
  * takes): trip (rollback, auto-rollback: the kill switch pulled by hand, by
  * reconciliation or by a trigger), resume, gate (a change the go/no-go gate

@@ -91,6 +91,7 @@ void co_config_free(co_config *c)
 	free(c->serve_tls_cert);
 	free(c->serve_tls_key);
 	co_redact_free(c->redact);
+	co_shadow_cfg_clear(&c->shadow);
 	free_webhooks(c->webhooks, c->n_webhooks);
 	free(c);
 }
@@ -163,6 +164,7 @@ int co_config_defaults(co_config **out)
 	c->breaker_probe_ms = 1000;
 	c->breaker_probe_max_ms = 2000;
 	c->triggers = (co_trigger_cfg)CO_TRIGGER_CFG_INIT;
+	co_shadow_cfg_init(&c->shadow);
 	if ((error = set_str(&c->git_branch, "main")) < 0 ||
 	    (error = set_str(&c->etcd_prefix, "/")) < 0 ||
 	    (error = set_str(&c->state_dir, DEFAULT_STATE_DIR)) < 0 ||
@@ -741,6 +743,109 @@ static int get_number(double *dst, file_ctx *fc, const yaml_node_t *n, const cha
 	return 0;
 }
 
+/* --- shadow: sampling percents and ignore rules (shadow.h) --- */
+
+/* A whole percent from 0 to 100. */
+static int get_percent(int *dst, file_ctx *fc, const yaml_node_t *n, const char *key)
+{
+	const char *s = NULL;
+	char *end;
+	long v;
+	int error;
+
+	if ((error = get_scalar(&s, fc, n, key, 0)) < 0)
+		return error;
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno != 0 || end == s || *end != '\0' || s[0] == ' ' || v < 0 || v > 100)
+		return key_error(
+		    fc, n, key,
+		    "bad percent \"%s\": must be a whole number from 0 to 100", s);
+	*dst = (int)v;
+	return 0;
+}
+
+/* shadow.sample_by_op: { read op: percent }, refused whole if one is bad. */
+static int get_sample_by_op(file_ctx *fc, const yaml_node_t *n, const char *key)
+{
+	int v[CO_OP__COUNT], op, error;
+	unsigned char seen[CO_OP__COUNT] = {0};
+	yaml_node_pair_t *p;
+
+	if (n->type == YAML_SCALAR_NODE && scalar_is_null(n))
+		return 0;
+	if (n->type != YAML_MAPPING_NODE)
+		return key_error(fc, n, key,
+				 "expected a mapping of operation: percent, got %s",
+				 node_type_name(n));
+	for (op = 0; op < CO_OP__COUNT; op++)
+		v[op] = fc->c->shadow.sample_op[op];
+	for (p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
+		yaml_node_t *k = yaml_document_get_node(fc->doc, p->key);
+		yaml_node_t *val = yaml_document_get_node(fc->doc, p->value);
+		const char *name;
+		char full[512];
+		co_op o;
+
+		if (k->type != YAML_SCALAR_NODE)
+			return key_error(fc, k, key,
+					 "an operation name must be a string");
+		name = (const char *)k->data.scalar.value;
+		snprintf(full, sizeof(full), "%.200s.%.200s", key, name);
+		if (co_op_parse(&o, name) < 0)
+			return key_error(fc, k, full,
+					 "unknown operation \"%s\" (sampled: %s)", name,
+					 CO_SHADOW_READ_OPS);
+		if (!co_shadow_is_read(o))
+			return key_error(fc, k, full,
+					 "\"%s\" is not a read: only reads are compared "
+					 "(sampled: %s)",
+					 name, CO_SHADOW_READ_OPS);
+		if (seen[o])
+			return key_error(fc, k, full, "duplicate operation");
+		seen[o] = 1;
+		if ((error = get_percent(&v[o], fc, val, full)) < 0)
+			return error;
+	}
+	memcpy(fc->c->shadow.sample_op, v, sizeof(v));
+	return 0;
+}
+
+/* shadow.ignore: paths and key-name patterns, refused whole if one is bad. */
+static int get_shadow_ignore(file_ctx *fc, const yaml_node_t *n, const char *key)
+{
+	yaml_node_item_t *it = n->data.sequence.items.start;
+	co_shadow_cfg one;
+	const char **v;
+	size_t nv = 0;
+	int error = 0;
+
+	if (n->type == YAML_SCALAR_NODE && scalar_is_null(n))
+		return 0;
+	if (n->type != YAML_SEQUENCE_NODE)
+		return key_error(fc, n, key,
+				 "expected a list of paths and key-name patterns, got %s",
+				 node_type_name(n));
+	v = calloc((size_t)(n->data.sequence.items.top - it) + 1, sizeof(*v));
+	if (v == NULL)
+		return co_error_set(CO_ENOMEM, "config: out of memory");
+	co_shadow_cfg_init(&one);
+	for (; error == 0 && it < n->data.sequence.items.top; it++, nv++) {
+		yaml_node_t *item = yaml_document_get_node(fc->doc, *it);
+
+		/* Each entry alone first, so that an error names its line;
+		 * messages start "shadow.ignore: " (shadow.h). */
+		if ((error = get_scalar(&v[nv], fc, item, key, 0)) == 0 &&
+		    (error = co_shadow_cfg_set_ignore(&one, &v[nv], 1)) < 0)
+			error = key_error(fc, item, key, "%s", co_error_last() + 15);
+		co_shadow_cfg_clear(&one);
+	}
+	if (error == 0)
+		error = co_shadow_cfg_set_ignore(&fc->c->shadow, v, nv);
+	free(v);
+	return error;
+}
+
 static int load_section(file_ctx *fc, const yaml_node_t *v, const char *name)
 {
 	if (v->type == YAML_SCALAR_NODE && scalar_is_null(v))
@@ -773,8 +878,10 @@ static const char *known_keys(const char *sec)
 	if (strcmp(sec, "triggers") == 0)
 		return "enabled, window, min_samples, error_rate, latency_ratio, "
 		       "health_grace, outbox_age";
+	if (strcmp(sec, "shadow") == 0)
+		return "sample, sample_by_op, ignore";
 	return "git, etcd, state_dir, flags, listen, admin_token_file, reconcile, gate, "
-	       "router, breaker, serve, redact, triggers, webhooks";
+	       "router, breaker, serve, redact, triggers, shadow, webhooks";
 }
 
 /* serve.swarm_auth: none | token. */
@@ -800,7 +907,8 @@ static int apply_key(file_ctx *fc, const char *sec, const char *name, const char
 		if (strcmp(name, "git") == 0 || strcmp(name, "etcd") == 0 ||
 		    strcmp(name, "reconcile") == 0 || strcmp(name, "router") == 0 ||
 		    strcmp(name, "breaker") == 0 || strcmp(name, "serve") == 0 ||
-		    strcmp(name, "gate") == 0 || strcmp(name, "triggers") == 0)
+		    strcmp(name, "gate") == 0 || strcmp(name, "triggers") == 0 ||
+		    strcmp(name, "shadow") == 0)
 			return load_section(fc, v, name);
 		if (strcmp(name, "state_dir") == 0)
 			return get_string(&c->state_dir, fc, v, full, 0);
@@ -903,6 +1011,13 @@ static int apply_key(file_ctx *fc, const char *sec, const char *name, const char
 			return get_duration(&t->health_grace_ms, fc, v, full, 1);
 		if (strcmp(name, "outbox_age") == 0)
 			return get_duration(&t->outbox_age_ms, fc, v, full, 1);
+	} else if (strcmp(sec, "shadow") == 0) {
+		if (strcmp(name, "sample") == 0)
+			return get_percent(&c->shadow.sample, fc, v, full);
+		if (strcmp(name, "sample_by_op") == 0)
+			return get_sample_by_op(fc, v, full);
+		if (strcmp(name, "ignore") == 0)
+			return get_shadow_ignore(fc, v, full);
 	}
 	return key_error(fc, k, full, "unknown key (known here: %s)", known_keys(sec));
 }

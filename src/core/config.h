@@ -30,6 +30,10 @@
  *   triggers: { enabled: true, window: 60s, min_samples: 50, error_rate: 0.05,
  *               latency_ratio: 2, health_grace: 10s, outbox_age: 120s }
  *             live-signal automatic rollback (router/triggers.h)
+ *   shadow: { sample: 100, sample_by_op: { task_list: 10 },
+ *             ignore: ["$.updated_at", metadata.build.host] }
+ *             shadow reads compared (percent) and fields that may differ
+ *             (shadow.h)
  *   webhooks:                              signed event POSTs (webhook.h)
  *     - url: https://hooks.example/cutover  http:// or https:// only
  *       secret_file: /etc/cutover/hook.key   or secret: TEXT (one of both)
@@ -41,6 +45,7 @@
 #define CO_CONFIG_H
 
 #include "redact.h"
+#include "shadow.h"
 
 #include <stddef.h>
 
@@ -119,6 +124,7 @@ typedef struct co_config {
 	co_redact *redact;
 	co_swarm_auth swarm_auth; /* serve.swarm_auth, $CUTOVER_SWARM_AUTH */
 	co_trigger_cfg triggers;  /* triggers: (no environment overrides) */
+	co_shadow_cfg shadow;	  /* shadow: sampling and ignore rules (shadow.h) */
 	/* serve.reconcile_interval: serve reconciles this often while some
 	 * operation goes to both stores (default 5m; 0: off) */
 	int serve_reconcile_interval_ms;

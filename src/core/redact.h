@@ -90,6 +90,15 @@ int co_redact_pair(char **git_out, char **etcd_out, const co_redact *rd,
 /* One record alone (markers "[redacted]"): co_redact_pair with no other. */
 int co_redact_one(char **out, const co_redact *rd, const char *json);
 
+/*
+ * Whether two JSON objects are equal once every field the policy matches
+ * is removed from both (shadow.h's ignore rules: the same paths and
+ * patterns, used to drop rather than hide).  1 equal, 0 not; NULL or text
+ * that is not a JSON object (or cannot be parsed) is compared as text (two
+ * NULLs are equal).  Never fails.
+ */
+int co_redact_equal_without(const co_redact *rd, const char *a_json, const char *b_json);
+
 /* How a field differs between git (old) and etcd (new). */
 typedef enum co_field_change {
 	CO_FIELD_CHANGED = 0, /* both hold it, values differ */

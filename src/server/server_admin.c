@@ -36,6 +36,7 @@
 #include "router/triggers.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,6 +66,48 @@ void co_server__healthz(reply *rp, co_server *s)
 	if ((stores = cJSON_AddObjectToObject(o, "stores")) != NULL && s->health)
 		co_health_json(stores, s->health);
 	co_server__reply_json(rp, 200, o);
+}
+
+/* The router's shadow counters (core/shadow.h), by read op. */
+static int shadow_metrics(char **buf, size_t *len, size_t *cap, co_router *r)
+{
+	static const struct {
+		const char *name, *help;
+		size_t off;
+	} fam[] = {
+	    {"cutover_shadow_reads_total",
+	     "Shadow reads compared with etcd (sampled in), by operation.",
+	     offsetof(co_shadow_stats, reads)},
+	    {"cutover_shadow_skipped_total",
+	     "Shadow reads sampled out: served by git alone, etcd not read.",
+	     offsetof(co_shadow_stats, skipped)},
+	    {"cutover_shadow_mismatches_total",
+	     "Compared shadow reads that found a difference outside the ignored "
+	     "fields (a list counts once).",
+	     offsetof(co_shadow_stats, mismatches)},
+	    {"cutover_shadow_errors_total", "Compared shadow reads etcd did not answer.",
+	     offsetof(co_shadow_stats, errors)},
+	};
+	co_shadow_stats st;
+	size_t f;
+	int op, error;
+
+	co_router_shadow_stats(&st, r);
+	for (f = 0; f < sizeof(fam) / sizeof(fam[0]); f++) {
+		const uint64_t *v = (const uint64_t *)((const char *)&st + fam[f].off);
+
+		if ((error = co_metrics_appendf(
+			 buf, len, cap, "# HELP %s %s\n# TYPE %s counter\n", fam[f].name,
+			 fam[f].help, fam[f].name)) < 0)
+			return error;
+		for (op = 0; op < CO_OP__COUNT; op++)
+			if (co_shadow_is_read((co_op)op) &&
+			    (error = co_metrics_appendf(
+				 buf, len, cap, "%s{op=\"%s\"} %llu\n", fam[f].name,
+				 co_op_name((co_op)op), (unsigned long long)v[op])) < 0)
+				return error;
+	}
+	return 0;
 }
 
 void co_server__metrics(reply *rp, co_server *s)
@@ -145,6 +188,8 @@ void co_server__metrics(reply *rp, co_server *s)
 	    (error = co_metrics_appendf(&buf, &len, &cap, "%s",
 					co_triggers_metrics(tm, sizeof(tm),
 							    co_router_triggers(s->router)))) < 0)
+		goto done;
+	if ((error = shadow_metrics(&buf, &len, &cap, s->router)) < 0)
 		goto done;
 	error = co_metrics_format(&buf, &len, &cap, s->metrics);
 done:

@@ -265,6 +265,50 @@ static void stage_refuses_an_outbox_over_its_bound(void **state)
 	free(err);
 }
 
+/*
+ * Sampled-out shadow reads were never compared: the gate's mismatch ratio
+ * is over the compared ones (core/shadow.h), so 5 mismatches in 100 reads
+ * pass a 10% bound at sample 100 and fail it at sample 10 (10 compared).
+ */
+static void gate_counts_only_compared_shadow_reads(void **state)
+{
+	fx *f = *state;
+	co_state *st = NULL;
+	co_audit_op op = {0};
+	char cfg[300], env[320], *err, *out;
+	FILE *fp;
+	int i;
+
+	at_ten(f, 2);
+	assert_int_equal(co_state_open(&st, f->state), 0);
+	op.op = (char *)"task_get";
+	op.id = (char *)"T0";
+	op.mode = (char *)"shadow";
+	op.primary = (char *)"git";
+	op.outcome = (char *)"ok";
+	for (i = 0; i < 100; i++)
+		assert_int_equal(co_audit_op_add(st, &op), 0);
+	for (i = 0; i < 5; i++)
+		assert_int_equal(
+		    co_audit_mismatch_add(st, "task_get", "T0", "{}", "{\"x\":1}"), 0);
+	co_state_close(st);
+	snprintf(cfg, sizeof(cfg), "%s/cutover.yaml", f->state);
+	snprintf(env, sizeof(env), "CUTOVER_CONFIG=%s", cfg);
+	fx_setenv(f, 1, env);
+	assert_non_null(fp = fopen(cfg, "w"));
+	fputs("gate: { max_shadow_mismatch_ratio: 0.1 }\nshadow: { sample: 10 }\n", fp);
+	fclose(fp);
+	assert_int_equal(fx_run(f, NULL, &err, "stage", "50"), 3);
+	fx_contains(err, "shadow reads disagreed 5 times in 10 ");
+	free(err);
+	assert_non_null(fp = fopen(cfg, "w"));
+	fputs("gate: { max_shadow_mismatch_ratio: 0.1 }\nshadow: { sample: 100 }\n", fp);
+	fclose(fp);
+	assert_int_equal(fx_run(f, &out, NULL, "stage", "50"), 0);
+	fx_contains(out, "stage 10 -> 50");
+	free(out);
+}
+
 /* The flags file's bytes ("" if none) and the audit trail's row count. */
 static char *flags_bytes(fx *f)
 {
@@ -359,6 +403,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(
 		stage_refuses_when_etcd_or_the_way_back_is_not_there, fx_test_setup,
 		fx_test_teardown),
+	    cmocka_unit_test_setup_teardown(gate_counts_only_compared_shadow_reads,
+					    fx_test_setup, fx_test_teardown),
 	    cmocka_unit_test_setup_teardown(stage_refuses_an_outbox_over_its_bound,
 					    fx_test_setup, fx_test_teardown),
 	    cmocka_unit_test_setup_teardown(dry_run_prints_the_plan_and_changes_nothing,

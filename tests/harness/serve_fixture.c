@@ -70,6 +70,7 @@ int co_test_serve_open(co_test_serve *f, const co_test_serve_opts *o)
 	ro.flags = f->fw;
 	ro.background_drain = 1;
 	ro.triggers = o->triggers;
+	ro.shadow = o->shadow;
 	if (co_router_open(&f->r, &ro) < 0)
 		goto fail_msg;
 	so.listen = "127.0.0.1:0";

@@ -35,6 +35,7 @@ typedef struct co_test_serve_opts {
 	int request_timeout_ms, max_connections, max_connections_per_ip, max_inflight;
 	const char *tls_cert_file, *tls_key_file;
 	const struct co_trigger_cfg *triggers;	 /* live-signal triggers; NULL: off */
+	const struct co_shadow_cfg *shadow;	 /* shadow sampling; NULL: every read */
 } co_test_serve_opts;
 
 typedef struct co_test_serve {
