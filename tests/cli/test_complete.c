@@ -222,6 +222,10 @@ static void complete_then_git_is_left_alone(void **state)
 	fx_contains(bytes, "completed:");
 	fx_contains(bytes, "etcd for good");
 	free(bytes);
+	assert_int_equal(fx_run(f, &out, NULL, "status"), 0);
+	fx_contains(out, "completed:    ");
+	fx_contains(out, "by tester: etcd for good: git is no longer written");
+	free(out);
 
 	/* a write through the router: etcd has it, git's branch stays put */
 	before = git_head(f);
