@@ -264,6 +264,15 @@ static void complete_then_git_is_left_alone(void **state)
 	/* forced, a rollback goes through and says so in the audit trail */
 	fx_expect(0, f, "rollback", "--force", "--reason", "forced drill");
 	assert_int_equal(audited(f, "rollback", "forced past the completion"), 1);
+	/* and a forced cancel goes back to git, clearing the completion */
+	fx_expect(0, f, "cancel", "--force", "--reason", "back after all");
+	assert_int_equal(audited(f, "cancel", "forced past the completion"), 1);
+	bytes = flags_bytes(f);
+	assert_null(strstr(bytes, "completed:"));
+	free(bytes);
+	assert_int_equal(fx_run(f, &out, NULL, "--json", "flags", "show"), 0);
+	fx_contains(out, "\"stage\":\"git\"");
+	free(out);
 	free(before);
 }
 
