@@ -350,9 +350,11 @@ int co_gate_check_completed(const co_flags *from, const co_flags *to)
 		snprintf(what, sizeof(what), "the kill switch would hand every operation "
 					     "back to git");
 	for (op = 0; !what[0] && op < CO_OP__COUNT; op++) {
-		co_op_flags a = co_flags_get(from, (co_op)op), b = co_flags_get(to, (co_op)op);
+		co_op_flags a = co_flags_get(from, (co_op)op);
+		co_op_flags b = co_flags_get(to, (co_op)op);
 
-		if (b.mode != CO_MODE_ETCD && (a.mode != b.mode || a.etcd_percent != b.etcd_percent))
+		if (b.mode != CO_MODE_ETCD &&
+		    (a.mode != b.mode || a.etcd_percent != b.etcd_percent))
 			snprintf(what, sizeof(what), "%s would go from %s to %s",
 				 co_op_name((co_op)op), co_mode_name(a.mode),
 				 co_mode_name(b.mode));
@@ -362,7 +364,8 @@ int co_gate_check_completed(const co_flags *from, const co_flags *to)
 	return co_error_set(CO_ECONFLICT,
 			    "go/no-go: the cutover was completed at %s by %s%s%s%s: git is "
 			    "no longer written and is stale, and %s; a move back needs "
-			    "git brought up to date first (`cutover migrate --direction etcd-to-git`)" OVERRIDE,
+			    "git brought up to date first (`cutover migrate "
+			    "--direction etcd-to-git`)" OVERRIDE,
 			    c->at, c->by[0] ? c->by : "?", c->reason[0] ? " (" : "",
 			    c->reason, c->reason[0] ? ")" : "", what);
 }

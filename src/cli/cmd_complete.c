@@ -47,7 +47,8 @@
 #include <time.h>
 
 #define U_COMPLETE                                                                       \
-	"cutover complete [--reason TEXT] [--wait-drain SECONDS] [--force] [--dry-run]"
+	"cutover complete [--reason TEXT] [--wait-drain SECONDS] [--force] [--dry-run] " \
+	"[--json]"
 #define U_CANCEL "cutover cancel [--reason TEXT] [--wait-drain SECONDS] [--force]"
 
 /* How long both wait for the outbox by default. */
@@ -81,7 +82,8 @@ static const char h_complete[] =
     "                       switch.  What was skipped is in the audit row\n"
     "  --dry-run            print the checks (the latest run stands in for the\n"
     "                       reconciliation, the outbox is read, not drained) and\n"
-    "                       change nothing; exit 3 if one fails\n\n"
+    "                       change nothing; exit 3 if one fails\n"
+    "  --json               the checks as one JSON object\n\n"
     "Examples:\n"
     "  cutover complete --dry-run\n"
     "  cutover complete --reason 'etcd primary for 2 weeks, no divergence'\n\n"
@@ -162,17 +164,17 @@ static int drain_wait(co_outbox_stats *og, co_outbox_stats *oe, co_cli_router *c
 
 	/* Entries waiting out a failure backoff are tried at once: the
 	 * operator is waiting now (as `stage --wait-drain` does). */
-	if (wait_s > 0 && ((error = co_outbox_retry_now(NULL, cr->state, "git")) < 0 ||
-			   (!target &&
-			    (error = co_outbox_retry_now(NULL, cr->state, "etcd")) < 0)))
+	if (wait_s > 0 &&
+	    ((error = co_outbox_retry_now(NULL, cr->state, "git")) < 0 ||
+	     (!target && (error = co_outbox_retry_now(NULL, cr->state, "etcd")) < 0)))
 		return error;
 	for (;;) {
 		int64_t left = deadline - mono_ms();
 
 		if (left > 0)
-			co_router_drain(cr->router, target,
-					(int)(left < CO_CLI_DRAIN_MS ? left : CO_CLI_DRAIN_MS),
-					NULL);
+			co_router_drain(
+			    cr->router, target,
+			    (int)(left < CO_CLI_DRAIN_MS ? left : CO_CLI_DRAIN_MS), NULL);
 		co_error_clear();
 		if ((error = co_outbox_stats_of(og, cr->state, "git")) < 0 ||
 		    (error = co_outbox_stats_of(oe, cr->state, "etcd")) < 0)
@@ -193,7 +195,8 @@ static void owed_text(char *buf, size_t len, const char *store, const co_outbox_
 	int64_t now = co_state_now_ms();
 
 	snprintf(buf, len, "%lld owed to %s (oldest %.1f s%s%s)", (long long)s->depth,
-		 store, s->oldest_ms && now > s->oldest_ms ? (now - s->oldest_ms) / 1000.0 : 0.0,
+		 store,
+		 s->oldest_ms && now > s->oldest_ms ? (now - s->oldest_ms) / 1000.0 : 0.0,
 		 s->last_error[0] ? "; last error: " : "", s->last_error);
 }
 
@@ -299,17 +302,19 @@ static void check_rollout(check *k, const char *state_dir, int force)
 	if (error == CO_ENOTFOUND || (error == 0 && !co_rollout_active(r.phase)))
 		set_check(k, "ok", "none going");
 	else if (error < 0)
-		set_check(k, force ? "skipped" : "fail", "%s%s",
-			  force ? "--force: " : "cannot read the rollout: ", co_error_last());
+		set_check(
+		    k, force ? "skipped" : "fail", "%s%s",
+		    force ? "--force: " : "cannot read the rollout: ", co_error_last());
 	else if (force)
 		set_check(k, "skipped", "--force: rollout %lld (%s) is ended",
 			  (long long)r.id, co_rollout_phase_name(r.phase));
 	else
-		set_check(k, "fail",
-			  "rollout %lld is %s at step %zu of %zu (stage %s): let it finish "
-			  "or `cutover rollout abort`",
-			  (long long)r.id, co_rollout_phase_name(r.phase), r.step + 1,
-			  r.n_steps, co_stage_name(r.steps[r.step]));
+		set_check(
+		    k, "fail",
+		    "rollout %lld is %s at step %zu of %zu (stage %s): let it finish "
+		    "or `cutover rollout abort`",
+		    (long long)r.id, co_rollout_phase_name(r.phase), r.step + 1,
+		    r.n_steps, co_stage_name(r.steps[r.step]));
 	co_error_clear();
 }
 
@@ -327,8 +332,8 @@ static void check_outbox(check *k, const co_outbox_stats *og, const co_outbox_st
 	if (force)
 		set_check(k, "skipped", "--force: %s, %s left to drain", g, e);
 	else
-		set_check(k, "fail", "not empty after %d s of draining: %s, %s", waited_s, g,
-			  e);
+		set_check(k, "fail", "not empty after %d s of draining: %s, %s", waited_s,
+			  g, e);
 }
 
 /* The reconciliation: run now through cr (dry: the latest run reported). */
@@ -345,8 +350,10 @@ static int check_run(check *k, co_cli *ctx, co_cli_router *cr, co_state *st, int
 		else if (error < 0)
 			return error;
 		else
-			set_check(k, run->verdict && strcmp(run->verdict, "pass") == 0 ? "ok"
-										    : "fail",
+			set_check(k,
+				  run->verdict && strcmp(run->verdict, "pass") == 0
+				      ? "ok"
+				      : "fail",
 				  "would run one now; latest run %lld: %s (consistency "
 				  "%.4f%%)",
 				  (long long)run->id, run->verdict ? run->verdict : "?",
@@ -356,14 +363,16 @@ static int check_run(check *k, co_cli *ctx, co_cli_router *cr, co_state *st, int
 		return 0;
 	}
 	if ((error = co_cli_reconcile_check(&res, ctx, cr, "complete")) < 0) {
-		set_check(k, "fail", "the reconciliation could not run: %s", co_error_last());
+		set_check(k, "fail", "the reconciliation could not run: %s",
+			  co_error_last());
 		co_error_clear();
 		return 0;
 	}
-	set_check(k, res->run.verdict && strcmp(res->run.verdict, "pass") == 0 ? "ok" : "fail",
-		  "run %lld: %s (consistency %.4f%%)%s%s", (long long)res->run.id,
-		  res->run.verdict ? res->run.verdict : "?", 100.0 * res->run.consistency,
-		  res->reason[0] ? ": " : "", res->reason);
+	set_check(
+	    k, res->run.verdict && strcmp(res->run.verdict, "pass") == 0 ? "ok" : "fail",
+	    "run %lld: %s (consistency %.4f%%)%s%s", (long long)res->run.id,
+	    res->run.verdict ? res->run.verdict : "?", 100.0 * res->run.consistency,
+	    res->reason[0] ? ": " : "", res->reason);
 	co_reconcile_result_free(res);
 	return 0;
 }
@@ -397,8 +406,8 @@ static int print_checks(co_cli *ctx, const char *command, const check *k, int dr
 	for (i = 0; i < C__COUNT; i++)
 		printf("  %-7s %-14s %s\n", k[i].state, k[i].name, k[i].why);
 	if (f && f->completed.on)
-		printf("completed at %s by %s: git is no longer written\n", f->completed.at,
-		       f->completed.by);
+		printf("completed at %s by %s: git is no longer written\n",
+		       f->completed.at, f->completed.by);
 	fflush(stdout);
 	return 0;
 }
@@ -421,18 +430,17 @@ static int commit_complete(co_flags *to, co_cli *ctx, co_state *st, const check 
 	memset(again, 0, sizeof(again));
 	check_flags(again, &from);
 	if (failed(&again[C_MODES]) || failed(&again[C_KILL])) {
-		error = co_error_set(CO_ECONFLICT,
-				     "complete refused: the flags changed while it ran: %s",
-				     failed(&again[C_MODES]) ? again[C_MODES].why
-							     : again[C_KILL].why);
+		error = co_error_set(
+		    CO_ECONFLICT, "complete refused: the flags changed while it ran: %s",
+		    failed(&again[C_MODES]) ? again[C_MODES].why : again[C_KILL].why);
 		goto done;
 	}
 	*to = from;
 	co_flags_set_completed(to, 1, co_cli_who(), reason);
 	for (i = 0; force && i < C__COUNT; i++)
 		if (strcmp(k[i].state, "skipped") == 0 && n < sizeof(note))
-			n += (size_t)snprintf(note + n, sizeof(note) - n, "%s%s", n ? "; " : "forced: ",
-					      k[i].why);
+			n += (size_t)snprintf(note + n, sizeof(note) - n, "%s%s",
+					      n ? "; " : "forced: ", k[i].why);
 	error = co_cli_flags_commit(ctx, st, "complete", &from, to, note[0] ? note : NULL,
 				    reason, 0);
 done:
@@ -487,8 +495,8 @@ int co_cli_complete(int argc, char **argv, co_cli *ctx)
 	/* Waiting and reconciling are only worth it when the rest holds. */
 	ready = !failed(&k[C_MODES]) && !failed(&k[C_KILL]) && !failed(&k[C_ROLLOUT]);
 	if ((error = co_cli_open_router(&cr, ctx)) < 0 ||
-	    (error = drain_wait(&og, &oe, cr, NULL, ready && !dry && !force ? wait_s : 0)) <
-		0)
+	    (error = drain_wait(&og, &oe, cr, NULL,
+				ready && !dry && !force ? wait_s : 0)) < 0)
 		goto done;
 	check_outbox(&k[C_OUTBOX], &og, &oe, force, ready && !dry ? wait_s : 0);
 	if (force)
@@ -501,12 +509,15 @@ int co_cli_complete(int argc, char **argv, co_cli *ctx)
 	refusal[0] = '\0';
 	for (i = 0, n = 0; i < C__COUNT; i++)
 		if (failed(&k[i]) && n < sizeof(refusal))
-			n += (size_t)snprintf(refusal + n, sizeof(refusal) - n, "%s%s: %s",
-					      n ? "; " : "", k[i].name, k[i].why);
+			n +=
+			    (size_t)snprintf(refusal + n, sizeof(refusal) - n, "%s%s: %s",
+					     n ? "; " : "", k[i].name, k[i].why);
 	if (dry || refusal[0]) {
-		if ((error = print_checks(ctx, "complete", k, dry, NULL)) == 0 && refusal[0])
-			error = co_error_set(CO_ECONFLICT, "complete %s: %s",
-					     dry ? "would be refused" : "refused", refusal);
+		if ((error = print_checks(ctx, "complete", k, dry, NULL)) == 0 &&
+		    refusal[0])
+			error =
+			    co_error_set(CO_ECONFLICT, "complete %s: %s",
+					 dry ? "would be refused" : "refused", refusal);
 		goto done;
 	}
 	if ((error = commit_complete(&to, ctx, st, k, reason, force)) < 0)
@@ -580,8 +591,8 @@ int co_cli_cancel(int argc, char **argv, co_cli *ctx)
 	size_t n;
 	int error;
 
-	if ((error = co_cli_parse(pos, 0, &n, ctx, argc, argv, opts, U_CANCEL, h_cancel)) !=
-	    0)
+	if ((error = co_cli_parse(pos, 0, &n, ctx, argc, argv, opts, U_CANCEL,
+				  h_cancel)) != 0)
 		return error < 0 ? error : 0;
 	if (wait && (error = parse_wait(&wait_s, wait, U_CANCEL)) < 0)
 		return error;
@@ -593,7 +604,8 @@ int co_cli_cancel(int argc, char **argv, co_cli *ctx)
 	if (from.completed.on && !force) {
 		error = co_error_set(
 		    CO_ECONFLICT,
-		    "cancel refused: the cutover was completed at %s by %s: git is no longer "
+		    "cancel refused: the cutover was completed at %s by %s: git is no "
+		    "longer "
 		    "written and is stale; bring it up to date (`cutover migrate "
 		    "--direction etcd-to-git`), then `cutover cancel --force`",
 		    from.completed.at, from.completed.by[0] ? from.completed.by : "?");
@@ -601,17 +613,19 @@ int co_cli_cancel(int argc, char **argv, co_cli *ctx)
 	}
 	if (at_git(&from)) {
 		if (ctx->json)
-			error = co_cli_print_json(cJSON_Parse("{\"stage\":\"git\",\"changed\":false}"));
+			error = co_cli_print_json(
+			    cJSON_Parse("{\"stage\":\"git\",\"changed\":false}"));
 		else
 			printf("already at git\n");
 		goto done;
 	}
 	if ((error = co_cli_git_way_back(why, sizeof(why), ctx)) != 0) {
 		if (error > 0)
-			error = co_error_set(CO_ECONFLICT,
-					     "cancel refused: git does not take writes (%s): "
-					     "going back to it would lose them; fix git first",
-					     why);
+			error = co_error_set(
+			    CO_ECONFLICT,
+			    "cancel refused: git does not take writes (%s): "
+			    "going back to it would lose them; fix git first",
+			    why);
 		goto done;
 	}
 	if ((error = co_cli_open_router(&cr, ctx)) < 0 ||
@@ -620,8 +634,9 @@ int co_cli_cancel(int argc, char **argv, co_cli *ctx)
 	if (ended)
 		fprintf(stderr, "cutover: cancel: the rollout going is ended\n");
 	/* Git decides from now on, in every router, while the outbox drains. */
-	if ((error = co_flags_trip_forced(c->flags_path, co_cli_who(), "cancel: kill switch",
-					  reason, NULL, cr->state, &from, NULL, force)) < 0)
+	if ((error =
+		 co_flags_trip_forced(c->flags_path, co_cli_who(), "cancel: kill switch",
+				      reason, NULL, cr->state, &from, NULL, force)) < 0)
 		goto done;
 	co_flags_watcher_reload(cr->flags);
 	if ((error = drain_wait(&og, &oe, cr, "git", wait_s)) < 0)
@@ -639,7 +654,8 @@ int co_cli_cancel(int argc, char **argv, co_cli *ctx)
 	if ((error = commit_cancel(ctx, cr->state, reason)) < 0)
 		goto done;
 	if (ctx->json)
-		error = co_cli_print_json(cJSON_Parse("{\"stage\":\"git\",\"changed\":true}"));
+		error = co_cli_print_json(
+		    cJSON_Parse("{\"stage\":\"git\",\"changed\":true}"));
 	else
 		printf("cancelled: every operation in git, kill switch off\n");
 done:

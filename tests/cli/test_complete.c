@@ -117,9 +117,10 @@ static char *git_head(fx *f)
 {
 	char *out = NULL, *err = NULL;
 
-	if (co_test_sh(&out, &err,
-		       "git --git-dir='%s' for-each-ref --format='%%(objectname)' refs/heads",
-		       f->repo) != 0)
+	if (co_test_sh(
+		&out, &err,
+		"git --git-dir='%s' for-each-ref --format='%%(objectname)' refs/heads",
+		f->repo) != 0)
 		fail_msg("git for-each-ref: %s", err ? err : "");
 	free(err);
 	assert_non_null(out);
@@ -181,9 +182,9 @@ static void complete_is_refused_for_each_unmet_precondition(void **state)
 	assert_int_equal(co_rollout_save(&r, f->state), 0);
 
 	/* the outbox owing git a write, not drained (no wait) */
-	assert_int_equal(fx_run(f, &json, NULL, "--json", "--backend", "etcd", "task",
-				"get", "R1"),
-			 0);
+	assert_int_equal(
+	    fx_run(f, &json, NULL, "--json", "--backend", "etcd", "task", "get", "R1"),
+	    0);
 	json[strcspn(json, "\n")] = '\0';
 	owe(f, "git", "R1", json);
 	free(json);
@@ -286,9 +287,9 @@ static void cancel_from_dual_50_brings_the_owed_write_to_git(void **state)
 	staged(f, "50");
 	/* acknowledged by etcd, still owed to git */
 	fx_expect(0, f, "--backend", "etcd", "task", "create", "OWED1");
-	assert_int_equal(fx_run(f, &json, NULL, "--json", "--backend", "etcd", "task",
-				"get", "OWED1"),
-			 0);
+	assert_int_equal(
+	    fx_run(f, &json, NULL, "--json", "--backend", "etcd", "task", "get", "OWED1"),
+	    0);
 	json[strcspn(json, "\n")] = '\0';
 	owe(f, "git", "OWED1", json);
 	free(json);
@@ -345,12 +346,14 @@ static void bad_options_exit_1_and_change_nothing(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test_setup_teardown(complete_is_refused_for_each_unmet_precondition,
-					    fx_test_setup, fx_test_teardown),
+	    cmocka_unit_test_setup_teardown(
+		complete_is_refused_for_each_unmet_precondition, fx_test_setup,
+		fx_test_teardown),
 	    cmocka_unit_test_setup_teardown(complete_then_git_is_left_alone,
 					    fx_test_setup, fx_test_teardown),
-	    cmocka_unit_test_setup_teardown(cancel_from_dual_50_brings_the_owed_write_to_git,
-					    fx_test_setup, fx_test_teardown),
+	    cmocka_unit_test_setup_teardown(
+		cancel_from_dual_50_brings_the_owed_write_to_git, fx_test_setup,
+		fx_test_teardown),
 	    cmocka_unit_test_setup_teardown(bad_options_exit_1_and_change_nothing,
 					    fx_test_setup, fx_test_teardown),
 	};
