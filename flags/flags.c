@@ -180,6 +180,18 @@ void co_flags_set_kill(co_flags *f, int on, const char *reason)
 	copy_cut(f->kill_reason, CO_FLAGS_REASON_MAX, on && reason ? reason : "");
 }
 
+void co_flags_set_completed(co_flags *f, int on, const char *who, const char *why)
+{
+	memset(&f->completed, 0, sizeof(f->completed));
+	if (!on)
+		return;
+	f->completed.on = 1;
+	co_flags_stamp(f, NULL, NULL); /* now, into updated_at */
+	copy_cut(f->completed.at, CO_FLAGS_WHEN_MAX, f->updated_at);
+	copy_cut(f->completed.by, CO_FLAGS_WHO_MAX, who ? who : "");
+	copy_cut(f->completed.reason, CO_FLAGS_REASON_MAX, why ? why : "");
+}
+
 void co_flags_stamp(co_flags *f, const char *who, const char *when)
 {
 	char now[32];
@@ -205,7 +217,11 @@ int co_flags_equal(const co_flags *a, const co_flags *b)
 	    strcmp(a->kill_reason, b->kill_reason) != 0 ||
 	    strcmp(a->updated_at, b->updated_at) != 0 ||
 	    strcmp(a->updated_by, b->updated_by) != 0 || a->def.mode != b->def.mode ||
-	    a->def.etcd_percent != b->def.etcd_percent || a->mirror_sync != b->mirror_sync)
+	    a->def.etcd_percent != b->def.etcd_percent || a->mirror_sync != b->mirror_sync ||
+	    a->completed.on != b->completed.on ||
+	    strcmp(a->completed.at, b->completed.at) != 0 ||
+	    strcmp(a->completed.by, b->completed.by) != 0 ||
+	    strcmp(a->completed.reason, b->completed.reason) != 0)
 		return 0;
 	for (op = 0; op < CO_OP__COUNT; op++) {
 		if (a->has_op[op] != b->has_op[op])
@@ -266,6 +282,12 @@ void co_flags_diff(char *buf, size_t len, const co_flags *a, const co_flags *b)
 	} else if (strcmp(a->kill_reason, b->kill_reason) != 0) {
 		appendf(buf, len, &pos, "kill_reason \"%s\" -> \"%s\"", a->kill_reason,
 			b->kill_reason);
+		sep = "; ";
+	}
+	if (a->completed.on != b->completed.on) {
+		appendf(buf, len, &pos, "%scompleted %s -> %s", sep,
+			a->completed.on ? "true" : "false",
+			b->completed.on ? "true" : "false");
 		sep = "; ";
 	}
 	if (a->mirror_sync != b->mirror_sync) {
@@ -365,6 +387,13 @@ int co_flags_route(co_route *out, const co_flags *f, co_op op, const char *id)
 		r.primary = CO_SIDE_GIT;
 		r.secondary = CO_SIDE_NONE;
 		break;
+	}
+	/* Completed: git is no longer kept current, so where etcd decides
+	 * nothing is mirrored or queued to git (a forced move back still
+	 * lets git decide where the flags say so: the operator's call). */
+	if (f->completed.on && r.primary == CO_SIDE_ETCD && r.secondary == CO_SIDE_GIT) {
+		r.secondary = CO_SIDE_NONE;
+		r.secondary_async = 0;
 	}
 	*out = r;
 	return 0;
@@ -579,11 +608,60 @@ static int parse_operations(co_flags *f, parse_ctx *c, const yaml_node_t *n)
 	return 0;
 }
 
-enum { K_KILL, K_REASON, K_AT, K_BY, K_DEFAULT, K_OPS, K_MIRROR, K__COUNT };
+enum { K_KILL, K_REASON, K_AT, K_BY, K_DEFAULT, K_OPS, K_MIRROR, K_COMPLETED, K__COUNT };
 static const char *const top_keys[K__COUNT] = {
     "kill_switch", "kill_reason", "updated_at", "updated_by", "default", "operations",
-    "mirror",
+    "mirror",	   "completed",
 };
+
+/* `completed: {at: T, by: W, reason: R}`: `at` required. */
+static int parse_completed(co_completion *out, parse_ctx *c, const yaml_node_t *n)
+{
+	static const char *const keys[] = {"at", "by", "reason"};
+	const size_t max[] = {CO_FLAGS_WHEN_MAX, CO_FLAGS_WHO_MAX, CO_FLAGS_REASON_MAX};
+	co_completion x;
+	char *dst[3];
+	int seen[3] = {0, 0, 0}, error;
+	yaml_node_pair_t *pair;
+	size_t i;
+
+	memset(&x, 0, sizeof(x));
+	dst[0] = x.at;
+	dst[1] = x.by;
+	dst[2] = x.reason;
+	if (n->type != YAML_MAPPING_NODE)
+		return co_error_set(
+		    CO_EINVAL, "%s:%lu: completed: expected a mapping {at: ..., by: ..., "
+		    "reason: ...}",
+		    c->name, node_line(n));
+	for (pair = n->data.mapping.pairs.start; pair < n->data.mapping.pairs.top;
+	     pair++) {
+		yaml_node_t *k = yaml_document_get_node(c->doc, pair->key);
+		yaml_node_t *v = yaml_document_get_node(c->doc, pair->value);
+		const char *key = scalar(k);
+
+		for (i = 0; key && i < 3; i++)
+			if (strcmp(key, keys[i]) == 0)
+				break;
+		if (!key || i == 3)
+			return co_error_set(CO_EINVAL,
+					    "%s:%lu: completed: unknown key \"%s\" (at, by, "
+					    "reason)",
+					    c->name, node_line(k), key ? key : "?");
+		if (seen[i]++)
+			return co_error_set(CO_EINVAL,
+					    "%s:%lu: completed: duplicate key \"%s\"",
+					    c->name, node_line(k), key);
+		if ((error = parse_string(dst[i], max[i], c, v, key)) < 0)
+			return error;
+	}
+	if (!x.at[0])
+		return co_error_set(CO_EINVAL, "%s:%lu: completed: missing at", c->name,
+				    node_line(n));
+	x.on = 1;
+	*out = x;
+	return 0;
+}
 
 /* `mirror: async|sync`. */
 static int parse_mirror(int *sync, parse_ctx *c, const yaml_node_t *n)
@@ -627,7 +705,7 @@ static int parse_root(co_flags *f, parse_ctx *c, const yaml_node_t *root)
 			    CO_EINVAL,
 			    "%s:%lu: unknown key \"%s\" (kill_switch, "
 			    "kill_reason, updated_at, updated_by, default, "
-			    "operations, mirror)",
+			    "operations, mirror, completed)",
 			    c->name, node_line(k), key ? key : "?");
 		if (seen[i]++)
 			return co_error_set(CO_EINVAL, "%s:%lu: duplicate key \"%s\"",
@@ -651,6 +729,9 @@ static int parse_root(co_flags *f, parse_ctx *c, const yaml_node_t *root)
 			break;
 		case K_MIRROR:
 			error = parse_mirror(&f->mirror_sync, c, v);
+			break;
+		case K_COMPLETED:
+			error = is_null(v) ? 0 : parse_completed(&f->completed, c, v);
 			break;
 		default:
 			error = parse_operations(f, c, v);
@@ -934,6 +1015,13 @@ static int emit_flags(yaml_emitter_t *e, const co_flags *f)
 	/* only when it is not the default: files stay as they were */
 	if (f->mirror_sync &&
 	    (!emit_scalar(e, "mirror", 0) || !emit_scalar(e, "sync", 0)))
+		return 0;
+	if (f->completed.on &&
+	    (!emit_scalar(e, "completed", 0) || !emit_mapping_start(e, 1) ||
+	     !emit_scalar(e, "at", 0) || !emit_scalar(e, f->completed.at, 1) ||
+	     !emit_scalar(e, "by", 0) || !emit_scalar(e, f->completed.by, 1) ||
+	     !emit_scalar(e, "reason", 0) || !emit_scalar(e, f->completed.reason, 1) ||
+	     !emit_mapping_end(e)))
 		return 0;
 	if (!emit_mapping_end(e))
 		return 0;

@@ -13,6 +13,8 @@
  *	operations:
  *	  task_claim: {mode: dual, etcd_percent: 10}
  *	mirror: sync                           (optional; default async)
+ *	completed: {at: "2026-12-05T10:00:00Z", by: "alice", reason: "done"}
+ *	                                       (optional: `cutover complete`)
  *
  * Operations not listed under `operations` follow `default`.  A missing
  * file means all defaults (every operation in mode git, kill switch off).
@@ -25,7 +27,8 @@
  *	dual + N    etcd if bucket(id) < N,      the other store: git through
  *	            else git                     the outbox (asynchronous), etcd
  *	                                         directly (synchronous)
- *	etcd        etcd                         git (asynchronous, via outbox)
+ *	etcd        etcd                         git (asynchronous, via outbox);
+ *	                                         none once `completed`
  *
  * Where etcd decides (dual for its IDs, etcd), git is mirrored through the
  * durable outbox in batches, so an etcd-decided write never waits for a
@@ -95,6 +98,20 @@ typedef struct co_op_flags {
 	int etcd_percent;
 } co_op_flags;
 
+/*
+ * The finish line (`cutover complete`): once set, git is no longer kept
+ * current.  co_flags_route() then gives an etcd-decided operation no git
+ * secondary (nothing is mirrored or queued to git), the go/no-go gate
+ * refuses moves back (flags/gate.h) and an automatic kill-switch trip is
+ * refused (flags/trip.h), unless forced.  `cutover cancel --force` clears it.
+ */
+typedef struct co_completion {
+	int on;						/* 0: not completed */
+	char at[CO_FLAGS_WHEN_MAX + 1];			/* RFC 3339 UTC */
+	char by[CO_FLAGS_WHO_MAX + 1];			/* who */
+	char reason[CO_FLAGS_REASON_MAX + 1];		/* why ("" if none) */
+} co_completion;
+
 typedef struct co_flags {
 	int kill_switch; /* 0 or 1 */
 	char kill_reason[CO_FLAGS_REASON_MAX + 1];
@@ -104,6 +121,7 @@ typedef struct co_flags {
 	co_op_flags ops[CO_OP__COUNT];		/* valid where has_op[op] */
 	unsigned char has_op[CO_OP__COUNT];	/* listed under `operations` */
 	int mirror_sync; /* `mirror: sync`: git mirrored synchronously (default 0) */
+	co_completion completed; /* `completed:`: the cutover is finished */
 } co_flags;
 
 /* The decision for one operation (on one ID). */
@@ -289,6 +307,13 @@ int co_flags_equal(const co_flags *a, const co_flags *b);
  * written into buf (always NUL-terminated, cut if short).  For audit rows.
  */
 void co_flags_diff(char *buf, size_t len, const co_flags *a, const co_flags *b);
+
+/*
+ * Mark the cutover completed (`who`, `why` may be NULL; now, UTC) or, with
+ * on 0, not completed (the fields cleared).  Values over their maximum are
+ * cut.
+ */
+void co_flags_set_completed(co_flags *f, int on, const char *who, const char *why);
 
 /* 1 if the setting can make etcd a primary (dual above 0, or etcd), else 0. */
 int co_op_flags_etcd_capable(co_op_flags s);

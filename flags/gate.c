@@ -336,20 +336,61 @@ static int check_drain_back(const co_gate_input *in)
 			    o->last_error[0] ? "; last error: " : "", o->last_error);
 }
 
+int co_gate_check_completed(const co_flags *from, const co_flags *to)
+{
+	const co_completion *c = &from->completed;
+	char what[160] = "";
+	int op;
+
+	if (!c->on)
+		return 0;
+	if (!to->completed.on)
+		snprintf(what, sizeof(what), "the completion would be cleared");
+	else if (to->kill_switch && !from->kill_switch)
+		snprintf(what, sizeof(what), "the kill switch would hand every operation "
+					     "back to git");
+	for (op = 0; !what[0] && op < CO_OP__COUNT; op++) {
+		co_op_flags a = co_flags_get(from, (co_op)op);
+		co_op_flags b = co_flags_get(to, (co_op)op);
+
+		if (b.mode != CO_MODE_ETCD &&
+		    (a.mode != b.mode || a.etcd_percent != b.etcd_percent))
+			snprintf(what, sizeof(what), "%s would go from %s to %s",
+				 co_op_name((co_op)op), co_mode_name(a.mode),
+				 co_mode_name(b.mode));
+	}
+	if (!what[0])
+		return 0;
+	return co_error_set(CO_ECONFLICT,
+			    "go/no-go: the cutover was completed at %s by %s%s%s%s: git is "
+			    "no longer written and is stale, and %s; a move back needs "
+			    "git brought up to date first (`cutover migrate "
+			    "--direction etcd-to-git`)" OVERRIDE,
+			    c->at, c->by[0] ? c->by : "?", c->reason[0] ? " (" : "",
+			    c->reason, c->reason[0] ? ")" : "", what);
+}
+
+static int check_completed(const co_gate_input *in)
+{
+	return co_gate_check_completed(in->from, in->to);
+}
+
 int co_gate_evaluate(co_gate_verdict v[CO_GATE__COUNT], const co_gate_input *in)
 {
 	static const char *const names[CO_GATE__COUNT] = {
+	    "completed",
 	    "path",	       "reconciliation", "legacy writers",
 	    "outbox",	       "store health",	 "etcd leader and alarms",
 	    "shadow mismatches", "way back: git writable", "way back: git drain"};
 	int (*const check[CO_GATE__COUNT])(const co_gate_input *) = {
-	    NULL,	  check_run,	check_legacy,	check_outbox,	  check_stores,
+	    check_completed, NULL,	  check_run,	check_legacy,	check_outbox,	  check_stores,
 	    check_etcd, check_shadow, check_git_back, check_drain_back};
 	int applies[CO_GATE__COUNT], raises, refused = 0, i, error;
 
 	if (in == NULL || in->from == NULL || in->to == NULL || in->window_ms < 0)
 		return CO_EINVAL;
 	raises = co_gate_raises_etcd(in->from, in->to);
+	applies[CO_GATE_COMPLETED] = in->from->completed.on;
 	applies[CO_GATE_PATH] = 1;
 	applies[CO_GATE_RUN] = co_gate_needs_run(in->from, in->to);
 	applies[CO_GATE_LEGACY] = co_gate_needs_legacy_check(in->from, in->to);

@@ -42,6 +42,11 @@
  *     primary for more IDs is only safe while the kill switch can hand
  *     them back to git.
  *
+ *  6. After `cutover complete` (from->completed.on), git is no longer kept
+ *     current: a change that moves some operation away from etcd mode,
+ *     pulls the kill switch, or clears the completion is refused (git
+ *     would serve stale data).  Checked before everything else.
+ *
  * Reading the runs (runs.h), walking git (store/git_log.h) and asking the
  * stores and the outbox for rules 4 and 5 is the caller's; this module only decides and explains.  `--force` is the
  * caller's too: it skips the check and records that it did.
@@ -98,6 +103,7 @@ typedef struct co_gate_input {
 
 /* The rules co_gate_evaluate() reports on, in its order. */
 enum {
+	CO_GATE_COMPLETED, /* rule 6 */
 	CO_GATE_PATH,	   /* rule 3 */
 	CO_GATE_RUN,	   /* rule 1 */
 	CO_GATE_LEGACY,	   /* rule 2 */
@@ -149,6 +155,13 @@ int co_gate_needs_legacy_check(const co_flags *from, const co_flags *to);
  * *backward says which way (1: towards git).
  */
 int co_gate_skipped_shadow(int *backward, const co_flags *from, const co_flags *to);
+
+/*
+ * Rule 6 alone: 0, or CO_ECONFLICT "go/no-go: cutover completed at T by W
+ * (why): git is no longer written and is stale; OP would go from etcd to
+ * MODE ... (use --force to override)".
+ */
+int co_gate_check_completed(const co_flags *from, const co_flags *to);
 
 /*
  * Rule 3 alone (it needs no inputs beyond the flags): 0, or CO_ECONFLICT

@@ -62,6 +62,14 @@ int co_flags_trip(const char *path, const char *who, const char *action,
 		  const char *reason, const char *figures, co_state *st,
 		  const co_flags *fallback, int *was_on)
 {
+	return co_flags_trip_forced(path, who, action, reason, figures, st, fallback,
+				    was_on, 0);
+}
+
+int co_flags_trip_forced(const char *path, const char *who, const char *action,
+			 const char *reason, const char *figures, co_state *st,
+			 const co_flags *fallback, int *was_on, int force)
+{
 	const char *nt = "kill switch not tripped";
 	co_flags before, after;
 	char detail[CO_FLAGS_REASON_MAX + 1024];
@@ -107,6 +115,17 @@ int co_flags_trip(const char *path, const char *who, const char *action,
 		co_flags_unlock(lock);
 		return prefixed(error, nt);
 	}
+	if (before.completed.on && !before.kill_switch && !force) {
+		co_flags_unlock(lock);
+		return co_error_set(
+		    CO_ECONFLICT,
+		    "%s: the cutover was completed at %s by %s: git is no longer written "
+		    "and is stale, so it cannot take the decisions back (an operator "
+		    "may force it: `cutover rollback --force`, after `cutover migrate "
+		    "--direction etcd-to-git`)",
+		    nt, before.completed.at,
+		    before.completed.by[0] ? before.completed.by : "?");
+	}
 	after = before;
 	if (was_on)
 		*was_on = before.kill_switch;
@@ -124,6 +143,9 @@ int co_flags_trip(const char *path, const char *who, const char *action,
 			 before.kill_reason);
 	}
 	n = strlen(detail);
+	if (before.completed.on && !before.kill_switch && n + 40 < sizeof(detail))
+		n += (size_t)snprintf(detail + n, sizeof(detail) - n,
+				      "; forced past the completion");
 	if (figures && *figures && n + 3 < sizeof(detail))
 		snprintf(detail + n, sizeof(detail) - n, "; %s", figures);
 	if (st && (error = co_audit_change_add(st, who, action, detail, reason)) < 0)

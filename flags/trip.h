@@ -40,4 +40,17 @@ int co_flags_trip(const char *path, const char *who, const char *action,
 		  const char *reason, const char *figures, co_state *st,
 		  const co_flags *fallback, int *was_on);
 
+/*
+ * co_flags_trip() after `cutover complete` (flags completed.on): git is no
+ * longer written and is stale, so handing it the decisions again is
+ * refused, CO_ECONFLICT ("kill switch not tripped: the cutover was
+ * completed at T by W ..."), nothing saved and nothing audited: every
+ * automatic trip (reconciler, triggers) stops there.  With `force` (an
+ * operator's `cutover rollback --force`) the switch is pulled anyway and
+ * the audit detail says it was forced past the completion.
+ */
+int co_flags_trip_forced(const char *path, const char *who, const char *action,
+			 const char *reason, const char *figures, co_state *st,
+			 const co_flags *fallback, int *was_on, int force);
+
 #endif

@@ -226,6 +226,24 @@ int co_cli_gate_audited(char *note, size_t note_len, co_cli *ctx, co_state *st,
 			const char *action, const co_flags *from, const co_flags *to,
 			int force);
 
+/*
+ * The way back (gate rule 5, and `cutover cancel`): 0 if git answers a
+ * ping and its repository is writable by this process; 1 with why filled
+ * if not; CO_EINVAL/CO_EIO when the configuration cannot be read.
+ */
+int co_cli_git_way_back(char *why, size_t len, co_cli *ctx);
+
+/* --- the finish line (cmd_complete.c) --- */
+
+/*
+ * End a going (or paused) rollout without moving the stage: marked
+ * aborted with `why`, saved, audited as "rollout abort" by co_cli_who(),
+ * under the rollout's lock (a driver then has nothing to do).  *ended
+ * (may be NULL) says whether there was one.  0, or CO_EIO/CO_EINVAL from
+ * the state file.
+ */
+int co_cli_rollout_end(int *ended, co_cli *ctx, co_state *st, const char *why);
+
 /* --- reconciliation --- */
 
 typedef struct co_reconcile_result co_reconcile_result;
@@ -239,6 +257,11 @@ typedef struct co_reconcile_result co_reconcile_result;
  */
 int co_cli_reconcile_once(co_reconcile_result **out, co_cli *ctx, co_cli_router *cr,
 			  const char *who);
+
+/* co_cli_reconcile_once() that never trips the kill switch: a check that
+ * changes nothing but the run it records (`cutover complete`). */
+int co_cli_reconcile_check(co_reconcile_result **out, co_cli *ctx, co_cli_router *cr,
+			   const char *who);
 
 /* --- options --- */
 

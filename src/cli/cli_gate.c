@@ -101,6 +101,24 @@ static int compared_reads(int64_t *reads, const co_config *c, co_state *st, int6
 	return 0;
 }
 
+int co_cli_git_way_back(char *why, size_t len, co_cli *ctx)
+{
+	const co_config *c;
+	co_store *git = NULL;
+	int error;
+
+	why[0] = '\0';
+	if ((error = co_cli_config(&c, ctx)) < 0)
+		return error;
+	if (co_cli_open_backend(&git, ctx, "git") < 0 || co_store_ping(git) < 0)
+		snprintf(why, len, "%s", co_error_last());
+	else
+		git_writable(why, len, c->git_repo);
+	co_error_clear();
+	co_store_free(git);
+	return why[0] ? 1 : 0;
+}
+
 /* Rules 4 and 5: ask both stores, the outbox and the shadow logs. */
 static void read_checks(gate_read *g, co_cli *ctx, const co_config *c, co_state *st)
 {

@@ -209,8 +209,8 @@ static void opts_from_config(co_reconcile_opts *ro, const co_config *c, co_cli_r
 	prog->tty = isatty(2);
 }
 
-int co_cli_reconcile_once(co_reconcile_result **out, co_cli *ctx, co_cli_router *cr,
-			  const char *who)
+static int reconcile_one(co_reconcile_result **out, co_cli *ctx, co_cli_router *cr,
+			 const char *who, int no_rollback)
 {
 	co_reconcile_opts ro = CO_RECONCILE_OPTS_INIT;
 	progress_state prog = {0};
@@ -222,9 +222,23 @@ int co_cli_reconcile_once(co_reconcile_result **out, co_cli *ctx, co_cli_router 
 	opts_from_config(&ro, c, cr, &prog);
 	if (who)
 		ro.who = who;
+	if (no_rollback)
+		ro.no_rollback = 1;
 	error = co_reconcile_run(out, &ro);
 	progress_end(&prog);
 	return error;
+}
+
+int co_cli_reconcile_once(co_reconcile_result **out, co_cli *ctx, co_cli_router *cr,
+			  const char *who)
+{
+	return reconcile_one(out, ctx, cr, who, 0);
+}
+
+int co_cli_reconcile_check(co_reconcile_result **out, co_cli *ctx, co_cli_router *cr,
+			   const char *who)
+{
+	return reconcile_one(out, ctx, cr, who, 1);
 }
 
 /* Sleep up to ms, in slices, returning early when a signal asked to stop. */

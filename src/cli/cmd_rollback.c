@@ -30,7 +30,7 @@
 /* How long rollback drains the git-bound outbox before pulling the switch. */
 #define ROLLBACK_DRAIN_MS 5000
 
-#define U_ROLLBACK "cutover rollback [--reason TEXT]"
+#define U_ROLLBACK "cutover rollback [--reason TEXT] [--force]"
 #define U_RESUME "cutover resume [--reason TEXT]"
 
 static const char h_rollback[] =
@@ -42,8 +42,10 @@ static const char h_rollback[] =
     "more than 2 s for another writer of the flags: if one is stuck holding\n"
     "their lock, it says which process and pulls the switch anyway (that writer\n"
     "cannot save over it).  Recorded in the audit trail with the reason.\n"
-    "`cutover resume` lifts it.\n\n"
-    "  --reason TEXT  why (default \"manual rollback\")\n\n"
+    "`cutover resume` lifts it.  After `cutover complete` git is stale and it is\n"
+    "refused (exit 3) unless --force (recorded in the audit trail).\n\n"
+    "  --reason TEXT  why (default \"manual rollback\")\n"
+    "  --force        pull it even after `cutover complete`\n\n"
     "Example:\n  cutover rollback --reason 'etcd latency p99 over 50 ms'\n";
 static const char h_resume[] =
     "usage: " U_RESUME "\n\n"
@@ -78,7 +80,9 @@ static void print_result(co_cli *ctx, const char *action, const co_flags *f, int
 int co_cli_rollback(int argc, char **argv, co_cli *ctx)
 {
 	const char *reason = NULL, *pos[1];
-	co_cli_opt opts[] = {{"reason", &reason, NULL}, {NULL, NULL, NULL}};
+	int force = 0;
+	co_cli_opt opts[] = {
+	    {"reason", &reason, NULL}, {"force", NULL, &force}, {NULL, NULL, NULL}};
 	co_cli_router *cr = NULL;
 	const co_config *c;
 	co_flags from, to;
@@ -112,8 +116,8 @@ int co_cli_rollback(int argc, char **argv, co_cli *ctx)
 	 * not parse is kept aside and the switch pulled over the last good
 	 * flags the router runs on. */
 	co_flags_watcher_get(&from, cr->flags);
-	if ((error = co_flags_trip(c->flags_path, co_cli_who(), "rollback", reason, NULL,
-				   cr->state, &from, NULL)) < 0)
+	if ((error = co_flags_trip_forced(c->flags_path, co_cli_who(), "rollback", reason,
+					  NULL, cr->state, &from, NULL, force)) < 0)
 		goto done;
 	if (co_flags_load(&to, c->flags_path) < 0) {
 		to = from;

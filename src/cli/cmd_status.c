@@ -205,6 +205,12 @@ int co_cli_status(int argc, char **argv, co_cli *ctx)
 		cJSON_AddStringToObject(o, "stage", co_stage_name(co_stage_of(&f)));
 		cJSON_AddBoolToObject(o, "kill_switch", f.kill_switch);
 		cJSON_AddStringToObject(o, "kill_reason", f.kill_reason);
+		cJSON_AddBoolToObject(o, "completed", f.completed.on);
+		if (f.completed.on) {
+			cJSON_AddStringToObject(o, "completed_at", f.completed.at);
+			cJSON_AddStringToObject(o, "completed_by", f.completed.by);
+			cJSON_AddStringToObject(o, "completed_reason", f.completed.reason);
+		}
 		cJSON_AddStringToObject(o, "flags_path", c->flags_path);
 		if (lock_holder[0])
 			cJSON_AddStringToObject(o, "flags_lock_holder", lock_holder);
@@ -271,6 +277,10 @@ int co_cli_status(int argc, char **argv, co_cli *ctx)
 			       f.kill_reason);
 		else
 			printf("kill switch:  off\n");
+		if (f.completed.on)
+			printf("completed:    %s by %s%s%s: git is no longer written\n",
+			       f.completed.at, f.completed.by, f.completed.reason[0] ? ": " : "",
+			       f.completed.reason);
 		if (flags_error[0])
 			printf("flags:        %s (routers keep their last good flags)\n",
 			       flags_error);

@@ -21,6 +21,7 @@
 #include "core/error.h"
 #include "flags/bucket.h"
 #include "flags/flags.h"
+#include "flags/gate.h"
 #include "harness/harness.h"
 
 typedef struct fixture {
@@ -837,6 +838,58 @@ static void etcd_primary_possible_tracks_modes_and_kill_switch(void **state)
 	assert_false(co_flags_etcd_primary_possible(&f));
 }
 
+/* ---- the finish line (`cutover complete`) ---- */
+
+static void completion_round_trips_drops_the_git_mirror_and_bars_moves_back(void **state)
+{
+	co_flags f, back, to;
+	co_route r;
+	char *text = NULL, diff[256];
+
+	(void)state;
+	co_flags_init(&f);
+	assert_int_equal(co_flags_set_default(&f, CO_MODE_ETCD, 0), 0);
+	r = route_of(&f, CO_OP_TASK_CLAIM, "P0.1.1");
+	assert_int_equal(r.secondary, CO_SIDE_GIT); /* git still kept current */
+	to = f;
+	co_flags_set_completed(&to, 1, "alice", "etcd for good");
+	co_flags_diff(diff, sizeof(diff), &f, &to);
+	assert_string_equal(diff, "completed false -> true");
+	assert_false(co_flags_equal(&f, &to));
+	assert_int_equal(co_flags_format(&text, &to), 0);
+	assert_non_null(strstr(text, "completed: {at: \""));
+	assert_int_equal(co_flags_parse(&back, text, strlen(text), "x"), 0);
+	free(text);
+	assert_true(co_flags_equal(&back, &to));
+	assert_string_equal(back.completed.by, "alice");
+	assert_string_equal(back.completed.reason, "etcd for good");
+
+	/* etcd decides and nothing goes to git, not even through the outbox */
+	r = route_of(&to, CO_OP_TASK_CLAIM, "P0.1.1");
+	assert_int_equal(r.primary, CO_SIDE_ETCD);
+	assert_int_equal(r.secondary, CO_SIDE_NONE);
+	assert_false(r.secondary_async);
+
+	/* moves back are the gate's "completed" refusal; staying is not */
+	f = to;
+	assert_int_equal(co_gate_check_completed(&to, &f), 0);
+	assert_int_equal(co_flags_set(&f, CO_OP_TASK_CLAIM, CO_MODE_DUAL, 100), 0);
+	assert_int_equal(co_gate_check_completed(&to, &f), CO_ECONFLICT);
+	assert_non_null(strstr(co_error_last(), "task_claim would go from etcd to dual"));
+	assert_non_null(strstr(co_error_last(), "completed at"));
+	f = to;
+	co_flags_set_kill(&f, 1, "panic");
+	assert_int_equal(co_gate_check_completed(&to, &f), CO_ECONFLICT);
+	f = to;
+	co_flags_set_completed(&f, 0, NULL, NULL);
+	assert_int_equal(co_gate_check_completed(&to, &f), CO_ECONFLICT);
+
+	expect_parse_error("completed: {by: x}\n", CO_EINVAL, "completed: missing at");
+	expect_parse_error("completed: yes\n", CO_EINVAL, "completed: expected a mapping");
+	expect_parse_error("completed: {at: t, when: x}\n", CO_EINVAL,
+			   "completed: unknown key \"when\"");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -882,6 +935,7 @@ int main(void)
 	    cmocka_unit_test(overlong_kill_reason_is_cut_at_a_character_boundary),
 	    cmocka_unit_test(diff_names_what_changed),
 	    cmocka_unit_test(route_table_per_mode),
+	    cmocka_unit_test(completion_round_trips_drops_the_git_mirror_and_bars_moves_back),
 	    cmocka_unit_test(kill_switch_makes_every_mode_shadow),
 	    cmocka_unit_test(all_operations_agree_on_one_ids_primary),
 	    cmocka_unit_test(operations_without_an_id_use_the_extremes_and_split_between),
