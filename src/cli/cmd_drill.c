@@ -22,7 +22,7 @@
  */
 #include "cli.h"
 
-#include "scratch_stack.h"
+#include "drill.h"
 
 #include "../core/audit.h"
 #include "../core/error.h"
@@ -44,7 +44,7 @@
 #include <unistd.h>
 
 #define U_DRILL                                                                          \
-	"cutover drill [--fault etcd-stop|etcd-kill|latency] [--seconds N] [--keep] "     \
+	"cutover drill [--fault etcd-stop|etcd-kill|latency] [--seconds N] [--keep] "    \
 	"[--out DIR] [--json]"
 
 /* Drill thresholds: tight, so that a drill takes seconds. */
@@ -54,68 +54,59 @@
 #define DRILL_LATENCY_RATIO 2.0
 #define DRILL_HEALTH_GRACE_MS 1000
 #define DRILL_OUTBOX_AGE_MS 10000
-#define DRILL_TRIGGER_TICK_MS 200
 /* etcd's request timeout: longer than a latency pulse, so a pulse slows
  * operations down without failing them */
 #define DRILL_REQUEST_TIMEOUT_MS 2000
 #define PULSE_STOP_MS 700
 #define PULSE_RUN_MS 100
 
-#define TRIP_BOUND_MS 30000
 #define BASELINE_BOUND_MS 20000
 #define DRAIN_BOUND_MS 60000
 #define TASKS 60
-#define WORKERS 3
 #define CLAIM_TTL 60
 #define DEFAULT_SECONDS 1.0
 #define EXIT_INTERRUPTED 130
 #define EXIT_VERDICT 3
 
 static const char h_drill[] =
-	"usage: " U_DRILL "\n\n"
-	"A game day: prove that the live-signal triggers roll the cutover back by\n"
-	"themselves, and that nothing acknowledged is lost, before it happens for\n"
-	"real.  On a scratch stack the drill starts itself (a local etcd, the `etcd`\n"
-	"in PATH, on free loopback ports, a bare git repository and a state dir, all\n"
-	"in a temp directory) it:\n"
-	"  1. backfills " "60 tasks from git into etcd;\n"
-	"  2. goes shadow until the git latency baseline is recorded, then dual 50,\n"
-	"     each forward move through the go/no-go gate (a passing reconciliation);\n"
-	"  3. runs 3 worker threads claiming and releasing through the router, the\n"
-	"     triggers on, and remembers every acknowledged write;\n"
-	"  4. injects the fault into etcd and waits (at most 30 s) for a trigger to\n"
-	"     pull the kill switch, measuring the time to trip;\n"
-	"  5. restores etcd, lets the outbox drain, reconciles, and checks every\n"
-	"     acknowledged write is in both stores and no claim was won twice.\n"
-	"Drill thresholds: window 3 s, min_samples 20, error_rate 5%, latency_ratio\n"
-	"2x, health_grace 1 s, outbox_age 10 s; etcd request timeout 2 s.\n"
-	"The drill reads no configuration and never touches the configured stores,\n"
-	"state dir or flags file: everything it starts it stops, and it removes its\n"
-	"temp directory (unless --keep), also on error or ^C.\n\n"
-	"Options:\n"
-	"  --fault F     etcd-kill (default): SIGKILL etcd, expect the error_rate\n"
-	"                trigger; etcd-stop: SIGSTOP etcd and keep it stopped, expect\n"
-	"                health; latency: SIGSTOP/SIGCONT pulses (700 ms stopped,\n"
-	"                100 ms running), expect latency\n"
-	"  --seconds N   traffic in dual 50 before the fault (default 1, 0.2..600)\n"
-	"  --keep        keep the temp directory (repo, etcd data, state db)\n"
-	"  --out DIR     also write the report as DIR/drill.json\n"
-	"  --json        print the report as one JSON object\n\n"
-	"Exit status: 0 a trigger fired and nothing acknowledged was lost (no double\n"
-	"winner, the reconciliation passed); 3 otherwise; 2 etcd or git could not be\n"
-	"started; 1 bad usage; 130 interrupted.\n";
+    "usage: " U_DRILL "\n\n"
+    "A game day: prove that the live-signal triggers roll the cutover back by\n"
+    "themselves, and that nothing acknowledged is lost, before it happens for\n"
+    "real.  On a scratch stack the drill starts itself (a local etcd, the `etcd`\n"
+    "in PATH, on free loopback ports, a bare git repository and a state dir, all\n"
+    "in a temp directory) it:\n"
+    "  1. creates 60 tasks in git and backfills them into etcd;\n"
+    "  2. goes shadow until the git latency baseline is recorded, then dual 50,\n"
+    "     each forward move through the go/no-go gate (a passing reconciliation);\n"
+    "  3. runs 3 worker threads claiming and releasing through the router, the\n"
+    "     triggers on, and remembers every acknowledged write;\n"
+    "  4. injects the fault into etcd and waits (at most 30 s) for a trigger to\n"
+    "     pull the kill switch, measuring the time to trip;\n"
+    "  5. restores etcd, lets the outbox drain, reconciles, and checks every\n"
+    "     acknowledged write is in both stores and no claim was won twice.\n"
+    "Drill thresholds: window 3 s, min_samples 20, error_rate 5%, latency_ratio\n"
+    "2x, health_grace 1 s, outbox_age 10 s; etcd request timeout 2 s.\n"
+    "The drill reads no configuration and never touches the configured stores,\n"
+    "state dir or flags file: everything it starts it stops, and it removes its\n"
+    "temp directory (unless --keep), also on error or ^C.\n\n"
+    "Options:\n"
+    "  --fault F     etcd-kill (default): SIGKILL etcd, expect the error_rate\n"
+    "                trigger; etcd-stop: SIGSTOP etcd and keep it stopped, expect\n"
+    "                health; latency: SIGSTOP/SIGCONT pulses (700 ms stopped,\n"
+    "                100 ms running), expect latency\n"
+    "  --seconds N   traffic in dual 50 before the fault (default 1, 0.2..600)\n"
+    "  --keep        keep the temp directory (repo, etcd data, state db)\n"
+    "  --out DIR     also write the report as DIR/drill.json\n"
+    "  --json        print the report as one JSON object\n\n"
+    "Exit status: 0 a trigger fired and nothing acknowledged was lost (no double\n"
+    "winner, the reconciliation passed); 3 otherwise; 2 etcd or git could not be\n"
+    "started; 1 bad usage; 130 interrupted.\n";
 
-typedef enum fault { FAULT_ETCD_KILL, FAULT_ETCD_STOP, FAULT_LATENCY } fault;
-
-static const struct {
-	const char *name;
-	co_trigger_kind expect;
-	const char *how;
-} faults[] = {
-	[FAULT_ETCD_KILL] = {"etcd-kill", CO_TRIGGER_ERROR_RATE, "SIGKILL etcd"},
-	[FAULT_ETCD_STOP] = {"etcd-stop", CO_TRIGGER_HEALTH, "SIGSTOP etcd, held"},
-	[FAULT_LATENCY] = {"latency", CO_TRIGGER_LATENCY,
-			   "SIGSTOP/SIGCONT pulses on etcd (700 ms stopped, 100 ms running)"},
+const co_drill_fault co_drill_faults[FAULT__COUNT] = {
+    [FAULT_ETCD_KILL] = {"etcd-kill", CO_TRIGGER_ERROR_RATE, "SIGKILL etcd"},
+    [FAULT_ETCD_STOP] = {"etcd-stop", CO_TRIGGER_HEALTH, "SIGSTOP etcd, held"},
+    [FAULT_LATENCY] = {"latency", CO_TRIGGER_LATENCY,
+		       "SIGSTOP/SIGCONT pulses on etcd (700 ms stopped, 100 ms running)"},
 };
 
 static volatile sig_atomic_t interrupted;
@@ -127,23 +118,6 @@ static void on_signal(int sig)
 }
 
 /* ---- the workers: claim, release, remember every acknowledged write ---- */
-
-typedef struct acked {
-	int task;
-	int claim; /* 1: a claim, 0: a release */
-	int64_t rev;
-} acked;
-
-typedef struct worker {
-	pthread_t thread;
-	int started, idx;
-	co_router *router;
-	atomic_int *stop;
-	acked *a;
-	size_t n, cap;
-	long ok, conflicts, refused, errors;
-	char last_error[256];
-} worker;
 
 static void task_id(char *buf, size_t len, int t)
 {
@@ -200,7 +174,8 @@ static void *worker_main(void *arg)
 			remember(w, t, 1, out);
 			co_record_free(out);
 			out = NULL;
-			rc = co_router_release(&out, w->router, id, swarm, CO_STATUS_AVAILABLE);
+			rc = co_router_release(&out, w->router, id, swarm,
+					       CO_STATUS_AVAILABLE);
 			count(w, rc);
 			if (rc == 0)
 				remember(w, t, 0, out);
@@ -212,46 +187,7 @@ static void *worker_main(void *arg)
 
 /* ---- the drill ---- */
 
-typedef struct drill {
-	fault f;
-	int json, keep, pre_ms;
-	const char *out_dir;
-	co_scratch sc;
-	co_trigger_cfg cfg;
-	worker w[WORKERS];
-	atomic_int stop;
-	int running;
-
-	/* the pulses of the latency fault */
-	pthread_t pulser;
-	int pulsing;
-	atomic_int pulses_stop;
-	int pulses;
-
-	/* what happened */
-	int tripped_early; /* the kill switch was on before the fault */
-	int tripped;
-	co_trigger_kind fired;
-	char kill_reason[CO_FLAGS_REASON_MAX + 1];
-	char figures[1024];
-	int64_t trip_ms, baseline_claim_us, baseline_release_us;
-	size_t n_acked, lost, double_winners;
-	char first_lost[160];
-	long ok, conflicts, refused, errors;
-	char last_error[256];
-	int64_t outbox_left;
-	int64_t run_id;
-	char verdict[32];
-	double consistency;
-	int64_t total, equal;
-	int passed;
-} drill;
-
-/* One progress line ("  label   text") in text mode. */
-static void say(const drill *d, const char *label, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void say(const drill *d, const char *label, const char *fmt, ...)
+void co_drill_say(const drill *d, const char *label, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -280,6 +216,7 @@ static void nap(int ms)
 static int workers_start(drill *d)
 {
 	atomic_store(&d->stop, 0);
+	d->running = 1; /* workers_stop joins whatever started */
 	for (int i = 0; i < WORKERS; i++) {
 		worker *w = &d->w[i];
 
@@ -287,10 +224,10 @@ static int workers_start(drill *d)
 		w->router = d->sc.router;
 		w->stop = &d->stop;
 		if (pthread_create(&w->thread, NULL, worker_main, w) != 0)
-			return co_error_set(CO_EIO, "cannot start worker thread %d", i + 1);
+			return co_error_set(CO_EIO, "cannot start worker thread %d",
+					    i + 1);
 		w->started = 1;
 	}
-	d->running = 1;
 	return 0;
 }
 
@@ -346,8 +283,9 @@ static int reconcile(drill *d, const char *label)
 	d->consistency = res->run.consistency;
 	d->total = res->run.total;
 	d->equal = res->run.equal;
-	say(d, label, "run %lld: %lld IDs, %lld equal (%.2f%%) -> %s", (long long)d->run_id,
-	    (long long)d->total, (long long)d->equal, d->consistency * 100.0, d->verdict);
+	co_drill_say(d, label, "run %lld: %lld IDs, %lld equal (%.2f%%) -> %s",
+		     (long long)d->run_id, (long long)d->total, (long long)d->equal,
+		     d->consistency * 100.0, d->verdict);
 	co_reconcile_result_free(res);
 	return 0;
 }
@@ -361,11 +299,11 @@ static int stage(drill *d, co_stage s)
 	if ((error = co_scratch_stage(&m, &d->sc, s, "drill")) < 0)
 		return error;
 	if (m.gate[0])
-		say(d, "go/no-go", "%s", m.gate);
+		co_drill_say(d, "go/no-go", "%s", m.gate);
 	if (!m.go)
 		return co_error_set(CO_ECONFLICT, "stage %s refused by the gate: %s",
 				    co_stage_name(s), m.gate);
-	say(d, "flags", "%s", m.flags);
+	co_drill_say(d, "flags", "%s", m.flags);
 	return 0;
 }
 
@@ -397,9 +335,10 @@ static int seed(drill *d)
 	memset(&ms, 0, sizeof(ms));
 	if ((error = co_migrate_backfill(&ms, &mo)) < 0)
 		return co_cli_error_prefix(error, "backfill");
-	say(d, "backfill", "%d tasks created in git; %zu written to etcd, verified %zu/%zu "
-			   "equal",
-	    TASKS, ms.written, ms.verified_equal, ms.verified_total);
+	co_drill_say(d, "backfill",
+		     "%d tasks created in git; %zu written to etcd, verified %zu/%zu "
+		     "equal",
+		     TASKS, ms.written, ms.verified_equal, ms.verified_total);
 	return 0;
 }
 
@@ -420,10 +359,11 @@ static int baseline(drill *d)
 			break;
 		if (co_scratch_mono_us() - t0 > (int64_t)BASELINE_BOUND_MS * 1000) {
 			workers_stop(d);
-			return co_error_set(CO_EUNAVAIL,
-					    "no git latency baseline after %d s of shadow "
-					    "traffic",
-					    BASELINE_BOUND_MS / 1000);
+			return co_error_set(
+			    CO_EUNAVAIL,
+			    "no git latency baseline after %d s of shadow "
+			    "traffic",
+			    BASELINE_BOUND_MS / 1000);
 		}
 	}
 	workers_stop(d);
@@ -431,9 +371,11 @@ static int baseline(drill *d)
 		return 0;
 	d->baseline_claim_us = base[CO_OP_TASK_CLAIM];
 	d->baseline_release_us = base[CO_OP_TASK_RELEASE];
-	say(d, "baseline", "git p95: claim %.2f ms, release %.2f ms (recorded in %.1f s)",
-	    (double)d->baseline_claim_us / 1000.0, (double)d->baseline_release_us / 1000.0,
-	    (double)(co_scratch_mono_us() - t0) / 1e6);
+	co_drill_say(d, "baseline",
+		     "git p95: claim %.2f ms, release %.2f ms (recorded in %.1f s)",
+		     (double)d->baseline_claim_us / 1000.0,
+		     (double)d->baseline_release_us / 1000.0,
+		     (double)(co_scratch_mono_us() - t0) / 1e6);
 	return 0;
 }
 
@@ -451,6 +393,8 @@ static void inject(drill *d)
 		if (pthread_create(&d->pulser, NULL, pulser_main, d) == 0)
 			d->pulsing = 1;
 		break;
+	case FAULT__COUNT:
+		break;
 	}
 }
 
@@ -466,11 +410,12 @@ static int restore(drill *d)
 	if (d->f == FAULT_ETCD_KILL) {
 		if ((error = co_etcd_local_restart(&d->sc.etcd)) < 0)
 			return co_cli_error_prefix(error, "restart etcd");
-		say(d, "restore", "etcd restarted on its data (pid %ld)", (long)d->sc.etcd.pid);
+		co_drill_say(d, "restore", "etcd restarted on its data (pid %ld)",
+			     (long)d->sc.etcd.pid);
 	} else {
 		kill(d->sc.etcd.pid, SIGCONT);
-		say(d, "restore", "etcd continued (SIGCONT%s)",
-		    d->f == FAULT_LATENCY ? ", pulses stopped" : "");
+		co_drill_say(d, "restore", "etcd continued (SIGCONT%s)",
+			     d->f == FAULT_LATENCY ? ", pulses stopped" : "");
 	}
 	return 0;
 }
@@ -482,18 +427,19 @@ static void drain(drill *d)
 
 	while (!interrupted) {
 		co_router_drain(d->sc.router, NULL, 1000, &left);
-		if (left == 0 || co_scratch_mono_us() - t0 > (int64_t)DRAIN_BOUND_MS * 1000)
+		if (left == 0 ||
+		    co_scratch_mono_us() - t0 > (int64_t)DRAIN_BOUND_MS * 1000)
 			break;
 		nap(100);
 	}
 	co_error_clear();
 	d->outbox_left = left;
 	if (left == 0)
-		say(d, "outbox", "drained in %.1f s, nothing owed",
-		    (double)(co_scratch_mono_us() - t0) / 1e6);
+		co_drill_say(d, "outbox", "drained in %.1f s, nothing owed",
+			     (double)(co_scratch_mono_us() - t0) / 1e6);
 	else
-		say(d, "outbox", "still %lld owed after %d s", (long long)left,
-		    DRAIN_BOUND_MS / 1000);
+		co_drill_say(d, "outbox", "still %lld owed after %d s", (long long)left,
+			     DRAIN_BOUND_MS / 1000);
 }
 
 static int cmp_acked(const void *a, const void *b)
@@ -524,12 +470,13 @@ static int audit_acks(drill *d)
 		n += d->w[i].n;
 	if (n && (all = malloc(n * sizeof(*all))) == NULL)
 		return co_error_set(CO_ENOMEM, "out of memory");
-	for (int i = 0, j = 0; i < WORKERS; i++) {
+	k = 0;
+	for (int i = 0; i < WORKERS; i++) {
 		worker *w = &d->w[i];
 
 		if (w->n)
-			memcpy(all + j, w->a, w->n * sizeof(*all));
-		j += (int)w->n;
+			memcpy(all + k, w->a, w->n * sizeof(*all));
+		k += w->n;
 		d->ok += w->ok;
 		d->conflicts += w->conflicts;
 		d->refused += w->refused;
@@ -561,10 +508,11 @@ static int audit_acks(drill *d)
 		if (git_rev[a->task] < a->rev || etcd_rev[a->task] < a->rev) {
 			if (d->lost++ == 0) {
 				task_id(id, sizeof(id), a->task);
-				snprintf(d->first_lost, sizeof(d->first_lost),
-					 "%s: acknowledged rev %lld, git has %lld, etcd %lld", id,
-					 (long long)a->rev, (long long)git_rev[a->task],
-					 (long long)etcd_rev[a->task]);
+				snprintf(
+				    d->first_lost, sizeof(d->first_lost),
+				    "%s: acknowledged rev %lld, git has %lld, etcd %lld",
+				    id, (long long)a->rev, (long long)git_rev[a->task],
+				    (long long)etcd_rev[a->task]);
 			}
 		}
 		if (k > 0 && a->claim && all[k - 1].claim && all[k - 1].task == a->task &&
@@ -572,67 +520,34 @@ static int audit_acks(drill *d)
 			d->double_winners++;
 	}
 	free(all);
-	say(d, "acked writes", "%zu (claims and releases), %zu lost, %zu double winners",
-	    d->n_acked, d->lost, d->double_winners);
+	co_drill_say(d, "acked writes",
+		     "%zu (claims and releases), %zu lost, %zu double winners",
+		     d->n_acked, d->lost, d->double_winners);
 	if (d->lost)
-		say(d, "LOST", "%s", d->first_lost);
-	say(d, "operations", "%ld acknowledged, %ld lost the race to another worker, %ld "
-			     "refused (store down), %ld other errors",
-	    d->ok, d->conflicts, d->refused, d->errors);
+		co_drill_say(d, "LOST", "%s", d->first_lost);
+	co_drill_say(d, "operations",
+		     "%ld acknowledged, %ld lost the race to another worker, %ld "
+		     "refused (store down), %ld other errors",
+		     d->ok, d->conflicts, d->refused, d->errors);
 	if (d->errors)
-		say(d, "last error", "%s", d->last_error);
+		co_drill_say(d, "last error", "%s", d->last_error);
 	return 0;
 }
 
-/*
- * Which trigger fired (kill_reason is "trigger NAME: ..."), and the figures
- * its audit row carries ("...; trigger=NAME rate=... samples=..."): the
- * row is written just after the flags file, so read it once the traffic
- * has stopped.
- */
-static void trip_details(drill *d)
-{
-	co_audit_change_list l = {0};
-
-	d->fired = CO_TRIGGER_NONE;
-	for (int k = CO_TRIGGER_NONE + 1; k < CO_TRIGGER__COUNT; k++) {
-		const char *name = co_trigger_name((co_trigger_kind)k);
-		size_t len = strlen(name);
-
-		if (strncmp(d->kill_reason, "trigger ", 8) == 0 &&
-		    strncmp(d->kill_reason + 8, name, len) == 0 && d->kill_reason[8 + len] == ':')
-			d->fired = (co_trigger_kind)k;
-	}
-	if (co_audit_changes_latest(&l, d->sc.st, 100) == 0) {
-		for (size_t i = 0; i < l.n; i++) { /* newest first: the latest trip */
-			const char *fig;
-
-			if (strcmp(l.items[i]->action, "auto-rollback") != 0 ||
-			    !l.items[i]->detail)
-				continue;
-			fig = strstr(l.items[i]->detail, "trigger=");
-			snprintf(d->figures, sizeof(d->figures), "%s",
-				 fig ? fig : l.items[i]->detail);
-			break;
-		}
-	}
-	co_audit_change_list_clear(&l);
-	co_error_clear();
-}
-
-/* Run the drill on the open stack; its outcome lands in `d`. */
 static int run(drill *d)
 {
 	int64_t t0;
 	int error;
 
-	say(d, "etcd", "pid %ld on %s, ready in %.0f ms", (long)d->sc.etcd.pid,
-	    d->sc.etcd.endpoint, (double)d->sc.etcd_ready_us / 1000.0);
-	say(d, "temp dir", "%s", d->sc.tmp);
-	say(d, "thresholds", "window %d s, min_samples %d, error_rate %.0f%%, latency_ratio "
-			     "%.0fx, health_grace %d s, outbox_age %d s",
-	    d->cfg.window_ms / 1000, d->cfg.min_samples, d->cfg.error_rate * 100.0,
-	    d->cfg.latency_ratio, d->cfg.health_grace_ms / 1000, d->cfg.outbox_age_ms / 1000);
+	co_drill_say(d, "etcd", "pid %ld on %s, ready in %.0f ms", (long)d->sc.etcd.pid,
+		     d->sc.etcd.endpoint, (double)d->sc.etcd_ready_us / 1000.0);
+	co_drill_say(d, "temp dir", "%s", d->sc.tmp);
+	co_drill_say(d, "thresholds",
+		     "window %d s, min_samples %d, error_rate %.0f%%, latency_ratio "
+		     "%.0fx, health_grace %d s, outbox_age %d s",
+		     d->cfg.window_ms / 1000, d->cfg.min_samples,
+		     d->cfg.error_rate * 100.0, d->cfg.latency_ratio,
+		     d->cfg.health_grace_ms / 1000, d->cfg.outbox_age_ms / 1000);
 	if ((error = seed(d)) < 0 || (error = reconcile(d, "reconcile")) < 0 ||
 	    (error = stage(d, CO_STAGE_SHADOW)) < 0 || (error = baseline(d)) < 0 ||
 	    interrupted || (error = reconcile(d, "reconcile")) < 0 ||
@@ -642,13 +557,16 @@ static int run(drill *d)
 	if ((error = workers_start(d)) < 0)
 		return error;
 	nap(d->pre_ms);
-	say(d, "traffic", "%d workers claiming and releasing in dual 50 for %.1f s", WORKERS,
-	    (double)d->pre_ms / 1000.0);
+	co_drill_say(d, "traffic",
+		     "%d workers claiming and releasing in dual 50 for %.1f s", WORKERS,
+		     (double)d->pre_ms / 1000.0);
 	if (kill_switch_on(d)) {
 		d->tripped_early = 1;
-		say(d, "FAIL", "the kill switch tripped before the fault: %s", d->kill_reason);
+		co_drill_say(d, "FAIL", "the kill switch tripped before the fault: %s",
+			     d->kill_reason);
 	} else if (!interrupted) {
-		say(d, "fault", "%s: %s", faults[d->f].name, faults[d->f].how);
+		co_drill_say(d, "fault", "%s: %s", co_drill_faults[d->f].name,
+			     co_drill_faults[d->f].how);
 		t0 = co_scratch_mono_us();
 		inject(d);
 		while (!interrupted) {
@@ -666,17 +584,19 @@ static int run(drill *d)
 	}
 	workers_stop(d);
 	if (d->tripped || d->tripped_early)
-		trip_details(d);
+		co_drill_trip_details(d);
 	if (d->tripped) {
-		say(d, "kill switch", "tripped %lld ms after the fault by trigger %s (expected "
-				      "%s)",
-		    (long long)d->trip_ms, co_trigger_name(d->fired),
-		    co_trigger_name(faults[d->f].expect));
-		say(d, "reason", "%s", d->kill_reason);
-		say(d, "figures", "%s", d->figures[0] ? d->figures : "(no audit row)");
+		co_drill_say(d, "kill switch",
+			     "tripped %lld ms after the fault by trigger %s (expected "
+			     "%s)",
+			     (long long)d->trip_ms, co_trigger_name(d->fired),
+			     co_trigger_name(co_drill_faults[d->f].expect));
+		co_drill_say(d, "reason", "%s", d->kill_reason);
+		co_drill_say(d, "figures", "%s",
+			     d->figures[0] ? d->figures : "(no audit row)");
 	} else if (!d->tripped_early && !interrupted) {
-		say(d, "FAIL", "no trigger pulled the kill switch within %d s",
-		    TRIP_BOUND_MS / 1000);
+		co_drill_say(d, "FAIL", "no trigger pulled the kill switch within %d s",
+			     TRIP_BOUND_MS / 1000);
 	}
 	if ((error = restore(d)) < 0)
 		return error;
@@ -686,137 +606,16 @@ static int run(drill *d)
 	return audit_acks(d);
 }
 
-static cJSON *audit_json(drill *d, int print)
-{
-	co_audit_change_list l = {0};
-	cJSON *a = cJSON_CreateArray();
-
-	if (!a || co_audit_changes_latest(&l, d->sc.st, 1000) < 0) {
-		co_error_clear();
-		return a;
-	}
-	if (print)
-		printf("\n== Audit rows of the drill (oldest first)\n");
-	for (size_t i = l.n; i-- > 0;) {
-		const co_audit_change *c = l.items[i];
-		cJSON *o = cJSON_CreateObject();
-		char when[64];
-
-		co_audit_format_time(when, sizeof(when), c->ts);
-		if (print)
-			printf("  %lld %s %s %s: %s%s%s\n", (long long)c->seq, when, c->who,
-			       c->action, c->detail ? c->detail : "", c->why ? " -- " : "",
-			       c->why ? c->why : "");
-		if (!o)
-			continue;
-		cJSON_AddNumberToObject(o, "seq", (double)c->seq);
-		cJSON_AddStringToObject(o, "time", when);
-		cJSON_AddStringToObject(o, "who", c->who);
-		cJSON_AddStringToObject(o, "action", c->action);
-		if (c->detail)
-			cJSON_AddStringToObject(o, "detail", c->detail);
-		if (c->why)
-			cJSON_AddStringToObject(o, "why", c->why);
-		cJSON_AddItemToArray(a, o);
-	}
-	co_audit_change_list_clear(&l);
-	return a;
-}
-
-static int drill_ok(const drill *d)
-{
-	return d->tripped && !d->tripped_early && d->lost == 0 && d->double_winners == 0 &&
-	       d->passed && d->outbox_left == 0;
-}
-
-static cJSON *report_json(drill *d, int print_audit)
-{
-	cJSON *o = cJSON_CreateObject(), *th, *rc;
-
-	if (!o)
-		return NULL;
-	cJSON_AddStringToObject(o, "fault", faults[d->f].name);
-	cJSON_AddStringToObject(o, "injected", faults[d->f].how);
-	th = cJSON_AddObjectToObject(o, "thresholds");
-	if (th) {
-		cJSON_AddNumberToObject(th, "window_s", d->cfg.window_ms / 1000.0);
-		cJSON_AddNumberToObject(th, "min_samples", d->cfg.min_samples);
-		cJSON_AddNumberToObject(th, "error_rate", d->cfg.error_rate);
-		cJSON_AddNumberToObject(th, "latency_ratio", d->cfg.latency_ratio);
-		cJSON_AddNumberToObject(th, "health_grace_s", d->cfg.health_grace_ms / 1000.0);
-		cJSON_AddNumberToObject(th, "outbox_age_s", d->cfg.outbox_age_ms / 1000.0);
-		cJSON_AddNumberToObject(th, "trip_bound_s", TRIP_BOUND_MS / 1000.0);
-	}
-	cJSON_AddNumberToObject(o, "baseline_claim_p95_ms", d->baseline_claim_us / 1000.0);
-	cJSON_AddNumberToObject(o, "baseline_release_p95_ms",
-				d->baseline_release_us / 1000.0);
-	cJSON_AddBoolToObject(o, "tripped", d->tripped);
-	cJSON_AddBoolToObject(o, "tripped_before_fault", d->tripped_early);
-	cJSON_AddStringToObject(o, "trigger", co_trigger_name(d->fired));
-	cJSON_AddStringToObject(o, "expected_trigger", co_trigger_name(faults[d->f].expect));
-	cJSON_AddStringToObject(o, "kill_reason", d->kill_reason);
-	cJSON_AddStringToObject(o, "figures", d->figures);
-	if (d->tripped)
-		cJSON_AddNumberToObject(o, "time_to_trip_ms", (double)d->trip_ms);
-	else
-		cJSON_AddNullToObject(o, "time_to_trip_ms");
-	if (d->f == FAULT_LATENCY)
-		cJSON_AddNumberToObject(o, "pulses", d->pulses);
-	cJSON_AddNumberToObject(o, "acked_writes", (double)d->n_acked);
-	cJSON_AddNumberToObject(o, "lost", (double)d->lost);
-	if (d->lost)
-		cJSON_AddStringToObject(o, "first_lost", d->first_lost);
-	cJSON_AddNumberToObject(o, "double_winners", (double)d->double_winners);
-	cJSON_AddNumberToObject(o, "refused", (double)d->refused);
-	cJSON_AddNumberToObject(o, "errors", (double)d->errors);
-	cJSON_AddNumberToObject(o, "outbox_left", (double)d->outbox_left);
-	rc = cJSON_AddObjectToObject(o, "reconcile");
-	if (rc) {
-		cJSON_AddNumberToObject(rc, "run", (double)d->run_id);
-		cJSON_AddStringToObject(rc, "verdict", d->verdict);
-		cJSON_AddNumberToObject(rc, "ids", (double)d->total);
-		cJSON_AddNumberToObject(rc, "equal", (double)d->equal);
-		cJSON_AddNumberToObject(rc, "consistency", d->consistency);
-	}
-	cJSON_AddItemToObject(o, "audit", audit_json(d, print_audit));
-	cJSON_AddBoolToObject(o, "ok", drill_ok(d));
-	return o;
-}
-
-static int write_out(drill *d, cJSON *o)
-{
-	char path[4200], *text;
-	FILE *f;
-	int error = 0;
-
-	if ((error = co_scratch_mkdirs(d->out_dir)) < 0)
-		return error;
-	snprintf(path, sizeof(path), "%s/drill.json", d->out_dir);
-	if ((text = cJSON_Print(o)) == NULL)
-		return co_error_set(CO_ENOMEM, "out of memory");
-	if ((f = fopen(path, "w")) == NULL)
-		error = co_error_set(CO_EIO, "%s: %s", path, strerror(errno));
-	else {
-		fputs(text, f);
-		fputc('\n', f);
-		if (fclose(f) != 0)
-			error = co_error_set(CO_EIO, "%s: %s", path, strerror(errno));
-	}
-	free(text);
-	if (error == 0)
-		say(d, "report", "%s", path);
-	return error;
-}
-
 static int parse_fault(fault *out, const char *s)
 {
-	for (size_t i = 0; i < sizeof(faults) / sizeof(faults[0]); i++)
-		if (strcmp(s, faults[i].name) == 0) {
+	for (size_t i = 0; i < FAULT__COUNT; i++)
+		if (strcmp(s, co_drill_faults[i].name) == 0) {
 			*out = (fault)i;
 			return 0;
 		}
-	return co_cli_usage_error(U_DRILL, "--fault \"%s\": expected etcd-stop, etcd-kill or "
-					   "latency",
+	return co_cli_usage_error(U_DRILL,
+				  "--fault \"%s\": expected etcd-stop, etcd-kill or "
+				  "latency",
 				  s);
 }
 
@@ -826,8 +625,10 @@ int co_cli_drill(int argc, char **argv, co_cli *ctx)
 	co_scratch_opts so = {"cutover-drill", "drill", NULL, DRILL_REQUEST_TIMEOUT_MS,
 			      &interrupted};
 	int keep = 0;
-	co_cli_opt opts[] = {{"fault", &fault_s, NULL}, {"seconds", &secs, NULL},
-			     {"out", &out, NULL},	    {"keep", NULL, &keep},
+	co_cli_opt opts[] = {{"fault", &fault_s, NULL},
+			     {"seconds", &secs, NULL},
+			     {"out", &out, NULL},
+			     {"keep", NULL, &keep},
 			     {NULL, NULL, NULL}};
 	struct sigaction sa, ign, old_int, old_term, old_pipe;
 	double pre_s = DEFAULT_SECONDS;
@@ -836,7 +637,8 @@ int co_cli_drill(int argc, char **argv, co_cli *ctx)
 	size_t n;
 	int error, ok;
 
-	if ((error = co_cli_parse(pos, 0, &n, ctx, argc, argv, opts, U_DRILL, h_drill)) != 0)
+	if ((error = co_cli_parse(pos, 0, &n, ctx, argc, argv, opts, U_DRILL, h_drill)) !=
+	    0)
 		return error < 0 ? error : 0;
 	if ((d = calloc(1, sizeof(*d))) == NULL)
 		return co_error_set(CO_ENOMEM, "out of memory");
@@ -849,8 +651,9 @@ int co_cli_drill(int argc, char **argv, co_cli *ctx)
 		errno = 0;
 		pre_s = strtod(secs, &end);
 		if (errno || end == secs || *end || !(pre_s >= 0.2 && pre_s <= 600)) {
-			error = co_cli_usage_error(U_DRILL, "--seconds \"%s\": expected seconds "
-							    "from 0.2 to 600",
+			error = co_cli_usage_error(U_DRILL,
+						   "--seconds \"%s\": expected seconds "
+						   "from 0.2 to 600",
 						   secs);
 			goto out_free;
 		}
@@ -887,17 +690,18 @@ int co_cli_drill(int argc, char **argv, co_cli *ctx)
 	sigaction(SIGPIPE, &ign, &old_pipe);
 
 	if (!d->json)
-		printf("cutover drill: fault %s on a scratch stack (the configured stores are "
+		printf("cutover drill: fault %s on a scratch stack (the configured "
+		       "stores are "
 		       "not touched)\n",
-		       faults[d->f].name);
+		       co_drill_faults[d->f].name);
 	if ((error = co_scratch_open(&d->sc, &so)) == 0 && !interrupted)
 		error = run(d);
 	if (error == 0 && !interrupted) {
-		rep = report_json(d, !d->json);
+		rep = co_drill_report_json(d, !d->json);
 		if (!rep)
 			error = co_error_set(CO_ENOMEM, "out of memory");
 		else if (d->out_dir)
-			error = write_out(d, rep);
+			error = co_drill_write_out(d, rep);
 	}
 	if (d->running)
 		workers_stop(d);
@@ -909,20 +713,23 @@ int co_cli_drill(int argc, char **argv, co_cli *ctx)
 	sigaction(SIGINT, &old_int, NULL);
 	sigaction(SIGTERM, &old_term, NULL);
 	sigaction(SIGPIPE, &old_pipe, NULL);
-	ok = drill_ok(d);
+	ok = co_drill_ok(d);
 	if (interrupted) {
 		cJSON_Delete(rep);
-		fprintf(stderr, "cutover drill: interrupted; everything it started is stopped\n");
+		fprintf(stderr,
+			"cutover drill: interrupted; everything it started is stopped\n");
 		error = EXIT_INTERRUPTED;
 	} else if (error == 0) {
 		if (d->json) {
 			error = co_cli_print_json(rep); /* frees rep */
 			rep = NULL;
 		} else {
-			printf("\n%s: trigger %s, %zu acknowledged writes, %zu lost, %zu double "
+			printf("\n%s: trigger %s, %zu acknowledged writes, %zu lost, %zu "
+			       "double "
 			       "winners, reconciliation %s%s\n",
-			       ok ? "Drill passed" : "Drill FAILED", co_trigger_name(d->fired),
-			       d->n_acked, d->lost, d->double_winners, d->verdict,
+			       ok ? "Drill passed" : "Drill FAILED",
+			       co_trigger_name(d->fired), d->n_acked, d->lost,
+			       d->double_winners, d->verdict,
 			       d->keep ? "" : "; scratch stack removed");
 			if (d->keep)
 				printf("kept: %s\n", d->sc.tmp);

@@ -94,7 +94,8 @@ static int run_program(char *const argv[], const char *log)
 
 	posix_spawn_file_actions_init(&fa);
 	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-	posix_spawn_file_actions_addopen(&fa, 1, log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+	posix_spawn_file_actions_addopen(&fa, 1, log, O_WRONLY | O_CREAT | O_APPEND,
+					 0644);
 	posix_spawn_file_actions_adddup2(&fa, 1, 2);
 	rc = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
 	posix_spawn_file_actions_destroy(&fa);
@@ -159,8 +160,10 @@ int co_scratch_open(co_scratch *s, const co_scratch_opts *o)
 	if ((error = etcd_start(s, o)) < 0)
 		return error;
 	if (run_program(git_argv, s->git_log) != 0)
-		return co_error_set(CO_EUNAVAIL, "git init --bare %s failed (is `git` in "
-						 "PATH?); see %s", s->repo, s->git_log);
+		return co_error_set(CO_EUNAVAIL,
+				    "git init --bare %s failed (is `git` in "
+				    "PATH?); see %s",
+				    s->repo, s->git_log);
 	go.repo = s->repo;
 	go.branch = "main";
 	if ((error = co_git_store_open(&s->git, &go)) < 0)
@@ -244,11 +247,12 @@ int co_scratch_stage(co_scratch_move *m, co_scratch *s, co_stage stage, const ch
 		}
 		if (error < 0)
 			return error;
-		snprintf(m->gate, sizeof(m->gate), "go: run %lld passed %.1f s ago (window %d s)",
-			 (long long)run->id,
-			 (double)(co_state_now_ms() - run->started_at - run->duration_ms) /
-			     1000.0,
-			 GO_NO_GO_WINDOW_MS / 1000);
+		snprintf(
+		    m->gate, sizeof(m->gate),
+		    "go: run %lld passed %.1f s ago (window %d s)", (long long)run->id,
+		    (double)(co_state_now_ms() - run->started_at - run->duration_ms) /
+			1000.0,
+		    GO_NO_GO_WINDOW_MS / 1000);
 		co_run_free(run);
 	}
 	co_flags_stamp(&after, who, NULL);
@@ -264,8 +268,9 @@ int co_scratch_stage(co_scratch_move *m, co_scratch *s, co_stage stage, const ch
 	snprintf(diff, 128, "stage %s -> %s (every operation), file saved",
 		 co_stage_name(co_stage_of(&before)), co_stage_name(stage));
 	if (co_flags_watcher_wait(s->fw, gen, 2000) == 0)
-		snprintf(m->flags, sizeof(m->flags), "%s; the router reloaded it in %.1f ms",
-			 diff, (double)(co_scratch_mono_us() - t0) / 1000.0);
+		snprintf(m->flags, sizeof(m->flags),
+			 "%s; the router reloaded it in %.1f ms", diff,
+			 (double)(co_scratch_mono_us() - t0) / 1000.0);
 	else if ((error = co_flags_watcher_reload(s->fw)) < 0)
 		return error;
 	else

@@ -78,9 +78,9 @@ void co_scratch_migrate_opts(co_migrate_opts *mo, const co_scratch *s);
 
 /* What co_scratch_stage() did. */
 typedef struct co_scratch_move {
-	int go;		/* 1: the flags now hold the stage */
-	char gate[512]; /* "go: run N passed ...", "NO-GO: ...", "" (not forward) */
-	char flags[640];   /* "stage a -> b (every operation), file saved; ..." */
+	int go;		 /* 1: the flags now hold the stage */
+	char gate[512];	 /* "go: run N passed ...", "NO-GO: ...", "" (not forward) */
+	char flags[640]; /* "stage a -> b (every operation), file saved; ..." */
 } co_scratch_move;
 
 /*

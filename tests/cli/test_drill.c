@@ -125,7 +125,8 @@ static void check_report(const char *json, const char *fault)
 		fail_msg("report is not JSON: %s", json);
 	assert_string_equal(str(o, "fault"), fault);
 	assert_true(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "tripped")));
-	assert_true(cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(o, "tripped_before_fault")));
+	assert_true(
+	    cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(o, "tripped_before_fault")));
 	assert_string_not_equal(str(o, "trigger"), "none");
 	assert_non_null(str(o, "expected_trigger"));
 	if (strncmp(str(o, "kill_reason"), "trigger ", 8) != 0)
@@ -136,7 +137,8 @@ static void check_report(const char *json, const char *fault)
 
 		snprintf(want, sizeof(want), "trigger=%s", str(o, "trigger"));
 		if (strncmp(str(o, "figures"), want, strlen(want)) != 0)
-			fail_msg("figures \"%s\" do not start with %s", str(o, "figures"), want);
+			fail_msg("figures \"%s\" do not start with %s", str(o, "figures"),
+				 want);
 	}
 	assert_true(num(o, "time_to_trip_ms") >= 0);
 	assert_true(num(o, "acked_writes") > 0);
@@ -160,16 +162,18 @@ static void check_report(const char *json, const char *fault)
 	}
 	assert_int_equal(trips, 1);
 	assert_true(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "ok")));
-	print_message("drill %s: trigger %s (expected %s) after %.0f ms; %.0f acked, 0 lost\n",
-		      fault, str(o, "trigger"), str(o, "expected_trigger"),
-		      num(o, "time_to_trip_ms"), num(o, "acked_writes"));
+	print_message(
+	    "drill %s: trigger %s (expected %s) after %.0f ms; %.0f acked, 0 lost\n",
+	    fault, str(o, "trigger"), str(o, "expected_trigger"),
+	    num(o, "time_to_trip_ms"), num(o, "acked_writes"));
 	cJSON_Delete(o);
 }
 
 /* `--json drill --fault F`: exit 0, the report on stdout. */
 static void drill_json(const char *fault)
 {
-	const char *argv[] = {"--json", "drill", "--fault", fault, "--seconds", "0.5", NULL};
+	const char *argv[] = {"--json",	   "drill", "--fault", fault,
+			      "--seconds", "0.5",   NULL};
 	char *out = NULL, *err = NULL;
 	drill_env e;
 	int rc;
@@ -177,7 +181,8 @@ static void drill_json(const char *fault)
 	env_open(&e);
 	rc = co_test_cutover(&out, &err, e.env, argv);
 	if (rc != 0)
-		fprintf(stderr, "stdout:\n%s\nstderr:\n%s\n", out ? out : "", err ? err : "");
+		fprintf(stderr, "stdout:\n%s\nstderr:\n%s\n", out ? out : "",
+			err ? err : "");
 	assert_int_equal(rc, 0);
 	check_report(out, fault);
 	free(out);
@@ -213,7 +218,8 @@ static void etcd_kill_text_and_out_file_trip_and_lose_nothing(void **state)
 	snprintf(outdir, sizeof(outdir), "%s/report", e.tmp);
 	rc = co_test_cutover(&out, &err, e.env, argv);
 	if (rc != 0)
-		fprintf(stderr, "stdout:\n%s\nstderr:\n%s\n", out ? out : "", err ? err : "");
+		fprintf(stderr, "stdout:\n%s\nstderr:\n%s\n", out ? out : "",
+			err ? err : "");
 	assert_int_equal(rc, 0);
 	assert_non_null(strstr(out, "fault etcd-kill on a scratch stack (the configured "
 				    "stores are not touched)"));
@@ -246,7 +252,8 @@ static void bad_options_exit_1_and_start_nothing(void **state)
 	const char *a5[] = {"drill", "--bogus", NULL};
 	const char *a6[] = {"drill", "extra", NULL};
 	const char *const *cases[] = {a1, a2, a3, a4, a5, a6};
-	const char *names[] = {"\"meteor\"", "\"0\"", "\"soon\"", "--out", "--bogus", "extra"};
+	const char *names[] = {"\"meteor\"", "\"0\"",	"\"soon\"",
+			       "--out",	     "--bogus", "extra"};
 	drill_env e;
 
 	(void)state;
@@ -257,7 +264,8 @@ static void bad_options_exit_1_and_start_nothing(void **state)
 		assert_int_equal(co_test_cutover(&out, &err, e.env, cases[i]), 1);
 		assert_non_null(err);
 		if (!strstr(err, names[i]) || !strstr(err, "usage: cutover drill"))
-			fail_msg("case %zu: stderr does not name %s: %s", i, names[i], err);
+			fail_msg("case %zu: stderr does not name %s: %s", i, names[i],
+				 err);
 		free(out);
 		free(err);
 	}
