@@ -48,19 +48,23 @@
 	"[--out DIR] [--json]"
 
 /* Drill thresholds: tight, so that a drill takes seconds. */
-#define DRILL_WINDOW_MS 3000
+#define DRILL_WINDOW_MS 5000
 #define DRILL_MIN_SAMPLES 20
 #define DRILL_ERROR_RATE 0.05
 #define DRILL_LATENCY_RATIO 2.0
 #define DRILL_HEALTH_GRACE_MS 1000
-#define DRILL_OUTBOX_AGE_MS 10000
+#define DRILL_OUTBOX_AGE_MS 20000
 /* etcd's request timeout: longer than a latency pulse, so a pulse slows
  * operations down without failing them */
 #define DRILL_REQUEST_TIMEOUT_MS 2000
-#define PULSE_STOP_MS 700
+/* a latency pulse: etcd stopped 3x the git baseline p95, within these
+ * bounds (below the request timeout), then running PULSE_RUN_MS */
+#define PULSE_STOP_MIN_MS 700
+#define PULSE_STOP_MAX_MS 1000
 #define PULSE_RUN_MS 100
+#define BASELINE_WORKERS 3
 
-#define BASELINE_BOUND_MS 20000
+#define BASELINE_BOUND_MS 40000
 #define DRAIN_BOUND_MS 60000
 #define TASKS 60
 #define CLAIM_TTL 60
@@ -76,24 +80,26 @@ static const char h_drill[] =
     "in PATH, on free loopback ports, a bare git repository and a state dir, all\n"
     "in a temp directory) it:\n"
     "  1. creates 60 tasks in git and backfills them into etcd;\n"
-    "  2. goes shadow until the git latency baseline is recorded, then dual 50,\n"
-    "     each forward move through the go/no-go gate (a passing reconciliation);\n"
-    "  3. runs 3 worker threads claiming and releasing through the router, the\n"
+    "  2. goes shadow until the git latency baseline is recorded (3 workers),\n"
+    "     then dual 50, each forward move through the go/no-go gate (a passing\n"
+    "     reconciliation);\n"
+    "  3. runs 6 worker threads claiming and releasing through the router, the\n"
     "     triggers on, and remembers every acknowledged write;\n"
     "  4. injects the fault into etcd and waits (at most 30 s) for a trigger to\n"
     "     pull the kill switch, measuring the time to trip;\n"
     "  5. restores etcd, lets the outbox drain, reconciles, and checks every\n"
     "     acknowledged write is in both stores and no claim was won twice.\n"
-    "Drill thresholds: window 3 s, min_samples 20, error_rate 5%, latency_ratio\n"
-    "2x, health_grace 1 s, outbox_age 10 s; etcd request timeout 2 s.\n"
+    "Drill thresholds: window 5 s, min_samples 20, error_rate 5%, latency_ratio\n"
+    "2x, health_grace 1 s, outbox_age 20 s; etcd request timeout 2 s.\n"
     "The drill reads no configuration and never touches the configured stores,\n"
     "state dir or flags file: everything it starts it stops, and it removes its\n"
     "temp directory (unless --keep), also on error or ^C.\n\n"
     "Options:\n"
     "  --fault F     etcd-kill (default): SIGKILL etcd, expect the error_rate\n"
     "                trigger; etcd-stop: SIGSTOP etcd and keep it stopped, expect\n"
-    "                health; latency: SIGSTOP/SIGCONT pulses (700 ms stopped,\n"
-    "                100 ms running), expect latency\n"
+    "                health; latency: SIGSTOP/SIGCONT pulses (stopped 3x the git\n"
+    "                p95 baseline, 0.7 to 1 s, then 100 ms running), expect\n"
+    "                latency\n"
     "  --seconds N   traffic in dual 50 before the fault (default 1, 0.2..600)\n"
     "  --keep        keep the temp directory (repo, etcd data, state db)\n"
     "  --out DIR     also write the report as DIR/drill.json\n"
@@ -105,8 +111,9 @@ static const char h_drill[] =
 const co_drill_fault co_drill_faults[FAULT__COUNT] = {
     [FAULT_ETCD_KILL] = {"etcd-kill", CO_TRIGGER_ERROR_RATE, "SIGKILL etcd"},
     [FAULT_ETCD_STOP] = {"etcd-stop", CO_TRIGGER_HEALTH, "SIGSTOP etcd, held"},
-    [FAULT_LATENCY] = {"latency", CO_TRIGGER_LATENCY,
-		       "SIGSTOP/SIGCONT pulses on etcd (700 ms stopped, 100 ms running)"},
+    [FAULT_LATENCY] =
+	{"latency", CO_TRIGGER_LATENCY,
+	 "SIGSTOP/SIGCONT pulses on etcd (stopped 3x the git p95, 100 ms running)"},
 };
 
 static volatile sig_atomic_t interrupted;
@@ -213,11 +220,12 @@ static void nap(int ms)
 	}
 }
 
-static int workers_start(drill *d)
+/* Start n (<= WORKERS) workers. */
+static int workers_start(drill *d, int n)
 {
 	atomic_store(&d->stop, 0);
 	d->running = 1; /* workers_stop joins whatever started */
-	for (int i = 0; i < WORKERS; i++) {
+	for (int i = 0; i < n; i++) {
 		worker *w = &d->w[i];
 
 		w->idx = i;
@@ -250,7 +258,7 @@ static void *pulser_main(void *arg)
 		pid_t pid = d->sc.etcd.pid;
 
 		if (pid > 0 && kill(pid, SIGSTOP) == 0) {
-			co_scratch_sleep_ms(PULSE_STOP_MS);
+			co_scratch_sleep_ms(d->pulse_stop_ms);
 			kill(pid, SIGCONT);
 			d->pulses++;
 		}
@@ -348,7 +356,7 @@ static int baseline(drill *d)
 	int64_t base[CO_OP__COUNT], n[CO_OP__COUNT], t0 = co_scratch_mono_us();
 	int error;
 
-	if ((error = workers_start(d)) < 0)
+	if ((error = workers_start(d, BASELINE_WORKERS)) < 0)
 		return error;
 	for (;;) {
 		nap(100);
@@ -376,6 +384,17 @@ static int baseline(drill *d)
 		     (double)d->baseline_claim_us / 1000.0,
 		     (double)d->baseline_release_us / 1000.0,
 		     (double)(co_scratch_mono_us() - t0) / 1e6);
+	{
+		/* the faster operation is the easier one to see slowed */
+		int64_t best = d->baseline_claim_us < d->baseline_release_us
+				   ? d->baseline_claim_us
+				   : d->baseline_release_us;
+		int64_t stop = 3 * best / 1000;
+
+		d->pulse_stop_ms = stop < PULSE_STOP_MIN_MS   ? PULSE_STOP_MIN_MS
+				   : stop > PULSE_STOP_MAX_MS ? PULSE_STOP_MAX_MS
+							      : (int)stop;
+	}
 	return 0;
 }
 
@@ -554,7 +573,7 @@ static int run(drill *d)
 	    (error = stage(d, CO_STAGE_50)) < 0)
 		return error;
 
-	if ((error = workers_start(d)) < 0)
+	if ((error = workers_start(d, WORKERS)) < 0)
 		return error;
 	nap(d->pre_ms);
 	co_drill_say(d, "traffic",
@@ -567,6 +586,10 @@ static int run(drill *d)
 	} else if (!interrupted) {
 		co_drill_say(d, "fault", "%s: %s", co_drill_faults[d->f].name,
 			     co_drill_faults[d->f].how);
+		if (d->f == FAULT_LATENCY)
+			co_drill_say(d, "pulses",
+				     "etcd stopped %d ms, then running %d ms",
+				     d->pulse_stop_ms, PULSE_RUN_MS);
 		t0 = co_scratch_mono_us();
 		inject(d);
 		while (!interrupted) {

@@ -18,7 +18,7 @@
 #include <stdint.h>
 
 #define TRIP_BOUND_MS 30000 /* the longest the drill waits for a trip */
-#define WORKERS 3
+#define WORKERS 6	    /* in dual 50; fewer record the baseline */
 
 typedef enum fault {
 	FAULT_ETCD_KILL,
@@ -66,7 +66,7 @@ typedef struct drill {
 	pthread_t pulser;
 	int pulsing;
 	atomic_int pulses_stop;
-	int pulses;
+	int pulses, pulse_stop_ms;
 
 	/* what happened */
 	int tripped_early; /* the kill switch was on before the fault */

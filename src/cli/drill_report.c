@@ -132,8 +132,10 @@ cJSON *co_drill_report_json(drill *d, int print_audit)
 		cJSON_AddNumberToObject(o, "time_to_trip_ms", (double)d->trip_ms);
 	else
 		cJSON_AddNullToObject(o, "time_to_trip_ms");
-	if (d->f == FAULT_LATENCY)
+	if (d->f == FAULT_LATENCY) {
 		cJSON_AddNumberToObject(o, "pulses", d->pulses);
+		cJSON_AddNumberToObject(o, "pulse_stop_ms", d->pulse_stop_ms);
+	}
 	cJSON_AddNumberToObject(o, "acked_writes", (double)d->n_acked);
 	cJSON_AddNumberToObject(o, "lost", (double)d->lost);
 	if (d->lost)

@@ -146,7 +146,7 @@ static void check_report(const char *json, const char *fault)
 	assert_true(num(o, "double_winners") == 0);
 	assert_true(num(o, "outbox_left") == 0);
 	th = cJSON_GetObjectItemCaseSensitive(o, "thresholds");
-	assert_true(num(th, "window_s") == 3);
+	assert_true(num(th, "window_s") == 5);
 	assert_true(num(th, "min_samples") == 20);
 	assert_true(num(th, "health_grace_s") == 1);
 	rc = cJSON_GetObjectItemCaseSensitive(o, "reconcile");
@@ -161,6 +161,11 @@ static void check_report(const char *json, const char *fault)
 			trips++;
 	}
 	assert_int_equal(trips, 1);
+	if (strcmp(fault, "latency") == 0) { /* pulses of 3x the git p95, bounded */
+		assert_true(num(o, "pulses") >= 1);
+		assert_true(num(o, "pulse_stop_ms") >= 700 &&
+			    num(o, "pulse_stop_ms") <= 1000);
+	}
 	assert_true(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "ok")));
 	print_message(
 	    "drill %s: trigger %s (expected %s) after %.0f ms; %.0f acked, 0 lost\n",
@@ -223,7 +228,7 @@ static void etcd_kill_text_and_out_file_trip_and_lose_nothing(void **state)
 	assert_int_equal(rc, 0);
 	assert_non_null(strstr(out, "fault etcd-kill on a scratch stack (the configured "
 				    "stores are not touched)"));
-	assert_non_null(strstr(out, "thresholds    window 3 s, min_samples 20"));
+	assert_non_null(strstr(out, "thresholds    window 5 s, min_samples 20"));
 	assert_non_null(strstr(out, "kill switch   tripped "));
 	assert_non_null(strstr(out, "0 lost, 0 double winners"));
 	assert_non_null(strstr(out, "== Audit rows of the drill"));
