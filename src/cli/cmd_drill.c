@@ -621,8 +621,8 @@ static int run(drill *d)
 		co_drill_say(d, "FAIL", "no trigger pulled the kill switch within %d s",
 			     TRIP_BOUND_MS / 1000);
 	}
-	if ((error = restore(d)) < 0)
-		return error;
+	if ((error = restore(d)) < 0 || interrupted)
+		return error; /* ^C: no drain, no verdict; the stack is closed */
 	drain(d);
 	if ((error = reconcile(d, "reconcile")) < 0)
 		return error;

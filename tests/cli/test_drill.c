@@ -23,11 +23,14 @@
 #include <cjson/cJSON.h>
 #include <dirent.h>
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 /* Entries of `dir` whose name starts with `prefix`; -1 if unreadable. */
@@ -248,6 +251,74 @@ static void etcd_kill_text_and_out_file_trip_and_lose_nothing(void **state)
 	env_close(&e);
 }
 
+/*
+ * ^C while etcd is held stopped by the etcd-stop fault: the drill continues
+ * etcd, stops it, removes its temp dir, and exits 130.  Output is read
+ * through a pipe until the fault line (bounded), then SIGINT is sent.
+ */
+static void sigint_during_etcd_stop_leaves_nothing_stopped_or_running(void **state)
+{
+	char *buf = NULL;
+	size_t len = 0, cap = 0;
+	int fds[2], status, seen = 0;
+	const char *p;
+	pid_t child;
+	long etcd = 0;
+	time_t deadline;
+	drill_env e;
+
+	(void)state;
+	env_open(&e);
+	assert_int_equal(pipe(fds), 0);
+	child = fork();
+	assert_true(child >= 0);
+	if (child == 0) {
+		dup2(fds[1], 1);
+		close(fds[0]);
+		close(fds[1]);
+		setenv("TMPDIR", e.tmp, 1);
+		setenv("CUTOVER_CONFIG", e.e_cfg + strlen("CUTOVER_CONFIG="), 1);
+		setenv("CUTOVER_STATE_DIR", e.state, 1);
+		execl(CUTOVER_BIN, CUTOVER_BIN, "drill", "--fault", "etcd-stop",
+		      "--seconds", "0.5", (char *)NULL);
+		_exit(127);
+	}
+	close(fds[1]);
+	deadline = time(NULL) + 120;
+	for (;;) {
+		struct pollfd pf = {fds[0], POLLIN, 0};
+		ssize_t n;
+
+		if (cap - len < 4096) {
+			cap = cap ? cap * 2 : 16384;
+			assert_non_null(buf = realloc(buf, cap));
+		}
+		if (!seen && time(NULL) > deadline)
+			break;
+		if (!seen && poll(&pf, 1, 1000) <= 0)
+			continue;
+		if ((n = read(fds[0], buf + len, cap - len - 1)) <= 0)
+			break;
+		len += (size_t)n;
+		buf[len] = '\0';
+		if (!seen && strstr(buf, "\n  fault ")) {
+			seen = 1;
+			kill(child, SIGINT);
+		}
+	}
+	close(fds[0]);
+	assert_true(seen);
+	assert_int_equal(waitpid(child, &status, 0), child);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 130);
+	if ((p = strstr(buf, "\n  etcd ")) != NULL && (p = strstr(p, "pid ")) != NULL)
+		etcd = strtol(p + 4, NULL, 10);
+	assert_true(etcd > 0);
+	assert_true(kill((pid_t)etcd, 0) < 0 && errno == ESRCH);
+	free(buf);
+	env_close(&e);
+}
+
 static void bad_options_exit_1_and_start_nothing(void **state)
 {
 	const char *a1[] = {"drill", "--fault", "meteor", NULL};
@@ -299,6 +370,7 @@ int main(void)
 	    cmocka_unit_test(etcd_kill_text_and_out_file_trip_and_lose_nothing),
 	    cmocka_unit_test(etcd_stop_trips_a_trigger_and_loses_nothing),
 	    cmocka_unit_test(latency_pulses_trip_a_trigger_and_lose_nothing),
+	    cmocka_unit_test(sigint_during_etcd_stop_leaves_nothing_stopped_or_running),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
