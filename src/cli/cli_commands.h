@@ -26,3 +26,4 @@ CO_CLI_COMMAND(report, "show a reconciliation run: text, JSON, Markdown or HTML"
 CO_CLI_COMMAND(audit, "list the audit trail: flag changes, gate decisions, trips, resumes")
 CO_CLI_COMMAND(serve, "serve the operations over HTTP/JSON, with metrics and admin")
 CO_CLI_COMMAND(demo, "the whole migration on a sample: stages, reconcile, rollback, report")
+CO_CLI_COMMAND(drill, "a game day on a scratch stack: inject an etcd fault, time the trip, count losses")

@@ -23,13 +23,14 @@
  * in the temp directory it removes (unless --keep), also after an error or
  * SIGINT/SIGTERM; etcd (store/etcd_local.h) runs in its own process group
  * (so ^C reaches only the demo, which then shuts down in order) and dies
- * with the demo even if the demo is killed (PR_SET_PDEATHSIG).  Nothing
- * here is reusable library code: the demo only drives the public APIs of
- * the other modules.
+ * with the demo even if the demo is killed (PR_SET_PDEATHSIG).  The stack
+ * itself (temp dir, etcd, repo, router, the gated stage move) is
+ * scratch_stack.h, shared with `cutover drill`.
  */
 #include "cli.h"
 
 #include "demo_board.h"
+#include "scratch_stack.h"
 
 #include "../../migrate/board.h"
 #include "../../migrate/migrate.h"
@@ -37,9 +38,6 @@
 #include "../core/error.h"
 #include "../core/runs.h"
 #include "../core/state.h"
-#include "../store/etcd_local.h"
-#include "../store/etcd_store.h"
-#include "../store/git_store.h"
 #include "flags/flags.h"
 #include "flags/stage.h"
 #include "flags/watcher.h"
@@ -48,11 +46,8 @@
 #include "router/router.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <ftw.h>
 #include <pthread.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -60,11 +55,8 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/types.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-
-extern char **environ;
 
 #define U_DEMO                                                                            \
 	"cutover demo [--out DIR] [--swarms N] [--seconds-per-stage S] [--keep]"
@@ -99,9 +91,6 @@ static const char h_demo[] =
 #define DEFAULT_OUT "./cutover-demo-report"
 #define DEFAULT_SWARMS 4
 #define DEFAULT_SECONDS 1.5
-#define ETCD_READY_MS 15000
-#define ETCD_ATTEMPTS 3
-#define GO_NO_GO_WINDOW_MS 60000
 #define CLAIM_TTL 60
 #define EXIT_INTERRUPTED 130
 #define EXIT_VERDICT 3
@@ -119,28 +108,13 @@ static void on_signal(int sig)
 
 /* ---- small helpers ---- */
 
-static int64_t mono_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-static void sleep_ms(int ms)
-{
-	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-
-	nanosleep(&ts, NULL);
-}
-
 /* Sleep `ms` in slices, returning early on SIGINT/SIGTERM. */
 static void sleep_interruptible(int ms)
 {
 	while (ms > 0 && !interrupted) {
 		int slice = ms < 50 ? ms : 50;
 
-		sleep_ms(slice);
+		co_scratch_sleep_ms(slice);
 		ms -= slice;
 	}
 }
@@ -166,89 +140,6 @@ static void fact(const char *label, const char *fmt, ...)
 	/* Nobody reads us any more (`| head`): stop, and clean up. */
 	if (fflush(stdout) != 0 && errno == EPIPE)
 		interrupted = 1;
-}
-
-static int unlink_cb(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	remove(path);
-	return 0;
-}
-
-static void rmrf(const char *path)
-{
-	if (path && path[0])
-		nftw(path, unlink_cb, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-/* mkdir -p */
-static int mkdirs(const char *path)
-{
-	char buf[4096];
-	size_t i, len = strlen(path);
-
-	if (len == 0 || len >= sizeof(buf))
-		return co_error_set(CO_EINVAL, "%s: bad directory name", path);
-	memcpy(buf, path, len + 1);
-	for (i = 1; i <= len; i++) {
-		if (buf[i] != '/' && buf[i] != '\0')
-			continue;
-		buf[i] = '\0';
-		if (mkdir(buf, 0755) < 0 && errno != EEXIST)
-			return co_error_set(CO_EIO, "%s: %s", buf, strerror(errno));
-		buf[i] = i < len ? '/' : '\0';
-	}
-	return 0;
-}
-
-/* Run argv (PATH lookup) with stdout/stderr appended to `log`; exit status or -1. */
-static int run_program(char *const argv[], const char *log)
-{
-	posix_spawn_file_actions_t fa;
-	pid_t pid;
-	int status = -1, rc;
-
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-	posix_spawn_file_actions_addopen(&fa, 1, log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-	posix_spawn_file_actions_adddup2(&fa, 1, 2);
-	rc = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
-	posix_spawn_file_actions_destroy(&fa);
-	if (rc != 0)
-		return -1;
-	while (waitpid(pid, &status, 0) < 0)
-		if (errno != EINTR)
-			return -1;
-	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-/* ---- the demo's etcd ---- */
-
-/*
- * Start etcd in the temp dir and wait until it serves a linearizable read
- * through the etcd store (a leader exists); ^C gives up.  etcd runs in its own process
- * group, so that ^C reaches only the demo, which then stops it in order.
- */
-static int etcd_start(co_etcd_local *e, const char *dir, int64_t *ready_us)
-{
-	co_etcd_local_opts o = CO_ETCD_LOCAL_OPTS_INIT;
-	int64_t t0 = mono_us();
-	int error;
-
-	o.dir = dir;
-	o.data_name = "etcd-data";
-	o.name = "demo";
-	o.ready = CO_ETCD_LOCAL_READY_STORE_PING;
-	o.ready_timeout_ms = ETCD_READY_MS;
-	o.attempts = ETCD_ATTEMPTS;
-	o.own_process_group = 1;
-	o.cancel = &interrupted;
-	if ((error = co_etcd_local_start(e, &o)) < 0)
-		return error;
-	*ready_us = mono_us() - t0;
-	return 0;
 }
 
 /* ---- simulated swarms ---- */
@@ -421,7 +312,7 @@ static void swarm_claim(swarm *s)
 		else
 			s->t.primary_git++;
 	}
-	t0 = mono_us();
+	t0 = co_scratch_mono_us();
 	error = co_router_claim(&got, s->router, id, s->name, CLAIM_TTL);
 	s->t.ops++;
 	co_record_free(got); /* a loser gets the current record too */
@@ -435,7 +326,7 @@ static void swarm_claim(swarm *s)
 		tally_error(&s->t, error);
 		return;
 	}
-	tally_latency(&s->t, mono_us() - t0, rt.primary == CO_SIDE_ETCD);
+	tally_latency(&s->t, co_scratch_mono_us() - t0, rt.primary == CO_SIDE_ETCD);
 	s->t.won++;
 
 	/* A quarter of the work gets done; the rest is handed back. */
@@ -509,16 +400,7 @@ typedef struct demo {
 	int stage_ms;
 	int keep;
 
-	/* what it started */
-	char tmp[1024];
-	char repo[4096], state_dir[4096], flags_path[4096], git_log[4096];
-	co_etcd_local etcd;
-	co_store *git, *etcd_store;
-	co_state *st;
-	co_flags_watcher *fw;
-	co_router *router;
-	co_etcd_opts eo;
-	const char *eps[1];
+	co_scratch sc; /* what it started: etcd, repo, state, router */
 
 	swarm *swarms;
 	atomic_int stop;
@@ -527,29 +409,6 @@ typedef struct demo {
 	int64_t divergence_run;
 	int unexpected; /* a reconciliation failed that should have passed */
 } demo;
-
-static int drain_hook(void *ctx)
-{
-	int64_t left = 0;
-
-	return co_router_drain(ctx, NULL, 10000, &left);
-}
-
-static void reconcile_opts(co_reconcile_opts *ro, demo *d)
-{
-	co_reconcile_opts init = CO_RECONCILE_OPTS_INIT;
-
-	*ro = init;
-	ro->git = d->git;
-	ro->etcd = d->etcd_store;
-	ro->state = d->st;
-	ro->flags_path = d->flags_path;
-	ro->grace_ms = 200;
-	ro->max_rechecks = 3;
-	ro->drain = drain_hook;
-	ro->drain_ctx = d->router;
-	ro->who = "demo";
-}
 
 /* Print one reconciliation result: counts, consistency, verdict, divergences. */
 static void print_run(const co_reconcile_result *res)
@@ -591,14 +450,11 @@ static void print_run(const co_reconcile_result *res)
 /* One reconciliation; *passed set.  *run_id (may be NULL) gets the run number. */
 static int reconcile(demo *d, co_repair_from repair, int *passed, int64_t *run_id)
 {
-	co_reconcile_opts ro;
 	co_reconcile_result *res = NULL;
 	int error;
 
-	reconcile_opts(&ro, d);
-	ro.repair = repair;
-	if ((error = co_reconcile_run(&res, &ro)) < 0)
-		return co_cli_error_prefix(error, "reconcile");
+	if ((error = co_scratch_reconcile(&res, &d->sc, repair, "demo")) < 0)
+		return error;
 	print_run(res);
 	*passed = co_reconcile_passed(res);
 	if (run_id)
@@ -626,7 +482,7 @@ static int traffic(demo *d, const char *stage)
 		s->stage = stage;
 		s->started = 0;
 	}
-	t0 = mono_us();
+	t0 = co_scratch_mono_us();
 	for (i = 0; i < d->n_swarms; i++) {
 		if (pthread_create(&d->swarms[i].thread, NULL, swarm_main, &d->swarms[i]) != 0) {
 			error = co_error_set(CO_EIO, "cannot start swarm thread %d", i + 1);
@@ -640,7 +496,7 @@ static int traffic(demo *d, const char *stage)
 	for (i = 0; i < d->n_swarms; i++)
 		if (d->swarms[i].started)
 			pthread_join(d->swarms[i].thread, NULL);
-	elapsed = mono_us() - t0;
+	elapsed = co_scratch_mono_us() - t0;
 	if (error < 0)
 		return error;
 
@@ -697,118 +553,46 @@ static int traffic(demo *d, const char *stage)
 }
 
 /*
- * Move to `stage` as `cutover stage` does: go/no-go first (a forward move
- * needs a passing reconciliation within the window), then the flags file
- * saved atomically and audited; the router's watcher picks it up.
+ * Move to `stage` as `cutover stage` does (scratch_stack.h): go/no-go
+ * first, then the flags file saved and audited; the router's watcher
+ * picks it up.
  */
 static int move_to(demo *d, co_stage stage, int *go)
 {
-	co_flags before, after;
-	co_run *run = NULL;
-	char diff[512];
-	uint64_t gen;
-	int64_t t0;
+	co_scratch_move m;
 	int error;
 
 	*go = 0;
-	if ((error = co_flags_load(&before, d->flags_path)) < 0)
+	if ((error = co_scratch_stage(&m, &d->sc, stage, "demo")) < 0)
 		return error;
-	after = before;
-	if ((error = co_stage_apply(&after, stage)) < 0)
-		return error;
-	if (co_stage_is_forward(&before, &after)) {
-		error = co_runs_latest_passed_within(&run, d->st, GO_NO_GO_WINDOW_MS,
-						     co_state_now_ms());
-		if (error == CO_ECONFLICT || error == CO_ENOTFOUND) {
-			fact("go/no-go", "NO-GO: %s", co_error_last());
-			return 0;
-		}
-		if (error < 0)
-			return error;
-		fact("go/no-go", "go: run %lld passed %.1f s ago (window %d s)",
-		     (long long)run->id,
-		     (double)(co_state_now_ms() - run->started_at - run->duration_ms) / 1000.0,
-		     GO_NO_GO_WINDOW_MS / 1000);
-		co_run_free(run);
-	}
-	co_flags_stamp(&after, "demo", NULL);
-	gen = co_flags_watcher_generation(d->fw);
-	t0 = mono_us();
-	if ((error = co_flags_save(&after, d->flags_path)) < 0)
-		return error;
-	co_flags_diff(diff, sizeof(diff), &before, &after);
-	if ((error = co_audit_change_add(d->st, "demo", "stage", diff, "cutover demo")) < 0)
-		return error;
-	/* The audit row has the full diff; a human wants the stage. */
-	snprintf(diff, sizeof(diff), "stage %s -> %s (every operation), file saved",
-		 co_stage_name(co_stage_of(&before)), co_stage_name(stage));
-	if (co_flags_watcher_wait(d->fw, gen, 2000) == 0)
-		fact("flags", "%s; the router reloaded it in %.1f ms", diff,
-		     (double)(mono_us() - t0) / 1000.0);
-	else if ((error = co_flags_watcher_reload(d->fw)) < 0)
-		return error;
-	else
-		fact("flags", "%s (reloaded by hand: the watcher was slow)", diff);
-	*go = 1;
+	if (m.gate[0])
+		fact("go/no-go", "%s", m.gate);
+	if (m.go)
+		fact("flags", "%s", m.flags);
+	*go = m.go;
 	return 0;
 }
 
 static int setup(demo *d)
 {
-	co_git_opts go = CO_GIT_OPTS_INIT;
-	co_router_opts rto = CO_ROUTER_OPTS_INIT;
+	co_scratch_opts so = {"cutover-demo", "demo", NULL, 0, &interrupted};
 	co_trigger_cfg triggers = CO_TRIGGER_CFG_INIT;
-	char *git_argv[] = {"git", "init", "--bare", "-q", "-b", "main", d->repo, NULL};
-	const char *tmpbase = getenv("TMPDIR");
-	int64_t ready_us = 0;
 	int error;
 
 	section("Setup: a local etcd and a bare git repository in a temp directory");
-	if (!tmpbase || !tmpbase[0] || strlen(tmpbase) > 900)
-		tmpbase = "/tmp";
-	snprintf(d->tmp, sizeof(d->tmp), "%s/cutover-demo-XXXXXX", tmpbase);
-	if (mkdtemp(d->tmp) == NULL) {
-		error = co_error_set(CO_EIO, "mkdtemp %s: %s", d->tmp, strerror(errno));
-		d->tmp[0] = '\0';
+	so.triggers = &triggers; /* live-signal rollback, default thresholds */
+	error = co_scratch_open(&d->sc, &so);
+	if (d->sc.tmp[0])
+		fact("temp dir", "%s", d->sc.tmp);
+	if (d->sc.etcd.pid > 0)
+		fact("etcd", "pid %ld on %s, ready in %.0f ms (log %s)", (long)d->sc.etcd.pid,
+		     d->sc.etcd.endpoint, (double)d->sc.etcd_ready_us / 1000.0,
+		     d->sc.etcd.log);
+	if (error < 0)
 		return error;
-	}
-	fact("temp dir", "%s", d->tmp);
-	snprintf(d->repo, sizeof(d->repo), "%s/tasks.git", d->tmp);
-	snprintf(d->state_dir, sizeof(d->state_dir), "%s/state", d->tmp);
-	snprintf(d->flags_path, sizeof(d->flags_path), "%s/state/flags.yaml", d->tmp);
-	snprintf(d->git_log, sizeof(d->git_log), "%s/git.log", d->tmp);
-
-	if ((error = etcd_start(&d->etcd, d->tmp, &ready_us)) < 0)
-		return error;
-	fact("etcd", "pid %ld on %s, ready in %.0f ms (log %s)", (long)d->etcd.pid,
-	     d->etcd.endpoint, (double)ready_us / 1000.0, d->etcd.log);
-
-	if (run_program(git_argv, d->git_log) != 0)
-		return co_error_set(CO_EUNAVAIL, "git init --bare %s failed (is `git` in "
-						 "PATH?); see %s", d->repo, d->git_log);
-	fact("git repo", "%s (bare, branch main)", d->repo);
-
-	go.repo = d->repo;
-	go.branch = "main";
-	if ((error = co_git_store_open(&d->git, &go)) < 0)
-		return error;
-	d->eps[0] = d->etcd.endpoint;
-	d->eo.endpoints = d->eps;
-	d->eo.n_endpoints = 1;
-	if ((error = co_etcd_store_open(&d->etcd_store, &d->eo)) < 0)
-		return error;
-	if ((error = co_state_open(&d->st, d->state_dir)) < 0 ||
-	    (error = co_flags_watcher_open(&d->fw, d->flags_path)) < 0)
-		return error;
-	rto.git = d->git;
-	rto.etcd = d->etcd_store;
-	rto.state = d->st;
-	rto.flags = d->fw;
-	rto.background_drain = 1;
-	rto.triggers = &triggers; /* live-signal rollback, default thresholds */
-	if ((error = co_router_open(&d->router, &rto)) < 0)
-		return error;
-	fact("state", "%s (outbox, audit, runs); flags %s", d->state_dir, d->flags_path);
+	fact("git repo", "%s (bare, branch main)", d->sc.repo);
+	fact("state", "%s (outbox, audit, runs); flags %s", d->sc.state_dir,
+	     d->sc.flags_path);
 	return 0;
 }
 
@@ -837,9 +621,7 @@ static int seed(demo *d)
 	}
 	fact("board", "%zu tasks in %zu tables, %zu available, 0 bad rows", b->tasks.n,
 	     b->n_tables, n_avail);
-	mo.git_repo = d->repo;
-	mo.etcd = &d->eo;
-	mo.state_dir = d->state_dir;
+	co_scratch_migrate_opts(&mo, &d->sc);
 	if ((error = co_migrate_import(&ms, &mo, &b->tasks)) < 0)
 		goto done;
 	fact("import", "%zu written to git in %zu commit(s)", ms.written, ms.batches);
@@ -854,9 +636,7 @@ static int backfill(demo *d, const char *label)
 	co_migrate_stats ms;
 	int error;
 
-	mo.git_repo = d->repo;
-	mo.etcd = &d->eo;
-	mo.state_dir = d->state_dir;
+	co_scratch_migrate_opts(&mo, &d->sc);
 	memset(&ms, 0, sizeof(ms));
 	if ((error = co_migrate_backfill(&ms, &mo)) < 0)
 		return co_cli_error_prefix(error, "backfill");
@@ -878,7 +658,7 @@ static int register_swarms(demo *d)
 			return error;
 		s->rev = 1;
 		if ((error = co_strv_push(&s->capabilities, "build")) == 0)
-			error = co_router_swarm_register(&got, d->router, s);
+			error = co_router_swarm_register(&got, d->sc.router, s);
 		co_record_free(s);
 		co_record_free(got);
 		if (error < 0)
@@ -951,7 +731,7 @@ static void print_routes(demo *d, const char *const *ids, size_t n)
 	for (i = 0; i < n; i++) {
 		co_route rt;
 
-		if (co_router_route(&rt, d->router, CO_OP_TASK_CLAIM, ids[i]) < 0)
+		if (co_router_route(&rt, d->sc.router, CO_OP_TASK_CLAIM, ids[i]) < 0)
 			continue;
 		fact("route", "task_claim %-8s bucket %2d: mode %s, primary %s, secondary "
 			      "%s%s",
@@ -977,7 +757,7 @@ static int divergence(demo *d, int *ok)
 	*ok = 0;
 	section("Divergence: a write straight to etcd, behind the router's back");
 	print_routes(d, probe, sizeof(probe) / sizeof(probe[0]));
-	if ((error = co_store_get(&r, d->etcd_store, CO_KIND_TASK, DIVERGE_ID)) < 0)
+	if ((error = co_store_get(&r, d->sc.etcd_store, CO_KIND_TASK, DIVERGE_ID)) < 0)
 		return co_cli_error_prefix(error, "read " DIVERGE_ID " from etcd");
 	old = r->status;
 	r->status = old == CO_STATUS_FAILED ? CO_STATUS_COMPLETE : CO_STATUS_FAILED;
@@ -986,7 +766,7 @@ static int divergence(demo *d, int *ok)
 	r->claim_expires_at = 0;
 	r->rev++;
 	r->updated_at = co_time_now();
-	if ((error = co_store_put(d->etcd_store, r)) < 0) {
+	if ((error = co_store_put(d->sc.etcd_store, r)) < 0) {
 		co_record_free(r);
 		return co_cli_error_prefix(error, "put " DIVERGE_ID " to etcd");
 	}
@@ -995,8 +775,8 @@ static int divergence(demo *d, int *ok)
 	     DIVERGE_ID, co_status_name(old), co_status_name(r->status), (long long)r->rev);
 	co_record_free(r);
 
-	gen = co_flags_watcher_generation(d->fw);
-	t0 = mono_us();
+	gen = co_flags_watcher_generation(d->sc.fw);
+	t0 = co_scratch_mono_us();
 	if ((error = reconcile(d, CO_REPAIR_NONE, &passed, &run_id)) < 0)
 		return error;
 	d->divergence_run = run_id;
@@ -1004,9 +784,9 @@ static int divergence(demo *d, int *ok)
 		fact("verdict", "the injected divergence was NOT caught");
 		return 0;
 	}
-	if (co_flags_watcher_wait(d->fw, gen, 2000) < 0)
-		co_flags_watcher_reload(d->fw);
-	co_flags_watcher_get(&now, d->fw);
+	if (co_flags_watcher_wait(d->sc.fw, gen, 2000) < 0)
+		co_flags_watcher_reload(d->sc.fw);
+	co_flags_watcher_get(&now, d->sc.fw);
 	if (!now.kill_switch) {
 		fact("kill switch", "NOT tripped");
 		return 0;
@@ -1016,7 +796,7 @@ static int divergence(demo *d, int *ok)
 	fact("kill switch", "tripped by the reconciler: \"%s\"", now.kill_reason);
 	fact("router", "saw it %.0f ms after the run began; every operation now goes to "
 		       "git first:",
-	     (double)(mono_us() - t0) / 1000.0);
+	     (double)(co_scratch_mono_us() - t0) / 1000.0);
 	print_routes(d, probe, sizeof(probe) / sizeof(probe[0]));
 	if ((error = traffic(d, "rollback")) < 0)
 		return error;
@@ -1060,16 +840,16 @@ static int report(demo *d)
 	int error;
 
 	section("Report");
-	if ((error = mkdirs(d->out_dir)) < 0)
+	if ((error = co_scratch_mkdirs(d->out_dir)) < 0)
 		return error;
 	if (d->divergence_run > 0)
-		error = co_runs_get(&run, d->st, d->divergence_run);
+		error = co_runs_get(&run, d->sc.st, d->divergence_run);
 	else
-		error = co_runs_latest(&run, d->st);
+		error = co_runs_latest(&run, d->sc.st);
 	if (error < 0)
 		return co_cli_error_prefix(error, "report");
-	if ((error = co_runs_divergences(&divs, d->st, run->id)) < 0 ||
-	    (error = co_runs_list(&hist, d->st, 100)) < 0)
+	if ((error = co_runs_divergences(&divs, d->sc.st, run->id)) < 0 ||
+	    (error = co_runs_list(&hist, d->sc.st, 100)) < 0)
 		goto done;
 	snprintf(html, sizeof(html), "%s/report.html", d->out_dir);
 	snprintf(md, sizeof(md), "%s/report.md", d->out_dir);
@@ -1093,18 +873,12 @@ done:
 /* Stop and remove everything; safe after a partial setup. */
 static void teardown(demo *d)
 {
-	int64_t left = 0;
-	pid_t pid = d->etcd.pid;
+	char tmp[sizeof(d->sc.tmp)];
+	pid_t pid = d->sc.etcd.pid;
 	int i;
 
-	if (d->router) {
-		co_router_drain(d->router, NULL, 2000, &left);
-		co_router_close(d->router);
-	}
-	co_flags_watcher_close(d->fw);
-	co_state_close(d->st);
-	co_store_free(d->etcd_store);
-	co_store_free(d->git);
+	memcpy(tmp, d->sc.tmp, sizeof(tmp));
+	co_scratch_close(&d->sc, d->keep);
 	if (d->swarms)
 		for (i = 0; i < d->n_swarms; i++)
 			free(d->swarms[i].t.lat_us);
@@ -1113,16 +887,13 @@ static void teardown(demo *d)
 	pthread_mutex_destroy(&d->open.mu);
 
 	section("Cleanup");
-	if (pid > 0) {
-		co_etcd_local_stop(&d->etcd);
+	if (pid > 0)
 		fact("etcd", "pid %ld stopped", (long)pid);
-	}
-	if (d->tmp[0] && d->keep) {
-		fact("temp dir", "kept: %s", d->tmp);
-		fact("", "git --git-dir %s log --oneline | head", d->repo);
-	} else if (d->tmp[0]) {
-		rmrf(d->tmp);
-		fact("temp dir", "%s removed", d->tmp);
+	if (tmp[0] && d->keep) {
+		fact("temp dir", "kept: %s", tmp);
+		fact("", "git --git-dir %s log --oneline | head", d->sc.repo);
+	} else if (tmp[0]) {
+		fact("temp dir", "%s removed", tmp);
 	}
 }
 
@@ -1155,7 +926,7 @@ int co_cli_demo(int argc, char **argv, co_cli *ctx)
 	size_t n;
 	int error, i, ok_stages = 0, ok_div = 0;
 	double stage_s = DEFAULT_SECONDS;
-	int64_t t_start = mono_us();
+	int64_t t_start = co_scratch_mono_us();
 
 	if ((error = co_cli_parse(pos, 0, &n, ctx, argc, argv, opts, U_DEMO, h_demo)) != 0)
 		return error < 0 ? error : 0;
@@ -1178,11 +949,6 @@ int co_cli_demo(int argc, char **argv, co_cli *ctx)
 	d.out_dir = out;
 	d.stage_ms = (int)(stage_s * 1000.0);
 	d.keep = keep;
-	{
-		co_etcd_opts init = CO_ETCD_OPTS_INIT;
-
-		d.eo = init;
-	}
 	pthread_mutex_init(&d.open.mu, NULL);
 	if ((d.swarms = calloc((size_t)d.n_swarms, sizeof(*d.swarms))) == NULL) {
 		pthread_mutex_destroy(&d.open.mu);
@@ -1211,7 +977,7 @@ int co_cli_demo(int argc, char **argv, co_cli *ctx)
 		s->idx = i + 1;
 		snprintf(s->name, sizeof(s->name), "swarm-%d", i + 1);
 		s->seed = (unsigned)(0x5eed + 7919 * i);
-		s->router = d.router;
+		s->router = d.sc.router;
 		s->open = &d.open;
 		s->stop = &d.stop;
 	}
@@ -1245,6 +1011,6 @@ done:
 	       ok_stages && ok_div ? "Demo complete: every stage reconciled, the divergence "
 				     "was caught and rolled back"
 				   : "Demo ended early: see the FAIL above",
-	       (double)(mono_us() - t_start) / 1e6);
+	       (double)(co_scratch_mono_us() - t_start) / 1e6);
 	return ok_stages && ok_div ? 0 : EXIT_VERDICT;
 }
