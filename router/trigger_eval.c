@@ -54,11 +54,16 @@ int co_trigger_cfg_check(const co_trigger_cfg *c)
 	return 0;
 }
 
-/* Armed: etcd in play (some operation not in git mode), kill switch off. */
+/* Armed: etcd in play (some operation not in git mode), kill switch off,
+ * the cutover not completed (git is stale then: no way back to trip to). */
 static int armed(char *why, size_t len, const co_flags *f)
 {
 	if (f->kill_switch) {
 		snprintf(why, len, "kill switch on");
+		return 0;
+	}
+	if (f->completed.on) {
+		snprintf(why, len, "the cutover is completed: git is no longer written");
 		return 0;
 	}
 	for (int op = 0; op < CO_OP__COUNT; op++)

@@ -191,6 +191,15 @@ int co_cli_gate_verdicts(co_gate_verdict *v, co_cli *ctx, co_state *st,
 int co_cli_plan(co_cli *ctx, co_state *st, const char *command, const co_flags *from,
 		const co_flags *to);
 
+/*
+ * Of the *reads shadow reads logged since `since` (co_audit_shadow_counts),
+ * how many were compared with etcd: sampled-out reads (config shadow:,
+ * core/shadow.h) cannot disagree, so mismatch ratios are over these.  *reads
+ * is left as it is when every read op is compared.  CO_EIO.
+ */
+int co_cli_shadow_compared_reads(int64_t *reads, const co_config *c, co_state *st,
+				 int64_t since);
+
 /* --- the guarded rollout (rollout_driver.c) --- */
 
 /*

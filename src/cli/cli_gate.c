@@ -72,7 +72,8 @@ static void git_writable(char *why, size_t len, const char *repo_path)
 			int e = errno;
 
 			/* cut the path, never the reason */
-			snprintf(why, len, "%.300s is not writable: %s", path, strerror(e));
+			snprintf(why, len, "%.300s is not writable: %s", path,
+				 strerror(e));
 			break;
 		}
 	}
@@ -85,7 +86,8 @@ done:
  * Shadow reads sampled out (core/shadow.h) were never compared, so they
  * cannot disagree: the mismatch ratio is over the reads that were.
  */
-static int compared_reads(int64_t *reads, const co_config *c, co_state *st, int64_t since)
+int co_cli_shadow_compared_reads(int64_t *reads, const co_config *c, co_state *st,
+				 int64_t since)
 {
 	int64_t by_op[CO_OP__COUNT];
 	int op, error;
@@ -143,7 +145,8 @@ static void read_checks(gate_read *g, co_cli *ctx, const co_config *c, co_state 
 	    co_outbox_stats_of(&k->owed_etcd, st, "etcd") < 0 ||
 	    co_audit_shadow_counts(&k->shadow_reads, &k->shadow_mismatches, st,
 				   g->in.now_ms - g->in.window_ms) < 0 ||
-	    compared_reads(&k->shadow_reads, c, st, g->in.now_ms - g->in.window_ms) < 0)
+	    co_cli_shadow_compared_reads(&k->shadow_reads, c, st,
+					 g->in.now_ms - g->in.window_ms) < 0)
 		snprintf(g->outbox_err, sizeof(g->outbox_err), "%s", co_error_last());
 	k->outbox_error = g->outbox_err[0] ? g->outbox_err : NULL;
 	co_error_clear();
@@ -175,8 +178,9 @@ static int gate_read_all(gate_read *g, co_cli *ctx, co_state *st, const co_flags
 		g->in.latest = g->run;
 	}
 	if (co_gate_needs_legacy_check(from, to)) {
-		error = co_git_log_foreign(&g->fc, &nf, c->git_repo, c->git_branch,
-					   g->in.now_ms - g->in.window_ms, GATE_MAX_COMMITS);
+		error =
+		    co_git_log_foreign(&g->fc, &nf, c->git_repo, c->git_branch,
+				       g->in.now_ms - g->in.window_ms, GATE_MAX_COMMITS);
 		if (error < 0) {
 			snprintf(g->ferr, sizeof(g->ferr), "%s", co_error_last());
 			g->in.foreign_error = g->ferr;

@@ -142,6 +142,7 @@ static int analyse(char *why, size_t len, co_cli *ctx, co_cli_router *cr, co_sta
 		id = res->run.id;
 	}
 	if (co_audit_shadow_counts(&reads, &mism, st, r->soak_started_ms) < 0 ||
+	    co_cli_shadow_compared_reads(&reads, c, st, r->soak_started_ms) < 0 ||
 	    co_outbox_stats_of(&og, st, "git") < 0 ||
 	    co_outbox_stats_of(&oe, st, "etcd") < 0) {
 		snprintf(why, len, "cannot read the state: %s", co_error_last());

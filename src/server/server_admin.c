@@ -732,6 +732,15 @@ void co_server__admin(reply *rp, co_server *s, struct MHD_Connection *c, const r
 			co_error_clear();
 		}
 		admin_current(&from, s);
+		/* After `cutover complete` git is stale: going back is the CLI's
+		 * `rollback --force`, recorded, never an HTTP call. */
+		if (from.completed.on) {
+			co_server__reply_err(rp, 409, "completed",
+					     "the cutover is completed: git is no longer "
+					     "written; use `cutover rollback --force` to go back",
+					     NULL);
+			goto done;
+		}
 		to = from;
 		co_flags_set_kill(&to, 1, reason);
 		if ((error = admin_commit(s, "rollback", &from, &to, NULL, reason, 1)) <

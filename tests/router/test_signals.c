@@ -154,6 +154,13 @@ static void error_rate_needs_its_samples_and_its_rate(void **state)
 	co_triggers_eval(&ev, &c, &snap, &in);
 	assert_int_equal(ev.fired, CO_TRIGGER_NONE);
 	assert_string_equal(ev.disarmed_why, "kill switch on");
+	/* nor after `cutover complete`: there is no way back to trip to */
+	in = inputs(CO_MODE_ETCD, 0);
+	co_flags_set_completed(&in.flags, 1, "tester", "done");
+	co_triggers_eval(&ev, &c, &snap, &in);
+	assert_false(ev.armed);
+	assert_int_equal(ev.fired, CO_TRIGGER_NONE);
+	assert_non_null(strstr(ev.disarmed_why, "completed"));
 }
 
 static void latency_needs_a_baseline_and_a_slow_tail(void **state)

@@ -14,6 +14,8 @@
 #include <cmocka.h>
 
 #include "core/audit.h"
+#include "flags/flags.h"
+#include "flags/watcher.h"
 #include "harness/harness.h"
 #include "harness/http.h"
 #include "harness/serve_fixture.h"
@@ -232,9 +234,28 @@ static void admin_audit_needs_the_token_and_refuses_bad_parameters(void **state)
 	}
 }
 
+/* After `cutover complete` git is stale: the admin API does not pull the
+ * kill switch (the CLI's `rollback --force` does, recorded). */
+static void a_completed_cutover_refuses_the_admin_rollback(void **state)
+{
+	co_test_serve *f = *state;
+	co_flags fl;
+
+	assert_int_equal(co_flags_load(&fl, f->flags_path), 0);
+	co_flags_set_completed(&fl, 1, "tester", "done");
+	assert_int_equal(co_flags_save(&fl, f->flags_path), 0);
+	assert_int_equal(co_flags_watcher_reload(f->fw), 0);
+	assert_int_equal(post(f, "/v1/admin/rollback", "{\"reason\":\"late\"}"), 409);
+	assert_int_equal(co_flags_load(&fl, f->flags_path), 0);
+	assert_int_equal(fl.kill_switch, 0);
+	assert_true(fl.completed.on);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(a_completed_cutover_refuses_the_admin_rollback,
+					    setup, teardown),
 	    cmocka_unit_test_setup_teardown(admin_changes_are_listed_filtered_and_paged,
 					    setup, teardown),
 	    cmocka_unit_test_setup_teardown(
