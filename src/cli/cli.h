@@ -200,6 +200,12 @@ int co_cli_plan(co_cli *ctx, co_state *st, const char *command, const co_flags *
 int co_cli_shadow_compared_reads(int64_t *reads, const co_config *c, co_state *st,
 				 int64_t since);
 
+/* CLOCK_MONOTONIC in ms, for a command's own deadlines. */
+int64_t co_cli_mono_ms(void);
+
+/* Sleep ms (<= 0: not at all), through signals. */
+void co_cli_sleep_ms(int64_t ms);
+
 /* --- the guarded rollout (rollout_driver.c) --- */
 
 /*

@@ -111,26 +111,6 @@ static const char h_cancel[] =
     "Exit status: 0 at git, 1 bad usage, 2 state unavailable, 3 refused (or the\n"
     "outbox owed to git did not drain in time).\n";
 
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(int64_t ms)
-{
-	struct timespec ts;
-
-	if (ms <= 0)
-		return;
-	ts.tv_sec = (time_t)(ms / 1000);
-	ts.tv_nsec = (long)(ms % 1000) * 1000000L;
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
-}
-
 /* "--wait-drain SECONDS": whole seconds (0..86400) or a duration ("90s"). */
 static int parse_wait(int *out_s, const char *s, const char *usage)
 {
@@ -159,7 +139,7 @@ static int parse_wait(int *out_s, const char *s, const char *usage)
 static int drain_wait(co_outbox_stats *og, co_outbox_stats *oe, co_cli_router *cr,
 		      const char *target, int wait_s)
 {
-	int64_t deadline = mono_ms() + (int64_t)wait_s * 1000, poll = POLL_FIRST_MS;
+	int64_t deadline = co_cli_mono_ms() + (int64_t)wait_s * 1000, poll = POLL_FIRST_MS;
 	int error;
 
 	/* Entries waiting out a failure backoff are tried at once: the
@@ -169,7 +149,7 @@ static int drain_wait(co_outbox_stats *og, co_outbox_stats *oe, co_cli_router *c
 	     (!target && (error = co_outbox_retry_now(NULL, cr->state, "etcd")) < 0)))
 		return error;
 	for (;;) {
-		int64_t left = deadline - mono_ms();
+		int64_t left = deadline - co_cli_mono_ms();
 
 		if (left > 0)
 			co_router_drain(
@@ -181,10 +161,10 @@ static int drain_wait(co_outbox_stats *og, co_outbox_stats *oe, co_cli_router *c
 			return error;
 		if (og->depth == 0 && (target || oe->depth == 0))
 			return 0;
-		if (mono_ms() >= deadline)
+		if (co_cli_mono_ms() >= deadline)
 			return 0;
 		/* Nothing to wait on but the clock: poll, backing off. */
-		sleep_ms(poll < deadline - mono_ms() ? poll : deadline - mono_ms());
+		co_cli_sleep_ms(poll < deadline - co_cli_mono_ms() ? poll : deadline - co_cli_mono_ms());
 		poll = poll * 2 < POLL_MAX_MS ? poll * 2 : POLL_MAX_MS;
 	}
 }

@@ -95,26 +95,6 @@ static const char h_stage[] =
     "(or the flags lock held by another writer for 10 s: it names the writer),\n"
     "3 refused by the go/no-go gate, or the flags changed while it ran.\n";
 
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(int64_t ms)
-{
-	struct timespec ts;
-
-	if (ms <= 0)
-		return;
-	ts.tv_sec = (time_t)(ms / 1000);
-	ts.tv_nsec = (long)(ms % 1000) * 1000000L;
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
-}
-
 /* "--wait-drain SECONDS": a whole number of seconds, or a duration ("90s"). */
 static int parse_wait(int *out_s, const char *s)
 {
@@ -213,7 +193,7 @@ static int wait_drain(co_cli *ctx, co_run *run, int wait_s)
 	co_reconcile_result *res = NULL;
 	still_owed so;
 	const co_owed *first = co_run_oldest_owed(run);
-	int64_t start = mono_ms(), deadline = start + (int64_t)wait_s * 1000, poll;
+	int64_t start = co_cli_mono_ms(), deadline = start + (int64_t)wait_s * 1000, poll;
 	char drain_error[512];
 	int error;
 
@@ -225,7 +205,7 @@ static int wait_drain(co_cli *ctx, co_run *run, int wait_s)
 	if ((error = co_cli_open_router(&cr, ctx)) < 0)
 		goto done;
 	for (poll = POLL_FIRST_MS;;) {
-		if ((error = drive_drain(&so, cr, run, deadline - mono_ms(), drain_error,
+		if ((error = drive_drain(&so, cr, run, deadline - co_cli_mono_ms(), drain_error,
 					 sizeof(drain_error))) < 0)
 			goto done;
 		if (so.ids == 0) {
@@ -238,17 +218,17 @@ static int wait_drain(co_cli *ctx, co_run *run, int wait_s)
 				"%lld: %s (consistency %.4f%%)\n",
 				(long long)res->run.id, res->run.verdict,
 				100.0 * res->run.consistency);
-			if (!co_reconcile_pending_drain(res) || mono_ms() >= deadline)
+			if (!co_reconcile_pending_drain(res) || co_cli_mono_ms() >= deadline)
 				goto done; /* the gate judges it */
 			/* New debts: wait for those. */
 			run = &res->run;
 			poll = POLL_FIRST_MS;
 			continue;
 		}
-		if (mono_ms() >= deadline)
+		if (co_cli_mono_ms() >= deadline)
 			break;
 		/* Nothing to wait on but the clock: poll, backing off. */
-		sleep_ms(poll < deadline - mono_ms() ? poll : deadline - mono_ms());
+		co_cli_sleep_ms(poll < deadline - co_cli_mono_ms() ? poll : deadline - co_cli_mono_ms());
 		poll = poll * 2 < POLL_MAX_MS ? poll * 2 : POLL_MAX_MS;
 	}
 	error = co_error_set(
