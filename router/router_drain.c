@@ -1,0 +1,259 @@
+/*
+ * router_drain.c - the outbox drain: records owed to a store written to it
+ * in batches (one git commit, etcd txns of 64), intents resolved from the
+ * other store, each failure backed off; the background thread that runs it;
+ * and the breaker hook that makes a returning store's entries due at once.
+ */
+#include "router_internal.h"
+
+#include <stdlib.h>
+
+static int cmp_mutex_ptr(const void *a, const void *b)
+{
+	const pthread_mutex_t *x = *(pthread_mutex_t *const *)a,
+			      *y = *(pthread_mutex_t *const *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/*
+ * The records of a batch bound to `target` (the heads of distinct IDs),
+ * written in as few store calls as the store allows: one git commit, or
+ * etcd txns of 64 (co_store_put_batch_if_newer).  One commit or one txn
+ * per record could not keep up with the writes of a store that was down
+ * a while, nor with etcd mode's writes.  Their stripe locks are taken in
+ * address order, so two drains never deadlock.  Entries applied here are
+ * marked in `done`; on any failure none is, and the caller applies them
+ * one by one (each failure then gets its own backoff).
+ */
+static void drain_records(co_router *r, const co_outbox_list *l, const char *target,
+			  char *done, size_t *applied)
+{
+	const co_record **recs = calloc(l->n, sizeof(*recs));
+	size_t *idx = calloc(l->n, sizeof(*idx));
+	int64_t *seqs = calloc(l->n, sizeof(*seqs));
+	pthread_mutex_t **mus = calloc(l->n, sizeof(*mus));
+	size_t i, k = 0, nmu = 0;
+	int error;
+
+	if (recs == NULL || idx == NULL || seqs == NULL || mus == NULL)
+		goto out;
+	for (i = 0; i < l->n; i++) {
+		const co_outbox_entry *e = l->items[i];
+		co_record *rec = NULL;
+
+		if (strcmp(e->target, target) != 0 || e->payload == NULL || is_intent(e) ||
+		    co_record_from_json(&rec, e->payload, strlen(e->payload)) < 0)
+			continue;
+		recs[k] = rec;
+		idx[k++] = i;
+		mus[nmu++] = stripe(r, e->id);
+	}
+	co_error_clear();
+	if (k < 2)
+		goto out; /* nothing to gain */
+	qsort(mus, nmu, sizeof(*mus), cmp_mutex_ptr);
+	for (i = 0; i < nmu; i++)
+		if (i == 0 || mus[i] != mus[i - 1])
+			pthread_mutex_lock(mus[i]);
+	error = co_store_put_batch_if_newer(co_router_store(r, side_of(target)), recs, k,
+					    NULL);
+	if (error == 0) {
+		for (i = 0; i < k; i++) {
+			seqs[i] = l->items[idx[i]]->seq;
+			done[idx[i]] = 1;
+		}
+		if (co_router__ack_many_durably(r, seqs, k) == 0)
+			*applied += k;
+	}
+	for (i = nmu; i-- > 0;)
+		if (i == 0 || mus[i] != mus[i - 1])
+			pthread_mutex_unlock(mus[i]);
+out:
+	for (i = 0; recs && i < k; i++)
+		co_record_free((co_record *)recs[i]);
+	free(recs);
+	free(idx);
+	free(seqs);
+	free(mus);
+}
+
+/*
+ * Whether the drain may call store s now: its breaker is closed, or it is
+ * open and due a probe, and a ping (under the secondary's bound) is that
+ * probe and answers.  Without this a process with no probe thread of its
+ * own (the CLI, the demo) would never close a breaker the drain alone
+ * calls through.
+ */
+static int store_ready(co_router *r, co_store *s)
+{
+	co_breaker_info bi;
+	int prev, ok;
+
+	co_store_breaker_get(&bi, s);
+	if (bi.state == CO_BREAKER_CLOSED)
+		return 1;
+	if (bi.state != CO_BREAKER_OPEN || bi.next_probe_in_ms > 0)
+		return 0;
+	prev = co_store_call_timeout(r->mirror_ms);
+	ok = co_store_ping(s) == 0;
+	co_store_call_timeout(prev);
+	return ok;
+}
+
+/* CO_EUNAVAIL: the drain leaves store s alone while its breaker is open. */
+static int breaker_refusal(co_store *s)
+{
+	co_breaker_info bi;
+
+	co_store_breaker_get(&bi, s);
+	return co_error_set(CO_EUNAVAIL,
+			    "%s circuit %s: %s; its outbox entries wait for it to close "
+			    "(last error: %s)",
+			    co_store_name(s), co_breaker_state_name(bi.state), bi.why,
+			    bi.last_error);
+}
+
+static int drain_batch(co_router *r, const char *target, size_t *applied)
+{
+	co_outbox_list l = {0};
+	co_store *skipped = NULL;
+	char *done = NULL;
+	size_t i;
+	int error, first_error = 0, prev, git_ok, etcd_ok;
+
+	*applied = 0;
+	/* A store behind an open breaker is not drained to: its entries stay
+	 * due, earn no backoff and cost no write each round (its breaker's
+	 * closing makes them due again anyway), and the other store's entries
+	 * are not starved behind them. */
+	git_ok = store_ready(r, r->git);
+	etcd_ok = store_ready(r, r->etcd);
+	if (target == NULL && git_ok != etcd_ok) {
+		skipped = git_ok ? r->etcd : r->git;
+		target = git_ok ? "git" : "etcd";
+	}
+	if (target == NULL && !git_ok)
+		return breaker_refusal(r->git);
+	if (target && !(strcmp(target, "git") == 0 ? git_ok : etcd_ok))
+		return breaker_refusal(co_router_store(r, side_of(target)));
+	if (co_router__fulfil_pending(r, CO_KIND_TASK, NULL) > 0)
+		co_router__fulfil_flush(r); /* records to copy, not intents to look up */
+	if ((error = co_outbox_next_batch(&l, r->st, target, 256, co_state_now_ms())) < 0)
+		return error;
+
+	/* Every drain call is a mirror: under the secondary's short bound. */
+	prev = co_store_call_timeout(r->mirror_ms);
+	if (l.n > 0 && (done = calloc(l.n, 1)) != NULL) {
+		drain_records(r, &l, "git", done, applied);
+		drain_records(r, &l, "etcd", done, applied);
+	}
+	for (i = 0; i < l.n; i++) {
+		const co_outbox_entry *e = l.items[i];
+		pthread_mutex_t *mu = stripe(r, e->id);
+
+		if (done && done[i])
+			continue;
+		pthread_mutex_lock(mu);
+		if (foreign_in_flight(r, e)) {
+			/* its router may still finish it: look again shortly */
+			co_outbox_fail(r->st, e->seq, "in flight in another router", 200);
+		} else if (co_router__apply_entry(r, e) == 0) {
+			co_router__ack_durably(r, e->seq);
+			(*applied)++;
+		} else {
+			int attempts = e->attempts;
+			int64_t backoff = 50LL << (attempts < 8 ? attempts : 8);
+
+			if (!first_error)
+				first_error = co_error_last_code() ? co_error_last_code()
+								   : CO_EUNAVAIL;
+			co_outbox_fail(r->st, e->seq, co_error_last(), backoff);
+		}
+		pthread_mutex_unlock(mu);
+	}
+	co_store_call_timeout(prev);
+	error = l.n > 0 && *applied == 0 ? first_error : 0;
+	/* nothing done, and a store was left out: say why it was */
+	if (error == 0 && *applied == 0 && skipped)
+		error = breaker_refusal(skipped);
+	free(done);
+	co_outbox_list_clear(&l);
+	return error;
+}
+
+int co_router_drain(co_router *r, const char *target, int budget_ms, int64_t *left)
+{
+	int64_t deadline = mono_us() + (int64_t)budget_ms * 1000;
+	int error = 0;
+
+	for (;;) {
+		size_t applied = 0;
+
+		error = drain_batch(r, target, &applied);
+		if (applied == 0 || mono_us() >= deadline)
+			break;
+	}
+	if (left)
+		co_outbox_depth(left, r->st, target);
+	return error;
+}
+
+void *co_router__drainer_main(void *arg)
+{
+	co_router *r = arg;
+
+	while (!atomic_load(&r->stop)) {
+		size_t applied = 0;
+		struct timespec ts;
+
+		drain_batch(r, NULL, &applied);
+		co_router__witness_flush(r);
+		if (applied > 0)
+			continue;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 50 * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_mutex_lock(&r->wake_mu);
+		if (!atomic_load(&r->stop))
+			pthread_cond_timedwait(&r->wake, &r->wake_mu, &ts);
+		pthread_mutex_unlock(&r->wake_mu);
+	}
+	return NULL;
+}
+
+/* Wake the drain thread: something is owed, or a store came back. */
+void co_router__wake_drain(co_router *r)
+{
+	pthread_mutex_lock(&r->wake_mu);
+	pthread_cond_signal(&r->wake);
+	pthread_mutex_unlock(&r->wake_mu);
+}
+
+/*
+ * A store's breaker moved: audit it, and when it closed, make the entries
+ * owed to that store due now and wake the drain, so the debt goes out at
+ * once rather than after the backoff its failures earned.
+ */
+void co_router__on_breaker(void *ctx, const char *name, co_breaker_state from,
+		       const co_breaker_info *info)
+{
+	co_router *r = ctx;
+	char action[64], detail[1024];
+
+	snprintf(action, sizeof(action), "circuit_%s", co_breaker_state_name(info->state));
+	if (info->state == CO_BREAKER_CLOSED)
+		snprintf(detail, sizeof(detail), "%s: answers again (was %s)", name,
+			 co_breaker_state_name(from));
+	else
+		snprintf(detail, sizeof(detail), "%s: %s (last error: %s)", name, info->why,
+			 info->last_error);
+	co_audit_change_add(r->st, "router", action, detail, NULL);
+	if (info->state == CO_BREAKER_CLOSED) {
+		co_outbox_retry_now(NULL, r->st, name);
+		co_router__wake_drain(r);
+	}
+}
