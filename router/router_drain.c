@@ -8,12 +8,13 @@
 
 #include <stdlib.h>
 
-static int cmp_mutex_ptr(const void *a, const void *b)
+/* Whether mu is among the first n of held. */
+static int holds(pthread_mutex_t *const *held, size_t n, const pthread_mutex_t *mu)
 {
-	const pthread_mutex_t *x = *(pthread_mutex_t *const *)a,
-			      *y = *(pthread_mutex_t *const *)b;
-
-	return x < y ? -1 : x > y;
+	for (size_t i = 0; i < n; i++)
+		if (held[i] == mu)
+			return 1;
+	return 0;
 }
 
 /*
@@ -21,10 +22,16 @@ static int cmp_mutex_ptr(const void *a, const void *b)
  * written in as few store calls as the store allows: one git commit, or
  * etcd txns of 64 (co_store_put_batch_if_newer).  One commit or one txn
  * per record could not keep up with the writes of a store that was down
- * a while, nor with etcd mode's writes.  Their stripe locks are taken in
- * address order, so two drains never deadlock.  Entries applied here are
- * marked in `done`; on any failure none is, and the caller applies them
- * one by one (each failure then gets its own backoff).
+ * a while, nor with etcd mode's writes.
+ *
+ * The drain never waits for an ID's stripe lock: an ID a writer holds now
+ * (a hot task being claimed) is left for the next round, and the rest of
+ * the batch goes out.  Waiting for each lock in turn queued the drain
+ * behind every writer of a hot set, so the outbox to git fell behind under
+ * load (issue 16's soak).  Trylock also means two drains cannot deadlock.
+ * Entries applied here are marked in `done`; on any failure none is, and
+ * the caller applies them one by one (each failure then gets its own
+ * backoff).
  */
 static void drain_records(co_router *r, const co_outbox_list *l, const char *target,
 			  char *done, size_t *applied)
@@ -32,30 +39,33 @@ static void drain_records(co_router *r, const co_outbox_list *l, const char *tar
 	const co_record **recs = calloc(l->n, sizeof(*recs));
 	size_t *idx = calloc(l->n, sizeof(*idx));
 	int64_t *seqs = calloc(l->n, sizeof(*seqs));
-	pthread_mutex_t **mus = calloc(l->n, sizeof(*mus));
-	size_t i, k = 0, nmu = 0;
+	pthread_mutex_t **held = calloc(l->n, sizeof(*held));
+	size_t i, k = 0, nheld = 0;
 	int error;
 
-	if (recs == NULL || idx == NULL || seqs == NULL || mus == NULL)
+	if (recs == NULL || idx == NULL || seqs == NULL || held == NULL)
 		goto out;
 	for (i = 0; i < l->n; i++) {
 		const co_outbox_entry *e = l->items[i];
+		pthread_mutex_t *mu;
 		co_record *rec = NULL;
 
-		if (strcmp(e->target, target) != 0 || e->payload == NULL || is_intent(e) ||
-		    co_record_from_json(&rec, e->payload, strlen(e->payload)) < 0)
+		if (strcmp(e->target, target) != 0 || e->payload == NULL || is_intent(e))
+			continue;
+		mu = stripe(r, e->id);
+		if (!holds(held, nheld, mu)) {
+			if (pthread_mutex_trylock(mu) != 0)
+				continue; /* a writer has this ID now: next round */
+			held[nheld++] = mu;
+		}
+		if (co_record_from_json(&rec, e->payload, strlen(e->payload)) < 0)
 			continue;
 		recs[k] = rec;
 		idx[k++] = i;
-		mus[nmu++] = stripe(r, e->id);
 	}
 	co_error_clear();
 	if (k < 2)
-		goto out; /* nothing to gain */
-	qsort(mus, nmu, sizeof(*mus), cmp_mutex_ptr);
-	for (i = 0; i < nmu; i++)
-		if (i == 0 || mus[i] != mus[i - 1])
-			pthread_mutex_lock(mus[i]);
+		goto unlock; /* nothing to gain: the caller's loop takes them */
 	error = co_store_put_batch_if_newer(co_router_store(r, side_of(target)), recs, k,
 					    NULL);
 	if (error == 0) {
@@ -66,16 +76,16 @@ static void drain_records(co_router *r, const co_outbox_list *l, const char *tar
 		if (co_router__ack_many_durably(r, seqs, k) == 0)
 			*applied += k;
 	}
-	for (i = nmu; i-- > 0;)
-		if (i == 0 || mus[i] != mus[i - 1])
-			pthread_mutex_unlock(mus[i]);
+unlock:
+	for (i = nheld; i-- > 0;)
+		pthread_mutex_unlock(held[i]);
 out:
 	for (i = 0; recs && i < k; i++)
 		co_record_free((co_record *)recs[i]);
 	free(recs);
 	free(idx);
 	free(seqs);
-	free(mus);
+	free(held);
 }
 
 /*
@@ -154,7 +164,8 @@ static int drain_batch(co_router *r, const char *target, size_t *applied)
 
 		if (done && done[i])
 			continue;
-		pthread_mutex_lock(mu);
+		if (pthread_mutex_trylock(mu) != 0)
+			continue; /* a writer has this ID now: next round */
 		if (foreign_in_flight(r, e)) {
 			/* its router may still finish it: look again shortly */
 			co_outbox_fail(r->st, e->seq, "in flight in another router", 200);
