@@ -30,6 +30,7 @@
 #include "cli.h"
 
 #include "demo_board.h"
+#include "demo_swarms.h"
 #include "scratch_stack.h"
 
 #include "../../migrate/board.h"
@@ -91,7 +92,6 @@ static const char h_demo[] =
 #define DEFAULT_OUT "./cutover-demo-report"
 #define DEFAULT_SWARMS 4
 #define DEFAULT_SECONDS 1.5
-#define CLAIM_TTL 60
 #define EXIT_INTERRUPTED 130
 #define EXIT_VERDICT 3
 
@@ -107,17 +107,6 @@ static void on_signal(int sig)
 }
 
 /* ---- small helpers ---- */
-
-/* Sleep `ms` in slices, returning early on SIGINT/SIGTERM. */
-static void sleep_interruptible(int ms)
-{
-	while (ms > 0 && !interrupted) {
-		int slice = ms < 50 ? ms : 50;
-
-		co_scratch_sleep_ms(slice);
-		ms -= slice;
-	}
-}
 
 static void section(const char *title)
 {
@@ -140,225 +129,6 @@ static void fact(const char *label, const char *fmt, ...)
 	/* Nobody reads us any more (`| head`): stop, and clean up. */
 	if (fflush(stdout) != 0 && errno == EPIPE)
 		interrupted = 1;
-}
-
-/* ---- simulated swarms ---- */
-
-/* The open tasks the swarms pick from (available as far as they know). */
-typedef struct pool {
-	pthread_mutex_t mu;
-	char **ids;
-	size_t n, cap;
-} pool;
-
-static int pool_add(pool *p, const char *id)
-{
-	char *copy = strdup(id);
-	int error = 0;
-
-	if (!copy)
-		return co_error_set(CO_ENOMEM, "out of memory");
-	pthread_mutex_lock(&p->mu);
-	if (p->n == p->cap) {
-		size_t cap = p->cap ? p->cap * 2 : 64;
-		char **v = realloc(p->ids, cap * sizeof(*v));
-
-		if (!v) {
-			error = co_error_set(CO_ENOMEM, "out of memory");
-			goto done;
-		}
-		p->ids = v;
-		p->cap = cap;
-	}
-	p->ids[p->n++] = copy;
-	copy = NULL;
-done:
-	pthread_mutex_unlock(&p->mu);
-	free(copy);
-	return error;
-}
-
-/* A random open ID copied into buf; 0, or -1 when the pool is empty. */
-static int pool_pick(char *buf, size_t len, pool *p, unsigned *seed)
-{
-	int r = -1;
-
-	pthread_mutex_lock(&p->mu);
-	if (p->n > 0) {
-		snprintf(buf, len, "%s", p->ids[(size_t)rand_r(seed) % p->n]);
-		r = 0;
-	}
-	pthread_mutex_unlock(&p->mu);
-	return r;
-}
-
-static void pool_remove(pool *p, const char *id)
-{
-	size_t i;
-
-	pthread_mutex_lock(&p->mu);
-	for (i = 0; i < p->n; i++) {
-		if (strcmp(p->ids[i], id) == 0) {
-			free(p->ids[i]);
-			p->ids[i] = p->ids[--p->n];
-			break;
-		}
-	}
-	pthread_mutex_unlock(&p->mu);
-}
-
-static void pool_clear(pool *p)
-{
-	size_t i;
-
-	for (i = 0; i < p->n; i++)
-		free(p->ids[i]);
-	free(p->ids);
-	p->ids = NULL;
-	p->n = p->cap = 0;
-}
-
-/* What one swarm did during one stage. */
-typedef struct tally {
-	long ops, won, lost, completed, released, created, errors;
-	long primary_git, primary_etcd;
-	int64_t *lat_us; /* claim latencies: won claims, in microseconds, with
-			  * the low bit set when etcd decided the claim */
-	size_t n_lat, cap_lat;
-	char last_error[256];
-} tally;
-
-typedef struct swarm {
-	pthread_t thread;
-	int started;
-	int idx;
-	char name[32];
-	const char *stage; /* for the IDs of created tasks */
-	unsigned seed;
-	co_router *router;
-	pool *open;
-	atomic_int *stop;
-	long n_created; /* over the whole demo: created IDs stay unique */
-	tally t;
-} swarm;
-
-static void tally_error(tally *t, int error)
-{
-	t->errors++;
-	snprintf(t->last_error, sizeof(t->last_error), "%s (%s)", co_error_last(),
-		 co_error_name(error));
-}
-
-static void tally_latency(tally *t, int64_t us, int by_etcd)
-{
-	if (t->n_lat == t->cap_lat) {
-		size_t cap = t->cap_lat ? t->cap_lat * 2 : 1024;
-		int64_t *v = realloc(t->lat_us, cap * sizeof(*v));
-
-		if (!v)
-			return; /* a missing sample is no reason to stop a swarm */
-		t->lat_us = v;
-		t->cap_lat = cap;
-	}
-	/* a microsecond of precision buys the decider a place to live */
-	t->lat_us[t->n_lat++] = (us & ~(int64_t)1) | (by_etcd ? 1 : 0);
-}
-
-/* Create a new task through the router, as a planner would. */
-static void swarm_create(swarm *s)
-{
-	co_record *t = NULL, *got = NULL;
-	char id[96];
-	int error;
-
-	snprintf(id, sizeof(id), "D%s.%d.%ld", s->stage, s->idx, ++s->n_created);
-	if ((error = co_record_new(&t, CO_KIND_TASK, id)) < 0 ||
-	    (t->type = strdup("demo")) == NULL) {
-		tally_error(&s->t, error < 0 ? error : CO_ENOMEM);
-		goto done;
-	}
-	t->rev = 1;
-	if ((error = co_router_task_create(&got, s->router, t)) < 0) {
-		tally_error(&s->t, error);
-		goto done;
-	}
-	s->t.ops++;
-	s->t.created++;
-	if (pool_add(s->open, id) < 0)
-		tally_error(&s->t, CO_ENOMEM);
-done:
-	co_record_free(got);
-	co_record_free(t);
-}
-
-/* Claim an open task; if won, work on it (not really) and release it. */
-static void swarm_claim(swarm *s)
-{
-	co_record *got = NULL, *rel = NULL;
-	co_route rt;
-	co_status to;
-	char id[160];
-	int64_t t0;
-	int error;
-
-	if (pool_pick(id, sizeof(id), s->open, &s->seed) < 0) {
-		swarm_create(s);
-		return;
-	}
-	rt.primary = CO_SIDE_GIT;
-	if (co_router_route(&rt, s->router, CO_OP_TASK_CLAIM, id) == 0) {
-		if (rt.primary == CO_SIDE_ETCD)
-			s->t.primary_etcd++;
-		else
-			s->t.primary_git++;
-	}
-	t0 = co_scratch_mono_us();
-	error = co_router_claim(&got, s->router, id, s->name, CLAIM_TTL);
-	s->t.ops++;
-	co_record_free(got); /* a loser gets the current record too */
-	got = NULL;
-	if (error == CO_ECONFLICT || error == CO_ENOTFOUND) {
-		/* Another swarm was faster: the store's CAS picked one winner. */
-		s->t.lost++;
-		return;
-	}
-	if (error < 0) {
-		tally_error(&s->t, error);
-		return;
-	}
-	tally_latency(&s->t, co_scratch_mono_us() - t0, rt.primary == CO_SIDE_ETCD);
-	s->t.won++;
-
-	/* A quarter of the work gets done; the rest is handed back. */
-	to = rand_r(&s->seed) % 4 == 0 ? CO_STATUS_COMPLETE : CO_STATUS_AVAILABLE;
-	if (to == CO_STATUS_COMPLETE)
-		pool_remove(s->open, id);
-	error = co_router_release(&rel, s->router, id, s->name, to);
-	s->t.ops++;
-	co_record_free(rel);
-	if (error < 0) {
-		tally_error(&s->t, error);
-		return;
-	}
-	if (to == CO_STATUS_COMPLETE)
-		s->t.completed++;
-	else
-		s->t.released++;
-}
-
-static void *swarm_main(void *arg)
-{
-	swarm *s = arg;
-
-	/* At least one claim per stage, however short: every stage has figures. */
-	swarm_claim(s);
-	while (!atomic_load(s->stop)) {
-		if (rand_r(&s->seed) % 10 == 0)
-			swarm_create(s);
-		else
-			swarm_claim(s);
-	}
-	return NULL;
 }
 
 /* The sorted latencies `lat` (decider in the low bit) of one decider. */
@@ -384,13 +154,6 @@ static void latency_by_decider(const int64_t *lat, size_t n, int etcd)
 	     (double)p50 / 1000.0, (double)p95 / 1000.0, m);
 }
 
-static int cmp_i64(const void *a, const void *b)
-{
-	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
 /* ---- the demo ---- */
 
 typedef struct demo {
@@ -402,9 +165,8 @@ typedef struct demo {
 
 	co_scratch sc; /* what it started: etcd, repo, state, router */
 
-	swarm *swarms;
-	atomic_int stop;
-	pool open;
+	co_demo_swarms *swarms;
+	co_demo_pool open;
 
 	int64_t divergence_run;
 	int unexpected; /* a reconciliation failed that should have passed */
@@ -466,64 +228,15 @@ static int reconcile(demo *d, co_repair_from repair, int *passed, int64_t *run_i
 /* Run the swarms for stage_ms and print what they did. */
 static int traffic(demo *d, const char *stage)
 {
-	tally sum;
-	int64_t *lat = NULL, t0, elapsed;
-	size_t n_lat = 0, k;
-	int i, error = 0;
+	co_demo_tally sum;
+	int64_t *lat = NULL, elapsed;
+	size_t n_lat = 0;
+	int error;
 	double secs;
 
-	memset(&sum, 0, sizeof(sum));
-	atomic_store(&d->stop, 0);
-	for (i = 0; i < d->n_swarms; i++) {
-		swarm *s = &d->swarms[i];
-
-		free(s->t.lat_us);
-		memset(&s->t, 0, sizeof(s->t));
-		s->stage = stage;
-		s->started = 0;
-	}
-	t0 = co_scratch_mono_us();
-	for (i = 0; i < d->n_swarms; i++) {
-		if (pthread_create(&d->swarms[i].thread, NULL, swarm_main, &d->swarms[i]) != 0) {
-			error = co_error_set(CO_EIO, "cannot start swarm thread %d", i + 1);
-			break;
-		}
-		d->swarms[i].started = 1;
-	}
-	if (error == 0)
-		sleep_interruptible(d->stage_ms);
-	atomic_store(&d->stop, 1);
-	for (i = 0; i < d->n_swarms; i++)
-		if (d->swarms[i].started)
-			pthread_join(d->swarms[i].thread, NULL);
-	elapsed = co_scratch_mono_us() - t0;
-	if (error < 0)
+	if ((error = co_demo_swarms_run(&sum, &lat, &n_lat, &elapsed, d->swarms, stage,
+					d->stage_ms, &interrupted)) < 0)
 		return error;
-
-	for (i = 0; i < d->n_swarms; i++) {
-		tally *t = &d->swarms[i].t;
-
-		sum.ops += t->ops;
-		sum.won += t->won;
-		sum.lost += t->lost;
-		sum.completed += t->completed;
-		sum.released += t->released;
-		sum.created += t->created;
-		sum.errors += t->errors;
-		sum.primary_git += t->primary_git;
-		sum.primary_etcd += t->primary_etcd;
-		n_lat += t->n_lat;
-		if (t->last_error[0])
-			memcpy(sum.last_error, t->last_error, sizeof(sum.last_error));
-	}
-	if (n_lat && (lat = malloc(n_lat * sizeof(*lat))) != NULL) {
-		for (i = 0, k = 0; i < d->n_swarms; i++) {
-			memcpy(lat + k, d->swarms[i].t.lat_us,
-			       d->swarms[i].t.n_lat * sizeof(*lat));
-			k += d->swarms[i].t.n_lat;
-		}
-		qsort(lat, n_lat, sizeof(*lat), cmp_i64);
-	}
 	secs = (double)elapsed / 1e6;
 	fact("traffic", "%.1f s, %d swarms: %ld ops (%.0f/s), %ld errors", secs,
 	     d->n_swarms, sum.ops, secs > 0 ? (double)sum.ops / secs : 0.0, sum.errors);
@@ -616,7 +329,7 @@ static int seed(demo *d)
 		if (b->tasks.items[i]->status != CO_STATUS_AVAILABLE)
 			continue;
 		n_avail++;
-		if ((error = pool_add(&d->open, b->tasks.items[i]->id)) < 0)
+		if ((error = co_demo_pool_add(&d->open, b->tasks.items[i]->id)) < 0)
 			goto done;
 	}
 	fact("board", "%zu tasks in %zu tables, %zu available, 0 bad rows", b->tasks.n,
@@ -654,7 +367,7 @@ static int register_swarms(demo *d)
 	for (i = 0; i < d->n_swarms; i++) {
 		co_record *s = NULL, *got = NULL;
 
-		if ((error = co_record_new(&s, CO_KIND_SWARM, d->swarms[i].name)) < 0)
+		if ((error = co_record_new(&s, CO_KIND_SWARM, co_demo_swarm_name(d->swarms, i))) < 0)
 			return error;
 		s->rev = 1;
 		if ((error = co_strv_push(&s->capabilities, "build")) == 0)
@@ -662,7 +375,7 @@ static int register_swarms(demo *d)
 		co_record_free(s);
 		co_record_free(got);
 		if (error < 0)
-			return co_cli_error_prefix(error, d->swarms[i].name);
+			return co_cli_error_prefix(error, co_demo_swarm_name(d->swarms, i));
 	}
 	fact("swarms", "%d registered through the router: swarm-1 .. swarm-%d", d->n_swarms,
 	     d->n_swarms);
@@ -875,16 +588,11 @@ static void teardown(demo *d)
 {
 	char tmp[sizeof(d->sc.tmp)];
 	pid_t pid = d->sc.etcd.pid;
-	int i;
 
 	memcpy(tmp, d->sc.tmp, sizeof(tmp));
 	co_scratch_close(&d->sc, d->keep);
-	if (d->swarms)
-		for (i = 0; i < d->n_swarms; i++)
-			free(d->swarms[i].t.lat_us);
-	free(d->swarms);
-	pool_clear(&d->open);
-	pthread_mutex_destroy(&d->open.mu);
+	co_demo_swarms_free(d->swarms);
+	co_demo_pool_clear(&d->open);
 
 	section("Cleanup");
 	if (pid > 0)
@@ -924,7 +632,7 @@ int co_cli_demo(int argc, char **argv, co_cli *ctx)
 	struct sigaction sa, ign, old_int, old_term, old_pipe;
 	demo d;
 	size_t n;
-	int error, i, ok_stages = 0, ok_div = 0;
+	int error, ok_stages = 0, ok_div = 0;
 	double stage_s = DEFAULT_SECONDS;
 	int64_t t_start = co_scratch_mono_us();
 
@@ -949,11 +657,7 @@ int co_cli_demo(int argc, char **argv, co_cli *ctx)
 	d.out_dir = out;
 	d.stage_ms = (int)(stage_s * 1000.0);
 	d.keep = keep;
-	pthread_mutex_init(&d.open.mu, NULL);
-	if ((d.swarms = calloc((size_t)d.n_swarms, sizeof(*d.swarms))) == NULL) {
-		pthread_mutex_destroy(&d.open.mu);
-		return co_error_set(CO_ENOMEM, "out of memory");
-	}
+	co_demo_pool_init(&d.open);
 
 	interrupted = 0;
 	memset(&sa, 0, sizeof(sa));
@@ -971,16 +675,8 @@ int co_cli_demo(int argc, char **argv, co_cli *ctx)
 	       d.n_swarms, stage_s);
 	if ((error = setup(&d)) < 0 || interrupted)
 		goto done;
-	for (i = 0; i < d.n_swarms; i++) {
-		swarm *s = &d.swarms[i];
-
-		s->idx = i + 1;
-		snprintf(s->name, sizeof(s->name), "swarm-%d", i + 1);
-		s->seed = (unsigned)(0x5eed + 7919 * i);
-		s->router = d.sc.router;
-		s->open = &d.open;
-		s->stop = &d.stop;
-	}
+	if ((error = co_demo_swarms_new(&d.swarms, d.n_swarms, d.sc.router, &d.open)) < 0)
+		goto done;
 	if ((error = seed(&d)) < 0 || interrupted)
 		goto done;
 	section("Backfill: copy git into etcd");
