@@ -316,6 +316,13 @@ int co_cli_usage_error(const char *usage, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
 /*
+ * "--wait-drain SECONDS": whole seconds (0..86400) or a duration ("90s",
+ * "2m"), rounded up to whole seconds, into *out_s.  Anything else is a usage
+ * error naming the value, with `usage` (exit 1).
+ */
+int co_cli_parse_wait(int *out_s, const char *s, const char *usage);
+
+/*
  * Parse a TTL in whole seconds: a positive decimal integer (at most ten
  * years).  CO_EINVAL naming `what` ("--ttl") otherwise.
  */

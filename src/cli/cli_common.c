@@ -705,3 +705,23 @@ void co_cli_sleep_ms(int64_t ms)
 	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
 		;
 }
+
+int co_cli_parse_wait(int *out_s, const char *s, const char *usage)
+{
+	char *end = NULL;
+	long v;
+	int ms;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (end != s && *end == '\0' && errno == 0 && v >= 0 && v <= 24 * 3600) {
+		*out_s = (int)v;
+		return 0;
+	}
+	if (co_config_parse_duration(&ms, s) == 0 && ms >= 0 && ms <= 24 * 3600 * 1000) {
+		*out_s = (ms + 999) / 1000;
+		return 0;
+	}
+	return co_cli_usage_error(
+	    usage, "--wait-drain \"%s\": expected seconds (0 to 86400) or a duration", s);
+}

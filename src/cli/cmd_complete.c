@@ -111,27 +111,6 @@ static const char h_cancel[] =
     "Exit status: 0 at git, 1 bad usage, 2 state unavailable, 3 refused (or the\n"
     "outbox owed to git did not drain in time).\n";
 
-/* "--wait-drain SECONDS": whole seconds (0..86400) or a duration ("90s"). */
-static int parse_wait(int *out_s, const char *s, const char *usage)
-{
-	char *end = NULL;
-	long v;
-	int ms;
-
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (end != s && *end == '\0' && errno == 0 && v >= 0 && v <= 24 * 3600) {
-		*out_s = (int)v;
-		return 0;
-	}
-	if (co_config_parse_duration(&ms, s) == 0 && ms >= 0 && ms <= 24 * 3600 * 1000) {
-		*out_s = (ms + 999) / 1000;
-		return 0;
-	}
-	return co_cli_usage_error(
-	    usage, "--wait-drain \"%s\": expected seconds (0 to 86400) or a duration", s);
-}
-
 /*
  * Drain the outbox towards `target` ("git", or NULL for both) through cr
  * for up to wait_s, polling between attempts; og/oe get what is left.
@@ -452,7 +431,7 @@ int co_cli_complete(int argc, char **argv, co_cli *ctx)
 	if ((error = co_cli_parse(pos, 0, &n, ctx, argc, argv, opts, U_COMPLETE,
 				  h_complete)) != 0)
 		return error < 0 ? error : 0;
-	if (wait && (error = parse_wait(&wait_s, wait, U_COMPLETE)) < 0)
+	if (wait && (error = co_cli_parse_wait(&wait_s, wait, U_COMPLETE)) < 0)
 		return error;
 	if ((error = co_cli_config(&c, ctx)) < 0 ||
 	    (error = co_flags_load(&from, c->flags_path)) < 0)
@@ -574,7 +553,7 @@ int co_cli_cancel(int argc, char **argv, co_cli *ctx)
 	if ((error = co_cli_parse(pos, 0, &n, ctx, argc, argv, opts, U_CANCEL,
 				  h_cancel)) != 0)
 		return error < 0 ? error : 0;
-	if (wait && (error = parse_wait(&wait_s, wait, U_CANCEL)) < 0)
+	if (wait && (error = co_cli_parse_wait(&wait_s, wait, U_CANCEL)) < 0)
 		return error;
 	if (reason == NULL || *reason == '\0')
 		reason = "cancel: back to git";

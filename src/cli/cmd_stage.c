@@ -95,27 +95,6 @@ static const char h_stage[] =
     "(or the flags lock held by another writer for 10 s: it names the writer),\n"
     "3 refused by the go/no-go gate, or the flags changed while it ran.\n";
 
-/* "--wait-drain SECONDS": a whole number of seconds, or a duration ("90s"). */
-static int parse_wait(int *out_s, const char *s)
-{
-	char *end = NULL;
-	long v;
-	int ms;
-
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (end != s && *end == '\0' && errno == 0 && v >= 0 && v <= 24 * 3600) {
-		*out_s = (int)v;
-		return 0;
-	}
-	if (co_config_parse_duration(&ms, s) == 0 && ms >= 0) {
-		*out_s = (ms + 999) / 1000;
-		return 0;
-	}
-	return co_cli_usage_error(
-	    U_STAGE, "--wait-drain \"%s\": expected seconds (0 to 86400)", s);
-}
-
 /* What a pending_drain run still owes now: distinct IDs, and the oldest. */
 typedef struct still_owed {
 	int64_t ids;
@@ -316,7 +295,7 @@ int co_cli_stage(int argc, char **argv, co_cli *ctx)
 		return co_cli_usage_error(U_STAGE, "stage: missing the stage");
 	if (co_stage_parse(&stage, pos[0]) < 0)
 		return co_cli_error_prefix(CO_EINVAL, "stage");
-	if (wait && (error = parse_wait(&wait_s, wait)) < 0)
+	if (wait && (error = co_cli_parse_wait(&wait_s, wait, U_STAGE)) < 0)
 		return error;
 	if ((error = co_cli_config(&c, ctx)) < 0)
 		goto done;

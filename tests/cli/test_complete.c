@@ -333,6 +333,10 @@ static void bad_options_exit_1_and_change_nothing(void **state)
 	free(err);
 	assert_int_equal(fx_run(f, NULL, &err, "cancel", "--reason"), 1);
 	free(err);
+	/* stage parses --wait-drain with the same code (co_cli_parse_wait) */
+	assert_int_equal(fx_run(f, NULL, &err, "stage", "50", "--wait-drain", "25h"), 1);
+	fx_contains(err, "--wait-drain \"25h\"");
+	free(err);
 	b1 = flags_bytes(f);
 	assert_string_equal(b0, b1);
 	free(b0);
