@@ -1,0 +1,71 @@
+# CutoverLibrary.cmake - libcutover (shared and static), its headers,
+# pkg-config file and CMake package config, and their install rules.
+# Included by the top-level CMakeLists.txt after cutover_core is defined.
+
+file(GLOB CUTOVER_API_SOURCES CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/src/api/*.c)
+set(CUTOVER_API_MAP ${CMAKE_SOURCE_DIR}/src/api/libcutover.map)
+
+# include/cutover/version.h is generated from the project version.
+configure_file(${CMAKE_SOURCE_DIR}/include/cutover/version.h.in
+  ${CMAKE_BINARY_DIR}/include/cutover/version.h @ONLY)
+
+add_library(cutover_api_obj OBJECT ${CUTOVER_API_SOURCES})
+set_target_properties(cutover_api_obj PROPERTIES POSITION_INDEPENDENT_CODE ON)
+target_include_directories(cutover_api_obj PUBLIC
+  ${CMAKE_SOURCE_DIR}/include ${CMAKE_BINARY_DIR}/include)
+target_link_libraries(cutover_api_obj PRIVATE cutover_core)
+
+# libcutover.so.0: the API objects, and what they need of cutover_core
+# pulled from the static archive; the version script keeps it all local
+# but the cutover_ names.
+add_library(cutover_shared SHARED $<TARGET_OBJECTS:cutover_api_obj>)
+set_target_properties(cutover_shared PROPERTIES
+  OUTPUT_NAME cutover EXPORT_NAME cutover
+  VERSION ${PROJECT_VERSION} SOVERSION 0
+  LINK_DEPENDS ${CUTOVER_API_MAP})
+target_link_libraries(cutover_shared PRIVATE cutover_core)
+target_link_options(cutover_shared PRIVATE
+  -Wl,--version-script=${CUTOVER_API_MAP} -Wl,--no-undefined)
+target_include_directories(cutover_shared INTERFACE
+  $<BUILD_INTERFACE:${CMAKE_SOURCE_DIR}/include>
+  $<BUILD_INTERFACE:${CMAKE_BINARY_DIR}/include>
+  $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>)
+
+# libcutover.a: the API and every object of the core, for static links
+# (their dependencies: `pkg-config --static --libs cutover`).
+add_library(cutover_static STATIC
+  $<TARGET_OBJECTS:cutover_api_obj> $<TARGET_OBJECTS:cutover_core>)
+set_target_properties(cutover_static PROPERTIES OUTPUT_NAME cutover)
+
+# ---- install ----
+include(CMakePackageConfigHelpers)
+set(CUTOVER_CMAKE_DIR ${CMAKE_INSTALL_LIBDIR}/cmake/cutover)
+
+install(TARGETS cutover_shared EXPORT cutoverTargets
+  LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
+  INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+install(TARGETS cutover_static ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR})
+install(DIRECTORY ${CMAKE_SOURCE_DIR}/include/cutover
+  DESTINATION ${CMAKE_INSTALL_INCLUDEDIR} FILES_MATCHING PATTERN "*.h")
+install(FILES ${CMAKE_BINARY_DIR}/include/cutover/version.h
+  DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/cutover)
+
+# cutover.pc: relocatable (prefix from ${pcfiledir}), so that
+# `cmake --install --prefix P` and DESTDIR installs both work.
+file(RELATIVE_PATH CUTOVER_PC_TO_PREFIX
+  ${CMAKE_INSTALL_FULL_LIBDIR}/pkgconfig ${CMAKE_INSTALL_PREFIX})
+string(REGEX REPLACE "/$" "" CUTOVER_PC_TO_PREFIX "${CUTOVER_PC_TO_PREFIX}")
+configure_file(${CMAKE_SOURCE_DIR}/packaging/pkgconfig/cutover.pc.in
+  ${CMAKE_BINARY_DIR}/cutover.pc @ONLY)
+install(FILES ${CMAKE_BINARY_DIR}/cutover.pc
+  DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
+
+# find_package(cutover): cutover::cutover, the shared library.
+install(EXPORT cutoverTargets NAMESPACE cutover::
+  DESTINATION ${CUTOVER_CMAKE_DIR})
+configure_package_config_file(${CMAKE_SOURCE_DIR}/packaging/cmake/cutoverConfig.cmake.in
+  ${CMAKE_BINARY_DIR}/cutoverConfig.cmake INSTALL_DESTINATION ${CUTOVER_CMAKE_DIR})
+write_basic_package_version_file(${CMAKE_BINARY_DIR}/cutoverConfigVersion.cmake
+  VERSION ${PROJECT_VERSION} COMPATIBILITY SameMinorVersion)
+install(FILES ${CMAKE_BINARY_DIR}/cutoverConfig.cmake
+  ${CMAKE_BINARY_DIR}/cutoverConfigVersion.cmake DESTINATION ${CUTOVER_CMAKE_DIR})
