@@ -1,0 +1,97 @@
+/*
+ * test_man.c - the manual pages say what the CLI has: cutover(1), built
+ * from man/cutover.1.scd by scdoc, exists and names every top-level command
+ * that `cutover --help` lists (as a bold command entry), so a command added
+ * to src/cli/cli_commands.h without its man entry fails here.  The page
+ * also renders with `man -l`.  Skipped, saying so, where scdoc is absent
+ * (then the build makes no man pages).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "harness/harness.h"
+
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The generated roff of page `name` ("cutover.1") into *out; skips the
+ * test when scdoc is not installed. */
+static void read_page(char **out, const char *name)
+{
+	char build[512];
+
+	if (co_test_sh(NULL, NULL, "command -v scdoc") != 0) {
+		print_message("skipped: scdoc is not installed, so the build made no man "
+			      "pages (scripts/setup installs it)\n");
+		skip();
+	}
+	snprintf(build, sizeof(build), "%s", CUTOVER_BIN);
+	if (co_test_sh(out, NULL, "cat '%s/man/%s'", dirname(build), name) != 0)
+		fail_msg("%s was not built though scdoc is installed (re-run cmake?)", name);
+}
+
+static void cutover_1_names_every_command_of_help(void **state)
+{
+	const char *const argv[] = {"--help", NULL};
+	char *roff = NULL, *help = NULL, *p, *line, *save = NULL;
+	int commands = 0;
+
+	(void)state;
+	read_page(&roff, "cutover.1");
+	assert_int_equal(co_test_cutover(&help, NULL, NULL, argv), 0);
+	/* The lines between "Commands:" and the next blank line: "  NAME  summary". */
+	assert_non_null(p = strstr(help, "\nCommands:\n"));
+	p += strlen("\nCommands:\n");
+	for (line = strtok_r(p, "\n", &save); line && line[0] == ' ';
+	     line = strtok_r(NULL, "\n", &save)) {
+		char name[64], bold[96];
+
+		if (sscanf(line, " %63s", name) != 1)
+			break;
+		/* scdoc writes *name* as \fBname\fR. */
+		snprintf(bold, sizeof(bold), "\\fB%s\\fR", name);
+		if (strstr(roff, bold) == NULL)
+			fail_msg("cutover(1) does not name the command \"%s\" of `cutover "
+				 "--help`: add it to man/cutover.1.scd",
+				 name);
+		commands++;
+	}
+	assert_true(commands >= 10);
+	free(help);
+	free(roff);
+}
+
+static void cutover_1_renders_with_man(void **state)
+{
+	char build[512], *roff = NULL, *out = NULL, *err = NULL;
+
+	(void)state;
+	read_page(&roff, "cutover.1");
+	free(roff);
+	if (co_test_sh(NULL, NULL, "command -v man") != 0) {
+		print_message("skipped: man (man-db) is not installed\n");
+		skip();
+	}
+	snprintf(build, sizeof(build), "%s", CUTOVER_BIN);
+	if (co_test_sh(&out, &err, "MANWIDTH=80 man -l '%s/man/cutover.1'", dirname(build)) != 0)
+		fail_msg("man -l: %s", err ? err : "");
+	assert_non_null(strstr(out, "SYNOPSIS"));
+	assert_non_null(strstr(out, "EXIT STATUS"));
+	free(out);
+	free(err);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(cutover_1_names_every_command_of_help),
+	    cmocka_unit_test(cutover_1_renders_with_man),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
