@@ -182,6 +182,8 @@ static int check_backend(const char *backend)
 
 int cutover_store_open(cutover_store **out, const char *backend, const cutover_options *opts)
 {
+	if (out)
+		*out = NULL;
 	if (check_backend(backend) < 0)
 		return CO_EINVAL;
 	OPEN_INTO(cutover_store, out, backend, opts, NULL, 0);
@@ -190,6 +192,8 @@ int cutover_store_open(cutover_store **out, const char *backend, const cutover_o
 int cutover_store_open_config(cutover_store **out, const char *backend,
 			      const char *config_path)
 {
+	if (out)
+		*out = NULL;
 	if (check_backend(backend) < 0)
 		return CO_EINVAL;
 	OPEN_INTO(cutover_store, out, backend, NULL, config_path, 1);
