@@ -31,11 +31,24 @@ target_include_directories(cutover_shared INTERFACE
   $<BUILD_INTERFACE:${CMAKE_BINARY_DIR}/include>
   $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>)
 
-# libcutover.a: the API and every object of the core, for static links
-# (their dependencies: `pkg-config --static --libs cutover`).
-add_library(cutover_static STATIC
-  $<TARGET_OBJECTS:cutover_api_obj> $<TARGET_OBJECTS:cutover_core>)
-set_target_properties(cutover_static PROPERTIES OUTPUT_NAME cutover)
+# libcutover.a: the API and every object of the core linked into one
+# relocatable object whose symbols but the cutover_ ones are made local, so
+# that a static link sees the API alone, as the .so's users do (the core's
+# co_ names cannot clash with a program's).  Its dependencies are shared:
+# `pkg-config --print-requires-private cutover`.
+set(CUTOVER_STATIC_LIB ${CMAKE_BINARY_DIR}/libcutover.a)
+set(CUTOVER_PRELINKED ${CMAKE_BINARY_DIR}/libcutover-prelinked.o)
+add_custom_command(OUTPUT ${CUTOVER_STATIC_LIB}
+  COMMAND ${CMAKE_LINKER} -r -o ${CUTOVER_PRELINKED}
+    $<TARGET_OBJECTS:cutover_api_obj> $<TARGET_OBJECTS:cutover_core>
+  COMMAND ${CMAKE_OBJCOPY} --wildcard --keep-global-symbol=cutover_* ${CUTOVER_PRELINKED}
+  COMMAND ${CMAKE_COMMAND} -E rm -f ${CUTOVER_STATIC_LIB}
+  COMMAND ${CMAKE_AR} rcs ${CUTOVER_STATIC_LIB} ${CUTOVER_PRELINKED}
+  DEPENDS cutover_api_obj cutover_core
+    $<TARGET_OBJECTS:cutover_api_obj> $<TARGET_OBJECTS:cutover_core>
+  COMMENT "Linking libcutover.a (cutover_ symbols global, the rest local)"
+  COMMAND_EXPAND_LISTS VERBATIM)
+add_custom_target(cutover_static ALL DEPENDS ${CUTOVER_STATIC_LIB})
 
 # ---- install ----
 include(CMakePackageConfigHelpers)
@@ -44,7 +57,7 @@ set(CUTOVER_CMAKE_DIR ${CMAKE_INSTALL_LIBDIR}/cmake/cutover)
 install(TARGETS cutover_shared EXPORT cutoverTargets
   LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
   INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
-install(TARGETS cutover_static ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR})
+install(FILES ${CUTOVER_STATIC_LIB} DESTINATION ${CMAKE_INSTALL_LIBDIR})
 install(DIRECTORY ${CMAKE_SOURCE_DIR}/include/cutover
   DESTINATION ${CMAKE_INSTALL_INCLUDEDIR} FILES_MATCHING PATTERN "*.h")
 install(FILES ${CMAKE_BINARY_DIR}/include/cutover/version.h

@@ -4,10 +4,10 @@
  * commands, subcommands and options from the binary's own help, and the
  * systemd unit passes `systemd-analyze verify` (skipped, saying so, where
  * systemd-analyze is absent).  The library as a program using it would:
- * libcutover.so exports the cutover_ names alone, each public header
- * compiles on its own, and examples/claim.c builds against the prefix with
- * pkg-config, with find_package(cutover) and with the static archive, and
- * claims a task in a real bare git repository.  The man page is installed
+ * libcutover.so and libcutover.a export the cutover_ names alone, each
+ * public header compiles on its own, and examples/claim.c builds against
+ * the prefix with pkg-config, with find_package(cutover) and with the
+ * static archive, and claims a task in a real bare git repository.  The man page is installed
  * when scdoc is (tests/packaging/test_man.c checks what it says).
  */
 #include <setjmp.h>
@@ -164,6 +164,25 @@ static void the_shared_library_exports_cutover_names_alone(void **state)
 	free(out);
 }
 
+static void the_static_library_defines_cutover_names_alone(void **state)
+{
+	char *out = NULL, *err = NULL;
+
+	(void)state;
+	/* Global definitions in libcutover.a: the core's are made local. */
+	if (co_test_sh(&out, &err,
+		       "nm -g --defined-only '%s/lib/libcutover.a' | awk 'NF == 3 {print $3}'",
+		       prefix) != 0)
+		fail_msg("nm -g: %s", err ? err : "");
+	assert_non_null(strstr(out, "cutover_router_open\n"));
+	for (char *line = strtok(out, "\n"); line; line = strtok(NULL, "\n"))
+		if (strncmp(line, "cutover_", 8) != 0)
+			fail_msg("libcutover.a defines \"%s\" globally, not a cutover_ name",
+				 line);
+	free(out);
+	free(err);
+}
+
 static void each_header_compiles_on_its_own(void **state)
 {
 	static const char *const headers[] = {"cutover.h", "error.h", "export.h",
@@ -303,6 +322,7 @@ int main(void)
 	    cmocka_unit_test(bash_completes_from_the_binarys_help),
 	    cmocka_unit_test(the_systemd_unit_verifies),
 	    cmocka_unit_test(the_shared_library_exports_cutover_names_alone),
+	    cmocka_unit_test(the_static_library_defines_cutover_names_alone),
 	    cmocka_unit_test(each_header_compiles_on_its_own),
 	    cmocka_unit_test(the_example_builds_with_pkg_config),
 	    cmocka_unit_test(the_example_builds_with_find_package),
