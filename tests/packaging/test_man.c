@@ -2,8 +2,10 @@
  * test_man.c - the manual pages say what the CLI has: cutover(1), built
  * from man/cutover.1.scd by scdoc, exists and names every top-level command
  * that `cutover --help` lists (as a bold command entry), so a command added
- * to src/cli/cli_commands.h without its man entry fails here.  The page
- * also renders with `man -l`.  Skipped, saying so, where scdoc is absent
+ * to src/cli/cli_commands.h without its man entry fails here.  Each page
+ * of a command, cutover-X(1), names every subcommand `cutover X --help`
+ * lists and every option of the usage lines of `cutover X [SUB] --help`.
+ * The pages also render with `man -l`.  Skipped, saying so, where scdoc is absent
  * (then the build makes no man pages).
  */
 #include <setjmp.h>
@@ -66,6 +68,79 @@ static void cutover_1_names_every_command_of_help(void **state)
 	free(roff);
 }
 
+/* Fail unless `roff` (page `page`) has \fBword\fR for `word`. */
+static void names(const char *roff, const char *page, const char *word, const char *from)
+{
+	char bold[128];
+
+	snprintf(bold, sizeof(bold), "\\fB%s\\fR", word);
+	if (strstr(roff, bold) == NULL)
+		fail_msg("%s does not name \"%s\" of `%s --help`: add it to man/%s.scd", page,
+			 word, from, page);
+}
+
+/* Every --option in the "usage:" lines of `cutover ARGS --help` (the
+ * usage runs up to the first blank line) is in roff. */
+static void names_usage_options(const char *roff, const char *page, const char *args)
+{
+	char *help = NULL, *end, *p;
+	char from[128];
+
+	snprintf(from, sizeof(from), "cutover %s", args);
+	if (co_test_sh(&help, NULL, "'%s' %s --help", CUTOVER_BIN, args) != 0)
+		fail_msg("`%s --help` failed", from);
+	if ((end = strstr(help, "\n\n")) != NULL)
+		*end = '\0';
+	for (p = help; (p = strstr(p, "--")) != NULL;) {
+		char opt[64];
+		size_t n = 2;
+
+		while (n < sizeof(opt) - 1 && (p[n] == '-' || (p[n] >= 'a' && p[n] <= 'z')))
+			n++;
+		memcpy(opt, p, n);
+		opt[n] = '\0';
+		if (n > 2 && strcmp(opt, "--json") != 0 && strcmp(opt, "--backend") != 0)
+			names(roff, page, opt, from);
+		p += n;
+	}
+	free(help);
+}
+
+static void each_command_page_names_its_subcommands_and_options(void **state)
+{
+	static const char *const pages[] = {"task", "stage"};
+	char *roff = NULL, *help = NULL, *line, *save = NULL;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(pages) / sizeof(pages[0]); i++) {
+		char page[64], prefix[64];
+		int subs = 0;
+
+		snprintf(page, sizeof(page), "cutover-%s.1", pages[i]);
+		read_page(&roff, page);
+		assert_int_equal(co_test_sh(&help, NULL, "'%s' %s --help", CUTOVER_BIN, pages[i]),
+				 0);
+		/* Subcommands: the lines "  cutover X SUB ..." of the help. */
+		snprintf(prefix, sizeof(prefix), "  cutover %s ", pages[i]);
+		for (line = strtok_r(help, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+			char sub[64], args[128];
+
+			if (strncmp(line, prefix, strlen(prefix)) != 0 ||
+			    sscanf(line + strlen(prefix), "%63[a-z-]", sub) != 1)
+				continue;
+			names(roff, page, sub, pages[i]);
+			snprintf(args, sizeof(args), "%s %s", pages[i], sub);
+			names_usage_options(roff, page, args);
+			subs++;
+		}
+		if (subs == 0)
+			names_usage_options(roff, page, pages[i]);
+		free(help);
+		free(roff);
+		help = roff = NULL;
+	}
+}
+
 static void cutover_1_renders_with_man(void **state)
 {
 	char build[512], *roff = NULL, *out = NULL, *err = NULL;
@@ -90,6 +165,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(cutover_1_names_every_command_of_help),
+	    cmocka_unit_test(each_command_page_names_its_subcommands_and_options),
 	    cmocka_unit_test(cutover_1_renders_with_man),
 	};
 
