@@ -3,7 +3,7 @@
  * from man/cutover.1.scd by scdoc, exists and names every top-level command
  * that `cutover --help` lists (as a bold command entry), so a command added
  * to src/cli/cli_commands.h without its man entry fails here.  Each page
- * of a command, cutover-X(1), names every subcommand `cutover X --help`
+ * of a command, cutover-X(1) or cutover-serve(8), names every subcommand `cutover X --help`
  * lists and every option of the usage lines of `cutover X [SUB] --help`.
  * The pages also render with `man -l`.  Skipped, saying so, where scdoc is absent
  * (then the build makes no man pages).
@@ -108,7 +108,8 @@ static void names_usage_options(const char *roff, const char *page, const char *
 
 static void each_command_page_names_its_subcommands_and_options(void **state)
 {
-	static const char *const pages[] = {"task", "stage"};
+	static const char *const pages[][2] = {
+	    {"task", "1"}, {"stage", "1"}, {"serve", "8"}};
 	char *roff = NULL, *help = NULL, *line, *save = NULL;
 
 	(void)state;
@@ -116,25 +117,25 @@ static void each_command_page_names_its_subcommands_and_options(void **state)
 		char page[64], prefix[64];
 		int subs = 0;
 
-		snprintf(page, sizeof(page), "cutover-%s.1", pages[i]);
+		snprintf(page, sizeof(page), "cutover-%s.%s", pages[i][0], pages[i][1]);
 		read_page(&roff, page);
-		assert_int_equal(co_test_sh(&help, NULL, "'%s' %s --help", CUTOVER_BIN, pages[i]),
-				 0);
+		assert_int_equal(
+		    co_test_sh(&help, NULL, "'%s' %s --help", CUTOVER_BIN, pages[i][0]), 0);
 		/* Subcommands: the lines "  cutover X SUB ..." of the help. */
-		snprintf(prefix, sizeof(prefix), "  cutover %s ", pages[i]);
+		snprintf(prefix, sizeof(prefix), "  cutover %s ", pages[i][0]);
 		for (line = strtok_r(help, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
 			char sub[64], args[128];
 
 			if (strncmp(line, prefix, strlen(prefix)) != 0 ||
-			    sscanf(line + strlen(prefix), "%63[a-z-]", sub) != 1)
+			    sscanf(line + strlen(prefix), "%63[a-z]", sub) != 1)
 				continue;
-			names(roff, page, sub, pages[i]);
-			snprintf(args, sizeof(args), "%s %s", pages[i], sub);
+			names(roff, page, sub, pages[i][0]);
+			snprintf(args, sizeof(args), "%s %s", pages[i][0], sub);
 			names_usage_options(roff, page, args);
 			subs++;
 		}
 		if (subs == 0)
-			names_usage_options(roff, page, pages[i]);
+			names_usage_options(roff, page, pages[i][0]);
 		free(help);
 		free(roff);
 		help = roff = NULL;
