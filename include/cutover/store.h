@@ -73,9 +73,10 @@ CUTOVER_API int cutover_store_open(cutover_store **out, const char *backend,
 /*
  * Open the store `backend` as a cutover.yaml describes it: `config_path`,
  * or NULL for $CUTOVER_CONFIG, else ./cutover.yaml when present, else the
- * CUTOVER_* environment alone.  Errors as cutover_store_open(), and
- * CUTOVER_EINVAL "FILE:LINE: key ..." for a bad file, CUTOVER_EIO when it
- * cannot be read.
+ * CUTOVER_* environment alone, exactly as the CLI reads it (its first-run
+ * checks too: the state dir is created 0700, a loose one is warned about on
+ * stderr).  Errors as cutover_store_open(), and CUTOVER_EINVAL
+ * "FILE:LINE: key ..." for a bad file, CUTOVER_EIO when it cannot be read.
  */
 CUTOVER_API int cutover_store_open_config(cutover_store **out, const char *backend,
 					  const char *config_path);

@@ -162,41 +162,54 @@ static int check_backend(const char *backend)
 	return 0;
 }
 
-/* Where the open functions put their result: *out, or nothing on error. */
-#define OPEN_INTO(type, out, backend, opts, path, from_file)                               \
+/*
+ * A new handle of `size` bytes (a cutover_store or cutover_router, whose
+ * first member is the co_api_handle): one store `backend` (checked) when
+ * !routed, else the router; configured by `opts`, or by the config file
+ * `config_path` when from_file.  NULL with *error set on failure.
+ */
+static void *open_handle(int *error, size_t size, int routed, const char *backend,
+			 const cutover_options *opts, const char *config_path, int from_file)
+{
+	co_api_handle *h;
+
+	if (!routed && (*error = check_backend(backend)) < 0)
+		return NULL;
+	if ((h = calloc(1, size)) == NULL) {
+		*error = co_error_set(CO_ENOMEM, "out of memory");
+		return NULL;
+	}
+	if ((*error = handle_open(h, routed ? NULL : backend, opts, config_path, from_file)) <
+	    0) {
+		free(h);
+		return NULL;
+	}
+	return h;
+}
+
+#define OUT_NULL(out)                                                                    \
 	do {                                                                             \
-		type *x;                                                                 \
-		int e_;                                                                  \
 		if ((out) == NULL)                                                       \
 			return co_error_set(CO_EINVAL, "out: NULL");                     \
-		*(out) = NULL;                                                           \
-		if ((x = calloc(1, sizeof(*x))) == NULL)                                 \
-			return co_error_set(CO_ENOMEM, "out of memory");                 \
-		if ((e_ = handle_open(&x->h, backend, opts, path, from_file)) < 0) {      \
-			free(x);                                                         \
-			return e_;                                                       \
-		}                                                                        \
-		*(out) = x;                                                              \
-		return 0;                                                                \
 	} while (0)
 
 int cutover_store_open(cutover_store **out, const char *backend, const cutover_options *opts)
 {
-	if (out)
-		*out = NULL;
-	if (check_backend(backend) < 0)
-		return CO_EINVAL;
-	OPEN_INTO(cutover_store, out, backend, opts, NULL, 0);
+	int error;
+
+	OUT_NULL(out);
+	*out = open_handle(&error, sizeof(cutover_store), 0, backend, opts, NULL, 0);
+	return *out ? 0 : error;
 }
 
 int cutover_store_open_config(cutover_store **out, const char *backend,
 			      const char *config_path)
 {
-	if (out)
-		*out = NULL;
-	if (check_backend(backend) < 0)
-		return CO_EINVAL;
-	OPEN_INTO(cutover_store, out, backend, NULL, config_path, 1);
+	int error;
+
+	OUT_NULL(out);
+	*out = open_handle(&error, sizeof(cutover_store), 0, backend, NULL, config_path, 1);
+	return *out ? 0 : error;
 }
 
 void cutover_store_close(cutover_store *s)
@@ -214,12 +227,20 @@ int cutover_store_ping(cutover_store *s)
 
 int cutover_router_open(cutover_router **out, const cutover_options *opts)
 {
-	OPEN_INTO(cutover_router, out, NULL, opts, NULL, 0);
+	int error;
+
+	OUT_NULL(out);
+	*out = open_handle(&error, sizeof(cutover_router), 1, NULL, opts, NULL, 0);
+	return *out ? 0 : error;
 }
 
 int cutover_router_open_config(cutover_router **out, const char *config_path)
 {
-	OPEN_INTO(cutover_router, out, NULL, NULL, config_path, 1);
+	int error;
+
+	OUT_NULL(out);
+	*out = open_handle(&error, sizeof(cutover_router), 1, NULL, NULL, config_path, 1);
+	return *out ? 0 : error;
 }
 
 void cutover_router_close(cutover_router *r)

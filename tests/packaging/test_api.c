@@ -213,6 +213,9 @@ static void bad_options_are_refused_naming_the_field(void **state)
 	assert_int_equal(cutover_store_open(&s, "svn", &o), CUTOVER_EINVAL);
 	assert_null(s);
 	assert_non_null(strstr(cutover_last_error(), "svn"));
+	s = (cutover_store *)1;
+	assert_int_equal(cutover_store_open(&s, NULL, &o), CUTOVER_EINVAL);
+	assert_null(s);
 
 	o.etcd_endpoints = bad;
 	o.n_etcd_endpoints = 1;
