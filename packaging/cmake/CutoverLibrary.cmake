@@ -65,8 +65,12 @@ install(FILES ${CMAKE_BINARY_DIR}/include/cutover/version.h
 
 # cutover.pc: relocatable (prefix from ${pcfiledir}), so that
 # `cmake --install --prefix P` and DESTDIR installs both work.
+# Paths are relative to the .pc file (it lives in libdir/pkgconfig), so an
+# absolute CMAKE_INSTALL_LIBDIR or INCLUDEDIR works as well.
 file(RELATIVE_PATH CUTOVER_PC_TO_PREFIX
   ${CMAKE_INSTALL_FULL_LIBDIR}/pkgconfig ${CMAKE_INSTALL_PREFIX})
+file(RELATIVE_PATH CUTOVER_PC_TO_INCLUDEDIR
+  ${CMAKE_INSTALL_FULL_LIBDIR}/pkgconfig ${CMAKE_INSTALL_FULL_INCLUDEDIR})
 string(REGEX REPLACE "/$" "" CUTOVER_PC_TO_PREFIX "${CUTOVER_PC_TO_PREFIX}")
 configure_file(${CMAKE_SOURCE_DIR}/packaging/pkgconfig/cutover.pc.in
   ${CMAKE_BINARY_DIR}/cutover.pc @ONLY)
