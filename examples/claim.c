@@ -8,7 +8,8 @@
  * The router sends each operation where the rollout flags in
  * STATE_DIR/flags.yaml say (no file: git); the etcd endpoint is used once
  * a stage routes tasks there.  Running it twice is fine: the task exists
- * (completed) and the claim's conflict is reported, exit 0.  Exit 0, or 1 with the library's message on stderr.
+ * (completed) and the claim's conflict is reported, exit 0.  Exit 0, or 1
+ * with the library's message on stderr.
  */
 #include <cutover/cutover.h>
 
@@ -88,7 +89,7 @@ int main(int argc, char **argv)
 	got = NULL;
 
 	if ((error = cutover_router_release(&got, router, TASK_ID, SWARM,
-					   CUTOVER_STATUS_COMPLETE)) < 0) {
+					    CUTOVER_STATUS_COMPLETE)) < 0) {
 		rc = fail("release", error);
 		goto done;
 	}

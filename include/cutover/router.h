@@ -55,8 +55,7 @@ CUTOVER_API int cutover_router_open(cutover_router **out, const cutover_options 
  * does, first-run checks of the state dir included.  Errors as
  * cutover_router_open(), and "FILE:LINE: key ..." for a bad file.
  */
-CUTOVER_API int cutover_router_open_config(cutover_router **out,
-					   const char *config_path);
+CUTOVER_API int cutover_router_open_config(cutover_router **out, const char *config_path);
 
 /* Drain the outbox (at most 2 s; what is left waits for the next router)
  * and close.  NULL is fine.  Not while another thread uses it. */

@@ -53,13 +53,16 @@ typedef struct cutover_options {
 	const char *const *etcd_endpoints; /* "http://127.0.0.1:2379", ... */
 	size_t n_etcd_endpoints;	   /* 0: http://127.0.0.1:2379 */
 	const char *etcd_prefix;	   /* NULL: "/" */
-	const char *state_dir;	/* NULL: ./.cutover (the router's outbox and
-				 * audit database, a URL's git mirror) */
-	const char *flags_path; /* NULL: <state_dir>/flags.yaml (the router's
-				 * rollout flags; a missing file: all on git) */
+	const char *state_dir;		   /* NULL: ./.cutover (the router's outbox and
+					    * audit database, a URL's git mirror) */
+	const char *flags_path;		   /* NULL: <state_dir>/flags.yaml (the router's
+					    * rollout flags; a missing file: all on git) */
 } cutover_options;
 
-#define CUTOVER_OPTIONS_INIT {NULL, NULL, NULL, 0, NULL, NULL, NULL}
+#define CUTOVER_OPTIONS_INIT                                                             \
+	{                                                                                \
+		NULL, NULL, NULL, 0, NULL, NULL, NULL                                    \
+	}
 
 /*
  * Open the store `backend` ("git" or "etcd") with `opts`.  *out belongs to

@@ -63,6 +63,10 @@ install(DIRECTORY ${CMAKE_SOURCE_DIR}/include/cutover
 install(FILES ${CMAKE_BINARY_DIR}/include/cutover/version.h
   DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/cutover)
 
+# The example ships with the docs, buildable where it lands.
+install(FILES ${CMAKE_SOURCE_DIR}/examples/claim.c ${CMAKE_SOURCE_DIR}/examples/CMakeLists.txt
+  DESTINATION ${CMAKE_INSTALL_DOCDIR}/examples)
+
 # cutover.pc: relocatable (prefix from ${pcfiledir}), so that
 # `cmake --install --prefix P` and DESTDIR installs both work.
 # Paths are relative to the .pc file (it lives in libdir/pkgconfig), so an

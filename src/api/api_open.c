@@ -58,12 +58,14 @@ static int set_endpoints(co_config *c, const cutover_options *o)
 	if (o->n_etcd_endpoints == 0)
 		return 0;
 	if (o->etcd_endpoints == NULL)
-		return co_error_set(CO_EINVAL, "etcd_endpoints: NULL with n_etcd_endpoints %zu",
+		return co_error_set(CO_EINVAL,
+				    "etcd_endpoints: NULL with n_etcd_endpoints %zu",
 				    o->n_etcd_endpoints);
 	for (i = 0; i < o->n_etcd_endpoints; i++) {
 		const char *e = o->etcd_endpoints[i];
 
-		if (e == NULL || (strncmp(e, "http://", 7) != 0 && strncmp(e, "https://", 8) != 0))
+		if (e == NULL ||
+		    (strncmp(e, "http://", 7) != 0 && strncmp(e, "https://", 8) != 0))
 			return co_error_set(CO_EINVAL,
 					    "etcd_endpoints[%zu]: \"%s\" must start with "
 					    "http:// or https://",
@@ -156,7 +158,8 @@ static void handle_close(co_api_handle *h)
 
 static int check_backend(const char *backend)
 {
-	if (backend == NULL || (strcmp(backend, "git") != 0 && strcmp(backend, "etcd") != 0))
+	if (backend == NULL ||
+	    (strcmp(backend, "git") != 0 && strcmp(backend, "etcd") != 0))
 		return co_error_set(CO_EINVAL, "backend: \"%s\" is not git or etcd",
 				    backend ? backend : "(null)");
 	return 0;
@@ -169,7 +172,8 @@ static int check_backend(const char *backend)
  * `config_path` when from_file.  NULL with *error set on failure.
  */
 static void *open_handle(int *error, size_t size, int routed, const char *backend,
-			 const cutover_options *opts, const char *config_path, int from_file)
+			 const cutover_options *opts, const char *config_path,
+			 int from_file)
 {
 	co_api_handle *h;
 
@@ -179,8 +183,8 @@ static void *open_handle(int *error, size_t size, int routed, const char *backen
 		*error = co_error_set(CO_ENOMEM, "out of memory");
 		return NULL;
 	}
-	if ((*error = handle_open(h, routed ? NULL : backend, opts, config_path, from_file)) <
-	    0) {
+	if ((*error = handle_open(h, routed ? NULL : backend, opts, config_path,
+				  from_file)) < 0) {
 		free(h);
 		return NULL;
 	}
@@ -193,7 +197,8 @@ static void *open_handle(int *error, size_t size, int routed, const char *backen
 			return co_error_set(CO_EINVAL, "out: NULL");                     \
 	} while (0)
 
-int cutover_store_open(cutover_store **out, const char *backend, const cutover_options *opts)
+int cutover_store_open(cutover_store **out, const char *backend,
+		       const cutover_options *opts)
 {
 	int error;
 
@@ -208,7 +213,8 @@ int cutover_store_open_config(cutover_store **out, const char *backend,
 	int error;
 
 	OUT_NULL(out);
-	*out = open_handle(&error, sizeof(cutover_store), 0, backend, NULL, config_path, 1);
+	*out =
+	    open_handle(&error, sizeof(cutover_store), 0, backend, NULL, config_path, 1);
 	return *out ? 0 : error;
 }
 
@@ -262,14 +268,17 @@ static int op_task_create(cutover_record **out, co_api_handle *h, const cutover_
 	    co_cli_data_task_create((co_record **)out, &h->data, (const co_record *)t));
 }
 
-static int op_get(cutover_record **out, co_api_handle *h, cutover_kind kind, const char *id)
+static int op_get(cutover_record **out, co_api_handle *h, cutover_kind kind,
+		  const char *id)
 {
 	if (out == NULL)
 		return co_error_set(CO_EINVAL, "get: out is NULL");
 	*out = NULL;
 	if (kind != CUTOVER_KIND_TASK && kind != CUTOVER_KIND_SWARM)
-		return co_error_set(CO_EINVAL, "kind: %d is not a task or a swarm", (int)kind);
-	return co_api_code(co_cli_data_get((co_record **)out, &h->data, (co_kind)kind, id));
+		return co_error_set(CO_EINVAL, "kind: %d is not a task or a swarm",
+				    (int)kind);
+	return co_api_code(
+	    co_cli_data_get((co_record **)out, &h->data, (co_kind)kind, id));
 }
 
 static int op_list(cutover_record_list **out, co_api_handle *h, cutover_kind kind)
@@ -281,7 +290,8 @@ static int op_list(cutover_record_list **out, co_api_handle *h, cutover_kind kin
 		return co_error_set(CO_EINVAL, "list: out is NULL");
 	*out = NULL;
 	if (kind != CUTOVER_KIND_TASK && kind != CUTOVER_KIND_SWARM)
-		return co_error_set(CO_EINVAL, "kind: %d is not a task or a swarm", (int)kind);
+		return co_error_set(CO_EINVAL, "kind: %d is not a task or a swarm",
+				    (int)kind);
 	if ((error = co_cli_data_list(&l, &h->data, (co_kind)kind)) < 0) {
 		co_record_list_clear(&l);
 		return co_api_code(error);
@@ -296,7 +306,8 @@ static int op_claim(cutover_record **out, co_api_handle *h, const char *id,
 	if (out == NULL)
 		return co_error_set(CO_EINVAL, "claim: out is NULL");
 	*out = NULL;
-	return co_api_code(co_cli_data_claim((co_record **)out, &h->data, id, swarm, ttl));
+	return co_api_code(
+	    co_cli_data_claim((co_record **)out, &h->data, id, swarm, ttl));
 }
 
 static int op_release(cutover_record **out, co_api_handle *h, const char *id,
@@ -320,7 +331,8 @@ static int op_renew(cutover_record **out, co_api_handle *h, const char *id,
 	if (out == NULL)
 		return co_error_set(CO_EINVAL, "renew: out is NULL");
 	*out = NULL;
-	return co_api_code(co_cli_data_renew((co_record **)out, &h->data, id, swarm, ttl));
+	return co_api_code(
+	    co_cli_data_renew((co_record **)out, &h->data, id, swarm, ttl));
 }
 
 int cutover_store_task_create(cutover_record **out, cutover_store *s,

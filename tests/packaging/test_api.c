@@ -29,7 +29,8 @@ static char dir[256], repo[256], state_dir[300];
 static int setup(void **state)
 {
 	(void)state;
-	if (co_test_tmpdir(dir, sizeof(dir)) < 0 || co_test_git_repo_new(repo, sizeof(repo)) < 0)
+	if (co_test_tmpdir(dir, sizeof(dir)) < 0 ||
+	    co_test_git_repo_new(repo, sizeof(repo)) < 0)
 		return -1;
 	snprintf(state_dir, sizeof(state_dir), "%s/state", dir);
 	return 0;
@@ -45,9 +46,9 @@ static int teardown(void **state)
 
 static void codes_have_messages(void **state)
 {
-	static const int codes[] = {CUTOVER_EINVAL,    CUTOVER_EUNAVAIL, CUTOVER_ECONFLICT,
-				    CUTOVER_ENOTFOUND, CUTOVER_EIO,	 CUTOVER_ENOMEM,
-				    CUTOVER_ETOOBIG};
+	static const int codes[] = {
+	    CUTOVER_EINVAL, CUTOVER_EUNAVAIL, CUTOVER_ECONFLICT, CUTOVER_ENOTFOUND,
+	    CUTOVER_EIO,    CUTOVER_ENOMEM,   CUTOVER_ETOOBIG};
 	cutover_record *r = (cutover_record *)1;
 
 	(void)state;
@@ -102,7 +103,8 @@ static void records_are_built_and_read(void **state)
 	/* The canonical JSON goes both ways (rev 0 is refused: not stored). */
 	assert_int_equal(cutover_record_dup(&copy, t), 0);
 	assert_non_null(json = cutover_record_to_json(copy, 0));
-	assert_int_equal(cutover_record_from_json(&back, json, strlen(json)), CUTOVER_EINVAL);
+	assert_int_equal(cutover_record_from_json(&back, json, strlen(json)),
+			 CUTOVER_EINVAL);
 	assert_null(back);
 	assert_non_null(strstr(cutover_last_error(), "rev"));
 	cutover_free(json);
@@ -156,7 +158,8 @@ static void the_router_runs_the_operations_on_git(void **state)
 	assert_string_equal(cutover_record_owner(got), "swarm-a");
 	cutover_record_free(got);
 	got = NULL;
-	assert_int_equal(cutover_router_renew(&got, r, "T1", "swarm-b", 60), CUTOVER_ECONFLICT);
+	assert_int_equal(cutover_router_renew(&got, r, "T1", "swarm-b", 60),
+			 CUTOVER_ECONFLICT);
 	cutover_record_free(got);
 	got = NULL;
 	/* Releasing to "claimed" is not a release. */
@@ -180,7 +183,8 @@ static void the_router_runs_the_operations_on_git(void **state)
 	assert_int_equal(cutover_router_get(&got, r, CUTOVER_KIND_TASK, "nope"),
 			 CUTOVER_ENOTFOUND);
 	assert_null(got);
-	assert_int_equal(cutover_router_get(&got, r, (cutover_kind)7, "T1"), CUTOVER_EINVAL);
+	assert_int_equal(cutover_router_get(&got, r, (cutover_kind)7, "T1"),
+			 CUTOVER_EINVAL);
 
 	assert_int_equal(cutover_router_list(&l, r, CUTOVER_KIND_TASK), 0);
 	assert_int_equal(cutover_record_list_count(l), 1);
@@ -191,10 +195,11 @@ static void the_router_runs_the_operations_on_git(void **state)
 	cutover_record_free(t);
 	cutover_router_close(r);
 	/* What the router wrote is in git, for the CLI to read. */
-	assert_int_equal(co_test_sh(NULL, NULL,
-				    "git --git-dir='%s' show main:tasks/T1.json | grep -q complete",
-				    repo),
-			 0);
+	assert_int_equal(
+	    co_test_sh(NULL, NULL,
+		       "git --git-dir='%s' show main:tasks/T1.json | grep -q complete",
+		       repo),
+	    0);
 }
 
 static void bad_options_are_refused_naming_the_field(void **state)
@@ -245,7 +250,8 @@ static void a_config_file_is_read_as_the_cli_reads_it(void **state)
 	fprintf(f, "git: { repo: %s }\nstate_dir: %s\n", repo, state_dir);
 	fclose(f);
 	assert_int_equal(cutover_router_open_config(&r, path), 0);
-	assert_int_equal(cutover_router_get(&got, r, CUTOVER_KIND_TASK, "T1"), CUTOVER_ENOTFOUND);
+	assert_int_equal(cutover_router_get(&got, r, CUTOVER_KIND_TASK, "T1"),
+			 CUTOVER_ENOTFOUND);
 	cutover_router_close(r);
 }
 
@@ -285,7 +291,8 @@ static void a_store_runs_on_etcd_and_a_dead_one_is_unavailable(void **state)
 		const char *env[] = {env_ep, "CUTOVER_ETCD_PREFIX=/api-test/", NULL};
 		const char *argv[] = {"--backend", "etcd", "task", "get", "E1", NULL};
 
-		snprintf(env_ep, sizeof(env_ep), "CUTOVER_ETCD_ENDPOINTS=%s", etcd.endpoint);
+		snprintf(env_ep, sizeof(env_ep), "CUTOVER_ETCD_ENDPOINTS=%s",
+			 etcd.endpoint);
 		assert_int_equal(co_test_cutover(&out, NULL, env, argv), 0);
 		assert_non_null(strstr(out, "swarm-e"));
 		free(out);
@@ -295,7 +302,8 @@ static void a_store_runs_on_etcd_and_a_dead_one_is_unavailable(void **state)
 	co_test_etcd_stop(&etcd);
 	assert_int_equal(cutover_store_open(&s, "etcd", &o), 0);
 	assert_int_equal(cutover_store_ping(s), CUTOVER_EUNAVAIL);
-	assert_int_equal(cutover_store_get(&got, s, CUTOVER_KIND_TASK, "E1"), CUTOVER_EUNAVAIL);
+	assert_int_equal(cutover_store_get(&got, s, CUTOVER_KIND_TASK, "E1"),
+			 CUTOVER_EUNAVAIL);
 	assert_null(got);
 	assert_string_not_equal(cutover_last_error(), "");
 	cutover_store_close(s);
@@ -309,12 +317,12 @@ int main(void)
 	    cmocka_unit_test(records_are_built_and_read),
 	    cmocka_unit_test_setup_teardown(the_router_runs_the_operations_on_git, setup,
 					    teardown),
-	    cmocka_unit_test_setup_teardown(bad_options_are_refused_naming_the_field, setup,
-					    teardown),
-	    cmocka_unit_test_setup_teardown(a_config_file_is_read_as_the_cli_reads_it, setup,
-					    teardown),
-	    cmocka_unit_test_setup_teardown(a_store_runs_on_etcd_and_a_dead_one_is_unavailable,
+	    cmocka_unit_test_setup_teardown(bad_options_are_refused_naming_the_field,
 					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(a_config_file_is_read_as_the_cli_reads_it,
+					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		a_store_runs_on_etcd_and_a_dead_one_is_unavailable, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -3,10 +3,10 @@
  * from man/cutover.1.scd by scdoc, exists and names every top-level command
  * that `cutover --help` lists (as a bold command entry), so a command added
  * to src/cli/cli_commands.h without its man entry fails here.  Each page
- * of a command, cutover-X(1) or cutover-serve(8), names every subcommand `cutover X --help`
- * lists and every option of the usage lines of `cutover X [SUB] --help`.
- * The pages also render with `man -l`.  Skipped, saying so, where scdoc is absent
- * (then the build makes no man pages).
+ * of a command, cutover-X(1) or cutover-serve(8), names every subcommand `cutover X
+ * --help` lists and every option of the usage lines of `cutover X [SUB] --help`. The
+ * pages also render with `man -l`.  Skipped, saying so, where scdoc is absent (then the
+ * build makes no man pages).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -34,7 +34,8 @@ static void read_page(char **out, const char *name)
 	}
 	snprintf(build, sizeof(build), "%s", CUTOVER_BIN);
 	if (co_test_sh(out, NULL, "cat '%s/man/%s'", dirname(build), name) != 0)
-		fail_msg("%s was not built though scdoc is installed (re-run cmake?)", name);
+		fail_msg("%s was not built though scdoc is installed (re-run cmake?)",
+			 name);
 }
 
 static void cutover_1_names_every_command_of_help(void **state)
@@ -58,9 +59,10 @@ static void cutover_1_names_every_command_of_help(void **state)
 		/* scdoc writes *name* as \fBname\fR. */
 		snprintf(bold, sizeof(bold), "\\fB%s\\fR", name);
 		if (strstr(roff, bold) == NULL)
-			fail_msg("cutover(1) does not name the command \"%s\" of `cutover "
-				 "--help`: add it to man/cutover.1.scd",
-				 name);
+			fail_msg(
+			    "cutover(1) does not name the command \"%s\" of `cutover "
+			    "--help`: add it to man/cutover.1.scd",
+			    name);
 		commands++;
 	}
 	assert_true(commands >= 10);
@@ -75,8 +77,8 @@ static void names(const char *roff, const char *page, const char *word, const ch
 
 	snprintf(bold, sizeof(bold), "\\fB%s\\fR", word);
 	if (strstr(roff, bold) == NULL)
-		fail_msg("%s does not name \"%s\" of `%s --help`: add it to man/%s.scd", page,
-			 word, from, page);
+		fail_msg("%s does not name \"%s\" of `%s --help`: add it to man/%s.scd",
+			 page, word, from, page);
 }
 
 /* Every --option in the "usage:" lines of `cutover ARGS --help` (the
@@ -95,7 +97,8 @@ static void names_usage_options(const char *roff, const char *page, const char *
 		char opt[64];
 		size_t n = 2;
 
-		while (n < sizeof(opt) - 1 && (p[n] == '-' || (p[n] >= 'a' && p[n] <= 'z')))
+		while (n < sizeof(opt) - 1 &&
+		       (p[n] == '-' || (p[n] >= 'a' && p[n] <= 'z')))
 			n++;
 		memcpy(opt, p, n);
 		opt[n] = '\0';
@@ -120,10 +123,12 @@ static void each_command_page_names_its_subcommands_and_options(void **state)
 		snprintf(page, sizeof(page), "cutover-%s.%s", pages[i][0], pages[i][1]);
 		read_page(&roff, page);
 		assert_int_equal(
-		    co_test_sh(&help, NULL, "'%s' %s --help", CUTOVER_BIN, pages[i][0]), 0);
+		    co_test_sh(&help, NULL, "'%s' %s --help", CUTOVER_BIN, pages[i][0]),
+		    0);
 		/* Subcommands: the lines "  cutover X SUB ..." of the help. */
 		snprintf(prefix, sizeof(prefix), "  cutover %s ", pages[i][0]);
-		for (line = strtok_r(help, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		for (line = strtok_r(help, "\n", &save); line;
+		     line = strtok_r(NULL, "\n", &save)) {
 			char sub[64], args[128];
 
 			if (strncmp(line, prefix, strlen(prefix)) != 0 ||
@@ -154,7 +159,8 @@ static void cutover_1_renders_with_man(void **state)
 		skip();
 	}
 	snprintf(build, sizeof(build), "%s", CUTOVER_BIN);
-	if (co_test_sh(&out, &err, "MANWIDTH=80 man -l '%s/man/cutover.1'", dirname(build)) != 0)
+	if (co_test_sh(&out, &err, "MANWIDTH=80 man -l '%s/man/cutover.1'",
+		       dirname(build)) != 0)
 		fail_msg("man -l: %s", err ? err : "");
 	assert_non_null(strstr(out, "SYNOPSIS"));
 	assert_non_null(strstr(out, "EXIT STATUS"));
