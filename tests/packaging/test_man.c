@@ -3,10 +3,11 @@
  * from man/cutover.1.scd by scdoc, exists and names every top-level command
  * that `cutover --help` lists (as a bold command entry), so a command added
  * to src/cli/cli_commands.h without its man entry fails here.  Each page
- * of a command, cutover-X(1) or cutover-serve(8), names every subcommand `cutover X
- * --help` lists and every option of the usage lines of `cutover X [SUB] --help`. The
- * pages also render with `man -l`.  Skipped, saying so, where scdoc is absent (then the
- * build makes no man pages).
+ * of a command (cutover-task(1), -stage(1), -rollout(1), cutover-serve(8))
+ * names every subcommand its `--help` lists and every option anywhere in
+ * the help of `cutover X [SUB] --help` (but --json, --backend).  The pages
+ * render with `man -l`.  Skipped, saying so, where scdoc is absent (then
+ * the build makes no man pages).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -81,19 +82,12 @@ static void names(const char *roff, const char *page, const char *word, const ch
 			 page, word, from, page);
 }
 
-/* Every --option in the "usage:" lines of `cutover ARGS --help` (the
- * usage runs up to the first blank line) is in roff. */
-static void names_usage_options(const char *roff, const char *page, const char *args)
+/* Every --option in `text` (from the help of `from`) is in roff, but the
+ * global --json and --backend (cutover(1) has those). */
+static void names_options(const char *roff, const char *page, const char *text,
+			  const char *from)
 {
-	char *help = NULL, *end, *p;
-	char from[128];
-
-	snprintf(from, sizeof(from), "cutover %s", args);
-	if (co_test_sh(&help, NULL, "'%s' %s --help", CUTOVER_BIN, args) != 0)
-		fail_msg("`%s --help` failed", from);
-	if ((end = strstr(help, "\n\n")) != NULL)
-		*end = '\0';
-	for (p = help; (p = strstr(p, "--")) != NULL;) {
+	for (const char *p = text; (p = strstr(p, "--")) != NULL;) {
 		char opt[64];
 		size_t n = 2;
 
@@ -106,13 +100,25 @@ static void names_usage_options(const char *roff, const char *page, const char *
 			names(roff, page, opt, from);
 		p += n;
 	}
+}
+
+/* Every --option in `cutover ARGS --help` is in roff. */
+static void names_help_options(const char *roff, const char *page, const char *args)
+{
+	char *help = NULL;
+	char from[128];
+
+	snprintf(from, sizeof(from), "cutover %s", args);
+	if (co_test_sh(&help, NULL, "'%s' %s --help", CUTOVER_BIN, args) != 0)
+		fail_msg("`%s --help` failed", from);
+	names_options(roff, page, help, from);
 	free(help);
 }
 
 static void each_command_page_names_its_subcommands_and_options(void **state)
 {
 	static const char *const pages[][2] = {
-	    {"task", "1"}, {"stage", "1"}, {"serve", "8"}};
+	    {"task", "1"}, {"stage", "1"}, {"rollout", "1"}, {"serve", "8"}};
 	char *roff = NULL, *help = NULL, *line, *save = NULL;
 
 	(void)state;
@@ -135,12 +141,13 @@ static void each_command_page_names_its_subcommands_and_options(void **state)
 			    sscanf(line + strlen(prefix), "%63[a-z]", sub) != 1)
 				continue;
 			names(roff, page, sub, pages[i][0]);
+			names_options(roff, page, line, pages[i][0]);
 			snprintf(args, sizeof(args), "%s %s", pages[i][0], sub);
-			names_usage_options(roff, page, args);
+			names_help_options(roff, page, args);
 			subs++;
 		}
 		if (subs == 0)
-			names_usage_options(roff, page, pages[i][0]);
+			names_help_options(roff, page, pages[i][0]);
 		free(help);
 		free(roff);
 		help = roff = NULL;
