@@ -376,6 +376,25 @@ void co_etcd__cache_free(struct co_etcd__cache *c)
 	free(c);
 }
 
+/* Start the thread that follows etcd, once.  The first write starts it
+ * (or co_etcd_store_cache_start()): a store opened for one read never
+ * follows etcd. */
+static void start_locked(struct co_etcd__cache *c)
+{
+	if (!c->started && !c->stop &&
+	    pthread_create(&c->thread, NULL, cache_main, c) == 0)
+		c->started = 1;
+}
+
+void co_etcd__cache_start(struct co_etcd__cache *c)
+{
+	if (c == NULL)
+		return;
+	pthread_mutex_lock(&c->lock);
+	start_locked(c);
+	pthread_mutex_unlock(&c->lock);
+}
+
 int co_etcd__cache_get(co_record **out, co_version *ver, struct co_etcd__cache *c,
 		       co_kind kind, const char *id)
 {
@@ -383,12 +402,7 @@ int co_etcd__cache_get(co_record **out, co_version *ver, struct co_etcd__cache *
 	int hit = 0;
 
 	pthread_mutex_lock(&c->lock);
-	if (!c->started && !c->stop) {
-		/* The first write starts the watch: a store opened for one
-		 * read never follows etcd. */
-		if (pthread_create(&c->thread, NULL, cache_main, c) == 0)
-			c->started = 1;
-	}
+	start_locked(c);
 	if (c->watch && !c->pause && co_etcd__watch_live(c->watch) &&
 	    (x = find(c, kind, id)) != NULL && co_record_dup(out, x->r) == 0) {
 		snprintf(ver->v, sizeof(ver->v), "%lld", (long long)x->mod);

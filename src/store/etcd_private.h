@@ -251,6 +251,9 @@ void co_etcd__cache_stats(struct co_etcd_cache_stats *out, struct co_etcd__cache
  */
 int co_etcd__cache_new(struct co_etcd__cache **out, struct etcd *e, size_t cap);
 
+/* Start following etcd now rather than at the first write.  NULL is fine. */
+void co_etcd__cache_start(struct co_etcd__cache *c);
+
 /* Stop the thread, close its watch, free every entry.  NULL is fine. */
 void co_etcd__cache_free(struct co_etcd__cache *c);
 

@@ -711,6 +711,14 @@ void co_etcd_store_cache_stats(co_etcd_cache_stats *out, co_store *s)
 	out->watch_stalls = atomic_load(&e->watch_stalls);
 }
 
+void co_etcd_store_cache_start(co_store *s)
+{
+	struct etcd *e = co_store__impl(s, &etcd_backend);
+
+	if (e)
+		co_etcd__cache_start(e->cache);
+}
+
 uint64_t co_etcd_store_round_trips(co_store *s)
 {
 	struct etcd *e = co_store__impl(s, &etcd_backend);

@@ -92,6 +92,14 @@ typedef struct co_etcd_cache_stats {
 	uint64_t watch_stalls; /* this store's watch streams torn down as stalled */
 } co_etcd_cache_stats;
 
+/*
+ * Start the record cache's watch now (a range, then a watch from its
+ * revision, in a thread of the store's) instead of at the first write, so
+ * that the first claims already find it warm: for a long-running router
+ * or server.  No-op when s is not an etcd store or its cache is off.
+ */
+void co_etcd_store_cache_start(co_store *s);
+
 /* Fill *out for etcd store s (all zero when s is not one).  Thread-safe. */
 void co_etcd_store_cache_stats(co_etcd_cache_stats *out, co_store *s);
 
