@@ -5,7 +5,7 @@
  * 15, store.c's cas_loop).
  *
  * It is fed by a watch on the store's prefix, started from the revision of
- * a range (up to `cap` records), and by every answer of our own: reads,
+ * a range (up to RANGE_MAX records), and by every answer of our own: reads,
  * successful txns (their header revision is the key's new mod_revision)
  * and failed ones (their failure branch reads the key back).  A newer
  * mod_revision always wins, so a late answer never overwrites a fresher
@@ -36,6 +36,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+/*
+ * The most keys a fresh range reads: it is one answer held in memory and
+ * under a short bound (RANGE_BOUND_MS, so that freeing the store never
+ * waits long for it); the rest fills from the watch and our own answers.
+ */
+#define RANGE_MAX 2000
+#define RANGE_BOUND_MS 2000
 
 struct centry {
 	co_kind kind;
@@ -208,7 +216,8 @@ static int resync(struct co_etcd__cache *c)
 	int error;
 
 	if (req == NULL || co_etcd__json_add_prefix_range(req, e->prefix) < 0 ||
-	    co_etcd__json_add_i64(req, "limit", (int64_t)c->cap) < 0) {
+	    co_etcd__json_add_i64(req, "limit", (int64_t)(c->cap < RANGE_MAX ? c->cap
+									   : RANGE_MAX)) < 0) {
 		error = co_etcd__oom();
 		goto done;
 	}
@@ -281,7 +290,8 @@ static void follow(struct co_etcd__cache *c)
 		}
 		pthread_mutex_unlock(&c->lock);
 		if (w == NULL) {
-			if (co_etcd__watch_open_at(&w, c->e, "", from) < 0) {
+			/* not waiting for "created": a stop must not wait */
+			if (co_etcd__watch_open_at(&w, c->e, "", from, 0) < 0) {
 				co_error_clear();
 				break;
 			}
@@ -312,6 +322,9 @@ static void *cache_main(void *arg)
 	int backoff = 50, stop;
 
 	co_etcd__uncounted(1); /* the cache's own requests are no op's round trips */
+	co_store_call_timeout(c->e->request_timeout_ms < RANGE_BOUND_MS
+				  ? c->e->request_timeout_ms
+				  : RANGE_BOUND_MS);
 	for (;;) {
 		pthread_mutex_lock(&c->lock);
 		stop = c->stop;

@@ -232,8 +232,11 @@ int co_etcd__watch_open(void **out, void *impl, const char *prefix);
 int co_etcd__watch_next(co_event **out, void *impl, int timeout_ms);
 
 /* co_etcd__watch_open() from revision start_rev (0: from now).  A start
- * below etcd's compacted revision opens, then ends with an error. */
-int co_etcd__watch_open_at(void **out, void *impl, const char *prefix, int64_t start_rev);
+ * below etcd's compacted revision opens, then ends with an error.  With
+ * wait_created 0 it returns at once (the watch is live once created; a
+ * watch that cannot be created ends, and co_etcd__watch_next says so). */
+int co_etcd__watch_open_at(void **out, void *impl, const char *prefix, int64_t start_rev,
+			   int wait_created);
 
 /* 1 if the watch's current stream is created and not suspect of a stall. */
 int co_etcd__watch_live(void *impl);

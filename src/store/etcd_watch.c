@@ -498,10 +498,11 @@ int co_etcd__watch_live(void *impl)
 
 int co_etcd__watch_open(void **out, void *impl, const char *prefix)
 {
-	return co_etcd__watch_open_at(out, impl, prefix, 0);
+	return co_etcd__watch_open_at(out, impl, prefix, 0, 1);
 }
 
-int co_etcd__watch_open_at(void **out, void *impl, const char *prefix, int64_t start_rev)
+int co_etcd__watch_open_at(void **out, void *impl, const char *prefix, int64_t start_rev,
+			   int wait_created)
 {
 	struct etcd *e = impl;
 	struct etcd_watch *w = calloc(1, sizeof(*w));
@@ -530,6 +531,10 @@ int co_etcd__watch_open_at(void **out, void *impl, const char *prefix, int64_t s
 		goto done;
 	}
 	w->thread_started = 1;
+	if (!wait_created) {
+		*out = w;
+		return 0;
+	}
 
 	/* Events start from now: wait until etcd confirms the watch. */
 	deadline_after(&until, (int64_t)(e->connect_timeout_ms + e->request_timeout_ms) *
