@@ -237,6 +237,38 @@ static void a_stale_claimed_entry_does_not_refuse_a_claim(void **state)
 	co_store_free(s);
 }
 
+/* CUTOVER_ETCD_CACHE: "off" turns the cache off; a bad value is refused
+ * naming it, and no store is opened. */
+static void the_cache_knob_is_read_from_the_environment(void **state)
+{
+	const char *eps[] = {etcd.endpoint};
+	co_etcd_opts o = CO_ETCD_OPTS_INIT;
+	co_etcd_cache_stats st;
+	co_store *s = NULL;
+
+	(void)state;
+	o.endpoints = eps;
+	o.n_endpoints = 1;
+	setenv("CUTOVER_ETCD_CACHE", "off", 1);
+	assert_int_equal(co_etcd_store_open(&s, &o), 0);
+	co_etcd_store_cache_stats(&st, s);
+	assert_int_equal(st.enabled, 0);
+	co_store_free(s);
+	s = NULL;
+	setenv("CUTOVER_ETCD_CACHE", "123", 1);
+	assert_int_equal(co_etcd_store_open(&s, &o), 0);
+	co_etcd_store_cache_stats(&st, s);
+	assert_int_equal(st.enabled, 1);
+	assert_int_equal(st.capacity, 123);
+	co_store_free(s);
+	s = NULL;
+	setenv("CUTOVER_ETCD_CACHE", "lots", 1);
+	assert_int_equal(co_etcd_store_open(&s, &o), CO_EINVAL);
+	assert_null(s);
+	assert_non_null(strstr(co_error_last(), "CUTOVER_ETCD_CACHE=\"lots\""));
+	unsetenv("CUTOVER_ETCD_CACHE");
+}
+
 /* ---- exactly one winner with stale caches ---- */
 
 #define RACERS 32
@@ -545,6 +577,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(warm_cache_writes_cost_one_round_trip_and_no_cache_two),
 	    cmocka_unit_test(a_stale_claimed_entry_does_not_refuse_a_claim),
+	    cmocka_unit_test(the_cache_knob_is_read_from_the_environment),
 	    cmocka_unit_test(watch_resumes_after_compaction_and_cache_is_right),
 	    cmocka_unit_test(a_frozen_members_watch_is_found_stalled_and_recovers),
 	    cmocka_unit_test(a_stalled_watch_moves_to_another_member),
