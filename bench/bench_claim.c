@@ -19,6 +19,12 @@
  * and, for reference, with fsync off in a series run first (libgit2's
  * fsync switch is process-global and stays on once a store set it).
  *
+ * Issue 15 point 1 adds the record cache (etcd_cache.c): a claim on a
+ * warm cache is one txn.  Two etcd stores run side by side, one with the
+ * cache on (the default) and one with it off (the old range + txn), each
+ * on its own tasks, interleaved with the raw calls in the same rotating
+ * order; the store counts its gateway round trips, printed per claim.
+ *
  * Not measured here: the router (bench_router.c), concurrency (the race
  * tests), TTL claims (they add a lease grant).
  *
@@ -38,6 +44,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* ---- the raw gateway client ---- */
 
@@ -224,6 +231,52 @@ done:
 	return error;
 }
 
+/*
+ * The txn a cached store claim sends, built by hand: compare the key's
+ * mod_revision, put the record, range and delete claims/<id>, and read the
+ * key back on failure.  Against raw_txn_create it is etcd's extra work;
+ * against the store claim, the client's own (JSON, record, cache).
+ */
+static int raw_txn_claim_shaped(raw *r, const char *key, const char *ckey,
+				const char *value, long long modrev)
+{
+	char *k = b64(key), *c = b64(ckey), *v = b64(value), *body = NULL;
+	int error = -1;
+
+	if (!k || !c || !v ||
+	    asprintf(&body,
+		     "{\"compare\":[{\"key\":\"%s\",\"target\":\"MOD\",\"result\":"
+		     "\"EQUAL\",\"mod_revision\":\"%lld\"}],"
+		     "\"success\":[{\"request_put\":{\"key\":\"%s\",\"value\":\"%s\"}},"
+		     "{\"request_range\":{\"key\":\"%s\"}},"
+		     "{\"request_delete_range\":{\"key\":\"%s\"}}],"
+		     "\"failure\":[{\"request_range\":{\"key\":\"%s\"}}]}",
+		     k, modrev, k, v, c, c, k) < 0) {
+		body = NULL;
+		goto done;
+	}
+	if (raw_post(r, "/v3/kv/txn", body) == 0 && txn_succeeded(r))
+		error = 0;
+done:
+	free(k);
+	free(c);
+	free(v);
+	free(body);
+	return error;
+}
+
+/* The revision in a reply's header (a put's: the key's mod_revision). */
+static long long header_revision(const raw *r)
+{
+	cJSON *j = cJSON_Parse(r->resp ? r->resp : "");
+	const char *s = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(
+	    cJSON_GetObjectItemCaseSensitive(j, "header"), "revision"));
+	long long v = s ? strtoll(s, NULL, 10) : 0;
+
+	cJSON_Delete(j);
+	return v;
+}
+
 static int raw_put(raw *r, const char *key, const char *value)
 {
 	char *k = b64(key), *v = b64(value), *body = NULL;
@@ -320,6 +373,13 @@ static const char *loadavg(void)
 	return buf;
 }
 
+static void nap_10ms(void)
+{
+	struct timespec ts = {0, 10 * 1000000L};
+
+	nanosleep(&ts, NULL);
+}
+
 static void ratio_line(const char *what, co_bench_stats a, co_bench_stats b)
 {
 	printf("%-44s p50 %5.2fx   p95 %5.2fx   p99 %5.2fx\n", what, a.p50 / b.p50,
@@ -335,9 +395,12 @@ int main(int argc, char **argv)
 	const char *ep[1];
 	co_etcd_opts eo = CO_ETCD_OPTS_INIT;
 	co_git_opts go = CO_GIT_OPTS_INIT, go2 = CO_GIT_OPTS_INIT;
-	co_store *es = NULL, *gs = NULL, *gs2 = NULL;
-	co_bench_series s_claim, s_txn, s_pair, s_range, s_git, s_git2;
-	co_bench_stats st_claim, st_txn, st_pair;
+	co_store *es = NULL, *es_off = NULL, *gs = NULL, *gs2 = NULL;
+	co_bench_series s_claim, s_off, s_txn, s_shape, s_pair, s_range, s_git, s_git2;
+	co_bench_stats st_claim, st_off, st_txn, st_shape, st_pair;
+	long long *shape_rev = NULL;
+	uint64_t rtt_on = 0, rtt_off = 0, rtt0;
+	co_etcd_cache_stats cst;
 	raw rc;
 	char *value = NULL, key[96];
 	size_t i;
@@ -350,10 +413,14 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	curl_global_init(CURL_GLOBAL_DEFAULT);
-	if (co_bench_series_init(&s_claim, "etcd store claim (range + txn)", n_etcd) <
-		0 ||
+	if (co_bench_series_init(&s_claim, "etcd store claim, cache on (1 txn)",
+				 n_etcd) < 0 ||
+	    co_bench_series_init(&s_off, "etcd store claim, cache off (range+txn)",
+				 n_etcd) < 0 ||
 	    co_bench_series_init(&s_txn, "raw gateway txn create-if-absent", n_etcd) <
 		0 ||
+	    co_bench_series_init(&s_shape, "raw txn shaped like the store's claim",
+				 n_etcd) < 0 ||
 	    co_bench_series_init(&s_pair, "raw gateway range + CAS txn", n_etcd) < 0 ||
 	    co_bench_series_init(&s_range, "  of which the range", n_etcd) < 0 ||
 	    co_bench_series_init(&s_git, "git store claim (fsync on, default)", n_git) <
@@ -375,6 +442,7 @@ int main(int argc, char **argv)
 	go2.repo = repo_nofsync;
 	go2.fsync = 0;
 	if (co_etcd_store_open(&es, &eo) < 0 || co_git_store_open(&gs2, &go2) < 0 ||
+	    (eo.cache_entries = -1, co_etcd_store_open(&es_off, &eo)) < 0 ||
 	    raw_open(&rc, etcd.endpoint) < 0 || (value = sample_value()) == NULL) {
 		fprintf(stderr, "bench: open failed: %s\n", co_error_last());
 		goto done;
@@ -399,7 +467,23 @@ int main(int argc, char **argv)
 
 	/* Setup, untimed: N fresh tasks per store, N keys holding a record
 	 * for the raw pair.  This also warms every connection. */
-	if (create_tasks(es, 'E', n_etcd) < 0 || create_tasks(gs, 'G', n_git) < 0)
+	co_etcd_store_cache_start(es);
+	if (create_tasks(es, 'E', n_etcd) < 0 || create_tasks(es_off, 'F', n_etcd) < 0 ||
+	    create_tasks(gs, 'G', n_git) < 0)
+		goto done;
+	/* The cache is warm: its watch is live and holds every E task. */
+	for (k = 0; k < 2000; k++) {
+		co_etcd_store_cache_stats(&cst, es);
+		if (cst.live && cst.entries >= n_etcd)
+			break;
+		nap_10ms();
+	}
+	if (!cst.live || cst.entries < n_etcd) {
+		fprintf(stderr, "bench: the cache did not warm up (live %d, %zu entries)\n",
+			cst.live, cst.entries);
+		goto done;
+	}
+	if ((shape_rev = calloc(n_etcd, sizeof(*shape_rev))) == NULL)
 		goto done;
 	for (i = 0; i < n_etcd; i++) {
 		snprintf(key, sizeof(key), "/bench-raw/pair/%06zu", i);
@@ -407,17 +491,40 @@ int main(int argc, char **argv)
 			fprintf(stderr, "bench: raw put %s failed\n", key);
 			goto done;
 		}
+		snprintf(key, sizeof(key), "/bench-raw/shape/tasks/%06zu", i);
+		if (raw_put(&rc, key, value) < 0 ||
+		    (shape_rev[i] = header_revision(&rc)) <= 0) {
+			fprintf(stderr, "bench: raw put %s failed\n", key);
+			goto done;
+		}
 	}
 
-	/* etcd: store claim, raw txn, raw pair; interleaved, rotating order. */
+	/* etcd: store claim (cache on, off), raw txn, raw pair; interleaved,
+	 * rotating order. */
 	for (i = 0; i < n_etcd; i++) {
-		for (k = 0; k < 3; k++) {
-			int which = (int)((i + (size_t)k) % 3);
+		for (k = 0; k < 5; k++) {
+			int which = (int)((i + (size_t)k) % 5);
 			double t0, range_us = 0;
 			int error = 0;
 
 			if (which == 0) {
+				rtt0 = co_etcd_store_round_trips(es);
 				error = timed_claim(&s_claim, es, 'E', i);
+				rtt_on += co_etcd_store_round_trips(es) - rtt0;
+			} else if (which == 4) {
+				char ckey[96];
+
+				snprintf(key, sizeof(key), "/bench-raw/shape/tasks/%06zu", i);
+				snprintf(ckey, sizeof(ckey), "/bench-raw/shape/claims/%06zu",
+					 i);
+				t0 = co_bench_now_us();
+				error = raw_txn_claim_shaped(&rc, key, ckey, value,
+							     shape_rev[i]);
+				co_bench_series_add(&s_shape, co_bench_now_us() - t0);
+			} else if (which == 3) {
+				rtt0 = co_etcd_store_round_trips(es_off);
+				error = timed_claim(&s_off, es_off, 'F', i);
+				rtt_off += co_etcd_store_round_trips(es_off) - rtt0;
 			} else if (which == 1) {
 				snprintf(key, sizeof(key), "/bench-raw/txn/%06zu", i);
 				t0 = co_bench_now_us();
@@ -446,7 +553,9 @@ int main(int argc, char **argv)
 	printf("\n");
 	co_bench_header();
 	st_claim = co_bench_row(&s_claim);
+	st_off = co_bench_row(&s_off);
 	st_txn = co_bench_row(&s_txn);
+	st_shape = co_bench_row(&s_shape);
 	st_pair = co_bench_row(&s_pair);
 	co_bench_row(&s_range);
 	co_bench_row(&s_git);
@@ -454,11 +563,29 @@ int main(int argc, char **argv)
 	printf("\nstore overhead (etcd store claim / raw gateway, same run):\n");
 	ratio_line("claim / raw txn create-if-absent", st_claim, st_txn);
 	ratio_line("claim / raw range + CAS txn (fair)", st_claim, st_pair);
+	ratio_line("cache off claim / raw txn create-if-absent", st_off, st_txn);
+	ratio_line("cache off claim / raw range + CAS txn", st_off, st_pair);
+	ratio_line("cache on claim / cache off claim", st_claim, st_off);
+	printf("breakdown of cached claim / raw txn create-if-absent:\n");
+	ratio_line("  etcd: claim-shaped txn / raw create txn", st_shape, st_txn);
+	ratio_line("  client: store claim / claim-shaped txn", st_claim, st_shape);
+	co_etcd_store_cache_stats(&cst, es);
+	printf("\nround trips per claim: cache on %.3f, cache off %.3f "
+	       "(gateway requests counted by the store)\n",
+	       (double)rtt_on / (double)n_etcd, (double)rtt_off / (double)n_etcd);
+	printf("cache: %zu entries, %llu hits, %llu misses, %llu resyncs, %llu watch "
+	       "stalls\n",
+	       cst.entries, (unsigned long long)cst.hits, (unsigned long long)cst.misses,
+	       (unsigned long long)cst.resyncs, (unsigned long long)cst.watch_stalls);
+	printf("issue 15 target: cached claim p50 <= 1.10x one raw gateway txn: %.2fx "
+	       "(%s)\n",
+	       st_claim.p50 / st_txn.p50, st_claim.p50 <= 1.10 * st_txn.p50 ? "met" : "NOT met");
 	rcode = 0;
 done:
 	raw_close(&rc);
 	free(value);
 	co_store_free(es);
+	co_store_free(es_off);
 	co_store_free(gs);
 	co_store_free(gs2);
 	co_test_etcd_stop(&etcd);
@@ -467,7 +594,10 @@ done:
 	if (repo_nofsync[0])
 		co_test_rmrf(repo_nofsync);
 	co_bench_series_free(&s_claim);
+	co_bench_series_free(&s_off);
 	co_bench_series_free(&s_txn);
+	co_bench_series_free(&s_shape);
+	free(shape_rev);
 	co_bench_series_free(&s_pair);
 	co_bench_series_free(&s_range);
 	co_bench_series_free(&s_git);

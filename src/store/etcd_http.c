@@ -44,6 +44,13 @@ static int64_t now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+static _Thread_local int uncounted;
+
+void co_etcd__uncounted(int on)
+{
+	uncounted = on;
+}
+
 int co_etcd__buf_add(struct buf *b, const char *data, size_t len)
 {
 	if (b->len + len + 1 > b->cap) {
@@ -403,6 +410,8 @@ int co_etcd__post_raw(cJSON **out, long *http, size_t *endpoint, struct etcd *e,
 		curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
 		curl_easy_setopt(h, CURLOPT_WRITEDATA, &resp);
 		curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
+		if (!uncounted)
+			atomic_fetch_add(&e->round_trips, 1);
 		rc = curl_easy_perform(h);
 		if (rc == CURLE_WRITE_ERROR && resp.p == NULL) {
 			error = co_etcd__oom();

@@ -9,6 +9,7 @@
  *   etcd_batch.c   many keys in one txn (an outbox drain's batches)
  *   etcd_range.c   list and scan at one revision (gateway and gRPC)
  *   etcd_watch.c   the streaming watch
+ *   etcd_cache.c   the record cache fed by a watch (one-round-trip writes)
  *
  * Errors are the store's (core/error.h): CO_EUNAVAIL when no endpoint
  * answers, CO_ENOMEM, and the gateway's errors mapped to CO_E* codes.
@@ -47,6 +48,8 @@ enum {
 	GRPC_UNAUTHENTICATED = 16
 };
 
+struct co_etcd__cache;
+
 struct etcd {
 	char **endpoints;
 	size_t n_endpoints;
@@ -55,6 +58,8 @@ struct etcd {
 	char *ca_file, *cert_file, *key_file;
 	int connect_timeout_ms, request_timeout_ms;
 	int scan_page;
+	int watch_idle_ms; /* a silent stream is probed after this long */
+	struct co_etcd__cache *cache; /* NULL: off (etcd_cache.c) */
 	int64_t grpc_first_page; /* the gRPC scan's first limit */
 	char *describe;
 
@@ -65,6 +70,9 @@ struct etcd {
 	char *token;	    /* auth token, NULL until authenticated */
 	atomic_int no_grpc; /* 1: an endpoint answered gRPC with HTTP/1 */
 	atomic_ullong grpc_pages; /* gRPC Range pages read (co_etcd_store_grpc_pages) */
+	atomic_ullong round_trips;  /* requests sent by co_etcd__post_raw */
+	atomic_ullong watch_stalls; /* streams torn down as stalled */
+	atomic_ullong watch_probes; /* probes of silent streams' members */
 };
 
 /* A growing byte buffer (a response body, a stream's unfinished line). */
@@ -77,6 +85,10 @@ struct buf {
 int co_etcd__curl_ready(void);
 
 /* ---- etcd_http.c ---- */
+
+/* on 1: the calling thread's requests are not counted in round_trips
+ * (the cache's own thread: its requests are no operation's). */
+void co_etcd__uncounted(int on);
 
 int co_etcd__buf_add(struct buf *b, const char *data, size_t len);
 
@@ -169,6 +181,20 @@ int co_etcd__is_batch_lease(const char *id);
 int co_etcd__cas(void *impl, co_kind kind, const char *id, const co_record *r,
 		 const co_version *expected, const char *why);
 
+/* co_etcd__cas that, on CO_ERETRY, hands out what the key holds now as
+ * the txn's failure branch read it (the backend's cas_read). */
+int co_etcd__cas_read(void *impl, co_kind kind, const char *id, const co_record *r,
+		      const co_version *expected, const char *why, co_record **cur,
+		      co_version *cur_ver, int *fresh);
+
+/* Parse "<prefix>tasks/<id>" or "<prefix>swarms/<id>": 0 with *kind and
+ * *id (pointing into key), -1 for any other key or an invalid ID. */
+int co_etcd__key_parse(const struct etcd *e, const char *key, co_kind *kind,
+		       const char **id);
+
+/* The state of s if it is an etcd store, else NULL (borrowed). */
+struct etcd *co_etcd__from_store(co_store *s);
+
 /* ---- etcd_batch.c ---- */
 
 int co_etcd__get_many(void *impl, co_store__read *rd, size_t n);
@@ -204,5 +230,49 @@ void co_etcd__watch_close(void *impl);
 int co_etcd__watch_open(void **out, void *impl, const char *prefix);
 
 int co_etcd__watch_next(co_event **out, void *impl, int timeout_ms);
+
+/* co_etcd__watch_open() from revision start_rev (0: from now).  A start
+ * below etcd's compacted revision opens, then ends with an error.  With
+ * wait_created 0 it returns at once (the watch is live once created; a
+ * watch that cannot be created ends, and co_etcd__watch_next says so). */
+int co_etcd__watch_open_at(void **out, void *impl, const char *prefix, int64_t start_rev,
+			   int wait_created);
+
+/* 1 if the watch's current stream is created and not suspect of a stall. */
+int co_etcd__watch_live(void *impl);
+
+/* ---- etcd_cache.c ---- */
+
+struct co_etcd_cache_stats;
+
+/* The cache's part of co_etcd_store_cache_stats(); c may be NULL (off). */
+void co_etcd__cache_stats(struct co_etcd_cache_stats *out, struct co_etcd__cache *c);
+
+/*
+ * The record cache of store e, holding at most cap entries (LRU by ID).
+ * Its watch thread starts on the first co_etcd__cache_get().  CO_ENOMEM.
+ */
+int co_etcd__cache_new(struct co_etcd__cache **out, struct etcd *e, size_t cap);
+
+/* Start following etcd now rather than at the first write.  NULL is fine. */
+void co_etcd__cache_start(struct co_etcd__cache *c);
+
+/* Stop the thread, close its watch, free every entry.  NULL is fine. */
+void co_etcd__cache_free(struct co_etcd__cache *c);
+
+/*
+ * A guess of what kind/id holds: 1 with *out (a copy, the caller's) and
+ * *ver when the entry is there and the cache's watch is known live; 0
+ * otherwise (unknown).  Never an etcd round trip.
+ */
+int co_etcd__cache_get(co_record **out, co_version *ver, struct co_etcd__cache *c,
+		       co_kind kind, const char *id);
+
+/*
+ * What etcd said kind/id holds at revision mod: r (copied; NULL: absent).
+ * Kept only if newer than the entry (by mod_revision).  NULL c is fine.
+ */
+void co_etcd__cache_note(struct co_etcd__cache *c, co_kind kind, const char *id,
+			 const co_record *r, int64_t mod);
 
 #endif

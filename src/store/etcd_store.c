@@ -77,6 +77,30 @@ int co_etcd__record_from_value(co_record **out, const struct etcd *e, const char
 	return 0;
 }
 
+int co_etcd__key_parse(const struct etcd *e, const char *key, co_kind *kind,
+		       const char **id)
+{
+	size_t plen = strlen(e->prefix);
+	const char *rest = key + plen;
+
+	if (strncmp(key, e->prefix, plen) != 0)
+		return -1;
+	if (strncmp(rest, "tasks/", 6) == 0) {
+		*kind = CO_KIND_TASK;
+		*id = rest + 6;
+	} else if (strncmp(rest, "swarms/", 7) == 0) {
+		*kind = CO_KIND_SWARM;
+		*id = rest + 7;
+	} else {
+		return -1;
+	}
+	if (co_id_validate(*id) < 0) {
+		co_error_clear();
+		return -1;
+	}
+	return 0;
+}
+
 /* The same for a gateway kv, whose value is base64. */
 int co_etcd__record_from_kv(co_record **out, const struct etcd *e, const cJSON *kv,
 			    const char *key)
@@ -91,6 +115,13 @@ int co_etcd__record_from_kv(co_record **out, const struct etcd *e, const cJSON *
 	error = co_etcd__record_from_value(out, e, val, len, key);
 	free(val);
 	return error;
+}
+
+/* The revision of a response's header: what etcd held when it answered. */
+static int64_t header_rev(const cJSON *resp)
+{
+	return co_etcd__json_i64(cJSON_GetObjectItemCaseSensitive(resp, "header"),
+				 "revision");
 }
 
 int co_etcd__get(co_record **out, co_version *ver, void *impl, co_kind kind,
@@ -112,6 +143,7 @@ int co_etcd__get(co_record **out, co_version *ver, void *impl, co_kind kind,
 		goto done;
 	kvs = cJSON_GetObjectItemCaseSensitive(resp, "kvs");
 	if (!cJSON_IsArray(kvs) || cJSON_GetArraySize(kvs) == 0) {
+		co_etcd__cache_note(e->cache, kind, id, NULL, header_rev(resp));
 		error =
 		    co_error_set(CO_ENOTFOUND, "%s %s not found", co_kind_name(kind), id);
 		goto done;
@@ -125,6 +157,8 @@ int co_etcd__get(co_record **out, co_version *ver, void *impl, co_kind kind,
 	}
 	snprintf(ver->v, sizeof(ver->v), "%s",
 		 co_etcd__json_str(cJSON_GetArrayItem(kvs, 0), "mod_revision"));
+	co_etcd__cache_note(e->cache, kind, id, r,
+			    co_etcd__json_i64(cJSON_GetArrayItem(kvs, 0), "mod_revision"));
 	*out = r;
 	r = NULL;
 done:
@@ -248,8 +282,53 @@ static int applied_before(const cJSON *resp, const char *val)
 	return same;
 }
 
+/*
+ * What a failed txn's failure branch read (responses[0]): the key's record
+ * and version into *cur and *ver (NULL and "" when absent), noted in the
+ * cache either way.  Errors: the value is not a record of kind/id.
+ */
+static int failure_read(co_record **cur, co_version *ver, struct etcd *e,
+			const cJSON *resp, co_kind kind, const char *id, const char *key)
+{
+	const cJSON *rr = cJSON_GetObjectItemCaseSensitive(
+	    cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(resp, "responses"), 0),
+	    "response_range");
+	const cJSON *kv = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(rr, "kvs"), 0);
+	co_record *r = NULL;
+	int error;
+
+	*cur = NULL;
+	ver->v[0] = '\0';
+	if (rr == NULL)
+		return co_error_set(CO_EUNAVAIL, "etcd %s: a failed txn on %s read nothing back",
+				    e->describe, key);
+	if (kv == NULL) {
+		co_etcd__cache_note(e->cache, kind, id, NULL, header_rev(resp));
+		return 0;
+	}
+	if ((error = co_etcd__record_from_kv(&r, e, kv, key)) < 0)
+		return error;
+	if (r->kind != kind || strcmp(r->id, id) != 0) {
+		error = co_error_set(CO_EINVAL, "etcd %s: key %s holds %s %s", e->describe,
+				     key, co_kind_name(r->kind), r->id);
+		co_record_free(r);
+		return error;
+	}
+	snprintf(ver->v, sizeof(ver->v), "%s", co_etcd__json_str(kv, "mod_revision"));
+	co_etcd__cache_note(e->cache, kind, id, r, co_etcd__json_i64(kv, "mod_revision"));
+	*cur = r;
+	return 0;
+}
+
 int co_etcd__cas(void *impl, co_kind kind, const char *id, const co_record *r,
 		 const co_version *expected, const char *why)
+{
+	return co_etcd__cas_read(impl, kind, id, r, expected, why, NULL, NULL, NULL);
+}
+
+int co_etcd__cas_read(void *impl, co_kind kind, const char *id, const co_record *r,
+		      const co_version *expected, const char *why, co_record **cur,
+		      co_version *cur_ver, int *fresh)
 {
 	struct etcd *e = impl;
 	cJSON *req = cJSON_CreateObject(), *resp = NULL, *cmp, *ops, *c, *op;
@@ -260,6 +339,8 @@ int co_etcd__cas(void *impl, co_kind kind, const char *id, const co_record *r,
 	int with_lease = kind == CO_KIND_TASK && co_etcd__wants_lease(r);
 
 	(void)why;
+	if (fresh)
+		*fresh = 0;
 	if (req == NULL || key == NULL || ckey == NULL ||
 	    (r && (val = co_record_to_json(r, 0)) == NULL)) {
 		error = co_etcd__oom();
@@ -337,7 +418,8 @@ int co_etcd__cas(void *impl, co_kind kind, const char *id, const co_record *r,
 		}
 	}
 
-	/* Failure: read the key back, for applied_before(). */
+	/* Failure: read the key back, for applied_before() and for the
+	 * caller to decide again from (cas_read) without another read. */
 	if ((ops = cJSON_AddArrayToObject(req, "failure")) == NULL ||
 	    (op = co_etcd__txn_op(ops, "request_range")) == NULL ||
 	    co_etcd__json_add_b64(op, "key", key, strlen(key)) < 0) {
@@ -357,11 +439,19 @@ int co_etcd__cas(void *impl, co_kind kind, const char *id, const co_record *r,
 	/* A failed txn has no "succeeded" field at all (default false). */
 	if (!co_etcd__json_true(resp, "succeeded")) {
 		if (!applied_before(resp, val)) {
+			if (cur && (error = failure_read(cur, cur_ver, e, resp, kind, id,
+							 key)) < 0)
+				goto done;
+			if (cur)
+				*fresh = 1;
+			else
+				co_etcd__cache_note(e->cache, kind, id, NULL, INT64_MAX);
 			error = CO_ERETRY;
 			co_error_set(CO_ERETRY, "etcd %s: %s changed meanwhile",
 				     e->describe, key);
 			goto done;
 		}
+		co_etcd__cache_note(e->cache, kind, id, NULL, INT64_MAX); /* forget */
 		/* An earlier copy of this txn did it; its old lease, if any,
 		 * runs out by itself. */
 		lease[0] = '\0';
@@ -369,6 +459,8 @@ int co_etcd__cas(void *impl, co_kind kind, const char *id, const co_record *r,
 		goto done;
 	}
 	lease[0] = '\0'; /* now in use */
+	/* The txn's revision is the written key's mod_revision. */
+	co_etcd__cache_note(e->cache, kind, id, r, header_rev(resp));
 	if (kind == CO_KIND_TASK) {
 		/* responses[1] is the range of the claims key, as it was. */
 		const cJSON *rr = cJSON_GetObjectItemCaseSensitive(
@@ -434,6 +526,7 @@ static void etcd_free(void *impl)
 
 	if (e == NULL)
 		return;
+	co_etcd__cache_free(e->cache); /* its thread uses the pool */
 	for (i = 0; i < e->n_pool; i++)
 		curl_easy_cleanup(e->pool[i]);
 	for (i = 0; i < e->n_endpoints; i++)
@@ -451,10 +544,22 @@ static void etcd_free(void *impl)
 	free(e);
 }
 
+static int etcd_cached_get(co_record **out, co_version *ver, void *impl, co_kind kind,
+			   const char *id)
+{
+	struct etcd *e = impl;
+
+	if (e->cache == NULL)
+		return -1;
+	return co_etcd__cache_get(out, ver, e->cache, kind, id);
+}
+
 static const co_store_backend etcd_backend = {
     .name = "etcd",
     .get = co_etcd__get,
     .cas = co_etcd__cas,
+    .cas_read = co_etcd__cas_read,
+    .cached_get = etcd_cached_get,
     .cas_many = co_etcd__cas_many,
     .cas_many_max = TXN_OPS_MAX / 2,
     .get_many = co_etcd__get_many,
@@ -467,6 +572,36 @@ static const co_store_backend etcd_backend = {
     .describe = etcd_describe,
     .free = etcd_free,
 };
+
+/*
+ * The record cache as opts and the environment say (co_etcd_opts): its
+ * size, or none.  CO_EINVAL names a CUTOVER_ETCD_CACHE that is neither
+ * "off" nor a number.
+ */
+static int cache_open(struct etcd *e, long entries)
+{
+	const char *env = getenv("CUTOVER_ETCD_CACHE");
+	char *end;
+
+	if (entries == 0 && env && *env) {
+		if (strcmp(env, "off") == 0)
+			entries = -1;
+		else {
+			errno = 0;
+			entries = strtol(env, &end, 10);
+			if (errno || *end || entries < 0)
+				return co_error_set(CO_EINVAL,
+						    "CUTOVER_ETCD_CACHE=\"%s\": want \"off\" "
+						    "or a number of records",
+						    env);
+			if (entries == 0)
+				entries = -1;
+		}
+	}
+	if (entries < 0)
+		return 0;
+	return co_etcd__cache_new(&e->cache, e, entries ? (size_t)entries : 50000);
+}
 
 static int dup_opt(char **out, const char *s)
 {
@@ -535,6 +670,11 @@ int co_etcd_store_open(co_store **out, const co_etcd_opts *opts)
 	 * known yet, and a small first page costs a walk of the whole range
 	 * for a few keys (page_limit). */
 	e->grpc_first_page = opts->scan_page > 0 ? opts->scan_page : GRPC_PAGE_MAX;
+	e->watch_idle_ms = opts->watch_idle_ms > 0 ? opts->watch_idle_ms : 2000;
+	if ((error = cache_open(e, opts->cache_entries)) < 0) {
+		etcd_free(e);
+		return error;
+	}
 	if ((error = co_store__new(&s, &etcd_backend, e)) < 0)
 		return error; /* co_store__new freed e */
 	*out = s;
@@ -553,6 +693,37 @@ int co_etcd_store_list_at(co_record_list *out, int64_t *revision, co_store *s,
 	if (e == NULL)
 		return co_error_set(CO_EINVAL, "not an etcd store");
 	return co_etcd__list_at(out, revision, e, kind);
+}
+
+struct etcd *co_etcd__from_store(co_store *s)
+{
+	return co_store__impl(s, &etcd_backend);
+}
+
+void co_etcd_store_cache_stats(co_etcd_cache_stats *out, co_store *s)
+{
+	struct etcd *e = co_store__impl(s, &etcd_backend);
+
+	memset(out, 0, sizeof(*out));
+	if (e == NULL)
+		return;
+	co_etcd__cache_stats(out, e->cache);
+	out->watch_stalls = atomic_load(&e->watch_stalls);
+}
+
+void co_etcd_store_cache_start(co_store *s)
+{
+	struct etcd *e = co_store__impl(s, &etcd_backend);
+
+	if (e)
+		co_etcd__cache_start(e->cache);
+}
+
+uint64_t co_etcd_store_round_trips(co_store *s)
+{
+	struct etcd *e = co_store__impl(s, &etcd_backend);
+
+	return e ? atomic_load(&e->round_trips) : 0;
 }
 
 uint64_t co_etcd_store_grpc_pages(co_store *s)

@@ -27,11 +27,21 @@ typedef struct co_etcd_opts {
 	int request_timeout_ms; /* default 5000 */
 	int scan_page; /* keys per page of co_store_scan(); default: 10000 over the
 			* gateway, up to 500000 over gRPC */
+	/*
+	 * The record cache (one-round-trip writes, etcd_cache.c): at most this
+	 * many records, LRU by ID.  0: the environment's CUTOVER_ETCD_CACHE
+	 * ("off" or "0": no cache; a number: that many), else 50000; <0: off.
+	 */
+	long cache_entries;
+	/* A watch stream silent this long has its member probed; one that does
+	 * not answer is torn down as stalled and resumed on the next endpoint.
+	 * 0: default 2000. */
+	int watch_idle_ms;
 } co_etcd_opts;
 
 #define CO_ETCD_OPTS_INIT                                                                \
 	{                                                                                \
-		NULL, 0, "/", NULL, NULL, NULL, NULL, NULL, 1000, 5000, 10000            \
+		NULL, 0, "/", NULL, NULL, NULL, NULL, NULL, 1000, 5000, 10000, 0, 0      \
 	}
 
 /*
@@ -62,6 +72,36 @@ int co_etcd_store_list_at(co_record_list *out, int64_t *revision, co_store *s,
  * is not an etcd store.
  */
 uint64_t co_etcd_store_grpc_pages(co_store *s);
+
+/*
+ * Gateway requests this store has sent (every endpoint tried counts, a
+ * watch's stream and its probes do not): round trips, for tests and
+ * benchmarks.  0 when `s` is not an etcd store.
+ */
+uint64_t co_etcd_store_round_trips(co_store *s);
+
+/* What the record cache holds and has done (co_etcd_store_cache_stats). */
+typedef struct co_etcd_cache_stats {
+	int enabled;	    /* 0: the cache is off (the rest is 0) */
+	int live;	    /* its watch is known live: entries are used */
+	size_t entries, capacity;
+	uint64_t hits;	    /* writes sent on a cached guess */
+	uint64_t misses;    /* lookups that found nothing usable */
+	uint64_t resyncs;   /* fresh ranges (start, compaction, broken watch) */
+	int64_t revision;   /* the last revision the cache has seen */
+	uint64_t watch_stalls; /* this store's watch streams torn down as stalled */
+} co_etcd_cache_stats;
+
+/*
+ * Start the record cache's watch now (a range, then a watch from its
+ * revision, in a thread of the store's) instead of at the first write, so
+ * that the first claims already find it warm: for a long-running router
+ * or server.  No-op when s is not an etcd store or its cache is off.
+ */
+void co_etcd_store_cache_start(co_store *s);
+
+/* Fill *out for etcd store s (all zero when s is not one).  Thread-safe. */
+void co_etcd_store_cache_stats(co_etcd_cache_stats *out, co_store *s);
 
 typedef struct co_etcd_status {
 	char version[32];  /* "3.4.30" */

@@ -43,4 +43,21 @@ typedef struct co_etcd__watch_state {
 
 void co_etcd__watch_decoder_state(co_etcd__watch_state *out, co_etcd__watch_decoder *d);
 
+/*
+ * Test hooks of the record cache (etcd_cache.c) of etcd store s; no-ops
+ * when s has no cache.
+ *
+ * hold 1: the cache drops what its watch says (its entries go stale while
+ * it still counts as live: a deliberately stale cache); 0: it applies
+ * events again.  pause 1: the cache closes its watch and waits; 0: it
+ * reopens the watch from the revision after the last one it saw (which
+ * etcd may have compacted meanwhile).
+ */
+void co_etcd__cache_hold(co_store *s, int on);
+void co_etcd__cache_pause(co_store *s, int on);
+
+/* The mod_revision the cache holds for kind/id, 0 when none; *owner (may
+ * be NULL) gets a copy of the cached record's owner ("" when none). */
+int64_t co_etcd__cache_peek(co_store *s, co_kind kind, const char *id, char **owner);
+
 #endif

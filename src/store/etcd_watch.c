@@ -6,6 +6,18 @@
  * endpoint from the next revision; when that fails the watch ends with
  * CO_EUNAVAIL.  The decoder alone (etcd_store_internal.h) is the same code
  * without a connection, for tests and the fuzzer.
+ *
+ * A stalled stream (issue 16: a SIGSTOPped member keeps the TCP connection
+ * open and says nothing, forever) is found by an idle bound: when the
+ * stream has been silent for watch_idle_ms, the watch thread sends the
+ * same member a cheap linearizable range (one key, keys only) under a
+ * short timeout.  A member that answers is alive and in the quorum, so
+ * its silence only means nothing changed; one that does not is stalled:
+ * the stream is torn down and resumed on the next endpoint from the next
+ * revision, so no event is lost.  A stream that is not created within the
+ * connect and request timeouts counts as stalled too.  While a stream is
+ * not known live (being created, or under a probe) co_etcd__watch_live()
+ * says so, and the record cache (etcd_cache.c) trusts none of its entries.
  */
 #include "etcd_private.h"
 
@@ -19,6 +31,7 @@
 #include <curl/curl.h>
 
 #include <errno.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,6 +53,7 @@ struct etcd_watch {
 	pthread_t thread;
 	int thread_started;
 	atomic_int stop;
+	atomic_int live; /* the current stream is created and not suspect */
 
 	pthread_mutex_t lock; /* guards the queue and the state */
 	pthread_cond_t cond;
@@ -54,8 +68,18 @@ struct etcd_watch {
 	int64_t next_rev; /* resume from here */
 	int stream_created;
 	int stream_fatal; /* canceled or compacted: do not resume */
+	int stream_stalled; /* torn down as stalled: resume on the next endpoint */
+	int64_t last_data_ms; /* when the stream last said anything */
 	char stream_err[512];
 };
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 static void watch_push(struct etcd_watch *w, co_event *ev)
 {
@@ -80,32 +104,21 @@ static void watch_push(struct etcd_watch *w, co_event *ev)
 static co_event *event_from_json(struct etcd_watch *w, const cJSON *jev)
 {
 	const cJSON *kv = cJSON_GetObjectItemCaseSensitive(jev, "kv");
-	const char *rest, *id;
+	const char *id;
 	co_event *ev = NULL;
 	char *key = NULL;
-	size_t plen = strlen(w->e->prefix), len = 0;
+	size_t len = 0;
 	co_kind kind;
 
 	if (kv == NULL ||
 	    (key = co_etcd__b64_decode(co_etcd__json_str(kv, "key"), &len)) == NULL)
 		goto fail;
-	if (strncmp(key, w->e->prefix, plen) != 0)
-		goto fail;
-	rest = key + plen;
-	if (strncmp(rest, "tasks/", 6) == 0) {
-		kind = CO_KIND_TASK;
-		id = rest + 6;
-	} else if (strncmp(rest, "swarms/", 7) == 0) {
-		kind = CO_KIND_SWARM;
-		id = rest + 7;
-	} else {
-		goto fail;
-	}
-	if (co_id_validate(id) < 0 || (ev = calloc(1, sizeof(*ev))) == NULL ||
-	    (ev->id = strdup(id)) == NULL)
+	if (co_etcd__key_parse(w->e, key, &kind, &id) < 0 ||
+	    (ev = calloc(1, sizeof(*ev))) == NULL || (ev->id = strdup(id)) == NULL)
 		goto fail;
 	ev->kind = kind;
 	ev->store = "etcd";
+	ev->mod_revision = co_etcd__json_i64(kv, "mod_revision");
 	/* type is an enum whose default (PUT) is omitted. */
 	if (strcmp(co_etcd__json_str(jev, "type"), "DELETE") == 0) {
 		ev->type = CO_EVENT_DELETE;
@@ -154,6 +167,7 @@ static int watch_line(struct etcd_watch *w, const char *line, size_t len)
 		if (w->next_rev == 0 && hrev < INT64_MAX)
 			w->next_rev = hrev + 1;
 		w->stream_created = 1;
+		atomic_store(&w->live, 1);
 		pthread_mutex_lock(&w->lock);
 		w->created = 1;
 		pthread_cond_broadcast(&w->cond);
@@ -198,6 +212,7 @@ static size_t watch_write_cb(char *ptr, size_t size, size_t nmemb, void *ud)
 	size_t n = size * nmemb, used = 0;
 	char *nl;
 
+	w->last_data_ms = mono_ms();
 	if (co_etcd__buf_add(&w->line, ptr, n) < 0)
 		return 0;
 	while ((nl = memchr(w->line.p + used, '\n', w->line.len - used)) != NULL) {
@@ -223,6 +238,81 @@ static void watch_stream_end(struct etcd_watch *w)
 }
 
 /*
+ * The cheap probe of endpoint i: a linearizable range of one key, keys
+ * only, under a short bound.  0 if the member answered HTTP 200.
+ */
+static int probe_member(struct etcd_watch *w, size_t i)
+{
+	struct etcd *e = w->e;
+	struct curl_slist *hdrs = co_etcd__make_headers(w->token);
+	cJSON *req = cJSON_CreateObject();
+	char url[512], *body = NULL;
+	CURL *h = curl_easy_init();
+	struct buf sink = {0};
+	long http = 0, bound = e->request_timeout_ms < 2000 ? e->request_timeout_ms : 2000;
+	int rc = -1;
+
+	if (hdrs == NULL || req == NULL || h == NULL ||
+	    co_etcd__json_add_prefix_range(req, w->range_key) < 0 ||
+	    co_etcd__json_add_i64(req, "limit", 1) < 0 ||
+	    !cJSON_AddTrueToObject(req, "keys_only") ||
+	    (body = cJSON_PrintUnformatted(req)) == NULL)
+		goto done;
+	snprintf(url, sizeof(url), "%s/v3/kv/range", e->endpoints[i]);
+	co_etcd__handle_setup(h, e);
+	curl_easy_setopt(h, CURLOPT_URL, url);
+	curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
+	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, bound);
+	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, bound);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, &sink);
+	atomic_fetch_add(&e->watch_probes, 1);
+	if (curl_easy_perform(h) == CURLE_OK &&
+	    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &http) == CURLE_OK && http == 200)
+		rc = 0;
+done:
+	if (h)
+		curl_easy_cleanup(h);
+	curl_slist_free_all(hdrs);
+	cJSON_Delete(req);
+	free(body);
+	co_etcd__buf_free(&sink);
+	return rc;
+}
+
+/*
+ * 1 if the stream to endpoint i is stalled: not created within the
+ * connect and request timeouts, or silent for watch_idle_ms and its member
+ * does not answer a probe.  A probe that answers restarts the idle clock.
+ */
+static int stream_stalled(struct etcd_watch *w, size_t i)
+{
+	struct etcd *e = w->e;
+	int64_t idle = mono_ms() - w->last_data_ms;
+
+	if (!w->stream_created) {
+		if (idle < (int64_t)e->connect_timeout_ms + e->request_timeout_ms)
+			return 0;
+		snprintf(w->stream_err, sizeof(w->stream_err),
+			 "not created within %d ms",
+			 e->connect_timeout_ms + e->request_timeout_ms);
+		return 1;
+	}
+	if (idle < e->watch_idle_ms)
+		return 0;
+	atomic_store(&w->live, 0); /* suspect until the member answers */
+	if (probe_member(w, i) == 0) {
+		w->last_data_ms = mono_ms();
+		atomic_store(&w->live, 1);
+		return 0;
+	}
+	snprintf(w->stream_err, sizeof(w->stream_err),
+		 "silent for %" PRId64 " ms and the member does not answer a probe",
+		 idle);
+	return 1;
+}
+
+/*
  * Run one streaming request to endpoint i until it ends or we are told to
  * stop.  Leaves a description of why it ended in errmsg.
  */
@@ -237,11 +327,14 @@ static void watch_stream(struct etcd_watch *w, size_t i, char *errmsg, size_t le
 	int running = 1;
 
 	w->stream_created = 0;
+	w->stream_stalled = 0;
 	w->stream_err[0] = '\0';
 	w->line.len = 0;
+	w->last_data_ms = mono_ms();
 	if (hdrs == NULL || req == NULL || h == NULL ||
 	    (cr = cJSON_AddObjectToObject(req, "create_request")) == NULL ||
 	    co_etcd__json_add_prefix_range(cr, w->range_key) < 0 ||
+	    !cJSON_AddTrueToObject(cr, "progress_notify") ||
 	    (w->next_rev > 0 &&
 	     co_etcd__json_add_i64(cr, "start_revision", w->next_rev) < 0) ||
 	    (body = cJSON_PrintUnformatted(req)) == NULL) {
@@ -263,8 +356,14 @@ static void watch_stream(struct etcd_watch *w, size_t i, char *errmsg, size_t le
 		if (curl_multi_perform(w->multi, &running) != CURLM_OK)
 			break;
 		if (running)
-			curl_multi_poll(w->multi, NULL, 0, 1000, NULL);
+			curl_multi_poll(w->multi, NULL, 0, 100, NULL);
+		if (running && stream_stalled(w, i)) {
+			w->stream_stalled = 1;
+			atomic_fetch_add(&e->watch_stalls, 1);
+			break;
+		}
 	}
+	atomic_store(&w->live, 0);
 	{
 		CURLMsg *m;
 		int left;
@@ -275,7 +374,10 @@ static void watch_stream(struct etcd_watch *w, size_t i, char *errmsg, size_t le
 	}
 	curl_multi_remove_handle(w->multi, h);
 	watch_stream_end(w);
-	if (w->stream_err[0])
+	if (w->stream_stalled)
+		snprintf(errmsg, len, "%s: the watch stream stalled (%s)",
+			 e->endpoints[i], w->stream_err);
+	else if (w->stream_err[0])
 		snprintf(errmsg, len, "%s: %s", e->endpoints[i], w->stream_err);
 	else if (rc != CURLE_OK) {
 		char what[CURL_ERROR_SIZE + 32];
@@ -321,6 +423,13 @@ static void *watch_main(void *arg)
 			strncat(why, one, sizeof(why) - strlen(why) - 1);
 			if (w->stream_fatal)
 				break;
+			if (w->stream_stalled && w->stream_created) {
+				/* It worked, then went silent: resume on the
+				 * next member, from where it stopped. */
+				progressed = 1;
+				first = (i + 1) % e->n_endpoints;
+				break;
+			}
 			if (w->stream_created) {
 				/* It worked for a while: resume, starting here. */
 				progressed = 1;
@@ -380,7 +489,20 @@ static void deadline_after(struct timespec *ts, int64_t ms)
 	}
 }
 
+int co_etcd__watch_live(void *impl)
+{
+	struct etcd_watch *w = impl;
+
+	return w != NULL && atomic_load(&w->live);
+}
+
 int co_etcd__watch_open(void **out, void *impl, const char *prefix)
+{
+	return co_etcd__watch_open_at(out, impl, prefix, 0, 1);
+}
+
+int co_etcd__watch_open_at(void **out, void *impl, const char *prefix, int64_t start_rev,
+			   int wait_created)
 {
 	struct etcd *e = impl;
 	struct etcd_watch *w = calloc(1, sizeof(*w));
@@ -392,6 +514,7 @@ int co_etcd__watch_open(void **out, void *impl, const char *prefix)
 	pthread_mutex_init(&w->lock, NULL);
 	pthread_cond_init(&w->cond, NULL);
 	w->e = e;
+	w->next_rev = start_rev > 0 ? start_rev : 0;
 	if (asprintf(&w->range_key, "%s%s", e->prefix, prefix) < 0) {
 		w->range_key = NULL;
 		error = co_etcd__oom();
@@ -408,6 +531,10 @@ int co_etcd__watch_open(void **out, void *impl, const char *prefix)
 		goto done;
 	}
 	w->thread_started = 1;
+	if (!wait_created) {
+		*out = w;
+		return 0;
+	}
 
 	/* Events start from now: wait until etcd confirms the watch. */
 	deadline_after(&until, (int64_t)(e->connect_timeout_ms + e->request_timeout_ms) *

@@ -10,6 +10,14 @@
  * The retry bound is generous because on git every writer to the same file
  * contends for one blob; after a lost race the re-read normally settles the
  * outcome at once (the task is now claimed), so real loops are short.
+ *
+ * One round trip (issue 15): where the backend keeps a cache (etcd), the
+ * first round decides from its guess of the record, or from "absent" when
+ * it knows nothing, and sends the compare-and-swap at once; where the
+ * backend's cas reads the key back when the compare fails (cas_read), the
+ * next round decides from that, without a read.  The compare still picks
+ * the single winner; a guess that leads to a refusal or to "nothing to
+ * do" is never the answer: the record is read and the decision made again.
  */
 #include "store_backend.h"
 
@@ -143,6 +151,24 @@ static int be_cas(co_store *s, co_kind kind, const char *id, const co_record *r,
 	return call_end(s, probe, s->be->cas(s->impl, kind, id, r, expected, why));
 }
 
+/* be_cas that, on CO_ERETRY, also gives what the key holds now where the
+ * backend can read it back in the same call (*fresh 1). */
+static int be_cas_read(co_store *s, co_kind kind, const char *id, const co_record *r,
+		       const co_version *expected, const char *why, co_record **cur,
+		       co_version *cur_ver, int *fresh)
+{
+	int probe, error;
+
+	*fresh = 0;
+	if (s->be->cas_read == NULL)
+		return be_cas(s, kind, id, r, expected, why);
+	if ((error = call_begin(s, &probe)) < 0)
+		return error;
+	return call_end(s, probe,
+			s->be->cas_read(s->impl, kind, id, r, expected, why, cur, cur_ver,
+					fresh));
+}
+
 /*
  * A health probe's ping of a store behind an open breaker that is not yet
  * due a probe: a quiet look, outside the breaker (no transition, no audit
@@ -257,6 +283,35 @@ typedef struct cas_op {
 	const void *arg;
 } cas_op;
 
+/* Where the record a round decides from came from. */
+enum {
+	CUR_NONE,  /* nothing yet: read it */
+	CUR_READ,  /* read, or read back by a failed cas: the store's answer */
+	CUR_GUESS, /* the backend's cache, or "absent" when it knows nothing */
+};
+
+/*
+ * A guess of what op's key holds, for a first round without a read: 1
+ * with *cur (NULL: absent) and *ver, 0 when the backend keeps no cache.
+ */
+static int guess(co_record **cur, co_version *ver, co_store *s, const cas_op *op)
+{
+	int rc;
+
+	*cur = NULL;
+	memset(ver, 0, sizeof(*ver));
+	if (s->be->cached_get == NULL ||
+	    (rc = s->be->cached_get(cur, ver, s->impl, op->kind, op->id)) < 0)
+		return 0;
+	if (rc == 0) {
+		*cur = NULL; /* unknown: guess absent (a create needs no read) */
+		memset(ver, 0, sizeof(*ver));
+	} else if (!op->raw) {
+		co_record_normalize(*cur, co_time_now());
+	}
+	return 1;
+}
+
 /*
  * Run op on s.  0: *out (may be NULL: not wanted) is what the store now
  * holds for the ID (the written record, or the current one on PLAN_KEEP;
@@ -266,26 +321,40 @@ typedef struct cas_op {
  */
 static int cas_loop(co_record **out, int *applied, co_store *s, const cas_op *op)
 {
-	co_record *cur = NULL, *next = NULL;
-	co_version ver;
-	int error, round, what;
+	co_record *cur = NULL, *next = NULL, *fresh_cur = NULL;
+	co_version ver, fresh_ver;
+	int error, round, what, src, fresh;
 
 	if (applied)
 		*applied = 0;
 	if ((error = co_id_validate(op->id)) < 0)
 		return error;
+	src = guess(&cur, &ver, s, op) ? CUR_GUESS : CUR_NONE;
 	for (round = 0; round < MAX_ROUNDS; round++) {
-		co_record_free(cur);
 		co_record_free(next);
-		cur = next = NULL;
-		memset(&ver, 0, sizeof(ver));
-		error = op->raw ? be_get(s, &cur, &ver, op->kind, op->id)
-				: read_now(&cur, &ver, s, op->kind, op->id);
-		if (error < 0 && error != CO_ENOTFOUND)
-			goto done;
-		if (error == CO_ENOTFOUND)
+		next = NULL;
+		if (src == CUR_NONE) {
+			co_record_free(cur);
+			cur = NULL;
+			memset(&ver, 0, sizeof(ver));
+			error = op->raw ? be_get(s, &cur, &ver, op->kind, op->id)
+					: read_now(&cur, &ver, s, op->kind, op->id);
+			if (error < 0 && error != CO_ENOTFOUND)
+				goto done;
+			if (error == CO_ENOTFOUND)
+				co_error_clear();
+			src = CUR_READ;
+		}
+		what = op->plan(&next, cur, op->arg);
+		if (what == PLAN_WRITE && (error = co_record_check_times(next)) < 0)
+			what = error;
+		if (src == CUR_GUESS && (what < 0 || what == PLAN_KEEP)) {
+			/* Never an answer from a guess: read, decide again. */
 			co_error_clear();
-		if ((what = op->plan(&next, cur, op->arg)) < 0) {
+			src = CUR_NONE;
+			continue;
+		}
+		if (what < 0) {
 			error = what;
 			if (error == CO_ECONFLICT && op->conflict_out && cur && out) {
 				*out = cur;
@@ -293,8 +362,6 @@ static int cas_loop(co_record **out, int *applied, co_store *s, const cas_op *op
 			}
 			goto done;
 		}
-		if (what == PLAN_WRITE && (error = co_record_check_times(next)) < 0)
-			goto done;
 		if (what == PLAN_KEEP) {
 			if (out) {
 				*out = cur;
@@ -303,10 +370,24 @@ static int cas_loop(co_record **out, int *applied, co_store *s, const cas_op *op
 			error = 0;
 			goto done;
 		}
-		error = be_cas(s, op->kind, op->id, what == PLAN_WRITE ? next : NULL,
-			       &ver, op->why);
-		if (error == CO_ERETRY)
+		error = be_cas_read(s, op->kind, op->id, what == PLAN_WRITE ? next : NULL,
+				    &ver, op->why, &fresh_cur, &fresh_ver, &fresh);
+		if (error == CO_ERETRY) {
+			/* Lost the compare: decide again from what the failed
+			 * cas read back, or read. */
+			co_record_free(cur);
+			cur = NULL;
+			src = CUR_NONE;
+			if (fresh) {
+				cur = fresh_cur;
+				ver = fresh_ver;
+				fresh_cur = NULL;
+				if (cur && !op->raw)
+					co_record_normalize(cur, co_time_now());
+				src = CUR_READ;
+			}
 			continue;
+		}
 		if (error == 0) {
 			if (applied)
 				*applied = 1;
@@ -321,6 +402,7 @@ static int cas_loop(co_record **out, int *applied, co_store *s, const cas_op *op
 done:
 	co_record_free(cur);
 	co_record_free(next);
+	co_record_free(fresh_cur);
 	return error;
 }
 

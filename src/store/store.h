@@ -261,6 +261,7 @@ typedef struct co_event {
 	char *id;
 	co_record *record; /* the new record on PUT, NULL on DELETE */
 	const char *store; /* "git" or "etcd" (static) */
+	int64_t mod_revision; /* etcd: the event's revision; git: 0 */
 } co_event;
 
 void co_event_free(co_event *e);

@@ -54,6 +54,27 @@ typedef struct co_store_backend {
 		   const co_version *expected, const char *why);
 
 	/*
+	 * cas() that, when it returns CO_ERETRY, also hands out what the key
+	 * holds now, read inside the same txn (etcd: a Range in the txn's
+	 * failure branch): *cur (the caller's; NULL when absent) and *cur_ver,
+	 * with *fresh set to 1.  *fresh 0: nothing was read back.  NULL for a
+	 * store that cannot (git); store.c then reads again.
+	 */
+	int (*cas_read)(void *impl, co_kind kind, const char *id, const co_record *r,
+			const co_version *expected, const char *why, co_record **cur,
+			co_version *cur_ver, int *fresh);
+
+	/*
+	 * A guess of what kind/id holds, from a local cache, without a round
+	 * trip: 1 with *out (the caller's) and *ver; 0 when the cache does not
+	 * know; -1 when there is no cache (off, or NULL for git).  A guess is
+	 * only ever used as the expected version of a cas, whose compare
+	 * decides; an answer is never given from it.
+	 */
+	int (*cached_get)(co_record **out, co_version *ver, void *impl, co_kind kind,
+			  const char *id);
+
+	/*
 	 * Compare-and-swap of many keys at once, all or nothing: every record
 	 * w[i].r is written (never NULL here) only if every key still has its
 	 * version.  CO_ERETRY when one changed (nothing written).  NULL for a
