@@ -182,12 +182,21 @@ static enum MHD_Result refuse_early(co_server *s, struct MHD_Connection *c,
 		co_server__reply_err(&rp, 413, "too_large",
 				     "request body over 1 MiB (Content-Length)", NULL);
 	} else if (!exempt(url, method)) {
-		if (co_server__inflight_enter(s)) {
+		int in = co_server__inflight_enter(s, c);
+
+		if (in > 0) {
 			rq->counted = 1;
 			return MHD_YES;
 		}
-		co_server__reply_err(&rp, 429, "too_many_requests",
-				     "too many requests in flight: retry later", NULL);
+		if (in == 0)
+			co_server__reply_err(&rp, 429, "too_many_requests",
+					     "too many requests in flight: retry later",
+					     NULL);
+		else
+			co_server__reply_err(&rp, 503, "queue_deadline",
+					     "waited past the queue deadline for a slot: "
+					     "not run, retry later",
+					     NULL);
 	} else {
 		return MHD_YES;
 	}
@@ -391,12 +400,15 @@ static int check_limits(const co_server_opts *opts)
 	    have_key = opts->tls_key_file && *opts->tls_key_file;
 
 	if (opts->request_timeout_ms < 0 || opts->max_connections < 0 ||
-	    opts->max_connections_per_ip < 0 || opts->max_inflight < 0)
+	    opts->max_connections_per_ip < 0 || opts->max_inflight < 0 ||
+	    opts->queue_deadline_ms < 0)
 		return co_error_set(CO_EINVAL,
 				    "server: request timeout %d ms, max connections %d, "
-				    "per IP %d, in flight %d: none may be negative",
+				    "per IP %d, in flight %d, queue deadline %d ms: none "
+				    "may be negative",
 				    opts->request_timeout_ms, opts->max_connections,
-				    opts->max_connections_per_ip, opts->max_inflight);
+				    opts->max_connections_per_ip, opts->max_inflight,
+				    opts->queue_deadline_ms);
 	if (have_cert != have_key)
 		return co_error_set(CO_EINVAL,
 				    "TLS needs both a certificate and its key: %s given "
@@ -448,6 +460,7 @@ int co_server_start(co_server **out, const co_server_opts *opts)
 	s->request_timeout_ms =
 	    (int)opt_or(opts->request_timeout_ms, CO_SERVER_REQUEST_TIMEOUT_MS);
 	s->max_inflight = (int)opt_or(opts->max_inflight, CO_SERVER_MAX_INFLIGHT);
+	s->queue_deadline_ms = opts->queue_deadline_ms;
 	if (opts->tls_cert_file &&
 	    ((error = co_server__read_pem(&s->tls_cert, opts->tls_cert_file,
 					  "TLS certificate")) < 0 ||
@@ -551,6 +564,10 @@ void co_server_stop(co_server *s)
 	if (s == NULL)
 		return;
 	atomic_store(&s->stopping, 1);
+	/* requests waiting for a slot give up now */
+	pthread_mutex_lock(&s->slots_lock);
+	pthread_cond_broadcast(&s->slots_cond);
+	pthread_mutex_unlock(&s->slots_lock);
 	if (s->daemon)
 		MHD_stop_daemon(s->daemon);
 	co_server__schedule_stop(s);
