@@ -119,6 +119,13 @@ void co_server__reply_err(reply *rp, int status, const char *code, const char *m
 /* The error of a CO_E* code, with this thread's last message. */
 void co_server__reply_code(reply *rp, int code, const co_record *current);
 void co_server__reply_record(reply *rp, int status, const co_record *r);
+/*
+ * The JSON object text `obj` ("{...}", as cJSON prints it; taken) with one
+ * member more, "key": raw, where raw is JSON text already made (a record's
+ * co_record_to_json): a record is printed once, never parsed and printed
+ * again.  Malloc'd; NULL when out of memory (or obj NULL).
+ */
+char *co_server__json_with(char *obj, const char *key, const char *raw);
 void co_server__not_found(reply *rp);
 void co_server__bad_method(reply *rp);
 /* 1 if `id` passes the ID rule; 0 with the 400 reply made otherwise. */

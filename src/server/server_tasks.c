@@ -192,9 +192,9 @@ void co_server__list(reply *rp, co_server *s, co_kind kind, const char *status)
 {
 	co_record_list l = {0};
 	co_status want = CO_STATUS_AVAILABLE;
-	cJSON *a = NULL;
+	char *buf = NULL;
+	size_t len = 0, cap = 0, i, n = 0;
 	op_timer t;
-	size_t i;
 	int error;
 
 	if (status && (error = co_status_parse(&want, status)) < 0)
@@ -204,8 +204,10 @@ void co_server__list(reply *rp, co_server *s, co_kind kind, const char *status)
 	op_end(&t, s, error);
 	if (error < 0)
 		goto done;
-	a = cJSON_CreateArray();
-	for (i = 0; a && i < l.n; i++) {
+	/* Each record's JSON as it is, joined: not parsed and printed again. */
+	if ((error = co_metrics_appendf(&buf, &len, &cap, "[")) < 0)
+		goto done;
+	for (i = 0; i < l.n; i++) {
 		char *js;
 
 		if (status && l.items[i]->status != want)
@@ -214,15 +216,21 @@ void co_server__list(reply *rp, co_server *s, co_kind kind, const char *status)
 			error = co_error_set(CO_ENOMEM, "out of memory");
 			goto done;
 		}
-		cJSON_AddItemToArray(a, cJSON_Parse(js));
+		error = co_metrics_appendf(&buf, &len, &cap, "%s%s", n++ ? "," : "", js);
 		free(js);
+		if (error < 0)
+			goto done;
 	}
-	co_server__reply_json(rp, 200, a);
-	a = NULL;
+	if ((error = co_metrics_appendf(&buf, &len, &cap, "]")) < 0)
+		goto done;
+	rp->status = 200;
+	rp->body = buf;
+	rp->ctype = "application/json";
+	buf = NULL;
 done:
 	if (error < 0)
 		co_server__reply_code(rp, error, NULL);
-	cJSON_Delete(a);
+	free(buf);
 	co_record_list_clear(&l);
 }
 
