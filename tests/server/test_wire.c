@@ -7,6 +7,8 @@
  *   it gets 503 with Retry-After and never reaches a store (the router is
  *   never called for it, the task stays available), counted in /metrics.
  * - A claim whose client closed its connection while it waited is not run.
+ * - A lost claim's 409, a list and an SSE event carry whole records (their
+ *   JSON is spliced in as printed, not parsed and printed again).
  * - In shadow, a GET /v1/watch client gets a created task's event although
  *   git is polled only every 30 s (the store's own commit wakes its watch);
  *   the bound on the wait is far under the poll interval, no timing else.
@@ -26,6 +28,7 @@
 #include "store/store.h"
 
 #include <arpa/inet.h>
+#include <cjson/cJSON.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
@@ -318,6 +321,57 @@ static void a_claim_whose_client_left_while_queued_is_not_run(void **state)
 	fx_close(&f);
 }
 
+/* --- replies that carry records (each record's JSON spliced in once) --- */
+
+static void a_lost_claim_and_a_list_carry_whole_records(void **state)
+{
+	co_test_serve f;
+	co_test_resp r;
+	cJSON *o;
+	const cJSON *rec, *it;
+	int n = 0;
+
+	(void)state;
+	fx_open(&f, "shadow", 0, 0, 0);
+	create(&f, "T1");
+	create(&f, "T2");
+	assert_int_equal(call(&f, "POST", "/v1/tasks/T1/claim", "{\"swarm\":\"S1\"}", NULL),
+			 200);
+	assert_int_equal(call(&f, "POST", "/v1/tasks/T1/claim", "{\"swarm\":\"S2\"}", &r),
+			 409);
+	o = cJSON_Parse(r.body);
+	assert_non_null(o);
+	rec = cJSON_GetObjectItemCaseSensitive(o, "record");
+	assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(rec, "owner")),
+			    "S1");
+	assert_non_null(cJSON_GetObjectItemCaseSensitive(o, "error"));
+	cJSON_Delete(o);
+	free(r.body);
+	assert_int_equal(call(&f, "GET", "/v1/tasks", NULL, &r), 200);
+	o = cJSON_Parse(r.body);
+	assert_true(cJSON_IsArray(o));
+	cJSON_ArrayForEach(it, o)
+	{
+		assert_non_null(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(it, "id")));
+		n++;
+	}
+	assert_int_equal(n, 2);
+	cJSON_Delete(o);
+	free(r.body);
+	assert_int_equal(call(&f, "GET", "/v1/tasks?status=claimed", NULL, &r), 200);
+	o = cJSON_Parse(r.body);
+	assert_int_equal(cJSON_GetArraySize(o), 1);
+	assert_string_equal(
+	    cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(o, 0), "id")),
+	    "T1");
+	cJSON_Delete(o);
+	free(r.body);
+	assert_int_equal(call(&f, "GET", "/v1/tasks?status=failed", NULL, &r), 200);
+	assert_string_equal(r.body, "[]");
+	free(r.body);
+	fx_close(&f);
+}
+
 /* --- watch delivery --- */
 
 static void sse_in_shadow_delivers_without_waiting_for_the_poll(void **state)
@@ -369,6 +423,23 @@ static void sse_in_shadow_delivers_without_waiting_for_the_poll(void **state)
 	if (!seen)
 		fail_msg("no event for W1 within 10 s (git polls every 30 s):\n%s", buf);
 	assert_non_null(strstr(buf, "event: put"));
+	{
+		/* the event's data is one JSON object holding the whole record */
+		char *d = strstr(buf, "data: "), *e;
+		cJSON *o;
+
+		assert_non_null(d);
+		d += 6;
+		assert_non_null(e = strchr(d, '\n'));
+		*e = '\0';
+		assert_non_null(o = cJSON_Parse(d));
+		assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(
+					cJSON_GetObjectItemCaseSensitive(o, "record"), "id")),
+				    "W1");
+		assert_string_equal(
+		    cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "type")), "put");
+		cJSON_Delete(o);
+	}
 	fx_close(&f);
 }
 
@@ -390,6 +461,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(queued_past_the_deadline_get_503_and_never_reach_the_store),
 	    cmocka_unit_test(a_claim_whose_client_left_while_queued_is_not_run),
+	    cmocka_unit_test(a_lost_claim_and_a_list_carry_whole_records),
 	    cmocka_unit_test(sse_in_shadow_delivers_without_waiting_for_the_poll),
 	};
 
