@@ -59,7 +59,7 @@ static void dispatch(reply *rp, co_server *s, struct MHD_Connection *c,
 		     const char *method, const char *url, const req *rq)
 {
 	int get = strcmp(method, "GET") == 0, post = strcmp(method, "POST") == 0;
-	char *path = NULL, *id, *act;
+	char buf[CO_ID_MAX + 32], *path = NULL, *id, *act;
 
 	if (rq->too_big) {
 		co_server__reply_err(rp, 413, "too_large", "request body over 1 MiB",
@@ -105,7 +105,10 @@ static void dispatch(reply *rp, co_server *s, struct MHD_Connection *c,
 			co_server__bad_method(rp);
 		return;
 	}
-	if ((path = strdup(url)) == NULL) {
+	/* A copy to cut into segments: on the stack for any path an ID fits. */
+	if (strlen(url) < sizeof(buf))
+		path = memcpy(buf, url, strlen(url) + 1);
+	else if ((path = strdup(url)) == NULL) {
 		co_error_set(CO_ENOMEM, "out of memory");
 		co_server__reply_code(rp, CO_ENOMEM, NULL);
 		return;
@@ -144,10 +147,22 @@ static void dispatch(reply *rp, co_server *s, struct MHD_Connection *c,
 		co_server__not_found(rp);
 	}
 done:
-	free(path);
+	if (path != buf)
+		free(path);
 }
 
 static enum MHD_Result send_reply(co_server *s, struct MHD_Connection *c, reply *rp);
+
+/* Forget the body: its buffer freed unless it is the inline one. */
+static void req_body_free(req *rq)
+{
+	if (rq->body != rq->inline_body)
+		free(rq->body);
+	rq->body = rq->inline_body;
+	rq->cap = sizeof(rq->inline_body);
+	rq->len = 0;
+	rq->body[0] = '\0';
+}
 
 /* libmicrohttpd's idle timeout, in its unit: the request timeout, rounded up. */
 static unsigned int idle_s(const co_server *s)
@@ -215,8 +230,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 
 	(void)version;
 	if (rq == NULL) {
-		if ((rq = calloc(1, sizeof(*rq))) == NULL)
+		/* not calloc: the inline buffer needs no zeroing */
+		if ((rq = malloc(sizeof(*rq))) == NULL)
 			return MHD_NO;
+		memset(rq, 0, offsetof(req, inline_body));
+		rq->body = rq->inline_body;
+		rq->cap = sizeof(rq->inline_body);
+		rq->body[0] = '\0';
 		*con_cls = rq;
 		return refuse_early(s, c, url, method, rq);
 	}
@@ -227,19 +247,19 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		 * but keep nothing: the answer will be 413. */
 		if (!rq->too_big && rq->len + n > CO_SERVER_BODY_MAX) {
 			rq->too_big = 1;
-			free(rq->body);
-			rq->body = NULL;
-			rq->len = rq->cap = 0;
+			req_body_free(rq);
 		}
 		if (!rq->too_big) {
 			if (rq->len + n + 1 > rq->cap) {
-				size_t ncap = rq->cap ? rq->cap : 4096;
+				size_t ncap = rq->cap * 2;
 				char *nb;
 
 				while (ncap < rq->len + n + 1)
 					ncap *= 2;
-				if ((nb = realloc(rq->body, ncap)) == NULL)
+				if ((nb = malloc(ncap)) == NULL)
 					return MHD_NO;
+				memcpy(nb, rq->body, rq->len);
+				req_body_free(rq);
 				rq->body = nb;
 				rq->cap = ncap;
 			}
@@ -324,7 +344,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 	if (rq) {
 		if (rq->counted)
 			co_server__inflight_leave(cls);
-		free(rq->body);
+		req_body_free(rq);
 		free(rq);
 		*con_cls = NULL;
 	}

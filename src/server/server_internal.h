@@ -94,12 +94,16 @@ struct co_server {
 	char *tls_cert, *tls_key;	 /* PEM text, NULL without TLS */
 };
 
+/* A request body this size or less is kept in the request itself. */
+#define REQ_INLINE_BODY 1024
+
 /* One request being received. */
 typedef struct req {
-	char *body;
+	char *body; /* `inline_body` or malloc'd */
 	size_t len, cap;
 	int too_big;
 	int counted; /* 1 while it holds one of the server's in-flight slots */
+	char inline_body[REQ_INLINE_BODY]; /* last: not zeroed */
 } req;
 
 /* What a handler answers: status and a malloc'd body (JSON or text). */

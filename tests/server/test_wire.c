@@ -8,7 +8,8 @@
  *   never called for it, the task stays available), counted in /metrics.
  * - A claim whose client closed its connection while it waited is not run.
  * - A lost claim's 409, a list and an SSE event carry whole records (their
- *   JSON is spliced in as printed, not parsed and printed again).
+ *   JSON is spliced in as printed, not parsed and printed again); a body
+ *   past the request's inline buffer arrives whole.
  * - In shadow, a GET /v1/watch client gets a created task's event although
  *   git is polled only every 30 s (the store's own commit wakes its watch);
  *   the bound on the wait is far under the poll interval, no timing else.
@@ -369,6 +370,23 @@ static void a_lost_claim_and_a_list_carry_whole_records(void **state)
 	assert_int_equal(call(&f, "GET", "/v1/tasks?status=failed", NULL, &r), 200);
 	assert_string_equal(r.body, "[]");
 	free(r.body);
+	{
+		/* a body past the request's inline buffer (1 KiB) arrives whole */
+		char big[8192], *p = big;
+		int i;
+
+		p += sprintf(p, "{\"id\":\"T3\",\"metadata\":{\"notes\":\"");
+		for (i = 0; i < 6000; i++)
+			*p++ = (char)('a' + i % 26);
+		sprintf(p, "\"}}");
+		assert_int_equal(call(&f, "POST", "/v1/tasks", big, &r), 201);
+		o = cJSON_Parse(r.body);
+		rec = cJSON_GetObjectItemCaseSensitive(
+		    cJSON_GetObjectItemCaseSensitive(o, "metadata"), "notes");
+		assert_int_equal(strlen(cJSON_GetStringValue(rec)), 6000);
+		cJSON_Delete(o);
+		free(r.body);
+	}
 	fx_close(&f);
 }
 
