@@ -74,7 +74,12 @@ static const char h_serve[] =
     "Limits against hostile or broken clients (config serve.*, runbooks/serve.md):\n"
     "request_timeout (10s: a whole request must arrive within it), max_connections\n"
     "(512), max_connections_per_ip (128), max_inflight (128 requests handled at\n"
-    "once; more get 429 with Retry-After).  Request headers over 32 KiB get 431,\n"
+    "once; more get 429 with Retry-After), queue_deadline (off; or\n"
+    "$CUTOVER_QUEUE_DEADLINE, e.g. 2s: over max_inflight a request waits up to that\n"
+    "long for a slot, then gets 503 with Retry-After and never reaches a store, so\n"
+    "no claim is won for a client that gave up).  A write whose client closed its\n"
+    "connection before the store call is not run.  Refusals are counted in\n"
+    "/metrics (cutover_http_refused_total).  Request headers over 32 KiB get 431,\n"
     "bodies over 1 MiB 413.\n\n"
     "Examples:\n  CUTOVER_LISTEN=127.0.0.1:8080 cutover serve\n"
     "  CUTOVER_SWARM_AUTH=token cutover serve --listen 0.0.0.0:7480\n"
@@ -277,6 +282,7 @@ int co_cli_serve(int argc, char **argv, co_cli *ctx)
 	so.max_connections = c->serve_max_connections;
 	so.max_connections_per_ip = c->serve_max_connections_per_ip;
 	so.max_inflight = c->serve_max_inflight;
+	so.queue_deadline_ms = c->serve_queue_deadline_ms;
 	if ((error = co_server_start(&srv, &so)) < 0)
 		goto done;
 	/* Webhook events (webhook.h): delivered by a thread of their own, so

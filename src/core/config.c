@@ -874,7 +874,8 @@ static const char *known_keys(const char *sec)
 		return "failures, probe, probe_max";
 	if (strcmp(sec, "serve") == 0)
 		return "swarm_auth, reconcile_interval, tls_cert, tls_key, request_timeout, "
-		       "max_connections, max_connections_per_ip, max_inflight";
+		       "max_connections, max_connections_per_ip, max_inflight, "
+		       "queue_deadline";
 	if (strcmp(sec, "triggers") == 0)
 		return "enabled, window, min_samples, error_rate, latency_ratio, "
 		       "health_grace, outbox_age";
@@ -994,6 +995,8 @@ static int apply_key(file_ctx *fc, const char *sec, const char *name, const char
 					 65536);
 		if (strcmp(name, "max_inflight") == 0)
 			return get_count(&c->serve_max_inflight, fc, v, full, 65536);
+		if (strcmp(name, "queue_deadline") == 0)
+			return get_duration(&c->serve_queue_deadline_ms, fc, v, full, 0);
 	} else if (strcmp(sec, "triggers") == 0) {
 		co_trigger_cfg *t = &c->triggers;
 
@@ -1180,6 +1183,8 @@ static int apply_env(co_config *c)
 	    (error = env_duration(&c->mirror_timeout_ms, "CUTOVER_MIRROR_TIMEOUT")) < 0 ||
 	    (error = env_interval(&c->serve_reconcile_interval_ms,
 				  "CUTOVER_RECONCILE_INTERVAL")) < 0 ||
+	    (error = env_interval(&c->serve_queue_deadline_ms,
+				  "CUTOVER_QUEUE_DEADLINE")) < 0 ||
 	    (error = env_string(&c->flags_path, "CUTOVER_FLAGS")) < 0 ||
 	    (error = env_string(&c->state_dir, "CUTOVER_STATE_DIR")) < 0 ||
 	    (error = env_string(&c->listen, "CUTOVER_LISTEN")) < 0 ||

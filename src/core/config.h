@@ -26,7 +26,9 @@
  *             tls_cert: F, tls_key: F,      PEM files; both or neither (TLS)
  *             request_timeout: 10s,         to receive one whole request
  *             max_connections: 512, max_connections_per_ip: 128,
- *             max_inflight: 128 }           requests handled at once (429)
+ *             max_inflight: 128,            requests handled at once (429)
+ *             queue_deadline: off }         or wait for a slot that long, then
+ *                                           503 ($CUTOVER_QUEUE_DEADLINE)
  *   triggers: { enabled: true, window: 60s, min_samples: 50, error_rate: 0.05,
  *               latency_ratio: 2, health_grace: 10s, outbox_age: 120s }
  *             live-signal automatic rollback (router/triggers.h)
@@ -136,6 +138,7 @@ typedef struct co_config {
 	int serve_max_connections;
 	int serve_max_connections_per_ip;
 	int serve_max_inflight;
+	int serve_queue_deadline_ms; /* 0: off (429 at once over max_inflight) */
 
 	co_config_webhook *webhooks; /* webhooks: (none by default) */
 	size_t n_webhooks;

@@ -59,7 +59,7 @@ static void dispatch(reply *rp, co_server *s, struct MHD_Connection *c,
 		     const char *method, const char *url, const req *rq)
 {
 	int get = strcmp(method, "GET") == 0, post = strcmp(method, "POST") == 0;
-	char *path = NULL, *id, *act;
+	char buf[CO_ID_MAX + 32], *path = NULL, *id, *act;
 
 	if (rq->too_big) {
 		co_server__reply_err(rp, 413, "too_large", "request body over 1 MiB",
@@ -105,7 +105,10 @@ static void dispatch(reply *rp, co_server *s, struct MHD_Connection *c,
 			co_server__bad_method(rp);
 		return;
 	}
-	if ((path = strdup(url)) == NULL) {
+	/* A copy to cut into segments: on the stack for any path an ID fits. */
+	if (strlen(url) < sizeof(buf))
+		path = memcpy(buf, url, strlen(url) + 1);
+	else if ((path = strdup(url)) == NULL) {
 		co_error_set(CO_ENOMEM, "out of memory");
 		co_server__reply_code(rp, CO_ENOMEM, NULL);
 		return;
@@ -144,10 +147,22 @@ static void dispatch(reply *rp, co_server *s, struct MHD_Connection *c,
 		co_server__not_found(rp);
 	}
 done:
-	free(path);
+	if (path != buf)
+		free(path);
 }
 
 static enum MHD_Result send_reply(co_server *s, struct MHD_Connection *c, reply *rp);
+
+/* Forget the body: its buffer freed unless it is the inline one. */
+static void req_body_free(req *rq)
+{
+	if (rq->body != rq->inline_body)
+		free(rq->body);
+	rq->body = rq->inline_body;
+	rq->cap = sizeof(rq->inline_body);
+	rq->len = 0;
+	rq->body[0] = '\0';
+}
 
 /* libmicrohttpd's idle timeout, in its unit: the request timeout, rounded up. */
 static unsigned int idle_s(const co_server *s)
@@ -182,12 +197,21 @@ static enum MHD_Result refuse_early(co_server *s, struct MHD_Connection *c,
 		co_server__reply_err(&rp, 413, "too_large",
 				     "request body over 1 MiB (Content-Length)", NULL);
 	} else if (!exempt(url, method)) {
-		if (co_server__inflight_enter(s)) {
+		int in = co_server__inflight_enter(s, c);
+
+		if (in > 0) {
 			rq->counted = 1;
 			return MHD_YES;
 		}
-		co_server__reply_err(&rp, 429, "too_many_requests",
-				     "too many requests in flight: retry later", NULL);
+		if (in == 0)
+			co_server__reply_err(&rp, 429, "too_many_requests",
+					     "too many requests in flight: retry later",
+					     NULL);
+		else
+			co_server__reply_err(&rp, 503, "queue_deadline",
+					     "waited past the queue deadline for a slot: "
+					     "not run, retry later",
+					     NULL);
 	} else {
 		return MHD_YES;
 	}
@@ -206,8 +230,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 
 	(void)version;
 	if (rq == NULL) {
-		if ((rq = calloc(1, sizeof(*rq))) == NULL)
+		/* not calloc: the inline buffer needs no zeroing */
+		if ((rq = malloc(sizeof(*rq))) == NULL)
 			return MHD_NO;
+		memset(rq, 0, offsetof(req, inline_body));
+		rq->body = rq->inline_body;
+		rq->cap = sizeof(rq->inline_body);
+		rq->body[0] = '\0';
 		*con_cls = rq;
 		return refuse_early(s, c, url, method, rq);
 	}
@@ -218,19 +247,19 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		 * but keep nothing: the answer will be 413. */
 		if (!rq->too_big && rq->len + n > CO_SERVER_BODY_MAX) {
 			rq->too_big = 1;
-			free(rq->body);
-			rq->body = NULL;
-			rq->len = rq->cap = 0;
+			req_body_free(rq);
 		}
 		if (!rq->too_big) {
 			if (rq->len + n + 1 > rq->cap) {
-				size_t ncap = rq->cap ? rq->cap : 4096;
+				size_t ncap = rq->cap * 2;
 				char *nb;
 
 				while (ncap < rq->len + n + 1)
 					ncap *= 2;
-				if ((nb = realloc(rq->body, ncap)) == NULL)
+				if ((nb = malloc(ncap)) == NULL)
 					return MHD_NO;
+				memcpy(nb, rq->body, rq->len);
+				req_body_free(rq);
 				rq->body = nb;
 				rq->cap = ncap;
 			}
@@ -315,7 +344,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 	if (rq) {
 		if (rq->counted)
 			co_server__inflight_leave(cls);
-		free(rq->body);
+		req_body_free(rq);
 		free(rq);
 		*con_cls = NULL;
 	}
@@ -391,12 +420,15 @@ static int check_limits(const co_server_opts *opts)
 	    have_key = opts->tls_key_file && *opts->tls_key_file;
 
 	if (opts->request_timeout_ms < 0 || opts->max_connections < 0 ||
-	    opts->max_connections_per_ip < 0 || opts->max_inflight < 0)
+	    opts->max_connections_per_ip < 0 || opts->max_inflight < 0 ||
+	    opts->queue_deadline_ms < 0)
 		return co_error_set(CO_EINVAL,
 				    "server: request timeout %d ms, max connections %d, "
-				    "per IP %d, in flight %d: none may be negative",
+				    "per IP %d, in flight %d, queue deadline %d ms: none "
+				    "may be negative",
 				    opts->request_timeout_ms, opts->max_connections,
-				    opts->max_connections_per_ip, opts->max_inflight);
+				    opts->max_connections_per_ip, opts->max_inflight,
+				    opts->queue_deadline_ms);
 	if (have_cert != have_key)
 		return co_error_set(CO_EINVAL,
 				    "TLS needs both a certificate and its key: %s given "
@@ -448,6 +480,7 @@ int co_server_start(co_server **out, const co_server_opts *opts)
 	s->request_timeout_ms =
 	    (int)opt_or(opts->request_timeout_ms, CO_SERVER_REQUEST_TIMEOUT_MS);
 	s->max_inflight = (int)opt_or(opts->max_inflight, CO_SERVER_MAX_INFLIGHT);
+	s->queue_deadline_ms = opts->queue_deadline_ms;
 	if (opts->tls_cert_file &&
 	    ((error = co_server__read_pem(&s->tls_cert, opts->tls_cert_file,
 					  "TLS certificate")) < 0 ||
@@ -551,6 +584,10 @@ void co_server_stop(co_server *s)
 	if (s == NULL)
 		return;
 	atomic_store(&s->stopping, 1);
+	/* requests waiting for a slot give up now */
+	pthread_mutex_lock(&s->slots_lock);
+	pthread_cond_broadcast(&s->slots_cond);
+	pthread_mutex_unlock(&s->slots_lock);
 	if (s->daemon)
 		MHD_stop_daemon(s->daemon);
 	co_server__schedule_stop(s);

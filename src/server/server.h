@@ -48,7 +48,12 @@ typedef struct co_flags_watcher co_flags_watcher;
  *     connection is closed at accept);
  *   - at most MAX_INFLIGHT requests being handled at once (watch streams,
  *     /healthz and /metrics not counted): over it, 429 with Retry-After at
- *     once, before the body is read.
+ *     once, before the body is read; or, with a queue deadline (off by
+ *     default), the request waits for a slot up to that long and past it
+ *     gets 503 with Retry-After without reaching a store (a client that
+ *     waited that long may have given up: its claim must not be won for
+ *     nobody).  A write whose client is seen gone (the connection closed)
+ *     before its store call is not run either.
  * Request headers larger than CO_SERVER_HEADER_MAX are refused by
  * libmicrohttpd (431).
  */
@@ -116,13 +121,16 @@ typedef struct co_server_opts {
 	int max_connections;
 	int max_connections_per_ip;
 	int max_inflight;
+	/* How long a request may wait for an in-flight slot before it is
+	 * refused (503); 0: no waiting, 429 at once over max_inflight. */
+	int queue_deadline_ms;
 } co_server_opts;
 
 #define CO_SERVER_OPTS_INIT                                                              \
 	{                                                                                \
 		NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, -1, -1, -1,  \
 		    NULL, NULL, 0, 0, CO_SWARM_AUTH_NONE, 0, NULL, NULL, 0, NULL, NULL,  \
-		    0, 0, 0, 0                                                           \
+		    0, 0, 0, 0, 0                                                        \
 	}
 
 /*

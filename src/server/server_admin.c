@@ -189,7 +189,8 @@ void co_server__metrics(reply *rp, co_server *s)
 					co_triggers_metrics(tm, sizeof(tm),
 							    co_router_triggers(s->router)))) < 0)
 		goto done;
-	if ((error = shadow_metrics(&buf, &len, &cap, s->router)) < 0)
+	if ((error = shadow_metrics(&buf, &len, &cap, s->router)) < 0 ||
+	    (error = co_server__guard_metrics(&buf, &len, &cap, s)) < 0)
 		goto done;
 	error = co_metrics_format(&buf, &len, &cap, s->metrics);
 done:

@@ -2,7 +2,10 @@
  * server_guard.c - what keeps hostile or broken clients from starving the
  * others (issue 16): the read deadline that cuts a slowloris, the bound on
  * requests in flight (429 rather than an unbounded pile of threads), the
- * URL unescaper that keeps "%00" out of paths, and the TLS files.
+ * URL unescaper that keeps "%00" out of paths, and the TLS files; and
+ * what keeps serve from running a request nobody waits for any more: the
+ * queue deadline on a wait for an in-flight slot, and the look at the
+ * client's socket before a write reaches a store.
  *
  * libmicrohttpd's own connection timeout is an idle timeout: a client that
  * sends one header byte every few seconds never trips it, and with a thread
@@ -20,6 +23,7 @@
 #include "core/error.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -141,6 +145,11 @@ void co_server__guard_init(co_server *s)
 	pthread_cond_init(&s->conns_cond, &ca);
 	pthread_condattr_destroy(&ca);
 	pthread_mutex_init(&s->conns_lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&s->slots_cond, &ca);
+	pthread_condattr_destroy(&ca);
+	pthread_mutex_init(&s->slots_lock, NULL);
 }
 
 int co_server__guard_start(co_server *s)
@@ -174,22 +183,116 @@ void co_server__guard_stop(co_server *s)
 	s->conns = NULL;
 	pthread_cond_destroy(&s->conns_cond);
 	pthread_mutex_destroy(&s->conns_lock);
+	pthread_cond_destroy(&s->slots_cond);
+	pthread_mutex_destroy(&s->slots_lock);
 }
 
 /* --- in flight --- */
 
-int co_server__inflight_enter(co_server *s)
+static int slot_free(co_server *s)
 {
-	if (atomic_fetch_add(&s->inflight, 1) >= s->max_inflight) {
-		atomic_fetch_sub(&s->inflight, 1);
-		return 0;
+	return atomic_load(&s->inflight) < s->max_inflight;
+}
+
+int co_server__inflight_enter(co_server *s, struct MHD_Connection *c)
+{
+	struct timespec until;
+	int64_t end;
+	int got;
+
+	pthread_mutex_lock(&s->slots_lock);
+	if (slot_free(s) || s->queue_deadline_ms <= 0) {
+		got = slot_free(s);
+		if (got)
+			atomic_fetch_add(&s->inflight, 1);
+		pthread_mutex_unlock(&s->slots_lock);
+		if (!got)
+			atomic_fetch_add(&s->refused_full, 1);
+		return got;
+	}
+	/* Queued: the read deadline does not run while serve makes it wait
+	 * (it restarts, for the body, once a slot is taken). */
+	co_server__conn_busy(c, 1);
+	atomic_fetch_add(&s->queued, 1);
+	end = now_ms() + s->queue_deadline_ms;
+	until.tv_sec = (time_t)(end / 1000);
+	until.tv_nsec = (long)(end % 1000) * 1000000L;
+	while (!slot_free(s) && !atomic_load(&s->stopping) &&
+	       pthread_cond_timedwait(&s->slots_cond, &s->slots_lock, &until) == 0)
+		;
+	got = slot_free(s) && !atomic_load(&s->stopping);
+	if (got)
+		atomic_fetch_add(&s->inflight, 1);
+	atomic_fetch_sub(&s->queued, 1);
+	pthread_mutex_unlock(&s->slots_lock);
+	co_server__conn_busy(c, 0);
+	if (!got) {
+		atomic_fetch_add(&s->refused_deadline, 1);
+		return -1;
 	}
 	return 1;
 }
 
 void co_server__inflight_leave(co_server *s)
 {
+	pthread_mutex_lock(&s->slots_lock);
 	atomic_fetch_sub(&s->inflight, 1);
+	if (atomic_load(&s->queued) > 0) /* all: one may be timing out */
+		pthread_cond_broadcast(&s->slots_cond);
+	pthread_mutex_unlock(&s->slots_lock);
+}
+
+/* --- requests nobody waits for --- */
+
+int co_server__client_still_there(co_server *s, struct MHD_Connection *c)
+{
+	const union MHD_ConnectionInfo *ci =
+	    MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+	struct pollfd p;
+	char b;
+	ssize_t n;
+
+	if (ci == NULL)
+		return 0;
+	p.fd = ci->connect_fd;
+	p.events = POLLIN;
+	p.revents = 0;
+	/* Readable with nothing to read is the client's end of stream (a
+	 * reset is an error): the request was complete, so a client still
+	 * there sends nothing more until it has its answer. */
+	if (poll(&p, 1, 0) != 1)
+		return 0;
+	if (!(p.revents & (POLLHUP | POLLERR))) {
+		n = recv(p.fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+		if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK ||
+					errno == EINTR)))
+			return 0;
+	}
+	atomic_fetch_add(&s->refused_gone, 1);
+	return co_error_set(CO_EUNAVAIL,
+			    "the client closed its connection before the store was "
+			    "called: not run");
+}
+
+int co_server__guard_metrics(char **buf, size_t *len, size_t *cap, co_server *s)
+{
+	return co_metrics_appendf(
+	    buf, len, cap,
+	    "# HELP cutover_http_inflight Requests being handled (max_inflight bounds "
+	    "it).\n# TYPE cutover_http_inflight gauge\ncutover_http_inflight %d\n"
+	    "# HELP cutover_http_queued Requests waiting for an in-flight slot.\n"
+	    "# TYPE cutover_http_queued gauge\ncutover_http_queued %d\n"
+	    "# HELP cutover_http_refused_total Requests refused before any store was "
+	    "called, by reason (inflight_full: 429; queue_deadline: waited past "
+	    "serve.queue_deadline, 503; client_gone: the client closed first).\n"
+	    "# TYPE cutover_http_refused_total counter\n"
+	    "cutover_http_refused_total{reason=\"inflight_full\"} %lld\n"
+	    "cutover_http_refused_total{reason=\"queue_deadline\"} %lld\n"
+	    "cutover_http_refused_total{reason=\"client_gone\"} %lld\n",
+	    atomic_load(&s->inflight), atomic_load(&s->queued),
+	    (long long)atomic_load(&s->refused_full),
+	    (long long)atomic_load(&s->refused_deadline),
+	    (long long)atomic_load(&s->refused_gone));
 }
 
 /* --- URLs --- */

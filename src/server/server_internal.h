@@ -79,9 +79,13 @@ struct co_server {
 	int sched_stop;			      /* under sched_lock */
 	atomic_llong sched_ticks, sched_runs; /* for /metrics and the tests */
 	atomic_llong sched_failed, sched_busy;
-	/* server_guard.c: the read deadline and the in-flight limit */
-	int request_timeout_ms, max_inflight;
-	atomic_int inflight;
+	/* server_guard.c: the read deadline, the in-flight limit and its queue */
+	int request_timeout_ms, max_inflight, queue_deadline_ms;
+	atomic_int inflight; /* changed under slots_lock, read without */
+	pthread_mutex_t slots_lock;
+	pthread_cond_t slots_cond; /* a slot was given back */
+	atomic_int queued;	   /* requests waiting for a slot */
+	atomic_llong refused_full, refused_deadline, refused_gone; /* /metrics */
 	pthread_mutex_t conns_lock;
 	pthread_cond_t conns_cond; /* the reaper's wake-up (stop) */
 	struct conn_slot *conns;   /* open connections, under conns_lock */
@@ -90,12 +94,16 @@ struct co_server {
 	char *tls_cert, *tls_key;	 /* PEM text, NULL without TLS */
 };
 
+/* A request body this size or less is kept in the request itself. */
+#define REQ_INLINE_BODY 1024
+
 /* One request being received. */
 typedef struct req {
-	char *body;
+	char *body; /* `inline_body` or malloc'd */
 	size_t len, cap;
 	int too_big;
 	int counted; /* 1 while it holds one of the server's in-flight slots */
+	char inline_body[REQ_INLINE_BODY]; /* last: not zeroed */
 } req;
 
 /* What a handler answers: status and a malloc'd body (JSON or text). */
@@ -115,6 +123,13 @@ void co_server__reply_err(reply *rp, int status, const char *code, const char *m
 /* The error of a CO_E* code, with this thread's last message. */
 void co_server__reply_code(reply *rp, int code, const co_record *current);
 void co_server__reply_record(reply *rp, int status, const co_record *r);
+/*
+ * The JSON object text `obj` ("{...}", as cJSON prints it; taken) with one
+ * member more, "key": raw, where raw is JSON text already made (a record's
+ * co_record_to_json): a record is printed once, never parsed and printed
+ * again.  Malloc'd; NULL when out of memory (or obj NULL).
+ */
+char *co_server__json_with(char *obj, const char *key, const char *raw);
 void co_server__not_found(reply *rp);
 void co_server__bad_method(reply *rp);
 /* 1 if `id` passes the ID rule; 0 with the 400 reply made otherwise. */
@@ -215,9 +230,25 @@ void co_server__on_connection(void *cls, struct MHD_Connection *c, void **socket
 			      enum MHD_ConnectionNotificationCode toe);
 void co_server__conn_busy(struct MHD_Connection *c, int busy);
 
-/* Take one in-flight slot: 1, or 0 when max_inflight are taken (429). */
-int co_server__inflight_enter(co_server *s);
+/*
+ * Take one in-flight slot: 1.  When max_inflight are taken: 0 at once
+ * without a queue deadline (429), else wait for a slot up to
+ * queue_deadline_ms (the reaper's clock stopped meanwhile) and -1 past it
+ * (503: the request never reaches a store).  Each refusal is counted.
+ */
+int co_server__inflight_enter(co_server *s, struct MHD_Connection *c);
 void co_server__inflight_leave(co_server *s);
+
+/*
+ * Just before a write's store call: CO_EUNAVAIL (with the message, and
+ * counted) if the client is seen gone (its side of the connection closed
+ * or reset), so that no claim is won for a client that will never hear
+ * of it; 0 otherwise (a client that went silently is not seen).
+ */
+int co_server__client_still_there(co_server *s, struct MHD_Connection *c);
+
+/* The guard's gauges and counters in Prometheus text. 0 or CO_ENOMEM. */
+int co_server__guard_metrics(char **buf, size_t *len, size_t *cap, co_server *s);
 
 /* The URL unescaper (MHD_OPTION_UNESCAPE_CALLBACK): %HH decoded but %00. */
 size_t co_server__unescape(void *cls, struct MHD_Connection *c, char *s);

@@ -29,6 +29,21 @@ void co_server__reply_json(reply *rp, int status, cJSON *o)
 	cJSON_Delete(o);
 }
 
+char *co_server__json_with(char *obj, const char *key, const char *raw)
+{
+	size_t n = obj ? strlen(obj) : 0, kl = strlen(key), rl = strlen(raw);
+	char *out;
+
+	if (n < 2 || obj[n - 1] != '}' || (out = malloc(n + kl + rl + 5)) == NULL) {
+		free(obj);
+		return NULL;
+	}
+	memcpy(out, obj, n - 1);
+	snprintf(out + n - 1, kl + rl + 6, "%s\"%s\":%s}", n > 2 ? "," : "", key, raw);
+	free(obj);
+	return out;
+}
+
 /* {"error":{"code","message"}} plus the current record when there is one. */
 void co_server__reply_err(reply *rp, int status, const char *code, const char *msg,
 			  const co_record *current)
@@ -38,11 +53,16 @@ void co_server__reply_err(reply *rp, int status, const char *code, const char *m
 
 	cJSON_AddStringToObject(e, "code", code);
 	cJSON_AddStringToObject(e, "message", msg);
-	if (current && (js = co_record_to_json(current, 0)) != NULL) {
-		cJSON_AddItemToObject(o, "record", cJSON_Parse(js));
-		free(js);
+	if (current == NULL || (js = co_record_to_json(current, 0)) == NULL) {
+		co_server__reply_json(rp, status, o);
+		return;
 	}
-	co_server__reply_json(rp, status, o);
+	/* the record's JSON as it is: not parsed and printed again */
+	rp->body = co_server__json_with(cJSON_PrintUnformatted(o), "record", js);
+	rp->status = rp->body ? status : 503;
+	rp->ctype = "application/json";
+	cJSON_Delete(o);
+	free(js);
 }
 
 /* The error of a CO_E* code, with this thread's last message. */

@@ -39,6 +39,22 @@ static void op_begin(op_timer *t, co_server *s, co_op op, const char *id)
 	clock_gettime(CLOCK_MONOTONIC, &t->t0);
 }
 
+/*
+ * op_begin() for a write, once the request is known good: CO_EUNAVAIL
+ * instead if its client has closed the connection, so that nothing is won
+ * or changed for a client that will never hear of it.
+ */
+static int write_begin(op_timer *t, co_server *s, struct MHD_Connection *c, co_op op,
+		       const char *id)
+{
+	int error;
+
+	if ((error = co_server__client_still_there(s, c)) < 0)
+		return error;
+	op_begin(t, s, op, id);
+	return 0;
+}
+
 static void op_end(op_timer *t, co_server *s, int code)
 {
 	struct timespec t1;
@@ -142,7 +158,8 @@ void co_server__task_create(reply *rp, co_server *s, struct MHD_Connection *c,
 		error = co_error_set(CO_ENOMEM, "out of memory");
 		goto done;
 	}
-	op_begin(&t, s, CO_OP_TASK_CREATE, id);
+	if ((error = write_begin(&t, s, c, CO_OP_TASK_CREATE, id)) < 0)
+		goto done;
 	error = co_router_task_create(&out, s->router, task);
 	op_end(&t, s, error);
 	if (error == 0)
@@ -175,9 +192,9 @@ void co_server__list(reply *rp, co_server *s, co_kind kind, const char *status)
 {
 	co_record_list l = {0};
 	co_status want = CO_STATUS_AVAILABLE;
-	cJSON *a = NULL;
+	char *buf = NULL;
+	size_t len = 0, cap = 0, i, n = 0;
 	op_timer t;
-	size_t i;
 	int error;
 
 	if (status && (error = co_status_parse(&want, status)) < 0)
@@ -187,8 +204,10 @@ void co_server__list(reply *rp, co_server *s, co_kind kind, const char *status)
 	op_end(&t, s, error);
 	if (error < 0)
 		goto done;
-	a = cJSON_CreateArray();
-	for (i = 0; a && i < l.n; i++) {
+	/* Each record's JSON as it is, joined: not parsed and printed again. */
+	if ((error = co_metrics_appendf(&buf, &len, &cap, "[")) < 0)
+		goto done;
+	for (i = 0; i < l.n; i++) {
 		char *js;
 
 		if (status && l.items[i]->status != want)
@@ -197,15 +216,21 @@ void co_server__list(reply *rp, co_server *s, co_kind kind, const char *status)
 			error = co_error_set(CO_ENOMEM, "out of memory");
 			goto done;
 		}
-		cJSON_AddItemToArray(a, cJSON_Parse(js));
+		error = co_metrics_appendf(&buf, &len, &cap, "%s%s", n++ ? "," : "", js);
 		free(js);
+		if (error < 0)
+			goto done;
 	}
-	co_server__reply_json(rp, 200, a);
-	a = NULL;
+	if ((error = co_metrics_appendf(&buf, &len, &cap, "]")) < 0)
+		goto done;
+	rp->status = 200;
+	rp->body = buf;
+	rp->ctype = "application/json";
+	buf = NULL;
 done:
 	if (error < 0)
 		co_server__reply_code(rp, error, NULL);
-	cJSON_Delete(a);
+	free(buf);
 	co_record_list_clear(&l);
 }
 
@@ -241,7 +266,8 @@ void co_server__task_act(reply *rp, co_server *s, struct MHD_Connection *c, cons
 	case ACT_CLAIM:
 		if ((error = co_server__get_ttl(&ttl, o, 0, 0)) < 0)
 			goto done;
-		op_begin(&t, s, CO_OP_TASK_CLAIM, id);
+		if ((error = write_begin(&t, s, c, CO_OP_TASK_CLAIM, id)) < 0)
+			goto done;
 		error = co_router_claim(&out, s->router, id, swarm, ttl);
 		break;
 	case ACT_RELEASE:
@@ -255,13 +281,15 @@ void co_server__task_act(reply *rp, co_server *s, struct MHD_Connection *c, cons
 			    "\"status\" must be available, complete or failed");
 			goto done;
 		}
-		op_begin(&t, s, CO_OP_TASK_RELEASE, id);
+		if ((error = write_begin(&t, s, c, CO_OP_TASK_RELEASE, id)) < 0)
+			goto done;
 		error = co_router_release(&out, s->router, id, swarm, to);
 		break;
 	default:
 		if ((error = co_server__get_ttl(&ttl, o, 1, 1)) < 0)
 			goto done;
-		op_begin(&t, s, CO_OP_TASK_RENEW, id);
+		if ((error = write_begin(&t, s, c, CO_OP_TASK_RENEW, id)) < 0)
+			goto done;
 		error = co_router_renew(&out, s->router, id, swarm, ttl);
 		break;
 	}
@@ -307,7 +335,8 @@ void co_server__swarm_register(reply *rp, co_server *s, struct MHD_Connection *c
 		goto done;
 	if (!admin && auth_as(rp, s, c, CO_OP_SWARM_REGISTER, id, who, id) < 0)
 		goto done;
-	op_begin(&t, s, CO_OP_SWARM_REGISTER, id);
+	if ((error = write_begin(&t, s, c, CO_OP_SWARM_REGISTER, id)) < 0)
+		goto done;
 	error = co_router_swarm_register(&out, s->router, sw);
 	op_end(&t, s, error);
 	if (error == 0)

@@ -39,12 +39,13 @@ static char *sse_format(const co_event *ev)
 	cJSON_AddStringToObject(o, "kind", co_kind_name(ev->kind));
 	cJSON_AddStringToObject(o, "id", ev->id);
 	cJSON_AddStringToObject(o, "store", ev->store ? ev->store : "");
-	if (ev->record && (js = co_record_to_json(ev->record, 0)) != NULL) {
-		cJSON_AddItemToObject(o, "record", cJSON_Parse(js));
-		free(js);
-	}
 	data = cJSON_PrintUnformatted(o);
 	cJSON_Delete(o);
+	/* the record's JSON as it is: not parsed and printed again */
+	if (data && ev->record && (js = co_record_to_json(ev->record, 0)) != NULL) {
+		data = co_server__json_with(data, "record", js);
+		free(js);
+	}
 	if (data == NULL)
 		return NULL;
 	n = strlen(data) + 32;

@@ -38,6 +38,7 @@ static const char *const env_vars[] = {
     "CUTOVER_ADMIN_TOKEN_FILE",
     "CUTOVER_MIRROR_TIMEOUT",
     "CUTOVER_SWARM_AUTH",
+    "CUTOVER_QUEUE_DEADLINE",
 };
 
 typedef struct fixture {
@@ -377,6 +378,38 @@ static void serve_limits_and_tls_from_file(void **state)
 		     "must be more than 0");
 }
 
+/* serve.queue_deadline: off (0) by default, from the file, from the
+ * environment over the file, "0"/"off" turning it off; a bad value named. */
+static void serve_queue_deadline_from_file_and_env(void **state)
+{
+	fixture *f = *state;
+	co_config *c = NULL;
+
+	assert_int_equal(co_config_defaults(&c), 0);
+	assert_int_equal(c->serve_queue_deadline_ms, 0);
+	co_config_free(c);
+	write_file(f, "serve:\n  queue_deadline: 2s\n");
+	assert_int_equal(co_config_load(&c, f->path), 0);
+	assert_int_equal(c->serve_queue_deadline_ms, 2000);
+	co_config_free(c);
+	setenv("CUTOVER_QUEUE_DEADLINE", "250ms", 1);
+	assert_int_equal(co_config_load(&c, f->path), 0);
+	assert_int_equal(c->serve_queue_deadline_ms, 250);
+	co_config_free(c);
+	setenv("CUTOVER_QUEUE_DEADLINE", "off", 1);
+	assert_int_equal(co_config_load(&c, f->path), 0);
+	assert_int_equal(c->serve_queue_deadline_ms, 0);
+	co_config_free(c);
+	setenv("CUTOVER_QUEUE_DEADLINE", "soon", 1);
+	c = NULL;
+	assert_int_equal(co_config_load(&c, f->path), CO_EINVAL);
+	assert_null(c);
+	assert_non_null(strstr(co_error_last(), "CUTOVER_QUEUE_DEADLINE"));
+	unsetenv("CUTOVER_QUEUE_DEADLINE");
+	expect_error(f, "serve:\n  queue_deadline: soon\n", "2", "serve.queue_deadline",
+		     "");
+}
+
 static void named_file_must_exist(void **state)
 {
 	fixture *f = *state;
@@ -602,6 +635,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(bad_endpoint_in_environment_is_refused, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(swarm_auth_from_file_and_environment, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(serve_queue_deadline_from_file_and_env, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(serve_limits_and_tls_from_file, setup,
 					    teardown),

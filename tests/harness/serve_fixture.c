@@ -90,6 +90,7 @@ int co_test_serve_open(co_test_serve *f, const co_test_serve_opts *o)
 	so.max_connections = o->max_connections;
 	so.max_connections_per_ip = o->max_connections_per_ip;
 	so.max_inflight = o->max_inflight;
+	so.queue_deadline_ms = o->queue_deadline_ms;
 	so.tls_cert_file = o->tls_cert_file;
 	so.tls_key_file = o->tls_key_file;
 	if (co_server_start(&f->srv, &so) < 0)

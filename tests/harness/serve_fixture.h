@@ -33,6 +33,7 @@ typedef struct co_test_serve_opts {
 	void *log_ctx;
 	/* serve's limits and TLS (server.h; 0 / NULL: its defaults, HTTP) */
 	int request_timeout_ms, max_connections, max_connections_per_ip, max_inflight;
+	int queue_deadline_ms;
 	const char *tls_cert_file, *tls_key_file;
 	const struct co_trigger_cfg *triggers;	 /* live-signal triggers; NULL: off */
 	const struct co_shadow_cfg *shadow;	 /* shadow sampling; NULL: every read */
