@@ -284,7 +284,8 @@ static inline void rb_emit(rb_buf *out, const char *name, int line, const char *
 	rb_puts(out, "\n");
 	if (p && p->background) {
 		rb_put(out, c.p, rb_code_len(c.p, c.n));
-		rb_printf(out, " >\"$RB_WORK/background.%d.log\" 2>&1 &\nrb_bg $!\n", line);
+		rb_printf(out, " >\"$RB_WORK/background.%d.log\" 2>&1 &\n"
+			  "rb_bg $! \"$RB_WORK/background.%d.log\"\n", line, line);
 	} else {
 		rb_put(out, c.p, c.n);
 		rb_printf(out, "\nrb_check $? %d\n", p ? p->want_exit : 0);
@@ -298,16 +299,20 @@ static const char rb_prelude[] =
 	"set -o pipefail\n"
 	"RB_BG=() RB_RAN=0\n"
 	"rb_stop() { local p; for p in \"${RB_BG[@]}\"; do kill -TERM \"$p\" 2>/dev/null; done;"
-	" for p in \"${RB_BG[@]}\"; do wait \"$p\" 2>/dev/null; done; }\n"
+	" for p in \"${RB_BG[@]}\"; do wait \"$p\" 2>/dev/null; done;"
+	" for p in background.*.log; do [ -f \"$p\" ] && printf '\\n--- %s:\\n' \"$p\" &&"
+	" tail -n 20 \"$p\"; done; }\n"
 	"trap rb_stop EXIT\n"
-	"rb_bg() { RB_BG+=(\"$1\"); RB_RAN=$((RB_RAN + 1)); }\n"
+	/* RB_LOG: the output of the latest background command, for setups to poll. */
+	"rb_bg() { RB_BG+=(\"$1\"); RB_LOG=$2; RB_RAN=$((RB_RAN + 1)); }\n"
 	"rb_at() { RB_WHERE=$1; printf '\\n>>> %s\\n$ %s\\n' \"$1\" \"$2\"; }\n"
 	"rb_check() { if [ \"$1\" -ne \"$2\" ]; then printf 'runbook-test: %s: exit %s, "
 	"wanted %s\\n' \"$RB_WHERE\" \"$1\" \"$2\"; exit 1; fi; RB_RAN=$((RB_RAN + 1)); }\n"
 	"rb_skip() { printf '\\n--- %s: not run: %s\\n' \"$1\" \"$2\"; }\n"
-	/* A bounded poll (30 s), for a background command to be up. */
-	"rb_wait_http() { local i; for i in $(seq 300); do curl -fs -o /dev/null \"$1\" &&"
-	" return 0; sleep 0.1; done; echo \"runbook-test: $1 never answered\"; return 1; }\n"
+	/* Bounded polls (30 s), for what a background command does to happen. */
+	"rb_wait() { local i; for i in $(seq 300); do \"$@\" >/dev/null 2>&1 && return 0;"
+	" sleep 0.1; done; echo \"runbook-test: never true: $*\"; return 1; }\n"
+	"rb_wait_http() { rb_wait curl -fs -o /dev/null \"$1\"; }\n"
 	"exec 2>&1\n"
 	"cd \"$RB_WORK\" || exit 1\n";
 
