@@ -285,7 +285,8 @@ static inline void rb_emit(rb_buf *out, const char *name, int line, const char *
 	if (p && p->background) {
 		rb_put(out, c.p, rb_code_len(c.p, c.n));
 		rb_printf(out, " >\"$RB_WORK/background.%d.log\" 2>&1 &\n"
-			  "rb_bg $! \"$RB_WORK/background.%d.log\"\n", line, line);
+			  "rb_bg $! \"$RB_WORK/background.%d.log\"; RB_RAN=$((RB_RAN + 1))\n",
+			  line, line);
 	} else {
 		rb_put(out, c.p, c.n);
 		rb_printf(out, "\nrb_check $? %d\n", p ? p->want_exit : 0);
@@ -304,7 +305,7 @@ static const char rb_prelude[] =
 	" tail -n 20 \"$p\"; done; }\n"
 	"trap rb_stop EXIT\n"
 	/* RB_LOG: the output of the latest background command, for setups to poll. */
-	"rb_bg() { RB_BG+=(\"$1\"); RB_LOG=$2; RB_RAN=$((RB_RAN + 1)); }\n"
+	"rb_bg() { RB_BG+=(\"$1\"); RB_LOG=$2; }\n"
 	"rb_at() { RB_WHERE=$1; printf '\\n>>> %s\\n$ %s\\n' \"$1\" \"$2\"; }\n"
 	"rb_check() { if [ \"$1\" -ne \"$2\" ]; then printf 'runbook-test: %s: exit %s, "
 	"wanted %s\\n' \"$RB_WHERE\" \"$1\" \"$2\"; exit 1; fi; RB_RAN=$((RB_RAN + 1)); }\n"
