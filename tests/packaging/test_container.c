@@ -256,6 +256,10 @@ static void runtime_has_every_linked_library(void **state)
 		char *pkg = NULL;
 		int i, ok = 0;
 
+		/* A -DCUTOVER_SANITIZE build links the sanitizers' runtimes. */
+		if (strncmp(line, "libasan.", 8) == 0 || strncmp(line, "libubsan.", 9) == 0)
+			continue;
+
 		if (co_test_sh(&pkg, NULL,
 			       "p=$(ldd '%s' | awk '$1 == \"%s\" {print $3}'); "
 			       "{ dpkg-query -S \"$p\" || dpkg-query -S \"$(readlink -f \"$p\")\"; }"
