@@ -13,6 +13,7 @@
 
 #include <curl/curl.h>
 
+#include "core/config.h"
 #include "core/error.h"
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
@@ -217,21 +218,68 @@ int co_fleet_flags_update(co_flags *out, int64_t *epoch, co_fleet *f,
 			    f->flags_key, CO_FLEET_UPDATE_TRIES);
 }
 
-void co_fleet_mirror_to_file(void *path, const co_flags *flags, int64_t epoch)
-{
-	co_flags local, next = *flags;
+struct co_fleet_mirror {
+	const char *path;
+	co_flags_watcher *w;
+	pthread_mutex_t lock;
+	co_flags last; /* the document last saved, under lock */
+	int has_last;
+	int64_t epoch;
+};
 
-	(void)epoch;
-	if (co_flags_load(&local, path) == 0) {
-		if (co_flags_equal(&local, flags))
-			return;
-		/* a local trip (etcd down) stays until etcd's document has one */
-		if (local.kill_switch && !flags->kill_switch)
+int co_fleet_mirror_new(co_fleet_mirror **out, const char *path, co_flags_watcher *w)
+{
+	co_fleet_mirror *m = calloc(1, sizeof *m);
+
+	if (!m)
+		return co_error_set(CO_ENOMEM, "out of memory");
+	m->path = path;
+	m->w = w;
+	pthread_mutex_init(&m->lock, NULL);
+	*out = m;
+	return 0;
+}
+
+void co_fleet_mirror_free(co_fleet_mirror *m)
+{
+	if (!m)
+		return;
+	pthread_mutex_destroy(&m->lock);
+	free(m);
+}
+
+void co_fleet_mirror_apply(void *ctx, const co_flags *flags, int64_t epoch)
+{
+	co_fleet_mirror *m = ctx;
+	co_flags local, next = *flags;
+	int same = 0;
+
+	pthread_mutex_lock(&m->lock);
+	if (co_flags_load(&local, m->path) == 0) {
+		/* a local trip since the last document stays */
+		if (local.kill_switch && !flags->kill_switch &&
+		    !(m->has_last && co_flags_equal(&local, &m->last)))
 			co_flags_set_kill(&next, 1, local.kill_reason);
-		if (co_flags_equal(&local, &next))
-			return;
+		same = co_flags_equal(&local, &next);
 	}
-	co_flags_save(&next, path); /* the file watcher applies it */
+	if (same || co_flags_save(&next, m->path) == 0) {
+		m->last = next;
+		m->has_last = 1;
+		if (m->w)
+			co_flags_watcher_reload(m->w);
+		m->epoch = epoch;
+	}
+	pthread_mutex_unlock(&m->lock);
+}
+
+int64_t co_fleet_mirror_epoch(co_fleet_mirror *m)
+{
+	int64_t e;
+
+	pthread_mutex_lock(&m->lock);
+	e = m->epoch;
+	pthread_mutex_unlock(&m->lock);
+	return e;
 }
 
 int co_fleet_gate(const co_fleet_member *m, size_t n, int64_t epoch,
@@ -255,4 +303,82 @@ int co_fleet_gate(const co_fleet_member *m, size_t n, int64_t epoch,
 					    m[i].outbox_depth, max_outbox_age_ms);
 	}
 	return 0;
+}
+
+void co_fleet_flags_delta(co_flags *cur, const co_flags *from, const co_flags *to)
+{
+	int op;
+
+	if (from->kill_switch != to->kill_switch ||
+	    strcmp(from->kill_reason, to->kill_reason) != 0)
+		co_flags_set_kill(cur, to->kill_switch, to->kill_reason);
+	if (from->def.mode != to->def.mode || from->def.etcd_percent != to->def.etcd_percent)
+		cur->def = to->def;
+	for (op = 0; op < CO_OP__COUNT; op++) {
+		if (from->has_op[op] == to->has_op[op] &&
+		    (!to->has_op[op] || (from->ops[op].mode == to->ops[op].mode &&
+					 from->ops[op].etcd_percent == to->ops[op].etcd_percent)))
+			continue;
+		cur->has_op[op] = to->has_op[op];
+		cur->ops[op] = to->ops[op];
+	}
+	if (from->mirror_sync != to->mirror_sync)
+		cur->mirror_sync = to->mirror_sync;
+	if (memcmp(&from->completed, &to->completed, sizeof to->completed) != 0)
+		cur->completed = to->completed;
+	memcpy(cur->updated_at, to->updated_at, sizeof cur->updated_at);
+	memcpy(cur->updated_by, to->updated_by, sizeof cur->updated_by);
+}
+
+typedef struct delta {
+	const co_flags *from, *to;
+} delta;
+
+static int apply_delta(void *ctx, co_flags *cur)
+{
+	const delta *d = ctx;
+
+	co_fleet_flags_delta(cur, d->from, d->to);
+	return 0;
+}
+
+int co_fleet_flags_commit(co_flags *out, int64_t *epoch, co_fleet *f, const co_flags *from,
+			  const co_flags *to)
+{
+	delta d = {from, to};
+
+	return co_fleet_flags_update(out, epoch, f, apply_delta, &d);
+}
+
+int co_fleet_open_config(co_fleet **out, const co_config *c)
+{
+	co_fleet_opts o = {0};
+
+	*out = NULL;
+	if (!c->fleet_enabled)
+		return 0;
+	o.endpoints = (const char *const *)c->etcd_endpoints;
+	o.n_endpoints = c->n_etcd_endpoints;
+	o.prefix = c->fleet_prefix;
+	o.request_timeout_ms = c->etcd_request_timeout_ms;
+	return co_fleet_open(out, &o);
+}
+
+void co_fleet_gate_read(char *why, size_t len, co_fleet *f, long max_outbox_age_ms)
+{
+	co_fleet_member *m = NULL;
+	co_flags cur;
+	int64_t epoch = 0;
+	size_t n = 0;
+
+	why[0] = '\0';
+	if (co_fleet_flags_get(&cur, &epoch, f) < 0 || co_fleet_members(&m, &n, f) < 0) {
+		snprintf(why, len, "fleet: cannot read the routers' epochs: %s",
+			 co_error_last());
+		return;
+	}
+	if (co_fleet_gate(m, n, epoch, max_outbox_age_ms) < 0)
+		snprintf(why, len, "%s", co_error_last());
+	free(m);
+	co_error_clear();
 }

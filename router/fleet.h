@@ -35,6 +35,7 @@
 #include <stdint.h>
 
 #include "flags/flags.h"
+#include "flags/watcher.h"
 
 typedef struct co_fleet co_fleet;
 
@@ -74,6 +75,33 @@ typedef int (*co_fleet_edit_fn)(void *ctx, co_flags *flags);
 int co_fleet_flags_update(co_flags *out, int64_t *epoch, co_fleet *f,
 			  co_fleet_edit_fn edit, void *ctx);
 
+/*
+ * The change from `from` to `to` (every field that differs: the kill
+ * switch and its reason, the default, each operation's override, mirror,
+ * completed; the stamp always) made on `cur`: what a writer that read
+ * `from` (its local file, say) re-applies on what etcd holds.
+ */
+void co_fleet_flags_delta(co_flags *cur, const co_flags *from, const co_flags *to);
+
+/* co_fleet_flags_update() of co_fleet_flags_delta(from, to). */
+int co_fleet_flags_commit(co_flags *out, int64_t *epoch, co_fleet *f, const co_flags *from,
+			  const co_flags *to);
+
+struct co_config;
+
+/*
+ * co_fleet_open() from the config (etcd.endpoints, etcd.request_timeout,
+ * fleet.prefix): 0 with *out NULL when fleet.enabled is off.
+ */
+int co_fleet_open_config(co_fleet **out, const struct co_config *c);
+
+/*
+ * The fleet's gate as the CLI runs it: read the epoch and the live
+ * routers, co_fleet_gate().  why gets "" when every router is current,
+ * else the refusal (naming the router, or that etcd could not be read).
+ */
+void co_fleet_gate_read(char *why, size_t len, co_fleet *f, long max_outbox_age_ms);
+
 /* ---- the watch: every router applies a change ---- */
 
 typedef struct co_fleet_watch co_fleet_watch;
@@ -106,13 +134,27 @@ int co_fleet_watch_connected(co_fleet_watch *w);
 void co_fleet_watch_close(co_fleet_watch *w);
 
 /*
- * A co_fleet_flags_cb that mirrors the document into the local flags file
- * at ctx (a const char * path) with co_flags_save(), so that the router's
- * file watcher (flags/watcher.h) applies it.  A kill switch pulled in the
- * local file is never saved over by a document without it (the local trip
- * is the kill switch that works with etcd down).
+ * The router's side of the watch: each document is saved into the local
+ * flags file (co_flags_save) and, if a file watcher is given, reloaded in
+ * it at once (co_flags_watcher_reload), so the router routes by it; the
+ * epoch so applied is what the router registers.  A kill switch pulled in
+ * the local file since the last document was mirrored (a local trip: the
+ * admin API, a trigger, `rollback` with etcd down) is kept over a document
+ * without one: the kill switch that works with etcd down is never undone
+ * by etcd; it is cleared where it was pulled (`resume` on that router).
  */
-void co_fleet_mirror_to_file(void *path, const co_flags *flags, int64_t epoch);
+typedef struct co_fleet_mirror co_fleet_mirror;
+
+/* path and w (may be NULL) are borrowed.  CO_ENOMEM. */
+int co_fleet_mirror_new(co_fleet_mirror **out, const char *path, co_flags_watcher *w);
+
+void co_fleet_mirror_free(co_fleet_mirror *m);
+
+/* The co_fleet_flags_cb: ctx is the co_fleet_mirror. */
+void co_fleet_mirror_apply(void *ctx, const co_flags *flags, int64_t epoch);
+
+/* The epoch last applied (0: none yet). */
+int64_t co_fleet_mirror_epoch(co_fleet_mirror *m);
 
 /* ---- membership ---- */
 

@@ -131,12 +131,20 @@ static int to_stage_10(void *ctx, co_flags *f)
 	return co_stage_apply(f, CO_STAGE_10);
 }
 
+/* ctx: the reason to pull the kill switch with, or NULL to release it */
+static int set_kill(void *ctx, co_flags *f)
+{
+	co_flags_set_kill(f, ctx != NULL, ctx);
+	return 0;
+}
+
 static void a_router_applies_a_fleet_flag_change(void **state)
 {
 	fixture *fx = *state;
 	char path[512];
 	co_fleet_watch *w;
 	co_flags_watcher *fw;
+	co_fleet_mirror *mirror;
 	co_flags seen;
 	co_route r;
 	int64_t epoch;
@@ -144,7 +152,8 @@ static void a_router_applies_a_fleet_flag_change(void **state)
 
 	snprintf(path, sizeof path, "%s/flags.yaml", fx->dir);
 	assert_int_equal(co_flags_watcher_open(&fw, path), 0);
-	assert_int_equal(co_fleet_watch_open(&w, fx->fleet, co_fleet_mirror_to_file, path), 0);
+	assert_int_equal(co_fleet_mirror_new(&mirror, path, fw), 0);
+	assert_int_equal(co_fleet_watch_open(&w, fx->fleet, co_fleet_mirror_apply, mirror), 0);
 	gen = co_flags_watcher_generation(fw);
 
 	assert_int_equal(co_fleet_flags_update(NULL, &epoch, fx->fleet, to_stage_50, NULL), 0);
@@ -156,6 +165,19 @@ static void a_router_applies_a_fleet_flag_change(void **state)
 	assert_int_equal(co_flags_watcher_route(&r, fw, CO_OP_TASK_CLAIM, NULL), 0);
 	assert_int_equal(r.configured, CO_MODE_DUAL);
 	assert_int_equal(r.etcd_percent, 50);
+	assert_int_equal(co_fleet_mirror_epoch(mirror), epoch);
+
+	/* the fleet's trip and the fleet's resume both reach the router */
+	gen = co_flags_watcher_generation(fw);
+	assert_int_equal(co_fleet_flags_update(NULL, &epoch, fx->fleet, set_kill, "fleet"), 0);
+	assert_int_equal(co_flags_watcher_wait(fw, gen, 5000), 0);
+	assert_int_equal(co_flags_watcher_route(&r, fw, CO_OP_TASK_CLAIM, "t1"), 0);
+	assert_true(r.kill_switch);
+	gen = co_flags_watcher_generation(fw);
+	assert_int_equal(co_fleet_flags_update(NULL, &epoch, fx->fleet, set_kill, NULL), 0);
+	assert_int_equal(co_flags_watcher_wait(fw, gen, 5000), 0);
+	assert_int_equal(co_flags_watcher_route(&r, fw, CO_OP_TASK_CLAIM, "t1"), 0);
+	assert_false(r.kill_switch);
 
 	/* a local trip (etcd down) is not undone by a later fleet change */
 	{
@@ -175,6 +197,7 @@ static void a_router_applies_a_fleet_flag_change(void **state)
 		assert_int_equal(co_stage_of(&local), CO_STAGE_10);
 	}
 	co_fleet_watch_close(w);
+	co_fleet_mirror_free(mirror);
 	co_flags_watcher_close(fw);
 }
 
