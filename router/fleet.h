@@ -208,6 +208,15 @@ int co_fleet_members(co_fleet_member **out, size_t *n, co_fleet *f);
 char *co_fleet_member_json(const co_fleet_member *m);
 
 /*
+ * The fleet as `status --fleet --json` and GET /v1/admin/fleet show it:
+ * {"flags_key", "epoch", "stage", "kill_switch", "routers": [member...,
+ * each with "behind": epoch < the fleet's]} in *out (a cJSON object,
+ * owned by the caller; declared void * to keep cJSON out of this header).
+ * CO_EUNAVAIL, CO_ENOMEM.
+ */
+int co_fleet_status_json(void **out, co_fleet *f);
+
+/*
  * The fleet's part of the go/no-go gate: CO_ECONFLICT naming the first
  * router that routes by an epoch older than `epoch`, or whose outbox's
  * oldest entry is older than max_outbox_age_ms (<= 0: not checked);

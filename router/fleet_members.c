@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "core/error.h"
+#include "flags/stage.h"
 
 struct co_fleet_reg {
 	co_fleet *f;
@@ -316,4 +317,43 @@ done:
 	cJSON_Delete(req);
 	cJSON_Delete(resp);
 	return error;
+}
+
+int co_fleet_status_json(void **out, co_fleet *f)
+{
+	co_fleet_member *m = NULL;
+	cJSON *o = NULL, *arr;
+	co_flags flags;
+	int64_t epoch = 0;
+	size_t n = 0, i;
+	int error;
+
+	if ((error = co_fleet_flags_get(&flags, &epoch, f)) < 0 ||
+	    (error = co_fleet_members(&m, &n, f)) < 0)
+		return error;
+	if (!(o = cJSON_CreateObject()) ||
+	    !cJSON_AddStringToObject(o, "flags_key", f->flags_key) ||
+	    !cJSON_AddNumberToObject(o, "epoch", (double)epoch) ||
+	    !cJSON_AddStringToObject(o, "stage", co_stage_name(co_stage_of(&flags))) ||
+	    !cJSON_AddBoolToObject(o, "kill_switch", flags.kill_switch) ||
+	    !(arr = cJSON_AddArrayToObject(o, "routers")))
+		goto oom;
+	for (i = 0; i < n; i++) {
+		char *text = co_fleet_member_json(&m[i]);
+		cJSON *r = text ? cJSON_Parse(text) : NULL;
+
+		free(text);
+		if (!r || !cJSON_AddBoolToObject(r, "behind", m[i].epoch < epoch) ||
+		    !cJSON_AddItemToArray(arr, r)) {
+			cJSON_Delete(r);
+			goto oom;
+		}
+	}
+	free(m);
+	*out = o;
+	return 0;
+oom:
+	free(m);
+	cJSON_Delete(o);
+	return co_error_set(CO_ENOMEM, "out of memory");
 }

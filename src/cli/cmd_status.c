@@ -177,30 +177,18 @@ static int fleet_status(co_cli *ctx, const co_config *c)
 	if (!c->fleet_enabled)
 		return co_error_set(CO_EINVAL, "status --fleet: fleet mode is off "
 					       "(config fleet.enabled: true)");
-	if ((error = co_fleet_open_config(&fleet, c)) < 0 ||
-	    (error = co_fleet_flags_get(&f, &epoch, fleet)) < 0 ||
-	    (error = co_fleet_members(&m, &n, fleet)) < 0)
+	if ((error = co_fleet_open_config(&fleet, c)) < 0)
 		goto done;
 	if (ctx->json) {
-		cJSON *o = cJSON_CreateObject(), *arr = cJSON_AddArrayToObject(o, "routers");
+		void *o = NULL;
 
-		cJSON_AddStringToObject(o, "flags_key", co_fleet_flags_key(fleet));
-		cJSON_AddNumberToObject(o, "epoch", (double)epoch);
-		cJSON_AddStringToObject(o, "stage", co_stage_name(co_stage_of(&f)));
-		cJSON_AddBoolToObject(o, "kill_switch", f.kill_switch);
-		for (i = 0; i < n; i++) {
-			char *text = co_fleet_member_json(&m[i]);
-			cJSON *r = text ? cJSON_Parse(text) : NULL;
-
-			free(text);
-			if (r) {
-				cJSON_AddBoolToObject(r, "behind", m[i].epoch < epoch);
-				cJSON_AddItemToArray(arr, r);
-			}
-		}
-		error = co_cli_print_json(o);
+		if ((error = co_fleet_status_json(&o, fleet)) == 0)
+			error = co_cli_print_json(o);
 		goto done;
 	}
+	if ((error = co_fleet_flags_get(&f, &epoch, fleet)) < 0 ||
+	    (error = co_fleet_members(&m, &n, fleet)) < 0)
+		goto done;
 	printf("fleet flags %s: epoch %lld, stage %s%s\n", co_fleet_flags_key(fleet),
 	       (long long)epoch, co_stage_name(co_stage_of(&f)),
 	       f.kill_switch ? ", KILL SWITCH ON" : "");
