@@ -176,6 +176,21 @@ done:
 	return error;
 }
 
+int co_fleet_flags_put_if(int64_t *now, co_fleet *f, const co_flags *doc, int64_t epoch)
+{
+	char *text = NULL;
+	int64_t at = 0;
+	int error;
+
+	if ((error = co_flags_format(&text, doc)) < 0)
+		return error;
+	error = put_if_epoch(&at, f, text, epoch);
+	free(text);
+	if (error == 0 && now)
+		*now = at;
+	return error;
+}
+
 int co_fleet_flags_update(co_flags *out, int64_t *epoch, co_fleet *f,
 			  co_fleet_edit_fn edit, void *ctx)
 {
@@ -270,6 +285,18 @@ void co_fleet_mirror_apply(void *ctx, const co_flags *flags, int64_t epoch)
 		m->epoch = epoch;
 	}
 	pthread_mutex_unlock(&m->lock);
+}
+
+int co_fleet_mirror_local_trip(co_fleet_mirror *m, co_flags *local)
+{
+	int trip;
+
+	pthread_mutex_lock(&m->lock);
+	trip = co_flags_load(local, m->path) == 0 && local->kill_switch &&
+	       !(m->has_last && m->last.kill_switch);
+	pthread_mutex_unlock(&m->lock);
+	co_error_clear();
+	return trip;
 }
 
 int64_t co_fleet_mirror_epoch(co_fleet_mirror *m)

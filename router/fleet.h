@@ -102,6 +102,13 @@ int co_fleet_open_config(co_fleet **out, const struct co_config *c);
  */
 void co_fleet_gate_read(char *why, size_t len, co_fleet *f, long max_outbox_age_ms);
 
+/*
+ * Write `doc` only if etcd is still at `epoch` (no retry): CO_ERETRY if
+ * it moved on (the caller judged on what it no longer holds).  *now (may
+ * be NULL) the new epoch.  For a router pushing its local trip.
+ */
+int co_fleet_flags_put_if(int64_t *now, co_fleet *f, const co_flags *doc, int64_t epoch);
+
 /* ---- the watch: every router applies a change ---- */
 
 typedef struct co_fleet_watch co_fleet_watch;
@@ -155,6 +162,12 @@ void co_fleet_mirror_apply(void *ctx, const co_flags *flags, int64_t epoch);
 
 /* The epoch last applied (0: none yet). */
 int64_t co_fleet_mirror_epoch(co_fleet_mirror *m);
+
+/*
+ * 1 with *local the file's flags if the local file holds a kill switch
+ * the last document mirrored did not have (a local trip since), else 0.
+ */
+int co_fleet_mirror_local_trip(co_fleet_mirror *m, co_flags *local);
 
 /* ---- membership ---- */
 
@@ -224,5 +237,33 @@ int co_fleet_status_json(void **out, co_fleet *f);
  */
 int co_fleet_gate(const co_fleet_member *m, size_t n, int64_t epoch,
 		  long max_outbox_age_ms);
+
+/* ---- the kill switch without etcd (fleet_fanout.c) ---- */
+
+/*
+ * The routers last listed, cached in a file (JSON, written aside and
+ * renamed): what `rollback --fleet` reaches when etcd does not answer.
+ * save: CO_EIO, CO_ENOMEM.  load: *out malloc'd (free()); CO_ENOTFOUND
+ * when there is no cache, CO_EINVAL when it does not parse.
+ */
+#define CO_FLEET_CACHE_FILE "fleet-routers.json" /* in the state dir */
+int co_fleet_members_save(const char *path, const co_fleet_member *m, size_t n);
+int co_fleet_members_load(co_fleet_member **out, size_t *n, const char *path);
+
+/* One admin call of a fan-out: url in, the rest out. */
+typedef struct co_fleet_call {
+	char url[128];	  /* the router's admin URL ("" : not called) */
+	long status;	  /* HTTP status, 0 when no answer */
+	char error[300];  /* "" when it answered 2xx, else why not */
+	char answer[512]; /* the start of its answer */
+} co_fleet_call;
+
+/*
+ * POST `body` to url+path of every call at once, with "Authorization:
+ * Bearer token" (token NULL: none), each bounded by timeout_ms.  Returns
+ * how many answered 2xx (>= 0), or CO_ENOMEM.
+ */
+int co_fleet_fanout(co_fleet_call *calls, size_t n, const char *path, const char *body,
+		    const char *token, int timeout_ms);
 
 #endif

@@ -56,7 +56,7 @@ char *co_fleet_member_json(const co_fleet_member *m)
 	return text;
 }
 
-static void member_from_json(co_fleet_member *m, const cJSON *o)
+void co_fleet__member_from_json(co_fleet_member *m, const cJSON *o)
 {
 	memset(m, 0, sizeof *m);
 	copy_cut(m->id, sizeof m->id, co_fleet__str(o, "id"));
@@ -301,7 +301,7 @@ int co_fleet_members(co_fleet_member **out, size_t *n, co_fleet *f)
 		cJSON *o = text ? cJSON_Parse(text) : NULL;
 
 		if (o)
-			member_from_json(&list[count++], o);
+			co_fleet__member_from_json(&list[count++], o);
 		cJSON_Delete(o);
 		free(text);
 	}

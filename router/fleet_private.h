@@ -45,6 +45,9 @@ int co_fleet__call(cJSON **out, co_fleet *f, const char *path, const cJSON *req)
 int co_fleet__flags_from_kv(co_flags *out, int64_t *epoch, const co_fleet *f,
 			    const cJSON *kv);
 
+/* A member from its JSON object (missing fields empty). */
+void co_fleet__member_from_json(co_fleet_member *m, const cJSON *o);
+
 /* Add "key" (base64) to o.  0, or CO_ENOMEM. */
 int co_fleet__add_key(cJSON *o, const char *name, const char *key);
 

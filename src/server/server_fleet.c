@@ -14,6 +14,7 @@
 #include <cjson/cJSON.h>
 
 #include "core/error.h"
+#include "core/log.h"
 #include "core/outbox.h"
 #include "flags/stage.h"
 #include "server_internal.h"
@@ -27,7 +28,12 @@ struct co_server_fleet {
 	co_fleet_reg *reg;
 	pthread_mutex_t lock;
 	co_fleet_member self; /* under lock */
+	unsigned beats;
 };
+
+/* Every this many heartbeats the live routers are cached in the state dir
+ * (CO_FLEET_CACHE_FILE): whom `rollback --fleet` here reaches without etcd. */
+#define CACHE_EVERY 5
 
 /* The agent of this process, for the admin handler. */
 static pthread_mutex_t current_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -41,6 +47,29 @@ static int64_t now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/*
+ * A kill switch pulled here (the admin API, a live-signal trigger, the
+ * reconciler, `rollback` on this host) goes to the whole fleet: written
+ * into etcd's document, only over the epoch this router has applied (a
+ * resume it has not seen yet is never undone), else judged again at the
+ * next beat.  With etcd down it stays local, which is the guarantee.
+ */
+static void push_local_trip(co_server_fleet *sf, const char *id)
+{
+	co_flags doc, local;
+	int64_t epoch = co_fleet_watch_get(&doc, sf->watch);
+
+	if (doc.kill_switch || co_fleet_mirror_epoch(sf->mirror) != epoch ||
+	    !co_fleet_mirror_local_trip(sf->mirror, &local))
+		return;
+	co_flags_set_kill(&doc, 1, local.kill_reason);
+	co_flags_stamp(&doc, id, NULL);
+	if (co_fleet_flags_put_if(NULL, sf->fleet, &doc, epoch) == 0)
+		co_log(CO_LOG_WARN, "serve", "fleet: kill switch pulled here (%s) sent to "
+		       "the fleet", local.kill_reason);
+	co_error_clear();
+}
+
 /* Before each heartbeat: what this router routes by, what it owes. */
 static void fill(void *ctx, co_fleet_member *m)
 {
@@ -49,6 +78,18 @@ static void fill(void *ctx, co_fleet_member *m)
 	co_flags f;
 	int64_t oldest = 0;
 
+	push_local_trip(sf, m->id);
+	if (sf->beats++ % CACHE_EVERY == 0) {
+		co_fleet_member *all = NULL;
+		size_t n = 0;
+		char path[4200];
+
+		snprintf(path, sizeof path, "%s/%s", co_state_dir(sf->state), CO_FLEET_CACHE_FILE);
+		if (co_fleet_members(&all, &n, sf->fleet) == 0)
+			co_fleet_members_save(path, all, n);
+		free(all);
+		co_error_clear();
+	}
 	co_flags_watcher_get(&f, sf->flags);
 	snprintf(m->mode, sizeof m->mode, "%s",
 		 f.kill_switch ? "killed" : co_stage_name(co_stage_of(&f)));

@@ -291,6 +291,94 @@ static void the_gate_refuses_while_a_router_is_behind(void **state)
 	free(err);
 }
 
+/* Poll (bounded) until the kill switch in place p's flags file is `on`. */
+static int wait_kill(const place *p, int on, int timeout_ms)
+{
+	struct timespec pause = {0, 20 * 1000000L};
+	char path[400];
+	int waited;
+
+	snprintf(path, sizeof path, "%s/state/flags.yaml", p->dir);
+	for (waited = 0; waited <= timeout_ms; waited += 20) {
+		co_flags f;
+
+		if (co_flags_load(&f, path) == 0 && f.kill_switch == on)
+			return 0;
+		nanosleep(&pause, NULL);
+	}
+	return -1;
+}
+
+/* Poll (bounded) until place p's serve has cached `want` routers. */
+static int wait_cached(const place *p, size_t want, int timeout_ms)
+{
+	struct timespec pause = {0, 100 * 1000000L};
+	char path[400];
+	int waited;
+
+	snprintf(path, sizeof path, "%s/state/%s", p->dir, CO_FLEET_CACHE_FILE);
+	for (waited = 0; waited <= timeout_ms; waited += 100) {
+		co_fleet_member *m = NULL;
+		size_t n = 0;
+
+		if (co_fleet_members_load(&m, &n, path) == 0 && n == want) {
+			free(m);
+			return 0;
+		}
+		free(m);
+		nanosleep(&pause, NULL);
+	}
+	return -1;
+}
+
+static void the_kill_switch_reaches_every_router_with_etcd_down(void **state)
+{
+	fixture *fx = *state;
+	co_test_serve_child s1, s2;
+	co_test_resp resp;
+	char *out = NULL, *err = NULL, auth[64];
+
+	assert_int_equal(co_test_serve_child_start(&s1, fx->r1.dir, fx->r1.env, NULL), 0);
+	assert_int_equal(co_test_serve_child_start(&s2, fx->r2.dir, fx->r2.env, NULL), 0);
+	assert_int_equal(wait_router(&fx->op, "r1", 1, 10000), 0);
+	assert_int_equal(wait_router(&fx->op, "r2", 1, 10000), 0);
+
+	/* a trip on one router (its admin API) goes to the whole fleet */
+	snprintf(auth, sizeof auth, "Bearer %s", TOKEN);
+	co_test_http(&resp, s1.base, "POST", "/v1/admin/rollback", "{\"reason\":\"r1 saw it\"}",
+		     strlen("{\"reason\":\"r1 saw it\"}"), auth);
+	assert_int_equal(resp.status, 200);
+	free(resp.body);
+	assert_int_equal(wait_kill(&fx->r2, 1, 10000), 0);
+	/* and the fleet's resume lifts it everywhere */
+	assert_int_equal(run(&out, &err, &fx->op, "resume", NULL, NULL, NULL), 0);
+	free(out);
+	free(err);
+	assert_int_equal(wait_kill(&fx->r1, 0, 10000), 0);
+	assert_int_equal(wait_kill(&fx->r2, 0, 10000), 0);
+
+	/* etcd gone: rollback --fleet reaches both routers over HTTP */
+	assert_int_equal(wait_cached(&fx->r1, 2, 15000), 0);
+	co_test_etcd_kill(&fx->etcd);
+	assert_int_equal(run(&out, &err, &fx->r1, "rollback", "--fleet", "--reason", "etcd down"),
+			 0);
+	assert_non_null(strstr(err, "r2 http://127.0.0.1:"));
+	free(out);
+	free(err);
+	assert_int_equal(wait_kill(&fx->r1, 1, 0), 0);
+	assert_int_equal(wait_kill(&fx->r2, 1, 0), 0);
+
+	/* a router that does not answer is named, exit 2 */
+	kill(s2.pid, SIGKILL);
+	waitpid(s2.pid, NULL, 0);
+	s2.pid = 0;
+	assert_int_equal(run(&out, &err, &fx->r1, "rollback", "--fleet", NULL, NULL), 2);
+	assert_non_null(strstr(err, "1 of 2 routers answered; not: r2"));
+	free(out);
+	free(err);
+	co_test_serve_child_stop(&s1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -298,6 +386,8 @@ int main(void)
 					    setup, teardown),
 	    cmocka_unit_test_setup_teardown(the_gate_refuses_while_a_router_is_behind, setup,
 					    teardown),
+	    cmocka_unit_test_setup_teardown(the_kill_switch_reaches_every_router_with_etcd_down,
+					    setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
