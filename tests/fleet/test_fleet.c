@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/config.h"
 #include "core/error.h"
 #include "flags/flags.h"
 #include "flags/stage.h"
@@ -319,6 +320,56 @@ static void the_gate_refuses_while_a_router_is_on_an_old_epoch(void **state)
 	co_fleet_unregister(reg);
 }
 
+/* ---- the config's fleet: section ---- */
+
+static int load_text(co_config **c, const char *dir, const char *text)
+{
+	char path[400];
+	FILE *f;
+
+	snprintf(path, sizeof path, "%s/cutover.yaml", dir);
+	if ((f = fopen(path, "w")) == NULL)
+		return -1;
+	fputs(text, f);
+	fclose(f);
+	return co_config_load(c, path);
+}
+
+static void the_fleet_section_is_opt_in_and_checked(void **state)
+{
+	fixture *fx = *state;
+	co_config *c = NULL;
+	co_fleet *f = NULL;
+
+	assert_int_equal(load_text(&c, fx->dir, "state_dir: /tmp/x\n"), 0);
+	assert_false(c->fleet_enabled);
+	assert_int_equal(co_fleet_open_config(&f, c), 0);
+	assert_null(f); /* file mode: no fleet */
+	co_config_free(c);
+
+	assert_int_equal(load_text(&c, fx->dir,
+				   "etcd: {endpoints: [http://127.0.0.1:1]}\n"
+				   "fleet: {enabled: true, prefix: /f/, id: a-1, ttl: 2s,\n"
+				   "        admin_url: http://h:7480}\n"),
+			 0);
+	assert_true(c->fleet_enabled);
+	assert_string_equal(c->fleet_prefix, "/f/");
+	assert_string_equal(c->fleet_id, "a-1");
+	assert_int_equal(c->fleet_ttl_ms, 2000);
+	assert_string_equal(c->fleet_admin_url, "http://h:7480");
+	assert_int_equal(co_fleet_open_config(&f, c), 0);
+	assert_string_equal(co_fleet_flags_key(f), "/f/flags");
+	co_fleet_close(f);
+	co_config_free(c);
+
+	assert_int_equal(load_text(&c, fx->dir, "fleet: {enabled: maybe}\n"), CO_EINVAL);
+	assert_non_null(strstr(co_error_last(), "fleet.enabled"));
+	assert_int_equal(load_text(&c, fx->dir, "fleet: {ttl: 0s}\n"), CO_EINVAL);
+	assert_non_null(strstr(co_error_last(), "fleet.ttl"));
+	assert_int_equal(load_text(&c, fx->dir, "fleet: {enable: true}\n"), CO_EINVAL);
+	assert_non_null(strstr(co_error_last(), "enable"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -330,6 +381,8 @@ int main(void)
 					    teardown),
 	    cmocka_unit_test_setup_teardown(the_gate_refuses_while_a_router_is_on_an_old_epoch,
 					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(the_fleet_section_is_opt_in_and_checked, setup,
+					    teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
