@@ -175,13 +175,7 @@ static void *run(void *arg)
 	while (!r->stop) {
 		struct timespec ts;
 
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += r->every_ms / 1000;
-		ts.tv_nsec += (long)(r->every_ms % 1000) * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
+		co_fleet__deadline(&ts, r->every_ms);
 		if (pthread_cond_timedwait(&r->wake, &r->lock, &ts) != ETIMEDOUT || r->stop)
 			continue;
 		pthread_mutex_unlock(&r->lock);

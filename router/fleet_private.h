@@ -7,6 +7,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include <cjson/cJSON.h>
 
@@ -19,6 +20,9 @@ struct co_fleet {
 	char *flags_key; /* <prefix>flags */
 	int timeout_ms;
 };
+
+/* CLOCK_REALTIME now + ms, for pthread_cond_timedwait. */
+void co_fleet__deadline(struct timespec *ts, int ms);
 
 /* Base64 of len bytes (malloc'd, NUL-terminated), NULL on OOM. */
 char *co_fleet__b64(const char *p, size_t len);

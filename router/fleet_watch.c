@@ -203,13 +203,7 @@ static void pause_ms(co_fleet_watch *w, int ms)
 {
 	struct timespec ts;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += ms / 1000;
-	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
+	co_fleet__deadline(&ts, ms);
 	pthread_mutex_lock(&w->lock);
 	while (!atomic_load(&w->stop) &&
 	       pthread_cond_timedwait(&w->changed, &w->lock, &ts) != ETIMEDOUT)
@@ -277,13 +271,7 @@ int co_fleet_watch_wait(co_fleet_watch *w, int64_t after, int timeout_ms)
 	struct timespec ts;
 	int rc = 0;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += timeout_ms / 1000;
-	ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
+	co_fleet__deadline(&ts, timeout_ms);
 	pthread_mutex_lock(&w->lock);
 	while (w->epoch <= after && rc != ETIMEDOUT)
 		rc = pthread_cond_timedwait(&w->changed, &w->lock, &ts);
