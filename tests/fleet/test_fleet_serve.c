@@ -331,6 +331,36 @@ static int wait_cached(const place *p, size_t want, int timeout_ms)
 	return -1;
 }
 
+static void two_operators_on_two_hosts_both_land(void **state)
+{
+	fixture *fx = *state;
+	const char *ep[] = {fx->etcd.endpoint};
+	co_fleet_opts fo = {ep, 1, "/fleet-test/", 0};
+	co_fleet *fleet;
+	co_flags f;
+	int round;
+
+	/* r1 and r2 as two operators' hosts (no serve): each reads its own
+	 * file, so only the txn on the epoch keeps the other's change */
+	for (round = 0; round < 3; round++) {
+		const char *mode = round % 2 ? "git" : "shadow";
+
+		assert_int_equal(co_test_sh(NULL, NULL,
+					    "CUTOVER_CONFIG=%s/cutover.yaml %s flags set task_claim "
+					    "%s --force >/dev/null 2>&1 & "
+					    "CUTOVER_CONFIG=%s/cutover.yaml %s flags set task_get "
+					    "%s --force >/dev/null 2>&1 & wait",
+					    fx->r1.dir, CUTOVER_BIN, mode, fx->r2.dir, CUTOVER_BIN,
+					    mode),
+				 0);
+		assert_int_equal(co_fleet_open(&fleet, &fo), 0);
+		assert_int_equal(co_fleet_flags_get(&f, NULL, fleet), 0);
+		co_fleet_close(fleet);
+		assert_string_equal(co_mode_name(co_flags_get(&f, CO_OP_TASK_CLAIM).mode), mode);
+		assert_string_equal(co_mode_name(co_flags_get(&f, CO_OP_TASK_GET).mode), mode);
+	}
+}
+
 static void the_kill_switch_reaches_every_router_with_etcd_down(void **state)
 {
 	fixture *fx = *state;
@@ -385,6 +415,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(a_stage_reaches_every_serve_and_the_fleet_is_listed,
 					    setup, teardown),
 	    cmocka_unit_test_setup_teardown(the_gate_refuses_while_a_router_is_behind, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(two_operators_on_two_hosts_both_land, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(the_kill_switch_reaches_every_router_with_etcd_down,
 					    setup, teardown),
