@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <sys/stat.h>
 
+#include "flags/flags.h"
 #include "flags/watcher.h"
 
 /*
@@ -17,6 +18,12 @@
  * CO_ENOMEM.
  */
 int co_flags__read(char **out, size_t *out_len, struct stat *out_st, const char *path);
+
+/*
+ * 0 if `mode` is a mode and `etcd_percent` within 0..100, else CO_EINVAL
+ * naming the bad value.
+ */
+int co_flags__check_setting(co_mode mode, int etcd_percent);
 
 /*
  * co_flags_watcher_open without inotify: the stat() poll alone, as on a

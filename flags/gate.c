@@ -375,16 +375,37 @@ static int check_completed(const co_gate_input *in)
 	return co_gate_check_completed(in->from, in->to);
 }
 
+static int check_fleet(const co_gate_input *in)
+{
+	return in->fleet_error ? co_error_set(CO_ECONFLICT, "go/no-go: %s" OVERRIDE,
+					      in->fleet_error)
+			       : 0;
+}
+
+/* Rule 7 applies to a change of the routing, not to the kill switch. */
+static int routing_changes(const co_flags *from, const co_flags *to)
+{
+	co_flags a = *from, b = *to;
+
+	co_flags_set_kill(&a, 0, NULL);
+	co_flags_set_kill(&b, 0, NULL);
+	memcpy(b.updated_at, a.updated_at, sizeof b.updated_at);
+	memcpy(b.updated_by, a.updated_by, sizeof b.updated_by);
+	return !co_flags_equal(&a, &b);
+}
+
 int co_gate_evaluate(co_gate_verdict v[CO_GATE__COUNT], const co_gate_input *in)
 {
 	static const char *const names[CO_GATE__COUNT] = {
 	    "completed",
 	    "path",	       "reconciliation", "legacy writers",
 	    "outbox",	       "store health",	 "etcd leader and alarms",
-	    "shadow mismatches", "way back: git writable", "way back: git drain"};
+	    "shadow mismatches", "way back: git writable", "way back: git drain",
+	    "fleet"};
 	int (*const check[CO_GATE__COUNT])(const co_gate_input *) = {
 	    check_completed, NULL,	  check_run,	check_legacy,	check_outbox,	  check_stores,
-	    check_etcd, check_shadow, check_git_back, check_drain_back};
+	    check_etcd, check_shadow, check_git_back, check_drain_back,
+	    check_fleet};
 	int applies[CO_GATE__COUNT], raises, refused = 0, i, error;
 
 	if (in == NULL || in->from == NULL || in->to == NULL || in->window_ms < 0)
@@ -394,14 +415,16 @@ int co_gate_evaluate(co_gate_verdict v[CO_GATE__COUNT], const co_gate_input *in)
 	applies[CO_GATE_PATH] = 1;
 	applies[CO_GATE_RUN] = co_gate_needs_run(in->from, in->to);
 	applies[CO_GATE_LEGACY] = co_gate_needs_legacy_check(in->from, in->to);
-	for (i = CO_GATE_OUTBOX; i < CO_GATE__COUNT; i++)
+	for (i = CO_GATE_OUTBOX; i < CO_GATE_FLEET; i++)
 		applies[i] = raises;
+	applies[CO_GATE_FLEET] = in->fleet && routing_changes(in->from, in->to);
 	for (i = 0; i < CO_GATE__COUNT; i++) {
 		co_gate_verdict *x = &v[i];
 
 		x->rule = names[i];
 		x->applies = applies[i];
-		x->checked = applies[i] && (i < CO_GATE_OUTBOX || in->checks != NULL);
+		x->checked = applies[i] && (i < CO_GATE_OUTBOX || i == CO_GATE_FLEET ||
+					    in->checks != NULL);
 		x->ok = 1;
 		x->why[0] = '\0';
 		if (!x->applies) {

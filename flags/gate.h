@@ -42,6 +42,13 @@
  *     primary for more IDs is only safe while the kill switch can hand
  *     them back to git.
  *
+ *  7. In fleet mode (config fleet.enabled, router/fleet.h), a change of
+ *     the routing (not the kill switch, never refused here) is refused
+ *     while a live router routes by an older flags epoch than etcd holds,
+ *     or has an outbox older than the bound: the change would stack on one
+ *     not every router has.  The caller reads the routers (co_fleet_gate)
+ *     and passes the refusal, naming the router, in fleet_error.
+ *
  *  6. After `cutover complete` (from->completed.on), git is no longer kept
  *     current: a change that moves some operation away from etcd mode,
  *     pulls the kill switch, or clears the completion is refused (git
@@ -99,6 +106,10 @@ typedef struct co_gate_input {
 	/* Rules 4 and 5; NULL: not checked (a caller without the stores says
 	 * so: co_gate_evaluate() reports them as not checked). */
 	const co_gate_checks *checks;
+	/* Rule 7: 1 in fleet mode (the caller read the routers); fleet_error
+	 * NULL when every live router is current, else why not (borrowed). */
+	int fleet;
+	const char *fleet_error;
 } co_gate_input;
 
 /* The rules co_gate_evaluate() reports on, in its order. */
@@ -113,6 +124,7 @@ enum {
 	CO_GATE_SHADOW,	   /* rule 4: mismatch rate */
 	CO_GATE_GIT_BACK,  /* rule 5: git writable */
 	CO_GATE_DRAIN_BACK, /* rule 5: the git-bound drain */
+	CO_GATE_FLEET,	    /* rule 7: every router on the current epoch */
 	CO_GATE__COUNT
 };
 

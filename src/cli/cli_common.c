@@ -38,6 +38,7 @@
 #include "flags/gate.h"
 #include "flags/stage.h"
 #include "flags/watcher.h"
+#include "router/fleet.h"
 #include "router/router.h"
 
 #include <cjson/cJSON.h>
@@ -405,6 +406,48 @@ const char *co_cli_who(void)
 	return u && *u ? u : "cutover";
 }
 
+/*
+ * Fleet mode (router/fleet.h): the flags in etcd are the fleet's.  A change
+ * is written there by txn on the epoch (the change re-applied on what etcd
+ * holds), then the local file gets the result (a kill switch on in it and
+ * not touched by the change stays); nothing is changed when etcd does not
+ * answer.  The kill switch lands in the local file first,
+ * always, and in etcd if it answers (else a warning: `rollback --fleet`
+ * reaches the routers without etcd).  *to becomes what was saved.
+ */
+static int fleet_commit(const co_config *c, const co_flags *from, co_flags *to, int kill)
+{
+	co_fleet *fleet = NULL;
+	co_flags after;
+	int64_t epoch = 0;
+	int error;
+
+	if (kill && (error = co_flags_save_kill(to, from, c->flags_path)) < 0)
+		return error;
+	if ((error = co_fleet_open_config(&fleet, c)) == 0)
+		error = co_fleet_flags_commit(&after, &epoch, fleet, from, to);
+	co_fleet_close(fleet);
+	if (error < 0 && kill) {
+		fprintf(stderr,
+			"cutover: warning: kill switch pulled in %s, but not in the "
+			"fleet's flags in etcd: %s (`cutover rollback --fleet` reaches "
+			"every registered router without etcd)\n",
+			c->flags_path, co_error_last());
+		co_error_clear();
+		return 0;
+	}
+	if (error < 0)
+		return co_cli_error_prefix(error, "fleet flags not changed");
+	/* a kill switch on here and left alone by the change stays on here */
+	if (from->kill_switch && to->kill_switch && !after.kill_switch)
+		co_flags_set_kill(&after, 1, from->kill_reason);
+	if ((error = co_flags_save(&after, c->flags_path)) < 0)
+		return co_cli_error_prefix(error, "fleet flags changed in etcd (the routers "
+						  "get them), but not in the local file");
+	*to = after;
+	return 0;
+}
+
 int co_cli_flags_commit(co_cli *ctx, co_state *st, const char *action,
 			const co_flags *from, co_flags *to, const char *note,
 			const char *why, int kill)
@@ -422,10 +465,14 @@ int co_cli_flags_commit(co_cli *ctx, co_state *st, const char *action,
 	n = strlen(what);
 	if (note && *note && n + 3 < sizeof(what))
 		snprintf(what + n, sizeof(what) - n, "; %s", note);
-	/* The kill switch always lands; any other change only over what it read. */
-	if ((error = kill ? co_flags_save_kill(to, from, c->flags_path)
-			  : co_flags_save_if(from, to, c->flags_path)) < 0)
+	if (c->fleet_enabled) {
+		if ((error = fleet_commit(c, from, to, kill)) < 0)
+			return error;
+	} else if ((error = kill ? co_flags_save_kill(to, from, c->flags_path)
+				 : co_flags_save_if(from, to, c->flags_path)) < 0) {
+		/* The kill switch always lands; any other change only over what it read. */
 		return error;
+	}
 	if (st == NULL && (error = co_state_open(&own, c->state_dir)) < 0)
 		goto audit_failed;
 	if ((error = co_audit_change_add(st ? st : own, co_cli_who(), action, what,

@@ -21,6 +21,7 @@
 #include "../store/etcd_store.h"
 #include "../store/git_log.h"
 #include "flags/gate.h"
+#include "router/fleet.h"
 
 #include <errno.h>
 #include <git2.h>
@@ -40,7 +41,7 @@ typedef struct gate_read {
 	co_run *run;
 	co_gate_checks checks;
 	co_etcd_status etcd;
-	char ferr[512], git_err[512], etcd_err[512], outbox_err[512];
+	char ferr[512], git_err[512], etcd_err[512], outbox_err[512], fleet_err[600];
 } gate_read;
 
 /*
@@ -195,6 +196,18 @@ static int gate_read_all(gate_read *g, co_cli *ctx, co_state *st, const co_flags
 	}
 	if (co_gate_raises_etcd(from, to))
 		read_checks(g, ctx, c, st);
+	if (c->fleet_enabled) { /* rule 7: every router on the current epoch */
+		co_fleet *fleet = NULL;
+
+		if (co_fleet_open_config(&fleet, c) < 0)
+			snprintf(g->fleet_err, sizeof(g->fleet_err), "%s", co_error_last());
+		else
+			co_fleet_gate_read(g->fleet_err, sizeof(g->fleet_err), fleet,
+					   c->gate_outbox_max_age_ms);
+		co_fleet_close(fleet);
+		g->in.fleet = 1;
+		g->in.fleet_error = g->fleet_err[0] ? g->fleet_err : NULL;
+	}
 	return 0;
 }
 

@@ -28,6 +28,7 @@
 #include "../core/log.h"
 #include "../core/webhook.h"
 #include "../server/server.h"
+#include "../server/server_fleet.h"
 #include "flags/watcher.h"
 #include "router/router.h"
 
@@ -38,6 +39,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #define U_SERVE                                                                          \
 	"cutover serve [--listen HOST:PORT] [--insecure-data-plane] [--tls-cert FILE "   \
@@ -195,6 +197,48 @@ static int reopen_with_drain(co_cli_router *cr, const co_config *c)
 	return 0;
 }
 
+/*
+ * Fleet mode (config fleet:): watch the fleet's flags, register this
+ * router with the admin URL `rollback --fleet` calls (fleet.admin_url, or
+ * this listener's port on 127.0.0.1 for a loopback listener, else on this
+ * host's name).  etcd must answer at start: a router that cannot see the
+ * fleet's flags does not join it silently.
+ */
+static int start_fleet(co_server_fleet **out, const co_config *c, co_cli_router *cr,
+		       const char *listen, int port, int tls)
+{
+	co_server_fleet_opts fo = {0};
+	char url[160], host[100] = "127.0.0.1";
+	int error;
+
+	*out = NULL;
+	if (!c->fleet_enabled)
+		return 0;
+	if (listen && strncmp(listen, "127.", 4) != 0 && strncmp(listen, "localhost", 9) != 0 &&
+	    gethostname(host, sizeof host - 1) < 0)
+		snprintf(host, sizeof host, "127.0.0.1");
+	snprintf(url, sizeof url, "%s://%s:%d", tls ? "https" : "http", host, port);
+	if ((error = co_fleet_open_config(&fo.fleet, c)) < 0)
+		return error;
+	fo.flags_path = c->flags_path;
+	fo.flags = cr->flags;
+	fo.state = cr->state;
+	fo.id = c->fleet_id;
+	fo.admin_url = c->fleet_admin_url ? c->fleet_admin_url : url;
+	fo.version = CO_CLI_VERSION;
+	fo.ttl_ms = c->fleet_ttl_ms;
+	if ((error = co_server_fleet_start(out, &fo)) < 0)
+		return co_cli_error_prefix(error, "fleet: cannot join");
+	{
+		co_fleet_member self;
+
+		co_server_fleet_self(&self, *out);
+		co_log(CO_LOG_INFO, "serve", "fleet: registered as %s (admin %s)", self.id,
+		       self.admin_url);
+	}
+	return 0;
+}
+
 int co_cli_serve(int argc, char **argv, co_cli *ctx)
 {
 	const char *listen = NULL, *pos[1], *tls_cert = NULL, *tls_key = NULL;
@@ -208,6 +252,7 @@ int co_cli_serve(int argc, char **argv, co_cli *ctx)
 	co_cli_router *cr = NULL;
 	co_server *srv = NULL;
 	co_webhook_sender *hooks = NULL;
+	co_server_fleet *fleet = NULL;
 	const co_config *c;
 	char *token = NULL;
 	gate_ctx g;
@@ -283,7 +328,9 @@ int co_cli_serve(int argc, char **argv, co_cli *ctx)
 	so.max_connections_per_ip = c->serve_max_connections_per_ip;
 	so.max_inflight = c->serve_max_inflight;
 	so.queue_deadline_ms = c->serve_queue_deadline_ms;
-	if ((error = co_server_start(&srv, &so)) < 0)
+	if ((error = co_server_start(&srv, &so)) < 0 ||
+	    (error = start_fleet(&fleet, c, cr, listen, co_server_port(srv),
+				 tls_cert && *tls_cert)) < 0)
 		goto done;
 	/* Webhook events (webhook.h): delivered by a thread of their own, so
 	 * that a dead receiver never holds up a request or a trip. */
@@ -310,6 +357,7 @@ int co_cli_serve(int argc, char **argv, co_cli *ctx)
 	co_log(CO_LOG_INFO, "serve", "%s: stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
 done:
 	driver_stop(&drv);
+	co_server_fleet_stop(fleet);
 	co_webhook_sender_stop(hooks);
 	co_server_stop(srv);
 	co_cli_router_close(cr, error < 0 ? 0 : CO_CLI_DRAIN_MS);

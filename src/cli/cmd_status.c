@@ -21,6 +21,7 @@
 #include "../core/runs.h"
 #include "../core/state.h"
 #include "flags/stage.h"
+#include "router/fleet.h"
 #include "router/triggers.h"
 
 #include <cjson/cJSON.h>
@@ -35,7 +36,7 @@
 /* A serve's probe result older than this is not trusted. */
 #define HEALTH_FRESH_MS 10000
 
-#define U_STATUS "cutover status [--json]"
+#define U_STATUS "cutover status [--fleet] [--json]"
 
 static const char h_status[] =
     "usage: " U_STATUS "\n\n"
@@ -58,7 +59,13 @@ static const char h_status[] =
     "shadow reads compared with etcd and the fields whose differences are\n"
     "ignored (the counters are in a running serve's /metrics:\n"
     "cutover_shadow_{reads,skipped,mismatches}_total).\n\n"
-    "Examples:\n  cutover status\n  cutover --json status | jq .outbox\n"
+    "--fleet: instead, the router fleet (config `fleet:`): the flags epoch in\n"
+    "etcd and every live router registered under its lease (host, pid, version,\n"
+    "the mode and epoch it routes by, its outbox depth and oldest entry's age,\n"
+    "its admin URL, its last heartbeat); a router behind the epoch is marked.\n"
+    "A router that died goes from the list when its lease runs out (fleet.ttl).\n"
+    "Exit 2 when etcd does not answer.\n\n"
+    "Examples:\n  cutover status\n  cutover status --fleet\n  cutover --json status | jq .outbox\n"
     "  cutover --json status | jq .triggers\n  cutover --json status | jq .shadow\n";
 
 typedef struct health {
@@ -157,9 +164,56 @@ done:
 	return ok;
 }
 
+/* `status --fleet`: the epoch in etcd and every live router. */
+static int fleet_status(co_cli *ctx, const co_config *c)
+{
+	co_fleet *fleet = NULL;
+	co_fleet_member *m = NULL;
+	co_flags f;
+	int64_t epoch = 0;
+	size_t n = 0, i;
+	int error;
+
+	if (!c->fleet_enabled)
+		return co_error_set(CO_EINVAL, "status --fleet: fleet mode is off "
+					       "(config fleet.enabled: true)");
+	if ((error = co_fleet_open_config(&fleet, c)) < 0)
+		goto done;
+	if (ctx->json) {
+		void *o = NULL;
+
+		if ((error = co_fleet_status_json(&o, fleet)) == 0)
+			error = co_cli_print_json(o);
+		goto done;
+	}
+	if ((error = co_fleet_flags_get(&f, &epoch, fleet)) < 0 ||
+	    (error = co_fleet_members(&m, &n, fleet)) < 0)
+		goto done;
+	printf("fleet flags %s: epoch %lld, stage %s%s\n", co_fleet_flags_key(fleet),
+	       (long long)epoch, co_stage_name(co_stage_of(&f)),
+	       f.kill_switch ? ", KILL SWITCH ON" : "");
+	printf("%zu live router%s\n", n, n == 1 ? "" : "s");
+	if (n)
+		printf("  %-20s %-16s %7s %-8s %-7s %6s %7s %9s  %-20s %s\n", "id", "host",
+		       "pid", "version", "mode", "epoch", "outbox", "oldest", "heartbeat",
+		       "admin");
+	for (i = 0; i < n; i++)
+		printf("  %-20s %-16s %7ld %-8s %-7s %6lld %7ld %7ldms  %-20s %s%s\n", m[i].id,
+		       m[i].host, m[i].pid, m[i].version, m[i].mode, (long long)m[i].epoch,
+		       m[i].outbox_depth, m[i].outbox_age_ms, m[i].heartbeat,
+		       m[i].admin_url[0] ? m[i].admin_url : "-",
+		       m[i].epoch < epoch ? "  BEHIND" : "");
+	error = 0;
+done:
+	free(m);
+	co_fleet_close(fleet);
+	return error;
+}
+
 int co_cli_status(int argc, char **argv, co_cli *ctx)
 {
-	co_cli_opt opts[] = {{NULL, NULL, NULL}};
+	int want_fleet = 0;
+	co_cli_opt opts[] = {{"fleet", NULL, &want_fleet}, {NULL, NULL, NULL}};
 	const co_config *c;
 	const char *pos[1];
 	co_state *st = NULL;
@@ -177,6 +231,8 @@ int co_cli_status(int argc, char **argv, co_cli *ctx)
 		return error < 0 ? error : 0;
 	if ((error = co_cli_config(&c, ctx)) < 0)
 		return error;
+	if (want_fleet)
+		return fleet_status(ctx, c);
 	if (co_flags_load(&f, c->flags_path) < 0) {
 		snprintf(flags_error, sizeof(flags_error), "%s", co_error_last());
 		co_flags_init(&f);

@@ -90,6 +90,9 @@ void co_config_free(co_config *c)
 	free(c->admin_token_file);
 	free(c->serve_tls_cert);
 	free(c->serve_tls_key);
+	free(c->fleet_prefix);
+	free(c->fleet_id);
+	free(c->fleet_admin_url);
 	co_redact_free(c->redact);
 	co_shadow_cfg_clear(&c->shadow);
 	free_webhooks(c->webhooks, c->n_webhooks);
@@ -161,6 +164,7 @@ int co_config_defaults(co_config **out)
 	c->gate_outbox_max_age_ms = 120 * 1000;
 	c->gate_max_shadow_mismatch_ratio = 0.01;
 	c->breaker_failures = 3;
+	c->fleet_ttl_ms = 3000;
 	c->breaker_probe_ms = 1000;
 	c->breaker_probe_max_ms = 2000;
 	c->triggers = (co_trigger_cfg)CO_TRIGGER_CFG_INIT;
@@ -170,6 +174,7 @@ int co_config_defaults(co_config **out)
 	    (error = set_str(&c->state_dir, DEFAULT_STATE_DIR)) < 0 ||
 	    (error = set_str(&c->flags_path, DEFAULT_STATE_DIR "/" FLAGS_FILE)) < 0 ||
 	    (error = set_str(&c->listen, "127.0.0.1:7480")) < 0 ||
+	    (error = set_str(&c->fleet_prefix, "/cutover/")) < 0 ||
 	    (error = co_redact_default(&c->redact)) < 0)
 		goto done;
 	if ((error = push_endpoint(&c->etcd_endpoints, &c->n_etcd_endpoints,
@@ -881,8 +886,10 @@ static const char *known_keys(const char *sec)
 		       "health_grace, outbox_age";
 	if (strcmp(sec, "shadow") == 0)
 		return "sample, sample_by_op, ignore";
+	if (strcmp(sec, "fleet") == 0)
+		return "enabled, prefix, id, ttl, admin_url";
 	return "git, etcd, state_dir, flags, listen, admin_token_file, reconcile, gate, "
-	       "router, breaker, serve, redact, triggers, shadow, webhooks";
+	       "router, breaker, serve, redact, triggers, shadow, webhooks, fleet";
 }
 
 /* serve.swarm_auth: none | token. */
@@ -909,7 +916,7 @@ static int apply_key(file_ctx *fc, const char *sec, const char *name, const char
 		    strcmp(name, "reconcile") == 0 || strcmp(name, "router") == 0 ||
 		    strcmp(name, "breaker") == 0 || strcmp(name, "serve") == 0 ||
 		    strcmp(name, "gate") == 0 || strcmp(name, "triggers") == 0 ||
-		    strcmp(name, "shadow") == 0)
+		    strcmp(name, "shadow") == 0 || strcmp(name, "fleet") == 0)
 			return load_section(fc, v, name);
 		if (strcmp(name, "state_dir") == 0)
 			return get_string(&c->state_dir, fc, v, full, 0);
@@ -967,6 +974,17 @@ static int apply_key(file_ctx *fc, const char *sec, const char *name, const char
 			return get_duration(&c->gate_outbox_max_age_ms, fc, v, full, 1);
 		if (strcmp(name, "max_shadow_mismatch_ratio") == 0)
 			return get_ratio(&c->gate_max_shadow_mismatch_ratio, fc, v, full);
+	} else if (strcmp(sec, "fleet") == 0) {
+		if (strcmp(name, "enabled") == 0)
+			return get_bool(&c->fleet_enabled, fc, v, full);
+		if (strcmp(name, "prefix") == 0)
+			return get_string(&c->fleet_prefix, fc, v, full, 0);
+		if (strcmp(name, "id") == 0)
+			return get_string(&c->fleet_id, fc, v, full, 1);
+		if (strcmp(name, "ttl") == 0)
+			return get_duration(&c->fleet_ttl_ms, fc, v, full, 1);
+		if (strcmp(name, "admin_url") == 0)
+			return get_string(&c->fleet_admin_url, fc, v, full, 1);
 	} else if (strcmp(sec, "router") == 0) {
 		if (strcmp(name, "mirror_timeout") == 0)
 			return get_duration(&c->mirror_timeout_ms, fc, v, full, 1);

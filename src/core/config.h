@@ -36,6 +36,10 @@
  *             ignore: ["$.updated_at", metadata.build.host] }
  *             shadow reads compared (percent) and fields that may differ
  *             (shadow.h)
+ *   fleet:  { enabled: false, prefix: /cutover/, id: NAME, ttl: 3s,
+ *             admin_url: http://host:port }
+ *             a router fleet through etcd (router/fleet.h): the flags at
+ *             <prefix>flags, each router under <prefix>routers/<id>
  *   webhooks:                              signed event POSTs (webhook.h)
  *     - url: https://hooks.example/cutover  http:// or https:// only
  *       secret_file: /etc/cutover/hook.key   or secret: TEXT (one of both)
@@ -139,6 +143,13 @@ typedef struct co_config {
 	int serve_max_connections_per_ip;
 	int serve_max_inflight;
 	int serve_queue_deadline_ms; /* 0: off (429 at once over max_inflight) */
+
+	/* fleet.*: flags in etcd and membership (router/fleet.h); off by default */
+	int fleet_enabled;
+	char *fleet_prefix;	/* default "/cutover/" */
+	char *fleet_id;		/* default "<host>-<pid>" (NULL here) */
+	int fleet_ttl_ms;	/* the membership lease (default 3 s) */
+	char *fleet_admin_url;	/* what `rollback --fleet` calls (NULL: none) */
 
 	co_config_webhook *webhooks; /* webhooks: (none by default) */
 	size_t n_webhooks;

@@ -21,6 +21,7 @@
  * the last rename wins), as with a `cutover reconcile` in another process.
  */
 #include "server_internal.h"
+#include "server_fleet.h"
 
 #include "core/audit.h"
 #include "core/error.h"
@@ -665,6 +666,10 @@ void co_server__admin(reply *rp, co_server *s, struct MHD_Connection *c, const r
 		}
 		co_flags_watcher_get(&from, s->flags);
 		co_server__reply_json(rp, 200, flags_json(&from));
+		return;
+	}
+	if (strcmp(what, "fleet") == 0) { /* router fleet (server_fleet.c) */
+		co_server__fleet_admin(rp, is_post);
 		return;
 	}
 	if (strcmp(what, "audit") == 0) {

@@ -1,0 +1,58 @@
+/*
+ * fleet_private.h - what the files of the fleet (fleet.c, fleet_gw.c)
+ * share: the handle and the small etcd v3 gateway client under it.
+ */
+#ifndef CO_ROUTER_FLEET_PRIVATE_H
+#define CO_ROUTER_FLEET_PRIVATE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include <cjson/cJSON.h>
+
+#include "router/fleet.h"
+
+struct co_fleet {
+	char **endpoints;
+	size_t n_endpoints;
+	char *prefix;
+	char *flags_key; /* <prefix>flags */
+	int timeout_ms;
+};
+
+/* CLOCK_REALTIME now + ms, for pthread_cond_timedwait. */
+void co_fleet__deadline(struct timespec *ts, int ms);
+
+/* Base64 of len bytes (malloc'd, NUL-terminated), NULL on OOM. */
+char *co_fleet__b64(const char *p, size_t len);
+
+/* Decode base64 into a malloc'd NUL-terminated buffer, *len its length
+ * (may be NULL); NULL on OOM or bad input. */
+char *co_fleet__unb64(const char *in, size_t *len);
+
+/* A string field (int64s come as strings): "" when absent. */
+const char *co_fleet__str(const cJSON *o, const char *name);
+
+/* An int64 field printed as a string or a number; 0 when absent. */
+int64_t co_fleet__i64(const cJSON *o, const char *name);
+
+/*
+ * POST req (JSON) to path ("/v3/kv/range") on the first endpoint that
+ * answers; *out the JSON answer (caller frees).  A gateway error answer
+ * ("error"/"code") becomes CO_EINVAL with its message; no endpoint
+ * answering CO_EUNAVAIL naming them.
+ */
+int co_fleet__call(cJSON **out, co_fleet *f, const char *path, const cJSON *req);
+
+/* The flags and epoch of a range answer's kv (NULL: absent, the defaults). */
+int co_fleet__flags_from_kv(co_flags *out, int64_t *epoch, const co_fleet *f,
+			    const cJSON *kv);
+
+/* A member from its JSON object (missing fields empty). */
+void co_fleet__member_from_json(co_fleet_member *m, const cJSON *o);
+
+/* Add "key" (base64) to o.  0, or CO_ENOMEM. */
+int co_fleet__add_key(cJSON *o, const char *name, const char *key);
+
+#endif

@@ -1,0 +1,426 @@
+/*
+ * test_fleet_serve.c - fleet mode end to end with the real binary: two
+ * `cutover serve` routers (each its own state dir and flags file) sharing
+ * one etcd and one git repo; `cutover stage` from a third place reaches
+ * both, `status --fleet` and GET /v1/admin/fleet list them and drop one
+ * that dies, and the gate refuses a stage change while a router is on an
+ * old epoch, naming it.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* cmocka needs the headers above first. */
+#include <cmocka.h>
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "core/error.h"
+#include "flags/flags.h"
+#include "flags/stage.h"
+#include "harness/harness.h"
+#include "harness/http.h"
+#include "harness/serve_child.h"
+#include "router/fleet.h"
+
+#define TOKEN "fleet-test-admin-token-0123456789"
+
+/* One place that runs cutover: a dir with its config (and state dir). */
+typedef struct place {
+	char dir[256];
+	char e_config[480], e_path[1100], e_home[320];
+	const char *env[4];
+} place;
+
+typedef struct fixture {
+	co_test_etcd etcd;
+	char repo[256];
+	place r1, r2, op, off;
+} fixture;
+
+static int place_new(place *p, const fixture *fx, const char *id, int fleet)
+{
+	char path[400];
+	FILE *f;
+
+	if (co_test_tmpdir(p->dir, sizeof p->dir) != 0)
+		return -1;
+	snprintf(path, sizeof path, "%s/admin.token", p->dir);
+	if ((f = fopen(path, "w")) == NULL)
+		return -1;
+	fputs(TOKEN "\n", f);
+	fclose(f);
+	snprintf(path, sizeof path, "%s/cutover.yaml", p->dir);
+	if ((f = fopen(path, "w")) == NULL)
+		return -1;
+	fprintf(f,
+		"git: {repo: %s}\n"
+		"etcd: {endpoints: [%s], prefix: /data/}\n"
+		"state_dir: %s/state\n"
+		"admin_token_file: %s/admin.token\n"
+		"fleet: {enabled: %s, prefix: /fleet-test/, id: %s, ttl: 1s}\n",
+		fx->repo, fx->etcd.endpoint, p->dir, p->dir, fleet ? "true" : "false", id);
+	fclose(f);
+	snprintf(p->e_config, sizeof p->e_config, "CUTOVER_CONFIG=%s", path);
+	snprintf(p->e_path, sizeof p->e_path, "PATH=%s", getenv("PATH") ? getenv("PATH") : "");
+	snprintf(p->e_home, sizeof p->e_home, "HOME=%s", p->dir);
+	p->env[0] = p->e_config;
+	p->env[1] = p->e_path;
+	p->env[2] = p->e_home;
+	p->env[3] = NULL;
+	return 0;
+}
+
+static int setup(void **state)
+{
+	fixture *fx = calloc(1, sizeof *fx);
+
+	signal(SIGPIPE, SIG_IGN);
+	if (!fx || co_test_etcd_start(&fx->etcd) != 0 ||
+	    co_test_git_repo_new(fx->repo, sizeof fx->repo) != 0 ||
+	    place_new(&fx->r1, fx, "r1", 1) != 0 || place_new(&fx->r2, fx, "r2", 1) != 0 ||
+	    place_new(&fx->op, fx, "operator", 1) != 0 ||
+	    place_new(&fx->off, fx, "off", 0) != 0)
+		return -1;
+	*state = fx;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	fixture *fx = *state;
+
+	co_test_etcd_stop(&fx->etcd);
+	co_test_rmrf(fx->repo);
+	co_test_rmrf(fx->r1.dir);
+	co_test_rmrf(fx->r2.dir);
+	co_test_rmrf(fx->op.dir);
+	co_test_rmrf(fx->off.dir);
+	free(fx);
+	return 0;
+}
+
+/* Run cutover in place p; exit status, stdout/stderr into out/err. */
+static int run(char **out, char **err, const place *p, const char *a1, const char *a2,
+	       const char *a3, const char *a4)
+{
+	const char *argv[] = {a1, a2, a3, a4, NULL};
+	int rc = co_test_cutover(out, err, p->env, argv);
+
+	if (rc != 0 && err && *err) /* what a failing step said, for the log */
+		fprintf(stderr, "cutover %s %s: exit %d: %s", a1, a2 ? a2 : "", rc, *err);
+	return rc;
+}
+
+/* `status --fleet --json` as a cJSON object (NULL if it failed). */
+static cJSON *fleet_json(const place *p)
+{
+	char *out = NULL, *err = NULL;
+	cJSON *o = NULL;
+
+	if (run(&out, &err, p, "--json", "status", "--fleet", NULL) == 0)
+		o = cJSON_Parse(out);
+	free(out);
+	free(err);
+	return o;
+}
+
+/* The router `id` in a fleet JSON, or NULL. */
+static const cJSON *router_in(const cJSON *o, const char *id)
+{
+	const cJSON *r;
+
+	cJSON_ArrayForEach(r, cJSON_GetObjectItemCaseSensitive(o, "routers"))
+	{
+		const cJSON *v = cJSON_GetObjectItemCaseSensitive(r, "id");
+
+		if (cJSON_IsString(v) && strcmp(v->valuestring, id) == 0)
+			return r;
+	}
+	return NULL;
+}
+
+/*
+ * Poll (bounded) until router `id` is listed (want 1) on the fleet's
+ * current epoch, or until it is not listed (want 0).
+ */
+static int wait_router(const place *p, const char *id, int want, int timeout_ms)
+{
+	struct timespec pause = {0, 100 * 1000000L};
+	int waited;
+
+	for (waited = 0; waited <= timeout_ms; waited += 100) {
+		cJSON *o = fleet_json(p);
+		const cJSON *r = o ? router_in(o, id) : NULL;
+		int ok = o && (want ? r && !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(r, "behind"))
+				    : r == NULL);
+
+		cJSON_Delete(o);
+		if (ok)
+			return 0;
+		nanosleep(&pause, NULL);
+	}
+	return -1;
+}
+
+/* Poll (bounded) until the flags file of place p is at `stage`. */
+static int wait_stage(const place *p, co_stage stage, int timeout_ms)
+{
+	struct timespec pause = {0, 20 * 1000000L};
+	char path[400];
+	int waited;
+
+	snprintf(path, sizeof path, "%s/state/flags.yaml", p->dir);
+	for (waited = 0; waited <= timeout_ms; waited += 20) {
+		co_flags f;
+
+		if (co_flags_load(&f, path) == 0 && co_stage_of(&f) == stage)
+			return 0;
+		nanosleep(&pause, NULL);
+	}
+	return -1;
+}
+
+static void a_stage_reaches_every_serve_and_the_fleet_is_listed(void **state)
+{
+	fixture *fx = *state;
+	co_test_serve_child s1, s2;
+	co_test_resp resp;
+	char *out = NULL, *err = NULL, auth[64];
+	cJSON *o;
+
+	assert_int_equal(co_test_serve_child_start(&s1, fx->r1.dir, fx->r1.env, NULL), 0);
+	assert_int_equal(co_test_serve_child_start(&s2, fx->r2.dir, fx->r2.env, NULL), 0);
+	assert_int_equal(wait_router(&fx->op, "r1", 1, 10000), 0);
+	assert_int_equal(wait_router(&fx->op, "r2", 1, 10000), 0);
+
+	/* an operator elsewhere moves the fleet; both routers get it */
+	assert_int_equal(run(&out, &err, &fx->op, "stage", "shadow", "--force", NULL), 0);
+	free(out);
+	free(err);
+	assert_int_equal(wait_stage(&fx->r1, CO_STAGE_SHADOW, 10000), 0);
+	assert_int_equal(wait_stage(&fx->r2, CO_STAGE_SHADOW, 10000), 0);
+	/* and register the new epoch */
+	assert_int_equal(wait_router(&fx->op, "r1", 1, 10000), 0);
+	assert_int_equal(wait_router(&fx->op, "r2", 1, 10000), 0);
+	o = fleet_json(&fx->op);
+	assert_non_null(o);
+	assert_string_equal(cJSON_GetObjectItemCaseSensitive(o, "stage")->valuestring, "shadow");
+	assert_string_equal(
+	    cJSON_GetObjectItemCaseSensitive(router_in(o, "r1"), "mode")->valuestring, "shadow");
+	assert_non_null(
+	    strstr(cJSON_GetObjectItemCaseSensitive(router_in(o, "r2"), "admin_url")->valuestring,
+		   "http://127.0.0.1:"));
+	cJSON_Delete(o);
+
+	/* the human listing and the admin endpoint say the same */
+	assert_int_equal(run(&out, &err, &fx->op, "status", "--fleet", NULL, NULL), 0);
+	assert_non_null(strstr(out, "2 live routers"));
+	assert_non_null(strstr(out, "r1"));
+	free(out);
+	free(err);
+	snprintf(auth, sizeof auth, "Bearer %s", TOKEN);
+	co_test_http(&resp, s1.base, "GET", "/v1/admin/fleet", NULL, 0, auth);
+	assert_int_equal(resp.status, 200);
+	o = cJSON_Parse(resp.body);
+	assert_non_null(router_in(o, "r2"));
+	assert_string_equal(cJSON_GetObjectItemCaseSensitive(o, "self")->valuestring, "r1");
+	cJSON_Delete(o);
+	free(resp.body);
+
+	/* a router that dies leaves the list when its lease runs out */
+	kill(s2.pid, SIGKILL);
+	waitpid(s2.pid, NULL, 0);
+	s2.pid = 0;
+	assert_int_equal(wait_router(&fx->op, "r2", 0, 10000), 0);
+	assert_int_equal(co_test_serve_child_stop(&s1), 0);
+	/* a clean stop revokes at once */
+	assert_int_equal(wait_router(&fx->op, "r1", 0, 0), 0);
+}
+
+static void the_gate_refuses_while_a_router_is_behind(void **state)
+{
+	fixture *fx = *state;
+	const char *ep[] = {fx->etcd.endpoint};
+	co_fleet_opts fo = {ep, 1, "/fleet-test/", 0};
+	co_fleet *fleet;
+	co_fleet_member m;
+	co_fleet_reg *reg;
+	char *out = NULL, *err = NULL;
+
+	/* a router stuck on epoch 0 (never saw a flags document) */
+	assert_int_equal(co_fleet_open(&fleet, &fo), 0);
+	memset(&m, 0, sizeof m);
+	snprintf(m.id, sizeof m.id, "r-stale");
+	snprintf(m.host, sizeof m.host, "h");
+	assert_int_equal(run(&out, &err, &fx->op, "stage", "shadow", "--force", NULL), 0);
+	free(out);
+	free(err);
+	assert_int_equal(co_fleet_register(&reg, fleet, &m, 5, NULL, NULL), 0);
+
+	assert_int_equal(run(&out, &err, &fx->op, "stage", "git", NULL, NULL), 3);
+	assert_non_null(strstr(err, "router r-stale"));
+	free(out);
+	free(err);
+	/* the dry run names the rule */
+	assert_int_equal(run(&out, &err, &fx->op, "--json", "stage", "git", "--dry-run"), 3);
+	assert_non_null(strstr(out, "\"rule\":\"fleet\",\"verdict\":\"REFUSED\""));
+	free(out);
+	free(err);
+
+	/* gone (its lease revoked): the change goes ahead */
+	co_fleet_unregister(reg);
+	assert_int_equal(run(&out, &err, &fx->op, "stage", "git", NULL, NULL), 0);
+	free(out);
+	free(err);
+	co_fleet_close(fleet);
+
+	/* --fleet without fleet mode: a clear error, exit 1 */
+	assert_int_equal(run(&out, &err, &fx->off, "status", "--fleet", NULL, NULL), 1);
+	assert_non_null(strstr(err, "fleet.enabled"));
+	free(out);
+	free(err);
+}
+
+/* Poll (bounded) until the kill switch in place p's flags file is `on`. */
+static int wait_kill(const place *p, int on, int timeout_ms)
+{
+	struct timespec pause = {0, 20 * 1000000L};
+	char path[400];
+	int waited;
+
+	snprintf(path, sizeof path, "%s/state/flags.yaml", p->dir);
+	for (waited = 0; waited <= timeout_ms; waited += 20) {
+		co_flags f;
+
+		if (co_flags_load(&f, path) == 0 && f.kill_switch == on)
+			return 0;
+		nanosleep(&pause, NULL);
+	}
+	return -1;
+}
+
+/* Poll (bounded) until place p's serve has cached `want` routers. */
+static int wait_cached(const place *p, size_t want, int timeout_ms)
+{
+	struct timespec pause = {0, 100 * 1000000L};
+	char path[400];
+	int waited;
+
+	snprintf(path, sizeof path, "%s/state/%s", p->dir, CO_FLEET_CACHE_FILE);
+	for (waited = 0; waited <= timeout_ms; waited += 100) {
+		co_fleet_member *m = NULL;
+		size_t n = 0;
+
+		if (co_fleet_members_load(&m, &n, path) == 0 && n == want) {
+			free(m);
+			return 0;
+		}
+		free(m);
+		nanosleep(&pause, NULL);
+	}
+	return -1;
+}
+
+static void two_operators_on_two_hosts_both_land(void **state)
+{
+	fixture *fx = *state;
+	const char *ep[] = {fx->etcd.endpoint};
+	co_fleet_opts fo = {ep, 1, "/fleet-test/", 0};
+	co_fleet *fleet;
+	co_flags f;
+	int round;
+
+	/* r1 and r2 as two operators' hosts (no serve): each reads its own
+	 * file, so only the txn on the epoch keeps the other's change */
+	for (round = 0; round < 3; round++) {
+		const char *mode = round % 2 ? "git" : "shadow";
+
+		assert_int_equal(co_test_sh(NULL, NULL,
+					    "CUTOVER_CONFIG=%s/cutover.yaml %s flags set task_claim "
+					    "%s --force >/dev/null 2>&1 & "
+					    "CUTOVER_CONFIG=%s/cutover.yaml %s flags set task_get "
+					    "%s --force >/dev/null 2>&1 & wait",
+					    fx->r1.dir, CUTOVER_BIN, mode, fx->r2.dir, CUTOVER_BIN,
+					    mode),
+				 0);
+		assert_int_equal(co_fleet_open(&fleet, &fo), 0);
+		assert_int_equal(co_fleet_flags_get(&f, NULL, fleet), 0);
+		co_fleet_close(fleet);
+		assert_string_equal(co_mode_name(co_flags_get(&f, CO_OP_TASK_CLAIM).mode), mode);
+		assert_string_equal(co_mode_name(co_flags_get(&f, CO_OP_TASK_GET).mode), mode);
+	}
+}
+
+static void the_kill_switch_reaches_every_router_with_etcd_down(void **state)
+{
+	fixture *fx = *state;
+	co_test_serve_child s1, s2;
+	co_test_resp resp;
+	char *out = NULL, *err = NULL, auth[64];
+
+	assert_int_equal(co_test_serve_child_start(&s1, fx->r1.dir, fx->r1.env, NULL), 0);
+	assert_int_equal(co_test_serve_child_start(&s2, fx->r2.dir, fx->r2.env, NULL), 0);
+	assert_int_equal(wait_router(&fx->op, "r1", 1, 10000), 0);
+	assert_int_equal(wait_router(&fx->op, "r2", 1, 10000), 0);
+
+	/* a trip on one router (its admin API) goes to the whole fleet */
+	snprintf(auth, sizeof auth, "Bearer %s", TOKEN);
+	co_test_http(&resp, s1.base, "POST", "/v1/admin/rollback", "{\"reason\":\"r1 saw it\"}",
+		     strlen("{\"reason\":\"r1 saw it\"}"), auth);
+	assert_int_equal(resp.status, 200);
+	free(resp.body);
+	assert_int_equal(wait_kill(&fx->r2, 1, 10000), 0);
+	/* and the fleet's resume lifts it everywhere */
+	assert_int_equal(run(&out, &err, &fx->op, "resume", NULL, NULL, NULL), 0);
+	free(out);
+	free(err);
+	assert_int_equal(wait_kill(&fx->r1, 0, 10000), 0);
+	assert_int_equal(wait_kill(&fx->r2, 0, 10000), 0);
+
+	/* etcd gone: rollback --fleet reaches both routers over HTTP */
+	assert_int_equal(wait_cached(&fx->r1, 2, 15000), 0);
+	co_test_etcd_kill(&fx->etcd);
+	assert_int_equal(run(&out, &err, &fx->r1, "rollback", "--fleet", "--reason", "etcd down"),
+			 0);
+	assert_non_null(strstr(err, "r2 http://127.0.0.1:"));
+	free(out);
+	free(err);
+	assert_int_equal(wait_kill(&fx->r1, 1, 0), 0);
+	assert_int_equal(wait_kill(&fx->r2, 1, 0), 0);
+
+	/* a router that does not answer is named, exit 2 */
+	kill(s2.pid, SIGKILL);
+	waitpid(s2.pid, NULL, 0);
+	s2.pid = 0;
+	assert_int_equal(run(&out, &err, &fx->r1, "rollback", "--fleet", NULL, NULL), 2);
+	assert_non_null(strstr(err, "1 of 2 routers answered; not: r2"));
+	free(out);
+	free(err);
+	co_test_serve_child_stop(&s1);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(a_stage_reaches_every_serve_and_the_fleet_is_listed,
+					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(the_gate_refuses_while_a_router_is_behind, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(two_operators_on_two_hosts_both_land, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(the_kill_switch_reaches_every_router_with_etcd_down,
+					    setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
