@@ -37,41 +37,6 @@
 #define DEFAULT_STATE_DIR "./.cutover"
 #define FLAGS_FILE "flags.yaml"
 
-int co_config__set_str(char **dst, const char *s)
-{
-	char *copy = NULL;
-
-	if (s && (copy = strdup(s)) == NULL)
-		return co_error_set(CO_ENOMEM, "config: out of memory");
-	free(*dst);
-	*dst = copy;
-	return 0;
-}
-
-static void free_endpoints(co_config *c)
-{
-	size_t i;
-
-	for (i = 0; i < c->n_etcd_endpoints; i++)
-		free(c->etcd_endpoints[i]);
-	free(c->etcd_endpoints);
-	c->etcd_endpoints = NULL;
-	c->n_etcd_endpoints = 0;
-}
-
-void co_config__free_webhooks(co_config_webhook *w, size_t n)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++) {
-		free(w[i].url);
-		if (w[i].secret)
-			memset(w[i].secret, 0, strlen(w[i].secret));
-		free(w[i].secret);
-	}
-	free(w);
-}
-
 void co_config_free(co_config *c)
 {
 	if (c == NULL)
@@ -79,7 +44,7 @@ void co_config_free(co_config *c)
 	free(c->path);
 	free(c->git_repo);
 	free(c->git_branch);
-	free_endpoints(c);
+	co_config__free_endpoints(c);
 	free(c->etcd_prefix);
 	free(c->etcd_user);
 	free(c->etcd_password);
@@ -99,50 +64,6 @@ void co_config_free(co_config *c)
 	co_shadow_cfg_clear(&c->shadow);
 	co_config__free_webhooks(c->webhooks, c->n_webhooks);
 	free(c);
-}
-
-/* Append one endpoint to a list being built; the caller swaps it in. */
-int co_config__push_endpoint(char ***v, size_t *n, const char *s, size_t len)
-{
-	char **nv;
-	char *copy;
-
-	if ((copy = strndup(s, len)) == NULL)
-		return co_error_set(CO_ENOMEM, "config: out of memory");
-	if ((nv = realloc(*v, (*n + 1) * sizeof(*nv))) == NULL) {
-		free(copy);
-		return co_error_set(CO_ENOMEM, "config: out of memory");
-	}
-	nv[(*n)++] = copy;
-	*v = nv;
-	return 0;
-}
-
-void co_config__free_strings(char **v, size_t n)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++)
-		free(v[i]);
-	free(v);
-}
-
-/* Replace the endpoint list of c with v (taken). */
-void co_config__take_endpoints(co_config *c, char **v, size_t n)
-{
-	free_endpoints(c);
-	c->etcd_endpoints = v;
-	c->n_etcd_endpoints = n;
-}
-
-/* 1 if s looks like an endpoint the etcd store can talk to. */
-int co_config__endpoint_ok(const char *s)
-{
-	if (strncmp(s, "http://", 7) == 0)
-		return s[7] != '\0';
-	if (strncmp(s, "https://", 8) == 0)
-		return s[8] != '\0';
-	return 0;
 }
 
 int co_config_defaults(co_config **out)
@@ -174,68 +95,20 @@ int co_config_defaults(co_config **out)
 	if ((error = co_config__set_str(&c->git_branch, "main")) < 0 ||
 	    (error = co_config__set_str(&c->etcd_prefix, "/")) < 0 ||
 	    (error = co_config__set_str(&c->state_dir, DEFAULT_STATE_DIR)) < 0 ||
-	    (error = co_config__set_str(&c->flags_path, DEFAULT_STATE_DIR "/" FLAGS_FILE)) < 0 ||
+	    (error = co_config__set_str(&c->flags_path,
+					DEFAULT_STATE_DIR "/" FLAGS_FILE)) < 0 ||
 	    (error = co_config__set_str(&c->listen, "127.0.0.1:7480")) < 0 ||
 	    (error = co_config__set_str(&c->fleet_prefix, "/cutover/")) < 0 ||
 	    (error = co_redact_default(&c->redact)) < 0)
 		goto done;
 	if ((error = co_config__push_endpoint(&c->etcd_endpoints, &c->n_etcd_endpoints,
-				   "http://127.0.0.1:2379", 21)) < 0)
+					      "http://127.0.0.1:2379", 21)) < 0)
 		goto done;
 	*out = c;
 	c = NULL;
 done:
 	co_config_free(c);
 	return error;
-}
-
-int co_config_parse_swarm_auth(co_swarm_auth *out, const char *s)
-{
-	if (strcmp(s, "none") == 0)
-		*out = CO_SWARM_AUTH_NONE;
-	else if (strcmp(s, "token") == 0)
-		*out = CO_SWARM_AUTH_TOKEN;
-	else
-		return CO_EINVAL;
-	return 0;
-}
-
-int co_config_parse_duration(int *out_ms, const char *s)
-{
-	const char *p;
-	char *end;
-	double v, scale;
-
-	if (s == NULL || *s == '\0')
-		return co_error_set(CO_EINVAL, "empty duration");
-	/* strtod would accept "inf", "nan", hex and leading blanks: insist on
-	 * a plain decimal number first. */
-	for (p = s; (*p >= '0' && *p <= '9') || *p == '.'; p++)
-		;
-	if (p == s)
-		return co_error_set(CO_EINVAL,
-				    "bad duration \"%s\" (use 250ms, 2s, 5m, 1h)", s);
-	errno = 0;
-	v = strtod(s, &end);
-	if (errno != 0 || end != p)
-		return co_error_set(CO_EINVAL,
-				    "bad duration \"%s\" (use 250ms, 2s, 5m, 1h)", s);
-	if (strcmp(p, "") == 0 || strcmp(p, "s") == 0)
-		scale = 1000.0;
-	else if (strcmp(p, "ms") == 0)
-		scale = 1.0;
-	else if (strcmp(p, "m") == 0)
-		scale = 60000.0;
-	else if (strcmp(p, "h") == 0)
-		scale = 3600000.0;
-	else
-		return co_error_set(CO_EINVAL,
-				    "bad duration \"%s\" (use 250ms, 2s, 5m, 1h)", s);
-	v *= scale;
-	if (!isfinite(v) || v > (double)INT_MAX)
-		return co_error_set(CO_EINVAL, "duration \"%s\" is too long", s);
-	*out_ms = (int)llround(v);
-	return 0;
 }
 
 /* --- environment --- */

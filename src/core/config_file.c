@@ -25,168 +25,6 @@
 
 /* --- YAML file --- */
 
-static int line_of(const yaml_node_t *n)
-{
-	return (int)n->start_mark.line + 1;
-}
-
-/* The standard error of this module: FILE:LINE: key "k": what. */
-int co_config__key_error(file_ctx *fc, const yaml_node_t *n, const char *key, const char *fmt,
-		     ...)
-{
-	char what[512];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(what, sizeof(what), fmt, ap);
-	va_end(ap);
-	return co_error_set(CO_EINVAL, "%s:%d: key \"%s\": %s", fc->file, line_of(n), key,
-			    what);
-}
-
-const char *co_config__node_type_name(const yaml_node_t *n)
-{
-	switch (n->type) {
-	case YAML_SCALAR_NODE:
-		return "a scalar";
-	case YAML_SEQUENCE_NODE:
-		return "a list";
-	case YAML_MAPPING_NODE:
-		return "a mapping";
-	default:
-		return "nothing";
-	}
-}
-
-/* A plain (unquoted) ~, null or empty scalar: YAML's null. */
-int co_config__scalar_is_null(const yaml_node_t *n)
-{
-	const char *s = (const char *)n->data.scalar.value;
-
-	if (n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
-		return 0;
-	return s[0] == '\0' || strcmp(s, "~") == 0 || strcmp(s, "null") == 0 ||
-	       strcmp(s, "Null") == 0 || strcmp(s, "NULL") == 0;
-}
-
-/*
- * The text of a scalar.  `optional` strings may be null (returned as NULL);
- * others must be a non-empty scalar.
- */
-int co_config__get_scalar(const char **out, file_ctx *fc, const yaml_node_t *n,
-		      const char *key, int optional)
-{
-	if (n->type != YAML_SCALAR_NODE)
-		return co_config__key_error(fc, n, key, "expected a string, got %s",
-				 co_config__node_type_name(n));
-	if (co_config__scalar_is_null(n)) {
-		if (!optional)
-			return co_config__key_error(fc, n, key, "must not be empty");
-		*out = NULL;
-		return 0;
-	}
-	if (memchr(n->data.scalar.value, '\0', n->data.scalar.length) != NULL)
-		return co_config__key_error(fc, n, key, "contains a NUL byte");
-	*out = (const char *)n->data.scalar.value;
-	return 0;
-}
-
-int co_config__get_string(char **dst, file_ctx *fc, const yaml_node_t *n, const char *key,
-		      int optional)
-{
-	const char *s = NULL;
-	int error;
-
-	if ((error = co_config__get_scalar(&s, fc, n, key, optional)) < 0)
-		return error;
-	return co_config__set_str(dst, s);
-}
-
-static int get_bool(int *dst, file_ctx *fc, const yaml_node_t *n, const char *key)
-{
-	static const char *const yes[] = {"true", "True", "TRUE", "yes",
-					  "Yes",  "on",	  "On"};
-	static const char *const no[] = {"false", "False", "FALSE", "no",
-					 "No",	  "off",   "Off"};
-	const char *s = NULL;
-	size_t i;
-	int error;
-
-	if ((error = co_config__get_scalar(&s, fc, n, key, 0)) < 0)
-		return error;
-	for (i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
-		if (strcmp(s, yes[i]) == 0) {
-			*dst = 1;
-			return 0;
-		}
-		if (strcmp(s, no[i]) == 0) {
-			*dst = 0;
-			return 0;
-		}
-	}
-	return co_config__key_error(fc, n, key, "expected true or false, got \"%s\"", s);
-}
-
-/* A duration; `positive` refuses zero. */
-static int get_duration(int *dst, file_ctx *fc, const yaml_node_t *n, const char *key,
-			int positive)
-{
-	const char *s = NULL;
-	int error, ms;
-
-	if ((error = co_config__get_scalar(&s, fc, n, key, 0)) < 0)
-		return error;
-	if (co_config_parse_duration(&ms, s) < 0)
-		return co_config__key_error(fc, n, key, "%s", co_error_last());
-	if (positive && ms <= 0)
-		return co_config__key_error(fc, n, key, "duration \"%s\" must be more than 0", s);
-	*dst = ms;
-	return 0;
-}
-
-/* A whole number from 1 to max. */
-static int get_count(int *dst, file_ctx *fc, const yaml_node_t *n, const char *key,
-		     int max)
-{
-	const char *s = NULL;
-	char *end;
-	long v;
-	int error;
-
-	if ((error = co_config__get_scalar(&s, fc, n, key, 0)) < 0)
-		return error;
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (errno != 0 || end == s || *end != '\0' || s[0] == ' ')
-		return co_config__key_error(fc, n, key, "bad whole number \"%s\"", s);
-	if (v < 1 || v > max)
-		return co_config__key_error(fc, n, key, "%s is out of range: must be from 1 to %d", s,
-				 max);
-	*dst = (int)v;
-	return 0;
-}
-
-/* A ratio between 0 and 1 inclusive. */
-static int get_ratio(double *dst, file_ctx *fc, const yaml_node_t *n, const char *key)
-{
-	const char *s = NULL;
-	char *end;
-	double v;
-	int error;
-
-	if ((error = co_config__get_scalar(&s, fc, n, key, 0)) < 0)
-		return error;
-	errno = 0;
-	v = strtod(s, &end);
-	if (errno != 0 || end == s || *end != '\0' || !isfinite(v) || s[0] == ' ')
-		return co_config__key_error(fc, n, key, "bad number \"%s\"", s);
-	if (v < 0.0 || v > 1.0)
-		return co_config__key_error(fc, n, key,
-				 "%s is out of range: must be between 0 and 1", s);
-	*dst = v;
-	return 0;
-}
-
 /*
  * One key of a mapping section.  `section` is "" for the top level, else
  * "git", "etcd" or "reconcile"; `name` the key; `full` the dotted key.
@@ -207,9 +45,9 @@ static int walk_mapping(file_ctx *fc, const yaml_node_t *map, const char *sectio
 		int error;
 
 		if (k->type != YAML_SCALAR_NODE)
-			return co_error_set(CO_EINVAL,
-					    "%s:%d: key must be a string, got %s",
-					    fc->file, line_of(k), co_config__node_type_name(k));
+			return co_error_set(
+			    CO_EINVAL, "%s:%d: key must be a string, got %s", fc->file,
+			    co_config__line_of(k), co_config__node_type_name(k));
 		name = (const char *)k->data.scalar.value;
 		snprintf(full, sizeof(full), "%s%s%s", section, *section ? "." : "",
 			 name);
@@ -219,9 +57,9 @@ static int walk_mapping(file_ctx *fc, const yaml_node_t *map, const char *sectio
 
 			if (ok->type == YAML_SCALAR_NODE &&
 			    strcmp((const char *)ok->data.scalar.value, name) == 0)
-				return co_config__key_error(fc, k, full,
-						 "duplicate key (first on line %d)",
-						 line_of(ok));
+				return co_config__key_error(
+				    fc, k, full, "duplicate key (first on line %d)",
+				    co_config__line_of(ok));
 		}
 		if ((error = apply_key(fc, section, name, full, k, v)) < 0)
 			return error;
@@ -229,66 +67,7 @@ static int walk_mapping(file_ctx *fc, const yaml_node_t *map, const char *sectio
 	return 0;
 }
 
-/* triggers.window: whole seconds from 1 s to 1 h (the window's buckets). */
-static int get_window(int *dst, file_ctx *fc, const yaml_node_t *n, const char *key)
-{
-	const char *s = NULL;
-	int error, ms;
-
-	if ((error = get_duration(&ms, fc, n, key, 1)) < 0)
-		return error;
-	co_config__get_scalar(&s, fc, n, key, 0);
-	if (ms % 1000 != 0 || ms > 3600 * 1000)
-		return co_config__key_error(fc, n, key,
-				 "\"%s\" must be whole seconds from 1s to 1h", s);
-	*dst = ms;
-	return 0;
-}
-
-/* A number over `min` and at most `max` (triggers.latency_ratio). */
-static int get_number(double *dst, file_ctx *fc, const yaml_node_t *n, const char *key,
-		      double min, double max)
-{
-	const char *s = NULL;
-	char *end;
-	double v;
-	int error;
-
-	if ((error = co_config__get_scalar(&s, fc, n, key, 0)) < 0)
-		return error;
-	errno = 0;
-	v = strtod(s, &end);
-	if (errno != 0 || end == s || *end != '\0' || !isfinite(v) || s[0] == ' ')
-		return co_config__key_error(fc, n, key, "bad number \"%s\"", s);
-	if (v <= min || v > max)
-		return co_config__key_error(fc, n, key,
-				 "%s is out of range: must be more than %g and at most %g",
-				 s, min, max);
-	*dst = v;
-	return 0;
-}
-
 /* --- shadow: sampling percents and ignore rules (shadow.h) --- */
-
-/* A whole percent from 0 to 100. */
-int co_config__get_percent(int *dst, file_ctx *fc, const yaml_node_t *n, const char *key)
-{
-	const char *s = NULL;
-	char *end;
-	long v;
-	int error;
-
-	if ((error = co_config__get_scalar(&s, fc, n, key, 0)) < 0)
-		return error;
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (errno != 0 || end == s || *end != '\0' || s[0] == ' ' || v < 0 || v > 100)
-		return co_config__key_error(
-		    fc, n, key,
-		    "bad percent \"%s\": must be a whole number from 0 to 100", s);
-	*dst = (int)v;
-	return 0;
-}
 
 static int load_section(file_ctx *fc, const yaml_node_t *v, const char *name)
 {
@@ -296,7 +75,7 @@ static int load_section(file_ctx *fc, const yaml_node_t *v, const char *name)
 		return 0; /* "git:" with nothing under it */
 	if (v->type != YAML_MAPPING_NODE)
 		return co_config__key_error(fc, v, name, "expected a mapping, got %s",
-				 co_config__node_type_name(v));
+					    co_config__node_type_name(v));
 	return walk_mapping(fc, v, name);
 }
 
@@ -317,7 +96,8 @@ static const char *known_keys(const char *sec)
 	if (strcmp(sec, "breaker") == 0)
 		return "failures, probe, probe_max";
 	if (strcmp(sec, "serve") == 0)
-		return "swarm_auth, reconcile_interval, tls_cert, tls_key, request_timeout, "
+		return "swarm_auth, reconcile_interval, tls_cert, tls_key, "
+		       "request_timeout, "
 		       "max_connections, max_connections_per_ip, max_inflight, "
 		       "queue_deadline";
 	if (strcmp(sec, "triggers") == 0)
@@ -364,7 +144,8 @@ static int apply_key(file_ctx *fc, const char *sec, const char *name, const char
 		if (strcmp(name, "listen") == 0)
 			return co_config__get_string(&c->listen, fc, v, full, 0);
 		if (strcmp(name, "admin_token_file") == 0)
-			return co_config__get_string(&c->admin_token_file, fc, v, full, 1);
+			return co_config__get_string(&c->admin_token_file, fc, v, full,
+						     1);
 		if (strcmp(name, "redact") == 0)
 			return co_config__get_redact(fc, v, full);
 		if (strcmp(name, "webhooks") == 0)
@@ -375,9 +156,10 @@ static int apply_key(file_ctx *fc, const char *sec, const char *name, const char
 		if (strcmp(name, "branch") == 0)
 			return co_config__get_string(&c->git_branch, fc, v, full, 0);
 		if (strcmp(name, "poll_interval") == 0)
-			return get_duration(&c->git_poll_interval_ms, fc, v, full, 1);
+			return co_config__get_duration(&c->git_poll_interval_ms, fc, v,
+						       full, 1);
 		if (strcmp(name, "fsync") == 0)
-			return get_bool(&c->git_fsync, fc, v, full);
+			return co_config__get_bool(&c->git_fsync, fc, v, full);
 	} else if (strcmp(sec, "etcd") == 0) {
 		if (strcmp(name, "endpoints") == 0)
 			return co_config__get_endpoints(fc, v, full);
@@ -394,83 +176,105 @@ static int apply_key(file_ctx *fc, const char *sec, const char *name, const char
 		if (strcmp(name, "key_file") == 0)
 			return co_config__get_string(&c->etcd_key_file, fc, v, full, 1);
 		if (strcmp(name, "connect_timeout") == 0)
-			return get_duration(&c->etcd_connect_timeout_ms, fc, v, full, 1);
+			return co_config__get_duration(&c->etcd_connect_timeout_ms, fc, v,
+						       full, 1);
 		if (strcmp(name, "request_timeout") == 0)
-			return get_duration(&c->etcd_request_timeout_ms, fc, v, full, 1);
+			return co_config__get_duration(&c->etcd_request_timeout_ms, fc, v,
+						       full, 1);
 	} else if (strcmp(sec, "reconcile") == 0) {
 		if (strcmp(name, "min_consistency") == 0)
-			return get_ratio(&c->reconcile_min_consistency, fc, v, full);
+			return co_config__get_ratio(&c->reconcile_min_consistency, fc, v,
+						    full);
 		if (strcmp(name, "max_mismatch_ratio") == 0)
-			return get_ratio(&c->reconcile_max_mismatch_ratio, fc, v, full);
+			return co_config__get_ratio(&c->reconcile_max_mismatch_ratio, fc,
+						    v, full);
 		if (strcmp(name, "grace") == 0)
-			return get_duration(&c->reconcile_grace_ms, fc, v, full, 0);
+			return co_config__get_duration(&c->reconcile_grace_ms, fc, v,
+						       full, 0);
 		if (strcmp(name, "go_no_go_window") == 0)
-			return get_duration(&c->go_no_go_window_ms, fc, v, full, 1);
+			return co_config__get_duration(&c->go_no_go_window_ms, fc, v,
+						       full, 1);
 	} else if (strcmp(sec, "gate") == 0) {
 		if (strcmp(name, "outbox_max_depth") == 0)
-			return get_count(&c->gate_outbox_max_depth, fc, v, full, 100000000);
+			return co_config__get_count(&c->gate_outbox_max_depth, fc, v,
+						    full, 100000000);
 		if (strcmp(name, "outbox_max_age") == 0)
-			return get_duration(&c->gate_outbox_max_age_ms, fc, v, full, 1);
+			return co_config__get_duration(&c->gate_outbox_max_age_ms, fc, v,
+						       full, 1);
 		if (strcmp(name, "max_shadow_mismatch_ratio") == 0)
-			return get_ratio(&c->gate_max_shadow_mismatch_ratio, fc, v, full);
+			return co_config__get_ratio(&c->gate_max_shadow_mismatch_ratio,
+						    fc, v, full);
 	} else if (strcmp(sec, "fleet") == 0) {
 		if (strcmp(name, "enabled") == 0)
-			return get_bool(&c->fleet_enabled, fc, v, full);
+			return co_config__get_bool(&c->fleet_enabled, fc, v, full);
 		if (strcmp(name, "prefix") == 0)
 			return co_config__get_string(&c->fleet_prefix, fc, v, full, 0);
 		if (strcmp(name, "id") == 0)
 			return co_config__get_string(&c->fleet_id, fc, v, full, 1);
 		if (strcmp(name, "ttl") == 0)
-			return get_duration(&c->fleet_ttl_ms, fc, v, full, 1);
+			return co_config__get_duration(&c->fleet_ttl_ms, fc, v, full, 1);
 		if (strcmp(name, "admin_url") == 0)
 			return co_config__get_string(&c->fleet_admin_url, fc, v, full, 1);
 	} else if (strcmp(sec, "router") == 0) {
 		if (strcmp(name, "mirror_timeout") == 0)
-			return get_duration(&c->mirror_timeout_ms, fc, v, full, 1);
+			return co_config__get_duration(&c->mirror_timeout_ms, fc, v, full,
+						       1);
 	} else if (strcmp(sec, "breaker") == 0) {
 		if (strcmp(name, "failures") == 0)
-			return get_count(&c->breaker_failures, fc, v, full, 1000);
+			return co_config__get_count(&c->breaker_failures, fc, v, full,
+						    1000);
 		if (strcmp(name, "probe") == 0)
-			return get_duration(&c->breaker_probe_ms, fc, v, full, 1);
+			return co_config__get_duration(&c->breaker_probe_ms, fc, v, full,
+						       1);
 		if (strcmp(name, "probe_max") == 0)
-			return get_duration(&c->breaker_probe_max_ms, fc, v, full, 1);
+			return co_config__get_duration(&c->breaker_probe_max_ms, fc, v,
+						       full, 1);
 	} else if (strcmp(sec, "serve") == 0) {
 		if (strcmp(name, "swarm_auth") == 0)
 			return get_swarm_auth(&c->swarm_auth, fc, v, full);
 		if (strcmp(name, "reconcile_interval") == 0)
-			return get_duration(&c->serve_reconcile_interval_ms, fc, v, full, 0);
+			return co_config__get_duration(&c->serve_reconcile_interval_ms,
+						       fc, v, full, 0);
 		if (strcmp(name, "tls_cert") == 0)
 			return co_config__get_string(&c->serve_tls_cert, fc, v, full, 1);
 		if (strcmp(name, "tls_key") == 0)
 			return co_config__get_string(&c->serve_tls_key, fc, v, full, 1);
 		if (strcmp(name, "request_timeout") == 0)
-			return get_duration(&c->serve_request_timeout_ms, fc, v, full, 1);
+			return co_config__get_duration(&c->serve_request_timeout_ms, fc,
+						       v, full, 1);
 		if (strcmp(name, "max_connections") == 0)
-			return get_count(&c->serve_max_connections, fc, v, full, 65536);
+			return co_config__get_count(&c->serve_max_connections, fc, v,
+						    full, 65536);
 		if (strcmp(name, "max_connections_per_ip") == 0)
-			return get_count(&c->serve_max_connections_per_ip, fc, v, full,
-					 65536);
+			return co_config__get_count(&c->serve_max_connections_per_ip, fc,
+						    v, full, 65536);
 		if (strcmp(name, "max_inflight") == 0)
-			return get_count(&c->serve_max_inflight, fc, v, full, 65536);
+			return co_config__get_count(&c->serve_max_inflight, fc, v, full,
+						    65536);
 		if (strcmp(name, "queue_deadline") == 0)
-			return get_duration(&c->serve_queue_deadline_ms, fc, v, full, 0);
+			return co_config__get_duration(&c->serve_queue_deadline_ms, fc, v,
+						       full, 0);
 	} else if (strcmp(sec, "triggers") == 0) {
 		co_trigger_cfg *t = &c->triggers;
 
 		if (strcmp(name, "enabled") == 0)
-			return get_bool(&t->enabled, fc, v, full);
+			return co_config__get_bool(&t->enabled, fc, v, full);
 		if (strcmp(name, "window") == 0)
-			return get_window(&t->window_ms, fc, v, full);
+			return co_config__get_window(&t->window_ms, fc, v, full);
 		if (strcmp(name, "min_samples") == 0)
-			return get_count(&t->min_samples, fc, v, full, 1000000);
+			return co_config__get_count(&t->min_samples, fc, v, full,
+						    1000000);
 		if (strcmp(name, "error_rate") == 0)
-			return get_number(&t->error_rate, fc, v, full, 0.0, 1.0);
+			return co_config__get_number(&t->error_rate, fc, v, full, 0.0,
+						     1.0);
 		if (strcmp(name, "latency_ratio") == 0)
-			return get_number(&t->latency_ratio, fc, v, full, 1.0, 1000.0);
+			return co_config__get_number(&t->latency_ratio, fc, v, full, 1.0,
+						     1000.0);
 		if (strcmp(name, "health_grace") == 0)
-			return get_duration(&t->health_grace_ms, fc, v, full, 1);
+			return co_config__get_duration(&t->health_grace_ms, fc, v, full,
+						       1);
 		if (strcmp(name, "outbox_age") == 0)
-			return get_duration(&t->outbox_age_ms, fc, v, full, 1);
+			return co_config__get_duration(&t->outbox_age_ms, fc, v, full, 1);
 	} else if (strcmp(sec, "shadow") == 0) {
 		if (strcmp(name, "sample") == 0)
 			return co_config__get_percent(&c->shadow.sample, fc, v, full);
@@ -479,7 +283,8 @@ static int apply_key(file_ctx *fc, const char *sec, const char *name, const char
 		if (strcmp(name, "ignore") == 0)
 			return co_config__get_shadow_ignore(fc, v, full);
 	}
-	return co_config__key_error(fc, k, full, "unknown key (known here: %s)", known_keys(sec));
+	return co_config__key_error(fc, k, full, "unknown key (known here: %s)",
+				    known_keys(sec));
 }
 
 int co_config__load_file(co_config *c, const char *path)
@@ -522,12 +327,13 @@ int co_config__load_file(co_config *c, const char *path)
 	fc.file = path;
 	fc.c = c;
 	root = yaml_document_get_root_node(&doc);
-	if (root == NULL || (root->type == YAML_SCALAR_NODE && co_config__scalar_is_null(root)))
+	if (root == NULL ||
+	    (root->type == YAML_SCALAR_NODE && co_config__scalar_is_null(root)))
 		goto done; /* an empty file: defaults */
 	if (root->type != YAML_MAPPING_NODE) {
-		error = co_error_set(CO_EINVAL,
-				     "%s:%d: expected a mapping at the top, got %s", path,
-				     line_of(root), co_config__node_type_name(root));
+		error = co_error_set(
+		    CO_EINVAL, "%s:%d: expected a mapping at the top, got %s", path,
+		    co_config__line_of(root), co_config__node_type_name(root));
 		goto done;
 	}
 	if ((error = walk_mapping(&fc, root, "")) < 0)

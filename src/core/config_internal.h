@@ -1,9 +1,10 @@
 /*
  * config_internal.h - what the parts of the configuration reader share:
- * config.c (defaults, the environment, the load), config_file.c (the YAML
- * file: typed keys, the key table, errors naming file:line and the dotted
- * key) and config_sections.c (the sections with a shape of their own:
- * endpoints, redaction, webhooks, shadow sampling).  Not part of the API.
+ * config_parse.c (text and YAML nodes into typed values, the floor),
+ * config_sections.c (the sections with a shape of their own: endpoints,
+ * redaction, webhooks, shadow sampling), config_file.c (the YAML document
+ * and its key table) and config.c (defaults, the environment, the load),
+ * each calling only those before it.  Not part of the API.
  */
 #ifndef CO_CONFIG_INTERNAL_H
 #define CO_CONFIG_INTERNAL_H
@@ -41,5 +42,19 @@ int co_config__push_endpoint(char ***v, size_t *n, const char *s, size_t len);
 int co_config__scalar_is_null(const yaml_node_t *n);
 int co_config__set_str(char **dst, const char *s);
 void co_config__take_endpoints(co_config *c, char **v, size_t n);
+
+int co_config__get_bool(int *dst, file_ctx *fc, const yaml_node_t *n, const char *key);
+int co_config__get_duration(int *dst, file_ctx *fc, const yaml_node_t *n, const char *key,
+			    int positive);
+int co_config__get_count(int *dst, file_ctx *fc, const yaml_node_t *n, const char *key,
+			 int max);
+int co_config__get_ratio(double *dst, file_ctx *fc, const yaml_node_t *n,
+			 const char *key);
+int co_config__get_window(int *dst, file_ctx *fc, const yaml_node_t *n, const char *key);
+int co_config__get_number(double *dst, file_ctx *fc, const yaml_node_t *n,
+			  const char *key, double min, double max);
+
+void co_config__free_endpoints(co_config *c);
+int co_config__line_of(const yaml_node_t *n);
 
 #endif

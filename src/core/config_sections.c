@@ -63,7 +63,8 @@ int co_config__get_endpoints(file_ctx *fc, const yaml_node_t *n, const char *key
 			comma = strchr(p, ',');
 			len = comma ? (size_t)(comma - p) : strlen(p);
 			if (len >= sizeof(one)) {
-				error = co_config__key_error(fc, n, key, "endpoint too long");
+				error =
+				    co_config__key_error(fc, n, key, "endpoint too long");
 				goto done;
 			}
 			memcpy(one, p, len);
@@ -100,9 +101,9 @@ int co_config__get_redact(file_ctx *fc, const yaml_node_t *n, const char *key)
 	if (n->type == YAML_SCALAR_NODE && co_config__scalar_is_null(n))
 		return 0; /* "redact:" with nothing under it: the defaults */
 	if (n->type != YAML_SEQUENCE_NODE)
-		return co_config__key_error(fc, n, key,
-				 "expected a list of paths and key-name patterns, got %s",
-				 co_config__node_type_name(n));
+		return co_config__key_error(
+		    fc, n, key, "expected a list of paths and key-name patterns, got %s",
+		    co_config__node_type_name(n));
 	v = calloc((size_t)(n->data.sequence.items.top - it) + 1, sizeof(*v));
 	if (v == NULL)
 		return co_error_set(CO_ENOMEM, "config: out of memory");
@@ -112,7 +113,8 @@ int co_config__get_redact(file_ctx *fc, const yaml_node_t *n, const char *key)
 		/* Each entry alone first, so that an error names its line. */
 		if ((error = co_config__get_scalar(&v[nv], fc, item, key, 0)) == 0 &&
 		    (error = co_redact_new(&rd, &v[nv], 1, 0)) < 0)
-			error = co_config__key_error(fc, item, key, "%s", co_error_last() + 8);
+			error = co_config__key_error(fc, item, key, "%s",
+						     co_error_last() + 8);
 		co_redact_free(rd); /* messages start "redact: " (redact.h) */
 		rd = NULL;
 	}
@@ -136,15 +138,15 @@ static int read_secret_file(char **out, file_ctx *fc, const yaml_node_t *n,
 
 	if (f == NULL)
 		return co_config__key_error(fc, n, key, "cannot read \"%s\": %s", path,
-				 strerror(errno));
+					    strerror(errno));
 	len = fread(buf, 1, sizeof(buf) - 1, f);
 	fclose(f);
 	buf[len] = '\0';
 	while (len > 0 && strchr(" \t\r\n", buf[len - 1]))
 		buf[--len] = '\0';
 	if (len == 0 || strlen(buf) != len)
-		return co_config__key_error(fc, n, key, "\"%s\" holds no key (empty, or a NUL byte)",
-				 path);
+		return co_config__key_error(
+		    fc, n, key, "\"%s\" holds no key (empty, or a NUL byte)", path);
 	*out = strdup(buf);
 	memset(buf, 0, sizeof(buf));
 	return *out ? 0 : co_error_set(CO_ENOMEM, "config: out of memory");
@@ -164,25 +166,29 @@ static int get_webhook_events(unsigned *out, file_ctx *fc, const yaml_node_t *n,
 		if ((error = co_config__get_scalar(&s, fc, n, key, 0)) < 0)
 			return error;
 		if ((*out = co_webhook_event_bit(s)) == 0)
-			return co_config__key_error(fc, n, key, "unknown event \"%s\" (%s)", s,
-					 CO_WEBHOOK_EVENTS);
+			return co_config__key_error(fc, n, key,
+						    "unknown event \"%s\" (%s)", s,
+						    CO_WEBHOOK_EVENTS);
 		return 0;
 	}
 	if (n->type != YAML_SEQUENCE_NODE)
-		return co_config__key_error(fc, n, key, "expected a list of events, got %s",
-				 co_config__node_type_name(n));
+		return co_config__key_error(fc, n, key,
+					    "expected a list of events, got %s",
+					    co_config__node_type_name(n));
 	for (it = n->data.sequence.items.start; it < n->data.sequence.items.top; it++) {
 		yaml_node_t *item = yaml_document_get_node(fc->doc, *it);
 
 		if ((error = co_config__get_scalar(&s, fc, item, key, 0)) < 0)
 			return error;
 		if ((bit = co_webhook_event_bit(s)) == 0)
-			return co_config__key_error(fc, item, key, "unknown event \"%s\" (%s)", s,
-					 CO_WEBHOOK_EVENTS);
+			return co_config__key_error(fc, item, key,
+						    "unknown event \"%s\" (%s)", s,
+						    CO_WEBHOOK_EVENTS);
 		*out |= bit;
 	}
 	if (*out == 0)
-		return co_config__key_error(fc, n, key, "empty list: leave events out for all");
+		return co_config__key_error(fc, n, key,
+					    "empty list: leave events out for all");
 	return 0;
 }
 
@@ -199,9 +205,9 @@ static int get_webhook(co_config_webhook *w, file_ctx *fc, const yaml_node_t *ma
 	snprintf(key, sizeof(key), "webhooks[%zu]", idx);
 	if (map->type != YAML_MAPPING_NODE)
 		return co_config__key_error(fc, map, key,
-				 "expected a mapping {url, secret_file, "
-				 "events}, got %s",
-				 co_config__node_type_name(map));
+					    "expected a mapping {url, secret_file, "
+					    "events}, got %s",
+					    co_config__node_type_name(map));
 	for (p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
 		yaml_node_t *k = yaml_document_get_node(fc->doc, p->key);
 		yaml_node_t *v = yaml_document_get_node(fc->doc, p->value);
@@ -220,26 +226,28 @@ static int get_webhook(co_config_webhook *w, file_ctx *fc, const yaml_node_t *ma
 				return error;
 			secret_node = v;
 		} else if (strcmp(name, "secret_file") == 0) {
-			if ((error = co_config__get_scalar(&secret_file, fc, v, full, 0)) < 0)
+			if ((error =
+				 co_config__get_scalar(&secret_file, fc, v, full, 0)) < 0)
 				return error;
 			secret_node = v;
 		} else if (strcmp(name, "events") == 0) {
 			if ((error = get_webhook_events(&w->events, fc, v, full)) < 0)
 				return error;
 		} else {
-			return co_config__key_error(fc, k, full,
-					 "unknown key (known here: url, secret, "
-					 "secret_file, events)");
+			return co_config__key_error(
+			    fc, k, full,
+			    "unknown key (known here: url, secret, "
+			    "secret_file, events)");
 		}
 	}
 	if (w->url == NULL)
 		return co_config__key_error(fc, map, key, "needs a url");
 	if (secret && secret_file)
 		return co_config__key_error(fc, secret_node, key,
-				 "give secret or secret_file, not both");
+					    "give secret or secret_file, not both");
 	if (secret == NULL && secret_file == NULL)
-		return co_config__key_error(fc, map, key,
-				 "needs a secret_file (or secret) to sign its events");
+		return co_config__key_error(
+		    fc, map, key, "needs a secret_file (or secret) to sign its events");
 	snprintf(key + strlen(key), sizeof(key) - strlen(key), ".secret%s",
 		 secret_file ? "_file" : "");
 	if (secret_file)
@@ -258,10 +266,11 @@ int co_config__get_webhooks(file_ctx *fc, const yaml_node_t *n, const char *key)
 	if (n->type == YAML_SCALAR_NODE && co_config__scalar_is_null(n))
 		return 0;
 	if (n->type != YAML_SEQUENCE_NODE)
-		return co_config__key_error(fc, n, key,
-				 "expected a list of {url, secret_file, events}, "
-				 "got %s",
-				 co_config__node_type_name(n));
+		return co_config__key_error(
+		    fc, n, key,
+		    "expected a list of {url, secret_file, events}, "
+		    "got %s",
+		    co_config__node_type_name(n));
 	nw = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
 	if (nw == 0)
 		return 0;
@@ -290,9 +299,9 @@ int co_config__get_sample_by_op(file_ctx *fc, const yaml_node_t *n, const char *
 	if (n->type == YAML_SCALAR_NODE && co_config__scalar_is_null(n))
 		return 0;
 	if (n->type != YAML_MAPPING_NODE)
-		return co_config__key_error(fc, n, key,
-				 "expected a mapping of operation: percent, got %s",
-				 co_config__node_type_name(n));
+		return co_config__key_error(
+		    fc, n, key, "expected a mapping of operation: percent, got %s",
+		    co_config__node_type_name(n));
 	for (op = 0; op < CO_OP__COUNT; op++)
 		v[op] = fc->c->shadow.sample_op[op];
 	for (p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
@@ -304,18 +313,19 @@ int co_config__get_sample_by_op(file_ctx *fc, const yaml_node_t *n, const char *
 
 		if (k->type != YAML_SCALAR_NODE)
 			return co_config__key_error(fc, k, key,
-					 "an operation name must be a string");
+						    "an operation name must be a string");
 		name = (const char *)k->data.scalar.value;
 		snprintf(full, sizeof(full), "%.200s.%.200s", key, name);
 		if (co_op_parse(&o, name) < 0)
-			return co_config__key_error(fc, k, full,
-					 "unknown operation \"%s\" (sampled: %s)", name,
-					 CO_SHADOW_READ_OPS);
+			return co_config__key_error(
+			    fc, k, full, "unknown operation \"%s\" (sampled: %s)", name,
+			    CO_SHADOW_READ_OPS);
 		if (!co_shadow_is_read(o))
-			return co_config__key_error(fc, k, full,
-					 "\"%s\" is not a read: only reads are compared "
-					 "(sampled: %s)",
-					 name, CO_SHADOW_READ_OPS);
+			return co_config__key_error(
+			    fc, k, full,
+			    "\"%s\" is not a read: only reads are compared "
+			    "(sampled: %s)",
+			    name, CO_SHADOW_READ_OPS);
 		if (seen[o])
 			return co_config__key_error(fc, k, full, "duplicate operation");
 		seen[o] = 1;
@@ -338,9 +348,9 @@ int co_config__get_shadow_ignore(file_ctx *fc, const yaml_node_t *n, const char 
 	if (n->type == YAML_SCALAR_NODE && co_config__scalar_is_null(n))
 		return 0;
 	if (n->type != YAML_SEQUENCE_NODE)
-		return co_config__key_error(fc, n, key,
-				 "expected a list of paths and key-name patterns, got %s",
-				 co_config__node_type_name(n));
+		return co_config__key_error(
+		    fc, n, key, "expected a list of paths and key-name patterns, got %s",
+		    co_config__node_type_name(n));
 	v = calloc((size_t)(n->data.sequence.items.top - it) + 1, sizeof(*v));
 	if (v == NULL)
 		return co_error_set(CO_ENOMEM, "config: out of memory");
@@ -352,7 +362,8 @@ int co_config__get_shadow_ignore(file_ctx *fc, const yaml_node_t *n, const char 
 		 * messages start "shadow.ignore: " (shadow.h). */
 		if ((error = co_config__get_scalar(&v[nv], fc, item, key, 0)) == 0 &&
 		    (error = co_shadow_cfg_set_ignore(&one, &v[nv], 1)) < 0)
-			error = co_config__key_error(fc, item, key, "%s", co_error_last() + 15);
+			error = co_config__key_error(fc, item, key, "%s",
+						     co_error_last() + 15);
 		co_shadow_cfg_clear(&one);
 	}
 	if (error == 0)
