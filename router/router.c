@@ -24,14 +24,15 @@
  * audit's mismatch log redacted (redact.h): the outbox carries records
  * whole, the mismatch log is for people.
  *
- * Here: the write path, the witness log, open and close.  The group commit
- * is router_commit.c, the drain router_drain.c, reads and the shadow compare
- * router_read.c (router_internal.h says what they share).  Not here: the
+ * Here: the write path, open and close.  The group commit is
+ * router_commit.c, settle and the drain router_drain.c, reads and the
+ * shadow compare router_read.c, the witness log router_witness.c
+ * (internal.h says what they share).  Not here: the
  * flag file (flags/), the stores' own CAS (src/store/), the outbox schema
  * (src/core/outbox.c), reconciliation (reconcile/).
  */
 #include "router.h"
-#include "router_internal.h"
+#include "internal.h"
 
 #include "core/id.h"
 
@@ -58,173 +59,12 @@ static void crash_point(const co_router *r, int step)
 
 co_store *co_router_store(co_router *r, co_side side)
 {
-	return side == CO_SIDE_ETCD ? r->etcd : r->git;
+	return store_of(r, side);
 }
 
 int co_router_route(co_route *out, co_router *r, co_op op, const char *id)
 {
 	return co_flags_watcher_route(out, r->fw, op, id);
-}
-/* ---- applying outbox entries ---- */
-
-
-/*
- * Apply one entry to its target store.  Puts are "if newer", so applying an
- * entry twice, or after a newer direct mirror, changes nothing: drains may
- * race each other and the router's own direct mirrors safely.
- */
-int co_router__apply_entry(co_router *r, const co_outbox_entry *e)
-{
-	co_side target = side_of(e->target);
-	co_store *ts = co_router_store(r, target);
-	co_kind kind = strcmp(e->kind, "swarm") == 0 ? CO_KIND_SWARM : CO_KIND_TASK;
-	co_record *rec = NULL;
-	int error;
-
-	if (e->payload == NULL) {
-		error = co_store_remove(ts, kind, e->id);
-		return error == CO_ENOTFOUND ? 0 : error;
-	}
-	if (is_intent(e)) {
-		co_store *src = co_router_store(r, other_side(target));
-		int prev = co_store_call_timeout(r->mirror_ms);
-
-		/* A copy, never a decision: a hung source must not hold an ID's
-		 * settle (or the drain) for a whole request timeout. */
-		error = co_store_get(&rec, src, kind, e->id);
-		co_store_call_timeout(prev);
-		if (error == CO_ENOTFOUND)
-			return 0; /* nothing was written there: nothing to copy */
-	} else {
-		error = co_record_from_json(&rec, e->payload, strlen(e->payload));
-	}
-	if (error == 0)
-		error = co_store_put_if_newer(ts, rec, NULL);
-	co_record_free(rec);
-	return error;
-}
-
-/*
- * Per-ID order: apply the pending entries for `id` bound to `side`, oldest
- * first, except the caller's own fresh intent `mine`.  If one cannot be
- * applied, or another router is writing this ID with `side` as its
- * secondary right now, the store must not serve the ID now: CO_EUNAVAIL.
- *
- * The second case is what keeps two routers with different flags (one has
- * seen a flip, the other not yet) from picking two winners: each pushes
- * its intent before it settles, so whichever settles second sees the
- * other's intent and backs off.
- */
-int co_router__settle(co_router *r, co_side side, co_kind kind, const char *id, int64_t mine)
-{
-	co_outbox_list l = {0};
-	size_t i;
-	int error;
-
-	/* A deferred fulfil may hold this ID's record: written, it is applied
-	 * below without asking the other store (which may be down).  Only
-	 * then: other IDs' fulfils are the syncer's to write, off this path. */
-	if (co_router__fulfil_pending(r, kind, id) > 0)
-		co_router__fulfil_flush(r);
-	if ((error = co_outbox_pending_for(&l, r->st, side_name(side), co_kind_name(kind),
-					   id)) < 0)
-		return error;
-	for (i = 0; i < l.n; i++) {
-		const co_outbox_entry *e = l.items[i];
-
-		if (e->seq == mine)
-			continue;
-		if (foreign_in_flight(r, e)) {
-			error = co_error_set(
-			    CO_EUNAVAIL,
-			    "%s %s: another router is writing it through the "
-			    "other store right now; try again",
-			    co_kind_name(kind), id);
-			goto done;
-		}
-		if ((error = co_router__apply_entry(r, e)) < 0) {
-			char cause[CAUSE_MAX];
-
-			error = co_error_set(
-			    CO_EUNAVAIL,
-			    "%s %s: %zu earlier write(s) not yet applied to %s "
-			    "and it cannot take them now: %s",
-			    co_kind_name(kind), id, l.n - i, side_name(side),
-			    last_error(cause));
-			goto done;
-		}
-		if ((error = co_router__ack_durably(r, e->seq)) < 0)
-			goto done;
-	}
-done:
-	co_outbox_list_clear(&l);
-	return error;
-}
-
-/* ---- witness log ---- */
-
-/*
- * Routed operations are logged in batches: one SQLite transaction per op
- * would cost more than the op itself.  The buffer is flushed when full, by
- * the drain thread, and on close; a crash loses at most one buffer of the
- * witness log, never a write.
- */
-#define WITNESS_BATCH 128
-
-static void witness_flush_locked(co_router *r)
-{
-	size_t i;
-
-	if (r->n_wit == 0)
-		return;
-	co_audit_ops_add(r->st, r->wit, r->n_wit);
-	for (i = 0; i < r->n_wit; i++) {
-		free(r->wit[i].op);
-		free(r->wit[i].id);
-		free(r->wit[i].mode);
-		free(r->wit[i].primary);
-		free(r->wit[i].outcome);
-		free(r->wit[i].error);
-	}
-	r->n_wit = 0;
-}
-
-void co_router__witness_flush(co_router *r)
-{
-	pthread_mutex_lock(&r->wit_mu);
-	witness_flush_locked(r);
-	pthread_mutex_unlock(&r->wit_mu);
-}
-
-static char *dup_or_null(const char *s)
-{
-	return s ? strdup(s) : NULL;
-}
-
-void co_router__witness(co_router *r, const co_route *rt, const char *id, int error,
-		    int64_t t0)
-{
-	co_audit_op *o;
-	int64_t us = mono_us() - t0;
-
-	/* the triggers' window: which store decided, how it ended, how long */
-	if (r->signals)
-		co_signals_record(r->signals, rt->primary, rt->op, error, us);
-	if (!r->witness)
-		return;
-	pthread_mutex_lock(&r->wit_mu);
-	o = &r->wit[r->n_wit++];
-	memset(o, 0, sizeof(*o));
-	o->op = dup_or_null(co_op_name(rt->op));
-	o->id = dup_or_null(id);
-	o->mode = dup_or_null(co_mode_name(rt->mode));
-	o->primary = dup_or_null(side_name(rt->primary));
-	o->outcome = dup_or_null(error == 0 ? "ok" : co_error_name(error));
-	o->latency_us = us;
-	o->error = error == 0 ? NULL : dup_or_null(co_error_last());
-	if (r->n_wit == WITNESS_BATCH)
-		witness_flush_locked(r);
-	pthread_mutex_unlock(&r->wit_mu);
 }
 
 /* ---- writes ---- */
@@ -238,7 +78,7 @@ typedef int (*write_fn)(co_record **out, co_store *s, const void *arg);
 static int mirror(co_router *r, const co_route *rt, co_kind kind, const char *id,
 		  const co_record *rec, int64_t intent, uint64_t ticket, int64_t t0)
 {
-	co_store *sec = co_router_store(r, rt->secondary);
+	co_store *sec = store_of(r, rt->secondary);
 	char *json = NULL;
 	int error;
 
@@ -320,7 +160,7 @@ static int routed_write(co_record **out, co_router *r, co_op op, co_kind kind,
 	 * durable now, while the primary works (group commit, above), rather
 	 * than fsync the record after it. */
 	if (intent && r->syncer_started &&
-	    (rt.secondary_async || !store_closed(co_router_store(r, rt.secondary))))
+	    (rt.secondary_async || !store_closed(store_of(r, rt.secondary))))
 		ticket = co_router__request_sync(r);
 	if ((error = co_router__settle(r, rt.primary, kind, id, intent)) < 0) {
 		if (intent)
@@ -328,7 +168,7 @@ static int routed_write(co_record **out, co_router *r, co_op op, co_kind kind,
 		goto done;
 	}
 
-	error = fn(&rec, co_router_store(r, rt.primary), arg);
+	error = fn(&rec, store_of(r, rt.primary), arg);
 	if (error == 0 && intent)
 		crash_point(r, CRASH_AFTER_PRIMARY);
 

@@ -5,7 +5,7 @@
  * why this keeps the ack rule: the intent is durable before the primary is
  * touched).
  */
-#include "router_internal.h"
+#include "internal.h"
 
 #include <stdlib.h>
 

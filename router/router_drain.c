@@ -1,12 +1,110 @@
 /*
- * router_drain.c - the outbox drain: records owed to a store written to it
- * in batches (one git commit, etcd txns of 64), intents resolved from the
- * other store, each failure backed off; the background thread that runs it;
- * and the breaker hook that makes a returning store's entries due at once.
+ * router_drain.c - applying the outbox: an ID's owed entries before a store
+ * serves it (settle), and the drain, which writes records owed to a store in
+ * batches (one git commit, etcd txns of 64), resolves intents from the other
+ * store and backs each failure off; the background thread that runs it; and
+ * the breaker hook that makes a returning store's entries due at once.
  */
-#include "router_internal.h"
+#include "internal.h"
 
 #include <stdlib.h>
+
+/* ---- applying outbox entries: per ID (settle) and in batches (drain) ---- */
+
+/*
+ * Apply one entry to its target store.  Puts are "if newer", so applying an
+ * entry twice, or after a newer direct mirror, changes nothing: drains may
+ * race each other and the router's own direct mirrors safely.
+ */
+int co_router__apply_entry(co_router *r, const co_outbox_entry *e)
+{
+	co_side target = side_of(e->target);
+	co_store *ts = store_of(r, target);
+	co_kind kind = strcmp(e->kind, "swarm") == 0 ? CO_KIND_SWARM : CO_KIND_TASK;
+	co_record *rec = NULL;
+	int error;
+
+	if (e->payload == NULL) {
+		error = co_store_remove(ts, kind, e->id);
+		return error == CO_ENOTFOUND ? 0 : error;
+	}
+	if (is_intent(e)) {
+		co_store *src = store_of(r, other_side(target));
+		int prev = co_store_call_timeout(r->mirror_ms);
+
+		/* A copy, never a decision: a hung source must not hold an ID's
+		 * settle (or the drain) for a whole request timeout. */
+		error = co_store_get(&rec, src, kind, e->id);
+		co_store_call_timeout(prev);
+		if (error == CO_ENOTFOUND)
+			return 0; /* nothing was written there: nothing to copy */
+	} else {
+		error = co_record_from_json(&rec, e->payload, strlen(e->payload));
+	}
+	if (error == 0)
+		error = co_store_put_if_newer(ts, rec, NULL);
+	co_record_free(rec);
+	return error;
+}
+
+/*
+ * Per-ID order: apply the pending entries for `id` bound to `side`, oldest
+ * first, except the caller's own fresh intent `mine`.  If one cannot be
+ * applied, or another router is writing this ID with `side` as its
+ * secondary right now, the store must not serve the ID now: CO_EUNAVAIL.
+ *
+ * The second case is what keeps two routers with different flags (one has
+ * seen a flip, the other not yet) from picking two winners: each pushes
+ * its intent before it settles, so whichever settles second sees the
+ * other's intent and backs off.
+ */
+int co_router__settle(co_router *r, co_side side, co_kind kind, const char *id, int64_t mine)
+{
+	co_outbox_list l = {0};
+	size_t i;
+	int error;
+
+	/* A deferred fulfil may hold this ID's record: written, it is applied
+	 * below without asking the other store (which may be down).  Only
+	 * then: other IDs' fulfils are the syncer's to write, off this path. */
+	if (co_router__fulfil_pending(r, kind, id) > 0)
+		co_router__fulfil_flush(r);
+	if ((error = co_outbox_pending_for(&l, r->st, side_name(side), co_kind_name(kind),
+					   id)) < 0)
+		return error;
+	for (i = 0; i < l.n; i++) {
+		const co_outbox_entry *e = l.items[i];
+
+		if (e->seq == mine)
+			continue;
+		if (foreign_in_flight(r, e)) {
+			error = co_error_set(
+			    CO_EUNAVAIL,
+			    "%s %s: another router is writing it through the "
+			    "other store right now; try again",
+			    co_kind_name(kind), id);
+			goto done;
+		}
+		if ((error = co_router__apply_entry(r, e)) < 0) {
+			char cause[CAUSE_MAX];
+
+			error = co_error_set(
+			    CO_EUNAVAIL,
+			    "%s %s: %zu earlier write(s) not yet applied to %s "
+			    "and it cannot take them now: %s",
+			    co_kind_name(kind), id, l.n - i, side_name(side),
+			    last_error(cause));
+			goto done;
+		}
+		if ((error = co_router__ack_durably(r, e->seq)) < 0)
+			goto done;
+	}
+done:
+	co_outbox_list_clear(&l);
+	return error;
+}
+
+/* ---- the drain ---- */
 
 /* Whether mu is among the first n of held. */
 static int holds(pthread_mutex_t *const *held, size_t n, const pthread_mutex_t *mu)
@@ -66,7 +164,7 @@ static void drain_records(co_router *r, const co_outbox_list *l, const char *tar
 	co_error_clear();
 	if (k < 2)
 		goto unlock; /* nothing to gain: the caller's loop takes them */
-	error = co_store_put_batch_if_newer(co_router_store(r, side_of(target)), recs, k,
+	error = co_store_put_batch_if_newer(store_of(r, side_of(target)), recs, k,
 					    NULL);
 	if (error == 0) {
 		for (i = 0; i < k; i++) {
@@ -146,7 +244,7 @@ static int drain_batch(co_router *r, const char *target, size_t *applied)
 	if (target == NULL && !git_ok)
 		return breaker_refusal(r->git);
 	if (target && !(strcmp(target, "git") == 0 ? git_ok : etcd_ok))
-		return breaker_refusal(co_router_store(r, side_of(target)));
+		return breaker_refusal(store_of(r, side_of(target)));
 	if (co_router__fulfil_pending(r, CO_KIND_TASK, NULL) > 0)
 		co_router__fulfil_flush(r); /* records to copy, not intents to look up */
 	if ((error = co_outbox_next_batch(&l, r->st, target, 256, co_state_now_ms())) < 0)

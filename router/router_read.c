@@ -4,7 +4,7 @@
  * risk (sampled, redacted in the mismatch log), and watch, which keeps an
  * event only from the store that is the ID's primary for watch.
  */
-#include "router_internal.h"
+#include "internal.h"
 
 #include "core/id.h"
 
@@ -121,7 +121,7 @@ int co_router_get(co_record **out, co_router *r, co_kind kind, const char *id)
 	}
 	if ((error = co_router__settle(r, rt.primary, kind, id, 0)) < 0)
 		goto done;
-	error = co_store_get(&rec, co_router_store(r, rt.primary), kind, id);
+	error = co_store_get(&rec, store_of(r, rt.primary), kind, id);
 	if (rt.compare_reads && (error == 0 || error == CO_ENOTFOUND) &&
 	    shadow_take(r, op))
 		shadow_count(r, op, shadow_compare(r, op, kind, id, rec));
@@ -170,7 +170,7 @@ int co_router_list(co_record_list *out, co_router *r, co_kind kind)
 	if (rt.compare_reads && !shadow_take(r, op))
 		rt.compare_reads = 0;
 	if (!rt.split && !rt.compare_reads) {
-		error = co_store_list(out, co_router_store(r, rt.primary), kind);
+		error = co_store_list(out, store_of(r, rt.primary), kind);
 		goto done;
 	}
 	if ((error = co_store_list(&g, r->git, kind)) < 0 && !rt.compare_reads)

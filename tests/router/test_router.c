@@ -20,7 +20,7 @@
 #include "flags/watcher.h"
 #include "harness/harness.h"
 #include "router/router.h"
-#include "router/router_internal.h" /* co_router__hold_fulfils, stripe */
+#include "router/internal.h" /* co_router__hold_fulfils, stripe */
 #include "store/etcd_store.h"
 #include "store/git_store.h"
 

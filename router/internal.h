@@ -1,18 +1,19 @@
 /*
- * router_internal.h - what the router's files share: its state, small
+ * internal.h - what the router's files share: its state, small
  * helpers, the calls one of them makes into another, and test hooks.  Not
  * part of the API: only the router's files and tests include it.
  *
- * The router is four files, one job each:
- *   router.c         the write path (route, settle, primary, mirror),
- *                    the witness log, open and close;
+ * The router is five files, one job each:
+ *   router.c         the write path (route, primary, mirror), open, close;
  *   router_commit.c  the group commit: the syncer's shared fsync, deferred
  *                    fulfils, durable acks;
- *   router_drain.c   the outbox drain, and the breaker hook that wakes it;
- *   router_read.c    reads: get, list, the shadow compare, watch.
+ *   router_drain.c   applying the outbox: an ID's entries before a store
+ *                    serves it (settle), the drain, the breaker hook;
+ *   router_read.c    reads: get, list, the shadow compare, watch;
+ *   router_witness.c the witness log of routed operations.
  */
-#ifndef CO_ROUTER_INTERNAL_H
-#define CO_ROUTER_INTERNAL_H
+#ifndef CO_ROUTER_SHARED_INTERNAL_H
+#define CO_ROUTER_SHARED_INTERNAL_H
 
 #include "router.h"
 
@@ -135,6 +136,12 @@ static inline co_side other_side(co_side s)
 	return s == CO_SIDE_ETCD ? CO_SIDE_GIT : CO_SIDE_ETCD;
 }
 
+/* The router's store on `side` (co_router_store, without a call). */
+static inline co_store *store_of(co_router *r, co_side side)
+{
+	return side == CO_SIDE_ETCD ? r->etcd : r->git;
+}
+
 /* The store's breaker lets calls through now (closed). */
 static inline int store_closed(co_store *s)
 {
@@ -186,10 +193,12 @@ static inline int foreign_in_flight(co_router *r, const co_outbox_entry *e)
 	       co_state_now_ms() - e->created_at < IN_FLIGHT_MS;
 }
 
-/* router.c */
+/* router_drain.c */
 int co_router__settle(co_router *r, co_side side, co_kind kind, const char *id,
 		      int64_t mine);
 int co_router__apply_entry(co_router *r, const co_outbox_entry *e);
+
+/* router_witness.c */
 void co_router__witness(co_router *r, const co_route *rt, const char *id, int error,
 			int64_t t0);
 void co_router__witness_flush(co_router *r);
