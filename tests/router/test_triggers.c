@@ -535,7 +535,12 @@ static void latency_trips_on_slow_etcd_but_not_on_one_slow_op(void **state)
 	load_start(&ld, &f, 1);
 	assert_int_equal(pthread_create(&th, NULL, pulses_main, &p), 0);
 	t0 = now_ms();
-	took = wait_kill(&f, t0, 30000);
+	/* Judging needs min_samples (20) ops of one kind inside the 3 s
+	 * window, and with etcd stopped 700 ms of every 800 three loaders
+	 * manage about that many only now and then: it tripped 8-14 s after
+	 * the pulses began here, and once in CI not within 30 s.  The bound
+	 * is a deadline for a hang, not a figure: the time is printed. */
+	took = wait_kill(&f, t0, 90000);
 	atomic_store(&p.stop, 1);
 	pthread_join(th, NULL);
 	co_test_etcd_thaw(&f.etcd);
