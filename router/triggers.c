@@ -266,19 +266,15 @@ int co_triggers_tick(co_triggers *t, co_trigger_eval *out)
 		co_log(CO_LOG_WARN, "trigger", "%s; pulling the kill switch", ev.reason);
 		error = co_flags_trip(t->flags_path, WHO, "auto-rollback", ev.reason,
 				      ev.figures, t->o.state, NULL, &was_on);
-		if (error < 0) {
+		if (error < 0)
 			co_log(CO_LOG_ERROR, "trigger", "%s", co_error_last());
-		} else {
-			/* every router of this process sees it now, not at the
-			 * watcher's next look; others through their watchers */
-			co_flags_watcher_reload(t->o.flags);
-			co_error_clear();
-		}
 		if (error == 0) {
 			ev.armed = 0; /* as the next evaluation will see it */
 			snprintf(ev.disarmed_why, sizeof(ev.disarmed_why),
 				 "kill switch on");
 		}
+		/* counted before this process's routers are told, so a reader
+		 * that sees the switch through them also sees the count */
 		pthread_mutex_lock(&t->mu);
 		if (error == 0 && !was_on) {
 			t->fired[ev.fired]++;
@@ -286,6 +282,12 @@ int co_triggers_tick(co_triggers *t, co_trigger_eval *out)
 			t->last_fired_ms = now;
 		}
 		pthread_mutex_unlock(&t->mu);
+		if (error == 0) {
+			/* every router of this process sees it now, not at the
+			 * watcher's next look; others through their watchers */
+			co_flags_watcher_reload(t->o.flags);
+			co_error_clear();
+		}
 	}
 	pthread_mutex_lock(&t->mu);
 	t->last = ev;
