@@ -85,7 +85,7 @@ int co_api_code(int error)
 {
 	/* A lost compare-and-swap is retried inside the stores; should one
 	 * ever surface, it is contention: the store is too busy now. */
-	return error == CO_ERETRY ? CO_EUNAVAIL : error;
+	return error == CO_ERETRY || error == CO_EFENCED ? CO_EUNAVAIL : error;
 }
 
 const char *cutover_status_name(cutover_status status)

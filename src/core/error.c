@@ -66,6 +66,8 @@ const char *co_error_name(int code)
 		return "retry";
 	case CO_ETOOBIG:
 		return "too_large";
+	case CO_EFENCED:
+		return "fenced";
 	default:
 		return "error";
 	}

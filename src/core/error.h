@@ -20,6 +20,8 @@ enum {
 	CO_ENOMEM = -6,    /* allocation failed: exit 2, 503 */
 	CO_ERETRY = -7,    /* internal: a compare-and-swap lost a race; try again */
 	CO_ETOOBIG = -8,   /* input over a size limit: exit 1, HTTP 413 */
+	CO_EFENCED = -9,   /* internal: an etcd write's fence (the fleet's flags
+			    * epoch) moved on; nothing was written (exit 2, 503) */
 };
 
 /*

@@ -320,6 +320,50 @@ static int failure_read(co_record **cur, co_version *ver, struct etcd *e,
 	return 0;
 }
 
+/*
+ * The fence (co_store_fence): one more compare, that the fleet's flags key
+ * still has the epoch the caller routed under.
+ */
+static int add_fence(cJSON *cmp, const char *key, int64_t epoch)
+{
+	cJSON *c = cJSON_CreateObject();
+	char rev[24];
+
+	snprintf(rev, sizeof(rev), "%lld", (long long)epoch);
+	if (c == NULL || !cJSON_AddItemToArray(cmp, c) ||
+	    co_etcd__json_add_b64(c, "key", key, strlen(key)) < 0 ||
+	    !cJSON_AddStringToObject(c, "result", "EQUAL") ||
+	    !cJSON_AddStringToObject(c, "target", "MOD") ||
+	    !cJSON_AddStringToObject(c, "mod_revision", rev))
+		return co_etcd__oom();
+	return 0;
+}
+
+/*
+ * A failed fenced txn: CO_EFENCED if the fence key (the failure branch's
+ * responses[1]) is no longer at `epoch`, else 0 (the record's compare
+ * failed, an ordinary lost race).
+ */
+static int fence_moved(const cJSON *resp, struct etcd *e, const char *key, int64_t epoch)
+{
+	const cJSON *rr = cJSON_GetObjectItemCaseSensitive(
+	    cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(resp, "responses"), 1),
+	    "response_range");
+	const cJSON *kv = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(rr, "kvs"), 0);
+	int64_t now = kv ? co_etcd__json_i64(kv, "mod_revision") : 0;
+
+	if (rr == NULL)
+		return co_error_set(CO_EUNAVAIL, "etcd %s: a failed txn read no fence back",
+				    e->describe);
+	if (now == epoch)
+		return 0;
+	co_store__fenced(now);
+	return co_error_set(CO_EFENCED,
+			    "etcd %s: fenced: %s is at revision %lld, this write was "
+			    "routed under %lld; nothing written",
+			    e->describe, key, (long long)now, (long long)epoch);
+}
+
 int co_etcd__cas(void *impl, co_kind kind, const char *id, const co_record *r,
 		 const co_version *expected, const char *why)
 {
@@ -335,7 +379,9 @@ int co_etcd__cas_read(void *impl, co_kind kind, const char *id, const co_record 
 	char *key = co_etcd__key_for(e, co_kind_dir(kind), id),
 	     *ckey = co_etcd__key_for(e, "claims", id);
 	char *val = NULL, lease[32] = "";
-	int error;
+	const char *fkey = NULL;
+	int64_t fepoch = 0;
+	int error, fenced = co_store__fence(&fkey, &fepoch);
 	int with_lease = kind == CO_KIND_TASK && co_etcd__wants_lease(r);
 
 	(void)why;
@@ -372,6 +418,8 @@ int co_etcd__cas_read(void *impl, co_kind kind, const char *id, const co_record 
 		error = co_etcd__oom();
 		goto done;
 	}
+	if (fenced && (error = add_fence(cmp, fkey, fepoch)) < 0)
+		goto done;
 
 	/* Success: the record, and the claims key following it. */
 	if ((ops = cJSON_AddArrayToObject(req, "success")) == NULL) {
@@ -426,6 +474,13 @@ int co_etcd__cas_read(void *impl, co_kind kind, const char *id, const co_record 
 		error = co_etcd__oom();
 		goto done;
 	}
+	/* ... and the fence's key: which of the compares failed. */
+	if (fenced && ((op = co_etcd__txn_op(ops, "request_range")) == NULL ||
+		       co_etcd__json_add_b64(op, "key", fkey, strlen(fkey)) < 0 ||
+		       !cJSON_AddTrueToObject(op, "keys_only"))) {
+		error = co_etcd__oom();
+		goto done;
+	}
 
 	if ((error = co_etcd__call(&resp, e, "/v3/kv/txn", req)) < 0) {
 		/*
@@ -438,6 +493,9 @@ int co_etcd__cas_read(void *impl, co_kind kind, const char *id, const co_record 
 	}
 	/* A failed txn has no "succeeded" field at all (default false). */
 	if (!co_etcd__json_true(resp, "succeeded")) {
+		if (fenced && !applied_before(resp, val) &&
+		    (error = fence_moved(resp, e, fkey, fepoch)) < 0)
+			goto done;
 		if (!applied_before(resp, val)) {
 			if (cur && (error = failure_read(cur, cur_ver, e, resp, kind, id,
 							 key)) < 0)

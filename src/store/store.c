@@ -745,8 +745,17 @@ static int write_over(co_store *s, const co_record *r, int only_newer, int *appl
 {
 	struct over_arg a = {r, only_newer};
 	cas_op op = {r->kind, r->id, why, 1, 0, plan_over, &a};
+	const char *fkey = NULL;
+	int64_t fepoch = 0;
+	int fenced = co_store__fence(&fkey, &fepoch), error;
 
-	return cas_loop(NULL, applied, s, &op);
+	/* A copy of a record already decided is never fenced (store.h). */
+	if (fenced)
+		co_store_fence(NULL, 0);
+	error = cas_loop(NULL, applied, s, &op);
+	if (fenced)
+		co_store_fence(fkey, fepoch);
+	return error;
 }
 
 int co_store_put_if_newer(co_store *s, const co_record *r, int *applied)

@@ -91,6 +91,21 @@ int co_store_breaker_configure(co_store *s, const co_breaker_opts *opts);
 int co_store_call_timeout(int ms);
 
 /*
+ * Fencing (router fleet, issue 18 point 3).  Until cleared, every decision
+ * this thread writes into an etcd store (a compare-and-swap: create,
+ * claim, renew, release, register, remove) carries, in the same txn, one
+ * more compare: the key `key` (an absolute etcd key, the fleet's flags
+ * document) still has mod_revision `epoch`.  If it moved on, nothing is
+ * written and the call fails with CO_EFENCED; co_store_fenced_at() then
+ * gives the key's mod_revision the failed txn saw (0: the key is gone).
+ * Not fenced: copies of records already decided (put_if_newer, batches;
+ * the drain's and a mirror's) and every read.  A git store ignores it.
+ * `key` is borrowed and must outlive the fence; NULL or epoch <= 0 clears.
+ */
+void co_store_fence(const char *key, int64_t epoch);
+int64_t co_store_fenced_at(void);
+
+/*
  * A call that fails only because this thread's bound ran out does not
  * count against the store's breaker (a slow store is not a down one),
  * unless this thread is a health probe and said so with on = 1: a probe

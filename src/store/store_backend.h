@@ -119,6 +119,12 @@ typedef struct co_store_backend {
  * co_store_call_timeout(). */
 int co_store__call_timeout(void);
 
+/* This thread's fence (co_store_fence): 1 with *key and *epoch set, or 0. */
+int co_store__fence(const char **key, int64_t *epoch);
+
+/* A fenced txn failed on the fence: the key's mod_revision it saw. */
+void co_store__fenced(int64_t now);
+
 /* A backend says the current call failed because the caller's bound (not
  * the store's own timeout) ran out. */
 void co_store__bound_ran_out(void);

@@ -2,7 +2,7 @@
  * store_guard.c - what stands around every call a store makes to its
  * backend: the circuit breaker's enter and leave, and the per-thread
  * bounds of store.h (co_store_call_timeout, co_store_last_call_refused,
- * co_store_count_bounded_timeouts).
+ * co_store_count_bounded_timeouts) and its fence (co_store_fence).
  *
  * The idea: a call's outcome is told to the breaker in one place, with
  * the rules of what counts.  Only a store that did not answer (unavailable,
@@ -27,6 +27,33 @@ static _Thread_local int call_timeout_ms;
 static _Thread_local int last_refused;	/* the thread's last call never left */
 static _Thread_local int bound_ran_out; /* the last call hit the caller's bound */
 static _Thread_local int bound_counts;	/* this thread is a health probe */
+static _Thread_local const char *fence_key; /* co_store_fence */
+static _Thread_local int64_t fence_epoch, fenced_at;
+
+void co_store_fence(const char *key, int64_t epoch)
+{
+	fence_key = key && epoch > 0 ? key : NULL;
+	fence_epoch = fence_key ? epoch : 0;
+}
+
+int64_t co_store_fenced_at(void)
+{
+	return fenced_at;
+}
+
+int co_store__fence(const char **key, int64_t *epoch)
+{
+	if (!fence_key)
+		return 0;
+	*key = fence_key;
+	*epoch = fence_epoch;
+	return 1;
+}
+
+void co_store__fenced(int64_t now)
+{
+	fenced_at = now;
+}
 
 void co_store__bound_ran_out(void)
 {
