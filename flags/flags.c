@@ -202,7 +202,8 @@ int co_flags_equal(const co_flags *a, const co_flags *b)
 	    a->completed.on != b->completed.on ||
 	    strcmp(a->completed.at, b->completed.at) != 0 ||
 	    strcmp(a->completed.by, b->completed.by) != 0 ||
-	    strcmp(a->completed.reason, b->completed.reason) != 0)
+	    strcmp(a->completed.reason, b->completed.reason) != 0 ||
+	    a->fleet_epoch != b->fleet_epoch)
 		return 0;
 	for (op = 0; op < CO_OP__COUNT; op++) {
 		if (a->has_op[op] != b->has_op[op])
@@ -331,6 +332,7 @@ int co_flags_route(co_route *out, const co_flags *f, co_op op, const char *id)
 	r.etcd_percent = s.etcd_percent;
 	r.bucket = id ? co_bucket_of(id) : -1;
 	r.kill_switch = f->kill_switch ? 1 : 0;
+	r.epoch = f->fleet_epoch;
 	/* The kill switch wins over every mode: git decides, etcd mirrors. */
 	r.mode = r.kill_switch ? CO_MODE_SHADOW : s.mode;
 

@@ -122,6 +122,13 @@ typedef struct co_flags {
 	unsigned char has_op[CO_OP__COUNT];	/* listed under `operations` */
 	int mirror_sync; /* `mirror: sync`: git mirrored synchronously (default 0) */
 	co_completion completed; /* `completed:`: the cutover is finished */
+	/*
+	 * `fleet_epoch:` (fleet mode only): the etcd mod_revision of the
+	 * fleet's flags document this file mirrors (router/fleet.h), 0 in
+	 * file mode.  A router fences its etcd decisions on it
+	 * (co_store_fence); never written into etcd's document itself.
+	 */
+	int64_t fleet_epoch;
 } co_flags;
 
 /* The decision for one operation (on one ID). */
@@ -137,6 +144,7 @@ typedef struct co_route {
 	int kill_switch;     /* 1 if the kill switch forced this route */
 	int bucket;	     /* the ID's bucket 0..99, or -1 without an ID */
 	int split;	     /* no ID and 0<N<100 in dual: merge both stores */
+	int64_t epoch;	     /* the flags' fleet_epoch (0: file mode, no fence) */
 } co_route;
 
 /* "task_claim", ... ; "?" for a value out of range. */

@@ -11,6 +11,7 @@
  */
 #include "flags/flags.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -230,11 +231,40 @@ static int parse_operations(co_flags *f, parse_ctx *c, const yaml_node_t *n)
 	return 0;
 }
 
-enum { K_KILL, K_REASON, K_AT, K_BY, K_DEFAULT, K_OPS, K_MIRROR, K_COMPLETED, K__COUNT };
-static const char *const top_keys[K__COUNT] = {
-    "kill_switch", "kill_reason", "updated_at", "updated_by", "default", "operations",
-    "mirror",	   "completed",
+enum {
+	K_KILL,
+	K_REASON,
+	K_AT,
+	K_BY,
+	K_DEFAULT,
+	K_OPS,
+	K_MIRROR,
+	K_COMPLETED,
+	K_EPOCH,
+	K__COUNT
 };
+static const char *const top_keys[K__COUNT] = {
+    "kill_switch", "kill_reason", "updated_at", "updated_by",  "default",
+    "operations",  "mirror",	  "completed",	"fleet_epoch",
+};
+
+/* `fleet_epoch: N`, N > 0: an etcd revision. */
+static int parse_epoch(int64_t *out, parse_ctx *c, const yaml_node_t *v, const char *key)
+{
+	const char *s = scalar(v);
+	char *end;
+	long long n;
+
+	errno = 0;
+	n = s ? strtoll(s, &end, 10) : 0;
+	if (!s || !*s || *end || errno || n <= 0)
+		return co_error_set(CO_EINVAL,
+				    "%s:%lu: \"%s\" must be an etcd revision (a whole "
+				    "number > 0), not \"%s\"",
+				    c->name, node_line(v), key, s ? s : "?");
+	*out = n;
+	return 0;
+}
 
 /* `completed: {at: T, by: W, reason: R}`: `at` required. */
 static int parse_completed(co_completion *out, parse_ctx *c, const yaml_node_t *n)
@@ -327,7 +357,7 @@ static int parse_root(co_flags *f, parse_ctx *c, const yaml_node_t *root)
 			    CO_EINVAL,
 			    "%s:%lu: unknown key \"%s\" (kill_switch, "
 			    "kill_reason, updated_at, updated_by, default, "
-			    "operations, mirror, completed)",
+			    "operations, mirror, completed, fleet_epoch)",
 			    c->name, node_line(k), key ? key : "?");
 		if (seen[i]++)
 			return co_error_set(CO_EINVAL, "%s:%lu: duplicate key \"%s\"",
@@ -354,6 +384,9 @@ static int parse_root(co_flags *f, parse_ctx *c, const yaml_node_t *root)
 			break;
 		case K_COMPLETED:
 			error = is_null(v) ? 0 : parse_completed(&f->completed, c, v);
+			break;
+		case K_EPOCH:
+			error = parse_epoch(&f->fleet_epoch, c, v, key);
 			break;
 		default:
 			error = parse_operations(f, c, v);
@@ -548,6 +581,13 @@ static int emit_flags(yaml_emitter_t *e, const co_flags *f)
 	     !emit_scalar(e, "reason", 0) || !emit_scalar(e, f->completed.reason, 1) ||
 	     !emit_mapping_end(e)))
 		return 0;
+	if (f->fleet_epoch > 0) {
+		char rev[24];
+
+		snprintf(rev, sizeof(rev), "%lld", (long long)f->fleet_epoch);
+		if (!emit_scalar(e, "fleet_epoch", 0) || !emit_scalar(e, rev, 0))
+			return 0;
+	}
 	if (!emit_mapping_end(e))
 		return 0;
 	if (!yaml_document_end_event_initialize(&ev, 1) || !yaml_emitter_emit(e, &ev))

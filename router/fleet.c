@@ -91,6 +91,20 @@ const char *co_fleet_flags_key(const co_fleet *f)
 	return f->flags_key;
 }
 
+int co_fleet_flags_key_for(char *buf, size_t len, const char *prefix)
+{
+	size_t n;
+	int w;
+
+	if (!prefix || !*prefix)
+		prefix = "/cutover/";
+	n = strlen(prefix);
+	w = snprintf(buf, len, "%s%sflags", prefix, prefix[n - 1] == '/' ? "" : "/");
+	if (w < 0 || (size_t)w >= len)
+		return co_error_set(CO_EINVAL, "fleet: prefix too long: %s", prefix);
+	return 0;
+}
+
 int co_fleet__flags_from_kv(co_flags *out, int64_t *epoch, const co_fleet *f,
 			    const cJSON *kv)
 {
@@ -108,7 +122,7 @@ int co_fleet__flags_from_kv(co_flags *out, int64_t *epoch, const co_fleet *f,
 	error = co_flags_parse(out, text, len, f->flags_key);
 	free(text);
 	if (error == 0)
-		*epoch = co_fleet__i64(kv, "mod_revision");
+		*epoch = out->fleet_epoch = co_fleet__i64(kv, "mod_revision");
 	return error;
 }
 
@@ -176,13 +190,23 @@ done:
 	return error;
 }
 
+/* The document as etcd keeps it: its epoch is the key's mod_revision, so
+ * a mirrored file's fleet_epoch is never written into it. */
+static int format_doc(char **text, const co_flags *doc)
+{
+	co_flags d = *doc;
+
+	d.fleet_epoch = 0;
+	return co_flags_format(text, &d);
+}
+
 int co_fleet_flags_put_if(int64_t *now, co_fleet *f, const co_flags *doc, int64_t epoch)
 {
 	char *text = NULL;
 	int64_t at = 0;
 	int error;
 
-	if ((error = co_flags_format(&text, doc)) < 0)
+	if ((error = format_doc(&text, doc)) < 0)
 		return error;
 	error = put_if_epoch(&at, f, text, epoch);
 	free(text);
@@ -214,7 +238,7 @@ int co_fleet_flags_update(co_flags *out, int64_t *epoch, co_fleet *f,
 				*epoch = ep;
 			return 0;
 		}
-		if ((error = co_flags_format(&text, &next)) < 0)
+		if ((error = format_doc(&text, &next)) < 0)
 			return error;
 		error = put_if_epoch(&now, f, text, ep);
 		free(text);
@@ -222,6 +246,7 @@ int co_fleet_flags_update(co_flags *out, int64_t *epoch, co_fleet *f,
 			continue; /* another writer landed first: re-apply on theirs */
 		if (error < 0)
 			return error;
+		next.fleet_epoch = now;
 		if (out)
 			*out = next;
 		if (epoch)
@@ -269,6 +294,7 @@ void co_fleet_mirror_apply(void *ctx, const co_flags *flags, int64_t epoch)
 	co_flags local, next = *flags;
 	int same = 0;
 
+	next.fleet_epoch = epoch; /* what the router fences its etcd writes on */
 	pthread_mutex_lock(&m->lock);
 	if (co_flags_load(&local, m->path) == 0) {
 		/* a local trip since the last document stays */

@@ -59,6 +59,12 @@ void co_fleet_close(co_fleet *f);
 const char *co_fleet_flags_key(const co_fleet *f);
 
 /*
+ * The same key for a prefix (NULL: the default), into buf: 0, or
+ * CO_EINVAL when it does not fit.
+ */
+int co_fleet_flags_key_for(char *buf, size_t len, const char *prefix);
+
+/*
  * The flags document and its epoch (0 and the defaults when the key does
  * not exist).  CO_EUNAVAIL, CO_EINVAL (does not parse; names the key).
  */

@@ -63,6 +63,7 @@ struct co_router {
 	co_flags_watcher *fw;
 	int witness;
 	int mirror_ms; /* bound on each call to a secondary */
+	char fence_key[256]; /* fleet's flags key ("": file mode, no fence) */
 	pthread_t drainer;
 	int drainer_started;
 	atomic_int stop;

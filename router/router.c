@@ -130,6 +130,52 @@ static int mirror(co_router *r, const co_route *rt, co_kind kind, const char *id
 	return error;
 }
 
+/*
+ * The primary's call, fenced on the route's flags epoch where etcd decides
+ * in fleet mode (co_store_fence).
+ */
+static int primary_call(co_record **rec, co_router *r, const co_route *rt, write_fn fn,
+			const void *arg)
+{
+	int fenced = r->fence_key[0] && rt->epoch > 0 && rt->primary == CO_SIDE_ETCD;
+	int error;
+
+	if (fenced)
+		co_store_fence(r->fence_key, rt->epoch);
+	error = fn(rec, store_of(r, rt->primary), arg);
+	if (fenced)
+		co_store_fence(NULL, 0);
+	return error;
+}
+
+/*
+ * A fenced write found the fleet's flags moved on from `epoch` (to `seen`,
+ * 0 if unknown): wait, bounded, for this router's flags (the mirrored
+ * file) to carry a newer epoch.  0 when they do, else CO_EUNAVAIL saying
+ * so; nothing was written either way.
+ */
+static int await_epoch(co_router *r, int64_t epoch, int64_t seen)
+{
+	int64_t until = mono_us() + (int64_t)CO_ROUTER_FENCE_WAIT_MS * 1000;
+
+	for (;;) {
+		co_flags fl;
+		uint64_t gen = co_flags_watcher_get(&fl, r->fw);
+		int64_t left = (until - mono_us()) / 1000;
+
+		if (fl.fleet_epoch != epoch && fl.fleet_epoch >= seen)
+			return 0;
+		if (left <= 0 || co_flags_watcher_wait(r->fw, gen, (int)left) < 0)
+			return co_error_set(
+			    CO_EUNAVAIL,
+			    "the fleet's flags moved on in etcd (%s at revision %lld) "
+			    "and this router still routes by epoch %lld after %d ms; "
+			    "nothing written, retry",
+			    r->fence_key, (long long)seen, (long long)epoch,
+			    CO_ROUTER_FENCE_WAIT_MS);
+	}
+}
+
 static int routed_write(co_record **out, co_router *r, co_op op, co_kind kind,
 			const char *id, write_fn fn, const void *arg, int is_remove)
 {
@@ -138,7 +184,7 @@ static int routed_write(co_record **out, co_router *r, co_op op, co_kind kind,
 	pthread_mutex_t *mu;
 	int64_t intent = 0, t0 = mono_us();
 	uint64_t ticket = 0;
-	int error, merr;
+	int error, merr, fenced_once = 0;
 
 	if ((error = co_id_validate(id)) < 0)
 		return error;
@@ -147,6 +193,7 @@ static int routed_write(co_record **out, co_router *r, co_op op, co_kind kind,
 	 * without another thread's flip-straddling write in between. */
 	mu = stripe(r, id);
 	pthread_mutex_lock(mu);
+again:
 	if ((error = co_router_route(&rt, r, op, id)) < 0)
 		goto unlock;
 	if (rt.secondary != CO_SIDE_NONE &&
@@ -168,7 +215,25 @@ static int routed_write(co_record **out, co_router *r, co_op op, co_kind kind,
 		goto done;
 	}
 
-	error = fn(&rec, store_of(r, rt.primary), arg);
+	error = primary_call(&rec, r, &rt, fn, arg);
+	if (error == CO_EFENCED) {
+		/* Nothing written: the fleet moved on (a rollback, a stage)
+		 * while this router routed by older flags.  Route again by
+		 * the new ones, once. */
+		int64_t seen = co_store_fenced_at();
+
+		if (intent)
+			co_outbox_ack_intent(r->st, intent);
+		intent = 0;
+		ticket = 0;
+		if (!fenced_once++ && (error = await_epoch(r, rt.epoch, seen)) == 0)
+			goto again;
+		if (error == CO_EFENCED)
+			error = co_error_set(CO_EUNAVAIL,
+					     "fenced twice in a row: %s; nothing written",
+					     co_error_last());
+		goto done;
+	}
 	if (error == 0 && intent)
 		crash_point(r, CRASH_AFTER_PRIMARY);
 
@@ -338,6 +403,13 @@ int co_router_open(co_router **out, const co_router_opts *opts)
 	    opts->mirror_timeout_ms > 0 ? opts->mirror_timeout_ms : CO_ROUTER_MIRROR_MS;
 	r->redact = opts->redact;
 	r->shadow = opts->shadow;
+	if (opts->fence_key && strlen(opts->fence_key) >= sizeof(r->fence_key)) {
+		free(r);
+		return co_error_set(CO_EINVAL, "router: fence key too long: %s",
+				    opts->fence_key);
+	}
+	snprintf(r->fence_key, sizeof(r->fence_key), "%s",
+		 opts->fence_key ? opts->fence_key : "");
 	for (int op = 0; op < CO_OP__COUNT; op++)
 		r->shadow_pct[op] = co_shadow_percent(opts->shadow, (co_op)op);
 	r->crash_at = crash_point_of(getenv("CUTOVER_CRASH_AT"));

@@ -81,13 +81,25 @@ typedef struct co_router_opts {
 	 * nothing.
 	 */
 	const co_shadow_cfg *shadow;
+	/*
+	 * Fleet mode (router/fleet.h): the etcd key of the fleet's flags
+	 * document, NULL in file mode.  Copied at open.  Every decision this
+	 * router makes with etcd primary is fenced on the flags epoch it was
+	 * routed under (co_route.epoch, from the mirrored file's fleet_epoch;
+	 * co_store_fence): once the document in etcd has moved on, etcd
+	 * refuses the write, and the router waits up to
+	 * CO_ROUTER_FENCE_WAIT_MS for its flags to catch up, routes again
+	 * once, and otherwise fails with CO_EUNAVAIL (nothing written).
+	 */
+	const char *fence_key;
 } co_router_opts;
 
 #define CO_ROUTER_MIRROR_MS 250
+#define CO_ROUTER_FENCE_WAIT_MS 2000
 
 #define CO_ROUTER_OPTS_INIT                                                              \
 	{                                                                                \
-		NULL, NULL, NULL, NULL, 0, 1, 0, NULL, NULL, NULL                        \
+		NULL, NULL, NULL, NULL, 0, 1, 0, NULL, NULL, NULL, NULL                  \
 	}
 
 int co_router_open(co_router **out, const co_router_opts *opts);

@@ -19,6 +19,7 @@
 #include "../store/store.h"
 #include "flags/flags.h"
 #include "flags/stage.h"
+#include "router/router.h"
 
 #include <stdint.h>
 
@@ -86,6 +87,7 @@ typedef struct co_cli_router {
 	co_state *state;	 /* <state_dir>/cutover.db */
 	co_flags_watcher *flags; /* the flags file, hot-reloaded */
 	co_router *router;
+	char fence_key[256]; /* fleet mode: the flags key its writes fence on */
 } co_cli_router;
 
 /*
@@ -98,6 +100,15 @@ typedef struct co_cli_router {
  * flags file naming its line), CO_EUNAVAIL, CO_EIO, CO_ENOMEM.
  */
 int co_cli_open_router(co_cli_router **out, co_cli *ctx);
+
+/*
+ * The router options for cr's stores, state and flags as the
+ * configuration says (mirror bound, redaction, shadow sampling, and in
+ * fleet mode the flags key its etcd decisions are fenced on, kept in
+ * cr).  No background drain, no triggers: serve adds those.  0 or
+ * CO_EINVAL.
+ */
+int co_cli_router_opts(co_router_opts *o, const co_config *c, co_cli_router *cr);
 
 /*
  * Drain the outbox for at most `drain_ms` (0: not at all), then close

@@ -259,6 +259,28 @@ int co_cli_open_store(co_store **out, co_cli *ctx)
 
 /* --- the router --- */
 
+int co_cli_router_opts(co_router_opts *o, const co_config *c, co_cli_router *cr)
+{
+	int error;
+
+	o->git = cr->git;
+	o->etcd = cr->etcd;
+	o->state = cr->state;
+	o->flags = cr->flags;
+	o->background_drain = 0;
+	o->mirror_timeout_ms = c->mirror_timeout_ms;
+	o->redact = c->redact;
+	o->shadow = &c->shadow; /* sampling, ignore rules (core/shadow.h) */
+	o->fence_key = NULL;
+	if (c->fleet_enabled) {
+		if ((error = co_fleet_flags_key_for(cr->fence_key, sizeof(cr->fence_key),
+						    c->fleet_prefix)) < 0)
+			return error;
+		o->fence_key = cr->fence_key;
+	}
+	return 0;
+}
+
 int co_cli_open_router(co_cli_router **out, co_cli *ctx)
 {
 	co_router_opts o = CO_ROUTER_OPTS_INIT;
@@ -275,14 +297,8 @@ int co_cli_open_router(co_cli_router **out, co_cli *ctx)
 	    (error = co_state_open(&cr->state, c->state_dir)) < 0 ||
 	    (error = co_flags_watcher_open(&cr->flags, c->flags_path)) < 0)
 		goto done;
-	o.git = cr->git;
-	o.etcd = cr->etcd;
-	o.state = cr->state;
-	o.flags = cr->flags;
-	o.background_drain = 0;
-	o.mirror_timeout_ms = c->mirror_timeout_ms;
-	o.redact = c->redact;
-	o.shadow = &c->shadow;
+	if ((error = co_cli_router_opts(&o, c, cr)) < 0)
+		goto done;
 	if ((error = co_router_open(&cr->router, &o)) < 0)
 		goto done;
 	*out = cr;

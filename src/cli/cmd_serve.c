@@ -181,13 +181,8 @@ static int reopen_with_drain(co_cli_router *cr, const co_config *c)
 	co_router *r = NULL;
 	int error;
 
-	o.mirror_timeout_ms = c->mirror_timeout_ms;
-	o.redact = c->redact;
-	o.shadow = &c->shadow; /* sampling, ignore rules (core/shadow.h) */
-	o.git = cr->git;
-	o.etcd = cr->etcd;
-	o.state = cr->state;
-	o.flags = cr->flags;
+	if ((error = co_cli_router_opts(&o, c, cr)) < 0)
+		return error;
 	o.background_drain = 1;
 	o.triggers = &c->triggers; /* live-signal rollback (router/triggers.h) */
 	if ((error = co_router_open(&r, &o)) < 0)

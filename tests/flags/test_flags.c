@@ -840,6 +840,42 @@ static void etcd_primary_possible_tracks_modes_and_kill_switch(void **state)
 
 /* ---- the finish line (`cutover complete`) ---- */
 
+/* fleet_epoch: absent in file mode, round-trips, reaches the route, and a
+ * value that is not a revision is refused naming the key. */
+static void fleet_epoch_round_trips_into_the_route_and_bad_values_are_refused(void **state)
+{
+	static const char *const bad[] = {"fleet_epoch: 0\n", "fleet_epoch: -3\n",
+					  "fleet_epoch: 12x\n", "fleet_epoch: [1]\n",
+					  "fleet_epoch: 99999999999999999999\n"};
+	co_flags f, back;
+	co_route r;
+	char *text = NULL;
+	size_t i;
+
+	(void)state;
+	co_flags_init(&f);
+	assert_int_equal(co_flags_format(&text, &f), 0);
+	assert_null(strstr(text, "fleet_epoch")); /* file mode: as before */
+	free(text);
+	assert_int_equal(co_flags_set_default(&f, CO_MODE_ETCD, 0), 0);
+	f.fleet_epoch = 4242;
+	assert_int_equal(co_flags_format(&text, &f), 0);
+	assert_non_null(strstr(text, "fleet_epoch: 4242"));
+	assert_int_equal(co_flags_parse(&back, text, strlen(text), "x"), 0);
+	free(text);
+	assert_true(co_flags_equal(&back, &f));
+	assert_int_equal(back.fleet_epoch, 4242);
+	r = route_of(&back, CO_OP_TASK_CLAIM, "P0.1.1");
+	assert_int_equal(r.epoch, 4242);
+	back.fleet_epoch = 4243; /* a new epoch alone is a change to save */
+	assert_false(co_flags_equal(&back, &f));
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		if (co_flags_parse(&back, bad[i], strlen(bad[i]), "flags.yaml") != CO_EINVAL)
+			fail_msg("accepted: %s", bad[i]);
+		assert_non_null(strstr(co_error_last(), "fleet_epoch"));
+	}
+}
+
 static void completion_round_trips_drops_the_git_mirror_and_bars_moves_back(void **state)
 {
 	co_flags f, back, to;
@@ -936,6 +972,7 @@ int main(void)
 	    cmocka_unit_test(diff_names_what_changed),
 	    cmocka_unit_test(route_table_per_mode),
 	    cmocka_unit_test(completion_round_trips_drops_the_git_mirror_and_bars_moves_back),
+	    cmocka_unit_test(fleet_epoch_round_trips_into_the_route_and_bad_values_are_refused),
 	    cmocka_unit_test(kill_switch_makes_every_mode_shadow),
 	    cmocka_unit_test(all_operations_agree_on_one_ids_primary),
 	    cmocka_unit_test(operations_without_an_id_use_the_extremes_and_split_between),
