@@ -8,6 +8,7 @@
  *   git_read.c    head, get, list, scan, blobs by id
  *   git_write.c   one-file and many-file commits published by CAS
  *   git_watch.c   the polling watch
+ *   git_stream.c  the socket stream with a bound on every network call
  *
  * Errors are the store's (core/error.h), with libgit2's text appended
  * (co_git__fail); returned strings and records are the caller's to free.
@@ -40,6 +41,7 @@ typedef struct co_git_store {
 	char *pushref; /* URL: temp ref naming the commit to push */
 	int poll_interval_ms;
 	int max_retries;
+	int remote_timeout_ms; /* silence bound on the remote (git_stream.c) */
 
 	pthread_mutex_t pool_mu;
 	git_repository *pool[GS_POOL_MAX];
@@ -100,6 +102,32 @@ int co_git__sync(co_git_store *gs, git_repository *repo);
  * compare-and-swap: CO_ERETRY when it (or libgit2's own pre-check) refuses.
  */
 int co_git__push_locked(co_git_store *gs, git_repository *repo, const git_oid *commit);
+
+/* ---- git_stream.c ---- */
+
+/* The silence bound when a store gives none (co_git_opts.remote_timeout_ms). */
+#define CO_GIT_REMOTE_TIMEOUT_MS 3000
+/* A whole fetch or push may take this many silence bounds (a server that
+ * trickles a byte just inside the bound); local work between network
+ * calls (indexing a pack) counts too. */
+#define CO_GIT_REMOTE_DEADLINE_FACTOR 20
+
+/* Which bound ran out (co_git__net_ran_out); 0: none. */
+#define CO_GIT__NET_SILENT 1   /* no byte in timeout_ms */
+#define CO_GIT__NET_DEADLINE 2 /* the whole call's overall_ms */
+#define CO_GIT__NET_CALLER 3   /* co_store_call_timeout() of the caller */
+
+/* Register the bounded stream as libgit2's GIT_STREAM_STANDARD (once per
+ * process, before any network call); libgit2's error code. */
+int co_git__stream_register(void);
+
+/* The calling thread's bounds for the network calls that follow, until
+ * co_git__net_end(), which returns co_git__net_ran_out() and clears them. */
+void co_git__net_begin(int timeout_ms, int overall_ms);
+int co_git__net_end(void);
+int co_git__net_ran_out(void);
+/* The silence bound in force on this thread. */
+int co_git__net_timeout_ms(void);
 
 /* ---- git_read.c ---- */
 

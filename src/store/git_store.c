@@ -193,6 +193,9 @@ static void gs_init_once(void)
 	git_libgit2_opts(GIT_OPT_SET_CACHE_OBJECT_LIMIT, GIT_OBJECT_TREE,
 			 (size_t)256 << 20);
 	git_libgit2_opts(GIT_OPT_SET_CACHE_MAX_SIZE, (ssize_t)CO_GIT_CACHE_MAX);
+	/* every network call of every store gets a bound (git_stream.c) */
+	if (co_git__stream_register() < 0)
+		gs_init_error = 1;
 }
 
 /* ---- the repository pool ---- */
@@ -252,6 +255,38 @@ static int gs_remote(git_remote **out, co_git_store *gs, git_repository *repo)
 	return 0;
 }
 
+/* Bounds for one fetch or push on this thread (git_stream.c). */
+static void gs_net_begin(co_git_store *gs)
+{
+	co_git__net_begin(gs->remote_timeout_ms,
+			  gs->remote_timeout_ms * CO_GIT_REMOTE_DEADLINE_FACTOR);
+}
+
+/*
+ * CO_EUNAVAIL for a failed fetch or push: when a bound ran out, a message
+ * that says which ("git <url>: fetch: no answer in 3.0 s"), so the breaker
+ * and the on-call engineer see a hung server for what it is.
+ */
+static int gs_net_fail(co_git_store *gs, const char *what)
+{
+	double t = gs->remote_timeout_ms / 1000.0;
+
+	switch (co_git__net_ran_out()) {
+	case CO_GIT__NET_SILENT:
+		return co_error_set(CO_EUNAVAIL, "git %s: %s: no answer in %.1f s",
+				    gs->url, what, t);
+	case CO_GIT__NET_DEADLINE:
+		return co_error_set(CO_EUNAVAIL, "git %s: %s: not done in %.1f s",
+				    gs->url, what, t * CO_GIT_REMOTE_DEADLINE_FACTOR);
+	case CO_GIT__NET_CALLER:
+		return co_error_set(CO_EUNAVAIL,
+				    "git %s: %s: not done within the caller's %d ms",
+				    gs->url, what, co_store__call_timeout());
+	default:
+		return co_git__fail(CO_EUNAVAIL, "git %s: %s", gs->url, what);
+	}
+}
+
 int co_git__fetch_locked(co_git_store *gs, git_repository *repo)
 {
 	git_fetch_options fo;
@@ -276,16 +311,19 @@ int co_git__fetch_locked(co_git_store *gs, git_repository *repo)
 	 * Another process sharing the mirror may hold the lock on the ref we
 	 * update; a few quick retries get past it.
 	 */
+	gs_net_begin(gs);
 	for (attempt = 0;; attempt++) {
 		if (git_remote_fetch(remote, &specs, &fo, NULL) == 0)
 			break;
-		if (attempt == 4) {
-			error = co_git__fail(CO_EUNAVAIL, "git %s: fetch", gs->url);
+		/* a server that did not answer would not answer a retry either */
+		if (attempt == 4 || co_git__net_ran_out()) {
+			error = gs_net_fail(gs, "fetch");
 			goto done;
 		}
 		co_git__backoff(attempt * 4);
 	}
 done:
+	co_git__net_end();
 	git_remote_free(remote);
 	free(spec);
 	return error;
@@ -351,7 +389,15 @@ int co_git__push_locked(co_git_store *gs, git_repository *repo, const git_oid *c
 	po.callbacks.payload = &ps;
 	if ((error = gs_remote(&remote, gs, repo)) < 0)
 		goto done;
+	gs_net_begin(gs);
 	rc = git_remote_push(remote, &specs, &po);
+	if (rc < 0 && co_git__net_ran_out()) {
+		/* The server may or may not have taken the update before it
+		 * stopped answering: not acknowledged either way, and the next
+		 * fetch shows which. */
+		error = gs_net_fail(gs, "push");
+		goto done;
+	}
 	if (rc == GIT_ENONFASTFORWARD || (rc == 0 && ps.rejected)) {
 		error = co_error_set(CO_ERETRY, "git %s: push rejected: %s", gs->url,
 				     ps.rejected ? ps.msg : "non-fast-forward");
@@ -362,6 +408,7 @@ int co_git__push_locked(co_git_store *gs, git_repository *repo, const git_oid *c
 		goto done;
 	}
 done:
+	co_git__net_end();
 	if (tmp) {
 		git_reference_delete(tmp);
 		git_reference_free(tmp);
@@ -498,6 +545,8 @@ int co_git_store_open(co_store **out, const co_git_opts *opts)
 	gs->poll_interval_ms =
 	    opts->poll_interval_ms > 0 ? opts->poll_interval_ms : 30000;
 	gs->max_retries = opts->max_retries > 0 ? opts->max_retries : 200;
+	gs->remote_timeout_ms = opts->remote_timeout_ms > 0 ? opts->remote_timeout_ms
+							    : CO_GIT_REMOTE_TIMEOUT_MS;
 	gs->repo = gs_strdup(opts->repo);
 	gs->branch = gs_strdup(branch);
 	gs->refname = co_git__printf("refs/heads/%s", branch);
