@@ -1,0 +1,431 @@
+/*
+ * test_git_remote_hang.c - a URL repo whose server stops answering fails
+ * fast (issue 20 point 5): every fetch and push of the git store is bounded
+ * by its remote timeout (src/store/git_stream.c), a call that ran out is
+ * CO_EUNAVAIL saying so, the store's breaker counts it and opens, and its
+ * probe closes it again once the server answers.
+ *
+ * Real parts: `git daemon` serving a bare repo on a free loopback port,
+ * SIGSTOPped and SIGCONTed by its pid (its process group: the daemon and
+ * its per-connection children), and a socket that listens and never
+ * answers.  No timing assertions: each case asserts the error, the
+ * breaker's state and what the server's repo holds; the bound only keeps
+ * the test short.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "core/error.h"
+#include "core/record.h"
+#include "harness/harness.h"
+#include "store/breaker.h"
+#include "store/git_store.h"
+#include "store/store.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define TIMEOUT_MS 300 /* the store's remote timeout in these tests */
+
+/* ---- a real `git daemon` (as in test_git_store.c) ---- */
+
+typedef struct git_daemon {
+	pid_t pid;
+	int port;
+	int stopped;
+	char base[256];
+	char repo[300];
+	char url[320];
+} git_daemon;
+
+static int free_port(void)
+{
+	struct sockaddr_in a;
+	socklen_t len = sizeof(a);
+	int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
+
+	memset(&a, 0, sizeof(a));
+	a.sin_family = AF_INET;
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+	    getsockname(fd, (struct sockaddr *)&a, &len) == 0)
+		port = ntohs(a.sin_port);
+	if (fd >= 0)
+		close(fd);
+	return port;
+}
+
+static int port_answers(int port)
+{
+	struct sockaddr_in a;
+	int fd = socket(AF_INET, SOCK_STREAM, 0), ok;
+
+	memset(&a, 0, sizeof(a));
+	a.sin_family = AF_INET;
+	a.sin_port = htons((uint16_t)port);
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ok = fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+	if (fd >= 0)
+		close(fd);
+	return ok;
+}
+
+static void daemon_thaw(git_daemon *d)
+{
+	if (d->pid > 0 && d->stopped)
+		kill(-d->pid, SIGCONT);
+	d->stopped = 0;
+}
+
+/* SIGSTOP the daemon and its children; wait until the kernel says so. */
+static int daemon_freeze(git_daemon *d)
+{
+	if (d->pid <= 0 || kill(-d->pid, SIGSTOP) != 0)
+		return -1;
+	d->stopped = 1;
+	return co_test_wait_stopped(d->pid);
+}
+
+static void daemon_stop(git_daemon *d)
+{
+	daemon_thaw(d);
+	if (d->pid > 0) {
+		kill(-d->pid, SIGTERM);
+		waitpid(d->pid, NULL, 0);
+		d->pid = 0;
+	}
+	if (d->base[0])
+		co_test_rmrf(d->base);
+	d->base[0] = '\0';
+}
+
+static int daemon_start(git_daemon *d)
+{
+	int attempt, i;
+
+	memset(d, 0, sizeof(*d));
+	if (co_test_tmpdir(d->base, sizeof(d->base)) < 0 ||
+	    co_test_sh(NULL, NULL, "git init --bare -q -b main '%s/r.git'", d->base) != 0)
+		return -1;
+	snprintf(d->repo, sizeof(d->repo), "%s/r.git", d->base);
+	for (attempt = 0; attempt < 5; attempt++) {
+		char bp[300], pp[32];
+
+		if ((d->port = free_port()) <= 0)
+			continue;
+		snprintf(bp, sizeof(bp), "--base-path=%s", d->base);
+		snprintf(pp, sizeof(pp), "--port=%d", d->port);
+		if ((d->pid = fork()) < 0)
+			return -1;
+		if (d->pid == 0) {
+			int null = open("/dev/null", O_RDWR);
+
+			if (null >= 0) {
+				dup2(null, 1);
+				dup2(null, 2);
+			}
+			setpgid(0, 0);
+			execlp("git", "git", "daemon", "--enable=receive-pack",
+			       "--export-all", "--reuseaddr", bp, pp,
+			       "--listen=127.0.0.1", (char *)NULL);
+			_exit(127);
+		}
+		setpgid(d->pid, d->pid);
+		for (i = 0; i < 500; i++) {
+			struct timespec ts = {0, 10 * 1000 * 1000};
+
+			if (waitpid(d->pid, NULL, WNOHANG) == d->pid) {
+				d->pid = 0;
+				break;
+			}
+			if (port_answers(d->port)) {
+				snprintf(d->url, sizeof(d->url),
+					 "git://127.0.0.1:%d/r.git", d->port);
+				return 0;
+			}
+			nanosleep(&ts, NULL);
+		}
+		if (d->pid > 0) {
+			kill(-d->pid, SIGKILL);
+			waitpid(d->pid, NULL, 0);
+			d->pid = 0;
+		}
+	}
+	daemon_stop(d);
+	return -1;
+}
+
+/* ---- the store ---- */
+
+static int open_remote(co_store **out, const char *url, const char *cache)
+{
+	co_git_opts o = CO_GIT_OPTS_INIT;
+	co_breaker_opts bo = CO_BREAKER_OPTS_INIT;
+	int error;
+
+	o.repo = url;
+	o.cache_dir = cache;
+	o.poll_interval_ms = 50;
+	o.remote_timeout_ms = TIMEOUT_MS;
+	if ((error = co_git_store_open(out, &o)) < 0)
+		return error;
+	bo.probe_ms = 100; /* probes come quickly: the test waits for one */
+	bo.probe_max_ms = 200;
+	return co_store_breaker_configure(*out, &bo);
+}
+
+static co_record *new_task(const char *id)
+{
+	co_record *r = NULL;
+
+	assert_int_equal(co_record_new(&r, CO_KIND_TASK, id), 0);
+	r->type = strdup("build");
+	assert_non_null(r->type);
+	return r;
+}
+
+static int create_task(co_store *s, const char *id)
+{
+	co_record *t = new_task(id), *out = NULL;
+	int error = co_store_task_create(&out, s, t);
+
+	co_record_free(out);
+	co_record_free(t);
+	return error;
+}
+
+/* The branch head on the server's repo, into out (41 bytes). */
+static void server_head(const char *repo, char *out)
+{
+	char *o = NULL;
+
+	assert_int_equal(co_test_sh(&o, NULL, "git --git-dir='%s' rev-parse main", repo),
+			 0);
+	snprintf(out, 41, "%s", o);
+	free(o);
+}
+
+static co_breaker_state breaker_state(co_store *s)
+{
+	co_breaker_info bi;
+
+	co_store_breaker_get(&bi, s);
+	return bi.state;
+}
+
+static void assert_error_has(const char *want)
+{
+	if (!strstr(co_error_last(), want))
+		fail_msg("error \"%s\" lacks \"%s\"", co_error_last(), want);
+}
+
+/* Bounded wait for the breaker's probe to find the server back: calls are
+ * refused at once until a probe is due, then the probe closes it. */
+static int wait_until_answers(co_store *s)
+{
+	co_record *r = NULL;
+	int i, error = CO_EUNAVAIL;
+
+	for (i = 0; i < 400 && error == CO_EUNAVAIL; i++) {
+		struct timespec ts = {0, 25 * 1000 * 1000};
+
+		error = co_store_get(&r, s, CO_KIND_TASK, "T1");
+		co_record_free(r);
+		r = NULL;
+		if (error == CO_EUNAVAIL)
+			nanosleep(&ts, NULL);
+	}
+	return error;
+}
+
+typedef struct fixture {
+	git_daemon d;
+	char cache[256];
+	co_store *s;
+} fixture;
+
+static int setup(void **state)
+{
+	fixture *f = calloc(1, sizeof(*f));
+
+	*state = f;
+	if (!f || daemon_start(&f->d) < 0 ||
+	    co_test_tmpdir(f->cache, sizeof(f->cache)) < 0)
+		return -1;
+	if (open_remote(&f->s, f->d.url, f->cache) < 0) {
+		fprintf(stderr, "open remote: %s\n", co_error_last());
+		return -1;
+	}
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	fixture *f = *state;
+
+	if (!f)
+		return 0;
+	co_store_call_timeout(0);
+	co_store_free(f->s);
+	if (f->cache[0])
+		co_test_rmrf(f->cache);
+	daemon_stop(&f->d);
+	free(f);
+	return 0;
+}
+
+/* ---- tests ---- */
+
+static void stopped_daemon_fails_fast_opens_the_breaker_and_recovers(void **state)
+{
+	fixture *f = *state;
+	co_store *s = f->s;
+	co_record *r = NULL;
+	char before[41], after[41];
+	char *out = NULL;
+
+	assert_int_equal(create_task(s, "T1"), 0);
+	server_head(f->d.repo, before);
+	assert_int_equal(breaker_state(s), CO_BREAKER_CLOSED);
+
+	assert_int_equal(daemon_freeze(&f->d), 0);
+
+	/* a read: the fetch before it gets no answer */
+	assert_int_equal(co_store_get(&r, s, CO_KIND_TASK, "T1"), CO_EUNAVAIL);
+	assert_null(r);
+	assert_error_has("fetch: no answer in 0.3 s");
+	assert_error_has(f->d.url);
+	assert_int_equal(co_store_last_call_refused(), 0); /* it went out */
+
+	/* writes: refused, not acknowledged */
+	assert_int_equal(create_task(s, "T2"), CO_EUNAVAIL);
+	assert_error_has("no answer in 0.3 s");
+	assert_int_equal(co_store_claim(&r, s, "T1", "swarm-a", 0), CO_EUNAVAIL);
+	co_record_free(r);
+	r = NULL;
+
+	/* three failures in a row: open, and calls fail at once, unsent */
+	assert_int_equal(breaker_state(s), CO_BREAKER_OPEN);
+	assert_int_equal(create_task(s, "T3"), CO_EUNAVAIL);
+	assert_int_equal(co_store_last_call_refused(), 1);
+	assert_error_has("git circuit open since");
+	assert_error_has("no answer in 0.3 s"); /* why it opened */
+
+	/* nothing of the refused writes reached the server */
+	daemon_thaw(&f->d);
+	server_head(f->d.repo, after);
+	assert_string_equal(before, after);
+	assert_int_equal(co_test_sh(NULL, NULL,
+				    "git --git-dir='%s' fsck --strict --no-progress",
+				    f->d.repo),
+			 0);
+
+	/* the probe finds it back and closes the breaker; writes work */
+	assert_int_equal(wait_until_answers(s), 0);
+	assert_int_equal(breaker_state(s), CO_BREAKER_CLOSED);
+	assert_int_equal(create_task(s, "T2"), 0);
+	assert_int_equal(co_store_claim(&r, s, "T1", "swarm-a", 0), 0);
+	co_record_free(r);
+	assert_int_equal(co_test_sh(&out, NULL,
+				    "git --git-dir='%s' ls-tree --name-only main tasks/",
+				    f->d.repo),
+			 0);
+	assert_string_equal(out, "tasks/T1.json\ntasks/T2.json\n");
+	free(out);
+	assert_int_equal(co_test_sh(NULL, NULL,
+				    "git --git-dir='%s' fsck --strict --no-progress",
+				    f->d.repo),
+			 0);
+}
+
+static void listener_that_never_answers_fails_within_the_bound(void **state)
+{
+	struct sockaddr_in a;
+	socklen_t len = sizeof(a);
+	char cache[256], url[128];
+	co_store *s = NULL;
+	co_record *r = NULL;
+	int fd, i;
+
+	(void)state;
+	/* the kernel completes the handshake for the backlog: the port
+	 * accepts, and nothing ever reads or writes */
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_true(fd >= 0);
+	memset(&a, 0, sizeof(a));
+	a.sin_family = AF_INET;
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(listen(fd, 64), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+	snprintf(url, sizeof(url), "git://127.0.0.1:%d/r.git", ntohs(a.sin_port));
+	assert_int_equal(co_test_tmpdir(cache, sizeof(cache)), 0);
+	assert_int_equal(open_remote(&s, url, cache), 0);
+
+	assert_int_equal(co_store_ping(s), CO_EUNAVAIL);
+	assert_error_has("fetch: no answer in 0.3 s");
+	assert_int_equal(co_store_get(&r, s, CO_KIND_TASK, "T1"), CO_EUNAVAIL);
+	assert_int_equal(create_task(s, "T1"), CO_EUNAVAIL);
+	assert_error_has("no answer in 0.3 s");
+	assert_int_equal(breaker_state(s), CO_BREAKER_OPEN);
+	for (i = 0; i < 3; i++) {
+		assert_int_equal(create_task(s, "T1"), CO_EUNAVAIL);
+		assert_int_equal(co_store_last_call_refused(), 1);
+	}
+	co_store_free(s);
+	co_test_rmrf(cache);
+	close(fd);
+}
+
+/* A caller's short bound (a mirror's 250 ms) bounds the fetch too, and
+ * says a slow store is not a down one: the breaker does not count it. */
+static void callers_bound_ends_the_call_without_counting(void **state)
+{
+	fixture *f = *state;
+	co_store *s = f->s;
+	co_record *r = NULL;
+	int i;
+
+	assert_int_equal(create_task(s, "T1"), 0);
+	assert_int_equal(daemon_freeze(&f->d), 0);
+	co_store_call_timeout(50);
+	for (i = 0; i < 4; i++) {
+		assert_int_equal(co_store_get(&r, s, CO_KIND_TASK, "T1"), CO_EUNAVAIL);
+		assert_error_has("within the caller's 50 ms");
+	}
+	co_store_call_timeout(0);
+	assert_int_equal(breaker_state(s), CO_BREAKER_CLOSED);
+	daemon_thaw(&f->d);
+	assert_int_equal(co_store_get(&r, s, CO_KIND_TASK, "T1"), 0);
+	co_record_free(r);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(
+		stopped_daemon_fails_fast_opens_the_breaker_and_recovers, setup,
+		teardown),
+	    cmocka_unit_test(listener_that_never_answers_fails_within_the_bound),
+	    cmocka_unit_test_setup_teardown(callers_bound_ends_the_call_without_counting,
+					    setup, teardown),
+	};
+
+	signal(SIGPIPE, SIG_IGN);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
