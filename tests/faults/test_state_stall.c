@@ -253,6 +253,8 @@ int main(void)
 		return 1;
 	snprintf(ctl, sizeof(ctl), "%s/faults.ctl", ctl_dir);
 	setenv("CUTOVER_FAULTS_CTL", ctl, 1);
+	if (getenv("CMOCKA_FILTER"))
+		cmocka_set_test_filter(getenv("CMOCKA_FILTER"));
 	rc = cmocka_run_group_tests(tests, group_setup, group_teardown);
 	co_faults_clear();
 	co_test_rmrf(ctl_dir);

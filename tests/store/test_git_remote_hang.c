@@ -22,7 +22,13 @@
 #include "core/error.h"
 #include "core/record.h"
 #include "harness/harness.h"
+#include "core/state.h"
+#include "flags/flags.h"
+#include "flags/stage.h"
+#include "flags/watcher.h"
+#include "router/router.h"
 #include "store/breaker.h"
+#include "store/etcd_store.h"
 #include "store/git_store.h"
 #include "store/store.h"
 
@@ -30,7 +36,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -415,6 +423,293 @@ static void callers_bound_ends_the_call_without_counting(void **state)
 	co_record_free(r);
 }
 
+/* ---- a proxy that passes fetches and holds pushes unanswered ---- */
+
+/*
+ * Between the store and the daemon: each connection's first pkt-line names
+ * the service; git-upload-pack (a fetch) is passed through both ways,
+ * git-receive-pack (a push) is held open and never answered while
+ * hold_push is set.  So a write's fetch works and its push hangs.
+ */
+#define PROXY_MAX 64
+
+typedef struct proxy {
+	int lfd, port, daemon_port;
+	atomic_int hold_push;
+	pthread_t th;
+	pthread_t fwd[PROXY_MAX];
+	int nfwd;
+	int held[PROXY_MAX];
+	int nheld;
+	atomic_int held_total;
+} proxy;
+
+typedef struct pipe_pair {
+	int a, b;
+	char first[1024];
+	size_t nfirst;
+} pipe_pair;
+
+static void *pipe_main(void *arg)
+{
+	pipe_pair *p = arg;
+	struct pollfd pf[2] = {{p->a, POLLIN, 0}, {p->b, POLLIN, 0}};
+	char buf[16384];
+	int i;
+
+	if (write(p->b, p->first, p->nfirst) != (ssize_t)p->nfirst)
+		goto done;
+	for (;;) {
+		if (poll(pf, 2, -1) < 0)
+			break;
+		for (i = 0; i < 2; i++) {
+			ssize_t n;
+
+			if (!pf[i].revents)
+				continue;
+			n = read(pf[i].fd, buf, sizeof(buf));
+			if (n <= 0 || write(pf[1 - i].fd, buf, (size_t)n) != n)
+				goto done;
+		}
+	}
+done:
+	close(p->a);
+	close(p->b);
+	free(p);
+	return NULL;
+}
+
+static int connect_port(int port)
+{
+	struct sockaddr_in a;
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	memset(&a, 0, sizeof(a));
+	a.sin_family = AF_INET;
+	a.sin_port = htons((uint16_t)port);
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
+		close(fd);
+		fd = -1;
+	}
+	return fd;
+}
+
+static void *proxy_main(void *arg)
+{
+	proxy *x = arg;
+
+	for (;;) {
+		int c = accept(x->lfd, NULL, NULL);
+		pipe_pair *p;
+		ssize_t n;
+
+		if (c < 0)
+			break; /* shut down */
+		if ((p = calloc(1, sizeof(*p))) == NULL) {
+			close(c);
+			continue;
+		}
+		/* the request line: git sends it in one write */
+		n = read(c, p->first, sizeof(p->first));
+		p->nfirst = n > 0 ? (size_t)n : 0;
+		if (n > 0 && atomic_load(&x->hold_push) &&
+		    memmem(p->first, p->nfirst, "git-receive-pack", 16) &&
+		    x->nheld < PROXY_MAX) {
+			x->held[x->nheld++] = c; /* never answered */
+			atomic_fetch_add(&x->held_total, 1);
+			free(p);
+			continue;
+		}
+		p->a = c;
+		if (n <= 0 || x->nfwd >= PROXY_MAX ||
+		    (p->b = connect_port(x->daemon_port)) < 0) {
+			close(c);
+			free(p);
+			continue;
+		}
+		if (pthread_create(&x->fwd[x->nfwd], NULL, pipe_main, p) != 0) {
+			close(p->a);
+			close(p->b);
+			free(p);
+			continue;
+		}
+		x->nfwd++;
+	}
+	return NULL;
+}
+
+static int proxy_start(proxy *x, int daemon_port)
+{
+	struct sockaddr_in a;
+	socklen_t len = sizeof(a);
+
+	memset(x, 0, sizeof(*x));
+	x->daemon_port = daemon_port;
+	x->lfd = socket(AF_INET, SOCK_STREAM, 0);
+	memset(&a, 0, sizeof(a));
+	a.sin_family = AF_INET;
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (x->lfd < 0 || bind(x->lfd, (struct sockaddr *)&a, sizeof(a)) != 0 ||
+	    listen(x->lfd, 64) != 0 ||
+	    getsockname(x->lfd, (struct sockaddr *)&a, &len) != 0)
+		return -1;
+	x->port = ntohs(a.sin_port);
+	return pthread_create(&x->th, NULL, proxy_main, x) == 0 ? 0 : -1;
+}
+
+/* After every client of it is gone (the store freed). */
+static void proxy_stop(proxy *x)
+{
+	int i;
+
+	shutdown(x->lfd, SHUT_RDWR); /* accept() returns */
+	pthread_join(x->th, NULL);
+	close(x->lfd);
+	for (i = 0; i < x->nheld; i++)
+		close(x->held[i]);
+	for (i = 0; i < x->nfwd; i++)
+		pthread_join(x->fwd[i], NULL);
+}
+
+/* A push that gets no answer: CO_EUNAVAIL saying so, the server's branch
+ * unchanged, and the write goes through once the server answers again. */
+static void push_without_answer_fails_and_changes_nothing(void **state)
+{
+	fixture *f = *state;
+	char cache[256], url[128], before[41], after[41];
+	co_store *s = NULL;
+	co_record *r = NULL;
+	proxy x;
+
+	assert_int_equal(proxy_start(&x, f->d.port), 0);
+	snprintf(url, sizeof(url), "git://127.0.0.1:%d/r.git", x.port);
+	assert_int_equal(co_test_tmpdir(cache, sizeof(cache)), 0);
+	assert_int_equal(open_remote(&s, url, cache), 0);
+	assert_int_equal(create_task(s, "T1"), 0);
+	server_head(f->d.repo, before);
+
+	atomic_store(&x.hold_push, 1);
+	assert_int_equal(create_task(s, "T2"), CO_EUNAVAIL);
+	assert_error_has("push: no answer in 0.3 s");
+	assert_int_equal(atomic_load(&x.held_total), 1);
+	server_head(f->d.repo, after);
+	assert_string_equal(before, after);
+	assert_int_equal(co_store_get(&r, s, CO_KIND_TASK, "T2"), CO_ENOTFOUND);
+
+	atomic_store(&x.hold_push, 0);
+	assert_int_equal(create_task(s, "T2"), 0);
+	assert_int_equal(co_store_get(&r, f->s, CO_KIND_TASK, "T2"),
+			 0); /* another mirror */
+	co_record_free(r);
+	assert_int_equal(co_test_sh(NULL, NULL,
+				    "git --git-dir='%s' fsck --strict --no-progress",
+				    f->d.repo),
+			 0);
+	co_store_free(s);
+	proxy_stop(&x);
+	co_test_rmrf(cache);
+}
+
+/* ---- through the router: shadow, git primary, git hung ---- */
+
+static int task_in(co_store *s, const char *id, const char *owner)
+{
+	co_record *r = NULL;
+	int ok;
+
+	if (co_store_get(&r, s, CO_KIND_TASK, id) != 0)
+		return 0;
+	ok = strcmp(r->owner ? r->owner : "", owner) == 0;
+	co_record_free(r);
+	return ok;
+}
+
+/*
+ * In shadow git decides: with its server hung a write is refused (not
+ * acknowledged), the intent it left resolves to nothing once git answers,
+ * and neither store holds what was refused.
+ */
+static void shadow_write_with_git_hung_is_not_acknowledged(void **state)
+{
+	fixture *f = *state;
+	co_etcd_opts eo = CO_ETCD_OPTS_INIT;
+	co_router_opts ro = CO_ROUTER_OPTS_INIT;
+	co_test_etcd e;
+	const char *eps[1];
+	char dir[256], flags_path[320], prefix[64];
+	co_store *etcd = NULL;
+	co_state *st = NULL;
+	co_flags_watcher *fw = NULL;
+	co_router *r = NULL;
+	co_record *t = NULL, *out = NULL;
+	co_flags fl;
+	co_stage stage;
+	int64_t left = -1;
+	int i;
+
+	assert_int_equal(co_test_etcd_start(&e), 0);
+	eps[0] = e.endpoint;
+	eo.endpoints = eps;
+	eo.n_endpoints = 1;
+	snprintf(prefix, sizeof(prefix), "/hang-%d/", (int)getpid());
+	eo.prefix = prefix;
+	eo.request_timeout_ms = 2000;
+	assert_int_equal(co_etcd_store_open(&etcd, &eo), 0);
+	assert_int_equal(co_test_tmpdir(dir, sizeof(dir)), 0);
+	assert_int_equal(co_state_open(&st, dir), 0);
+	snprintf(flags_path, sizeof(flags_path), "%s/flags.yaml", dir);
+	co_flags_init(&fl);
+	assert_int_equal(co_stage_parse(&stage, "shadow"), 0);
+	assert_int_equal(co_stage_apply(&fl, stage), 0);
+	assert_int_equal(co_flags_save(&fl, flags_path), 0);
+	assert_int_equal(co_flags_watcher_open(&fw, flags_path), 0);
+	ro.git = f->s;
+	ro.etcd = etcd;
+	ro.state = st;
+	ro.flags = fw;
+	assert_int_equal(co_router_open(&r, &ro), 0);
+
+	assert_int_equal(co_record_new(&t, CO_KIND_TASK, "T1"), 0);
+	t->type = strdup("build");
+	assert_int_equal(co_router_task_create(&out, r, t), 0);
+	co_record_free(out);
+	out = NULL;
+	assert_int_equal(co_router_drain(r, NULL, 5000, &left), 0);
+
+	assert_int_equal(daemon_freeze(&f->d), 0);
+	free(t->id);
+	t->id = strdup("T2");
+	assert_int_equal(co_router_task_create(&out, r, t), CO_EUNAVAIL);
+	assert_null(out);
+	assert_int_equal(co_router_claim(&out, r, "T1", "swarm-a", 0), CO_EUNAVAIL);
+	co_record_free(out);
+	out = NULL;
+	co_record_free(t);
+
+	daemon_thaw(&f->d);
+	assert_int_equal(wait_until_answers(f->s), 0);
+	for (i = 0; i < 100 && left != 0; i++)
+		co_router_drain(r, NULL, 1000, &left); /* bounded: 100 s at most */
+	assert_int_equal(left, 0);
+	assert_true(task_in(f->s, "T1", ""));
+	assert_true(task_in(etcd, "T1", ""));
+	assert_false(task_in(f->s, "T2", ""));
+	assert_false(task_in(etcd, "T2", ""));
+	assert_int_equal(co_router_claim(&out, r, "T1", "swarm-a", 0), 0);
+	co_record_free(out);
+	assert_int_equal(co_router_drain(r, NULL, 5000, &left), 0);
+	assert_true(task_in(f->s, "T1", "swarm-a"));
+	assert_true(task_in(etcd, "T1", "swarm-a"));
+
+	co_router_close(r);
+	co_flags_watcher_close(fw);
+	co_state_close(st);
+	co_store_free(etcd);
+	co_test_rmrf(dir);
+	co_test_etcd_stop(&e);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -424,8 +719,14 @@ int main(void)
 	    cmocka_unit_test(listener_that_never_answers_fails_within_the_bound),
 	    cmocka_unit_test_setup_teardown(callers_bound_ends_the_call_without_counting,
 					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(push_without_answer_fails_and_changes_nothing,
+					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		shadow_write_with_git_hung_is_not_acknowledged, setup, teardown),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
+	if (getenv("CMOCKA_FILTER"))
+		cmocka_set_test_filter(getenv("CMOCKA_FILTER"));
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
