@@ -50,6 +50,11 @@ typedef struct co_git_store {
 	/* URL only: fetch and fetch+commit+push are serialised per process;
 	 * other processes are kept honest by the server's ref check. */
 	pthread_mutex_t remote_mu;
+	/* Fetches and pushes that found the server silent, and what the last
+	 * said (remote_mu): callers that queued behind one fail at once
+	 * instead of waiting out a bound each (co_git__remote_lock). */
+	atomic_ullong net_fails; /* counted under remote_mu, read before it */
+	char net_fail_msg[384];
 
 	atomic_ullong blobs_read; /* co_git_store_blobs_read() */
 	atomic_ullong commits;	  /* commits this store made: wakes its watches */
@@ -91,6 +96,14 @@ int co_git__repo_take(git_repository **out, co_git_store *gs);
 
 void co_git__repo_give(co_git_store *gs, git_repository *repo);
 
+/*
+ * Take remote_mu.  CO_EUNAVAIL, not holding it, when while this thread
+ * waited for it a fetch or push found the server silent: with a hung
+ * server, the callers queued on the lock fail together with the one that
+ * timed out, rather than one bound after another.
+ */
+int co_git__remote_lock(co_git_store *gs);
+
 int co_git__fetch_locked(co_git_store *gs, git_repository *repo);
 
 /* Bring the mirror's copy of the branch up to date (no-op for a path). */
@@ -115,7 +128,6 @@ int co_git__push_locked(co_git_store *gs, git_repository *repo, const git_oid *c
 /* Which bound ran out (co_git__net_ran_out); 0: none. */
 #define CO_GIT__NET_SILENT 1   /* no byte in timeout_ms */
 #define CO_GIT__NET_DEADLINE 2 /* the whole call's overall_ms */
-#define CO_GIT__NET_CALLER 3   /* co_store_call_timeout() of the caller */
 
 /* Register the bounded stream as libgit2's GIT_STREAM_STANDARD (once per
  * process, before any network call); libgit2's error code. */

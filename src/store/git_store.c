@@ -267,21 +267,46 @@ static void gs_net_begin(co_git_store *gs)
  * that says which ("git <url>: fetch: no answer in 3.0 s"), so the breaker
  * and the on-call engineer see a hung server for what it is.
  */
+static int gs_net_silent(co_git_store *gs, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* CO_EUNAVAIL for a server that did not answer, remembered for the
+ * callers queued on remote_mu (held). */
+static int gs_net_silent(co_git_store *gs, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(gs->net_fail_msg, sizeof(gs->net_fail_msg), fmt, ap);
+	va_end(ap);
+	atomic_fetch_add(&gs->net_fails, 1);
+	return co_error_set(CO_EUNAVAIL, "%s", gs->net_fail_msg);
+}
+
+int co_git__remote_lock(co_git_store *gs)
+{
+	unsigned long long seen = atomic_load(&gs->net_fails);
+	char msg[sizeof(gs->net_fail_msg)];
+
+	pthread_mutex_lock(&gs->remote_mu);
+	if (atomic_load(&gs->net_fails) == seen)
+		return 0;
+	memcpy(msg, gs->net_fail_msg, sizeof(msg));
+	pthread_mutex_unlock(&gs->remote_mu);
+	return co_error_set(CO_EUNAVAIL, "%s (while this call waited its turn)", msg);
+}
+
 static int gs_net_fail(co_git_store *gs, const char *what)
 {
 	double t = gs->remote_timeout_ms / 1000.0;
 
 	switch (co_git__net_ran_out()) {
 	case CO_GIT__NET_SILENT:
-		return co_error_set(CO_EUNAVAIL, "git %s: %s: no answer in %.1f s",
-				    gs->url, what, t);
+		return gs_net_silent(gs, "git %s: %s: no answer in %.1f s", gs->url, what,
+				     t);
 	case CO_GIT__NET_DEADLINE:
-		return co_error_set(CO_EUNAVAIL, "git %s: %s: not done in %.1f s",
-				    gs->url, what, t * CO_GIT_REMOTE_DEADLINE_FACTOR);
-	case CO_GIT__NET_CALLER:
-		return co_error_set(CO_EUNAVAIL,
-				    "git %s: %s: not done within the caller's %d ms",
-				    gs->url, what, co_store__call_timeout());
+		return gs_net_silent(gs, "git %s: %s: not done in %.1f s", gs->url, what,
+				     t * CO_GIT_REMOTE_DEADLINE_FACTOR);
 	default:
 		return co_git__fail(CO_EUNAVAIL, "git %s: %s", gs->url, what);
 	}
@@ -336,7 +361,8 @@ int co_git__sync(co_git_store *gs, git_repository *repo)
 
 	if (!gs->url)
 		return 0;
-	pthread_mutex_lock(&gs->remote_mu);
+	if ((error = co_git__remote_lock(gs)) < 0)
+		return error;
 	error = co_git__fetch_locked(gs, repo);
 	pthread_mutex_unlock(&gs->remote_mu);
 	return error;

@@ -13,9 +13,12 @@
  * read and write through poll() with a wait of at most
  *   - the silence bound: no byte moved for `timeout_ms` ("no answer in 3.0 s"),
  *   - the whole call's deadline: `overall_ms` from co_git__net_begin (a
- *     server that trickles a byte just inside the silence bound),
- *   - the caller's bound (co_store_call_timeout: a mirror's 250 ms), after
- *     which co_store__bound_ran_out() tells the breaker it was the caller's.
+ *     server that trickles a byte just inside the silence bound).
+ * A caller's short bound (co_store_call_timeout: a mirror's or the health
+ * probe's 250 ms) is deliberately not applied: a fetch from a healthy
+ * remote across a WAN takes several round trips, and the health probe's
+ * bound counting as a failure would open the breaker of a slow but
+ * healthy remote.
  *
  * What gets the bound (checked against libgit2 v1.5.1's source):
  *   git://  transports/git.c opens git_socket_stream_new(): yes.
@@ -63,17 +66,12 @@ typedef struct gs_sock {
 
 static _Thread_local int tl_timeout_ms;	  /* silence bound; 0: the default */
 static _Thread_local int64_t tl_deadline; /* mono ms the call must end by; 0: none */
-static _Thread_local int64_t tl_caller_deadline; /* co_store_call_timeout's */
-static _Thread_local int tl_ran_out;		 /* CO_GIT__NET_* of the last miss */
+static _Thread_local int tl_ran_out;	  /* CO_GIT__NET_* of the last miss */
 
 void co_git__net_begin(int timeout_ms, int overall_ms)
 {
-	int64_t now = co_git__mono_ms();
-	int caller = co_store__call_timeout();
-
 	tl_timeout_ms = timeout_ms > 0 ? timeout_ms : CO_GIT_REMOTE_TIMEOUT_MS;
-	tl_deadline = overall_ms > 0 ? now + overall_ms : 0;
-	tl_caller_deadline = caller > 0 ? now + caller : 0;
+	tl_deadline = overall_ms > 0 ? co_git__mono_ms() + overall_ms : 0;
 	tl_ran_out = 0;
 }
 
@@ -83,7 +81,6 @@ int co_git__net_end(void)
 
 	tl_timeout_ms = 0;
 	tl_deadline = 0;
-	tl_caller_deadline = 0;
 	tl_ran_out = 0;
 	return r;
 }
@@ -109,8 +106,8 @@ static void gs_net_miss(int why, const char *host, const char *what)
 		snprintf(msg, sizeof(msg), "%s: %s: no answer in %.1f s", host, what,
 			 co_git__net_timeout_ms() / 1000.0);
 	else
-		snprintf(msg, sizeof(msg), "%s: %s: not done within the %s deadline",
-			 host, what, why == CO_GIT__NET_CALLER ? "caller's" : "call's");
+		snprintf(msg, sizeof(msg), "%s: %s: not done within the call's deadline",
+			 host, what);
 	git_error_set_str(GIT_ERROR_NET, msg);
 }
 
@@ -130,17 +127,11 @@ static int gs_wait(int fd, short events, const char *host, const char *what)
 		until = tl_deadline;
 		why = CO_GIT__NET_DEADLINE;
 	}
-	if (tl_caller_deadline && tl_caller_deadline < until) {
-		until = tl_caller_deadline;
-		why = CO_GIT__NET_CALLER;
-	}
 	for (;;) {
 		int64_t left = until - co_git__mono_ms();
 
 		if (left <= 0) {
 			gs_net_miss(why, host, what);
-			if (why == CO_GIT__NET_CALLER)
-				co_store__bound_ran_out();
 			return 0;
 		}
 		p.fd = fd;
