@@ -142,7 +142,9 @@ stalled_state_fsync_answers_health_refuses_fast_and_loses_nothing(void **state)
 	assert_non_null(strstr(resp.body, "\"stalled\":false"));
 	free(resp.body);
 
-	/* the disk stalls: the next write's fsync never returns */
+	/* the drain idle (its durable acks share the syncer's fsync), then the
+	 * disk stalls: the next write's fsync never returns */
+	wait_drained(r);
 	atomic_store(&co_router__sync_stall_ms, 300);
 	snprintf(dir, sizeof(dir), "%s/", r->f.dir);
 	stalls = co_faults_stalled_total();
