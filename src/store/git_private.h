@@ -47,13 +47,18 @@ typedef struct co_git_store {
 	git_repository *pool[GS_POOL_MAX];
 	size_t npool;
 
-	/* URL only: fetch and fetch+commit+push are serialised per process;
-	 * other processes are kept honest by the server's ref check. */
+	/* URL only: fetch and fetch+commit+push are serialised per process
+	 * (the remote "lock": remote_busy, taken and given back with
+	 * co_git__remote_lock/unlock); other processes are kept honest by the
+	 * server's ref check.  remote_mu guards the fields below it and is
+	 * held only for a few assignments, never across the network. */
 	pthread_mutex_t remote_mu;
+	pthread_cond_t remote_cv; /* the lock was given back, or a call failed */
+	int remote_busy;
 	/* Fetches and pushes that found the server silent, and what the last
-	 * said (remote_mu): callers that queued behind one fail at once
-	 * instead of waiting out a bound each (co_git__remote_lock). */
-	atomic_ullong net_fails; /* counted under remote_mu, read before it */
+	 * said: callers that queued behind one fail at once instead of
+	 * waiting out a bound each, one after another. */
+	unsigned long long net_fails;
 	char net_fail_msg[384];
 
 	atomic_ullong blobs_read; /* co_git_store_blobs_read() */
@@ -97,12 +102,13 @@ int co_git__repo_take(git_repository **out, co_git_store *gs);
 void co_git__repo_give(co_git_store *gs, git_repository *repo);
 
 /*
- * Take remote_mu.  CO_EUNAVAIL, not holding it, when while this thread
- * waited for it a fetch or push found the server silent: with a hung
- * server, the callers queued on the lock fail together with the one that
- * timed out, rather than one bound after another.
+ * Take the remote lock.  CO_EUNAVAIL, not holding it, when while this
+ * thread waited for it a fetch or push found the server silent: with a
+ * hung server, the callers queued on the lock fail together with the one
+ * that timed out, rather than one bound after another.
  */
 int co_git__remote_lock(co_git_store *gs);
+void co_git__remote_unlock(co_git_store *gs);
 
 int co_git__fetch_locked(co_git_store *gs, git_repository *repo);
 
@@ -110,7 +116,7 @@ int co_git__fetch_locked(co_git_store *gs, git_repository *repo);
 int co_git__sync(co_git_store *gs, git_repository *repo);
 
 /*
- * Push `commit` to the branch of the remote (remote_mu held).  The server
+ * Push `commit` to the branch of the remote (the remote lock held).  The server
  * updates the ref only as a fast-forward from what it holds, which is our
  * compare-and-swap: CO_ERETRY when it (or libgit2's own pre-check) refuses.
  */

@@ -270,30 +270,55 @@ static void gs_net_begin(co_git_store *gs)
 static int gs_net_silent(co_git_store *gs, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
-/* CO_EUNAVAIL for a server that did not answer, remembered for the
- * callers queued on remote_mu (held). */
+/* CO_EUNAVAIL for a server that did not answer (the remote lock held),
+ * told to the callers waiting for the lock. */
 static int gs_net_silent(co_git_store *gs, const char *fmt, ...)
 {
+	char msg[sizeof(gs->net_fail_msg)];
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(gs->net_fail_msg, sizeof(gs->net_fail_msg), fmt, ap);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	atomic_fetch_add(&gs->net_fails, 1);
-	return co_error_set(CO_EUNAVAIL, "%s", gs->net_fail_msg);
+	pthread_mutex_lock(&gs->remote_mu);
+	memcpy(gs->net_fail_msg, msg, sizeof(msg));
+	gs->net_fails++;
+	pthread_cond_broadcast(&gs->remote_cv);
+	pthread_mutex_unlock(&gs->remote_mu);
+	return co_error_set(CO_EUNAVAIL, "%s", msg);
 }
 
+/*
+ * A lock of our own rather than a mutex held across the network: every
+ * waiter wakes when a call fails and sees it, where with a mutex the
+ * failed caller's next call could take it again ahead of them, and they
+ * would wait out its bound too.
+ */
 int co_git__remote_lock(co_git_store *gs)
 {
-	unsigned long long seen = atomic_load(&gs->net_fails);
 	char msg[sizeof(gs->net_fail_msg)];
+	unsigned long long seen;
 
 	pthread_mutex_lock(&gs->remote_mu);
-	if (atomic_load(&gs->net_fails) == seen)
+	seen = gs->net_fails;
+	while (gs->remote_busy && gs->net_fails == seen)
+		pthread_cond_wait(&gs->remote_cv, &gs->remote_mu);
+	if (gs->net_fails == seen) {
+		gs->remote_busy = 1;
+		pthread_mutex_unlock(&gs->remote_mu);
 		return 0;
+	}
 	memcpy(msg, gs->net_fail_msg, sizeof(msg));
 	pthread_mutex_unlock(&gs->remote_mu);
 	return co_error_set(CO_EUNAVAIL, "%s (while this call waited its turn)", msg);
+}
+
+void co_git__remote_unlock(co_git_store *gs)
+{
+	pthread_mutex_lock(&gs->remote_mu);
+	gs->remote_busy = 0;
+	pthread_cond_broadcast(&gs->remote_cv);
+	pthread_mutex_unlock(&gs->remote_mu);
 }
 
 static int gs_net_fail(co_git_store *gs, const char *what)
@@ -364,7 +389,7 @@ int co_git__sync(co_git_store *gs, git_repository *repo)
 	if ((error = co_git__remote_lock(gs)) < 0)
 		return error;
 	error = co_git__fetch_locked(gs, repo);
-	pthread_mutex_unlock(&gs->remote_mu);
+	co_git__remote_unlock(gs);
 	return error;
 }
 
@@ -385,7 +410,7 @@ static int gs_push_update_cb(const char *refname, const char *status, void *data
 }
 
 /*
- * Push `commit` to the branch of the remote (remote_mu held).  The server
+ * Push `commit` to the branch of the remote (the remote lock held).  The server
  * updates the ref only as a fast-forward from what it holds, which is our
  * compare-and-swap: CO_ERETRY when it (or libgit2's own pre-check) refuses.
  */
@@ -479,6 +504,7 @@ static void gs_free(void *impl)
 		git_repository_free(gs->pool[i]);
 	pthread_mutex_destroy(&gs->pool_mu);
 	pthread_mutex_destroy(&gs->remote_mu);
+	pthread_cond_destroy(&gs->remote_cv);
 	free(gs->repo);
 	free(gs->path);
 	free(gs->url);
@@ -567,6 +593,7 @@ int co_git_store_open(co_store **out, const co_git_opts *opts)
 	}
 	pthread_mutex_init(&gs->pool_mu, NULL);
 	pthread_mutex_init(&gs->remote_mu, NULL);
+	pthread_cond_init(&gs->remote_cv, NULL);
 	inited = 0; /* gs_free drops the reference from here on */
 	gs->poll_interval_ms =
 	    opts->poll_interval_ms > 0 ? opts->poll_interval_ms : 30000;

@@ -6,7 +6,7 @@
  * libgit2 1.5 (Debian 12) has no server timeout (GIT_OPT_SET_SERVER_TIMEOUT
  * came in 1.7): a server that accepts and then answers nothing (a
  * SIGSTOPped daemon, a dead NFS under it, a partition) blocks a fetch or a
- * push in recv() forever, with remote_mu held, and the breaker never hears
+ * push in recv() forever, holding the store's remote lock, and the breaker never hears
  * of a failure.  So we register our own GIT_STREAM_STANDARD stream
  * (git_stream_register), which libgit2's git:// and http:// transports open
  * through git_socket_stream_new().  It connects non-blocking and does every

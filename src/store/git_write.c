@@ -226,7 +226,7 @@ static int gs_attempts(co_git_store *gs, const char *what, gs_attempt_fn attempt
 			error = co_git__fetch_locked(gs, repo);
 			if (error == 0)
 				error = attempt(gs, repo, ctx);
-			pthread_mutex_unlock(&gs->remote_mu);
+			co_git__remote_unlock(gs);
 		} else {
 			error = attempt(gs, repo, ctx);
 		}
