@@ -164,6 +164,16 @@ void co_server__metrics(reply *rp, co_server *s)
 		 f.kill_switch, (long long)depth, ratio, s->git && g.up,
 		 s->etcd && e.up)) < 0)
 		goto done;
+	/* from memory, like /healthz's state_dir (issue 20 point 5) */
+	if ((error = co_metrics_appendf(
+		 &buf, &len, &cap,
+		 "# HELP cutover_state_fsync_in_flight_seconds How long the group "
+		 "commit's fsync of the state dir has been running (0: none); past "
+		 "the stall bound writes are refused with 503.\n"
+		 "# TYPE cutover_state_fsync_in_flight_seconds gauge\n"
+		 "cutover_state_fsync_in_flight_seconds %.3f\n",
+		 (double)co_router_sync_in_flight_ms(s->router) / 1000.0)) < 0)
+		goto done;
 	if ((error = co_metrics_appendf(
 		 &buf, &len, &cap,
 		 "# HELP cutover_reconcile_schedule_ticks_total Wake-ups of serve's "

@@ -172,6 +172,17 @@ stalled_state_fsync_answers_health_refuses_fast_and_loses_nothing(void **state)
 	}
 	assert_true(seen);
 
+	/* /metrics answers too, with the fsync's age */
+	co_test_http(&resp, r->f.base, "GET", "/metrics", NULL, 0, NULL);
+	assert_int_equal(resp.status, 200);
+	{
+		const char *g = strstr(resp.body, "\ncutover_state_fsync_in_flight_seconds ");
+
+		assert_non_null(g);
+		assert_true(strtod(g + 39, NULL) > 0);
+	}
+	free(resp.body);
+
 	/* new writes: 503 with Retry-After, at once, and nowhere */
 	for (i = 0; i < N_REFUSED; i++) {
 		snprintf(id, sizeof(id), "refused-%d", i);
