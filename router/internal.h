@@ -82,6 +82,7 @@ struct co_router {
 	int sync_stop;	       /* set once no thread can ask for a sync any more */
 	int sync_broken;       /* a sync failed and the log was not healed since */
 	char sync_error[512];  /* its message */
+	_Atomic int64_t sync_started_ms; /* mono ms the syncer's fsync began; 0: idle */
 	/* deferred fulfils (etcd mode): router_commit.c */
 	co_outbox_fulfil *fq; /* guarded by sync_mu; strings owned */
 	size_t n_fq, cap_fq;
@@ -211,6 +212,7 @@ int co_router__wait_sync(co_router *r, uint64_t ticket);
 int co_router__ack_durably(co_router *r, int64_t seq);
 int co_router__ack_many_durably(co_router *r, const int64_t *seqs, size_t n);
 void co_router__fulfil_flush(co_router *r);
+int co_router__refuse_if_stalled(co_router *r);
 size_t co_router__fulfil_pending(co_router *r, co_kind kind, const char *id);
 int co_router__fulfil_defer(co_router *r, int64_t seq, co_side target, co_kind kind,
 			    const char *id, char *payload, int mirror_failed);
@@ -227,5 +229,9 @@ void co_router__on_breaker(void *ctx, const char *name, co_breaker_state from,
  * while a record owed to git is still only in memory.
  */
 extern _Atomic int co_router__hold_fulfils;
+
+/* TEST hook: the fsync age that counts as a stall (CO_ROUTER_SYNC_STALL_MS),
+ * so a test need not wait seconds for one. */
+extern _Atomic int co_router__sync_stall_ms;
 
 #endif

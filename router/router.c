@@ -196,6 +196,10 @@ static int routed_write(co_record **out, co_router *r, co_op op, co_kind kind,
 again:
 	if ((error = co_router_route(&rt, r, op, id)) < 0)
 		goto unlock;
+	/* an intent would wait on a stalled fsync: refuse now, unwritten */
+	if (rt.secondary != CO_SIDE_NONE && r->syncer_started &&
+	    (error = co_router__refuse_if_stalled(r)) < 0)
+		goto done;
 	if (rt.secondary != CO_SIDE_NONE &&
 	    (error = co_outbox_push_intent(&intent, r->st, side_name(rt.secondary),
 					   co_kind_name(kind), id, r->sync_mark)) < 0)

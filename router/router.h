@@ -147,6 +147,22 @@ co_triggers *co_router_triggers(co_router *r);
  */
 void co_router_shadow_stats(co_shadow_stats *out, co_router *r);
 
+/*
+ * A stalled state dir (issue 20): an fsync of the state's WAL by the group
+ * commit that has been running CO_ROUTER_SYNC_STALL_MS or more.  Writes
+ * that would wait on it (an intent owed to a secondary) are then refused
+ * at once with CO_EUNAVAIL ("state dir stalled: fsync in flight 4.2 s"),
+ * before anything is written; writes already waiting stay waiting, and are
+ * acknowledged only once the fsync covering their intent returns.
+ * co_router_sync_in_flight_ms() is how long the current fsync has run (0:
+ * none), from memory: never blocks.  Not seen: a stall of a synced SQLite
+ * commit outside the group commit, of git's own fsyncs, or of reads.
+ */
+#define CO_ROUTER_SYNC_STALL_MS 2000
+int64_t co_router_sync_in_flight_ms(co_router *r);
+/* The stall bound in force (CO_ROUTER_SYNC_STALL_MS unless a test set it). */
+int co_router_sync_stall_ms(void);
+
 /* The store for a side (CO_SIDE_GIT / CO_SIDE_ETCD). */
 co_store *co_router_store(co_router *r, co_side side);
 

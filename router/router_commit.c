@@ -3,13 +3,53 @@
  * writer waiting, deferred fulfils written off the write's path, and durable
  * acks of applied outbox entries (the long comment above syncer_main says
  * why this keeps the ack rule: the intent is durable before the primary is
- * touched).
+ * touched), and the stall check: an fsync in flight too long refuses new
+ * writes fast (co_router_sync_in_flight_ms).
  */
 #include "internal.h"
 
 #include <stdlib.h>
+#include <time.h>
 
 _Atomic int co_router__hold_fulfils;
+_Atomic int co_router__sync_stall_ms = CO_ROUTER_SYNC_STALL_MS;
+
+static int64_t commit_mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int co_router_sync_stall_ms(void)
+{
+	return atomic_load(&co_router__sync_stall_ms);
+}
+
+int64_t co_router_sync_in_flight_ms(co_router *r)
+{
+	int64_t t0 = r ? atomic_load(&r->sync_started_ms) : 0;
+	int64_t d = t0 ? commit_mono_ms() - t0 : 0;
+
+	return d > 0 ? d : (t0 ? 1 : 0);
+}
+
+/*
+ * CO_EUNAVAIL when the group commit's fsync has run past the stall bound:
+ * a new write would only queue behind it (its intent cannot become durable
+ * before that fsync returns), so it is refused before anything is written,
+ * and the client told to come back (503 + Retry-After).
+ */
+int co_router__refuse_if_stalled(co_router *r)
+{
+	int64_t d = co_router_sync_in_flight_ms(r);
+
+	if (d < co_router_sync_stall_ms())
+		return 0;
+	return co_error_set(CO_EUNAVAIL, "state dir stalled: fsync in flight %.1f s",
+			    (double)d / 1000.0);
+}
 
 static void fulfil_items_free(co_outbox_fulfil *items, size_t n)
 {
@@ -178,9 +218,11 @@ void *co_router__syncer_main(void *arg)
 		target = r->sync_requested;
 		broken = r->sync_broken;
 		pthread_mutex_unlock(&r->sync_mu);
+		atomic_store(&r->sync_started_ms, commit_mono_ms());
 		error = broken ? co_state_wal_reset(r->sync_st) : 0;
 		if (error == 0)
 			error = co_state_sync(r->sync_st);
+		atomic_store(&r->sync_started_ms, 0);
 		pthread_mutex_lock(&r->sync_mu);
 		if (error < 0) {
 			r->sync_broken = 1;

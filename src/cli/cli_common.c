@@ -216,6 +216,7 @@ static int open_git(co_store **out, const co_config *c)
 	o.cache_dir = cache;
 	o.poll_interval_ms = c->git_poll_interval_ms;
 	o.fsync = c->git_fsync;
+	o.remote_timeout_ms = c->git_remote_timeout_ms;
 	return with_breaker(out, c, co_git_store_open(out, &o));
 }
 

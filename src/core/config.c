@@ -75,6 +75,7 @@ int co_config_defaults(co_config **out)
 		return co_error_set(CO_ENOMEM, "config: out of memory");
 	c->git_poll_interval_ms = 30000;
 	c->git_fsync = 1;
+	c->git_remote_timeout_ms = 3000;
 	c->etcd_connect_timeout_ms = 1000;
 	c->etcd_request_timeout_ms = 5000;
 	c->reconcile_min_consistency = 0.9999;
@@ -198,6 +199,8 @@ static int apply_env(co_config *c)
 	    (error = env_string(&c->git_branch, "CUTOVER_GIT_BRANCH")) < 0 ||
 	    (error = env_duration(&c->git_poll_interval_ms,
 				  "CUTOVER_GIT_POLL_INTERVAL")) < 0 ||
+	    (error = env_duration(&c->git_remote_timeout_ms,
+				  "CUTOVER_GIT_REMOTE_TIMEOUT")) < 0 ||
 	    (error = env_endpoints(c)) < 0 ||
 	    (error = env_string(&c->etcd_prefix, "CUTOVER_ETCD_PREFIX")) < 0 ||
 	    (error = env_string(&c->etcd_user, "CUTOVER_ETCD_USER")) < 0 ||

@@ -7,7 +7,9 @@
  *
  * YAML shape (every key optional):
  *
- *   git:    { repo: PATH|URL, branch: main, poll_interval: 30s, fsync: true }
+ *   git:    { repo: PATH|URL, branch: main, poll_interval: 30s, fsync: true,
+ *             remote_timeout: 3s }   a URL repo's server silent that long:
+ *             the fetch or push fails (CO_EUNAVAIL, git_store.h)
  *   etcd:   { endpoints: [http://127.0.0.1:2379], prefix: /, user: u,
  *             password: p, ca_file: F, cert_file: F, key_file: F,
  *             connect_timeout: 1s, request_timeout: 5s }
@@ -93,6 +95,7 @@ typedef struct co_config {
 	char *git_branch;
 	int git_poll_interval_ms;
 	int git_fsync;
+	int git_remote_timeout_ms; /* git.remote_timeout, $CUTOVER_GIT_REMOTE_TIMEOUT */
 
 	char **etcd_endpoints;
 	size_t n_etcd_endpoints;

@@ -83,7 +83,7 @@ static int load_section(file_ctx *fc, const yaml_node_t *v, const char *name)
 static const char *known_keys(const char *sec)
 {
 	if (strcmp(sec, "git") == 0)
-		return "repo, branch, poll_interval, fsync";
+		return "repo, branch, poll_interval, fsync, remote_timeout";
 	if (strcmp(sec, "etcd") == 0)
 		return "endpoints, prefix, user, password, ca_file, cert_file, key_file, "
 		       "connect_timeout, request_timeout";
@@ -160,6 +160,9 @@ static int apply_key(file_ctx *fc, const char *sec, const char *name, const char
 						       full, 1);
 		if (strcmp(name, "fsync") == 0)
 			return co_config__get_bool(&c->git_fsync, fc, v, full);
+		if (strcmp(name, "remote_timeout") == 0)
+			return co_config__get_duration(&c->git_remote_timeout_ms, fc, v,
+						       full, 1);
 	} else if (strcmp(sec, "etcd") == 0) {
 		if (strcmp(name, "endpoints") == 0)
 			return co_config__get_endpoints(fc, v, full);

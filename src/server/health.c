@@ -373,3 +373,22 @@ int co_health_retry_after(co_store *git, co_store *etcd)
 	}
 	return wait > 1000 ? (int)((wait + 999) / 1000) : 1;
 }
+
+int co_health_state_dir_json(cJSON *o, int64_t fsync_in_flight_ms, int stall_ms)
+{
+	int stalled = fsync_in_flight_ms > 0 && fsync_in_flight_ms >= stall_ms;
+	cJSON *d = cJSON_AddObjectToObject(o, "state_dir");
+
+	if (d != NULL) {
+		cJSON_AddBoolToObject(d, "stalled", stalled);
+		cJSON_AddNumberToObject(d, "fsync_in_flight_ms", (double)fsync_in_flight_ms);
+		if (stalled) {
+			char msg[96];
+
+			snprintf(msg, sizeof(msg), "state dir stalled: fsync in flight %.1f s",
+				 (double)fsync_in_flight_ms / 1000.0);
+			cJSON_AddStringToObject(d, "error", msg);
+		}
+	}
+	return stalled;
+}

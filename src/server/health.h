@@ -75,6 +75,15 @@ void co_health_json(struct cJSON *stores, co_health *h);
 int co_health_breaker_metrics(char **buf, size_t *len, size_t *cap, co_store *git,
 			      co_store *etcd);
 
+/*
+ * The state dir's health under `o` (a cJSON object) as "state_dir":
+ * {"stalled","fsync_in_flight_ms","error"?}, from what the caller read from
+ * memory (co_router_sync_in_flight_ms): stalled once an fsync has been in
+ * flight stall_ms or more, with the error "state dir stalled: fsync in
+ * flight 4.2 s".  Returns 1 when stalled, else 0.
+ */
+int co_health_state_dir_json(struct cJSON *o, int64_t fsync_in_flight_ms, int stall_ms);
+
 /* Seconds a client should wait after a 503: until the next probe of the
  * longest-open breaker of either store, at least 1. */
 int co_health_retry_after(co_store *git, co_store *etcd);

@@ -46,26 +46,32 @@
 
 /*
  * Liveness and what an operator needs first: the stage, the kill switch,
- * each store's last probe and breaker.  From memory only: answers at once
- * whatever the stores do.  "degraded" when a store is down.
+ * each store's last probe and breaker, and whether the state dir's fsync
+ * is stalled.  From memory only: answers at once whatever the stores and
+ * the disk do.  "degraded" when a store is down or the state dir stalled.
  */
 void co_server__healthz(reply *rp, co_server *s)
 {
 	cJSON *o = cJSON_CreateObject(), *stores;
 	co_health_store g = {0}, e = {0};
 	co_flags f;
+	int stalled;
 
 	co_flags_watcher_get(&f, s->flags);
 	if (s->health) {
 		co_health_get(&g, s->health, 0);
 		co_health_get(&e, s->health, 1);
 	}
-	cJSON_AddStringToObject(
-	    o, "status", (s->git && !g.up) || (s->etcd && !e.up) ? "degraded" : "ok");
 	cJSON_AddStringToObject(o, "stage", co_stage_name(co_stage_of(&f)));
 	cJSON_AddBoolToObject(o, "kill_switch", f.kill_switch);
 	if ((stores = cJSON_AddObjectToObject(o, "stores")) != NULL && s->health)
 		co_health_json(stores, s->health);
+	stalled = co_health_state_dir_json(o, co_router_sync_in_flight_ms(s->router),
+					   co_router_sync_stall_ms());
+	cJSON_AddStringToObject(o, "status",
+				(s->git && !g.up) || (s->etcd && !e.up) || stalled
+				    ? "degraded"
+				    : "ok");
 	co_server__reply_json(rp, 200, o);
 }
 
@@ -157,6 +163,16 @@ void co_server__metrics(reply *rp, co_server *s)
 		 "%d\n",
 		 f.kill_switch, (long long)depth, ratio, s->git && g.up,
 		 s->etcd && e.up)) < 0)
+		goto done;
+	/* from memory, like /healthz's state_dir (issue 20 point 5) */
+	if ((error = co_metrics_appendf(
+		 &buf, &len, &cap,
+		 "# HELP cutover_state_fsync_in_flight_seconds How long the group "
+		 "commit's fsync of the state dir has been running (0: none); past "
+		 "the stall bound writes are refused with 503.\n"
+		 "# TYPE cutover_state_fsync_in_flight_seconds gauge\n"
+		 "cutover_state_fsync_in_flight_seconds %.3f\n",
+		 (double)co_router_sync_in_flight_ms(s->router) / 1000.0)) < 0)
 		goto done;
 	if ((error = co_metrics_appendf(
 		 &buf, &len, &cap,

@@ -8,6 +8,7 @@
  *   git_read.c    head, get, list, scan, blobs by id
  *   git_write.c   one-file and many-file commits published by CAS
  *   git_watch.c   the polling watch
+ *   git_stream.c  the socket stream with a bound on every network call
  *
  * Errors are the store's (core/error.h), with libgit2's text appended
  * (co_git__fail); returned strings and records are the caller's to free.
@@ -40,14 +41,25 @@ typedef struct co_git_store {
 	char *pushref; /* URL: temp ref naming the commit to push */
 	int poll_interval_ms;
 	int max_retries;
+	int remote_timeout_ms; /* silence bound on the remote (git_stream.c) */
 
 	pthread_mutex_t pool_mu;
 	git_repository *pool[GS_POOL_MAX];
 	size_t npool;
 
-	/* URL only: fetch and fetch+commit+push are serialised per process;
-	 * other processes are kept honest by the server's ref check. */
+	/* URL only: fetch and fetch+commit+push are serialised per process
+	 * (the remote "lock": remote_busy, taken and given back with
+	 * co_git__remote_lock/unlock); other processes are kept honest by the
+	 * server's ref check.  remote_mu guards the fields below it and is
+	 * held only for a few assignments, never across the network. */
 	pthread_mutex_t remote_mu;
+	pthread_cond_t remote_cv; /* the lock was given back, or a call failed */
+	int remote_busy;
+	/* Fetches and pushes that found the server silent, and what the last
+	 * said: callers that queued behind one fail at once instead of
+	 * waiting out a bound each, one after another. */
+	unsigned long long net_fails;
+	char net_fail_msg[384];
 
 	atomic_ullong blobs_read; /* co_git_store_blobs_read() */
 	atomic_ullong commits;	  /* commits this store made: wakes its watches */
@@ -89,17 +101,51 @@ int co_git__repo_take(git_repository **out, co_git_store *gs);
 
 void co_git__repo_give(co_git_store *gs, git_repository *repo);
 
+/*
+ * Take the remote lock.  CO_EUNAVAIL, not holding it, when while this
+ * thread waited for it a fetch or push found the server silent: with a
+ * hung server, the callers queued on the lock fail together with the one
+ * that timed out, rather than one bound after another.
+ */
+int co_git__remote_lock(co_git_store *gs);
+void co_git__remote_unlock(co_git_store *gs);
+
 int co_git__fetch_locked(co_git_store *gs, git_repository *repo);
 
 /* Bring the mirror's copy of the branch up to date (no-op for a path). */
 int co_git__sync(co_git_store *gs, git_repository *repo);
 
 /*
- * Push `commit` to the branch of the remote (remote_mu held).  The server
+ * Push `commit` to the branch of the remote (the remote lock held).  The server
  * updates the ref only as a fast-forward from what it holds, which is our
  * compare-and-swap: CO_ERETRY when it (or libgit2's own pre-check) refuses.
  */
 int co_git__push_locked(co_git_store *gs, git_repository *repo, const git_oid *commit);
+
+/* ---- git_stream.c ---- */
+
+/* The silence bound when a store gives none (co_git_opts.remote_timeout_ms). */
+#define CO_GIT_REMOTE_TIMEOUT_MS 3000
+/* A whole fetch or push may take this many silence bounds (a server that
+ * trickles a byte just inside the bound); local work between network
+ * calls (indexing a pack) counts too. */
+#define CO_GIT_REMOTE_DEADLINE_FACTOR 20
+
+/* Which bound ran out (co_git__net_ran_out); 0: none. */
+#define CO_GIT__NET_SILENT 1   /* no byte in timeout_ms */
+#define CO_GIT__NET_DEADLINE 2 /* the whole call's overall_ms */
+
+/* Register the bounded stream as libgit2's GIT_STREAM_STANDARD (once per
+ * process, before any network call); libgit2's error code. */
+int co_git__stream_register(void);
+
+/* The calling thread's bounds for the network calls that follow, until
+ * co_git__net_end(), which returns co_git__net_ran_out() and clears them. */
+void co_git__net_begin(int timeout_ms, int overall_ms);
+int co_git__net_end(void);
+int co_git__net_ran_out(void);
+/* The silence bound in force on this thread. */
+int co_git__net_timeout_ms(void);
 
 /* ---- git_read.c ---- */
 

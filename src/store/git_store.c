@@ -193,6 +193,9 @@ static void gs_init_once(void)
 	git_libgit2_opts(GIT_OPT_SET_CACHE_OBJECT_LIMIT, GIT_OBJECT_TREE,
 			 (size_t)256 << 20);
 	git_libgit2_opts(GIT_OPT_SET_CACHE_MAX_SIZE, (ssize_t)CO_GIT_CACHE_MAX);
+	/* every network call of every store gets a bound (git_stream.c) */
+	if (co_git__stream_register() < 0)
+		gs_init_error = 1;
 }
 
 /* ---- the repository pool ---- */
@@ -252,6 +255,88 @@ static int gs_remote(git_remote **out, co_git_store *gs, git_repository *repo)
 	return 0;
 }
 
+/* Bounds for one fetch or push on this thread (git_stream.c). */
+static void gs_net_begin(co_git_store *gs)
+{
+	co_git__net_begin(gs->remote_timeout_ms,
+			  gs->remote_timeout_ms * CO_GIT_REMOTE_DEADLINE_FACTOR);
+}
+
+/*
+ * CO_EUNAVAIL for a failed fetch or push: when a bound ran out, a message
+ * that says which ("git <url>: fetch: no answer in 3.0 s"), so the breaker
+ * and the on-call engineer see a hung server for what it is.
+ */
+static int gs_net_silent(co_git_store *gs, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* CO_EUNAVAIL for a server that did not answer (the remote lock held),
+ * told to the callers waiting for the lock. */
+static int gs_net_silent(co_git_store *gs, const char *fmt, ...)
+{
+	char msg[sizeof(gs->net_fail_msg)];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	pthread_mutex_lock(&gs->remote_mu);
+	memcpy(gs->net_fail_msg, msg, sizeof(msg));
+	gs->net_fails++;
+	pthread_cond_broadcast(&gs->remote_cv);
+	pthread_mutex_unlock(&gs->remote_mu);
+	return co_error_set(CO_EUNAVAIL, "%s", msg);
+}
+
+/*
+ * A lock of our own rather than a mutex held across the network: every
+ * waiter wakes when a call fails and sees it, where with a mutex the
+ * failed caller's next call could take it again ahead of them, and they
+ * would wait out its bound too.
+ */
+int co_git__remote_lock(co_git_store *gs)
+{
+	char msg[sizeof(gs->net_fail_msg)];
+	unsigned long long seen;
+
+	pthread_mutex_lock(&gs->remote_mu);
+	seen = gs->net_fails;
+	while (gs->remote_busy && gs->net_fails == seen)
+		pthread_cond_wait(&gs->remote_cv, &gs->remote_mu);
+	if (gs->net_fails == seen) {
+		gs->remote_busy = 1;
+		pthread_mutex_unlock(&gs->remote_mu);
+		return 0;
+	}
+	memcpy(msg, gs->net_fail_msg, sizeof(msg));
+	pthread_mutex_unlock(&gs->remote_mu);
+	return co_error_set(CO_EUNAVAIL, "%s (while this call waited its turn)", msg);
+}
+
+void co_git__remote_unlock(co_git_store *gs)
+{
+	pthread_mutex_lock(&gs->remote_mu);
+	gs->remote_busy = 0;
+	pthread_cond_broadcast(&gs->remote_cv);
+	pthread_mutex_unlock(&gs->remote_mu);
+}
+
+static int gs_net_fail(co_git_store *gs, const char *what)
+{
+	double t = gs->remote_timeout_ms / 1000.0;
+
+	switch (co_git__net_ran_out()) {
+	case CO_GIT__NET_SILENT:
+		return gs_net_silent(gs, "git %s: %s: no answer in %.1f s", gs->url, what,
+				     t);
+	case CO_GIT__NET_DEADLINE:
+		return gs_net_silent(gs, "git %s: %s: not done in %.1f s", gs->url, what,
+				     t * CO_GIT_REMOTE_DEADLINE_FACTOR);
+	default:
+		return co_git__fail(CO_EUNAVAIL, "git %s: %s", gs->url, what);
+	}
+}
+
 int co_git__fetch_locked(co_git_store *gs, git_repository *repo)
 {
 	git_fetch_options fo;
@@ -276,16 +361,19 @@ int co_git__fetch_locked(co_git_store *gs, git_repository *repo)
 	 * Another process sharing the mirror may hold the lock on the ref we
 	 * update; a few quick retries get past it.
 	 */
+	gs_net_begin(gs);
 	for (attempt = 0;; attempt++) {
 		if (git_remote_fetch(remote, &specs, &fo, NULL) == 0)
 			break;
-		if (attempt == 4) {
-			error = co_git__fail(CO_EUNAVAIL, "git %s: fetch", gs->url);
+		/* a server that did not answer would not answer a retry either */
+		if (attempt == 4 || co_git__net_ran_out()) {
+			error = gs_net_fail(gs, "fetch");
 			goto done;
 		}
 		co_git__backoff(attempt * 4);
 	}
 done:
+	co_git__net_end();
 	git_remote_free(remote);
 	free(spec);
 	return error;
@@ -298,9 +386,10 @@ int co_git__sync(co_git_store *gs, git_repository *repo)
 
 	if (!gs->url)
 		return 0;
-	pthread_mutex_lock(&gs->remote_mu);
+	if ((error = co_git__remote_lock(gs)) < 0)
+		return error;
 	error = co_git__fetch_locked(gs, repo);
-	pthread_mutex_unlock(&gs->remote_mu);
+	co_git__remote_unlock(gs);
 	return error;
 }
 
@@ -321,7 +410,7 @@ static int gs_push_update_cb(const char *refname, const char *status, void *data
 }
 
 /*
- * Push `commit` to the branch of the remote (remote_mu held).  The server
+ * Push `commit` to the branch of the remote (the remote lock held).  The server
  * updates the ref only as a fast-forward from what it holds, which is our
  * compare-and-swap: CO_ERETRY when it (or libgit2's own pre-check) refuses.
  */
@@ -351,7 +440,15 @@ int co_git__push_locked(co_git_store *gs, git_repository *repo, const git_oid *c
 	po.callbacks.payload = &ps;
 	if ((error = gs_remote(&remote, gs, repo)) < 0)
 		goto done;
+	gs_net_begin(gs);
 	rc = git_remote_push(remote, &specs, &po);
+	if (rc < 0 && co_git__net_ran_out()) {
+		/* The server may or may not have taken the update before it
+		 * stopped answering: not acknowledged either way, and the next
+		 * fetch shows which. */
+		error = gs_net_fail(gs, "push");
+		goto done;
+	}
 	if (rc == GIT_ENONFASTFORWARD || (rc == 0 && ps.rejected)) {
 		error = co_error_set(CO_ERETRY, "git %s: push rejected: %s", gs->url,
 				     ps.rejected ? ps.msg : "non-fast-forward");
@@ -362,6 +459,7 @@ int co_git__push_locked(co_git_store *gs, git_repository *repo, const git_oid *c
 		goto done;
 	}
 done:
+	co_git__net_end();
 	if (tmp) {
 		git_reference_delete(tmp);
 		git_reference_free(tmp);
@@ -406,6 +504,7 @@ static void gs_free(void *impl)
 		git_repository_free(gs->pool[i]);
 	pthread_mutex_destroy(&gs->pool_mu);
 	pthread_mutex_destroy(&gs->remote_mu);
+	pthread_cond_destroy(&gs->remote_cv);
 	free(gs->repo);
 	free(gs->path);
 	free(gs->url);
@@ -494,10 +593,13 @@ int co_git_store_open(co_store **out, const co_git_opts *opts)
 	}
 	pthread_mutex_init(&gs->pool_mu, NULL);
 	pthread_mutex_init(&gs->remote_mu, NULL);
+	pthread_cond_init(&gs->remote_cv, NULL);
 	inited = 0; /* gs_free drops the reference from here on */
 	gs->poll_interval_ms =
 	    opts->poll_interval_ms > 0 ? opts->poll_interval_ms : 30000;
 	gs->max_retries = opts->max_retries > 0 ? opts->max_retries : 200;
+	gs->remote_timeout_ms = opts->remote_timeout_ms > 0 ? opts->remote_timeout_ms
+							    : CO_GIT_REMOTE_TIMEOUT_MS;
 	gs->repo = gs_strdup(opts->repo);
 	gs->branch = gs_strdup(branch);
 	gs->refname = co_git__printf("refs/heads/%s", branch);

@@ -23,11 +23,16 @@ typedef struct co_git_opts {
 	int poll_interval_ms;  /* watch polling; default 30000 */
 	int fsync;	       /* 1 (default): acknowledged commits survive a crash */
 	int max_retries;       /* ref CAS retries before CO_EUNAVAIL; default 200 */
+	/* URL repos: a fetch or push fails with CO_EUNAVAIL ("git <url>: fetch:
+	 * no answer in 3.0 s") once the server sent nothing for this long, or
+	 * the whole call took 20 times as long; 0: 3000.  Bounds git://,
+	 * http:// and https://; for ssh:// only the connect (git_stream.c). */
+	int remote_timeout_ms;
 } co_git_opts;
 
 #define CO_GIT_OPTS_INIT                                                                 \
 	{                                                                                \
-		NULL, "main", NULL, 30000, 1, 200                                        \
+		NULL, "main", NULL, 30000, 1, 200, 3000                                  \
 	}
 
 /* The author name and trailer that mark cutover's own commits. */

@@ -221,11 +221,12 @@ static int gs_attempts(co_git_store *gs, const char *what, gs_attempt_fn attempt
 			break;
 		}
 		if (gs->url) {
-			pthread_mutex_lock(&gs->remote_mu);
+			if ((error = co_git__remote_lock(gs)) < 0)
+				break;
 			error = co_git__fetch_locked(gs, repo);
 			if (error == 0)
 				error = attempt(gs, repo, ctx);
-			pthread_mutex_unlock(&gs->remote_mu);
+			co_git__remote_unlock(gs);
 		} else {
 			error = attempt(gs, repo, ctx);
 		}

@@ -26,6 +26,7 @@ static const char *const env_vars[] = {
     "CUTOVER_GIT_REPO",
     "CUTOVER_GIT_BRANCH",
     "CUTOVER_GIT_POLL_INTERVAL",
+    "CUTOVER_GIT_REMOTE_TIMEOUT",
     "CUTOVER_ETCD_ENDPOINTS",
     "CUTOVER_ETCD_PREFIX",
     "CUTOVER_ETCD_USER",
@@ -134,6 +135,7 @@ static void defaults_match_the_design(void **state)
 	assert_string_equal(c->git_branch, "main");
 	assert_int_equal(c->git_poll_interval_ms, 30000);
 	assert_int_equal(c->git_fsync, 1);
+	assert_int_equal(c->git_remote_timeout_ms, 3000);
 	assert_int_equal(c->n_etcd_endpoints, 1);
 	assert_string_equal(c->etcd_endpoints[0], "http://127.0.0.1:2379");
 	assert_string_equal(c->etcd_prefix, "/");
@@ -166,6 +168,7 @@ static void file_values_are_read(void **state)
 		      "  branch: trunk\n"
 		      "  poll_interval: 250ms\n"
 		      "  fsync: false\n"
+		      "  remote_timeout: 1500ms\n"
 		      "etcd:\n"
 		      "  endpoints: [http://10.0.0.1:2379, \"https://10.0.0.2:2379\"]\n"
 		      "  prefix: /cutover/\n"
@@ -188,6 +191,7 @@ static void file_values_are_read(void **state)
 	assert_string_equal(c->git_branch, "trunk");
 	assert_int_equal(c->git_poll_interval_ms, 250);
 	assert_int_equal(c->git_fsync, 0);
+	assert_int_equal(c->git_remote_timeout_ms, 1500);
 	assert_int_equal(c->n_etcd_endpoints, 2);
 	assert_string_equal(c->etcd_endpoints[0], "http://10.0.0.1:2379");
 	assert_string_equal(c->etcd_endpoints[1], "https://10.0.0.2:2379");
@@ -255,6 +259,7 @@ static void environment_overrides_file(void **state)
 	setenv("CUTOVER_LISTEN", "127.0.0.1:2", 1);
 	setenv("CUTOVER_ADMIN_TOKEN_FILE", "/env/token", 1);
 	setenv("CUTOVER_GIT_POLL_INTERVAL", "100ms", 1);
+	setenv("CUTOVER_GIT_REMOTE_TIMEOUT", "7s", 1);
 	assert_int_equal(co_config_load(&c, f->path), 0);
 	assert_string_equal(c->git_repo, "/from/env.git");
 	assert_string_equal(c->git_branch, "envbranch");
@@ -270,6 +275,7 @@ static void environment_overrides_file(void **state)
 	assert_string_equal(c->listen, "127.0.0.1:2");
 	assert_string_equal(c->admin_token_file, "/env/token");
 	assert_int_equal(c->git_poll_interval_ms, 100);
+	assert_int_equal(c->git_remote_timeout_ms, 7000);
 	co_config_free(c);
 }
 

@@ -8,7 +8,10 @@
  * interceptor) found with dlsym(RTLD_NEXT).  The injector's own file I/O
  * (reading the control file, appending to the log) goes through syscall()
  * so that it never re-enters a wrapper.  A failing call fails whole, before
- * any byte is written: what a full disk does to an allocating write.
+ * any byte is written: what a full disk does to an allocating write.  A
+ * stalled sync (sync=STALL) waits in 5 ms steps until the control file
+ * stops asking for it, then syncs for real; it is counted and signalled
+ * (co_faults_wait_stalled) when it starts.
  *
  * Not here: open() of new files (a full disk usually still creates them),
  * mmap'd writes (SQLite's -shm), rename.  Tests only.
@@ -18,17 +21,23 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 static atomic_long counts[2][2]; /* [kind][0: ENOSPC, 1: EIO] */
 
 static const char *const kind_names[2] = {"write", "sync"};
+
+static atomic_long stalled_now, stalled_total;
+static pthread_mutex_t stall_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t stall_cv = PTHREAD_COND_INITIALIZER;
 
 /* Read the control file with raw syscalls; 0 when it is absent. */
 static int read_ctl(char *buf, size_t len)
@@ -109,6 +118,8 @@ static int fault_for(int fd, int kind)
 	path[n] = '\0';
 	if (strncmp(path, prefix, strlen(prefix)) != 0)
 		return 0;
+	if (strcmp(err, "STALL") == 0)
+		return kind == CO_FAULT_SYNC ? CO_FAULT_STALL : 0;
 	if (strcmp(err, "EIO") == 0) {
 		log_fault(kind, EIO, path);
 		return EIO;
@@ -134,6 +145,33 @@ typedef ssize_t (*pwrite_fn)(int, const void *, size_t, off_t);
 typedef ssize_t (*pwrite64_fn)(int, const void *, size_t, off64_t);
 typedef ssize_t (*writev_fn)(int, const struct iovec *, int);
 typedef int (*sync_fn)(int);
+
+/* A sync of fd under sync=STALL: block until the control file lets go. */
+static void stall(int fd)
+{
+	struct timespec step = {0, 5 * 1000000L};
+	const char *log = getenv("CUTOVER_FAULTS_LOG");
+
+	atomic_fetch_add(&stalled_now, 1);
+	pthread_mutex_lock(&stall_mu);
+	atomic_fetch_add(&stalled_total, 1);
+	pthread_cond_broadcast(&stall_cv);
+	pthread_mutex_unlock(&stall_mu);
+	if (log != NULL && *log != '\0') {
+		char line[64];
+		int n = snprintf(line, sizeof(line), "sync STALL fd %d\n", fd);
+		long lfd = syscall(SYS_openat, AT_FDCWD, log,
+				   O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+
+		if (lfd >= 0) {
+			syscall(SYS_write, (int)lfd, line, (size_t)n);
+			syscall(SYS_close, (int)lfd);
+		}
+	}
+	while (fault_for(fd, CO_FAULT_SYNC) == CO_FAULT_STALL)
+		nanosleep(&step, NULL); /* the injector's own wait, not a test's */
+	atomic_fetch_sub(&stalled_now, 1);
+}
 
 ssize_t write(int fd, const void *buf, size_t n)
 {
@@ -188,7 +226,9 @@ int fsync(int fd)
 	int e;
 	NEXT(sync_fn, "fsync");
 
-	if ((e = fault_for(fd, CO_FAULT_SYNC)) != 0) {
+	if ((e = fault_for(fd, CO_FAULT_SYNC)) == CO_FAULT_STALL) {
+		stall(fd);
+	} else if (e != 0) {
 		errno = e;
 		return -1;
 	}
@@ -200,7 +240,9 @@ int fdatasync(int fd)
 	int e;
 	NEXT(sync_fn, "fdatasync");
 
-	if ((e = fault_for(fd, CO_FAULT_SYNC)) != 0) {
+	if ((e = fault_for(fd, CO_FAULT_SYNC)) == CO_FAULT_STALL) {
+		stall(fd);
+	} else if (e != 0) {
 		errno = e;
 		return -1;
 	}
@@ -227,7 +269,9 @@ int co_faults_set(const char *path, int write_errno, int sync_errno)
 	fprintf(f, "path=%s", path);
 	if (errno_name(write_errno))
 		fprintf(f, " write=%s", errno_name(write_errno));
-	if (errno_name(sync_errno))
+	if (sync_errno == CO_FAULT_STALL)
+		fprintf(f, " sync=STALL");
+	else if (errno_name(sync_errno))
 		fprintf(f, " sync=%s", errno_name(sync_errno));
 	ok = fprintf(f, "\n") > 0;
 	ok = fclose(f) == 0 && ok;
@@ -240,6 +284,35 @@ void co_faults_clear(void)
 
 	if (ctl != NULL && *ctl != '\0')
 		unlink(ctl);
+}
+
+long co_faults_stalled_now(void)
+{
+	return atomic_load(&stalled_now);
+}
+
+long co_faults_stalled_total(void)
+{
+	return atomic_load(&stalled_total);
+}
+
+int co_faults_wait_stalled(long n, int timeout_ms)
+{
+	struct timespec until;
+	int rc = 0;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += timeout_ms / 1000;
+	until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&stall_mu);
+	while (atomic_load(&stalled_total) < n && rc == 0)
+		rc = pthread_cond_timedwait(&stall_cv, &stall_mu, &until);
+	pthread_mutex_unlock(&stall_mu);
+	return atomic_load(&stalled_total) >= n ? 0 : -1;
 }
 
 long co_faults_count(int kind, int err)

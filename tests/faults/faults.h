@@ -22,6 +22,9 @@
  *                       (required: without it nothing fails)
  *     write=ENOSPC|EIO  write/pwrite/pwrite64/writev fail with that errno
  *     sync=ENOSPC|EIO   fsync/fdatasync fail with that errno
+ *     sync=STALL        fsync/fdatasync block until the control file no
+ *                       longer says so (a stalled disk: a dead NFS server,
+ *                       a SAN path failing over), then sync for real
  * Write it with co_faults_set() (atomically: temp file + rename) and remove
  * it with co_faults_clear().  Every fault injected is counted in this
  * process (co_faults_count) and, if $CUTOVER_FAULTS_LOG names a file, one
@@ -34,6 +37,9 @@
 
 enum { CO_FAULT_WRITE = 0, CO_FAULT_SYNC = 1 };
 
+/* As co_faults_set()'s sync_errno: syncs stall instead of failing. */
+#define CO_FAULT_STALL (-1)
+
 /*
  * Turn faults on: write the control file $CUTOVER_FAULTS_CTL with `path`
  * and the errnos for writes and syncs (0: that kind does not fail).
@@ -43,6 +49,16 @@ int co_faults_set(const char *path, int write_errno, int sync_errno);
 
 /* Turn faults off (remove the control file).  Idempotent. */
 void co_faults_clear(void);
+
+/* Syncs of this process blocked by sync=STALL right now, and in all. */
+long co_faults_stalled_now(void);
+long co_faults_stalled_total(void);
+
+/*
+ * Wait until at least `n` syncs of this process have stalled in all
+ * (co_faults_stalled_total), at most timeout_ms: 0, or -1 on timeout.
+ */
+int co_faults_wait_stalled(long n, int timeout_ms);
 
 /* Faults injected so far in this process of kind CO_FAULT_* with errno err. */
 long co_faults_count(int kind, int err);
