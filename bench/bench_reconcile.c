@@ -18,11 +18,6 @@
  * compact, `sort`, `comm -3`.  Both times, records/s, the reconciler's peak
  * RSS and the speed ratio are printed.
  *
- * BENCH_DECODERS=hand,pbc,pbc_kv,hand runs the reconciliation once per
- * name, in that order, with the gRPC RangeResponse decoder named
- * (co_grpc__decoder, src/store/etcd_grpc.h: issue 17 point 5); listing
- * hand twice gives the A/A spread.
- *
  * BENCH_LOW_MEMORY=1 snapshots one store after the other (the reconciler's
  * low_memory option); BENCH_PHASES=1 prints the phases' times, and how
  * many IDs the reconciler found equal by blob id alone and how many git
@@ -36,7 +31,6 @@
 #include "core/state.h"
 #include "harness/harness.h"
 #include "reconcile/reconcile.h"
-#include "store/etcd_grpc.h"
 #include "store/etcd_store.h"
 #include "store/git_store.h"
 
@@ -278,7 +272,7 @@ static void phase_progress(void *ctx, const char *phase, size_t done, size_t tot
 }
 
 static void reconcile_child(int fd, const char *repo, const char *endpoint,
-			    const char *prefix, const char *state_dir, int decoder)
+			    const char *prefix, const char *state_dir)
 {
 	co_git_opts go = CO_GIT_OPTS_INIT;
 	co_etcd_opts eo = CO_ETCD_OPTS_INIT;
@@ -290,7 +284,6 @@ static void reconcile_child(int fd, const char *repo, const char *endpoint,
 	result out = {0};
 	double t0;
 
-	co_grpc__decoder = decoder;
 	go.repo = repo;
 	eo.endpoints = eps;
 	eo.n_endpoints = 1;
@@ -327,7 +320,7 @@ static void reconcile_child(int fd, const char *repo, const char *endpoint,
 }
 
 static result run_reconcile(const char *repo, const char *endpoint, const char *prefix,
-			    const char *state_dir, int decoder)
+			    const char *state_dir)
 {
 	result r = {0};
 	struct rusage ru;
@@ -340,7 +333,7 @@ static result run_reconcile(const char *repo, const char *endpoint, const char *
 	}
 	if (pid == 0) {
 		close(fds[0]);
-		reconcile_child(fds[1], repo, endpoint, prefix, state_dir, decoder);
+		reconcile_child(fds[1], repo, endpoint, prefix, state_dir);
 	}
 	close(fds[1]);
 	if (read(fds[0], &r, sizeof(r)) != (ssize_t)sizeof(r) ||
@@ -386,39 +379,11 @@ static double run_pipeline(long long *diff_lines, const char *dir, const char *e
 	return t;
 }
 
-/* BENCH_DECODERS: "hand", "pbc" or "pbc_kv", comma-separated. */
-static size_t decoders(int *out, const char **names, size_t max)
-{
-	static char list[256];
-	const char *env = getenv("BENCH_DECODERS");
-	char *tok, *save = NULL;
-	size_t n = 0;
-
-	snprintf(list, sizeof(list), "%s", env ? env : "hand");
-	for (tok = strtok_r(list, ",", &save); tok && n < max;
-	     tok = strtok_r(NULL, ",", &save)) {
-		if (strcmp(tok, "hand") == 0)
-			out[n] = CO_GRPC_DECODER_HAND;
-		else if (strcmp(tok, "pbc") == 0)
-			out[n] = CO_GRPC_DECODER_PBC;
-		else if (strcmp(tok, "pbc_kv") == 0)
-			out[n] = CO_GRPC_DECODER_PBC_KV;
-		else {
-			fprintf(stderr, "bench_reconcile: unknown decoder %s\n", tok);
-			exit(2);
-		}
-		names[n++] = tok;
-	}
-	return n;
-}
-
 int main(int argc, char **argv)
 {
 	size_t sizes[8] = {10000, 100000}, n_sizes = 2, k;
 	co_test_etcd etcd;
-	const char *dec_names[8];
-	int i, dec[8];
-	size_t n_dec = decoders(dec, dec_names, 8), d;
+	int i;
 
 	if (argc > 1) {
 		n_sizes = 0;
@@ -437,7 +402,7 @@ int main(int argc, char **argv)
 		char dir[256], repo[256], prefix[64], sdir[300];
 		long long diff_lines = 0;
 		double t_seed, t_pipe;
-		result r = {0};
+		result r;
 
 		if (co_test_tmpdir(dir, sizeof(dir)) < 0 ||
 		    co_test_git_repo_new(repo, sizeof(repo)) < 0) {
@@ -451,20 +416,11 @@ int main(int argc, char **argv)
 		seed_etcd(etcd.endpoint, prefix, n);
 		fprintf(stderr, "seeded %zu records in %.1f s\n", n, now_s() - t_seed);
 
-		for (d = 0; d < n_dec; d++) {
-			char method[32];
-
-			r = run_reconcile(repo, etcd.endpoint, prefix, sdir, dec[d]);
-			if (getenv("BENCH_DECODERS"))
-				snprintf(method, sizeof(method), "rec/%s", dec_names[d]);
-			else
-				snprintf(method, sizeof(method), "reconcile");
-			printf("%-9zu %-10s %10.3f %12.0f %10.1f %10lld %12s %8s\n", n,
-			       method, r.seconds, (double)n / r.seconds,
-			       r.max_rss_kib / 1024.0, r.divergences, "divergences", "");
-			fflush(stdout);
-		}
+		r = run_reconcile(repo, etcd.endpoint, prefix, sdir);
 		t_pipe = run_pipeline(&diff_lines, dir, etcd.endpoint, prefix, repo);
+		printf("%-9zu %-10s %10.3f %12.0f %10.1f %10lld %12s %8s\n", n,
+		       "reconcile", r.seconds, (double)n / r.seconds,
+		       r.max_rss_kib / 1024.0, r.divergences, "divergences", "");
 		printf("%-9zu %-10s %10.3f %12.0f %10s %10lld %12s %7.1fx\n", n,
 		       "pipeline", t_pipe, (double)n / t_pipe, "-", diff_lines, "lines",
 		       t_pipe / r.seconds);

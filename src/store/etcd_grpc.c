@@ -24,7 +24,6 @@
 #include "etcd_grpc.h"
 
 #include "../core/error.h"
-#include "etcd_rpc_subset.pb-c.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -238,72 +237,12 @@ static int decode_kv(co_grpc_kv *kv, const unsigned char *p, size_t len)
 	return 0;
 }
 
-int co_grpc__decoder = CO_GRPC_DECODER_HAND;
-
-/* A KeyValue unpacked by protobuf-c, passed on to fn. */
-static int pbc_kv(co_grpc_stream *st, const Etcdserverpb__KeyValue *m)
-{
-	co_grpc_kv kv;
-
-	kv.key = m->key.data ? (const char *)m->key.data : "";
-	kv.key_len = m->key.len;
-	kv.value = m->value.data ? (const char *)m->value.data : "";
-	kv.value_len = m->value.len;
-	kv.mod_revision = m->mod_revision;
-	return st->fn ? st->fn(st->ctx, &kv) : 0;
-}
-
-/* CO_GRPC_DECODER_PBC_KV: a header or a kv field through protobuf-c. */
-static int range_field_pbc(co_grpc_stream *st, const field *f)
-{
-	Etcdserverpb__ResponseHeader *h;
-	Etcdserverpb__KeyValue *m;
-	int error;
-
-	if (f->num == 1 && f->wire == WIRE_LEN) {
-		if ((h = etcdserverpb__response_header__unpack(NULL, f->len, f->val)) == NULL)
-			return malformed("header");
-		st->info.revision = h->revision;
-		etcdserverpb__response_header__free_unpacked(h, NULL);
-		return 0;
-	}
-	if ((m = etcdserverpb__key_value__unpack(NULL, f->len, f->val)) == NULL)
-		return malformed("kv");
-	error = pbc_kv(st, m);
-	etcdserverpb__key_value__free_unpacked(m, NULL);
-	return error;
-}
-
-/* CO_GRPC_DECODER_PBC: the whole message, once all of it is in pending. */
-static int range_whole_pbc(co_grpc_stream *st)
-{
-	Etcdserverpb__RangeResponse *m;
-	size_t i;
-	int error = 0;
-
-	m = etcdserverpb__range_response__unpack(NULL, st->pending.len, st->pending.p);
-	if (m == NULL)
-		return malformed("protobuf-c unpack");
-	st->pending.len = 0;
-	if (m->header)
-		st->info.revision = m->header->revision;
-	st->info.more = m->more;
-	st->info.count = m->count;
-	for (i = 0; i < m->n_kvs && error == 0; i++)
-		error = pbc_kv(st, m->kvs[i]);
-	etcdserverpb__range_response__free_unpacked(m, NULL);
-	return error;
-}
-
 /* One top-level field of a RangeResponse. */
 static int range_field(co_grpc_stream *st, const field *f)
 {
 	co_grpc_kv kv;
 	int error;
 
-	if (st->decoder == CO_GRPC_DECODER_PBC_KV && f->wire == WIRE_LEN &&
-	    (f->num == 1 || f->num == 2))
-		return range_field_pbc(st, f);
 	if (f->num == 1 && f->wire == WIRE_LEN)
 		return decode_header(&st->info.revision, f->val, f->len);
 	if (f->num == 2 && f->wire == WIRE_LEN) {
@@ -323,7 +262,6 @@ void co_grpc_stream_init(co_grpc_stream *st, co_grpc_kv_fn fn, void *ctx)
 	memset(st, 0, sizeof(*st));
 	st->fn = fn;
 	st->ctx = ctx;
-	st->decoder = co_grpc__decoder;
 }
 
 void co_grpc_stream_free(co_grpc_stream *st)
@@ -381,9 +319,6 @@ int co_grpc_stream_feed(co_grpc_stream *st, const unsigned char *p, size_t len)
 			st->msg_left = (size_t)st->frame[1] << 24 |
 				       (size_t)st->frame[2] << 16 |
 				       (size_t)st->frame[3] << 8 | (size_t)st->frame[4];
-			if (st->decoder == CO_GRPC_DECODER_PBC &&
-			    (error = grow(&st->pending, st->msg_left)) < 0)
-				return st->error = error;
 			continue;
 		}
 		if (st->msg_left == 0)
@@ -392,7 +327,7 @@ int co_grpc_stream_feed(co_grpc_stream *st, const unsigned char *p, size_t len)
 				   "etcd gRPC: bytes after the response message");
 		k = len < st->msg_left ? len : st->msg_left;
 		if ((error = put_bytes(&st->pending, p, k)) < 0 ||
-		    (st->decoder != CO_GRPC_DECODER_PBC && (error = stream_drain(st)) < 0))
+		    (error = stream_drain(st)) < 0)
 			return st->error = error;
 		st->msg_left -= k;
 		p += k;
@@ -410,11 +345,6 @@ int co_grpc_stream_end(co_grpc_stream *st)
 	if (st->frames == 0)
 		return st->error =
 			   co_error_set(CO_EINVAL, "etcd gRPC: response has no message");
-	if (st->decoder == CO_GRPC_DECODER_PBC && st->msg_left == 0 && st->frames == 1) {
-		st->frames = 2; /* decoded: a second end does not decode again */
-		if ((st->error = range_whole_pbc(st)) < 0)
-			return st->error;
-	}
 	if (st->msg_left > 0 || st->pending.len > 0)
 		return st->error = malformed("truncated");
 	return 0;

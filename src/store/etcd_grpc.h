@@ -84,20 +84,7 @@ typedef struct co_grpc_stream {
 	size_t msg_left; /* bytes of the message still to come */
 	int frames;
 	co_grpc_buf pending; /* received, not yet a whole field */
-	int decoder;	     /* co_grpc__decoder when the stream was made */
 } co_grpc_stream;
-
-/*
- * Which decoder a new stream uses (module-internal, for the measurement
- * of issue 17 point 5 only: bench_reconcile and bench_grpc_decode set it
- * before any scan).  HAND: the hand-written streaming decoder above.
- * PBC: protobuf-c's generated RangeResponse unpack over the whole message
- * (kvs passed on by co_grpc_stream_end).  PBC_KV: the top-level fields
- * split by hand as they arrive, each KeyValue and the header unpacked by
- * protobuf-c.
- */
-enum { CO_GRPC_DECODER_HAND = 0, CO_GRPC_DECODER_PBC = 1, CO_GRPC_DECODER_PBC_KV = 2 };
-extern int co_grpc__decoder;
 
 void co_grpc_stream_init(co_grpc_stream *st, co_grpc_kv_fn fn, void *ctx);
 
