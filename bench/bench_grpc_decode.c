@@ -143,7 +143,8 @@ static co_grpc_buf capture(const char *endpoint, const char *prefix)
 	h = curl_slist_append(h, "Content-Type: application/grpc");
 	h = curl_slist_append(h, "TE: trailers");
 	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE);
+	curl_easy_setopt(c, CURLOPT_HTTP_VERSION,
+			 (long)CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE);
 	curl_easy_setopt(c, CURLOPT_POSTFIELDS, (const char *)req.p);
 	curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)req.len);
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
@@ -203,7 +204,8 @@ static int pbc_decode(const unsigned char *msg, size_t len, co_grpc_range_info *
 	for (i = 0; i < m->n_kvs && error == 0; i++) {
 		kv.key = m->kvs[i]->key.data ? (const char *)m->kvs[i]->key.data : "";
 		kv.key_len = m->kvs[i]->key.len;
-		kv.value = m->kvs[i]->value.data ? (const char *)m->kvs[i]->value.data : "";
+		kv.value =
+		    m->kvs[i]->value.data ? (const char *)m->kvs[i]->value.data : "";
 		kv.value_len = m->kvs[i]->value.len;
 		kv.mod_revision = m->kvs[i]->mod_revision;
 		error = fn(ctx, &kv);
@@ -284,12 +286,15 @@ int main(int argc, char **argv)
 	for (d = 0; d < N_DEC; d++) {
 		printf("%-8s %10.3f %10.3f %10.3f %10.1f %9.2fx %9.2fx\n", names[d],
 		       lo[d] / 1e3, st[d].p50 / 1e3, st[d].p95 / 1e3,
-		       lo[d] * 1e3 / (double)kvs[d], lo[d] / lo[0], st[d].p50 / st[0].p50);
+		       lo[d] * 1e3 / (double)kvs[d], lo[d] / lo[0],
+		       st[d].p50 / st[0].p50);
 		if (hashes[d] != hashes[0] || kvs[d] != kvs[0])
-			fprintf(stderr, "bench_grpc_decode: %s saw other kvs\n", names[d]);
+			fprintf(stderr, "bench_grpc_decode: %s saw other kvs\n",
+				names[d]);
 	}
 	if (getloadavg(load, 3) == 3)
-		printf("\nload average at end: %.2f %.2f %.2f\n", load[0], load[1], load[2]);
+		printf("\nload average at end: %.2f %.2f %.2f\n", load[0], load[1],
+		       load[2]);
 	for (d = 0; d < N_DEC; d++)
 		co_bench_series_free(&s[d]);
 	free(body.p);

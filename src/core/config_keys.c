@@ -18,20 +18,42 @@
 #define AT(field) offsetof(co_config, field)
 
 /* The table's columns, one macro per type of key. */
-#define SECTION(sec, name) {sec, name, CO_CONFIG__SECTION, 0, {0, 0, 0}, NULL, NULL}
-#define STR(sec, name, field, env) {sec, name, CO_CONFIG__STRING, AT(field), {0, 0, 0}, NULL, env}
-#define STR_OPT(sec, name, field, env)                                                    \
-	{sec, name, CO_CONFIG__STRING_OPT, AT(field), {0, 0, 0}, NULL, env}
-#define BOOL(sec, name, field) {sec, name, CO_CONFIG__BOOL, AT(field), {0, 0, 0}, NULL, NULL}
-#define DUR(sec, name, field, env)                                                        \
-	{sec, name, CO_CONFIG__DURATION, AT(field), {0, 0, 0}, NULL, env}
-#define DUR_POS(sec, name, field, env)                                                    \
-	{sec, name, CO_CONFIG__DURATION_POS, AT(field), {0, 0, 0}, NULL, env}
-#define INT(sec, name, field, kind, min, max)                                             \
-	{sec, name, CO_CONFIG__INT, AT(field), {kind, min, max}, NULL, NULL}
-#define DBL(sec, name, field, kind, min, max)                                             \
-	{sec, name, CO_CONFIG__DOUBLE, AT(field), {kind, min, max}, NULL, NULL}
-#define SHAPED(sec, name, fn) {sec, name, CO_CONFIG__SHAPED, 0, {0, 0, 0}, fn, NULL}
+#define SECTION(sec, name)                                                               \
+	{                                                                                \
+		sec, name, CO_CONFIG__SECTION, 0, {0, 0, 0}, NULL, NULL                  \
+	}
+#define STR(sec, name, field, env)                                                       \
+	{                                                                                \
+		sec, name, CO_CONFIG__STRING, AT(field), {0, 0, 0}, NULL, env            \
+	}
+#define STR_OPT(sec, name, field, env)                                                   \
+	{                                                                                \
+		sec, name, CO_CONFIG__STRING_OPT, AT(field), {0, 0, 0}, NULL, env        \
+	}
+#define BOOL(sec, name, field)                                                           \
+	{                                                                                \
+		sec, name, CO_CONFIG__BOOL, AT(field), {0, 0, 0}, NULL, NULL             \
+	}
+#define DUR(sec, name, field, env)                                                       \
+	{                                                                                \
+		sec, name, CO_CONFIG__DURATION, AT(field), {0, 0, 0}, NULL, env          \
+	}
+#define DUR_POS(sec, name, field, env)                                                   \
+	{                                                                                \
+		sec, name, CO_CONFIG__DURATION_POS, AT(field), {0, 0, 0}, NULL, env      \
+	}
+#define INT(sec, name, field, kind, min, max)                                            \
+	{                                                                                \
+		sec, name, CO_CONFIG__INT, AT(field), {kind, min, max}, NULL, NULL       \
+	}
+#define DBL(sec, name, field, kind, min, max)                                            \
+	{                                                                                \
+		sec, name, CO_CONFIG__DOUBLE, AT(field), {kind, min, max}, NULL, NULL    \
+	}
+#define SHAPED(sec, name, fn)                                                            \
+	{                                                                                \
+		sec, name, CO_CONFIG__SHAPED, 0, {0, 0, 0}, fn, NULL                     \
+	}
 
 #define COUNT CO_CONFIG__COUNT
 #define PERCENT CO_CONFIG__PERCENT
@@ -62,7 +84,12 @@ const co_config__key co_config__keys[] = {
     DUR_POS("git", "poll_interval", git_poll_interval_ms, "CUTOVER_GIT_POLL_INTERVAL"),
     BOOL("git", "fsync", git_fsync),
 
-    {"etcd", "endpoints", CO_CONFIG__ENDPOINTS, 0, {0, 0, 0}, NULL,
+    {"etcd",
+     "endpoints",
+     CO_CONFIG__ENDPOINTS,
+     0,
+     {0, 0, 0},
+     NULL,
      "CUTOVER_ETCD_ENDPOINTS"},
     STR("etcd", "prefix", etcd_prefix, "CUTOVER_ETCD_PREFIX"),
     STR_OPT("etcd", "user", etcd_user, "CUTOVER_ETCD_USER"),
@@ -90,7 +117,12 @@ const co_config__key co_config__keys[] = {
     DUR_POS("breaker", "probe", breaker_probe_ms, NULL),
     DUR_POS("breaker", "probe_max", breaker_probe_max_ms, NULL),
 
-    {"serve", "swarm_auth", CO_CONFIG__SWARM_AUTH, AT(swarm_auth), {0, 0, 0}, NULL,
+    {"serve",
+     "swarm_auth",
+     CO_CONFIG__SWARM_AUTH,
+     AT(swarm_auth),
+     {0, 0, 0},
+     NULL,
      "CUTOVER_SWARM_AUTH"},
     DUR("serve", "reconcile_interval", serve_reconcile_interval_ms,
 	"CUTOVER_RECONCILE_INTERVAL"),
@@ -103,7 +135,12 @@ const co_config__key co_config__keys[] = {
     DUR("serve", "queue_deadline", serve_queue_deadline_ms, "CUTOVER_QUEUE_DEADLINE"),
 
     BOOL("triggers", "enabled", triggers.enabled),
-    {"triggers", "window", CO_CONFIG__WINDOW, AT(triggers.window_ms), {0, 0, 0}, NULL,
+    {"triggers",
+     "window",
+     CO_CONFIG__WINDOW,
+     AT(triggers.window_ms),
+     {0, 0, 0},
+     NULL,
      NULL},
     INT("triggers", "min_samples", triggers.min_samples, COUNT, 1, 1000000),
     DBL("triggers", "error_rate", triggers.error_rate, NUMBER, 0, 1),

@@ -24,8 +24,13 @@
 #include <string.h>
 
 static const char *const vectors[][2] = {
-    {"", ""},	       {"f", "Zg=="},	      {"fo", "Zm8="},	      {"foo", "Zm9v"},
-    {"foob", "Zm9vYg=="}, {"fooba", "Zm9vYmE="}, {"foobar", "Zm9vYmFy"},
+    {"", ""},
+    {"f", "Zg=="},
+    {"fo", "Zm8="},
+    {"foo", "Zm9v"},
+    {"foob", "Zm9vYg=="},
+    {"fooba", "Zm9vYmE="},
+    {"foobar", "Zm9vYmFy"},
 };
 
 /* base64 of len bytes at data through the store's JSON helper. */
@@ -86,18 +91,21 @@ static void every_length_round_trips(void **state)
 static void malformed_base64_is_refused(void **state)
 {
 	static const char *const bad[] = {
-	    "YQ",	/* unpadded */
-	    "YQ=",	/* cut padding */
-	    "YQ==YQ==", /* padding in the middle */
-	    "YQ=a",	/* a '=' before the end */
-	    "Y===",	/* three of them */
-	    "====",	"YWJj\n", /* a blank at the end */
-	    " YWJ",		  /* a blank at the start */
-	    "    ",		  /* only blanks */
-	    "YW Jj",		  /* one inside */
-	    "YW*j",		  /* not in the alphabet */
-	    "YWJj\xc3\xa9", "-_-_", /* the URL alphabet is not etcd's */
+	    "YQ",	    /* unpadded */
+	    "YQ=",	    /* cut padding */
+	    "YQ==YQ==",	    /* padding in the middle */
+	    "YQ=a",	    /* a '=' before the end */
+	    "Y===",	    /* three of them */
+	    "====",	    /* nothing but padding */
+	    "YWJj\n",	    /* a blank at the end */
+	    " YWJ",	    /* a blank at the start */
+	    "    ",	    /* only blanks */
+	    "YW Jj",	    /* one inside */
+	    "YW*j",	    /* not in the alphabet */
+	    "YWJj\xc3\xa9", /* not ASCII */
+	    "-_-_",	    /* the URL alphabet is not etcd's */
 	};
+
 	size_t i, len = 99;
 
 	(void)state;
