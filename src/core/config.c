@@ -14,7 +14,9 @@
  * or the endpoints answer (the stores do), nor resolve relative paths: they
  * are relative to the working directory, as on the command line.  The
  * YAML file is read in config_file.c, its shaped sections in
- * config_sections.c (config_internal.h says what they share).
+ * config_sections.c; every key, with the variable that overrides it, is a
+ * line of the table in config_keys.c (config_internal.h says what they
+ * share).
  */
 #include "config.h"
 #include "config_internal.h"
@@ -191,40 +193,47 @@ done:
 	return error;
 }
 
+/* Every key of the table (config_keys.c) that names a variable, in the
+ * table's order: strings as they are, durations as in the file (a key
+ * that may be 0 also takes "0" or "off"), the endpoints and swarm_auth
+ * by their own rules. */
 static int apply_env(co_config *c)
 {
-	int error;
+	const co_config__key *k;
+	void *field;
+	int error = 0;
 
-	if ((error = env_string(&c->git_repo, "CUTOVER_GIT_REPO")) < 0 ||
-	    (error = env_string(&c->git_branch, "CUTOVER_GIT_BRANCH")) < 0 ||
-	    (error = env_duration(&c->git_poll_interval_ms,
-				  "CUTOVER_GIT_POLL_INTERVAL")) < 0 ||
-	    (error = env_duration(&c->git_remote_timeout_ms,
-				  "CUTOVER_GIT_REMOTE_TIMEOUT")) < 0 ||
-	    (error = env_endpoints(c)) < 0 ||
-	    (error = env_string(&c->etcd_prefix, "CUTOVER_ETCD_PREFIX")) < 0 ||
-	    (error = env_string(&c->etcd_user, "CUTOVER_ETCD_USER")) < 0 ||
-	    (error = env_string(&c->etcd_password, "CUTOVER_ETCD_PASSWORD")) < 0 ||
-	    (error = env_duration(&c->etcd_connect_timeout_ms,
-				  "CUTOVER_ETCD_CONNECT_TIMEOUT")) < 0 ||
-	    (error = env_duration(&c->etcd_request_timeout_ms,
-				  "CUTOVER_ETCD_REQUEST_TIMEOUT")) < 0 ||
-	    (error = env_duration(&c->mirror_timeout_ms, "CUTOVER_MIRROR_TIMEOUT")) < 0 ||
-	    (error = env_interval(&c->serve_reconcile_interval_ms,
-				  "CUTOVER_RECONCILE_INTERVAL")) < 0 ||
-	    (error = env_interval(&c->serve_queue_deadline_ms,
-				  "CUTOVER_QUEUE_DEADLINE")) < 0 ||
-	    (error = env_string(&c->flags_path, "CUTOVER_FLAGS")) < 0 ||
-	    (error = env_string(&c->state_dir, "CUTOVER_STATE_DIR")) < 0 ||
-	    (error = env_string(&c->listen, "CUTOVER_LISTEN")) < 0 ||
-	    (error = env_string(&c->admin_token_file, "CUTOVER_ADMIN_TOKEN_FILE")) < 0)
-		return error;
-	if (env("CUTOVER_SWARM_AUTH") &&
-	    co_config_parse_swarm_auth(&c->swarm_auth, env("CUTOVER_SWARM_AUTH")) < 0)
-		return co_error_set(CO_EINVAL,
-				    "CUTOVER_SWARM_AUTH: \"%s\" is not none or token",
-				    env("CUTOVER_SWARM_AUTH"));
-	return 0;
+	for (k = co_config__keys; k->name && error == 0; k++) {
+		if (k->env == NULL)
+			continue;
+		field = (char *)c + k->offset;
+		switch (k->type) {
+		case CO_CONFIG__STRING:
+		case CO_CONFIG__STRING_OPT:
+			error = env_string(field, k->env);
+			break;
+		case CO_CONFIG__DURATION:
+			error = env_interval(field, k->env);
+			break;
+		case CO_CONFIG__DURATION_POS:
+			error = env_duration(field, k->env);
+			break;
+		case CO_CONFIG__ENDPOINTS:
+			error = env_endpoints(c);
+			break;
+		case CO_CONFIG__SWARM_AUTH:
+			if (env(k->env) && co_config_parse_swarm_auth(field, env(k->env)) < 0)
+				error = co_error_set(CO_EINVAL,
+						     "%s: \"%s\" is not none or token", k->env,
+						     env(k->env));
+			break;
+		default:
+			error = co_error_set(CO_EINVAL, "%s: no reader for this variable",
+					     k->env);
+			break;
+		}
+	}
+	return error;
 }
 
 int co_config_load(co_config **out, const char *path)

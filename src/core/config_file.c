@@ -1,9 +1,10 @@
 /*
  * config_file.c - cutover.yaml: the document is loaded whole with libyaml's
- * loader, so every node keeps its line; each key is looked up in one table
- * (apply_key) and read by a typed getter (string, bool, duration, count,
- * ratio, percent) whose error names FILE:LINE and the dotted key.
- * Unknown keys are refused with the keys the section knows.
+ * loader, so every node keeps its line; each key is looked up in the key
+ * table (config_keys.c) and read by the typed getter its type names
+ * (string, bool, duration, bounded number, ...), whose error names
+ * FILE:LINE and the dotted key.  Unknown keys are refused with the keys
+ * the section knows.
  */
 #include "config.h"
 #include "config_internal.h"
@@ -67,7 +68,7 @@ static int walk_mapping(file_ctx *fc, const yaml_node_t *map, const char *sectio
 	return 0;
 }
 
-/* --- shadow: sampling percents and ignore rules (shadow.h) --- */
+/* A section: a mapping of its own keys, or nothing ("git:"). */
 
 static int load_section(file_ctx *fc, const yaml_node_t *v, const char *name)
 {
@@ -77,38 +78,6 @@ static int load_section(file_ctx *fc, const yaml_node_t *v, const char *name)
 		return co_config__key_error(fc, v, name, "expected a mapping, got %s",
 					    co_config__node_type_name(v));
 	return walk_mapping(fc, v, name);
-}
-
-/* For the "unknown key" message: what the operator may have meant. */
-static const char *known_keys(const char *sec)
-{
-	if (strcmp(sec, "git") == 0)
-		return "repo, branch, poll_interval, fsync, remote_timeout";
-	if (strcmp(sec, "etcd") == 0)
-		return "endpoints, prefix, user, password, ca_file, cert_file, key_file, "
-		       "connect_timeout, request_timeout";
-	if (strcmp(sec, "reconcile") == 0)
-		return "min_consistency, max_mismatch_ratio, grace, go_no_go_window";
-	if (strcmp(sec, "router") == 0)
-		return "mirror_timeout";
-	if (strcmp(sec, "gate") == 0)
-		return "outbox_max_depth, outbox_max_age, max_shadow_mismatch_ratio";
-	if (strcmp(sec, "breaker") == 0)
-		return "failures, probe, probe_max";
-	if (strcmp(sec, "serve") == 0)
-		return "swarm_auth, reconcile_interval, tls_cert, tls_key, "
-		       "request_timeout, "
-		       "max_connections, max_connections_per_ip, max_inflight, "
-		       "queue_deadline";
-	if (strcmp(sec, "triggers") == 0)
-		return "enabled, window, min_samples, error_rate, latency_ratio, "
-		       "health_grace, outbox_age";
-	if (strcmp(sec, "shadow") == 0)
-		return "sample, sample_by_op, ignore";
-	if (strcmp(sec, "fleet") == 0)
-		return "enabled, prefix, id, ttl, admin_url";
-	return "git, etcd, state_dir, flags, listen, admin_token_file, reconcile, gate, "
-	       "router, breaker, serve, redact, triggers, shadow, webhooks, fleet";
 }
 
 /* serve.swarm_auth: none | token. */
@@ -125,169 +94,62 @@ static int get_swarm_auth(co_swarm_auth *dst, file_ctx *fc, const yaml_node_t *n
 	return 0;
 }
 
+/* A number key into its int or double field, once it is in bounds. */
+static int get_num(void *field, int is_int, file_ctx *fc, const yaml_node_t *n,
+		   const char *key, const co_config__num *num)
+{
+	double v;
+	int error;
+
+	if ((error = co_config__get_num(&v, fc, n, key, num)) < 0)
+		return error;
+	if (is_int)
+		*(int *)field = (int)v;
+	else
+		*(double *)field = v;
+	return 0;
+}
+
+/* One key of a mapping section, read as its line of the key table says. */
 static int apply_key(file_ctx *fc, const char *sec, const char *name, const char *full,
 		     const yaml_node_t *k, const yaml_node_t *v)
 {
-	co_config *c = fc->c;
+	const co_config__key *key = co_config__key_find(sec, name);
+	char known[512];
+	void *field;
 
-	if (*sec == '\0') {
-		if (strcmp(name, "git") == 0 || strcmp(name, "etcd") == 0 ||
-		    strcmp(name, "reconcile") == 0 || strcmp(name, "router") == 0 ||
-		    strcmp(name, "breaker") == 0 || strcmp(name, "serve") == 0 ||
-		    strcmp(name, "gate") == 0 || strcmp(name, "triggers") == 0 ||
-		    strcmp(name, "shadow") == 0 || strcmp(name, "fleet") == 0)
-			return load_section(fc, v, name);
-		if (strcmp(name, "state_dir") == 0)
-			return co_config__get_string(&c->state_dir, fc, v, full, 0);
-		if (strcmp(name, "flags") == 0)
-			return co_config__get_string(&c->flags_path, fc, v, full, 1);
-		if (strcmp(name, "listen") == 0)
-			return co_config__get_string(&c->listen, fc, v, full, 0);
-		if (strcmp(name, "admin_token_file") == 0)
-			return co_config__get_string(&c->admin_token_file, fc, v, full,
-						     1);
-		if (strcmp(name, "redact") == 0)
-			return co_config__get_redact(fc, v, full);
-		if (strcmp(name, "webhooks") == 0)
-			return co_config__get_webhooks(fc, v, full);
-	} else if (strcmp(sec, "git") == 0) {
-		if (strcmp(name, "repo") == 0)
-			return co_config__get_string(&c->git_repo, fc, v, full, 1);
-		if (strcmp(name, "branch") == 0)
-			return co_config__get_string(&c->git_branch, fc, v, full, 0);
-		if (strcmp(name, "poll_interval") == 0)
-			return co_config__get_duration(&c->git_poll_interval_ms, fc, v,
-						       full, 1);
-		if (strcmp(name, "fsync") == 0)
-			return co_config__get_bool(&c->git_fsync, fc, v, full);
-		if (strcmp(name, "remote_timeout") == 0)
-			return co_config__get_duration(&c->git_remote_timeout_ms, fc, v,
-						       full, 1);
-	} else if (strcmp(sec, "etcd") == 0) {
-		if (strcmp(name, "endpoints") == 0)
-			return co_config__get_endpoints(fc, v, full);
-		if (strcmp(name, "prefix") == 0)
-			return co_config__get_string(&c->etcd_prefix, fc, v, full, 0);
-		if (strcmp(name, "user") == 0)
-			return co_config__get_string(&c->etcd_user, fc, v, full, 1);
-		if (strcmp(name, "password") == 0)
-			return co_config__get_string(&c->etcd_password, fc, v, full, 1);
-		if (strcmp(name, "ca_file") == 0)
-			return co_config__get_string(&c->etcd_ca_file, fc, v, full, 1);
-		if (strcmp(name, "cert_file") == 0)
-			return co_config__get_string(&c->etcd_cert_file, fc, v, full, 1);
-		if (strcmp(name, "key_file") == 0)
-			return co_config__get_string(&c->etcd_key_file, fc, v, full, 1);
-		if (strcmp(name, "connect_timeout") == 0)
-			return co_config__get_duration(&c->etcd_connect_timeout_ms, fc, v,
-						       full, 1);
-		if (strcmp(name, "request_timeout") == 0)
-			return co_config__get_duration(&c->etcd_request_timeout_ms, fc, v,
-						       full, 1);
-	} else if (strcmp(sec, "reconcile") == 0) {
-		if (strcmp(name, "min_consistency") == 0)
-			return co_config__get_ratio(&c->reconcile_min_consistency, fc, v,
-						    full);
-		if (strcmp(name, "max_mismatch_ratio") == 0)
-			return co_config__get_ratio(&c->reconcile_max_mismatch_ratio, fc,
-						    v, full);
-		if (strcmp(name, "grace") == 0)
-			return co_config__get_duration(&c->reconcile_grace_ms, fc, v,
-						       full, 0);
-		if (strcmp(name, "go_no_go_window") == 0)
-			return co_config__get_duration(&c->go_no_go_window_ms, fc, v,
-						       full, 1);
-	} else if (strcmp(sec, "gate") == 0) {
-		if (strcmp(name, "outbox_max_depth") == 0)
-			return co_config__get_count(&c->gate_outbox_max_depth, fc, v,
-						    full, 100000000);
-		if (strcmp(name, "outbox_max_age") == 0)
-			return co_config__get_duration(&c->gate_outbox_max_age_ms, fc, v,
-						       full, 1);
-		if (strcmp(name, "max_shadow_mismatch_ratio") == 0)
-			return co_config__get_ratio(&c->gate_max_shadow_mismatch_ratio,
-						    fc, v, full);
-	} else if (strcmp(sec, "fleet") == 0) {
-		if (strcmp(name, "enabled") == 0)
-			return co_config__get_bool(&c->fleet_enabled, fc, v, full);
-		if (strcmp(name, "prefix") == 0)
-			return co_config__get_string(&c->fleet_prefix, fc, v, full, 0);
-		if (strcmp(name, "id") == 0)
-			return co_config__get_string(&c->fleet_id, fc, v, full, 1);
-		if (strcmp(name, "ttl") == 0)
-			return co_config__get_duration(&c->fleet_ttl_ms, fc, v, full, 1);
-		if (strcmp(name, "admin_url") == 0)
-			return co_config__get_string(&c->fleet_admin_url, fc, v, full, 1);
-	} else if (strcmp(sec, "router") == 0) {
-		if (strcmp(name, "mirror_timeout") == 0)
-			return co_config__get_duration(&c->mirror_timeout_ms, fc, v, full,
-						       1);
-	} else if (strcmp(sec, "breaker") == 0) {
-		if (strcmp(name, "failures") == 0)
-			return co_config__get_count(&c->breaker_failures, fc, v, full,
-						    1000);
-		if (strcmp(name, "probe") == 0)
-			return co_config__get_duration(&c->breaker_probe_ms, fc, v, full,
-						       1);
-		if (strcmp(name, "probe_max") == 0)
-			return co_config__get_duration(&c->breaker_probe_max_ms, fc, v,
-						       full, 1);
-	} else if (strcmp(sec, "serve") == 0) {
-		if (strcmp(name, "swarm_auth") == 0)
-			return get_swarm_auth(&c->swarm_auth, fc, v, full);
-		if (strcmp(name, "reconcile_interval") == 0)
-			return co_config__get_duration(&c->serve_reconcile_interval_ms,
-						       fc, v, full, 0);
-		if (strcmp(name, "tls_cert") == 0)
-			return co_config__get_string(&c->serve_tls_cert, fc, v, full, 1);
-		if (strcmp(name, "tls_key") == 0)
-			return co_config__get_string(&c->serve_tls_key, fc, v, full, 1);
-		if (strcmp(name, "request_timeout") == 0)
-			return co_config__get_duration(&c->serve_request_timeout_ms, fc,
-						       v, full, 1);
-		if (strcmp(name, "max_connections") == 0)
-			return co_config__get_count(&c->serve_max_connections, fc, v,
-						    full, 65536);
-		if (strcmp(name, "max_connections_per_ip") == 0)
-			return co_config__get_count(&c->serve_max_connections_per_ip, fc,
-						    v, full, 65536);
-		if (strcmp(name, "max_inflight") == 0)
-			return co_config__get_count(&c->serve_max_inflight, fc, v, full,
-						    65536);
-		if (strcmp(name, "queue_deadline") == 0)
-			return co_config__get_duration(&c->serve_queue_deadline_ms, fc, v,
-						       full, 0);
-	} else if (strcmp(sec, "triggers") == 0) {
-		co_trigger_cfg *t = &c->triggers;
-
-		if (strcmp(name, "enabled") == 0)
-			return co_config__get_bool(&t->enabled, fc, v, full);
-		if (strcmp(name, "window") == 0)
-			return co_config__get_window(&t->window_ms, fc, v, full);
-		if (strcmp(name, "min_samples") == 0)
-			return co_config__get_count(&t->min_samples, fc, v, full,
-						    1000000);
-		if (strcmp(name, "error_rate") == 0)
-			return co_config__get_number(&t->error_rate, fc, v, full, 0.0,
-						     1.0);
-		if (strcmp(name, "latency_ratio") == 0)
-			return co_config__get_number(&t->latency_ratio, fc, v, full, 1.0,
-						     1000.0);
-		if (strcmp(name, "health_grace") == 0)
-			return co_config__get_duration(&t->health_grace_ms, fc, v, full,
-						       1);
-		if (strcmp(name, "outbox_age") == 0)
-			return co_config__get_duration(&t->outbox_age_ms, fc, v, full, 1);
-	} else if (strcmp(sec, "shadow") == 0) {
-		if (strcmp(name, "sample") == 0)
-			return co_config__get_percent(&c->shadow.sample, fc, v, full);
-		if (strcmp(name, "sample_by_op") == 0)
-			return co_config__get_sample_by_op(fc, v, full);
-		if (strcmp(name, "ignore") == 0)
-			return co_config__get_shadow_ignore(fc, v, full);
+	if (key == NULL) {
+		co_config__keys_of(known, sizeof(known), sec);
+		return co_config__key_error(fc, k, full, "unknown key (known here: %s)",
+					    known);
 	}
-	return co_config__key_error(fc, k, full, "unknown key (known here: %s)",
-				    known_keys(sec));
+	field = (char *)fc->c + key->offset;
+	switch (key->type) {
+	case CO_CONFIG__SECTION:
+		return load_section(fc, v, name);
+	case CO_CONFIG__STRING:
+	case CO_CONFIG__STRING_OPT:
+		return co_config__get_string(field, fc, v, full,
+					     key->type == CO_CONFIG__STRING_OPT);
+	case CO_CONFIG__BOOL:
+		return co_config__get_bool(field, fc, v, full);
+	case CO_CONFIG__DURATION:
+	case CO_CONFIG__DURATION_POS:
+		return co_config__get_duration(field, fc, v, full,
+					       key->type == CO_CONFIG__DURATION_POS);
+	case CO_CONFIG__WINDOW:
+		return co_config__get_window(field, fc, v, full);
+	case CO_CONFIG__INT:
+	case CO_CONFIG__DOUBLE:
+		return get_num(field, key->type == CO_CONFIG__INT, fc, v, full, &key->num);
+	case CO_CONFIG__SWARM_AUTH:
+		return get_swarm_auth(field, fc, v, full);
+	case CO_CONFIG__ENDPOINTS:
+		return co_config__get_endpoints(fc, v, full);
+	case CO_CONFIG__SHAPED:
+		return key->get(fc, v, full);
+	}
+	return co_config__key_error(fc, k, full, "no reader for this key");
 }
 
 int co_config__load_file(co_config *c, const char *path)

@@ -1,7 +1,8 @@
 /*
  * config_parse.c - text into configuration values: durations, swarm auth,
  * etcd endpoints, and each YAML node into a typed value (string, bool,
- * duration, count, ratio, window, number, percent) whose error names
+ * duration, window, and one bounded number for counts, percents, ratios
+ * and numbers) whose error names
  * FILE:LINE and the dotted key.  The floor the rest of the configuration
  * reader stands on: it calls nothing of theirs.
  */
@@ -271,47 +272,51 @@ int co_config__get_duration(int *dst, file_ctx *fc, const yaml_node_t *n, const 
 	return 0;
 }
 
-/* A whole number from 1 to max. */
-int co_config__get_count(int *dst, file_ctx *fc, const yaml_node_t *n, const char *key,
-			 int max)
+/*
+ * A number within a key's bounds (config_internal.h: co_config__num): one
+ * parse and one bounds check for every number key, each kind worded as it
+ * always was.  strtol/strtod would take leading blanks, "inf" and "nan":
+ * a value must be all number.
+ */
+int co_config__get_num(double *dst, file_ctx *fc, const yaml_node_t *n, const char *key,
+		       const co_config__num *num)
 {
-	const char *s = NULL;
-	char *end;
-	long v;
-	int error;
-
-	if ((error = co_config__get_scalar(&s, fc, n, key, 0)) < 0)
-		return error;
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (errno != 0 || end == s || *end != '\0' || s[0] == ' ')
-		return co_config__key_error(fc, n, key, "bad whole number \"%s\"", s);
-	if (v < 1 || v > max)
-		return co_config__key_error(
-		    fc, n, key, "%s is out of range: must be from 1 to %d", s, max);
-	*dst = (int)v;
-	return 0;
-}
-
-/* A ratio between 0 and 1 inclusive. */
-int co_config__get_ratio(double *dst, file_ctx *fc, const yaml_node_t *n, const char *key)
-{
-	const char *s = NULL;
+	int whole = num->kind == CO_CONFIG__COUNT || num->kind == CO_CONFIG__PERCENT;
+	const char *s = NULL, *bad;
 	char *end;
 	double v;
-	int error;
+	int error, parsed, in_bounds;
 
 	if ((error = co_config__get_scalar(&s, fc, n, key, 0)) < 0)
 		return error;
 	errno = 0;
-	v = strtod(s, &end);
-	if (errno != 0 || end == s || *end != '\0' || !isfinite(v) || s[0] == ' ')
-		return co_config__key_error(fc, n, key, "bad number \"%s\"", s);
-	if (v < 0.0 || v > 1.0)
+	v = whole ? (double)strtol(s, &end, 10) : strtod(s, &end);
+	parsed = errno == 0 && end != s && *end == '\0' && s[0] != ' ' && isfinite(v);
+	in_bounds = (num->kind == CO_CONFIG__NUMBER ? v > num->min : v >= num->min) &&
+		    v <= num->max;
+	if (parsed && in_bounds) {
+		*dst = v;
+		return 0;
+	}
+	if (num->kind == CO_CONFIG__PERCENT)
 		return co_config__key_error(
-		    fc, n, key, "%s is out of range: must be between 0 and 1", s);
-	*dst = v;
-	return 0;
+		    fc, n, key, "bad percent \"%s\": must be a whole number from %.0f to %.0f",
+		    s, num->min, num->max);
+	if (!parsed) {
+		bad = whole ? "bad whole number" : "bad number";
+		return co_config__key_error(fc, n, key, "%s \"%s\"", bad, s);
+	}
+	if (num->kind == CO_CONFIG__COUNT)
+		return co_config__key_error(fc, n, key,
+					    "%s is out of range: must be from %.0f to %.0f", s,
+					    num->min, num->max);
+	if (num->kind == CO_CONFIG__RATIO)
+		return co_config__key_error(fc, n, key,
+					    "%s is out of range: must be between %g and %g", s,
+					    num->min, num->max);
+	return co_config__key_error(
+	    fc, n, key, "%s is out of range: must be more than %g and at most %g", s,
+	    num->min, num->max);
 }
 
 /* triggers.window: whole seconds from 1 s to 1 h (the window's buckets). */
@@ -327,48 +332,5 @@ int co_config__get_window(int *dst, file_ctx *fc, const yaml_node_t *n, const ch
 		return co_config__key_error(
 		    fc, n, key, "\"%s\" must be whole seconds from 1s to 1h", s);
 	*dst = ms;
-	return 0;
-}
-
-/* A number over `min` and at most `max` (triggers.latency_ratio). */
-int co_config__get_number(double *dst, file_ctx *fc, const yaml_node_t *n,
-			  const char *key, double min, double max)
-{
-	const char *s = NULL;
-	char *end;
-	double v;
-	int error;
-
-	if ((error = co_config__get_scalar(&s, fc, n, key, 0)) < 0)
-		return error;
-	errno = 0;
-	v = strtod(s, &end);
-	if (errno != 0 || end == s || *end != '\0' || !isfinite(v) || s[0] == ' ')
-		return co_config__key_error(fc, n, key, "bad number \"%s\"", s);
-	if (v <= min || v > max)
-		return co_config__key_error(
-		    fc, n, key, "%s is out of range: must be more than %g and at most %g",
-		    s, min, max);
-	*dst = v;
-	return 0;
-}
-
-/* A whole percent from 0 to 100. */
-int co_config__get_percent(int *dst, file_ctx *fc, const yaml_node_t *n, const char *key)
-{
-	const char *s = NULL;
-	char *end;
-	long v;
-	int error;
-
-	if ((error = co_config__get_scalar(&s, fc, n, key, 0)) < 0)
-		return error;
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (errno != 0 || end == s || *end != '\0' || s[0] == ' ' || v < 0 || v > 100)
-		return co_config__key_error(
-		    fc, n, key,
-		    "bad percent \"%s\": must be a whole number from 0 to 100", s);
-	*dst = (int)v;
 	return 0;
 }

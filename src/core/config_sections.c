@@ -292,9 +292,11 @@ int co_config__get_webhooks(file_ctx *fc, const yaml_node_t *n, const char *key)
 /* shadow.sample_by_op: { read op: percent }, refused whole if one is bad. */
 int co_config__get_sample_by_op(file_ctx *fc, const yaml_node_t *n, const char *key)
 {
+	static const co_config__num percent = {CO_CONFIG__PERCENT, 0, 100};
 	int v[CO_OP__COUNT], op, error;
 	unsigned char seen[CO_OP__COUNT] = {0};
 	yaml_node_pair_t *p;
+	double pct;
 
 	if (n->type == YAML_SCALAR_NODE && co_config__scalar_is_null(n))
 		return 0;
@@ -329,8 +331,9 @@ int co_config__get_sample_by_op(file_ctx *fc, const yaml_node_t *n, const char *
 		if (seen[o])
 			return co_config__key_error(fc, k, full, "duplicate operation");
 		seen[o] = 1;
-		if ((error = co_config__get_percent(&v[o], fc, val, full)) < 0)
+		if ((error = co_config__get_num(&pct, fc, val, full, &percent)) < 0)
 			return error;
+		v[o] = (int)pct;
 	}
 	memcpy(fc->c->shadow.sample_op, v, sizeof(v));
 	return 0;

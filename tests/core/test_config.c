@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "core/config.h"
+#include "core/config_internal.h"
 #include "core/error.h"
 
 #include <stdio.h>
@@ -40,6 +41,7 @@ static const char *const env_vars[] = {
     "CUTOVER_MIRROR_TIMEOUT",
     "CUTOVER_SWARM_AUTH",
     "CUTOVER_QUEUE_DEADLINE",
+    "CUTOVER_RECONCILE_INTERVAL",
 };
 
 typedef struct fixture {
@@ -498,6 +500,113 @@ static void router_and_breaker_keys_are_read_and_checked(void **state)
 		     "known here: mirror_timeout");
 }
 
+/* A value each type of key refuses, and what its error says (numbers:
+ * set by bad_value_of from the key's kind and bounds). */
+static const struct {
+	co_config__type type;
+	const char *value, *what;
+} bad_values[] = {
+    {CO_CONFIG__STRING, "[a, b]", "expected a string, got a list"},
+    {CO_CONFIG__STRING_OPT, "[a, b]", "expected a string, got a list"},
+    {CO_CONFIG__BOOL, "maybe", "expected true or false, got \"maybe\""},
+    {CO_CONFIG__DURATION, "5x", "bad duration \"5x\""},
+    {CO_CONFIG__DURATION_POS, "0", "must be more than 0"},
+    {CO_CONFIG__WINDOW, "1500ms", "must be whole seconds from 1s to 1h"},
+    {CO_CONFIG__SWARM_AUTH, "maybe", "\"maybe\" is not none or token"},
+    {CO_CONFIG__ENDPOINTS, "ftp://x", "must start with http:// or https://"},
+    /* each shape words the rest its own way */
+    {CO_CONFIG__SHAPED, "42", "got a scalar"},
+    {CO_CONFIG__SECTION, "[1]", "expected a mapping, got a list"},
+};
+
+static int bad_value_of(char *val, size_t len, const char **what,
+			const co_config__key *k, int out_of_bounds)
+{
+	size_t i;
+
+	if (k->type == CO_CONFIG__INT || k->type == CO_CONFIG__DOUBLE) {
+		if (out_of_bounds) {
+			snprintf(val, len, "%.0f", k->num.max + 1);
+			*what = k->num.kind == CO_CONFIG__PERCENT ? "bad percent" : "out of range";
+			return 1;
+		}
+		snprintf(val, len, "x1");
+		*what = k->num.kind == CO_CONFIG__PERCENT ? "bad percent \"x1\""
+			: k->num.kind == CO_CONFIG__COUNT ? "bad whole number \"x1\""
+							  : "bad number \"x1\"";
+		return 1;
+	}
+	for (i = 0; i < sizeof(bad_values) / sizeof(bad_values[0]); i++) {
+		if (bad_values[i].type == k->type) {
+			snprintf(val, len, "%s", bad_values[i].value);
+			*what = bad_values[i].what;
+			return 1;
+		}
+	}
+	return 0; /* a type this test does not know: add it above */
+}
+
+/* Every line of the key table: a bad value of its type (and, for a number,
+ * one out of its bounds) is refused naming the file, the line and the
+ * dotted key, and nothing is loaded. */
+static void every_key_refuses_a_bad_value_by_file_line_and_key(void **state)
+{
+	const co_config__key *k;
+	size_t keys = 0;
+	int oob;
+
+	for (k = co_config__keys; k->name; k++) {
+		for (oob = 0; oob < 2; oob++) {
+			char val[64], text[256], full[128];
+			const char *what = NULL;
+
+			if (oob && k->type != CO_CONFIG__INT && k->type != CO_CONFIG__DOUBLE)
+				continue;
+			assert_true(bad_value_of(val, sizeof(val), &what, k, oob));
+			if (*k->section)
+				snprintf(text, sizeof(text), "# a\n%s:\n  %s: %s\n", k->section,
+					 k->name, val);
+			else
+				snprintf(text, sizeof(text), "# a\n%s: %s\n", k->name, val);
+			snprintf(full, sizeof(full), "%s%s%s", k->section,
+				 *k->section ? "." : "", k->name);
+			expect_error(*state, text, *k->section ? "3" : "2", full, what);
+		}
+		keys++;
+	}
+	assert_true(keys > 50);
+}
+
+/* Every variable the table names is cleared by these tests, and a bad
+ * duration in one is refused naming the variable. */
+static void every_variable_of_the_table_is_known_and_checked(void **state)
+{
+	const co_config__key *k;
+	co_config *c = NULL;
+	size_t i;
+
+	(void)state;
+	for (k = co_config__keys; k->name; k++) {
+		int known = 0;
+
+		if (k->env == NULL)
+			continue;
+		for (i = 0; i < sizeof(env_vars) / sizeof(env_vars[0]); i++)
+			known |= strcmp(env_vars[i], k->env) == 0;
+		if (!known)
+			fail_msg("%s is not in this test's env_vars", k->env);
+		if (k->type != CO_CONFIG__DURATION && k->type != CO_CONFIG__DURATION_POS)
+			continue;
+		setenv(k->env, "5x", 1);
+		assert_int_equal(co_config_load(&c, NULL), CO_EINVAL);
+		assert_null(c);
+		if (strncmp(co_error_last(), k->env, strlen(k->env)) != 0 ||
+		    strstr(co_error_last(), "bad duration \"5x\"") == NULL)
+			fail_msg("%s=5x: \"%s\"", k->env, co_error_last());
+		unsetenv(k->env);
+	}
+}
+
 static void bad_endpoint_names_file_line_and_key(void **state)
 {
 	expect_error(*state, "etcd:\n  endpoints:\n    - http://ok:1\n    - ok:2\n", "4",
@@ -656,6 +765,10 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(bad_number_names_file_line_and_key, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(router_and_breaker_keys_are_read_and_checked,
+					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(every_key_refuses_a_bad_value_by_file_line_and_key,
+					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(every_variable_of_the_table_is_known_and_checked,
 					    setup, teardown),
 	    cmocka_unit_test_setup_teardown(bad_endpoint_names_file_line_and_key, setup,
 					    teardown),
