@@ -123,7 +123,7 @@ int co_cli_audit(int argc, char **argv, co_cli *ctx)
 	const co_config *c;
 	co_state *st = NULL;
 	co_op parsed_op;
-	int64_t v, next = 0;
+	int64_t v = 0, next = 0;
 	size_t n;
 	int error;
 

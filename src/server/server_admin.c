@@ -580,7 +580,7 @@ static void h_admin_audit(reply *rp, co_server *s, struct MHD_Connection *c)
 	co_audit_filter f = {0};
 	co_audit_change_list l = {0};
 	const char *unknown = NULL, *v;
-	int64_t n, next = 0, now = co_state_now_ms();
+	int64_t n = 0, next = 0, now = co_state_now_ms();
 	co_op op;
 	int error = 0;
 	char *text = NULL;

@@ -106,7 +106,7 @@ static void names_options(const char *roff, const char *page, const char *text,
 static void names_help_options(const char *roff, const char *page, const char *args)
 {
 	char *help = NULL;
-	char from[128];
+	char from[256];
 
 	snprintf(from, sizeof(from), "cutover %s", args);
 	if (co_test_sh(&help, NULL, "'%s' %s --help", CUTOVER_BIN, args) != 0)
