@@ -403,6 +403,43 @@ int co_fleet_flags_commit(co_flags *out, int64_t *epoch, co_fleet *f, const co_f
 	return co_fleet_flags_update(out, epoch, f, apply_delta, &d);
 }
 
+int co_fleet_flags_commit_file(co_fleet *f, const char *path, const co_flags *from,
+			       co_flags *to, int kill, char *warn, size_t warn_len)
+{
+	co_flags after;
+	int64_t epoch = 0;
+	int error;
+
+	if (warn && warn_len)
+		warn[0] = '\0';
+	if (kill && (error = co_flags_save_kill(to, from, path)) < 0)
+		return error;
+	error = f ? co_fleet_flags_commit(&after, &epoch, f, from, to)
+		  : co_error_set(CO_EUNAVAIL, "fleet: no etcd handle");
+	if (error < 0 && kill) {
+		if (warn && warn_len)
+			snprintf(warn, warn_len,
+				 "kill switch pulled in %s, but not in the fleet's flags "
+				 "in etcd: %s (`cutover rollback --fleet` reaches every "
+				 "registered router without etcd)",
+				 path, co_error_last());
+		co_error_clear();
+		return 0;
+	}
+	if (error < 0)
+		return co_error_set(error, "fleet flags not changed: %s", co_error_last());
+	/* a kill switch on here and left alone by the change stays on here */
+	if (from->kill_switch && to->kill_switch && !after.kill_switch)
+		co_flags_set_kill(&after, 1, from->kill_reason);
+	if ((error = co_flags_save(&after, path)) < 0)
+		return co_error_set(error,
+				    "fleet flags changed in etcd (the routers get them), "
+				    "but not in the local file: %s",
+				    co_error_last());
+	*to = after;
+	return 0;
+}
+
 int co_fleet_open_config(co_fleet **out, const co_config *c)
 {
 	co_fleet_opts o = {0};

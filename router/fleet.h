@@ -93,6 +93,24 @@ void co_fleet_flags_delta(co_flags *cur, const co_flags *from, const co_flags *t
 int co_fleet_flags_commit(co_flags *out, int64_t *epoch, co_fleet *f, const co_flags *from,
 			  const co_flags *to);
 
+/*
+ * A flag writer's change in fleet mode, for every writer (CLI, admin
+ * API): the change from `from` (what the writer read in its local file
+ * `path`) to *to is committed in etcd by co_fleet_flags_commit, then the
+ * local file gets what etcd holds after (a kill switch on in it and left
+ * alone by the change stays on); *to becomes what was saved.  Nothing is
+ * changed when etcd does not answer, except the kill switch (kill = 1):
+ * it lands in the local file first, always, and if etcd does not answer
+ * the call still succeeds with `warn` (may be NULL) saying so, for the
+ * routers `rollback --fleet` reaches without etcd (and this router's
+ * heartbeat pushes it into etcd when it answers again).  f may be NULL:
+ * the etcd part is then skipped as if etcd did not answer.  Errors: those
+ * of co_fleet_flags_commit (CO_EUNAVAIL: etcd did not answer and this was
+ * no kill), and the file's save (CO_EIO; the message says etcd has it).
+ */
+int co_fleet_flags_commit_file(co_fleet *f, const char *path, const co_flags *from,
+			       co_flags *to, int kill, char *warn, size_t warn_len);
+
 struct co_config;
 
 /*

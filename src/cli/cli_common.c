@@ -435,34 +435,17 @@ const char *co_cli_who(void)
 static int fleet_commit(const co_config *c, const co_flags *from, co_flags *to, int kill)
 {
 	co_fleet *fleet = NULL;
-	co_flags after;
-	int64_t epoch = 0;
+	char warn[1024];
 	int error;
 
-	if (kill && (error = co_flags_save_kill(to, from, c->flags_path)) < 0)
-		return error;
-	if ((error = co_fleet_open_config(&fleet, c)) == 0)
-		error = co_fleet_flags_commit(&after, &epoch, fleet, from, to);
-	co_fleet_close(fleet);
-	if (error < 0 && kill) {
-		fprintf(stderr,
-			"cutover: warning: kill switch pulled in %s, but not in the "
-			"fleet's flags in etcd: %s (`cutover rollback --fleet` reaches "
-			"every registered router without etcd)\n",
-			c->flags_path, co_error_last());
-		co_error_clear();
-		return 0;
-	}
-	if (error < 0)
+	if ((error = co_fleet_open_config(&fleet, c)) < 0 && !kill)
 		return co_cli_error_prefix(error, "fleet flags not changed");
-	/* a kill switch on here and left alone by the change stays on here */
-	if (from->kill_switch && to->kill_switch && !after.kill_switch)
-		co_flags_set_kill(&after, 1, from->kill_reason);
-	if ((error = co_flags_save(&after, c->flags_path)) < 0)
-		return co_cli_error_prefix(error, "fleet flags changed in etcd (the routers "
-						  "get them), but not in the local file");
-	*to = after;
-	return 0;
+	error = co_fleet_flags_commit_file(fleet, c->flags_path, from, to, kill, warn,
+					   sizeof(warn));
+	co_fleet_close(fleet);
+	if (error == 0 && warn[0])
+		fprintf(stderr, "cutover: warning: %s\n", warn);
+	return error;
 }
 
 int co_cli_flags_commit(co_cli *ctx, co_state *st, const char *action,

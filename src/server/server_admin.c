@@ -310,10 +310,15 @@ static int admin_commit(co_server *s, const char *action, const co_flags *from,
 	char detail[2048];
 	int error;
 
+	int in_fleet = 0;
+
 	co_flags_stamp(to, "serve:admin", NULL);
+	/* Fleet mode: etcd's document by txn on its epoch, then the file. */
+	if ((error = co_server__fleet_commit(s->flags_path, from, to, kill, &in_fleet)) < 0)
+		return error;
 	/* The kill switch always lands; any other change only over what it read. */
-	if ((error = kill ? co_flags_save_kill(to, from, s->flags_path)
-			  : co_flags_save_if(from, to, s->flags_path)) < 0)
+	if (!in_fleet && (error = kill ? co_flags_save_kill(to, from, s->flags_path)
+				       : co_flags_save_if(from, to, s->flags_path)) < 0)
 		return error;
 	co_flags_diff(detail, sizeof(detail), from, to);
 	if (note && *note) {

@@ -180,6 +180,24 @@ void co_server_fleet_self(co_fleet_member *out, co_server_fleet *sf)
 	pthread_mutex_unlock(&sf->lock);
 }
 
+int co_server__fleet_commit(const char *path, const co_flags *from, co_flags *to,
+			    int kill, int *in_fleet)
+{
+	char warn[1024];
+	int error = 0;
+
+	/* held across the call: stop waits for a change in progress */
+	pthread_mutex_lock(&current_lock);
+	*in_fleet = current != NULL;
+	if (current)
+		error = co_fleet_flags_commit_file(current->fleet, path, from, to, kill,
+						   warn, sizeof(warn));
+	pthread_mutex_unlock(&current_lock);
+	if (*in_fleet && error == 0 && warn[0])
+		co_log(CO_LOG_WARN, "serve", "%s", warn);
+	return error;
+}
+
 void co_server__fleet_admin(struct reply *rp, int is_post)
 {
 	co_fleet_member self;

@@ -54,4 +54,16 @@ void co_server_fleet_self(co_fleet_member *out, co_server_fleet *sf);
 struct reply;
 void co_server__fleet_admin(struct reply *rp, int is_post);
 
+/*
+ * The admin API's flag writers (stage, resume, rollback) in fleet mode:
+ * when this process runs a fleet agent, the change goes through
+ * co_fleet_flags_commit_file (etcd by txn on the epoch, then the local
+ * file `path`) and *in_fleet is 1; otherwise nothing is done, *in_fleet is
+ * 0 and the caller saves its file as in file mode.  Errors as
+ * co_fleet_flags_commit_file; a kill switch that reached only the local
+ * file is logged as a warning and succeeds.
+ */
+int co_server__fleet_commit(const char *path, const co_flags *from, co_flags *to,
+			    int kill, int *in_fleet);
+
 #endif

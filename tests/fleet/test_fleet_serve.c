@@ -409,6 +409,68 @@ static void the_kill_switch_reaches_every_router_with_etcd_down(void **state)
 	co_test_serve_child_stop(&s1);
 }
 
+/* A POST to one router's admin API, with the admin token: its status. */
+static int admin_post(const co_test_serve_child *sv, const char *what, const char *body)
+{
+	co_test_resp resp;
+	char auth[64], path[64];
+	int status;
+
+	snprintf(auth, sizeof auth, "Bearer %s", TOKEN);
+	snprintf(path, sizeof path, "/v1/admin/%s", what);
+	co_test_http(&resp, sv->base, "POST", path, body, strlen(body), auth);
+	status = resp.status;
+	if (status != 200)
+		fprintf(stderr, "POST %s: %d %s\n", path, status, resp.body ? resp.body : "");
+	free(resp.body);
+	return status;
+}
+
+/* The admin API is a flag writer like the CLI: in fleet mode its stage,
+ * rollback and resume go into etcd's document by txn on the epoch, so
+ * they reach every router, not only the one asked. */
+static void the_admin_api_stages_and_resumes_the_whole_fleet(void **state)
+{
+	fixture *fx = *state;
+	const char *ep[] = {fx->etcd.endpoint};
+	co_fleet_opts fo = {ep, 1, "/fleet-test/", 0};
+	co_test_serve_child s1, s2;
+	co_fleet *fleet;
+	co_flags f;
+	int64_t epoch = 0, before = 0;
+
+	assert_int_equal(co_test_serve_child_start(&s1, fx->r1.dir, fx->r1.env, NULL), 0);
+	assert_int_equal(co_test_serve_child_start(&s2, fx->r2.dir, fx->r2.env, NULL), 0);
+	assert_int_equal(wait_router(&fx->op, "r1", 1, 10000), 0);
+	assert_int_equal(wait_router(&fx->op, "r2", 1, 10000), 0);
+	assert_int_equal(co_fleet_open(&fleet, &fo), 0);
+	assert_int_equal(co_fleet_flags_get(&f, &before, fleet), 0);
+
+	/* stage through r1's admin API: etcd has it, r2 applies it */
+	assert_int_equal(admin_post(&s1, "stage", "{\"stage\":\"shadow\",\"force\":true}"),
+			 200);
+	assert_int_equal(co_fleet_flags_get(&f, &epoch, fleet), 0);
+	assert_int_equal(co_stage_of(&f), CO_STAGE_SHADOW);
+	assert_true(epoch > before);
+	assert_int_equal(wait_stage(&fx->r2, CO_STAGE_SHADOW, 10000), 0);
+
+	/* rollback through r1, resume through r2: both reach both */
+	assert_int_equal(admin_post(&s1, "rollback", "{\"reason\":\"admin r1\"}"), 200);
+	assert_int_equal(co_fleet_flags_get(&f, NULL, fleet), 0);
+	assert_true(f.kill_switch);
+	assert_int_equal(wait_kill(&fx->r2, 1, 10000), 0);
+	assert_int_equal(admin_post(&s2, "resume", "{\"reason\":\"admin r2\"}"), 200);
+	assert_int_equal(co_fleet_flags_get(&f, NULL, fleet), 0);
+	assert_false(f.kill_switch);
+	assert_int_equal(wait_kill(&fx->r1, 0, 10000), 0);
+	assert_int_equal(wait_kill(&fx->r2, 0, 10000), 0);
+	assert_int_equal(co_stage_of(&f), CO_STAGE_SHADOW); /* the stage kept */
+
+	co_fleet_close(fleet);
+	assert_int_equal(co_test_serve_child_stop(&s1), 0);
+	assert_int_equal(co_test_serve_child_stop(&s2), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -416,6 +478,8 @@ int main(void)
 					    setup, teardown),
 	    cmocka_unit_test_setup_teardown(the_gate_refuses_while_a_router_is_behind, setup,
 					    teardown),
+	    cmocka_unit_test_setup_teardown(the_admin_api_stages_and_resumes_the_whole_fleet,
+					    setup, teardown),
 	    cmocka_unit_test_setup_teardown(two_operators_on_two_hosts_both_land, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(the_kill_switch_reaches_every_router_with_etcd_down,
