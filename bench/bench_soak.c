@@ -36,11 +36,14 @@
  *   bench_soak [SECONDS [WORKERS]]      default 600 s, 64 workers
  *   SOAK_SECONDS, SOAK_WORKERS          the same from the environment
  *   SOAK_RECONCILE_S                    reconcile period (default 30; 10 under 2 min)
+ *   SOAK_CREATE_PCT                     creates per 100 ops (default 10; 0: the
+ *                                       task set stays the seeded 4 x WORKERS)
  *   SOAK_SERVE_WRAP="heaptrack -o F"    run serve under a profiler (sh -c "exec
  *                                       WRAP cutover serve"; RSS and fds are then
  *                                       the wrapper's unless it execs serve)
  */
 #include "bench_util.h"
+#include "soak_mem.h"
 
 #include "core/error.h"
 #include "core/record.h"
@@ -316,13 +319,15 @@ static void claim_cycle(worker *w, int t)
 	co_record_free(out);
 }
 
+static int create_pct = 10; /* SOAK_CREATE_PCT: creates per 100 ops */
+
 static void *worker_main(void *arg)
 {
 	worker *w = arg;
 	unsigned seed = (unsigned)w->idx * 7919u + 17;
 
 	while (!atomic_load(&stop_load)) {
-		if (rand_r(&seed) % 10 == 0)
+		if ((int)(rand_r(&seed) % 100) < create_pct)
 			create_one(w);
 		else
 			claim_cycle(w, (int)(rand_r(&seed) % (unsigned)n_tasks));
@@ -371,6 +376,10 @@ typedef struct sample {
 static sample *samples;
 static size_t n_samples, cap_samples;
 static double t_load;
+/* every SMAPS_EVERY s: serve's RSS by kind of mapping (soak_mem.h) */
+#define SMAPS_EVERY 30
+static soak_smaps *smaps;
+static size_t n_smaps, cap_smaps;
 
 /* cutover_outbox_depth from /metrics; -1 when it cannot be read. */
 static long long outbox_depth(CURL *c)
@@ -396,12 +405,17 @@ static void *sampler_main(void *arg)
 	while (!atomic_load(&stop_side) && c) {
 		sample s;
 
+		pid_t pid = co_test_serve_child_serve_pid(&sv); /* not a wrapper's */
+
 		s.t = (co_bench_now_us() - t_load) / 1e6;
-		s.rss_kb = co_test_proc_rss_kb(sv.pid);
-		s.fds = co_test_proc_fds(sv.pid);
+		s.rss_kb = co_test_proc_rss_kb(pid);
+		s.fds = co_test_proc_fds(pid);
 		s.depth = outbox_depth(c);
 		if (n_samples < cap_samples)
 			samples[n_samples++] = s;
+		if (n_samples % SMAPS_EVERY == 1 && n_smaps < cap_smaps &&
+		    soak_smaps_read(pid, &smaps[n_smaps]) == 0)
+			smaps[n_smaps++].t = s.t;
 		at.tv_sec += 1; /* the sampling schedule */
 		clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &at, NULL);
 	}
@@ -688,7 +702,22 @@ static int resources(void)
 	    base_rss, warm, warm + n / 10, end_rss, growth, rss_max);
 	printf("fds: first %d, last %d, max %d, warm-up max %d\n", fd_first, fd_last,
 	       fd_max, fd_warm_max);
+	{
+		double *x = malloc(n * sizeof(double)), *y = malloc(n * sizeof(double));
+
+		for (i = 0; x && y && i < n; i++) {
+			x[i] = samples[i].t / 60.0;
+			y[i] = (double)samples[i].rss_kb;
+		}
+		if (x && y)
+			printf("RSS slope (least squares): %+.0f KiB/min after the "
+			       "warm-up, %+.0f KiB/min over the last half\n",
+			       soak_slope(x, y, warm, n), soak_slope(x, y, n / 2, n));
+		free(x);
+		free(y);
+	}
 	printf("outbox depth: max %lld\n", depth_max);
+	soak_smaps_print(smaps, n_smaps);
 	if (growth > 10.0) {
 		printf("FAIL: serve's RSS grew %.1f%% after the warm-up\n", growth);
 		bad = 1;
@@ -787,9 +816,14 @@ int main(int argc, char **argv)
 	n_workers = env_or("SOAK_WORKERS", 2, argc, argv, 64);
 	n_tasks = 4 * n_workers;
 	rcn.period_s = env_or("SOAK_RECONCILE_S", 99, 0, NULL, secs < 120 ? 10 : 30);
+	if (getenv("SOAK_CREATE_PCT")) /* 0 is a value here */
+		create_pct = atoi(getenv("SOAK_CREATE_PCT"));
 	restart_s = secs >= 180 ? 60 : secs / 3;
 	if (restart_s < 1)
 		restart_s = 1;
+	/* a line at a time: the figures are in the log before the clean-up
+	 * (deleting a repo of loose objects can take minutes) */
+	setvbuf(stdout, NULL, _IOLBF, 0);
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	memset(&cl, 0, sizeof(cl));
 	if (co_test_cluster_start(&cl) < 0)
@@ -809,8 +843,10 @@ int main(int argc, char **argv)
 
 	cap_samples = (size_t)secs + 600;
 	samples = calloc(cap_samples, sizeof(sample));
+	cap_smaps = cap_samples / SMAPS_EVERY + 2;
+	smaps = calloc(cap_smaps, sizeof(soak_smaps));
 	ws = calloc((size_t)n_workers, sizeof(worker));
-	if (samples == NULL || ws == NULL)
+	if (samples == NULL || smaps == NULL || ws == NULL)
 		goto out;
 	t_load = co_bench_now_us();
 	pthread_create(&sampler, NULL, sampler_main, NULL);
@@ -977,6 +1013,7 @@ out:
 	}
 	free(ws);
 	free(samples);
+	free(smaps);
 	if (cluster_up)
 		co_test_cluster_stop(&cl);
 	if (repo[0])
