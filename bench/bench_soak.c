@@ -39,8 +39,12 @@
  *   SOAK_CREATE_PCT                     creates per 100 ops (default 10; 0: the
  *                                       task set stays the seeded 4 x WORKERS)
  *   SOAK_SERVE_WRAP="heaptrack -o F"    run serve under a profiler (sh -c "exec
- *                                       WRAP cutover serve"; RSS and fds are then
- *                                       the wrapper's unless it execs serve)
+ *                                       WRAP cutover serve"; RSS and fds are still
+ *                                       serve's own, found in the wrapper's group)
+ *
+ * Besides the verdict it prints the RSS slope (least squares, KiB/min) and,
+ * every 30 s, serve's /proc/PID/smaps Rss by kind of mapping (soak_mem.h),
+ * so that a growing RSS says where it grows: stacks, arenas, files.
  */
 #include "bench_util.h"
 #include "soak_mem.h"
