@@ -24,7 +24,8 @@
  * The bench judges, no timing asserts: it exits 1 if a write was lost, a
  * claim had two winners, a reconciliation did not pass (pending_drain is
  * reported, not failed, while the load runs; the final one must pass), RSS
- * grew more than 10% after the warm-up (the first 20% of the run, at
+ * grew more than 10% after the warm-up (50% in a run under 5 minutes,
+ * where the malloc arenas are still filling; the first 20% of the run, at
  * least 15 s: serve's connection threads, their etcd handles and its
  * caches fill in the first seconds; RSS is the median of the last 10% of
  * samples against the median of the 10% right after the warm-up), or the
@@ -664,7 +665,7 @@ static double median(size_t from, size_t to, int f)
 }
 
 /* Print the figures; 0 when RSS and fds stayed flat after the warm-up. */
-static int resources(void)
+static int resources(double limit)
 {
 	size_t n = n_samples, warm = n / 5 > WARM_MIN_S ? n / 5 : WARM_MIN_S, i, step;
 	long long depth_max = -1;
@@ -701,9 +702,9 @@ static int resources(void)
 	growth = base_rss > 0 ? 100.0 * (end_rss - base_rss) / base_rss : 0;
 	printf(
 	    "RSS: %.0f KiB after the warm-up (median of samples %zu..%zu), %.0f KiB at "
-	    "the end (median of the last 10%%), growth %+.1f%% (limit 10%%), max %ld "
+	    "the end (median of the last 10%%), growth %+.1f%% (limit %.0f%%), max %ld "
 	    "KiB\n",
-	    base_rss, warm, warm + n / 10, end_rss, growth, rss_max);
+	    base_rss, warm, warm + n / 10, end_rss, growth, limit, rss_max);
 	printf("fds: first %d, last %d, max %d, warm-up max %d\n", fd_first, fd_last,
 	       fd_max, fd_warm_max);
 	{
@@ -722,7 +723,7 @@ static int resources(void)
 	}
 	printf("outbox depth: max %lld\n", depth_max);
 	soak_smaps_print(smaps, n_smaps);
-	if (growth > 10.0) {
+	if (growth > limit) {
 		printf("FAIL: serve's RSS grew %.1f%% after the warm-up\n", growth);
 		bad = 1;
 	}
@@ -976,7 +977,10 @@ stop:
 		       refused, inferred, other, other ? ", last: " : "",
 		       other ? last : "", slowest, hangs, HANG_MS / 1000);
 	}
-	flat = resources();
+	/* Under 5 minutes the arenas are still filling (bench/README.md): a
+	 * short run judges only gross growth, such as the libgit2 cache's
+	 * +185% in 30 s; the issue's 10% holds from 5 minutes on. */
+	flat = resources(secs < 300 ? 50.0 : 10.0);
 	printf(
 	    "reconciliations: %d pass, %d pending_drain, %d fail, %d could not run, %d "
 	    "refused as busy (409)%s%s\n",
