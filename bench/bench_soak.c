@@ -24,7 +24,8 @@
  * The bench judges, no timing asserts: it exits 1 if a write was lost, a
  * claim had two winners, a reconciliation did not pass (pending_drain is
  * reported, not failed, while the load runs; the final one must pass), RSS
- * grew more than 10% after the warm-up (the first 20% of the run, at
+ * grew more than 10% after the warm-up (50% in a run under 5 minutes,
+ * where the malloc arenas are still filling; the first 20% of the run, at
  * least 15 s: serve's connection threads, their etcd handles and its
  * caches fill in the first seconds; RSS is the median of the last 10% of
  * samples against the median of the 10% right after the warm-up), or the
@@ -36,11 +37,18 @@
  *   bench_soak [SECONDS [WORKERS]]      default 600 s, 64 workers
  *   SOAK_SECONDS, SOAK_WORKERS          the same from the environment
  *   SOAK_RECONCILE_S                    reconcile period (default 30; 10 under 2 min)
+ *   SOAK_CREATE_PCT                     creates per 100 ops (default 10; 0: the
+ *                                       task set stays the seeded 4 x WORKERS)
  *   SOAK_SERVE_WRAP="heaptrack -o F"    run serve under a profiler (sh -c "exec
- *                                       WRAP cutover serve"; RSS and fds are then
- *                                       the wrapper's unless it execs serve)
+ *                                       WRAP cutover serve"; RSS and fds are still
+ *                                       serve's own, found in the wrapper's group)
+ *
+ * Besides the verdict it prints the RSS slope (least squares, KiB/min) and,
+ * every 30 s, serve's /proc/PID/smaps Rss by kind of mapping (soak_mem.h),
+ * so that a growing RSS says where it grows: stacks, arenas, files.
  */
 #include "bench_util.h"
+#include "soak_mem.h"
 
 #include "core/error.h"
 #include "core/record.h"
@@ -316,13 +324,15 @@ static void claim_cycle(worker *w, int t)
 	co_record_free(out);
 }
 
+static int create_pct = 10; /* SOAK_CREATE_PCT: creates per 100 ops */
+
 static void *worker_main(void *arg)
 {
 	worker *w = arg;
 	unsigned seed = (unsigned)w->idx * 7919u + 17;
 
 	while (!atomic_load(&stop_load)) {
-		if (rand_r(&seed) % 10 == 0)
+		if ((int)(rand_r(&seed) % 100) < create_pct)
 			create_one(w);
 		else
 			claim_cycle(w, (int)(rand_r(&seed) % (unsigned)n_tasks));
@@ -371,6 +381,10 @@ typedef struct sample {
 static sample *samples;
 static size_t n_samples, cap_samples;
 static double t_load;
+/* every SMAPS_EVERY s: serve's RSS by kind of mapping (soak_mem.h) */
+#define SMAPS_EVERY 30
+static soak_smaps *smaps;
+static size_t n_smaps, cap_smaps;
 
 /* cutover_outbox_depth from /metrics; -1 when it cannot be read. */
 static long long outbox_depth(CURL *c)
@@ -396,12 +410,17 @@ static void *sampler_main(void *arg)
 	while (!atomic_load(&stop_side) && c) {
 		sample s;
 
+		pid_t pid = co_test_serve_child_serve_pid(&sv); /* not a wrapper's */
+
 		s.t = (co_bench_now_us() - t_load) / 1e6;
-		s.rss_kb = co_test_proc_rss_kb(sv.pid);
-		s.fds = co_test_proc_fds(sv.pid);
+		s.rss_kb = co_test_proc_rss_kb(pid);
+		s.fds = co_test_proc_fds(pid);
 		s.depth = outbox_depth(c);
 		if (n_samples < cap_samples)
 			samples[n_samples++] = s;
+		if (n_samples % SMAPS_EVERY == 1 && n_smaps < cap_smaps &&
+		    soak_smaps_read(pid, &smaps[n_smaps]) == 0)
+			smaps[n_smaps++].t = s.t;
 		at.tv_sec += 1; /* the sampling schedule */
 		clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &at, NULL);
 	}
@@ -646,7 +665,7 @@ static double median(size_t from, size_t to, int f)
 }
 
 /* Print the figures; 0 when RSS and fds stayed flat after the warm-up. */
-static int resources(void)
+static int resources(double limit)
 {
 	size_t n = n_samples, warm = n / 5 > WARM_MIN_S ? n / 5 : WARM_MIN_S, i, step;
 	long long depth_max = -1;
@@ -683,13 +702,28 @@ static int resources(void)
 	growth = base_rss > 0 ? 100.0 * (end_rss - base_rss) / base_rss : 0;
 	printf(
 	    "RSS: %.0f KiB after the warm-up (median of samples %zu..%zu), %.0f KiB at "
-	    "the end (median of the last 10%%), growth %+.1f%% (limit 10%%), max %ld "
+	    "the end (median of the last 10%%), growth %+.1f%% (limit %.0f%%), max %ld "
 	    "KiB\n",
-	    base_rss, warm, warm + n / 10, end_rss, growth, rss_max);
+	    base_rss, warm, warm + n / 10, end_rss, growth, limit, rss_max);
 	printf("fds: first %d, last %d, max %d, warm-up max %d\n", fd_first, fd_last,
 	       fd_max, fd_warm_max);
+	{
+		double *x = malloc(n * sizeof(double)), *y = malloc(n * sizeof(double));
+
+		for (i = 0; x && y && i < n; i++) {
+			x[i] = samples[i].t / 60.0;
+			y[i] = (double)samples[i].rss_kb;
+		}
+		if (x && y)
+			printf("RSS slope (least squares): %+.0f KiB/min after the "
+			       "warm-up, %+.0f KiB/min over the last half\n",
+			       soak_slope(x, y, warm, n), soak_slope(x, y, n / 2, n));
+		free(x);
+		free(y);
+	}
 	printf("outbox depth: max %lld\n", depth_max);
-	if (growth > 10.0) {
+	soak_smaps_print(smaps, n_smaps);
+	if (growth > limit) {
 		printf("FAIL: serve's RSS grew %.1f%% after the warm-up\n", growth);
 		bad = 1;
 	}
@@ -787,9 +821,14 @@ int main(int argc, char **argv)
 	n_workers = env_or("SOAK_WORKERS", 2, argc, argv, 64);
 	n_tasks = 4 * n_workers;
 	rcn.period_s = env_or("SOAK_RECONCILE_S", 99, 0, NULL, secs < 120 ? 10 : 30);
+	if (getenv("SOAK_CREATE_PCT")) /* 0 is a value here */
+		create_pct = atoi(getenv("SOAK_CREATE_PCT"));
 	restart_s = secs >= 180 ? 60 : secs / 3;
 	if (restart_s < 1)
 		restart_s = 1;
+	/* a line at a time: the figures are in the log before the clean-up
+	 * (deleting a repo of loose objects can take minutes) */
+	setvbuf(stdout, NULL, _IOLBF, 0);
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	memset(&cl, 0, sizeof(cl));
 	if (co_test_cluster_start(&cl) < 0)
@@ -809,8 +848,10 @@ int main(int argc, char **argv)
 
 	cap_samples = (size_t)secs + 600;
 	samples = calloc(cap_samples, sizeof(sample));
+	cap_smaps = cap_samples / SMAPS_EVERY + 2;
+	smaps = calloc(cap_smaps, sizeof(soak_smaps));
 	ws = calloc((size_t)n_workers, sizeof(worker));
-	if (samples == NULL || ws == NULL)
+	if (samples == NULL || smaps == NULL || ws == NULL)
 		goto out;
 	t_load = co_bench_now_us();
 	pthread_create(&sampler, NULL, sampler_main, NULL);
@@ -936,7 +977,10 @@ stop:
 		       refused, inferred, other, other ? ", last: " : "",
 		       other ? last : "", slowest, hangs, HANG_MS / 1000);
 	}
-	flat = resources();
+	/* Under 5 minutes the arenas are still filling (bench/README.md): a
+	 * short run judges only gross growth, such as the libgit2 cache's
+	 * +185% in 30 s; the issue's 10% holds from 5 minutes on. */
+	flat = resources(secs < 300 ? 50.0 : 10.0);
 	printf(
 	    "reconciliations: %d pass, %d pending_drain, %d fail, %d could not run, %d "
 	    "refused as busy (409)%s%s\n",
@@ -977,6 +1021,7 @@ out:
 	}
 	free(ws);
 	free(samples);
+	free(smaps);
 	if (cluster_up)
 		co_test_cluster_stop(&cl);
 	if (repo[0])

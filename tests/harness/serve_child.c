@@ -31,6 +31,9 @@ static void exec_serve(const char *dir, const char *log, const char *const *env,
 	int fd;
 
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	/* Its own process group: a wrapper (heaptrack is a shell script that
+	 * runs serve as its child) is found and stopped with serve. */
+	setpgid(0, 0);
 	fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 	if (fd < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0 || chdir(dir) < 0)
 		_exit(127);
@@ -61,6 +64,8 @@ int co_test_serve_child_start(co_test_serve_child *s, const char *dir,
 	}
 	if (s->pid == 0)
 		exec_serve(dir, s->log, env, wrap);
+	setpgid(s->pid, s->pid); /* also here: no window before the child's own */
+	s->wrapped = wrap != NULL;
 	/* Poll its log for the port (bounded: 60 s), or its exit. */
 	for (i = 0; i < 1200 && s->port == 0; i++) {
 		const char *p;
@@ -85,22 +90,69 @@ int co_test_serve_child_start(co_test_serve_child *s, const char *dir,
 	return s->port ? 0 : -1;
 }
 
+pid_t co_test_serve_child_serve_pid(const co_test_serve_child *s)
+{
+	char path[64], exe[4096], line[512];
+	struct dirent *d;
+	pid_t found = 0;
+	DIR *dp;
+
+	if (s->pid <= 0 || !s->wrapped)
+		return s->pid > 0 ? s->pid : 0;
+	if ((dp = opendir("/proc")) == NULL)
+		return 0;
+	while (found == 0 && (d = readdir(dp)) != NULL) {
+		pid_t p = (pid_t)atoi(d->d_name);
+		const char *rp;
+		ssize_t n;
+		int pgrp = 0;
+		FILE *f;
+
+		if (p <= 0)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/stat", (int)p);
+		if ((f = fopen(path, "r")) == NULL)
+			continue;
+		/* pid (comm) state ppid pgrp: comm may hold spaces, so after ')' */
+		if (fgets(line, sizeof(line), f) && (rp = strrchr(line, ')')) != NULL)
+			sscanf(rp + 1, " %*c %*d %d", &pgrp);
+		fclose(f);
+		if (pgrp != (int)s->pid)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/exe", (int)p);
+		if ((n = readlink(path, exe, sizeof(exe) - 1)) > 0) {
+			exe[n] = '\0';
+			if (strcmp(exe, CUTOVER_BIN) == 0)
+				found = p;
+		}
+	}
+	closedir(dp);
+	return found;
+}
+
 int co_test_serve_child_stop(co_test_serve_child *s)
 {
 	int status = -1, i;
+	pid_t serve;
 
 	if (s->pid <= 0)
 		return -1;
-	kill(s->pid, SIGTERM);
+	/* SIGTERM to serve itself; a wrapper (a profiler) then ends on its own
+	 * and writes out what it gathered.  Killing only the wrapper would
+	 * leave serve orphaned. */
+	serve = co_test_serve_child_serve_pid(s);
+	kill(serve > 0 ? serve : s->pid, SIGTERM);
 	for (i = 0; i < 600; i++) {
 		if (waitpid(s->pid, &status, WNOHANG) == s->pid)
 			break;
 		pause_50ms();
 	}
 	if (i == 600) {
+		kill(-s->pid, SIGKILL); /* the group: the wrapper and serve */
 		kill(s->pid, SIGKILL);
 		waitpid(s->pid, &status, 0);
 	}
+	kill(-s->pid, SIGKILL); /* whatever of the group outlived its leader */
 	s->pid = 0;
 	return status;
 }

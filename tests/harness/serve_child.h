@@ -6,7 +6,8 @@
  *
  * Ownership: the caller owns the co_test_serve_child struct; the child is
  * killed with SIGKILL if the thread that started it dies
- * (PR_SET_PDEATHSIG), and co_test_serve_child_stop() reaps it.  Errors:
+ * (PR_SET_PDEATHSIG), and co_test_serve_child_stop() reaps it.  The
+ * child leads its own process group, so a wrapper's children go with it.  Errors:
  * -1 with the reason on stderr (a test's diagnostics).
  */
 #ifndef CO_TEST_SERVE_CHILD_H
@@ -19,6 +20,7 @@ typedef struct co_test_serve_child {
 	int port;
 	char base[64]; /* "http://127.0.0.1:PORT" */
 	char log[320]; /* <dir>/serve.log */
+	int wrapped;   /* started under a wrapper: serve is in pid's group */
 } co_test_serve_child;
 
 /*
@@ -31,7 +33,12 @@ typedef struct co_test_serve_child {
 int co_test_serve_child_start(co_test_serve_child *s, const char *dir,
 			      const char *const *env, const char *wrap);
 
-/* SIGTERM, then SIGKILL if it has not exited within 30 s; its wait status
+/* serve's own pid: s->pid, or under a wrapper the process of s->pid's
+ * group running CUTOVER_BIN (0 if none is). */
+pid_t co_test_serve_child_serve_pid(const co_test_serve_child *s);
+
+/* SIGTERM to serve (a wrapper then ends by itself), then SIGKILL to the
+ * whole process group if it has not exited within 30 s; its wait status
  * (-1 if it was not running). */
 int co_test_serve_child_stop(co_test_serve_child *s);
 
