@@ -8,6 +8,7 @@
 #include "core/error.h"
 
 #include <math.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -17,6 +18,16 @@ const char *co_trigger_name(co_trigger_kind k)
 	    "none", "error_rate", "latency", "health", "outbox_age"};
 
 	return k >= 0 && k < CO_TRIGGER__COUNT ? names[k] : "?";
+}
+
+void co_trigger_cfg_for_router(co_trigger_cfg *out, const co_trigger_cfg *cfg, int fleet)
+{
+	*out = *cfg;
+	if (!fleet || cfg->enabled)
+		return;
+	out->enabled = 1;
+	out->min_samples = INT_MAX;   /* error rate and latency never judge */
+	out->outbox_age_ms = INT_MAX; /* nor the outbox */
 }
 
 int co_trigger_cfg_check(const co_trigger_cfg *c)

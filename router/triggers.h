@@ -60,6 +60,15 @@ const char *co_trigger_name(co_trigger_kind k);
  */
 int co_trigger_cfg_check(const co_trigger_cfg *cfg);
 
+/*
+ * The triggers a router runs: `cfg` as configured, except in fleet mode
+ * (fleet = 1) with the triggers turned off, where the health trigger
+ * alone stays armed, with its grace: a fleet router that loses etcd for
+ * longer than that while etcd is in play falls back to git on its own
+ * (docs/design-changes.md, "Router fleet").  Pure.
+ */
+void co_trigger_cfg_for_router(co_trigger_cfg *out, const co_trigger_cfg *cfg, int fleet);
+
 /* What the evaluation needs besides the window. */
 typedef struct co_trigger_inputs {
 	co_flags flags;			   /* as the routers run them */

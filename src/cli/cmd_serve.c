@@ -31,6 +31,7 @@
 #include "../server/server_fleet.h"
 #include "flags/watcher.h"
 #include "router/router.h"
+#include "router/triggers.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -178,13 +179,17 @@ static void serve_log(void *ctx, const char *line)
 static int reopen_with_drain(co_cli_router *cr, const co_config *c)
 {
 	co_router_opts o = CO_ROUTER_OPTS_INIT;
+	co_trigger_cfg trg;
 	co_router *r = NULL;
 	int error;
 
 	if ((error = co_cli_router_opts(&o, c, cr)) < 0)
 		return error;
 	o.background_drain = 1;
-	o.triggers = &c->triggers; /* live-signal rollback (router/triggers.h) */
+	/* live-signal rollback (router/triggers.h); in a fleet the health
+	 * trigger is the fallback when etcd is lost, so it stays armed */
+	co_trigger_cfg_for_router(&trg, &c->triggers, c->fleet_enabled);
+	o.triggers = &trg;
 	if ((error = co_router_open(&r, &o)) < 0)
 		return error;
 	co_router_close(cr->router);

@@ -471,6 +471,36 @@ static void the_admin_api_stages_and_resumes_the_whole_fleet(void **state)
 	assert_int_equal(co_test_serve_child_stop(&s2), 0);
 }
 
+/* A fleet router that loses etcd falls back to git on its own after the
+ * health grace, even with the live-signal triggers turned off. */
+static void a_router_that_loses_etcd_falls_back_to_git_on_its_own(void **state)
+{
+	fixture *fx = *state;
+	co_test_serve_child s1;
+	char path[400], *out = NULL, *err = NULL;
+	co_flags f;
+	FILE *cf;
+
+	snprintf(path, sizeof path, "%s/cutover.yaml", fx->r1.dir);
+	assert_non_null(cf = fopen(path, "a"));
+	fputs("triggers: {enabled: false, health_grace: 1s}\n", cf);
+	fclose(cf);
+	assert_int_equal(co_test_serve_child_start(&s1, fx->r1.dir, fx->r1.env, NULL), 0);
+	assert_int_equal(wait_router(&fx->op, "r1", 1, 10000), 0);
+	assert_int_equal(run(&out, &err, &fx->op, "stage", "shadow", "--force", NULL), 0);
+	free(out);
+	free(err);
+	assert_int_equal(wait_stage(&fx->r1, CO_STAGE_SHADOW, 10000), 0);
+
+	co_test_etcd_kill(&fx->etcd);
+	assert_int_equal(wait_kill(&fx->r1, 1, 30000), 0);
+	snprintf(path, sizeof path, "%s/state/flags.yaml", fx->r1.dir);
+	assert_int_equal(co_flags_load(&f, path), 0);
+	print_message("fallback: %s\n", f.kill_reason);
+	assert_non_null(strstr(f.kill_reason, "trigger health: etcd unhealthy"));
+	assert_int_equal(co_test_serve_child_stop(&s1), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -479,6 +509,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(the_gate_refuses_while_a_router_is_behind, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(the_admin_api_stages_and_resumes_the_whole_fleet,
+					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(a_router_that_loses_etcd_falls_back_to_git_on_its_own,
 					    setup, teardown),
 	    cmocka_unit_test_setup_teardown(two_operators_on_two_hosts_both_land, setup,
 					    teardown),

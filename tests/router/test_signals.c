@@ -229,6 +229,36 @@ static void health_and_outbox_age_fire_past_their_bounds(void **state)
 	assert_non_null(strstr(ev.figures, "age_ms=121000 bound_ms=120000"));
 }
 
+/* A fleet router with the triggers turned off keeps the health trigger
+ * alone (its fallback when etcd is lost); a file-mode router keeps what
+ * it was configured with, and so does a fleet router with them on. */
+static void a_fleet_router_keeps_the_health_trigger_when_triggers_are_off(void **state)
+{
+	co_trigger_cfg on = cfg(), off = cfg(), c;
+	co_trigger_inputs in = inputs(CO_MODE_DUAL, 50);
+	co_signal_snapshot snap;
+	co_trigger_eval ev;
+
+	(void)state;
+	off.enabled = 0;
+	co_trigger_cfg_for_router(&c, &off, 0);
+	assert_false(c.enabled);
+	co_trigger_cfg_for_router(&c, &on, 1);
+	assert_memory_equal(&c, &on, sizeof(c));
+	co_trigger_cfg_for_router(&c, &off, 1);
+	assert_true(c.enabled);
+	assert_int_equal(co_trigger_cfg_check(&c), 0);
+	assert_int_equal(c.health_grace_ms, off.health_grace_ms);
+	/* everything failing, the outbox old: only health may fire */
+	etcd_ops(&snap, CO_OP_TASK_CLAIM, 1000, 1000, 900000);
+	in.outbox_age_ms = 86400000;
+	co_triggers_eval(&ev, &c, &snap, &in);
+	assert_int_equal(ev.fired, CO_TRIGGER_NONE);
+	in.etcd_down_ms = off.health_grace_ms + 1;
+	co_triggers_eval(&ev, &c, &snap, &in);
+	assert_int_equal(ev.fired, CO_TRIGGER_HEALTH);
+}
+
 static void baseline_is_git_p95_in_git_or_shadow_and_survives_a_restart(void **state)
 {
 	co_trigger_cfg c = cfg();
@@ -360,6 +390,7 @@ int main(void)
 	    cmocka_unit_test(health_and_outbox_age_fire_past_their_bounds),
 	    cmocka_unit_test(baseline_is_git_p95_in_git_or_shadow_and_survives_a_restart),
 	    cmocka_unit_test(bad_thresholds_are_refused_naming_field_and_value),
+	    cmocka_unit_test(a_fleet_router_keeps_the_health_trigger_when_triggers_are_off),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
