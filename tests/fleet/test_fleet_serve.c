@@ -501,6 +501,69 @@ static void a_router_that_loses_etcd_falls_back_to_git_on_its_own(void **state)
 	assert_int_equal(co_test_serve_child_stop(&s1), 0);
 }
 
+/* `audit --fleet`: each router keeps its own trail; one command reads them
+ * all through their admin APIs, merged by time, naming each row's router,
+ * and names a router that does not answer (exit 2) with the others' rows. */
+static void the_audit_of_every_router_is_read_in_one_place(void **state)
+{
+	fixture *fx = *state;
+	co_test_serve_child s1, s2;
+	char *out = NULL, *err = NULL;
+	const cJSON *row, *rt;
+	int seen_r1 = 0, seen_r2 = 0, answered = 0;
+	double last = 0;
+	cJSON *o;
+
+	assert_int_equal(co_test_serve_child_start(&s1, fx->r1.dir, fx->r1.env, NULL), 0);
+	assert_int_equal(co_test_serve_child_start(&s2, fx->r2.dir, fx->r2.env, NULL), 0);
+	assert_int_equal(wait_router(&fx->op, "r1", 1, 10000), 0);
+	assert_int_equal(wait_router(&fx->op, "r2", 1, 10000), 0);
+	assert_int_equal(admin_post(&s1, "rollback", "{\"reason\":\"seen on r1\"}"), 200);
+	assert_int_equal(admin_post(&s2, "resume", "{\"reason\":\"fixed, says r2\"}"), 200);
+
+	assert_int_equal(run(&out, &err, &fx->op, "--json", "audit", "--fleet", NULL), 0);
+	o = cJSON_Parse(out);
+	assert_non_null(o);
+	cJSON_ArrayForEach(row, cJSON_GetObjectItemCaseSensitive(o, "changes"))
+	{
+		const char *r = cJSON_GetStringValue(cJSON_GetObjectItem(row, "router"));
+		const char *why = cJSON_GetStringValue(cJSON_GetObjectItem(row, "why"));
+		double ts = cJSON_GetNumberValue(cJSON_GetObjectItem(row, "ts_ms"));
+
+		assert_non_null(r);
+		assert_true(ts >= last); /* merged oldest first */
+		last = ts;
+		seen_r1 |= strcmp(r, "r1") == 0 && why && strcmp(why, "seen on r1") == 0;
+		seen_r2 |= strcmp(r, "r2") == 0 && why && strcmp(why, "fixed, says r2") == 0;
+	}
+	cJSON_ArrayForEach(rt, cJSON_GetObjectItemCaseSensitive(o, "routers"))
+		answered += cJSON_IsTrue(cJSON_GetObjectItem(rt, "answered"));
+	if (!seen_r1 || !seen_r2)
+		fail_msg("audit --fleet lacks a router's row: %s", out);
+	assert_int_equal(answered, 2);
+	cJSON_Delete(o);
+	free(out);
+	free(err);
+
+	/* a router that does not answer is named; the others' rows still come.
+	 * With etcd down the list is the one the call above cached here. */
+	co_test_etcd_kill(&fx->etcd);
+	kill(s2.pid, SIGKILL);
+	waitpid(s2.pid, NULL, 0);
+	s2.pid = 0;
+	assert_int_equal(run(&out, &err, &fx->op, "audit", "--fleet", "--newest", NULL), 2);
+	assert_non_null(strstr(out, "r1"));
+	assert_non_null(strstr(out, "seen on r1"));
+	assert_non_null(strstr(err, "not: r2"));
+	free(out);
+	free(err);
+	/* --cursor is one router's: refused with --fleet */
+	assert_int_equal(run(&out, &err, &fx->op, "audit", "--fleet", "--cursor", "3"), 1);
+	free(out);
+	free(err);
+	assert_int_equal(co_test_serve_child_stop(&s1), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -511,6 +574,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(the_admin_api_stages_and_resumes_the_whole_fleet,
 					    setup, teardown),
 	    cmocka_unit_test_setup_teardown(a_router_that_loses_etcd_falls_back_to_git_on_its_own,
+					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(the_audit_of_every_router_is_read_in_one_place,
 					    setup, teardown),
 	    cmocka_unit_test_setup_teardown(two_operators_on_two_hosts_both_land, setup,
 					    teardown),
