@@ -14,6 +14,7 @@
 /* cmocka needs the headers above first. */
 #include <cmocka.h>
 
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,7 +25,9 @@
 
 #include <cjson/cJSON.h>
 
+#include "core/audit.h"
 #include "core/error.h"
+#include "core/state.h"
 #include "flags/flags.h"
 #include "flags/stage.h"
 #include "harness/harness.h"
@@ -564,6 +567,82 @@ static void the_audit_of_every_router_is_read_in_one_place(void **state)
 	assert_int_equal(co_test_serve_child_stop(&s1), 0);
 }
 
+typedef struct claim_call {
+	const char *base;
+	co_test_resp resp;
+} claim_call;
+
+static void *claim_p1(void *arg)
+{
+	claim_call *cc = arg;
+	const char *body = "{\"swarm\":\"alice\",\"ttl\":60}";
+
+	co_test_http(&cc->resp, cc->base, "POST", "/v1/tasks/P1/claim", body, strlen(body),
+		     NULL);
+	return NULL;
+}
+
+/* A router stopped (SIGSTOP: cut off) while the fleet rolls back, then
+ * let go with a claim waiting for it: whichever it sees first, the
+ * rollback or the claim, git decides the claim, never etcd on the stale
+ * epoch (its witness log names the primary). */
+static void a_router_cut_off_during_a_rollback_cannot_decide_in_etcd(void **state)
+{
+	fixture *fx = *state;
+	co_test_serve_child s1;
+	co_audit_op_list ops = {0};
+	co_state *st = NULL;
+	claim_call cc = {0};
+	char *out = NULL, *err = NULL, path[400];
+	const char *primary = NULL;
+	pthread_t t;
+	size_t i;
+
+	assert_int_equal(co_test_serve_child_start(&s1, fx->r1.dir, fx->r1.env, NULL), 0);
+	assert_int_equal(wait_router(&fx->op, "r1", 1, 10000), 0);
+	assert_int_equal(run(&out, &err, &fx->op, "stage", "etcd", "--force", NULL), 0);
+	free(out);
+	free(err);
+	assert_int_equal(wait_stage(&fx->r1, CO_STAGE_ETCD, 10000), 0);
+	{
+		co_test_resp r;
+
+		co_test_http(&r, s1.base, "POST", "/v1/tasks", "{\"id\":\"P1\"}", 11, NULL);
+		assert_int_equal(r.status, 201);
+		free(r.body);
+	}
+
+	kill(s1.pid, SIGSTOP);
+	assert_int_equal(run(&out, &err, &fx->op, "rollback", "--reason", "partition", NULL),
+			 0);
+	free(out);
+	free(err);
+	cc.base = s1.base;
+	assert_int_equal(pthread_create(&t, NULL, claim_p1, &cc), 0);
+	kill(s1.pid, SIGCONT);
+	pthread_join(t, NULL);
+	if (cc.resp.status != 200)
+		fail_msg("claim after the rollback: %ld %s", (long)cc.resp.status,
+			 cc.resp.body ? cc.resp.body : "");
+	free(cc.resp.body);
+	assert_int_equal(co_test_serve_child_stop(&s1), 0); /* flushes its witness log */
+
+	snprintf(path, sizeof path, "%s/state", fx->r1.dir);
+	assert_int_equal(co_state_open(&st, path), 0);
+	assert_int_equal(co_audit_ops_latest(&ops, st, 50), 0);
+	for (i = 0; i < ops.n; i++)
+		if (strcmp(ops.items[i]->op, "task_claim") == 0 && ops.items[i]->id &&
+		    strcmp(ops.items[i]->id, "P1") == 0 &&
+		    strcmp(ops.items[i]->outcome, "ok") == 0)
+			primary = ops.items[i]->primary;
+	if (primary == NULL)
+		fail_msg("no witness row of the claim");
+	print_message("the claim was decided by %s\n", primary);
+	assert_string_equal(primary, "git");
+	co_audit_op_list_clear(&ops);
+	co_state_close(st);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -576,6 +655,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(a_router_that_loses_etcd_falls_back_to_git_on_its_own,
 					    setup, teardown),
 	    cmocka_unit_test_setup_teardown(the_audit_of_every_router_is_read_in_one_place,
+					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(a_router_cut_off_during_a_rollback_cannot_decide_in_etcd,
 					    setup, teardown),
 	    cmocka_unit_test_setup_teardown(two_operators_on_two_hosts_both_land, setup,
 					    teardown),
