@@ -81,13 +81,9 @@
 static const char *const op_name[N_OPS] = {"create", "claim", "renew", "release"};
 
 static co_test_cluster cl;
-char serve_url[64];
 static char repo[256], dir[256];
 static co_test_serve_child sv;
-int n_tasks, n_workers;
-atomic_int stop_load;
 static atomic_int stop_side;
-worker *ws;
 
 /* ---- serve: the binary, a child ---- */
 

@@ -2,7 +2,8 @@
  * soak.h - what the three files of the soak (bench_soak.c: the run and its
  * verdict; soak_load.c: the workers' HTTP load; soak_check.c: the check of
  * every acknowledged write) share: the workers and their events, and the
- * state bench_soak.c owns.  Private to bench_soak, one program.
+ * load's state (soak_load.c's, set by main).  Private to bench_soak, one
+ * program.
  */
 #ifndef CO_BENCH_SOAK_H
 #define CO_BENCH_SOAK_H
@@ -54,7 +55,7 @@ typedef struct verdicts {
 	int lost, doubles, stuck_ok, stray;
 } verdicts;
 
-/* bench_soak.c's, set before the workers start. */
+/* soak_load.c's, set by bench_soak.c's main before the workers start. */
 extern char serve_url[64]; /* serve's URL */
 extern int n_tasks, n_workers;
 extern atomic_int stop_load; /* 1: workers stop */

@@ -17,6 +17,12 @@
 #define TTL 600		 /* a claim's TTL: longer than any hold */
 #define DECIDE_MS 120000 /* bound on settling a renew or a release */
 
+/* The load's state (soak.h), set by main before the workers start. */
+char serve_url[64];
+int n_tasks, n_workers;
+atomic_int stop_load;
+worker *ws;
+
 /* ---- HTTP ---- */
 
 /* One request; on 2xx the answered record into *out (may be NULL). */
