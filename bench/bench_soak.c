@@ -46,8 +46,12 @@
  * Besides the verdict it prints the RSS slope (least squares, KiB/min) and,
  * every 30 s, serve's /proc/PID/smaps Rss by kind of mapping (soak_mem.h),
  * so that a growing RSS says where it grows: stacks, arenas, files.
+ *
+ * The workers' load is soak_load.c, the check of their writes soak_check.c
+ * (what the three share: soak.h); this file runs the soak and judges.
  */
 #include "bench_util.h"
+#include "soak.h"
 #include "soak_mem.h"
 
 #include "core/error.h"
@@ -72,273 +76,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define TTL 600		 /* a claim's TTL: longer than any hold */
-#define HANG_MS 15000	 /* a call slower than this is counted as a hang */
-#define DECIDE_MS 120000 /* bound on settling a renew or a release */
 #define WARM_MIN_S 15	 /* the shortest warm-up (samples, one a second) */
 #define TOKEN "soak-admin-token-5f1c0e7a"
-enum { OP_CREATE, OP_CLAIM, OP_RENEW, OP_RELEASE, N_OPS };
 static const char *const op_name[N_OPS] = {"create", "claim", "renew", "release"};
 
-/* One acknowledged write: task index (>= 0) or -1 - n for a worker's n-th
- * create; rev, updated_at and claim_expires_at (s) from the answer. */
-typedef struct ev {
-	int task, worker;
-	int64_t rev, at, expires;
-	char type; /* 'n' create, 'c' claim, 'w' renew, 'r' release */
-} ev;
-
-typedef struct lat {
-	double *v;
-	size_t n, cap;
-} lat;
-
-typedef struct worker {
-	int idx;
-	CURL *c;
-	ev *evs;
-	size_t n, cap;
-	lat l[N_OPS];
-	int creates, lost_claims, unknown, refused, other, hangs, inferred;
-	double slowest_ms;
-	unsigned char *stuck; /* per task: 1 when a claim was left undecided */
-	char last_error[256];
-	pthread_t th;
-} worker;
-
 static co_test_cluster cl;
-static char base[64], repo[256], dir[256];
+static char repo[256], dir[256];
 static co_test_serve_child sv;
-static int n_tasks, n_workers;
-static atomic_int stop_load, stop_side;
-static worker *ws;
-
-/* ---- HTTP ---- */
-
-typedef enum { RS_OK, RS_CONFLICT, RS_UNKNOWN, RS_REFUSED, RS_OTHER } result;
-
-/* One request; on 2xx the answered record into *out (may be NULL). */
-static result call(worker *w, int op, const char *method, const char *path,
-		   const char *body, co_record **out)
-{
-	co_test_resp r;
-	double t0 = co_bench_now_us(), ms;
-	long st = co_test_http_on(w->c, &r, base, method, path, body,
-				  body ? strlen(body) : 0, NULL);
-	result res;
-
-	ms = (co_bench_now_us() - t0) / 1e3;
-	if (ms > w->slowest_ms)
-		w->slowest_ms = ms;
-	if (ms > HANG_MS)
-		w->hangs++;
-	if (st >= 200 && st < 300) {
-		res = RS_OK;
-		if (out && co_record_from_json(out, r.body, r.len) < 0)
-			res = RS_OTHER;
-		if (w->l[op].n == w->l[op].cap) {
-			size_t cap = w->l[op].cap ? 2 * w->l[op].cap : 4096;
-			double *v = realloc(w->l[op].v, cap * sizeof(double));
-
-			if (v) {
-				w->l[op].v = v;
-				w->l[op].cap = cap;
-			}
-		}
-		if (w->l[op].n < w->l[op].cap)
-			w->l[op].v[w->l[op].n++] = ms * 1e3;
-	} else if (st == 409)
-		res = RS_CONFLICT;
-	else if (st == 429)
-		res = RS_REFUSED; /* refused before anything ran */
-	else if (st < 0 || st >= 500)
-		res = RS_UNKNOWN;
-	else
-		res = RS_OTHER;
-	if (res == RS_UNKNOWN)
-		w->unknown++;
-	if (res == RS_REFUSED)
-		w->refused++;
-	if (res == RS_OTHER) {
-		w->other++;
-		snprintf(w->last_error, sizeof(w->last_error), "%s %s: %ld %.150s",
-			 method, path, st, r.body);
-	}
-	free(r.body);
-	return res;
-}
-
-/* A pause between retries of an undecided call (a backoff, not a wait). */
-static void backoff(void)
-{
-	struct timespec p = {0, 50 * 1000000L};
-
-	nanosleep(&p, NULL);
-}
-
-static void note(worker *w, int task, const co_record *r, char type)
-{
-	ev e = {task, w->idx, r->rev, r->updated_at, r->claim_expires_at, type};
-
-	if (w->n == w->cap) {
-		size_t cap = w->cap ? 2 * w->cap : 8192;
-		ev *v = realloc(w->evs, cap * sizeof(ev));
-
-		if (v == NULL)
-			return;
-		w->evs = v;
-		w->cap = cap;
-	}
-	w->evs[w->n++] = e;
-}
-
-static double ms_since(double t0)
-{
-	return (co_bench_now_us() - t0) / 1e3;
-}
-
-/* ---- the workers ---- */
-
-static void create_one(worker *w)
-{
-	char body[128];
-	co_record *out = NULL;
-	result res;
-	int k = w->creates++;
-
-	/* A create of an identical record succeeds: retrying is safe. */
-	snprintf(body, sizeof(body), "{\"id\":\"n-%d-%d\",\"type\":\"build\"}", w->idx,
-		 k);
-	do {
-		co_record_free(out);
-		out = NULL;
-		if ((res = call(w, OP_CREATE, "POST", "/v1/tasks", body, &out)) !=
-			RS_OK &&
-		    res != RS_OTHER && res != RS_CONFLICT)
-			backoff();
-	} while ((res == RS_UNKNOWN || res == RS_REFUSED) && !atomic_load(&stop_load));
-	if (res == RS_OK)
-		note(w, -1 - k, out, 'n');
-	else if (res == RS_CONFLICT) {
-		w->other++;
-		snprintf(w->last_error, sizeof(w->last_error), "create n-%d-%d: 409",
-			 w->idx, k);
-	}
-	co_record_free(out);
-}
-
-/* Renew (type 'w') or release ('r') task t held since rev *held, until
- * decided.  0 when acknowledged (or inferred), -1 otherwise. */
-static int settle(worker *w, int t, char type, int64_t *held)
-{
-	char path[96], body[96];
-	double t0 = co_bench_now_us();
-	int unknown = 0;
-
-	snprintf(path, sizeof(path), "/v1/tasks/s-%d/%s", t,
-		 type == 'w' ? "renew" : "release");
-	if (type == 'w')
-		snprintf(body, sizeof(body), "{\"swarm\":\"w-%d\",\"ttl\":%d}", w->idx,
-			 TTL);
-	else
-		snprintf(body, sizeof(body), "{\"swarm\":\"w-%d\"}", w->idx);
-	while (ms_since(t0) < DECIDE_MS) {
-		co_record *out = NULL;
-		result res = call(w, type == 'w' ? OP_RENEW : OP_RELEASE, "POST", path,
-				  body, &out);
-
-		if (res == RS_OK) {
-			note(w, t, out, type);
-			*held = out->rev;
-			co_record_free(out);
-			return 0;
-		}
-		co_record_free(out);
-		if (res == RS_CONFLICT && unknown && type == 'r') {
-			/* An earlier attempt was applied (see the head comment). */
-			co_record r = {0};
-
-			r.rev = *held + 1;
-			note(w, t, &r, 'r');
-			w->inferred++;
-			return 0;
-		}
-		if (res == RS_CONFLICT || res == RS_OTHER) {
-			w->other++;
-			snprintf(w->last_error, sizeof(w->last_error),
-				 "%s of s-%d held since rev %lld: refused", path, t,
-				 (long long)*held);
-			return -1;
-		}
-		unknown |= res == RS_UNKNOWN;
-		backoff();
-	}
-	w->other++;
-	snprintf(w->last_error, sizeof(w->last_error),
-		 "%s of s-%d held since rev %lld undecided after %d s", path, t,
-		 (long long)*held, DECIDE_MS / 1000);
-	printf("w-%d: %s\n", w->idx, w->last_error);
-	fflush(stdout);
-	if (type == 'r') {
-		/* Perhaps applied, at the next rev: who holds it is unknown. */
-		co_record r = {0};
-
-		r.rev = *held + 1;
-		note(w, t, &r, 'u');
-	}
-	return -1;
-}
-
-static void claim_cycle(worker *w, int t)
-{
-	char path[96], body[96];
-	co_record *out = NULL;
-	result res;
-
-	snprintf(path, sizeof(path), "/v1/tasks/s-%d/claim", t);
-	snprintf(body, sizeof(body), "{\"swarm\":\"w-%d\",\"ttl\":%d}", w->idx, TTL);
-	/* An undecided claim is claimed again: if it was applied, the task is
-	 * this worker's and claiming it again wins. */
-	for (;;) {
-		co_record_free(out);
-		out = NULL;
-		res = call(w, OP_CLAIM, "POST", path, body, &out);
-		if (res != RS_UNKNOWN && res != RS_REFUSED)
-			break;
-		w->stuck[t] |= res == RS_UNKNOWN;
-		if (atomic_load(&stop_load))
-			break;
-		backoff();
-	}
-	if (res == RS_OK) {
-		int64_t held = out->rev;
-
-		w->stuck[t] = 0;
-		note(w, t, out, 'c');
-		if (settle(w, t, 'w', &held) == 0)
-			settle(w, t, 'r', &held);
-	} else if (res == RS_CONFLICT) {
-		w->stuck[t] = 0; /* someone else holds it: ours was not applied */
-		w->lost_claims++;
-	}
-	co_record_free(out);
-}
-
-static int create_pct = 10; /* SOAK_CREATE_PCT: creates per 100 ops */
-
-static void *worker_main(void *arg)
-{
-	worker *w = arg;
-	unsigned seed = (unsigned)w->idx * 7919u + 17;
-
-	while (!atomic_load(&stop_load)) {
-		if ((int)(rand_r(&seed) % 100) < create_pct)
-			create_one(w);
-		else
-			claim_cycle(w, (int)(rand_r(&seed) % (unsigned)n_tasks));
-	}
-	return NULL;
-}
+static atomic_int stop_side;
 
 /* ---- serve: the binary, a child ---- */
 
@@ -365,7 +110,7 @@ static int serve_start(const char *flags_path, const char *token_path)
 		envp[i] = e[i];
 	if (co_test_serve_child_start(&sv, dir, envp, getenv("SOAK_SERVE_WRAP")) < 0)
 		return -1;
-	snprintf(base, sizeof(base), "%s", sv.base);
+	snprintf(serve_url, sizeof(serve_url), "%s", sv.base);
 	return 0;
 }
 
@@ -393,7 +138,7 @@ static long long outbox_depth(CURL *c)
 	long long d = -1;
 	const char *p;
 
-	if (co_test_http_on(c, &r, base, "GET", "/metrics", NULL, 0, NULL) == 200 &&
+	if (co_test_http_on(c, &r, serve_url, "GET", "/metrics", NULL, 0, NULL) == 200 &&
 	    (p = strstr(r.body, "\ncutover_outbox_depth ")) != NULL)
 		d = strtoll(p + 22, NULL, 10);
 	free(r.body);
@@ -451,8 +196,8 @@ static void reconcile_once(recon *rc, CURL *c, const char *when)
 	 * the operator's schedule runs it again; so does this, up to 5 times
 	 * 3 s apart, and only then counts it as one that could not run. */
 	for (tries = 1;; tries++) {
-		st = co_test_http_on_within(c, &r, base, "POST", "/v1/admin/reconcile", body,
-					    strlen(body), "Bearer " TOKEN, 900);
+		st = co_test_http_on_within(c, &r, serve_url, "POST", "/v1/admin/reconcile",
+					    body, strlen(body), "Bearer " TOKEN, 900);
 		if (st != 503 || tries == 5)
 			break;
 		printf("reconcile %s: HTTP 503 (%.160s), again in 3 s\n", when,
@@ -517,151 +262,6 @@ static void *reconciler_main(void *arg)
 	}
 	curl_easy_cleanup(c);
 	return NULL;
-}
-
-/* ---- the checks ---- */
-
-static int ev_cmp(const void *a, const void *b)
-{
-	const ev *x = a, *y = b;
-
-	if (x->task != y->task)
-		return x->task < y->task ? -1 : 1;
-	if (x->task < 0 && x->worker != y->worker)
-		return x->worker < y->worker ? -1 : 1;
-	return x->rev < y->rev ? -1 : x->rev > y->rev;
-}
-
-/* Rev of `id` in store s (-1 absent or unreadable), its owner into own. */
-static int64_t rev_in(co_store *s, const char *id, char *own, size_t len)
-{
-	co_record *r = NULL;
-	int64_t rev = -1;
-	int i;
-
-	/* A read may meet a member just lost; a few tries. */
-	for (i = 0; i < 20; i++) {
-		int rc = co_store_get(&r, s, CO_KIND_TASK, id);
-
-		if (rc == 0 || rc == CO_ENOTFOUND)
-			break;
-		backoff();
-	}
-	if (r) {
-		rev = r->rev;
-		if (own)
-			snprintf(own, len, "%s",
-				 r->owner && r->claim_expires_at > co_time_now()
-				     ? r->owner
-				     : "");
-	}
-	co_record_free(r);
-	return rev;
-}
-
-typedef struct verdicts {
-	size_t acked, checked;
-	int lost, doubles, stuck_ok, stray;
-} verdicts;
-
-/* Per task, by rev: no claim while another worker held an unexpired one, no
- * rev acknowledged twice, releases by the holder; every acknowledged rev in
- * both stores. */
-static void check(verdicts *v, co_store *g, co_store *e)
-{
-	ev *all = NULL;
-	size_t n = 0, k, i;
-
-	for (i = 0; i < (size_t)n_workers; i++) {
-		ev *a = realloc(all, (n + ws[i].n + 1) * sizeof(ev));
-
-		if (a == NULL)
-			break;
-		all = a;
-		memcpy(all + n, ws[i].evs, ws[i].n * sizeof(ev));
-		n += ws[i].n;
-	}
-	qsort(all, n, sizeof(ev), ev_cmp);
-	v->acked = n;
-	for (k = 0; k < n;) {
-		size_t j = k;
-		int holder = -1, gave_up = -1;
-		int64_t last = 0, expires = 0, gr, er;
-		char id[64], own[64];
-
-		if (all[k].task < 0) { /* a create: one event, its ID never repeats */
-			snprintf(id, sizeof(id), "n-%d-%d", all[k].worker,
-				 -1 - all[k].task);
-			gr = rev_in(g, id, NULL, 0);
-			er = rev_in(e, id, NULL, 0);
-			v->checked++;
-			if (gr < all[k].rev || er < all[k].rev) {
-				printf("%s: acknowledged create lost (git %lld, etcd "
-				       "%lld)\n",
-				       id, (long long)gr, (long long)er);
-				v->lost++;
-			}
-			k++;
-			continue;
-		}
-		for (; j < n && all[j].task == all[k].task; j++) {
-			const ev *x = &all[j];
-
-			if (x->type == 'u') { /* a release left undecided */
-				holder = -2;
-				gave_up = x->worker;
-				continue;
-			}
-			if (x->rev == last) {
-				printf("s-%d: rev %lld acknowledged twice\n", x->task,
-				       (long long)last);
-				v->doubles++;
-			} else if (x->type == 'c' && holder >= 0 && holder != x->worker &&
-				   x->at < expires) {
-				printf(
-				    "s-%d: w-%d won at rev %lld while w-%d held it until "
-				    "%lld\n",
-				    x->task, x->worker, (long long)x->rev, holder,
-				    (long long)expires);
-				v->doubles++;
-			} else if (x->type != 'c' && holder != x->worker &&
-				   holder != -2) {
-				printf("s-%d: %c at rev %lld by w-%d, who does not hold "
-				       "it\n",
-				       x->task, x->type, (long long)x->rev, x->worker);
-				v->doubles++;
-			}
-			holder = x->type == 'r' ? -1 : x->worker;
-			if (x->type != 'r')
-				expires = x->expires;
-			last = x->rev;
-		}
-		snprintf(id, sizeof(id), "s-%d", all[k].task);
-		gr = rev_in(g, id, NULL, 0);
-		er = rev_in(e, id, own, sizeof(own));
-		v->checked += j - k;
-		if (gr < last || er < last) {
-			printf("%s: acknowledged rev %lld lost (git %lld, etcd %lld)\n",
-			       id, (long long)last, (long long)gr, (long long)er);
-			v->lost++;
-		}
-		/* Still held only by a worker whose claim was left undecided. */
-		if (own[0]) {
-			int wi = -1;
-
-			if (sscanf(own, "w-%d", &wi) == 1 && wi >= 0 && wi < n_workers &&
-			    (ws[wi].stuck[all[k].task] || wi == holder || wi == gave_up))
-				v->stuck_ok++; /* undecided, or gave up a renew/release */
-			else {
-				printf(
-				    "%s: ends claimed by %s, who was never told it won\n",
-				    id, own);
-				v->stray++;
-			}
-		}
-		k = j;
-	}
-	free(all);
 }
 
 /* The median of samples [from, to) of field f (0 rss, 1 fds). */
@@ -859,7 +459,7 @@ int main(int argc, char **argv)
 	       "dual "
 	       "50 over a 3-member etcd cluster; a member restarted every %d s, a "
 	       "reconciliation every %d s\n",
-	       secs, n_workers, n_tasks, (int)sv.pid, base, restart_s, rcn.period_s);
+	       secs, n_workers, n_tasks, (int)sv.pid, serve_url, restart_s, rcn.period_s);
 	fflush(stdout);
 
 	cap_samples = (size_t)secs + 600;
