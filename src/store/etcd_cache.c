@@ -2,7 +2,7 @@
  * etcd_cache.c - the etcd store's record cache: what each task and swarm
  * key held when etcd last told us (value and mod_revision), so that a
  * mutation can send its one txn at once instead of reading first (issue
- * 15, store.c's cas_loop).
+ * 15, store_cas.c's cas_loop).
  *
  * It is fed by a watch on the store's prefix, started from the revision of
  * a range (up to RANGE_MAX records), and by every answer of our own: reads,
@@ -13,7 +13,7 @@
  * left) the cache starts over: a fresh range, a watch from its revision.
  * At most `cap` entries, the least recently used go first.
  *
- * Consistency: an entry is a guess, never an answer.  store.c uses it only
+ * Consistency: an entry is a guess, never an answer.  store_cas.c uses it only
  * as the expected mod_revision of a compare-and-swap, which etcd decides;
  * a stale guess fails the compare and the txn's failure branch returns the
  * key as it is, from which the decision is made again.  A refusal or a

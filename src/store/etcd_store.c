@@ -4,12 +4,12 @@
  * Every operation is one HTTP POST of a JSON body to /v3/... with libcurl,
  * parsed with cJSON.  The store only provides the backend primitives of
  * store_backend.h (get, compare-and-swap, list, watch); the rules live in
- * store.c.  The compare-and-swap is an etcd txn comparing the key's
+ * store_cas.c.  The compare-and-swap is an etcd txn comparing the key's
  * mod_revision as read before (create_revision 0 for "must be absent"), so
  * etcd itself picks the single winner of a race.  A claimed task with a TTL
  * also gets <prefix>claims/<id> under an etcd lease in the same txn, so that
  * etcd-native tooling sees the claim expire; the record's claim_expires_at
- * stays the truth (store.c applies the expiry rule) and the claims key is
+ * stays the truth (store_cas.c applies the expiry rule) and the claims key is
  * removed by any write of the task that does not carry such a claim.
  *
  * Quirks of the 3.4 gateway this code relies on (DESIGN appendix): keys and
@@ -26,7 +26,7 @@
  * a txn after an unknown outcome is safe: its compare fails if the first copy
  * was applied; the txn then reads the key back, and finding it exactly as the
  * txn would have left it, reports the write as done (applied_before);
- * otherwise store.c re-reads and decides again.
+ * otherwise store_cas.c re-reads and decides again.
 
  *
  * A renew or release revokes the claim's previous lease (read back in the

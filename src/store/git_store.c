@@ -35,7 +35,7 @@
  * ids, no blob) and then the few blobs it could not match, by id
  * (co_store_read_blob); co_git_blob_id() names bytes as git would.
  *
- * Not here: deciding anything about records (store.c), or any cleanup of
+ * Not here: deciding anything about records (store_cas.c), or any cleanup of
  * the repository (objects of lost races stay dangling until `git gc`).
  *
  * The other parts of the store: git_read.c, git_write.c and git_watch.c

@@ -1,7 +1,7 @@
 /*
  * store_backend.h - what a store implementation provides (internal).
  *
- * The generic operations in store.c are built on these primitives.  A
+ * The generic operations in store.c and store_cas.c are built on these primitives.  A
  * version token identifies what a key held when it was read: etcd's
  * mod_revision, git's blob id.  The empty token means "absent".
  *
@@ -58,7 +58,7 @@ typedef struct co_store_backend {
 	 * holds now, read inside the same txn (etcd: a Range in the txn's
 	 * failure branch): *cur (the caller's; NULL when absent) and *cur_ver,
 	 * with *fresh set to 1.  *fresh 0: nothing was read back.  NULL for a
-	 * store that cannot (git); store.c then reads again.
+	 * store that cannot (git); store_cas.c then reads again.
 	 */
 	int (*cas_read)(void *impl, co_kind kind, const char *id, const co_record *r,
 			const co_version *expected, const char *why, co_record **cur,
