@@ -208,6 +208,30 @@ int co_etcd__get_many(void *impl, co_store__read *rd, size_t n);
  */
 int co_etcd__cas_many(void *impl, const co_store__write *w, size_t n, const char *why);
 
+/* A txn answer's header revision (0 if absent). */
+int64_t co_etcd__header_rev(const cJSON *resp);
+
+/*
+ * What a compare-and-swap txn's answer says (etcd_txn.c).
+ * co_etcd__applied_before: 1 if a txn whose compare failed finds the key
+ * as it would have made it, `val` byte for byte (NULL: the key gone): an
+ * earlier copy of the same txn was applied and its answer lost.
+ * co_etcd__failure_read: what the failure branch read (responses[0]),
+ * into *cur and *ver (NULL and "" when absent), noted in the cache;
+ * CO_EINVAL when the value is not a record of kind/id, CO_EUNAVAIL when
+ * the branch read nothing.
+ * co_etcd__add_fence: the fence's compare (the key at mod_revision
+ * epoch) appended to `cmp`; CO_ENOMEM.
+ * co_etcd__fence_moved: after a failed fenced txn whose failure branch
+ * read the fence key second (responses[1]): CO_EFENCED (with
+ * co_store__fenced) if the key left the epoch, else 0.
+ */
+int co_etcd__applied_before(const cJSON *resp, const char *val);
+int co_etcd__failure_read(co_record **cur, co_version *ver, struct etcd *e,
+			  const cJSON *resp, co_kind kind, const char *id, const char *key);
+int co_etcd__add_fence(cJSON *cmp, const char *key, int64_t epoch);
+int co_etcd__fence_moved(const cJSON *resp, struct etcd *e, const char *key, int64_t epoch);
+
 /* ---- etcd_range.c ---- */
 
 int co_etcd__list_at(co_record_list *out, int64_t *revision, struct etcd *e,
