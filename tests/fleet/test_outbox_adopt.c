@@ -55,7 +55,7 @@ typedef struct place {
 typedef struct fixture {
 	co_test_etcd etcd;
 	char repo[256], ctl[320];
-	place r1, r2, op, off;
+	place r1, r2, op, off, opf; /* opf: an operator whose git writes fail */
 } fixture;
 
 static int place_new(place *p, const fixture *fx, const char *id, int fleet, int faulty)
@@ -112,7 +112,8 @@ static int setup(void **state)
 	snprintf(fx->ctl, sizeof fx->ctl, "%s/faults.ctl", dir);
 	if (place_new(&fx->r1, fx, "r1", 1, 0) != 0 || place_new(&fx->r2, fx, "r2", 1, 1) != 0 ||
 	    place_new(&fx->op, fx, "operator", 1, 0) != 0 ||
-	    place_new(&fx->off, fx, "off", 0, 0) != 0)
+	    place_new(&fx->off, fx, "off", 0, 0) != 0 ||
+	    place_new(&fx->opf, fx, "operator-f", 1, 1) != 0)
 		return -1;
 	*state = fx;
 	return 0;
@@ -133,6 +134,7 @@ static int teardown(void **state)
 	co_test_rmrf(fx->r2.dir);
 	co_test_rmrf(fx->op.dir);
 	co_test_rmrf(fx->off.dir);
+	co_test_rmrf(fx->opf.dir);
 	free(fx);
 	return 0;
 }
@@ -376,6 +378,17 @@ static void a_killed_routers_outbox_is_adopted_and_nothing_acked_is_lost(void **
 	assert_int_equal(outbox_depth(r2_state), owed);
 	co_fleet_unregister(reg);
 	co_fleet_close(fleet);
+
+	/* adopted where git does not take writes: exit 2, every entry kept */
+	git_faults(fx, 1);
+	assert_int_equal(RUN(&out, &err, &fx->opf, "outbox", "adopt", "--state-dir", r2_state,
+			     "--wait-drain", "1s"),
+			 2);
+	assert_non_null(strstr(err, "left"));
+	free(out);
+	free(err);
+	git_faults(fx, 0);
+	assert_int_equal(outbox_depth(r2_state), owed);
 
 	/* adopted: every entry drained */
 	assert_int_equal(RUN(&out, &err, &fx->op, "--json", "outbox", "adopt", "--state-dir",
