@@ -410,6 +410,39 @@ static void a_killed_routers_outbox_is_adopted_and_nothing_acked_is_lost(void **
 	assert_int_equal(RUN(&out, &err, &fx->op, "reconcile"), 0);
 	free(out);
 	free(err);
+	/* its report lists what each live router owes (r1: it is alive) */
+	assert_int_equal(RUN(&out, &err, &fx->op, "--json", "report"), 0);
+	assert_non_null(o = cJSON_Parse(out));
+	{
+		const cJSON *rs = cJSON_GetObjectItemCaseSensitive(o, "owed_by_router"), *r;
+		int seen_r1 = 0;
+
+		assert_true(cJSON_IsArray(rs));
+		cJSON_ArrayForEach(r, rs)
+		{
+			const cJSON *id = cJSON_GetObjectItemCaseSensitive(r, "router");
+
+			assert_false(strcmp(id->valuestring, "r2") == 0); /* dead */
+			if (strcmp(id->valuestring, "r1") == 0) {
+				seen_r1 = 1;
+				assert_true(cJSON_IsNumber(
+				    cJSON_GetObjectItemCaseSensitive(r, "outbox_depth")));
+			}
+		}
+		assert_true(seen_r1);
+	}
+	cJSON_Delete(o);
+	free(out);
+	free(err);
+	assert_int_equal(RUN(&out, &err, &fx->op, "report", "--format", "markdown"), 0);
+	assert_non_null(strstr(out, "## Owed per router"));
+	assert_non_null(strstr(out, "| r1 |"));
+	free(out);
+	free(err);
+	assert_int_equal(RUN(&out, &err, &fx->op, "report", "--format", "html"), 0);
+	assert_non_null(strstr(out, "<h2>Owed per router"));
+	free(out);
+	free(err);
 	assert_non_null(git = tasks_in(&fx->op, "git"));
 	assert_non_null(etcd = tasks_in(&fx->op, "etcd"));
 	for (i = 0; i < N_TASKS; i++) {
