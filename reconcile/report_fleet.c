@@ -40,8 +40,10 @@ static int add_json(FILE *f, const char *text, const co_fleet_member *m, size_t 
 		if (!r || !cJSON_AddStringToObject(r, "router", m[i].id) ||
 		    !cJSON_AddStringToObject(r, "host", m[i].host) ||
 		    !cJSON_AddStringToObject(r, "state_dir", m[i].state_dir) ||
-		    !cJSON_AddNumberToObject(r, "outbox_depth", (double)m[i].outbox_depth) ||
-		    !cJSON_AddNumberToObject(r, "outbox_age_ms", (double)m[i].outbox_age_ms) ||
+		    !cJSON_AddNumberToObject(r, "outbox_depth",
+					     (double)m[i].outbox_depth) ||
+		    !cJSON_AddNumberToObject(r, "outbox_age_ms",
+					     (double)m[i].outbox_age_ms) ||
 		    !cJSON_AddItemToArray(arr, r)) {
 			cJSON_Delete(r);
 			arr = NULL;
@@ -73,15 +75,17 @@ static void html_text(FILE *f, const char *s)
 	}
 }
 
-static void write_section(FILE *f, co_report_format fmt, const co_fleet_member *m, size_t n)
+static void write_section(FILE *f, co_report_format fmt, const co_fleet_member *m,
+			  size_t n)
 {
 	size_t i;
 
 	if (fmt == CO_REPORT_MARKDOWN) {
 		if (!m) {
-			fputs("\n## Owed per router\n\nThe fleet's membership could not be "
-			      "read (etcd did not answer).\n",
-			      f);
+			fputs(
+			    "\n## Owed per router\n\nThe fleet's membership could not be "
+			    "read (etcd did not answer).\n",
+			    f);
 			return;
 		}
 		fprintf(f,
@@ -91,12 +95,14 @@ static void write_section(FILE *f, co_report_format fmt, const co_fleet_member *
 			total_owed(m, n), n);
 		for (i = 0; i < n; i++)
 			fprintf(f, "| %s | %s | %ld | %.1f | %s |\n", m[i].id, m[i].host,
-				m[i].outbox_depth, m[i].outbox_age_ms / 1000.0, m[i].state_dir);
+				m[i].outbox_depth, m[i].outbox_age_ms / 1000.0,
+				m[i].state_dir);
 		return;
 	}
 	if (fmt == CO_REPORT_HTML) {
 		if (!m) {
-			fputs("<h2>Owed per router</h2>\n<p>The fleet's membership could not "
+			fputs("<h2>Owed per router</h2>\n<p>The fleet's membership could "
+			      "not "
 			      "be read (etcd did not answer).</p>\n",
 			      f);
 			return;
@@ -111,8 +117,8 @@ static void write_section(FILE *f, co_report_format fmt, const co_fleet_member *
 			html_text(f, m[i].id);
 			fputs("</td><td>", f);
 			html_text(f, m[i].host);
-			fprintf(f, "</td><td>%ld</td><td>%.1f</td><td>", m[i].outbox_depth,
-				m[i].outbox_age_ms / 1000.0);
+			fprintf(f, "</td><td>%ld</td><td>%.1f</td><td>",
+				m[i].outbox_depth, m[i].outbox_age_ms / 1000.0);
 			html_text(f, m[i].state_dir);
 			fputs("</td></tr>\n", f);
 		}
@@ -120,7 +126,8 @@ static void write_section(FILE *f, co_report_format fmt, const co_fleet_member *
 		return;
 	}
 	if (!m) {
-		fputs("owed per router: unknown (the fleet's membership could not be read)\n",
+		fputs("owed per router: unknown (the fleet's membership could not be "
+		      "read)\n",
 		      f);
 		return;
 	}
@@ -143,8 +150,8 @@ int co_report_write_fleet(FILE *f, co_report_format fmt, const co_run *run,
 
 	if (!mem)
 		return co_error_set(CO_ENOMEM, "out of memory building the report");
-	error = co_report_write_with_timeline(mem, fmt, run, divs, history, min_consistency,
-					      rd, timeline);
+	error = co_report_write_with_timeline(mem, fmt, run, divs, history,
+					      min_consistency, rd, timeline);
 	if (fclose(mem) != 0 && error == 0)
 		error = co_error_set(CO_ENOMEM, "out of memory building the report");
 	if (error < 0 || !text) {

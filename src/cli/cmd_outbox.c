@@ -103,17 +103,19 @@ static int fleet_owner_alive(const co_config *c, const char *dir)
 	error = co_fleet_members(&m, &n, fleet);
 	co_fleet_close(fleet);
 	if (error < 0)
-		return co_cli_error_prefix(error, "outbox not adopted: cannot tell whether "
-						  "its router is alive");
+		return co_cli_error_prefix(error,
+					   "outbox not adopted: cannot tell whether "
+					   "its router is alive");
 	for (i = 0; i < n && error == 0; i++) {
 		char *abs = m[i].state_dir[0] ? realpath(m[i].state_dir, NULL) : NULL;
 
 		if (abs && strcmp(abs, dir) == 0)
-			error = co_error_set(CO_EINVAL,
-					     "outbox not adopted: %s belongs to live router %s "
-					     "(host %s, pid %ld, lease alive); it drains its own "
-					     "outbox",
-					     dir, m[i].id, m[i].host, m[i].pid);
+			error = co_error_set(
+			    CO_EINVAL,
+			    "outbox not adopted: %s belongs to live router %s "
+			    "(host %s, pid %ld, lease alive); it drains its own "
+			    "outbox",
+			    dir, m[i].id, m[i].host, m[i].pid);
 		free(abs);
 	}
 	free(m);
@@ -158,9 +160,9 @@ static int drain_dir(adopt_result *res, co_cli *ctx, const co_config *c, const c
 
 		/* the dead owner's backoffs say nothing about the stores now */
 		co_outbox_retry_now(NULL, cr->state, NULL);
-		res->error = co_router_drain(cr->router, NULL,
-					     (int)(deadline - now_ms() > 0 ? deadline - now_ms() : 0),
-					     &res->left);
+		res->error = co_router_drain(
+		    cr->router, NULL,
+		    (int)(deadline - now_ms() > 0 ? deadline - now_ms() : 0), &res->left);
 		if (res->left == 0 || now_ms() >= deadline)
 			break;
 		/* intents inside the in-flight window: drained once older */
@@ -184,42 +186,48 @@ static int adopt(co_cli *ctx, const char *dir_arg, int wait_ms)
 	if ((error = co_cli_config(&c, ctx)) < 0)
 		return error;
 	if ((dir = realpath(dir_arg, NULL)) == NULL)
-		return co_error_set(CO_EINVAL, "--state-dir %s: %s", dir_arg, strerror(errno));
+		return co_error_set(CO_EINVAL, "--state-dir %s: %s", dir_arg,
+				    strerror(errno));
 	snprintf(dbpath, sizeof dbpath, "%s/cutover.db", dir);
 	if (access(dbpath, F_OK) != 0) {
-		error = co_error_set(CO_EINVAL, "--state-dir %s: no outbox there (%s: %s)",
-				     dir_arg, dbpath, strerror(errno));
+		error =
+		    co_error_set(CO_EINVAL, "--state-dir %s: no outbox there (%s: %s)",
+				 dir_arg, dbpath, strerror(errno));
 		goto done;
 	}
 	own = realpath(c->state_dir, NULL);
 	if (own && strcmp(own, dir) == 0) {
-		error = co_error_set(CO_EINVAL,
-				     "outbox not adopted: %s is this configuration's own state "
-				     "dir (its routers drain it)",
-				     dir);
+		error = co_error_set(
+		    CO_EINVAL,
+		    "outbox not adopted: %s is this configuration's own state "
+		    "dir (its routers drain it)",
+		    dir);
 		goto done;
 	}
 	if (c->fleet_enabled && (error = fleet_owner_alive(c, dir)) < 0)
 		goto done;
 	if ((holder = db_holder(dir)) != 0) {
-		error = holder > 0 ? co_error_set(CO_EINVAL,
-						  "outbox not adopted: %s is open in process "
-						  "%ld (its router is alive)",
-						  dbpath, holder)
-				   : co_error_set(CO_EINVAL,
-						  "outbox not adopted: cannot tell whether %s "
-						  "is open in another process",
-						  dbpath);
+		error = holder > 0
+			    ? co_error_set(CO_EINVAL,
+					   "outbox not adopted: %s is open in process "
+					   "%ld (its router is alive)",
+					   dbpath, holder)
+			    : co_error_set(CO_EINVAL,
+					   "outbox not adopted: cannot tell whether %s "
+					   "is open in another process",
+					   dbpath);
 		goto done;
 	}
 	if ((error = drain_dir(&res, ctx, c, dir, wait_ms)) < 0)
 		goto done;
-	snprintf(what, sizeof what, "adopted the outbox of %s: %lld drained, %lld left", dir,
-		 (long long)(res.before - res.left), (long long)res.left);
+	snprintf(what, sizeof what, "adopted the outbox of %s: %lld drained, %lld left",
+		 dir, (long long)(res.before - res.left), (long long)res.left);
 	if ((error = co_state_open(&st, c->state_dir)) < 0 ||
-	    (error = co_audit_change_add(st, co_cli_who(), "outbox adopt", what, NULL)) < 0) {
-		error = co_cli_error_prefix(error, "outbox drained, but the audit trail was "
-						   "not written");
+	    (error = co_audit_change_add(st, co_cli_who(), "outbox adopt", what, NULL)) <
+		0) {
+		error =
+		    co_cli_error_prefix(error, "outbox drained, but the audit trail was "
+					       "not written");
 		goto done;
 	}
 	if (ctx->json) {
@@ -236,11 +244,12 @@ static int adopt(co_cli *ctx, const char *dir_arg, int wait_ms)
 		fflush(stdout);
 	}
 	if (res.left > 0)
-		error = co_error_set(CO_EUNAVAIL,
-				     "%lld outbox entries of %s left: a store did not take "
-				     "them%s%s; run it again when it answers, or reconcile",
-				     (long long)res.left, dir, res.error ? ": " : "",
-				     res.error ? co_error_last() : "");
+		error =
+		    co_error_set(CO_EUNAVAIL,
+				 "%lld outbox entries of %s left: a store did not take "
+				 "them%s%s; run it again when it answers, or reconcile",
+				 (long long)res.left, dir, res.error ? ": " : "",
+				 res.error ? co_error_last() : "");
 done:
 	co_state_close(st);
 	free(own);
@@ -251,17 +260,21 @@ done:
 int co_cli_outbox(int argc, char **argv, co_cli *ctx)
 {
 	const char *pos[2], *state_dir = NULL, *wait = NULL;
-	const co_cli_opt opts[] = {
-	    {"state-dir", &state_dir, NULL}, {"wait-drain", &wait, NULL}, {NULL, NULL, NULL}};
+	const co_cli_opt opts[] = {{"state-dir", &state_dir, NULL},
+				   {"wait-drain", &wait, NULL},
+				   {NULL, NULL, NULL}};
 	size_t n_pos = 0;
 	int r, wait_s = 30;
 
-	if ((r = co_cli_parse(pos, 2, &n_pos, ctx, argc, argv, opts, U_OUTBOX, h_outbox)) != 0)
+	if ((r = co_cli_parse(pos, 2, &n_pos, ctx, argc, argv, opts, U_OUTBOX,
+			      h_outbox)) != 0)
 		return r < 0 ? r : 0;
 	if (n_pos != 1 || strcmp(pos[0], "adopt") != 0)
-		return co_cli_usage_error(U_OUTBOX, "outbox: the one subcommand is adopt");
+		return co_cli_usage_error(U_OUTBOX,
+					  "outbox: the one subcommand is adopt");
 	if (!state_dir || !*state_dir)
-		return co_cli_usage_error(U_OUTBOX, "outbox adopt: --state-dir DIR is needed");
+		return co_cli_usage_error(U_OUTBOX,
+					  "outbox adopt: --state-dir DIR is needed");
 	if (wait && (r = co_cli_parse_wait(&wait_s, wait, U_OUTBOX)) < 0)
 		return r;
 	return adopt(ctx, state_dir, wait_s * 1000);

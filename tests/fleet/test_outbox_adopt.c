@@ -80,16 +80,19 @@ static int place_new(place *p, const fixture *fx, const char *id, int fleet, int
 		"state_dir: %s/state\n"
 		"admin_token_file: %s/admin.token\n"
 		"fleet: {enabled: %s, prefix: /fleet-test/, id: %s, ttl: 1s}\n",
-		fx->repo, fx->etcd.endpoint, p->dir, p->dir, fleet ? "true" : "false", id);
+		fx->repo, fx->etcd.endpoint, p->dir, p->dir, fleet ? "true" : "false",
+		id);
 	fclose(f);
 	snprintf(p->e_config, sizeof p->e_config, "CUTOVER_CONFIG=%s", path);
-	snprintf(p->e_path, sizeof p->e_path, "PATH=%s", getenv("PATH") ? getenv("PATH") : "");
+	snprintf(p->e_path, sizeof p->e_path, "PATH=%s",
+		 getenv("PATH") ? getenv("PATH") : "");
 	snprintf(p->e_home, sizeof p->e_home, "HOME=%s", p->dir);
 	p->env[n++] = p->e_config;
 	p->env[n++] = p->e_path;
 	p->env[n++] = p->e_home;
 	if (faulty) { /* its writes fail while fx->ctl says so */
-		snprintf(p->e_preload, sizeof p->e_preload, "LD_PRELOAD=%s", CUTOVER_FAULTS_LIB);
+		snprintf(p->e_preload, sizeof p->e_preload, "LD_PRELOAD=%s",
+			 CUTOVER_FAULTS_LIB);
 		snprintf(p->e_ctl, sizeof p->e_ctl, "CUTOVER_FAULTS_CTL=%s", fx->ctl);
 		p->env[n++] = p->e_preload;
 		p->env[n++] = p->e_ctl;
@@ -110,7 +113,8 @@ static int setup(void **state)
 	    co_test_tmpdir(dir, sizeof dir) != 0)
 		return -1;
 	snprintf(fx->ctl, sizeof fx->ctl, "%s/faults.ctl", dir);
-	if (place_new(&fx->r1, fx, "r1", 1, 0) != 0 || place_new(&fx->r2, fx, "r2", 1, 1) != 0 ||
+	if (place_new(&fx->r1, fx, "r1", 1, 0) != 0 ||
+	    place_new(&fx->r2, fx, "r2", 1, 1) != 0 ||
 	    place_new(&fx->op, fx, "operator", 1, 0) != 0 ||
 	    place_new(&fx->off, fx, "off", 0, 0) != 0 ||
 	    place_new(&fx->opf, fx, "operator-f", 1, 1) != 0)
@@ -162,8 +166,8 @@ static int run(char **out, char **err, const place *p, const char *const *argv)
 	int rc = co_test_cutover(out, err, p->env, argv);
 
 	if (rc != 0 && err && *err) /* what a failing step said, for the log */
-		fprintf(stderr, "cutover %s %s: exit %d: %s", argv[0], argv[1] ? argv[1] : "",
-			rc, *err);
+		fprintf(stderr, "cutover %s %s: exit %d: %s", argv[0],
+			argv[1] ? argv[1] : "", rc, *err);
 	return rc;
 }
 
@@ -185,7 +189,8 @@ static int listed(const place *p, const char *id, int current)
 		const cJSON *v = cJSON_GetObjectItemCaseSensitive(r, "id");
 
 		if (cJSON_IsString(v) && strcmp(v->valuestring, id) == 0 &&
-		    !(current && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(r, "behind"))))
+		    !(current &&
+		      cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(r, "behind"))))
 			found = 1;
 	}
 	cJSON_Delete(o);
@@ -257,8 +262,8 @@ static void *load_main(void *arg)
 		long status;
 
 		snprintf(path, sizeof path, "/v1/tasks/T%02d/claim", i);
-		status = co_test_http_on(c, &resp, l->base, "POST", path, CLAIM, strlen(CLAIM),
-					 NULL);
+		status = co_test_http_on(c, &resp, l->base, "POST", path, CLAIM,
+					 strlen(CLAIM), NULL);
 		if (status != 200 && status > 0)
 			print_message("claim T%02d: %ld %s\n", i, status, resp.body);
 		free(resp.body);
@@ -299,7 +304,8 @@ static int claimed_in(const cJSON *tasks, const char *id, const char *owner)
 
 		if (cJSON_IsString(i) && strcmp(i->valuestring, id) == 0)
 			return cJSON_IsString(o) && strcmp(o->valuestring, owner) == 0 &&
-			       cJSON_IsString(s) && strcmp(s->valuestring, "claimed") == 0;
+			       cJSON_IsString(s) &&
+			       strcmp(s->valuestring, "claimed") == 0;
 	}
 	return 0;
 }
@@ -336,7 +342,8 @@ static void a_killed_routers_outbox_is_adopted_and_nothing_acked_is_lost(void **
 		char body[64];
 
 		snprintf(body, sizeof body, "{\"id\":\"T%02d\"}", i);
-		co_test_http(&resp, s1.base, "POST", "/v1/tasks", body, strlen(body), NULL);
+		co_test_http(&resp, s1.base, "POST", "/v1/tasks", body, strlen(body),
+			     NULL);
 		assert_int_equal(resp.status, 201);
 		free(resp.body);
 	}
@@ -347,7 +354,8 @@ static void a_killed_routers_outbox_is_adopted_and_nothing_acked_is_lost(void **
 	l.base = s2.base;
 	atomic_init(&l.n_acked, 0);
 	assert_int_equal(pthread_create(&th, NULL, load_main, &l), 0);
-	for (waited = 0; atomic_load(&l.n_acked) < N_TASKS / 3 && waited < 60000; waited += 20)
+	for (waited = 0; atomic_load(&l.n_acked) < N_TASKS / 3 && waited < 60000;
+	     waited += 20)
 		nanosleep(&pause, NULL);
 	kill(co_test_serve_child_serve_pid(&s2), SIGKILL); /* mid-load */
 	waitpid(s2.pid, NULL, 0);
@@ -355,7 +363,8 @@ static void a_killed_routers_outbox_is_adopted_and_nothing_acked_is_lost(void **
 	pthread_join(th, NULL);
 	git_faults(fx, 0);
 	n_acked = atomic_load(&l.n_acked);
-	print_message("claims acknowledged by r2 before it died: %d of %d\n", n_acked, N_TASKS);
+	print_message("claims acknowledged by r2 before it died: %d of %d\n", n_acked,
+		      N_TASKS);
 	assert_true(n_acked >= N_TASKS / 3 && n_acked < N_TASKS);
 	owed = outbox_depth(r2_state);
 	print_message("entries in r2's outbox at its death: %lld\n", (long long)owed);
@@ -371,7 +380,8 @@ static void a_killed_routers_outbox_is_adopted_and_nothing_acked_is_lost(void **
 	snprintf(m.host, sizeof m.host, "h");
 	snprintf(m.state_dir, sizeof m.state_dir, "%.200s", r2_state);
 	assert_int_equal(co_fleet_register(&reg, fleet, &m, 5, NULL, NULL), 0);
-	assert_int_equal(RUN(&out, &err, &fx->op, "outbox", "adopt", "--state-dir", r2_state), 1);
+	assert_int_equal(
+	    RUN(&out, &err, &fx->op, "outbox", "adopt", "--state-dir", r2_state), 1);
 	assert_non_null(strstr(err, "live router r2-ghost"));
 	free(out);
 	free(err);
@@ -381,8 +391,8 @@ static void a_killed_routers_outbox_is_adopted_and_nothing_acked_is_lost(void **
 
 	/* adopted where git does not take writes: exit 2, every entry kept */
 	git_faults(fx, 1);
-	assert_int_equal(RUN(&out, &err, &fx->opf, "outbox", "adopt", "--state-dir", r2_state,
-			     "--wait-drain", "1s"),
+	assert_int_equal(RUN(&out, &err, &fx->opf, "outbox", "adopt", "--state-dir",
+			     r2_state, "--wait-drain", "1s"),
 			 2);
 	assert_non_null(strstr(err, "left"));
 	free(out);
@@ -391,12 +401,13 @@ static void a_killed_routers_outbox_is_adopted_and_nothing_acked_is_lost(void **
 	assert_int_equal(outbox_depth(r2_state), owed);
 
 	/* adopted: every entry drained */
-	assert_int_equal(RUN(&out, &err, &fx->op, "--json", "outbox", "adopt", "--state-dir",
-			     r2_state, "--wait-drain", "40s"),
+	assert_int_equal(RUN(&out, &err, &fx->op, "--json", "outbox", "adopt",
+			     "--state-dir", r2_state, "--wait-drain", "40s"),
 			 0);
 	assert_non_null(o = cJSON_Parse(out));
 	assert_int_equal(cJSON_GetObjectItemCaseSensitive(o, "left")->valueint, 0);
-	assert_int_equal(cJSON_GetObjectItemCaseSensitive(o, "before")->valueint, (int)owed);
+	assert_int_equal(cJSON_GetObjectItemCaseSensitive(o, "before")->valueint,
+			 (int)owed);
 	cJSON_Delete(o);
 	free(out);
 	free(err);
@@ -414,7 +425,8 @@ static void a_killed_routers_outbox_is_adopted_and_nothing_acked_is_lost(void **
 	assert_int_equal(RUN(&out, &err, &fx->op, "--json", "report"), 0);
 	assert_non_null(o = cJSON_Parse(out));
 	{
-		const cJSON *rs = cJSON_GetObjectItemCaseSensitive(o, "owed_by_router"), *r;
+		const cJSON *rs = cJSON_GetObjectItemCaseSensitive(o, "owed_by_router"),
+			    *r;
 		int seen_r1 = 0;
 
 		assert_true(cJSON_IsArray(rs));
@@ -453,7 +465,8 @@ static void a_killed_routers_outbox_is_adopted_and_nothing_acked_is_lost(void **
 		snprintf(id, sizeof id, "T%02d", i);
 		if (!claimed_in(git, id, "s-load") || !claimed_in(etcd, id, "s-load"))
 			fail_msg("acknowledged claim of %s lost (git %d, etcd %d)", id,
-				 claimed_in(git, id, "s-load"), claimed_in(etcd, id, "s-load"));
+				 claimed_in(git, id, "s-load"),
+				 claimed_in(etcd, id, "s-load"));
 	}
 	cJSON_Delete(git);
 	cJSON_Delete(etcd);
@@ -471,12 +484,14 @@ static void adopting_a_live_routers_dir_is_refused_and_changes_nothing(void **st
 	assert_int_equal(wait_router(&fx->op, "r1", 1, 10000), 0);
 
 	/* fleet mode: its membership record names the dir */
-	assert_int_equal(RUN(&out, &err, &fx->op, "outbox", "adopt", "--state-dir", r1_state), 1);
+	assert_int_equal(
+	    RUN(&out, &err, &fx->op, "outbox", "adopt", "--state-dir", r1_state), 1);
 	assert_non_null(strstr(err, "live router r1"));
 	free(out);
 	free(err);
 	/* one host, no fleet: the database is open in its process */
-	assert_int_equal(RUN(&out, &err, &fx->off, "outbox", "adopt", "--state-dir", r1_state), 1);
+	assert_int_equal(
+	    RUN(&out, &err, &fx->off, "outbox", "adopt", "--state-dir", r1_state), 1);
 	assert_non_null(strstr(err, "is open in process"));
 	free(out);
 	free(err);
@@ -486,7 +501,8 @@ static void adopting_a_live_routers_dir_is_refused_and_changes_nothing(void **st
 	free(out);
 	free(err);
 	/* its own dir, and bad usage: exit 1 */
-	assert_int_equal(RUN(&out, &err, &fx->r1, "outbox", "adopt", "--state-dir", r1_state), 1);
+	assert_int_equal(
+	    RUN(&out, &err, &fx->r1, "outbox", "adopt", "--state-dir", r1_state), 1);
 	assert_non_null(strstr(err, "own state dir"));
 	free(out);
 	free(err);
@@ -501,9 +517,11 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(
-		a_killed_routers_outbox_is_adopted_and_nothing_acked_is_lost, setup, teardown),
+		a_killed_routers_outbox_is_adopted_and_nothing_acked_is_lost, setup,
+		teardown),
 	    cmocka_unit_test_setup_teardown(
-		adopting_a_live_routers_dir_is_refused_and_changes_nothing, setup, teardown),
+		adopting_a_live_routers_dir_is_refused_and_changes_nothing, setup,
+		teardown),
 	};
 
 	if (getenv("CMOCKA_FILTER"))
