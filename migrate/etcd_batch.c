@@ -20,6 +20,7 @@
  */
 #include "migrate_internal.h"
 
+#include "../src/core/b64.h"
 #include "../src/core/error.h"
 
 #include <cjson/cJSON.h>
@@ -64,72 +65,6 @@ static size_t on_data(char *ptr, size_t size, size_t nmemb, void *ud)
 	b->n += n;
 	b->p[b->n] = '\0';
 	return n;
-}
-
-static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-static char *b64_encode(const char *s, size_t n)
-{
-	char *out = malloc(4 * ((n + 2) / 3) + 1), *o = out;
-	size_t i;
-
-	if (!out)
-		return NULL;
-	for (i = 0; i + 2 < n; i += 3) {
-		unsigned v = ((unsigned char)s[i] << 16) | ((unsigned char)s[i + 1] << 8) |
-			     (unsigned char)s[i + 2];
-		*o++ = b64[v >> 18];
-		*o++ = b64[(v >> 12) & 63];
-		*o++ = b64[(v >> 6) & 63];
-		*o++ = b64[v & 63];
-	}
-	if (i < n) {
-		unsigned v = (unsigned char)s[i] << 16;
-
-		if (i + 1 < n)
-			v |= (unsigned char)s[i + 1] << 8;
-		*o++ = b64[v >> 18];
-		*o++ = b64[(v >> 12) & 63];
-		*o++ = i + 1 < n ? b64[(v >> 6) & 63] : '=';
-		*o++ = '=';
-	}
-	*o = '\0';
-	return out;
-}
-
-static int b64_val(char c)
-{
-	const char *p = c ? strchr(b64, c) : NULL;
-
-	return p ? (int)(p - b64) : -1;
-}
-
-/* Decode into a malloc'd, NUL-terminated buffer; *len its length.  NULL on
- * bad input or OOM. */
-static char *b64_decode(const char *s, size_t *len)
-{
-	size_t n = strlen(s), o = 0, i;
-	char *out = malloc(n / 4 * 3 + 4);
-	unsigned acc = 0;
-	int bits = 0, v;
-
-	if (!out)
-		return NULL;
-	for (i = 0; i < n && s[i] != '='; i++) {
-		if ((v = b64_val(s[i])) < 0) {
-			free(out);
-			return NULL;
-		}
-		acc = (acc << 6) | (unsigned)v;
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			out[o++] = (char)((acc >> bits) & 0xff);
-		}
-	}
-	out[o] = '\0';
-	*len = o;
-	return out;
 }
 
 static char *xstrdup(const char *s)
@@ -345,7 +280,7 @@ static int64_t int_field(const cJSON *o, const char *name)
 
 static int add_b64(cJSON *o, const char *name, const char *s, size_t n)
 {
-	char *e = b64_encode(s, n);
+	char *e = co_b64_encode(s, n);
 	int ok = e && cJSON_AddStringToObject(o, name, e) != NULL;
 
 	free(e);
@@ -407,7 +342,7 @@ int co_etcd_batch_list(co_mig_set *out, int64_t *revision, co_etcd_batch *b,
 			size_t kn = 0, vn = 0;
 			co_record *r = NULL;
 
-			if (!cJSON_IsString(k) || (kd = b64_decode(k->valuestring, &kn)) == NULL) {
+			if (!cJSON_IsString(k) || (kd = co_b64_decode(k->valuestring, &kn)) == NULL) {
 				error = co_error_set(CO_EUNAVAIL, "etcd: bad key in range reply");
 				goto done;
 			}
@@ -426,7 +361,7 @@ int co_etcd_batch_list(co_mig_set *out, int64_t *revision, co_etcd_batch *b,
 			memcpy(start, kd, kn);
 			start[kn] = '\0';
 			klen = kn + 1;
-			vd = cJSON_IsString(v) ? b64_decode(v->valuestring, &vn) : strdup("");
+			vd = cJSON_IsString(v) ? co_b64_decode(v->valuestring, &vn) : strdup("");
 			if (!vd || co_record_from_json(&r, vd, vn) < 0) {
 				char why[512];
 

@@ -291,4 +291,16 @@ typedef struct co_fleet_call {
 int co_fleet_fanout(co_fleet_call *calls, size_t n, const char *path, const char *body,
 		    const char *token, int timeout_ms);
 
+/* Largest answer co_fleet_fanout_get keeps (a bigger one fails that call). */
+#define CO_FLEET_ANSWER_MAX (64u << 20)
+
+/*
+ * GET url+path of every call at once, as co_fleet_fanout; answers[i] (n
+ * of them, caller's array) gets the whole 2xx answer, malloc'd (caller
+ * frees), or NULL where the call failed (calls[i].error says why).
+ * Returns how many answered 2xx, or CO_ENOMEM.
+ */
+int co_fleet_fanout_get(co_fleet_call *calls, size_t n, const char *path, const char *token,
+			int timeout_ms, char **answers);
+
 #endif

@@ -1,7 +1,8 @@
 /*
  * fleet_fanout.c - the kill switch without etcd: the routers last seen,
- * cached in a file, and one admin POST to each of them in parallel (curl
- * multi), for `cutover rollback --fleet` (fleet.h).
+ * cached in a file, and one admin call to each of them in parallel (curl
+ * multi): a POST for `cutover rollback --fleet`, a GET whose whole answers
+ * are kept for `cutover audit --fleet` (fleet.h).
  */
 #include "router/fleet_private.h"
 
@@ -85,6 +86,7 @@ struct body {
 	size_t len;
 };
 
+/* The answer's start, into call->answer (512 bytes). */
 static size_t keep(char *data, size_t size, size_t nmemb, void *ctx)
 {
 	struct body *b = ctx;
@@ -98,25 +100,69 @@ static size_t keep(char *data, size_t size, size_t nmemb, void *ctx)
 	return n;
 }
 
+/* The whole answer (up to CO_FLEET_ANSWER_MAX), malloc'd. */
+struct whole {
+	char *p;
+	size_t len;
+	co_fleet_call *call;
+};
+
+static size_t keep_whole(char *data, size_t size, size_t nmemb, void *ctx)
+{
+	struct whole *w = ctx;
+	size_t n = size * nmemb;
+	char *grown;
+
+	if (w->len + n > CO_FLEET_ANSWER_MAX ||
+	    (grown = realloc(w->p, w->len + n + 1)) == NULL)
+		return 0; /* curl fails the transfer: said in the call's error */
+	w->p = grown;
+	memcpy(w->p + w->len, data, n);
+	w->len += n;
+	w->p[w->len] = '\0';
+	keep(data, size, nmemb, &(struct body){w->call->answer, strlen(w->call->answer)});
+	return n;
+}
+
+static int fanout(co_fleet_call *calls, size_t n, const char *path, const char *body,
+		  const char *token, int timeout_ms, char **answers);
+
 int co_fleet_fanout(co_fleet_call *calls, size_t n, const char *path, const char *body,
 		    const char *token, int timeout_ms)
+{
+	return fanout(calls, n, path, body, token, timeout_ms, NULL);
+}
+
+int co_fleet_fanout_get(co_fleet_call *calls, size_t n, const char *path, const char *token,
+			int timeout_ms, char **answers)
+{
+	return fanout(calls, n, path, NULL, token, timeout_ms, answers);
+}
+
+/* body NULL: a GET whose whole answers go into answers[i] (NULL where
+ * none came), else a POST of body keeping each answer's start. */
+static int fanout(co_fleet_call *calls, size_t n, const char *path, const char *body,
+		  const char *token, int timeout_ms, char **answers)
 {
 	CURLM *multi = curl_multi_init();
 	CURL **h = calloc(n + 1, sizeof *h);
 	struct curl_slist *hdr = NULL;
 	struct body *bodies = calloc(n + 1, sizeof *bodies);
+	struct whole *wholes = calloc(n + 1, sizeof *wholes);
 	char auth[600];
 	size_t i;
 	int running = 0, answered = 0;
 	CURLMsg *msg;
 
-	if (!multi || !h || !bodies) {
+	if (!multi || !h || !bodies || !wholes) {
 		curl_multi_cleanup(multi);
 		free(h);
 		free(bodies);
+		free(wholes);
 		return co_error_set(CO_ENOMEM, "out of memory");
 	}
-	hdr = curl_slist_append(hdr, "Content-Type: application/json");
+	if (body)
+		hdr = curl_slist_append(hdr, "Content-Type: application/json");
 	if (token && *token) {
 		snprintf(auth, sizeof auth, "Authorization: Bearer %s", token);
 		hdr = curl_slist_append(hdr, auth);
@@ -127,6 +173,8 @@ int co_fleet_fanout(co_fleet_call *calls, size_t n, const char *path, const char
 		calls[i].status = 0;
 		calls[i].error[0] = '\0';
 		calls[i].answer[0] = '\0';
+		if (answers)
+			answers[i] = NULL;
 		if (!calls[i].url[0]) {
 			snprintf(calls[i].error, sizeof calls[i].error, "no admin URL registered");
 			continue;
@@ -139,13 +187,20 @@ int co_fleet_fanout(co_fleet_call *calls, size_t n, const char *path, const char
 		}
 		curl_easy_setopt(h[i], CURLOPT_URL, url);
 		curl_easy_setopt(h[i], CURLOPT_HTTPHEADER, hdr);
-		curl_easy_setopt(h[i], CURLOPT_POSTFIELDS, body);
+		if (body)
+			curl_easy_setopt(h[i], CURLOPT_POSTFIELDS, body);
 		curl_easy_setopt(h[i], CURLOPT_NOPROXY, "*");
 		curl_easy_setopt(h[i], CURLOPT_NOSIGNAL, 1L);
 		curl_easy_setopt(h[i], CURLOPT_TIMEOUT_MS, (long)timeout_ms);
 		curl_easy_setopt(h[i], CURLOPT_CONNECTTIMEOUT_MS, (long)timeout_ms);
-		curl_easy_setopt(h[i], CURLOPT_WRITEFUNCTION, keep);
-		curl_easy_setopt(h[i], CURLOPT_WRITEDATA, &bodies[i]);
+		if (answers) {
+			wholes[i].call = &calls[i];
+			curl_easy_setopt(h[i], CURLOPT_WRITEFUNCTION, keep_whole);
+			curl_easy_setopt(h[i], CURLOPT_WRITEDATA, &wholes[i]);
+		} else {
+			curl_easy_setopt(h[i], CURLOPT_WRITEFUNCTION, keep);
+			curl_easy_setopt(h[i], CURLOPT_WRITEDATA, &bodies[i]);
+		}
 		curl_easy_setopt(h[i], CURLOPT_PRIVATE, (char *)&calls[i]);
 		curl_multi_add_handle(multi, h[i]);
 	}
@@ -180,10 +235,15 @@ int co_fleet_fanout(co_fleet_call *calls, size_t n, const char *path, const char
 		if (calls[i].status && (calls[i].status < 200 || calls[i].status >= 300))
 			snprintf(calls[i].error, sizeof calls[i].error, "HTTP %ld: %.200s",
 				 calls[i].status, calls[i].answer);
+		if (answers && !calls[i].error[0])
+			answers[i] = wholes[i].p;
+		else
+			free(wholes[i].p);
 	}
 	curl_slist_free_all(hdr);
 	curl_multi_cleanup(multi);
 	free(h);
 	free(bodies);
+	free(wholes);
 	return answered;
 }

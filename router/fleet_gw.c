@@ -11,67 +11,18 @@
 
 #include <curl/curl.h>
 
+#include "core/b64.h"
 #include "core/error.h"
 
-static const char b64chars[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
+/* The store's base64 (core/b64.h: OpenSSL), under the fleet's names. */
 char *co_fleet__b64(const char *p, size_t len)
 {
-	const unsigned char *s = (const unsigned char *)p;
-	char *out = malloc((len + 2) / 3 * 4 + 1), *o = out;
-	size_t i;
-
-	if (!out)
-		return NULL;
-	for (i = 0; i + 2 < len; i += 3) {
-		*o++ = b64chars[s[i] >> 2];
-		*o++ = b64chars[((s[i] & 3) << 4) | (s[i + 1] >> 4)];
-		*o++ = b64chars[((s[i + 1] & 15) << 2) | (s[i + 2] >> 6)];
-		*o++ = b64chars[s[i + 2] & 63];
-	}
-	if (i < len) {
-		*o++ = b64chars[s[i] >> 2];
-		if (i + 1 < len) {
-			*o++ = b64chars[((s[i] & 3) << 4) | (s[i + 1] >> 4)];
-			*o++ = b64chars[(s[i + 1] & 15) << 2];
-		} else {
-			*o++ = b64chars[(s[i] & 3) << 4];
-			*o++ = '=';
-		}
-		*o++ = '=';
-	}
-	*o = '\0';
-	return out;
+	return co_b64_encode(p, len);
 }
 
 char *co_fleet__unb64(const char *in, size_t *len)
 {
-	size_t n = strlen(in), o = 0;
-	char *out = malloc(n / 4 * 3 + 4);
-	unsigned acc = 0;
-	int bits = 0;
-
-	if (!out)
-		return NULL;
-	for (; *in && *in != '='; in++) {
-		const char *c = strchr(b64chars, *in);
-
-		if (!c || !*in) {
-			free(out);
-			return NULL;
-		}
-		acc = (acc << 6) | (unsigned)(c - b64chars);
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			out[o++] = (char)((acc >> bits) & 0xff);
-		}
-	}
-	out[o] = '\0';
-	if (len)
-		*len = o;
-	return out;
+	return co_b64_decode(in, len);
 }
 
 void co_fleet__deadline(struct timespec *ts, int ms)

@@ -111,6 +111,22 @@ int co_cli_open_router(co_cli_router **out, co_cli *ctx);
 int co_cli_router_opts(co_router_opts *o, const co_config *c, co_cli_router *cr);
 
 /*
+ * Fleet commands (cli_fleet.c).  The live routers, from etcd (and the
+ * cache in the state dir rewritten), or when etcd does not answer from
+ * that cache, saying so on stderr as `cmd`: *out malloc'd (caller frees).
+ * CO_EINVAL when the configuration is not in fleet mode, CO_ENOTFOUND
+ * when etcd does not answer and nothing is cached.
+ */
+struct co_fleet_member;
+int co_cli_fleet_routers(struct co_fleet_member **out, size_t *n, const co_config *c,
+			 const char *cmd);
+
+/* The admin token to call routers with (NULL: none, or unreadable, said
+ * on stderr).  Free with co_cli_fleet_token_free (it is wiped). */
+char *co_cli_fleet_token(const co_config *c, const char *cmd);
+void co_cli_fleet_token_free(char *token);
+
+/*
  * Drain the outbox for at most `drain_ms` (0: not at all), then close
  * everything.  Pending entries stay in the outbox for the next router.
  * Accepts NULL.

@@ -8,6 +8,11 @@
  * paged, oldest first by default (as a log reads), newest first with
  * --newest.  It reads only the state database: it works while both stores
  * are down.  The rows hold flag settings and reasons, never record values.
+ *
+ * With --fleet (fleet mode) the trail of every live router is read through
+ * its admin API (GET /v1/admin/audit, the same filters) in parallel and
+ * merged by time, each row naming its router: each router keeps its own
+ * trail in its own state database (docs/design-changes.md says why).
  */
 #include "cli.h"
 
@@ -15,7 +20,10 @@
 #include "../core/error.h"
 #include "../core/state.h"
 #include "flags/flags.h"
+#include "router/fleet.h"
 
+#include <cjson/cJSON.h>
+#include <curl/curl.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,7 +31,7 @@
 
 #define U_AUDIT                                                                          \
 	"cutover audit [--since T] [--until T] [--op OP] [--kind KIND] [--limit N]\n"    \
-	"              [--cursor C] [--newest] [--json]"
+	"              [--cursor C] [--newest] [--fleet] [--json]"
 
 #define LIMIT_DEFAULT 100
 #define LIMIT_MAX 10000
@@ -46,17 +54,24 @@ static const char h_audit[] =
     "  --limit N     rows per page (default 100, at most 10000)\n"
     "  --cursor C    the next page: C is what the previous page printed\n"
     "  --newest      newest first\n"
+    "  --fleet       every live router's trail (fleet mode), read through its\n"
+    "                admin API with the admin token and merged by time; each row\n"
+    "                names its router (no --cursor: narrow with --since/--until)\n"
     "  --json        "
     "{\"changes\":[{\"seq\",\"time\",\"ts_ms\",\"who\",\"action\",\"kind\",\n"
     "                \"detail\",\"why\"}],\"next_cursor\":C|null,\"order\":...}\n\n"
     "When more rows match than a page holds, the text output ends with the\n"
     "command for the next page (on stderr) and --json gives next_cursor.\n\n"
     "Exit status: 0 ok (also when nothing matches), 1 bad usage or value,\n"
-    "2 the state database cannot be read.\n\n"
+    "2 the state database cannot be read (--fleet: a router did not answer;\n"
+    "the others' rows are printed).\n\n"
     "Examples:\n"
     "  cutover audit --since 2h\n"
     "  cutover audit --kind trip --newest --limit 5\n"
-    "  cutover --json audit --op task_claim --since 2026-12-05T00:00:00Z\n";
+    "  cutover --json audit --op task_claim --since 2026-12-05T00:00:00Z\n"
+    "  cutover audit --fleet --kind trip --since 1d\n";
+
+#define FLEET_CALL_MS 15000
 
 static int parse_int(int64_t *out, const char *opt, const char *s, int64_t min,
 		     int64_t max)
@@ -109,15 +124,198 @@ static void print_text(const co_audit_change_list *l)
 	}
 }
 
+/* ---- --fleet ---- */
+
+/* Append "&name=value" (value escaped) to q; 0 or CO_ENOMEM. */
+static int add_param(char *q, size_t len, const char *name, const char *value)
+{
+	char *e;
+	size_t used = strlen(q);
+
+	if (!value)
+		return 0;
+	if ((e = curl_easy_escape(NULL, value, 0)) == NULL)
+		return co_error_set(CO_ENOMEM, "out of memory");
+	snprintf(q + used, len - used, "%s%s=%s", used ? "&" : "", name, e);
+	curl_free(e);
+	return 0;
+}
+
+static double num(const cJSON *o, const char *k)
+{
+	return cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(o, k));
+}
+
+static const char *str(const cJSON *o, const char *k)
+{
+	const char *s = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, k));
+
+	return s ? s : "";
+}
+
+static int by_time(const void *a, const void *b)
+{
+	const cJSON *x = *(const cJSON *const *)a, *y = *(const cJSON *const *)b;
+	double tx = num(x, "ts_ms"), ty = num(y, "ts_ms");
+	int r = strcmp(str(x, "router"), str(y, "router"));
+
+	if (tx != ty)
+		return tx < ty ? -1 : 1;
+	if (r)
+		return r;
+	return num(x, "seq") < num(y, "seq") ? -1 : num(x, "seq") > num(y, "seq");
+}
+
+static void print_fleet_text(cJSON *const *rows, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		const cJSON *r = rows[i];
+
+		printf("%s  %s  #%lld  %-9s %s  %s: %s", str(r, "time"), str(r, "router"),
+		       (long long)num(r, "seq"), str(r, "kind"), str(r, "who"),
+		       str(r, "action"), *str(r, "detail") ? str(r, "detail") : "-");
+		if (*str(r, "why"))
+			printf("  (why: %s)", str(r, "why"));
+		putchar('\n');
+	}
+}
+
+/*
+ * Every live router's page for the same filters, merged by time: the
+ * first `limit` rows of the union (each router's own first `limit` rows
+ * hold them all).  CO_EUNAVAIL, after printing, when a router did not
+ * answer.
+ */
+static int audit_fleet(co_cli *ctx, const char *query, size_t limit, int newest)
+{
+	const co_config *c;
+	co_fleet_member *m = NULL;
+	co_fleet_call *calls = NULL;
+	char **answers = NULL, *token = NULL, path[2048], missed[1024] = "";
+	cJSON *all = cJSON_CreateArray(), *out = cJSON_CreateObject(), *routers, **rows = NULL;
+	size_t n = 0, i, nrows = 0, used = 0;
+	int error, answered;
+
+	if ((error = co_cli_config(&c, ctx)) < 0 ||
+	    (error = co_cli_fleet_routers(&m, &n, c, "audit --fleet")) < 0)
+		goto done;
+	token = co_cli_fleet_token(c, "audit --fleet");
+	snprintf(path, sizeof path, "/v1/admin/audit?%s", query);
+	if (!all || !out || !(routers = cJSON_AddArrayToObject(out, "routers")) ||
+	    !(calls = calloc(n + 1, sizeof *calls)) ||
+	    !(answers = calloc(n + 1, sizeof *answers))) {
+		error = co_error_set(CO_ENOMEM, "out of memory");
+		goto done;
+	}
+	for (i = 0; i < n; i++)
+		snprintf(calls[i].url, sizeof calls[i].url, "%s", m[i].admin_url);
+	if ((error = answered =
+		 co_fleet_fanout_get(calls, n, path, token, FLEET_CALL_MS, answers)) < 0)
+		goto done;
+	for (i = 0; i < n; i++) {
+		cJSON *page = answers[i] ? cJSON_Parse(answers[i]) : NULL, *row, *r;
+		const cJSON *ch = cJSON_GetObjectItemCaseSensitive(page, "changes");
+
+		if (answers[i] && !cJSON_IsArray(ch)) {
+			snprintf(calls[i].error, sizeof calls[i].error,
+				 "its answer is not an audit page");
+			answered--;
+		}
+		r = cJSON_CreateObject();
+		cJSON_AddStringToObject(r, "id", m[i].id);
+		cJSON_AddStringToObject(r, "admin_url", m[i].admin_url);
+		cJSON_AddBoolToObject(r, "answered", !calls[i].error[0]);
+		cJSON_AddStringToObject(r, "error", calls[i].error);
+		cJSON_AddItemToArray(routers, r);
+		if (calls[i].error[0]) {
+			fprintf(stderr, "cutover: audit --fleet: %s %s: %s\n", m[i].id,
+				m[i].admin_url[0] ? m[i].admin_url : "-", calls[i].error);
+			if (used < sizeof missed - 1)
+				used += (size_t)snprintf(missed + used, sizeof missed - used,
+							 "%s%s", used ? ", " : "", m[i].id);
+		}
+		cJSON_ArrayForEach(row, ch)
+		{
+			cJSON *copy = cJSON_Duplicate(row, 1);
+
+			if (copy && cJSON_AddStringToObject(copy, "router", m[i].id))
+				cJSON_AddItemToArray(all, copy);
+			else
+				cJSON_Delete(copy);
+		}
+		cJSON_Delete(page);
+	}
+	nrows = (size_t)cJSON_GetArraySize(all);
+	if ((rows = calloc(nrows + 1, sizeof *rows)) == NULL) {
+		error = co_error_set(CO_ENOMEM, "out of memory");
+		goto done;
+	}
+	i = 0;
+	{
+		cJSON *row;
+
+		cJSON_ArrayForEach(row, all) rows[i++] = row;
+	}
+	qsort(rows, nrows, sizeof *rows, by_time);
+	if (newest)
+		for (i = 0; i < nrows / 2; i++) {
+			cJSON *t = rows[i];
+
+			rows[i] = rows[nrows - 1 - i];
+			rows[nrows - 1 - i] = t;
+		}
+	if (nrows > limit)
+		nrows = limit;
+	if (ctx->json) {
+		cJSON *changes = cJSON_AddArrayToObject(out, "changes");
+		char *text;
+
+		for (i = 0; changes && i < nrows; i++)
+			cJSON_AddItemReferenceToArray(changes, rows[i]);
+		cJSON_AddStringToObject(out, "order", newest ? "newest" : "oldest");
+		if ((text = cJSON_PrintUnformatted(out)) == NULL) {
+			error = co_error_set(CO_ENOMEM, "out of memory");
+			goto done;
+		}
+		puts(text);
+		free(text);
+	} else {
+		print_fleet_text(rows, nrows);
+		if (nrows == 0)
+			fprintf(stderr, "cutover: no audit rows match on %d of %zu routers\n",
+				answered, n);
+	}
+	error = (size_t)answered == n
+		    ? 0
+		    : co_error_set(CO_EUNAVAIL,
+				   "audit --fleet: %d of %zu routers answered; not: %s (read "
+				   "their trail on their host: `cutover audit`)",
+				   answered, n, missed);
+done:
+	co_cli_fleet_token_free(token);
+	for (i = 0; answers && i < n; i++)
+		free(answers[i]);
+	free(answers);
+	free(calls);
+	free(rows);
+	free(m);
+	cJSON_Delete(out); /* before `all`: it holds references into it */
+	cJSON_Delete(all);
+	return error;
+}
+
 int co_cli_audit(int argc, char **argv, co_cli *ctx)
 {
 	const char *since = NULL, *until = NULL, *op = NULL, *kind = NULL, *limit = NULL,
 		   *cursor = NULL;
-	int newest = 0;
+	int newest = 0, fleet = 0;
 	co_cli_opt opts[] = {{"since", &since, NULL},	{"until", &until, NULL},
 			     {"op", &op, NULL},		{"kind", &kind, NULL},
 			     {"limit", &limit, NULL},	{"cursor", &cursor, NULL},
-			     {"newest", NULL, &newest}, {NULL, NULL, NULL}};
+			     {"newest", NULL, &newest}, {"fleet", NULL, &fleet},
+			     {NULL, NULL, NULL}};
 	co_audit_filter f = {0};
 	co_audit_change_list l = {0};
 	const co_config *c;
@@ -153,6 +351,24 @@ int co_cli_audit(int argc, char **argv, co_cli *ctx)
 	}
 	if (cursor && (error = parse_int(&f.cursor, "cursor", cursor, 0, INT64_MAX)) < 0)
 		return error;
+	if (fleet) {
+		char q[1024] = "", lim[24];
+
+		if (cursor)
+			return co_cli_usage_error(U_AUDIT,
+						  "--cursor pages one router's trail; with "
+						  "--fleet narrow with --since and --until");
+		snprintf(lim, sizeof lim, "%zu", f.limit);
+		if ((error = add_param(q, sizeof q, "since", since)) < 0 ||
+		    (error = add_param(q, sizeof q, "until", until)) < 0 ||
+		    (error = add_param(q, sizeof q, "op", op)) < 0 ||
+		    (error = add_param(q, sizeof q, "kind", kind)) < 0 ||
+		    (error = add_param(q, sizeof q, "limit", lim)) < 0 ||
+		    (error = add_param(q, sizeof q, "order", newest ? "newest" : "oldest")) <
+			0)
+			return error;
+		return audit_fleet(ctx, q, f.limit, newest);
+	}
 
 	if ((error = co_cli_config(&c, ctx)) < 0 ||
 	    (error = co_state_open(&st, c->state_dir)) < 0 ||

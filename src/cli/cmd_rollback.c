@@ -135,31 +135,17 @@ static void fleet_trip(const co_config *c, const char *reason)
  */
 static int fleet_fanout(cJSON **report, const co_config *c, const char *reason)
 {
-	co_fleet *fleet = NULL;
 	co_fleet_member *m = NULL;
 	co_fleet_call *calls = NULL;
-	char cache[4200], *token = NULL, *body = NULL, missed[1024] = "";
+	char *token = NULL, *body = NULL, missed[1024] = "";
 	cJSON *b = cJSON_CreateObject();
 	size_t n = 0, i, used = 0;
 	int error, answered;
 
 	*report = cJSON_CreateArray();
-	snprintf(cache, sizeof cache, "%s/%s", c->state_dir, CO_FLEET_CACHE_FILE);
-	if ((error = co_fleet_open_config(&fleet, c)) < 0)
+	if ((error = co_cli_fleet_routers(&m, &n, c, "rollback --fleet")) < 0)
 		goto done;
-	if (co_fleet_members(&m, &n, fleet) == 0) {
-		co_fleet_members_save(cache, m, n);
-	} else {
-		fprintf(stderr, "cutover: rollback --fleet: etcd: %s; using the routers "
-				"cached in %s\n", co_error_last(), cache);
-		if ((error = co_fleet_members_load(&m, &n, cache)) < 0)
-			goto done;
-	}
-	co_error_clear();
-	if (c->admin_token_file && *c->admin_token_file &&
-	    co_server_read_token(&token, c->admin_token_file) < 0)
-		fprintf(stderr, "cutover: rollback --fleet: %s; calling without a token\n",
-			co_error_last());
+	token = co_cli_fleet_token(c, "rollback --fleet");
 	if (!b || !cJSON_AddStringToObject(b, "reason", reason) ||
 	    !(body = cJSON_PrintUnformatted(b)) ||
 	    !(calls = calloc(n + 1, sizeof *calls))) {
@@ -195,15 +181,11 @@ static int fleet_fanout(cJSON **report, const co_config *c, const char *reason)
 				   "(pull their kill switch on their host: `cutover rollback`)",
 				   answered, n, missed);
 done:
-	if (token) {
-		memset(token, 0, strlen(token));
-		free(token);
-	}
+	co_cli_fleet_token_free(token);
 	cJSON_Delete(b);
 	free(body);
 	free(calls);
 	free(m);
-	co_fleet_close(fleet);
 	return error;
 }
 

@@ -7,15 +7,14 @@
  */
 #include "etcd_private.h"
 
+#include "../core/b64.h"
 #include "../core/error.h"
 
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
-#include <openssl/evp.h>
 
 #include <errno.h>
 #include <inttypes.h>
-#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -84,54 +83,10 @@ static size_t buf_write_cb(char *ptr, size_t size, size_t nmemb, void *ud)
 	return co_etcd__buf_add(ud, ptr, size * nmemb) < 0 ? 0 : size * nmemb;
 }
 
-/*
- * Base64 is OpenSSL's (EVP_EncodeBlock, EVP_DecodeBlock: table-driven,
- * already linked for SHA-1).  EVP_DecodeBlock is lenient where etcd never
- * is: it takes a '=' in the middle ("YQ==YQ==") and counts the padding in
- * its length; so the shape is checked here (a multiple of 4, '=' only as
- * the last one or two) and the padding taken off.
- */
-
-/* Standard padded base64 of len bytes; malloc'd, NULL on OOM. */
-static char *b64_encode(const char *data, size_t len)
-{
-	char *out;
-
-	if (len > (size_t)INT_MAX / 4 * 3 ||
-	    (out = malloc((len + 2) / 3 * 4 + 1)) == NULL)
-		return NULL;
-	EVP_EncodeBlock((unsigned char *)out, (const unsigned char *)data, (int)len);
-	return out;
-}
-
-/* Decode base64 into a malloc'd NUL-terminated buffer; *len its length.
- * NULL on OOM or when `in` is not padded standard base64. */
+/* Base64 is core/b64.h's (OpenSSL, with etcd's strictness). */
 char *co_etcd__b64_decode(const char *in, size_t *len)
 {
-	size_t n = strlen(in), pad = 0, i;
-	char *out;
-	int got;
-
-	if (n % 4 != 0 || n > (size_t)INT_MAX)
-		return NULL;
-	if (n > 0 && in[n - 1] == '=')
-		pad = n > 1 && in[n - 2] == '=' ? 2 : 1;
-	for (i = 0; i < n - pad; i++)
-		if (in[i] == '=')
-			return NULL;
-	if ((out = malloc(n / 4 * 3 + 1)) == NULL)
-		return NULL;
-	/* Short of n / 4 * 3: it skipped blanks at an end, which etcd never sends. */
-	got = EVP_DecodeBlock((unsigned char *)out, (const unsigned char *)in, (int)n);
-	if (got < 0 || (size_t)got != n / 4 * 3) {
-		free(out);
-		return NULL;
-	}
-	got -= (int)pad;
-	out[got] = '\0';
-	if (len)
-		*len = (size_t)got;
-	return out;
+	return co_b64_decode(in, len);
 }
 
 /* A string field of a JSON object ("" when absent); int64s come as strings. */
@@ -163,7 +118,7 @@ int co_etcd__json_true(const cJSON *obj, const char *name)
 /* Add a base64 field for the len bytes at data.  0 / -1 on OOM. */
 int co_etcd__json_add_b64(cJSON *obj, const char *name, const char *data, size_t len)
 {
-	char *b = b64_encode(data, len);
+	char *b = co_b64_encode(data, len);
 	int rc = -1;
 
 	if (b && cJSON_AddStringToObject(obj, name, b))

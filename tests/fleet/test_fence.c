@@ -43,7 +43,6 @@
 #include <string.h>
 #include <time.h>
 
-static co_test_etcd etcd;
 static int seq;
 
 typedef struct fx {
@@ -55,19 +54,6 @@ typedef struct fx {
 	co_fleet_mirror *mirror;
 	co_router *r;
 } fx;
-
-static int group_setup(void **state)
-{
-	(void)state;
-	return co_test_etcd_start(&etcd) == 0 ? 0 : -1;
-}
-
-static int group_teardown(void **state)
-{
-	(void)state;
-	co_test_etcd_stop(&etcd);
-	return 0;
-}
 
 static int to_etcd(void *ctx, co_flags *f)
 {
@@ -89,7 +75,8 @@ static int touch_list(void *ctx, co_flags *f)
 	(void)ctx;
 	f->has_op[CO_OP_TASK_LIST] = 1;
 	f->ops[CO_OP_TASK_LIST].mode = CO_MODE_ETCD;
-	f->ops[CO_OP_TASK_LIST].etcd_percent = f->ops[CO_OP_TASK_LIST].etcd_percent ? 0 : 100;
+	f->ops[CO_OP_TASK_LIST].etcd_percent =
+	    f->ops[CO_OP_TASK_LIST].etcd_percent ? 0 : 100;
 	return 0;
 }
 
@@ -114,7 +101,7 @@ static void router_sees(fx *f, const co_flags *doc)
 
 static void fx_open(fx *f, int fenced)
 {
-	const char *eps[1] = {etcd.endpoint};
+	const char *eps[1] = {co_test_group_etcd.endpoint};
 	co_git_opts go = CO_GIT_OPTS_INIT;
 	co_etcd_opts eo = CO_ETCD_OPTS_INIT;
 	co_router_opts ro = CO_ROUTER_OPTS_INIT;
@@ -318,5 +305,6 @@ int main(void)
 	};
 	if (getenv("CMOCKA_FILTER"))
 		cmocka_set_test_filter(getenv("CMOCKA_FILTER"));
-	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+	return cmocka_run_group_tests(tests, co_test_etcd_group_setup,
+				      co_test_etcd_group_teardown);
 }

@@ -14,6 +14,7 @@
 /* cmocka needs the headers above first. */
 #include <cmocka.h>
 
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,7 +25,9 @@
 
 #include <cjson/cJSON.h>
 
+#include "core/audit.h"
 #include "core/error.h"
+#include "core/state.h"
 #include "flags/flags.h"
 #include "flags/stage.h"
 #include "harness/harness.h"
@@ -501,6 +504,145 @@ static void a_router_that_loses_etcd_falls_back_to_git_on_its_own(void **state)
 	assert_int_equal(co_test_serve_child_stop(&s1), 0);
 }
 
+/* `audit --fleet`: each router keeps its own trail; one command reads them
+ * all through their admin APIs, merged by time, naming each row's router,
+ * and names a router that does not answer (exit 2) with the others' rows. */
+static void the_audit_of_every_router_is_read_in_one_place(void **state)
+{
+	fixture *fx = *state;
+	co_test_serve_child s1, s2;
+	char *out = NULL, *err = NULL;
+	const cJSON *row, *rt;
+	int seen_r1 = 0, seen_r2 = 0, answered = 0;
+	double last = 0;
+	cJSON *o;
+
+	assert_int_equal(co_test_serve_child_start(&s1, fx->r1.dir, fx->r1.env, NULL), 0);
+	assert_int_equal(co_test_serve_child_start(&s2, fx->r2.dir, fx->r2.env, NULL), 0);
+	assert_int_equal(wait_router(&fx->op, "r1", 1, 10000), 0);
+	assert_int_equal(wait_router(&fx->op, "r2", 1, 10000), 0);
+	assert_int_equal(admin_post(&s1, "rollback", "{\"reason\":\"seen on r1\"}"), 200);
+	assert_int_equal(admin_post(&s2, "resume", "{\"reason\":\"fixed, says r2\"}"), 200);
+
+	assert_int_equal(run(&out, &err, &fx->op, "--json", "audit", "--fleet", NULL), 0);
+	o = cJSON_Parse(out);
+	assert_non_null(o);
+	cJSON_ArrayForEach(row, cJSON_GetObjectItemCaseSensitive(o, "changes"))
+	{
+		const char *r = cJSON_GetStringValue(cJSON_GetObjectItem(row, "router"));
+		const char *why = cJSON_GetStringValue(cJSON_GetObjectItem(row, "why"));
+		double ts = cJSON_GetNumberValue(cJSON_GetObjectItem(row, "ts_ms"));
+
+		assert_non_null(r);
+		assert_true(ts >= last); /* merged oldest first */
+		last = ts;
+		seen_r1 |= strcmp(r, "r1") == 0 && why && strcmp(why, "seen on r1") == 0;
+		seen_r2 |= strcmp(r, "r2") == 0 && why && strcmp(why, "fixed, says r2") == 0;
+	}
+	cJSON_ArrayForEach(rt, cJSON_GetObjectItemCaseSensitive(o, "routers"))
+		answered += cJSON_IsTrue(cJSON_GetObjectItem(rt, "answered"));
+	if (!seen_r1 || !seen_r2)
+		fail_msg("audit --fleet lacks a router's row: %s", out);
+	assert_int_equal(answered, 2);
+	cJSON_Delete(o);
+	free(out);
+	free(err);
+
+	/* a router that does not answer is named; the others' rows still come.
+	 * With etcd down the list is the one the call above cached here. */
+	co_test_etcd_kill(&fx->etcd);
+	kill(s2.pid, SIGKILL);
+	waitpid(s2.pid, NULL, 0);
+	s2.pid = 0;
+	assert_int_equal(run(&out, &err, &fx->op, "audit", "--fleet", "--newest", NULL), 2);
+	assert_non_null(strstr(out, "r1"));
+	assert_non_null(strstr(out, "seen on r1"));
+	assert_non_null(strstr(err, "not: r2"));
+	free(out);
+	free(err);
+	/* --cursor is one router's: refused with --fleet */
+	assert_int_equal(run(&out, &err, &fx->op, "audit", "--fleet", "--cursor", "3"), 1);
+	free(out);
+	free(err);
+	assert_int_equal(co_test_serve_child_stop(&s1), 0);
+}
+
+typedef struct claim_call {
+	const char *base;
+	co_test_resp resp;
+} claim_call;
+
+static void *claim_p1(void *arg)
+{
+	claim_call *cc = arg;
+	const char *body = "{\"swarm\":\"alice\",\"ttl\":60}";
+
+	co_test_http(&cc->resp, cc->base, "POST", "/v1/tasks/P1/claim", body, strlen(body),
+		     NULL);
+	return NULL;
+}
+
+/* A router stopped (SIGSTOP: cut off) while the fleet rolls back, then
+ * let go with a claim waiting for it: whichever it sees first, the
+ * rollback or the claim, git decides the claim, never etcd on the stale
+ * epoch (its witness log names the primary). */
+static void a_router_cut_off_during_a_rollback_cannot_decide_in_etcd(void **state)
+{
+	fixture *fx = *state;
+	co_test_serve_child s1;
+	co_audit_op_list ops = {0};
+	co_state *st = NULL;
+	claim_call cc = {0};
+	char *out = NULL, *err = NULL, path[400];
+	const char *primary = NULL;
+	pthread_t t;
+	size_t i;
+
+	assert_int_equal(co_test_serve_child_start(&s1, fx->r1.dir, fx->r1.env, NULL), 0);
+	assert_int_equal(wait_router(&fx->op, "r1", 1, 10000), 0);
+	assert_int_equal(run(&out, &err, &fx->op, "stage", "etcd", "--force", NULL), 0);
+	free(out);
+	free(err);
+	assert_int_equal(wait_stage(&fx->r1, CO_STAGE_ETCD, 10000), 0);
+	{
+		co_test_resp r;
+
+		co_test_http(&r, s1.base, "POST", "/v1/tasks", "{\"id\":\"P1\"}", 11, NULL);
+		assert_int_equal(r.status, 201);
+		free(r.body);
+	}
+
+	kill(s1.pid, SIGSTOP);
+	assert_int_equal(run(&out, &err, &fx->op, "rollback", "--reason", "partition", NULL),
+			 0);
+	free(out);
+	free(err);
+	cc.base = s1.base;
+	assert_int_equal(pthread_create(&t, NULL, claim_p1, &cc), 0);
+	kill(s1.pid, SIGCONT);
+	pthread_join(t, NULL);
+	if (cc.resp.status != 200)
+		fail_msg("claim after the rollback: %ld %s", (long)cc.resp.status,
+			 cc.resp.body ? cc.resp.body : "");
+	free(cc.resp.body);
+	assert_int_equal(co_test_serve_child_stop(&s1), 0); /* flushes its witness log */
+
+	snprintf(path, sizeof path, "%s/state", fx->r1.dir);
+	assert_int_equal(co_state_open(&st, path), 0);
+	assert_int_equal(co_audit_ops_latest(&ops, st, 50), 0);
+	for (i = 0; i < ops.n; i++)
+		if (strcmp(ops.items[i]->op, "task_claim") == 0 && ops.items[i]->id &&
+		    strcmp(ops.items[i]->id, "P1") == 0 &&
+		    strcmp(ops.items[i]->outcome, "ok") == 0)
+			primary = ops.items[i]->primary;
+	if (primary == NULL)
+		fail_msg("no witness row of the claim");
+	print_message("the claim was decided by %s\n", primary);
+	assert_string_equal(primary, "git");
+	co_audit_op_list_clear(&ops);
+	co_state_close(st);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -511,6 +653,10 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(the_admin_api_stages_and_resumes_the_whole_fleet,
 					    setup, teardown),
 	    cmocka_unit_test_setup_teardown(a_router_that_loses_etcd_falls_back_to_git_on_its_own,
+					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(the_audit_of_every_router_is_read_in_one_place,
+					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(a_router_cut_off_during_a_rollback_cannot_decide_in_etcd,
 					    setup, teardown),
 	    cmocka_unit_test_setup_teardown(two_operators_on_two_hosts_both_land, setup,
 					    teardown),

@@ -484,12 +484,28 @@ int co_test_self_signed(const char *dir, char *cert, size_t cert_len, char *key,
 	}
 	snprintf(cert, cert_len, "%s/cert.pem", dir);
 	snprintf(key, key_len, "%s/key.pem", dir);
-	rc = co_test_sh(NULL, &err,
-			"openssl req -x509 -newkey rsa:2048 -nodes -keyout '%s' -out '%s' "
-			"-days 2 -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1",
-			key, cert);
+	rc =
+	    co_test_sh(NULL, &err,
+		       "openssl req -x509 -newkey rsa:2048 -nodes -keyout '%s' -out '%s' "
+		       "-days 2 -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1",
+		       key, cert);
 	if (rc != 0)
 		fprintf(stderr, "openssl: %s\n", err ? err : "");
 	free(err);
 	return rc == 0 ? 0 : -1;
+}
+
+co_test_etcd co_test_group_etcd;
+
+int co_test_etcd_group_setup(void **state)
+{
+	(void)state;
+	return co_test_etcd_start(&co_test_group_etcd) == 0 ? 0 : -1;
+}
+
+int co_test_etcd_group_teardown(void **state)
+{
+	(void)state;
+	co_test_etcd_stop(&co_test_group_etcd);
+	return 0;
 }

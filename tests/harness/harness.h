@@ -16,7 +16,7 @@ typedef struct co_test_etcd {
 	pid_t pid;
 	int client_port, peer_port;
 	char endpoint[64]; /* "http://127.0.0.1:PORT" */
-	char dir[256];     /* temp dir holding the data dir and the log */
+	char dir[256];	   /* temp dir holding the data dir and the log */
 } co_test_etcd;
 
 /* Start etcd (fast election settings) and wait until it answers.  0 / -1. */
@@ -36,6 +36,15 @@ int co_test_etcd_restart(co_test_etcd *e);
 int co_test_etcd_freeze(co_test_etcd *e);
 void co_test_etcd_thaw(co_test_etcd *e);
 
+/*
+ * One etcd member for a whole cmocka group: pass these as the group's
+ * setup and teardown, and use co_test_group_etcd (its endpoint) in the
+ * tests.  Setup fails the group when etcd does not start.
+ */
+extern co_test_etcd co_test_group_etcd;
+int co_test_etcd_group_setup(void **state);
+int co_test_etcd_group_teardown(void **state);
+
 /* Wait (bounded, 5 s) until process pid is stopped.  0 / -1. */
 int co_test_wait_stopped(pid_t pid);
 
@@ -51,7 +60,7 @@ int co_test_git_repo_new(char *out, size_t len);
  * not NULL) and return its exit status (or -1).  stderr goes to *err likewise.
  */
 int co_test_sh(char **out, char **err, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 /*
  * Run the cutover binary built alongside the tests with the given

@@ -42,8 +42,6 @@
 #define TASKS 120
 #define RUNS 20
 
-static co_test_etcd etcd;
-
 typedef struct live {
 	char dir[256], repo[256], flags[320], prefix[64];
 	co_store *git, *etcd;
@@ -118,7 +116,7 @@ static void live_under_dual_50_has_no_false_divergence(void **state)
 	co_etcd_opts eo = CO_ETCD_OPTS_INIT;
 	co_router_opts ro = CO_ROUTER_OPTS_INIT;
 	co_reconcile_opts o = CO_RECONCILE_OPTS_INIT;
-	const char *eps[1] = {etcd.endpoint};
+	const char *eps[1] = {co_test_group_etcd.endpoint};
 	char sdir[300], id[32];
 	pthread_t t[THREADS];
 	worker w[THREADS];
@@ -204,9 +202,12 @@ static void live_under_dual_50_has_no_false_divergence(void **state)
 				    : "-");
 		assert_int_equal(res->divergences.n, 0);
 		if (strcmp(res->run.verdict, "pass") != 0)
-			fprintf(stderr, "run %d: %s, owed %lld (etcd %lld, git %lld), oldest %lld ms\n",
+			fprintf(stderr,
+				"run %d: %s, owed %lld (etcd %lld, git %lld), oldest "
+				"%lld ms\n",
 				run, res->run.verdict, (long long)res->run.owed,
-				(long long)res->run.owed_etcd, (long long)res->run.owed_git,
+				(long long)res->run.owed_etcd,
+				(long long)res->run.owed_git,
 				(long long)res->run.owed_oldest_ms);
 		assert_string_equal(res->run.verdict, "pass");
 		assert_true(res->run.total >= TASKS);
@@ -250,24 +251,12 @@ static void live_under_dual_50_has_no_false_divergence(void **state)
 	co_test_rmrf(l.dir);
 }
 
-static int group_setup(void **state)
-{
-	(void)state;
-	return co_test_etcd_start(&etcd) == 0 ? 0 : -1;
-}
-
-static int group_teardown(void **state)
-{
-	(void)state;
-	co_test_etcd_stop(&etcd);
-	return 0;
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(live_under_dual_50_has_no_false_divergence),
 	};
 
-	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+	return cmocka_run_group_tests(tests, co_test_etcd_group_setup,
+				      co_test_etcd_group_teardown);
 }

@@ -35,7 +35,6 @@
 #include <string.h>
 #include <unistd.h>
 
-static co_test_etcd etcd;
 static int prefix_seq;
 
 typedef struct env {
@@ -46,19 +45,6 @@ typedef struct env {
 	co_store *git, *etcd;
 	co_state *st;
 } env;
-
-static int group_setup(void **state)
-{
-	(void)state;
-	return co_test_etcd_start(&etcd) == 0 ? 0 : -1;
-}
-
-static int group_teardown(void **state)
-{
-	(void)state;
-	co_test_etcd_stop(&etcd);
-	return 0;
-}
 
 static int setup(void **state)
 {
@@ -76,7 +62,7 @@ static int setup(void **state)
 	snprintf(sdir, sizeof(sdir), "%s/state", e->dir);
 	go.repo = e->repo;
 	go.fsync = 0;
-	eps[0] = etcd.endpoint;
+	eps[0] = co_test_group_etcd.endpoint;
 	eo.endpoints = eps;
 	eo.n_endpoints = 1;
 	eo.prefix = e->prefix;
@@ -174,8 +160,8 @@ static void etcdctl_put(env *e, const char *kind_dir, const char *id, const char
 	char cmd[8192];
 
 	snprintf(cmd, sizeof(cmd),
-		 "ETCDCTL_API=3 etcdctl --endpoints=%s put '%s%s/%s' '%s'", etcd.endpoint,
-		 e->prefix, kind_dir, id, json);
+		 "ETCDCTL_API=3 etcdctl --endpoints=%s put '%s%s/%s' '%s'",
+		 co_test_group_etcd.endpoint, e->prefix, kind_dir, id, json);
 	sh(cmd);
 }
 
@@ -184,7 +170,7 @@ static void etcdctl_del(env *e, const char *kind_dir, const char *id)
 	char cmd[1024], *out = NULL;
 
 	snprintf(cmd, sizeof(cmd), "ETCDCTL_API=3 etcdctl --endpoints=%s del '%s%s/%s'",
-		 etcd.endpoint, e->prefix, kind_dir, id);
+		 co_test_group_etcd.endpoint, e->prefix, kind_dir, id);
 	assert_int_equal(co_test_sh(&out, NULL, "%s", cmd), 0);
 	assert_string_equal(out, "1\n"); /* one key deleted */
 	free(out);
@@ -201,7 +187,7 @@ static void gateway_put(env *e, const char *kind_dir, const char *id, const char
 	    "-w0);"
 	    " curl -sS -X POST %s/v3/kv/put -d \"{\\\"key\\\":\\\"$k\\\",\\\"value\\\":"
 	    "\\\"$v\\\"}\"",
-	    e->prefix, kind_dir, id, json, etcd.endpoint);
+	    e->prefix, kind_dir, id, json, co_test_group_etcd.endpoint);
 	assert_int_equal(co_test_sh(&out, NULL, "%s", cmd), 0);
 	assert_non_null(strstr(out, "\"header\""));
 	free(out);
@@ -1078,7 +1064,8 @@ static void cli_reconcile_exits_3_on_fail_and_reports_every_format(void **state)
 
 	seed(e, 4, 1);
 	snprintf(ev[0], sizeof(ev[0]), "CUTOVER_GIT_REPO=%s", e->repo);
-	snprintf(ev[1], sizeof(ev[1]), "CUTOVER_ETCD_ENDPOINTS=%s", etcd.endpoint);
+	snprintf(ev[1], sizeof(ev[1]), "CUTOVER_ETCD_ENDPOINTS=%s",
+		 co_test_group_etcd.endpoint);
 	snprintf(ev[2], sizeof(ev[2]), "CUTOVER_ETCD_PREFIX=%s", e->prefix);
 	snprintf(ev[3], sizeof(ev[3]), "CUTOVER_STATE_DIR=%s/cli-state", e->dir);
 	snprintf(ev[4], sizeof(ev[4]), "CUTOVER_FLAGS=%s", e->flags);
@@ -1204,7 +1191,8 @@ static void cli_reconcile_exits_5_on_pending_drain_and_reports_the_owed(void **s
 	assert_int_equal(
 	    co_outbox_fail(e->st, seq, "etcd: connection refused", 10 * 60 * 1000), 0);
 	snprintf(ev[0], sizeof(ev[0]), "CUTOVER_GIT_REPO=%s", e->repo);
-	snprintf(ev[1], sizeof(ev[1]), "CUTOVER_ETCD_ENDPOINTS=%s", etcd.endpoint);
+	snprintf(ev[1], sizeof(ev[1]), "CUTOVER_ETCD_ENDPOINTS=%s",
+		 co_test_group_etcd.endpoint);
 	snprintf(ev[2], sizeof(ev[2]), "CUTOVER_ETCD_PREFIX=%s", e->prefix);
 	snprintf(ev[3], sizeof(ev[3]), "CUTOVER_STATE_DIR=%s/state", e->dir);
 	snprintf(ev[4], sizeof(ev[4]), "CUTOVER_FLAGS=%s", e->flags);
@@ -1340,8 +1328,8 @@ static void cli_every_runs_until_interrupted(void **state)
 		       " CUTOVER_ETCD_PREFIX='%s' CUTOVER_STATE_DIR='%s'"
 		       " CUTOVER_FLAGS='%s' '%s' reconcile --every 50ms --grace 10ms"
 		       " >'%s/every.out' 2>&1 & echo $!",
-		       e->repo, etcd.endpoint, e->prefix, sdir, e->flags, CUTOVER_BIN,
-		       e->dir),
+		       e->repo, co_test_group_etcd.endpoint, e->prefix, sdir, e->flags,
+		       CUTOVER_BIN, e->dir),
 	    0);
 	pid = atol(out);
 	free(out);
@@ -1413,5 +1401,6 @@ int main(void)
 					    teardown),
 	};
 
-	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+	return cmocka_run_group_tests(tests, co_test_etcd_group_setup,
+				      co_test_etcd_group_teardown);
 }

@@ -34,7 +34,6 @@
 #include <time.h>
 #include <unistd.h>
 
-static co_test_etcd etcd;
 static int prefix_seq;
 
 typedef struct fx {
@@ -209,7 +208,7 @@ static void claim_has_one_winner_through_the_router_in_every_mode(void **state)
 	fx f;
 
 	(void)state;
-	fx_open_on(&f, &etcd, "shadow", 0);
+	fx_open_on(&f, &co_test_group_etcd, "shadow", 0);
 	for (s = 0; s < sizeof(stages) / sizeof(stages[0]); s++) {
 		int k;
 
@@ -311,7 +310,7 @@ static void two_routers_with_different_primaries_never_both_win(void **state)
 	fx f;
 
 	(void)state;
-	fx_open_on(&f, &etcd, "shadow", 0);
+	fx_open_on(&f, &co_test_group_etcd, "shadow", 0);
 	snprintf(flags_b, sizeof(flags_b), "%s/flags-b.yaml", f.dir);
 	co_flags_init(&fl);
 	assert_int_equal(co_stage_apply(&fl, CO_STAGE_100), 0);
@@ -540,7 +539,7 @@ static void chaos_flips_stages_and_kill_switch_without_double_claims(void **stat
 	fx f;
 
 	(void)state;
-	fx_open_on(&f, &etcd, "shadow", 1);
+	fx_open_on(&f, &co_test_group_etcd, "shadow", 1);
 	for (t = 0; t < CHAOS_TASKS; t++) {
 		char id[32];
 
@@ -808,7 +807,7 @@ static void failed_group_commit_fails_the_write_and_keeps_what_git_is_owed(void 
 	fx f;
 
 	(void)state;
-	fx_open_on(&f, &etcd, "etcd", 0);
+	fx_open_on(&f, &co_test_group_etcd, "etcd", 0);
 	create_task(&f, "gc-1");
 	create_task(&f, "gc-2");
 	create_task(&f, "gc-3");
@@ -858,7 +857,7 @@ lost_record_falls_back_to_its_intent_and_git_serves_nothing_stale(void **state)
 	fx f;
 
 	(void)state;
-	fx_open_on(&f, &etcd, "etcd", 0);
+	fx_open_on(&f, &co_test_group_etcd, "etcd", 0);
 	create_task(&f, "pl-1");
 	drain_all(&f); /* git holds pl-1 unclaimed */
 	assert_int_equal(co_router_claim(&out, f.r, "pl-1", "swarm-a", 0), 0);
@@ -961,7 +960,7 @@ static void etcd_mode_backlog_reaches_git_in_a_few_commits(void **state)
 	fx f;
 
 	(void)state;
-	fx_open_on(&f, &etcd, "etcd", 0);
+	fx_open_on(&f, &co_test_group_etcd, "etcd", 0);
 	assert_int_equal(
 	    co_test_sh(&out, NULL,
 		       "git --git-dir='%s' rev-list --count main 2>/dev/null "
@@ -1029,7 +1028,7 @@ static void drain_passes_an_id_a_writer_holds_and_takes_it_next_round(void **sta
 	fx f;
 
 	(void)state;
-	fx_open_on(&f, &etcd, "etcd", 0);
+	fx_open_on(&f, &co_test_group_etcd, "etcd", 0);
 	for (i = 0; i < 40; i++) {
 		snprintf(id, sizeof(id), "hot-%03d", i);
 		create_task(&f, id);
@@ -1084,7 +1083,7 @@ static void killed_mid_load_drains_after_restart(const char *stage)
 	FILE *in;
 	char line[128];
 
-	fx_open_on(&f, &etcd, stage, 0);
+	fx_open_on(&f, &co_test_group_etcd, stage, 0);
 	/* etcd decides (every ID in etcd, half in dual 50): git is fed through
 	 * the outbox, so it fills up */
 	assert_int_equal(pipe(pipefd), 0);
@@ -1096,7 +1095,8 @@ static void killed_mid_load_drains_after_restart(const char *stage)
 		dup2(pipefd[1], STDOUT_FILENO);
 		close(pipefd[0]);
 		execl("/proc/self/exe", "router_test_router", "--router-child", f.repo,
-		      f.dir, f.flags_path, etcd.endpoint, f.prefix, (char *)NULL);
+		      f.dir, f.flags_path, co_test_group_etcd.endpoint, f.prefix,
+		      (char *)NULL);
 		_exit(127);
 	}
 	close(pipefd[1]);
@@ -1173,7 +1173,7 @@ static void dual_mirrors_git_through_the_outbox_unless_mirror_is_sync(void **sta
 
 	(void)state;
 	for (sync = 0; sync < 2; sync++) {
-		fx_open_on(&f, &etcd, "50", 0);
+		fx_open_on(&f, &co_test_group_etcd, "50", 0);
 		if (sync) {
 			co_flags fl;
 
@@ -1192,7 +1192,8 @@ static void dual_mirrors_git_through_the_outbox_unless_mirror_is_sync(void **sta
 			create_task(&f, id);
 			assert_int_equal(co_router_claim(&out, f.r, id, "alice", 0), 0);
 			co_record_free(out);
-			assert_int_equal(co_router_route(&rt, f.r, CO_OP_TASK_CLAIM, id), 0);
+			assert_int_equal(co_router_route(&rt, f.r, CO_OP_TASK_CLAIM, id),
+					 0);
 			/* the primary has it, whichever it is */
 			assert_int_equal(co_store_get(&e, f.etcd, CO_KIND_TASK, id), 0);
 			if (rt.primary == CO_SIDE_GIT) {
@@ -1258,7 +1259,7 @@ static void kill_switch_over_1000_owed_claims_serves_no_stale_git(void **state)
 	fx f;
 
 	(void)state;
-	fx_open_on(&f, &etcd, "100", 0);
+	fx_open_on(&f, &co_test_group_etcd, "100", 0);
 	atomic_store(&co_router__hold_fulfils, 1);
 	for (i = 0; i < N; i++) {
 		co_record *out = NULL;
@@ -1291,7 +1292,8 @@ static void kill_switch_over_1000_owed_claims_serves_no_stale_git(void **state)
 			c[k].id = id;
 			c[k].go = &go;
 			snprintf(c[k].swarm, sizeof(c[k].swarm), "racer-%d", k);
-			assert_int_equal(pthread_create(&th[k], NULL, contend_main, &c[k]), 0);
+			assert_int_equal(
+			    pthread_create(&th[k], NULL, contend_main, &c[k]), 0);
 		}
 		for (k = 0; k < RACERS; k++) {
 			pthread_join(th[k], NULL);
@@ -1305,7 +1307,8 @@ static void kill_switch_over_1000_owed_claims_serves_no_stale_git(void **state)
 		co_record_free(out);
 		pthread_barrier_init(&go, NULL, RACERS);
 		for (k = 0; k < RACERS; k++)
-			assert_int_equal(pthread_create(&th[k], NULL, contend_main, &c[k]), 0);
+			assert_int_equal(
+			    pthread_create(&th[k], NULL, contend_main, &c[k]), 0);
 		for (k = 0; k < RACERS; k++) {
 			pthread_join(th[k], NULL);
 			won += c[k].rc == 0;
@@ -1344,11 +1347,11 @@ static int audited(fx *f, const char *action)
 /*
  * shadow, etcd frozen, no drain thread: the mirrors time out (not
  * counted against etcd: slow is not down), the records wait in the
- * outbox, and a probe's pings open the breaker.  After SIGCONT the drain alone probes the store, closes the
- * breaker and empties the outbox.  The router in use replaced another on
- * the same stores (opened before the other closed, as serve reopens its
- * router with a drain): the old one's close leaves the new one's breaker
- * hook in place, so both transitions are audited.
+ * outbox, and a probe's pings open the breaker.  After SIGCONT the drain alone probes the
+ * store, closes the breaker and empties the outbox.  The router in use replaced another
+ * on the same stores (opened before the other closed, as serve reopens its router with a
+ * drain): the old one's close leaves the new one's breaker hook in place, so both
+ * transitions are audited.
  */
 static void drain_alone_closes_the_breaker_and_catches_up(void **state)
 {
@@ -1359,7 +1362,7 @@ static void drain_alone_closes_the_breaker_and_catches_up(void **state)
 	fx f;
 
 	(void)state;
-	fx_open_on(&f, &etcd, "shadow", 0);
+	fx_open_on(&f, &co_test_group_etcd, "shadow", 0);
 	ro.git = f.git;
 	ro.etcd = f.etcd;
 	ro.state = f.st;
@@ -1367,7 +1370,7 @@ static void drain_alone_closes_the_breaker_and_catches_up(void **state)
 	assert_int_equal(co_router_open(&other, &ro), 0);
 	co_router_close(f.r); /* serve's order: the new one opens, the old closes */
 	f.r = other;
-	assert_int_equal(co_test_etcd_freeze(&etcd), 0);
+	assert_int_equal(co_test_etcd_freeze(&co_test_group_etcd), 0);
 	for (i = 0; i < 5; i++) {
 		char id[32];
 
@@ -1388,7 +1391,7 @@ static void drain_alone_closes_the_breaker_and_catches_up(void **state)
 		co_store_call_timeout(prev);
 	}
 	co_store_breaker_get(&bi, f.etcd);
-	co_test_etcd_thaw(&etcd);
+	co_test_etcd_thaw(&co_test_group_etcd);
 	assert_int_equal(bi.state, CO_BREAKER_OPEN);
 	assert_true(audited(&f, "circuit_open") >= 1);
 	drain_all(&f);
@@ -1454,19 +1457,6 @@ static int router_child(char **argv)
 	}
 }
 
-static int group_setup(void **state)
-{
-	(void)state;
-	return co_test_etcd_start(&etcd);
-}
-
-static int group_teardown(void **state)
-{
-	(void)state;
-	co_test_etcd_stop(&etcd);
-	return 0;
-}
-
 int main(int argc, char **argv)
 {
 	if (argc == 7 && strcmp(argv[1], "--router-child") == 0)
@@ -1492,5 +1482,6 @@ int main(int argc, char **argv)
 	};
 	if (getenv("CMOCKA_FILTER"))
 		cmocka_set_test_filter(getenv("CMOCKA_FILTER"));
-	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+	return cmocka_run_group_tests(tests, co_test_etcd_group_setup,
+				      co_test_etcd_group_teardown);
 }

@@ -37,7 +37,6 @@
 #define TASKS 4
 #define GIT_META "{\"build\":{\"host\":\"git-1\"},\"note\":\"same\"}"
 
-static co_test_etcd etcd;
 static int prefix_seq;
 
 typedef struct fx {
@@ -83,7 +82,7 @@ static void fx_open(fx *f, int sample, int list_sample, const char *ignore)
 	co_git_opts go = CO_GIT_OPTS_INIT;
 	co_etcd_opts eo = CO_ETCD_OPTS_INIT;
 	co_router_opts ro = CO_ROUTER_OPTS_INIT;
-	const char *eps[1] = {etcd.endpoint};
+	const char *eps[1] = {co_test_group_etcd.endpoint};
 	co_flags fl;
 	char id[32];
 
@@ -350,7 +349,7 @@ static void serve_metrics_count_compared_skipped_and_mismatched_reads(void **sta
 	co_shadow_cfg_init(&cfg);
 	cfg.sample = 50;
 	snprintf(prefix, sizeof(prefix), "/sqm%d/", (int)getpid());
-	so.endpoint = etcd.endpoint;
+	so.endpoint = co_test_group_etcd.endpoint;
 	so.prefix = prefix;
 	so.stage = "shadow";
 	so.shadow = &cfg;
@@ -381,19 +380,6 @@ static void serve_metrics_count_compared_skipped_and_mismatched_reads(void **sta
 	co_shadow_cfg_clear(&cfg);
 }
 
-static int group_setup(void **state)
-{
-	(void)state;
-	return co_test_etcd_start(&etcd);
-}
-
-static int group_teardown(void **state)
-{
-	(void)state;
-	co_test_etcd_stop(&etcd);
-	return 0;
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -406,5 +392,6 @@ int main(void)
 
 	if (getenv("CMOCKA_FILTER"))
 		cmocka_set_test_filter(getenv("CMOCKA_FILTER"));
-	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+	return cmocka_run_group_tests(tests, co_test_etcd_group_setup,
+				      co_test_etcd_group_teardown);
 }

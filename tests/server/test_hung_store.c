@@ -48,7 +48,6 @@
 #define AUTH "Bearer " TOKEN
 #define N_TASKS 100
 
-static co_test_etcd etcd;
 static int prefix_seq;
 
 typedef co_test_serve fx;
@@ -65,7 +64,7 @@ static void fx_open(fx *f, const char *stage_name)
 	snprintf(prefix, sizeof(prefix), "/hung%d-%d/", (int)getpid(), ++prefix_seq);
 	bo.probe_ms = 100;
 	bo.probe_max_ms = 400;
-	o.endpoint = etcd.endpoint;
+	o.endpoint = co_test_group_etcd.endpoint;
 	o.prefix = prefix;
 	o.stage = stage_name;
 	o.token = TOKEN;
@@ -79,7 +78,7 @@ static void fx_open(fx *f, const char *stage_name)
 
 static void fx_close(fx *f)
 {
-	co_test_etcd_thaw(&etcd);
+	co_test_etcd_thaw(&co_test_group_etcd);
 	co_test_serve_close(f);
 }
 
@@ -228,8 +227,8 @@ static void metrics_and_healthz_show_the_etcd_breaker_open(const fx *f)
 	assert_non_null(o = cJSON_Parse(r.body));
 	assert_string_equal(cJSON_GetObjectItem(o, "status")->valuestring, "degraded");
 	assert_true(cJSON_IsTrue(cJSON_GetObjectItem(o, "kill_switch")));
-	b = cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(o, "stores"), "etcd"),
-				"breaker");
+	b = cJSON_GetObjectItem(
+	    cJSON_GetObjectItem(cJSON_GetObjectItem(o, "stores"), "etcd"), "breaker");
 	assert_non_null(b);
 	assert_true(strcmp(cJSON_GetObjectItem(b, "state")->valuestring, "closed") != 0);
 	assert_non_null(strstr(cJSON_GetObjectItem(b, "why")->valuestring, "in a row"));
@@ -247,7 +246,8 @@ static void status_shows_the_serve_probe(const fx *f)
 	int i;
 
 	snprintf(env[0], sizeof(env[0]), "CUTOVER_GIT_REPO=%s", f->repo);
-	snprintf(env[1], sizeof(env[1]), "CUTOVER_ETCD_ENDPOINTS=%s", etcd.endpoint);
+	snprintf(env[1], sizeof(env[1]), "CUTOVER_ETCD_ENDPOINTS=%s",
+		 co_test_group_etcd.endpoint);
 	snprintf(env[2], sizeof(env[2]), "CUTOVER_ETCD_PREFIX=%s", prefix);
 	snprintf(env[3], sizeof(env[3]), "CUTOVER_STATE_DIR=%s", f->dir);
 	snprintf(env[4], sizeof(env[4]), "CUTOVER_FLAGS=%s", f->flags_path);
@@ -301,12 +301,12 @@ static void dual50_frozen_etcd_rollback_serves_every_claim_from_git(void **state
 	(void)state;
 	fx_open(&f, "50");
 	create_tasks(&f, N_TASKS);
-	assert_int_equal(co_test_etcd_freeze(&etcd), 0);
+	assert_int_equal(co_test_etcd_freeze(&co_test_group_etcd), 0);
 
 	/* the kill switch, as an operator pulls it at 3 a.m. */
-	assert_int_equal(post(&f, "/v1/admin/rollback", "{\"reason\":\"etcd hung\"}", AUTH,
-			      NULL),
-			 200);
+	assert_int_equal(
+	    post(&f, "/v1/admin/rollback", "{\"reason\":\"etcd hung\"}", AUTH, NULL),
+	    200);
 	/* the background probe opens the breaker; wait for it */
 	assert_int_equal(await_breaker(&f, CO_BREAKER_OPEN), 0);
 	metrics_and_healthz_show_the_etcd_breaker_open(&f);
@@ -339,7 +339,7 @@ static void dual50_frozen_etcd_rollback_serves_every_claim_from_git(void **state
 
 	/* etcd answers again: the breaker closes and the drain empties the
 	 * outbox, so every acknowledged claim is in etcd too */
-	co_test_etcd_thaw(&etcd);
+	co_test_etcd_thaw(&co_test_group_etcd);
 	assert_int_equal(await_breaker(&f, CO_BREAKER_CLOSED), 0);
 	assert_int_equal(await_drained(&f), 0);
 	assert_true(audited(&f, "circuit_closed") >= 1);
@@ -362,17 +362,18 @@ static void shadow_with_etcd_hung_acks_from_git_and_drains_later(void **state)
 
 	(void)state;
 	fx_open(&f, "shadow");
-	assert_int_equal(co_test_etcd_freeze(&etcd), 0);
+	assert_int_equal(co_test_etcd_freeze(&co_test_group_etcd), 0);
 	create_tasks(&f, 20);
 	for (i = 0; i < 20; i++) {
 		char path[64];
 
 		snprintf(path, sizeof(path), "/v1/tasks/H%03d/claim", i);
-		assert_int_equal(post(&f, path, "{\"swarm\":\"carol\"}", NULL, NULL), 200);
+		assert_int_equal(post(&f, path, "{\"swarm\":\"carol\"}", NULL, NULL),
+				 200);
 	}
 	assert_int_equal(co_outbox_depth(&depth, f.st, "etcd"), 0);
 	assert_true(depth > 0);
-	co_test_etcd_thaw(&etcd);
+	co_test_etcd_thaw(&co_test_group_etcd);
 	assert_int_equal(await_breaker(&f, CO_BREAKER_CLOSED), 0);
 	assert_int_equal(await_drained(&f), 0);
 	for (i = 0; i < 20; i++)
@@ -391,39 +392,26 @@ static void etcd_primary_hung_fails_fast_with_503_and_retry_after(void **state)
 	(void)state;
 	fx_open(&f, "etcd");
 	create_tasks(&f, 1);
-	assert_int_equal(co_test_etcd_freeze(&etcd), 0);
+	assert_int_equal(co_test_etcd_freeze(&co_test_group_etcd), 0);
 	assert_int_equal(await_breaker(&f, CO_BREAKER_OPEN), 0);
-	assert_int_equal(post(&f, "/v1/tasks/H000/claim", "{\"swarm\":\"dave\"}", NULL, &r),
-			 503);
+	assert_int_equal(
+	    post(&f, "/v1/tasks/H000/claim", "{\"swarm\":\"dave\"}", NULL, &r), 503);
 	assert_true(atoi(r.retry_after) >= 1);
 	assert_non_null(strstr(r.body, "etcd circuit open since"));
 	free(r.body);
 	/* The refused claim never reached etcd, so it leaves nothing that
 	 * would hold the ID from git: after the rollback, with etcd still
 	 * frozen, git serves that very task at once. */
-	assert_int_equal(post(&f, "/v1/admin/rollback", "{\"reason\":\"etcd hung\"}", AUTH,
-			      NULL),
-			 200);
-	assert_int_equal(post(&f, "/v1/tasks/H000/claim", "{\"swarm\":\"dave\"}", NULL, NULL),
-			 200);
-	co_test_etcd_thaw(&etcd);
+	assert_int_equal(
+	    post(&f, "/v1/admin/rollback", "{\"reason\":\"etcd hung\"}", AUTH, NULL),
+	    200);
+	assert_int_equal(
+	    post(&f, "/v1/tasks/H000/claim", "{\"swarm\":\"dave\"}", NULL, NULL), 200);
+	co_test_etcd_thaw(&co_test_group_etcd);
 	assert_int_equal(await_breaker(&f, CO_BREAKER_CLOSED), 0);
 	assert_int_equal(await_drained(&f), 0);
 	assert_owner_in_both(&f, 0, "dave");
 	fx_close(&f);
-}
-
-static int group_setup(void **state)
-{
-	(void)state;
-	return co_test_etcd_start(&etcd);
-}
-
-static int group_teardown(void **state)
-{
-	(void)state;
-	co_test_etcd_stop(&etcd);
-	return 0;
 }
 
 int main(void)
@@ -434,5 +422,6 @@ int main(void)
 	    cmocka_unit_test(etcd_primary_hung_fails_fast_with_503_and_retry_after),
 	};
 
-	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+	return cmocka_run_group_tests(tests, co_test_etcd_group_setup,
+				      co_test_etcd_group_teardown);
 }

@@ -36,7 +36,6 @@
 /* Longest wait for a scheduled run to show (bounds a failing test only). */
 #define WAIT_MS 30000
 
-static co_test_etcd etcd;
 static int prefix_seq;
 
 typedef struct fx {
@@ -55,7 +54,7 @@ static void fx_open(fx *f, const char *stage_name, int every_ms)
 	co_etcd_opts eo = CO_ETCD_OPTS_INIT;
 	co_router_opts ro = CO_ROUTER_OPTS_INIT;
 	co_server_opts so = CO_SERVER_OPTS_INIT;
-	const char *eps[1] = {etcd.endpoint};
+	const char *eps[1] = {co_test_group_etcd.endpoint};
 	co_flags fl;
 	co_stage stage;
 
@@ -189,8 +188,8 @@ static void in_shadow_it_reconciles_and_trips_on_a_divergence(void **state)
 	assert_non_null(run);
 	assert_string_equal(run->verdict, "pass");
 	assert_true(audited(&f, "serve:schedule", "reconcile"));
-	assert_true(metric(&f, "cutover_reconcile_scheduled_runs_total{result=\"done\"}") >=
-		    1);
+	assert_true(
+	    metric(&f, "cutover_reconcile_scheduled_runs_total{result=\"done\"}") >= 1);
 	co_run_free(run);
 
 	/* Behind cutover's back, etcd loses a record: the schedule notices
@@ -237,19 +236,6 @@ static void stop_wakes_an_hour_long_wait(void **state)
 	fx_close(&f); /* returns: the stop woke the schedule's wait */
 }
 
-static int group_setup(void **state)
-{
-	(void)state;
-	return co_test_etcd_start(&etcd);
-}
-
-static int group_teardown(void **state)
-{
-	(void)state;
-	co_test_etcd_stop(&etcd);
-	return 0;
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -258,5 +244,6 @@ int main(void)
 	    cmocka_unit_test(stop_wakes_an_hour_long_wait),
 	};
 
-	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+	return cmocka_run_group_tests(tests, co_test_etcd_group_setup,
+				      co_test_etcd_group_teardown);
 }

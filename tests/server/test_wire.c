@@ -40,7 +40,6 @@
 #include <time.h>
 #include <unistd.h>
 
-static co_test_etcd etcd;
 static int prefix_seq;
 static char prefix[64];
 
@@ -67,7 +66,7 @@ static void fx_open(co_test_serve *f, const char *stage, int max_inflight, int q
 	co_test_serve_opts o = {0};
 
 	snprintf(prefix, sizeof(prefix), "/wire%d-%d/", (int)getpid(), ++prefix_seq);
-	o.endpoint = etcd.endpoint;
+	o.endpoint = co_test_group_etcd.endpoint;
 	o.prefix = prefix;
 	o.stage = stage;
 	o.etcd_timeout_ms = 3000;
@@ -81,7 +80,7 @@ static void fx_open(co_test_serve *f, const char *stage, int max_inflight, int q
 
 static void fx_close(co_test_serve *f)
 {
-	co_test_etcd_thaw(&etcd);
+	co_test_etcd_thaw(&co_test_group_etcd);
 	co_test_serve_close(f);
 }
 
@@ -112,7 +111,8 @@ static long long metric_sum(const co_test_serve *f, const char *series)
 		const char *sp = strchr(p, ' ');
 
 		/* a sample line (not # HELP), this series exactly */
-		if (sp && (p == r.body || p[-1] == '\n') && strchr(" ,{", p[strlen(series)]))
+		if (sp && (p == r.body || p[-1] == '\n') &&
+		    strchr(" ,{", p[strlen(series)]))
 			sum += strtoll(sp + 1, NULL, 10);
 	}
 	free(r.body);
@@ -192,7 +192,7 @@ static void hold_the_slot(co_test_serve *f, claimer *a, pthread_t *th)
 {
 	uint64_t calls = co_store_calls(f->etcd);
 
-	assert_int_equal(co_test_etcd_freeze(&etcd), 0);
+	assert_int_equal(co_test_etcd_freeze(&co_test_group_etcd), 0);
 	a->f = f;
 	a->id = "Q0";
 	assert_int_equal(pthread_create(th, NULL, claim_main, a), 0);
@@ -229,9 +229,9 @@ static void queued_past_the_deadline_get_503_and_never_reach_the_store(void **st
 	}
 	/* The slot is still the hung one's: they never had it. */
 	assert_int_equal(co_server_inflight(f.srv), 1);
-	assert_int_equal(metric_sum(&f, "cutover_http_refused_total{reason=\"queue_deadline\"}"),
-			 N);
-	co_test_etcd_thaw(&etcd);
+	assert_int_equal(
+	    metric_sum(&f, "cutover_http_refused_total{reason=\"queue_deadline\"}"), N);
+	co_test_etcd_thaw(&co_test_group_etcd);
 	pthread_join(tha, NULL);
 	for (i = 0; i < N; i++)
 		assert_true(available(&f, ids[i]));
@@ -239,9 +239,9 @@ static void queued_past_the_deadline_get_503_and_never_reach_the_store(void **st
 	 * to the router is counted once it returns). */
 	assert_int_equal(metric_sum(&f, "cutover_ops_total{op=\"task_claim\""), 1);
 	/* The slot is back: a claim now goes through. */
-	assert_int_equal(call(&f, "POST", "/v1/tasks/Q1/claim",
-			      "{\"swarm\":\"S1\",\"ttl\":60}", NULL),
-			 200);
+	assert_int_equal(
+	    call(&f, "POST", "/v1/tasks/Q1/claim", "{\"swarm\":\"S1\",\"ttl\":60}", NULL),
+	    200);
 	print_message("case: max_inflight 1 held by a claim on a frozen etcd, queue "
 		      "deadline 200 ms -> %d claims 503 queue_deadline with Retry-After "
 		      "%s, never routed, tasks still available\n",
@@ -304,10 +304,11 @@ static void a_claim_whose_client_left_while_queued_is_not_run(void **state)
 	close(fd);
 	/* The store answers again: the hung claim ends, the queued one gets
 	 * the slot and finds its client gone. */
-	co_test_etcd_thaw(&etcd);
+	co_test_etcd_thaw(&co_test_group_etcd);
 	pthread_join(tha, NULL);
 	end = now_ms() + 10000;
-	while ((metric_sum(&f, "cutover_http_queued") != 0 || co_server_inflight(f.srv) != 0) &&
+	while ((metric_sum(&f, "cutover_http_queued") != 0 ||
+		co_server_inflight(f.srv) != 0) &&
 	       now_ms() < end)
 		nap_ms(5);
 	assert_int_equal(metric_sum(&f, "cutover_http_queued"), 0);
@@ -336,15 +337,15 @@ static void a_lost_claim_and_a_list_carry_whole_records(void **state)
 	fx_open(&f, "shadow", 0, 0, 0);
 	create(&f, "T1");
 	create(&f, "T2");
-	assert_int_equal(call(&f, "POST", "/v1/tasks/T1/claim", "{\"swarm\":\"S1\"}", NULL),
-			 200);
+	assert_int_equal(
+	    call(&f, "POST", "/v1/tasks/T1/claim", "{\"swarm\":\"S1\"}", NULL), 200);
 	assert_int_equal(call(&f, "POST", "/v1/tasks/T1/claim", "{\"swarm\":\"S2\"}", &r),
 			 409);
 	o = cJSON_Parse(r.body);
 	assert_non_null(o);
 	rec = cJSON_GetObjectItemCaseSensitive(o, "record");
-	assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(rec, "owner")),
-			    "S1");
+	assert_string_equal(
+	    cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(rec, "owner")), "S1");
 	assert_non_null(cJSON_GetObjectItemCaseSensitive(o, "error"));
 	cJSON_Delete(o);
 	free(r.body);
@@ -353,7 +354,8 @@ static void a_lost_claim_and_a_list_carry_whole_records(void **state)
 	assert_true(cJSON_IsArray(o));
 	cJSON_ArrayForEach(it, o)
 	{
-		assert_non_null(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(it, "id")));
+		assert_non_null(
+		    cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(it, "id")));
 		n++;
 	}
 	assert_int_equal(n, 2);
@@ -362,9 +364,9 @@ static void a_lost_claim_and_a_list_carry_whole_records(void **state)
 	assert_int_equal(call(&f, "GET", "/v1/tasks?status=claimed", NULL, &r), 200);
 	o = cJSON_Parse(r.body);
 	assert_int_equal(cJSON_GetArraySize(o), 1);
-	assert_string_equal(
-	    cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(o, 0), "id")),
-	    "T1");
+	assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(
+				cJSON_GetArrayItem(o, 0), "id")),
+			    "T1");
 	cJSON_Delete(o);
 	free(r.body);
 	assert_int_equal(call(&f, "GET", "/v1/tasks?status=failed", NULL, &r), 200);
@@ -394,7 +396,8 @@ static void a_lost_claim_and_a_list_carry_whole_records(void **state)
 
 static void sse_in_shadow_delivers_without_waiting_for_the_poll(void **state)
 {
-	static const char watch[] = "GET /v1/watch?prefix=tasks/ HTTP/1.1\r\nHost: x\r\n\r\n";
+	static const char watch[] =
+	    "GET /v1/watch?prefix=tasks/ HTTP/1.1\r\nHost: x\r\n\r\n";
 	char buf[65536];
 	size_t len = 0;
 	co_test_serve f;
@@ -451,27 +454,16 @@ static void sse_in_shadow_delivers_without_waiting_for_the_poll(void **state)
 		assert_non_null(e = strchr(d, '\n'));
 		*e = '\0';
 		assert_non_null(o = cJSON_Parse(d));
-		assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(
-					cJSON_GetObjectItemCaseSensitive(o, "record"), "id")),
-				    "W1");
 		assert_string_equal(
-		    cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "type")), "put");
+		    cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(
+			cJSON_GetObjectItemCaseSensitive(o, "record"), "id")),
+		    "W1");
+		assert_string_equal(
+		    cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "type")),
+		    "put");
 		cJSON_Delete(o);
 	}
 	fx_close(&f);
-}
-
-static int group_setup(void **state)
-{
-	(void)state;
-	return co_test_etcd_start(&etcd);
-}
-
-static int group_teardown(void **state)
-{
-	(void)state;
-	co_test_etcd_stop(&etcd);
-	return 0;
 }
 
 int main(void)
@@ -483,5 +475,6 @@ int main(void)
 	    cmocka_unit_test(sse_in_shadow_delivers_without_waiting_for_the_poll),
 	};
 
-	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+	return cmocka_run_group_tests(tests, co_test_etcd_group_setup,
+				      co_test_etcd_group_teardown);
 }

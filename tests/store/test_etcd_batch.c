@@ -29,24 +29,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-static co_test_etcd etcd;
-
-static int group_setup(void **state)
-{
-	(void)state;
-	return co_test_etcd_start(&etcd) == 0 ? 0 : -1;
-}
-
-static int group_teardown(void **state)
-{
-	(void)state;
-	co_test_etcd_stop(&etcd);
-	return 0;
-}
-
 static co_store *open_store(const char *prefix)
 {
-	const char *eps[] = {etcd.endpoint};
+	const char *eps[] = {co_test_group_etcd.endpoint};
 	co_etcd_opts o = CO_ETCD_OPTS_INIT;
 	co_store *s = NULL;
 
@@ -87,7 +72,7 @@ static int etcdctl_count(const char *prefix, int *leased)
 
 	if (co_test_sh(&out, NULL,
 		       "ETCDCTL_API=3 etcdctl --endpoints=%s get --prefix '%s' -w json",
-		       etcd.endpoint, prefix) != 0)
+		       co_test_group_etcd.endpoint, prefix) != 0)
 		fail_msg("etcdctl get --prefix %s failed", prefix);
 	for (p = out; (p = strstr(p, "\"key\":")) != NULL; p++)
 		n++;
@@ -113,7 +98,8 @@ static void batch_goes_in_two_calls_per_64_records_and_never_backwards(void **st
 		char id[16];
 
 		snprintf(id, sizeof(id), "B%03d", i);
-		recs[i] = own[i] = task_at_rev(id, 5, "first", i % 3 == 0 ? "alice" : NULL);
+		recs[i] = own[i] =
+		    task_at_rev(id, 5, "first", i % 3 == 0 ? "alice" : NULL);
 	}
 	calls = co_store_calls(s);
 	assert_int_equal(co_store_put_batch_if_newer(s, recs, 150, applied), 0);
@@ -187,8 +173,8 @@ static void *batch_thread(void *arg)
 			char id[16];
 
 			snprintf(id, sizeof(id), "R%02d", i);
-			recs[i] = own[i] =
-			    task_at_rev(id, round * 4 + b->t, type, b->t % 2 ? "alice" : NULL);
+			recs[i] = own[i] = task_at_rev(id, round * 4 + b->t, type,
+						       b->t % 2 ? "alice" : NULL);
 		}
 		if (co_store_put_batch_if_newer(b->s, recs, 80, NULL) < 0) {
 			b->failures++;
@@ -243,5 +229,6 @@ int main(void)
 	    cmocka_unit_test(racing_batches_keep_the_highest_rev_of_every_id),
 	};
 
-	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+	return cmocka_run_group_tests(tests, co_test_etcd_group_setup,
+				      co_test_etcd_group_teardown);
 }

@@ -40,24 +40,9 @@
 #include <time.h>
 #include <unistd.h>
 
-static co_test_etcd etcd;
-
-static int group_setup(void **state)
-{
-	(void)state;
-	return co_test_etcd_start(&etcd) == 0 ? 0 : -1;
-}
-
-static int group_teardown(void **state)
-{
-	(void)state;
-	co_test_etcd_stop(&etcd);
-	return 0;
-}
-
 /* A store on eps under prefix; cache: 0 default (on), -1 off. */
-static co_store *open_on(const char *const *eps, size_t n, const char *prefix,
-			 long cache, int idle_ms)
+static co_store *open_on(const char *const *eps, size_t n, const char *prefix, long cache,
+			 int idle_ms)
 {
 	co_etcd_opts o = CO_ETCD_OPTS_INIT;
 	co_store *s = NULL;
@@ -77,7 +62,7 @@ static co_store *open_on(const char *const *eps, size_t n, const char *prefix,
 
 static co_store *open_store(const char *prefix, long cache)
 {
-	const char *eps[] = {etcd.endpoint};
+	const char *eps[] = {co_test_group_etcd.endpoint};
 
 	return open_on(eps, 1, prefix, cache, 0);
 }
@@ -241,7 +226,7 @@ static void a_stale_claimed_entry_does_not_refuse_a_claim(void **state)
  * naming it, and no store is opened. */
 static void the_cache_knob_is_read_from_the_environment(void **state)
 {
-	const char *eps[] = {etcd.endpoint};
+	const char *eps[] = {co_test_group_etcd.endpoint};
 	co_etcd_opts o = CO_ETCD_OPTS_INIT;
 	co_etcd_cache_stats st;
 	co_store *s = NULL;
@@ -356,7 +341,8 @@ static void stale_caches_give_exactly_one_winner(void **state)
 		mod = version_of(ctl, r.id);
 		for (i = 0; i < RACERS; i++) {
 			if (!cache_reaches(r.s[i], r.id, mod, 20000))
-				fail_msg("round %d: cache %d never saw %s", round, i, r.id);
+				fail_msg("round %d: cache %d never saw %s", round, i,
+					 r.id);
 			co_etcd__cache_hold(r.s[i], 1);
 		}
 		if (round % 2 == 0)
@@ -374,8 +360,9 @@ static void stale_caches_give_exactly_one_winner(void **state)
 			co_etcd_store_cache_stats(&st, r.s[i]);
 			/* each racer decided first from its (stale) entry */
 			if (st.hits - hits[i] != 1)
-				fail_msg("round %d: racer %d: %llu cache hits, not 1", round,
-					 i, (unsigned long long)(st.hits - hits[i]));
+				fail_msg("round %d: racer %d: %llu cache hits, not 1",
+					 round, i,
+					 (unsigned long long)(st.hits - hits[i]));
 		}
 		for (i = 0; i < RACERS; i++) {
 			if (r.rc[i] == 0) {
@@ -387,7 +374,8 @@ static void stale_caches_give_exactly_one_winner(void **state)
 			co_etcd__cache_hold(r.s[i], 0);
 		}
 		if (winners != 1 || losers != RACERS - 1)
-			fail_msg("round %d: %d winners, %d losers", round, winners, losers);
+			fail_msg("round %d: %d winners, %d losers", round, winners,
+				 losers);
 		/*
 		 * The stale guess was used: the winner's first round trip was
 		 * lost (even: a txn on the stale mod_revision; odd: the read a
@@ -400,8 +388,8 @@ static void stale_caches_give_exactly_one_winner(void **state)
 				 round, (unsigned long long)rtt[winner]);
 		for (i = 0; i < RACERS; i++)
 			if (rtt[i] < 1 || rtt[i] > 2)
-				fail_msg("round %d: racer %d took %llu round trips", round,
-					 i, (unsigned long long)rtt[i]);
+				fail_msg("round %d: racer %d took %llu round trips",
+					 round, i, (unsigned long long)rtt[i]);
 		for (i = 0; i < RACERS; i++)
 			assert_string_equal(r.owner[i], r.owner[winner]);
 		assert_int_equal(co_store_get(&now, ctl, CO_KIND_TASK, r.id), 0);
@@ -446,7 +434,8 @@ static void watch_resumes_after_compaction_and_cache_is_right(void **state)
 	assert_int_equal(co_test_sh(NULL, NULL,
 				    "ETCDCTL_API=3 etcdctl --endpoints=%s compact %lld "
 				    ">/dev/null",
-				    etcd.endpoint, (long long)version_of(off, "C3")),
+				    co_test_group_etcd.endpoint,
+				    (long long)version_of(off, "C3")),
 			 0);
 	co_etcd__cache_pause(s, 0);
 
@@ -498,7 +487,7 @@ static int wait_live(co_store *s, int want, int bound_ms)
  * trusting it; after SIGCONT it follows etcd again. */
 static void a_frozen_members_watch_is_found_stalled_and_recovers(void **state)
 {
-	const char *eps[] = {etcd.endpoint};
+	const char *eps[] = {co_test_group_etcd.endpoint};
 	co_store *s = open_on(eps, 1, "/t-freeze/", 0, 300),
 		 *off = open_store("/t-freeze/", -1);
 	co_etcd_cache_stats st;
@@ -509,7 +498,7 @@ static void a_frozen_members_watch_is_found_stalled_and_recovers(void **state)
 	assert_true(cache_reaches(s, "F", version_of(off, "F"), 10000));
 	co_etcd_store_cache_stats(&st, s);
 	stalls = st.watch_stalls;
-	assert_int_equal(co_test_etcd_freeze(&etcd), 0);
+	assert_int_equal(co_test_etcd_freeze(&co_test_group_etcd), 0);
 	assert_true(wait_live(s, 0, 20000));
 	{
 		int64_t until = mono_ms() + 20000;
@@ -519,7 +508,7 @@ static void a_frozen_members_watch_is_found_stalled_and_recovers(void **state)
 			nap();
 		} while (st.watch_stalls == stalls && mono_ms() < until);
 	}
-	co_test_etcd_thaw(&etcd);
+	co_test_etcd_thaw(&co_test_group_etcd);
 	assert_true(st.watch_stalls > stalls);
 	assert_true(wait_live(s, 1, 30000));
 	claim_ok(off, "F", "swarm-f");
@@ -584,5 +573,6 @@ int main(void)
 	    cmocka_unit_test(stale_caches_give_exactly_one_winner),
 	};
 
-	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+	return cmocka_run_group_tests(tests, co_test_etcd_group_setup,
+				      co_test_etcd_group_teardown);
 }

@@ -39,22 +39,7 @@
 #include <string.h>
 #include <time.h>
 
-static co_test_etcd etcd;
-
 #define FENCE "/fence-test/flags"
-
-static int group_setup(void **state)
-{
-	(void)state;
-	return co_test_etcd_start(&etcd) == 0 ? 0 : -1;
-}
-
-static int group_teardown(void **state)
-{
-	(void)state;
-	co_test_etcd_stop(&etcd);
-	return 0;
-}
 
 static int clear_fence(void **state)
 {
@@ -65,7 +50,7 @@ static int clear_fence(void **state)
 
 static co_store *open_store(const char *prefix)
 {
-	const char *eps[] = {etcd.endpoint};
+	const char *eps[] = {co_test_group_etcd.endpoint};
 	co_etcd_opts o = CO_ETCD_OPTS_INIT;
 	co_store *s = NULL;
 
@@ -88,7 +73,7 @@ static int64_t fence_set(const char *verb)
 
 	if (co_test_sh(&out, &err,
 		       "ETCDCTL_API=3 etcdctl --endpoints=%s -w json %s %s %s",
-		       etcd.endpoint, verb, FENCE,
+		       co_test_group_etcd.endpoint, verb, FENCE,
 		       strcmp(verb, "put") == 0 ? "'kill_switch: true'" : "") != 0)
 		fail_msg("etcdctl %s: %s", verb, err ? err : "");
 	if ((j = cJSON_Parse(out)) == NULL)
@@ -285,7 +270,7 @@ static void *write_loop(void *arg)
 			 ? co_store_claim(&out, r->s, id, "alice", 60)
 			 : co_store_release(&out, r->s, id, "alice", CO_STATUS_AVAILABLE);
 		co_record_free(out);
-	out = NULL;
+		out = NULL;
 		if (rc == 0)
 			atomic_fetch_add(&r->landed, 1);
 		else if (rc == CO_EFENCED && ++mine)
@@ -337,7 +322,7 @@ static void no_write_fenced_on_the_old_epoch_commits_after_the_move(void **state
 	}
 	while (atomic_load(&r.landed) < 200)
 		nanosleep(&nap, NULL); /* a count of landed writes, awaited */
-	moved = fence_set("put"); /* mid-stream */
+	moved = fence_set("put");      /* mid-stream */
 	atomic_store(&r.moved, 1);
 	for (i = 0; i < WRITERS; i++)
 		pthread_join(t[i], NULL);
@@ -351,7 +336,8 @@ static void no_write_fenced_on_the_old_epoch_commits_after_the_move(void **state
 			if (mod_of(r.s, id) > moved)
 				fail_msg("%s written at revision %lld, after the fence "
 					 "moved at %lld",
-					 id, (long long)mod_of(r.s, id), (long long)moved);
+					 id, (long long)mod_of(r.s, id),
+					 (long long)moved);
 		}
 	co_store_free(r.s);
 }
@@ -359,12 +345,16 @@ static void no_write_fenced_on_the_old_epoch_commits_after_the_move(void **state
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test_teardown(fenced_writes_land_while_the_epoch_holds_and_none_after, clear_fence),
-	    cmocka_unit_test_teardown(a_lost_race_on_the_record_is_not_a_fence, clear_fence),
+	    cmocka_unit_test_teardown(
+		fenced_writes_land_while_the_epoch_holds_and_none_after, clear_fence),
+	    cmocka_unit_test_teardown(a_lost_race_on_the_record_is_not_a_fence,
+				      clear_fence),
 	    cmocka_unit_test_teardown(copies_are_not_fenced, clear_fence),
-	    cmocka_unit_test_teardown(no_write_fenced_on_the_old_epoch_commits_after_the_move, clear_fence),
+	    cmocka_unit_test_teardown(
+		no_write_fenced_on_the_old_epoch_commits_after_the_move, clear_fence),
 	};
 	if (getenv("CMOCKA_FILTER"))
 		cmocka_set_test_filter(getenv("CMOCKA_FILTER"));
-	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+	return cmocka_run_group_tests(tests, co_test_etcd_group_setup,
+				      co_test_etcd_group_teardown);
 }

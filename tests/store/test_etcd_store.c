@@ -32,25 +32,10 @@
 #include <time.h>
 #include <unistd.h>
 
-static co_test_etcd etcd;
-
-static int group_setup(void **state)
-{
-	(void)state;
-	return co_test_etcd_start(&etcd) == 0 ? 0 : -1;
-}
-
-static int group_teardown(void **state)
-{
-	(void)state;
-	co_test_etcd_stop(&etcd);
-	return 0;
-}
-
 /* A store on the test etcd under `prefix`, with short timeouts. */
 static co_store *open_store(const char *prefix)
 {
-	const char *eps[] = {etcd.endpoint};
+	const char *eps[] = {co_test_group_etcd.endpoint};
 	co_etcd_opts o = CO_ETCD_OPTS_INIT;
 	co_store *s = NULL;
 	int rc;
@@ -94,7 +79,7 @@ static char *etcdctl_get(const char *key)
 	int rc =
 	    co_test_sh(&out, &err,
 		       "ETCDCTL_API=3 etcdctl --endpoints=%s get '%s' --print-value-only",
-		       etcd.endpoint, key);
+		       co_test_group_etcd.endpoint, key);
 
 	if (rc != 0)
 		fail_msg("etcdctl get %s: %s", key, err ? err : "");
@@ -339,7 +324,7 @@ static int claims_key_has_lease(const char *key)
 
 	rc = co_test_sh(&out, NULL,
 			"ETCDCTL_API=3 etcdctl --endpoints=%s get '%s' -w json",
-			etcd.endpoint, key);
+			co_test_group_etcd.endpoint, key);
 	assert_int_equal(rc, 0);
 	leased = out && strstr(out, "\"lease\":") != NULL &&
 		 strstr(out, "\"lease\":0") == NULL;
@@ -429,7 +414,7 @@ static int lease_count(void)
 	rc = co_test_sh(
 	    &out, NULL,
 	    "ETCDCTL_API=3 etcdctl --endpoints=%s lease list | grep -c '^[0-9a-f]'",
-	    etcd.endpoint);
+	    co_test_group_etcd.endpoint);
 	if (rc == 0 || rc == 1)
 		n = atoi(out);
 	free(out);
@@ -493,21 +478,21 @@ dead_etcd_is_unavailable_naming_the_endpoint_and_nothing_half_written(void **sta
 
 	(void)state;
 	create_task(s, "OLD");
-	co_test_etcd_kill(&etcd);
+	co_test_etcd_kill(&co_test_group_etcd);
 
 	assert_int_equal(co_store_claim(&out, s, "OLD", "alice", 30), CO_EUNAVAIL);
 	assert_null(out);
-	assert_non_null(strstr(co_error_last(), etcd.endpoint));
+	assert_non_null(strstr(co_error_last(), co_test_group_etcd.endpoint));
 	assert_int_equal(co_store_task_create(&out, s, t), CO_EUNAVAIL);
-	assert_non_null(strstr(co_error_last(), etcd.endpoint));
+	assert_non_null(strstr(co_error_last(), co_test_group_etcd.endpoint));
 	assert_int_equal(co_store_ping(s), CO_EUNAVAIL);
-	assert_non_null(strstr(co_error_last(), etcd.endpoint));
+	assert_non_null(strstr(co_error_last(), co_test_group_etcd.endpoint));
 	/* three failures in a row: the breaker answers at once, and says why */
 	assert_int_equal(co_store_get(&out, s, CO_KIND_TASK, "OLD"), CO_EUNAVAIL);
 	assert_non_null(strstr(co_error_last(), "etcd circuit open since "));
-	assert_non_null(strstr(co_error_last(), etcd.endpoint));
+	assert_non_null(strstr(co_error_last(), co_test_group_etcd.endpoint));
 
-	assert_int_equal(co_test_etcd_restart(&etcd), 0);
+	assert_int_equal(co_test_etcd_restart(&co_test_group_etcd), 0);
 	assert_int_equal(ping_eventually(s), 0); /* the probe closes it */
 	assert_int_equal(co_store_get(&out, s, CO_KIND_TASK, "OLD"), 0);
 	assert_int_equal(out->rev, 1);
@@ -534,12 +519,12 @@ static void watch_ends_unavailable_when_etcd_dies(void **state)
 
 	(void)state;
 	assert_int_equal(co_store_watch(&w, s, "tasks/"), 0);
-	co_test_etcd_kill(&etcd);
+	co_test_etcd_kill(&co_test_group_etcd);
 	rc = co_watch_next(&ev, w, 10000);
-	assert_int_equal(co_test_etcd_restart(&etcd), 0);
+	assert_int_equal(co_test_etcd_restart(&co_test_group_etcd), 0);
 	assert_int_equal(rc, CO_EUNAVAIL);
 	assert_null(ev);
-	assert_non_null(strstr(co_error_last(), etcd.endpoint));
+	assert_non_null(strstr(co_error_last(), co_test_group_etcd.endpoint));
 	co_watch_close(w);
 	co_store_free(s);
 }
@@ -557,10 +542,9 @@ static int ping_eventually(co_store *s)
 	return rc;
 }
 
-
 static void hung_etcd_times_out_as_unavailable(void **state)
 {
-	const char *eps[] = {etcd.endpoint};
+	const char *eps[] = {co_test_group_etcd.endpoint};
 	co_etcd_opts o = CO_ETCD_OPTS_INIT;
 	co_store *s = NULL;
 	int rc;
@@ -572,15 +556,15 @@ static void hung_etcd_times_out_as_unavailable(void **state)
 	assert_int_equal(co_etcd_store_open(&s, &o), 0);
 	assert_int_equal(ping_eventually(s), 0);
 	/* A stopped process keeps its sockets: requests hang, not fail. */
-	assert_int_equal(kill(etcd.pid, SIGSTOP), 0);
-	if (co_test_wait_stopped(etcd.pid) < 0) {
-		kill(etcd.pid, SIGCONT);
-		fail_msg("etcd %d did not stop", (int)etcd.pid);
+	assert_int_equal(kill(co_test_group_etcd.pid, SIGSTOP), 0);
+	if (co_test_wait_stopped(co_test_group_etcd.pid) < 0) {
+		kill(co_test_group_etcd.pid, SIGCONT);
+		fail_msg("etcd %d did not stop", (int)co_test_group_etcd.pid);
 	}
 	rc = co_store_ping(s);
-	kill(etcd.pid, SIGCONT);
+	kill(co_test_group_etcd.pid, SIGCONT);
 	assert_int_equal(rc, CO_EUNAVAIL);
-	assert_non_null(strstr(co_error_last(), etcd.endpoint));
+	assert_non_null(strstr(co_error_last(), co_test_group_etcd.endpoint));
 	assert_non_null(strstr(co_error_last(), "timed out"));
 	assert_int_equal(ping_eventually(s), 0);
 	co_store_free(s);
@@ -589,7 +573,7 @@ static void hung_etcd_times_out_as_unavailable(void **state)
 static void requests_fail_over_from_a_dead_endpoint_to_a_live_one(void **state)
 {
 	char dead[64], dead2[64];
-	const char *eps[] = {dead, etcd.endpoint};
+	const char *eps[] = {dead, co_test_group_etcd.endpoint};
 	const char *all_dead[] = {dead, dead2};
 	co_etcd_opts o = CO_ETCD_OPTS_INIT;
 	co_store *s = NULL;
@@ -639,7 +623,8 @@ static void watch_sees_put_and_delete_made_by_etcdctl(void **state)
 	    "ETCDCTL_API=3 etcdctl --endpoints=%s put /t-watch/swarms/x '{}' >/dev/null"
 	    " && etcdctl --endpoints=%s put /t-watch/tasks/W1 '%s' >/dev/null"
 	    " && etcdctl --endpoints=%s del /t-watch/tasks/W1 >/dev/null",
-	    etcd.endpoint, etcd.endpoint, json, etcd.endpoint);
+	    co_test_group_etcd.endpoint, co_test_group_etcd.endpoint, json,
+	    co_test_group_etcd.endpoint);
 	assert_int_equal(rc, 0);
 	free(err);
 
@@ -745,7 +730,7 @@ static void custom_prefix_keeps_every_key_under_it(void **state)
 	rc = co_test_sh(&keys, NULL,
 			"ETCDCTL_API=3 etcdctl --endpoints=%s get --prefix / --keys-only"
 			" | grep -e P1 -e alice | grep -v '^/t-'",
-			etcd.endpoint);
+			co_test_group_etcd.endpoint);
 	assert_int_equal(rc, 0);
 	assert_string_equal(keys, "/cutover-x/claims/P1\n/cutover-x/swarms/alice\n"
 				  "/cutover-x/tasks/P1\n");
@@ -828,7 +813,7 @@ static void store_with_auth_logs_in_and_survives_a_token_loss(void **state)
 static void scan_reads_over_grpc_from_a_member_that_answers(void **state)
 {
 	char dead[64];
-	const char *eps[] = {dead, etcd.endpoint};
+	const char *eps[] = {dead, co_test_group_etcd.endpoint};
 	co_etcd_opts o = CO_ETCD_OPTS_INIT;
 	co_store *s = NULL;
 	int n = 0;
@@ -903,7 +888,7 @@ static int scan_collect(void *ctx, const co_scan_item *it)
 
 static co_store *open_scanning_store(const char *prefix, int page)
 {
-	const char *eps[] = {etcd.endpoint};
+	const char *eps[] = {co_test_group_etcd.endpoint};
 	co_etcd_opts o = CO_ETCD_OPTS_INIT;
 	co_store *s = NULL;
 
@@ -1015,7 +1000,7 @@ static int scan_compact(void *ctx, const co_scan_item *it)
 			   " R=$(etcdctl --endpoints=$E get /compact/x -w fields |"
 			   " sed -n 's/^\"Revision\" : //p') &&"
 			   " etcdctl --endpoints=$E compact $R >/dev/null",
-			   etcd.endpoint);
+			   co_test_group_etcd.endpoint);
 	return 0;
 }
 
@@ -1089,7 +1074,7 @@ static void a_hung_first_endpoint_fails_over_to_a_healthy_one(void **state)
 	socklen_t al = sizeof(a);
 	int fd = socket(AF_INET, SOCK_STREAM, 0);
 	char hole[64];
-	const char *eps[] = {hole, etcd.endpoint};
+	const char *eps[] = {hole, co_test_group_etcd.endpoint};
 	co_etcd_opts o = CO_ETCD_OPTS_INIT;
 	co_breaker_info bi;
 	co_store *s = NULL;
@@ -1151,5 +1136,6 @@ int main(void)
 	    cmocka_unit_test(scan_stops_at_a_callback_error),
 	};
 
-	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+	return cmocka_run_group_tests(tests, co_test_etcd_group_setup,
+				      co_test_etcd_group_teardown);
 }
