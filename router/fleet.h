@@ -209,6 +209,7 @@ typedef struct co_fleet_member {
 	long outbox_age_ms;  /* age of the oldest; 0 when empty */
 	char admin_url[128]; /* "http://127.0.0.1:8080" or "" */
 	char heartbeat[40];  /* RFC 3339 UTC of the last refresh */
+	char state_dir[256]; /* its state dir (outbox), "" if not said */
 } co_fleet_member;
 
 /*

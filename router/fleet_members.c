@@ -50,7 +50,8 @@ char *co_fleet_member_json(const co_fleet_member *m)
 	    cJSON_AddNumberToObject(o, "outbox_depth", (double)m->outbox_depth) &&
 	    cJSON_AddNumberToObject(o, "outbox_age_ms", (double)m->outbox_age_ms) &&
 	    cJSON_AddStringToObject(o, "admin_url", m->admin_url) &&
-	    cJSON_AddStringToObject(o, "heartbeat", m->heartbeat))
+	    cJSON_AddStringToObject(o, "heartbeat", m->heartbeat) &&
+	    cJSON_AddStringToObject(o, "state_dir", m->state_dir))
 		text = cJSON_PrintUnformatted(o);
 	cJSON_Delete(o);
 	return text;
@@ -69,6 +70,7 @@ void co_fleet__member_from_json(co_fleet_member *m, const cJSON *o)
 	m->outbox_age_ms = (long)co_fleet__i64(o, "outbox_age_ms");
 	copy_cut(m->admin_url, sizeof m->admin_url, co_fleet__str(o, "admin_url"));
 	copy_cut(m->heartbeat, sizeof m->heartbeat, co_fleet__str(o, "heartbeat"));
+	copy_cut(m->state_dir, sizeof m->state_dir, co_fleet__str(o, "state_dir"));
 }
 
 static int valid_id(const char *id)

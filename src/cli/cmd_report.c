@@ -15,6 +15,8 @@
 #include "../core/runs.h"
 #include "../core/state.h"
 #include "reconcile/report.h"
+#include "reconcile/report_fleet.h"
+#include "router/fleet.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -45,7 +47,11 @@ static const char h_report[] =
     "             \"fields\":[...],\"git\",\"etcd\"}]} (also with --json)\n"
     "  markdown  tables: the run, its divergences, the recent runs\n"
     "  html      one self-contained page: summary, consistency over runs as an\n"
-    "            SVG chart, divergences with both stores' values side by side\n\n"
+    "            SVG chart, divergences with both stores' values side by side\n"
+    "In fleet mode every format also lists what each live router's outbox owes\n"
+    "now, from its membership record (JSON \"owed_by_router\": [{\"router\",\"host\",\n"
+    "\"state_dir\",\"outbox_depth\",\"outbox_age_ms\"}], null if etcd does not\n"
+    "answer); a dead router's is drained by `cutover outbox adopt`.\n\n"
     "Options:\n"
     "  --run N            that run instead of the latest finished one\n"
     "  --format F         text, json, markdown or html\n"
@@ -89,10 +95,47 @@ static int lands_in(const char *path, const char *dir)
 	       a.st_ino == b.st_ino;
 }
 
+/* Fleet mode: the live routers (NULL: membership not read), for the
+ * report's "owed per router" section. */
+typedef struct fleet_part {
+	int on;
+	co_fleet_member *m;
+	size_t n;
+} fleet_part;
+
+static int emit(FILE *f, co_report_format fmt, const co_run *run,
+		const co_divergence_list *divs, const co_run_list *hist, double threshold,
+		const co_redact *rd, const co_audit_change_list *timeline,
+		const fleet_part *fp)
+{
+	if (fp->on)
+		return co_report_write_fleet(f, fmt, run, divs, hist, threshold, rd, timeline,
+					     fp->m, fp->n);
+	return co_report_write_with_timeline(f, fmt, run, divs, hist, threshold, rd,
+					     timeline);
+}
+
+static void fleet_load(fleet_part *fp, const co_config *c)
+{
+	co_fleet *fleet = NULL;
+
+	if (!c->fleet_enabled)
+		return;
+	fp->on = 1;
+	if (co_fleet_open_config(&fleet, c) < 0 || !fleet ||
+	    co_fleet_members(&fp->m, &fp->n, fleet) < 0) {
+		fprintf(stderr, "cutover: warning: owed per router not shown: %s\n",
+			co_error_last());
+		fp->m = NULL;
+		fp->n = 0;
+	}
+	co_fleet_close(fleet);
+}
+
 static int write_to_file(const char *path, const char *state_dir, co_report_format fmt,
 			 const co_run *run, const co_divergence_list *divs,
 			 const co_run_list *hist, double threshold, const co_redact *rd,
-			 const co_audit_change_list *timeline)
+			 const co_audit_change_list *timeline, const fleet_part *fp)
 {
 	char tmp[4096];
 	FILE *f;
@@ -113,8 +156,7 @@ static int write_to_file(const char *path, const char *state_dir, co_report_form
 		}
 		return error;
 	}
-	error = co_report_write_with_timeline(f, fmt, run, divs, hist, threshold, rd,
-					      timeline);
+	error = emit(f, fmt, run, divs, hist, threshold, rd, timeline, fp);
 	if (fclose(f) != 0 && error == 0)
 		error = co_error_set(CO_EIO, "%s: %s", tmp, strerror(errno));
 	if (error == 0 && rename(tmp, path) < 0)
@@ -140,6 +182,7 @@ int co_cli_report(int argc, char **argv, co_cli *ctx)
 	co_divergence_list divs = {0};
 	co_run_list hist = {0};
 	co_audit_change_list timeline = {0};
+	fleet_part fleet = {0, NULL, 0};
 	char **args = NULL;
 	int64_t run_id = 0, n_hist = HISTORY_DEFAULT;
 	int i, error;
@@ -185,14 +228,16 @@ int co_cli_report(int argc, char **argv, co_cli *ctx)
 	if (fmt == CO_REPORT_HTML &&
 	    (error = co_report_timeline_load(&timeline, st, TIMELINE_ROWS)) < 0)
 		goto done;
+	fleet_load(&fleet, c);
 	if (output)
 		error = write_to_file(output, c->state_dir, fmt, run, &divs, &hist,
-				      c->reconcile_min_consistency, c->redact, &timeline);
+				      c->reconcile_min_consistency, c->redact, &timeline,
+				      &fleet);
 	else
-		error = co_report_write_with_timeline(stdout, fmt, run, &divs, &hist,
-						      c->reconcile_min_consistency,
-						      c->redact, &timeline);
+		error = emit(stdout, fmt, run, &divs, &hist, c->reconcile_min_consistency,
+			     c->redact, &timeline, &fleet);
 done:
+	free(fleet.m);
 	co_audit_change_list_clear(&timeline);
 	co_run_list_clear(&hist);
 	co_divergence_list_clear(&divs);

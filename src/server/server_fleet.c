@@ -134,6 +134,14 @@ int co_server_fleet_start(co_server_fleet **out, const co_server_fleet_opts *o)
 		snprintf(m.id, sizeof m.id, "%.40s-%ld", m.host, m.pid);
 	snprintf(m.version, sizeof m.version, "%s", o->version ? o->version : "");
 	snprintf(m.admin_url, sizeof m.admin_url, "%s", o->admin_url ? o->admin_url : "");
+	/* where its outbox is: `cutover outbox adopt` refuses a live owner's */
+	if (o->state) {
+		char *abs = realpath(co_state_dir(o->state), NULL);
+
+		snprintf(m.state_dir, sizeof m.state_dir, "%s",
+			 abs ? abs : co_state_dir(o->state));
+		free(abs);
+	}
 	sf->self = m;
 	if ((error = co_fleet_mirror_new(&sf->mirror, o->flags_path, o->flags)) < 0 ||
 	    (error = co_fleet_watch_open(&sf->watch, sf->fleet, co_fleet_mirror_apply,
