@@ -6,6 +6,8 @@
  */
 #include "router/fleet_private.h"
 
+#include "core/b64.h"
+
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -117,7 +119,7 @@ int co_fleet__flags_from_kv(co_flags *out, int64_t *epoch, const co_fleet *f,
 		*epoch = 0;
 		return 0;
 	}
-	if ((text = co_fleet__unb64(co_fleet__str(kv, "value"), &len)) == NULL)
+	if ((text = co_b64_decode(co_fleet__str(kv, "value"), &len)) == NULL)
 		return co_error_set(CO_EINVAL, "%s: value is not base64", f->flags_key);
 	error = co_flags_parse(out, text, len, f->flags_key);
 	free(text);
@@ -156,7 +158,7 @@ done:
 static int put_if_epoch(int64_t *now, co_fleet *f, const char *text, int64_t epoch)
 {
 	cJSON *req = cJSON_CreateObject(), *resp = NULL, *cmp, *c, *succ, *op, *put;
-	char rev[32], *val = co_fleet__b64(text, strlen(text));
+	char rev[32], *val = co_b64_encode(text, strlen(text));
 	int error = CO_ENOMEM;
 
 	snprintf(rev, sizeof rev, "%lld", (long long)epoch);

@@ -14,16 +14,6 @@
 #include "core/b64.h"
 #include "core/error.h"
 
-/* The store's base64 (core/b64.h: OpenSSL), under the fleet's names. */
-char *co_fleet__b64(const char *p, size_t len)
-{
-	return co_b64_encode(p, len);
-}
-
-char *co_fleet__unb64(const char *in, size_t *len)
-{
-	return co_b64_decode(in, len);
-}
 
 void co_fleet__deadline(struct timespec *ts, int ms)
 {
@@ -56,7 +46,7 @@ int64_t co_fleet__i64(const cJSON *o, const char *name)
 
 int co_fleet__add_key(cJSON *o, const char *name, const char *key)
 {
-	char *k = co_fleet__b64(key, strlen(key));
+	char *k = co_b64_encode(key, strlen(key));
 
 	if (!k || !cJSON_AddStringToObject(o, name, k)) {
 		free(k);

@@ -6,6 +6,8 @@
  */
 #include "router/fleet_private.h"
 
+#include "core/b64.h"
+
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -153,7 +155,7 @@ int co_fleet_reg_refresh(co_fleet_reg *r)
 	pthread_mutex_unlock(&r->lock);
 	if ((error = keep_lease(r)) < 0)
 		return error;
-	if (!(text = co_fleet_member_json(&m)) || !(val = co_fleet__b64(text, strlen(text))) ||
+	if (!(text = co_fleet_member_json(&m)) || !(val = co_b64_encode(text, strlen(text))) ||
 	    !(req = cJSON_CreateObject()) || co_fleet__add_key(req, "key", r->key) < 0 ||
 	    !cJSON_AddStringToObject(req, "value", val) ||
 	    !cJSON_AddStringToObject(req, "lease", r->lease)) {
@@ -293,7 +295,7 @@ int co_fleet_members(co_fleet_member **out, size_t *n, co_fleet *f)
 	}
 	cJSON_ArrayForEach(kv, cJSON_GetObjectItemCaseSensitive(resp, "kvs"))
 	{
-		char *text = co_fleet__unb64(co_fleet__str(kv, "value"), NULL);
+		char *text = co_b64_decode(co_fleet__str(kv, "value"), NULL);
 		cJSON *o = text ? cJSON_Parse(text) : NULL;
 
 		if (o)

@@ -24,12 +24,6 @@ struct co_fleet {
 /* CLOCK_REALTIME now + ms, for pthread_cond_timedwait. */
 void co_fleet__deadline(struct timespec *ts, int ms);
 
-/* Base64 of len bytes (malloc'd, NUL-terminated), NULL on OOM. */
-char *co_fleet__b64(const char *p, size_t len);
-
-/* Decode base64 into a malloc'd NUL-terminated buffer, *len its length
- * (may be NULL); NULL on OOM or bad input. */
-char *co_fleet__unb64(const char *in, size_t *len);
 
 /* A string field (int64s come as strings): "" when absent. */
 const char *co_fleet__str(const cJSON *o, const char *name);

@@ -6,6 +6,8 @@
  */
 #include "router/fleet_private.h"
 
+#include "core/b64.h"
+
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -159,7 +161,7 @@ static void stream(co_fleet_watch *w)
 	int running = 1;
 
 	snprintf(rev, sizeof rev, "%lld", (long long)w->next_rev);
-	k = co_fleet__b64(w->f->flags_key, strlen(w->f->flags_key));
+	k = co_b64_encode(w->f->flags_key, strlen(w->f->flags_key));
 	if (!req || !h || !k || !(cr = cJSON_AddObjectToObject(req, "create_request")) ||
 	    !cJSON_AddStringToObject(cr, "key", k) ||
 	    !cJSON_AddStringToObject(cr, "start_revision", rev) ||

@@ -230,7 +230,7 @@ static int resync(struct co_etcd__cache *c)
 	cJSON_ArrayForEach(kv, cJSON_GetObjectItemCaseSensitive(resp, "kvs"))
 	{
 		size_t len = 0;
-		char *key = co_etcd__b64_decode(co_etcd__json_str(kv, "key"), &len);
+		char *key = co_b64_decode(co_etcd__json_str(kv, "key"), &len);
 		co_record *r = NULL;
 		const char *id;
 		co_kind kind;

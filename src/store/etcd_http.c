@@ -83,12 +83,6 @@ static size_t buf_write_cb(char *ptr, size_t size, size_t nmemb, void *ud)
 	return co_etcd__buf_add(ud, ptr, size * nmemb) < 0 ? 0 : size * nmemb;
 }
 
-/* Base64 is core/b64.h's (OpenSSL, with etcd's strictness). */
-char *co_etcd__b64_decode(const char *in, size_t *len)
-{
-	return co_b64_decode(in, len);
-}
-
 /* A string field of a JSON object ("" when absent); int64s come as strings. */
 const char *co_etcd__json_str(const cJSON *obj, const char *name)
 {

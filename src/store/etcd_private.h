@@ -20,6 +20,7 @@
 
 #include "store.h"
 #include "store_backend.h"
+#include "../core/b64.h"
 
 #include "../core/record.h"
 
@@ -94,8 +95,6 @@ int co_etcd__buf_add(struct buf *b, const char *data, size_t len);
 
 void co_etcd__buf_free(struct buf *b);
 
-/* Decode base64 into a malloc'd NUL-terminated buffer; *len its length. */
-char *co_etcd__b64_decode(const char *in, size_t *len);
 
 /* A string field of a JSON object ("" when absent); int64s come as strings. */
 const char *co_etcd__json_str(const cJSON *obj, const char *name);

@@ -109,10 +109,10 @@ static int range_gateway(struct etcd *e, const char *dir, int64_t *rev, int64_t 
 			co_grpc_kv one;
 			size_t klen = 0, vlen = 0;
 			char *k =
-			    co_etcd__b64_decode(co_etcd__json_str(kv, "key"), &klen);
+			    co_b64_decode(co_etcd__json_str(kv, "key"), &klen);
 
 			free(val);
-			val = co_etcd__b64_decode(co_etcd__json_str(kv, "value"), &vlen);
+			val = co_b64_decode(co_etcd__json_str(kv, "value"), &vlen);
 			if (k == NULL || val == NULL) {
 				free(k);
 				error = co_error_set(

@@ -106,7 +106,7 @@ int co_etcd__record_from_kv(co_record **out, const struct etcd *e, const cJSON *
 			    const char *key)
 {
 	size_t len = 0;
-	char *val = co_etcd__b64_decode(co_etcd__json_str(kv, "value"), &len);
+	char *val = co_b64_decode(co_etcd__json_str(kv, "value"), &len);
 	int error;
 
 	if (val == NULL)

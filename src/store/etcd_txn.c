@@ -45,7 +45,7 @@ int co_etcd__applied_before(const cJSON *resp, const char *val)
 	if (kv == NULL)
 		return val == NULL;
 	if (val == NULL ||
-	    (now = co_etcd__b64_decode(co_etcd__json_str(kv, "value"), &len)) == NULL)
+	    (now = co_b64_decode(co_etcd__json_str(kv, "value"), &len)) == NULL)
 		return 0;
 	same = len == strlen(val) && memcmp(now, val, len) == 0;
 	free(now);

@@ -111,7 +111,7 @@ static co_event *event_from_json(struct etcd_watch *w, const cJSON *jev)
 	co_kind kind;
 
 	if (kv == NULL ||
-	    (key = co_etcd__b64_decode(co_etcd__json_str(kv, "key"), &len)) == NULL)
+	    (key = co_b64_decode(co_etcd__json_str(kv, "key"), &len)) == NULL)
 		goto fail;
 	if (co_etcd__key_parse(w->e, key, &kind, &id) < 0 ||
 	    (ev = calloc(1, sizeof(*ev))) == NULL || (ev->id = strdup(id)) == NULL)

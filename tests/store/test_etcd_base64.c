@@ -54,7 +54,7 @@ static void rfc4648_vectors_encode_and_decode(void **state)
 	(void)state;
 	for (i = 0; i < sizeof(vectors) / sizeof(vectors[0]); i++) {
 		char *e = encode(vectors[i][0], strlen(vectors[i][0]));
-		char *d = co_etcd__b64_decode(vectors[i][1], &len);
+		char *d = co_b64_decode(vectors[i][1], &len);
 
 		assert_string_equal(e, vectors[i][1]);
 		assert_non_null(d);
@@ -76,7 +76,7 @@ static void every_length_round_trips(void **state)
 	data[3] = 0;
 	for (n = 0; n <= sizeof(data); n++) {
 		char *e = encode((const char *)data, n);
-		char *d = co_etcd__b64_decode(e, &len);
+		char *d = co_b64_decode(e, &len);
 
 		assert_int_equal(strlen(e), (n + 2) / 3 * 4);
 		assert_non_null(d);
@@ -110,7 +110,7 @@ static void malformed_base64_is_refused(void **state)
 
 	(void)state;
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		char *d = co_etcd__b64_decode(bad[i], &len);
+		char *d = co_b64_decode(bad[i], &len);
 
 		if (d != NULL)
 			fail_msg("\"%s\" decoded (%zu bytes)", bad[i], len);
