@@ -199,6 +199,7 @@ static void write_status(co_triggers *t, const co_trigger_eval *ev)
 		cJSON_AddNumberToObject(o, "etcd_p95_us", (double)ev->etcd_p95_us);
 		cJSON_AddNumberToObject(o, "baseline_us", (double)ev->baseline_us);
 		cJSON_AddNumberToObject(o, "latency_ratio", ev->latency_ratio);
+		cJSON_AddNumberToObject(o, "latency_pooled", ev->latency_pooled);
 	}
 	cJSON_AddNumberToObject(o, "etcd_down_ms", (double)ev->etcd_down_ms);
 	cJSON_AddNumberToObject(o, "outbox_age_ms", (double)ev->outbox_age_ms);
@@ -538,10 +539,13 @@ void co_triggers_status_print(void *fp, const cJSON *o)
 		fprintf(f, "   no git baseline yet: latency trigger off until one is "
 			   "recorded in git/shadow");
 	else if (cJSON_IsObject(live) && *jstr(live, "latency_op"))
-		fprintf(f, "   now %.2fx (%s etcd p95 %.1f ms, baseline %.1f ms)",
-			jnum(live, "latency_ratio"), jstr(live, "latency_op"),
+		fprintf(f, "   now %.2fx (%s etcd p95 %.1f ms, baseline %.1f ms%s)",
+			jnum(live, "latency_ratio"),
+			jnum(live, "latency_pooled") > 0 ? "all ops"
+							 : jstr(live, "latency_op"),
 			jnum(live, "etcd_p95_us") / 1000.0,
-			jnum(live, "baseline_us") / 1000.0);
+			jnum(live, "baseline_us") / 1000.0,
+			jnum(live, "latency_pooled") > 0 ? ", the largest" : "");
 	else if (cJSON_IsObject(live))
 		fprintf(f, "   now: no operation with a baseline has enough etcd ops");
 	fprintf(f, "\n  health      etcd unhealthy > %.1f s", jnum(th, "health_grace_s"));

@@ -8,7 +8,10 @@
  *               > error_rate, with at least min_samples operations;
  *   latency     for one operation, etcd-path p95 > latency_ratio x the git
  *               baseline of that operation, with at least min_samples etcd
- *               operations; the baseline is the git-path p95 recorded while
+ *               operations (or, when etcd is so slow that no one
+ *               operation gathers them, the p95 of every operation with
+ *               a baseline pooled, against the largest of their
+ *               baselines); the baseline is the git-path p95 recorded while
  *               the operation is in git or shadow mode (min_samples git
  *               operations in the window), kept in <state dir>/
  *               trigger-baseline.json so a restart keeps it.  No baseline,
@@ -85,6 +88,8 @@ typedef struct co_trigger_eval {
 	int64_t etcd_ops, etcd_errors; /* etcd path over the window */
 	double error_rate;	       /* etcd_errors / etcd_ops, 0 without ops */
 	int latency_op;		       /* the co_op with the worst ratio, or -1 */
+	int latency_pooled; /* 0, or how many kinds were judged as one pool
+			     * (latency_op then names the largest baseline) */
 	int64_t etcd_p95_us, baseline_us, latency_samples;
 	double latency_ratio; /* etcd_p95 / baseline of latency_op, 0: none */
 	int baselines;	      /* operations with a baseline */

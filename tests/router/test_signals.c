@@ -201,6 +201,57 @@ static void latency_needs_a_baseline_and_a_slow_tail(void **state)
 	assert_int_equal(ev.fired, CO_TRIGGER_NONE);
 }
 
+/*
+ * etcd so slow that no one kind of operation gathers min_samples: the
+ * kinds with a baseline are judged as one pool, against the largest of
+ * their baselines, so a stall is not hidden by its own slowness.
+ */
+static void latency_pools_the_kinds_when_each_is_too_few(void **state)
+{
+	co_trigger_cfg c = cfg();
+	co_trigger_inputs in = inputs(CO_MODE_DUAL, 100);
+	co_signals *s = NULL;
+	co_signal_snapshot snap;
+	co_trigger_eval ev;
+	int i, half = c.min_samples / 2 + 1;
+
+	(void)state;
+	in.baseline_us[CO_OP_TASK_CLAIM] = 10000;
+	in.baseline_us[CO_OP_TASK_RELEASE] = 20000;
+	assert_int_equal(co_signals_new(&s, 60), 0);
+	for (i = 0; i < half; i++) {
+		co_signals_record_at(s, 5, CO_SIDE_ETCD, CO_OP_TASK_CLAIM, 0, 700000);
+		co_signals_record_at(s, 5, CO_SIDE_ETCD, CO_OP_TASK_RELEASE, 0, 700000);
+	}
+	co_signals_snapshot_at(&snap, s, 5);
+	co_triggers_eval(&ev, &c, &snap, &in);
+	assert_int_equal(ev.fired, CO_TRIGGER_LATENCY);
+	assert_int_equal(ev.latency_pooled, 2);
+	assert_int_equal(ev.latency_op, CO_OP_TASK_RELEASE); /* the 20 ms one */
+	assert_int_equal(ev.baseline_us, 20000);
+	assert_int_equal(ev.latency_samples, 2 * half);
+	assert_non_null(strstr(ev.reason, "over 2 kinds of operation"));
+	assert_non_null(strstr(ev.figures, "pooled=2"));
+	/* the same pool, fast: judged, nothing fires */
+	co_signals_free(s);
+	assert_int_equal(co_signals_new(&s, 60), 0);
+	for (i = 0; i < half; i++) {
+		co_signals_record_at(s, 5, CO_SIDE_ETCD, CO_OP_TASK_CLAIM, 0, 9000);
+		co_signals_record_at(s, 5, CO_SIDE_ETCD, CO_OP_TASK_RELEASE, 0, 25000);
+	}
+	co_signals_snapshot_at(&snap, s, 5);
+	co_triggers_eval(&ev, &c, &snap, &in);
+	assert_int_equal(ev.fired, CO_TRIGGER_NONE);
+	assert_true(ev.latency_op >= 0);
+	assert_true(ev.latency_ratio < c.latency_ratio);
+	/* one kind alone, under min_samples, is still not judged */
+	co_signals_free(s);
+	etcd_ops(&snap, CO_OP_TASK_CLAIM, half, 0, 700000);
+	co_triggers_eval(&ev, &c, &snap, &in);
+	assert_int_equal(ev.fired, CO_TRIGGER_NONE);
+	assert_int_equal(ev.latency_op, -1);
+}
+
 static void health_and_outbox_age_fire_past_their_bounds(void **state)
 {
 	co_trigger_cfg c = cfg();
@@ -387,6 +438,7 @@ int main(void)
 	    cmocka_unit_test(p95_is_the_tail_not_the_outlier),
 	    cmocka_unit_test(error_rate_needs_its_samples_and_its_rate),
 	    cmocka_unit_test(latency_needs_a_baseline_and_a_slow_tail),
+	    cmocka_unit_test(latency_pools_the_kinds_when_each_is_too_few),
 	    cmocka_unit_test(health_and_outbox_age_fire_past_their_bounds),
 	    cmocka_unit_test(baseline_is_git_p95_in_git_or_shadow_and_survives_a_restart),
 	    cmocka_unit_test(bad_thresholds_are_refused_naming_field_and_value),

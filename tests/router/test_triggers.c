@@ -328,11 +328,9 @@ static co_trigger_cfg only(co_trigger_kind keep)
 	co_trigger_cfg c = CO_TRIGGER_CFG_INIT;
 
 	c.window_ms = 3000;
-	/* latency: 10 ops of one kind in the window; with etcd stopped 700 ms
-	 * of every 800, 20 came only now and then (under ASan, not in 90 s) */
-	c.min_samples = keep == CO_TRIGGER_ERROR_RATE ? 20
-			: keep == CO_TRIGGER_LATENCY  ? 10
-						      : 100000000;
+	c.min_samples = keep == CO_TRIGGER_ERROR_RATE || keep == CO_TRIGGER_LATENCY
+				? 20
+				: 100000000;
 	c.health_grace_ms = keep == CO_TRIGGER_HEALTH ? 1000 : 3600000;
 	c.outbox_age_ms = keep == CO_TRIGGER_OUTBOX_AGE ? 2000 : 3600000;
 	return c;
@@ -451,10 +449,15 @@ static void *one_claim_main(void *arg)
 	return NULL;
 }
 
-/* etcd stopped this long out of every STOP+RUN ms: most ops wait; none
- * times out (the request timeout is 2 s) */
+/* etcd stopped this long out of every STOP+RUN ms: none times out (the
+ * request timeout is 2 s).  The run is short on purpose: each loader's
+ * op that waited out the stall finishes in it, with only a few fast ones
+ * after, so the slow ones are well over 5% of the ops and the p95 is the
+ * stall.  (With 100 ms runs a fast machine fits ~30 ms ops of 3 ms in
+ * each and the 3 slow ones stay under the p95: the trigger rightly calls
+ * that a tail, not a slow etcd.) */
 #define PULSE_STOP_MS 700
-#define PULSE_RUN_MS 100
+#define PULSE_RUN_MS 15
 
 struct pulses {
 	fx *f;
@@ -538,14 +541,9 @@ static void latency_trips_on_slow_etcd_but_not_on_one_slow_op(void **state)
 	load_start(&ld, &f, 1);
 	assert_int_equal(pthread_create(&th, NULL, pulses_main, &p), 0);
 	t0 = now_ms();
-	/* Judging needs min_samples (10) ops of one kind inside the 3 s
-	 * window, and with etcd stopped 700 ms of every 800 three loaders
-	 * manage about that many only now and then: it tripped 8-14 s after
-	 * the pulses began here, and once in CI not within 30 s; under ASan
-	 * 79 s with 10.  The bound is a deadline for a hang, not a figure:
-	 * the time is printed.  (The mend belongs in the trigger: a latency
-	 * judgement not starved of samples when etcd is at its slowest.) */
-	took = wait_kill(&f, t0, 240000);
+	/* The bound is a deadline for a hang, not a figure: the time is
+	 * printed (1.5 s here). */
+	took = wait_kill(&f, t0, 60000);
 	atomic_store(&p.stop, 1);
 	pthread_join(th, NULL);
 	co_test_etcd_thaw(&f.etcd);
