@@ -205,8 +205,8 @@ static int div_json(cJSON *e, const co_redact *rd, const co_divergence *d)
 	return ok ? 0 : -1;
 }
 
-static cJSON *run_json(const co_run *run, const co_divergence_list *divs,
-		       const co_redact *rd)
+cJSON *co_report_run_json(const co_run *run, const co_divergence_list *divs,
+			  const co_redact *rd)
 {
 	cJSON *o = cJSON_CreateObject(), *arr, *owed;
 	char when[32];
@@ -284,7 +284,7 @@ char *co_report_json(const co_run *run, const co_divergence_list *divs,
 	/* No policy at all (no random key): render nothing rather than
 	 * render unredacted. */
 	if ((rd = policy(&own, rd)) != NULL)
-		o = run_json(run, divs, rd);
+		o = co_report_run_json(run, divs, rd);
 	s = o ? cJSON_PrintUnformatted(o) : NULL;
 	cJSON_Delete(o);
 	co_redact_free(own);

@@ -56,6 +56,7 @@
 #include "core/audit.h"
 #include "core/state.h"
 
+#include <cjson/cJSON.h>
 #include <stdio.h>
 
 typedef enum co_report_format {
@@ -107,5 +108,14 @@ int co_report_timeline_load(co_audit_change_list *out, co_state *st, size_t limi
  */
 char *co_report_json(const co_run *run, const co_divergence_list *divs,
 		     const co_redact *rd);
+
+/*
+ * The same JSON as a cJSON object (caller owns it; cJSON_Delete), for a
+ * caller that puts runs into a document of its own (GET /v1/admin/runs).
+ * `rd` redacts the divergences' values: it must not be NULL when `divs`
+ * holds any.  NULL on OOM.
+ */
+cJSON *co_report_run_json(const co_run *run, const co_divergence_list *divs,
+			  const co_redact *rd);
 
 #endif

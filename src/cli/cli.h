@@ -126,6 +126,43 @@ int co_cli_fleet_routers(struct co_fleet_member **out, size_t *n, const co_confi
 char *co_cli_fleet_token(const co_config *c, const char *cmd);
 void co_cli_fleet_token_free(char *token);
 
+/* How long a fleet command waits for each router's admin API. */
+#define CO_CLI_FLEET_CALL_MS 15000
+
+/*
+ * Every live router's answer to one admin GET (`audit --fleet`, `report
+ * --fleet`).  m, calls and answers have n items: answers[i] is router i's
+ * 2xx body (NULL when it did not answer: calls[i].error says why).
+ */
+struct co_fleet_call;
+struct cJSON;
+typedef struct co_cli_fleet_answers {
+	const char *cmd; /* "audit --fleet": names the command in messages */
+	struct co_fleet_member *m;
+	size_t n;
+	struct co_fleet_call *calls;
+	char **answers;
+	int answered;	  /* how many answered */
+	char missed[1024]; /* "r2, r3": who did not (co_cli_fleet_add_routers) */
+} co_cli_fleet_answers;
+
+/*
+ * GET `path` (with the admin token) from every live router at once, each
+ * bounded by CO_CLI_FLEET_CALL_MS.  Errors as co_cli_fleet_routers, and
+ * CO_ENOMEM; a router that does not answer is not an error here.  Clear *g
+ * with co_cli_fleet_answers_clear in every case.
+ */
+int co_cli_fleet_get(co_cli_fleet_answers *g, const co_config *c, const char *cmd,
+		     const char *path);
+/* Count router i as not answering, because its answer was `why`. */
+void co_cli_fleet_refuse(co_cli_fleet_answers *g, size_t i, const char *why);
+/*
+ * Add "routers": [{"id","admin_url","answered","error"}] to o, name each
+ * router that did not answer on stderr and fill g->missed.  CO_ENOMEM.
+ */
+int co_cli_fleet_add_routers(struct cJSON *o, co_cli_fleet_answers *g);
+void co_cli_fleet_answers_clear(co_cli_fleet_answers *g);
+
 /*
  * Drain the outbox for at most `drain_ms` (0: not at all), then close
  * everything.  Pending entries stay in the outbox for the next router.

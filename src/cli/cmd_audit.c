@@ -71,8 +71,6 @@ static const char h_audit[] =
     "  cutover --json audit --op task_claim --since 2026-12-05T00:00:00Z\n"
     "  cutover audit --fleet --kind trip --since 1d\n";
 
-#define FLEET_CALL_MS 15000
-
 static int parse_int(int64_t *out, const char *opt, const char *s, int64_t min,
 		     int64_t max)
 {
@@ -191,62 +189,42 @@ static void print_fleet_text(cJSON *const *rows, size_t n)
 static int audit_fleet(co_cli *ctx, const char *query, size_t limit, int newest)
 {
 	const co_config *c;
-	co_fleet_member *m = NULL;
-	co_fleet_call *calls = NULL;
-	char **answers = NULL, *token = NULL, path[2048], missed[1024] = "";
-	cJSON *all = cJSON_CreateArray(), *out = cJSON_CreateObject(), *routers, **rows = NULL;
-	size_t n = 0, i, nrows = 0, used = 0;
-	int error, answered;
+	co_cli_fleet_answers g;
+	char path[2048];
+	cJSON *all = cJSON_CreateArray(), *out = cJSON_CreateObject(), **rows = NULL;
+	size_t i, nrows = 0;
+	int error;
 
-	if ((error = co_cli_config(&c, ctx)) < 0 ||
-	    (error = co_cli_fleet_routers(&m, &n, c, "audit --fleet")) < 0)
-		goto done;
-	token = co_cli_fleet_token(c, "audit --fleet");
+	memset(&g, 0, sizeof g);
 	snprintf(path, sizeof path, "/v1/admin/audit?%s", query);
-	if (!all || !out || !(routers = cJSON_AddArrayToObject(out, "routers")) ||
-	    !(calls = calloc(n + 1, sizeof *calls)) ||
-	    !(answers = calloc(n + 1, sizeof *answers))) {
+	if ((error = co_cli_config(&c, ctx)) < 0 ||
+	    (error = co_cli_fleet_get(&g, c, "audit --fleet", path)) < 0)
+		goto done;
+	if (!all || !out) {
 		error = co_error_set(CO_ENOMEM, "out of memory");
 		goto done;
 	}
-	for (i = 0; i < n; i++)
-		snprintf(calls[i].url, sizeof calls[i].url, "%s", m[i].admin_url);
-	if ((error = answered =
-		 co_fleet_fanout_get(calls, n, path, token, FLEET_CALL_MS, answers)) < 0)
-		goto done;
-	for (i = 0; i < n; i++) {
-		cJSON *page = answers[i] ? cJSON_Parse(answers[i]) : NULL, *row, *r;
+	for (i = 0; i < g.n; i++) {
+		cJSON *page = g.answers[i] ? cJSON_Parse(g.answers[i]) : NULL, *row;
 		const cJSON *ch = cJSON_GetObjectItemCaseSensitive(page, "changes");
 
-		if (answers[i] && !cJSON_IsArray(ch)) {
-			snprintf(calls[i].error, sizeof calls[i].error,
-				 "its answer is not an audit page");
-			answered--;
-		}
-		r = cJSON_CreateObject();
-		cJSON_AddStringToObject(r, "id", m[i].id);
-		cJSON_AddStringToObject(r, "admin_url", m[i].admin_url);
-		cJSON_AddBoolToObject(r, "answered", !calls[i].error[0]);
-		cJSON_AddStringToObject(r, "error", calls[i].error);
-		cJSON_AddItemToArray(routers, r);
-		if (calls[i].error[0]) {
-			fprintf(stderr, "cutover: audit --fleet: %s %s: %s\n", m[i].id,
-				m[i].admin_url[0] ? m[i].admin_url : "-", calls[i].error);
-			if (used < sizeof missed - 1)
-				used += (size_t)snprintf(missed + used, sizeof missed - used,
-							 "%s%s", used ? ", " : "", m[i].id);
-		}
+		if (g.answers[i] && !cJSON_IsArray(ch))
+			co_cli_fleet_refuse(&g, i, "its answer is not an audit page");
+		if (!g.answers[i])
+			ch = NULL;
 		cJSON_ArrayForEach(row, ch)
 		{
 			cJSON *copy = cJSON_Duplicate(row, 1);
 
-			if (copy && cJSON_AddStringToObject(copy, "router", m[i].id))
+			if (copy && cJSON_AddStringToObject(copy, "router", g.m[i].id))
 				cJSON_AddItemToArray(all, copy);
 			else
 				cJSON_Delete(copy);
 		}
 		cJSON_Delete(page);
 	}
+	if ((error = co_cli_fleet_add_routers(out, &g)) < 0)
+		goto done;
 	nrows = (size_t)cJSON_GetArraySize(all);
 	if ((rows = calloc(nrows + 1, sizeof *rows)) == NULL) {
 		error = co_error_set(CO_ENOMEM, "out of memory");
@@ -285,22 +263,17 @@ static int audit_fleet(co_cli *ctx, const char *query, size_t limit, int newest)
 		print_fleet_text(rows, nrows);
 		if (nrows == 0)
 			fprintf(stderr, "cutover: no audit rows match on %d of %zu routers\n",
-				answered, n);
+				g.answered, g.n);
 	}
-	error = (size_t)answered == n
+	error = (size_t)g.answered == g.n
 		    ? 0
 		    : co_error_set(CO_EUNAVAIL,
 				   "audit --fleet: %d of %zu routers answered; not: %s (read "
 				   "their trail on their host: `cutover audit`)",
-				   answered, n, missed);
+				   g.answered, g.n, g.missed);
 done:
-	co_cli_fleet_token_free(token);
-	for (i = 0; answers && i < n; i++)
-		free(answers[i]);
-	free(answers);
-	free(calls);
+	co_cli_fleet_answers_clear(&g);
 	free(rows);
-	free(m);
 	cJSON_Delete(out); /* before `all`: it holds references into it */
 	cJSON_Delete(all);
 	return error;

@@ -8,6 +8,9 @@
  * down.  With -o FILE the report is written to FILE.tmp and renamed, so a
  * reader (a web server publishing the page) never sees half a report.
  * A report written into the state dir is 0600, as the state is.
+ *
+ * --fleet (fleet mode) reads no state dir: every live router's runs come
+ * through its admin API (GET /v1/admin/runs) and are merged newest first.
  */
 #include "cli.h"
 
@@ -18,6 +21,7 @@
 #include "reconcile/report_fleet.h"
 #include "router/fleet.h"
 
+#include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -31,7 +35,7 @@
 
 #define U_REPORT                                                                         \
 	"cutover report [--run N] [--format text|json|markdown|html] [-o FILE] "         \
-	"[--history N]"
+	"[--history N] [--fleet]"
 
 /* Runs drawn in the chart and listed in the history by default. */
 #define HISTORY_DEFAULT 100
@@ -52,17 +56,27 @@ static const char h_report[] =
     "now, from its membership record (JSON \"owed_by_router\": [{\"router\",\"host\",\n"
     "\"state_dir\",\"outbox_depth\",\"outbox_age_ms\"}], null if etcd does not\n"
     "answer); a dead router's is drained by `cutover outbox adopt`.\n\n"
+    "--fleet: instead, the runs of every live router (fleet mode: each serve\n"
+    "records the runs its schedule or admin API makes in its own state), read\n"
+    "through each router's GET /v1/admin/runs with the admin token, merged newest\n"
+    "first, each naming its router; the newest is the fleet's latest verdict.\n"
+    "Text or JSON ({\"latest\",\"runs\":[{...,\"router\"}],\"routers\":[{\"id\",\n"
+    "\"admin_url\",\"answered\",\"error\"}]}); --history N runs (default 100).\n"
+    "A run's divergences are on its router: `cutover report --run N` there.\n\n"
     "Options:\n"
     "  --run N            that run instead of the latest finished one\n"
     "  --format F         text, json, markdown or html\n"
     "  -o, --output FILE  write to FILE (atomically) instead of stdout\n"
-    "  --history N        runs in the chart and history table (default 100)\n\n"
+    "  --history N        runs in the chart and history table (default 100)\n"
+    "  --fleet            every live router's runs (see above)\n\n"
     "Exit status: 0 ok; 4 no such run (or none has finished yet); 1 bad usage;\n"
-    "2 the state database cannot be read.\n\n"
+    "2 the state database cannot be read (--fleet: a router did not answer; the\n"
+    "others' runs are printed).\n\n"
     "Examples:\n"
     "  cutover report\n"
     "  cutover --json report --run 7 | jq '.divergences[].id'\n"
-    "  cutover report --format html -o reconcile.html\n";
+    "  cutover report --format html -o reconcile.html\n"
+    "  cutover report --fleet\n";
 
 static int parse_count(int64_t *out, const char *what, const char *s)
 {
@@ -166,14 +180,166 @@ static int write_to_file(const char *path, const char *state_dir, co_report_form
 	return error;
 }
 
+/* ---- --fleet ---- */
+
+/* The most runs one router is asked for (GET /v1/admin/runs's bound). */
+#define FLEET_RUNS_MAX 1000
+
+static const char *jstr(const cJSON *o, const char *k)
+{
+	const char *v = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, k));
+
+	return v ? v : "";
+}
+
+static double jnum(const cJSON *o, const char *k)
+{
+	return cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(o, k));
+}
+
+/* Newest first: by start time (Unix ms), then router, then run number. */
+static int newest_first(const void *a, const void *b)
+{
+	const cJSON *x = *(const cJSON *const *)a, *y = *(const cJSON *const *)b;
+	double tx = jnum(x, "started_at_ms"), ty = jnum(y, "started_at_ms");
+	int r = tx > ty ? -1 : tx < ty;
+
+	if (r == 0)
+		r = strcmp(jstr(x, "router"), jstr(y, "router"));
+	if (r == 0)
+		r = jnum(y, "run") < jnum(x, "run") ? -1 : jnum(y, "run") > jnum(x, "run");
+	return r;
+}
+
+static void print_fleet_runs(cJSON *const *rows, size_t n, const co_cli_fleet_answers *g)
+{
+	size_t i;
+
+	printf("fleet: %d of %zu routers answered\n", g->answered, g->n);
+	if (n)
+		printf("latest: %s run %lld at %s: %s, consistency %.4f%%, action %s\n",
+		       jstr(rows[0], "router"), (long long)jnum(rows[0], "run"),
+		       jstr(rows[0], "started_at"), jstr(rows[0], "verdict"),
+		       100.0 * jnum(rows[0], "consistency"), jstr(rows[0], "action"));
+	else
+		printf("latest: none (no router has a finished run)\n");
+	if (n)
+		printf("%-24s %-16s %6s %11s %8s %6s %12s  %s\n", "started_at", "router",
+		       "run", "duration_ms", "total", "owed", "consistency", "verdict/action");
+	for (i = 0; i < n; i++) {
+		const cJSON *r = rows[i];
+
+		printf("%-24s %-16s %6lld %11lld %8lld %6lld %11.4f%%  %s/%s\n",
+		       jstr(r, "started_at"), jstr(r, "router"), (long long)jnum(r, "run"),
+		       (long long)jnum(r, "duration_ms"), (long long)jnum(r, "total"),
+		       (long long)jnum(cJSON_GetObjectItemCaseSensitive(r, "owed"), "count"),
+		       100.0 * jnum(r, "consistency"), jstr(r, "verdict"), jstr(r, "action"));
+	}
+}
+
+/*
+ * `report --fleet`: every live router's latest `limit` runs, merged
+ * newest first (at most `limit` printed).  CO_EUNAVAIL after printing when
+ * a router did not answer; CO_ENOTFOUND when all did and none has a run.
+ */
+static int report_fleet(co_cli *ctx, int json, int64_t limit)
+{
+	const co_config *c;
+	co_cli_fleet_answers g;
+	char path[64];
+	cJSON *all = cJSON_CreateArray(), *out = cJSON_CreateObject(), **rows = NULL, *row;
+	size_t i, nrows;
+	int error;
+
+	memset(&g, 0, sizeof g);
+	snprintf(path, sizeof path, "/v1/admin/runs?limit=%lld",
+		 (long long)(limit < FLEET_RUNS_MAX ? limit : FLEET_RUNS_MAX));
+	if ((error = co_cli_config(&c, ctx)) < 0 ||
+	    (error = co_cli_fleet_get(&g, c, "report --fleet", path)) < 0)
+		goto done;
+	if (!all || !out) {
+		error = co_error_set(CO_ENOMEM, "out of memory");
+		goto done;
+	}
+	for (i = 0; i < g.n; i++) {
+		cJSON *page = g.answers[i] ? cJSON_Parse(g.answers[i]) : NULL;
+		const cJSON *runs = cJSON_GetObjectItemCaseSensitive(page, "runs");
+
+		if (g.answers[i] && !cJSON_IsArray(runs))
+			co_cli_fleet_refuse(&g, i, "its answer is not a list of runs");
+		if (!g.answers[i])
+			runs = NULL;
+		cJSON_ArrayForEach(row, runs)
+		{
+			cJSON *copy = cJSON_Duplicate(row, 1);
+
+			if (copy && cJSON_IsObject(copy) &&
+			    cJSON_AddStringToObject(copy, "router", g.m[i].id))
+				cJSON_AddItemToArray(all, copy);
+			else
+				cJSON_Delete(copy);
+		}
+		cJSON_Delete(page);
+	}
+	if ((error = co_cli_fleet_add_routers(out, &g)) < 0)
+		goto done;
+	nrows = (size_t)cJSON_GetArraySize(all);
+	if ((rows = calloc(nrows + 1, sizeof *rows)) == NULL) {
+		error = co_error_set(CO_ENOMEM, "out of memory");
+		goto done;
+	}
+	i = 0;
+	cJSON_ArrayForEach(row, all) rows[i++] = row;
+	qsort(rows, nrows, sizeof *rows, newest_first);
+	if (nrows > (size_t)limit)
+		nrows = (size_t)limit;
+	if (json) {
+		cJSON *arr = cJSON_AddArrayToObject(out, "runs");
+		char *text;
+
+		for (i = 0; arr && i < nrows; i++)
+			cJSON_AddItemReferenceToArray(arr, rows[i]);
+		if (nrows)
+			cJSON_AddItemReferenceToObject(out, "latest", rows[0]);
+		else
+			cJSON_AddNullToObject(out, "latest");
+		if ((text = cJSON_PrintUnformatted(out)) == NULL) {
+			error = co_error_set(CO_ENOMEM, "out of memory");
+			goto done;
+		}
+		puts(text);
+		free(text);
+	} else {
+		print_fleet_runs(rows, nrows, &g);
+	}
+	if ((size_t)g.answered != g.n)
+		error = co_error_set(CO_EUNAVAIL,
+				     "report --fleet: %d of %zu routers answered; not: %s "
+				     "(read their runs on their host: `cutover report`)",
+				     g.answered, g.n, g.missed);
+	else if (nrows == 0)
+		error = co_error_set(CO_ENOTFOUND,
+				     "report --fleet: no reconciliation run has finished on "
+				     "any of the %zu routers yet",
+				     g.n);
+done:
+	co_cli_fleet_answers_clear(&g);
+	free(rows);
+	cJSON_Delete(out); /* before `all`: it holds references into it */
+	cJSON_Delete(all);
+	return error;
+}
+
 int co_cli_report(int argc, char **argv, co_cli *ctx)
 {
 	const char *run_s = NULL, *format = NULL, *output = NULL, *history = NULL,
 		   *pos[1];
+	int fleet_flag = 0;
 	co_cli_opt opts[] = {{"run", &run_s, NULL},
 			     {"format", &format, NULL},
 			     {"output", &output, NULL},
 			     {"history", &history, NULL},
+			     {"fleet", NULL, &fleet_flag},
 			     {NULL, NULL, NULL}};
 	co_report_format fmt = CO_REPORT_TEXT;
 	const co_config *c;
@@ -205,6 +371,18 @@ int co_cli_report(int argc, char **argv, co_cli *ctx)
 		return co_cli_usage_error(U_REPORT, "%s", co_error_last());
 	if (!format && ctx->json)
 		fmt = CO_REPORT_JSON;
+	if (fleet_flag) {
+		if (run_s)
+			return co_cli_usage_error(U_REPORT,
+						  "--run names one router's run: with --fleet, "
+						  "see every router's; `cutover report --run N` "
+						  "on that router's host shows one");
+		if (output || (fmt != CO_REPORT_TEXT && fmt != CO_REPORT_JSON))
+			return co_cli_usage_error(U_REPORT, "--fleet prints text or JSON "
+							    "to stdout (no -o, markdown "
+							    "or html)");
+		return report_fleet(ctx, fmt == CO_REPORT_JSON, n_hist);
+	}
 
 	if ((error = co_cli_config(&c, ctx)) < 0 ||
 	    (error = co_state_open(&st, c->state_dir)) < 0)

@@ -64,9 +64,6 @@ static const char h_resume[] =
     "audit trail.\n\n"
     "Example:\n  cutover resume --reason 'etcd healthy again'\n";
 
-/* How long each router's admin rollback may take (it drains first). */
-#define FLEET_CALL_MS 15000
-
 static void print_result_with(co_cli *ctx, const char *action, const co_flags *f,
 			      int drained, int64_t left, cJSON *fleet)
 {
@@ -155,7 +152,7 @@ static int fleet_fanout(cJSON **report, const co_config *c, const char *reason)
 	for (i = 0; i < n; i++)
 		snprintf(calls[i].url, sizeof calls[i].url, "%s", m[i].admin_url);
 	if ((error = answered = co_fleet_fanout(calls, n, "/v1/admin/rollback", body, token,
-						FLEET_CALL_MS)) < 0)
+						CO_CLI_FLEET_CALL_MS)) < 0)
 		goto done;
 	for (i = 0; i < n; i++) {
 		cJSON *r = cJSON_CreateObject();

@@ -163,6 +163,12 @@ typedef struct co_server_opts {
  *       cursor the previous page's next_cursor, order oldest (default) or
  *       newest.  200 {"changes":[...],"next_cursor":N|null,"order":...};
  *       400 naming a bad or unknown parameter.
+ *   GET  /v1/admin/runs?limit=N
+ *       this router's latest N (1..1000, default 100) finished
+ *       reconciliation runs, newest first: 200 {"runs":[...]}, each run as
+ *       `cutover --json report` prints it without "divergences", with
+ *       "started_at_ms" (Unix ms) added;
+ *       400 naming a bad or unknown parameter.
  *   POST /v1/admin/reconcile  {"no_rollback":bool,"repair":"git"|"etcd"},
  *       all optional, an empty body too: one run of co_reconcile_run() as
  *       `cutover reconcile` does it (outbox drained through the router

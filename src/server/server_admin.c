@@ -449,6 +449,18 @@ static enum MHD_Result audit_param_known(void *cls, enum MHD_ValueKind kind,
 	return MHD_NO;
 }
 
+/* MHD iterator for GET /v1/admin/runs: stop at a parameter not "limit". */
+static enum MHD_Result runs_param_known(void *cls, enum MHD_ValueKind kind,
+					const char *key, const char *value)
+{
+	(void)kind;
+	(void)value;
+	if (strcmp(key, "limit") == 0)
+		return MHD_YES;
+	*(const char **)cls = key;
+	return MHD_NO;
+}
+
 /* CO_EINVAL "NAME: <this thread's last message>". */
 static int param_error(const char *name)
 {
@@ -554,6 +566,63 @@ done:
 	co_audit_change_list_clear(&l);
 }
 
+/* Runs per answer of GET /v1/admin/runs: default and most. */
+#define RUNS_DEFAULT 100
+#define RUNS_MAX 1000
+
+/*
+ * GET /v1/admin/runs?limit=N (server.h): this router's latest N finished
+ * reconciliation runs, newest first, each as `cutover --json report` prints
+ * a run without its divergences (`cutover report --fleet` merges every
+ * router's), plus "started_at_ms" (Unix ms: runs of one second apart
+ * order by it).  A parameter other than limit, or a bad limit, is a 400.
+ */
+static void h_admin_runs(reply *rp, co_server *s, struct MHD_Connection *c)
+{
+	co_run_list l = {0};
+	const char *unknown = NULL, *v;
+	cJSON *o = NULL, *arr;
+	int64_t n = RUNS_DEFAULT;
+	size_t i;
+	int error = 0;
+
+	MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, runs_param_known, &unknown);
+	if (unknown) {
+		error = co_error_set(CO_EINVAL, "unknown parameter \"%s\" (limit)", unknown);
+		goto done;
+	}
+	if ((v = audit_param(c, "limit")) &&
+	    (error = audit_number(&n, "limit", v, 1, RUNS_MAX)) < 0)
+		goto done;
+	if ((error = co_runs_list(&l, s->state, (size_t)n)) < 0)
+		goto done;
+	if ((o = cJSON_CreateObject()) == NULL ||
+	    (arr = cJSON_AddArrayToObject(o, "runs")) == NULL) {
+		error = co_error_set(CO_ENOMEM, "out of memory");
+		goto done;
+	}
+	for (i = l.n; i-- > 0;) { /* the list is oldest first */
+		cJSON *r = co_report_run_json(l.items[i], NULL, NULL);
+
+		cJSON_DeleteItemFromObjectCaseSensitive(r, "divergences");
+		if (r == NULL ||
+		    !cJSON_AddNumberToObject(r, "started_at_ms",
+					     (double)l.items[i]->started_at) ||
+		    !cJSON_AddItemToArray(arr, r)) {
+			cJSON_Delete(r);
+			error = co_error_set(CO_ENOMEM, "out of memory");
+			goto done;
+		}
+	}
+	co_server__reply_json(rp, 200, o);
+	o = NULL;
+done:
+	if (error < 0)
+		co_server__reply_code(rp, error, NULL);
+	cJSON_Delete(o);
+	co_run_list_clear(&l);
+}
+
 /* GET /v1/admin/rollout: the guarded rollout's state, as `rollout status
  * --json` prints it ({"phase":"none"} when there is none). */
 static void h_admin_rollout(reply *rp, co_server *s)
@@ -599,6 +668,14 @@ void co_server__admin(reply *rp, co_server *s, struct MHD_Connection *c, const r
 					     NULL);
 		else
 			h_admin_audit(rp, s, c);
+		return;
+	}
+	if (strcmp(what, "runs") == 0) {
+		if (is_post)
+			co_server__reply_err(rp, 405, "method_not_allowed", "use GET",
+					     NULL);
+		else
+			h_admin_runs(rp, s, c);
 		return;
 	}
 	if (strcmp(what, "rollout") == 0) {

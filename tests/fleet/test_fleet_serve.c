@@ -567,6 +567,120 @@ static void the_audit_of_every_router_is_read_in_one_place(void **state)
 	assert_int_equal(co_test_serve_child_stop(&s1), 0);
 }
 
+/* A GET of one router's admin API with `auth` ("" : none): its status,
+ * its body into *body (caller frees; may be NULL). */
+static int admin_get(const co_test_serve_child *sv, const char *path, const char *auth,
+		     char **body)
+{
+	co_test_resp resp;
+	int status;
+
+	co_test_http(&resp, sv->base, "GET", path, NULL, 0, *auth ? auth : NULL);
+	status = resp.status;
+	if (body)
+		*body = resp.body;
+	else
+		free(resp.body);
+	return status;
+}
+
+/* `report --fleet`: each serve records the runs its admin API makes in its
+ * own state; one command reads every router's through GET /v1/admin/runs,
+ * merged newest first, each naming its router, the newest the fleet's
+ * latest; a router that does not answer is named (exit 2). */
+static void the_runs_of_every_router_are_read_in_one_place(void **state)
+{
+	fixture *fx = *state;
+	co_test_serve_child s1, s2;
+	char *out = NULL, *err = NULL, auth[64];
+	const cJSON *row, *rt, *latest;
+	int r1 = 0, r2 = 0, answered = 0;
+	double prev = 1e300;
+	cJSON *o;
+
+	assert_int_equal(co_test_serve_child_start(&s1, fx->r1.dir, fx->r1.env, NULL), 0);
+	assert_int_equal(co_test_serve_child_start(&s2, fx->r2.dir, fx->r2.env, NULL), 0);
+	assert_int_equal(wait_router(&fx->op, "r1", 1, 10000), 0);
+	assert_int_equal(wait_router(&fx->op, "r2", 1, 10000), 0);
+
+	/* none yet anywhere: exit 4, both answered */
+	assert_int_equal(run(&out, &err, &fx->op, "report", "--fleet", NULL, NULL), 4);
+	assert_non_null(strstr(out, "fleet: 2 of 2 routers answered"));
+	assert_non_null(strstr(err, "no reconciliation run has finished on any"));
+	free(out);
+	free(err);
+
+	/* one run on r1, then two on r2 */
+	assert_int_equal(admin_post(&s1, "reconcile", "{\"no_rollback\":true}"), 200);
+	assert_int_equal(admin_post(&s2, "reconcile", "{\"no_rollback\":true}"), 200);
+	assert_int_equal(admin_post(&s2, "reconcile", "{\"no_rollback\":true}"), 200);
+
+	/* the endpoint: the admin token, a known parameter */
+	snprintf(auth, sizeof auth, "Bearer %s", TOKEN);
+	assert_int_equal(admin_get(&s1, "/v1/admin/runs", "", NULL), 401);
+	assert_int_equal(admin_get(&s1, "/v1/admin/runs?limit=0", auth, NULL), 400);
+	assert_int_equal(admin_get(&s1, "/v1/admin/runs?run=1", auth, NULL), 400);
+	assert_int_equal(admin_get(&s2, "/v1/admin/runs?limit=1", auth, &out), 200);
+	assert_non_null(o = cJSON_Parse(out));
+	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(o, "runs")), 1);
+	assert_null(cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(o, "runs"), 0),
+					"divergences"));
+	cJSON_Delete(o);
+	free(out);
+
+	assert_int_equal(run(&out, &err, &fx->op, "--json", "report", "--fleet", NULL), 0);
+	assert_non_null(o = cJSON_Parse(out));
+	cJSON_ArrayForEach(row, cJSON_GetObjectItemCaseSensitive(o, "runs"))
+	{
+		const char *r = cJSON_GetStringValue(cJSON_GetObjectItem(row, "router"));
+		double at = cJSON_GetNumberValue(cJSON_GetObjectItem(row, "started_at_ms"));
+
+		assert_non_null(r);
+		assert_true(at > 0);
+		assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(row, "verdict")),
+				    "pass");
+		assert_true(at <= prev); /* newest first */
+		prev = at;
+		r1 += strcmp(r, "r1") == 0;
+		r2 += strcmp(r, "r2") == 0;
+	}
+	if (r1 != 1 || r2 != 2)
+		fail_msg("report --fleet: want r1's 1 run and r2's 2: %s", out);
+	latest = cJSON_GetObjectItem(o, "latest");
+	assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(latest, "router")), "r2");
+	assert_int_equal((int)cJSON_GetNumberValue(cJSON_GetObjectItem(latest, "run")), 2);
+	cJSON_ArrayForEach(rt, cJSON_GetObjectItemCaseSensitive(o, "routers"))
+		answered += cJSON_IsTrue(cJSON_GetObjectItem(rt, "answered"));
+	assert_int_equal(answered, 2);
+	cJSON_Delete(o);
+	free(out);
+	free(err);
+
+	/* --history bounds the merged list; --run and html are refused */
+	assert_int_equal(run(&out, &err, &fx->op, "report", "--fleet", "--history", "1"), 0);
+	assert_non_null(strstr(out, "latest: r2 run 2"));
+	assert_null(strstr(out, " r1 "));
+	free(out);
+	free(err);
+	assert_int_equal(run(&out, &err, &fx->op, "report", "--fleet", "--run", "1"), 1);
+	free(out);
+	free(err);
+	assert_int_equal(run(&out, &err, &fx->op, "report", "--fleet", "--format", "html"), 1);
+	free(out);
+	free(err);
+
+	/* a router that does not answer is named; the other's runs still come */
+	kill(s2.pid, SIGKILL);
+	waitpid(s2.pid, NULL, 0);
+	s2.pid = 0;
+	assert_int_equal(run(&out, &err, &fx->op, "report", "--fleet", NULL, NULL), 2);
+	assert_non_null(strstr(out, "latest: r1 run 1"));
+	assert_non_null(strstr(err, "1 of 2 routers answered; not: r2"));
+	free(out);
+	free(err);
+	assert_int_equal(co_test_serve_child_stop(&s1), 0);
+}
+
 typedef struct claim_call {
 	const char *base;
 	co_test_resp resp;
@@ -653,6 +767,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(the_admin_api_stages_and_resumes_the_whole_fleet,
 					    setup, teardown),
 	    cmocka_unit_test_setup_teardown(a_router_that_loses_etcd_falls_back_to_git_on_its_own,
+					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(the_runs_of_every_router_are_read_in_one_place,
 					    setup, teardown),
 	    cmocka_unit_test_setup_teardown(the_audit_of_every_router_is_read_in_one_place,
 					    setup, teardown),
