@@ -130,9 +130,9 @@ void co_cli_fleet_token_free(char *token);
 #define CO_CLI_FLEET_CALL_MS 15000
 
 /*
- * Every live router's answer to one admin GET (`audit --fleet`, `report
- * --fleet`).  m, calls and answers have n items: answers[i] is router i's
- * 2xx body (NULL when it did not answer: calls[i].error says why).
+ * Every live router's answer to one admin GET (co_cli_fleet_merge_get).
+ * m, calls and answers have n items: answers[i] is router i's 2xx body
+ * (NULL when it did not answer: calls[i].error says why).
  */
 struct co_fleet_call;
 struct cJSON;
@@ -143,25 +143,34 @@ typedef struct co_cli_fleet_answers {
 	struct co_fleet_call *calls;
 	char **answers;
 	int answered;	  /* how many answered */
-	char missed[1024]; /* "r2, r3": who did not (co_cli_fleet_add_routers) */
+	char missed[1024]; /* "r2, r3": who did not */
 } co_cli_fleet_answers;
 
+
 /*
- * GET `path` (with the admin token) from every live router at once, each
- * bounded by CO_CLI_FLEET_CALL_MS.  Errors as co_cli_fleet_routers, and
- * CO_ENOMEM; a router that does not answer is not an error here.  Clear *g
- * with co_cli_fleet_answers_clear in every case.
+ * One admin GET merged over the fleet (`audit --fleet`, `report --fleet`):
+ * co_cli_fleet_get, then every answering router's rows (the objects of
+ * array `member` of its JSON answer) copied into `all` with "router" added
+ * (a router whose answer holds no such array is refused as "its answer is
+ * not `what`"), and `out` = {"routers":[...]} for the command to add its
+ * own members to.  rows: n pointers into all, for sorting.  Errors as
+ * co_cli_fleet_get, CO_ENOMEM.  Clear with co_cli_fleet_merge_clear in
+ * every case.
  */
-int co_cli_fleet_get(co_cli_fleet_answers *g, const co_config *c, const char *cmd,
-		     const char *path);
-/* Count router i as not answering, because its answer was `why`. */
-void co_cli_fleet_refuse(co_cli_fleet_answers *g, size_t i, const char *why);
-/*
- * Add "routers": [{"id","admin_url","answered","error"}] to o, name each
- * router that did not answer on stderr and fill g->missed.  CO_ENOMEM.
- */
-int co_cli_fleet_add_routers(struct cJSON *o, co_cli_fleet_answers *g);
-void co_cli_fleet_answers_clear(co_cli_fleet_answers *g);
+typedef struct co_cli_fleet_merge {
+	co_cli_fleet_answers g;
+	struct cJSON *out, *all, **rows;
+	size_t n;
+} co_cli_fleet_merge;
+
+int co_cli_fleet_merge_get(co_cli_fleet_merge *mg, co_cli *ctx, const char *cmd,
+			   const char *path, const char *member, const char *what);
+/* Print mg->out as one line of JSON.  CO_ENOMEM. */
+int co_cli_fleet_merge_print(const co_cli_fleet_merge *mg);
+/* 0 when every router answered, else CO_EUNAVAIL "CMD: K of N routers
+ * answered; not: r2, r3 (HINT)". */
+int co_cli_fleet_merge_result(const co_cli_fleet_merge *mg, const char *hint);
+void co_cli_fleet_merge_clear(co_cli_fleet_merge *mg);
 
 /*
  * Drain the outbox for at most `drain_ms` (0: not at all), then close

@@ -65,7 +65,14 @@ void co_cli_fleet_token_free(char *token)
 	}
 }
 
-int co_cli_fleet_get(co_cli_fleet_answers *g, const co_config *c, const char *cmd,
+static void answers_clear(co_cli_fleet_answers *g);
+
+/*
+ * GET `path` (with the admin token) from every live router at once, each
+ * bounded by CO_CLI_FLEET_CALL_MS.  Errors as co_cli_fleet_routers, and
+ * CO_ENOMEM; a router that does not answer is not an error here.
+ */
+static int fleet_get(co_cli_fleet_answers *g, const co_config *c, const char *cmd,
 		     const char *path)
 {
 	char *token = NULL;
@@ -78,7 +85,7 @@ int co_cli_fleet_get(co_cli_fleet_answers *g, const co_config *c, const char *cm
 		return error;
 	if ((g->calls = calloc(g->n + 1, sizeof *g->calls)) == NULL ||
 	    (g->answers = calloc(g->n + 1, sizeof *g->answers)) == NULL) {
-		co_cli_fleet_answers_clear(g);
+		answers_clear(g);
 		return co_error_set(CO_ENOMEM, "out of memory");
 	}
 	for (i = 0; i < g->n; i++)
@@ -88,14 +95,15 @@ int co_cli_fleet_get(co_cli_fleet_answers *g, const co_config *c, const char *cm
 				    g->answers);
 	co_cli_fleet_token_free(token);
 	if (error < 0) {
-		co_cli_fleet_answers_clear(g);
+		answers_clear(g);
 		return error;
 	}
 	g->answered = error;
 	return 0;
 }
 
-void co_cli_fleet_refuse(co_cli_fleet_answers *g, size_t i, const char *why)
+/* Count router i as not answering, because its answer was `why`. */
+static void refuse(co_cli_fleet_answers *g, size_t i, const char *why)
 {
 	if (g->calls[i].error[0])
 		return;
@@ -105,7 +113,11 @@ void co_cli_fleet_refuse(co_cli_fleet_answers *g, size_t i, const char *why)
 	g->answered--;
 }
 
-int co_cli_fleet_add_routers(cJSON *o, co_cli_fleet_answers *g)
+/*
+ * Add "routers": [{"id","admin_url","answered","error"}] to o, name each
+ * router that did not answer on stderr and fill g->missed.  CO_ENOMEM.
+ */
+static int add_routers(cJSON *o, co_cli_fleet_answers *g)
 {
 	cJSON *routers = cJSON_AddArrayToObject(o, "routers");
 	size_t i, used = 0;
@@ -133,7 +145,7 @@ int co_cli_fleet_add_routers(cJSON *o, co_cli_fleet_answers *g)
 	return 0;
 }
 
-void co_cli_fleet_answers_clear(co_cli_fleet_answers *g)
+static void answers_clear(co_cli_fleet_answers *g)
 {
 	size_t i;
 
@@ -143,4 +155,90 @@ void co_cli_fleet_answers_clear(co_cli_fleet_answers *g)
 	free(g->calls);
 	free(g->m);
 	memset(g, 0, sizeof *g);
+}
+
+/* The objects of array `member` of every answer into mg->all and mg->rows. */
+static int fleet_rows(co_cli_fleet_merge *mg, const char *member, const char *what)
+{
+	co_cli_fleet_answers *g = &mg->g;
+	cJSON *row;
+	size_t i, k = 0;
+
+	if ((mg->all = cJSON_CreateArray()) == NULL)
+		return co_error_set(CO_ENOMEM, "out of memory");
+	for (i = 0; i < g->n; i++) {
+		cJSON *page = g->answers[i] ? cJSON_Parse(g->answers[i]) : NULL;
+		const cJSON *items = cJSON_GetObjectItemCaseSensitive(page, member);
+		char why[128];
+
+		if (g->answers[i] && !cJSON_IsArray(items)) {
+			snprintf(why, sizeof why, "its answer is not %s", what);
+			refuse(g, i, why);
+			items = NULL;
+		}
+		cJSON_ArrayForEach(row, items)
+		{
+			cJSON *copy = cJSON_Duplicate(row, 1);
+
+			if (copy && cJSON_IsObject(copy) &&
+			    cJSON_AddStringToObject(copy, "router", g->m[i].id))
+				cJSON_AddItemToArray(mg->all, copy);
+			else
+				cJSON_Delete(copy);
+		}
+		cJSON_Delete(page);
+	}
+	if ((mg->rows = calloc((size_t)cJSON_GetArraySize(mg->all) + 1, sizeof *mg->rows)) ==
+	    NULL)
+		return co_error_set(CO_ENOMEM, "out of memory");
+	cJSON_ArrayForEach(row, mg->all) mg->rows[k++] = row;
+	mg->n = k;
+	return 0;
+}
+
+int co_cli_fleet_merge_get(co_cli_fleet_merge *mg, co_cli *ctx, const char *cmd,
+			   const char *path, const char *member, const char *what)
+{
+	const co_config *c;
+	int error;
+
+	memset(mg, 0, sizeof *mg);
+	if ((error = co_cli_config(&c, ctx)) < 0 ||
+	    (error = fleet_get(&mg->g, c, cmd, path)) < 0)
+		return error;
+	if ((mg->out = cJSON_CreateObject()) == NULL)
+		return co_error_set(CO_ENOMEM, "out of memory");
+	if ((error = fleet_rows(mg, member, what)) < 0)
+		return error;
+	return add_routers(mg->out, &mg->g);
+}
+
+int co_cli_fleet_merge_print(const co_cli_fleet_merge *mg)
+{
+	char *text = cJSON_PrintUnformatted(mg->out);
+
+	if (text == NULL)
+		return co_error_set(CO_ENOMEM, "out of memory");
+	puts(text);
+	free(text);
+	return 0;
+}
+
+int co_cli_fleet_merge_result(const co_cli_fleet_merge *mg, const char *hint)
+{
+	const co_cli_fleet_answers *g = &mg->g;
+
+	if ((size_t)g->answered == g->n)
+		return 0;
+	return co_error_set(CO_EUNAVAIL, "%s: %d of %zu routers answered; not: %s (%s)",
+			    g->cmd, g->answered, g->n, g->missed, hint);
+}
+
+void co_cli_fleet_merge_clear(co_cli_fleet_merge *mg)
+{
+	answers_clear(&mg->g);
+	free(mg->rows);
+	cJSON_Delete(mg->out); /* before `all`: it may hold references into it */
+	cJSON_Delete(mg->all);
+	memset(mg, 0, sizeof *mg);
 }

@@ -188,94 +188,44 @@ static void print_fleet_text(cJSON *const *rows, size_t n)
  */
 static int audit_fleet(co_cli *ctx, const char *query, size_t limit, int newest)
 {
-	const co_config *c;
-	co_cli_fleet_answers g;
+	co_cli_fleet_merge mg;
 	char path[2048];
-	cJSON *all = cJSON_CreateArray(), *out = cJSON_CreateObject(), **rows = NULL;
-	size_t i, nrows = 0;
+	size_t i, nrows;
 	int error;
 
-	memset(&g, 0, sizeof g);
 	snprintf(path, sizeof path, "/v1/admin/audit?%s", query);
-	if ((error = co_cli_config(&c, ctx)) < 0 ||
-	    (error = co_cli_fleet_get(&g, c, "audit --fleet", path)) < 0)
+	if ((error = co_cli_fleet_merge_get(&mg, ctx, "audit --fleet", path, "changes",
+					    "an audit page")) < 0)
 		goto done;
-	if (!all || !out) {
-		error = co_error_set(CO_ENOMEM, "out of memory");
-		goto done;
-	}
-	for (i = 0; i < g.n; i++) {
-		cJSON *page = g.answers[i] ? cJSON_Parse(g.answers[i]) : NULL, *row;
-		const cJSON *ch = cJSON_GetObjectItemCaseSensitive(page, "changes");
-
-		if (g.answers[i] && !cJSON_IsArray(ch))
-			co_cli_fleet_refuse(&g, i, "its answer is not an audit page");
-		if (!g.answers[i])
-			ch = NULL;
-		cJSON_ArrayForEach(row, ch)
-		{
-			cJSON *copy = cJSON_Duplicate(row, 1);
-
-			if (copy && cJSON_AddStringToObject(copy, "router", g.m[i].id))
-				cJSON_AddItemToArray(all, copy);
-			else
-				cJSON_Delete(copy);
-		}
-		cJSON_Delete(page);
-	}
-	if ((error = co_cli_fleet_add_routers(out, &g)) < 0)
-		goto done;
-	nrows = (size_t)cJSON_GetArraySize(all);
-	if ((rows = calloc(nrows + 1, sizeof *rows)) == NULL) {
-		error = co_error_set(CO_ENOMEM, "out of memory");
-		goto done;
-	}
-	i = 0;
-	{
-		cJSON *row;
-
-		cJSON_ArrayForEach(row, all) rows[i++] = row;
-	}
-	qsort(rows, nrows, sizeof *rows, by_time);
+	nrows = mg.n;
+	qsort(mg.rows, nrows, sizeof *mg.rows, by_time);
 	if (newest)
 		for (i = 0; i < nrows / 2; i++) {
-			cJSON *t = rows[i];
+			cJSON *t = mg.rows[i];
 
-			rows[i] = rows[nrows - 1 - i];
-			rows[nrows - 1 - i] = t;
+			mg.rows[i] = mg.rows[nrows - 1 - i];
+			mg.rows[nrows - 1 - i] = t;
 		}
 	if (nrows > limit)
 		nrows = limit;
 	if (ctx->json) {
-		cJSON *changes = cJSON_AddArrayToObject(out, "changes");
-		char *text;
+		cJSON *changes = cJSON_AddArrayToObject(mg.out, "changes");
 
 		for (i = 0; changes && i < nrows; i++)
-			cJSON_AddItemReferenceToArray(changes, rows[i]);
-		cJSON_AddStringToObject(out, "order", newest ? "newest" : "oldest");
-		if ((text = cJSON_PrintUnformatted(out)) == NULL) {
-			error = co_error_set(CO_ENOMEM, "out of memory");
+			cJSON_AddItemReferenceToArray(changes, mg.rows[i]);
+		cJSON_AddStringToObject(mg.out, "order", newest ? "newest" : "oldest");
+		if ((error = co_cli_fleet_merge_print(&mg)) < 0)
 			goto done;
-		}
-		puts(text);
-		free(text);
 	} else {
-		print_fleet_text(rows, nrows);
+		print_fleet_text(mg.rows, nrows);
 		if (nrows == 0)
 			fprintf(stderr, "cutover: no audit rows match on %d of %zu routers\n",
-				g.answered, g.n);
+				mg.g.answered, mg.g.n);
 	}
-	error = (size_t)g.answered == g.n
-		    ? 0
-		    : co_error_set(CO_EUNAVAIL,
-				   "audit --fleet: %d of %zu routers answered; not: %s (read "
-				   "their trail on their host: `cutover audit`)",
-				   g.answered, g.n, g.missed);
+	error = co_cli_fleet_merge_result(
+	    &mg, "read their trail on their host: `cutover audit`");
 done:
-	co_cli_fleet_answers_clear(&g);
-	free(rows);
-	cJSON_Delete(out); /* before `all`: it holds references into it */
-	cJSON_Delete(all);
+	co_cli_fleet_merge_clear(&mg);
 	return error;
 }
 

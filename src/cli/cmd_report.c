@@ -244,89 +244,43 @@ static void print_fleet_runs(cJSON *const *rows, size_t n, const co_cli_fleet_an
  */
 static int report_fleet(co_cli *ctx, int json, int64_t limit)
 {
-	const co_config *c;
-	co_cli_fleet_answers g;
+	co_cli_fleet_merge mg;
 	char path[64];
-	cJSON *all = cJSON_CreateArray(), *out = cJSON_CreateObject(), **rows = NULL, *row;
 	size_t i, nrows;
 	int error;
 
-	memset(&g, 0, sizeof g);
 	snprintf(path, sizeof path, "/v1/admin/runs?limit=%lld",
 		 (long long)(limit < FLEET_RUNS_MAX ? limit : FLEET_RUNS_MAX));
-	if ((error = co_cli_config(&c, ctx)) < 0 ||
-	    (error = co_cli_fleet_get(&g, c, "report --fleet", path)) < 0)
+	if ((error = co_cli_fleet_merge_get(&mg, ctx, "report --fleet", path, "runs",
+					    "a list of runs")) < 0)
 		goto done;
-	if (!all || !out) {
-		error = co_error_set(CO_ENOMEM, "out of memory");
-		goto done;
-	}
-	for (i = 0; i < g.n; i++) {
-		cJSON *page = g.answers[i] ? cJSON_Parse(g.answers[i]) : NULL;
-		const cJSON *runs = cJSON_GetObjectItemCaseSensitive(page, "runs");
-
-		if (g.answers[i] && !cJSON_IsArray(runs))
-			co_cli_fleet_refuse(&g, i, "its answer is not a list of runs");
-		if (!g.answers[i])
-			runs = NULL;
-		cJSON_ArrayForEach(row, runs)
-		{
-			cJSON *copy = cJSON_Duplicate(row, 1);
-
-			if (copy && cJSON_IsObject(copy) &&
-			    cJSON_AddStringToObject(copy, "router", g.m[i].id))
-				cJSON_AddItemToArray(all, copy);
-			else
-				cJSON_Delete(copy);
-		}
-		cJSON_Delete(page);
-	}
-	if ((error = co_cli_fleet_add_routers(out, &g)) < 0)
-		goto done;
-	nrows = (size_t)cJSON_GetArraySize(all);
-	if ((rows = calloc(nrows + 1, sizeof *rows)) == NULL) {
-		error = co_error_set(CO_ENOMEM, "out of memory");
-		goto done;
-	}
-	i = 0;
-	cJSON_ArrayForEach(row, all) rows[i++] = row;
-	qsort(rows, nrows, sizeof *rows, newest_first);
+	nrows = mg.n;
+	qsort(mg.rows, nrows, sizeof *mg.rows, newest_first);
 	if (nrows > (size_t)limit)
 		nrows = (size_t)limit;
 	if (json) {
-		cJSON *arr = cJSON_AddArrayToObject(out, "runs");
-		char *text;
+		cJSON *arr = cJSON_AddArrayToObject(mg.out, "runs");
 
 		for (i = 0; arr && i < nrows; i++)
-			cJSON_AddItemReferenceToArray(arr, rows[i]);
+			cJSON_AddItemReferenceToArray(arr, mg.rows[i]);
 		if (nrows)
-			cJSON_AddItemReferenceToObject(out, "latest", rows[0]);
+			cJSON_AddItemReferenceToObject(mg.out, "latest", mg.rows[0]);
 		else
-			cJSON_AddNullToObject(out, "latest");
-		if ((text = cJSON_PrintUnformatted(out)) == NULL) {
-			error = co_error_set(CO_ENOMEM, "out of memory");
+			cJSON_AddNullToObject(mg.out, "latest");
+		if ((error = co_cli_fleet_merge_print(&mg)) < 0)
 			goto done;
-		}
-		puts(text);
-		free(text);
 	} else {
-		print_fleet_runs(rows, nrows, &g);
+		print_fleet_runs(mg.rows, nrows, &mg.g);
 	}
-	if ((size_t)g.answered != g.n)
-		error = co_error_set(CO_EUNAVAIL,
-				     "report --fleet: %d of %zu routers answered; not: %s "
-				     "(read their runs on their host: `cutover report`)",
-				     g.answered, g.n, g.missed);
-	else if (nrows == 0)
+	if ((error = co_cli_fleet_merge_result(
+		 &mg, "read their runs on their host: `cutover report`")) == 0 &&
+	    nrows == 0)
 		error = co_error_set(CO_ENOTFOUND,
 				     "report --fleet: no reconciliation run has finished on "
 				     "any of the %zu routers yet",
-				     g.n);
+				     mg.g.n);
 done:
-	co_cli_fleet_answers_clear(&g);
-	free(rows);
-	cJSON_Delete(out); /* before `all`: it holds references into it */
-	cJSON_Delete(all);
+	co_cli_fleet_merge_clear(&mg);
 	return error;
 }
 

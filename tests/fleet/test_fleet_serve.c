@@ -193,6 +193,23 @@ static int wait_stage(const place *p, co_stage stage, int timeout_ms)
 	return -1;
 }
 
+/* Start serve in r1 and r2; wait until the fleet lists both, up to date. */
+static void start_both(fixture *fx, co_test_serve_child *s1, co_test_serve_child *s2)
+{
+	assert_int_equal(co_test_serve_child_start(s1, fx->r1.dir, fx->r1.env, NULL), 0);
+	assert_int_equal(co_test_serve_child_start(s2, fx->r2.dir, fx->r2.env, NULL), 0);
+	assert_int_equal(wait_router(&fx->op, "r1", 1, 10000), 0);
+	assert_int_equal(wait_router(&fx->op, "r2", 1, 10000), 0);
+}
+
+/* SIGKILL a serve this test started, and reap it. */
+static void kill_serve(co_test_serve_child *sv)
+{
+	kill(sv->pid, SIGKILL);
+	waitpid(sv->pid, NULL, 0);
+	sv->pid = 0;
+}
+
 static void a_stage_reaches_every_serve_and_the_fleet_is_listed(void **state)
 {
 	fixture *fx = *state;
@@ -201,10 +218,7 @@ static void a_stage_reaches_every_serve_and_the_fleet_is_listed(void **state)
 	char *out = NULL, *err = NULL, auth[64];
 	cJSON *o;
 
-	assert_int_equal(co_test_serve_child_start(&s1, fx->r1.dir, fx->r1.env, NULL), 0);
-	assert_int_equal(co_test_serve_child_start(&s2, fx->r2.dir, fx->r2.env, NULL), 0);
-	assert_int_equal(wait_router(&fx->op, "r1", 1, 10000), 0);
-	assert_int_equal(wait_router(&fx->op, "r2", 1, 10000), 0);
+	start_both(fx, &s1, &s2);
 
 	/* an operator elsewhere moves the fleet; both routers get it */
 	assert_int_equal(run(&out, &err, &fx->op, "stage", "shadow", "--force", NULL), 0);
@@ -241,9 +255,7 @@ static void a_stage_reaches_every_serve_and_the_fleet_is_listed(void **state)
 	free(resp.body);
 
 	/* a router that dies leaves the list when its lease runs out */
-	kill(s2.pid, SIGKILL);
-	waitpid(s2.pid, NULL, 0);
-	s2.pid = 0;
+	kill_serve(&s2);
 	assert_int_equal(wait_router(&fx->op, "r2", 0, 10000), 0);
 	assert_int_equal(co_test_serve_child_stop(&s1), 0);
 	/* a clean stop revokes at once */
@@ -371,10 +383,7 @@ static void the_kill_switch_reaches_every_router_with_etcd_down(void **state)
 	co_test_resp resp;
 	char *out = NULL, *err = NULL, auth[64];
 
-	assert_int_equal(co_test_serve_child_start(&s1, fx->r1.dir, fx->r1.env, NULL), 0);
-	assert_int_equal(co_test_serve_child_start(&s2, fx->r2.dir, fx->r2.env, NULL), 0);
-	assert_int_equal(wait_router(&fx->op, "r1", 1, 10000), 0);
-	assert_int_equal(wait_router(&fx->op, "r2", 1, 10000), 0);
+	start_both(fx, &s1, &s2);
 
 	/* a trip on one router (its admin API) goes to the whole fleet */
 	snprintf(auth, sizeof auth, "Bearer %s", TOKEN);
@@ -402,9 +411,7 @@ static void the_kill_switch_reaches_every_router_with_etcd_down(void **state)
 	assert_int_equal(wait_kill(&fx->r2, 1, 0), 0);
 
 	/* a router that does not answer is named, exit 2 */
-	kill(s2.pid, SIGKILL);
-	waitpid(s2.pid, NULL, 0);
-	s2.pid = 0;
+	kill_serve(&s2);
 	assert_int_equal(run(&out, &err, &fx->r1, "rollback", "--fleet", NULL, NULL), 2);
 	assert_non_null(strstr(err, "1 of 2 routers answered; not: r2"));
 	free(out);
@@ -442,10 +449,7 @@ static void the_admin_api_stages_and_resumes_the_whole_fleet(void **state)
 	co_flags f;
 	int64_t epoch = 0, before = 0;
 
-	assert_int_equal(co_test_serve_child_start(&s1, fx->r1.dir, fx->r1.env, NULL), 0);
-	assert_int_equal(co_test_serve_child_start(&s2, fx->r2.dir, fx->r2.env, NULL), 0);
-	assert_int_equal(wait_router(&fx->op, "r1", 1, 10000), 0);
-	assert_int_equal(wait_router(&fx->op, "r2", 1, 10000), 0);
+	start_both(fx, &s1, &s2);
 	assert_int_equal(co_fleet_open(&fleet, &fo), 0);
 	assert_int_equal(co_fleet_flags_get(&f, &before, fleet), 0);
 
@@ -517,10 +521,7 @@ static void the_audit_of_every_router_is_read_in_one_place(void **state)
 	double last = 0;
 	cJSON *o;
 
-	assert_int_equal(co_test_serve_child_start(&s1, fx->r1.dir, fx->r1.env, NULL), 0);
-	assert_int_equal(co_test_serve_child_start(&s2, fx->r2.dir, fx->r2.env, NULL), 0);
-	assert_int_equal(wait_router(&fx->op, "r1", 1, 10000), 0);
-	assert_int_equal(wait_router(&fx->op, "r2", 1, 10000), 0);
+	start_both(fx, &s1, &s2);
 	assert_int_equal(admin_post(&s1, "rollback", "{\"reason\":\"seen on r1\"}"), 200);
 	assert_int_equal(admin_post(&s2, "resume", "{\"reason\":\"fixed, says r2\"}"), 200);
 
@@ -551,9 +552,7 @@ static void the_audit_of_every_router_is_read_in_one_place(void **state)
 	/* a router that does not answer is named; the others' rows still come.
 	 * With etcd down the list is the one the call above cached here. */
 	co_test_etcd_kill(&fx->etcd);
-	kill(s2.pid, SIGKILL);
-	waitpid(s2.pid, NULL, 0);
-	s2.pid = 0;
+	kill_serve(&s2);
 	assert_int_equal(run(&out, &err, &fx->op, "audit", "--fleet", "--newest", NULL), 2);
 	assert_non_null(strstr(out, "r1"));
 	assert_non_null(strstr(out, "seen on r1"));
@@ -598,10 +597,7 @@ static void the_runs_of_every_router_are_read_in_one_place(void **state)
 	double prev = 1e300;
 	cJSON *o;
 
-	assert_int_equal(co_test_serve_child_start(&s1, fx->r1.dir, fx->r1.env, NULL), 0);
-	assert_int_equal(co_test_serve_child_start(&s2, fx->r2.dir, fx->r2.env, NULL), 0);
-	assert_int_equal(wait_router(&fx->op, "r1", 1, 10000), 0);
-	assert_int_equal(wait_router(&fx->op, "r2", 1, 10000), 0);
+	start_both(fx, &s1, &s2);
 
 	/* none yet anywhere: exit 4, both answered */
 	assert_int_equal(run(&out, &err, &fx->op, "report", "--fleet", NULL, NULL), 4);
@@ -670,9 +666,7 @@ static void the_runs_of_every_router_are_read_in_one_place(void **state)
 	free(err);
 
 	/* a router that does not answer is named; the other's runs still come */
-	kill(s2.pid, SIGKILL);
-	waitpid(s2.pid, NULL, 0);
-	s2.pid = 0;
+	kill_serve(&s2);
 	assert_int_equal(run(&out, &err, &fx->op, "report", "--fleet", NULL, NULL), 2);
 	assert_non_null(strstr(out, "latest: r1 run 1"));
 	assert_non_null(strstr(err, "1 of 2 routers answered; not: r2"));
