@@ -26,63 +26,54 @@ static void curl_init(void)
 	curl_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
-static char *dup_str(const char *s)
-{
-	size_t n = strlen(s) + 1;
-	char *p = malloc(n);
-
-	if (p)
-		memcpy(p, s, n);
-	return p;
-}
-
 int co_fleet_open(co_fleet **out, const co_fleet_opts *o)
 {
 	const char *prefix = o->prefix && *o->prefix ? o->prefix : "/cutover/";
+	co_etcd_opts eo = CO_ETCD_OPTS_INIT;
 	co_fleet *f;
-	size_t i;
+	char msg[512];
+	int error;
 
 	pthread_once(&curl_once, curl_init);
 	if (curl_rc != CURLE_OK)
 		return co_error_set(CO_EIO, "fleet: libcurl does not start");
 	if (o->n_endpoints == 0 || !o->endpoints)
 		return co_error_set(CO_EINVAL, "fleet: no etcd endpoint configured");
-	for (i = 0; i < o->n_endpoints; i++)
-		if (strncmp(o->endpoints[i], "http://", 7) != 0 &&
-		    strncmp(o->endpoints[i], "https://", 8) != 0)
-			return co_error_set(CO_EINVAL,
-					    "fleet: etcd endpoint \"%s\" is not http(s)://",
-					    o->endpoints[i]);
-	if ((f = calloc(1, sizeof *f)) == NULL ||
-	    (f->endpoints = calloc(o->n_endpoints, sizeof *f->endpoints)) == NULL)
-		goto oom;
-	f->n_endpoints = o->n_endpoints;
-	for (i = 0; i < o->n_endpoints; i++)
-		if ((f->endpoints[i] = dup_str(o->endpoints[i])) == NULL)
-			goto oom;
+	if ((f = calloc(1, sizeof *f)) == NULL)
+		return co_error_set(CO_ENOMEM, "out of memory");
+	f->timeout_ms = o->request_timeout_ms > 0 ? o->request_timeout_ms : 2000;
+	eo.endpoints = o->endpoints;
+	eo.n_endpoints = o->n_endpoints;
+	eo.user = o->user;
+	eo.password = o->password;
+	eo.ca_file = o->ca_file;
+	eo.cert_file = o->cert_file;
+	eo.key_file = o->key_file;
+	eo.connect_timeout_ms = o->connect_timeout_ms;
+	eo.request_timeout_ms = f->timeout_ms;
+	eo.cache_entries = -1; /* the fleet's keys are not records */
+	if ((error = co_etcd_store_open(&f->gw, &eo)) < 0) {
+		snprintf(msg, sizeof msg, "%s", co_error_last());
+		co_fleet_close(f);
+		return co_error_set(error, "fleet: %s", msg);
+	}
 	if ((f->prefix = malloc(strlen(prefix) + 2)) == NULL ||
-	    (f->flags_key = malloc(strlen(prefix) + 8)) == NULL)
-		goto oom;
+	    (f->flags_key = malloc(strlen(prefix) + 8)) == NULL) {
+		co_fleet_close(f);
+		return co_error_set(CO_ENOMEM, "out of memory");
+	}
 	/* the prefix ends with '/' so that keys read as paths */
 	sprintf(f->prefix, "%s%s", prefix, prefix[strlen(prefix) - 1] == '/' ? "" : "/");
 	sprintf(f->flags_key, "%sflags", f->prefix);
-	f->timeout_ms = o->request_timeout_ms > 0 ? o->request_timeout_ms : 2000;
 	*out = f;
 	return 0;
-oom:
-	co_fleet_close(f);
-	return co_error_set(CO_ENOMEM, "out of memory");
 }
 
 void co_fleet_close(co_fleet *f)
 {
-	size_t i;
-
 	if (!f)
 		return;
-	for (i = 0; f->endpoints && i < f->n_endpoints; i++)
-		free(f->endpoints[i]);
-	free(f->endpoints);
+	co_store_free(f->gw);
 	free(f->prefix);
 	free(f->flags_key);
 	free(f);
@@ -453,6 +444,12 @@ int co_fleet_open_config(co_fleet **out, const co_config *c)
 	o.n_endpoints = c->n_etcd_endpoints;
 	o.prefix = c->fleet_prefix;
 	o.request_timeout_ms = c->etcd_request_timeout_ms;
+	o.user = c->etcd_user;
+	o.password = c->etcd_password;
+	o.ca_file = c->etcd_ca_file;
+	o.cert_file = c->etcd_cert_file;
+	o.key_file = c->etcd_key_file;
+	o.connect_timeout_ms = c->etcd_connect_timeout_ms;
 	return co_fleet_open(out, &o);
 }
 

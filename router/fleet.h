@@ -44,6 +44,11 @@ typedef struct co_fleet_opts {
 	size_t n_endpoints;
 	const char *prefix;	/* default "/cutover/" */
 	int request_timeout_ms; /* default 2000 */
+	/* etcd's auth and TLS, as the data store's (etcd_store.h): the fleet
+	 * talks to etcd through an etcd store's transport.  NULL: none. */
+	const char *user, *password;
+	const char *ca_file, *cert_file, *key_file;
+	int connect_timeout_ms; /* default 1000 */
 } co_fleet_opts;
 
 /* Tries of an update whose txn keeps losing the epoch race. */

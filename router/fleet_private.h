@@ -1,6 +1,7 @@
 /*
  * fleet_private.h - what the files of the fleet (fleet.c, fleet_gw.c)
- * share: the handle and the small etcd v3 gateway client under it.
+ * share: the handle, with the etcd store whose gateway transport it uses
+ * (endpoints, failover, kept-alive handles, TLS, auth), and JSON helpers.
  */
 #ifndef CO_ROUTER_FLEET_PRIVATE_H
 #define CO_ROUTER_FLEET_PRIVATE_H
@@ -12,10 +13,10 @@
 #include <cjson/cJSON.h>
 
 #include "router/fleet.h"
+#include "store/etcd_store.h"
 
 struct co_fleet {
-	char **endpoints;
-	size_t n_endpoints;
+	co_store *gw; /* an etcd store (no cache): its transport only */
 	char *prefix;
 	char *flags_key; /* <prefix>flags */
 	int timeout_ms;
@@ -32,10 +33,9 @@ const char *co_fleet__str(const cJSON *o, const char *name);
 int64_t co_fleet__i64(const cJSON *o, const char *name);
 
 /*
- * POST req (JSON) to path ("/v3/kv/range") on the first endpoint that
- * answers; *out the JSON answer (caller frees).  A gateway error answer
- * ("error"/"code") becomes CO_EINVAL with its message; no endpoint
- * answering CO_EUNAVAIL naming them.
+ * POST req (JSON) to path ("/v3/kv/range") through the store's transport
+ * (co_etcd_store_call); *out the JSON answer (caller frees).  CO_EUNAVAIL
+ * when no endpoint answers, a gateway error as its CO_E* code.
  */
 int co_fleet__call(cJSON **out, co_fleet *f, const char *path, const cJSON *req);
 

@@ -154,7 +154,7 @@ done:
 /* One streaming watch until it breaks or close is asked. */
 static void stream(co_fleet_watch *w)
 {
-	char url[512], rev[32], *body = NULL, *k = NULL;
+	char rev[32], *body = NULL, *k = NULL;
 	cJSON *req = cJSON_CreateObject(), *cr;
 	struct curl_slist *hdr = NULL;
 	CURL *h = curl_easy_init();
@@ -167,14 +167,9 @@ static void stream(co_fleet_watch *w)
 	    !cJSON_AddStringToObject(cr, "start_revision", rev) ||
 	    !(body = cJSON_PrintUnformatted(req)))
 		goto done;
-	snprintf(url, sizeof url, "%s/v3/watch", w->f->endpoints[w->endpoint]);
-	hdr = curl_slist_append(hdr, "Content-Type: application/json");
-	curl_easy_setopt(h, CURLOPT_URL, url);
-	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
-	curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
-	curl_easy_setopt(h, CURLOPT_NOPROXY, "*");
-	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)w->f->timeout_ms);
+	if (co_etcd_store_stream_setup(h, &hdr, w->f->gw, w->endpoint, "/v3/watch", body) <
+	    0)
+		goto done;
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, w);
 	/* a stopped etcd keeps the connection and says nothing: the stream is
@@ -222,7 +217,7 @@ static void *run(void *arg)
 			stream(w);
 		if (atomic_load(&w->stop))
 			break;
-		w->endpoint = (w->endpoint + 1) % w->f->n_endpoints;
+		w->endpoint = (w->endpoint + 1) % co_etcd_store_endpoints(w->f->gw);
 		pause_ms(w, RETRY_MS);
 	}
 	return NULL;

@@ -6,6 +6,7 @@
  * of the store shares (etcd_private.h).
  */
 #include "etcd_private.h"
+#include "etcd_store.h"
 
 #include "../core/b64.h"
 #include "../core/error.h"
@@ -551,4 +552,47 @@ done:
 	free(body);
 	free(token);
 	return error;
+}
+
+int co_etcd_store_call(cJSON **out, co_store *s, const char *path, const cJSON *req)
+{
+	struct etcd *e = co_etcd__from_store(s);
+
+	*out = NULL;
+	if (e == NULL)
+		return co_error_set(CO_EINVAL, "not an etcd store");
+	return co_etcd__call(out, e, path, req);
+}
+
+size_t co_etcd_store_endpoints(co_store *s)
+{
+	struct etcd *e = co_etcd__from_store(s);
+
+	return e ? e->n_endpoints : 0;
+}
+
+int co_etcd_store_stream_setup(CURL *h, struct curl_slist **hdrs, co_store *s, size_t i,
+			       const char *path, const char *body)
+{
+	struct etcd *e = co_etcd__from_store(s);
+	char url[1024], *token = NULL;
+	int error;
+
+	*hdrs = NULL;
+	if (e == NULL)
+		return co_error_set(CO_EINVAL, "not an etcd store");
+	if ((error = co_etcd__token_get(&token, e)) < 0)
+		return error;
+	*hdrs = co_etcd__make_headers(token);
+	free(token);
+	if (*hdrs == NULL)
+		return co_etcd__oom();
+	snprintf(url, sizeof url, "%s%s", e->endpoints[i % e->n_endpoints], path);
+	co_etcd__handle_setup(h, e);
+	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 0L); /* a stream has no end */
+	curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+	curl_easy_setopt(h, CURLOPT_URL, url);
+	curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
+	curl_easy_setopt(h, CURLOPT_HTTPHEADER, *hdrs);
+	return 0;
 }

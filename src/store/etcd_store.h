@@ -12,6 +12,8 @@
 
 #include "store.h"
 
+#include <cjson/cJSON.h>
+#include <curl/curl.h>
 #include <stdint.h>
 
 typedef struct co_etcd_opts {
@@ -121,5 +123,34 @@ typedef struct co_etcd_status {
  * answers.  Thread-safe.
  */
 int co_etcd_store_status(co_etcd_status *out, co_store *s);
+
+/*
+ * The store's gateway transport, for a client that keeps keys of its own
+ * (the router fleet's flags document and membership, router/fleet.h):
+ * POST `req` to `path` ("/v3/kv/range", "/v3/kv/txn", ...) with the
+ * store's endpoints and failover, its kept-alive handles, TLS files and
+ * auth (an expired token is renewed once).  Keys in `req` are the
+ * caller's, base64 as the gateway wants them; the store's prefix is not
+ * added.  Not through the circuit breaker.  *out: the gateway's JSON
+ * answer (caller deletes).  CO_EUNAVAIL when no endpoint answers, the
+ * gateway's error as a CO_E* code otherwise, CO_EINVAL when `s` is not
+ * an etcd store.  Thread-safe.
+ */
+int co_etcd_store_call(cJSON **out, co_store *s, const char *path, const cJSON *req);
+
+/* How many endpoints `s` has (0 if it is not an etcd store). */
+size_t co_etcd_store_endpoints(co_store *s);
+
+/*
+ * Set up `h` for a streaming POST of `body` to `path` on endpoint
+ * i % co_etcd_store_endpoints(s): the store's TLS files, connect timeout
+ * and auth token, no overall timeout (a stream has no end).  The caller
+ * sets the write callback and performs; `body` is not copied (it must
+ * outlive the transfer) and *hdrs (the headers) must be freed with
+ * curl_slist_free_all after it.  CO_EINVAL when `s` is not
+ * an etcd store, CO_EUNAVAIL when authentication fails, CO_ENOMEM.
+ */
+int co_etcd_store_stream_setup(CURL *h, struct curl_slist **hdrs, co_store *s, size_t i,
+			       const char *path, const char *body);
 
 #endif

@@ -266,7 +266,7 @@ static void the_gate_refuses_while_a_router_is_behind(void **state)
 {
 	fixture *fx = *state;
 	const char *ep[] = {fx->etcd.endpoint};
-	co_fleet_opts fo = {ep, 1, "/fleet-test/", 0};
+	co_fleet_opts fo = {.endpoints = ep, .n_endpoints = 1, .prefix = "/fleet-test/"};
 	co_fleet *fleet;
 	co_fleet_member m;
 	co_fleet_reg *reg;
@@ -350,7 +350,7 @@ static void two_operators_on_two_hosts_both_land(void **state)
 {
 	fixture *fx = *state;
 	const char *ep[] = {fx->etcd.endpoint};
-	co_fleet_opts fo = {ep, 1, "/fleet-test/", 0};
+	co_fleet_opts fo = {.endpoints = ep, .n_endpoints = 1, .prefix = "/fleet-test/"};
 	co_fleet *fleet;
 	co_flags f;
 	int round;
@@ -443,7 +443,7 @@ static void the_admin_api_stages_and_resumes_the_whole_fleet(void **state)
 {
 	fixture *fx = *state;
 	const char *ep[] = {fx->etcd.endpoint};
-	co_fleet_opts fo = {ep, 1, "/fleet-test/", 0};
+	co_fleet_opts fo = {.endpoints = ep, .n_endpoints = 1, .prefix = "/fleet-test/"};
 	co_test_serve_child s1, s2;
 	co_fleet *fleet;
 	co_flags f;

@@ -314,7 +314,7 @@ static void a_killed_routers_outbox_is_adopted_and_nothing_acked_is_lost(void **
 {
 	fixture *fx = *state;
 	const char *ep[] = {fx->etcd.endpoint};
-	co_fleet_opts fo = {ep, 1, "/fleet-test/", 0};
+	co_fleet_opts fo = {.endpoints = ep, .n_endpoints = 1, .prefix = "/fleet-test/"};
 	co_test_serve_child s1, s2;
 	char r2_state[320], *out = NULL, *err = NULL;
 	struct timespec pause = {0, 20 * 1000000L};
