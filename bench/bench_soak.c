@@ -55,6 +55,8 @@
 #include "soak_mem.h"
 
 #include "core/error.h"
+#include "core/outbox.h"
+#include "core/state.h"
 #include "core/record.h"
 #include "flags/flags.h"
 #include "flags/stage.h"
@@ -400,6 +402,40 @@ static long long final_drain(void)
 	return d;
 }
 
+/*
+ * What the outbox still owes after the final drain, one line per ID (its
+ * oldest entry: the one the drain is stuck on), with its last error: a
+ * drain that does not finish must say why.  Read beside the running serve
+ * (SQLite in WAL mode: a reader does not block it).
+ */
+static void print_owed(const char *state_dir)
+{
+	co_outbox_list l = {0};
+	co_state *st = NULL;
+	int64_t now = co_state_now_ms();
+	size_t i;
+
+	if (co_state_open(&st, state_dir) < 0 ||
+	    co_outbox_next_batch(&l, st, NULL, 64, INT64_MAX) < 0) {
+		printf("owed: cannot read the outbox: %s\n", co_error_last());
+		co_state_close(st);
+		return;
+	}
+	for (i = 0; i < l.n; i++) {
+		const co_outbox_entry *e = l.items[i];
+
+		printf("owed: seq %lld %s %s %s: %s, %lld ms old, %d attempts, next in %lld ms, "
+		       "last error: %s\n",
+		       (long long)e->seq, e->target, e->kind, e->id,
+		       co_outbox_is_intent(e) ? "intent" : e->payload ? "record" : "delete",
+		       (long long)(now - e->created_at), e->attempts,
+		       (long long)(e->next_attempt_at - now),
+		       e->last_error ? e->last_error : "none");
+	}
+	co_outbox_list_clear(&l);
+	co_state_close(st);
+}
+
 /* Write the flags file at dual 50 and the admin token file. */
 static int prepare(char *flags_path, size_t fl_len, char *token_path, size_t tk_len)
 {
@@ -528,6 +564,12 @@ stop:
 	/* The final drain, a final reconciliation, both stores read back. */
 	left = final_drain();
 	printf("\nfinal drain: outbox depth %lld\n", left);
+	if (left != 0) {
+		char state_dir[sizeof(dir) + 8];
+
+		snprintf(state_dir, sizeof state_dir, "%s/state", dir);
+		print_owed(state_dir);
+	}
 	{
 		CURL *c = curl_easy_init();
 		int failed = rcn.fail + rcn.error;
