@@ -47,7 +47,7 @@ typedef struct place {
 typedef struct fixture {
 	co_test_etcd etcd;
 	char repo[256];
-	place r1, r2, op, off;
+	place r1, r2, r3, op, off;
 } fixture;
 
 static int place_new(place *p, const fixture *fx, const char *id, int fleet)
@@ -91,6 +91,7 @@ static int setup(void **state)
 	if (!fx || co_test_etcd_start(&fx->etcd) != 0 ||
 	    co_test_git_repo_new(fx->repo, sizeof fx->repo) != 0 ||
 	    place_new(&fx->r1, fx, "r1", 1) != 0 || place_new(&fx->r2, fx, "r2", 1) != 0 ||
+	    place_new(&fx->r3, fx, "r3", 1) != 0 ||
 	    place_new(&fx->op, fx, "operator", 1) != 0 ||
 	    place_new(&fx->off, fx, "off", 0) != 0)
 		return -1;
@@ -106,6 +107,7 @@ static int teardown(void **state)
 	co_test_rmrf(fx->repo);
 	co_test_rmrf(fx->r1.dir);
 	co_test_rmrf(fx->r2.dir);
+	co_test_rmrf(fx->r3.dir);
 	co_test_rmrf(fx->op.dir);
 	co_test_rmrf(fx->off.dir);
 	free(fx);
@@ -213,22 +215,26 @@ static void kill_serve(co_test_serve_child *sv)
 static void a_stage_reaches_every_serve_and_the_fleet_is_listed(void **state)
 {
 	fixture *fx = *state;
-	co_test_serve_child s1, s2;
+	co_test_serve_child s1, s2, s3;
 	co_test_resp resp;
 	char *out = NULL, *err = NULL, auth[64];
 	cJSON *o;
 
 	start_both(fx, &s1, &s2);
+	assert_int_equal(co_test_serve_child_start(&s3, fx->r3.dir, fx->r3.env, NULL), 0);
+	assert_int_equal(wait_router(&fx->op, "r3", 1, 10000), 0);
 
-	/* an operator elsewhere moves the fleet; both routers get it */
+	/* an operator elsewhere moves the fleet; all three routers get it */
 	assert_int_equal(run(&out, &err, &fx->op, "stage", "shadow", "--force", NULL), 0);
 	free(out);
 	free(err);
 	assert_int_equal(wait_stage(&fx->r1, CO_STAGE_SHADOW, 10000), 0);
 	assert_int_equal(wait_stage(&fx->r2, CO_STAGE_SHADOW, 10000), 0);
+	assert_int_equal(wait_stage(&fx->r3, CO_STAGE_SHADOW, 10000), 0);
 	/* and register the new epoch */
 	assert_int_equal(wait_router(&fx->op, "r1", 1, 10000), 0);
 	assert_int_equal(wait_router(&fx->op, "r2", 1, 10000), 0);
+	assert_int_equal(wait_router(&fx->op, "r3", 1, 10000), 0);
 	o = fleet_json(&fx->op);
 	assert_non_null(o);
 	assert_string_equal(cJSON_GetObjectItemCaseSensitive(o, "stage")->valuestring, "shadow");
@@ -241,7 +247,7 @@ static void a_stage_reaches_every_serve_and_the_fleet_is_listed(void **state)
 
 	/* the human listing and the admin endpoint say the same */
 	assert_int_equal(run(&out, &err, &fx->op, "status", "--fleet", NULL, NULL), 0);
-	assert_non_null(strstr(out, "2 live routers"));
+	assert_non_null(strstr(out, "3 live routers"));
 	assert_non_null(strstr(out, "r1"));
 	free(out);
 	free(err);
@@ -256,6 +262,7 @@ static void a_stage_reaches_every_serve_and_the_fleet_is_listed(void **state)
 
 	/* a router that dies leaves the list when its lease runs out */
 	kill_serve(&s2);
+	assert_int_equal(co_test_serve_child_stop(&s3), 0);
 	assert_int_equal(wait_router(&fx->op, "r2", 0, 10000), 0);
 	assert_int_equal(co_test_serve_child_stop(&s1), 0);
 	/* a clean stop revokes at once */
