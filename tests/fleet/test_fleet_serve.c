@@ -386,11 +386,13 @@ static void two_operators_on_two_hosts_both_land(void **state)
 static void the_kill_switch_reaches_every_router_with_etcd_down(void **state)
 {
 	fixture *fx = *state;
-	co_test_serve_child s1, s2;
+	co_test_serve_child s1, s2, s3;
 	co_test_resp resp;
 	char *out = NULL, *err = NULL, auth[64];
 
 	start_both(fx, &s1, &s2);
+	assert_int_equal(co_test_serve_child_start(&s3, fx->r3.dir, fx->r3.env, NULL), 0);
+	assert_int_equal(wait_router(&fx->op, "r3", 1, 10000), 0);
 
 	/* a trip on one router (its admin API) goes to the whole fleet */
 	snprintf(auth, sizeof auth, "Bearer %s", TOKEN);
@@ -399,30 +401,35 @@ static void the_kill_switch_reaches_every_router_with_etcd_down(void **state)
 	assert_int_equal(resp.status, 200);
 	free(resp.body);
 	assert_int_equal(wait_kill(&fx->r2, 1, 10000), 0);
+	assert_int_equal(wait_kill(&fx->r3, 1, 10000), 0);
 	/* and the fleet's resume lifts it everywhere */
 	assert_int_equal(run(&out, &err, &fx->op, "resume", NULL, NULL, NULL), 0);
 	free(out);
 	free(err);
 	assert_int_equal(wait_kill(&fx->r1, 0, 10000), 0);
 	assert_int_equal(wait_kill(&fx->r2, 0, 10000), 0);
+	assert_int_equal(wait_kill(&fx->r3, 0, 10000), 0);
 
-	/* etcd gone: rollback --fleet reaches both routers over HTTP */
-	assert_int_equal(wait_cached(&fx->r1, 2, 15000), 0);
+	/* etcd gone: rollback --fleet reaches every router over HTTP */
+	assert_int_equal(wait_cached(&fx->r1, 3, 15000), 0);
 	co_test_etcd_kill(&fx->etcd);
 	assert_int_equal(run(&out, &err, &fx->r1, "rollback", "--fleet", "--reason", "etcd down"),
 			 0);
 	assert_non_null(strstr(err, "r2 http://127.0.0.1:"));
+	assert_non_null(strstr(err, "r3 http://127.0.0.1:"));
 	free(out);
 	free(err);
 	assert_int_equal(wait_kill(&fx->r1, 1, 0), 0);
 	assert_int_equal(wait_kill(&fx->r2, 1, 0), 0);
+	assert_int_equal(wait_kill(&fx->r3, 1, 0), 0);
 
 	/* a router that does not answer is named, exit 2 */
 	kill_serve(&s2);
 	assert_int_equal(run(&out, &err, &fx->r1, "rollback", "--fleet", NULL, NULL), 2);
-	assert_non_null(strstr(err, "1 of 2 routers answered; not: r2"));
+	assert_non_null(strstr(err, "2 of 3 routers answered; not: r2"));
 	free(out);
 	free(err);
+	co_test_serve_child_stop(&s3);
 	co_test_serve_child_stop(&s1);
 }
 
