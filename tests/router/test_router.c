@@ -1224,6 +1224,60 @@ static void dual_mirrors_git_through_the_outbox_unless_mirror_is_sync(void **sta
 	}
 }
 
+/*
+ * In dual 50 the router's watch gives each ID's change once, from the ID's
+ * primary, though both stores see it: the secondary's copies (etcd's
+ * synchronous mirror, git's batch commit from the drain, several IDs at
+ * once) are dropped, and dropping them does not lose the primary's events
+ * queued behind them.
+ */
+static void dual_watch_gives_each_change_once_from_its_primary(void **state)
+{
+	enum { N = 24 };
+	co_router_watch *w = NULL;
+	int seen[N] = {0}, n_seen = 0, k, i, git_decided = 0;
+	fx f;
+
+	(void)state;
+	fx_open_on(&f, &co_test_group_etcd, "50", 0);
+	assert_int_equal(co_router_watch_open(&w, f.r, "tasks/"), 0);
+	for (i = 0; i < N; i++) {
+		char id[32];
+
+		snprintf(id, sizeof(id), "WA-%d", i);
+		create_task(&f, id);
+	}
+	drain_all(&f); /* git gets the etcd-decided ones, in batch commits */
+	for (k = 0; k < 600 && n_seen < N; k++) {
+		co_event *e = NULL;
+		co_route rt;
+
+		assert_int_equal(co_router_watch_next(&e, w, 100), 0);
+		if (e == NULL)
+			continue;
+		assert_int_equal(sscanf(e->id, "WA-%d", &i), 1);
+		assert_true(i >= 0 && i < N);
+		assert_int_equal(co_router_route(&rt, f.r, CO_OP_WATCH, e->id), 0);
+		assert_string_equal(e->store, rt.primary == CO_SIDE_GIT ? "git" : "etcd");
+		git_decided += rt.primary == CO_SIDE_GIT;
+		n_seen += seen[i]++ == 0;
+		co_event_free(e);
+	}
+	assert_int_equal(n_seen, N);
+	assert_true(git_decided > 0 && git_decided < N); /* both kinds were there */
+	for (k = 0; k < 5; k++) { /* and nothing twice */
+		co_event *e = NULL;
+
+		assert_int_equal(co_router_watch_next(&e, w, 100), 0);
+		if (e)
+			fail_msg("a second event for %s from %s", e->id, e->store);
+	}
+	for (i = 0; i < N; i++)
+		assert_int_equal(seen[i], 1);
+	co_router_watch_close(w);
+	fx_close(&f);
+}
+
 /* 32 threads claim one task for 32 swarms; how many won. */
 struct contender {
 	fx *f;
@@ -1474,6 +1528,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(drain_passes_an_id_a_writer_holds_and_takes_it_next_round),
 	    cmocka_unit_test(router_killed_mid_load_drains_after_restart),
 	    cmocka_unit_test(router_killed_mid_load_in_dual_50_drains_after_restart),
+	    cmocka_unit_test(dual_watch_gives_each_change_once_from_its_primary),
 	    cmocka_unit_test(dual_mirrors_git_through_the_outbox_unless_mirror_is_sync),
 	    cmocka_unit_test(kill_switch_over_1000_owed_claims_serves_no_stale_git),
 	    cmocka_unit_test(drain_alone_closes_the_breaker_and_catches_up),
