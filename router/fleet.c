@@ -42,14 +42,11 @@ int co_fleet_open(co_fleet **out, const co_fleet_opts *o)
 	if ((f = calloc(1, sizeof *f)) == NULL)
 		return co_error_set(CO_ENOMEM, "out of memory");
 	f->timeout_ms = o->request_timeout_ms > 0 ? o->request_timeout_ms : 2000;
+	if (o->etcd)
+		eo = *o->etcd;
 	eo.endpoints = o->endpoints;
 	eo.n_endpoints = o->n_endpoints;
-	eo.user = o->user;
-	eo.password = o->password;
-	eo.ca_file = o->ca_file;
-	eo.cert_file = o->cert_file;
-	eo.key_file = o->key_file;
-	eo.connect_timeout_ms = o->connect_timeout_ms;
+	eo.prefix = NULL; /* the fleet's keys carry their own prefix */
 	eo.request_timeout_ms = f->timeout_ms;
 	eo.cache_entries = -1; /* the fleet's keys are not records */
 	if ((error = co_etcd_store_open(&f->gw, &eo)) < 0) {
@@ -436,20 +433,17 @@ int co_fleet_flags_commit_file(co_fleet *f, const char *path, const co_flags *fr
 int co_fleet_open_config(co_fleet **out, const co_config *c)
 {
 	co_fleet_opts o = {0};
+	co_etcd_opts eo;
 
 	*out = NULL;
 	if (!c->fleet_enabled)
 		return 0;
-	o.endpoints = (const char *const *)c->etcd_endpoints;
-	o.n_endpoints = c->n_etcd_endpoints;
+	co_etcd_opts_from_config(&eo, c);
+	o.endpoints = eo.endpoints;
+	o.n_endpoints = eo.n_endpoints;
 	o.prefix = c->fleet_prefix;
 	o.request_timeout_ms = c->etcd_request_timeout_ms;
-	o.user = c->etcd_user;
-	o.password = c->etcd_password;
-	o.ca_file = c->etcd_ca_file;
-	o.cert_file = c->etcd_cert_file;
-	o.key_file = c->etcd_key_file;
-	o.connect_timeout_ms = c->etcd_connect_timeout_ms;
+	o.etcd = &eo;
 	return co_fleet_open(out, &o);
 }
 

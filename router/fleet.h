@@ -35,6 +35,7 @@
 #include <stdint.h>
 
 #include "flags/flags.h"
+#include "store/etcd_store.h"
 #include "flags/watcher.h"
 
 typedef struct co_fleet co_fleet;
@@ -44,11 +45,11 @@ typedef struct co_fleet_opts {
 	size_t n_endpoints;
 	const char *prefix;	/* default "/cutover/" */
 	int request_timeout_ms; /* default 2000 */
-	/* etcd's auth and TLS, as the data store's (etcd_store.h): the fleet
-	 * talks to etcd through an etcd store's transport.  NULL: none. */
-	const char *user, *password;
-	const char *ca_file, *cert_file, *key_file;
-	int connect_timeout_ms; /* default 1000 */
+	/* etcd's auth, TLS files and connect timeout, as the data store's: the
+	 * fleet talks to etcd through an etcd store's transport (its
+	 * endpoints, prefix, cache and request timeout are the fleet's own,
+	 * above).  NULL: none. */
+	const co_etcd_opts *etcd;
 } co_fleet_opts;
 
 /* Tries of an update whose txn keeps losing the epoch race. */

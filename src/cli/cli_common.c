@@ -222,18 +222,9 @@ static int open_git(co_store **out, const co_config *c)
 
 static int open_etcd(co_store **out, const co_config *c)
 {
-	co_etcd_opts o = CO_ETCD_OPTS_INIT;
+	co_etcd_opts o;
 
-	o.endpoints = (const char *const *)c->etcd_endpoints;
-	o.n_endpoints = c->n_etcd_endpoints;
-	o.prefix = c->etcd_prefix;
-	o.user = c->etcd_user;
-	o.password = c->etcd_password;
-	o.ca_file = c->etcd_ca_file;
-	o.cert_file = c->etcd_cert_file;
-	o.key_file = c->etcd_key_file;
-	o.connect_timeout_ms = c->etcd_connect_timeout_ms;
-	o.request_timeout_ms = c->etcd_request_timeout_ms;
+	co_etcd_opts_from_config(&o, c);
 	return with_breaker(out, c, co_etcd_store_open(out, &o));
 }
 

@@ -245,18 +245,7 @@ int co_cli_migrate(int argc, char **argv, co_cli *ctx)
 	mo.progress = on_progress;
 	mo.log = on_log;
 	mo.ud = &u;
-	eo.endpoints = (const char *const *)c->etcd_endpoints;
-	eo.n_endpoints = c->n_etcd_endpoints;
-	eo.prefix = c->etcd_prefix ? c->etcd_prefix : "/";
-	eo.user = c->etcd_user;
-	eo.password = c->etcd_password;
-	eo.ca_file = c->etcd_ca_file;
-	eo.cert_file = c->etcd_cert_file;
-	eo.key_file = c->etcd_key_file;
-	if (c->etcd_connect_timeout_ms > 0)
-		eo.connect_timeout_ms = c->etcd_connect_timeout_ms;
-	if (c->etcd_request_timeout_ms > 0)
-		eo.request_timeout_ms = c->etcd_request_timeout_ms;
+	co_etcd_opts_from_config(&eo, c);
 	mo.etcd = &eo;
 
 	if (board || swarms) {

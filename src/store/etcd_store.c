@@ -44,6 +44,7 @@
 
 #include "store_backend.h"
 
+#include "../core/config.h"
 #include "../core/error.h"
 #include "../core/id.h"
 #include "../core/record.h"
@@ -624,6 +625,23 @@ nomem:
 	co_etcd__buf_free(&d);
 	etcd_free(e);
 	return co_etcd__oom();
+}
+
+void co_etcd_opts_from_config(co_etcd_opts *o, const co_config *c)
+{
+	co_etcd_opts d = CO_ETCD_OPTS_INIT;
+
+	*o = d;
+	o->endpoints = (const char *const *)c->etcd_endpoints;
+	o->n_endpoints = c->n_etcd_endpoints;
+	o->prefix = c->etcd_prefix;
+	o->user = c->etcd_user;
+	o->password = c->etcd_password;
+	o->ca_file = c->etcd_ca_file;
+	o->cert_file = c->etcd_cert_file;
+	o->key_file = c->etcd_key_file;
+	o->connect_timeout_ms = c->etcd_connect_timeout_ms;
+	o->request_timeout_ms = c->etcd_request_timeout_ms;
 }
 
 int co_etcd_store_list_at(co_record_list *out, int64_t *revision, co_store *s,

@@ -57,6 +57,14 @@ typedef struct co_etcd_opts {
 int co_etcd_store_open(co_store **out, const co_etcd_opts *opts);
 
 /*
+ * The options of a configuration's `etcd:` section (endpoints, prefix,
+ * auth, TLS files, timeouts) into *o, the rest at their defaults.  The
+ * strings are c's (borrowed: c must outlive *o's use).
+ */
+struct co_config;
+void co_etcd_opts_from_config(co_etcd_opts *o, const struct co_config *c);
+
+/*
  * All records of `kind` as stored (no expiry rule applied, any order), read
  * page by page at one etcd revision, which goes to *revision (may be NULL):
  * a consistent snapshot, and the point from which to watch for what came

@@ -247,6 +247,7 @@ static void a_fleet_on_an_etcd_with_auth_logs_in(void **state)
 	co_test_etcd a;
 	const char *ep[1];
 	co_fleet_opts o = {0};
+	co_etcd_opts eo = CO_ETCD_OPTS_INIT;
 	co_fleet *f = NULL;
 	co_fleet_watch *w = NULL;
 	co_fleet_reg *reg = NULL;
@@ -274,14 +275,15 @@ static void a_fleet_on_an_etcd_with_auth_logs_in(void **state)
 	assert_int_equal(co_fleet_open(&f, &o), 0);
 	assert_int_not_equal(co_fleet_flags_update(NULL, NULL, f, to_stage_50, NULL), 0);
 	co_fleet_close(f);
-	o.user = "root";
-	o.password = "wrong";
+	eo.user = "root";
+	eo.password = "wrong";
+	o.etcd = &eo;
 	assert_int_equal(co_fleet_open(&f, &o), 0);
 	assert_int_equal(co_fleet_flags_get(&seen, &epoch, f), CO_EUNAVAIL);
 	assert_non_null(strstr(co_error_last(), "root"));
 	co_fleet_close(f);
 
-	o.password = "pw";
+	eo.password = "pw";
 	assert_int_equal(co_fleet_open(&f, &o), 0);
 	assert_int_equal(co_fleet_flags_get(&seen, &epoch, f), 0);
 	assert_int_equal(epoch, 0); /* nothing was written by the refused ones */
