@@ -55,7 +55,9 @@ typedef struct co_fleet_opts {
 /* Tries of an update whose txn keeps losing the epoch race. */
 #define CO_FLEET_UPDATE_TRIES 50
 
-/* Open a fleet handle (does not contact etcd).  CO_EINVAL, CO_ENOMEM. */
+/* Open a fleet handle (does not contact etcd).  CO_EINVAL, CO_ENOMEM.
+ * Like an etcd store, whose transport it uses, a handle keeps connections
+ * alive: a process forked after using one opens its own. */
 int co_fleet_open(co_fleet **out, const co_fleet_opts *opts);
 
 /* Free it (every watch and registration must be closed first).  NULL ok. */

@@ -256,17 +256,11 @@ static void a_fleet_on_an_etcd_with_auth_logs_in(void **state)
 	int64_t epoch = 0;
 	struct timespec pause = {0, 20 * 1000000L};
 	int waited;
-	char *err = NULL;
 
 	(void)state;
 	assert_int_equal(co_test_etcd_start(&a), 0);
-	if (co_test_sh(NULL, &err,
-		       "export ETCDCTL_API=3; E=%s;"
-		       " etcdctl --endpoints=$E user add root:pw >/dev/null &&"
-		       " etcdctl --endpoints=$E auth enable >/dev/null",
-		       a.endpoint) != 0)
-		fail_msg("etcdctl: %s", err ? err : "");
-	free(err);
+	if (co_test_etcd_enable_auth(&a, "pw") != 0)
+		fail_msg("etcd auth could not be turned on");
 	ep[0] = a.endpoint;
 	o.endpoints = ep;
 	o.n_endpoints = 1;
@@ -325,10 +319,16 @@ static void a_router_is_listed_while_its_lease_lives(void **state)
 	child = fork();
 	assert_true(child >= 0);
 	if (child == 0) {
+		/* its own handle: the parent's kept-alive connections to etcd
+		 * are not the child's to talk on (as for any etcd store) */
+		const char *ep[] = {fx->etcd.endpoint};
+		co_fleet_opts o = {.endpoints = ep, .n_endpoints = 1};
+		co_fleet *cf;
 		co_fleet_reg *r;
 
 		fill_member(&me, "r-child", 0);
-		if (co_fleet_register(&r, fx->fleet, &me, 1, NULL, NULL) != 0)
+		if (co_fleet_open(&cf, &o) != 0 ||
+		    co_fleet_register(&r, cf, &me, 1, NULL, NULL) != 0)
 			_exit(1);
 		for (;;)
 			pause();

@@ -224,6 +224,21 @@ void co_test_etcd_kill(co_test_etcd *e)
 	e->pid = 0;
 }
 
+int co_test_etcd_enable_auth(const co_test_etcd *e, const char *password)
+{
+	char *err = NULL;
+	int rc = co_test_sh(NULL, &err,
+			    "export ETCDCTL_API=3; E=%s;"
+			    " etcdctl --endpoints=$E user add root:%s >/dev/null &&"
+			    " etcdctl --endpoints=$E auth enable >/dev/null",
+			    e->endpoint, password);
+
+	if (rc != 0)
+		fprintf(stderr, "etcdctl: %s\n", err ? err : "");
+	free(err);
+	return rc == 0 ? 0 : -1;
+}
+
 int co_test_etcd_restart(co_test_etcd *e)
 {
 	co_etcd_local *l;

@@ -27,6 +27,9 @@ void co_test_etcd_stop(co_test_etcd *e);
 void co_test_etcd_kill(co_test_etcd *e);
 /* Start again on the same ports and data dir; wait until it answers. */
 int co_test_etcd_restart(co_test_etcd *e);
+/* Add user `root` with `password` and turn etcd's auth on (etcdctl).
+ * 0, or -1 with etcdctl's complaint on stderr. */
+int co_test_etcd_enable_auth(const co_test_etcd *e, const char *password);
 
 /*
  * SIGSTOP etcd and wait until the kernel says it is stopped (kill() only

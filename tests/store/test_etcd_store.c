@@ -752,19 +752,12 @@ static void store_with_auth_logs_in_and_survives_a_token_loss(void **state)
 	co_etcd_opts o = CO_ETCD_OPTS_INIT;
 	co_store *s = NULL;
 	co_record *out = NULL;
-	char *err = NULL;
-	int rc, n;
+	int n;
 
 	(void)state;
 	assert_int_equal(co_test_etcd_start(&a), 0);
-	rc = co_test_sh(NULL, &err,
-			"export ETCDCTL_API=3; E=%s;"
-			" etcdctl --endpoints=$E user add root:pw >/dev/null &&"
-			" etcdctl --endpoints=$E auth enable >/dev/null",
-			a.endpoint);
-	if (rc != 0)
-		fail_msg("etcdctl: %s", err ? err : "");
-	free(err);
+	if (co_test_etcd_enable_auth(&a, "pw") != 0)
+		fail_msg("etcd auth could not be turned on");
 	eps[0] = a.endpoint;
 	o.endpoints = eps;
 	o.n_endpoints = 1;
