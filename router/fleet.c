@@ -41,13 +41,12 @@ int co_fleet_open(co_fleet **out, const co_fleet_opts *o)
 		return co_error_set(CO_EINVAL, "fleet: no etcd endpoint configured");
 	if ((f = calloc(1, sizeof *f)) == NULL)
 		return co_error_set(CO_ENOMEM, "out of memory");
-	f->timeout_ms = o->request_timeout_ms > 0 ? o->request_timeout_ms : 2000;
 	if (o->etcd)
 		eo = *o->etcd;
 	eo.endpoints = o->endpoints;
 	eo.n_endpoints = o->n_endpoints;
 	eo.prefix = NULL; /* the fleet's keys carry their own prefix */
-	eo.request_timeout_ms = f->timeout_ms;
+	eo.request_timeout_ms = o->request_timeout_ms > 0 ? o->request_timeout_ms : 2000;
 	eo.cache_entries = -1; /* the fleet's keys are not records */
 	if ((error = co_etcd_store_open(&f->gw, &eo)) < 0) {
 		snprintf(msg, sizeof msg, "%s", co_error_last());
@@ -126,7 +125,7 @@ int co_fleet_flags_get(co_flags *out, int64_t *epoch, co_fleet *f)
 	if (!req)
 		return co_error_set(CO_ENOMEM, "out of memory");
 	if ((error = co_fleet__add_key(req, "key", f->flags_key)) < 0 ||
-	    (error = co_fleet__call(&resp, f, "/v3/kv/range", req)) < 0)
+	    (error = co_etcd_store_call(&resp, f->gw, "/v3/kv/range", req)) < 0)
 		goto done;
 	error = co_fleet__flags_from_kv(
 	    &got, &ep, f, cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(resp, "kvs"), 0));
@@ -164,7 +163,7 @@ static int put_if_epoch(int64_t *now, co_fleet *f, const char *text, int64_t epo
 		co_error_set(CO_ENOMEM, "out of memory");
 		goto done;
 	}
-	if ((error = co_fleet__call(&resp, f, "/v3/kv/txn", req)) < 0)
+	if ((error = co_etcd_store_call(&resp, f->gw, "/v3/kv/txn", req)) < 0)
 		goto done;
 	if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(resp, "succeeded"))) {
 		error = co_error_set(CO_ERETRY, "%s: epoch %lld moved on", f->flags_key,

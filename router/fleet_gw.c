@@ -1,8 +1,8 @@
 /*
- * fleet_gw.c - how the fleet talks to etcd: its calls go through an etcd
- * store's gateway transport (co_etcd_store_call: endpoints, failover,
- * kept-alive handles, TLS, auth), plus the JSON and base64 helpers the
- * fleet's files share.  The streaming watch is in fleet_watch.c.
+ * fleet_gw.c - the JSON and base64 helpers the fleet's files share.  Its
+ * calls go straight through an etcd store's gateway transport
+ * (co_etcd_store_call: endpoints, failover, kept-alive handles, TLS, auth;
+ * the handle's `gw`); the streaming watch is in fleet_watch.c.
  */
 #include "router/fleet_private.h"
 
@@ -53,9 +53,4 @@ int co_fleet__add_key(cJSON *o, const char *name, const char *key)
 	}
 	free(k);
 	return 0;
-}
-
-int co_fleet__call(cJSON **out, co_fleet *f, const char *path, const cJSON *req)
-{
-	return co_etcd_store_call(out, f->gw, path, req);
 }

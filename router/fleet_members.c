@@ -99,7 +99,7 @@ static int call1(cJSON **out, co_fleet *f, const char *path, const char *name,
 		cJSON_Delete(req);
 		return co_error_set(CO_ENOMEM, "out of memory");
 	}
-	error = co_fleet__call(out, f, path, req);
+	error = co_etcd_store_call(out, f->gw, path, req);
 	cJSON_Delete(req);
 	return error;
 }
@@ -162,7 +162,7 @@ int co_fleet_reg_refresh(co_fleet_reg *r)
 		error = co_error_set(CO_ENOMEM, "out of memory");
 		goto done;
 	}
-	error = co_fleet__call(&resp, r->f, "/v3/kv/put", req);
+	error = co_etcd_store_call(&resp, r->f->gw, "/v3/kv/put", req);
 done:
 	free(text);
 	free(val);
@@ -285,7 +285,7 @@ int co_fleet_members(co_fleet_member **out, size_t *n, co_fleet *f)
 	end[len - 1]++; /* "routers/" -> "routers0": every key under it */
 	if ((error = co_fleet__add_key(req, "key", dir)) < 0 ||
 	    (error = co_fleet__add_key(req, "range_end", end)) < 0 ||
-	    (error = co_fleet__call(&resp, f, "/v3/kv/range", req)) < 0)
+	    (error = co_etcd_store_call(&resp, f->gw, "/v3/kv/range", req)) < 0)
 		goto done;
 	list = calloc((size_t)cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(resp, "kvs")) + 1,
 		      sizeof *list);

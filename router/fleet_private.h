@@ -19,7 +19,6 @@ struct co_fleet {
 	co_store *gw; /* an etcd store (no cache): its transport only */
 	char *prefix;
 	char *flags_key; /* <prefix>flags */
-	int timeout_ms;
 };
 
 /* CLOCK_REALTIME now + ms, for pthread_cond_timedwait. */
@@ -31,13 +30,6 @@ const char *co_fleet__str(const cJSON *o, const char *name);
 
 /* An int64 field printed as a string or a number; 0 when absent. */
 int64_t co_fleet__i64(const cJSON *o, const char *name);
-
-/*
- * POST req (JSON) to path ("/v3/kv/range") through the store's transport
- * (co_etcd_store_call); *out the JSON answer (caller frees).  CO_EUNAVAIL
- * when no endpoint answers, a gateway error as its CO_E* code.
- */
-int co_fleet__call(cJSON **out, co_fleet *f, const char *path, const cJSON *req);
 
 /* The flags and epoch of a range answer's kv (NULL: absent, the defaults). */
 int co_fleet__flags_from_kv(co_flags *out, int64_t *epoch, const co_fleet *f,

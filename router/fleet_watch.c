@@ -136,7 +136,7 @@ static int catch_up(co_fleet_watch *w)
 	if (!req)
 		return co_error_set(CO_ENOMEM, "out of memory");
 	if ((error = co_fleet__add_key(req, "key", w->f->flags_key)) < 0 ||
-	    (error = co_fleet__call(&resp, w->f, "/v3/kv/range", req)) < 0)
+	    (error = co_etcd_store_call(&resp, w->f->gw, "/v3/kv/range", req)) < 0)
 		goto done;
 	w->next_rev = co_fleet__i64(cJSON_GetObjectItemCaseSensitive(resp, "header"),
 				    "revision") + 1;

@@ -433,31 +433,27 @@ done:
 static const char *const audit_params[] = {"since", "until",  "op",    "kind",
 					   "limit", "cursor", "order", NULL};
 
-/* MHD iterator: stop (MHD_NO) at the first query parameter not ours. */
-static enum MHD_Result audit_param_known(void *cls, enum MHD_ValueKind kind,
-					 const char *key, const char *value)
+static const char *const runs_params[] = {"limit", NULL};
+
+/* A query's parameters against the ones an endpoint knows. */
+typedef struct param_check {
+	const char *const *known;
+	const char *unknown; /* the first one not known, or NULL */
+} param_check;
+
+/* MHD iterator: stop (MHD_NO) at the first query parameter not known. */
+static enum MHD_Result param_known(void *cls, enum MHD_ValueKind kind, const char *key,
+				   const char *value)
 {
-	const char **unknown = cls;
+	param_check *pc = cls;
 	size_t i;
 
 	(void)kind;
 	(void)value;
-	for (i = 0; audit_params[i]; i++)
-		if (strcmp(key, audit_params[i]) == 0)
+	for (i = 0; pc->known[i]; i++)
+		if (strcmp(key, pc->known[i]) == 0)
 			return MHD_YES;
-	*unknown = key;
-	return MHD_NO;
-}
-
-/* MHD iterator for GET /v1/admin/runs: stop at a parameter not "limit". */
-static enum MHD_Result runs_param_known(void *cls, enum MHD_ValueKind kind,
-					const char *key, const char *value)
-{
-	(void)kind;
-	(void)value;
-	if (strcmp(key, "limit") == 0)
-		return MHD_YES;
-	*(const char **)cls = key;
+	pc->unknown = key;
 	return MHD_NO;
 }
 
@@ -503,19 +499,20 @@ static void h_admin_audit(reply *rp, co_server *s, struct MHD_Connection *c)
 {
 	co_audit_filter f = {0};
 	co_audit_change_list l = {0};
-	const char *unknown = NULL, *v;
+	param_check pc = {audit_params, NULL};
+	const char *v;
 	int64_t n = 0, next = 0, now = co_state_now_ms();
 	co_op op;
 	int error = 0;
 	char *text = NULL;
 
 	f.limit = AUDIT_PAGE_DEFAULT;
-	MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, audit_param_known, &unknown);
-	if (unknown) {
+	MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, param_known, &pc);
+	if (pc.unknown) {
 		error = co_error_set(CO_EINVAL,
 				     "unknown parameter \"%s\" (since, until, op, kind, "
 				     "limit, cursor, order)",
-				     unknown);
+				     pc.unknown);
 		goto done;
 	}
 	if ((v = audit_param(c, "since")) &&
@@ -580,15 +577,17 @@ done:
 static void h_admin_runs(reply *rp, co_server *s, struct MHD_Connection *c)
 {
 	co_run_list l = {0};
-	const char *unknown = NULL, *v;
+	param_check pc = {runs_params, NULL};
+	const char *v;
 	cJSON *o = NULL, *arr;
 	int64_t n = RUNS_DEFAULT;
 	size_t i;
 	int error = 0;
 
-	MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, runs_param_known, &unknown);
-	if (unknown) {
-		error = co_error_set(CO_EINVAL, "unknown parameter \"%s\" (limit)", unknown);
+	MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, param_known, &pc);
+	if (pc.unknown) {
+		error = co_error_set(CO_EINVAL, "unknown parameter \"%s\" (limit)",
+				     pc.unknown);
 		goto done;
 	}
 	if ((v = audit_param(c, "limit")) &&
