@@ -48,10 +48,11 @@
 #include <time.h>
 
 /*
- * The txn a cached store claim sends, built by hand: compare the key's
- * mod_revision, put the record, range and delete claims/<id>, and read the
- * key back on failure.  Against raw_txn_create it is etcd's extra work;
- * against the store claim, the client's own (JSON, record, cache).
+ * The txn a cached store claim of an unleased task sends, built by hand:
+ * compare the key's mod_revision and that claims/<id> is absent, put the
+ * record, and read the key back on failure.  Against raw_txn_create it is
+ * etcd's extra work; against the store claim, the client's own (JSON,
+ * record, cache).
  */
 static int raw_txn_claim_shaped(raw *r, const char *key, const char *ckey,
 				const char *value, long long modrev)
@@ -62,12 +63,12 @@ static int raw_txn_claim_shaped(raw *r, const char *key, const char *ckey,
 	if (!k || !c || !v ||
 	    asprintf(&body,
 		     "{\"compare\":[{\"key\":\"%s\",\"target\":\"MOD\",\"result\":"
-		     "\"EQUAL\",\"mod_revision\":\"%lld\"}],"
-		     "\"success\":[{\"request_put\":{\"key\":\"%s\",\"value\":\"%s\"}},"
-		     "{\"request_range\":{\"key\":\"%s\"}},"
-		     "{\"request_delete_range\":{\"key\":\"%s\"}}],"
+		     "\"EQUAL\",\"mod_revision\":\"%lld\"},"
+		     "{\"key\":\"%s\",\"target\":\"CREATE\",\"result\":\"EQUAL\","
+		     "\"create_revision\":\"0\"}],"
+		     "\"success\":[{\"request_put\":{\"key\":\"%s\",\"value\":\"%s\"}}],"
 		     "\"failure\":[{\"request_range\":{\"key\":\"%s\"}}]}",
-		     k, modrev, k, v, c, c, k) < 0) {
+		     k, modrev, c, k, v, k) < 0) {
 		body = NULL;
 		goto done;
 	}

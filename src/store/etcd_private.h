@@ -181,10 +181,12 @@ int co_etcd__cas(void *impl, co_kind kind, const char *id, const co_record *r,
 		 const co_version *expected, const char *why);
 
 /* co_etcd__cas that, on CO_ERETRY, hands out what the key holds now as
- * the txn's failure branch read it (the backend's cas_read). */
+ * the txn's failure branch read it (the backend's cas_read).  `prev`: the
+ * record expected at `expected` (NULL: not known), a hint for the claims
+ * key's bookkeeping. */
 int co_etcd__cas_read(void *impl, co_kind kind, const char *id, const co_record *r,
-		      const co_version *expected, const char *why, co_record **cur,
-		      co_version *cur_ver, int *fresh);
+		      const co_version *expected, const char *why, const co_record *prev,
+		      co_record **cur, co_version *cur_ver, int *fresh);
 
 /* Parse "<prefix>tasks/<id>" or "<prefix>swarms/<id>": 0 with *kind and
  * *id (pointing into key), -1 for any other key or an invalid ID. */
@@ -224,8 +226,15 @@ int64_t co_etcd__header_rev(const cJSON *resp);
  * co_etcd__fence_moved: after a failed fenced txn whose failure branch
  * read the fence key second (responses[1]): CO_EFENCED (with
  * co_store__fenced) if the key left the epoch, else 0.
+ * co_etcd__add_absent: a compare that `key` does not exist, appended to
+ * `cmp`; CO_ENOMEM.
+ * co_etcd__key_unchanged: 1 if the failure branch's read of the key
+ * (responses[0]) finds it still at `expected` (absent for ""): the txn's
+ * own compare on it held, so another compare failed.
  */
 int co_etcd__applied_before(const cJSON *resp, const char *val);
+int co_etcd__add_absent(cJSON *cmp, const char *key);
+int co_etcd__key_unchanged(const cJSON *resp, const co_version *expected);
 int co_etcd__failure_read(co_record **cur, co_version *ver, struct etcd *e,
 			  const cJSON *resp, co_kind kind, const char *id, const char *key);
 int co_etcd__add_fence(cJSON *cmp, const char *key, int64_t epoch);

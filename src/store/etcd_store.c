@@ -251,14 +251,23 @@ int co_etcd__is_batch_lease(const char *id)
 int co_etcd__cas(void *impl, co_kind kind, const char *id, const co_record *r,
 		 const co_version *expected, const char *why)
 {
-	return co_etcd__cas_read(impl, kind, id, r, expected, why, NULL, NULL, NULL);
+	return co_etcd__cas_read(impl, kind, id, r, expected, why, NULL, NULL, NULL,
+				 NULL);
 }
 
-int co_etcd__cas_read(void *impl, co_kind kind, const char *id, const co_record *r,
-		      const co_version *expected, const char *why, co_record **cur,
-		      co_version *cur_ver, int *fresh)
+/* cas_txn's answer when a lean txn found a claims key after all. */
+#define CLAIMS_KEY_FOUND 1
+
+/*
+ * One compare-and-swap txn.  `lean`: the claims key is believed absent, so
+ * instead of reading it (for its old lease) and deleting it, the txn
+ * compares that it is absent; CLAIMS_KEY_FOUND when only that compare
+ * failed, for the caller to send the full txn.
+ */
+static int cas_txn(struct etcd *e, co_kind kind, const char *id, const co_record *r,
+		   const co_version *expected, int lean, co_record **cur,
+		   co_version *cur_ver, int *fresh)
 {
-	struct etcd *e = impl;
 	cJSON *req = cJSON_CreateObject(), *resp = NULL, *cmp, *ops, *c, *op;
 	char *key = co_etcd__key_for(e, co_kind_dir(kind), id),
 	     *ckey = co_etcd__key_for(e, "claims", id);
@@ -268,7 +277,7 @@ int co_etcd__cas_read(void *impl, co_kind kind, const char *id, const co_record 
 	int error, fenced = co_store__fence(&fkey, &fepoch);
 	int with_lease = kind == CO_KIND_TASK && co_etcd__wants_lease(r);
 
-	(void)why;
+	lean = lean && kind == CO_KIND_TASK;
 	if (fresh)
 		*fresh = 0;
 	if (req == NULL || key == NULL || ckey == NULL ||
@@ -304,6 +313,8 @@ int co_etcd__cas_read(void *impl, co_kind kind, const char *id, const co_record 
 	}
 	if (fenced && (error = co_etcd__add_fence(cmp, fkey, fepoch)) < 0)
 		goto done;
+	if (lean && (error = co_etcd__add_absent(cmp, ckey)) < 0)
+		goto done;
 
 	/* Success: the record, and the claims key following it. */
 	if ((ops = cJSON_AddArrayToObject(req, "success")) == NULL) {
@@ -329,8 +340,8 @@ int co_etcd__cas_read(void *impl, co_kind kind, const char *id, const co_record 
 		 * after the txn, rather than lingering until its TTL.  Ops in a
 		 * txn run in order, so this range sees the state before.
 		 */
-		if ((op = co_etcd__txn_op(ops, "request_range")) == NULL ||
-		    co_etcd__json_add_b64(op, "key", ckey, strlen(ckey)) < 0) {
+		if (!lean && ((op = co_etcd__txn_op(ops, "request_range")) == NULL ||
+			      co_etcd__json_add_b64(op, "key", ckey, strlen(ckey)) < 0)) {
 			error = co_etcd__oom();
 			goto done;
 		}
@@ -343,8 +354,9 @@ int co_etcd__cas_read(void *impl, co_kind kind, const char *id, const co_record 
 				error = co_etcd__oom();
 				goto done;
 			}
-		} else if ((op = co_etcd__txn_op(ops, "request_delete_range")) == NULL ||
-			   co_etcd__json_add_b64(op, "key", ckey, strlen(ckey)) < 0) {
+		} else if (!lean &&
+			   ((op = co_etcd__txn_op(ops, "request_delete_range")) == NULL ||
+			    co_etcd__json_add_b64(op, "key", ckey, strlen(ckey)) < 0)) {
 			error = co_etcd__oom();
 			goto done;
 		}
@@ -380,6 +392,11 @@ int co_etcd__cas_read(void *impl, co_kind kind, const char *id, const co_record 
 		if (fenced && !co_etcd__applied_before(resp, val) &&
 		    (error = co_etcd__fence_moved(resp, e, fkey, fepoch)) < 0)
 			goto done;
+		if (lean && !co_etcd__applied_before(resp, val) &&
+		    co_etcd__key_unchanged(resp, expected)) {
+			error = CLAIMS_KEY_FOUND; /* lease[0] is revoked below */
+			goto done;
+		}
 		if (!co_etcd__applied_before(resp, val)) {
 			if (cur && (error = co_etcd__failure_read(cur, cur_ver, e, resp, kind, id,
 							 key)) < 0)
@@ -403,7 +420,7 @@ int co_etcd__cas_read(void *impl, co_kind kind, const char *id, const co_record 
 	lease[0] = '\0'; /* now in use */
 	/* The txn's revision is the written key's mod_revision. */
 	co_etcd__cache_note(e->cache, kind, id, r, co_etcd__header_rev(resp));
-	if (kind == CO_KIND_TASK) {
+	if (kind == CO_KIND_TASK && !lean) {
 		/* responses[1] is the range of the claims key, as it was. */
 		const cJSON *rr = cJSON_GetObjectItemCaseSensitive(
 		    cJSON_GetArrayItem(
@@ -431,6 +448,28 @@ done:
 	free(key);
 	free(ckey);
 	free(val);
+	return error;
+}
+
+/*
+ * The claims key is believed absent when the record replaced held no
+ * lease (or there was none): every write of a task without a leased claim
+ * removes it.  The txn's compare checks the belief rather than trusting
+ * it -- a foreign writer, or a lease the record's normalised copy no longer
+ * shows -- and a wrong belief costs one more txn, never a wrong write.
+ */
+int co_etcd__cas_read(void *impl, co_kind kind, const char *id, const co_record *r,
+		      const co_version *expected, const char *why, const co_record *prev,
+		      co_record **cur, co_version *cur_ver, int *fresh)
+{
+	struct etcd *e = impl;
+	int lean = expected->v[0] == '\0' || (prev && !co_etcd__wants_lease(prev));
+	int error;
+
+	(void)why;
+	error = cas_txn(e, kind, id, r, expected, lean, cur, cur_ver, fresh);
+	if (error == CLAIMS_KEY_FOUND)
+		error = cas_txn(e, kind, id, r, expected, 0, cur, cur_ver, fresh);
 	return error;
 }
 

@@ -93,6 +93,36 @@ int co_etcd__failure_read(co_record **cur, co_version *ver, struct etcd *e,
 	return 0;
 }
 
+/* A compare that key does not exist (never created, or deleted). */
+int co_etcd__add_absent(cJSON *cmp, const char *key)
+{
+	cJSON *c = cJSON_CreateObject();
+
+	if (c == NULL || !cJSON_AddItemToArray(cmp, c) ||
+	    co_etcd__json_add_b64(c, "key", key, strlen(key)) < 0 ||
+	    !cJSON_AddStringToObject(c, "result", "EQUAL") ||
+	    !cJSON_AddStringToObject(c, "target", "CREATE") ||
+	    !cJSON_AddStringToObject(c, "create_revision", "0"))
+		return co_etcd__oom();
+	return 0;
+}
+
+/* Whether a failed txn's read of its key finds it still at `expected`. */
+int co_etcd__key_unchanged(const cJSON *resp, const co_version *expected)
+{
+	const cJSON *rr = cJSON_GetObjectItemCaseSensitive(
+	    cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(resp, "responses"), 0),
+	    "response_range");
+	const cJSON *kv =
+	    cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(rr, "kvs"), 0);
+
+	if (rr == NULL)
+		return 0;
+	if (kv == NULL)
+		return expected->v[0] == '\0';
+	return strcmp(co_etcd__json_str(kv, "mod_revision"), expected->v) == 0;
+}
+
 /*
  * The fence (co_store_fence): one more compare, that the fleet's flags key
  * still has the epoch the caller routed under.

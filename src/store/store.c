@@ -133,8 +133,8 @@ static int be_cas(co_store *s, co_kind kind, const char *id, const co_record *r,
 /* be_cas that, on CO_ERETRY, also gives what the key holds now where the
  * backend can read it back in the same call (*fresh 1). */
 int co_store__be_cas_read(co_store *s, co_kind kind, const char *id, const co_record *r,
-		       const co_version *expected, const char *why, co_record **cur,
-		       co_version *cur_ver, int *fresh)
+		       const co_version *expected, const char *why, const co_record *prev,
+		       co_record **cur, co_version *cur_ver, int *fresh)
 {
 	int probe, error;
 
@@ -144,7 +144,7 @@ int co_store__be_cas_read(co_store *s, co_kind kind, const char *id, const co_re
 	if ((error = co_store__call_begin(s, &probe)) < 0)
 		return error;
 	return co_store__call_end(s, probe,
-			s->be->cas_read(s->impl, kind, id, r, expected, why, cur, cur_ver,
+			s->be->cas_read(s->impl, kind, id, r, expected, why, prev, cur, cur_ver,
 					fresh));
 }
 

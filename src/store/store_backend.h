@@ -58,11 +58,14 @@ typedef struct co_store_backend {
 	 * holds now, read inside the same txn (etcd: a Range in the txn's
 	 * failure branch): *cur (the caller's; NULL when absent) and *cur_ver,
 	 * with *fresh set to 1.  *fresh 0: nothing was read back.  NULL for a
-	 * store that cannot (git); store_cas.c then reads again.
+	 * store that cannot (git); store_cas.c then reads again.  `prev` is
+	 * the record the caller expects at `expected` (NULL: not known, or
+	 * absent), a hint only: etcd leaves out the claims key's bookkeeping
+	 * when prev held no leased claim, and its compare checks the hint.
 	 */
 	int (*cas_read)(void *impl, co_kind kind, const char *id, const co_record *r,
-			const co_version *expected, const char *why, co_record **cur,
-			co_version *cur_ver, int *fresh);
+			const co_version *expected, const char *why, const co_record *prev,
+			co_record **cur, co_version *cur_ver, int *fresh);
 
 	/*
 	 * A guess of what kind/id holds, from a local cache, without a round

@@ -170,7 +170,7 @@ static int cas_loop(co_record **out, int *applied, co_store *s, const cas_op *op
 		}
 		error = co_store__be_cas_read(s, op->kind, op->id,
 					      what == PLAN_WRITE ? next : NULL, &ver,
-					      op->why, &fresh_cur, &fresh_ver, &fresh);
+					      op->why, cur, &fresh_cur, &fresh_ver, &fresh);
 		if (error == CO_ERETRY) {
 			/* Lost the compare: decide again from what the failed
 			 * cas read back, or read. */

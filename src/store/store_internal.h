@@ -38,10 +38,11 @@ int co_store__be_get(co_store *s, co_record **out, co_version *ver, co_kind kind
 		     const char *id);
 
 /* The backend's cas through the breaker; on CO_ERETRY also what the key
- * holds now (*cur, *cur_ver; *fresh 1) where the backend reads it back. */
+ * holds now (*cur, *cur_ver; *fresh 1) where the backend reads it back.
+ * prev: the record expected at `expected`, a hint (store_backend.h). */
 int co_store__be_cas_read(co_store *s, co_kind kind, const char *id, const co_record *r,
-			  const co_version *expected, const char *why, co_record **cur,
-			  co_version *cur_ver, int *fresh);
+			  const co_version *expected, const char *why, const co_record *prev,
+			  co_record **cur, co_version *cur_ver, int *fresh);
 
 /* Read and apply the claim-expiry rule.  *ver is set even when absent. */
 int co_store__read_now(co_record **out, co_version *ver, co_store *s, co_kind kind,

@@ -202,6 +202,76 @@ static void warm_cache_writes_cost_one_round_trip_and_no_cache_two(void **state)
 }
 
 /* A conflict seen in the cache is never the answer: etcd is asked. */
+/* What etcdctl finds at key ("" when absent); the caller frees. */
+static char *etcdctl_value(const char *key)
+{
+	char *out = NULL;
+
+	if (co_test_sh(&out, NULL,
+		       "ETCDCTL_API=3 etcdctl --endpoints=%s get --print-value-only %s",
+		       co_test_group_etcd.endpoint, key) != 0)
+		fail_msg("etcdctl get %s failed", key);
+	out[strcspn(out, "\n")] = '\0';
+	return out;
+}
+
+/*
+ * A write of a task whose record held no leased claim leaves the claims
+ * key's range and delete out of its txn and compares instead that the key
+ * is absent.  A claims key put there by another writer fails that compare:
+ * the write is sent again in full (one more round trip), the key goes, and
+ * the write is made once.
+ */
+static void a_claims_key_left_by_another_writer_still_goes(void **state)
+{
+	co_store *s = open_store("/t-lean/", 0), *off = open_store("/t-lean/", -1);
+	uint64_t n;
+	char *v;
+
+	(void)state;
+	create(s, "F");
+	assert_true(cache_reaches(s, "F", version_of(off, "F"), 10000));
+	n = co_etcd_store_round_trips(s);
+	claim_ok(s, "F", "swarm-a");
+	assert_int_equal(co_etcd_store_round_trips(s) - n, 1);
+	assert_true(cache_reaches(s, "F", version_of(off, "F"), 10000));
+
+	assert_int_equal(co_test_sh(NULL, NULL,
+				    "ETCDCTL_API=3 etcdctl --endpoints=%s put "
+				    "/t-lean/claims/F stranger >/dev/null",
+				    co_test_group_etcd.endpoint),
+			 0);
+	n = co_etcd_store_round_trips(s);
+	release_ok(s, "F", "swarm-a");
+	assert_int_equal(co_etcd_store_round_trips(s) - n, 2);
+	v = etcdctl_value("/t-lean/claims/F");
+	assert_string_equal(v, "");
+	free(v);
+	{
+		co_record *r = NULL;
+
+		assert_int_equal(co_store_get(&r, off, CO_KIND_TASK, "F"), 0);
+		assert_int_equal(r->status, CO_STATUS_AVAILABLE);
+		assert_int_equal(r->rev, 3); /* created, claimed, released: once each */
+		co_record_free(r);
+	}
+
+	/* The same for a create over a stray claims key. */
+	assert_int_equal(co_test_sh(NULL, NULL,
+				    "ETCDCTL_API=3 etcdctl --endpoints=%s put "
+				    "/t-lean/claims/G stranger >/dev/null",
+				    co_test_group_etcd.endpoint),
+			 0);
+	n = co_etcd_store_round_trips(s);
+	create(s, "G");
+	assert_int_equal(co_etcd_store_round_trips(s) - n, 2);
+	v = etcdctl_value("/t-lean/claims/G");
+	assert_string_equal(v, "");
+	free(v);
+	co_store_free(off);
+	co_store_free(s);
+}
+
 static void a_stale_claimed_entry_does_not_refuse_a_claim(void **state)
 {
 	co_store *s = open_store("/t-stale1/", 0), *off = open_store("/t-stale1/", -1);
@@ -565,6 +635,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(warm_cache_writes_cost_one_round_trip_and_no_cache_two),
+	    cmocka_unit_test(a_claims_key_left_by_another_writer_still_goes),
 	    cmocka_unit_test(a_stale_claimed_entry_does_not_refuse_a_claim),
 	    cmocka_unit_test(the_cache_knob_is_read_from_the_environment),
 	    cmocka_unit_test(watch_resumes_after_compaction_and_cache_is_right),
