@@ -9,6 +9,10 @@
 
 #include <stdlib.h>
 
+/* The first retry of an entry the drain could not apply; doubled per
+ * attempt by co_outbox_fail, up to CO_OUTBOX_BACKOFF_MAX_MS. */
+#define DRAIN_BACKOFF_MS 50
+
 /* ---- applying outbox entries: per ID (settle) and in batches (drain) ---- */
 
 /*
@@ -271,13 +275,13 @@ static int drain_batch(co_router *r, const char *target, size_t *applied)
 			co_router__ack_durably(r, e->seq);
 			(*applied)++;
 		} else {
-			int attempts = e->attempts;
-			int64_t backoff = 50LL << (attempts < 8 ? attempts : 8);
-
+			/* co_outbox_fail doubles it per attempt, up to its cap.
+			 * (It was doubled here too: 7 failures under load left
+			 * an entry waiting 2 minutes, owed after the load.) */
 			if (!first_error)
 				first_error = co_error_last_code() ? co_error_last_code()
 								   : CO_EUNAVAIL;
-			co_outbox_fail(r->st, e->seq, co_error_last(), backoff);
+			co_outbox_fail(r->st, e->seq, co_error_last(), DRAIN_BACKOFF_MS);
 		}
 		pthread_mutex_unlock(mu);
 	}

@@ -25,8 +25,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Longest delay co_outbox_fail() ever sets, whatever the attempt count. */
-#define CO_OUTBOX_BACKOFF_MAX_MS (5 * 60 * 1000)
+/*
+ * Longest delay co_outbox_fail() sets from a short backoff, whatever the
+ * attempt count.  Short on purpose: a store that is down is left alone by
+ * its open breaker (its entries earn no backoff meanwhile), so what backs
+ * off here is an entry that failed while its store answered others -- a
+ * timeout under load -- and it should go out soon after the load drops,
+ * not minutes later.
+ */
+#define CO_OUTBOX_BACKOFF_MAX_MS (10 * 1000)
 
 typedef struct co_outbox_entry {
 	int64_t seq;

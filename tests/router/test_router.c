@@ -1070,6 +1070,39 @@ static void drain_passes_an_id_a_writer_holds_and_takes_it_next_round(void **sta
 	fx_close(&f);
 }
 
+/*
+ * An entry the drain cannot apply waits 50 ms, doubled per attempt up to
+ * CO_OUTBOX_BACKOFF_MAX_MS, and no longer.  (The drain once doubled the
+ * delay itself before the outbox doubled it again: seven failures under
+ * load left an entry waiting two minutes after the load was gone.)  The
+ * entry here fails because etcd refuses it: a task whose record is not
+ * one, which no retry mends.
+ */
+static void a_failing_entry_backs_off_once_not_twice(void **state)
+{
+	co_outbox_list l = {0};
+	int64_t seq, left = -1, before;
+	int i;
+	fx f;
+
+	(void)state;
+	fx_open_on(&f, &co_test_group_etcd, "etcd", 0);
+	assert_int_equal(co_outbox_push(&seq, f.st, "etcd", "task", "bad-1", "{\"id\":"), 0);
+	for (i = 1; i <= 7; i++) {
+		assert_int_equal(co_outbox_retry_now(NULL, f.st, "etcd"), 0);
+		before = co_state_now_ms();
+		co_router_drain(f.r, "etcd", 1000, &left);
+		assert_int_equal(left, 1);
+		assert_int_equal(co_outbox_pending_for(&l, f.st, "etcd", "task", "bad-1"), 0);
+		assert_int_equal(l.n, 1);
+		assert_int_equal(l.items[0]->attempts, i);
+		/* due after 50 ms * 2^(i-1), never later */
+		assert_true(l.items[0]->next_attempt_at - before <= (50LL << (i - 1)) + 1000);
+		co_outbox_list_clear(&l);
+	}
+	fx_close(&f);
+}
+
 /* ---- the router killed mid-load ---- */
 
 /* A router process SIGKILLed while it creates tasks at `stage`, between
@@ -1517,6 +1550,7 @@ int main(int argc, char **argv)
 		return router_child(argv + 2);
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(claim_has_one_winner_through_the_router_in_every_mode),
+	    cmocka_unit_test(a_failing_entry_backs_off_once_not_twice),
 	    cmocka_unit_test(two_routers_with_different_primaries_never_both_win),
 	    cmocka_unit_test(
 		failed_group_commit_fails_the_write_and_keeps_what_git_is_owed),
