@@ -61,7 +61,19 @@ typedef struct co_git_store {
 	unsigned long long net_fails;
 	char net_fail_msg[384];
 
+	/* Path only: this process's writers take turns, first come first
+	 * served (co_git__write_turn/_done), rather than each building a
+	 * commit on the same head and all but one losing the ref update:
+	 * under contention the losers' blobs, trees (the whole tasks/ tree,
+	 * rebuilt per attempt) and their zlib states were wasted work and,
+	 * held by many threads at once, memory that grew with the task set.
+	 * Other processes are still kept honest by the ref's compare. */
+	pthread_mutex_t turn_mu;
+	pthread_cond_t turn_cv;
+	unsigned long long turn_next, turn_now;
+
 	atomic_ullong blobs_read; /* co_git_store_blobs_read() */
+	atomic_ullong ref_races;  /* co_git_store_ref_races() */
 	atomic_ullong commits;	  /* commits this store made: wakes its watches */
 } co_git_store;
 
@@ -109,6 +121,10 @@ void co_git__repo_give(co_git_store *gs, git_repository *repo);
  */
 int co_git__remote_lock(co_git_store *gs);
 void co_git__remote_unlock(co_git_store *gs);
+
+/* Wait for this thread's turn to write (FIFO), and give it back. */
+void co_git__write_turn(co_git_store *gs);
+void co_git__write_done(co_git_store *gs);
 
 int co_git__fetch_locked(co_git_store *gs, git_repository *repo);
 

@@ -313,6 +313,27 @@ int co_git__remote_lock(co_git_store *gs)
 	return co_error_set(CO_EUNAVAIL, "%s (while this call waited its turn)", msg);
 }
 
+/* A ticket lock: a mutex would let a thread that just wrote take the
+ * next turn again ahead of those that waited. */
+void co_git__write_turn(co_git_store *gs)
+{
+	unsigned long long mine;
+
+	pthread_mutex_lock(&gs->turn_mu);
+	mine = gs->turn_next++;
+	while (gs->turn_now != mine)
+		pthread_cond_wait(&gs->turn_cv, &gs->turn_mu);
+	pthread_mutex_unlock(&gs->turn_mu);
+}
+
+void co_git__write_done(co_git_store *gs)
+{
+	pthread_mutex_lock(&gs->turn_mu);
+	gs->turn_now++;
+	pthread_cond_broadcast(&gs->turn_cv);
+	pthread_mutex_unlock(&gs->turn_mu);
+}
+
 void co_git__remote_unlock(co_git_store *gs)
 {
 	pthread_mutex_lock(&gs->remote_mu);
@@ -505,6 +526,8 @@ static void gs_free(void *impl)
 	pthread_mutex_destroy(&gs->pool_mu);
 	pthread_mutex_destroy(&gs->remote_mu);
 	pthread_cond_destroy(&gs->remote_cv);
+	pthread_mutex_destroy(&gs->turn_mu);
+	pthread_cond_destroy(&gs->turn_cv);
 	free(gs->repo);
 	free(gs->path);
 	free(gs->url);
@@ -594,6 +617,8 @@ int co_git_store_open(co_store **out, const co_git_opts *opts)
 	pthread_mutex_init(&gs->pool_mu, NULL);
 	pthread_mutex_init(&gs->remote_mu, NULL);
 	pthread_cond_init(&gs->remote_cv, NULL);
+	pthread_mutex_init(&gs->turn_mu, NULL);
+	pthread_cond_init(&gs->turn_cv, NULL);
 	inited = 0; /* gs_free drops the reference from here on */
 	gs->poll_interval_ms =
 	    opts->poll_interval_ms > 0 ? opts->poll_interval_ms : 30000;
@@ -693,4 +718,11 @@ uint64_t co_git_store_blobs_read(const co_store *s)
 	co_git_store *gs = co_store__impl(s, &gs_backend);
 
 	return gs ? (uint64_t)atomic_load(&gs->blobs_read) : 0;
+}
+
+uint64_t co_git_store_ref_races(const co_store *s)
+{
+	co_git_store *gs = co_store__impl(s, &gs_backend);
+
+	return gs ? (uint64_t)atomic_load(&gs->ref_races) : 0;
 }

@@ -62,4 +62,12 @@ int co_git_blob_id(unsigned char *out, const void *data, size_t len);
  */
 uint64_t co_git_store_blobs_read(const co_store *s);
 
+/*
+ * How many of `s`'s commits lost the branch's ref update to another
+ * writer and were built again; 0 for a store that is not git.  Writers in
+ * one process take turns, so only another process (or, for a URL, the
+ * server's other clients) can cause one.  For tests; thread-safe.
+ */
+uint64_t co_git_store_ref_races(const co_store *s);
+
 #endif

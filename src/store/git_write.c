@@ -228,10 +228,13 @@ static int gs_attempts(co_git_store *gs, const char *what, gs_attempt_fn attempt
 				error = attempt(gs, repo, ctx);
 			co_git__remote_unlock(gs);
 		} else {
+			co_git__write_turn(gs);
 			error = attempt(gs, repo, ctx);
+			co_git__write_done(gs);
 		}
 		if (error != 1)
 			break;
+		atomic_fetch_add_explicit(&gs->ref_races, 1, memory_order_relaxed);
 		co_git__backoff(n);
 	}
 	co_git__repo_give(gs, repo);
