@@ -355,10 +355,11 @@ int co_flags_route(co_route *out, const co_flags *f, co_op op, const char *id)
 		}
 		r.primary = etcd_primary ? CO_SIDE_ETCD : CO_SIDE_GIT;
 		r.secondary = etcd_primary ? CO_SIDE_GIT : CO_SIDE_ETCD;
-		/* etcd decides: git follows through the outbox, unless told
-		 * to keep up synchronously; a git-decided write mirrors to
-		 * etcd directly (a few ms, docs/design-changes.md) */
-		r.secondary_async = etcd_primary && !f->mirror_sync;
+		/* Either store decides, the other follows through the outbox
+		 * unless told to keep up synchronously: a git-decided write
+		 * no longer waits for etcd's mirror either (measured,
+		 * docs/design-changes.md) */
+		r.secondary_async = !f->mirror_sync;
 		break;
 	case CO_MODE_ETCD:
 		r.primary = CO_SIDE_ETCD;

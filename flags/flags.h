@@ -24,17 +24,18 @@
  *	mode        primary                      secondary
  *	git         git                          none
  *	shadow      git                          etcd (mirror; reads compared)
- *	dual + N    etcd if bucket(id) < N,      the other store: git through
- *	            else git                     the outbox (asynchronous), etcd
- *	                                         directly (synchronous)
+ *	dual + N    etcd if bucket(id) < N,      the other store, through the
+ *	            else git                     outbox (asynchronous)
  *	etcd        etcd                         git (asynchronous, via outbox);
  *	                                         none once `completed`
  *
- * Where etcd decides (dual for its IDs, etcd), git is mirrored through the
- * durable outbox in batches, so an etcd-decided write never waits for a
- * git commit; `mirror: sync` makes that mirror synchronous instead, for
- * operators whose legacy readers must see a write in git before it is
- * acknowledged (every etcd-decided write then waits for its git commit).
+ * In dual and etcd the secondary is mirrored through the durable outbox in
+ * batches, so an etcd-decided write never waits for a git commit and a
+ * git-decided one never waits for etcd; `mirror: sync` makes the mirror
+ * synchronous instead, for operators whose legacy readers must see a write
+ * in git before it is acknowledged (every write then waits for both
+ * stores).  Shadow (and the kill switch) mirrors etcd synchronously: its
+ * reads compare the two stores.
  *	kill switch every operation as shadow: git primary, etcd mirrored
  *
  * Operations without a single ID (task_list, swarm_list, watch; or any op
@@ -139,7 +140,7 @@ typedef struct co_route {
 	int etcd_percent;    /* configured percent (0..100) */
 	co_side primary;     /* decides: CAS, reads served from it */
 	co_side secondary;   /* mirrors the primary's outcome, or CO_SIDE_NONE */
-	int secondary_async; /* 1 where etcd decides and git is fed via the outbox */
+	int secondary_async; /* 1 in dual and etcd: the secondary is fed via the outbox */
 	int compare_reads;   /* 1 in shadow (and kill switch): read both, compare */
 	int kill_switch;     /* 1 if the kill switch forced this route */
 	int bucket;	     /* the ID's bucket 0..99, or -1 without an ID */

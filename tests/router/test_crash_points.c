@@ -9,8 +9,9 @@
  * a task created and acknowledged before), the real `cutover` binary runs
  * the write with $CUTOVER_CRASH_AT set and dies there (kill -9 by itself).
  * A step a mode never reaches (an asynchronous secondary is never mirrored
- * directly, so etcd's decisions never pass after_secondary) lets the write
- * finish, and it is then acknowledged like any other.
+ * directly, so in dual and etcd no write passes after_secondary; only
+ * shadow's does) lets the write finish, and it is then acknowledged like
+ * any other.
  *
  * Then the "restart": more `cutover` commands on the same state dir, with
  * the clock moved past the in-flight window so that the dead process's
@@ -54,8 +55,8 @@ static const crash_case matrix[] = {
 	/*     stage     etcd decides  async secondary */
 	STEPS("shadow",  0,            0, OP_CREATE),
 	STEPS("shadow",  0,            0, OP_CLAIM),
-	STEPS("50",      0,            0, OP_CREATE),
-	STEPS("50",      0,            0, OP_CLAIM),
+	STEPS("50",      0,            1, OP_CREATE),
+	STEPS("50",      0,            1, OP_CLAIM),
 	STEPS("50",      1,            1, OP_CREATE),
 	STEPS("50",      1,            1, OP_CLAIM),
 	STEPS("etcd",    1,            1, OP_CREATE),
