@@ -215,6 +215,27 @@ static char *etcdctl_value(const char *key)
 	return out;
 }
 
+/* Another writer leaves a claims key for task id under /t-lean/. */
+static void put_stray_claims_key(const char *id)
+{
+	assert_int_equal(co_test_sh(NULL, NULL,
+				    "ETCDCTL_API=3 etcdctl --endpoints=%s put "
+				    "/t-lean/claims/%s stranger >/dev/null",
+				    co_test_group_etcd.endpoint, id),
+			 0);
+}
+
+/* The claims key of task id under /t-lean/ is gone. */
+static void assert_no_claims_key(const char *id)
+{
+	char key[64], *v;
+
+	snprintf(key, sizeof(key), "/t-lean/claims/%s", id);
+	v = etcdctl_value(key);
+	assert_string_equal(v, "");
+	free(v);
+}
+
 /*
  * A write of a task whose record held no leased claim leaves the claims
  * key's range and delete out of its txn and compares instead that the key
@@ -226,7 +247,6 @@ static void a_claims_key_left_by_another_writer_still_goes(void **state)
 {
 	co_store *s = open_store("/t-lean/", 0), *off = open_store("/t-lean/", -1);
 	uint64_t n;
-	char *v;
 
 	(void)state;
 	create(s, "F");
@@ -236,17 +256,11 @@ static void a_claims_key_left_by_another_writer_still_goes(void **state)
 	assert_int_equal(co_etcd_store_round_trips(s) - n, 1);
 	assert_true(cache_reaches(s, "F", version_of(off, "F"), 10000));
 
-	assert_int_equal(co_test_sh(NULL, NULL,
-				    "ETCDCTL_API=3 etcdctl --endpoints=%s put "
-				    "/t-lean/claims/F stranger >/dev/null",
-				    co_test_group_etcd.endpoint),
-			 0);
+	put_stray_claims_key("F");
 	n = co_etcd_store_round_trips(s);
 	release_ok(s, "F", "swarm-a");
 	assert_int_equal(co_etcd_store_round_trips(s) - n, 2);
-	v = etcdctl_value("/t-lean/claims/F");
-	assert_string_equal(v, "");
-	free(v);
+	assert_no_claims_key("F");
 	{
 		co_record *r = NULL;
 
@@ -257,17 +271,11 @@ static void a_claims_key_left_by_another_writer_still_goes(void **state)
 	}
 
 	/* The same for a create over a stray claims key. */
-	assert_int_equal(co_test_sh(NULL, NULL,
-				    "ETCDCTL_API=3 etcdctl --endpoints=%s put "
-				    "/t-lean/claims/G stranger >/dev/null",
-				    co_test_group_etcd.endpoint),
-			 0);
+	put_stray_claims_key("G");
 	n = co_etcd_store_round_trips(s);
 	create(s, "G");
 	assert_int_equal(co_etcd_store_round_trips(s) - n, 2);
-	v = etcdctl_value("/t-lean/claims/G");
-	assert_string_equal(v, "");
-	free(v);
+	assert_no_claims_key("G");
 	co_store_free(off);
 	co_store_free(s);
 }
