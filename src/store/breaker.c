@@ -38,7 +38,7 @@ struct co_breaker {
 	int64_t window_start_ms;
 	int window_calls, window_failures;
 	int64_t since_wall_ms;
-	uint64_t calls, failures, rejected, opened, closed;
+	uint64_t calls, failures, rejected, opened, closed, probes;
 	char why[256];
 	char last_error[512];
 };
@@ -125,6 +125,7 @@ static void snapshot_locked(co_breaker_info *out, const co_breaker *b, int64_t n
 	out->rejected_total = b->rejected;
 	out->opened_total = b->opened;
 	out->closed_total = b->closed;
+	out->probes_total = b->probes;
 	memcpy(out->why, b->why, sizeof(out->why));
 	memcpy(out->last_error, b->last_error, sizeof(out->last_error));
 }
@@ -191,6 +192,7 @@ static int enter(co_breaker *b, int *probe, int64_t now_ms, int64_t wall_ms, int
 	if (b->state == CO_BREAKER_OPEN && (eager || now_ms >= b->next_probe_ms)) {
 		move_locked(&c, b, CO_BREAKER_HALF_OPEN, now_ms, wall_ms);
 		b->calls++;
+		b->probes++;
 		*probe = 1;
 		pthread_mutex_unlock(&b->lock);
 		report(&c, b);

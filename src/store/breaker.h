@@ -58,6 +58,8 @@ typedef struct co_breaker_info {
 	uint64_t opened_total;	   /* times it opened from closed (a failed
 				    * probe re-opening it is not counted) */
 	uint64_t closed_total;	   /* transitions back to closed */
+	uint64_t probes_total;	   /* probes let through (open -> half-open);
+				    * with calls_total, counted together */
 	char why[256];		   /* why it last opened ("3 failures in a row") */
 	char last_error[512];	   /* the last failure's message */
 } co_breaker_info;
