@@ -17,12 +17,21 @@
  * never closed here.  The slot of a connection leaves the list (under the
  * lock) when libmicrohttpd says it closed, before it closes the socket, so
  * the reaper never shuts down a descriptor that was reused.
+ *
+ * The reaper also hands freed heap back to the system every 30 s
+ * (malloc_trim).  With a thread per connection glibc spreads serve over
+ * one malloc arena per core times eight, and keeps what each arena once
+ * held: in the soak the live heap peaked at 14 MB while the arenas held
+ * 47 MB, and their total kept climbing as the task set grew (issue 16).
  */
 #include "server_internal.h"
 
 #include "core/error.h"
 
 #include <errno.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +41,8 @@
 
 /* How often the reaper looks, at most (less when the timeout is short). */
 #define REAPER_TICK_MS 250
+/* How often it hands freed heap back to the system. */
+#define TRIM_EVERY_MS 30000
 
 typedef struct conn_slot {
 	struct conn_slot *prev, *next;
@@ -109,7 +120,7 @@ static void *reaper_main(void *p)
 	int tick = s->request_timeout_ms / 4;
 	struct timespec until;
 	conn_slot *x;
-	int64_t now;
+	int64_t now, trimmed = now_ms();
 
 	if (tick > REAPER_TICK_MS)
 		tick = REAPER_TICK_MS;
@@ -126,6 +137,15 @@ static void *reaper_main(void *p)
 				shutdown(x->fd, SHUT_RDWR);
 				x->cut = 1;
 			}
+#ifdef __GLIBC__
+		if (now - trimmed >= TRIM_EVERY_MS) {
+			pthread_mutex_unlock(&s->conns_lock);
+			malloc_trim(0);
+			pthread_mutex_lock(&s->conns_lock);
+			trimmed = now;
+			continue; /* the list may have changed meanwhile */
+		}
+#endif
 		clock_gettime(CLOCK_MONOTONIC, &until);
 		until.tv_nsec += (long)tick * 1000000L;
 		until.tv_sec += until.tv_nsec / 1000000000L;
