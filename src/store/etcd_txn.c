@@ -93,18 +93,25 @@ int co_etcd__failure_read(co_record **cur, co_version *ver, struct etcd *e,
 	return 0;
 }
 
-/* A compare that key does not exist (never created, or deleted). */
-int co_etcd__add_absent(cJSON *cmp, const char *key)
+/* A compare that key's `field` (target `target`) equals `value`. */
+static int add_equal(cJSON *cmp, const char *key, const char *target, const char *field,
+		     const char *value)
 {
 	cJSON *c = cJSON_CreateObject();
 
 	if (c == NULL || !cJSON_AddItemToArray(cmp, c) ||
 	    co_etcd__json_add_b64(c, "key", key, strlen(key)) < 0 ||
 	    !cJSON_AddStringToObject(c, "result", "EQUAL") ||
-	    !cJSON_AddStringToObject(c, "target", "CREATE") ||
-	    !cJSON_AddStringToObject(c, "create_revision", "0"))
+	    !cJSON_AddStringToObject(c, "target", target) ||
+	    !cJSON_AddStringToObject(c, field, value))
 		return co_etcd__oom();
 	return 0;
+}
+
+/* A compare that key does not exist (never created, or deleted). */
+int co_etcd__add_absent(cJSON *cmp, const char *key)
+{
+	return add_equal(cmp, key, "CREATE", "create_revision", "0");
 }
 
 /* Whether a failed txn's read of its key finds it still at `expected`. */
@@ -129,17 +136,10 @@ int co_etcd__key_unchanged(const cJSON *resp, const co_version *expected)
  */
 int co_etcd__add_fence(cJSON *cmp, const char *key, int64_t epoch)
 {
-	cJSON *c = cJSON_CreateObject();
 	char rev[24];
 
 	snprintf(rev, sizeof(rev), "%lld", (long long)epoch);
-	if (c == NULL || !cJSON_AddItemToArray(cmp, c) ||
-	    co_etcd__json_add_b64(c, "key", key, strlen(key)) < 0 ||
-	    !cJSON_AddStringToObject(c, "result", "EQUAL") ||
-	    !cJSON_AddStringToObject(c, "target", "MOD") ||
-	    !cJSON_AddStringToObject(c, "mod_revision", rev))
-		return co_etcd__oom();
-	return 0;
+	return add_equal(cmp, key, "MOD", "mod_revision", rev);
 }
 
 /*

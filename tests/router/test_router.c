@@ -1180,30 +1180,27 @@ static void router_killed_mid_load_in_dual_50_drains_after_restart(void **state)
 
 /* ---- dual: git follows etcd's decisions through the outbox ---- */
 
-/* Whether git holds task id claimed by swarm. */
-static int git_has_claim(fx *f, const char *id, const char *swarm)
+/* Whether store s holds task id claimed by swarm. */
+static int has_claim(co_store *s, const char *id, const char *swarm)
 {
-	co_record *g = NULL;
+	co_record *r = NULL;
 	int yes;
 
-	if (co_store_get(&g, f->git, CO_KIND_TASK, id) < 0)
+	if (co_store_get(&r, s, CO_KIND_TASK, id) < 0)
 		return 0;
-	yes = g->status == CO_STATUS_CLAIMED && g->owner && strcmp(g->owner, swarm) == 0;
-	co_record_free(g);
+	yes = r->status == CO_STATUS_CLAIMED && r->owner && strcmp(r->owner, swarm) == 0;
+	co_record_free(r);
 	return yes;
 }
 
-/* Whether etcd holds task id claimed by swarm. */
+static int git_has_claim(fx *f, const char *id, const char *swarm)
+{
+	return has_claim(f->git, id, swarm);
+}
+
 static int etcd_has_claim(fx *f, const char *id, const char *swarm)
 {
-	co_record *e = NULL;
-	int yes;
-
-	if (co_store_get(&e, f->etcd, CO_KIND_TASK, id) < 0)
-		return 0;
-	yes = e->status == CO_STATUS_CLAIMED && e->owner && strcmp(e->owner, swarm) == 0;
-	co_record_free(e);
-	return yes;
+	return has_claim(f->etcd, id, swarm);
 }
 
 /*
