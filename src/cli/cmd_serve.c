@@ -16,6 +16,13 @@
  * --insecure-data-plane; refused requests are logged to stderr, one line
  * each, never with a token.
  *
+ * glibc's malloc is held to SERVE_ARENAS arenas (mallopt M_ARENA_MAX)
+ * unless $MALLOC_ARENA_MAX says otherwise: with a thread per connection it
+ * would make one per core times eight, each keeping the free memory it
+ * once held.  In a 300 s soak with the task set growing sixfold the heap
+ * and arenas ended at 28 MB with 2 arenas against 46 MB with the default,
+ * RSS growth after the warm-up +9.0% against +17.8% (bench/README).
+ *
  * Signals are blocked before the server's threads start (they inherit the
  * mask) and taken synchronously with sigwait() here, so no handler runs
  * inside a request.  On the way out the server stops accepting and waits
@@ -34,6 +41,9 @@
 #include "router/triggers.h"
 
 #include <errno.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -239,6 +249,19 @@ static int start_fleet(co_server_fleet **out, const co_config *c, co_cli_router 
 	return 0;
 }
 
+/* Arenas for serve's malloc: see the head comment. */
+#define SERVE_ARENAS 2
+
+static void cap_arenas(void)
+{
+#ifdef __GLIBC__
+	const char *env = getenv("MALLOC_ARENA_MAX");
+
+	if (env == NULL || *env == '\0')
+		mallopt(M_ARENA_MAX, SERVE_ARENAS);
+#endif
+}
+
 int co_cli_serve(int argc, char **argv, co_cli *ctx)
 {
 	const char *listen = NULL, *pos[1], *tls_cert = NULL, *tls_key = NULL;
@@ -291,6 +314,7 @@ int co_cli_serve(int argc, char **argv, co_cli *ctx)
 	 * the flags watcher, the server's): threads inherit the mask, and a
 	 * SIGTERM delivered to one that had not blocked it killed the
 	 * process with the default action, skipping the final drain. */
+	cap_arenas(); /* before the threads too: each may make an arena */
 	sigemptyset(&set);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGTERM);

@@ -19,10 +19,11 @@
  * the reaper never shuts down a descriptor that was reused.
  *
  * The reaper also hands freed heap back to the system every 30 s
- * (malloc_trim).  With a thread per connection glibc spreads serve over
- * one malloc arena per core times eight, and keeps what each arena once
- * held: in the soak the live heap peaked at 14 MB while the arenas held
- * 47 MB, and their total kept climbing as the task set grew (issue 16).
+ * (malloc_trim).  glibc keeps what each malloc arena once held: in the
+ * soak the live heap peaked at 14 MB while the arenas held 47 MB, and
+ * their total kept climbing as the task set grew (issue 16).  `cutover
+ * serve` also caps the arenas (cmd_serve.c); the trim is here so that a
+ * server embedded in another program gets it too.
  */
 #include "server_internal.h"
 
