@@ -25,6 +25,13 @@
  * on its own tasks, interleaved with the raw calls in the same rotating
  * order; the store counts its gateway round trips, printed per claim.
  *
+ * The cache is fed by a watch on the store's prefix: etcd sends every
+ * put of a cached claim down that stream as JSON, and the store's watch
+ * thread decodes it, on the same two cores.  So the claim-shaped txn runs
+ * twice, on keys nobody watches and on keys under a prefix another store's
+ * record cache watches (a store opened only for that), which splits the
+ * cached claim's cost into etcd's extra work, the watch's and the client's.
+ *
  * Not measured here: the router (bench_router.c), concurrency (the race
  * tests), TTL claims (they add a lease grant).
  *
@@ -197,10 +204,11 @@ int main(int argc, char **argv)
 	const char *ep[1];
 	co_etcd_opts eo = CO_ETCD_OPTS_INIT;
 	co_git_opts go = CO_GIT_OPTS_INIT, go2 = CO_GIT_OPTS_INIT;
-	co_store *es = NULL, *es_off = NULL, *gs = NULL, *gs2 = NULL;
-	co_bench_series s_claim, s_off, s_txn, s_shape, s_pair, s_range, s_git, s_git2;
-	co_bench_stats st_claim, st_off, st_txn, st_shape, st_pair;
-	long long *shape_rev = NULL;
+	co_store *es = NULL, *es_off = NULL, *es_w = NULL, *gs = NULL, *gs2 = NULL;
+	co_bench_series s_claim, s_off, s_txn, s_shape, s_wshape, s_pair, s_range, s_git,
+	    s_git2;
+	co_bench_stats st_claim, st_off, st_txn, st_shape, st_wshape, st_pair;
+	long long *shape_rev = NULL, *wshape_rev = NULL;
 	uint64_t rtt_on = 0, rtt_off = 0, rtt0;
 	co_etcd_cache_stats cst;
 	raw rc;
@@ -222,6 +230,8 @@ int main(int argc, char **argv)
 	    co_bench_series_init(&s_txn, "raw gateway txn create-if-absent", n_etcd) <
 		0 ||
 	    co_bench_series_init(&s_shape, "raw txn shaped like the store's claim",
+				 n_etcd) < 0 ||
+	    co_bench_series_init(&s_wshape, "  the same, its prefix watched by a cache",
 				 n_etcd) < 0 ||
 	    co_bench_series_init(&s_pair, "raw gateway range + CAS txn", n_etcd) < 0 ||
 	    co_bench_series_init(&s_range, "  of which the range", n_etcd) < 0 ||
@@ -245,6 +255,8 @@ int main(int argc, char **argv)
 	go2.fsync = 0;
 	if (co_etcd_store_open(&es, &eo) < 0 || co_git_store_open(&gs2, &go2) < 0 ||
 	    (eo.cache_entries = -1, co_etcd_store_open(&es_off, &eo)) < 0 ||
+	    (eo.cache_entries = 0, eo.prefix = "/bench-raw/wshape/",
+	     co_etcd_store_open(&es_w, &eo)) < 0 ||
 	    raw_open(&rc, etcd.endpoint) < 0 || (value = sample_value()) == NULL) {
 		fprintf(stderr, "bench: open failed: %s\n", co_error_last());
 		goto done;
@@ -270,6 +282,7 @@ int main(int argc, char **argv)
 	/* Setup, untimed: N fresh tasks per store, N keys holding a record
 	 * for the raw pair.  This also warms every connection. */
 	co_etcd_store_cache_start(es);
+	co_etcd_store_cache_start(es_w); /* only its watch: see the head comment */
 	if (create_tasks(es, 'E', n_etcd) < 0 || create_tasks(es_off, 'F', n_etcd) < 0 ||
 	    create_tasks(gs, 'G', n_git) < 0)
 		goto done;
@@ -285,7 +298,8 @@ int main(int argc, char **argv)
 			cst.live, cst.entries);
 		goto done;
 	}
-	if ((shape_rev = calloc(n_etcd, sizeof(*shape_rev))) == NULL)
+	if ((shape_rev = calloc(n_etcd, sizeof(*shape_rev))) == NULL ||
+	    (wshape_rev = calloc(n_etcd, sizeof(*wshape_rev))) == NULL)
 		goto done;
 	for (i = 0; i < n_etcd; i++) {
 		snprintf(key, sizeof(key), "/bench-raw/pair/%06zu", i);
@@ -299,13 +313,30 @@ int main(int argc, char **argv)
 			fprintf(stderr, "bench: raw put %s failed\n", key);
 			goto done;
 		}
+		snprintf(key, sizeof(key), "/bench-raw/wshape/tasks/%06zu", i);
+		if (raw_put(&rc, key, value) < 0 ||
+		    (wshape_rev[i] = header_revision(&rc)) <= 0) {
+			fprintf(stderr, "bench: raw put %s failed\n", key);
+			goto done;
+		}
+	}
+	/* The watching cache is live before anything is timed. */
+	for (k = 0; k < 2000; k++) {
+		co_etcd_store_cache_stats(&cst, es_w);
+		if (cst.live)
+			break;
+		nap_10ms();
+	}
+	if (!cst.live) {
+		fprintf(stderr, "bench: the watching cache did not go live\n");
+		goto done;
 	}
 
-	/* etcd: store claim (cache on, off), raw txn, raw pair; interleaved,
-	 * rotating order. */
+	/* etcd: store claim (cache on, off), raw txn, raw shaped (unwatched,
+	 * watched), raw pair; interleaved, rotating order. */
 	for (i = 0; i < n_etcd; i++) {
-		for (k = 0; k < 5; k++) {
-			int which = (int)((i + (size_t)k) % 5);
+		for (k = 0; k < 6; k++) {
+			int which = (int)((i + (size_t)k) % 6);
 			double t0, range_us = 0;
 			int error = 0;
 
@@ -323,6 +354,16 @@ int main(int argc, char **argv)
 				error = raw_txn_claim_shaped(&rc, key, ckey, value,
 							     shape_rev[i]);
 				co_bench_series_add(&s_shape, co_bench_now_us() - t0);
+			} else if (which == 5) {
+				char ckey[96];
+
+				snprintf(key, sizeof(key), "/bench-raw/wshape/tasks/%06zu", i);
+				snprintf(ckey, sizeof(ckey), "/bench-raw/wshape/claims/%06zu",
+					 i);
+				t0 = co_bench_now_us();
+				error = raw_txn_claim_shaped(&rc, key, ckey, value,
+							     wshape_rev[i]);
+				co_bench_series_add(&s_wshape, co_bench_now_us() - t0);
 			} else if (which == 3) {
 				rtt0 = co_etcd_store_round_trips(es_off);
 				error = timed_claim(&s_off, es_off, 'F', i);
@@ -358,6 +399,7 @@ int main(int argc, char **argv)
 	st_off = co_bench_row(&s_off);
 	st_txn = co_bench_row(&s_txn);
 	st_shape = co_bench_row(&s_shape);
+	st_wshape = co_bench_row(&s_wshape);
 	st_pair = co_bench_row(&s_pair);
 	co_bench_row(&s_range);
 	co_bench_row(&s_git);
@@ -370,7 +412,8 @@ int main(int argc, char **argv)
 	ratio_line("cache on claim / cache off claim", st_claim, st_off);
 	printf("breakdown of cached claim / raw txn create-if-absent:\n");
 	ratio_line("  etcd: claim-shaped txn / raw create txn", st_shape, st_txn);
-	ratio_line("  client: store claim / claim-shaped txn", st_claim, st_shape);
+	ratio_line("  watch: watched / unwatched shaped txn", st_wshape, st_shape);
+	ratio_line("  client: store claim / watched shaped txn", st_claim, st_wshape);
 	co_etcd_store_cache_stats(&cst, es);
 	printf("\nround trips per claim: cache on %.3f, cache off %.3f "
 	       "(gateway requests counted by the store)\n",
@@ -388,6 +431,7 @@ done:
 	free(value);
 	co_store_free(es);
 	co_store_free(es_off);
+	co_store_free(es_w);
 	co_store_free(gs);
 	co_store_free(gs2);
 	co_test_etcd_stop(&etcd);
@@ -399,7 +443,9 @@ done:
 	co_bench_series_free(&s_off);
 	co_bench_series_free(&s_txn);
 	co_bench_series_free(&s_shape);
+	co_bench_series_free(&s_wshape);
 	free(shape_rev);
+	free(wshape_rev);
 	co_bench_series_free(&s_pair);
 	co_bench_series_free(&s_range);
 	co_bench_series_free(&s_git);
