@@ -1070,6 +1070,88 @@ static void drain_passes_an_id_a_writer_holds_and_takes_it_next_round(void **sta
 	fx_close(&f);
 }
 
+static int git_has_claim(fx *f, const char *id, const char *swarm);
+
+/*
+ * A hot task written twenty times while git was not drained owes git
+ * twenty entries; one round of the drain retires them all, writing only
+ * the newest record (puts are "if newer": the older ones change nothing
+ * after it).  Each round once took one entry per ID, so under the soak's
+ * load the outbox to git grew to 18,000 entries.
+ */
+static void one_round_retires_a_hot_ids_whole_run(void **state)
+{
+	co_record *e = NULL, *g = NULL, *out = NULL;
+	int64_t left = -1;
+	char *ej, *gj;
+	int i;
+	fx f;
+
+	(void)state;
+	fx_open_on(&f, &co_test_group_etcd, "etcd", 0);
+	create_task(&f, "run-1");
+	create_task(&f, "run-2");
+	for (i = 0; i < 10; i++) {
+		assert_int_equal(co_router_claim(&out, f.r, "run-1", "s1", 0), 0);
+		co_record_free(out);
+		assert_int_equal(co_router_release(&out, f.r, "run-1", "s1", CO_STATUS_AVAILABLE), 0);
+		co_record_free(out);
+	}
+	assert_int_equal(co_router_claim(&out, f.r, "run-2", "s2", 0), 0);
+	co_record_free(out);
+	co_router_drain(f.r, "git", 0, &left); /* budget 0: one round */
+	assert_int_equal(left, 0);
+	assert_int_equal(co_store_get(&e, f.etcd, CO_KIND_TASK, "run-1"), 0);
+	assert_int_equal(co_store_get(&g, f.git, CO_KIND_TASK, "run-1"), 0);
+	ej = co_record_to_json(e, 0);
+	gj = co_record_to_json(g, 0);
+	assert_string_equal(gj, ej);
+	free(ej);
+	free(gj);
+	co_record_free(e);
+	co_record_free(g);
+	assert_true(git_has_claim(&f, "run-2", "s2"));
+	fx_close(&f);
+}
+
+/*
+ * A remove ends a run: what comes after it is applied after it.  git holds
+ * rev 2; the outbox owes it rev 2 again, a remove, then the task created
+ * anew at rev 1.  Writing only the newest (rev 1, "if newer" than rev 2)
+ * would leave rev 2 in git; applied in order, git ends at the new rev 1.
+ */
+static void a_remove_ends_a_run(void **state)
+{
+	co_record *r1 = NULL, *r2 = NULL, *g = NULL;
+	int64_t seq;
+	char *j1, *j2;
+	fx f;
+
+	(void)state;
+	fx_open_on(&f, &co_test_group_etcd, "etcd", 0);
+	create_task(&f, "rm-1");
+	assert_int_equal(co_store_get(&r1, f.etcd, CO_KIND_TASK, "rm-1"), 0);
+	assert_int_equal(co_router_claim(&r2, f.r, "rm-1", "s1", 0), 0);
+	assert_true(r2->rev > r1->rev);
+	drain_all(&f);
+	assert_true(git_has_claim(&f, "rm-1", "s1"));
+	j1 = co_record_to_json(r1, 0);
+	j2 = co_record_to_json(r2, 0);
+	assert_int_equal(co_outbox_push(&seq, f.st, "git", "task", "rm-1", j2), 0);
+	assert_int_equal(co_outbox_push(&seq, f.st, "git", "task", "rm-1", NULL), 0);
+	assert_int_equal(co_outbox_push(&seq, f.st, "git", "task", "rm-1", j1), 0);
+	drain_all(&f);
+	assert_int_equal(co_store_get(&g, f.git, CO_KIND_TASK, "rm-1"), 0);
+	assert_int_equal(g->rev, r1->rev);
+	assert_int_equal(g->status, CO_STATUS_AVAILABLE);
+	free(j1);
+	free(j2);
+	co_record_free(r1);
+	co_record_free(r2);
+	co_record_free(g);
+	fx_close(&f);
+}
+
 /*
  * An entry the drain cannot apply waits 50 ms, doubled per attempt up to
  * CO_OUTBOX_BACKOFF_MAX_MS, and no longer.  (The drain once doubled the
@@ -1580,6 +1662,8 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(dual_mirrors_through_the_outbox_unless_mirror_is_sync),
 	    cmocka_unit_test(kill_switch_over_1000_owed_claims_serves_no_stale_git),
 	    cmocka_unit_test(drain_alone_closes_the_breaker_and_catches_up),
+	    cmocka_unit_test(one_round_retires_a_hot_ids_whole_run),
+	    cmocka_unit_test(a_remove_ends_a_run),
 	    cmocka_unit_test(etcd_killed_in_dual_50_loses_no_acknowledged_write),
 	    cmocka_unit_test(chaos_flips_stages_and_kill_switch_without_double_claims),
 	};
