@@ -51,6 +51,45 @@ int co_router__apply_entry(co_router *r, const co_outbox_entry *e)
 	return error;
 }
 
+/* An entry that is a record to put (not a remove, not an intent). */
+static int is_record(const co_outbox_entry *e)
+{
+	return e->payload != NULL && !is_intent(e);
+}
+
+/* CO_EUNAVAIL: n of id's writes are still owed to side, which failed. */
+static int not_applied(co_kind kind, const char *id, size_t n, co_side side)
+{
+	char cause[CAUSE_MAX];
+
+	return co_error_set(CO_EUNAVAIL,
+			    "%s %s: %zu earlier write(s) not yet applied to %s "
+			    "and it cannot take them now: %s",
+			    co_kind_name(kind), id, n, side_name(side), last_error(cause));
+}
+
+/* Apply entries [from, last] of l, all records, by the newest; ack them. */
+static int settle_run(co_router *r, const co_outbox_list *l, size_t from, size_t last,
+		      co_side side, co_kind kind, const char *id)
+{
+	int64_t *seqs = calloc(last - from + 1, sizeof(*seqs));
+	size_t j;
+	int error;
+
+	if (seqs == NULL)
+		return co_error_set(CO_ENOMEM, "out of memory");
+	if (co_router__apply_entry(r, l->items[last]) < 0)
+		error = not_applied(kind, id, l->n - from, side);
+	else
+		error = 0;
+	for (j = from; error == 0 && j <= last; j++)
+		seqs[j - from] = l->items[j]->seq;
+	if (error == 0)
+		error = co_router__ack_many_durably(r, seqs, last - from + 1);
+	free(seqs);
+	return error;
+}
+
 /*
  * Per-ID order: apply the pending entries for `id` bound to `side`, oldest
  * first, except the caller's own fresh intent `mine`.  If one cannot be
@@ -78,9 +117,22 @@ int co_router__settle(co_router *r, co_side side, co_kind kind, const char *id, 
 		return error;
 	for (i = 0; i < l.n; i++) {
 		const co_outbox_entry *e = l.items[i];
+		size_t j, last = i;
 
 		if (e->seq == mine)
 			continue;
+		/* A run of records: the newest stands for them all, as in
+		 * drain_records(); each entry was once a commit of its own. */
+		for (j = i + 1; is_record(e) && j < l.n && is_record(l.items[j]) &&
+				l.items[j]->seq != mine;
+		     j++)
+			last = j;
+		if (last > i) {
+			if ((error = settle_run(r, &l, i, last, side, kind, id)) < 0)
+				goto done;
+			i = last;
+			continue;
+		}
 		if (foreign_in_flight(r, e)) {
 			error = co_error_set(
 			    CO_EUNAVAIL,
@@ -89,15 +141,8 @@ int co_router__settle(co_router *r, co_side side, co_kind kind, const char *id, 
 			    co_kind_name(kind), id);
 			goto done;
 		}
-		if ((error = co_router__apply_entry(r, e)) < 0) {
-			char cause[CAUSE_MAX];
-
-			error = co_error_set(
-			    CO_EUNAVAIL,
-			    "%s %s: %zu earlier write(s) not yet applied to %s "
-			    "and it cannot take them now: %s",
-			    co_kind_name(kind), id, l.n - i, side_name(side),
-			    last_error(cause));
+		if (co_router__apply_entry(r, e) < 0) {
+			error = not_applied(kind, id, l.n - i, side);
 			goto done;
 		}
 		if ((error = co_router__ack_durably(r, e->seq)) < 0)
@@ -155,7 +200,7 @@ static const char *run_of(co_outbox_list *run, int64_t **seqs, size_t *n_seqs,
 
 		if (e->seq <= head->seq)
 			continue; /* head itself (taken above), or gone before it */
-		if (e->payload == NULL || is_intent(e))
+		if (!is_record(e))
 			break;
 		if (*n_seqs == *cap_seqs) {
 			int64_t *grown = realloc(*seqs, *cap_seqs * 2 * sizeof(*grown));

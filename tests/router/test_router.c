@@ -1114,6 +1114,57 @@ static void one_round_retires_a_hot_ids_whole_run(void **state)
 	fx_close(&f);
 }
 
+/* How many commits git's repo holds, on every ref. */
+static long git_commits(fx *f)
+{
+	char *out = NULL;
+	long n = -1;
+
+	if (co_test_sh(&out, NULL, "git --git-dir='%s' rev-list --count --all", f->repo) ==
+	    0)
+		n = strtol(out, NULL, 10);
+	free(out);
+	return n;
+}
+
+/*
+ * Serving an ID from git first applies what git is owed for it (settle):
+ * twenty-one records written through etcd go to git as one commit of the
+ * newest, not one commit each, after the kill switch as on any flip.
+ */
+static void settle_writes_a_run_of_records_once(void **state)
+{
+	co_record *out = NULL;
+	long before;
+	int64_t left = -1;
+	int i;
+	fx f;
+
+	(void)state;
+	fx_open_on(&f, &co_test_group_etcd, "etcd", 0);
+	create_task(&f, "st-1");
+	for (i = 0; i < 10; i++) {
+		assert_int_equal(co_router_claim(&out, f.r, "st-1", "s1", 0), 0);
+		co_record_free(out);
+		assert_int_equal(co_router_release(&out, f.r, "st-1", "s1",
+						   CO_STATUS_AVAILABLE),
+				 0);
+		co_record_free(out);
+	}
+	before = git_commits(&f);
+	assert_true(before >= 0);
+	set_stage(&f, "git", 1);
+	assert_int_equal(co_router_claim(&out, f.r, "st-1", "s2", 0), 0);
+	assert_int_equal(out->status, CO_STATUS_CLAIMED);
+	co_record_free(out);
+	/* the run's one commit, then the claim's */
+	assert_int_equal(git_commits(&f), before + 2);
+	assert_true(git_has_claim(&f, "st-1", "s2"));
+	assert_int_equal(co_outbox_depth(&left, f.st, "git"), 0);
+	assert_int_equal(left, 0);
+	fx_close(&f);
+}
+
 /*
  * A remove ends a run: what comes after it is applied after it.  git holds
  * rev 2; the outbox owes it rev 2 again, a remove, then the task created
@@ -1664,6 +1715,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(drain_alone_closes_the_breaker_and_catches_up),
 	    cmocka_unit_test(one_round_retires_a_hot_ids_whole_run),
 	    cmocka_unit_test(a_remove_ends_a_run),
+	    cmocka_unit_test(settle_writes_a_run_of_records_once),
 	    cmocka_unit_test(etcd_killed_in_dual_50_loses_no_acknowledged_write),
 	    cmocka_unit_test(chaos_flips_stages_and_kill_switch_without_double_claims),
 	};
