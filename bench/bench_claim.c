@@ -89,6 +89,22 @@ done:
 	return error;
 }
 
+/* One claim-shaped txn on task i under /bench-raw/<dir>/, timed into s. */
+static int timed_shaped(co_bench_series *s, raw *r, const char *dir, size_t i,
+			const char *value, long long modrev)
+{
+	char key[96], ckey[96];
+	double t0;
+	int error;
+
+	snprintf(key, sizeof(key), "/bench-raw/%s/tasks/%06zu", dir, i);
+	snprintf(ckey, sizeof(ckey), "/bench-raw/%s/claims/%06zu", dir, i);
+	t0 = co_bench_now_us();
+	error = raw_txn_claim_shaped(r, key, ckey, value, modrev);
+	co_bench_series_add(s, co_bench_now_us() - t0);
+	return error;
+}
+
 /* The revision in a reply's header (a put's: the key's mod_revision). */
 static long long header_revision(const raw *r)
 {
@@ -345,25 +361,11 @@ int main(int argc, char **argv)
 				error = timed_claim(&s_claim, es, 'E', i);
 				rtt_on += co_etcd_store_round_trips(es) - rtt0;
 			} else if (which == 4) {
-				char ckey[96];
-
-				snprintf(key, sizeof(key), "/bench-raw/shape/tasks/%06zu", i);
-				snprintf(ckey, sizeof(ckey), "/bench-raw/shape/claims/%06zu",
-					 i);
-				t0 = co_bench_now_us();
-				error = raw_txn_claim_shaped(&rc, key, ckey, value,
-							     shape_rev[i]);
-				co_bench_series_add(&s_shape, co_bench_now_us() - t0);
+				error = timed_shaped(&s_shape, &rc, "shape", i, value,
+						     shape_rev[i]);
 			} else if (which == 5) {
-				char ckey[96];
-
-				snprintf(key, sizeof(key), "/bench-raw/wshape/tasks/%06zu", i);
-				snprintf(ckey, sizeof(ckey), "/bench-raw/wshape/claims/%06zu",
-					 i);
-				t0 = co_bench_now_us();
-				error = raw_txn_claim_shaped(&rc, key, ckey, value,
-							     wshape_rev[i]);
-				co_bench_series_add(&s_wshape, co_bench_now_us() - t0);
+				error = timed_shaped(&s_wshape, &rc, "wshape", i, value,
+						     wshape_rev[i]);
 			} else if (which == 3) {
 				rtt0 = co_etcd_store_round_trips(es_off);
 				error = timed_claim(&s_off, es_off, 'F', i);
