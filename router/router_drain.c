@@ -68,24 +68,59 @@ static int not_applied(co_kind kind, const char *id, size_t n, co_side side)
 			    co_kind_name(kind), id, n, side_name(side), last_error(cause));
 }
 
-/* Apply entries [from, last] of l, all records, by the newest; ack them. */
+/*
+ * Of the record rows v[0..n), the record that putting each "if newer" in
+ * turn would leave: the highest rev, the earliest of equals.  Seq order is
+ * not rev order: two routers' intents on one ID are filled in the order
+ * their primaries committed, not the order they were pushed, and a record
+ * whose intent a drain resolved first goes back in with a new seq
+ * (co_outbox_fulfil_intents).  Owned by the caller, its row's index in
+ * *which; NULL if a row does not parse.
+ */
+static co_record *newest_of(const co_outbox_entry *const *v, size_t n, size_t *which)
+{
+	co_record *best = NULL;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		co_record *rec = NULL;
+
+		if (co_record_from_json(&rec, v[i]->payload, strlen(v[i]->payload)) < 0) {
+			co_record_free(best);
+			return NULL;
+		}
+		if (best == NULL || rec->rev > best->rev) {
+			co_record_free(best);
+			best = rec;
+			*which = i;
+		} else {
+			co_record_free(rec);
+		}
+	}
+	return best;
+}
+
+/* Apply entries [from, last] of l, all records, by newest_of(); ack them. */
 static int settle_run(co_router *r, const co_outbox_list *l, size_t from, size_t last,
 		      co_side side, co_kind kind, const char *id)
 {
-	int64_t *seqs = calloc(last - from + 1, sizeof(*seqs));
-	size_t j;
-	int error;
+	size_t j, n = last - from + 1, which = 0;
+	const co_outbox_entry *const *v = (const co_outbox_entry *const *)l->items + from;
+	co_record *newest = newest_of(v, n, &which);
+	int64_t *seqs = calloc(n, sizeof(*seqs));
+	int parsed = newest != NULL, error;
 
+	co_record_free(newest); /* its row is applied: which */
 	if (seqs == NULL)
 		return co_error_set(CO_ENOMEM, "out of memory");
-	if (co_router__apply_entry(r, l->items[last]) < 0)
+	if (!parsed || co_router__apply_entry(r, v[which]) < 0)
 		error = not_applied(kind, id, l->n - from, side);
 	else
 		error = 0;
-	for (j = from; error == 0 && j <= last; j++)
-		seqs[j - from] = l->items[j]->seq;
+	for (j = 0; error == 0 && j < n; j++)
+		seqs[j] = v[j]->seq;
 	if (error == 0)
-		error = co_router__ack_many_durably(r, seqs, last - from + 1);
+		error = co_router__ack_many_durably(r, seqs, n);
 	free(seqs);
 	return error;
 }
@@ -121,8 +156,8 @@ int co_router__settle(co_router *r, co_side side, co_kind kind, const char *id, 
 
 		if (e->seq == mine)
 			continue;
-		/* A run of records: the newest stands for them all, as in
-		 * drain_records(); each entry was once a commit of its own. */
+		/* A run of records: its newest (newest_of) stands for them
+		 * all, as in drain_records(); each was once a commit. */
 		for (j = i + 1; is_record(e) && j < l.n && is_record(l.items[j]) &&
 				l.items[j]->seq != mine;
 		     j++)
@@ -165,57 +200,64 @@ static int holds(pthread_mutex_t *const *held, size_t n, const pthread_mutex_t *
 }
 
 /* What drain_records() did with an entry of the batch (the `done` array). */
-enum { ENTRY_LEFT, ENTRY_APPLIED, ENTRY_BUSY };
+enum { ENTRY_LEFT, ENTRY_APPLIED, ENTRY_BUSY, ENTRY_GONE };
+
+/* Room for `need` seqs in *v. */
+static int reserve(int64_t **v, size_t *cap, size_t need)
+{
+	size_t c = *cap ? *cap : 256;
+	int64_t *grown;
+
+	if (need <= *cap)
+		return 0;
+	while (c < need)
+		c *= 2;
+	if ((grown = realloc(*v, c * sizeof(*grown))) == NULL)
+		return -1;
+	*v = grown;
+	*cap = c;
+	return 0;
+}
 
 /*
- * The run of `head`'s ID: head and the entries after it for the same key,
- * up to the first one that is not a record (a remove, an intent), all
- * upserts the newest of which stands for them all (puts are "if newer").
- * Appends their seqs to *seqs (growing it) and returns the newest's
- * payload (borrowed from *run, which the caller clears), or head's own
- * when the run cannot be read.
+ * The run of `head` (a record row): head and the rows after it for the
+ * same key, up to the first that is not a record (a remove, an intent),
+ * read again under the ID's lock.  0: *out is the run's record to write
+ * (newest_of) and the rows' seqs are appended to *seqs.  1: head is gone
+ * (a settle or another drain applied it since the batch was read: nothing
+ * to do).  -1: the run cannot be read; head is left to the caller.
  */
-static const char *run_of(co_outbox_list *run, int64_t **seqs, size_t *n_seqs,
-			  size_t *cap_seqs, co_router *r, const co_outbox_entry *head)
+static int run_of(co_record **out, int64_t **seqs, size_t *n_seqs, size_t *cap_seqs,
+		  co_router *r, const co_outbox_entry *head)
 {
-	const char *payload = head->payload;
-	size_t i, first = *n_seqs;
+	co_outbox_list run = {0};
+	size_t i, start, m, which = 0;
+	int rc = -1;
 
-	if (*n_seqs == *cap_seqs) {
-		size_t cap = *cap_seqs ? *cap_seqs * 2 : 256;
-		int64_t *grown = realloc(*seqs, cap * sizeof(*grown));
-
-		if (grown == NULL)
-			return NULL;
-		*seqs = grown;
-		*cap_seqs = cap;
-	}
-	(*seqs)[(*n_seqs)++] = head->seq;
-	if (co_outbox_pending_for(run, r->st, head->target, head->kind, head->id) < 0) {
+	*out = NULL;
+	if (co_outbox_pending_for(&run, r->st, head->target, head->kind, head->id) < 0) {
 		co_error_clear();
-		return payload;
+		return -1;
 	}
-	for (i = 0; i < run->n; i++) {
-		const co_outbox_entry *e = run->items[i];
-
-		if (e->seq <= head->seq)
-			continue; /* head itself (taken above), or gone before it */
-		if (!is_record(e))
-			break;
-		if (*n_seqs == *cap_seqs) {
-			int64_t *grown = realloc(*seqs, *cap_seqs * 2 * sizeof(*grown));
-
-			if (grown == NULL) {
-				*n_seqs = first + 1; /* head alone */
-				return head->payload;
-			}
-			*seqs = grown;
-			*cap_seqs *= 2;
-		}
-		(*seqs)[(*n_seqs)++] = e->seq;
-		payload = e->payload;
+	for (start = 0; start < run.n && run.items[start]->seq != head->seq; start++)
+		;
+	if (start == run.n) {
+		rc = 1;
+		goto done;
 	}
-	return payload;
+	for (m = 0; start + m < run.n && is_record(run.items[start + m]); m++)
+		;
+	if (m == 0 || reserve(seqs, cap_seqs, *n_seqs + m) < 0 ||
+	    (*out = newest_of((const co_outbox_entry *const *)run.items + start, m,
+			      &which)) == NULL)
+		goto done;
+	for (i = 0; i < m; i++)
+		(*seqs)[(*n_seqs)++] = run.items[start + i]->seq;
+	rc = 0;
+done:
+	co_error_clear();
+	co_outbox_list_clear(&run);
+	return rc;
 }
 
 /*
@@ -225,8 +267,9 @@ static const char *run_of(co_outbox_list *run, int64_t **seqs, size_t *n_seqs,
  * per record could not keep up with the writes of a store that was down
  * a while, nor with etcd mode's writes.
  *
- * Each head stands for its ID's run (run_of): the newest record of the
- * entries queued after it is written, and the whole run is retired.  A
+ * Each head stands for its ID's run (run_of): of the records queued from
+ * it on, the one with the highest rev is written (newest_of), and the
+ * whole run is retired.  A
  * batch holds one head per ID, so without this a hot task written twenty
  * times while its store was slow took twenty rounds to catch up: under
  * issue 16's soak (64 workers on 256 tasks) the outbox grew to 18,000
@@ -247,7 +290,6 @@ static void drain_records(co_router *r, const co_outbox_list *l, const char *tar
 	const co_record **recs = calloc(l->n, sizeof(*recs));
 	size_t *idx = calloc(l->n, sizeof(*idx));
 	pthread_mutex_t **held = calloc(l->n, sizeof(*held));
-	co_outbox_list run = {0};
 	int64_t *seqs = NULL;
 	size_t i, k = 0, nheld = 0, n_seqs = 0, cap_seqs = 0;
 	int error;
@@ -258,10 +300,9 @@ static void drain_records(co_router *r, const co_outbox_list *l, const char *tar
 		const co_outbox_entry *e = l->items[i];
 		pthread_mutex_t *mu;
 		co_record *rec = NULL;
-		const char *newest;
-		size_t before = n_seqs;
+		int rc;
 
-		if (strcmp(e->target, target) != 0 || e->payload == NULL || is_intent(e))
+		if (strcmp(e->target, target) != 0 || !is_record(e))
 			continue;
 		mu = stripe(r, e->id);
 		if (!holds(held, nheld, mu)) {
@@ -272,14 +313,11 @@ static void drain_records(co_router *r, const co_outbox_list *l, const char *tar
 			held[nheld++] = mu;
 		}
 		/* Under the ID's lock: no write of ours adds to its run now. */
-		newest = run_of(&run, &seqs, &n_seqs, &cap_seqs, r, e);
-		if (newest == NULL ||
-		    co_record_from_json(&rec, newest, strlen(newest)) < 0) {
-			n_seqs = before;
-			co_outbox_list_clear(&run);
-			continue;
+		if ((rc = run_of(&rec, &seqs, &n_seqs, &cap_seqs, r, e)) != 0) {
+			if (rc == 1)
+				done[i] = ENTRY_GONE;
+			continue; /* -1: the caller's loop takes it alone */
 		}
-		co_outbox_list_clear(&run);
 		recs[k] = rec;
 		idx[k++] = i;
 	}

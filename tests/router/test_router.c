@@ -1114,6 +1114,65 @@ static void one_round_retires_a_hot_ids_whole_run(void **state)
 	fx_close(&f);
 }
 
+/*
+ * Seq order is not rev order: two routers' intents on one ID are filled in
+ * the order their primaries committed, and a record whose intent a drain
+ * resolved first goes back in with a new seq.  Here the outbox owes git
+ * rev 2 and rev 3 (the router's own claim and release), then rev 3 and
+ * rev 2 again: putting each "if newer" in turn leaves rev 3, so the run
+ * must write rev 3, not its last row.  Both by the drain and by settle.
+ */
+static void run_owing_revs_out_of_order(fx *f, const char *id, char **j2, char **j3)
+{
+	co_record *out = NULL;
+	int64_t seq;
+
+	create_task(f, id);
+	drain_all(f);
+	assert_int_equal(co_router_claim(&out, f->r, id, "s1", 0), 0);
+	*j2 = co_record_to_json(out, 0);
+	co_record_free(out);
+	assert_int_equal(co_router_release(&out, f->r, id, "s1", CO_STATUS_AVAILABLE), 0);
+	*j3 = co_record_to_json(out, 0);
+	assert_int_equal(out->rev, 3);
+	co_record_free(out);
+	assert_int_equal(co_outbox_push(&seq, f->st, "git", "task", id, *j3), 0);
+	assert_int_equal(co_outbox_push(&seq, f->st, "git", "task", id, *j2), 0);
+}
+
+static void a_run_writes_its_highest_rev_not_its_last_row(void **state)
+{
+	co_record *g = NULL, *out = NULL;
+	char *j2 = NULL, *j3 = NULL;
+	int64_t left = -1;
+	fx f;
+
+	(void)state;
+	fx_open_on(&f, &co_test_group_etcd, "etcd", 0);
+	/* the drain */
+	run_owing_revs_out_of_order(&f, "ro-1", &j2, &j3);
+	co_router_drain(f.r, "git", 0, &left);
+	assert_int_equal(left, 0);
+	assert_int_equal(co_store_get(&g, f.git, CO_KIND_TASK, "ro-1"), 0);
+	assert_int_equal(g->rev, 3);
+	co_record_free(g);
+	free(j2);
+	free(j3);
+	/* settle, after the kill switch */
+	run_owing_revs_out_of_order(&f, "ro-2", &j2, &j3);
+	set_stage(&f, "git", 1);
+	assert_int_equal(co_router_get(&out, f.r, CO_KIND_TASK, "ro-2"), 0);
+	assert_int_equal(out->rev, 3);
+	assert_int_equal(out->status, CO_STATUS_AVAILABLE);
+	co_record_free(out);
+	assert_int_equal(co_store_get(&g, f.git, CO_KIND_TASK, "ro-2"), 0);
+	assert_int_equal(g->rev, 3);
+	co_record_free(g);
+	free(j2);
+	free(j3);
+	fx_close(&f);
+}
+
 /* How many commits git's repo holds, on every ref. */
 static long git_commits(fx *f)
 {
@@ -1716,6 +1775,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(one_round_retires_a_hot_ids_whole_run),
 	    cmocka_unit_test(a_remove_ends_a_run),
 	    cmocka_unit_test(settle_writes_a_run_of_records_once),
+	    cmocka_unit_test(a_run_writes_its_highest_rev_not_its_last_row),
 	    cmocka_unit_test(etcd_killed_in_dual_50_loses_no_acknowledged_write),
 	    cmocka_unit_test(chaos_flips_stages_and_kill_switch_without_double_claims),
 	};
