@@ -74,10 +74,10 @@ static int not_applied(co_kind kind, const char *id, size_t n, co_side side)
  * not rev order: two routers' intents on one ID are filled in the order
  * their primaries committed, not the order they were pushed, and a record
  * whose intent a drain resolved first goes back in with a new seq
- * (co_outbox_fulfil_intents).  Owned by the caller, its row's index in
- * *which; NULL if a row does not parse.
+ * (co_outbox_fulfil_intents).  Owned by the caller; NULL if a row does
+ * not parse.
  */
-static co_record *newest_of(const co_outbox_entry *const *v, size_t n, size_t *which)
+static co_record *newest_of(const co_outbox_entry *const *v, size_t n)
 {
 	co_record *best = NULL;
 	size_t i;
@@ -92,7 +92,6 @@ static co_record *newest_of(const co_outbox_entry *const *v, size_t n, size_t *w
 		if (best == NULL || rec->rev > best->rev) {
 			co_record_free(best);
 			best = rec;
-			*which = i;
 		} else {
 			co_record_free(rec);
 		}
@@ -104,23 +103,22 @@ static co_record *newest_of(const co_outbox_entry *const *v, size_t n, size_t *w
 static int settle_run(co_router *r, const co_outbox_list *l, size_t from, size_t last,
 		      co_side side, co_kind kind, const char *id)
 {
-	size_t j, n = last - from + 1, which = 0;
+	size_t j, n = last - from + 1;
 	const co_outbox_entry *const *v = (const co_outbox_entry *const *)l->items + from;
-	co_record *newest = newest_of(v, n, &which);
+	co_record *newest = newest_of(v, n);
 	int64_t *seqs = calloc(n, sizeof(*seqs));
-	int parsed = newest != NULL, error;
+	int error = 0;
 
-	co_record_free(newest); /* its row is applied: which */
 	if (seqs == NULL)
-		return co_error_set(CO_ENOMEM, "out of memory");
-	if (!parsed || co_router__apply_entry(r, v[which]) < 0)
+		error = co_error_set(CO_ENOMEM, "out of memory");
+	else if (newest == NULL ||
+		 co_store_put_if_newer(store_of(r, side), newest, NULL) < 0)
 		error = not_applied(kind, id, l->n - from, side);
-	else
-		error = 0;
 	for (j = 0; error == 0 && j < n; j++)
 		seqs[j] = v[j]->seq;
 	if (error == 0)
 		error = co_router__ack_many_durably(r, seqs, n);
+	co_record_free(newest);
 	free(seqs);
 	return error;
 }
@@ -152,17 +150,15 @@ int co_router__settle(co_router *r, co_side side, co_kind kind, const char *id, 
 		return error;
 	for (i = 0; i < l.n; i++) {
 		const co_outbox_entry *e = l.items[i];
-		size_t j, last = i;
+		size_t last = i;
 
 		if (e->seq == mine)
 			continue;
 		/* A run of records: its newest (newest_of) stands for them
 		 * all, as in drain_records(); each was once a commit. */
-		for (j = i + 1; is_record(e) && j < l.n && is_record(l.items[j]) &&
-				l.items[j]->seq != mine;
-		     j++)
-			last = j;
-		if (last > i) {
+		if (is_record(e)) {
+			while (last + 1 < l.n && is_record(l.items[last + 1]))
+				last++;
 			if ((error = settle_run(r, &l, i, last, side, kind, id)) < 0)
 				goto done;
 			i = last;
@@ -231,7 +227,7 @@ static int run_of(co_record **out, int64_t **seqs, size_t *n_seqs, size_t *cap_s
 		  co_router *r, const co_outbox_entry *head)
 {
 	co_outbox_list run = {0};
-	size_t i, start, m, which = 0;
+	size_t i, start, m;
 	int rc = -1;
 
 	*out = NULL;
@@ -248,8 +244,8 @@ static int run_of(co_record **out, int64_t **seqs, size_t *n_seqs, size_t *cap_s
 	for (m = 0; start + m < run.n && is_record(run.items[start + m]); m++)
 		;
 	if (m == 0 || reserve(seqs, cap_seqs, *n_seqs + m) < 0 ||
-	    (*out = newest_of((const co_outbox_entry *const *)run.items + start, m,
-			      &which)) == NULL)
+	    (*out = newest_of((const co_outbox_entry *const *)run.items + start, m)) ==
+		NULL)
 		goto done;
 	for (i = 0; i < m; i++)
 		(*seqs)[(*n_seqs)++] = run.items[start + i]->seq;
