@@ -127,6 +127,7 @@ typedef struct sample {
 	long rss_kb;	 /* VmRSS */
 	int fds;	 /* entries of /proc/PID/fd */
 	long long depth; /* cutover_outbox_depth; -1 unknown */
+	long long heap_kb, free_kb; /* cutover_heap_{in_use,free}_bytes / 1024; -1 unknown */
 } sample;
 
 static sample *samples;
@@ -137,18 +138,43 @@ static double t_load;
 static soak_smaps *smaps;
 static size_t n_smaps, cap_smaps;
 
+/* A gauge's value in a /metrics body; -1 when it is not there. */
+static long long gauge(const char *body, const char *name)
+{
+	char key[96];
+	const char *p;
+
+	snprintf(key, sizeof(key), "\n%s ", name);
+	if (body == NULL || (p = strstr(body, key)) == NULL)
+		return -1;
+	return strtoll(p + strlen(key), NULL, 10);
+}
+
+/*
+ * One scrape of /metrics: the outbox depth, and malloc's own account of
+ * serve's heap (in use, and free but kept), which says whether a growing
+ * RSS is memory in use or memory the allocator holds.
+ */
+static void scrape(CURL *c, sample *s)
+{
+	co_test_resp r;
+	int ok = co_test_http_on(c, &r, serve_url, "GET", "/metrics", NULL, 0, NULL) == 200;
+	long long heap = ok ? gauge(r.body, "cutover_heap_in_use_bytes") : -1;
+	long long kept = ok ? gauge(r.body, "cutover_heap_free_bytes") : -1;
+
+	s->depth = ok ? gauge(r.body, "cutover_outbox_depth") : -1;
+	s->heap_kb = heap < 0 ? -1 : heap / 1024;
+	s->free_kb = kept < 0 ? -1 : kept / 1024;
+	free(r.body);
+}
+
 /* cutover_outbox_depth from /metrics; -1 when it cannot be read. */
 static long long outbox_depth(CURL *c)
 {
-	co_test_resp r;
-	long long d = -1;
-	const char *p;
+	sample s;
 
-	if (co_test_http_on(c, &r, serve_url, "GET", "/metrics", NULL, 0, NULL) == 200 &&
-	    (p = strstr(r.body, "\ncutover_outbox_depth ")) != NULL)
-		d = strtoll(p + 22, NULL, 10);
-	free(r.body);
-	return d;
+	scrape(c, &s);
+	return s.depth;
 }
 
 static void *sampler_main(void *arg)
@@ -166,7 +192,7 @@ static void *sampler_main(void *arg)
 		s.t = (co_bench_now_us() - t_load) / 1e6;
 		s.rss_kb = co_test_proc_rss_kb(pid);
 		s.fds = co_test_proc_fds(pid);
-		s.depth = outbox_depth(c);
+		scrape(c, &s);
 		if (n_samples < cap_samples)
 			samples[n_samples++] = s;
 		if (n_samples % SMAPS_EVERY == 1 && n_smaps < cap_smaps &&
@@ -270,7 +296,7 @@ static void *reconciler_main(void *arg)
 	return NULL;
 }
 
-/* The median of samples [from, to) of field f (0 rss, 1 fds). */
+/* The median of samples [from, to) of field f (0 rss, 1 fds, 2 heap in use). */
 static double median(size_t from, size_t to, int f)
 {
 	co_bench_series s;
@@ -280,7 +306,9 @@ static double median(size_t from, size_t to, int f)
 	if (to <= from || co_bench_series_init(&s, "", to - from) < 0)
 		return 0;
 	for (i = from; i < to; i++)
-		co_bench_series_add(&s, f ? samples[i].fds : (double)samples[i].rss_kb);
+		co_bench_series_add(&s, f == 1   ? samples[i].fds
+					: f == 2 ? (double)samples[i].heap_kb
+						 : (double)samples[i].rss_kb);
 	st = co_bench_stats_of(&s);
 	co_bench_series_free(&s);
 	return st.p50;
@@ -316,13 +344,16 @@ static int resources(double limit)
 	}
 	fd_last = samples[n - 1].fds;
 	step = n / 20 ? n / 20 : 1;
-	printf("\nserve over time (every %zu s):\n%8s %10s %6s %8s\n", step, "t (s)",
-	       "RSS (KiB)", "fds", "outbox");
+	printf("\nserve over time (every %zu s; heap: malloc's in use / free but kept):\n"
+	       "%8s %10s %6s %8s %12s %12s\n",
+	       step, "t (s)", "RSS (KiB)", "fds", "outbox", "heap (KiB)", "kept (KiB)");
 	for (i = 0; i < n; i += step)
-		printf("%8.0f %10ld %6d %8lld\n", samples[i].t, samples[i].rss_kb,
-		       samples[i].fds, samples[i].depth);
-	printf("%8.0f %10ld %6d %8lld   (last)\n", samples[n - 1].t,
-	       samples[n - 1].rss_kb, samples[n - 1].fds, samples[n - 1].depth);
+		printf("%8.0f %10ld %6d %8lld %12lld %12lld\n", samples[i].t,
+		       samples[i].rss_kb, samples[i].fds, samples[i].depth,
+		       samples[i].heap_kb, samples[i].free_kb);
+	printf("%8.0f %10ld %6d %8lld %12lld %12lld   (last)\n", samples[n - 1].t,
+	       samples[n - 1].rss_kb, samples[n - 1].fds, samples[n - 1].depth,
+	       samples[n - 1].heap_kb, samples[n - 1].free_kb);
 	base_rss = median(warm, warm + (n / 10 ? n / 10 : 1), 0);
 	end_rss = median(n - (n / 10 ? n / 10 : 1), n, 0);
 	growth = base_rss > 0 ? 100.0 * (end_rss - base_rss) / base_rss : 0;
@@ -331,6 +362,16 @@ static int resources(double limit)
 	    "the end (median of the last 10%%), growth %+.1f%% (limit %.0f%%), max %ld "
 	    "KiB\n",
 	    base_rss, warm, warm + n / 10, end_rss, growth, limit, rss_max);
+	{
+		double hb = median(warm, warm + (n / 10 ? n / 10 : 1), 2),
+		       he = median(n - (n / 10 ? n / 10 : 1), n, 2);
+
+		if (hb > 0)
+			printf("heap in use (malloc's account): %.0f KiB after the warm-up, "
+			       "%.0f KiB at the end (medians as for RSS), %+.1f%%; the rest "
+			       "of RSS's growth is memory malloc keeps\n",
+			       hb, he, 100.0 * (he - hb) / hb);
+	}
 	printf("fds: first %d, last %d, max %d, warm-up max %d, first-half max %d\n",
 	       fd_first, fd_last, fd_max, fd_warm_max, fd_half_max);
 	{

@@ -34,6 +34,9 @@
 #include "router/triggers.h"
 
 #include <errno.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -70,6 +73,35 @@ void co_server__healthz(reply *rp, co_server *s)
 				    ? "degraded"
 				    : "ok");
 	co_server__reply_json(rp, 200, o);
+}
+
+
+/*
+ * glibc's heap: what malloc has handed out and not had back, and what it
+ * keeps free, so that a growing RSS says whether it is memory in use or
+ * memory the allocator holds (bench_soak prints both).  Nothing without
+ * glibc 2.33's mallinfo2.
+ */
+static int heap_metrics(char **buf, size_t *len, size_t *cap)
+{
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
+	struct mallinfo2 mi = mallinfo2();
+
+	return co_metrics_appendf(
+	    buf, len, cap,
+	    "# HELP cutover_heap_in_use_bytes Bytes malloc has handed out and not "
+	    "had back.\n# TYPE cutover_heap_in_use_bytes gauge\n"
+	    "cutover_heap_in_use_bytes %zu\n"
+	    "# HELP cutover_heap_free_bytes Bytes free inside malloc's heap and "
+	    "arenas, kept from the system.\n# TYPE cutover_heap_free_bytes gauge\n"
+	    "cutover_heap_free_bytes %zu\n",
+	    mi.uordblks + mi.hblkhd, mi.fordblks);
+#else
+	(void)buf;
+	(void)len;
+	(void)cap;
+	return 0;
+#endif
 }
 
 /* The router's shadow counters (core/shadow.h), by read op. */
@@ -202,6 +234,8 @@ void co_server__metrics(reply *rp, co_server *s)
 	    (error = co_metrics_appendf(&buf, &len, &cap, "%s",
 					co_triggers_metrics(tm, sizeof(tm),
 							    co_router_triggers(s->router)))) < 0)
+		goto done;
+	if ((error = heap_metrics(&buf, &len, &cap)) < 0)
 		goto done;
 	if ((error = shadow_metrics(&buf, &len, &cap, s->router)) < 0 ||
 	    (error = co_server__guard_metrics(&buf, &len, &cap, s)) < 0)
