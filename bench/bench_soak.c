@@ -128,6 +128,8 @@ typedef struct sample {
 	int fds;	 /* entries of /proc/PID/fd */
 	long long depth; /* cutover_outbox_depth; -1 unknown */
 	long long heap_kb, free_kb; /* cutover_heap_{in_use,free}_bytes / 1024; -1 unknown */
+	long long sqlite_kb;	    /* cutover_sqlite_memory_bytes / 1024; -1 unknown */
+	long long git_kb;	    /* cutover_git_cache_bytes / 1024; -1 unknown */
 } sample;
 
 static sample *samples;
@@ -161,10 +163,14 @@ static void scrape(CURL *c, sample *s)
 	int ok = co_test_http_on(c, &r, serve_url, "GET", "/metrics", NULL, 0, NULL) == 200;
 	long long heap = ok ? gauge(r.body, "cutover_heap_in_use_bytes") : -1;
 	long long kept = ok ? gauge(r.body, "cutover_heap_free_bytes") : -1;
+	long long lite = ok ? gauge(r.body, "cutover_sqlite_memory_bytes") : -1;
+	long long git = ok ? gauge(r.body, "cutover_git_cache_bytes") : -1;
 
 	s->depth = ok ? gauge(r.body, "cutover_outbox_depth") : -1;
 	s->heap_kb = heap < 0 ? -1 : heap / 1024;
 	s->free_kb = kept < 0 ? -1 : kept / 1024;
+	s->sqlite_kb = lite < 0 ? -1 : lite / 1024;
+	s->git_kb = git < 0 ? -1 : git / 1024;
 	free(r.body);
 }
 
@@ -344,16 +350,20 @@ static int resources(double limit)
 	}
 	fd_last = samples[n - 1].fds;
 	step = n / 20 ? n / 20 : 1;
-	printf("\nserve over time (every %zu s; heap: malloc's in use / free but kept):\n"
-	       "%8s %10s %6s %8s %12s %12s\n",
-	       step, "t (s)", "RSS (KiB)", "fds", "outbox", "heap (KiB)", "kept (KiB)");
+	printf("\nserve over time (every %zu s; heap: malloc's in use / free but kept; "
+	       "sqlite, git: SQLite's and libgit2's caches' parts of it):\n"
+	       "%8s %10s %6s %8s %12s %12s %12s %12s\n",
+	       step, "t (s)", "RSS (KiB)", "fds", "outbox", "heap (KiB)", "kept (KiB)",
+	       "sqlite (KiB)", "git (KiB)");
 	for (i = 0; i < n; i += step)
-		printf("%8.0f %10ld %6d %8lld %12lld %12lld\n", samples[i].t,
+		printf("%8.0f %10ld %6d %8lld %12lld %12lld %12lld %12lld\n", samples[i].t,
 		       samples[i].rss_kb, samples[i].fds, samples[i].depth,
-		       samples[i].heap_kb, samples[i].free_kb);
-	printf("%8.0f %10ld %6d %8lld %12lld %12lld   (last)\n", samples[n - 1].t,
-	       samples[n - 1].rss_kb, samples[n - 1].fds, samples[n - 1].depth,
-	       samples[n - 1].heap_kb, samples[n - 1].free_kb);
+		       samples[i].heap_kb, samples[i].free_kb, samples[i].sqlite_kb,
+		       samples[i].git_kb);
+	printf("%8.0f %10ld %6d %8lld %12lld %12lld %12lld %12lld   (last)\n",
+	       samples[n - 1].t, samples[n - 1].rss_kb, samples[n - 1].fds,
+	       samples[n - 1].depth, samples[n - 1].heap_kb, samples[n - 1].free_kb,
+	       samples[n - 1].sqlite_kb, samples[n - 1].git_kb);
 	base_rss = median(warm, warm + (n / 10 ? n / 10 : 1), 0);
 	end_rss = median(n - (n / 10 ? n / 10 : 1), n, 0);
 	growth = base_rss > 0 ? 100.0 * (end_rss - base_rss) / base_rss : 0;

@@ -432,6 +432,11 @@ done:
 	return error;
 }
 
+long long co_state_memory_used(void)
+{
+	return (long long)sqlite3_memory_used();
+}
+
 int co_state_wal_reset(co_state *st)
 {
 	int rc, error = 0;

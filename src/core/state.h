@@ -142,6 +142,10 @@ int64_t co_state_now_ms(void);
  */
 int co_state_sync(co_state *st);
 
+/* Bytes SQLite holds in this process, every connection's page cache
+ * included (sqlite3_memory_used); for serve's /metrics. */
+long long co_state_memory_used(void);
+
 /*
  * Close the hole a failed co_state_sync() leaves: copy every page committed
  * so far from the write-ahead log into the database file, sync that file,

@@ -32,6 +32,7 @@
 #include "flags/stage.h"
 #include "reconcile/report.h"
 #include "router/triggers.h"
+#include "store/git_store.h"
 
 #include <errno.h>
 #ifdef __GLIBC__
@@ -79,8 +80,8 @@ void co_server__healthz(reply *rp, co_server *s)
 /*
  * glibc's heap: what malloc has handed out and not had back, and what it
  * keeps free, so that a growing RSS says whether it is memory in use or
- * memory the allocator holds (bench_soak prints both).  Nothing without
- * glibc 2.33's mallinfo2.
+ * memory the allocator holds, and SQLite's and libgit2's caches' shares
+ * of what is in use (bench_soak prints them).  Nothing without glibc 2.33's mallinfo2.
  */
 static int heap_metrics(char **buf, size_t *len, size_t *cap)
 {
@@ -94,8 +95,17 @@ static int heap_metrics(char **buf, size_t *len, size_t *cap)
 	    "cutover_heap_in_use_bytes %zu\n"
 	    "# HELP cutover_heap_free_bytes Bytes free inside malloc's heap and "
 	    "arenas, kept from the system.\n# TYPE cutover_heap_free_bytes gauge\n"
-	    "cutover_heap_free_bytes %zu\n",
-	    mi.uordblks + mi.hblkhd, mi.fordblks);
+	    "cutover_heap_free_bytes %zu\n"
+	    "# HELP cutover_sqlite_memory_bytes Bytes of the heap in use that "
+	    "SQLite holds (its page caches among them).\n"
+	    "# TYPE cutover_sqlite_memory_bytes gauge\n"
+	    "cutover_sqlite_memory_bytes %lld\n"
+	    "# HELP cutover_git_cache_bytes Bytes of the heap in use that "
+	    "libgit2's object caches hold, every repository together.\n"
+	    "# TYPE cutover_git_cache_bytes gauge\n"
+	    "cutover_git_cache_bytes %zu\n",
+	    mi.uordblks + mi.hblkhd, mi.fordblks, co_state_memory_used(),
+	    co_git_cached_bytes());
 #else
 	(void)buf;
 	(void)len;

@@ -235,6 +235,16 @@ void co_git__repo_give(co_git_store *gs, git_repository *repo)
 	git_repository_free(repo);
 }
 
+size_t co_git_cached_bytes(void)
+{
+	ssize_t current = 0, allowed = 0;
+
+	if (git_libgit2_opts(GIT_OPT_GET_CACHED_MEMORY, &current, &allowed) < 0 ||
+	    current < 0)
+		return 0;
+	return (size_t)current;
+}
+
 /* ---- remotes (URL repos): fetch into the mirror, push from it ---- */
 
 /*

@@ -70,4 +70,11 @@ uint64_t co_git_store_blobs_read(const co_store *s);
  */
 uint64_t co_git_store_ref_races(const co_store *s);
 
+/*
+ * Bytes of git objects libgit2 holds in its caches now, every repository
+ * of every store together (GIT_OPT_GET_CACHED_MEMORY); 0 before any store
+ * was opened.  For serve's /metrics; thread-safe.
+ */
+size_t co_git_cached_bytes(void);
+
 #endif

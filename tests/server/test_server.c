@@ -614,6 +614,8 @@ static void metrics_name_every_metric_and_healthz_is_ok(void **state)
 
 		assert_non_null(h);
 		assert_non_null(strstr(r.body, "\ncutover_heap_free_bytes "));
+		assert_non_null(strstr(r.body, "\ncutover_sqlite_memory_bytes "));
+		assert_non_null(strstr(r.body, "\ncutover_git_cache_bytes "));
 #ifndef __SANITIZE_ADDRESS__
 		assert_true(strtoll(h + 27, NULL, 10) > 0);
 #endif
