@@ -9,10 +9,15 @@
  *     same claim by co_router_claim() in-process (serve's router, no HTTP);
  *     one raw gateway txn (create-if-absent) and a raw range + CAS pair
  *     (what a claim does on the wire today) on one reused libcurl handle
- *     (bench_raw.h).  Prints the four series and the breakdown: serve /
- *     raw txn (target p95 <= 1.25x), serve / router (the HTTP layer's own
- *     share: parse, JSON, reply) and router / raw pair (the router and the
- *     store: intent fsync, record JSON, curl).
+ *     (bench_raw.h); and the floor the ack rule sets: an outbox entry
+ *     pushed, then the bare etcd store's claim while a syncer thread
+ *     fsyncs the entry's WAL (bench_sync.h), no router.  Prints the five
+ *     series and the breakdown: serve / raw txn (target p95 <= 1.25x),
+ *     serve / floor (what serve and the router cost over the durability
+ *     the ack rule asks for: the project's measure of its own cost), serve
+ *     / router (the HTTP layer's own share: parse, JSON, reply) and router
+ *     / raw pair (the router and the store: intent fsync, record JSON,
+ *     curl).
  * (2) SSE delivery per stage (git, shadow, dual 50, etcd): a GET /v1/watch
  *     client on a raw socket, and a writer creating tasks one at a time;
  *     from each create's ack (the 201 read) to its event read by the
@@ -23,9 +28,11 @@
  * Usage: bench_serve [N_claims [N_events]]   (defaults 1000, 100)
  */
 #include "bench_raw.h"
+#include "bench_sync.h"
 #include "bench_util.h"
 
 #include "core/error.h"
+#include "core/outbox.h"
 #include "core/record.h"
 #include "harness/harness.h"
 #include "harness/http.h"
@@ -102,8 +109,13 @@ static int create_tasks(co_router *r, char c, size_t n)
 
 static int bench_claims(size_t n)
 {
-	co_bench_series s_serve, s_router, s_txn, s_pair;
-	co_bench_stats st_serve, st_router, st_txn, st_pair;
+	co_bench_series s_serve, s_router, s_txn, s_pair, s_floor;
+	co_bench_stats st_serve, st_router, st_txn, st_pair, st_floor;
+	co_state *fst = NULL;
+	bsyncer bs;
+	pthread_t bth;
+	int bstarted = 0;
+	char fdir[256] = "";
 	co_test_serve sv;
 	co_test_resp resp;
 	CURL *c = NULL;
@@ -115,7 +127,11 @@ static int bench_claims(size_t n)
 	int error = -1;
 
 	memset(&rc, 0, sizeof(rc));
-	if (co_bench_series_init(&s_serve, "serve HTTP claim", n) < 0 ||
+	memset(&bs, 0, sizeof(bs));
+	pthread_mutex_init(&bs.mu, NULL);
+	pthread_cond_init(&bs.cv, NULL);
+	if (co_bench_series_init(&s_floor, "floor: push, bare claim || WAL fsync", n) < 0 ||
+	    co_bench_series_init(&s_serve, "serve HTTP claim", n) < 0 ||
 	    co_bench_series_init(&s_router, "router claim in-process", n) < 0 ||
 	    co_bench_series_init(&s_txn, "raw gateway txn create-if-absent", n) < 0 ||
 	    co_bench_series_init(&s_pair, "raw gateway range + CAS txn", n) < 0)
@@ -126,8 +142,17 @@ static int bench_claims(size_t n)
 	    (value = strdup("{\"id\":\"R000000\",\"kind\":\"task\",\"status\":\"claimed\","
 			    "\"owner\":\"swarm-bench\",\"rev\":2}")) == NULL)
 		goto done;
-	if (create_tasks(sv.r, 'S', n) < 0 || create_tasks(sv.r, 'R', n) < 0)
+	if (create_tasks(sv.r, 'S', n) < 0 || create_tasks(sv.r, 'R', n) < 0 ||
+	    create_tasks(sv.r, 'F', n) < 0)
 		goto done;
+	/* the floor's outbox: a state of its own, its own syncer connection */
+	if (co_test_tmpdir(fdir, sizeof(fdir)) < 0 || co_state_open(&fst, fdir) < 0 ||
+	    co_state_open(&bs.st, fdir) < 0 ||
+	    pthread_create(&bth, NULL, bsyncer_main, &bs) != 0) {
+		fprintf(stderr, "bench: floor: %s\n", co_error_last());
+		goto done;
+	}
+	bstarted = 1;
 	for (i = 0; i < n; i++) {
 		snprintf(key, sizeof(key), "/bench-raw-serve%d/pair/%06zu", (int)getpid(), i);
 		if (raw_put(&rc, key, value) < 0)
@@ -139,8 +164,8 @@ static int bench_claims(size_t n)
 	printf("(1) claims at stage etcd: %zu per series, interleaved; load: %s", n,
 	       loadavg());
 	for (i = 0; i < n; i++) {
-		for (k = 0; k < 4; k++) {
-			switch ((i + k) % 4) {
+		for (k = 0; k < 5; k++) {
+			switch ((i + k) % 5) {
 			case 0:
 				snprintf(path, sizeof(path), "/v1/tasks/S%06zu/claim", i);
 				t0 = co_bench_now_us();
@@ -167,6 +192,32 @@ static int bench_claims(size_t n)
 				co_record_free(out);
 				break;
 			}
+			case 4: {
+				co_record *out = NULL;
+				int64_t intent = 0;
+				int e;
+
+				snprintf(id, sizeof(id), "F%06zu", i);
+				t0 = co_bench_now_us();
+				e = co_outbox_push_intent(&intent, fst, "git", "task", id,
+							  "@sync:bench");
+				if (e == 0)
+					bsyncer_request(&bs);
+				if (e == 0)
+					e = co_store_claim(&out, co_router_store(sv.r, CO_SIDE_ETCD),
+							   id, "swarm-bench", 0);
+				if (e == 0)
+					e = bsyncer_wait(&bs);
+				co_bench_series_add(&s_floor, co_bench_now_us() - t0);
+				co_record_free(out);
+				if (intent)
+					co_outbox_ack_intent(fst, intent);
+				if (e < 0) {
+					fprintf(stderr, "bench: floor %s: %s\n", id, co_error_last());
+					goto done;
+				}
+				break;
+			}
 			case 2:
 				snprintf(key, sizeof(key), "/bench-raw-serve%d/txn/%06zu",
 					 (int)getpid(), i);
@@ -191,8 +242,11 @@ static int bench_claims(size_t n)
 	st_router = co_bench_row(&s_router);
 	st_txn = co_bench_row(&s_txn);
 	st_pair = co_bench_row(&s_pair);
+	st_floor = co_bench_row(&s_floor);
 	printf("\nbreakdown (same run):\n");
 	ratio_line("serve claim / raw txn (target p95 1.25x)", st_serve, st_txn);
+	ratio_line("serve claim / durability floor", st_serve, st_floor);
+	ratio_line("durability floor / raw txn", st_floor, st_txn);
 	ratio_line("serve claim / router claim (HTTP layer)", st_serve, st_router);
 	ratio_line("router claim / raw range + CAS pair", st_router, st_pair);
 	ratio_line("raw range + CAS pair / raw txn", st_pair, st_txn);
@@ -205,6 +259,12 @@ static int bench_claims(size_t n)
 	       st_serve.p95 / st_txn.p95);
 	error = 0;
 done:
+	if (bstarted)
+		bsyncer_stop(&bs, bth);
+	co_state_close(bs.st);
+	co_state_close(fst);
+	pthread_cond_destroy(&bs.cv);
+	pthread_mutex_destroy(&bs.mu);
 	if (c)
 		curl_easy_cleanup(c);
 	raw_close(&rc);
@@ -214,6 +274,7 @@ done:
 	co_bench_series_free(&s_router);
 	co_bench_series_free(&s_txn);
 	co_bench_series_free(&s_pair);
+	co_bench_series_free(&s_floor);
 	return error;
 }
 

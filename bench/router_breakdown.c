@@ -6,6 +6,7 @@
  * figure is.
  */
 #include "router_bench.h"
+#include "bench_sync.h"
 
 #include "core/audit.h"
 #include "core/error.h"
@@ -34,72 +35,6 @@
 /* ---- (a) breakdown of the claim path in etcd mode ---- */
 
 enum { P_ROUTE, P_INTENT, P_SETTLE, P_CLAIM, P_QUEUE, P_ACK, P_WITNESS, P__N };
-
-/*
- * The router's group commit, reduced to what the breakdown needs: one
- * request at a time, a thread that runs co_state_sync() on its own
- * connection when asked and notes how long the fsync took.
- */
-typedef struct bsyncer {
-	co_state *st;
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	int requested, done, stop, failed;
-	double took_us;
-} bsyncer;
-
-static void *bsyncer_main(void *v)
-{
-	bsyncer *b = v;
-	double t0, took;
-	int e;
-
-	pthread_mutex_lock(&b->mu);
-	while (!b->stop) {
-		if (b->requested == b->done) {
-			pthread_cond_wait(&b->cv, &b->mu);
-			continue;
-		}
-		pthread_mutex_unlock(&b->mu);
-		t0 = co_bench_now_us();
-		e = co_state_sync(b->st);
-		took = co_bench_now_us() - t0;
-		pthread_mutex_lock(&b->mu);
-		b->failed |= e < 0;
-		b->took_us = took;
-		b->done = b->requested;
-		pthread_cond_broadcast(&b->cv);
-	}
-	pthread_mutex_unlock(&b->mu);
-	return NULL;
-}
-
-static void bsyncer_request(bsyncer *b)
-{
-	pthread_mutex_lock(&b->mu);
-	b->requested++;
-	pthread_cond_signal(&b->cv);
-	pthread_mutex_unlock(&b->mu);
-}
-
-static int bsyncer_wait(bsyncer *b)
-{
-	pthread_mutex_lock(&b->mu);
-	while (b->done != b->requested)
-		pthread_cond_wait(&b->cv, &b->mu);
-	pthread_mutex_unlock(&b->mu);
-	return b->failed ? -1 : 0;
-}
-
-/* Stop and join the syncer thread. */
-static void bsyncer_stop(bsyncer *b, pthread_t th)
-{
-	pthread_mutex_lock(&b->mu);
-	b->stop = 1;
-	pthread_cond_broadcast(&b->cv);
-	pthread_mutex_unlock(&b->mu);
-	pthread_join(th, NULL);
-}
 
 int breakdown(size_t n)
 {
