@@ -149,7 +149,7 @@ static int bench_claims(size_t n)
 	if (co_test_tmpdir(fdir, sizeof(fdir)) < 0 || co_state_open(&fst, fdir) < 0 ||
 	    co_state_open(&bs.st, fdir) < 0 ||
 	    pthread_create(&bth, NULL, bsyncer_main, &bs) != 0) {
-		fprintf(stderr, "bench: floor: %s\n", co_error_last());
+		fprintf(stderr, "bench: floor: no state or syncer: %s\n", co_error_last());
 		goto done;
 	}
 	bstarted = 1;
@@ -263,6 +263,8 @@ done:
 		bsyncer_stop(&bs, bth);
 	co_state_close(bs.st);
 	co_state_close(fst);
+	if (fdir[0])
+		co_test_rmrf(fdir);
 	pthread_cond_destroy(&bs.cv);
 	pthread_mutex_destroy(&bs.mu);
 	if (c)

@@ -311,11 +311,15 @@ static double median(size_t from, size_t to, int f)
 
 	if (to <= from || co_bench_series_init(&s, "", to - from) < 0)
 		return 0;
-	for (i = from; i < to; i++)
-		co_bench_series_add(&s, f == 1   ? samples[i].fds
-					: f == 2 ? (double)samples[i].heap_kb
-						 : (double)samples[i].rss_kb);
-	st = co_bench_stats_of(&s);
+	for (i = from; i < to; i++) {
+		double v = f == 1   ? samples[i].fds
+			   : f == 2 ? (double)samples[i].heap_kb
+				    : (double)samples[i].rss_kb;
+
+		if (v >= 0) /* -1: that sample's scrape failed */
+			co_bench_series_add(&s, v);
+	}
+	st = s.n ? co_bench_stats_of(&s) : (co_bench_stats){0};
 	co_bench_series_free(&s);
 	return st.p50;
 }

@@ -428,7 +428,16 @@ int co_router_open(co_router **out, const co_router_opts *opts)
 	}
 	pthread_mutex_init(&r->wake_mu, NULL);
 	pthread_mutex_init(&r->wit_mu, NULL);
-	pthread_cond_init(&r->wake, NULL);
+	{
+		/* the drain's waits are timed on the monotonic clock: a wall
+		 * clock stepped back must not stall it (router_drain.c) */
+		pthread_condattr_t ca;
+
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&r->wake, &ca);
+		pthread_condattr_destroy(&ca);
+	}
 	for (int i = 0; i < ROUTER_STRIPES; i++)
 		pthread_mutex_init(&r->stripes[i], NULL);
 	make_sync_mark(r->sync_mark, sizeof(r->sync_mark), r);

@@ -476,12 +476,12 @@ int co_router_drain(co_router *r, const char *target, int budget_ms, int64_t *le
 	return error;
 }
 
-/* CLOCK_REALTIME `ms` from now, for pthread_cond_timedwait. */
-static struct timespec realtime_in(long ms)
+/* `ms` from now for a timed wait on r->wake (its clock is CLOCK_MONOTONIC). */
+static struct timespec wake_deadline(long ms)
 {
 	struct timespec ts;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
+	clock_gettime(CLOCK_MONOTONIC, &ts);
 	ts.tv_nsec += ms * 1000000L;
 	ts.tv_sec += ts.tv_nsec / 1000000000L;
 	ts.tv_nsec %= 1000000000L;
@@ -501,14 +501,14 @@ void *co_router__drainer_main(void *arg)
 		co_router__witness_flush(r);
 		if (applied > 0)
 			continue;
-		ts = realtime_in(50);
+		ts = wake_deadline(50);
 		pthread_mutex_lock(&r->wake_mu);
 		woken = !atomic_load(&r->stop) &&
 			pthread_cond_timedwait(&r->wake, &r->wake_mu, &ts) == 0;
 		if (woken) {
 			/* gather the writes around this one (DRAIN_GATHER_MS);
 			 * only close (co_router_close) ends the wait early */
-			ts = realtime_in(DRAIN_GATHER_MS);
+			ts = wake_deadline(DRAIN_GATHER_MS);
 			while (!atomic_load(&r->stop) &&
 			       pthread_cond_timedwait(&r->wake, &r->wake_mu, &ts) == 0)
 				;
@@ -529,7 +529,8 @@ void co_router__wake_drain(co_router *r)
 /*
  * A store's breaker moved: audit it, and when it closed, make the entries
  * owed to that store due now and wake the drain, so the debt goes out at
- * once rather than after the backoff its failures earned.
+ * once (after the drain's DRAIN_GATHER_MS) rather than after the backoff
+ * its failures earned.
  */
 void co_router__on_breaker(void *ctx, const char *name, co_breaker_state from,
 		       const co_breaker_info *info)
