@@ -6,6 +6,7 @@
  *   git_store.c   libgit2's lifetime, the repository pool, remotes (fetch
  *                 into the mirror, push from it), the backend table
  *   git_read.c    head, get, list, scan, blobs by id
+ *   git_index.c   the head's file index, shared by every get
  *   git_write.c   one-file and many-file commits published by CAS
  *   git_watch.c   the polling watch
  *   git_stream.c  the socket stream with a bound on every network call
@@ -71,6 +72,16 @@ typedef struct co_git_store {
 	pthread_mutex_t turn_mu;
 	pthread_cond_t turn_cv;
 	unsigned long long turn_next, turn_now;
+	/* The writers' one repository, used only by the writer whose turn
+	 * (or, for a URL, the remote lock) it is: the trees a write parses
+	 * and builds are cached once, not in every repository of the pool. */
+	git_repository *write_repo;
+
+	/* The head's file index (git_index.c): ix, built through ix_repo,
+	 * both guarded by ix_mu. */
+	pthread_mutex_t ix_mu;
+	struct co_git__index *ix;
+	git_repository *ix_repo;
 
 	atomic_ullong blobs_read; /* co_git_store_blobs_read() */
 	atomic_ullong ref_races;  /* co_git_store_ref_races() */
@@ -127,6 +138,34 @@ void co_git__write_turn(co_git_store *gs);
 void co_git__write_done(co_git_store *gs);
 
 int co_git__fetch_locked(co_git_store *gs, git_repository *repo);
+
+/* ---- git_index.c ---- */
+
+typedef struct co_git__index co_git__index;
+
+/*
+ * The index of the head `head` (exists = 0: the branch was unborn) or, if
+ * the branch moved since the caller read it, of the head as it is now.
+ * Counted: give it back with co_git__index_give.  CO_EUNAVAIL when the
+ * head cannot be read, CO_ENOMEM.
+ */
+int co_git__index_take(co_git__index **out, co_git_store *gs, const git_oid *head,
+		       int exists);
+void co_git__index_give(co_git_store *gs, co_git__index *ix);
+/* The store's own snapshot and repository, at free (no reader left). */
+void co_git__index_drop(co_git_store *gs);
+/* The commit the index is of; *exists = 0 for an unborn branch. */
+const git_oid *co_git__index_head(const co_git__index *ix, int *exists);
+/* The blob id of <kind dir>/<file> (*found = 0 when absent); CO_EINVAL
+ * when that path is not a regular file. */
+int co_git__index_lookup(git_oid *blob, int *found, co_git_store *gs,
+			 const co_git__index *ix, co_kind kind, const char *file);
+/* The entries of kind's directory, in name order (for files, git's tree
+ * order): how many, and entry i's name (owned by ix), blob id and whether
+ * it is a file (a blob) at all. */
+size_t co_git__index_count(const co_git__index *ix, co_kind kind);
+const char *co_git__index_entry(const co_git__index *ix, co_kind kind, size_t i,
+				const git_oid **id, int *is_file);
 
 /* Bring the mirror's copy of the branch up to date (no-op for a path). */
 int co_git__sync(co_git_store *gs, git_repository *repo);

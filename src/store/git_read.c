@@ -1,7 +1,8 @@
 /*
- * git_read.c - reading the git store: the branch's head, one record by
- * path, the whole list, the tree-only scan a reconciliation streams, and
- * blobs by id (git_private.h).
+ * git_read.c - reading the git store: the branch's head, and through the
+ * head's shared file index (git_index.c) one record by path, the whole
+ * list and the blob-id scan a reconciliation streams; blobs by id
+ * (git_private.h).
  */
 #include "git_private.h"
 
@@ -129,41 +130,71 @@ int co_git__lookup_file(git_oid *blob, int *found, co_git_store *gs, git_tree *t
 	return 0;
 }
 
+/*
+ * The file `name` of kind's directory as a record ID into id (len bytes):
+ * 0 when it is no record (not *.json, or too long), which lists and scans
+ * skip as they skip what is not a file.
+ */
+static int record_id(char *id, size_t len, const char *name)
+{
+	size_t n = strlen(name);
+
+	if (n <= 5 || strcmp(name + n - 5, ".json") != 0 || n - 5 >= len)
+		return 0;
+	memcpy(id, name, n - 5);
+	id[n - 5] = '\0';
+	return 1;
+}
+
+/* The head's index (git_index.c), read through `repo` after a fetch. */
+static int head_index(co_git__index **ix, co_git_store *gs, git_repository *repo)
+{
+	git_oid head;
+	int exists, error;
+
+	*ix = NULL;
+	if ((error = co_git__sync(gs, repo)) < 0 ||
+	    (error = co_git__head(&head, &exists, gs, repo)) < 0)
+		return error;
+	return co_git__index_take(ix, gs, &head, exists);
+}
+
 int co_git__get(co_record **out, co_version *ver, void *impl, co_kind kind,
 		const char *id)
 {
 	co_git_store *gs = impl;
 	git_repository *repo = NULL;
-	git_commit *commit = NULL;
-	git_tree *tree = NULL;
+	co_git__index *ix = NULL;
 	co_record *r = NULL;
-	git_oid head, blob;
-	char path[CO_ID_MAX + 16];
+	git_oid blob;
+	char path[CO_ID_MAX + 16], file[CO_ID_MAX + 8];
 	int exists, found, error;
 
 	ver->v[0] = '\0';
 	if ((error = co_git__path(path, sizeof(path), kind, id)) < 0)
 		return error;
+	snprintf(file, sizeof(file), "%s.json", id);
 	if ((error = co_git__repo_take(&repo, gs)) < 0)
 		return error;
-	if ((error = co_git__sync(gs, repo)) < 0 ||
-	    (error = co_git__head_tree(&commit, &tree, &head, &exists, gs, repo)) < 0 ||
-	    (error = co_git__lookup_file(&blob, &found, gs, tree, path)) < 0)
+	/* The file's blob id from the head's shared index (git_index.c), not
+	 * from a tree this repository would parse and cache for itself. */
+	if ((error = head_index(&ix, gs, repo)) < 0 ||
+	    (error = co_git__index_lookup(&blob, &found, gs, ix, kind, file)) < 0)
 		goto done;
 	if (!found) {
 		error = co_error_set(CO_ENOTFOUND, "%s %s not found in %s",
 				     co_kind_name(kind), id, gs->repo);
 		goto done;
 	}
-	if ((error = co_git__parse_blob(&r, gs, repo, &blob, path, &head, kind, id)) < 0)
+	if ((error = co_git__parse_blob(&r, gs, repo, &blob, path,
+					co_git__index_head(ix, &exists), kind, id)) < 0)
 		goto done;
 	git_oid_tostr(ver->v, sizeof(ver->v), &blob);
 	*out = r;
 	r = NULL;
 done:
 	co_record_free(r);
-	git_tree_free(tree);
-	git_commit_free(commit);
+	co_git__index_give(gs, ix);
 	co_git__repo_give(gs, repo);
 	return error;
 }
@@ -173,50 +204,35 @@ int co_git__list(co_record_list *out, void *impl, co_kind kind)
 	co_git_store *gs = impl;
 	co_record_list l = {NULL, 0, 0};
 	git_repository *repo = NULL;
-	git_commit *commit = NULL;
-	git_tree *tree = NULL, *sub = NULL;
-	const git_tree_entry *dir;
+	co_git__index *ix = NULL;
 	const char *dname = co_kind_dir(kind);
-	git_oid head;
 	int exists, error;
 	size_t i, n;
 
 	if ((error = co_git__repo_take(&repo, gs)) < 0)
 		return error;
-	if ((error = co_git__sync(gs, repo)) < 0 ||
-	    (error = co_git__head_tree(&commit, &tree, &head, &exists, gs, repo)) < 0)
+	if ((error = head_index(&ix, gs, repo)) < 0)
 		goto done;
-	if (!tree || (dir = git_tree_entry_byname(tree, dname)) == NULL ||
-	    git_tree_entry_type(dir) != GIT_OBJECT_TREE)
-		goto move; /* nothing of this kind (yet) */
-	if (git_tree_lookup(&sub, repo, git_tree_entry_id(dir)) < 0) {
-		error =
-		    co_git__fail(CO_EUNAVAIL, "git repo %s: read %s/", gs->repo, dname);
-		goto done;
-	}
-	n = git_tree_entrycount(sub);
+	n = co_git__index_count(ix, kind);
 	for (i = 0; i < n; i++) {
-		const git_tree_entry *e = git_tree_entry_byindex(sub, i);
-		const char *name = git_tree_entry_name(e);
-		size_t len = strlen(name);
+		const git_oid *blob;
+		int is_file;
+		const char *name = co_git__index_entry(ix, kind, i, &blob, &is_file);
 		char path[512], id[512];
 		co_record *r = NULL;
 
-		if (git_tree_entry_type(e) != GIT_OBJECT_BLOB || len <= 5 ||
-		    strcmp(name + len - 5, ".json") != 0 || len - 5 >= sizeof(id))
+		if (!is_file || !record_id(id, sizeof(id), name))
 			continue;
-		memcpy(id, name, len - 5);
-		id[len - 5] = '\0';
 		snprintf(path, sizeof(path), "%s/%s", dname, name);
-		if ((error = co_git__parse_blob(&r, gs, repo, git_tree_entry_id(e), path,
-						&head, kind, id)) < 0)
+		if ((error = co_git__parse_blob(&r, gs, repo, blob, path,
+						co_git__index_head(ix, &exists), kind,
+						id)) < 0)
 			goto done;
 		if ((error = co_record_list_push(&l, r)) < 0) {
 			co_record_free(r);
 			goto done;
 		}
 	}
-move:
 	for (i = 0; i < l.n; i++) {
 		if ((error = co_record_list_push(out, l.items[i])) < 0) {
 			/* out keeps what it took; the rest is freed below */
@@ -228,57 +244,42 @@ move:
 	l.n = 0;
 done:
 	co_record_list_clear(&l);
-	git_tree_free(sub);
-	git_tree_free(tree);
-	git_commit_free(commit);
+	co_git__index_give(gs, ix);
 	co_git__repo_give(gs, repo);
 	return error;
 }
 
 /*
- * Pass every <dir>/<id>.json blob of `tree` to fn, raw, in tree order, with
- * its blob id; with CO_SCAN_NO_DATA only the tree is read (the blob ids are
- * in it), which is what makes a reconciliation's git side cheap: reading a
- * blob costs a pack index search and an inflate (~3-5 us), a tree entry
- * nothing.  The other entries of a kind's directory (not a blob, not
- * *.json) are not records and are skipped, as co_git__list does.
+ * Pass every <dir>/<id>.json blob of the head to fn, raw, in tree order,
+ * with its blob id; with CO_SCAN_NO_DATA only the index is read (the blob
+ * ids are in it), which is what makes a reconciliation's git side cheap:
+ * reading a blob costs a pack index search and an inflate (~3-5 us), an
+ * index entry nothing.  The other entries of a kind's directory (not a
+ * blob, not *.json) are not records and are skipped, as co_git__list does.
  */
-static int gs_scan_kind(co_git_store *gs, git_repository *repo, git_odb *odb,
-			git_tree *tree, co_kind kind, unsigned flags, co_scan_fn fn,
-			void *ctx)
+static int gs_scan_kind(co_git_store *gs, git_odb *odb, const co_git__index *ix,
+			co_kind kind, unsigned flags, co_scan_fn fn, void *ctx)
 {
 	const char *dname = co_kind_dir(kind);
-	const git_tree_entry *dir;
-	git_tree *sub = NULL;
 	git_odb_object *obj = NULL;
-	size_t i, n;
+	size_t i, n = co_git__index_count(ix, kind);
 	int error = 0;
 
-	if (!tree || (dir = git_tree_entry_byname(tree, dname)) == NULL ||
-	    git_tree_entry_type(dir) != GIT_OBJECT_TREE)
-		return 0; /* nothing of this kind (yet) */
-	if (git_tree_lookup(&sub, repo, git_tree_entry_id(dir)) < 0)
-		return co_git__fail(CO_EUNAVAIL, "git repo %s: read %s/", gs->repo,
-				    dname);
-	n = git_tree_entrycount(sub);
 	for (i = 0; i < n; i++) {
-		const git_tree_entry *e = git_tree_entry_byindex(sub, i);
-		const char *name = git_tree_entry_name(e);
-		size_t len = strlen(name);
+		const git_oid *blob;
+		int is_file;
+		const char *name = co_git__index_entry(ix, kind, i, &blob, &is_file);
 		char id[CO_ID_MAX + 8], ver[GIT_OID_HEXSZ + 1];
 		co_scan_item item;
 
-		if (git_tree_entry_type(e) != GIT_OBJECT_BLOB || len <= 5 ||
-		    strcmp(name + len - 5, ".json") != 0 || len - 5 >= sizeof(id))
+		if (!is_file || !record_id(id, sizeof(id), name))
 			continue;
-		memcpy(id, name, len - 5);
-		id[len - 5] = '\0';
 		item.raw = NULL;
 		item.len = 0;
 		if (!(flags & CO_SCAN_NO_DATA)) {
 			atomic_fetch_add_explicit(&gs->blobs_read, 1,
 						  memory_order_relaxed);
-			if (git_odb_read(&obj, odb, git_tree_entry_id(e)) < 0) {
+			if (git_odb_read(&obj, odb, blob) < 0) {
 				error =
 				    co_git__fail(CO_EUNAVAIL, "git repo %s: read %s/%s",
 						 gs->repo, dname, name);
@@ -287,18 +288,17 @@ static int gs_scan_kind(co_git_store *gs, git_repository *repo, git_odb *odb,
 			item.raw = git_odb_object_data(obj);
 			item.len = git_odb_object_size(obj);
 		}
-		git_oid_tostr(ver, sizeof(ver), git_tree_entry_id(e));
+		git_oid_tostr(ver, sizeof(ver), blob);
 		item.kind = kind;
 		item.id = id;
 		item.version = ver;
-		item.blob_id = git_tree_entry_id(e)->id;
+		item.blob_id = blob->id;
 		error = fn(ctx, &item);
 		git_odb_object_free(obj);
 		obj = NULL;
 		if (error < 0)
 			break;
 	}
-	git_tree_free(sub);
 	return error;
 }
 
@@ -307,29 +307,25 @@ int co_git__scan(void *impl, unsigned flags, co_scan_fn fn, void *ctx)
 {
 	co_git_store *gs = impl;
 	git_repository *repo = NULL;
-	git_commit *commit = NULL;
-	git_tree *tree = NULL;
+	co_git__index *ix = NULL;
 	git_odb *odb = NULL;
-	git_oid head;
-	int exists, error;
+	int error;
 
 	if ((error = co_git__repo_take(&repo, gs)) < 0)
 		return error;
-	if ((error = co_git__sync(gs, repo)) < 0 ||
-	    (error = co_git__head_tree(&commit, &tree, &head, &exists, gs, repo)) < 0)
+	if ((error = head_index(&ix, gs, repo)) < 0)
 		goto done;
 	if (git_repository_odb(&odb, repo) < 0) {
 		error = co_git__fail(CO_EUNAVAIL, "git repo %s: open the object database",
 				     gs->repo);
 		goto done;
 	}
-	error = gs_scan_kind(gs, repo, odb, tree, CO_KIND_TASK, flags, fn, ctx);
+	error = gs_scan_kind(gs, odb, ix, CO_KIND_TASK, flags, fn, ctx);
 	if (error == 0)
-		error = gs_scan_kind(gs, repo, odb, tree, CO_KIND_SWARM, flags, fn, ctx);
+		error = gs_scan_kind(gs, odb, ix, CO_KIND_SWARM, flags, fn, ctx);
 done:
 	git_odb_free(odb);
-	git_tree_free(tree);
-	git_commit_free(commit);
+	co_git__index_give(gs, ix);
 	co_git__repo_give(gs, repo);
 	return error;
 }

@@ -533,6 +533,9 @@ static void gs_free(void *impl)
 		return;
 	for (i = 0; i < gs->npool; i++)
 		git_repository_free(gs->pool[i]);
+	git_repository_free(gs->write_repo);
+	co_git__index_drop(gs);
+	pthread_mutex_destroy(&gs->ix_mu);
 	pthread_mutex_destroy(&gs->pool_mu);
 	pthread_mutex_destroy(&gs->remote_mu);
 	pthread_cond_destroy(&gs->remote_cv);
@@ -629,6 +632,7 @@ int co_git_store_open(co_store **out, const co_git_opts *opts)
 	pthread_cond_init(&gs->remote_cv, NULL);
 	pthread_mutex_init(&gs->turn_mu, NULL);
 	pthread_cond_init(&gs->turn_cv, NULL);
+	pthread_mutex_init(&gs->ix_mu, NULL);
 	inited = 0; /* gs_free drops the reference from here on */
 	gs->poll_interval_ms =
 	    opts->poll_interval_ms > 0 ? opts->poll_interval_ms : 30000;

@@ -196,6 +196,13 @@ done:
 	return error;
 }
 
+/* Open the writers' repository once (the caller's turn or remote lock
+ * held); CO_EUNAVAIL if it cannot be opened. */
+static int gs_write_repo(co_git_store *gs)
+{
+	return gs->write_repo ? 0 : co_git__repo_open(&gs->write_repo, gs);
+}
+
 /* One attempt at a write: 0, 1 (repeat: the branch moved) or an error. */
 typedef int (*gs_attempt_fn)(co_git_store *gs, git_repository *repo, void *ctx);
 
@@ -207,11 +214,12 @@ typedef int (*gs_attempt_fn)(co_git_store *gs, git_repository *repo, void *ctx);
 static int gs_attempts(co_git_store *gs, const char *what, gs_attempt_fn attempt,
 		       void *ctx)
 {
-	git_repository *repo = NULL;
 	int n, error;
 
-	if ((error = co_git__repo_take(&repo, gs)) < 0)
-		return error;
+	/* Writers take turns (or, for a URL, the remote lock), and the one
+	 * whose turn it is writes through gs->write_repo: the head trees a
+	 * write parses stay cached in one repository, not in every one of
+	 * the pool's. */
 	for (n = 0;; n++) {
 		if (n > gs->max_retries) {
 			error = co_error_set(
@@ -223,13 +231,14 @@ static int gs_attempts(co_git_store *gs, const char *what, gs_attempt_fn attempt
 		if (gs->url) {
 			if ((error = co_git__remote_lock(gs)) < 0)
 				break;
-			error = co_git__fetch_locked(gs, repo);
-			if (error == 0)
-				error = attempt(gs, repo, ctx);
+			if ((error = gs_write_repo(gs)) == 0 &&
+			    (error = co_git__fetch_locked(gs, gs->write_repo)) == 0)
+				error = attempt(gs, gs->write_repo, ctx);
 			co_git__remote_unlock(gs);
 		} else {
 			co_git__write_turn(gs);
-			error = attempt(gs, repo, ctx);
+			if ((error = gs_write_repo(gs)) == 0)
+				error = attempt(gs, gs->write_repo, ctx);
 			co_git__write_done(gs);
 		}
 		if (error != 1)
@@ -237,7 +246,6 @@ static int gs_attempts(co_git_store *gs, const char *what, gs_attempt_fn attempt
 		atomic_fetch_add_explicit(&gs->ref_races, 1, memory_order_relaxed);
 		co_git__backoff(n);
 	}
-	co_git__repo_give(gs, repo);
 	return error;
 }
 
