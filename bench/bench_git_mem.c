@@ -12,10 +12,10 @@
  *
  * Usage: bench_git_mem [seconds_per_n [n ...]]   default 5 s; 2500 20000 100000
  */
+#include "bench_seed.h"
 #include "core/error.h"
 #include "core/record.h"
 #include "harness/harness.h"
-#include "migrate/migrate_internal.h"
 #include "store/git_store.h"
 
 #include <malloc.h>
@@ -46,40 +46,6 @@ static size_t heap_in_use(void)
 	struct mallinfo2 mi = mallinfo2();
 
 	return mi.uordblks + mi.hblkhd;
-}
-
-static int seed(const char *repo, size_t n)
-{
-	co_git_batch *g = NULL;
-	co_git_batch_item *items = calloc(n, sizeof(*items));
-	co_record **recs = calloc(n, sizeof(*recs));
-	size_t i, w = 0;
-	int error = -1;
-
-	if (!items || !recs)
-		goto done;
-	for (i = 0; i < n; i++) {
-		char id[32];
-
-		snprintf(id, sizeof(id), "M%07zu", i);
-		if (co_record_new(&recs[i], CO_KIND_TASK, id) < 0 ||
-		    co_record_set_metadata(recs[i], "{\"title\":\"benchmark task\"}") < 0)
-			goto done;
-		recs[i]->rev = 1;
-		recs[i]->created_at = recs[i]->updated_at = 1790000000;
-		items[i].r = recs[i];
-	}
-	if (co_git_batch_open(&g, repo, "main") < 0 ||
-	    co_git_batch_write(&w, g, items, n, "bench-seed") < 0 || w != n)
-		goto done;
-	error = 0;
-done:
-	co_git_batch_free(g);
-	for (i = 0; recs && i < n; i++)
-		co_record_free(recs[i]);
-	free(recs);
-	free(items);
-	return error;
 }
 
 static void task_id(char *out, size_t len, unsigned *seedp)
@@ -139,7 +105,8 @@ static int run_one(size_t n, double secs)
 	int i, rc = -1;
 
 	n_tasks = n;
-	if (co_test_git_repo_new(repo, sizeof(repo)) < 0 || seed(repo, n) < 0) {
+	if (co_test_git_repo_new(repo, sizeof(repo)) < 0 ||
+	    co_bench_seed_git(repo, n, "M") < 0) {
 		fprintf(stderr, "bench_git_mem: seeding %zu tasks failed: %s\n", n,
 			co_error_last());
 		return -1;

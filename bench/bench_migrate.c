@@ -7,10 +7,10 @@
  * everything equal and writes nothing.  Prints time, records/s and the peak
  * RSS of the process.  Usage: bench_migrate [N] (default 100000).
  */
+#include "bench_seed.h"
 #include "core/error.h"
 #include "harness/harness.h"
 #include "migrate/migrate.h"
-#include "migrate/migrate_internal.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,40 +32,6 @@ static long peak_rss_kib(void)
 
 	getrusage(RUSAGE_SELF, &ru);
 	return ru.ru_maxrss;
-}
-
-static int seed(const char *repo, size_t n)
-{
-	co_git_batch *g = NULL;
-	co_git_batch_item *items = calloc(n, sizeof(*items));
-	co_record **recs = calloc(n, sizeof(*recs));
-	size_t i, w = 0;
-	int error = -1;
-
-	if (!items || !recs)
-		goto done;
-	for (i = 0; i < n; i++) {
-		char id[32];
-
-		snprintf(id, sizeof(id), "B%07zu", i);
-		if (co_record_new(&recs[i], CO_KIND_TASK, id) < 0 ||
-		    co_record_set_metadata(recs[i], "{\"title\":\"benchmark task\"}") < 0)
-			goto done;
-		recs[i]->rev = 1;
-		recs[i]->created_at = recs[i]->updated_at = 1790000000;
-		items[i].r = recs[i];
-	}
-	if (co_git_batch_open(&g, repo, "main") < 0 ||
-	    co_git_batch_write(&w, g, items, n, "bench-seed") < 0 || w != n)
-		goto done;
-	error = 0;
-done:
-	co_git_batch_free(g);
-	for (i = 0; recs && i < n; i++)
-		co_record_free(recs[i]);
-	free(recs);
-	free(items);
-	return error;
 }
 
 int main(int argc, char **argv)
@@ -93,7 +59,7 @@ int main(int argc, char **argv)
 	mo.etcd = &eo;
 	mo.state_dir = st;
 	t0 = now_s();
-	if (seed(repo, n) < 0) {
+	if (co_bench_seed_git(repo, n, "B") < 0) {
 		fprintf(stderr, "bench: seeding git failed: %s\n", co_error_last());
 		goto done;
 	}
