@@ -78,7 +78,8 @@ typedef struct co_git_store {
 	git_repository *write_repo;
 
 	/* The head's file index (git_index.c): ix, built through ix_repo,
-	 * both guarded by ix_mu. */
+	 * both guarded by ix_mu (a snapshot's count is atomic: readers give
+	 * theirs back without the lock). */
 	pthread_mutex_t ix_mu;
 	struct co_git__index *ix;
 	git_repository *ix_repo;
