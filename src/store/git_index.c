@@ -48,7 +48,7 @@ struct gs_ixdir {
 struct co_git__index {
 	git_oid head; /* zero with exists = 0: the branch is unborn */
 	int exists;
-	atomic_int refs; /* the store's, and each reader's */
+	atomic_int refs;	 /* the store's, and each reader's */
 	struct gs_ixdir dirs[2]; /* [0] tasks/, [1] swarms/ */
 };
 
@@ -67,7 +67,8 @@ static void ix_free(struct co_git__index *ix)
 
 static int ent_cmp(const void *a, const void *b)
 {
-	return strcmp(((const struct gs_ixent *)a)->name, ((const struct gs_ixent *)b)->name);
+	return strcmp(((const struct gs_ixent *)a)->name,
+		      ((const struct gs_ixent *)b)->name);
 }
 
 /* Copy the entries of `root`'s directory `dname` into *dir (none: empty). */
@@ -82,7 +83,8 @@ static int ix_dir(struct gs_ixdir *dir, co_git_store *gs, git_repository *repo,
 	if (!te || git_tree_entry_type(te) != GIT_OBJECT_TREE)
 		return 0; /* as a lookup by path finds nothing there */
 	if (git_tree_lookup(&sub, repo, git_tree_entry_id(te)) < 0)
-		return co_git__fail(CO_EUNAVAIL, "git repo %s: read %s/", gs->repo, dname);
+		return co_git__fail(CO_EUNAVAIL, "git repo %s: read %s/", gs->repo,
+				    dname);
 	n = git_tree_entrycount(sub);
 	for (i = 0; i < n; i++)
 		bytes += strlen(git_tree_entry_name(git_tree_entry_byindex(sub, i))) + 1;
@@ -114,28 +116,30 @@ static int ix_dir(struct gs_ixdir *dir, co_git_store *gs, git_repository *repo,
 	return 0;
 }
 
-/* A new snapshot of the branch as it is now, read through gs->ix_repo. */
-static int ix_build(struct co_git__index **out, co_git_store *gs)
+/* A new snapshot of commit `head` (exists = 0: the branch is unborn), read
+ * through gs->ix_repo (open). */
+static int ix_build(struct co_git__index **out, co_git_store *gs, const git_oid *head,
+		    int exists)
 {
 	struct co_git__index *ix = calloc(1, sizeof(*ix));
 	git_commit *commit = NULL;
 	git_tree *root = NULL;
-	int error;
+	int error = 0;
 
 	*out = NULL;
 	if (!ix)
 		return co_error_set(CO_ENOMEM, "out of memory");
-	if (!gs->ix_repo && (error = co_git__repo_open(&gs->ix_repo, gs)) < 0)
-		goto fail;
-	if ((error = co_git__head_tree(&commit, &root, &ix->head, &ix->exists, gs,
-				       gs->ix_repo)) < 0)
-		goto fail;
-	if (ix->exists &&
-	    ((error = ix_dir(&ix->dirs[0], gs, gs->ix_repo, root,
-			     co_kind_dir(CO_KIND_TASK))) < 0 ||
-	     (error = ix_dir(&ix->dirs[1], gs, gs->ix_repo, root,
-			     co_kind_dir(CO_KIND_SWARM))) < 0))
-		goto fail;
+	ix->exists = exists;
+	if (exists) {
+		git_oid_cpy(&ix->head, head);
+		if ((error = co_git__commit_tree(&commit, &root, head, gs, gs->ix_repo)) <
+			0 ||
+		    (error = ix_dir(&ix->dirs[0], gs, gs->ix_repo, root,
+				    co_kind_dir(CO_KIND_TASK))) < 0 ||
+		    (error = ix_dir(&ix->dirs[1], gs, gs->ix_repo, root,
+				    co_kind_dir(CO_KIND_SWARM))) < 0)
+			goto fail;
+	}
 	git_tree_free(root);
 	git_commit_free(commit);
 	if (ix->dirs[0].n + ix->dirs[1].n > IX_REPO_KEEP_MAX) {
@@ -186,7 +190,7 @@ int co_git__index_take(struct co_git__index **out, co_git_store *gs, const git_o
 		if (!ix_is(ix, &now, now_exists)) {
 			struct co_git__index *fresh = NULL;
 
-			if ((error = ix_build(&fresh, gs)) < 0)
+			if ((error = ix_build(&fresh, gs, &now, now_exists)) < 0)
 				goto done;
 			ix_unref(ix);
 			gs->ix = ix = fresh;
@@ -213,9 +217,8 @@ void co_git__index_drop(co_git_store *gs)
 	gs->ix_repo = NULL;
 }
 
-const git_oid *co_git__index_head(const struct co_git__index *ix, int *exists)
+const git_oid *co_git__index_head(const struct co_git__index *ix)
 {
-	*exists = ix->exists;
 	return &ix->head;
 }
 
@@ -231,8 +234,8 @@ int co_git__index_lookup(git_oid *blob, int *found, co_git_store *gs,
 	if (!e)
 		return 0;
 	if (e->type != GIT_OBJECT_BLOB)
-		return co_error_set(CO_EINVAL, "git repo %s: %s/%s is not a file", gs->repo,
-				    co_kind_dir(kind), file);
+		return co_error_set(CO_EINVAL, "git repo %s: %s/%s is not a file",
+				    gs->repo, co_kind_dir(kind), file);
 	git_oid_cpy(blob, &e->id);
 	*found = 1;
 	return 0;

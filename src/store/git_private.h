@@ -155,8 +155,8 @@ int co_git__index_take(co_git__index **out, co_git_store *gs, const git_oid *hea
 void co_git__index_give(co_git_store *gs, co_git__index *ix);
 /* The store's own snapshot and repository, at free (no reader left). */
 void co_git__index_drop(co_git_store *gs);
-/* The commit the index is of; *exists = 0 for an unborn branch. */
-const git_oid *co_git__index_head(const co_git__index *ix, int *exists);
+/* The commit the index is of (a zero id for an unborn branch). */
+const git_oid *co_git__index_head(const co_git__index *ix);
 /* The blob id of <kind dir>/<file> (*found = 0 when absent); CO_EINVAL
  * when that path is not a regular file. */
 int co_git__index_lookup(git_oid *blob, int *found, co_git_store *gs,
@@ -207,6 +207,11 @@ int co_git__net_timeout_ms(void);
 
 /* Head commit of the branch; *exists = 0 (and a zero id) when it is unborn. */
 int co_git__head(git_oid *out, int *exists, co_git_store *gs, git_repository *repo);
+
+/* Commit `id` and its tree (*commit owned by the caller, *tree too);
+ * CO_EUNAVAIL naming the commit, both NULL, when either cannot be read. */
+int co_git__commit_tree(git_commit **commit, git_tree **tree, const git_oid *id,
+			co_git_store *gs, git_repository *repo);
 
 /* Head commit and its tree (both NULL on an unborn branch). */
 int co_git__head_tree(git_commit **commit, git_tree **tree, git_oid *head, int *exists,

@@ -34,20 +34,17 @@ int co_git__head(git_oid *out, int *exists, co_git_store *gs, git_repository *re
 	return 0;
 }
 
-/* Head commit and its tree (both NULL on an unborn branch). */
-int co_git__head_tree(git_commit **commit, git_tree **tree, git_oid *head, int *exists,
-		      co_git_store *gs, git_repository *repo)
+int co_git__commit_tree(git_commit **commit, git_tree **tree, const git_oid *id,
+			co_git_store *gs, git_repository *repo)
 {
 	char hex[GIT_OID_HEXSZ + 1];
 	int error;
 
 	*commit = NULL;
 	*tree = NULL;
-	if ((error = co_git__head(head, exists, gs, repo)) < 0 || !*exists)
-		return error;
-	if (git_commit_lookup(commit, repo, head) < 0 ||
+	if (git_commit_lookup(commit, repo, id) < 0 ||
 	    git_commit_tree(tree, *commit) < 0) {
-		git_oid_tostr(hex, sizeof(hex), head);
+		git_oid_tostr(hex, sizeof(hex), id);
 		error = co_git__fail(CO_EUNAVAIL, "git repo %s: read commit %s", gs->repo,
 				     hex);
 		git_commit_free(*commit);
@@ -55,6 +52,19 @@ int co_git__head_tree(git_commit **commit, git_tree **tree, git_oid *head, int *
 		return error;
 	}
 	return 0;
+}
+
+/* Head commit and its tree (both NULL on an unborn branch). */
+int co_git__head_tree(git_commit **commit, git_tree **tree, git_oid *head, int *exists,
+		      co_git_store *gs, git_repository *repo)
+{
+	int error;
+
+	*commit = NULL;
+	*tree = NULL;
+	if ((error = co_git__head(head, exists, gs, repo)) < 0 || !*exists)
+		return error;
+	return co_git__commit_tree(commit, tree, head, gs, repo);
 }
 
 /* Parse a blob as the record of kind/id (id NULL: any id); CO_EINVAL names
@@ -167,13 +177,13 @@ int co_git__get(co_record **out, co_version *ver, void *impl, co_kind kind,
 	co_git__index *ix = NULL;
 	co_record *r = NULL;
 	git_oid blob;
-	char path[CO_ID_MAX + 16], file[CO_ID_MAX + 8];
-	int exists, found, error;
+	char path[CO_ID_MAX + 16];
+	const char *file = path + strlen(co_kind_dir(kind)) + 1; /* "<id>.json" */
+	int found, error;
 
 	ver->v[0] = '\0';
 	if ((error = co_git__path(path, sizeof(path), kind, id)) < 0)
 		return error;
-	snprintf(file, sizeof(file), "%s.json", id);
 	if ((error = co_git__repo_take(&repo, gs)) < 0)
 		return error;
 	/* The file's blob id from the head's shared index (git_index.c), not
@@ -186,8 +196,8 @@ int co_git__get(co_record **out, co_version *ver, void *impl, co_kind kind,
 				     co_kind_name(kind), id, gs->repo);
 		goto done;
 	}
-	if ((error = co_git__parse_blob(&r, gs, repo, &blob, path,
-					co_git__index_head(ix, &exists), kind, id)) < 0)
+	if ((error = co_git__parse_blob(&r, gs, repo, &blob, path, co_git__index_head(ix),
+					kind, id)) < 0)
 		goto done;
 	git_oid_tostr(ver->v, sizeof(ver->v), &blob);
 	*out = r;
@@ -206,7 +216,7 @@ int co_git__list(co_record_list *out, void *impl, co_kind kind)
 	git_repository *repo = NULL;
 	co_git__index *ix = NULL;
 	const char *dname = co_kind_dir(kind);
-	int exists, error;
+	int error;
 	size_t i, n;
 
 	if ((error = co_git__repo_take(&repo, gs)) < 0)
@@ -225,8 +235,7 @@ int co_git__list(co_record_list *out, void *impl, co_kind kind)
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", dname, name);
 		if ((error = co_git__parse_blob(&r, gs, repo, blob, path,
-						co_git__index_head(ix, &exists), kind,
-						id)) < 0)
+						co_git__index_head(ix), kind, id)) < 0)
 			goto done;
 		if ((error = co_record_list_push(&l, r)) < 0) {
 			co_record_free(r);

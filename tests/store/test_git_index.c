@@ -238,10 +238,11 @@ static void sixteen_readers_racing_a_writer_never_go_backwards(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test_setup_teardown(a_get_sees_every_head_whoever_moved_the_branch,
-					    setup, teardown),
 	    cmocka_unit_test_setup_teardown(
-		a_plain_git_commit_is_seen_and_a_directory_is_not_a_file, setup, teardown),
+		a_get_sees_every_head_whoever_moved_the_branch, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		a_plain_git_commit_is_seen_and_a_directory_is_not_a_file, setup,
+		teardown),
 	    cmocka_unit_test_setup_teardown(
 		sixteen_readers_racing_a_writer_never_go_backwards, setup, teardown),
 	};
