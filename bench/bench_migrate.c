@@ -1,17 +1,26 @@
 /*
- * bench_migrate.c - backfill of 100k records git -> etcd, and the rerun.
+ * bench_migrate.c - backfill of 100k records git -> etcd, and the rerun,
+ * beside the floor of raw bulk puts.
  *
  * Starts its own etcd (harness) and bare repo, writes N task records into
  * git in one commit, then times co_migrate_backfill() (the work behind
  * `cutover migrate`) twice: the first copies everything, the second finds
- * everything equal and writes nothing.  Prints time, records/s and the peak
- * RSS of the process.  Usage: bench_migrate [N] (default 100000).
+ * everything equal and writes nothing.  Around the first, the floor (issue
+ * 15 point 6): the same N records, as the same JSON, put into etcd under a
+ * prefix of their own by raw gateway txns of CO_ETCD_BATCH_MAX puts each
+ * (no compares, nothing read), once before the backfill and once after, so
+ * that a growing etcd favours neither.  Prints time, records/s, the
+ * backfill's phases (read both stores and plan, write, verify: from its
+ * progress callback), the ratios to the floor and the peak RSS of the
+ * process.  Usage: bench_migrate [N] (default 100000).
  */
+#include "bench_raw.h"
 #include "bench_seed.h"
 #include "core/error.h"
 #include "harness/harness.h"
 #include "migrate/migrate.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +35,114 @@ static double now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/*
+ * The floor: N records as bench_seed.h writes them, under `prefix`, in raw
+ * txns of `per` puts, on `conns` kept-alive connections at once (thread t
+ * sends batches t, t + conns, ...).  Seconds, or -1.
+ */
+typedef struct floor_job {
+	const char *endpoint, *prefix;
+	size_t n, per, conns, t;
+	int failed;
+} floor_job;
+
+static void *floor_main(void *arg)
+{
+	floor_job *j = arg;
+	raw r;
+	size_t b, cap = 1 << 20, len;
+	char *body = malloc(cap);
+
+	j->failed = 1;
+	if (body == NULL || raw_open(&r, j->endpoint) < 0) {
+		free(body);
+		return NULL;
+	}
+	for (b = j->t; b * j->per < j->n; b += j->conns) {
+		size_t i = b * j->per, k;
+
+		len = (size_t)snprintf(body, cap, "{\"success\":[");
+		for (k = 0; k < j->per && i < j->n; k++, i++) {
+			co_record *rec = NULL;
+			char id[32], key[96], *json = NULL, *bk = NULL, *bv = NULL;
+
+			snprintf(id, sizeof(id), "B%07zu", i);
+			snprintf(key, sizeof(key), "%stasks/%s", j->prefix, id);
+			if (co_record_new(&rec, CO_KIND_TASK, id) < 0 ||
+			    co_record_set_metadata(rec, "{\"title\":\"benchmark task\"}") < 0) {
+				co_record_free(rec);
+				goto fail;
+			}
+			rec->rev = 1;
+			rec->created_at = rec->updated_at = 1790000000;
+			json = co_record_to_json(rec, 0);
+			co_record_free(rec);
+			bk = b64(key);
+			bv = json ? b64(json) : NULL;
+			if (bk && bv && len + strlen(bk) + strlen(bv) + 64 < cap)
+				len += (size_t)snprintf(
+				    body + len, cap - len,
+				    "%s{\"request_put\":{\"key\":\"%s\",\"value\":\"%s\"}}",
+				    k ? "," : "", bk, bv);
+			else
+				len = 0;
+			free(json);
+			free(bk);
+			free(bv);
+			if (len == 0)
+				goto fail;
+		}
+		snprintf(body + len, cap - len, "]}");
+		if (raw_post(&r, "/v3/kv/txn", body) < 0)
+			goto fail;
+	}
+	j->failed = 0;
+fail:
+	raw_close(&r);
+	free(body);
+	return NULL;
+}
+
+static double floor_put(const char *endpoint, const char *prefix, size_t n, size_t per,
+			size_t conns)
+{
+	floor_job jobs[8];
+	pthread_t th[8];
+	size_t t, started = 0;
+	double t0 = now_s();
+	int failed = 0;
+
+	if (conns > 8)
+		conns = 8;
+	for (t = 0; t < conns; t++) {
+		jobs[t] = (floor_job){endpoint, prefix, n, per, conns, t, 1};
+		if (pthread_create(&th[t], NULL, floor_main, &jobs[t]) != 0)
+			break;
+		started++;
+	}
+	for (t = 0; t < started; t++) {
+		pthread_join(th[t], NULL);
+		failed |= jobs[t].failed;
+	}
+	return failed || started < conns ? -1 : now_s() - t0;
+}
+
+/* The backfill's phases, from its progress callback. */
+typedef struct phases {
+	double start, write, verify;
+} phases;
+
+static void on_progress(void *ud, const char *phase, size_t done, size_t total)
+{
+	phases *p = ud;
+
+	(void)total;
+	if (strcmp(phase, "write") == 0 && done == 0 && p->write == 0)
+		p->write = now_s();
+	if (strcmp(phase, "verify") == 0 && done == 0 && p->verify == 0)
+		p->verify = now_s();
+}
+
 static long peak_rss_kib(void)
 {
 	struct rusage ru;
@@ -37,13 +154,15 @@ static long peak_rss_kib(void)
 int main(int argc, char **argv)
 {
 	size_t n = argc > 1 ? (size_t)strtoul(argv[1], NULL, 10) : 100000;
+	size_t conns = getenv("BENCH_FLOOR_CONNS") ? strtoul(getenv("BENCH_FLOOR_CONNS"), NULL, 10) : 1;
 	co_test_etcd etcd;
 	char repo[256], st[256];
 	const char *ep[1];
 	co_etcd_opts eo = CO_ETCD_OPTS_INIT;
 	co_migrate_opts mo = CO_MIGRATE_OPTS_INIT;
 	co_migrate_stats s;
-	double t0, t1;
+	phases ph = {0, 0, 0};
+	double t0, t1, f1, f2, fl;
 	int rc = 1;
 
 	memset(&etcd, 0, sizeof(etcd));
@@ -65,17 +184,43 @@ int main(int argc, char **argv)
 	}
 	printf("seed: %zu records into git in one commit: %.2f s\n", n, now_s() - t0);
 
-	t0 = now_s();
+	if ((f1 = floor_put(etcd.endpoint, "/floor1/", n, CO_ETCD_BATCH_MAX, conns)) < 0) {
+		fprintf(stderr, "bench: the floor's puts failed\n");
+		goto done;
+	}
+	printf("floor, before: %zu records in raw txns of %d puts on %zu connection(s): %.2f s, "
+	       "%.0f records/s\n",
+	       n, CO_ETCD_BATCH_MAX, conns, f1, (double)n / f1);
+
+	mo.progress = on_progress;
+	mo.ud = &ph;
+	t0 = ph.start = now_s();
 	if (co_migrate_backfill(&s, &mo) < 0) {
 		fprintf(stderr, "bench: backfill failed: %s\n", co_error_last());
 		goto done;
 	}
 	t1 = now_s();
+	mo.progress = NULL;
 	printf("backfill git->etcd: %zu records written in %zu txns, %.2f s, %.0f records/s, "
 	       "verified %zu/%zu\n",
 	       s.written, s.batches, t1 - t0, (double)s.written / (t1 - t0), s.verified_equal,
 	       s.verified_total);
+	if (ph.write > 0 && ph.verify > 0)
+		printf("  phases: read both stores and plan %.2f s, write %.2f s, verify %.2f s\n",
+		       ph.write - t0, ph.verify - ph.write, t1 - ph.verify);
 	printf("peak RSS after backfill: %ld MiB\n", peak_rss_kib() / 1024);
+
+	if ((f2 = floor_put(etcd.endpoint, "/floor2/", n, CO_ETCD_BATCH_MAX, conns)) < 0) {
+		fprintf(stderr, "bench: the floor's puts failed\n");
+		goto done;
+	}
+	fl = (f1 + f2) / 2;
+	printf("floor, after: %.2f s, %.0f records/s; mean of the two %.2f s\n", f2,
+	       (double)n / f2, fl);
+	printf("backfill / floor: %.2fx (issue 15 target <= 1.5x: %s)\n", (t1 - t0) / fl,
+	       (t1 - t0) / fl <= 1.5 ? "met" : "NOT met");
+	if (ph.write > 0 && ph.verify > 0)
+		printf("  its write phase alone / floor: %.2fx\n", (ph.verify - ph.write) / fl);
 
 	t0 = now_s();
 	if (co_migrate_backfill(&s, &mo) < 0) {

@@ -171,33 +171,6 @@ static int open_etcd_store(co_store **s, const co_migrate_opts *o)
 	return co_etcd_store_open(s, o->etcd);
 }
 
-/* One etcd batch; on a lost compare, one record at a time through the store. */
-static int flush_etcd(size_t *written, co_etcd_batch *eb, co_store **es,
-		      const co_migrate_opts *o, const co_record **recs, const char **vers,
-		      const int *drop, size_t n)
-{
-	size_t i;
-	int error, applied;
-
-	if (n == 0)
-		return 0;
-	error = co_etcd_batch_put(eb, recs, vers, drop, n);
-	if (error == 0) {
-		*written += n;
-		return 0;
-	}
-	if (error != CO_ERETRY)
-		return error;
-	if ((error = open_etcd_store(es, o)) < 0)
-		return error;
-	for (i = 0; i < n; i++) {
-		if ((error = co_store_put_if_newer(*es, recs[i], &applied)) < 0)
-			return error;
-		*written += applied ? 1 : 0;
-	}
-	return 0;
-}
-
 typedef struct plan {
 	const co_mig_rec **src; /* what to write */
 	const co_mig_rec **tgt; /* what the target held (NULL = absent) */
@@ -216,66 +189,90 @@ static int ckpt_set(co_state *st, const char *name, const char *marker,
 	return co_state_checkpoint_set(st, name, val);
 }
 
-static int write_etcd(co_migrate_stats *stats, co_etcd_batch *eb, co_state *st,
-		      const char *ckname, const char *marker, const co_migrate_opts *o,
-		      const plan *p)
-{
-	const co_record *recs[CO_ETCD_BATCH_MAX];
-	const char *vers[CO_ETCD_BATCH_MAX];
-	int drop[CO_ETCD_BATCH_MAX];
-	co_store *es = NULL;
-	size_t i, n = 0, bytes = 0, since_ckpt = 0;
-	int64_t now = co_time_now();
-	int error = 0, applied;
+/* What a retired batch moves: the counts, and every CKPT_EVERY records the
+ * checkpoint (everything up to the batch's last record is written). */
+typedef struct etcd_progress {
+	co_migrate_stats *stats;
+	co_state *st;
+	const char *ckname, *marker;
+	const co_migrate_opts *o;
+	size_t since_ckpt, done, total;
+} etcd_progress;
 
+static int on_retired(void *ud, const co_record *last, size_t n, size_t written)
+{
+	etcd_progress *ep = ud;
+
+	ep->stats->written += written;
+	ep->stats->batches++;
+	ep->since_ckpt += n;
+	ep->done += n;
+	if (ep->since_ckpt >= CKPT_EVERY) {
+		int error = ckpt_set(ep->st, ep->ckname, ep->marker, last);
+
+		if (error < 0)
+			return error;
+		ep->since_ckpt = 0;
+	}
+	progress(ep->o, "write", ep->done, ep->total);
+	return 0;
+}
+
+/*
+ * The plan's records in batches of at most CO_ETCD_BATCH_MAX (and a byte
+ * budget), CO_MIG_WRITERS of them in flight (etcd_writers.c).  A live claim
+ * with a TTL needs its lease, which the store attaches: the batches before
+ * it are written first, then it goes through the store on its own.
+ */
+static int write_etcd(co_migrate_stats *stats, co_state *st, const char *ckname,
+		      const char *marker, const co_migrate_opts *o, const plan *p)
+{
+	etcd_progress ep = {stats, st, ckname, marker, o, 0, 0, p->n};
+	co_mig_writers *w = NULL;
+	co_mig_job job;
+	co_store *es = NULL;
+	size_t i, bytes = 0;
+	int64_t now = co_time_now();
+	int error, applied;
+
+	job.n = 0;
+	if ((error = co_mig__writers_open(&w, o->etcd, CO_MIG_WRITERS, on_retired, &ep)) < 0)
+		return error;
 	for (i = 0; i < p->n; i++) {
 		const co_record *r = p->src[i]->r, *old = p->tgt[i] ? p->tgt[i]->r : NULL;
 		size_t sz = strlen(r->metadata) + 512;
 
-		/* A live claim with a TTL needs its lease: the store attaches it. */
 		if (r->kind == CO_KIND_TASK && r->status == CO_STATUS_CLAIMED &&
 		    r->claim_expires_at > now) {
-			if ((error = flush_etcd(&stats->written, eb, &es, o, recs, vers,
-						drop, n)) < 0 ||
+			if ((error = co_mig__writers_submit(w, &job)) < 0 ||
+			    (error = co_mig__writers_drain(w)) < 0 ||
 			    (error = open_etcd_store(&es, o)) < 0 ||
 			    (error = co_store_put_if_newer(es, r, &applied)) < 0)
 				goto done;
-			stats->batches += n ? 2 : 1;
+			stats->batches++;
 			stats->written += applied ? 1 : 0;
-			n = bytes = 0;
-		} else {
-			if (n == CO_ETCD_BATCH_MAX ||
-			    (n > 0 && bytes + sz > CO_ETCD_BATCH_BYTES)) {
-				if ((error = flush_etcd(&stats->written, eb, &es, o, recs,
-							vers, drop, n)) < 0)
-					goto done;
-				stats->batches++;
-				since_ckpt += n;
-				/* Everything up to recs[n - 1] is written now. */
-				if (since_ckpt >= CKPT_EVERY) {
-					if ((error = ckpt_set(st, ckname, marker,
-							      recs[n - 1])) < 0)
-						goto done;
-					since_ckpt = 0;
-				}
-				progress(o, "write", i, p->n);
-				n = bytes = 0;
-			}
-			recs[n] = r;
-			vers[n] = p->tgt[i] ? p->tgt[i]->ver : "";
-			drop[n] = old && old->kind == CO_KIND_TASK &&
-				  old->status == CO_STATUS_CLAIMED &&
-				  old->claim_expires_at > 0;
-			n++;
-			bytes += sz;
+			job.n = bytes = 0;
+			continue;
 		}
+		if (job.n == CO_ETCD_BATCH_MAX ||
+		    (job.n > 0 && bytes + sz > CO_ETCD_BATCH_BYTES)) {
+			if ((error = co_mig__writers_submit(w, &job)) < 0)
+				goto done;
+			job.n = bytes = 0;
+		}
+		job.recs[job.n] = r;
+		job.vers[job.n] = p->tgt[i] ? p->tgt[i]->ver : "";
+		job.drop[job.n] = old && old->kind == CO_KIND_TASK &&
+				  old->status == CO_STATUS_CLAIMED && old->claim_expires_at > 0;
+		job.n++;
+		bytes += sz;
 	}
-	if ((error = flush_etcd(&stats->written, eb, &es, o, recs, vers, drop, n)) < 0)
+	if ((error = co_mig__writers_submit(w, &job)) < 0 ||
+	    (error = co_mig__writers_drain(w)) < 0)
 		goto done;
-	if (n)
-		stats->batches++;
 	progress(o, "write", p->n, p->n);
 done:
+	co_mig__writers_free(w);
 	co_store_free(es);
 	return error;
 }
@@ -432,8 +429,9 @@ int co_migrate_backfill(co_migrate_stats *stats, const co_migrate_opts *o)
 		goto done;
 	}
 	if (p.n > 0) {
+		progress(o, "write", 0, p.n);
 		if (to_etcd)
-			error = write_etcd(stats, eb, st, ckname, marker, o, &p);
+			error = write_etcd(stats, st, ckname, marker, o, &p);
 		else
 			error =
 			    write_git(stats, gb, st, ckname, marker, o, &p, "migrate");

@@ -76,6 +76,52 @@ int co_etcd_batch_revision(int64_t *out, co_etcd_batch *b);
 int co_etcd_batch_put(co_etcd_batch *b, const co_record *const *recs,
 		      const char *const *vers, const int *drop_claim, size_t n);
 
+/* ---- the backfill's etcd batches, several in flight (etcd_writers.c) ---- */
+
+/* Connections a backfill writes etcd on; at most CO_MIG_WRITERS_MAX. */
+#define CO_MIG_WRITERS 4
+#define CO_MIG_WRITERS_MAX 8
+
+/* One batch for co_etcd_batch_put(); the records are the caller's and must
+ * outlive the batch's retirement. */
+typedef struct co_mig_job {
+	const co_record *recs[CO_ETCD_BATCH_MAX];
+	const char *vers[CO_ETCD_BATCH_MAX];
+	int drop[CO_ETCD_BATCH_MAX];
+	size_t n;
+} co_mig_job;
+
+/* Called on the caller's thread (inside submit or drain) for each batch
+ * written, in the order they were handed in: its last record, its size and
+ * how many records it wrote (fewer when a lost compare had it redone one
+ * record at a time).  A negative return stops the pool with that error. */
+typedef int (*co_mig_retired_fn)(void *ud, const co_record *last, size_t n,
+				 size_t written);
+
+typedef struct co_mig_writers co_mig_writers;
+
+/*
+ * Start n writer threads (1..CO_MIG_WRITERS_MAX), each with its own client
+ * on `etcd` (which must outlive the pool).  A batch whose compare fails is
+ * redone one record at a time through an etcd store (put_if_newer).
+ * CO_ENOMEM, CO_EINVAL (no endpoints), CO_EIO (no thread).
+ */
+int co_mig__writers_open(co_mig_writers **out, const co_etcd_opts *etcd, size_t n,
+			 co_mig_retired_fn retired, void *ud);
+
+/* Hand in a copy of `job`, waiting while every writer has one.  Returns
+ * the first failure of any batch so far (with its message), and then takes
+ * nothing more. */
+int co_mig__writers_submit(co_mig_writers *w, const co_mig_job *job);
+
+/* Wait until every batch handed in is written and retired; the first
+ * failure, if any. */
+int co_mig__writers_drain(co_mig_writers *w);
+
+/* Stop the threads (a batch running is finished first) and free; NULL is
+ * fine.  Batches still queued are dropped: drain first to keep them. */
+void co_mig__writers_free(co_mig_writers *w);
+
 /* ---- git: read a whole tree, write many files in one commit (git_batch.c) ---- */
 
 typedef struct co_git_batch co_git_batch;
