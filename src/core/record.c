@@ -15,6 +15,7 @@
 #include "error.h"
 #include "id.h"
 #include "list.h"
+#include "record_write.h"
 
 #include <cjson/cJSON.h>
 #include <stdlib.h>
@@ -392,10 +393,15 @@ static void add_opt_str(cJSON *o, const char *key, const char *s)
 
 char *co_record_to_json(const co_record *r, int pretty)
 {
-	cJSON *o = cJSON_CreateObject(), *meta;
+	cJSON *o, *meta;
 	char *text = NULL;
+	int done;
 
-	if (o == NULL)
+	/* The compact form, straight into a buffer (record_write.c); cJSON
+	 * below for the pretty one and for what that writer leaves to it. */
+	if (!pretty && (done = co_record__write_compact(&text, r)) <= 0)
+		return done == 0 ? text : NULL;
+	if ((o = cJSON_CreateObject()) == NULL)
 		return NULL;
 	meta = cJSON_Parse(r->metadata ? r->metadata : "{}");
 	if (meta == NULL)

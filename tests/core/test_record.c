@@ -10,6 +10,8 @@
 #include "core/error.h"
 #include "core/record.h"
 
+#include <cjson/cJSON.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -300,6 +302,91 @@ static void timestamps_outside_what_the_form_holds_are_refused(void **state)
 	co_record_free(r);
 }
 
+/* What the old printer gave for r's compact form: cJSON's compact print of
+ * the tree it builds for the pretty one. */
+static char *cjson_compact(const co_record *r)
+{
+	char *pretty = co_record_to_json(r, 1), *out;
+	cJSON *j = cJSON_Parse(pretty);
+
+	assert_non_null(j);
+	out = cJSON_PrintUnformatted(j);
+	cJSON_Delete(j);
+	free(pretty);
+	return out;
+}
+
+static void assert_compact_as_cjson(const co_record *r)
+{
+	char *mine = co_record_to_json(r, 0), *theirs = cjson_compact(r);
+
+	assert_non_null(mine);
+	assert_non_null(theirs);
+	assert_string_equal(mine, theirs);
+	free(mine);
+	free(theirs);
+}
+
+/*
+ * The compact form is written straight into a buffer (record_write.c); it
+ * must be byte for byte what cJSON printed, or every stored value would
+ * differ from what a store compared against.  Escapes, UTF-8, control
+ * bytes, revs at int's edge and past it, times at the form's bounds and
+ * before 1970, empty and null fields, swarms, metadata of every JSON type.
+ */
+static void compact_form_is_byte_for_byte_cjsons(void **state)
+{
+	static const char *const strs[] = {
+	    "", "plain", "q\"uote", "back\\slash", "tab\tnl\ncr\rbs\bff\f",
+	    "\x01\x1f\x7f", "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", "</script>",
+	};
+	static const int64_t revs[] = {1, 2, 2147483646, 2147483647, 2147483648LL,
+				       4294967296LL, 999999999999999LL, 1000000000000000LL,
+				       9007199254740993LL};
+	static const int64_t times[] = {0, 1, -1, 86399, 86400, -86400, 951782400 /* 2000-02-29 */,
+					1790000000, CO_TIME_MIN, CO_TIME_MAX, 4102444800LL,
+					CO_TIME_MAX + 1, CO_TIME_MIN - 1};
+	static const char *const metas[] = {
+	    "{}", "{\"b\":1,\"a\":[1,2.5,-0,1e300,true,false,null,\"x\\u00e9\\n\"]}",
+	    "{\"n\":{\"z\":{},\"y\":[],\"x\":0.1}}", "{\"big\":12345678901234567890}",
+	};
+	size_t i, k;
+
+	(void)state;
+	for (i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
+		co_record *t = NULL, *sw = NULL;
+
+		assert_int_equal(co_record_new(&t, CO_KIND_TASK, "P0.1"), 0);
+		assert_int_equal(co_record_new(&sw, CO_KIND_SWARM, "builders"), 0);
+		t->rev = sw->rev = revs[i % (sizeof(revs) / sizeof(revs[0]))];
+		free(t->type);
+		t->type = i ? strdup(strs[i]) : NULL;
+		t->owner = i % 2 ? strdup(strs[i]) : NULL;
+		t->status = (co_status)(i % 5);
+		assert_int_equal(co_strv_push(&t->blocked_by, strs[i]), 0);
+		assert_int_equal(co_strv_push(&t->blocked_by, "P0.2"), 0);
+		assert_int_equal(co_strv_push(&sw->capabilities, strs[i]), 0);
+		assert_int_equal(co_record_set_metadata(t, metas[i % 4]), 0);
+		assert_int_equal(co_record_set_metadata(sw, metas[(i + 1) % 4]), 0);
+		assert_compact_as_cjson(t);
+		assert_compact_as_cjson(sw);
+		for (k = 0; k < sizeof(revs) / sizeof(revs[0]); k++) {
+			t->rev = sw->rev = revs[k];
+			assert_compact_as_cjson(t);
+			assert_compact_as_cjson(sw);
+		}
+		for (k = 0; k < sizeof(times) / sizeof(times[0]); k++) {
+			t->created_at = t->updated_at = sw->registered_at = times[k];
+			t->claim_expires_at = times[(k + 3) % (sizeof(times) / sizeof(times[0]))];
+			sw->updated_at = times[k];
+			assert_compact_as_cjson(t);
+			assert_compact_as_cjson(sw);
+		}
+		co_record_free(t);
+		co_record_free(sw);
+	}
+}
+
 static void strv_split_trims_and_skips_empty(void **state)
 {
 	co_strv v = {0};
@@ -329,6 +416,7 @@ int main(void)
 	    cmocka_unit_test(timestamps_outside_what_the_form_holds_are_refused),
 	    cmocka_unit_test(timestamp_read_is_one_the_canonical_form_writes_back),
 	    cmocka_unit_test(strv_split_trims_and_skips_empty),
+	    cmocka_unit_test(compact_form_is_byte_for_byte_cjsons),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

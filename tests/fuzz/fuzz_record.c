@@ -9,7 +9,9 @@
  *     of which parses back to an equal record with the same canonical form;
  *   - co_git_form_build() of the compact form gives exactly the pretty form
  *     (a divergence here would make reconcile re-read every record);
- *   - co_git_form_build() of any input changes only whitespace.
+ *   - co_git_form_build() of any input changes only whitespace;
+ *   - the compact form, written straight into a buffer (record_write.c),
+ *     is byte for byte cJSON's compact print of the pretty form's tree.
  */
 #include "fuzz_util.h"
 
@@ -17,6 +19,7 @@
 #include "core/record.h"
 #include "reconcile/git_form.h"
 
+#include <cjson/cJSON.h>
 #include <stdint.h>
 
 static int is_ws(char c)
@@ -65,6 +68,16 @@ static void check_round_trip(const co_record *r, co_git_form *gf)
 		free(again_compact);
 		co_record_free(again);
 		again = NULL;
+	}
+	{
+		cJSON *tree = cJSON_Parse(pretty);
+		char *theirs = tree ? cJSON_PrintUnformatted(tree) : NULL;
+
+		if (theirs == NULL || strcmp(theirs, compact) != 0)
+			fuzz_fail("compact form is not cJSON's:\n%s\n%s", compact,
+				  theirs ? theirs : "(null)");
+		free(theirs);
+		cJSON_Delete(tree);
 	}
 	if (co_git_form_build(gf, compact, strlen(compact)) != 0)
 		fuzz_fail("git form refused a canonical value: %s", compact);
