@@ -323,6 +323,51 @@ static int verify(co_migrate_stats *stats, const co_mig_set *src, const co_mig_s
 	return 0;
 }
 
+struct verify_scan {
+	co_migrate_stats *stats;
+	const co_mig_set *src;
+};
+
+/* One etcd value against the source's record of its ID: equal when its
+ * bytes are the record's compact form (what a backfill writes), else
+ * parsed and compared; a value that does not parse is simply not equal. */
+static int verify_value(void *ctx, const co_scan_item *it)
+{
+	struct verify_scan *vs = ctx;
+	const co_mig_rec *s = co_mig__set_find(vs->src, it->kind, it->id);
+	co_record *r = NULL;
+	char *json;
+
+	if (!s || !it->raw)
+		return 0;
+	if ((json = co_record_to_json(s->r, 0)) == NULL)
+		return co_error_set(CO_ENOMEM, "out of memory");
+	if ((strlen(json) == it->len && memcmp(json, it->raw, it->len) == 0) ||
+	    (co_record_from_json(&r, it->raw, it->len) == 0 && co_record_equal(r, s->r)))
+		vs->stats->verified_equal++;
+	co_record_free(r);
+	free(json);
+	return 0;
+}
+
+/*
+ * Verification of a backfill into etcd: one bulk scan, each value compared
+ * as bytes with what was written, rather than every value parsed into a
+ * set and compared record by record (a third of a 100k backfill's time).
+ */
+static int verify_etcd(co_migrate_stats *stats, const co_mig_set *src, co_store **es,
+		       const co_migrate_opts *o)
+{
+	struct verify_scan vs = {stats, src};
+	int error;
+
+	stats->verified_total = src->n;
+	stats->verified_equal = 0;
+	if ((error = open_etcd_store(es, o)) < 0)
+		return error;
+	return co_store_scan(*es, verify_value, &vs);
+}
+
 int co_migrate_backfill(co_migrate_stats *stats, const co_migrate_opts *o)
 {
 	int to_etcd = o->direction == CO_MIGRATE_GIT_TO_ETCD;
@@ -447,9 +492,11 @@ int co_migrate_backfill(co_migrate_stats *stats, const co_migrate_opts *o)
 	progress(o, "verify", 0, src->n);
 	if (p.n == 0) {
 		verify(stats, src, tgt);
+	} else if (to_etcd) {
+		if ((error = verify_etcd(stats, src, &scan_es, o)) < 0)
+			goto done;
 	} else {
-		if ((error = to_etcd ? list_etcd(&after, NULL, eb, &scan_es, o)
-				     : list_git(&after, &i, gb)) < 0)
+		if ((error = list_git(&after, &i, gb)) < 0)
 			goto done;
 		verify(stats, src, &after);
 	}

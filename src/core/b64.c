@@ -24,6 +24,12 @@ char *co_b64_encode(const void *data, size_t len)
 	return out;
 }
 
+size_t co_b64_encode_into(char *out, const void *data, size_t len)
+{
+	return (size_t)EVP_EncodeBlock((unsigned char *)out, (const unsigned char *)data,
+				       (int)len);
+}
+
 char *co_b64_decode(const char *in, size_t *len)
 {
 	size_t n = strlen(in), pad = 0, i;

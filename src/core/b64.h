@@ -13,6 +13,11 @@
  * NULL on OOM or over INT_MAX / 4 * 3 bytes. */
 char *co_b64_encode(const void *data, size_t len);
 
+/* The same into `out`, which has room for (len + 2) / 3 * 4 + 1 bytes;
+ * returns the characters written (the NUL after them not counted).  len
+ * at most INT_MAX / 4 * 3. */
+size_t co_b64_encode_into(char *out, const void *data, size_t len);
+
 /*
  * Decode padded standard base64 into a malloc'd buffer with a NUL after
  * the bytes (caller frees); *len (may be NULL) their count.  NULL on OOM
