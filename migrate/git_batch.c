@@ -26,6 +26,7 @@
 #include "../src/core/error.h"
 
 #include <git2.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -142,13 +143,14 @@ int co_git_batch_head(char *hex, co_git_batch *g)
 	return 0;
 }
 
-static int parse_blob(co_record **out, co_git_batch *g, const git_oid *id)
+static int parse_blob(co_record **out, git_repository *repo, const char *path,
+		      const git_oid *id)
 {
 	git_blob *blob = NULL;
 	int error;
 
-	if (git_blob_lookup(&blob, g->repo, id) < 0)
-		return gfail(CO_EUNAVAIL, "git repo %s: read blob", g->path);
+	if (git_blob_lookup(&blob, repo, id) < 0)
+		return gfail(CO_EUNAVAIL, "git repo %s: read blob", path);
 	error = co_record_from_json(out, git_blob_rawcontent(blob),
 				    (size_t)git_blob_rawsize(blob));
 	git_blob_free(blob);
@@ -181,43 +183,144 @@ done:
 	return error;
 }
 
+/*
+ * The listing's blobs are read by LIST_READERS threads, each on a slice of
+ * the directory, once it holds LIST_PARALLEL_MIN files: a backfill of 100k
+ * loose objects spent most of its read phase in the kernel opening and
+ * reading them one by one, while etcd, not yet written to, left the other
+ * core idle.  Reader 0 is the caller on the batch's repository; the others
+ * open their own (a git_repository is not shared between threads).
+ */
+#define LIST_READERS 2
+#define LIST_PARALLEL_MIN 4096
+
+typedef struct list_part {
+	git_repository *repo; /* reader 0: the batch's; else its own */
+	const char *path;
+	co_kind kind;
+	const git_tree *sub;
+	const size_t *idx; /* tree entry indexes: this part's are [from, to) */
+	size_t from, to;
+	co_record **recs; /* per index: the record, NULL if it was not one */
+	size_t nbad;
+	char problem[512];
+	int error;
+	char msg[1024];
+} list_part;
+
+static void list_slice(list_part *p)
+{
+	size_t i;
+
+	for (i = p->from; i < p->to; i++) {
+		const git_tree_entry *e = git_tree_entry_byindex(p->sub, p->idx[i]);
+		const char *name = git_tree_entry_name(e);
+		size_t len = strlen(name) - 5;
+		co_record *r = NULL;
+		int error = parse_blob(&r, p->repo, p->path, git_tree_entry_id(e));
+
+		if (error == CO_EUNAVAIL || error == CO_ENOMEM) {
+			p->error = error;
+			snprintf(p->msg, sizeof(p->msg), "%s", co_error_last());
+			return;
+		}
+		if (error < 0 || r->kind != p->kind || strlen(r->id) != len ||
+		    strncmp(r->id, name, len) != 0) {
+			snprintf(p->problem, sizeof(p->problem), "%s/%s: %s",
+				 co_kind_dir(p->kind), name,
+				 error < 0 ? co_error_last() : "holds another record");
+			co_record_free(r);
+			p->nbad++;
+			continue;
+		}
+		p->recs[i] = r;
+	}
+}
+
+static void *list_main(void *arg)
+{
+	list_part *p = arg;
+
+	if (git_repository_open_bare(&p->repo, p->path) < 0) {
+		p->error = gfail(CO_EUNAVAIL, "git repo %s: cannot open", p->path);
+		snprintf(p->msg, sizeof(p->msg), "%s", co_error_last());
+		return NULL;
+	}
+	list_slice(p);
+	git_repository_free(p->repo);
+	return NULL;
+}
+
 int co_git_batch_list(co_mig_set *out, size_t *bad, co_git_batch *g, co_kind kind)
 {
 	git_commit *commit = NULL;
 	git_tree *sub = NULL;
 	git_oid head;
-	char hex[GIT_OID_HEXSZ + 1], id[256], problem[512] = "";
-	size_t i, n, nbad = 0;
+	list_part parts[LIST_READERS];
+	pthread_t th[LIST_READERS];
+	int started[LIST_READERS] = {0};
+	char hex[GIT_OID_HEXSZ + 1], problem[512] = "";
+	size_t *idx = NULL, i, k, n, m = 0, nparts, nbad = 0;
+	co_record **recs = NULL;
 	int exists, error;
 
+	memset(parts, 0, sizeof(parts));
 	if ((error = head_oid(&head, &exists, g)) < 0 ||
 	    (error = head_subtree(&sub, &commit, g, &head, exists, co_kind_dir(kind))) < 0)
 		goto done;
 	n = sub ? git_tree_entrycount(sub) : 0;
+	if (n && ((idx = malloc(n * sizeof(*idx))) == NULL ||
+		  (recs = calloc(n, sizeof(*recs))) == NULL)) {
+		error = co_error_set(CO_ENOMEM, "out of memory");
+		goto done;
+	}
+	/* The entries that can be records: "<id>.json" blobs. */
 	for (i = 0; i < n; i++) {
 		const git_tree_entry *e = git_tree_entry_byindex(sub, i);
 		const char *name = git_tree_entry_name(e);
 		size_t len = strlen(name);
-		co_record *r = NULL;
 
 		if (git_tree_entry_type(e) != GIT_OBJECT_BLOB || len <= 5 ||
-		    strcmp(name + len - 5, ".json") != 0 || len - 5 >= sizeof(id))
+		    strcmp(name + len - 5, ".json") != 0 || len - 5 >= 256)
 			continue;
-		memcpy(id, name, len - 5);
-		id[len - 5] = '\0';
-		if ((error = parse_blob(&r, g, git_tree_entry_id(e))) == CO_EUNAVAIL ||
-		    error == CO_ENOMEM)
-			goto done;
-		if (error < 0 || r->kind != kind || strcmp(r->id, id) != 0) {
-			snprintf(problem, sizeof(problem), "%s/%s: %s", co_kind_dir(kind), name,
-				 error < 0 ? co_error_last() : "holds another record");
-			co_record_free(r);
-			nbad++;
-			error = 0;
+		idx[m++] = i;
+	}
+	nparts = m >= LIST_PARALLEL_MIN ? LIST_READERS : 1;
+	for (k = 0; k < nparts; k++) {
+		parts[k] = (list_part){.repo = k ? NULL : g->repo,
+				       .path = g->path,
+				       .kind = kind,
+				       .sub = sub,
+				       .idx = idx,
+				       .from = m * k / nparts,
+				       .to = m * (k + 1) / nparts,
+				       .recs = recs};
+		if (k && pthread_create(&th[k], NULL, list_main, &parts[k]) == 0)
+			started[k] = 1;
+		else if (k)
+			list_main(&parts[k]); /* no thread: read it here, still on its own repo */
+	}
+	list_slice(&parts[0]);
+	for (k = 1; k < nparts; k++)
+		if (started[k])
+			pthread_join(th[k], NULL);
+	for (k = 0; k < nparts; k++) {
+		if (parts[k].error && !error)
+			error = co_error_set(parts[k].error, "%s", parts[k].msg);
+		nbad += parts[k].nbad;
+		if (parts[k].nbad)
+			memcpy(problem, parts[k].problem, sizeof(problem));
+	}
+	if (error < 0)
+		goto done;
+	for (i = 0; i < m; i++) {
+		if (recs[i] == NULL)
 			continue;
-		}
-		git_oid_tostr(hex, sizeof(hex), git_tree_entry_id(e));
-		if ((error = co_mig__set_push(out, r, hex)) < 0)
+		git_oid_tostr(hex, sizeof(hex),
+			      git_tree_entry_id(git_tree_entry_byindex(sub, idx[i])));
+		error = co_mig__set_push(out, recs[i], hex);
+		recs[i] = NULL; /* the set's now, or freed by the push */
+		if (error < 0)
 			goto done;
 	}
 	if (bad)
@@ -226,6 +329,10 @@ int co_git_batch_list(co_mig_set *out, size_t *bad, co_git_batch *g, co_kind kin
 		co_error_set(CO_EINVAL, "git repo %s: %zu unreadable file(s), last %s", g->path,
 			     nbad, problem);
 done:
+	for (i = 0; recs && i < m; i++)
+		co_record_free(recs[i]);
+	free(recs);
+	free(idx);
 	git_tree_free(sub);
 	git_commit_free(commit);
 	return error;
@@ -275,7 +382,7 @@ static int build(git_oid *commit_id, size_t *written, co_git_batch *g, const git
 				continue;
 		} else if (cur) {
 			co_record *old = NULL;
-			int rc = parse_blob(&old, g, git_tree_entry_id(cur));
+			int rc = parse_blob(&old, g->repo, g->path, git_tree_entry_id(cur));
 
 			if (rc == CO_EUNAVAIL || rc == CO_ENOMEM) {
 				error = rc;

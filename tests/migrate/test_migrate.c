@@ -401,6 +401,50 @@ static void legacy_commit(const char *work, const char *script)
 			 0);
 }
 
+/*
+ * A listing of more than LIST_PARALLEL_MIN (4096) files is read by two
+ * threads, each on half the directory (git_batch.c): the set must be the
+ * same as one reader's, in order, each record with its own blob id, and a
+ * bad file in either half counted and named.
+ */
+static void a_large_listing_read_in_parallel_is_whole_and_in_order(void **state)
+{
+	fx *f = *state;
+	char work[300], *out = NULL, want[64];
+	co_git_batch *g = NULL;
+	co_mig_set gs = {NULL, 0, 0};
+	size_t i, bad = 0;
+
+	seed_git(f->repo, 6000);
+	snprintf(work, sizeof(work), "%s-work", f->repo);
+	assert_int_equal(co_test_sh(NULL, NULL, "git clone -q %s %s", f->repo, work), 0);
+	/* One file in each half that is not its record. */
+	legacy_commit(work, "echo 'not json' > tasks/R000100.json && "
+			    "cp tasks/R000001.json tasks/R005900.json");
+
+	assert_int_equal(co_git_batch_open(&g, f->repo, "main"), 0);
+	assert_int_equal(co_git_batch_list(&gs, &bad, g, CO_KIND_TASK), 0);
+	assert_int_equal(bad, 2);
+	assert_non_null(strstr(co_error_last(), "2 unreadable file(s)"));
+	assert_int_equal(gs.n, 5998);
+	for (i = 1; i < gs.n; i++)
+		assert_true(strcmp(gs.v[i - 1].r->id, gs.v[i].r->id) < 0);
+	assert_null(co_mig__set_find(&gs, CO_KIND_TASK, "R000100"));
+	assert_null(co_mig__set_find(&gs, CO_KIND_TASK, "R005900"));
+	for (i = 0; i < gs.n; i += 997) {
+		assert_int_equal(co_test_sh(&out, NULL, "git -C %s rev-parse main:tasks/%s.json",
+					    f->repo, gs.v[i].r->id),
+				 0);
+		snprintf(want, sizeof(want), "%.40s", out);
+		assert_string_equal(gs.v[i].ver, want);
+		free(out);
+		out = NULL;
+	}
+	co_mig__set_clear(&gs);
+	co_git_batch_free(g);
+	co_test_rmrf(work);
+}
+
 static void follow_mirrors_legacy_commits_and_restart_mirrors_nothing_twice(void **state)
 {
 	fx *f = *state;
@@ -484,6 +528,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(
 			malformed_etcd_value_stops_the_backfill_and_writes_nothing, setup,
 			teardown),
+		cmocka_unit_test_setup_teardown(a_large_listing_read_in_parallel_is_whole_and_in_order,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(killed_run_resumes_from_checkpoint_and_ends_equal,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(
