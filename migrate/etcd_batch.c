@@ -22,6 +22,7 @@
 
 #include "../src/core/b64.h"
 #include "../src/core/error.h"
+#include "../src/core/textbuf.h"
 
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
@@ -418,51 +419,6 @@ int co_etcd_batch_revision(int64_t *out, co_etcd_batch *b)
 	return error;
 }
 
-/* A request body written straight into one buffer (co_etcd_batch_put). */
-typedef struct tbuf {
-	char *p;
-	size_t n, cap;
-} tbuf;
-
-static int tb_room(tbuf *t, size_t more)
-{
-	size_t cap;
-	char *p;
-
-	if (t->n + more + 1 <= t->cap)
-		return 0;
-	cap = t->cap ? t->cap : 4096;
-	while (cap < t->n + more + 1)
-		cap *= 2;
-	if ((p = realloc(t->p, cap)) == NULL)
-		return co_error_set(CO_ENOMEM, "out of memory");
-	t->p = p;
-	t->cap = cap;
-	return 0;
-}
-
-/* Text that needs no escaping (JSON punctuation, names, base64, digits). */
-static int tb_put(tbuf *t, const char *s)
-{
-	size_t len = strlen(s);
-
-	if (tb_room(t, len) < 0)
-		return CO_ENOMEM;
-	memcpy(t->p + t->n, s, len + 1);
-	t->n += len;
-	return 0;
-}
-
-/* "name":"<base64 of s>" */
-static int tb_b64(tbuf *t, const char *name, const char *s, size_t len)
-{
-	if (tb_room(t, strlen(name) + 5 + (len + 2) / 3 * 4) < 0)
-		return CO_ENOMEM;
-	t->n += (size_t)sprintf(t->p + t->n, "\"%s\":\"", name);
-	t->n += co_b64_encode_into(t->p + t->n, s, len);
-	return tb_put(t, "\"");
-}
-
 static int all_digits(const char *s)
 {
 	if (!*s)
@@ -482,9 +438,9 @@ static int all_digits(const char *s)
 int co_etcd_batch_put(co_etcd_batch *b, const co_record *const *recs,
 		      const char *const *vers, const int *drop_claim, size_t n)
 {
-	tbuf t = {NULL, 0, 0};
+	co_textbuf t = CO_TEXTBUF_INIT;
 	cJSON *rep = NULL;
-	char key[512];
+	char key[512], *body = NULL;
 	char **json = NULL;
 	size_t i;
 	int error = 0;
@@ -506,41 +462,42 @@ int co_etcd_batch_put(co_etcd_batch *b, const co_record *const *recs,
 
 	/* Compare: each key absent when read is still absent (no
 	 * create_revision); each present one still has the mod_revision read. */
-	if (tb_put(&t, "{\"compare\":[") < 0)
-		goto oom;
+	co_textbuf_puts(&t, "{\"compare\":[");
 	for (i = 0; i < n; i++) {
 		snprintf(key, sizeof(key), "%s%s/%s", b->prefix, co_kind_dir(recs[i]->kind),
 			 recs[i]->id);
-		if (tb_put(&t, i ? ",{" : "{") < 0 || tb_b64(&t, "key", key, strlen(key)) < 0 ||
-		    tb_put(&t, vers[i][0] ? ",\"target\":\"MOD\",\"result\":\"EQUAL\","
-					    "\"mod_revision\":\""
-					  : ",\"target\":\"CREATE\",\"result\":\"EQUAL\","
-					    "\"create_revision\":\"0") < 0 ||
-		    tb_put(&t, vers[i]) < 0 || tb_put(&t, "\"}") < 0)
-			goto oom;
+		co_textbuf_puts(&t, i ? ",{" : "{");
+		co_textbuf_b64_field(&t, "key", key, strlen(key));
+		co_textbuf_puts(&t, vers[i][0] ? ",\"target\":\"MOD\",\"result\":\"EQUAL\","
+						 "\"mod_revision\":\""
+					       : ",\"target\":\"CREATE\",\"result\":\"EQUAL\","
+						 "\"create_revision\":\"0");
+		co_textbuf_puts(&t, vers[i]);
+		co_textbuf_puts(&t, "\"}");
 	}
 	/* Success: the puts, and the claims key of a replaced claim dropped. */
-	if (tb_put(&t, "],\"success\":[") < 0)
-		goto oom;
+	co_textbuf_puts(&t, "],\"success\":[");
 	for (i = 0; i < n; i++) {
 		snprintf(key, sizeof(key), "%s%s/%s", b->prefix, co_kind_dir(recs[i]->kind),
 			 recs[i]->id);
-		if (tb_put(&t, i ? ",{\"request_put\":{" : "{\"request_put\":{") < 0 ||
-		    tb_b64(&t, "key", key, strlen(key)) < 0 || tb_put(&t, ",") < 0 ||
-		    tb_b64(&t, "value", json[i], strlen(json[i])) < 0 || tb_put(&t, "}}") < 0)
-			goto oom;
+		co_textbuf_puts(&t, i ? ",{\"request_put\":{" : "{\"request_put\":{");
+		co_textbuf_b64_field(&t, "key", key, strlen(key));
+		co_textbuf_puts(&t, ",");
+		co_textbuf_b64_field(&t, "value", json[i], strlen(json[i]));
+		co_textbuf_puts(&t, "}}");
 		if (drop_claim && drop_claim[i]) {
 			snprintf(key, sizeof(key), "%sclaims/%s", b->prefix, recs[i]->id);
-			if (tb_put(&t, ",{\"request_delete_range\":{") < 0 ||
-			    tb_b64(&t, "key", key, strlen(key)) < 0 || tb_put(&t, "}}") < 0)
-				goto oom;
+			co_textbuf_puts(&t, ",{\"request_delete_range\":{");
+			co_textbuf_b64_field(&t, "key", key, strlen(key));
+			co_textbuf_puts(&t, "}}");
 		}
 	}
-	if (tb_put(&t, "]}") < 0)
+	co_textbuf_puts(&t, "]}");
+	if ((body = co_textbuf_take(&t)) == NULL)
 		goto oom;
 	if (b->user && !b->token && (error = authenticate(b)) < 0)
 		goto done;
-	if ((error = post(&rep, b, "/v3/kv/txn", t.p)) < 0)
+	if ((error = post(&rep, b, "/v3/kv/txn", body)) < 0)
 		goto done;
 	/* A failed txn has no "succeeded" field at all (defaults are omitted). */
 	if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(rep, "succeeded")))
@@ -552,7 +509,8 @@ done:
 	for (i = 0; json && i < n; i++)
 		free(json[i]);
 	free(json);
-	free(t.p);
+	free(body);
+	co_textbuf_clear(&t);
 	cJSON_Delete(rep);
 	return error;
 }

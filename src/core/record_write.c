@@ -18,47 +18,21 @@
 #include "record_write.h"
 
 #include "error.h"
+#include "textbuf.h"
 
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct wbuf {
-	char *p;
-	size_t n, cap;
-	int oom;
-} wbuf;
+typedef co_textbuf wbuf;
 
-static void grow(wbuf *b, size_t more)
-{
-	size_t cap;
-	char *p;
-
-	if (b->oom || b->n + more + 1 <= b->cap)
-		return;
-	cap = b->cap ? b->cap : 256;
-	while (cap < b->n + more + 1)
-		cap *= 2;
-	if ((p = realloc(b->p, cap)) == NULL) {
-		b->oom = 1;
-		return;
-	}
-	b->p = p;
-	b->cap = cap;
-}
+#define PUTS(b, lit) co_textbuf_put((b), (lit), sizeof(lit) - 1)
 
 static void put(wbuf *b, const char *s, size_t len)
 {
-	grow(b, len);
-	if (b->oom)
-		return;
-	memcpy(b->p + b->n, s, len);
-	b->n += len;
-	b->p[b->n] = '\0';
+	co_textbuf_put(b, s, len);
 }
-
-#define PUTS(b, lit) put((b), (lit), sizeof(lit) - 1)
 
 /* A JSON string as cJSON prints one: \" \\ \b \f \n \r \t, other bytes
  * below 0x20 as \u00xx, everything else (UTF-8 included) as it is. */
@@ -75,8 +49,7 @@ static void put_str(wbuf *b, const char *s)
 				  p[i] == '\n' || p[i] == '\r' || p[i] == '\t')
 				     ? 1
 				     : 5;
-	grow(b, len + extra + 2);
-	if (b->oom)
+	if (co_textbuf_room(b, len + extra + 2) < 0)
 		return;
 	o = b->p + b->n;
 	*o++ = '"';
@@ -212,7 +185,7 @@ static void put_rev(wbuf *b, int64_t rev)
 
 int co_record__write_compact(char **out, const co_record *r)
 {
-	wbuf b = {NULL, 0, 0, 0};
+	wbuf b = CO_TEXTBUF_INIT;
 	const char *meta = r->metadata ? r->metadata : "{}";
 
 	if (r->rev <= -1000000000000000LL || r->rev >= 1000000000000000LL ||
@@ -221,7 +194,7 @@ int co_record__write_compact(char **out, const co_record *r)
 		 ? !time_ok(r->claim_expires_at) || !time_ok(r->created_at)
 		 : !time_ok(r->registered_at)))
 		return 1;
-	grow(&b, 200 + strlen(meta));
+	co_textbuf_room(&b, 200 + strlen(meta));
 	if (r->kind == CO_KIND_TASK) {
 		PUTS(&b, "{\"blocked_by\":");
 		put_strv(&b, &r->blocked_by);
@@ -259,10 +232,7 @@ int co_record__write_compact(char **out, const co_record *r)
 		put_time(&b, r->updated_at);
 		PUTS(&b, "}");
 	}
-	if (b.oom) {
-		free(b.p);
+	if ((*out = co_textbuf_take(&b)) == NULL)
 		return co_error_set(CO_ENOMEM, "out of memory");
-	}
-	*out = b.p;
 	return 0;
 }

@@ -513,14 +513,24 @@ void co_etcd__token_drop(struct etcd *e, const char *stale)
  */
 int co_etcd__call(cJSON **out, struct etcd *e, const char *path, const cJSON *req)
 {
+	char *body = cJSON_PrintUnformatted(req);
+	int error;
+
+	if (body == NULL)
+		return co_etcd__oom();
+	error = co_etcd__call_body(out, e, path, body);
+	free(body);
+	return error;
+}
+
+int co_etcd__call_body(cJSON **out, struct etcd *e, const char *path, const char *body)
+{
 	cJSON *resp = NULL;
-	char *body = NULL, *token = NULL;
+	char *token = NULL;
 	size_t ep = 0;
 	long http = 0;
 	int error, attempt;
 
-	if ((body = cJSON_PrintUnformatted(req)) == NULL)
-		return co_etcd__oom();
 	for (attempt = 0; attempt < 2; attempt++) {
 		free(token);
 		cJSON_Delete(resp);
@@ -549,7 +559,6 @@ int co_etcd__call(cJSON **out, struct etcd *e, const char *path, const cJSON *re
 	error = gateway_error(e, ep, http, resp, path);
 done:
 	cJSON_Delete(resp);
-	free(body);
 	free(token);
 	return error;
 }

@@ -154,6 +154,9 @@ void co_etcd__token_drop(struct etcd *e, const char *stale);
  */
 int co_etcd__call(cJSON **out, struct etcd *e, const char *path, const cJSON *req);
 
+/* The same with the request's JSON text already written. */
+int co_etcd__call_body(cJSON **out, struct etcd *e, const char *path, const char *body);
+
 /* ---- etcd_store.c ---- */
 
 /* Parse a stored value into a record; errors name the key. */
@@ -221,23 +224,17 @@ int64_t co_etcd__header_rev(const cJSON *resp);
  * into *cur and *ver (NULL and "" when absent), noted in the cache;
  * CO_EINVAL when the value is not a record of kind/id, CO_EUNAVAIL when
  * the branch read nothing.
- * co_etcd__add_fence: the fence's compare (the key at mod_revision
- * epoch) appended to `cmp`; CO_ENOMEM.
  * co_etcd__fence_moved: after a failed fenced txn whose failure branch
  * read the fence key second (responses[1]): CO_EFENCED (with
  * co_store__fenced) if the key left the epoch, else 0.
- * co_etcd__add_absent: a compare that `key` does not exist, appended to
- * `cmp`; CO_ENOMEM.
  * co_etcd__key_unchanged: 1 if the failure branch's read of the key
  * (responses[0]) finds it still at `expected` (absent for ""): the txn's
  * own compare on it held, so another compare failed.
  */
 int co_etcd__applied_before(const cJSON *resp, const char *val);
-int co_etcd__add_absent(cJSON *cmp, const char *key);
 int co_etcd__key_unchanged(const cJSON *resp, const co_version *expected);
 int co_etcd__failure_read(co_record **cur, co_version *ver, struct etcd *e,
 			  const cJSON *resp, co_kind kind, const char *id, const char *key);
-int co_etcd__add_fence(cJSON *cmp, const char *key, int64_t epoch);
 int co_etcd__fence_moved(const cJSON *resp, struct etcd *e, const char *key, int64_t epoch);
 
 /* ---- etcd_range.c ---- */

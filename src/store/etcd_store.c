@@ -46,6 +46,7 @@
 
 #include "../core/config.h"
 #include "../core/error.h"
+#include "../core/textbuf.h"
 #include "../core/id.h"
 #include "../core/record.h"
 
@@ -264,14 +265,66 @@ int co_etcd__cas(void *impl, co_kind kind, const char *id, const co_record *r,
  * compares that it is absent; CLAIMS_KEY_FOUND when only that compare
  * failed, for the caller to send the full txn.
  */
+/* A compare of key's `target` ("MOD", "CREATE") field against value. */
+static void txt_equal(co_textbuf *t, const char *key, const char *target, const char *field,
+		      const char *value)
+{
+	co_textbuf_puts(t, "{");
+	co_textbuf_b64_field(t, "key", key, strlen(key));
+	co_textbuf_puts(t, ",\"result\":\"EQUAL\",\"target\":\"");
+	co_textbuf_puts(t, target);
+	co_textbuf_puts(t, "\",\"");
+	co_textbuf_puts(t, field);
+	co_textbuf_puts(t, "\":\"");
+	co_textbuf_puts(t, value);
+	co_textbuf_puts(t, "\"}");
+}
+
+/* {"<op>":{"key":<b64 key>[,"value":<b64 value>][,"lease":"<lease>"]}} */
+static void txt_op(co_textbuf *t, const char *op, const char *key, const char *value,
+		   const char *lease)
+{
+	co_textbuf_puts(t, "{\"");
+	co_textbuf_puts(t, op);
+	co_textbuf_puts(t, "\":{");
+	co_textbuf_b64_field(t, "key", key, strlen(key));
+	if (value) {
+		co_textbuf_puts(t, ",");
+		co_textbuf_b64_field(t, "value", value, strlen(value));
+	}
+	if (lease) {
+		co_textbuf_puts(t, ",\"lease\":\"");
+		co_textbuf_puts(t, lease);
+		co_textbuf_puts(t, "\"");
+	}
+	co_textbuf_puts(t, "}}");
+}
+
+/* A version or lease we put in a request unescaped: digits (etcd's) or
+ * other plain ASCII letters and digits, nothing JSON would need escaped. */
+static int plain(const char *s)
+{
+	for (; *s; s++)
+		if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'z') ||
+		      (*s >= 'A' && *s <= 'Z')))
+			return 0;
+	return 1;
+}
+
+/*
+ * The txn of one write, its JSON written straight into one buffer (every
+ * string in it is base64, a fixed name or a revision): a cJSON tree of it
+ * was a visible part of a cached claim's client CPU (bench_claim).
+ */
 static int cas_txn(struct etcd *e, co_kind kind, const char *id, const co_record *r,
 		   const co_version *expected, int lean, co_record **cur,
 		   co_version *cur_ver, int *fresh)
 {
-	cJSON *req = cJSON_CreateObject(), *resp = NULL, *cmp, *ops, *c, *op;
+	co_textbuf t = CO_TEXTBUF_INIT;
+	cJSON *resp = NULL;
 	char *key = co_etcd__key_for(e, co_kind_dir(kind), id),
 	     *ckey = co_etcd__key_for(e, "claims", id);
-	char *val = NULL, lease[32] = "";
+	char *val = NULL, *body = NULL, lease[32] = "", epoch[24];
 	const char *fkey = NULL;
 	int64_t fepoch = 0;
 	int error, fenced = co_store__fence(&fkey, &fepoch);
@@ -280,9 +333,12 @@ static int cas_txn(struct etcd *e, co_kind kind, const char *id, const co_record
 	lean = lean && kind == CO_KIND_TASK;
 	if (fresh)
 		*fresh = 0;
-	if (req == NULL || key == NULL || ckey == NULL ||
-	    (r && (val = co_record_to_json(r, 0)) == NULL)) {
+	if (key == NULL || ckey == NULL || (r && (val = co_record_to_json(r, 0)) == NULL)) {
 		error = co_etcd__oom();
+		goto done;
+	}
+	if (!plain(expected->v)) {
+		error = co_error_set(CO_EINVAL, "etcd %s: bad version \"%s\"", key, expected->v);
 		goto done;
 	}
 	if (with_lease) {
@@ -290,49 +346,36 @@ static int cas_txn(struct etcd *e, co_kind kind, const char *id, const co_record
 
 		if ((error = lease_grant(lease, sizeof(lease), e, ttl < 1 ? 1 : ttl)) < 0)
 			goto done;
-	}
-
-	/* Compare: the key is as we read it, or absent (never created). */
-	if ((cmp = cJSON_AddArrayToObject(req, "compare")) == NULL ||
-	    (c = cJSON_CreateObject()) == NULL || !cJSON_AddItemToArray(cmp, c) ||
-	    co_etcd__json_add_b64(c, "key", key, strlen(key)) < 0 ||
-	    !cJSON_AddStringToObject(c, "result", "EQUAL")) {
-		error = co_etcd__oom();
-		goto done;
-	}
-	if (expected->v[0]) {
-		if (!cJSON_AddStringToObject(c, "target", "MOD") ||
-		    !cJSON_AddStringToObject(c, "mod_revision", expected->v)) {
-			error = co_etcd__oom();
+		if (!plain(lease)) {
+			error = co_error_set(CO_EUNAVAIL, "etcd %s: odd lease id \"%s\"",
+					     e->describe, lease);
 			goto done;
 		}
-	} else if (!cJSON_AddStringToObject(c, "target", "CREATE") ||
-		   !cJSON_AddStringToObject(c, "create_revision", "0")) {
-		error = co_etcd__oom();
-		goto done;
 	}
-	if (fenced && (error = co_etcd__add_fence(cmp, fkey, fepoch)) < 0)
-		goto done;
-	if (lean && (error = co_etcd__add_absent(cmp, ckey)) < 0)
-		goto done;
+
+	/* Compare: the key is as we read it, or absent (never created); the
+	 * fence's key is at its epoch; (lean) no claims key was left. */
+	co_textbuf_puts(&t, "{\"compare\":[");
+	if (expected->v[0])
+		txt_equal(&t, key, "MOD", "mod_revision", expected->v);
+	else
+		txt_equal(&t, key, "CREATE", "create_revision", "0");
+	if (fenced) {
+		snprintf(epoch, sizeof(epoch), "%lld", (long long)fepoch);
+		co_textbuf_puts(&t, ",");
+		txt_equal(&t, fkey, "MOD", "mod_revision", epoch);
+	}
+	if (lean) {
+		co_textbuf_puts(&t, ",");
+		txt_equal(&t, ckey, "CREATE", "create_revision", "0");
+	}
 
 	/* Success: the record, and the claims key following it. */
-	if ((ops = cJSON_AddArrayToObject(req, "success")) == NULL) {
-		error = co_etcd__oom();
-		goto done;
-	}
-	if (r) {
-		if ((op = co_etcd__txn_op(ops, "request_put")) == NULL ||
-		    co_etcd__json_add_b64(op, "key", key, strlen(key)) < 0 ||
-		    co_etcd__json_add_b64(op, "value", val, strlen(val)) < 0) {
-			error = co_etcd__oom();
-			goto done;
-		}
-	} else if ((op = co_etcd__txn_op(ops, "request_delete_range")) == NULL ||
-		   co_etcd__json_add_b64(op, "key", key, strlen(key)) < 0) {
-		error = co_etcd__oom();
-		goto done;
-	}
+	co_textbuf_puts(&t, "],\"success\":[");
+	if (r)
+		txt_op(&t, "request_put", key, val, NULL);
+	else
+		txt_op(&t, "request_delete_range", key, NULL, NULL);
 	if (kind == CO_KIND_TASK) {
 		/*
 		 * Read the claims key before replacing it: its old lease (a
@@ -340,45 +383,36 @@ static int cas_txn(struct etcd *e, co_kind kind, const char *id, const co_record
 		 * after the txn, rather than lingering until its TTL.  Ops in a
 		 * txn run in order, so this range sees the state before.
 		 */
-		if (!lean && ((op = co_etcd__txn_op(ops, "request_range")) == NULL ||
-			      co_etcd__json_add_b64(op, "key", ckey, strlen(ckey)) < 0)) {
-			error = co_etcd__oom();
-			goto done;
+		if (!lean) {
+			co_textbuf_puts(&t, ",");
+			txt_op(&t, "request_range", ckey, NULL, NULL);
 		}
 		if (with_lease) {
-			if ((op = co_etcd__txn_op(ops, "request_put")) == NULL ||
-			    co_etcd__json_add_b64(op, "key", ckey, strlen(ckey)) < 0 ||
-			    co_etcd__json_add_b64(op, "value", r->owner,
-						  strlen(r->owner)) < 0 ||
-			    !cJSON_AddStringToObject(op, "lease", lease)) {
-				error = co_etcd__oom();
-				goto done;
-			}
-		} else if (!lean &&
-			   ((op = co_etcd__txn_op(ops, "request_delete_range")) == NULL ||
-			    co_etcd__json_add_b64(op, "key", ckey, strlen(ckey)) < 0)) {
-			error = co_etcd__oom();
-			goto done;
+			co_textbuf_puts(&t, ",");
+			txt_op(&t, "request_put", ckey, r->owner, lease);
+		} else if (!lean) {
+			co_textbuf_puts(&t, ",");
+			txt_op(&t, "request_delete_range", ckey, NULL, NULL);
 		}
 	}
 
 	/* Failure: read the key back, for co_etcd__applied_before() and for the
-	 * caller to decide again from (cas_read) without another read. */
-	if ((ops = cJSON_AddArrayToObject(req, "failure")) == NULL ||
-	    (op = co_etcd__txn_op(ops, "request_range")) == NULL ||
-	    co_etcd__json_add_b64(op, "key", key, strlen(key)) < 0) {
-		error = co_etcd__oom();
-		goto done;
+	 * caller to decide again from (cas_read) without another read; and the
+	 * fence's key: which of the compares failed. */
+	co_textbuf_puts(&t, "],\"failure\":[");
+	txt_op(&t, "request_range", key, NULL, NULL);
+	if (fenced) {
+		co_textbuf_puts(&t, ",{\"request_range\":{");
+		co_textbuf_b64_field(&t, "key", fkey, strlen(fkey));
+		co_textbuf_puts(&t, ",\"keys_only\":true}}");
 	}
-	/* ... and the fence's key: which of the compares failed. */
-	if (fenced && ((op = co_etcd__txn_op(ops, "request_range")) == NULL ||
-		       co_etcd__json_add_b64(op, "key", fkey, strlen(fkey)) < 0 ||
-		       !cJSON_AddTrueToObject(op, "keys_only"))) {
+	co_textbuf_puts(&t, "]}");
+	if ((body = co_textbuf_take(&t)) == NULL) {
 		error = co_etcd__oom();
 		goto done;
 	}
 
-	if ((error = co_etcd__call(&resp, e, "/v3/kv/txn", req)) < 0) {
+	if ((error = co_etcd__call_body(&resp, e, "/v3/kv/txn", body)) < 0) {
 		/*
 		 * Without an answer the txn may have been applied with the
 		 * lease attached: keep the lease, it runs out by itself.
@@ -443,7 +477,8 @@ done:
 		co_etcd__lease_revoke(e, lease);
 		co_error_set(saved, "%s", msg);
 	}
-	cJSON_Delete(req);
+	co_textbuf_clear(&t);
+	free(body);
 	cJSON_Delete(resp);
 	free(key);
 	free(ckey);

@@ -2,9 +2,8 @@
  * etcd_txn.c - what the answer of a store's compare-and-swap txn says
  * (etcd_store.c builds and sends it): whether a failed compare found the
  * key as the txn would have left it (an earlier copy applied), what the
- * failure branch read back to decide again from, and the fence on the
- * fleet's flags epoch (co_store_fence): its compare, and whether it is
- * the compare that failed.
+ * failure branch read back to decide again from, and whether the fence on
+ * the fleet's flags epoch (co_store_fence) is the compare that failed.
  */
 #include "etcd_private.h"
 #include "store_backend.h"
@@ -93,27 +92,6 @@ int co_etcd__failure_read(co_record **cur, co_version *ver, struct etcd *e,
 	return 0;
 }
 
-/* A compare that key's `field` (target `target`) equals `value`. */
-static int add_equal(cJSON *cmp, const char *key, const char *target, const char *field,
-		     const char *value)
-{
-	cJSON *c = cJSON_CreateObject();
-
-	if (c == NULL || !cJSON_AddItemToArray(cmp, c) ||
-	    co_etcd__json_add_b64(c, "key", key, strlen(key)) < 0 ||
-	    !cJSON_AddStringToObject(c, "result", "EQUAL") ||
-	    !cJSON_AddStringToObject(c, "target", target) ||
-	    !cJSON_AddStringToObject(c, field, value))
-		return co_etcd__oom();
-	return 0;
-}
-
-/* A compare that key does not exist (never created, or deleted). */
-int co_etcd__add_absent(cJSON *cmp, const char *key)
-{
-	return add_equal(cmp, key, "CREATE", "create_revision", "0");
-}
-
 /* Whether a failed txn's read of its key finds it still at `expected`. */
 int co_etcd__key_unchanged(const cJSON *resp, const co_version *expected)
 {
@@ -128,18 +106,6 @@ int co_etcd__key_unchanged(const cJSON *resp, const co_version *expected)
 	if (kv == NULL)
 		return expected->v[0] == '\0';
 	return strcmp(co_etcd__json_str(kv, "mod_revision"), expected->v) == 0;
-}
-
-/*
- * The fence (co_store_fence): one more compare, that the fleet's flags key
- * still has the epoch the caller routed under.
- */
-int co_etcd__add_fence(cJSON *cmp, const char *key, int64_t epoch)
-{
-	char rev[24];
-
-	snprintf(rev, sizeof(rev), "%lld", (long long)epoch);
-	return add_equal(cmp, key, "MOD", "mod_revision", rev);
 }
 
 /*
