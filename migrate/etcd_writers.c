@@ -14,9 +14,11 @@
  * backwards).  Batches are numbered as they are handed in and retired in
  * that order, on the caller's thread, through its callback: the caller
  * checkpoints there, so a checkpoint never covers a batch not yet written,
- * whatever order the writers finish in.  After a failed batch no batch is
- * taken in any more and nothing after it is retired (those already handed
- * in still run: they are compare-and-swaps, and a rerun compares again).
+ * whatever order the writers finish in.  A failure (a batch's, or the
+ * callback's) is seen when its batch comes up for retirement: from then on
+ * no batch is taken in and nothing after it is retired.  Batches handed in
+ * after it, up to one per writer, may still be written without being
+ * counted: they are compare-and-swaps, and a rerun compares again.
  */
 #include "migrate_internal.h"
 

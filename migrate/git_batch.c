@@ -189,7 +189,8 @@ done:
  * loose objects spent most of its read phase in the kernel opening and
  * reading them one by one, while etcd, not yet written to, left the other
  * core idle.  Reader 0 is the caller on the batch's repository; the others
- * open their own (a git_repository is not shared between threads).
+ * get their own, opened by the caller (a git_repository is not shared
+ * between threads; the parsed tree they read names from is only read).
  */
 #define LIST_READERS 2
 #define LIST_PARALLEL_MIN 4096
@@ -239,15 +240,7 @@ static void list_slice(list_part *p)
 
 static void *list_main(void *arg)
 {
-	list_part *p = arg;
-
-	if (git_repository_open_bare(&p->repo, p->path) < 0) {
-		p->error = gfail(CO_EUNAVAIL, "git repo %s: cannot open", p->path);
-		snprintf(p->msg, sizeof(p->msg), "%s", co_error_last());
-		return NULL;
-	}
-	list_slice(p);
-	git_repository_free(p->repo);
+	list_slice(arg);
 	return NULL;
 }
 
@@ -286,8 +279,19 @@ int co_git_batch_list(co_mig_set *out, size_t *bad, co_git_batch *g, co_kind kin
 		idx[m++] = i;
 	}
 	nparts = m >= LIST_PARALLEL_MIN ? LIST_READERS : 1;
+	/* The other readers' repositories, opened here: where one cannot be
+	 * (no file descriptor left, say), fewer readers share the work. */
+	for (k = 1; k < nparts; k++)
+		if (git_repository_open_bare(&parts[k].repo, g->path) < 0) {
+			git_error_clear();
+			break;
+		}
+	nparts = k;
 	for (k = 0; k < nparts; k++) {
-		parts[k] = (list_part){.repo = k ? NULL : g->repo,
+		git_repository *repo = k ? parts[k].repo : g->repo;
+
+
+		parts[k] = (list_part){.repo = repo,
 				       .path = g->path,
 				       .kind = kind,
 				       .sub = sub,
@@ -298,12 +302,14 @@ int co_git_batch_list(co_mig_set *out, size_t *bad, co_git_batch *g, co_kind kin
 		if (k && pthread_create(&th[k], NULL, list_main, &parts[k]) == 0)
 			started[k] = 1;
 		else if (k)
-			list_main(&parts[k]); /* no thread: read it here, still on its own repo */
+			list_slice(&parts[k]); /* no thread: read here, on its own repo */
 	}
 	list_slice(&parts[0]);
-	for (k = 1; k < nparts; k++)
+	for (k = 1; k < nparts; k++) {
 		if (started[k])
 			pthread_join(th[k], NULL);
+		git_repository_free(parts[k].repo);
+	}
 	for (k = 0; k < nparts; k++) {
 		if (parts[k].error && !error)
 			error = co_error_set(parts[k].error, "%s", parts[k].msg);

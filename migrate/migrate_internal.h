@@ -110,8 +110,8 @@ int co_mig__writers_open(co_mig_writers **out, const co_etcd_opts *etcd, size_t 
 			 co_mig_retired_fn retired, void *ud);
 
 /* Hand in a copy of `job`, waiting while every writer has one.  Returns
- * the first failure of any batch so far (with its message), and then takes
- * nothing more. */
+ * the failure (with its message) of the first batch that failed and came
+ * up for retirement, and from then on takes nothing more. */
 int co_mig__writers_submit(co_mig_writers *w, const co_mig_job *job);
 
 /* Wait until every batch handed in is written and retired; the first
