@@ -237,6 +237,21 @@ int co_etcd__failure_read(co_record **cur, co_version *ver, struct etcd *e,
 			  const cJSON *resp, co_kind kind, const char *id, const char *key);
 int co_etcd__fence_moved(const cJSON *resp, struct etcd *e, const char *key, int64_t epoch);
 
+/*
+ * The txn's request as text (core/textbuf.h; an allocation failure is
+ * remembered there).  co_etcd__txt_equal: a compare {"key","result":
+ * "EQUAL","target",field:value}; co_etcd__txt_op: {"<op>":{"key"[,"value"]
+ * [,"lease"]}} with key and value base64'd.  Names, targets, fields,
+ * values of compares and leases go in unescaped: co_etcd__plain() says
+ * whether a string may (ASCII letters and digits only).
+ */
+struct co_textbuf;
+void co_etcd__txt_equal(struct co_textbuf *t, const char *key, const char *target,
+			const char *field, const char *value);
+void co_etcd__txt_op(struct co_textbuf *t, const char *op, const char *key,
+		     const char *value, const char *lease);
+int co_etcd__plain(const char *s);
+
 /* ---- etcd_range.c ---- */
 
 int co_etcd__list_at(co_record_list *out, int64_t *revision, struct etcd *e,

@@ -265,52 +265,6 @@ int co_etcd__cas(void *impl, co_kind kind, const char *id, const co_record *r,
  * compares that it is absent; CLAIMS_KEY_FOUND when only that compare
  * failed, for the caller to send the full txn.
  */
-/* A compare of key's `target` ("MOD", "CREATE") field against value. */
-static void txt_equal(co_textbuf *t, const char *key, const char *target, const char *field,
-		      const char *value)
-{
-	co_textbuf_puts(t, "{");
-	co_textbuf_b64_field(t, "key", key, strlen(key));
-	co_textbuf_puts(t, ",\"result\":\"EQUAL\",\"target\":\"");
-	co_textbuf_puts(t, target);
-	co_textbuf_puts(t, "\",\"");
-	co_textbuf_puts(t, field);
-	co_textbuf_puts(t, "\":\"");
-	co_textbuf_puts(t, value);
-	co_textbuf_puts(t, "\"}");
-}
-
-/* {"<op>":{"key":<b64 key>[,"value":<b64 value>][,"lease":"<lease>"]}} */
-static void txt_op(co_textbuf *t, const char *op, const char *key, const char *value,
-		   const char *lease)
-{
-	co_textbuf_puts(t, "{\"");
-	co_textbuf_puts(t, op);
-	co_textbuf_puts(t, "\":{");
-	co_textbuf_b64_field(t, "key", key, strlen(key));
-	if (value) {
-		co_textbuf_puts(t, ",");
-		co_textbuf_b64_field(t, "value", value, strlen(value));
-	}
-	if (lease) {
-		co_textbuf_puts(t, ",\"lease\":\"");
-		co_textbuf_puts(t, lease);
-		co_textbuf_puts(t, "\"");
-	}
-	co_textbuf_puts(t, "}}");
-}
-
-/* A version or lease we put in a request unescaped: digits (etcd's) or
- * other plain ASCII letters and digits, nothing JSON would need escaped. */
-static int plain(const char *s)
-{
-	for (; *s; s++)
-		if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'z') ||
-		      (*s >= 'A' && *s <= 'Z')))
-			return 0;
-	return 1;
-}
-
 /*
  * The txn of one write, its JSON written straight into one buffer (every
  * string in it is base64, a fixed name or a revision): a cJSON tree of it
@@ -337,7 +291,7 @@ static int cas_txn(struct etcd *e, co_kind kind, const char *id, const co_record
 		error = co_etcd__oom();
 		goto done;
 	}
-	if (!plain(expected->v)) {
+	if (!co_etcd__plain(expected->v)) {
 		error = co_error_set(CO_EINVAL, "etcd %s: bad version \"%s\"", key, expected->v);
 		goto done;
 	}
@@ -346,7 +300,7 @@ static int cas_txn(struct etcd *e, co_kind kind, const char *id, const co_record
 
 		if ((error = lease_grant(lease, sizeof(lease), e, ttl < 1 ? 1 : ttl)) < 0)
 			goto done;
-		if (!plain(lease)) {
+		if (!co_etcd__plain(lease)) {
 			error = co_error_set(CO_EUNAVAIL, "etcd %s: odd lease id \"%s\"",
 					     e->describe, lease);
 			goto done;
@@ -357,25 +311,25 @@ static int cas_txn(struct etcd *e, co_kind kind, const char *id, const co_record
 	 * fence's key is at its epoch; (lean) no claims key was left. */
 	co_textbuf_puts(&t, "{\"compare\":[");
 	if (expected->v[0])
-		txt_equal(&t, key, "MOD", "mod_revision", expected->v);
+		co_etcd__txt_equal(&t, key, "MOD", "mod_revision", expected->v);
 	else
-		txt_equal(&t, key, "CREATE", "create_revision", "0");
+		co_etcd__txt_equal(&t, key, "CREATE", "create_revision", "0");
 	if (fenced) {
 		snprintf(epoch, sizeof(epoch), "%lld", (long long)fepoch);
 		co_textbuf_puts(&t, ",");
-		txt_equal(&t, fkey, "MOD", "mod_revision", epoch);
+		co_etcd__txt_equal(&t, fkey, "MOD", "mod_revision", epoch);
 	}
 	if (lean) {
 		co_textbuf_puts(&t, ",");
-		txt_equal(&t, ckey, "CREATE", "create_revision", "0");
+		co_etcd__txt_equal(&t, ckey, "CREATE", "create_revision", "0");
 	}
 
 	/* Success: the record, and the claims key following it. */
 	co_textbuf_puts(&t, "],\"success\":[");
 	if (r)
-		txt_op(&t, "request_put", key, val, NULL);
+		co_etcd__txt_op(&t, "request_put", key, val, NULL);
 	else
-		txt_op(&t, "request_delete_range", key, NULL, NULL);
+		co_etcd__txt_op(&t, "request_delete_range", key, NULL, NULL);
 	if (kind == CO_KIND_TASK) {
 		/*
 		 * Read the claims key before replacing it: its old lease (a
@@ -385,14 +339,14 @@ static int cas_txn(struct etcd *e, co_kind kind, const char *id, const co_record
 		 */
 		if (!lean) {
 			co_textbuf_puts(&t, ",");
-			txt_op(&t, "request_range", ckey, NULL, NULL);
+			co_etcd__txt_op(&t, "request_range", ckey, NULL, NULL);
 		}
 		if (with_lease) {
 			co_textbuf_puts(&t, ",");
-			txt_op(&t, "request_put", ckey, r->owner, lease);
+			co_etcd__txt_op(&t, "request_put", ckey, r->owner, lease);
 		} else if (!lean) {
 			co_textbuf_puts(&t, ",");
-			txt_op(&t, "request_delete_range", ckey, NULL, NULL);
+			co_etcd__txt_op(&t, "request_delete_range", ckey, NULL, NULL);
 		}
 	}
 
@@ -400,7 +354,7 @@ static int cas_txn(struct etcd *e, co_kind kind, const char *id, const co_record
 	 * caller to decide again from (cas_read) without another read; and the
 	 * fence's key: which of the compares failed. */
 	co_textbuf_puts(&t, "],\"failure\":[");
-	txt_op(&t, "request_range", key, NULL, NULL);
+	co_etcd__txt_op(&t, "request_range", key, NULL, NULL);
 	if (fenced) {
 		co_textbuf_puts(&t, ",{\"request_range\":{");
 		co_textbuf_b64_field(&t, "key", fkey, strlen(fkey));

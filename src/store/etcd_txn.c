@@ -3,12 +3,14 @@
  * (etcd_store.c builds and sends it): whether a failed compare found the
  * key as the txn would have left it (an earlier copy applied), what the
  * failure branch read back to decide again from, and whether the fence on
- * the fleet's flags epoch (co_store_fence) is the compare that failed.
+ * the fleet's flags epoch (co_store_fence) is the compare that failed; and
+ * the pieces its request is written from as text.
  */
 #include "etcd_private.h"
 #include "store_backend.h"
 
 #include "../core/error.h"
+#include "../core/textbuf.h"
 #include "../core/record.h"
 
 #include <cjson/cJSON.h>
@@ -133,4 +135,52 @@ int co_etcd__fence_moved(const cJSON *resp, struct etcd *e, const char *key,
 			    "etcd %s: fenced: %s is at revision %lld, this write was "
 			    "routed under %lld; nothing written",
 			    e->describe, key, (long long)now, (long long)epoch);
+}
+
+/* ---- the txn written as text (cas_txn in etcd_store.c) ---- */
+
+/* A compare of key's `target` ("MOD", "CREATE") field against value. */
+void co_etcd__txt_equal(co_textbuf *t, const char *key, const char *target,
+			const char *field, const char *value)
+{
+	co_textbuf_puts(t, "{");
+	co_textbuf_b64_field(t, "key", key, strlen(key));
+	co_textbuf_puts(t, ",\"result\":\"EQUAL\",\"target\":\"");
+	co_textbuf_puts(t, target);
+	co_textbuf_puts(t, "\",\"");
+	co_textbuf_puts(t, field);
+	co_textbuf_puts(t, "\":\"");
+	co_textbuf_puts(t, value);
+	co_textbuf_puts(t, "\"}");
+}
+
+/* {"<op>":{"key":<b64 key>[,"value":<b64 value>][,"lease":"<lease>"]}} */
+void co_etcd__txt_op(co_textbuf *t, const char *op, const char *key, const char *value,
+		     const char *lease)
+{
+	co_textbuf_puts(t, "{\"");
+	co_textbuf_puts(t, op);
+	co_textbuf_puts(t, "\":{");
+	co_textbuf_b64_field(t, "key", key, strlen(key));
+	if (value) {
+		co_textbuf_puts(t, ",");
+		co_textbuf_b64_field(t, "value", value, strlen(value));
+	}
+	if (lease) {
+		co_textbuf_puts(t, ",\"lease\":\"");
+		co_textbuf_puts(t, lease);
+		co_textbuf_puts(t, "\"");
+	}
+	co_textbuf_puts(t, "}}");
+}
+
+/* A version or lease we put in a request unescaped: digits (etcd's) or
+ * other plain ASCII letters and digits, nothing JSON would need escaped. */
+int co_etcd__plain(const char *s)
+{
+	for (; *s; s++)
+		if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'z') ||
+		      (*s >= 'A' && *s <= 'Z')))
+			return 0;
+	return 1;
 }
