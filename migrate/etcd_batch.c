@@ -251,6 +251,16 @@ done:
 	return error;
 }
 
+/* POST a request already written as text, authenticating first if needed. */
+static int call_body(cJSON **out, co_etcd_batch *b, const char *path, const char *body)
+{
+	int error;
+
+	if (b->user && !b->token && (error = authenticate(b)) < 0)
+		return error;
+	return post(out, b, path, body);
+}
+
 static int call(cJSON **out, co_etcd_batch *b, const char *path, cJSON *req)
 {
 	char *body = cJSON_PrintUnformatted(req);
@@ -258,11 +268,7 @@ static int call(cJSON **out, co_etcd_batch *b, const char *path, cJSON *req)
 
 	if (!body)
 		return co_error_set(CO_ENOMEM, "out of memory");
-	if (b->user && !b->token && (error = authenticate(b)) < 0) {
-		free(body);
-		return error;
-	}
-	error = post(out, b, path, body);
+	error = call_body(out, b, path, body);
 	free(body);
 	return error;
 }
@@ -495,9 +501,7 @@ int co_etcd_batch_put(co_etcd_batch *b, const co_record *const *recs,
 	co_textbuf_puts(&t, "]}");
 	if ((body = co_textbuf_take(&t)) == NULL)
 		goto oom;
-	if (b->user && !b->token && (error = authenticate(b)) < 0)
-		goto done;
-	if ((error = post(&rep, b, "/v3/kv/txn", body)) < 0)
+	if ((error = call_body(&rep, b, "/v3/kv/txn", body)) < 0)
 		goto done;
 	/* A failed txn has no "succeeded" field at all (defaults are omitted). */
 	if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(rep, "succeeded")))

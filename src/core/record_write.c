@@ -25,18 +25,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef co_textbuf wbuf;
-
 #define PUTS(b, lit) co_textbuf_put((b), (lit), sizeof(lit) - 1)
-
-static void put(wbuf *b, const char *s, size_t len)
-{
-	co_textbuf_put(b, s, len);
-}
 
 /* A JSON string as cJSON prints one: \" \\ \b \f \n \r \t, other bytes
  * below 0x20 as \u00xx, everything else (UTF-8 included) as it is. */
-static void put_str(wbuf *b, const char *s)
+static void put_str(co_textbuf *b, const char *s)
 {
 	static const char hex[] = "0123456789abcdef";
 	const unsigned char *p = (const unsigned char *)s;
@@ -87,7 +80,7 @@ static void put_str(wbuf *b, const char *s)
 	b->p[b->n] = '\0';
 }
 
-static void put_strv(wbuf *b, const co_strv *v)
+static void put_strv(co_textbuf *b, const co_strv *v)
 {
 	size_t i;
 
@@ -127,7 +120,7 @@ static void two(char *o, unsigned v)
 
 /* "2026-11-22T10:00:00Z" as co_time_format writes it, or null for 0.
  * The caller has checked the range (years 1000-9999). */
-static void put_time(wbuf *b, int64_t t)
+static void put_time(co_textbuf *b, int64_t t)
 {
 	char s[24];
 	int64_t days = t >= 0 ? t / 86400 : -((-t + 86399) / 86400);
@@ -157,7 +150,7 @@ static void put_time(wbuf *b, int64_t t)
 	two(s + 18, (unsigned)(secs % 60));
 	s[20] = 'Z';
 	s[21] = '"';
-	put(b, s, 22);
+	co_textbuf_put(b, s, 22);
 }
 
 static int time_ok(int64_t t)
@@ -165,7 +158,7 @@ static int time_ok(int64_t t)
 	return t == 0 || (t >= CO_TIME_MIN && t <= CO_TIME_MAX);
 }
 
-static void put_opt_str(wbuf *b, const char *s)
+static void put_opt_str(co_textbuf *b, const char *s)
 {
 	if (s)
 		put_str(b, s);
@@ -175,17 +168,17 @@ static void put_opt_str(wbuf *b, const char *s)
 
 /* The rev as cJSON prints a number holding it: "%d" within int's range,
  * else "%1.15g", exact for every integer below 10^15. */
-static void put_rev(wbuf *b, int64_t rev)
+static void put_rev(co_textbuf *b, int64_t rev)
 {
 	char s[32];
 	int n = snprintf(s, sizeof(s), "%lld", (long long)rev);
 
-	put(b, s, (size_t)n);
+	co_textbuf_put(b, s, (size_t)n);
 }
 
 int co_record__write_compact(char **out, const co_record *r)
 {
-	wbuf b = CO_TEXTBUF_INIT;
+	co_textbuf b = CO_TEXTBUF_INIT;
 	const char *meta = r->metadata ? r->metadata : "{}";
 
 	if (r->rev <= -1000000000000000LL || r->rev >= 1000000000000000LL ||
@@ -205,7 +198,7 @@ int co_record__write_compact(char **out, const co_record *r)
 		PUTS(&b, ",\"id\":");
 		put_str(&b, r->id);
 		PUTS(&b, ",\"kind\":\"task\",\"metadata\":");
-		put(&b, meta, strlen(meta));
+		co_textbuf_put(&b, meta, strlen(meta));
 		PUTS(&b, ",\"owner\":");
 		put_opt_str(&b, r->owner);
 		PUTS(&b, ",\"rev\":");
@@ -223,7 +216,7 @@ int co_record__write_compact(char **out, const co_record *r)
 		PUTS(&b, ",\"id\":");
 		put_str(&b, r->id);
 		PUTS(&b, ",\"kind\":\"swarm\",\"metadata\":");
-		put(&b, meta, strlen(meta));
+		co_textbuf_put(&b, meta, strlen(meta));
 		PUTS(&b, ",\"registered_at\":");
 		put_time(&b, r->registered_at);
 		PUTS(&b, ",\"rev\":");
