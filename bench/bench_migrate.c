@@ -37,9 +37,10 @@ static double now_s(void)
 }
 
 /*
- * The floor: N records as bench_seed.h writes them, under `prefix`, in raw
- * txns of `per` puts, on `conns` kept-alive connections at once (thread t
- * sends batches t, t + conns, ...).  Seconds, or -1.
+ * The floor: N records as bench_seed.h writes them (co_bench_seed_record),
+ * under `prefix`, in raw txns of `per` puts, on `conns` kept-alive
+ * connections at once (thread t sends batches t, t + conns, ...).
+ * Seconds, or -1.
  */
 typedef struct floor_job {
 	const char *endpoint, *prefix;
@@ -65,17 +66,11 @@ static void *floor_main(void *arg)
 		len = (size_t)snprintf(body, cap, "{\"success\":[");
 		for (k = 0; k < j->per && i < j->n; k++, i++) {
 			co_record *rec = NULL;
-			char id[32], key[96], *json = NULL, *bk = NULL, *bv = NULL;
+			char key[96], *json = NULL, *bk = NULL, *bv = NULL;
 
-			snprintf(id, sizeof(id), "B%07zu", i);
-			snprintf(key, sizeof(key), "%stasks/%s", j->prefix, id);
-			if (co_record_new(&rec, CO_KIND_TASK, id) < 0 ||
-			    co_record_set_metadata(rec, "{\"title\":\"benchmark task\"}") < 0) {
-				co_record_free(rec);
+			if (co_bench_seed_record(&rec, "B", i) < 0)
 				goto fail;
-			}
-			rec->rev = 1;
-			rec->created_at = rec->updated_at = 1790000000;
+			snprintf(key, sizeof(key), "%stasks/%s", j->prefix, rec->id);
 			json = co_record_to_json(rec, 0);
 			co_record_free(rec);
 			bk = b64(key);

@@ -13,6 +13,25 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+/* Task <prefix><i, 7 digits> as the seed writes it (rev 1, a fixed title
+ * and timestamps); 0, or -1 (error set, *out NULL). */
+static inline int co_bench_seed_record(co_record **out, const char *prefix, size_t i)
+{
+	char id[32];
+
+	*out = NULL;
+	snprintf(id, sizeof(id), "%s%07zu", prefix, i);
+	if (co_record_new(out, CO_KIND_TASK, id) < 0 ||
+	    co_record_set_metadata(*out, "{\"title\":\"benchmark task\"}") < 0) {
+		co_record_free(*out);
+		*out = NULL;
+		return -1;
+	}
+	(*out)->rev = 1;
+	(*out)->created_at = (*out)->updated_at = 1790000000;
+	return 0;
+}
+
 /*
  * Write tasks <prefix>0000000 .. <prefix>(n-1) (rev 1, a fixed title and
  * timestamps) to branch main of the bare repo at `repo`, in one commit.
@@ -29,14 +48,8 @@ static inline int co_bench_seed_git(const char *repo, size_t n, const char *pref
 	if (!items || !recs)
 		goto done;
 	for (i = 0; i < n; i++) {
-		char id[32];
-
-		snprintf(id, sizeof(id), "%s%07zu", prefix, i);
-		if (co_record_new(&recs[i], CO_KIND_TASK, id) < 0 ||
-		    co_record_set_metadata(recs[i], "{\"title\":\"benchmark task\"}") < 0)
+		if (co_bench_seed_record(&recs[i], prefix, i) < 0)
 			goto done;
-		recs[i]->rev = 1;
-		recs[i]->created_at = recs[i]->updated_at = 1790000000;
 		items[i].r = recs[i];
 	}
 	if (co_git_batch_open(&g, repo, "main") < 0 ||
