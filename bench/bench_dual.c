@@ -10,7 +10,17 @@
  * store that decided them.  Then, in dual 100: how long after the ack a
  * legacy reader polling git sees an etcd-decided claim.
  *
- * Prints per stage: wall time, claim p50/p95 (hot queue), create+claim
+ * Two things keep the git-side ratio honest.  Every hot round of every
+ * stage runs before any fresh round: fresh tasks grow git's tasks/ tree,
+ * which every commit rewrites, so interleaved they made each stage's
+ * commits dearer than the stage's before it in the same round.  And a
+ * fifth stage runs git again (its own hot tasks, in the same rotation): the
+ * ratio of the two git stages is an A/A control, the same code measured
+ * twice, which shows how far a ratio moves by noise alone in that run.
+ * A round before the measured ones warms serve, its caches and etcd up.
+ *
+ * Prints per stage: wall time, claim p50/p95 and the state's fsyncs
+ * (hot queue: the group commit's, co_router_state_syncs), create+claim
  * throughput (fresh), and the ratios of issue 19's targets.
  */
 #include "bench_util.h"
@@ -35,9 +45,14 @@
 
 #define CLIENTS 8
 #define HOT_TASKS 16
-#define N_STAGES 4
+#define N_STAGES 5
+#define AA 4 /* the A/A control: git again */
 
-static const char *const stage_names[N_STAGES] = {"git", "10", "100", "etcd"};
+/* The stage each runs at, its label, and the tag in its tasks' IDs. */
+static const char *const stage_flags[N_STAGES] = {"git", "10", "100", "etcd", "git"};
+static const char *const stage_names[N_STAGES] = {"git", "10", "100", "etcd",
+						  "git again"};
+static const char *const stage_tags[N_STAGES] = {"git", "10", "100", "etcd", "gitaa"};
 
 static co_test_etcd etcd;
 static co_test_serve sv; /* serve in-process: its stores, router, state */
@@ -64,6 +79,7 @@ static int set_stage(const char *name)
 typedef struct stage_res {
 	co_bench_series hot, hot_etcd, hot_git; /* claim latency, and by decider */
 	double hot_wall_us;
+	uint64_t hot_syncs; /* the state's fsyncs during the hot blocks */
 	size_t fresh_ops;
 	double fresh_wall_us;
 } stage_res;
@@ -95,9 +111,9 @@ static void *client_main(void *arg)
 
 			snprintf(create, sizeof(create),
 				 "{\"id\":\"F%s-%d-%d-%zu\",\"type\":\"build\"}",
-				 stage_names[c->stage], c->round, c->idx, k);
+				 stage_tags[c->stage], c->round, c->idx, k);
 			snprintf(path, sizeof(path), "/v1/tasks/F%s-%d-%d-%zu/claim",
-				 stage_names[c->stage], c->round, c->idx, k);
+				 stage_tags[c->stage], c->round, c->idx, k);
 			req(h, "/v1/tasks", create);
 			req(h, path, body);
 		} else {
@@ -107,7 +123,7 @@ static void *client_main(void *arg)
 			long s;
 			co_route r;
 
-			snprintf(id, sizeof(id), "HOT-%s-%d", stage_names[c->stage], t);
+			snprintf(id, sizeof(id), "HOT-%s-%d", stage_tags[c->stage], t);
 			snprintf(path, sizeof(path), "/v1/tasks/%s/claim", id);
 			t0 = co_bench_now_us();
 			s = req(h, path, body);
@@ -158,6 +174,27 @@ static void block(stage_res *res, int si, int fresh, size_t ops, int round)
 		res->hot_wall_us += co_bench_now_us() - t0;
 	}
 	pthread_barrier_destroy(&go);
+}
+
+/* p50 of the samples s took from index `from` on (one block's). */
+static double slice_p50(const co_bench_series *s, size_t from)
+{
+	size_t n = s->n > from ? s->n - from : 0;
+	double *v = n ? malloc(n * sizeof(*v)) : NULL, p;
+
+	if (v == NULL)
+		return 0;
+	memcpy(v, s->v + from, n * sizeof(*v));
+	qsort(v, n, sizeof(*v), co_bench__cmp);
+	p = co_bench__rank(v, n, 0.50);
+	free(v);
+	return p;
+}
+
+static double median_of(double *v, size_t n)
+{
+	qsort(v, n, sizeof(*v), co_bench__cmp);
+	return n == 0 ? 0 : n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 /* Drain what the previous stage left owed, so a stage starts clean. */
@@ -240,7 +277,9 @@ int main(int argc, char **argv)
 {
 	size_t rounds = argc > 1 ? (size_t)strtoul(argv[1], NULL, 10) : 3;
 	size_t ops = argc > 2 ? (size_t)strtoul(argv[2], NULL, 10) : 40;
-	stage_res res[N_STAGES];
+	stage_res res[N_STAGES], warm[N_STAGES];
+	double p50s[N_STAGES], *paired, *aa;
+	size_t from;
 	co_bench_stats hs[N_STAGES], e10, g10;
 	CURL *h = NULL;
 	char create[96];
@@ -252,6 +291,10 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: bench_dual [rounds [ops_per_client]]\n");
 		return 1;
 	}
+	paired = calloc(rounds, sizeof(*paired));
+	aa = calloc(rounds, sizeof(*aa));
+	if (paired == NULL || aa == NULL)
+		return 1;
 	for (si = 0; si < N_STAGES; si++) {
 		size_t cap = rounds * ops * CLIENTS;
 
@@ -271,32 +314,70 @@ int main(int argc, char **argv)
 	printf("bench_dual: serve %s, %d clients, %zu rounds of %zu ops per client per "
 	       "stage\n",
 	       base, CLIENTS, rounds, ops);
+	/* each stage has its own hot tasks, made in that stage: going from
+	 * etcd straight back to git (as no operator may: the gate wants
+	 * shadow between) leaves etcd behind */
+	for (si = 0; si < N_STAGES; si++) {
+		set_stage(stage_flags[si]);
+		settle_outbox();
+		for (i = 0; i < HOT_TASKS; i++) {
+			snprintf(create, sizeof(create),
+				 "{\"id\":\"HOT-%s-%d\",\"type\":\"build\"}", stage_tags[si],
+				 i);
+			req(h, "/v1/tasks", create);
+		}
+	}
+	/* a round to warm up (serve's threads, caches, etcd's), not recorded:
+	 * the first stage of the first round paid for it alone */
+	memset(&warm, 0, sizeof(warm));
+	for (si = 0; si < N_STAGES; si++) {
+		co_bench_series_init(&warm[si].hot, "warm", ops * CLIENTS);
+		co_bench_series_init(&warm[si].hot_etcd, "warm", ops * CLIENTS);
+		co_bench_series_init(&warm[si].hot_git, "warm", ops * CLIENTS);
+		set_stage(stage_flags[si]);
+		settle_outbox();
+		block(&warm[si], si, 0, ops / 2 ? ops / 2 : 1, 0);
+		co_bench_series_free(&warm[si].hot);
+		co_bench_series_free(&warm[si].hot_etcd);
+		co_bench_series_free(&warm[si].hot_git);
+	}
+	/* the hot rounds first: they add no task to git's tree */
 	for (r = 0; r < rounds; r++) {
 		for (si = 0; si < N_STAGES; si++) {
-			set_stage(stage_names[si]);
+			uint64_t syncs;
+
+			set_stage(stage_flags[si]);
 			settle_outbox();
-			/* each stage has its own hot tasks, made in that stage:
-			 * going from etcd straight back to git (as no operator
-			 * may: the gate wants shadow between) leaves etcd behind */
-			for (i = 0; r == 0 && i < HOT_TASKS; i++) {
-				snprintf(create, sizeof(create),
-					 "{\"id\":\"HOT-%s-%d\",\"type\":\"build\"}",
-					 stage_names[si], i);
-				req(h, "/v1/tasks", create);
-			}
+			syncs = co_router_state_syncs(rt);
+			from = si == 1 ? res[si].hot_git.n : res[si].hot.n;
 			block(&res[si], si, 0, ops, (int)r);
+			res[si].hot_syncs += co_router_state_syncs(rt) - syncs;
+			p50s[si] = slice_p50(si == 1 ? &res[si].hot_git : &res[si].hot, from);
+		}
+		/* this round's git-decided p50 against its own two git blocks' */
+		paired[r] = p50s[1] / ((p50s[0] + p50s[AA]) / 2);
+		aa[r] = p50s[AA] / p50s[0];
+	}
+	for (r = 0; r < rounds; r++) {
+		for (si = 0; si < AA; si++) {
+			set_stage(stage_flags[si]);
+			settle_outbox();
 			block(&res[si], si, 1, ops / 2 ? ops / 2 : 1, (int)r);
 		}
 	}
 	printf("\nhot queue: %d clients claim (and release when won) %d shared tasks\n",
 	       CLIENTS, HOT_TASKS);
-	printf("%-10s %10s %10s %10s %8s   fresh create+claim\n", "stage", "wall s",
-	       "claim p50", "claim p95", "n");
+	printf("%-10s %10s %10s %10s %8s %8s   fresh create+claim\n", "stage", "wall s",
+	       "claim p50", "claim p95", "n", "fsyncs");
 	for (si = 0; si < N_STAGES; si++) {
 		hs[si] = co_bench_stats_of(&res[si].hot);
-		printf("%-10s %10.2f %9.2fms %9.2fms %8zu   %7.0f ops/s\n", stage_names[si],
+		printf("%-10s %10.2f %9.2fms %9.2fms %8zu %8llu", stage_names[si],
 		       res[si].hot_wall_us / 1e6, hs[si].p50 / 1e3, hs[si].p95 / 1e3,
-		       hs[si].n, (double)res[si].fresh_ops * 2 / (res[si].fresh_wall_us / 1e6));
+		       hs[si].n, (unsigned long long)res[si].hot_syncs);
+		if (res[si].fresh_ops)
+			printf("   %7.0f ops/s",
+			       (double)res[si].fresh_ops * 2 / (res[si].fresh_wall_us / 1e6));
+		printf("\n");
 	}
 	e10 = co_bench_stats_of(&res[1].hot_etcd);
 	g10 = co_bench_stats_of(&res[1].hot_git);
@@ -311,6 +392,16 @@ int main(int argc, char **argv)
 	      (double)res[3].fresh_ops / res[3].fresh_wall_us, "goal >= 0.8x");
 	ratio("dual 10 etcd-decided claim p50 / etcd", e10.p50, hs[3].p50, "goal <= 1.25x");
 	ratio("dual 10 git-decided claim p50 / git", g10.p50, hs[0].p50, "goal <= 1.10x");
+	ratio("A/A control: git again / git, p50", hs[AA].p50, hs[0].p50,
+	      "noise alone: 1.00x would be none");
+	printf("paired by round (each round's dual 10 git-decided p50 over the mean of its "
+	       "two git blocks' p50; A/A: its git again over its git):\n");
+	for (r = 0; r < rounds; r++)
+		printf("  round %zu: %.2fx   A/A %.2fx\n", r + 1, paired[r], aa[r]);
+	printf("%-58s %6.2fx  (%s)\n", "dual 10 git-decided / git, median of rounds",
+	       median_of(paired, rounds), "goal <= 1.10x");
+	printf("%-58s %6.2fx  (%s)\n", "A/A control, median of rounds", median_of(aa, rounds),
+	       "noise alone");
 	printf("\n");
 	visibility(rounds * 50);
 	rc = 0;
@@ -318,6 +409,8 @@ done:
 	curl_easy_cleanup(h);
 	co_test_serve_close(&sv);
 	co_test_etcd_stop(&etcd);
+	free(paired);
+	free(aa);
 	for (si = 0; si < N_STAGES; si++) {
 		co_bench_series_free(&res[si].hot);
 		co_bench_series_free(&res[si].hot_etcd);

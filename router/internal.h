@@ -83,6 +83,7 @@ struct co_router {
 	int sync_broken;       /* a sync failed and the log was not healed since */
 	char sync_error[512];  /* its message */
 	_Atomic int64_t sync_started_ms; /* mono ms the syncer's fsync began; 0: idle */
+	_Atomic uint64_t syncs;		 /* fsyncs the syncer made (co_router_state_syncs) */
 	/* deferred fulfils (etcd mode): router_commit.c */
 	co_outbox_fulfil *fq; /* guarded by sync_mu; strings owned */
 	size_t n_fq, cap_fq;
@@ -208,6 +209,8 @@ void co_router__witness_flush(co_router *r);
 /* router_commit.c */
 void *co_router__syncer_main(void *arg);
 uint64_t co_router__request_sync(co_router *r);
+uint64_t co_router__sync_ticket(co_router *r);
+void co_router__sync_upto(co_router *r, uint64_t ticket);
 int co_router__wait_sync(co_router *r, uint64_t ticket);
 int co_router__ack_durably(co_router *r, int64_t seq);
 int co_router__ack_many_durably(co_router *r, const int64_t *seqs, size_t n);

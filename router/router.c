@@ -130,19 +130,43 @@ static int mirror(co_router *r, const co_route *rt, co_kind kind, const char *id
 	return error;
 }
 
+/* A git-decided write's intent, synced once git has its turn. */
+struct turn_sync {
+	co_router *r;
+	uint64_t ticket; /* co_router__sync_ticket's; 0: synced at once instead */
+};
+
+static void sync_on_turn(void *arg)
+{
+	struct turn_sync *ts = arg;
+
+	co_router__sync_upto(ts->r, ts->ticket);
+}
+
 /*
  * The primary's call, fenced on the route's flags epoch where etcd decides
- * in fleet mode (co_store_fence).
+ * in fleet mode (co_store_fence), and with ts->ticket's sync asked for when
+ * the store is about to write (co_store_on_write), or after it answered.
  */
 static int primary_call(co_record **rec, co_router *r, const co_route *rt, write_fn fn,
-			const void *arg)
+			const void *arg, struct turn_sync *ts)
 {
 	int fenced = r->fence_key[0] && rt->epoch > 0 && rt->primary == CO_SIDE_ETCD;
 	int error;
 
 	if (fenced)
 		co_store_fence(r->fence_key, rt->epoch);
+	if (ts->ticket)
+		co_store_on_write(sync_on_turn, ts);
 	error = fn(rec, store_of(r, rt->primary), arg);
+	if (ts->ticket) {
+		co_store_on_write(NULL, NULL);
+		/* An answer to acknowledge waits on this sync (if the store
+		 * wrote without the hook, or kept what it held); a refusal
+		 * retires its intent and needs none. */
+		if (error == 0)
+			co_router__sync_upto(r, ts->ticket);
+	}
 	if (fenced)
 		co_store_fence(NULL, 0);
 	return error;
@@ -181,6 +205,7 @@ static int routed_write(co_record **out, co_router *r, co_op op, co_kind kind,
 {
 	co_route rt;
 	co_record *rec = NULL;
+	struct turn_sync ts = {r, 0};
 	pthread_mutex_t *mu;
 	int64_t intent = 0, t0 = mono_us();
 	uint64_t ticket = 0;
@@ -209,17 +234,23 @@ again:
 	/* Asynchronous secondary (etcd mode), or one behind an open breaker:
 	 * the record will be queued, not mirrored, so start making the intent
 	 * durable now, while the primary works (group commit, above), rather
-	 * than fsync the record after it. */
+	 * than fsync the record after it.  Where git decides, "now" is when
+	 * git gives the write its turn (co_router__sync_ticket says why). */
+	ts.ticket = 0;
 	if (intent && r->syncer_started &&
-	    (rt.secondary_async || !store_closed(store_of(r, rt.secondary))))
-		ticket = co_router__request_sync(r);
+	    (rt.secondary_async || !store_closed(store_of(r, rt.secondary)))) {
+		if (rt.primary == CO_SIDE_GIT)
+			ticket = ts.ticket = co_router__sync_ticket(r);
+		else
+			ticket = co_router__request_sync(r);
+	}
 	if ((error = co_router__settle(r, rt.primary, kind, id, intent)) < 0) {
 		if (intent)
 			co_outbox_ack_intent(r->st, intent);
 		goto done;
 	}
 
-	error = primary_call(&rec, r, &rt, fn, arg);
+	error = primary_call(&rec, r, &rt, fn, arg, &ts);
 	if (error == CO_EFENCED) {
 		/* Nothing written: the fleet moved on (a rollback, a stage)
 		 * while this router routed by older flags.  Route again by

@@ -163,6 +163,11 @@ int64_t co_router_sync_in_flight_ms(co_router *r);
 /* The stall bound in force (CO_ROUTER_SYNC_STALL_MS unless a test set it). */
 int co_router_sync_stall_ms(void);
 
+/* How many fsyncs of the state's WAL the group commit has made since open:
+ * one covers every intent and ack committed before it started.  Never
+ * blocks. */
+uint64_t co_router_state_syncs(co_router *r);
+
 /* The store for a side (CO_SIDE_GIT / CO_SIDE_ETCD). */
 co_store *co_router_store(co_router *r, co_side side);
 

@@ -27,6 +27,11 @@ int co_router_sync_stall_ms(void)
 	return atomic_load(&co_router__sync_stall_ms);
 }
 
+uint64_t co_router_state_syncs(co_router *r)
+{
+	return r ? atomic_load(&r->syncs) : 0;
+}
+
 int64_t co_router_sync_in_flight_ms(co_router *r)
 {
 	int64_t t0 = r ? atomic_load(&r->sync_started_ms) : 0;
@@ -222,6 +227,7 @@ void *co_router__syncer_main(void *arg)
 		error = broken ? co_state_wal_reset(r->sync_st) : 0;
 		if (error == 0)
 			error = co_state_sync(r->sync_st);
+		atomic_fetch_add(&r->syncs, 1);
 		atomic_store(&r->sync_started_ms, 0);
 		pthread_mutex_lock(&r->sync_mu);
 		if (error < 0) {
@@ -249,6 +255,38 @@ uint64_t co_router__request_sync(co_router *r)
 	pthread_cond_signal(&r->sync_cv);
 	pthread_mutex_unlock(&r->sync_mu);
 	return ticket;
+}
+
+/*
+ * A ticket for everything committed so far, without asking for its sync
+ * yet: co_router__sync_upto(r, ticket) asks, when the write needs it.  Any
+ * sync that covers the ticket starts after that ask, or after someone
+ * else's for a later commit, so after everything committed before this
+ * call.  Why wait to ask: a git-decided write waits for git's write turn
+ * behind the others, and asked for at once, each intent cost an fsync of
+ * its own; asked for when its turn comes (co_store_on_write), one fsync
+ * covers every intent committed while the writers queued, and it still
+ * runs beside the write's commit, not after it.
+ */
+uint64_t co_router__sync_ticket(co_router *r)
+{
+	uint64_t ticket;
+
+	pthread_mutex_lock(&r->sync_mu);
+	ticket = r->sync_requested + 1;
+	pthread_mutex_unlock(&r->sync_mu);
+	return ticket;
+}
+
+/* Ask for the sync of a co_router__sync_ticket() ticket, unless asked. */
+void co_router__sync_upto(co_router *r, uint64_t ticket)
+{
+	pthread_mutex_lock(&r->sync_mu);
+	if (r->sync_requested < ticket) {
+		r->sync_requested = ticket;
+		pthread_cond_signal(&r->sync_cv);
+	}
+	pthread_mutex_unlock(&r->sync_mu);
 }
 
 /*

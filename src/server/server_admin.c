@@ -210,8 +210,13 @@ void co_server__metrics(reply *rp, co_server *s)
 		 "commit's fsync of the state dir has been running (0: none); past "
 		 "the stall bound writes are refused with 503.\n"
 		 "# TYPE cutover_state_fsync_in_flight_seconds gauge\n"
-		 "cutover_state_fsync_in_flight_seconds %.3f\n",
-		 (double)co_router_sync_in_flight_ms(s->router) / 1000.0)) < 0)
+		 "cutover_state_fsync_in_flight_seconds %.3f\n"
+		 "# HELP cutover_state_fsyncs_total fsyncs of the state dir's log by "
+		 "the group commit (each covers every write waiting on it).\n"
+		 "# TYPE cutover_state_fsyncs_total counter\n"
+		 "cutover_state_fsyncs_total %llu\n",
+		 (double)co_router_sync_in_flight_ms(s->router) / 1000.0,
+		 (unsigned long long)co_router_state_syncs(s->router))) < 0)
 		goto done;
 	if ((error = co_metrics_appendf(
 		 &buf, &len, &cap,

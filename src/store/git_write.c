@@ -231,12 +231,14 @@ static int gs_attempts(co_git_store *gs, const char *what, gs_attempt_fn attempt
 		if (gs->url) {
 			if ((error = co_git__remote_lock(gs)) < 0)
 				break;
+			co_store__about_to_write();
 			if ((error = gs_write_repo(gs)) == 0 &&
 			    (error = co_git__fetch_locked(gs, gs->write_repo)) == 0)
 				error = attempt(gs, gs->write_repo, ctx);
 			co_git__remote_unlock(gs);
 		} else {
 			co_git__write_turn(gs);
+			co_store__about_to_write();
 			if ((error = gs_write_repo(gs)) == 0)
 				error = attempt(gs, gs->write_repo, ctx);
 			co_git__write_done(gs);

@@ -106,6 +106,21 @@ void co_store_fence(const char *key, int64_t epoch);
 int64_t co_store_fenced_at(void);
 
 /*
+ * A write hook for this thread: until cleared (fn NULL), a store that is
+ * about to change what it holds calls fn(arg) first, on this thread: a git
+ * store once it has its write turn, before the commit's objects are
+ * written (again on each retry after the branch moved).  A call that
+ * decides without writing (a refused claim, nothing to change) never
+ * calls it.  The router uses it to start the fsync that makes a write's
+ * intent durable while git commits, not while the write waits for its turn
+ * (router_commit.c).  A timing hint only: a store may not call it at all
+ * (the etcd store does not), so nothing may rest on it having run.  `arg`
+ * is borrowed.
+ */
+typedef void (*co_store_write_hook)(void *arg);
+void co_store_on_write(co_store_write_hook fn, void *arg);
+
+/*
  * A call that fails only because this thread's bound ran out does not
  * count against the store's breaker (a slow store is not a down one),
  * unless this thread is a health probe and said so with on = 1: a probe

@@ -128,6 +128,10 @@ int co_store__fence(const char **key, int64_t *epoch);
 /* A fenced txn failed on the fence: the key's mod_revision it saw. */
 void co_store__fenced(int64_t now);
 
+/* A backend is about to change the store: run this thread's write hook
+ * (co_store_on_write), if any. */
+void co_store__about_to_write(void);
+
 /* A backend says the current call failed because the caller's bound (not
  * the store's own timeout) ran out. */
 void co_store__bound_ran_out(void);

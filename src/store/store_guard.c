@@ -2,7 +2,8 @@
  * store_guard.c - what stands around every call a store makes to its
  * backend: the circuit breaker's enter and leave, and the per-thread
  * bounds of store.h (co_store_call_timeout, co_store_last_call_refused,
- * co_store_count_bounded_timeouts) and its fence (co_store_fence).
+ * co_store_count_bounded_timeouts), its fence (co_store_fence) and its
+ * write hook (co_store_on_write).
  *
  * The idea: a call's outcome is told to the breaker in one place, with
  * the rules of what counts.  Only a store that did not answer (unavailable,
@@ -29,6 +30,20 @@ static _Thread_local int bound_ran_out; /* the last call hit the caller's bound 
 static _Thread_local int bound_counts;	/* this thread is a health probe */
 static _Thread_local const char *fence_key; /* co_store_fence */
 static _Thread_local int64_t fence_epoch, fenced_at;
+static _Thread_local co_store_write_hook write_hook; /* co_store_on_write */
+static _Thread_local void *write_hook_arg;
+
+void co_store_on_write(co_store_write_hook fn, void *arg)
+{
+	write_hook = fn;
+	write_hook_arg = fn ? arg : NULL;
+}
+
+void co_store__about_to_write(void)
+{
+	if (write_hook)
+		write_hook(write_hook_arg);
+}
 
 void co_store_fence(const char *key, int64_t epoch)
 {

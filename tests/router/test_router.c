@@ -1402,6 +1402,70 @@ static int etcd_has_claim(fx *f, const char *id, const char *swarm)
  * every claim when it is acknowledged.  A drain brings the stores level
  * either way.
  */
+/*
+ * Where git decides in dual, the write's intent is synced when git gives
+ * the write its turn (co_store_on_write), not when it queues: the ack
+ * still waits for that sync (a failed one refuses the write, and etcd
+ * stays owed what git took), and a claim git refuses without writing
+ * costs no fsync at all.
+ */
+static void git_decided_writes_sync_in_their_turn_and_refusals_not_at_all(void **state)
+{
+	co_record *out = NULL, *g = NULL;
+	co_outbox_list l = {0};
+	co_route rt;
+	char id[32];
+	uint64_t asked;
+	int i;
+	fx f;
+
+	(void)state;
+	fx_open_on(&f, &co_test_group_etcd, "50", 0);
+	for (i = 0;; i++) {
+		snprintf(id, sizeof(id), "GT-%d", i);
+		assert_int_equal(co_router_route(&rt, f.r, CO_OP_TASK_CLAIM, id), 0);
+		if (rt.primary == CO_SIDE_GIT)
+			break;
+	}
+	assert_true(rt.secondary_async);
+	create_task(&f, id);
+	assert_int_equal(co_router_claim(&out, f.r, id, "alice", 0), 0);
+	co_record_free(out);
+	out = NULL;
+
+	assert_true(co_router_state_syncs(f.r) > 0); /* the create's, the claim's */
+	pthread_mutex_lock(&f.r->sync_mu);
+	asked = f.r->sync_requested;
+	pthread_mutex_unlock(&f.r->sync_mu);
+	assert_int_equal(co_router_claim(&out, f.r, id, "bob", 0), CO_ECONFLICT);
+	co_record_free(out);
+	out = NULL;
+	pthread_mutex_lock(&f.r->sync_mu);
+	assert_int_equal(f.r->sync_requested, asked); /* no fsync asked for */
+	pthread_mutex_unlock(&f.r->sync_mu);
+
+	drain_all(&f); /* etcd owes nothing before the release */
+	atomic_store(&co_state__sync_fault, 1);
+	assert_int_equal(co_router_release(&out, f.r, id, "alice", CO_STATUS_AVAILABLE),
+			 CO_EUNAVAIL);
+	assert_null(out);
+	assert_non_null(strstr(co_error_last(), "could not be made durable"));
+	atomic_store(&co_state__sync_fault, 0);
+	/* git, the primary, took the release; etcd is still owed it */
+	assert_int_equal(co_store_get(&g, f.git, CO_KIND_TASK, id), 0);
+	assert_null(g->owner);
+	co_record_free(g);
+	assert_int_equal(co_outbox_pending_for(&l, f.st, "etcd", "task", id), 0);
+	assert_int_equal(l.n, 1);
+	co_outbox_list_clear(&l);
+
+	assert_int_equal(co_router_claim(&out, f.r, id, "bob", 0), 0);
+	co_record_free(out);
+	drain_all(&f);
+	assert_stores_equal(&f, CO_KIND_TASK);
+	fx_close(&f);
+}
+
 static void dual_mirrors_through_the_outbox_unless_mirror_is_sync(void **state)
 {
 	int sync, i, etcd_decided, git_decided, in_git_at_ack, in_etcd_at_ack;
@@ -1770,6 +1834,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(router_killed_mid_load_in_dual_50_drains_after_restart),
 	    cmocka_unit_test(dual_watch_gives_each_change_once_from_its_primary),
 	    cmocka_unit_test(dual_mirrors_through_the_outbox_unless_mirror_is_sync),
+	    cmocka_unit_test(git_decided_writes_sync_in_their_turn_and_refusals_not_at_all),
 	    cmocka_unit_test(kill_switch_over_1000_owed_claims_serves_no_stale_git),
 	    cmocka_unit_test(drain_alone_closes_the_breaker_and_catches_up),
 	    cmocka_unit_test(one_round_retires_a_hot_ids_whole_run),

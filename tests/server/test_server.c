@@ -602,6 +602,7 @@ static void metrics_name_every_metric_and_healthz_is_ok(void **state)
 	    "cutover_reconcile_consistency_ratio ",
 	    "cutover_store_up{store=\"git\"} 1",
 	    "cutover_store_up{store=\"etcd\"} 1",
+	    "\ncutover_state_fsyncs_total ",
 	    NULL};
 	fx *f = *state;
 	resp r;
