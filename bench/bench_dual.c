@@ -355,8 +355,8 @@ int main(int argc, char **argv)
 			p50s[si] = slice_p50(si == 1 ? &res[si].hot_git : &res[si].hot, from);
 		}
 		/* this round's git-decided p50 against its own two git blocks' */
-		paired[r] = p50s[1] / ((p50s[0] + p50s[AA]) / 2);
-		aa[r] = p50s[AA] / p50s[0];
+		paired[r] = p50s[0] + p50s[AA] > 0 ? p50s[1] / ((p50s[0] + p50s[AA]) / 2) : 0;
+		aa[r] = p50s[0] > 0 ? p50s[AA] / p50s[0] : 0;
 	}
 	for (r = 0; r < rounds; r++) {
 		for (si = 0; si < AA; si++) {

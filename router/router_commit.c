@@ -225,9 +225,10 @@ void *co_router__syncer_main(void *arg)
 		pthread_mutex_unlock(&r->sync_mu);
 		atomic_store(&r->sync_started_ms, commit_mono_ms());
 		error = broken ? co_state_wal_reset(r->sync_st) : 0;
-		if (error == 0)
+		if (error == 0) {
 			error = co_state_sync(r->sync_st);
-		atomic_fetch_add(&r->syncs, 1);
+			atomic_fetch_add(&r->syncs, 1);
+		}
 		atomic_store(&r->sync_started_ms, 0);
 		pthread_mutex_lock(&r->sync_mu);
 		if (error < 0) {

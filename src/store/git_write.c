@@ -179,6 +179,7 @@ static int gs_try_write(co_git_store *gs, git_repository *repo, co_kind kind,
 		goto done;
 	if (!json && !found)
 		goto done; /* deleting what is not there: nothing to commit */
+	co_store__about_to_write(); /* the compare held: objects come next */
 	if (json && git_blob_create_from_buffer(&blob, repo, json, strlen(json)) < 0) {
 		error = co_git__fail(CO_EUNAVAIL, "git repo %s: write blob for %s",
 				     gs->repo, path);
@@ -231,14 +232,12 @@ static int gs_attempts(co_git_store *gs, const char *what, gs_attempt_fn attempt
 		if (gs->url) {
 			if ((error = co_git__remote_lock(gs)) < 0)
 				break;
-			co_store__about_to_write();
 			if ((error = gs_write_repo(gs)) == 0 &&
 			    (error = co_git__fetch_locked(gs, gs->write_repo)) == 0)
 				error = attempt(gs, gs->write_repo, ctx);
 			co_git__remote_unlock(gs);
 		} else {
 			co_git__write_turn(gs);
-			co_store__about_to_write();
 			if ((error = gs_write_repo(gs)) == 0)
 				error = attempt(gs, gs->write_repo, ctx);
 			co_git__write_done(gs);
@@ -315,6 +314,7 @@ static int gs_attempt_many(co_git_store *gs, git_repository *repo, void *ctx)
 
 	if ((error = co_git__head_tree(&commit, &tree, &head, &exists, gs, repo)) < 0)
 		goto done;
+	co_store__about_to_write();
 	for (i = 0; i < m->n; i++) {
 		if ((error = gs_check_version(&cur, &found, gs, tree, m->paths[i],
 					      &m->w[i].expected)) < 0)

@@ -108,11 +108,13 @@ int64_t co_store_fenced_at(void);
 /*
  * A write hook for this thread: until cleared (fn NULL), a store that is
  * about to change what it holds calls fn(arg) first, on this thread: a git
- * store once it has its write turn, before the commit's objects are
- * written (again on each retry after the branch moved).  A call that
- * decides without writing (a refused claim, nothing to change) never
- * calls it.  The router uses it to start the fsync that makes a write's
- * intent durable while git commits, not while the write waits for its turn
+ * store once it has its write turn and the compare held, before the
+ * commit's objects are written (again on each retry after the branch
+ * moved; a batch, before its compares).  A call refused on the store's
+ * first read (a claim someone holds) never calls it; one whose compare is
+ * lost in the turn, or that finds the same bytes there, may have.  The
+ * router uses it to start the fsync that makes a write's intent durable
+ * while git commits, not while the write waits for its turn
  * (router_commit.c).  A timing hint only: a store may not call it at all
  * (the etcd store does not), so nothing may rest on it having run.  `arg`
  * is borrowed.

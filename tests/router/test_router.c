@@ -1396,17 +1396,10 @@ static int etcd_has_claim(fx *f, const char *id, const char *swarm)
 }
 
 /*
- * dual 50, no drain running: a claim is acknowledged once the store that
- * decides it has it, before the other does (its record waits in the
- * outbox), whichever store decides; with `mirror: sync`, both stores have
- * every claim when it is acknowledged.  A drain brings the stores level
- * either way.
- */
-/*
  * Where git decides in dual, the write's intent is synced when git gives
  * the write its turn (co_store_on_write), not when it queues: the ack
  * still waits for that sync (a failed one refuses the write, and etcd
- * stays owed what git took), and a claim git refuses without writing
+ * stays owed what git took), and a claim git refuses on its first read
  * costs no fsync at all.
  */
 static void git_decided_writes_sync_in_their_turn_and_refusals_not_at_all(void **state)
@@ -1466,6 +1459,13 @@ static void git_decided_writes_sync_in_their_turn_and_refusals_not_at_all(void *
 	fx_close(&f);
 }
 
+/*
+ * dual 50, no drain running: a claim is acknowledged once the store that
+ * decides it has it, before the other does (its record waits in the
+ * outbox), whichever store decides; with `mirror: sync`, both stores have
+ * every claim when it is acknowledged.  A drain brings the stores level
+ * either way.
+ */
 static void dual_mirrors_through_the_outbox_unless_mirror_is_sync(void **state)
 {
 	int sync, i, etcd_decided, git_decided, in_git_at_ack, in_etcd_at_ack;
