@@ -1,5 +1,6 @@
 /*
- * etcd_grpc.c - the KV.Range RPC over gRPC, by hand (etcd_grpc.h).
+ * etcd_grpc.c - the KV.Range RPC over gRPC, and the KV.Txn messages, by
+ * hand (etcd_grpc.h).
  *
  * Protobuf: a message is a sequence of (tag, value) with tag = field << 3 |
  * wire type; wire type 0 is a varint, 2 a length-prefixed byte string
@@ -11,6 +12,14 @@
  *                  3 more (bool), 4 count
  *   ResponseHeader 3 revision
  *   KeyValue       1 key, 3 mod_revision, 5 value
+ *   TxnRequest     1 compare (repeated Compare), 2 success and 3 failure
+ *                  (repeated RequestOp)
+ *   Compare        1 result, 2 target, 3 key, then one of 4 version,
+ *                  5 create_revision, 6 mod_revision, 7 value, 8 lease
+ *   RequestOp      one of 1 RangeRequest, 2 PutRequest (1 key, 2 value,
+ *                  3 lease), 3 DeleteRangeRequest (1 key)
+ *   TxnResponse    1 header, 2 succeeded (bool), 3 responses (repeated
+ *                  ResponseOp: one of 1 RangeResponse, 2 put's, 3 delete's)
  *
  * Unknown fields are skipped by wire type, as protobuf requires, so newer
  * etcd versions that add fields still decode.
@@ -116,6 +125,102 @@ int co_grpc_range_encode(co_grpc_buf *out, const co_grpc_range *req)
 	b.p[2] = (unsigned char)((b.len - 5) >> 16);
 	b.p[3] = (unsigned char)((b.len - 5) >> 8);
 	b.p[4] = (unsigned char)(b.len - 5);
+	*out = b;
+	return 0;
+}
+
+/*
+ * The message of a Txn, framed.  Nested messages are written into their
+ * own buffer first (protobuf prefixes them with their length).
+ */
+static int put_frame_len(co_grpc_buf *b)
+{
+	size_t n = b->len - 5;
+
+	if (n > UINT32_MAX)
+		return co_error_set(CO_EINVAL, "etcd gRPC: message of %zu bytes", n);
+	b->p[1] = (unsigned char)(n >> 24);
+	b->p[2] = (unsigned char)(n >> 16);
+	b->p[3] = (unsigned char)(n >> 8);
+	b->p[4] = (unsigned char)n;
+	return 0;
+}
+
+/* A nested message `inner` as field `field` of b; inner is emptied. */
+static int put_nested(co_grpc_buf *b, unsigned field, co_grpc_buf *inner)
+{
+	int error = put_field_bytes(b, field, (const char *)inner->p, inner->len);
+
+	inner->len = 0;
+	return error;
+}
+
+static int put_compare(co_grpc_buf *b, const co_grpc_compare *c)
+{
+	int error;
+
+	if ((error = put_field_varint(b, 1, c->result)) < 0 ||
+	    (error = put_field_varint(b, 2, c->target)) < 0 ||
+	    (error = put_field_bytes(b, 3, c->key, c->key_len)) < 0)
+		return error;
+	/* one of target_union, sent even when zero: it says which one */
+	if (c->target == CO_GRPC_CMP_VALUE)
+		return put_field_bytes(b, 7, c->value, c->value_len);
+	if ((error = put_varint(b, (uint64_t)(c->target == CO_GRPC_CMP_VERSION  ? 4
+					      : c->target == CO_GRPC_CMP_CREATE ? 5
+					      : c->target == CO_GRPC_CMP_MOD	? 6
+										: 8)
+					   << 3 |
+				       WIRE_VARINT)) < 0)
+		return error;
+	return put_varint(b, (uint64_t)c->number);
+}
+
+/* A RequestOp: its one request as a nested message of field op->type. */
+static int put_op(co_grpc_buf *b, co_grpc_buf *req, const co_grpc_op *op)
+{
+	int error;
+
+	if (op->type != CO_GRPC_OP_RANGE && op->type != CO_GRPC_OP_PUT &&
+	    op->type != CO_GRPC_OP_DELETE)
+		return co_error_set(CO_EINVAL, "etcd gRPC: unknown txn op %d", op->type);
+	req->len = 0;
+	if ((error = put_field_bytes(req, 1, op->key, op->key_len)) < 0)
+		return error;
+	if (op->type == CO_GRPC_OP_PUT &&
+	    ((error = put_field_bytes(req, 2, op->value, op->value_len)) < 0 ||
+	     (error = put_field_varint(req, 3, op->lease)) < 0))
+		return error;
+	return put_nested(b, (unsigned)op->type, req);
+}
+
+int co_grpc_txn_encode(co_grpc_buf *out, const co_grpc_txn *t)
+{
+	co_grpc_buf b = {0}, msg = {0}, req = {0};
+	unsigned char frame[5] = {0};
+	const co_grpc_op *ops[2] = {t->success, t->failure};
+	size_t nops[2] = {t->n_success, t->n_failure}, i, k;
+	int error;
+
+	if ((error = put_bytes(&b, frame, sizeof(frame))) < 0)
+		goto done;
+	for (i = 0; i < t->n_compare; i++)
+		if ((error = put_compare(&msg, &t->compare[i])) < 0 ||
+		    (error = put_nested(&b, 1, &msg)) < 0)
+			goto done;
+	for (k = 0; k < 2; k++)
+		for (i = 0; i < nops[k]; i++)
+			if ((error = put_op(&msg, &req, &ops[k][i])) < 0 ||
+			    (error = put_nested(&b, (unsigned)k + 2, &msg)) < 0)
+				goto done;
+	error = put_frame_len(&b);
+done:
+	free(msg.p);
+	free(req.p);
+	if (error < 0) {
+		free(b.p);
+		return error;
+	}
 	*out = b;
 	return 0;
 }
@@ -367,6 +472,48 @@ int co_grpc_range_decode(const unsigned char *msg, size_t len, co_grpc_range_inf
 	return error;
 }
 
+/*
+ * A TxnResponse: its header's revision, succeeded, and the kvs of every
+ * range response among its responses, in order.  Puts' and deletes'
+ * responses carry nothing the store reads.
+ */
+int co_grpc_txn_decode(const unsigned char *msg, size_t len, co_grpc_txn_info *info,
+		       co_grpc_kv_fn fn, void *ctx)
+{
+	reader r = {msg, msg + len};
+	field f;
+	int error;
+
+	memset(info, 0, sizeof(*info));
+	while (r.p < r.end) {
+		if ((error = next_field(&f, &r)) != 0)
+			return error < 0 ? error : malformed("truncated TxnResponse");
+		if (f.num == 1 && f.wire == WIRE_LEN) {
+			if ((error = decode_header(&info->revision, f.val, f.len)) < 0)
+				return error;
+		} else if (f.num == 2 && f.wire == WIRE_VARINT) {
+			info->succeeded = f.varint != 0;
+		} else if (f.num == 3 && f.wire == WIRE_LEN) {
+			reader op = {f.val, f.val + f.len};
+			field g;
+
+			info->responses++;
+			while (op.p < op.end) {
+				co_grpc_range_info ri;
+
+				if ((error = next_field(&g, &op)) != 0)
+					return error < 0 ? error
+							 : malformed("truncated ResponseOp");
+				if (g.num == 1 && g.wire == WIRE_LEN &&
+				    (error = co_grpc_range_decode(g.val, g.len, &ri, fn,
+								  ctx)) < 0)
+					return error;
+			}
+		}
+	}
+	return 0;
+}
+
 /* ---- the call ---- */
 
 static size_t body_cb(char *ptr, size_t size, size_t nmemb, void *ud)
@@ -375,6 +522,8 @@ static size_t body_cb(char *ptr, size_t size, size_t nmemb, void *ud)
 
 	if (!reply->grpc_body)
 		return size * nmemb; /* not a gRPC answer: the status says so */
+	if (reply->raw)
+		return put_bytes(reply->raw, ptr, size * nmemb) < 0 ? 0 : size * nmemb;
 	if (co_grpc_stream_feed(reply->stream, (const unsigned char *)ptr, size * nmemb) <
 	    0)
 		return 0; /* CURLE_WRITE_ERROR: the stream keeps the error */
@@ -413,6 +562,12 @@ static size_t header_cb(char *ptr, size_t size, size_t nmemb, void *ud)
 int co_grpc_range_call(co_grpc_reply *reply, CURL *h, const char *endpoint,
 		       const char *token, const co_grpc_buf *request)
 {
+	return co_grpc_call(reply, h, endpoint, "Range", token, request);
+}
+
+int co_grpc_call(co_grpc_reply *reply, CURL *h, const char *endpoint, const char *method,
+		 const char *token, const co_grpc_buf *request)
+{
 	struct curl_slist *hdrs = NULL, *t;
 	char url[512], auth[1024], errbuf[CURL_ERROR_SIZE] = "";
 	const char *lines[4] = {"Content-Type: application/grpc", "TE: trailers",
@@ -438,7 +593,7 @@ int co_grpc_range_call(co_grpc_reply *reply, CURL *h, const char *endpoint,
 		}
 		hdrs = t;
 	}
-	snprintf(url, sizeof(url), "%s/etcdserverpb.KV/Range", endpoint);
+	snprintf(url, sizeof(url), "%s/etcdserverpb.KV/%s", endpoint, method);
 	curl_easy_setopt(h, CURLOPT_URL, url);
 	curl_easy_setopt(h, CURLOPT_HTTP_VERSION,
 			 strncmp(endpoint, "https:", 6) == 0
@@ -466,13 +621,13 @@ int co_grpc_range_call(co_grpc_reply *reply, CURL *h, const char *endpoint,
 	curl_easy_setopt(h, CURLOPT_HEADERDATA, reply);
 	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
 	rc = curl_easy_perform(h);
-	if (rc == CURLE_WRITE_ERROR && reply->stream->error) {
+	if (rc == CURLE_WRITE_ERROR && reply->stream && reply->stream->error) {
 		error = reply->stream->error; /* the decoder's or fn's, message kept */
 		goto done;
 	}
 	if (rc != CURLE_OK) {
 		error = co_error_set(rc == CURLE_WRITE_ERROR ? CO_ENOMEM : CO_EUNAVAIL,
-				     "etcd %s: gRPC Range: %s", endpoint,
+				     "etcd %s: gRPC %s: %s", endpoint, method,
 				     errbuf[0] ? errbuf : curl_easy_strerror(rc));
 		goto done;
 	}

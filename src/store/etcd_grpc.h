@@ -106,6 +106,7 @@ typedef struct co_grpc_reply {
 	char grpc_message[256]; /* percent-decoding not applied */
 	int grpc_body;		/* 1 once content-type said application/grpc */
 	co_grpc_stream *stream; /* set by the caller: fed a gRPC response body */
+	co_grpc_buf *raw;	/* or this: the body as it came, frame included */
 } co_grpc_reply;
 
 /*
@@ -119,5 +120,71 @@ typedef struct co_grpc_reply {
  */
 int co_grpc_range_call(co_grpc_reply *reply, CURL *h, const char *endpoint,
 		       const char *token, const co_grpc_buf *request);
+
+/* The same for <endpoint>/etcdserverpb.KV/<method> ("Range", "Txn"), the
+ * body fed to reply->stream or appended to reply->raw. */
+int co_grpc_call(co_grpc_reply *reply, CURL *h, const char *endpoint, const char *method,
+		 const char *token, const co_grpc_buf *request);
+
+/*
+ * KV.Txn's messages (a step towards txns over gRPC: encoded and decoded
+ * here, checked against etcd's schema and against etcd itself by
+ * tests/store/test_etcd_grpc.c; the store still sends its txns through the
+ * gateway).  A compare of `target` by `result`: `number` for VERSION,
+ * CREATE, MOD and LEASE, `value` for VALUE.
+ */
+enum { CO_GRPC_EQUAL = 0, CO_GRPC_GREATER = 1, CO_GRPC_LESS = 2, CO_GRPC_NOT_EQUAL = 3 };
+enum {
+	CO_GRPC_CMP_VERSION = 0,
+	CO_GRPC_CMP_CREATE = 1,
+	CO_GRPC_CMP_MOD = 2,
+	CO_GRPC_CMP_VALUE = 3,
+	CO_GRPC_CMP_LEASE = 4
+};
+typedef struct co_grpc_compare {
+	int result, target;
+	const char *key;
+	size_t key_len;
+	int64_t number;
+	const char *value;
+	size_t value_len;
+} co_grpc_compare;
+
+/* One request of a branch: a range (get) of, a put to (with a lease, 0:
+ * none) or a delete of one key. */
+enum { CO_GRPC_OP_RANGE = 1, CO_GRPC_OP_PUT = 2, CO_GRPC_OP_DELETE = 3 };
+typedef struct co_grpc_op {
+	int type;
+	const char *key;
+	size_t key_len;
+	const char *value;
+	size_t value_len;
+	int64_t lease;
+} co_grpc_op;
+
+typedef struct co_grpc_txn {
+	const co_grpc_compare *compare;
+	size_t n_compare;
+	const co_grpc_op *success, *failure;
+	size_t n_success, n_failure;
+} co_grpc_txn;
+
+/* The TxnRequest as a gRPC message (frame header, then the protobuf).
+ * CO_ENOMEM; CO_EINVAL for an unknown op type. */
+int co_grpc_txn_encode(co_grpc_buf *out, const co_grpc_txn *t);
+
+typedef struct co_grpc_txn_info {
+	int64_t revision; /* of its header: the revision after the txn */
+	int succeeded;	  /* 1: the compares held, the success branch ran */
+	size_t responses; /* how many ResponseOps it carried */
+} co_grpc_txn_info;
+
+/*
+ * Decode a whole TxnResponse protobuf (no frame header): *info, and fn for
+ * each kv of each range response, in order.  CO_EINVAL on malformed input,
+ * or what fn returned.
+ */
+int co_grpc_txn_decode(const unsigned char *msg, size_t len, co_grpc_txn_info *info,
+		       co_grpc_kv_fn fn, void *ctx);
 
 #endif

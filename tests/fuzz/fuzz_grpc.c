@@ -12,7 +12,9 @@
  * pieces gives the same kvs, the same info and the same verdict; and when
  * the frame holds exactly the rest of the input, co_grpc_range_decode() of
  * the message agrees too.  Keys and values are copied out in the callback,
- * so ASan sees any pointer past the bytes received.
+ * so ASan sees any pointer past the bytes received.  The same input also
+ * goes to the TxnResponse decoder (co_grpc_txn_decode), unframed: a
+ * verdict, no crash, the same kvs twice.
  */
 #include "fuzz_util.h"
 
@@ -122,6 +124,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 						 &direct.s) == 0;
 		co_error_clear();
 		same(&whole, &direct, "co_grpc_range_decode");
+	}
+
+	/* The same bytes as a TxnResponse (whose range responses go through
+	 * the decoder above): any input, a verdict, never a crash, and the
+	 * kvs seen twice the same. */
+	{
+		co_grpc_txn_info ti[2];
+		seen ts[2];
+		int rc[2], k;
+
+		for (k = 0; k < 2; k++) {
+			memset(&ts[k], 0, sizeof(ts[k]));
+			rc[k] = co_grpc_txn_decode(data, size, &ti[k], on_kv, &ts[k]);
+			co_error_clear();
+			if (rc[k] > 0)
+				fuzz_fail("co_grpc_txn_decode returned %d", rc[k]);
+		}
+		if (rc[0] != rc[1] || ts[0].n != ts[1].n || ts[0].hash != ts[1].hash)
+			fuzz_fail("co_grpc_txn_decode: two decodings differ");
 	}
 	return 0;
 }
