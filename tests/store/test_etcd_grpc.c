@@ -555,32 +555,18 @@ static void txn_response_from_etcds_schema_decodes(void **state)
 	free(buf);
 }
 #else
-static void range_request_reads_back_with_etcds_schema(void **state)
-{
-	(void)state;
-	print_message("protobuf-c not installed (scripts/setup): skipped\n");
-	skip();
-}
-
-static void range_response_from_etcds_schema_decodes(void **state)
-{
-	(void)state;
-	print_message("protobuf-c not installed (scripts/setup): skipped\n");
-	skip();
-}
-static void txn_request_reads_back_with_etcds_schema(void **state)
-{
-	(void)state;
-	print_message("protobuf-c not installed (scripts/setup): skipped\n");
-	skip();
-}
-
-static void txn_response_from_etcds_schema_decodes(void **state)
-{
-	(void)state;
-	print_message("protobuf-c not installed (scripts/setup): skipped\n");
-	skip();
-}
+/* Without protobuf-c the reference cases say so and skip. */
+#define SKIPPED(name)                                                                    \
+	static void name(void **state)                                                   \
+	{                                                                                \
+		(void)state;                                                             \
+		print_message("protobuf-c not installed (scripts/setup): skipped\n");    \
+		skip();                                                                  \
+	}
+SKIPPED(range_request_reads_back_with_etcds_schema)
+SKIPPED(range_response_from_etcds_schema_decodes)
+SKIPPED(txn_request_reads_back_with_etcds_schema)
+SKIPPED(txn_response_from_etcds_schema_decodes)
 #endif
 
 int main(void)
