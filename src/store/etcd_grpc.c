@@ -137,7 +137,7 @@ static int put_frame_len(co_grpc_buf *b)
 {
 	size_t n = b->len - 5;
 
-	if (n > UINT32_MAX)
+	if ((uint64_t)n > UINT32_MAX)
 		return co_error_set(CO_EINVAL, "etcd gRPC: message of %zu bytes", n);
 	b->p[1] = (unsigned char)(n >> 24);
 	b->p[2] = (unsigned char)(n >> 16);
@@ -158,6 +158,11 @@ static int put_nested(co_grpc_buf *b, unsigned field, co_grpc_buf *inner)
 static int put_compare(co_grpc_buf *b, const co_grpc_compare *c)
 {
 	int error;
+
+	if (c->target < CO_GRPC_CMP_VERSION || c->target > CO_GRPC_CMP_LEASE ||
+	    c->result < CO_GRPC_EQUAL || c->result > CO_GRPC_NOT_EQUAL)
+		return co_error_set(CO_EINVAL, "etcd gRPC: unknown compare %d/%d", c->target,
+				    c->result);
 
 	if ((error = put_field_varint(b, 1, c->result)) < 0 ||
 	    (error = put_field_varint(b, 2, c->target)) < 0 ||
@@ -487,7 +492,9 @@ int co_grpc_txn_decode(const unsigned char *msg, size_t len, co_grpc_txn_info *i
 	memset(info, 0, sizeof(*info));
 	while (r.p < r.end) {
 		if ((error = next_field(&f, &r)) != 0)
-			return error < 0 ? error : malformed("truncated TxnResponse");
+			return error < 0 ? error
+					 : co_error_set(CO_EINVAL, "etcd gRPC: malformed "
+								   "TxnResponse (truncated)");
 		if (f.num == 1 && f.wire == WIRE_LEN) {
 			if ((error = decode_header(&info->revision, f.val, f.len)) < 0)
 				return error;
@@ -503,7 +510,10 @@ int co_grpc_txn_decode(const unsigned char *msg, size_t len, co_grpc_txn_info *i
 
 				if ((error = next_field(&g, &op)) != 0)
 					return error < 0 ? error
-							 : malformed("truncated ResponseOp");
+							 : co_error_set(CO_EINVAL,
+									"etcd gRPC: malformed "
+									"TxnResponse (truncated "
+									"ResponseOp)");
 				if (g.num == 1 && g.wire == WIRE_LEN &&
 				    (error = co_grpc_range_decode(g.val, g.len, &ri, fn,
 								  ctx)) < 0)
@@ -524,6 +534,8 @@ static size_t body_cb(char *ptr, size_t size, size_t nmemb, void *ud)
 		return size * nmemb; /* not a gRPC answer: the status says so */
 	if (reply->raw)
 		return put_bytes(reply->raw, ptr, size * nmemb) < 0 ? 0 : size * nmemb;
+	if (reply->stream == NULL)
+		return size * nmemb; /* nobody wants the body */
 	if (co_grpc_stream_feed(reply->stream, (const unsigned char *)ptr, size * nmemb) <
 	    0)
 		return 0; /* CURLE_WRITE_ERROR: the stream keeps the error */

@@ -106,7 +106,8 @@ typedef struct co_grpc_reply {
 	char grpc_message[256]; /* percent-decoding not applied */
 	int grpc_body;		/* 1 once content-type said application/grpc */
 	co_grpc_stream *stream; /* set by the caller: fed a gRPC response body */
-	co_grpc_buf *raw;	/* or this: the body as it came, frame included */
+	co_grpc_buf *raw;	/* or this: the body as it came, frame included;
+				 * neither: the body is dropped */
 } co_grpc_reply;
 
 /*
@@ -170,7 +171,7 @@ typedef struct co_grpc_txn {
 } co_grpc_txn;
 
 /* The TxnRequest as a gRPC message (frame header, then the protobuf).
- * CO_ENOMEM; CO_EINVAL for an unknown op type. */
+ * CO_ENOMEM; CO_EINVAL for an unknown op type, compare target or result. */
 int co_grpc_txn_encode(co_grpc_buf *out, const co_grpc_txn *t);
 
 typedef struct co_grpc_txn_info {

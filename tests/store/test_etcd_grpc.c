@@ -274,6 +274,9 @@ static void txn_round_trips_through_a_real_etcd(void **state)
 		assert_true(reply.http2);
 		assert_true(raw.len > 5);
 		assert_int_equal(raw.p[0], 0); /* not compressed */
+		assert_int_equal(((size_t)raw.p[1] << 24 | (size_t)raw.p[2] << 16 |
+				  (size_t)raw.p[3] << 8 | raw.p[4]),
+				 raw.len - 5); /* one whole frame */
 		memset(&g, 0, sizeof(g));
 		assert_int_equal(co_grpc_txn_decode(raw.p + 5, raw.len - 5, &info, collect, &g),
 				 0);
@@ -413,6 +416,7 @@ static void txn_request_reads_back_with_etcds_schema(void **state)
 	const co_grpc_op ko[1] = {{CO_GRPC_OP_RANGE, k, sizeof(k) - 1, NULL, 0, 0}};
 	co_grpc_txn t = {cmp, 5, ok, ko, 3, 1};
 	co_grpc_op bad = {9, k, 1, NULL, 0, 0};
+	co_grpc_compare odd = {CO_GRPC_EQUAL, 9, k, 1, 0, NULL, 0};
 	Etcdserverpb__TxnRequest *m;
 	Etcdserverpb__Compare *c;
 	co_grpc_buf b = {0};
@@ -472,12 +476,31 @@ static void txn_request_reads_back_with_etcds_schema(void **state)
 	etcdserverpb__txn_request__free_unpacked(m, NULL);
 	free(b.p);
 
-	/* an op of no known type is refused, and nothing is handed out */
+	/* an op or a compare of no known kind is refused, nothing handed out */
 	t.success = &bad;
 	t.n_success = 1;
 	b.p = NULL;
 	assert_int_equal(co_grpc_txn_encode(&b, &t), CO_EINVAL);
 	assert_null(b.p);
+	t.success = ok;
+	t.n_success = 3;
+	t.compare = &odd;
+	t.n_compare = 1;
+	assert_int_equal(co_grpc_txn_encode(&b, &t), CO_EINVAL);
+	assert_null(b.p);
+	odd.target = CO_GRPC_CMP_MOD;
+	odd.result = 4;
+	assert_int_equal(co_grpc_txn_encode(&b, &t), CO_EINVAL);
+	assert_null(b.p);
+	/* a negative number is a ten-byte varint etcd's schema reads back */
+	odd.result = CO_GRPC_LESS;
+	odd.number = -1;
+	assert_int_equal(co_grpc_txn_encode(&b, &t), 0);
+	m = etcdserverpb__txn_request__unpack(NULL, b.len - 5, b.p + 5);
+	assert_non_null(m);
+	assert_int_equal(m->compare[0]->mod_revision, -1);
+	etcdserverpb__txn_request__free_unpacked(m, NULL);
+	free(b.p);
 }
 
 /* A TxnResponse written by etcd's schema (a failed compare: the failure
@@ -490,9 +513,12 @@ static void txn_response_from_etcds_schema_decodes(void **state)
 	Etcdserverpb__TxnResponse resp = ETCDSERVERPB__TXN_RESPONSE__INIT;
 	Etcdserverpb__RangeResponse rr = ETCDSERVERPB__RANGE_RESPONSE__INIT;
 	Etcdserverpb__PutResponse pr = ETCDSERVERPB__PUT_RESPONSE__INIT;
-	Etcdserverpb__ResponseOp ops[2] = {ETCDSERVERPB__RESPONSE_OP__INIT,
+	Etcdserverpb__DeleteRangeResponse dr = ETCDSERVERPB__DELETE_RANGE_RESPONSE__INIT;
+	Etcdserverpb__KeyValue prev = ETCDSERVERPB__KEY_VALUE__INIT, *prevs[1] = {&prev};
+	Etcdserverpb__ResponseOp ops[3] = {ETCDSERVERPB__RESPONSE_OP__INIT,
+					   ETCDSERVERPB__RESPONSE_OP__INIT,
 					   ETCDSERVERPB__RESPONSE_OP__INIT};
-	Etcdserverpb__ResponseOp *opp[2] = {&ops[0], &ops[1]};
+	Etcdserverpb__ResponseOp *opp[3] = {&ops[0], &ops[1], &ops[2]};
 	Etcdserverpb__KeyValue kv[2] = {ETCDSERVERPB__KEY_VALUE__INIT,
 					ETCDSERVERPB__KEY_VALUE__INIT};
 	Etcdserverpb__KeyValue *kvs[2] = {&kv[0], &kv[1]};
@@ -516,14 +542,26 @@ static void txn_response_from_etcds_schema_decodes(void **state)
 	rr.n_kvs = 2;
 	rr.kvs = kvs;
 	rr.count = 2;
+	/* a put's prev_kv and a delete's prev_kvs are not a range's kvs
+	 * (the put's has the range's field number) */
+	prev.key.data = (uint8_t *)"t/old";
+	prev.key.len = 5;
+	prev.mod_revision = 1;
 	pr.header = &h;
+	pr.prev_kv = &prev;
+	dr.header = &h;
+	dr.deleted = 1;
+	dr.n_prev_kvs = 1;
+	dr.prev_kvs = prevs;
 	ops[0].response_case = ETCDSERVERPB__RESPONSE_OP__RESPONSE_RESPONSE_RANGE;
 	ops[0].response_range = &rr;
 	ops[1].response_case = ETCDSERVERPB__RESPONSE_OP__RESPONSE_RESPONSE_PUT;
 	ops[1].response_put = &pr;
+	ops[2].response_case = ETCDSERVERPB__RESPONSE_OP__RESPONSE_RESPONSE_DELETE_RANGE;
+	ops[2].response_delete_range = &dr;
 	resp.header = &h;
 	resp.succeeded = 0;
-	resp.n_responses = 2;
+	resp.n_responses = 3;
 	resp.responses = opp;
 	len = etcdserverpb__txn_response__get_packed_size(&resp);
 	assert_non_null(buf = malloc(len));
@@ -533,7 +571,7 @@ static void txn_response_from_etcds_schema_decodes(void **state)
 	assert_int_equal(co_grpc_txn_decode(buf, len, &info, collect, &g), 0);
 	assert_int_equal(info.revision, 4242);
 	assert_int_equal(info.succeeded, 0);
-	assert_int_equal(info.responses, 2);
+	assert_int_equal(info.responses, 3);
 	assert_int_equal(g.n, 2);
 	assert_string_equal(g.keys[0], "t/a");
 	assert_string_equal(g.values[0], "{\"id\":\"a\"}");
