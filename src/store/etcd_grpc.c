@@ -106,33 +106,7 @@ static int put_field_varint(co_grpc_buf *b, unsigned field, int64_t v)
 	return put_varint(b, (uint64_t)v);
 }
 
-int co_grpc_range_encode(co_grpc_buf *out, const co_grpc_range *req)
-{
-	co_grpc_buf b = {0};
-	unsigned char frame[5] = {0};
-	int error;
-
-	if ((error = put_bytes(&b, frame, sizeof(frame))) < 0 ||
-	    (error = put_field_bytes(&b, 1, req->key, req->key_len)) < 0 ||
-	    (req->range_end_len &&
-	     (error = put_field_bytes(&b, 2, req->range_end, req->range_end_len)) < 0) ||
-	    (error = put_field_varint(&b, 3, req->limit)) < 0 ||
-	    (error = put_field_varint(&b, 4, req->revision)) < 0) {
-		free(b.p);
-		return error;
-	}
-	b.p[1] = (unsigned char)((b.len - 5) >> 24);
-	b.p[2] = (unsigned char)((b.len - 5) >> 16);
-	b.p[3] = (unsigned char)((b.len - 5) >> 8);
-	b.p[4] = (unsigned char)(b.len - 5);
-	*out = b;
-	return 0;
-}
-
-/*
- * The message of a Txn, framed.  Nested messages are written into their
- * own buffer first (protobuf prefixes them with their length).
- */
+/* Write the frame header's length (b starts with the 5 bytes of it). */
 static int put_frame_len(co_grpc_buf *b)
 {
 	size_t n = b->len - 5;
@@ -145,6 +119,29 @@ static int put_frame_len(co_grpc_buf *b)
 	b->p[4] = (unsigned char)n;
 	return 0;
 }
+
+int co_grpc_range_encode(co_grpc_buf *out, const co_grpc_range *req)
+{
+	co_grpc_buf b = {0};
+	unsigned char frame[5] = {0};
+	int error;
+
+	if ((error = put_bytes(&b, frame, sizeof(frame))) < 0 ||
+	    (error = put_field_bytes(&b, 1, req->key, req->key_len)) < 0 ||
+	    (req->range_end_len &&
+	     (error = put_field_bytes(&b, 2, req->range_end, req->range_end_len)) < 0) ||
+	    (error = put_field_varint(&b, 3, req->limit)) < 0 ||
+	    (error = put_field_varint(&b, 4, req->revision)) < 0 ||
+	    (error = put_frame_len(&b)) < 0) {
+		free(b.p);
+		return error;
+	}
+	*out = b;
+	return 0;
+}
+
+/* The message of a Txn.  Nested messages are written into their own
+ * buffer first (protobuf prefixes them with their length). */
 
 /* A nested message `inner` as field `field` of b; inner is emptied. */
 static int put_nested(co_grpc_buf *b, unsigned field, co_grpc_buf *inner)
