@@ -193,6 +193,9 @@ static int put_op(co_grpc_buf *b, co_grpc_buf *req, const co_grpc_op *op)
 	    ((error = put_field_bytes(req, 2, op->value, op->value_len)) < 0 ||
 	     (error = put_field_varint(req, 3, op->lease)) < 0))
 		return error;
+	if (op->type == CO_GRPC_OP_RANGE && op->keys_only &&
+	    (error = put_field_varint(req, 8, 1)) < 0)
+		return error;
 	return put_nested(b, (unsigned)op->type, req);
 }
 
@@ -339,6 +342,8 @@ static int decode_kv(co_grpc_kv *kv, const unsigned char *p, size_t len)
 		} else if (f.num == 5 && f.wire == WIRE_LEN) {
 			kv->value = (const char *)f.val;
 			kv->value_len = f.len;
+		} else if (f.num == 6 && f.wire == WIRE_VARINT) {
+			kv->lease = (int64_t)f.varint;
 		}
 	}
 	return 0;
@@ -474,10 +479,27 @@ int co_grpc_range_decode(const unsigned char *msg, size_t len, co_grpc_range_inf
 	return error;
 }
 
+/* A kv of the ResponseOp at `index`: passed on with its index. */
+struct txn_kv_ctx {
+	co_grpc_kv_fn fn;
+	void *ctx;
+	size_t index;
+};
+
+static int txn_kv(void *ctx, const co_grpc_kv *kv)
+{
+	struct txn_kv_ctx *t = ctx;
+	co_grpc_kv k = *kv;
+
+	k.response = t->index;
+	return t->fn ? t->fn(t->ctx, &k) : 0;
+}
+
 /*
  * A TxnResponse: its header's revision, succeeded, and the kvs of every
- * range response among its responses, in order.  Puts' and deletes'
- * responses carry nothing the store reads.
+ * range response among its responses, in order, each with the index of
+ * its ResponseOp.  Puts' and deletes' responses carry nothing the store
+ * reads.
  */
 int co_grpc_txn_decode(const unsigned char *msg, size_t len, co_grpc_txn_info *info,
 		       co_grpc_kv_fn fn, void *ctx)
@@ -499,6 +521,7 @@ int co_grpc_txn_decode(const unsigned char *msg, size_t len, co_grpc_txn_info *i
 			info->succeeded = f.varint != 0;
 		} else if (f.num == 3 && f.wire == WIRE_LEN) {
 			reader op = {f.val, f.val + f.len};
+			struct txn_kv_ctx tk = {fn, ctx, info->responses};
 			field g;
 
 			info->responses++;
@@ -512,8 +535,8 @@ int co_grpc_txn_decode(const unsigned char *msg, size_t len, co_grpc_txn_info *i
 									"TxnResponse (truncated "
 									"ResponseOp)");
 				if (g.num == 1 && g.wire == WIRE_LEN &&
-				    (error = co_grpc_range_decode(g.val, g.len, &ri, fn,
-								  ctx)) < 0)
+				    (error = co_grpc_range_decode(g.val, g.len, &ri, txn_kv,
+								  &tk)) < 0)
 					return error;
 			}
 		}

@@ -37,6 +37,8 @@ typedef struct co_grpc_kv {
 	const char *value;
 	size_t value_len;
 	int64_t mod_revision;
+	int64_t lease;	 /* 0: none */
+	size_t response; /* in a TxnResponse: the index of its ResponseOp */
 } co_grpc_kv;
 
 /* Called for each kv in order; a negative return stops the decoding. */
@@ -128,10 +130,9 @@ int co_grpc_call(co_grpc_reply *reply, CURL *h, const char *endpoint, const char
 		 const char *token, const co_grpc_buf *request);
 
 /*
- * KV.Txn's messages (a step towards txns over gRPC: encoded and decoded
- * here, checked against etcd's schema and against etcd itself by
- * tests/store/test_etcd_grpc.c; the store still sends its txns through the
- * gateway).  A compare of `target` by `result`: `number` for VERSION,
+ * KV.Txn's messages, checked against etcd's schema and against etcd itself
+ * by tests/store/test_etcd_grpc.c.  The store sends its compare-and-swap
+ * txns with them over a kept HTTP/2 connection (etcd_h2.c).  A compare of `target` by `result`: `number` for VERSION,
  * CREATE, MOD and LEASE, `value` for VALUE.
  */
 enum { CO_GRPC_EQUAL = 0, CO_GRPC_GREATER = 1, CO_GRPC_LESS = 2, CO_GRPC_NOT_EQUAL = 3 };
@@ -152,7 +153,7 @@ typedef struct co_grpc_compare {
 } co_grpc_compare;
 
 /* One request of a branch: a range (get) of, a put to (with a lease, 0:
- * none) or a delete of one key. */
+ * none) or a delete of one key.  keys_only: a range without the values. */
 enum { CO_GRPC_OP_RANGE = 1, CO_GRPC_OP_PUT = 2, CO_GRPC_OP_DELETE = 3 };
 typedef struct co_grpc_op {
 	int type;
@@ -161,6 +162,7 @@ typedef struct co_grpc_op {
 	const char *value;
 	size_t value_len;
 	int64_t lease;
+	int keys_only;
 } co_grpc_op;
 
 typedef struct co_grpc_txn {

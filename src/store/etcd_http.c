@@ -53,6 +53,12 @@ void co_etcd__uncounted(int on)
 	uncounted = on;
 }
 
+void co_etcd__round_trip(struct etcd *e)
+{
+	if (!uncounted)
+		atomic_fetch_add(&e->round_trips, 1);
+}
+
 int co_etcd__buf_add(struct buf *b, const char *data, size_t len)
 {
 	if (b->len + len + 1 > b->cap) {
@@ -340,8 +346,7 @@ int co_etcd__post_raw(cJSON **out, long *http, size_t *endpoint, struct etcd *e,
 		curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
 		curl_easy_setopt(h, CURLOPT_WRITEDATA, &resp);
 		curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
-		if (!uncounted)
-			atomic_fetch_add(&e->round_trips, 1);
+		co_etcd__round_trip(e);
 		rc = curl_easy_perform(h);
 		if (rc == CURLE_WRITE_ERROR && resp.p == NULL) {
 			error = co_etcd__oom();
@@ -390,14 +395,14 @@ done:
 	return error;
 }
 
-static int is_auth_error(int code, const char *msg)
+int co_etcd__is_auth_error(int code, const char *msg)
 {
 	return code == GRPC_UNAUTHENTICATED || strstr(msg, "auth token") != NULL ||
 	       strstr(msg, "user name is empty") != NULL;
 }
 
 /* Turn a gateway error answer into a CO_E* code with its message. */
-static int gateway_error(const struct etcd *e, size_t endpoint, long http, const cJSON *j,
+int co_etcd__gateway_error(const struct etcd *e, size_t endpoint, long http, const cJSON *j,
 			 const char *path)
 {
 	const char *msg = co_etcd__json_str(j, "message");
@@ -409,7 +414,7 @@ static int gateway_error(const struct etcd *e, size_t endpoint, long http, const
 		return co_error_set(CO_EUNAVAIL,
 				    "etcd %s: %s: HTTP %ld with a body that is not JSON",
 				    e->endpoints[endpoint], path, http);
-	switch (is_auth_error(code, msg) ? GRPC_UNAUTHENTICATED : code) {
+	switch (co_etcd__is_auth_error(code, msg) ? GRPC_UNAUTHENTICATED : code) {
 	case GRPC_INVALID_ARGUMENT:
 		co = strstr(msg, "too large") ? CO_ETOOBIG : CO_EINVAL;
 		break;
@@ -446,7 +451,7 @@ static int authenticate(struct etcd *e)
 				       body, NULL)) < 0)
 		goto done;
 	if (http != 200 || resp == NULL || !co_etcd__json_str(resp, "token")[0]) {
-		gateway_error(e, ep, http, resp, "/v3/auth/authenticate");
+		co_etcd__gateway_error(e, ep, http, resp, "/v3/auth/authenticate");
 		error = co_error_set(CO_EUNAVAIL, "etcd: authenticating as %s failed: %s",
 				     e->user, co_error_last());
 		goto done;
@@ -549,14 +554,14 @@ int co_etcd__call_body(cJSON **out, struct etcd *e, const char *path, const char
 			goto done;
 		}
 		if (e->user && attempt == 0 &&
-		    is_auth_error((int)co_etcd__json_i64(resp, "code"),
+		    co_etcd__is_auth_error((int)co_etcd__json_i64(resp, "code"),
 				  co_etcd__json_str(resp, "message"))) {
 			co_etcd__token_drop(e, token);
 			continue;
 		}
 		break;
 	}
-	error = gateway_error(e, ep, http, resp, path);
+	error = co_etcd__gateway_error(e, ep, http, resp, path);
 done:
 	cJSON_Delete(resp);
 	free(token);

@@ -5,6 +5,8 @@
  * etcd_store.c.  The parts:
  *
  *   etcd_http.c    POSTs to the gateway, endpoints, auth; JSON helpers
+ *   etcd_h2.c      gRPC calls on kept HTTP/2 connections (the txns)
+ *   etcd_txn.c     a compare-and-swap txn sent, and what its answer says
  *   etcd_store.c   records, get, leases, compare-and-swap, the backend
  *   etcd_batch.c   many keys in one txn (an outbox drain's batches)
  *   etcd_range.c   list and scan at one revision (gateway and gRPC)
@@ -20,6 +22,7 @@
 
 #include "store.h"
 #include "store_backend.h"
+#include "etcd_grpc.h"
 #include "../core/b64.h"
 
 #include "../core/record.h"
@@ -50,6 +53,7 @@ enum {
 };
 
 struct co_etcd__cache;
+struct co_etcd__h2;
 
 struct etcd {
 	char **endpoints;
@@ -61,6 +65,7 @@ struct etcd {
 	int scan_page;
 	int watch_idle_ms; /* a silent stream is probed after this long */
 	struct co_etcd__cache *cache; /* NULL: off (etcd_cache.c) */
+	struct co_etcd__h2 *h2;	      /* kept gRPC connections; NULL: none (etcd_h2.c) */
 	int64_t grpc_first_page; /* the gRPC scan's first limit */
 	char *describe;
 
@@ -71,7 +76,8 @@ struct etcd {
 	char *token;	    /* auth token, NULL until authenticated */
 	atomic_int no_grpc; /* 1: an endpoint answered gRPC with HTTP/1 */
 	atomic_ullong grpc_pages; /* gRPC Range pages read (co_etcd_store_grpc_pages) */
-	atomic_ullong round_trips;  /* requests sent by co_etcd__post_raw */
+	atomic_ullong grpc_txns;    /* txns answered over gRPC (etcd_txn.c) */
+	atomic_ullong round_trips;  /* requests sent, gateway and gRPC */
 	atomic_ullong watch_stalls; /* streams torn down as stalled */
 	atomic_ullong watch_probes; /* probes of silent streams' members */
 };
@@ -90,6 +96,17 @@ int co_etcd__curl_ready(void);
 /* on 1: the calling thread's requests are not counted in round_trips
  * (the cache's own thread: its requests are no operation's). */
 void co_etcd__uncounted(int on);
+
+/* Count one request in round_trips, unless the thread is uncounted. */
+void co_etcd__round_trip(struct etcd *e);
+
+/* A gateway error answer (`j`: its JSON, NULL if none) as a CO_E* code
+ * with its message; gRPC status codes map the same way. */
+int co_etcd__gateway_error(const struct etcd *e, size_t endpoint, long http,
+			   const cJSON *j, const char *path);
+
+/* 1 if a gateway or gRPC error says the auth token is invalid. */
+int co_etcd__is_auth_error(int code, const char *msg);
 
 int co_etcd__buf_add(struct buf *b, const char *data, size_t len);
 
@@ -238,19 +255,12 @@ int co_etcd__failure_read(co_record **cur, co_version *ver, struct etcd *e,
 int co_etcd__fence_moved(const cJSON *resp, struct etcd *e, const char *key, int64_t epoch);
 
 /*
- * The txn's request as text (core/textbuf.h; an allocation failure is
- * remembered there).  co_etcd__txt_equal: a compare {"key","result":
- * "EQUAL","target",field:value}; co_etcd__txt_op: {"<op>":{"key"[,"value"]
- * [,"lease"]}} with key and value base64'd.  Names, targets, fields,
- * values of compares and leases go in unescaped: co_etcd__plain() says
- * whether a string may (ASCII letters and digits only).
+ * Send txn: KV.Txn over a kept HTTP/2 connection when the endpoints speak
+ * it (CUTOVER_ETCD_GRPC=0: never), else the gateway's /v3/kv/txn.  *out:
+ * the answer in the gateway's JSON shape either way, the caller's.  Errors
+ * as co_etcd__call_body(); a gRPC status maps as the gateway's code would.
  */
-struct co_textbuf;
-void co_etcd__txt_equal(struct co_textbuf *t, const char *key, const char *target,
-			const char *field, const char *value);
-void co_etcd__txt_op(struct co_textbuf *t, const char *op, const char *key,
-		     const char *value, const char *lease);
-int co_etcd__plain(const char *s);
+int co_etcd__txn_call(cJSON **out, struct etcd *e, const co_grpc_txn *txn);
 
 /* ---- etcd_range.c ---- */
 
@@ -266,6 +276,28 @@ int co_etcd__list(co_record_list *out, void *impl, co_kind kind);
  * repeats a record).
  */
 int co_etcd__scan(void *impl, unsigned flags, co_scan_fn fn, void *ctx);
+
+/* ---- etcd_h2.c ---- */
+
+/* What co_etcd__h2_post() returns when an endpoint does not speak HTTP/2
+ * (or none is kept): the caller uses the gateway. */
+#define CO_ETCD_H2_NOT_GRPC 1
+
+/* The pool for e's endpoints: *out NULL (no error) when any endpoint is
+ * https:// or libnghttp2 was not built in.  CO_ENOMEM. */
+int co_etcd__h2_new(struct co_etcd__h2 **out, const struct etcd *e);
+
+/* Close every kept connection.  NULL is fine. */
+void co_etcd__h2_free(struct co_etcd__h2 *p);
+
+/*
+ * One unary call to etcdserverpb.KV/<method> over a kept connection, the
+ * answer's body appended to reply->raw (or fed to reply->stream).  0 when
+ * a server answered (reply->grpc_status says how); CO_ETCD_H2_NOT_GRPC;
+ * CO_EUNAVAIL naming every endpoint tried; CO_ENOMEM.
+ */
+int co_etcd__h2_post(co_grpc_reply *reply, struct etcd *e, const char *method,
+		     const char *token, const co_grpc_buf *request);
 
 /* ---- etcd_watch.c ---- */
 

@@ -46,7 +46,6 @@
 
 #include "../core/config.h"
 #include "../core/error.h"
-#include "../core/textbuf.h"
 #include "../core/id.h"
 #include "../core/record.h"
 
@@ -265,24 +264,36 @@ int co_etcd__cas(void *impl, co_kind kind, const char *id, const co_record *r,
  * compares that it is absent; CLAIMS_KEY_FOUND when only that compare
  * failed, for the caller to send the full txn.
  */
+/* A revision or lease ID as etcd wrote it: digits that fit an int64. */
+static int parse_i64(int64_t *out, const char *s)
+{
+	char *end;
+
+	errno = 0;
+	*out = strtoll(s, &end, 10);
+	return s[0] >= '0' && s[0] <= '9' && *end == '\0' && errno == 0 ? 0 : -1;
+}
+
 /*
- * The txn of one write, its JSON written straight into one buffer (every
- * string in it is base64, a fixed name or a revision): a cJSON tree of it
- * was a visible part of a cached claim's client CPU (bench_claim).
+ * The txn of one write, described once (co_grpc_txn) and sent over gRPC
+ * or as the gateway's JSON by co_etcd__txn_call(): a cJSON tree of it was
+ * a visible part of a cached claim's client CPU (bench_claim).
  */
 static int cas_txn(struct etcd *e, co_kind kind, const char *id, const co_record *r,
 		   const co_version *expected, int lean, co_record **cur,
 		   co_version *cur_ver, int *fresh)
 {
-	co_textbuf t = CO_TEXTBUF_INIT;
 	cJSON *resp = NULL;
 	char *key = co_etcd__key_for(e, co_kind_dir(kind), id),
 	     *ckey = co_etcd__key_for(e, "claims", id);
-	char *val = NULL, *body = NULL, lease[32] = "", epoch[24];
+	char *val = NULL, lease[32] = "";
 	const char *fkey = NULL;
-	int64_t fepoch = 0;
+	int64_t fepoch = 0, exp_rev = 0, lease_id = 0;
 	int error, fenced = co_store__fence(&fkey, &fepoch);
 	int with_lease = kind == CO_KIND_TASK && co_etcd__wants_lease(r);
+	co_grpc_compare cmp[3];
+	co_grpc_op ok[4], bad[2];
+	co_grpc_txn txn = {cmp, 0, ok, bad, 0, 0};
 
 	lean = lean && kind == CO_KIND_TASK;
 	if (fresh)
@@ -291,7 +302,7 @@ static int cas_txn(struct etcd *e, co_kind kind, const char *id, const co_record
 		error = co_etcd__oom();
 		goto done;
 	}
-	if (!co_etcd__plain(expected->v)) {
+	if (expected->v[0] && parse_i64(&exp_rev, expected->v) < 0) {
 		error = co_error_set(CO_EINVAL, "etcd %s: bad version \"%s\"", key, expected->v);
 		goto done;
 	}
@@ -300,36 +311,41 @@ static int cas_txn(struct etcd *e, co_kind kind, const char *id, const co_record
 
 		if ((error = lease_grant(lease, sizeof(lease), e, ttl < 1 ? 1 : ttl)) < 0)
 			goto done;
-		if (!co_etcd__plain(lease)) {
+		if (parse_i64(&lease_id, lease) < 0) {
 			error = co_error_set(CO_EUNAVAIL, "etcd %s: odd lease id \"%s\"",
 					     e->describe, lease);
 			goto done;
 		}
 	}
+	memset(cmp, 0, sizeof(cmp));
+	memset(ok, 0, sizeof(ok));
+	memset(bad, 0, sizeof(bad));
+#define CMP(k, tgt, n)                                                                  \
+	(cmp[txn.n_compare].result = CO_GRPC_EQUAL, cmp[txn.n_compare].target = (tgt),  \
+	 cmp[txn.n_compare].key = (k), cmp[txn.n_compare].key_len = strlen(k),          \
+	 cmp[txn.n_compare++].number = (n))
+#define OP(list, cnt, t, k)                                                             \
+	(list[cnt].type = (t), list[cnt].key = (k), list[cnt].key_len = strlen(k), cnt++)
 
 	/* Compare: the key is as we read it, or absent (never created); the
 	 * fence's key is at its epoch; (lean) no claims key was left. */
-	co_textbuf_puts(&t, "{\"compare\":[");
 	if (expected->v[0])
-		co_etcd__txt_equal(&t, key, "MOD", "mod_revision", expected->v);
+		CMP(key, CO_GRPC_CMP_MOD, exp_rev);
 	else
-		co_etcd__txt_equal(&t, key, "CREATE", "create_revision", "0");
-	if (fenced) {
-		snprintf(epoch, sizeof(epoch), "%lld", (long long)fepoch);
-		co_textbuf_puts(&t, ",");
-		co_etcd__txt_equal(&t, fkey, "MOD", "mod_revision", epoch);
-	}
-	if (lean) {
-		co_textbuf_puts(&t, ",");
-		co_etcd__txt_equal(&t, ckey, "CREATE", "create_revision", "0");
-	}
+		CMP(key, CO_GRPC_CMP_CREATE, 0);
+	if (fenced)
+		CMP(fkey, CO_GRPC_CMP_MOD, fepoch);
+	if (lean)
+		CMP(ckey, CO_GRPC_CMP_CREATE, 0);
 
 	/* Success: the record, and the claims key following it. */
-	co_textbuf_puts(&t, "],\"success\":[");
-	if (r)
-		co_etcd__txt_op(&t, "request_put", key, val, NULL);
-	else
-		co_etcd__txt_op(&t, "request_delete_range", key, NULL, NULL);
+	if (r) {
+		ok[txn.n_success].value = val;
+		ok[txn.n_success].value_len = strlen(val);
+		OP(ok, txn.n_success, CO_GRPC_OP_PUT, key);
+	} else {
+		OP(ok, txn.n_success, CO_GRPC_OP_DELETE, key);
+	}
 	if (kind == CO_KIND_TASK) {
 		/*
 		 * Read the claims key before replacing it: its old lease (a
@@ -337,36 +353,30 @@ static int cas_txn(struct etcd *e, co_kind kind, const char *id, const co_record
 		 * after the txn, rather than lingering until its TTL.  Ops in a
 		 * txn run in order, so this range sees the state before.
 		 */
-		if (!lean) {
-			co_textbuf_puts(&t, ",");
-			co_etcd__txt_op(&t, "request_range", ckey, NULL, NULL);
-		}
+		if (!lean)
+			OP(ok, txn.n_success, CO_GRPC_OP_RANGE, ckey);
 		if (with_lease) {
-			co_textbuf_puts(&t, ",");
-			co_etcd__txt_op(&t, "request_put", ckey, r->owner, lease);
+			ok[txn.n_success].value = r->owner;
+			ok[txn.n_success].value_len = strlen(r->owner);
+			ok[txn.n_success].lease = lease_id;
+			OP(ok, txn.n_success, CO_GRPC_OP_PUT, ckey);
 		} else if (!lean) {
-			co_textbuf_puts(&t, ",");
-			co_etcd__txt_op(&t, "request_delete_range", ckey, NULL, NULL);
+			OP(ok, txn.n_success, CO_GRPC_OP_DELETE, ckey);
 		}
 	}
 
 	/* Failure: read the key back, for co_etcd__applied_before() and for the
 	 * caller to decide again from (cas_read) without another read; and the
 	 * fence's key: which of the compares failed. */
-	co_textbuf_puts(&t, "],\"failure\":[");
-	co_etcd__txt_op(&t, "request_range", key, NULL, NULL);
+	OP(bad, txn.n_failure, CO_GRPC_OP_RANGE, key);
 	if (fenced) {
-		co_textbuf_puts(&t, ",{\"request_range\":{");
-		co_textbuf_b64_field(&t, "key", fkey, strlen(fkey));
-		co_textbuf_puts(&t, ",\"keys_only\":true}}");
+		bad[txn.n_failure].keys_only = 1;
+		OP(bad, txn.n_failure, CO_GRPC_OP_RANGE, fkey);
 	}
-	co_textbuf_puts(&t, "]}");
-	if ((body = co_textbuf_take(&t)) == NULL) {
-		error = co_etcd__oom();
-		goto done;
-	}
+#undef CMP
+#undef OP
 
-	if ((error = co_etcd__call_body(&resp, e, "/v3/kv/txn", body)) < 0) {
+	if ((error = co_etcd__txn_call(&resp, e, &txn)) < 0) {
 		/*
 		 * Without an answer the txn may have been applied with the
 		 * lease attached: keep the lease, it runs out by itself.
@@ -431,8 +441,6 @@ done:
 		co_etcd__lease_revoke(e, lease);
 		co_error_set(saved, "%s", msg);
 	}
-	co_textbuf_clear(&t);
-	free(body);
 	cJSON_Delete(resp);
 	free(key);
 	free(ckey);
@@ -497,6 +505,7 @@ static void etcd_free(void *impl)
 	if (e == NULL)
 		return;
 	co_etcd__cache_free(e->cache); /* its thread uses the pool */
+	co_etcd__h2_free(e->h2);
 	for (i = 0; i < e->n_pool; i++)
 		curl_easy_cleanup(e->pool[i]);
 	for (i = 0; i < e->n_endpoints; i++)
@@ -641,7 +650,8 @@ int co_etcd_store_open(co_store **out, const co_etcd_opts *opts)
 	 * for a few keys (page_limit). */
 	e->grpc_first_page = opts->scan_page > 0 ? opts->scan_page : GRPC_PAGE_MAX;
 	e->watch_idle_ms = opts->watch_idle_ms > 0 ? opts->watch_idle_ms : 2000;
-	if ((error = cache_open(e, opts->cache_entries)) < 0) {
+	if ((error = co_etcd__h2_new(&e->h2, e)) < 0 ||
+	    (error = cache_open(e, opts->cache_entries)) < 0) {
 		etcd_free(e);
 		return error;
 	}
@@ -711,6 +721,13 @@ uint64_t co_etcd_store_round_trips(co_store *s)
 	struct etcd *e = co_store__impl(s, &etcd_backend);
 
 	return e ? atomic_load(&e->round_trips) : 0;
+}
+
+uint64_t co_etcd_store_grpc_txns(co_store *s)
+{
+	struct etcd *e = co_etcd__from_store(s);
+
+	return e ? atomic_load(&e->grpc_txns) : 0;
 }
 
 uint64_t co_etcd_store_grpc_pages(co_store *s)

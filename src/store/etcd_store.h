@@ -83,8 +83,13 @@ int co_etcd_store_list_at(co_record_list *out, int64_t *revision, co_store *s,
  */
 uint64_t co_etcd_store_grpc_pages(co_store *s);
 
+/* How many txns this store sent as gRPC KV.Txn on a kept HTTP/2
+ * connection and etcd answered (the rest took the gateway).  0 when `s`
+ * is not an etcd store. */
+uint64_t co_etcd_store_grpc_txns(co_store *s);
+
 /*
- * Gateway requests this store has sent (every endpoint tried counts, a
+ * Requests this store has sent, gateway and gRPC (every endpoint tried counts, a
  * watch's stream and its probes do not): round trips, for tests and
  * benchmarks.  0 when `s` is not an etcd store.
  */

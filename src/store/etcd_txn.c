@@ -1,10 +1,13 @@
 /*
- * etcd_txn.c - what the answer of a store's compare-and-swap txn says
- * (etcd_store.c builds and sends it): whether a failed compare found the
- * key as the txn would have left it (an earlier copy applied), what the
- * failure branch read back to decide again from, and whether the fence on
- * the fleet's flags epoch (co_store_fence) is the compare that failed; and
- * the pieces its request is written from as text.
+ * etcd_txn.c - a store's compare-and-swap txn sent, and what its answer
+ * says (etcd_store.c builds it as a co_grpc_txn).  It goes as KV.Txn over
+ * a kept HTTP/2 connection (etcd_h2.c) where the endpoints speak it, else
+ * as JSON to the gateway; either way the answer comes back in the
+ * gateway's JSON shape, which the readers here take apart: whether a
+ * failed compare found the key as the txn would have left it (an earlier
+ * copy applied), what the failure branch read back to decide again from,
+ * and whether the fence on the fleet's flags epoch (co_store_fence) is the
+ * compare that failed.
  */
 #include "etcd_private.h"
 #include "store_backend.h"
@@ -14,6 +17,8 @@
 #include "../core/record.h"
 
 #include <cjson/cJSON.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -137,50 +142,264 @@ int co_etcd__fence_moved(const cJSON *resp, struct etcd *e, const char *key,
 			    e->describe, key, (long long)now, (long long)epoch);
 }
 
-/* ---- the txn written as text (cas_txn in etcd_store.c) ---- */
+/* ---- the txn sent: over gRPC on a kept connection, or as text ---- */
 
-/* A compare of key's `target` ("MOD", "CREATE") field against value. */
-void co_etcd__txt_equal(co_textbuf *t, const char *key, const char *target,
-			const char *field, const char *value)
+static const char *const result_names[] = {"EQUAL", "GREATER", "LESS", "NOT_EQUAL"};
+static const char *const target_names[] = {"VERSION", "CREATE", "MOD", "VALUE", "LEASE"};
+static const char *const target_fields[] = {"version", "create_revision", "mod_revision",
+					    "value", "lease"};
+static const char *const op_names[] = {"", "request_range", "request_put",
+				       "request_delete_range"};
+static const char *const resp_names[] = {"", "response_range", "response_put",
+					 "response_delete_range"};
+
+static void txt_i64(co_textbuf *t, const char *name, int64_t v)
 {
-	co_textbuf_puts(t, "{");
-	co_textbuf_b64_field(t, "key", key, strlen(key));
-	co_textbuf_puts(t, ",\"result\":\"EQUAL\",\"target\":\"");
-	co_textbuf_puts(t, target);
-	co_textbuf_puts(t, "\",\"");
-	co_textbuf_puts(t, field);
+	char n[24];
+
+	snprintf(n, sizeof(n), "%lld", (long long)v);
+	co_textbuf_puts(t, ",\"");
+	co_textbuf_puts(t, name);
 	co_textbuf_puts(t, "\":\"");
-	co_textbuf_puts(t, value);
-	co_textbuf_puts(t, "\"}");
+	co_textbuf_puts(t, n);
+	co_textbuf_puts(t, "\"");
 }
 
-/* {"<op>":{"key":<b64 key>[,"value":<b64 value>][,"lease":"<lease>"]}} */
-void co_etcd__txt_op(co_textbuf *t, const char *op, const char *key, const char *value,
-		     const char *lease)
+static void txt_ops(co_textbuf *t, const co_grpc_op *ops, size_t n)
 {
-	co_textbuf_puts(t, "{\"");
-	co_textbuf_puts(t, op);
-	co_textbuf_puts(t, "\":{");
-	co_textbuf_b64_field(t, "key", key, strlen(key));
-	if (value) {
-		co_textbuf_puts(t, ",");
-		co_textbuf_b64_field(t, "value", value, strlen(value));
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		co_textbuf_puts(t, i ? ",{\"" : "{\"");
+		co_textbuf_puts(t, op_names[ops[i].type]);
+		co_textbuf_puts(t, "\":{");
+		co_textbuf_b64_field(t, "key", ops[i].key, ops[i].key_len);
+		if (ops[i].type == CO_GRPC_OP_PUT) {
+			co_textbuf_puts(t, ",");
+			co_textbuf_b64_field(t, "value", ops[i].value, ops[i].value_len);
+			if (ops[i].lease)
+				txt_i64(t, "lease", ops[i].lease);
+		}
+		if (ops[i].type == CO_GRPC_OP_RANGE && ops[i].keys_only)
+			co_textbuf_puts(t, ",\"keys_only\":true");
+		co_textbuf_puts(t, "}}");
 	}
-	if (lease) {
-		co_textbuf_puts(t, ",\"lease\":\"");
-		co_textbuf_puts(t, lease);
+}
+
+/* The gateway's JSON of txn (an allocation failure is remembered in t). */
+static void txn_text(co_textbuf *t, const co_grpc_txn *txn)
+{
+	size_t i;
+
+	co_textbuf_puts(t, "{\"compare\":[");
+	for (i = 0; i < txn->n_compare; i++) {
+		const co_grpc_compare *c = &txn->compare[i];
+
+		co_textbuf_puts(t, i ? ",{" : "{");
+		co_textbuf_b64_field(t, "key", c->key, c->key_len);
+		co_textbuf_puts(t, ",\"result\":\"");
+		co_textbuf_puts(t, result_names[c->result]);
+		co_textbuf_puts(t, "\",\"target\":\"");
+		co_textbuf_puts(t, target_names[c->target]);
 		co_textbuf_puts(t, "\"");
+		if (c->target == CO_GRPC_CMP_VALUE) {
+			co_textbuf_puts(t, ",");
+			co_textbuf_b64_field(t, "value", c->value, c->value_len);
+		} else {
+			txt_i64(t, target_fields[c->target], c->number);
+		}
+		co_textbuf_puts(t, "}");
 	}
-	co_textbuf_puts(t, "}}");
+	co_textbuf_puts(t, "],\"success\":[");
+	txt_ops(t, txn->success, txn->n_success);
+	co_textbuf_puts(t, "],\"failure\":[");
+	txt_ops(t, txn->failure, txn->n_failure);
+	co_textbuf_puts(t, "]}");
 }
 
-/* A version or lease we put in a request unescaped: digits (etcd's) or
- * other plain ASCII letters and digits, nothing JSON would need escaped. */
-int co_etcd__plain(const char *s)
+/* The gateway's form of a kv into `kvs`.  -1 on OOM. */
+static int kv_json(cJSON *kvs, const co_grpc_kv *kv)
 {
-	for (; *s; s++)
-		if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'z') ||
-		      (*s >= 'A' && *s <= 'Z')))
-			return 0;
-	return 1;
+	cJSON *o = cJSON_CreateObject();
+
+	if (o == NULL || !cJSON_AddItemToArray(kvs, o) ||
+	    co_etcd__json_add_b64(o, "key", kv->key, kv->key_len) < 0 ||
+	    co_etcd__json_add_b64(o, "value", kv->value, kv->value_len) < 0 ||
+	    co_etcd__json_add_i64(o, "mod_revision", kv->mod_revision) < 0 ||
+	    (kv->lease && co_etcd__json_add_i64(o, "lease", kv->lease) < 0))
+		return -1;
+	return 0;
+}
+
+struct answer {
+	cJSON *responses; /* the branch's, in order */
+	size_t n;
+};
+
+static int answer_kv(void *ctx, const co_grpc_kv *kv)
+{
+	struct answer *a = ctx;
+	cJSON *range = cJSON_GetArrayItem(a->responses, (int)kv->response);
+	cJSON *rr = cJSON_GetObjectItemCaseSensitive(range, "response_range");
+	cJSON *kvs = cJSON_GetObjectItemCaseSensitive(rr, "kvs");
+
+	if (kv->response >= a->n || rr == NULL)
+		return co_error_set(CO_EINVAL, "etcd gRPC: a kv in TxnResponse's "
+					       "response %zu, which is no range",
+				    kv->response);
+	if (kvs == NULL && (kvs = cJSON_AddArrayToObject(rr, "kvs")) == NULL)
+		return co_etcd__oom();
+	return kv_json(kvs, kv) < 0 ? co_etcd__oom() : 0;
+}
+
+/*
+ * A TxnResponse (frame included) as the gateway would have written it:
+ * header.revision, succeeded (only when true), and one response per op of
+ * the branch that ran, ranges with their kvs.
+ */
+static int answer_json(cJSON **out, const co_grpc_txn *txn, const co_grpc_buf *raw)
+{
+	struct answer a = {NULL, 0};
+	co_grpc_txn_info info;
+	const co_grpc_op *ops;
+	cJSON *j = cJSON_CreateObject(), *hdr;
+	size_t i, len;
+	int error;
+
+	*out = NULL;
+	if (raw->len < 5 || raw->p[0] != 0)
+		return co_error_set(CO_EINVAL, "etcd gRPC: a TxnResponse %s",
+				    raw->len < 5 ? "with no message" : "compressed");
+	len = (size_t)raw->p[1] << 24 | (size_t)raw->p[2] << 16 | (size_t)raw->p[3] << 8 |
+	      raw->p[4];
+	if (len != raw->len - 5)
+		return co_error_set(CO_EINVAL, "etcd gRPC: a TxnResponse of %zu bytes "
+					       "framed as %zu",
+				    raw->len - 5, len);
+	if (j == NULL || (a.responses = cJSON_AddArrayToObject(j, "responses")) == NULL)
+		goto nomem;
+	/* The branch is known only once decoded: ranges are laid out for
+	 * both, and the decoding tells which one ran. */
+	if ((error = co_grpc_txn_decode(raw->p + 5, len, &info, NULL, NULL)) < 0)
+		goto fail;
+	ops = info.succeeded ? txn->success : txn->failure;
+	a.n = info.succeeded ? txn->n_success : txn->n_failure;
+	if (info.responses != a.n) {
+		error = co_error_set(CO_EINVAL, "etcd gRPC: a TxnResponse of %zu "
+						"responses to %zu ops",
+				     info.responses, a.n);
+		goto fail;
+	}
+	for (i = 0; i < a.n; i++) {
+		cJSON *r = cJSON_CreateObject();
+
+		if (r == NULL || !cJSON_AddItemToArray(a.responses, r) ||
+		    cJSON_AddObjectToObject(r, resp_names[ops[i].type]) == NULL)
+			goto nomem;
+	}
+	if ((error = co_grpc_txn_decode(raw->p + 5, len, &info, answer_kv, &a)) < 0)
+		goto fail;
+	if ((hdr = cJSON_AddObjectToObject(j, "header")) == NULL ||
+	    co_etcd__json_add_i64(hdr, "revision", info.revision) < 0 ||
+	    (info.succeeded && !cJSON_AddTrueToObject(j, "succeeded")))
+		goto nomem;
+	*out = j;
+	return 0;
+nomem:
+	error = co_etcd__oom();
+fail:
+	cJSON_Delete(j);
+	return error;
+}
+
+static int grpc_wanted(const struct etcd *e)
+{
+	const char *v = getenv("CUTOVER_ETCD_GRPC");
+
+	return e->h2 && !(v && strcmp(v, "0") == 0) && !atomic_load(&e->no_grpc);
+}
+
+/*
+ * KV.Txn over a kept connection: *out in the gateway's shape, or
+ * CO_ETCD_H2_NOT_GRPC when the endpoint does not speak it.
+ */
+static int txn_grpc(cJSON **out, struct etcd *e, const co_grpc_txn *txn)
+{
+	co_grpc_buf req = {0}, raw = {0};
+	co_grpc_reply reply;
+	char *token = NULL;
+	int error, attempt;
+
+	if ((error = co_grpc_txn_encode(&req, txn)) < 0)
+		return error;
+	memset(&reply, 0, sizeof(reply));
+	reply.raw = &raw;
+	for (attempt = 0; attempt < 2; attempt++) {
+		free(token);
+		token = NULL;
+		if ((error = co_etcd__token_get(&token, e)) < 0 ||
+		    (error = co_etcd__h2_post(&reply, e, "Txn", token, &req)) != 0)
+			goto done;
+		if (reply.grpc_status == 0) {
+			atomic_fetch_add(&e->grpc_txns, 1);
+			error = answer_json(out, txn, &raw);
+			goto done;
+		}
+		if (reply.grpc_status < 0) {
+			/* An HTTP/2 server, not etcd's gRPC: the gateway. */
+			error = CO_ETCD_H2_NOT_GRPC;
+			goto done;
+		}
+		if (e->user && attempt == 0 &&
+		    co_etcd__is_auth_error(reply.grpc_status, reply.grpc_message)) {
+			co_etcd__token_drop(e, token);
+			continue;
+		}
+		break;
+	}
+	{
+		cJSON *j = cJSON_CreateObject();
+		size_t ep;
+
+		if (j == NULL || !cJSON_AddNumberToObject(j, "code", reply.grpc_status) ||
+		    !cJSON_AddStringToObject(j, "message", reply.grpc_message)) {
+			cJSON_Delete(j);
+			error = co_etcd__oom();
+			goto done;
+		}
+		pthread_mutex_lock(&e->lock);
+		ep = e->current;
+		pthread_mutex_unlock(&e->lock);
+		error = co_etcd__gateway_error(e, ep, reply.http, j,
+					       "/etcdserverpb.KV/Txn");
+		cJSON_Delete(j);
+	}
+done:
+	free(token);
+	free(req.p);
+	free(raw.p);
+	return error;
+}
+
+int co_etcd__txn_call(cJSON **out, struct etcd *e, const co_grpc_txn *txn)
+{
+	co_textbuf t = CO_TEXTBUF_INIT;
+	char *body;
+	int error;
+
+	*out = NULL;
+	if (grpc_wanted(e)) {
+		if ((error = txn_grpc(out, e, txn)) != CO_ETCD_H2_NOT_GRPC)
+			return error;
+		atomic_store(&e->no_grpc, 1);
+	}
+	txn_text(&t, txn);
+	if ((body = co_textbuf_take(&t)) == NULL) {
+		co_textbuf_clear(&t);
+		return co_etcd__oom();
+	}
+	error = co_etcd__call_body(out, e, "/v3/kv/txn", body);
+	co_textbuf_clear(&t);
+	free(body);
+	return error;
 }

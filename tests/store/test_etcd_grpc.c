@@ -247,8 +247,8 @@ static void txn_round_trips_through_a_real_etcd(void **state)
 	static const char key[] = "/g/T-1", val[] = "{\"v\":1}";
 	const co_grpc_compare cmp = {CO_GRPC_EQUAL, CO_GRPC_CMP_CREATE, key, sizeof(key) - 1,
 				     0, NULL, 0};
-	const co_grpc_op put = {CO_GRPC_OP_PUT, key, sizeof(key) - 1, val, sizeof(val) - 1, 0};
-	const co_grpc_op get = {CO_GRPC_OP_RANGE, key, sizeof(key) - 1, NULL, 0, 0};
+	const co_grpc_op put = {CO_GRPC_OP_PUT, key, sizeof(key) - 1, val, sizeof(val) - 1, 0, 0};
+	const co_grpc_op get = {CO_GRPC_OP_RANGE, key, sizeof(key) - 1, NULL, 0, 0, 0};
 	const co_grpc_txn t = {&cmp, 1, &put, &get, 1, 1};
 	co_grpc_buf req = {0};
 	co_test_etcd e;
@@ -410,12 +410,12 @@ static void txn_request_reads_back_with_etcds_schema(void **state)
 	    {CO_GRPC_NOT_EQUAL, CO_GRPC_CMP_VALUE, k, sizeof(k) - 1, 0, "", 0},
 	    {CO_GRPC_GREATER, CO_GRPC_CMP_LEASE, ck, sizeof(ck) - 1, 7, NULL, 0},
 	    {CO_GRPC_LESS, CO_GRPC_CMP_VERSION, k, sizeof(k) - 1, (int64_t)1 << 40, NULL, 0}};
-	const co_grpc_op ok[3] = {{CO_GRPC_OP_PUT, k, sizeof(k) - 1, v, sizeof(v) - 1, 0},
-				  {CO_GRPC_OP_PUT, ck, sizeof(ck) - 1, "x", 1, 0x694d71ddLL},
-				  {CO_GRPC_OP_DELETE, ck, sizeof(ck) - 1, NULL, 0, 0}};
-	const co_grpc_op ko[1] = {{CO_GRPC_OP_RANGE, k, sizeof(k) - 1, NULL, 0, 0}};
+	const co_grpc_op ok[3] = {{CO_GRPC_OP_PUT, k, sizeof(k) - 1, v, sizeof(v) - 1, 0, 0},
+				  {CO_GRPC_OP_PUT, ck, sizeof(ck) - 1, "x", 1, 0x694d71ddLL, 0},
+				  {CO_GRPC_OP_DELETE, ck, sizeof(ck) - 1, NULL, 0, 0, 0}};
+	const co_grpc_op ko[1] = {{CO_GRPC_OP_RANGE, k, sizeof(k) - 1, NULL, 0, 0, 1}};
 	co_grpc_txn t = {cmp, 5, ok, ko, 3, 1};
-	co_grpc_op bad = {9, k, 1, NULL, 0, 0};
+	co_grpc_op bad = {9, k, 1, NULL, 0, 0, 0};
 	co_grpc_compare odd = {CO_GRPC_EQUAL, 9, k, 1, 0, NULL, 0};
 	Etcdserverpb__TxnRequest *m;
 	Etcdserverpb__Compare *c;
@@ -473,6 +473,7 @@ static void txn_request_reads_back_with_etcds_schema(void **state)
 			 ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_RANGE);
 	assert_memory_equal(m->failure[0]->request_range->key.data, k, sizeof(k) - 1);
 	assert_int_equal(m->failure[0]->request_range->limit, 0);
+	assert_true(m->failure[0]->request_range->keys_only);
 	etcdserverpb__txn_request__free_unpacked(m, NULL);
 	free(b.p);
 
