@@ -1,7 +1,8 @@
 /*
  * etcd_batch.c - many keys in one round trip: the reads and the
- * compare-and-swaps of an outbox drain's batch, each one etcd txn, with
- * the claims keys' leases shared per expiry second (etcd_private.h).
+ * compare-and-swaps of an outbox drain's batch, each one etcd txn (sent
+ * by co_etcd__txn_call: gRPC where the endpoints speak it), with the
+ * claims keys' leases shared per expiry second (etcd_private.h).
  */
 #include "etcd_private.h"
 
@@ -11,6 +12,7 @@
 #include <cjson/cJSON.h>
 #include <openssl/rand.h>
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,8 +25,10 @@
 int co_etcd__get_many(void *impl, co_store__read *rd, size_t n)
 {
 	struct etcd *e = impl;
-	cJSON *req = cJSON_CreateObject(), *resp = NULL, *ops, *op, *rs;
+	cJSON *resp = NULL, *rs;
 	char **keys = calloc(n ? n : 1, sizeof(*keys));
+	co_grpc_op *ops = calloc(n ? n : 1, sizeof(*ops));
+	co_grpc_txn txn = {NULL, 0, ops, NULL, n, 0};
 	size_t i;
 	int error = 0;
 
@@ -33,8 +37,7 @@ int co_etcd__get_many(void *impl, co_store__read *rd, size_t n)
 				     TXN_OPS_MAX);
 		goto done;
 	}
-	if (req == NULL || keys == NULL ||
-	    (ops = cJSON_AddArrayToObject(req, "success")) == NULL) {
+	if (keys == NULL || ops == NULL) {
 		error = co_etcd__oom();
 		goto done;
 	}
@@ -42,14 +45,15 @@ int co_etcd__get_many(void *impl, co_store__read *rd, size_t n)
 	 * one revision, in one round trip. */
 	for (i = 0; i < n; i++) {
 		if ((keys[i] = co_etcd__key_for(e, co_kind_dir(rd[i].kind), rd[i].id)) ==
-			NULL ||
-		    (op = co_etcd__txn_op(ops, "request_range")) == NULL ||
-		    co_etcd__json_add_b64(op, "key", keys[i], strlen(keys[i])) < 0) {
+		    NULL) {
 			error = co_etcd__oom();
 			goto done;
 		}
+		ops[i].type = CO_GRPC_OP_RANGE;
+		ops[i].key = keys[i];
+		ops[i].key_len = strlen(keys[i]);
 	}
-	if ((error = co_etcd__call(&resp, e, "/v3/kv/txn", req)) < 0)
+	if ((error = co_etcd__txn_call(&resp, e, &txn)) < 0)
 		goto done;
 	rs = cJSON_GetObjectItemCaseSensitive(resp, "responses");
 	if (!cJSON_IsArray(rs) || (size_t)cJSON_GetArraySize(rs) != n) {
@@ -91,7 +95,7 @@ done:
 	for (i = 0; keys && i < n; i++)
 		free(keys[i]);
 	free(keys);
-	cJSON_Delete(req);
+	free(ops);
 	cJSON_Delete(resp);
 	return error;
 }
@@ -173,15 +177,48 @@ static int grant_leases(struct etcd *e, const co_store__write *w, size_t n,
  * not looked up and revoked: the put or delete detaches the key from it,
  * so it holds nothing and runs out at its TTL.
  */
+/* What a cas_many txn's description holds: per write its key, claims
+ * key, value and lease, which the txn's compares and ops point into. */
+struct many {
+	co_grpc_compare *cmp;
+	co_grpc_op *ops;
+	char **keys, **ckeys, **vals;
+	int64_t *lease_ids;
+};
+
+static void many_free(struct many *m, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		if (m->keys)
+			free(m->keys[i]);
+		if (m->ckeys)
+			free(m->ckeys[i]);
+		if (m->vals)
+			free(m->vals[i]);
+	}
+	free(m->cmp);
+	free(m->ops);
+	free(m->keys);
+	free(m->ckeys);
+	free(m->vals);
+	free(m->lease_ids);
+}
+
 int co_etcd__cas_many(void *impl, const co_store__write *w, size_t n, const char *why)
 {
 	struct etcd *e = impl;
-	cJSON *req = cJSON_CreateObject(), *resp = NULL, *cmp, *ops, *c, *op;
+	cJSON *resp = NULL;
 	char(*lease)[32] = calloc(n ? n : 1, sizeof(*lease));
-	size_t i, nops = 0;
+	struct many m;
+	co_grpc_txn txn;
+	size_t i, nops = 0, k = n ? n : 1;
 	int error = 0;
 
 	(void)why;
+	memset(&m, 0, sizeof(m));
+	memset(&txn, 0, sizeof(txn));
 	for (i = 0; i < n; i++)
 		nops += w[i].r->kind == CO_KIND_TASK ? 2 : 1;
 	if (n > TXN_OPS_MAX || nops > TXN_OPS_MAX) {
@@ -190,54 +227,72 @@ int co_etcd__cas_many(void *impl, const co_store__write *w, size_t n, const char
 				 nops, TXN_OPS_MAX);
 		goto done;
 	}
-	if (req == NULL || lease == NULL ||
-	    (cmp = cJSON_AddArrayToObject(req, "compare")) == NULL ||
-	    (ops = cJSON_AddArrayToObject(req, "success")) == NULL) {
+	if (lease == NULL || (m.cmp = calloc(k, sizeof(*m.cmp))) == NULL ||
+	    (m.ops = calloc(nops ? nops : 1, sizeof(*m.ops))) == NULL ||
+	    (m.keys = calloc(k, sizeof(*m.keys))) == NULL ||
+	    (m.ckeys = calloc(k, sizeof(*m.ckeys))) == NULL ||
+	    (m.vals = calloc(k, sizeof(*m.vals))) == NULL ||
+	    (m.lease_ids = calloc(k, sizeof(*m.lease_ids))) == NULL) {
 		error = co_etcd__oom();
 		goto done;
 	}
 	if ((error = grant_leases(e, w, n, lease)) < 0)
 		goto done;
-	for (i = 0; i < n && error == 0; i++) {
+	txn.compare = m.cmp;
+	txn.success = m.ops;
+	for (i = 0; i < n; i++) {
 		const co_record *r = w[i].r;
-		char *key = co_etcd__key_for(e, co_kind_dir(r->kind), r->id);
-		char *ckey =
-		    r->kind == CO_KIND_TASK ? co_etcd__key_for(e, "claims", r->id) : NULL;
-		char *val = co_record_to_json(r, 0);
-		int ok = key && val && (r->kind != CO_KIND_TASK || ckey);
+		co_grpc_compare *c = &m.cmp[txn.n_compare++];
+		co_grpc_op *op;
 
-		ok =
-		    ok && (c = cJSON_CreateObject()) != NULL &&
-		    cJSON_AddItemToArray(cmp, c) &&
-		    co_etcd__json_add_b64(c, "key", key, strlen(key)) == 0 &&
-		    cJSON_AddStringToObject(c, "result", "EQUAL") &&
-		    (w[i].expected.v[0]
-			 ? cJSON_AddStringToObject(c, "target", "MOD") &&
-			       cJSON_AddStringToObject(c, "mod_revision", w[i].expected.v)
-			 : cJSON_AddStringToObject(c, "target", "CREATE") &&
-			       cJSON_AddStringToObject(c, "create_revision", "0"));
-		ok = ok && (op = co_etcd__txn_op(ops, "request_put")) != NULL &&
-		     co_etcd__json_add_b64(op, "key", key, strlen(key)) == 0 &&
-		     co_etcd__json_add_b64(op, "value", val, strlen(val)) == 0;
-		if (ok && ckey && lease[i][0])
-			ok = (op = co_etcd__txn_op(ops, "request_put")) != NULL &&
-			     co_etcd__json_add_b64(op, "key", ckey, strlen(ckey)) == 0 &&
-			     co_etcd__json_add_b64(op, "value", r->owner,
-						   strlen(r->owner)) == 0 &&
-			     cJSON_AddStringToObject(op, "lease", lease[i]);
-		else if (ok && ckey)
-			ok =
-			    (op = co_etcd__txn_op(ops, "request_delete_range")) != NULL &&
-			    co_etcd__json_add_b64(op, "key", ckey, strlen(ckey)) == 0;
-		if (!ok)
+		m.keys[i] = co_etcd__key_for(e, co_kind_dir(r->kind), r->id);
+		m.ckeys[i] = r->kind == CO_KIND_TASK ? co_etcd__key_for(e, "claims", r->id)
+						     : NULL;
+		m.vals[i] = co_record_to_json(r, 0);
+		if (m.keys[i] == NULL || m.vals[i] == NULL ||
+		    (r->kind == CO_KIND_TASK && m.ckeys[i] == NULL)) {
 			error = co_etcd__oom();
-		free(key);
-		free(ckey);
-		free(val);
+			goto done;
+		}
+		if (lease[i][0] && co_etcd__parse_i64(&m.lease_ids[i], lease[i]) < 0) {
+			error = co_error_set(CO_EUNAVAIL, "etcd %s: odd lease id \"%s\"",
+					     e->describe, lease[i]);
+			goto done;
+		}
+		c->result = CO_GRPC_EQUAL;
+		c->key = m.keys[i];
+		c->key_len = strlen(m.keys[i]);
+		if (w[i].expected.v[0]) {
+			c->target = CO_GRPC_CMP_MOD;
+			if (co_etcd__parse_i64(&c->number, w[i].expected.v) < 0) {
+				error = co_error_set(CO_EINVAL, "etcd %s: bad version \"%s\"",
+						     m.keys[i], w[i].expected.v);
+				goto done;
+			}
+		} else {
+			c->target = CO_GRPC_CMP_CREATE;
+		}
+		op = &m.ops[txn.n_success++];
+		op->type = CO_GRPC_OP_PUT;
+		op->key = m.keys[i];
+		op->key_len = strlen(m.keys[i]);
+		op->value = m.vals[i];
+		op->value_len = strlen(m.vals[i]);
+		if (m.ckeys[i] == NULL)
+			continue;
+		op = &m.ops[txn.n_success++];
+		op->key = m.ckeys[i];
+		op->key_len = strlen(m.ckeys[i]);
+		if (lease[i][0]) {
+			op->type = CO_GRPC_OP_PUT;
+			op->value = r->owner;
+			op->value_len = strlen(r->owner);
+			op->lease = m.lease_ids[i];
+		} else {
+			op->type = CO_GRPC_OP_DELETE;
+		}
 	}
-	if (error < 0)
-		goto done;
-	if ((error = co_etcd__call(&resp, e, "/v3/kv/txn", req)) < 0) {
+	if ((error = co_etcd__txn_call(&resp, e, &txn)) < 0) {
 		/* Without an answer the txn may have been applied with the
 		 * leases attached: keep them, they run out by themselves. */
 		if (error == CO_EUNAVAIL)
@@ -267,7 +322,7 @@ done:
 		}
 	}
 	free(lease);
-	cJSON_Delete(req);
+	many_free(&m, n);
 	cJSON_Delete(resp);
 	return error;
 }

@@ -111,6 +111,15 @@ int64_t co_etcd__json_i64(const cJSON *obj, const char *name)
 	return 0;
 }
 
+int co_etcd__parse_i64(int64_t *out, const char *s)
+{
+	char *end;
+
+	errno = 0;
+	*out = strtoll(s, &end, 10);
+	return s[0] >= '0' && s[0] <= '9' && *end == '\0' && errno == 0 ? 0 : -1;
+}
+
 int co_etcd__json_true(const cJSON *obj, const char *name)
 {
 	return cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(obj, name));

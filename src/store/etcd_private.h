@@ -121,6 +121,10 @@ int64_t co_etcd__json_i64(const cJSON *obj, const char *name);
 
 int co_etcd__json_true(const cJSON *obj, const char *name);
 
+/* A revision or lease ID as etcd writes it: digits that fit an int64.
+ * 0, or -1 for anything else. */
+int co_etcd__parse_i64(int64_t *out, const char *s);
+
 /* Add a base64 field for the len bytes at data.  0 / -1 on OOM. */
 int co_etcd__json_add_b64(cJSON *obj, const char *name, const char *data, size_t len);
 
@@ -189,8 +193,6 @@ int co_etcd__get(co_record **out, co_version *ver, void *impl, co_kind kind,
 
 /* Best effort: a lease nobody uses would expire on its own anyway. */
 void co_etcd__lease_revoke(struct etcd *e, const char *id);
-
-cJSON *co_etcd__txn_op(cJSON *ops, const char *type);
 
 /* Whether writing r puts <prefix>claims/<id> under a lease (co_etcd__cas). */
 int co_etcd__wants_lease(const co_record *r);

@@ -208,20 +208,6 @@ void co_etcd__lease_revoke(struct etcd *e, const char *id)
 	co_error_clear();
 }
 
-cJSON *co_etcd__txn_op(cJSON *ops, const char *type)
-{
-	cJSON *op = cJSON_CreateObject(), *inner;
-
-	if (op == NULL)
-		return NULL;
-	if ((inner = cJSON_AddObjectToObject(op, type)) == NULL ||
-	    !cJSON_AddItemToArray(ops, op)) {
-		cJSON_Delete(op);
-		return NULL;
-	}
-	return inner;
-}
-
 /* Whether writing r puts <prefix>claims/<id> under a lease (co_etcd__cas). */
 int co_etcd__wants_lease(const co_record *r)
 {
@@ -264,16 +250,6 @@ int co_etcd__cas(void *impl, co_kind kind, const char *id, const co_record *r,
  * compares that it is absent; CLAIMS_KEY_FOUND when only that compare
  * failed, for the caller to send the full txn.
  */
-/* A revision or lease ID as etcd wrote it: digits that fit an int64. */
-static int parse_i64(int64_t *out, const char *s)
-{
-	char *end;
-
-	errno = 0;
-	*out = strtoll(s, &end, 10);
-	return s[0] >= '0' && s[0] <= '9' && *end == '\0' && errno == 0 ? 0 : -1;
-}
-
 /*
  * The txn of one write, described once (co_grpc_txn) and sent over gRPC
  * or as the gateway's JSON by co_etcd__txn_call(): a cJSON tree of it was
@@ -302,7 +278,7 @@ static int cas_txn(struct etcd *e, co_kind kind, const char *id, const co_record
 		error = co_etcd__oom();
 		goto done;
 	}
-	if (expected->v[0] && parse_i64(&exp_rev, expected->v) < 0) {
+	if (expected->v[0] && co_etcd__parse_i64(&exp_rev, expected->v) < 0) {
 		error = co_error_set(CO_EINVAL, "etcd %s: bad version \"%s\"", key, expected->v);
 		goto done;
 	}
@@ -311,7 +287,7 @@ static int cas_txn(struct etcd *e, co_kind kind, const char *id, const co_record
 
 		if ((error = lease_grant(lease, sizeof(lease), e, ttl < 1 ? 1 : ttl)) < 0)
 			goto done;
-		if (parse_i64(&lease_id, lease) < 0) {
+		if (co_etcd__parse_i64(&lease_id, lease) < 0) {
 			error = co_error_set(CO_EUNAVAIL, "etcd %s: odd lease id \"%s\"",
 					     e->describe, lease);
 			goto done;
