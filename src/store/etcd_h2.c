@@ -63,7 +63,14 @@ int co_etcd__h2_post(co_grpc_reply *reply, struct etcd *e, const char *method,
 #include <time.h>
 #include <unistd.h>
 
-/* What one call on a connection came to, besides 0 (a server answered). */
+/*
+ * What one call on a connection came to, besides 0 (a server answered).
+ * A connection closed or reset before the server said a byte counts as
+ * not HTTP/2 (an HTTP/1 server refusing the preface): etcd sends its
+ * SETTINGS first, before it serves any request, so no request of ours
+ * was served; the caller tries the gateway, and keeps using gRPC unless
+ * the gateway then answers.
+ */
 enum {
 	H2_LOST = 1,	/* the connection failed before the answer was whole */
 	H2_TIMEOUT = 2, /* the call's time ran out */
@@ -76,11 +83,13 @@ struct h2conn {
 	nghttp2_session *s;
 	char authority[280];
 	int settings_seen; /* the server's SETTINGS arrived: it speaks HTTP/2 */
+	int heard;	   /* any byte arrived on it */
 	int calls;	   /* calls made on it before this one */
 
 	/* the call in progress */
 	int32_t stream;
 	int closed;		  /* our stream closed */
+	int reset;		  /* ... by RST_STREAM or GOAWAY, not at its end */
 	int answered;		  /* a response header of ours arrived */
 	int body_error;		  /* the reply's sink refused bytes */
 	co_grpc_reply *reply;
@@ -202,6 +211,7 @@ static int close_cb(nghttp2_session *s, int32_t stream, uint32_t code, void *ud)
 	(void)s;
 	if (stream == c->stream) {
 		c->closed = 1;
+		c->reset = code != NGHTTP2_NO_ERROR;
 		if (code != NGHTTP2_NO_ERROR && !c->why[0])
 			snprintf(c->why, sizeof(c->why), "stream reset (%s)",
 				 nghttp2_http2_strerror(code));
@@ -433,7 +443,7 @@ static int conn_call(struct h2conn *c, co_grpc_reply *reply, const char *path,
 	c->reply = reply;
 	c->req = request;
 	c->req_off = 0;
-	c->closed = c->answered = c->body_error = 0;
+	c->closed = c->reset = c->answered = c->body_error = 0;
 	c->why[0] = '\0';
 	dp.source.ptr = NULL;
 	dp.read_callback = body_read_cb;
@@ -450,7 +460,7 @@ static int conn_call(struct h2conn *c, co_grpc_reply *reply, const char *path,
 		if ((rc = nghttp2_session_send(c->s)) != 0) {
 			if (!c->why[0])
 				snprintf(c->why, sizeof(c->why), "%s", nghttp2_strerror(rc));
-			return H2_LOST;
+			return c->heard ? H2_LOST : H2_NOT_H2;
 		}
 		if (c->closed)
 			break;
@@ -477,12 +487,13 @@ static int conn_call(struct h2conn *c, co_grpc_reply *reply, const char *path,
 			if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
 				continue;
 			snprintf(c->why, sizeof(c->why), "%s", strerror(errno));
-			return H2_LOST;
+			return c->heard ? H2_LOST : H2_NOT_H2;
 		}
 		if (got == 0) {
 			snprintf(c->why, sizeof(c->why), "the server closed the connection");
-			return H2_LOST;
+			return c->heard ? H2_LOST : H2_NOT_H2;
 		}
+		c->heard = 1;
 		if ((rc = (int)nghttp2_session_mem_recv(c->s, buf, (size_t)got)) < 0) {
 			snprintf(c->why, sizeof(c->why), "%s", nghttp2_strerror(rc));
 			return c->settings_seen ? H2_LOST : H2_NOT_H2;
@@ -497,7 +508,9 @@ static int conn_call(struct h2conn *c, co_grpc_reply *reply, const char *path,
 	c->reply = NULL;
 	if (c->body_error)
 		return c->body_error;
-	if (!c->answered) {
+	/* Reset part way (a member going down): no answer, not a server
+	 * that does not speak gRPC. */
+	if (!c->answered || c->reset) {
 		if (!c->why[0])
 			snprintf(c->why, sizeof(c->why), "the stream closed unanswered");
 		return H2_LOST;

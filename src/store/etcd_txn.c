@@ -345,6 +345,12 @@ static int txn_grpc(cJSON **out, struct etcd *e, const co_grpc_txn *txn)
 			error = answer_json(out, txn, &raw);
 			goto done;
 		}
+		if (reply.grpc_status < 0 && reply.grpc_body && reply.http == 200) {
+			error = co_error_set(CO_EUNAVAIL, "etcd %s: a gRPC Txn answered "
+							  "without its status",
+					     e->describe);
+			goto done;
+		}
 		if (reply.grpc_status < 0) {
 			/* An HTTP/2 server, not etcd's gRPC: the gateway. */
 			error = CO_ETCD_H2_NOT_GRPC;
@@ -385,13 +391,13 @@ int co_etcd__txn_call(cJSON **out, struct etcd *e, const co_grpc_txn *txn)
 {
 	co_textbuf t = CO_TEXTBUF_INIT;
 	char *body;
-	int error;
+	int error, fallback = 0;
 
 	*out = NULL;
 	if (grpc_wanted(e)) {
 		if ((error = txn_grpc(out, e, txn)) != CO_ETCD_H2_NOT_GRPC)
 			return error;
-		atomic_store(&e->no_grpc, 1);
+		fallback = 1;
 	}
 	txn_text(&t, txn);
 	if ((body = co_textbuf_take(&t)) == NULL) {
@@ -399,6 +405,10 @@ int co_etcd__txn_call(cJSON **out, struct etcd *e, const co_grpc_txn *txn)
 		return co_etcd__oom();
 	}
 	error = co_etcd__call_body(out, e, "/v3/kv/txn", body);
+	/* The member that would not speak HTTP/2 answered over HTTP/1: it is
+	 * the gateway from now on (a member that was merely down is not). */
+	if (fallback && error != CO_EUNAVAIL)
+		atomic_store(&e->no_grpc, 1);
 	co_textbuf_clear(&t);
 	free(body);
 	return error;

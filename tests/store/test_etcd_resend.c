@@ -485,6 +485,35 @@ static void claim_whose_answer_was_lost_wins_once(void **state)
 	proxy_stop(&px);
 }
 
+/* An endpoint that speaks HTTP/1 alone (this proxy closes a connection
+ * that opens with HTTP/2's preface): txns take the gateway there. */
+static void txns_fall_back_to_the_gateway_where_http2_is_not_spoken(void **state)
+{
+	struct proxy px;
+	co_etcd_opts o = CO_ETCD_OPTS_INIT;
+	const char *eps[1];
+	char first[64];
+	co_store *s = NULL;
+
+	(void)state;
+	unsetenv("CUTOVER_ETCD_GRPC");
+	px.h2 = 0;
+	proxy_start(&px, etcd.endpoint);
+	snprintf(first, sizeof(first), "http://127.0.0.1:%d", px.port);
+	eps[0] = first;
+	o.endpoints = eps;
+	o.n_endpoints = 1;
+	o.prefix = "/resend-http1/";
+	o.cache_entries = -1;
+	assert_int_equal(co_etcd_store_open(&s, &o), 0);
+	new_task(s, "T3");
+	new_task(s, "T4");
+	assert_int_equal(co_etcd_store_grpc_txns(s), 0);
+	assert_true(atomic_load(&px.forwarded) >= 2);
+	co_store_free(s);
+	proxy_stop(&px);
+}
+
 static int setup(void **state)
 {
 	(void)state;
@@ -508,6 +537,7 @@ int main(void)
 	    cmocka_unit_test_prestate(
 		release_whose_answer_was_lost_is_not_reported_as_a_conflict, &grpc),
 	    cmocka_unit_test_prestate(claim_whose_answer_was_lost_wins_once, &grpc),
+	    cmocka_unit_test(txns_fall_back_to_the_gateway_where_http2_is_not_spoken),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
