@@ -2,9 +2,11 @@
  * etcd_batch.c - many keys in one round trip: the reads and the
  * compare-and-swaps of an outbox drain's batch, each one etcd txn (sent
  * by co_etcd__txn_call: gRPC where the endpoints speak it), with the
- * claims keys' leases shared per expiry second (etcd_private.h).
+ * claims keys' leases shared per expiry second (etcd_private.h); and a
+ * backfill's batches of puts (co_etcd_store_put_batch, etcd_store.h).
  */
 #include "etcd_private.h"
+#include "etcd_store.h"
 
 #include "../core/error.h"
 #include "../core/record.h"
@@ -322,6 +324,88 @@ done:
 		}
 	}
 	free(lease);
+	many_free(&m, n);
+	cJSON_Delete(resp);
+	return error;
+}
+
+/* ---- a backfill's batch of puts (migrate/etcd_batch.c) ---- */
+
+int co_etcd_store_put_batch(co_store *s, const co_record *const *recs,
+			    const char *const *vers, const int *drop_claim, size_t n)
+{
+	struct etcd *e = co_etcd__from_store(s);
+	cJSON *resp = NULL;
+	struct many m;
+	co_grpc_txn txn;
+	size_t i, nops = n, k = n ? n : 1;
+	int error = 0;
+
+	if (e == NULL)
+		return co_error_set(CO_EINVAL, "not an etcd store");
+	if (n == 0)
+		return 0;
+	for (i = 0; drop_claim && i < n; i++)
+		nops += drop_claim[i] != 0;
+	if (nops > TXN_OPS_MAX)
+		return co_error_set(CO_EINVAL, "etcd batch of %zu operations (at most %d)",
+				    nops, TXN_OPS_MAX);
+	memset(&m, 0, sizeof(m));
+	memset(&txn, 0, sizeof(txn));
+	if ((m.cmp = calloc(k, sizeof(*m.cmp))) == NULL ||
+	    (m.ops = calloc(nops, sizeof(*m.ops))) == NULL ||
+	    (m.keys = calloc(k, sizeof(*m.keys))) == NULL ||
+	    (m.ckeys = calloc(k, sizeof(*m.ckeys))) == NULL ||
+	    (m.vals = calloc(k, sizeof(*m.vals))) == NULL) {
+		error = co_etcd__oom();
+		goto done;
+	}
+	txn.compare = m.cmp;
+	txn.success = m.ops;
+	/* Compare: each key absent when read is still absent; each present
+	 * one still has the mod_revision read.  Success: the puts, and the
+	 * claims key of a replaced claim dropped. */
+	for (i = 0; i < n; i++) {
+		co_grpc_compare *c = &m.cmp[txn.n_compare++];
+		co_grpc_op *op;
+
+		m.keys[i] = co_etcd__key_for(e, co_kind_dir(recs[i]->kind), recs[i]->id);
+		m.vals[i] = co_record_to_json(recs[i], 0);
+		if (drop_claim && drop_claim[i])
+			m.ckeys[i] = co_etcd__key_for(e, "claims", recs[i]->id);
+		if (m.keys[i] == NULL || m.vals[i] == NULL ||
+		    (drop_claim && drop_claim[i] && m.ckeys[i] == NULL)) {
+			error = co_etcd__oom();
+			goto done;
+		}
+		c->result = CO_GRPC_EQUAL;
+		c->key = m.keys[i];
+		c->key_len = strlen(m.keys[i]);
+		c->target = vers[i][0] ? CO_GRPC_CMP_MOD : CO_GRPC_CMP_CREATE;
+		if (vers[i][0] && co_etcd__parse_i64(&c->number, vers[i]) < 0) {
+			error = co_error_set(CO_EINVAL, "etcd batch: bad mod_revision \"%s\"",
+					     vers[i]);
+			goto done;
+		}
+		op = &m.ops[txn.n_success++];
+		op->type = CO_GRPC_OP_PUT;
+		op->key = m.keys[i];
+		op->key_len = strlen(m.keys[i]);
+		op->value = m.vals[i];
+		op->value_len = strlen(m.vals[i]);
+		if (m.ckeys[i] == NULL)
+			continue;
+		op = &m.ops[txn.n_success++];
+		op->type = CO_GRPC_OP_DELETE;
+		op->key = m.ckeys[i];
+		op->key_len = strlen(m.ckeys[i]);
+	}
+	if ((error = co_etcd__txn_call(&resp, e, &txn)) < 0)
+		goto done;
+	/* A failed txn has no "succeeded" field at all (defaults are omitted). */
+	if (!co_etcd__json_true(resp, "succeeded"))
+		error = co_error_set(CO_ERETRY, "etcd: a key of the batch changed meanwhile");
+done:
 	many_free(&m, n);
 	cJSON_Delete(resp);
 	return error;

@@ -83,6 +83,19 @@ int co_etcd_store_list_at(co_record_list *out, int64_t *revision, co_store *s,
  */
 uint64_t co_etcd_store_grpc_pages(co_store *s);
 
+/*
+ * A backfill's batch (migrate/etcd_batch.c): one txn of n puts of recs,
+ * each compared to the mod_revision read before (vers[i]; "" = absent
+ * then, still absent), with <prefix>claims/<id> deleted where
+ * drop_claim[i] (drop_claim may be NULL).  No leases: a claim with a TTL
+ * goes through co_store_put_if_newer().  Sent as gRPC where the endpoints
+ * speak it.  0; CO_ERETRY when a compare failed (nothing written);
+ * CO_EINVAL for more than etcd's 128 operations, a bad revision, or a
+ * store that is not etcd's; the store's transport errors.
+ */
+int co_etcd_store_put_batch(co_store *s, const co_record *const *recs,
+			    const char *const *vers, const int *drop_claim, size_t n);
+
 /* How many txns this store sent as gRPC KV.Txn on a kept HTTP/2
  * connection and etcd answered (the rest took the gateway).  0 when `s`
  * is not an etcd store. */
