@@ -58,6 +58,7 @@ int co_etcd__h2_post(co_grpc_reply *reply, struct etcd *e, const char *method,
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -65,11 +66,12 @@ int co_etcd__h2_post(co_grpc_reply *reply, struct etcd *e, const char *method,
 
 /*
  * What one call on a connection came to, besides 0 (a server answered).
- * A connection closed or reset before the server said a byte counts as
- * not HTTP/2 (an HTTP/1 server refusing the preface): etcd sends its
- * SETTINGS first, before it serves any request, so no request of ours
- * was served; the caller tries the gateway, and keeps using gRPC unless
- * the gateway then answers.
+ * A connection that fails before the server's SETTINGS arrived counts as
+ * not HTTP/2: an HTTP/1 server answering the preface ("HTTP/1.1 400") or
+ * closing on it.  etcd sends its SETTINGS first, before it serves any
+ * request, so no request of ours was served there.  An answer in HTTP/1
+ * says so for good; a close or a reset might also be a member going down,
+ * so the caller tries the other members, then the gateway for this call.
  */
 enum {
 	H2_LOST = 1,	/* the connection failed before the answer was whole */
@@ -84,6 +86,7 @@ struct h2conn {
 	char authority[280];
 	int settings_seen; /* the server's SETTINGS arrived: it speaks HTTP/2 */
 	int heard;	   /* any byte arrived on it */
+	int http1;	   /* its first bytes were an HTTP/1 answer */
 	int calls;	   /* calls made on it before this one */
 
 	/* the call in progress */
@@ -413,6 +416,12 @@ static int conn_alive(struct h2conn *c)
 	return nghttp2_session_want_read(c->s) || nghttp2_session_want_write(c->s);
 }
 
+/* A connection-level failure: lost, or not HTTP/2 if no SETTINGS came. */
+static int failed(const struct h2conn *c)
+{
+	return c->settings_seen ? H2_LOST : H2_NOT_H2;
+}
+
 /* One call on c, answered or not by `deadline`. */
 static int conn_call(struct h2conn *c, co_grpc_reply *reply, const char *path,
 		     const char *token, const co_grpc_buf *request, int64_t deadline)
@@ -460,13 +469,15 @@ static int conn_call(struct h2conn *c, co_grpc_reply *reply, const char *path,
 		if ((rc = nghttp2_session_send(c->s)) != 0) {
 			if (!c->why[0])
 				snprintf(c->why, sizeof(c->why), "%s", nghttp2_strerror(rc));
-			return c->heard ? H2_LOST : H2_NOT_H2;
+			return failed(c);
 		}
 		if (c->closed)
 			break;
 		if (!nghttp2_session_want_read(c->s) && !nghttp2_session_want_write(c->s)) {
-			snprintf(c->why, sizeof(c->why), "the connection was closed (GOAWAY)");
-			return H2_LOST;
+			if (!c->why[0])
+				snprintf(c->why, sizeof(c->why),
+					 "the connection was closed (GOAWAY)");
+			return failed(c);
 		}
 		if ((left = deadline - now_ms()) <= 0)
 			return H2_TIMEOUT;
@@ -487,21 +498,21 @@ static int conn_call(struct h2conn *c, co_grpc_reply *reply, const char *path,
 			if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
 				continue;
 			snprintf(c->why, sizeof(c->why), "%s", strerror(errno));
-			return c->heard ? H2_LOST : H2_NOT_H2;
+			return failed(c);
 		}
 		if (got == 0) {
 			snprintf(c->why, sizeof(c->why), "the server closed the connection");
-			return c->heard ? H2_LOST : H2_NOT_H2;
+			return failed(c);
+		}
+		if (!c->heard && got >= 5 && memcmp(buf, "HTTP/", 5) == 0) {
+			c->http1 = 1;
+			snprintf(c->why, sizeof(c->why), "the answer is HTTP/1, not HTTP/2");
+			return H2_NOT_H2;
 		}
 		c->heard = 1;
 		if ((rc = (int)nghttp2_session_mem_recv(c->s, buf, (size_t)got)) < 0) {
 			snprintf(c->why, sizeof(c->why), "%s", nghttp2_strerror(rc));
-			return c->settings_seen ? H2_LOST : H2_NOT_H2;
-		}
-		if (!c->settings_seen && !c->closed &&
-		    !nghttp2_session_want_read(c->s)) {
-			snprintf(c->why, sizeof(c->why), "the answer is not HTTP/2");
-			return H2_NOT_H2;
+			return failed(c);
 		}
 	}
 	nghttp2_session_send(c->s); /* window updates, acks: best effort */
@@ -600,12 +611,15 @@ static void note(char *why, size_t len, const char *endpoint, const char *what)
 /*
  * POST request to <endpoint>/etcdserverpb.KV/<method> on the endpoints,
  * starting with the one that answered last, moving on when one cannot be
- * reached, times out or answers UNAVAILABLE (no leader) while others are
- * left.  A call on a kept connection that dies before any answer is tried
- * once more on a new one.  0 when a server answered (reply filled in);
- * CO_ETCD_H2_NOT_GRPC when an endpoint does not speak HTTP/2 (use the
- * gateway); CO_EUNAVAIL naming each endpoint tried; CO_ENOMEM; what the
- * reply's sink returned.
+ * reached, times out, answers UNAVAILABLE (no leader) or fails before it
+ * said it speaks HTTP/2, while others are left.  A call on a kept
+ * connection that dies before any answer is tried once more on a new one.
+ * The caller's bound (co_store_call_timeout) covers every endpoint tried,
+ * connecting included.  0 when a server answered (reply filled in);
+ * CO_ETCD_H2_NOT_GRPC when an endpoint answered in HTTP/1 (e->no_grpc is
+ * set: the gateway from now on) or when none answered and one of them
+ * failed before its SETTINGS (the gateway, for this call); CO_EUNAVAIL
+ * naming each endpoint tried; CO_ENOMEM; what the reply's sink returned.
  */
 int co_etcd__h2_post(co_grpc_reply *reply, struct etcd *e, const char *method,
 		     const char *token, const co_grpc_buf *request)
@@ -615,7 +629,7 @@ int co_etcd__h2_post(co_grpc_reply *reply, struct etcd *e, const char *method,
 	int64_t start = now_ms(), limit = e->request_timeout_ms;
 	int bound = co_store__call_timeout();
 	size_t first, k;
-	int retried = 0;
+	int retried = 0, not_h2 = 0;
 
 	if (p == NULL)
 		return CO_ETCD_H2_NOT_GRPC;
@@ -627,7 +641,10 @@ int co_etcd__h2_post(co_grpc_reply *reply, struct etcd *e, const char *method,
 	pthread_mutex_unlock(&e->lock);
 	for (k = 0; k < e->n_endpoints; k++) {
 		size_t i = (first + k) % e->n_endpoints;
-		int64_t left = bound > 0 ? limit - (now_ms() - start) : limit;
+		/* With a bound, one deadline for the whole call; without, each
+		 * endpoint gets the request timeout, connecting included. */
+		int64_t deadline = bound > 0 ? start + limit : now_ms() + limit;
+		int64_t left = deadline - now_ms();
 		struct h2conn *c;
 		char what[320];
 		int rc, reused;
@@ -652,8 +669,10 @@ int co_etcd__h2_post(co_grpc_reply *reply, struct etcd *e, const char *method,
 				       what, sizeof(what));
 			if (rc < 0)
 				return rc;
-			if (rc == H2_NOT_H2)
+			if (rc == H2_NOT_H2) {
+				atomic_store(&e->no_grpc, 1);
 				return CO_ETCD_H2_NOT_GRPC;
+			}
 			if (rc == H2_LOST) {
 				note(why, sizeof(why), e->endpoints[i], what);
 				continue;
@@ -661,7 +680,7 @@ int co_etcd__h2_post(co_grpc_reply *reply, struct etcd *e, const char *method,
 		}
 		reused = c->calls++ > 0;
 		co_etcd__round_trip(e);
-		rc = conn_call(c, reply, path, token, request, now_ms() + left);
+		rc = conn_call(c, reply, path, token, request, deadline);
 		if (rc == 0) {
 			pool_put(p, c);
 			/* No leader on this member: another one may have one. */
@@ -678,11 +697,14 @@ int co_etcd__h2_post(co_grpc_reply *reply, struct etcd *e, const char *method,
 		}
 		snprintf(what, sizeof(what), "%s",
 			 rc == H2_TIMEOUT ? "timed out" : c->why[0] ? c->why : "failed");
+		if (rc == H2_NOT_H2 && c->http1) {
+			conn_free(c);
+			atomic_store(&e->no_grpc, 1);
+			return CO_ETCD_H2_NOT_GRPC;
+		}
 		conn_free(c);
 		if (rc < 0)
 			return rc;
-		if (rc == H2_NOT_H2)
-			return CO_ETCD_H2_NOT_GRPC;
 		if (rc == H2_LOST && reused && !retried) {
 			/* The member closed a kept connection as the call went out:
 			 * the same member, on a new one. */
@@ -690,6 +712,8 @@ int co_etcd__h2_post(co_grpc_reply *reply, struct etcd *e, const char *method,
 			k--;
 			continue;
 		}
+		if (rc == H2_NOT_H2)
+			not_h2 = 1;
 		if (rc == H2_TIMEOUT) {
 			snprintf(what, sizeof(what), "timed out after %lld ms",
 				 (long long)(now_ms() - start));
@@ -704,6 +728,8 @@ int co_etcd__h2_post(co_grpc_reply *reply, struct etcd *e, const char *method,
 		}
 		note(why, sizeof(why), e->endpoints[i], what);
 	}
+	if (not_h2)
+		return CO_ETCD_H2_NOT_GRPC;
 	return co_error_set(CO_EUNAVAIL, "etcd %s after %lld ms (gRPC %s)", why,
 			    (long long)(now_ms() - start), method);
 }

@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /*
  * 1 if a txn whose compare failed finds the key already as it would have
@@ -312,6 +313,14 @@ fail:
 	return error;
 }
 
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 static int grpc_wanted(const struct etcd *e)
 {
 	const char *v = getenv("CUTOVER_ETCD_GRPC");
@@ -337,12 +346,27 @@ static int txn_grpc(cJSON **out, struct etcd *e, const co_grpc_txn *txn)
 	for (attempt = 0; attempt < 2; attempt++) {
 		free(token);
 		token = NULL;
-		if ((error = co_etcd__token_get(&token, e)) < 0 ||
-		    (error = co_etcd__h2_post(&reply, e, "Txn", token, &req)) != 0)
+		if ((error = co_etcd__token_get(&token, e)) < 0)
 			goto done;
+		if ((error = co_etcd__h2_post(&reply, e, "Txn", token, &req)) != 0) {
+			/* Out of memory while the answer came in: the request
+			 * went out, its outcome is unknown. */
+			if (error == CO_ENOMEM)
+				error = co_error_set(CO_EUNAVAIL,
+						     "etcd %s: the answer to a txn could not "
+						     "be read (%s); it may have been applied",
+						     e->describe, co_error_last());
+			goto done;
+		}
 		if (reply.grpc_status == 0) {
 			atomic_fetch_add(&e->grpc_txns, 1);
-			error = answer_json(out, txn, &raw);
+			/* The txn ran: an answer that cannot be read leaves its
+			 * outcome unknown, as a lost answer does. */
+			if ((error = answer_json(out, txn, &raw)) < 0)
+				error = co_error_set(CO_EUNAVAIL,
+						     "etcd %s: the answer to a txn could not "
+						     "be read (%s); it may have been applied",
+						     e->describe, co_error_last());
 			goto done;
 		}
 		if (reply.grpc_status < 0 && reply.grpc_body && reply.http == 200) {
@@ -391,24 +415,31 @@ int co_etcd__txn_call(cJSON **out, struct etcd *e, const co_grpc_txn *txn)
 {
 	co_textbuf t = CO_TEXTBUF_INIT;
 	char *body;
-	int error, fallback = 0;
+	int64_t start = now_ms();
+	int error, bound = 0, prev = 0;
 
 	*out = NULL;
 	if (grpc_wanted(e)) {
 		if ((error = txn_grpc(out, e, txn)) != CO_ETCD_H2_NOT_GRPC)
 			return error;
-		fallback = 1;
+		/* The gateway, within what is left of the caller's bound. */
+		if ((bound = co_store__call_timeout()) > 0) {
+			int64_t left = bound - (now_ms() - start);
+
+			if (left <= 0)
+				return co_error_set(CO_EUNAVAIL, "etcd %s: no time left within "
+								 "%d ms for the gateway",
+						    e->describe, bound);
+			prev = co_store_call_timeout((int)left);
+		}
 	}
 	txn_text(&t, txn);
-	if ((body = co_textbuf_take(&t)) == NULL) {
-		co_textbuf_clear(&t);
-		return co_etcd__oom();
-	}
-	error = co_etcd__call_body(out, e, "/v3/kv/txn", body);
-	/* The member that would not speak HTTP/2 answered over HTTP/1: it is
-	 * the gateway from now on (a member that was merely down is not). */
-	if (fallback && error != CO_EUNAVAIL)
-		atomic_store(&e->no_grpc, 1);
+	if ((body = co_textbuf_take(&t)) == NULL)
+		error = co_etcd__oom();
+	else
+		error = co_etcd__call_body(out, e, "/v3/kv/txn", body);
+	if (bound > 0)
+		co_store_call_timeout(prev);
 	co_textbuf_clear(&t);
 	free(body);
 	return error;

@@ -44,7 +44,8 @@ struct proxy {
 	int fd, port;
 	const char *upstream;
 	int h2; /* a byte pump that reads HTTP/2 frames (gRPC), not HTTP/1 */
-	atomic_int stop, armed, dropped, forwarded;
+	int silent; /* HTTP/1: close on HTTP/2's preface rather than answer 400 */
+	atomic_int stop, armed, dropped, forwarded, prefaces;
 	pthread_t thread;
 	pthread_t pumps[64]; /* h2: one per connection, joined at stop */
 	size_t n_pumps;
@@ -69,8 +70,10 @@ static size_t collect(char *p, size_t size, size_t n, void *ud)
 	return size * n;
 }
 
-/* Read one HTTP request from c: its path and body (malloc'd).  0 / -1. */
-static int read_request(int c, char *path, size_t path_len, char **body, size_t *len)
+/* Read one HTTP request from c: its path and body (malloc'd).  0 / -1;
+ * *pri set when it opened with HTTP/2's preface. */
+static int read_request(int c, char *path, size_t path_len, char **body, size_t *len,
+			int *pri)
 {
 	char buf[65536], *end, *cl;
 	size_t got = 0, want = 0, head;
@@ -87,6 +90,7 @@ static int read_request(int c, char *path, size_t path_len, char **body, size_t 
 		buf[got] = '\0';
 	}
 	head = (size_t)(end - buf) + 4;
+	*pri = strncmp(buf, "PRI * HTTP/2.0", 14) == 0;
 	if (sscanf(buf, "POST %255s", path) != 1 || strlen(path) >= path_len)
 		return -1;
 	for (cl = buf; cl < end; cl++)
@@ -115,10 +119,29 @@ static void serve_one(struct proxy *px, int c)
 	char *req = NULL;
 	size_t len = 0;
 	long http = 0;
+	int pri = 0;
 	CURL *h;
 
-	if (read_request(c, path, sizeof(path), &req, &len) < 0 ||
+	if (read_request(c, path, sizeof(path), &req, &len, &pri) < 0 ||
 	    (h = curl_easy_init()) == NULL) {
+		static const char bad[] = "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n"
+					  "Connection: close\r\n\r\n";
+
+		/* An HTTP/1 server answers HTTP/2's preface with a 400 (Go's
+		 * net/http does), or closes (silent). */
+		if (pri && (atomic_fetch_add(&px->prefaces, 1), !px->silent)) {
+			struct pollfd p = {c, POLLIN, 0};
+			char sink[4096];
+
+			if (write(c, bad, sizeof(bad) - 1) != (ssize_t)(sizeof(bad) - 1))
+				print_message("proxy: short write\n");
+			/* A lingering close, as a real server's: closing with the
+			 * rest of the request unread would reset the connection
+			 * and the client could lose the 400. */
+			shutdown(c, SHUT_WR);
+			while (poll(&p, 1, 2000) > 0 && read(c, sink, sizeof(sink)) > 0)
+				;
+		}
 		free(req);
 		return;
 	}
@@ -342,10 +365,11 @@ static void proxy_start(struct proxy *px, const char *upstream)
 {
 	struct sockaddr_in a;
 	socklen_t alen = sizeof(a);
-	int h2 = px->h2;
+	int h2 = px->h2, silent = px->silent;
 
 	memset(px, 0, sizeof(*px));
 	px->h2 = h2;
+	px->silent = silent;
 	px->upstream = upstream;
 	px->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	assert_true(px->fd >= 0);
@@ -485,33 +509,48 @@ static void claim_whose_answer_was_lost_wins_once(void **state)
 	proxy_stop(&px);
 }
 
-/* An endpoint that speaks HTTP/1 alone (this proxy closes a connection
- * that opens with HTTP/2's preface): txns take the gateway there. */
+/*
+ * An endpoint that speaks HTTP/1 alone: txns take the gateway there.  One
+ * that answers HTTP/2's preface in HTTP/1 (a 400) gets the gateway from
+ * then on; one that only closes might be a member going down, so each txn
+ * tries gRPC first again.
+ */
 static void txns_fall_back_to_the_gateway_where_http2_is_not_spoken(void **state)
 {
-	struct proxy px;
-	co_etcd_opts o = CO_ETCD_OPTS_INIT;
-	const char *eps[1];
-	char first[64];
-	co_store *s = NULL;
+	int silent;
 
 	(void)state;
 	unsetenv("CUTOVER_ETCD_GRPC");
-	px.h2 = 0;
-	proxy_start(&px, etcd.endpoint);
-	snprintf(first, sizeof(first), "http://127.0.0.1:%d", px.port);
-	eps[0] = first;
-	o.endpoints = eps;
-	o.n_endpoints = 1;
-	o.prefix = "/resend-http1/";
-	o.cache_entries = -1;
-	assert_int_equal(co_etcd_store_open(&s, &o), 0);
-	new_task(s, "T3");
-	new_task(s, "T4");
-	assert_int_equal(co_etcd_store_grpc_txns(s), 0);
-	assert_true(atomic_load(&px.forwarded) >= 2);
-	co_store_free(s);
-	proxy_stop(&px);
+	for (silent = 0; silent < 2; silent++) {
+		struct proxy px;
+		co_etcd_opts o = CO_ETCD_OPTS_INIT;
+		const char *eps[1];
+		char first[64], id[8];
+		co_store *s = NULL;
+		int k;
+
+		px.h2 = 0;
+		px.silent = silent;
+		proxy_start(&px, etcd.endpoint);
+		snprintf(first, sizeof(first), "http://127.0.0.1:%d", px.port);
+		eps[0] = first;
+		o.endpoints = eps;
+		o.n_endpoints = 1;
+		o.prefix = silent ? "/resend-http1-silent/" : "/resend-http1/";
+		o.cache_entries = -1;
+		assert_int_equal(co_etcd_store_open(&s, &o), 0);
+		for (k = 0; k < 3; k++) {
+			snprintf(id, sizeof(id), "T%d", 10 + k);
+			new_task(s, id);
+		}
+		assert_int_equal(co_etcd_store_grpc_txns(s), 0);
+#ifdef CO_HAVE_NGHTTP2
+		/* gRPC was tried: once (a 400), or before every txn (a close) */
+		assert_int_equal(atomic_load(&px.prefaces), silent ? 3 : 1);
+#endif
+		co_store_free(s);
+		proxy_stop(&px);
+	}
 }
 
 static int setup(void **state)
