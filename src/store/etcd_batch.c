@@ -208,6 +208,70 @@ static void many_free(struct many *m, size_t n)
 	free(m->lease_ids);
 }
 
+/* Room for n writes and nops operations, txn pointing into it (many_free
+ * frees it).  0 or CO_ENOMEM. */
+static int many_init(struct many *m, co_grpc_txn *txn, size_t n, size_t nops)
+{
+	size_t k = n ? n : 1;
+
+	memset(m, 0, sizeof(*m));
+	memset(txn, 0, sizeof(*txn));
+	if ((m->cmp = calloc(k, sizeof(*m->cmp))) == NULL ||
+	    (m->ops = calloc(nops ? nops : 1, sizeof(*m->ops))) == NULL ||
+	    (m->keys = calloc(k, sizeof(*m->keys))) == NULL ||
+	    (m->ckeys = calloc(k, sizeof(*m->ckeys))) == NULL ||
+	    (m->vals = calloc(k, sizeof(*m->vals))) == NULL ||
+	    (m->lease_ids = calloc(k, sizeof(*m->lease_ids))) == NULL)
+		return co_etcd__oom();
+	txn->compare = m->cmp;
+	txn->success = m->ops;
+	return 0;
+}
+
+/*
+ * Write i of a batch: r's key compared to `ver` (the mod_revision read;
+ * "": absent then, still absent), and r put.  m->keys[i] and m->vals[i]
+ * are filled.  0, CO_ENOMEM, or CO_EINVAL for a bad revision.
+ */
+static int many_put(struct many *m, co_grpc_txn *txn, struct etcd *e, size_t i,
+		    const co_record *r, const char *ver)
+{
+	co_grpc_compare *c = &m->cmp[txn->n_compare++];
+	co_grpc_op *op = &m->ops[txn->n_success++];
+
+	if ((m->keys[i] = co_etcd__key_for(e, co_kind_dir(r->kind), r->id)) == NULL ||
+	    (m->vals[i] = co_record_to_json(r, 0)) == NULL)
+		return co_etcd__oom();
+	c->result = CO_GRPC_EQUAL;
+	c->key = m->keys[i];
+	c->key_len = strlen(m->keys[i]);
+	c->target = ver[0] ? CO_GRPC_CMP_MOD : CO_GRPC_CMP_CREATE;
+	if (ver[0] && co_etcd__parse_i64(&c->number, ver) < 0)
+		return co_error_set(CO_EINVAL, "etcd %s: bad mod_revision \"%s\"", m->keys[i],
+				    ver);
+	op->type = CO_GRPC_OP_PUT;
+	op->key = m->keys[i];
+	op->key_len = strlen(m->keys[i]);
+	op->value = m->vals[i];
+	op->value_len = strlen(m->vals[i]);
+	return 0;
+}
+
+/* The claims key of write i: an op of `type` on <prefix>claims/<id>,
+ * m->ckeys[i] filled.  The op, or NULL (out of memory). */
+static co_grpc_op *many_claims_op(struct many *m, co_grpc_txn *txn, struct etcd *e,
+				  size_t i, const co_record *r, int type)
+{
+	co_grpc_op *op = &m->ops[txn->n_success++];
+
+	if ((m->ckeys[i] = co_etcd__key_for(e, "claims", r->id)) == NULL)
+		return NULL;
+	op->type = type;
+	op->key = m->ckeys[i];
+	op->key_len = strlen(m->ckeys[i]);
+	return op;
+}
+
 int co_etcd__cas_many(void *impl, const co_store__write *w, size_t n, const char *why)
 {
 	struct etcd *e = impl;
@@ -215,83 +279,49 @@ int co_etcd__cas_many(void *impl, const co_store__write *w, size_t n, const char
 	char(*lease)[32] = calloc(n ? n : 1, sizeof(*lease));
 	struct many m;
 	co_grpc_txn txn;
-	size_t i, nops = 0, k = n ? n : 1;
+	size_t i, nops = 0;
 	int error = 0;
 
 	(void)why;
-	memset(&m, 0, sizeof(m));
-	memset(&txn, 0, sizeof(txn));
 	for (i = 0; i < n; i++)
 		nops += w[i].r->kind == CO_KIND_TASK ? 2 : 1;
+	if ((error = many_init(&m, &txn, n, nops)) < 0)
+		goto done;
 	if (n > TXN_OPS_MAX || nops > TXN_OPS_MAX) {
 		error =
 		    co_error_set(CO_EINVAL, "etcd cas_many: %zu operations, at most %d",
 				 nops, TXN_OPS_MAX);
 		goto done;
 	}
-	if (lease == NULL || (m.cmp = calloc(k, sizeof(*m.cmp))) == NULL ||
-	    (m.ops = calloc(nops ? nops : 1, sizeof(*m.ops))) == NULL ||
-	    (m.keys = calloc(k, sizeof(*m.keys))) == NULL ||
-	    (m.ckeys = calloc(k, sizeof(*m.ckeys))) == NULL ||
-	    (m.vals = calloc(k, sizeof(*m.vals))) == NULL ||
-	    (m.lease_ids = calloc(k, sizeof(*m.lease_ids))) == NULL) {
+	if (lease == NULL) {
 		error = co_etcd__oom();
 		goto done;
 	}
 	if ((error = grant_leases(e, w, n, lease)) < 0)
 		goto done;
-	txn.compare = m.cmp;
-	txn.success = m.ops;
 	for (i = 0; i < n; i++) {
 		const co_record *r = w[i].r;
-		co_grpc_compare *c = &m.cmp[txn.n_compare++];
 		co_grpc_op *op;
 
-		m.keys[i] = co_etcd__key_for(e, co_kind_dir(r->kind), r->id);
-		m.ckeys[i] = r->kind == CO_KIND_TASK ? co_etcd__key_for(e, "claims", r->id)
-						     : NULL;
-		m.vals[i] = co_record_to_json(r, 0);
-		if (m.keys[i] == NULL || m.vals[i] == NULL ||
-		    (r->kind == CO_KIND_TASK && m.ckeys[i] == NULL)) {
-			error = co_etcd__oom();
-			goto done;
-		}
 		if (lease[i][0] && co_etcd__parse_i64(&m.lease_ids[i], lease[i]) < 0) {
 			error = co_error_set(CO_EUNAVAIL, "etcd %s: odd lease id \"%s\"",
 					     e->describe, lease[i]);
 			goto done;
 		}
-		c->result = CO_GRPC_EQUAL;
-		c->key = m.keys[i];
-		c->key_len = strlen(m.keys[i]);
-		if (w[i].expected.v[0]) {
-			c->target = CO_GRPC_CMP_MOD;
-			if (co_etcd__parse_i64(&c->number, w[i].expected.v) < 0) {
-				error = co_error_set(CO_EINVAL, "etcd %s: bad version \"%s\"",
-						     m.keys[i], w[i].expected.v);
-				goto done;
-			}
-		} else {
-			c->target = CO_GRPC_CMP_CREATE;
-		}
-		op = &m.ops[txn.n_success++];
-		op->type = CO_GRPC_OP_PUT;
-		op->key = m.keys[i];
-		op->key_len = strlen(m.keys[i]);
-		op->value = m.vals[i];
-		op->value_len = strlen(m.vals[i]);
-		if (m.ckeys[i] == NULL)
+		if ((error = many_put(&m, &txn, e, i, r, w[i].expected.v)) < 0)
+			goto done;
+		if (r->kind != CO_KIND_TASK)
 			continue;
-		op = &m.ops[txn.n_success++];
-		op->key = m.ckeys[i];
-		op->key_len = strlen(m.ckeys[i]);
+		if ((op = many_claims_op(&m, &txn, e, i, r,
+					 lease[i][0] ? CO_GRPC_OP_PUT : CO_GRPC_OP_DELETE)) ==
+		    NULL) {
+			error = co_etcd__oom();
+			goto done;
+		}
 		if (lease[i][0]) {
-			op->type = CO_GRPC_OP_PUT;
 			op->value = r->owner;
 			op->value_len = strlen(r->owner);
 			op->lease = m.lease_ids[i];
-		} else {
-			op->type = CO_GRPC_OP_DELETE;
 		}
 	}
 	if ((error = co_etcd__txn_call(&resp, e, &txn)) < 0) {
@@ -338,7 +368,7 @@ int co_etcd_store_put_batch(co_store *s, const co_record *const *recs,
 	cJSON *resp = NULL;
 	struct many m;
 	co_grpc_txn txn;
-	size_t i, nops = n, k = n ? n : 1;
+	size_t i, nops = n;
 	int error = 0;
 
 	if (e == NULL)
@@ -350,55 +380,19 @@ int co_etcd_store_put_batch(co_store *s, const co_record *const *recs,
 	if (nops > TXN_OPS_MAX)
 		return co_error_set(CO_EINVAL, "etcd batch of %zu operations (at most %d)",
 				    nops, TXN_OPS_MAX);
-	memset(&m, 0, sizeof(m));
-	memset(&txn, 0, sizeof(txn));
-	if ((m.cmp = calloc(k, sizeof(*m.cmp))) == NULL ||
-	    (m.ops = calloc(nops, sizeof(*m.ops))) == NULL ||
-	    (m.keys = calloc(k, sizeof(*m.keys))) == NULL ||
-	    (m.ckeys = calloc(k, sizeof(*m.ckeys))) == NULL ||
-	    (m.vals = calloc(k, sizeof(*m.vals))) == NULL) {
-		error = co_etcd__oom();
+	if ((error = many_init(&m, &txn, n, nops)) < 0)
 		goto done;
-	}
-	txn.compare = m.cmp;
-	txn.success = m.ops;
 	/* Compare: each key absent when read is still absent; each present
 	 * one still has the mod_revision read.  Success: the puts, and the
 	 * claims key of a replaced claim dropped. */
 	for (i = 0; i < n; i++) {
-		co_grpc_compare *c = &m.cmp[txn.n_compare++];
-		co_grpc_op *op;
-
-		m.keys[i] = co_etcd__key_for(e, co_kind_dir(recs[i]->kind), recs[i]->id);
-		m.vals[i] = co_record_to_json(recs[i], 0);
-		if (drop_claim && drop_claim[i])
-			m.ckeys[i] = co_etcd__key_for(e, "claims", recs[i]->id);
-		if (m.keys[i] == NULL || m.vals[i] == NULL ||
-		    (drop_claim && drop_claim[i] && m.ckeys[i] == NULL)) {
+		if ((error = many_put(&m, &txn, e, i, recs[i], vers[i])) < 0)
+			goto done;
+		if (drop_claim && drop_claim[i] &&
+		    many_claims_op(&m, &txn, e, i, recs[i], CO_GRPC_OP_DELETE) == NULL) {
 			error = co_etcd__oom();
 			goto done;
 		}
-		c->result = CO_GRPC_EQUAL;
-		c->key = m.keys[i];
-		c->key_len = strlen(m.keys[i]);
-		c->target = vers[i][0] ? CO_GRPC_CMP_MOD : CO_GRPC_CMP_CREATE;
-		if (vers[i][0] && co_etcd__parse_i64(&c->number, vers[i]) < 0) {
-			error = co_error_set(CO_EINVAL, "etcd batch: bad mod_revision \"%s\"",
-					     vers[i]);
-			goto done;
-		}
-		op = &m.ops[txn.n_success++];
-		op->type = CO_GRPC_OP_PUT;
-		op->key = m.keys[i];
-		op->key_len = strlen(m.keys[i]);
-		op->value = m.vals[i];
-		op->value_len = strlen(m.vals[i]);
-		if (m.ckeys[i] == NULL)
-			continue;
-		op = &m.ops[txn.n_success++];
-		op->type = CO_GRPC_OP_DELETE;
-		op->key = m.ckeys[i];
-		op->key_len = strlen(m.ckeys[i]);
 	}
 	if ((error = co_etcd__txn_call(&resp, e, &txn)) < 0)
 		goto done;

@@ -58,7 +58,7 @@ static int grow(co_grpc_buf *b, size_t need)
 	return 0;
 }
 
-static int put_bytes(co_grpc_buf *b, const void *p, size_t len)
+int co_grpc_buf_put(co_grpc_buf *b, const void *p, size_t len)
 {
 	int error;
 
@@ -82,7 +82,7 @@ static int put_varint(co_grpc_buf *b, uint64_t v)
 			tmp[n] |= 0x80;
 		n++;
 	} while (v);
-	return put_bytes(b, tmp, n);
+	return co_grpc_buf_put(b, tmp, n);
 }
 
 static int put_field_bytes(co_grpc_buf *b, unsigned field, const char *p, size_t len)
@@ -92,7 +92,7 @@ static int put_field_bytes(co_grpc_buf *b, unsigned field, const char *p, size_t
 	if ((error = put_varint(b, (uint64_t)field << 3 | WIRE_LEN)) < 0 ||
 	    (error = put_varint(b, len)) < 0)
 		return error;
-	return put_bytes(b, p, len);
+	return co_grpc_buf_put(b, p, len);
 }
 
 static int put_field_varint(co_grpc_buf *b, unsigned field, int64_t v)
@@ -126,7 +126,7 @@ int co_grpc_range_encode(co_grpc_buf *out, const co_grpc_range *req)
 	unsigned char frame[5] = {0};
 	int error;
 
-	if ((error = put_bytes(&b, frame, sizeof(frame))) < 0 ||
+	if ((error = co_grpc_buf_put(&b, frame, sizeof(frame))) < 0 ||
 	    (error = put_field_bytes(&b, 1, req->key, req->key_len)) < 0 ||
 	    (req->range_end_len &&
 	     (error = put_field_bytes(&b, 2, req->range_end, req->range_end_len)) < 0) ||
@@ -207,7 +207,7 @@ int co_grpc_txn_encode(co_grpc_buf *out, const co_grpc_txn *t)
 	size_t nops[2] = {t->n_success, t->n_failure}, i, k;
 	int error;
 
-	if ((error = put_bytes(&b, frame, sizeof(frame))) < 0)
+	if ((error = co_grpc_buf_put(&b, frame, sizeof(frame))) < 0)
 		goto done;
 	for (i = 0; i < t->n_compare; i++)
 		if ((error = put_compare(&msg, &t->compare[i])) < 0 ||
@@ -438,7 +438,7 @@ int co_grpc_stream_feed(co_grpc_stream *st, const unsigned char *p, size_t len)
 				   CO_EINVAL,
 				   "etcd gRPC: bytes after the response message");
 		k = len < st->msg_left ? len : st->msg_left;
-		if ((error = put_bytes(&st->pending, p, k)) < 0 ||
+		if ((error = co_grpc_buf_put(&st->pending, p, k)) < 0 ||
 		    (error = stream_drain(st)) < 0)
 			return st->error = error;
 		st->msg_left -= k;
@@ -553,7 +553,7 @@ static size_t body_cb(char *ptr, size_t size, size_t nmemb, void *ud)
 	if (!reply->grpc_body)
 		return size * nmemb; /* not a gRPC answer: the status says so */
 	if (reply->raw)
-		return put_bytes(reply->raw, ptr, size * nmemb) < 0 ? 0 : size * nmemb;
+		return co_grpc_buf_put(reply->raw, ptr, size * nmemb) < 0 ? 0 : size * nmemb;
 	if (reply->stream == NULL)
 		return size * nmemb; /* nobody wants the body */
 	if (co_grpc_stream_feed(reply->stream, (const unsigned char *)ptr, size * nmemb) <

@@ -50,6 +50,9 @@ typedef struct co_grpc_buf {
 	size_t len, cap;
 } co_grpc_buf;
 
+/* Append len bytes.  CO_ENOMEM (b unchanged). */
+int co_grpc_buf_put(co_grpc_buf *b, const void *p, size_t len);
+
 /*
  * The request as a gRPC message: the 5-byte frame header (uncompressed,
  * big-endian length) then the protobuf.  CO_ENOMEM.

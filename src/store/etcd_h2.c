@@ -109,14 +109,6 @@ struct co_etcd__h2 {
 	size_t n_idle;
 };
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* ---- nghttp2's callbacks ---- */
 
 static ssize_t send_cb(nghttp2_session *s, const uint8_t *data, size_t len, int flags,
@@ -175,22 +167,8 @@ static int data_cb(nghttp2_session *s, uint8_t flags, int32_t stream, const uint
 	if (r == NULL || stream != c->stream || !r->grpc_body || c->body_error)
 		return 0;
 	if (r->raw) {
-		unsigned char *p = r->raw->p;
-
-		if (r->raw->len + len > r->raw->cap) {
-			size_t cap = r->raw->cap ? r->raw->cap : 512;
-
-			while (cap < r->raw->len + len)
-				cap *= 2;
-			if ((p = realloc(r->raw->p, cap)) == NULL) {
-				c->body_error = co_error_set(CO_ENOMEM, "out of memory");
-				return 0;
-			}
-			r->raw->p = p;
-			r->raw->cap = cap;
-		}
-		memcpy(r->raw->p + r->raw->len, data, len);
-		r->raw->len += len;
+		if (co_grpc_buf_put(r->raw, data, len) < 0)
+			c->body_error = CO_ENOMEM;
 	} else if (r->stream && co_grpc_stream_feed(r->stream, data, len) < 0) {
 		c->body_error = r->stream->error;
 	}
@@ -296,7 +274,7 @@ static int split_endpoint(char *host, size_t hlen, char *port, size_t plen, cons
 static int dial(const char *host, const char *port, int timeout_ms, char *why, size_t wlen)
 {
 	struct addrinfo hints, *res = NULL, *a;
-	int64_t deadline = now_ms() + timeout_ms;
+	int64_t deadline = co_etcd__now_ms() + timeout_ms;
 	int fd = -1, rc, one = 1;
 
 	memset(&hints, 0, sizeof(hints));
@@ -310,7 +288,7 @@ static int dial(const char *host, const char *port, int timeout_ms, char *why, s
 		struct pollfd pfd;
 		int err = 0;
 		socklen_t elen = sizeof(err);
-		int64_t left = deadline - now_ms();
+		int64_t left = deadline - co_etcd__now_ms();
 
 		if (left <= 0) {
 			snprintf(why, wlen, "connect timed out after %d ms", timeout_ms);
@@ -479,7 +457,7 @@ static int conn_call(struct h2conn *c, co_grpc_reply *reply, const char *path,
 					 "the connection was closed (GOAWAY)");
 			return failed(c);
 		}
-		if ((left = deadline - now_ms()) <= 0)
+		if ((left = deadline - co_etcd__now_ms()) <= 0)
 			return H2_TIMEOUT;
 		pfd.fd = c->fd;
 		pfd.events = POLLIN | (nghttp2_session_want_write(c->s) ? POLLOUT : 0);
@@ -626,7 +604,7 @@ int co_etcd__h2_post(co_grpc_reply *reply, struct etcd *e, const char *method,
 {
 	struct co_etcd__h2 *p = e->h2;
 	char path[64], why[1024] = "";
-	int64_t start = now_ms(), limit = e->request_timeout_ms;
+	int64_t start = co_etcd__now_ms(), limit = e->request_timeout_ms;
 	int bound = co_store__call_timeout();
 	size_t first, k;
 	int retried = 0, not_h2 = 0;
@@ -643,8 +621,8 @@ int co_etcd__h2_post(co_grpc_reply *reply, struct etcd *e, const char *method,
 		size_t i = (first + k) % e->n_endpoints;
 		/* With a bound, one deadline for the whole call; without, each
 		 * endpoint gets the request timeout, connecting included. */
-		int64_t deadline = bound > 0 ? start + limit : now_ms() + limit;
-		int64_t left = deadline - now_ms();
+		int64_t deadline = bound > 0 ? start + limit : co_etcd__now_ms() + limit;
+		int64_t left = deadline - co_etcd__now_ms();
 		struct h2conn *c;
 		char what[320];
 		int rc, reused;
@@ -716,7 +694,7 @@ int co_etcd__h2_post(co_grpc_reply *reply, struct etcd *e, const char *method,
 			not_h2 = 1;
 		if (rc == H2_TIMEOUT) {
 			snprintf(what, sizeof(what), "timed out after %lld ms",
-				 (long long)(now_ms() - start));
+				 (long long)(co_etcd__now_ms() - start));
 			if (bound > 0 && limit == bound)
 				co_store__bound_ran_out();
 			if (e->n_endpoints > 1) {
@@ -731,7 +709,7 @@ int co_etcd__h2_post(co_grpc_reply *reply, struct etcd *e, const char *method,
 	if (not_h2)
 		return CO_ETCD_H2_NOT_GRPC;
 	return co_error_set(CO_EUNAVAIL, "etcd %s after %lld ms (gRPC %s)", why,
-			    (long long)(now_ms() - start), method);
+			    (long long)(co_etcd__now_ms() - start), method);
 }
 
 #endif /* CO_HAVE_NGHTTP2 */

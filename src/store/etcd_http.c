@@ -38,7 +38,7 @@ int co_etcd__curl_ready(void)
 	return curl_init_rc;
 }
 
-static int64_t now_ms(void)
+int64_t co_etcd__now_ms(void)
 {
 	struct timespec ts;
 
@@ -309,7 +309,7 @@ int co_etcd__post_raw(cJSON **out, long *http, size_t *endpoint, struct etcd *e,
 	struct buf resp = {0};
 	char errbuf[CURL_ERROR_SIZE], why[1024] = "", what[CURL_ERROR_SIZE + 32];
 	char one[sizeof(what) + 512];
-	int64_t start = now_ms(), limit = e->request_timeout_ms;
+	int64_t start = co_etcd__now_ms(), limit = e->request_timeout_ms;
 	int bound = co_store__call_timeout();
 	size_t first, k;
 	CURL *h = NULL;
@@ -332,7 +332,7 @@ int co_etcd__post_raw(cJSON **out, long *http, size_t *endpoint, struct etcd *e,
 		limit = bound;
 	for (k = 0; k < e->n_endpoints; k++) {
 		size_t i = (first + k) % e->n_endpoints;
-		int64_t left = bound > 0 ? limit - (now_ms() - start) : limit;
+		int64_t left = bound > 0 ? limit - (co_etcd__now_ms() - start) : limit;
 		char url[512];
 		CURLcode rc;
 
@@ -395,7 +395,7 @@ int co_etcd__post_raw(cJSON **out, long *http, size_t *endpoint, struct etcd *e,
 		strncat(why, one, sizeof(why) - strlen(why) - 1);
 	}
 	error = co_error_set(CO_EUNAVAIL, "etcd %s after %lld ms", why,
-			     (long long)(now_ms() - start));
+			     (long long)(co_etcd__now_ms() - start));
 done:
 	if (h)
 		handle_put(e, h);

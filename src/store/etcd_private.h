@@ -97,6 +97,9 @@ int co_etcd__curl_ready(void);
  * (the cache's own thread: its requests are no operation's). */
 void co_etcd__uncounted(int on);
 
+/* CLOCK_MONOTONIC in milliseconds. */
+int64_t co_etcd__now_ms(void);
+
 /* Count one request in round_trips, unless the thread is uncounted. */
 void co_etcd__round_trip(struct etcd *e);
 

@@ -232,25 +232,17 @@ static int kv_json(cJSON *kvs, const co_grpc_kv *kv)
 	return 0;
 }
 
-struct answer {
-	cJSON *responses; /* the branch's, in order */
-	size_t n;
-};
-
+/* The kvs of a TxnResponse as they are decoded, each with the index of
+ * its response ("i"), placed once the branch that ran is known. */
 static int answer_kv(void *ctx, const co_grpc_kv *kv)
 {
-	struct answer *a = ctx;
-	cJSON *range = cJSON_GetArrayItem(a->responses, (int)kv->response);
-	cJSON *rr = cJSON_GetObjectItemCaseSensitive(range, "response_range");
-	cJSON *kvs = cJSON_GetObjectItemCaseSensitive(rr, "kvs");
+	cJSON *pending = ctx;
 
-	if (kv->response >= a->n || rr == NULL)
-		return co_error_set(CO_EINVAL, "etcd gRPC: a kv in TxnResponse's "
-					       "response %zu, which is no range",
-				    kv->response);
-	if (kvs == NULL && (kvs = cJSON_AddArrayToObject(rr, "kvs")) == NULL)
+	if (kv_json(pending, kv) < 0 ||
+	    !cJSON_AddNumberToObject(cJSON_GetArrayItem(pending, cJSON_GetArraySize(pending) - 1),
+				     "i", (double)kv->response))
 		return co_etcd__oom();
-	return kv_json(kvs, kv) < 0 ? co_etcd__oom() : 0;
+	return 0;
 }
 
 /*
@@ -260,65 +252,80 @@ static int answer_kv(void *ctx, const co_grpc_kv *kv)
  */
 static int answer_json(cJSON **out, const co_grpc_txn *txn, const co_grpc_buf *raw)
 {
-	struct answer a = {NULL, 0};
 	co_grpc_txn_info info;
 	const co_grpc_op *ops;
-	cJSON *j = cJSON_CreateObject(), *hdr;
-	size_t i, len;
+	cJSON *j = cJSON_CreateObject(), *pending = cJSON_CreateArray(), *responses, *hdr, *kv;
+	size_t i, n, len;
 	int error;
 
 	*out = NULL;
-	if (raw->len < 5 || raw->p[0] != 0)
-		return co_error_set(CO_EINVAL, "etcd gRPC: a TxnResponse %s",
-				    raw->len < 5 ? "with no message" : "compressed");
-	len = (size_t)raw->p[1] << 24 | (size_t)raw->p[2] << 16 | (size_t)raw->p[3] << 8 |
-	      raw->p[4];
-	if (len != raw->len - 5)
-		return co_error_set(CO_EINVAL, "etcd gRPC: a TxnResponse of %zu bytes "
-					       "framed as %zu",
-				    raw->len - 5, len);
-	if (j == NULL || (a.responses = cJSON_AddArrayToObject(j, "responses")) == NULL)
+	if (j == NULL || pending == NULL)
 		goto nomem;
-	/* The branch is known only once decoded: ranges are laid out for
-	 * both, and the decoding tells which one ran. */
-	if ((error = co_grpc_txn_decode(raw->p + 5, len, &info, NULL, NULL)) < 0)
-		goto fail;
-	ops = info.succeeded ? txn->success : txn->failure;
-	a.n = info.succeeded ? txn->n_success : txn->n_failure;
-	if (info.responses != a.n) {
-		error = co_error_set(CO_EINVAL, "etcd gRPC: a TxnResponse of %zu "
-						"responses to %zu ops",
-				     info.responses, a.n);
+	if (raw->len < 5 || raw->p[0] != 0) {
+		error = co_error_set(CO_EINVAL, "etcd gRPC: a TxnResponse %s",
+				     raw->len < 5 ? "with no message" : "compressed");
 		goto fail;
 	}
-	for (i = 0; i < a.n; i++) {
+	len = (size_t)raw->p[1] << 24 | (size_t)raw->p[2] << 16 | (size_t)raw->p[3] << 8 |
+	      raw->p[4];
+	if (len != raw->len - 5) {
+		error = co_error_set(CO_EINVAL, "etcd gRPC: a TxnResponse of %zu bytes "
+						"framed as %zu",
+				     raw->len - 5, len);
+		goto fail;
+	}
+	if ((error = co_grpc_txn_decode(raw->p + 5, len, &info, answer_kv, pending)) < 0)
+		goto fail;
+	ops = info.succeeded ? txn->success : txn->failure;
+	n = info.succeeded ? txn->n_success : txn->n_failure;
+	if (info.responses != n) {
+		error = co_error_set(CO_EINVAL, "etcd gRPC: a TxnResponse of %zu "
+						"responses to %zu ops",
+				     info.responses, n);
+		goto fail;
+	}
+	if ((responses = cJSON_AddArrayToObject(j, "responses")) == NULL)
+		goto nomem;
+	for (i = 0; i < n; i++) {
 		cJSON *r = cJSON_CreateObject();
 
-		if (r == NULL || !cJSON_AddItemToArray(a.responses, r) ||
+		if (r == NULL || !cJSON_AddItemToArray(responses, r) ||
 		    cJSON_AddObjectToObject(r, resp_names[ops[i].type]) == NULL)
 			goto nomem;
 	}
-	if ((error = co_grpc_txn_decode(raw->p + 5, len, &info, answer_kv, &a)) < 0)
-		goto fail;
+	while ((kv = cJSON_DetachItemFromArray(pending, 0)) != NULL) {
+		size_t at = (size_t)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(kv, "i"));
+		cJSON *rr = cJSON_GetObjectItemCaseSensitive(
+		    cJSON_GetArrayItem(responses, (int)at), "response_range");
+		cJSON *kvs = cJSON_GetObjectItemCaseSensitive(rr, "kvs");
+
+		cJSON_DeleteItemFromObjectCaseSensitive(kv, "i");
+		if (at >= n || rr == NULL) {
+			cJSON_Delete(kv);
+			error = co_error_set(CO_EINVAL, "etcd gRPC: a kv in TxnResponse's "
+							"response %zu, which is no range",
+					     at);
+			goto fail;
+		}
+		if ((kvs == NULL && (kvs = cJSON_AddArrayToObject(rr, "kvs")) == NULL) ||
+		    !cJSON_AddItemToArray(kvs, kv)) {
+			cJSON_Delete(kv);
+			goto nomem;
+		}
+	}
 	if ((hdr = cJSON_AddObjectToObject(j, "header")) == NULL ||
 	    co_etcd__json_add_i64(hdr, "revision", info.revision) < 0 ||
 	    (info.succeeded && !cJSON_AddTrueToObject(j, "succeeded")))
 		goto nomem;
+	cJSON_Delete(pending);
 	*out = j;
 	return 0;
 nomem:
 	error = co_etcd__oom();
 fail:
+	cJSON_Delete(pending);
 	cJSON_Delete(j);
 	return error;
-}
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static int grpc_wanted(const struct etcd *e)
@@ -415,7 +422,7 @@ int co_etcd__txn_call(cJSON **out, struct etcd *e, const co_grpc_txn *txn)
 {
 	co_textbuf t = CO_TEXTBUF_INIT;
 	char *body;
-	int64_t start = now_ms();
+	int64_t start = co_etcd__now_ms();
 	int error, bound = 0, prev = 0;
 
 	*out = NULL;
@@ -424,7 +431,7 @@ int co_etcd__txn_call(cJSON **out, struct etcd *e, const co_grpc_txn *txn)
 			return error;
 		/* The gateway, within what is left of the caller's bound. */
 		if ((bound = co_store__call_timeout()) > 0) {
-			int64_t left = bound - (now_ms() - start);
+			int64_t left = bound - (co_etcd__now_ms() - start);
 
 			if (left <= 0)
 				return co_error_set(CO_EUNAVAIL, "etcd %s: no time left within "
