@@ -143,12 +143,18 @@ int co_git_batch_head(char *hex, co_git_batch *g)
 	return 0;
 }
 
-static int parse_blob(co_record **out, git_repository *repo, const char *path,
-		      const git_oid *id)
+/* A record's blob: straight from its loose file when `loose` can, else
+ * through libgit2 (packed, or anything git_loose.c leaves to it). */
+static int parse_blob(co_record **out, git_repository *repo, co_git_loose *loose,
+		      const char *path, const git_oid *id)
 {
 	git_blob *blob = NULL;
+	const char *data;
+	size_t len;
 	int error;
 
+	if (co_git_loose_blob(&data, &len, loose, id) == 1)
+		return co_record_from_json(out, data, len);
 	if (git_blob_lookup(&blob, repo, id) < 0)
 		return gfail(CO_EUNAVAIL, "git repo %s: read blob", path);
 	error = co_record_from_json(out, git_blob_rawcontent(blob),
@@ -191,12 +197,15 @@ done:
  * core idle.  Reader 0 is the caller on the batch's repository; the others
  * get their own, opened by the caller (a git_repository is not shared
  * between threads; the parsed tree they read names from is only read).
+ * Each reads loose blobs straight from their files (git_loose.c) and the
+ * rest through libgit2.
  */
 #define LIST_READERS 2
 #define LIST_PARALLEL_MIN 4096
 
 typedef struct list_part {
 	git_repository *repo; /* reader 0: the batch's; else its own */
+	co_git_loose *loose;  /* its own; NULL: libgit2 reads every blob */
 	const char *path;
 	co_kind kind;
 	const git_tree *sub;
@@ -218,7 +227,7 @@ static void list_slice(list_part *p)
 		const char *name = git_tree_entry_name(e);
 		size_t len = strlen(name) - 5;
 		co_record *r = NULL;
-		int error = parse_blob(&r, p->repo, p->path, git_tree_entry_id(e));
+		int error = parse_blob(&r, p->repo, p->loose, p->path, git_tree_entry_id(e));
 
 		if (error == CO_EUNAVAIL || error == CO_ENOMEM) {
 			p->error = error;
@@ -299,6 +308,9 @@ int co_git_batch_list(co_mig_set *out, size_t *bad, co_git_batch *g, co_kind kin
 				       .from = m * k / nparts,
 				       .to = m * (k + 1) / nparts,
 				       .recs = recs};
+		/* Out of memory for its buffers: libgit2 reads every blob. */
+		if (co_git_loose_open(&parts[k].loose, repo) < 0)
+			parts[k].loose = NULL;
 		if (k && pthread_create(&th[k], NULL, list_main, &parts[k]) == 0)
 			started[k] = 1;
 		else if (k)
@@ -310,6 +322,8 @@ int co_git_batch_list(co_mig_set *out, size_t *bad, co_git_batch *g, co_kind kin
 			pthread_join(th[k], NULL);
 		git_repository_free(parts[k].repo);
 	}
+	for (k = 0; k < nparts; k++)
+		co_git_loose_free(parts[k].loose);
 	for (k = 0; k < nparts; k++) {
 		if (parts[k].error && !error)
 			error = co_error_set(parts[k].error, "%s", parts[k].msg);
@@ -388,7 +402,7 @@ static int build(git_oid *commit_id, size_t *written, co_git_batch *g, const git
 				continue;
 		} else if (cur) {
 			co_record *old = NULL;
-			int rc = parse_blob(&old, g->repo, g->path, git_tree_entry_id(cur));
+			int rc = parse_blob(&old, g->repo, NULL, g->path, git_tree_entry_id(cur));
 
 			if (rc == CO_EUNAVAIL || rc == CO_ENOMEM) {
 				error = rc;

@@ -163,6 +163,31 @@ struct git_repository *co_git_batch__repo(co_git_batch *g);
 const char *co_git_batch__path(const co_git_batch *g);
 const char *co_git_batch__refname(const co_git_batch *g);
 
+/* ---- git: loose blobs read straight from their files (git_loose.c) ---- */
+
+/*
+ * One reader's zlib stream and buffers, for one thread.  Open on `repo`
+ * (read only for its objects directory; not kept): 0, or CO_ENOMEM.  Free
+ * with co_git_loose_free (NULL is fine).
+ */
+typedef struct co_git_loose co_git_loose;
+struct git_oid;
+int co_git_loose_open(co_git_loose **out, struct git_repository *repo);
+void co_git_loose_free(co_git_loose *l);
+
+/*
+ * The content of blob `id` if it is a loose object this reader can read
+ * and check (its SHA-1 is `id`): 1, with *data and *len valid until the
+ * next call on `l`.  0 when it cannot (packed, too large, not a blob,
+ * damaged; or `l` is NULL): read it through libgit2, which says what is
+ * wrong.  Never an error of its own.
+ */
+int co_git_loose_blob(const char **data, size_t *len, co_git_loose *l,
+		      const struct git_oid *id);
+
+/* Blobs read this way since the process started (tests, benches). */
+size_t co_git_loose_reads(void);
+
 /* ---- git: the commits after a given one (git_tail.c) ---- */
 
 typedef struct co_git_change {

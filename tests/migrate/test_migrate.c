@@ -445,6 +445,78 @@ static void a_large_listing_read_in_parallel_is_whole_and_in_order(void **state)
 	co_test_rmrf(work);
 }
 
+/* Every task of the head: count, and a copy of the set for comparing. */
+static size_t list_tasks(co_mig_set *out, const char *repo, int *rc)
+{
+	co_git_batch *g = NULL;
+	size_t bad = 0;
+
+	assert_int_equal(co_git_batch_open(&g, repo, "main"), 0);
+	*rc = co_git_batch_list(out, &bad, g, CO_KIND_TASK);
+	co_git_batch_free(g);
+	return bad;
+}
+
+/*
+ * The listing reads loose blobs straight from their files (git_loose.c)
+ * and everything else through libgit2: a repository whose objects are
+ * all packed lists the same records with the same blob ids, with no
+ * loose read; and a loose file whose content is another object's (it
+ * inflates and has a blob header, but its hash is not its name) is not
+ * taken as the record: libgit2 is asked, and the listing fails naming
+ * the repository rather than returning the other record.
+ */
+static void loose_and_packed_blobs_list_the_same_and_a_wrong_file_is_refused(void **state)
+{
+	fx *f = *state;
+	co_mig_set loose = {NULL, 0, 0}, packed = {NULL, 0, 0}, bad = {NULL, 0, 0};
+	char *a = NULL, *b = NULL;
+	size_t i, reads;
+	int rc;
+
+	seed_git(f->repo, 300);
+	reads = co_git_loose_reads();
+	assert_int_equal(list_tasks(&loose, f->repo, &rc), 0);
+	assert_int_equal(rc, 0);
+	assert_int_equal(loose.n, 300);
+	assert_int_equal(co_git_loose_reads() - reads, 300);
+
+	assert_int_equal(co_test_sh(NULL, NULL, "git -C %s repack -a -d -q && git -C %s prune-packed",
+				    f->repo, f->repo),
+			 0);
+	reads = co_git_loose_reads();
+	assert_int_equal(list_tasks(&packed, f->repo, &rc), 0);
+	assert_int_equal(rc, 0);
+	assert_int_equal(co_git_loose_reads(), reads);
+	assert_int_equal(packed.n, loose.n);
+	for (i = 0; i < loose.n; i++) {
+		assert_string_equal(packed.v[i].r->id, loose.v[i].r->id);
+		assert_string_equal(packed.v[i].ver, loose.v[i].ver);
+		assert_true(co_record_equal(packed.v[i].r, loose.v[i].r));
+	}
+
+	/* Loose objects again (another repo); R000001's file then holds R000002's. */
+	seed_git(f->repo2, 3);
+	assert_int_equal(
+	    co_test_sh(&a, NULL, "git -C %s rev-parse main:tasks/R000001.json", f->repo2), 0);
+	assert_int_equal(
+	    co_test_sh(&b, NULL, "git -C %s rev-parse main:tasks/R000002.json", f->repo2), 0);
+	a[40] = b[40] = '\0';
+	assert_int_equal(co_test_sh(NULL, NULL,
+				    "cd %s/objects && rm -f %.2s/%s && cp %.2s/%s %.2s/%s",
+				    f->repo2, a, a + 2, b, b + 2, a, a + 2),
+			 0);
+	list_tasks(&bad, f->repo2, &rc);
+	assert_int_equal(rc, CO_EUNAVAIL);
+	assert_non_null(strstr(co_error_last(), f->repo2));
+	assert_int_equal(bad.n, 0);
+	free(a);
+	free(b);
+	co_mig__set_clear(&loose);
+	co_mig__set_clear(&packed);
+	co_mig__set_clear(&bad);
+}
+
 static void follow_mirrors_legacy_commits_and_restart_mirrors_nothing_twice(void **state)
 {
 	fx *f = *state;
@@ -532,6 +604,9 @@ int main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(killed_run_resumes_from_checkpoint_and_ends_equal,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			loose_and_packed_blobs_list_the_same_and_a_wrong_file_is_refused, setup,
+			teardown),
 		cmocka_unit_test_setup_teardown(
 			follow_mirrors_legacy_commits_and_restart_mirrors_nothing_twice, setup,
 			teardown),
