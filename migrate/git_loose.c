@@ -14,11 +14,12 @@
  * stream of "blob <size>\0<content>", and the object's id is the SHA-1 of
  * all of it.  Here the file is read in one read(), inflated with a stream
  * kept per reader, its header checked, and its SHA-1 (co_git_blob_id,
- * libcrypto's) compared with the id asked for.  Anything else (no such file because the object
- * is packed or in an alternate, a file too large for the buffers, a header
- * that is not a blob's, a stream that does not inflate, a wrong hash) is
- * not an error here: the caller reads the object through libgit2, which
- * finds packed objects and says what is wrong with a broken one.
+ * libcrypto's) compared with the id asked for.  Anything else (no such
+ * file because the object is packed or in an alternate, a file too large
+ * for the buffers, a header that is not a blob's, a stream that does not
+ * inflate, a wrong hash) is not an error here: the caller reads the object
+ * through libgit2, which finds packed objects and says what is wrong with
+ * a broken one.
  */
 #include "migrate_internal.h"
 
@@ -40,7 +41,7 @@
 #define LOOSE_OUT_MAX (256 * 1024)
 
 struct co_git_loose {
-	char *objdir; /* ".../objects", no trailing slash */
+	char *objdir; /* ".../objects", no trailing slash; never NULL */
 	z_stream zs;
 	int zs_ready;
 	unsigned char in[LOOSE_IN_MAX];
@@ -61,26 +62,21 @@ int co_git_loose_open(co_git_loose **out, git_repository *repo)
 	size_t n;
 
 	*out = NULL;
-	if ((l = calloc(1, sizeof(*l))) == NULL ||
-	    (l->out = malloc(LOOSE_OUT_MAX)) == NULL) {
+	/* No objects directory to name: no reader, libgit2 reads them all. */
+	if (git_repository_item_path(&dir, repo, GIT_REPOSITORY_ITEM_OBJECTS) < 0) {
+		git_error_clear();
+		return 0;
+	}
+	n = strlen(dir.ptr);
+	while (n > 1 && dir.ptr[n - 1] == '/')
+		n--;
+	if ((l = calloc(1, sizeof(*l))) == NULL || (l->out = malloc(LOOSE_OUT_MAX)) == NULL ||
+	    (l->objdir = strndup(dir.ptr, n)) == NULL) {
+		git_buf_dispose(&dir);
 		co_git_loose_free(l);
 		return co_error_set(CO_ENOMEM, "out of memory");
 	}
-	/* No objects directory to name (a repository without one is read
-	 * through libgit2 only): a reader that always answers "not here". */
-	if (git_repository_item_path(&dir, repo, GIT_REPOSITORY_ITEM_OBJECTS) == 0) {
-		n = strlen(dir.ptr);
-		while (n > 1 && dir.ptr[n - 1] == '/')
-			n--;
-		l->objdir = strndup(dir.ptr, n);
-		git_buf_dispose(&dir);
-		if (l->objdir == NULL) {
-			co_git_loose_free(l);
-			return co_error_set(CO_ENOMEM, "out of memory");
-		}
-	} else {
-		git_error_clear();
-	}
+	git_buf_dispose(&dir);
 	*out = l;
 	return 0;
 }
@@ -142,7 +138,7 @@ int co_git_loose_blob(const char **data, size_t *len, co_git_loose *l,
 	size_t n, hdr, size = 0;
 	const char *p;
 
-	if (l == NULL || l->objdir == NULL || (n = inflate_file(l, id)) == 0)
+	if (l == NULL || (n = inflate_file(l, id)) == 0)
 		return 0;
 	/* "blob <decimal size>\0" */
 	if (n < 7 || memcmp(l->out, "blob ", 5) != 0)

@@ -167,8 +167,10 @@ const char *co_git_batch__refname(const co_git_batch *g);
 
 /*
  * One reader's zlib stream and buffers, for one thread.  Open on `repo`
- * (read only for its objects directory; not kept): 0, or CO_ENOMEM.  Free
- * with co_git_loose_free (NULL is fine).
+ * (read only for its objects directory; not kept): 0, with *out NULL when
+ * the repository names no objects directory (co_git_loose_blob then
+ * always answers 0), or CO_ENOMEM.  Free with co_git_loose_free (NULL is
+ * fine).
  */
 typedef struct co_git_loose co_git_loose;
 struct git_oid;
